@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Makes sure the local services the tests and the demo use are there and answering on 127.0.0.1:
+# PostgreSQL (5432), Mosquitto (1883; tests also start private brokers from the same binary) and Chromium
+# (status-page tests). Starts what is installed but stopped; as root, installs what is missing with apt;
+# otherwise stops with the exact command to run.
+set -uo pipefail
+
+answers() { # host port
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+is_root() { [ "$(id -u)" = 0 ]; }
+apt_updated=0
+apt_install() {
+    if ! is_root; then
+        echo "services: '$1' is missing. Install it with: sudo apt-get update && sudo apt-get install -y $*" >&2
+        exit 1
+    fi
+    if [ $apt_updated = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL
+if ! answers 127.0.0.1 5432; then
+    if ! ls /etc/postgresql >/dev/null 2>&1; then apt_install postgresql; fi
+    ver=$(ls /etc/postgresql | sort -V | tail -n 1)
+    if is_root; then
+        pg_ctlcluster --skip-systemctl-redirect "$ver" main start >/dev/null 2>&1 || true
+    else
+        echo "services: PostgreSQL is stopped. Start it with: sudo pg_ctlcluster --skip-systemctl-redirect $ver main start" >&2
+        exit 1
+    fi
+    for _ in $(seq 1 30); do answers 127.0.0.1 5432 && break; sleep 0.5; done
+    answers 127.0.0.1 5432 || { echo "services: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# Mosquitto
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then apt_install mosquitto; fi
+if ! answers 127.0.0.1 1883; then
+    if is_root; then
+        /usr/sbin/mosquitto -d -c /etc/mosquitto/mosquitto.conf
+    else
+        echo "services: Mosquitto is stopped. Start it with: sudo mosquitto -d -c /etc/mosquitto/mosquitto.conf" >&2
+        exit 1
+    fi
+    for _ in $(seq 1 20); do answers 127.0.0.1 1883 && break; sleep 0.25; done
+    answers 127.0.0.1 1883 || { echo "services: Mosquitto does not answer on 127.0.0.1:1883" >&2; exit 1; }
+fi
+
+# Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
+if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
+exit 0
