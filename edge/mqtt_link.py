@@ -155,9 +155,9 @@ class MqttLink:
         if was:
             st = self._state
             st.state, st.since_ms = "disconnected", _now_ms()
-            if not self._stop.is_set():
+            if not self._stop.is_set():  # a deliberate stop is not news for the uplink
                 st.last_error = f"connection lost: {reason}"
-            self._emit("on_disconnected")
+                self._emit("on_disconnected")
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self._emit("on_message", msg.topic, bytes(msg.payload))

@@ -133,3 +133,10 @@ def test_any_interleaving_keeps_one_unbroken_chain(tmp_path_factory: pytest.Temp
         assert_chain([produced[s] for s in sorted(produced)])
     finally:
         ob.close()
+
+
+def test_append_many_is_one_chain_with_single_appends(outbox: Outbox) -> None:
+    outbox.append("M", sample(0), 0, SIGNER)
+    assert outbox.append_many([("M", sample(i), 0) for i in range(1, 4)], SIGNER) == [2, 3, 4]
+    outbox.append("N", sample(4), 0, SIGNER)
+    assert_chain(chain_of(outbox))
