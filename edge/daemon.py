@@ -20,7 +20,7 @@ from edge.config import EdgeConfig
 from edge.keystore import load_or_create_seed
 from edge.meters.base import MeterReader
 from edge.mqtt_link import MqttLink
-from edge.outbox import Outbox
+from edge.outbox import Outbox, OutboxStats
 from edge.poller import Poller
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
@@ -96,9 +96,20 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         assert self.board is not None
         assert self.outbox is not None
+        self._refresh_alarms()
         return self.board.snapshot(_now_ms(), self.outbox.stats(), self.outbox.dead_letters(10))
 
     def _housekeeping_once(self) -> None:
+        stats = self._refresh_alarms()
+        board = self.board
+        assert board is not None
+        self._notifier.watchdog()
+        self._notifier.status(
+            f"{board.link.state}; outbox {stats.depth}; meters up "
+            f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
+        )
+
+    def _refresh_alarms(self) -> OutboxStats:
         board, outbox, cfg = self.board, self.outbox, self.cfg
         assert board is not None
         assert outbox is not None
@@ -140,11 +151,7 @@ class Daemon:
                     log.warning("ALARM %s", message, extra={"alarm": key})
                 else:
                     log.info("alarm cleared", extra={"alarm": key})
-        self._notifier.watchdog()
-        self._notifier.status(
-            f"{board.link.state}; outbox {stats.depth}; meters up "
-            f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
-        )
+        return stats
 
     async def _housekeeping(self) -> None:
         while True:
