@@ -150,8 +150,15 @@ def place(readings: Iterable[MeterReading], anchor: Point | None = None) -> list
     elif ordered:
         first = ordered.pop(0)
         points = [
-            Point(first.timestamp_ms, first.seq, first.record_hash, first.import_wh, first.export_wh,
-                  first.import_wh, first.export_wh)
+            Point(
+                first.timestamp_ms,
+                first.seq,
+                first.record_hash,
+                first.import_wh,
+                first.export_wh,
+                first.import_wh,
+                first.export_wh,
+            )
         ]
     else:
         return []

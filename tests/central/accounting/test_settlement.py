@@ -223,9 +223,7 @@ def test_in_order_late_and_duplicate_delivery_equals_batch(readings: list[MeterR
 
 @given(streams(replacements=False, ties=True), st.data())
 @settings(max_examples=150)
-def test_any_arrival_order_conserves_and_never_overcounts(
-    readings: list[MeterReading], data: st.DataObject
-) -> None:
+def test_any_arrival_order_conserves_and_never_overcounts(readings: list[MeterReading], data: st.DataObject) -> None:
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     arrival = readings[:]
     rng.shuffle(arrival)
