@@ -14,7 +14,9 @@ from central.accounting.settlement import Checkpoint, MeterReading, Point, Settl
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
 
 _DUE = """
-SELECT m.id AS meter_id, m.owner_id, c.*
+SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
+       c.anchor_seq, c.anchor_hash, c.anchor_raw_import, c.anchor_raw_export, c.anchor_cum_import,
+       c.anchor_cum_export, c.origin_import, c.origin_export
 FROM meters m
 JOIN devices d ON d.device_id = m.device_id AND d.status = 'verified'
 LEFT JOIN accounting_checkpoints c ON c.meter_id = m.id
