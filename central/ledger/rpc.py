@@ -35,7 +35,11 @@ from central.ledger.port import (
 
 T = TypeVar("T")
 
-_CONFIRMATION = {0: "processed", 1: "confirmed", 2: "finalized"}
+_CODES = {
+    "InvalidParamsMessage": -32602,
+    "SendTransactionPreflightFailureMessage": -32002,
+    "RpcCustomErrorFieldless": -32003,
+}
 
 
 def _rpc_error(exc: RPCException) -> dict[str, Any]:
@@ -47,7 +51,11 @@ def _rpc_error(exc: RPCException) -> dict[str, Any]:
         parsed = json.loads(arg.to_json())
     except (ValueError, TypeError):
         return {"code": 0, "message": str(arg)}
-    return parsed if isinstance(parsed, dict) else {"code": 0, "message": str(parsed)}
+    if not isinstance(parsed, dict):
+        return {"code": 0, "message": str(parsed)}
+    # solders drops the code of the error kinds it models as classes; restore it from the class.
+    parsed.setdefault("code", _CODES.get(type(arg).__name__, 0))
+    return parsed
 
 
 async def _call(aw: Awaitable[T]) -> T:
