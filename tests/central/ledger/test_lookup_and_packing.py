@@ -64,7 +64,7 @@ def test_pack_refuses_a_unit_that_cannot_fit_alone() -> None:
 
 def test_pack_respects_compute_budget_and_max_units() -> None:
     units = [_mint_unit(i, 1, 0) for i in range(10)]
-    by_cu = pack(units, payer=PAYER, blockhash=Hash.new_unique(), max_compute_units=20_000 + 15_000)
+    by_cu = pack(units, payer=PAYER, blockhash=Hash.new_unique(), max_compute_units=20_000 + 4096 + 15_000)
     assert [len(p.units) for p in by_cu] == [3, 3, 3, 1]
     by_count = pack(units, payer=PAYER, blockhash=Hash.new_unique(), max_units=4)
     assert [len(p.units) for p in by_count] == [4, 4, 2]
