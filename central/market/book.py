@@ -29,8 +29,15 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow_seeds import Asset, EscrowAddresses
-from central.market.orders import SIDE_NAMES, OrderStatus, TimeInForce, lock_amount, outcomes, parse_side, \
-    validate_order
+from central.market.orders import (
+    SIDE_NAMES,
+    OrderStatus,
+    TimeInForce,
+    lock_amount,
+    outcomes,
+    parse_side,
+    validate_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +88,17 @@ def _order(r: asyncpg.Record) -> OrderView:
 
 def _epoch(r: asyncpg.Record) -> EpochSummary:
     h = r["order_set_hash"]
-    return EpochSummary(r["start_at"], r["end_at"], r["status"], r["price"], r["volume"], r["curve_volume"],
-                        r["order_count"], r["trade_count"], bytes(h).hex() if h is not None else None)
+    return EpochSummary(
+        r["start_at"],
+        r["end_at"],
+        r["status"],
+        r["price"],
+        r["volume"],
+        r["curve_volume"],
+        r["order_count"],
+        r["trade_count"],
+        bytes(h).hex() if h is not None else None,
+    )
 
 
 async def notify(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
@@ -93,8 +109,14 @@ async def notify(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
 class MarketBook:
     """Accounts, orders and epochs. ``now`` is injectable for tests (epoch boundaries)."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: EpochClock, fee_bps: int, addresses: EscrowAddresses,
-                 now: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: EpochClock,
+        fee_bps: int,
+        addresses: EscrowAddresses,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.pool = pool
         self.clock = clock
         self.fee_bps = fee_bps
@@ -110,12 +132,14 @@ class MarketBook:
             return int(acc)
         acc = await conn.fetchval(
             "INSERT INTO market_accounts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING RETURNING account",
-            user_id)
+            user_id,
+        )
         if acc is None:  # a concurrent request created it
             return int(await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id))
         await conn.executemany(
             "INSERT INTO escrow_balances (account, asset, address) VALUES ($1, $2, $3)",
-            [(acc, a.value, str(self.addresses.escrow(acc, a))) for a in Asset])
+            [(acc, a.value, str(self.addresses.escrow(acc, a))) for a in Asset],
+        )
         return int(acc)
 
     async def account_of(self, user_id: UUID) -> int:
@@ -125,11 +149,13 @@ class MarketBook:
     # ---------------------------------------------------------------------------------------------- orders
 
     async def _ensure_epoch(self, conn: asyncpg.Connection, epoch: Epoch) -> None:
-        await conn.execute("INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                           epoch.start, epoch.end)
+        await conn.execute(
+            "INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", epoch.start, epoch.end
+        )
 
-    async def place(self, user_id: UUID, side: str, qty: int, price: int, tif: str = "epoch",
-                    expires_at: datetime | None = None) -> OrderView:
+    async def place(
+        self, user_id: UUID, side: str, qty: int, price: int, tif: str = "epoch", expires_at: datetime | None = None
+    ) -> OrderView:
         now = self.now()
         s = parse_side(side)
         try:
@@ -153,13 +179,24 @@ class MarketBook:
             ok = await conn.fetchval(
                 "UPDATE escrow_balances SET available = available - $3, locked = locked + $3, updated_at = now() "
                 "WHERE account = $1 AND asset = $2 AND available >= $3 RETURNING available",
-                acc, asset.value, lock)
+                acc,
+                asset.value,
+                lock,
+            )
             if ok is None:
                 raise InsufficientEscrowError(f"not enough available {asset.value} in escrow (need {lock})")
             row = await conn.fetchrow(
                 f"INSERT INTO orders (account, side, qty, price, tif, expires_at, epoch_start, locked) "  # noqa: S608
                 f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_ORDER_COLS}",
-                acc, SIDE_NAMES[s], qty, price, t.value, expires_at, epoch.start, lock)
+                acc,
+                SIDE_NAMES[s],
+                qty,
+                price,
+                t.value,
+                expires_at,
+                epoch.start,
+                lock,
+            )
             order = _order(row)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
             await notify(conn, {"type": "book", "epoch": epoch.start.isoformat()})
@@ -173,8 +210,9 @@ class MarketBook:
             if seen is None:
                 raise NotFoundError("no such order")
             epoch_status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1 FOR SHARE", seen)
-            row = await conn.fetchrow("SELECT status, locked, side, epoch_start FROM orders WHERE id = $1 FOR UPDATE",
-                                      order_id)
+            row = await conn.fetchrow(
+                "SELECT status, locked, side, epoch_start FROM orders WHERE id = $1 FOR UPDATE", order_id
+            )
             if row["status"] != OrderStatus.OPEN:
                 raise ConflictError(f"order is {row['status']}")
             if epoch_status != EpochStatus.OPEN or row["epoch_start"] != seen:
@@ -182,10 +220,16 @@ class MarketBook:
             asset = Asset.ENERGY if row["side"] == "sell" else Asset.QUOTE
             await conn.execute(
                 "UPDATE escrow_balances SET available = available + $3, locked = locked - $3, updated_at = now() "
-                "WHERE account = $1 AND asset = $2", acc, asset.value, row["locked"])
+                "WHERE account = $1 AND asset = $2",
+                acc,
+                asset.value,
+                row["locked"],
+            )
             updated = await conn.fetchrow(
                 f"UPDATE orders SET status = 'cancelled', locked = 0, updated_at = now() WHERE id = $1 "  # noqa: S608
-                f"RETURNING {_ORDER_COLS}", order_id)
+                f"RETURNING {_ORDER_COLS}",
+                order_id,
+            )
             order = _order(updated)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
             await notify(conn, {"type": "book", "epoch": order.epoch_start.isoformat()})
@@ -198,7 +242,11 @@ class MarketBook:
                 return []
             rows = await conn.fetch(
                 f"SELECT {_ORDER_COLS} FROM orders WHERE account = $1 AND ($2 = false OR status = 'open') "  # noqa: S608
-                "ORDER BY id DESC LIMIT $3", acc, open_only, limit)
+                "ORDER BY id DESC LIMIT $3",
+                acc,
+                open_only,
+                limit,
+            )
             return [_order(r) for r in rows]
 
     # ---------------------------------------------------------------------------------------------- public
@@ -209,12 +257,15 @@ class MarketBook:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT side, price, sum(qty - filled)::bigint AS qty, count(*) AS orders FROM orders "
-                "WHERE status = 'open' AND epoch_start = $1 GROUP BY side, price", epoch.start)
+                "WHERE status = 'open' AND epoch_start = $1 GROUP BY side, price",
+                epoch.start,
+            )
         bids = sorted(((r["price"], r["qty"], r["orders"]) for r in rows if r["side"] == "buy"), reverse=True)
         asks = sorted((r["price"], r["qty"], r["orders"]) for r in rows if r["side"] == "sell")
         level = ("price", "qty", "orders")
         return {
-            "epoch_start": epoch.start, "epoch_end": epoch.end,
+            "epoch_start": epoch.start,
+            "epoch_end": epoch.end,
             "bids": [dict(zip(level, b, strict=True)) for b in bids[:levels]],
             "asks": [dict(zip(level, a, strict=True)) for a in asks[:levels]],
         }
@@ -233,7 +284,8 @@ class MarketBook:
         """The exact order set an epoch cleared (recompute its hash with ``central.market.clearing``)."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1", start)
+                "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1", start
+            )
         cols = np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 5).T
         return OrderBook.from_arrays(order_id=cols[0], user=cols[1], side=cols[2], qty=cols[3], price=cols[4])
 
@@ -249,7 +301,9 @@ class MarketBook:
                 now = self.now()
                 start = await conn.fetchval(
                     "SELECT start_at FROM epochs WHERE status IN ('open', 'closed') AND end_at <= $1 "
-                    "ORDER BY start_at LIMIT 1", now)
+                    "ORDER BY start_at LIMIT 1",
+                    now,
+                )
                 if start is None:
                     return done
                 done.append(await self._clear_epoch(conn, self.clock.starting(start)))
@@ -264,36 +318,66 @@ class MarketBook:
             "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
             "w.address AS wallet FROM orders o JOIN market_accounts a ON a.account = o.account "
             "LEFT JOIN wallets w ON w.user_id = a.user_id "
-            "WHERE o.status = 'open' AND o.epoch_start = $1", epoch.start)
+            "WHERE o.status = 'open' AND o.epoch_start = $1",
+            epoch.start,
+        )
         live = [r for r in rows if (r["expires_at"] is None or r["expires_at"] >= epoch.end) and r["wallet"]]
         gone = [r for r in rows if not ((r["expires_at"] is None or r["expires_at"] >= epoch.end) and r["wallet"])]
         n = len(live)
         ids = np.fromiter((r["id"] for r in live), np.int64, n)
         accounts = np.fromiter((r["account"] for r in live), np.int64, n)
         sides = np.fromiter((0 if r["side"] == "buy" else 1 for r in live), np.int64, n)
-        book = OrderBook.from_arrays(order_id=ids, user=accounts, side=sides,
-                                     qty=np.fromiter((r["qty"] for r in live), np.int64, n),
-                                     price=np.fromiter((r["price"] for r in live), np.int64, n))
+        book = OrderBook.from_arrays(
+            order_id=ids,
+            user=accounts,
+            side=sides,
+            qty=np.fromiter((r["qty"] for r in live), np.int64, n),
+            price=np.fromiter((r["price"] for r in live), np.int64, n),
+        )
         result = clear(book, self.fee_bps)
         continues = np.fromiter(
-            (r["tif"] == "gtc" and (r["expires_at"] is None or r["expires_at"] >= nxt.end) for r in live), np.int64, n)
+            (r["tif"] == "gtc" and (r["expires_at"] is None or r["expires_at"] >= nxt.end) for r in live), np.int64, n
+        )
         locked_before = np.fromiter((r["locked"] for r in live), np.int64, n)
         out = outcomes(result, locked_before, continues)
 
         await conn.copy_records_to_table(
             "epoch_orders",
-            records=[(epoch.start, int(ids[i]), int(accounts[i]), int(sides[i]), int(book.qty[i]),
-                      int(book.price[i]), int(result.filled[i]), int(result.netted[i])) for i in range(n)])
+            records=[
+                (
+                    epoch.start,
+                    int(ids[i]),
+                    int(accounts[i]),
+                    int(sides[i]),
+                    int(book.qty[i]),
+                    int(book.price[i]),
+                    int(result.filled[i]),
+                    int(result.netted[i]),
+                )
+                for i in range(n)
+            ],
+        )
         # Order updates (through a temp table: one statement for any book size).
-        await conn.execute("CREATE TEMP TABLE _ord (id bigint, filled bigint, locked bigint, status text, "
-                           "epoch_start timestamptz) ON COMMIT DROP")
-        upd = [(int(ids[i]), int(out.filled_now[i]), int(out.locked_after[i]), out.status[i].value,
-                nxt.start if out.status[i] is OrderStatus.OPEN else epoch.start) for i in range(n)]
+        await conn.execute(
+            "CREATE TEMP TABLE _ord (id bigint, filled bigint, locked bigint, status text, "
+            "epoch_start timestamptz) ON COMMIT DROP"
+        )
+        upd = [
+            (
+                int(ids[i]),
+                int(out.filled_now[i]),
+                int(out.locked_after[i]),
+                out.status[i].value,
+                nxt.start if out.status[i] is OrderStatus.OPEN else epoch.start,
+            )
+            for i in range(n)
+        ]
         upd += [(r["id"], 0, 0, OrderStatus.EXPIRED.value, epoch.start) for r in gone]
         await conn.copy_records_to_table("_ord", records=upd)
         await conn.execute(
             "UPDATE orders o SET filled = o.filled + t.filled, locked = t.locked, status = t.status, "
-            "epoch_start = t.epoch_start, updated_at = now() FROM _ord t WHERE o.id = t.id")
+            "epoch_start = t.epoch_start, updated_at = now() FROM _ord t WHERE o.id = t.id"
+        )
         # Escrow: releases go back to available (what is owed stays locked until settlement).
         release: dict[tuple[int, str], int] = {}
         for i in range(n):
@@ -307,27 +391,72 @@ class MarketBook:
         await lock_balances(conn, "_rel")
         await conn.execute(
             "UPDATE escrow_balances b SET available = b.available + r.amount, locked = b.locked - r.amount, "
-            "updated_at = now() FROM _rel r WHERE b.account = r.account AND b.asset = r.asset")
+            "updated_at = now() FROM _rel r WHERE b.account = r.account AND b.asset = r.asset"
+        )
         # Trades, with destination wallets fixed now.
         wallet = {r["account"]: r["wallet"] for r in live}
         trades = result.trades()
         await conn.copy_records_to_table(
             "trades",
-            columns=["epoch_start", "seq", "buy_order", "sell_order", "buyer", "seller", "buyer_wallet",
-                     "seller_wallet", "qty", "price", "value", "fee"],
-            records=[(epoch.start, t.seq, t.buy_order_id, t.sell_order_id, t.buyer, t.seller, wallet[t.buyer],
-                      wallet[t.seller], t.qty, t.price, t.value, t.fee) for t in trades])
+            columns=[
+                "epoch_start",
+                "seq",
+                "buy_order",
+                "sell_order",
+                "buyer",
+                "seller",
+                "buyer_wallet",
+                "seller_wallet",
+                "qty",
+                "price",
+                "value",
+                "fee",
+            ],
+            records=[
+                (
+                    epoch.start,
+                    t.seq,
+                    t.buy_order_id,
+                    t.sell_order_id,
+                    t.buyer,
+                    t.seller,
+                    wallet[t.buyer],
+                    wallet[t.seller],
+                    t.qty,
+                    t.price,
+                    t.value,
+                    t.fee,
+                )
+                for t in trades
+            ],
+        )
         status = EpochStatus.CLEARED if trades else EpochStatus.SETTLED
         r = await conn.fetchrow(
             "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
             "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, "
             "cleared_at = now(), settled_at = CASE WHEN $2 = 'settled' THEN now() END "
             "WHERE start_at = $1 RETURNING *",
-            epoch.start, status.value, self.fee_bps, result.price, result.marginal_bid, result.marginal_ask,
-            result.curve_volume, result.volume, n, len(trades), result.order_set_hash)
+            epoch.start,
+            status.value,
+            self.fee_bps,
+            result.price,
+            result.marginal_bid,
+            result.marginal_ask,
+            result.curve_volume,
+            result.volume,
+            n,
+            len(trades),
+            result.order_set_hash,
+        )
         summary = _epoch(r)
-        log.info("epoch %s cleared: %d orders, %d trades, %d Wh at %s", epoch.start.isoformat(), n, len(trades),
-                 result.volume, result.price)
+        log.info(
+            "epoch %s cleared: %d orders, %d trades, %d Wh at %s",
+            epoch.start.isoformat(),
+            n,
+            len(trades),
+            result.volume,
+            result.price,
+        )
         await notify(conn, {"type": "epoch", "epoch": _epoch_json(summary)})
         return summary
 
@@ -337,14 +466,29 @@ async def lock_balances(conn: asyncpg.Connection, table: str) -> None:
     the clearer, settlement and deposits)."""
     await conn.execute(
         f"SELECT 1 FROM escrow_balances b JOIN (SELECT DISTINCT account, asset FROM {table}) t "  # noqa: S608
-        "ON b.account = t.account AND b.asset = t.asset ORDER BY b.account, b.asset FOR UPDATE OF b")
+        "ON b.account = t.account AND b.asset = t.asset ORDER BY b.account, b.asset FOR UPDATE OF b"
+    )
 
 
 def _order_json(o: OrderView) -> dict[str, Any]:
-    return {"id": o.id, "side": o.side, "qty": o.qty, "price": o.price, "filled": o.filled, "status": o.status,
-            "epoch_start": o.epoch_start.isoformat()}
+    return {
+        "id": o.id,
+        "side": o.side,
+        "qty": o.qty,
+        "price": o.price,
+        "filled": o.filled,
+        "status": o.status,
+        "epoch_start": o.epoch_start.isoformat(),
+    }
 
 
 def _epoch_json(e: EpochSummary) -> dict[str, Any]:
-    return {"start": e.start.isoformat(), "end": e.end.isoformat(), "status": e.status, "price": e.price,
-            "volume": e.volume, "trade_count": e.trade_count, "order_set_hash": e.order_set_hash}
+    return {
+        "start": e.start.isoformat(),
+        "end": e.end.isoformat(),
+        "status": e.status,
+        "price": e.price,
+        "volume": e.volume,
+        "trade_count": e.trade_count,
+        "order_set_hash": e.order_set_hash,
+    }

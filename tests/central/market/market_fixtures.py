@@ -39,12 +39,25 @@ async def make_user(pool: asyncpg.Pool, role: str = "prosumer", wallet: Keypair 
     """A user row (central-core's table) and, unless ``wallet`` is None and ``link`` false, a linked wallet row."""
     uid = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'x', $3)",
-                           uid, f"{uid.hex}@example.test", role)
+        await conn.execute(
+            "INSERT INTO users (id, email, password_hash, role) VALUES ($1, $2, 'x', $3)",
+            uid,
+            f"{uid.hex}@example.test",
+            role,
+        )
         if wallet is not None:
             nonce = uuid.uuid4().bytes
-            await conn.execute("INSERT INTO wallet_link_nonces (nonce, user_id, wallet, expires_at, used_at) "
-                               "VALUES ($1, $2, $3, now() + interval '1 hour', now())", nonce, uid, str(wallet.pubkey()))
-            await conn.execute("INSERT INTO wallets (user_id, address, linked_at, link_nonce) VALUES ($1, $2, now(), $3)",
-                               uid, str(wallet.pubkey()), nonce)
+            await conn.execute(
+                "INSERT INTO wallet_link_nonces (nonce, user_id, wallet, expires_at, used_at) "
+                "VALUES ($1, $2, $3, now() + interval '1 hour', now())",
+                nonce,
+                uid,
+                str(wallet.pubkey()),
+            )
+            await conn.execute(
+                "INSERT INTO wallets (user_id, address, linked_at, link_nonce) VALUES ($1, $2, now(), $3)",
+                uid,
+                str(wallet.pubkey()),
+                nonce,
+            )
     return uid

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -44,8 +44,13 @@ def book(pool: asyncpg.Pool, clock: Clock) -> MarketBook:
 async def trader(pool: asyncpg.Pool, book: MarketBook, energy: int = 0, quote: int = 0) -> uuid.UUID:
     uid = await make_user(pool, wallet=Keypair())
     acc = await book.account_of(uid)
-    await pool.execute("UPDATE escrow_balances SET available = CASE asset WHEN 'energy' THEN $2::bigint ELSE $3::bigint END "
-                       "WHERE account = $1", acc, energy, quote)
+    await pool.execute(
+        "UPDATE escrow_balances SET available = CASE asset WHEN 'energy' THEN $2::bigint ELSE $3::bigint END "
+        "WHERE account = $1",
+        acc,
+        energy,
+        quote,
+    )
     return uid
 
 
