@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 from solders.hash import Hash
 from solders.instruction import Instruction
@@ -36,8 +37,8 @@ class CertificateChain:
         self.fee_payer = fee_payer
         self.uri_base = uri_base
 
-    def mint_address(self, meta: CertificateMetadata) -> Pubkey:
-        return chain.mint_address(self.issuer.pubkey(), meta.certificate_id)
+    def mint_address_for(self, certificate_id: UUID) -> Pubkey:
+        return chain.mint_address(self.issuer.pubkey(), certificate_id)
 
     async def _send(self, instructions: Sequence[Instruction]) -> list[Signature]:
         signatures = []

@@ -12,8 +12,12 @@ from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 
 from central.certificates.metadata import CertificateMetadata
+from central.certificates.models import MeterInfo, WindowExport
 from central.certificates.operations import CertificateChain
 from central.certificates.ports import LiteSVMLedger
+from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
+from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
+from central.certificates.validation import CertificateValidator
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
@@ -53,3 +57,77 @@ def make_meta(energy_wh: int = 1234, **overrides: object) -> CertificateMetadata
     }
     values.update(overrides)
     return CertificateMetadata(**values)  # type: ignore[arg-type]
+
+
+# --- service-level harness (in-memory stores, real embedded ledger) ---
+
+WINDOW = timedelta(minutes=15)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class People:
+    authority: uuid.UUID
+    prosumer: uuid.UUID
+    consumer: uuid.UUID
+    prosumer_wallet: Keypair
+    consumer_wallet: Keypair
+    meter_id: uuid.UUID
+
+
+def window_exports(meter_id: uuid.UUID, start: datetime, exports: list[int]) -> list[WindowExport]:
+    return [
+        WindowExport(
+            meter_id,
+            start + i * WINDOW,
+            start + (i + 1) * WINDOW,
+            wh,
+            hashlib.sha256(f"{meter_id}{i}".encode()).digest(),
+        )
+        for i, wh in enumerate(exports)
+    ]
+
+
+async def sign_and_submit(
+    service: CertificateService, prepared: PreparedTransaction, wallet: Keypair, user: uuid.UUID
+) -> str:
+    tx = prepared.transaction
+    tx.partial_sign([wallet], tx.message.recent_blockhash)
+    return await service.submit(prepared.request.id, bytes(tx), user_id=user)
+
+
+@dataclass
+class ServiceEnv:
+    chain: Chain
+    store: MemoryCertificateStore
+    directory: MemoryDirectory
+    generation: MemoryGeneration
+    clock: Clock
+    service: CertificateService
+    validator: CertificateValidator
+    people: People
+
+
+CONFIG = CertificateConfig(issuer_name="GridTokenX REC Authority", uri_base=URI_BASE)
+
+
+@pytest.fixture
+def svc_env(chain_env: Chain) -> ServiceEnv:
+    store, directory, generation = MemoryCertificateStore(), MemoryDirectory(), MemoryGeneration()
+    clock = Clock(T0 + timedelta(days=2))
+    people = People(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), Keypair(), Keypair(), uuid.uuid4())
+    directory.meters[people.meter_id] = MeterInfo(people.meter_id, "SN-SOLAR-1", "solar", people.prosumer)
+    directory.wallets[people.prosumer] = str(people.prosumer_wallet.pubkey())
+    directory.wallets[people.consumer] = str(people.consumer_wallet.pubkey())
+    service = CertificateService(
+        store=store, directory=directory, generation=generation, chain_ops=chain_env.ops, config=CONFIG, clock=clock
+    )
+    validator = CertificateValidator(chain_env.ops, store, clock)
+    return ServiceEnv(chain_env, store, directory, generation, clock, service, validator, people)

@@ -22,8 +22,8 @@ text = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), m
     str.isprintable
 )
 times = st.datetimes(
-    min_value=datetime(2020, 1, 1),  # noqa: DTZ001 - hypothesis takes naive bounds plus a timezones strategy
-    max_value=datetime(2090, 1, 1),  # noqa: DTZ001
+    min_value=datetime(2020, 1, 1),
+    max_value=datetime(2090, 1, 1),
     timezones=st.just(UTC),
 ).map(lambda t: t.replace(microsecond=0))
 
