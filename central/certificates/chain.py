@@ -3,6 +3,11 @@
 Addresses: a certificate's mint is derived with ``create_with_seed(issuer, certificate_id.hex, Token-2022)``, so the
 mint follows from the certificate id and the issuer's public key alone and issuance needs no extra keypair. Holders
 keep the certificate in their Token-2022 associated token account.
+
+Holder control: the mint carries the default-account-state extension set to *frozen*, so a token account anybody
+creates for it starts frozen and can receive nothing until the issuer (freeze authority) thaws it. The platform thaws
+a recipient's account only inside a transfer it co-signs; hence every account that can hold the certificate is one
+the platform knows, and revocation can freeze them all (the Ledger port has no getProgramAccounts to find them).
 """
 
 from __future__ import annotations
@@ -13,51 +18,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from solders.hash import Hash
 from solders.instruction import Instruction
-from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountWithSeedParams, TransferParams, create_account_with_seed, transfer
-from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.memo.instructions import create_memo
-from spl.memo.models import MemoParams
-from spl.token.instructions import (
-    burn_checked,
-    create_idempotent_associated_token_account,
-    freeze_account,
-    get_associated_token_address,
-    initialize_mint,
-    mint_to_checked,
-    set_authority,
-    transfer_checked,
-)
-from spl.token.models import (
-    AuthorityType,
-    BurnCheckedParams,
-    FreezeAccountParams,
-    InitializeMintParams,
-    MintToCheckedParams,
-    SetAuthorityParams,
-    TransferCheckedParams,
-)
 
 from central.certificates import metadata as md
 from central.certificates.errors import InvalidCertificateError
 from central.certificates.metadata import CertificateMetadata
 from central.certificates.token2022 import (
     TOKEN_2022_PROGRAM_ID,
+    burn_checked,
+    drop_mint_authority,
+    freeze_account,
+    initialize_default_account_state_frozen,
     initialize_metadata_pointer,
     initialize_token_metadata,
+    mint_len_at_creation,
     mint_len_with_metadata,
-    mint_len_with_pointer,
+    thaw_account,
     update_field,
 )
+from central.ledger import builder
+from central.ledger.port import MAX_TRANSACTION_SIZE
 
 DECIMALS = 3
-PACKET_DATA_SIZE = 1232
 MEMO_PREFIX = "gtx:rec:v1"
 MAX_MEMO_TEXT = 64
-
-__all__ = ["MEMO_PROGRAM_ID", "TOKEN_2022_PROGRAM_ID"]
 
 
 def mint_address(issuer: Pubkey, certificate_id: UUID) -> Pubkey:
@@ -65,17 +52,17 @@ def mint_address(issuer: Pubkey, certificate_id: UUID) -> Pubkey:
 
 
 def holder_account(wallet: Pubkey, mint: Pubkey) -> Pubkey:
-    return get_associated_token_address(wallet, mint, TOKEN_2022_PROGRAM_ID)
+    return builder.associated_token_address(wallet, mint, TOKEN_2022_PROGRAM_ID)
 
 
 def transaction_size(instructions: Sequence[Instruction], payer: Pubkey) -> int:
-    """Serialized legacy-transaction size: signature count, signatures, message."""
-    message = Message(list(instructions), payer)
-    n = message.header.num_required_signatures
-    return 1 + 64 * n + len(bytes(message))
+    """Serialized size of the signed v0 transaction these instructions make."""
+    return builder.transaction_size(builder.compile_message(payer, instructions, Hash.default()))
 
 
-def pack(instructions: Sequence[Instruction], payer: Pubkey, limit: int = PACKET_DATA_SIZE) -> list[list[Instruction]]:
+def pack(
+    instructions: Sequence[Instruction], payer: Pubkey, limit: int = MAX_TRANSACTION_SIZE
+) -> list[list[Instruction]]:
     """Split instructions, in order, into as few transactions of at most ``limit`` bytes as a greedy pass gives."""
     groups: list[list[Instruction]] = []
     current: list[Instruction] = []
@@ -113,7 +100,6 @@ def issue_plan(
 ) -> IssuePlan:
     """``final_rent`` must be the rent-exempt minimum for ``final_len(meta, uri_base)`` bytes."""
     mint = mint_address(issuer, meta.certificate_id)
-    fields = meta.fields()
     create = [
         create_account_with_seed(
             CreateAccountWithSeedParams(
@@ -122,20 +108,13 @@ def issue_plan(
                 base=issuer,
                 seed=meta.certificate_id.hex,
                 lamports=final_rent,
-                space=mint_len_with_pointer(),
+                space=mint_len_at_creation(),
                 owner=TOKEN_2022_PROGRAM_ID,
             )
         ),
+        initialize_default_account_state_frozen(mint),
         initialize_metadata_pointer(mint, None, mint),
-        initialize_mint(
-            InitializeMintParams(
-                decimals=DECIMALS,
-                program_id=TOKEN_2022_PROGRAM_ID,
-                mint=mint,
-                mint_authority=issuer,
-                freeze_authority=issuer,
-            )
-        ),
+        builder.initialize_mint2(mint, DECIMALS, issuer, issuer, TOKEN_2022_PROGRAM_ID),
         initialize_token_metadata(
             mint,
             update_authority=issuer,
@@ -145,29 +124,15 @@ def issue_plan(
             uri=meta.uri(uri_base),
         ),
     ]
-    field_ixs = [update_field(mint, issuer, key, value) for key, value in fields]
+    field_ixs = [update_field(mint, issuer, key, value) for key, value in meta.fields()]
     holder = holder_account(owner_wallet, mint)
     finish = [
-        create_idempotent_associated_token_account(fee_payer, owner_wallet, mint, TOKEN_2022_PROGRAM_ID),
-        mint_to_checked(
-            MintToCheckedParams(
-                program_id=TOKEN_2022_PROGRAM_ID,
-                mint=mint,
-                dest=holder,
-                mint_authority=issuer,
-                amount=meta.energy_wh,
-                decimals=DECIMALS,
-            )
+        builder.create_ata_idempotent(fee_payer, owner_wallet, mint, TOKEN_2022_PROGRAM_ID),
+        thaw_account(holder, mint, issuer),
+        builder.mint_to_checked(
+            mint, holder, issuer, amount=meta.energy_wh, decimals=DECIMALS, token_program=TOKEN_2022_PROGRAM_ID
         ),
-        set_authority(
-            SetAuthorityParams(
-                program_id=TOKEN_2022_PROGRAM_ID,
-                account=mint,
-                authority=AuthorityType.MINT_TOKENS,
-                current_authority=issuer,
-                new_authority=None,
-            )
-        ),
+        drop_mint_authority(mint, issuer),
         memo(issuer, {"op": "issue", "certificate": str(meta.certificate_id), "root": meta.readings_root.hex()}),
     ]
     return IssuePlan(mint, create, field_ixs, finish, final_len(meta, uri_base))
@@ -180,30 +145,40 @@ def final_len(meta: CertificateMetadata, uri_base: str) -> int:
 def memo(signer: Pubkey, body: dict[str, str | int]) -> Instruction:
     """An SPL memo, signed by ``signer``: ``gtx:rec:v1 {json}``."""
     text = MEMO_PREFIX + " " + json.dumps(body, separators=(",", ":"), sort_keys=True)
-    return create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=signer, message=text.encode()))
+    return builder.memo(text, [signer])
 
 
 def transfer_instructions(
-    mint: Pubkey, *, certificate_id: UUID, owner_wallet: Pubkey, to_wallet: Pubkey, fee_payer: Pubkey, amount_wh: int
+    mint: Pubkey,
+    *,
+    certificate_id: UUID,
+    owner_wallet: Pubkey,
+    to_wallet: Pubkey,
+    fee_payer: Pubkey,
+    amount_wh: int,
+    thaw_with: Pubkey | None = None,
 ) -> list[Instruction]:
-    """Owner-signed transfer of ``amount_wh`` to ``to_wallet``'s account (created if needed, fee payer funds it)."""
+    """Owner-signed transfer of ``amount_wh`` to ``to_wallet``'s account (created if needed; the fee payer funds
+    it). ``thaw_with``: the issuer, when the recipient's account is new (it starts frozen) and must be thawed."""
     if amount_wh <= 0:
         raise InvalidCertificateError("transfer amount must be positive")
-    return [
-        create_idempotent_associated_token_account(fee_payer, to_wallet, mint, TOKEN_2022_PROGRAM_ID),
-        transfer_checked(
-            TransferCheckedParams(
-                program_id=TOKEN_2022_PROGRAM_ID,
-                source=holder_account(owner_wallet, mint),
-                mint=mint,
-                dest=holder_account(to_wallet, mint),
-                owner=owner_wallet,
-                amount=amount_wh,
-                decimals=DECIMALS,
-            )
+    dest = holder_account(to_wallet, mint)
+    ixs = [builder.create_ata_idempotent(fee_payer, to_wallet, mint, TOKEN_2022_PROGRAM_ID)]
+    if thaw_with is not None:
+        ixs.append(thaw_account(dest, mint, thaw_with))
+    ixs += [
+        builder.transfer_checked(
+            holder_account(owner_wallet, mint),
+            mint,
+            dest,
+            owner_wallet,
+            amount=amount_wh,
+            decimals=DECIMALS,
+            token_program=TOKEN_2022_PROGRAM_ID,
         ),
         memo(owner_wallet, {"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}),
     ]
+    return ixs
 
 
 @dataclass(frozen=True)
@@ -219,10 +194,10 @@ class Retirement:
         for name, value in (("beneficiary", self.beneficiary), ("purpose", self.purpose)):
             if not value or len(value) > MAX_MEMO_TEXT or not value.isprintable():
                 raise InvalidCertificateError(f"{name} must be 1..{MAX_MEMO_TEXT} printable characters")
-        if self.consumption_end <= self.consumption_start:
-            raise InvalidCertificateError("consumption period must end after it starts")
         md.format_time(self.consumption_start)
         md.format_time(self.consumption_end)
+        if self.consumption_end <= self.consumption_start:
+            raise InvalidCertificateError("consumption period must end after it starts")
 
 
 def retire_instructions(
@@ -232,16 +207,7 @@ def retire_instructions(
     if amount_wh <= 0:
         raise InvalidCertificateError("retirement amount must be positive")
     return [
-        burn_checked(
-            BurnCheckedParams(
-                program_id=TOKEN_2022_PROGRAM_ID,
-                mint=mint,
-                account=holder_account(owner_wallet, mint),
-                owner=owner_wallet,
-                amount=amount_wh,
-                decimals=DECIMALS,
-            )
-        ),
+        burn_checked(holder_account(owner_wallet, mint), mint, owner_wallet, amount=amount_wh, decimals=DECIMALS),
         memo(
             owner_wallet,
             {
@@ -258,12 +224,7 @@ def retire_instructions(
 
 
 def freeze_instructions(mint: Pubkey, issuer: Pubkey, accounts: Sequence[Pubkey]) -> list[Instruction]:
-    return [
-        freeze_account(
-            FreezeAccountParams(program_id=TOKEN_2022_PROGRAM_ID, account=account, mint=mint, authority=issuer)
-        )
-        for account in accounts
-    ]
+    return [freeze_account(account, mint, issuer) for account in accounts]
 
 
 def revocation_fields(mint: Pubkey, issuer: Pubkey, fee_payer: Pubkey, reason: str, top_up: int) -> list[Instruction]:

@@ -102,6 +102,7 @@ class TxRequest:
     wallet: str
     amount_wh: int
     message: bytes
+    last_valid_block_height: int
     created_at: datetime
     expires_at: datetime
     to_wallet: str | None = None

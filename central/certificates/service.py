@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from solders.instruction import Instruction
-from solders.message import Message
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.transaction import Transaction
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
 from central.certificates import chain
@@ -77,7 +78,13 @@ class PreparedTransaction:
     """What the API hands the wallet: the request id and the unsigned transaction to sign."""
 
     request: TxRequest
-    transaction: Transaction
+    message: MessageV0
+
+    @property
+    def transaction(self) -> VersionedTransaction:
+        """The transaction with empty signature slots, as wallets expect it (sign, then send back)."""
+        n = self.message.header.num_required_signatures
+        return VersionedTransaction.populate(self.message, [Signature.default()] * n)
 
 
 class CertificateService:
@@ -217,19 +224,16 @@ class CertificateService:
         wallet = await self.directory.wallet_of(user_id)
         if wallet is None:
             raise NotOwnerError("you have no linked wallet")
-        mint = Pubkey.from_string(record.mint)
-        held = sum(
-            h.account.amount for h in await self.chain.holdings(mint) if h.account.owner == Pubkey.from_string(wallet)
-        )
+        held = await self.chain.balance(Pubkey.from_string(record.mint), Pubkey.from_string(wallet))
         if held < amount_wh:
             raise NotOwnerError(f"your wallet holds {held} Wh of this certificate, not {amount_wh}")
         return wallet
 
     async def _prepare(self, request: TxRequest, ixs: list[Instruction]) -> PreparedTransaction:
-        tx = await self.chain.user_transaction(ixs)
-        saved = replace(request, message=bytes(tx.message))
+        message, last_valid = await self.chain.user_message(ixs)
+        saved = replace(request, message=bytes(message), last_valid_block_height=last_valid)
         await self.store.save_request(saved)
-        return PreparedTransaction(saved, tx)
+        return PreparedTransaction(saved, message)
 
     async def request_transfer(
         self, certificate_id: UUID, *, user_id: UUID, to_user_id: UUID, amount_wh: int
@@ -242,18 +246,21 @@ class CertificateService:
             raise CertificateStateError("the recipient has no linked wallet")
         if to_wallet == wallet:
             raise InvalidCertificateError("cannot transfer to yourself")
+        mint = Pubkey.from_string(record.mint)
+        recipient = Pubkey.from_string(to_wallet)
         ixs = chain.transfer_instructions(
-            Pubkey.from_string(record.mint),
+            mint,
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
-            to_wallet=Pubkey.from_string(to_wallet),
-            fee_payer=self.chain.fee_payer.pubkey(),
+            to_wallet=recipient,
+            fee_payer=self.chain.fee_payer,
             amount_wh=amount_wh,
+            thaw_with=self.chain.issuer if await self.chain.needs_thaw(mint, recipient) else None,
         )
         now = self._now()
         request = TxRequest(
             id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
-            amount_wh=amount_wh, message=b"", created_at=now,
+            amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), to_wallet=to_wallet, to_user_id=to_user_id,
         )  # fmt: skip
         return await self._prepare(request, ixs)
@@ -274,7 +281,7 @@ class CertificateService:
         now = self._now()
         request = TxRequest(
             id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
-            amount_wh=amount_wh, message=b"", created_at=now,
+            amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), retirement=retirement,
         )  # fmt: skip
         return await self._prepare(request, ixs)
@@ -291,14 +298,20 @@ class CertificateService:
             raise CertificateStateError("transaction request expired; ask for a new one")
         self._check_usable(await self.store.get(request.certificate_id))  # expiry and revocation re-checked now
         try:
-            tx = Transaction.from_bytes(signed)
+            tx = VersionedTransaction.from_bytes(signed)
         except ValueError as exc:
-            raise InvalidCertificateError("signed transaction is not a Solana transaction") from exc
-        signature = str(await self.chain.submit_user_transaction(tx, Message.from_bytes(request.message)))
+            raise InvalidCertificateError("signed transaction is not a Solana v0 transaction") from exc
+        expected = MessageV0.from_bytes(request.message)
+        signature = str(await self.chain.submit_user_transaction(tx, expected, request.last_valid_block_height))
         await self.store.complete_request(request, signature, self._now())
         return signature
 
     # --- revocation and expiry ---
+
+    async def _wallets(self, record: CertificateRecord) -> list[Pubkey]:
+        """Every wallet whose account the platform ever thawed (all others are frozen since creation)."""
+        wallets = [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]
+        return [Pubkey.from_string(w) for w in dict.fromkeys(wallets)]
 
     async def revoke(self, certificate_id: UUID, *, actor_id: UUID, reason: str) -> CertificateRecord:
         record = await self.store.get(certificate_id)
@@ -306,7 +319,7 @@ class CertificateService:
             record = await self._complete_issue(record)
         if record.status is not Status.REVOKED:
             mint = Pubkey.from_string(record.mint)
-            await self.chain.freeze_holders(mint)
+            await self.chain.freeze_holders(mint, await self._wallets(record))
             await self.chain.mark_revoked(mint, reason)
             await self.store.mark_revoked(record.id, by=actor_id, reason=reason, at=self._now())
         return await self.store.get(certificate_id)
@@ -316,7 +329,7 @@ class CertificateService:
         even of transactions the owner pays for themself."""
         count = 0
         for record in await self.store.due_for_expiry(self._now()):
-            await self.chain.freeze_holders(Pubkey.from_string(record.mint))
+            await self.chain.freeze_holders(Pubkey.from_string(record.mint), await self._wallets(record))
             await self.store.mark_expired(record.id)
             count += 1
         return count

@@ -32,13 +32,22 @@ TLV_HEADER_LEN = 4
 METADATA_POINTER_LEN = 64
 
 # TokenInstruction discriminants (spl-token-2022 instruction.rs).
+TOKEN_IX_SET_AUTHORITY = 6
+TOKEN_IX_FREEZE_ACCOUNT = 10
+TOKEN_IX_THAW_ACCOUNT = 11
+TOKEN_IX_BURN_CHECKED = 15
+TOKEN_IX_DEFAULT_ACCOUNT_STATE_EXTENSION = 28
 TOKEN_IX_METADATA_POINTER_EXTENSION = 39
-METADATA_POINTER_INITIALIZE = 0
+EXTENSION_INITIALIZE = 0  # sub-instruction 0 of both extensions is Initialize
+AUTHORITY_MINT_TOKENS = 0
+STATE_FROZEN = 2
+DEFAULT_ACCOUNT_STATE_LEN = 1
 
 
 class ExtensionType(IntEnum):
     """The TLV type tags used here (spl-token-2022 ``ExtensionType``)."""
 
+    DEFAULT_ACCOUNT_STATE = 6
     IMMUTABLE_OWNER = 7
     METADATA_POINTER = 18
     TOKEN_METADATA = 19
@@ -72,10 +81,50 @@ def optional_pubkey(key: Pubkey | None) -> bytes:
     return bytes(32) if key is None else bytes(key)
 
 
+def _writable(key: Pubkey) -> AccountMeta:
+    return AccountMeta(key, is_signer=False, is_writable=True)
+
+
+def _readonly(key: Pubkey) -> AccountMeta:
+    return AccountMeta(key, is_signer=False, is_writable=False)
+
+
+def _signer(key: Pubkey) -> AccountMeta:
+    return AccountMeta(key, is_signer=True, is_writable=False)
+
+
+def initialize_default_account_state_frozen(mint: Pubkey) -> Instruction:
+    """New token accounts of the mint start frozen; only the freeze authority can thaw them. Precedes
+    InitializeMint. Accounts: [writable] mint."""
+    data = bytes([TOKEN_IX_DEFAULT_ACCOUNT_STATE_EXTENSION, EXTENSION_INITIALIZE, STATE_FROZEN])
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(mint)])
+
+
+def freeze_account(account: Pubkey, mint: Pubkey, authority: Pubkey) -> Instruction:
+    data = bytes([TOKEN_IX_FREEZE_ACCOUNT])
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(account), _readonly(mint), _signer(authority)])
+
+
+def thaw_account(account: Pubkey, mint: Pubkey, authority: Pubkey) -> Instruction:
+    data = bytes([TOKEN_IX_THAW_ACCOUNT])
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(account), _readonly(mint), _signer(authority)])
+
+
+def burn_checked(account: Pubkey, mint: Pubkey, owner: Pubkey, *, amount: int, decimals: int) -> Instruction:
+    data = bytes([TOKEN_IX_BURN_CHECKED]) + struct.pack("<QB", amount, decimals)
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(account), _writable(mint), _signer(owner)])
+
+
+def drop_mint_authority(mint: Pubkey, current: Pubkey) -> Instruction:
+    """SetAuthority(MintTokens, None): the supply is fixed for good."""
+    data = bytes([TOKEN_IX_SET_AUTHORITY, AUTHORITY_MINT_TOKENS, 0])
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(mint), _signer(current)])
+
+
 def initialize_metadata_pointer(mint: Pubkey, authority: Pubkey | None, metadata_address: Pubkey | None) -> Instruction:
     """Must precede InitializeMint. Accounts: [writable] mint."""
     data = (
-        bytes([TOKEN_IX_METADATA_POINTER_EXTENSION, METADATA_POINTER_INITIALIZE])
+        bytes([TOKEN_IX_METADATA_POINTER_EXTENSION, EXTENSION_INITIALIZE])
         + optional_pubkey(authority)
         + optional_pubkey(metadata_address)
     )
@@ -122,11 +171,12 @@ def token_metadata_value_len(name: str, symbol: str, uri: str, fields: Sequence[
     return size + sum(8 + len(k.encode()) + len(v.encode()) for k, v in fields)
 
 
-def mint_len_with_pointer() -> int:
-    """Mint size at creation: base + padding + account type + the metadata-pointer TLV (234 bytes)."""
-    return ACCOUNT_BASE_LEN + 1 + TLV_HEADER_LEN + METADATA_POINTER_LEN
+def mint_len_at_creation() -> int:
+    """Mint size at creation: base + padding + account type + the default-account-state and metadata-pointer TLVs
+    (239 bytes)."""
+    return ACCOUNT_BASE_LEN + 1 + 2 * TLV_HEADER_LEN + DEFAULT_ACCOUNT_STATE_LEN + METADATA_POINTER_LEN
 
 
 def mint_len_with_metadata(name: str, symbol: str, uri: str, fields: Sequence[tuple[str, str]]) -> int:
     """Final mint size once the token-metadata TLV holds every field."""
-    return mint_len_with_pointer() + TLV_HEADER_LEN + token_metadata_value_len(name, symbol, uri, fields)
+    return mint_len_at_creation() + TLV_HEADER_LEN + token_metadata_value_len(name, symbol, uri, fields)

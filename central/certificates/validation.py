@@ -96,9 +96,14 @@ class CertificateValidator:
         except InvalidCertificateError as exc:
             return ValidationReport(mint_text, certificate_id, True, status="invalid", problems=(str(exc),))
         if info is None:
-            return await self._with_db(ValidationReport(mint_text, certificate_id), [])
-        meta, problems = _authenticity(self.chain.issuer.pubkey(), mint, info)
-        holdings = await self.chain.holdings(mint)
+            report = ValidationReport(mint_text, certificate_id)
+            return await self._with_db(report, await self._record(certificate_id, mint_text), [])
+        meta, problems = _authenticity(self.chain.issuer, mint, info)
+        record = await self._record(meta.certificate_id if meta else certificate_id, mint_text)
+        wallets = (
+            [] if record is None else [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]
+        )
+        holdings = await self.chain.holdings(mint, [Pubkey.from_string(w) for w in wallets])
         extra = dict(info.metadata.additional) if info.metadata else {}
         revoked = extra.get(KEY_STATUS) == STATUS_REVOKED
         now = self.clock()
@@ -124,19 +129,23 @@ class CertificateValidator:
             else {},
             problems=tuple(problems),
         )
-        return await self._with_db(report, holdings, meta)
+        return await self._with_db(report, record, holdings, meta)
+
+    async def _record(self, certificate_id: UUID | None, mint: str) -> CertificateRecord | None:
+        try:
+            if certificate_id is not None:
+                return await self.store.get(certificate_id)
+            return await self.store.get_by_mint(mint)
+        except CertificateNotFoundError:
+            return None
 
     async def _with_db(
-        self, report: ValidationReport, holdings: list[Holding], meta: CertificateMetadata | None = None
+        self,
+        report: ValidationReport,
+        record: CertificateRecord | None,
+        holdings: list[Holding],
+        meta: CertificateMetadata | None = None,
     ) -> ValidationReport:
-        record: CertificateRecord | None = None
-        try:
-            if report.certificate_id is not None:
-                record = await self.store.get(report.certificate_id)
-            else:
-                record = await self.store.get_by_mint(report.mint)
-        except CertificateNotFoundError:
-            record = None
         if record is None:
             return replace(report, db_found=False, db_agrees=False, mismatches=("not in the database",))
         mismatches = await self._compare(record, report, holdings, meta)
@@ -164,7 +173,7 @@ class CertificateValidator:
         if record.status is Status.ISSUING:
             out.append("database still shows the issuance in progress")
         db_hold = {h.wallet: h.amount_wh for h in await self.store.holdings(record.id) if h.amount_wh > 0}
-        chain_hold = {str(h.account.owner): h.account.amount for h in holdings if h.account.amount > 0}
+        chain_hold = {str(h.wallet): h.account.amount for h in holdings if h.account.amount > 0}
         if db_hold != chain_hold:
             out.append("holdings per wallet differ between database and chain")
         return out

@@ -1,23 +1,30 @@
-"""Fixtures for certificate tests: a real embedded ledger (LiteSVM runs the real Token-2022/ATA/Memo programs)."""
+"""Fixtures for certificate tests: the real embedded ledger (LiteSVM running the real Token-2022/ATA/Memo programs,
+in memory) and the certificates service over it."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.litesvm import LiteSVM
+from solders.message import MessageV0, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from central.certificates.metadata import CertificateMetadata
 from central.certificates.models import MeterInfo, WindowExport
 from central.certificates.operations import CertificateChain
-from central.certificates.ports import LiteSVMLedger
 from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
 from central.certificates.validation import CertificateValidator
+from central.ledger import builder
+from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
@@ -25,21 +32,46 @@ T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
 @dataclass
 class Chain:
-    svm: LiteSVM
-    ledger: LiteSVMLedger
+    ledger: EmbeddedLedger
     issuer: Keypair
     fee_payer: Keypair
     ops: CertificateChain
 
 
 @pytest.fixture
-def chain_env() -> Chain:
-    svm = LiteSVM()
+async def chain_env() -> AsyncIterator[Chain]:
+    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None))
     issuer, fee_payer = Keypair(), Keypair()
-    svm.airdrop(fee_payer.pubkey(), 100 * 10**9)
-    ledger = LiteSVMLedger(svm)
+    await ledger.request_airdrop(fee_payer.pubkey(), 100 * 10**9)
     ops = CertificateChain(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
-    return Chain(svm, ledger, issuer, fee_payer, ops)
+    yield Chain(ledger, issuer, fee_payer, ops)
+    await ledger.close()
+
+
+def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTransaction:
+    """What a wallet does: sign the message, leaving the platform's signature slots empty."""
+    data = to_bytes_versioned(message)
+    mine = {w.pubkey(): w for w in wallets}
+    sigs = [mine[k].sign_message(data) if k in mine else Signature.default() for k in builder.required_signers(message)]
+    return VersionedTransaction.populate(message, sigs)
+
+
+async def user_submit(env: Chain, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
+    message, last_valid = await env.ops.user_message(instructions)
+    return await env.ops.submit_user_transaction(sign_partial(message, wallets), message, last_valid)
+
+
+async def self_paid(env: Chain, wallet: Keypair, instructions: Sequence[Instruction]) -> Signature:
+    """A transaction the holder signs and pays for themself, bypassing the platform entirely."""
+    if await env.ledger.get_balance(wallet.pubkey()) == 0:
+        await env.ledger.request_airdrop(wallet.pubkey(), 10**9)
+    latest = await env.ledger.get_latest_blockhash()
+    tx = builder.build_transaction(wallet, instructions, latest.blockhash)
+    return await env.ledger.send_transaction(tx, skip_preflight=False)
+
+
+async def balance(env: Chain, wallet: Pubkey, mint: Pubkey) -> int:
+    return await env.ops.balance(mint, wallet)
 
 
 def make_meta(energy_wh: int = 1234, **overrides: object) -> CertificateMetadata:
@@ -98,9 +130,7 @@ def window_exports(meter_id: uuid.UUID, start: datetime, exports: list[int]) -> 
 async def sign_and_submit(
     service: CertificateService, prepared: PreparedTransaction, wallet: Keypair, user: uuid.UUID
 ) -> str:
-    tx = prepared.transaction
-    tx.partial_sign([wallet], tx.message.recent_blockhash)
-    return await service.submit(prepared.request.id, bytes(tx), user_id=user)
+    return await service.submit(prepared.request.id, bytes(sign_partial(prepared.message, [wallet])), user_id=user)
 
 
 @dataclass

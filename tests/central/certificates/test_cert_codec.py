@@ -111,7 +111,7 @@ def test_discriminators_and_pointer_encoding() -> None:
     mint = Keypair().pubkey()
     ix = token2022.initialize_metadata_pointer(mint, None, mint)
     assert bytes(ix.data) == bytes([39, 0]) + bytes(32) + bytes(mint)
-    assert token2022.mint_len_with_pointer() == 234
+    assert token2022.mint_len_at_creation() == 239
 
 
 def test_decode_mint_rejects_garbage() -> None:

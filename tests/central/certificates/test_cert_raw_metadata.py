@@ -3,8 +3,8 @@ written here from the Token-2022 layout, sharing no code with the issuing side (
 
 Layout: base mint (82 bytes: COption<Pubkey> mint authority, u64 supply, u8 decimals, bool initialised,
 COption<Pubkey> freeze authority), zero padding to 165 bytes, account-type byte (1 = mint), then TLV entries
-(u16 type, u16 length, value). Type 18 = MetadataPointer (authority, metadata address); type 19 = TokenMetadata
-(Borsh: update authority, mint, name, symbol, uri, Vec<(String, String)>).
+(u16 type, u16 length, value). Type 6 = DefaultAccountState (1 byte: 2 = frozen), 18 = MetadataPointer (authority,
+metadata address), 19 = TokenMetadata (Borsh: update authority, mint, name, symbol, uri, Vec<(String, String)>).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def parse(data: bytes) -> dict[str, object]:
         at += 4 + n
     assert at == len(data), "the TLV entries fill the account exactly"
     out["tlv_types"] = sorted(tlv)
+    out["default_state"] = tlv[6]
     pointer = tlv[18]
     assert len(pointer) == 64
     out["pointer_authority"], out["pointer_address"] = pointer[:32], pointer[32:]
@@ -93,7 +94,7 @@ async def test_metadata_decodes_from_raw_account_bytes(chain_env: Chain) -> None
     owner = Keypair()
     mint = await chain_env.ops.issue(meta, owner.pubkey())
 
-    account = chain_env.svm.get_account(mint)
+    account = await chain_env.ledger.get_account(mint)
     assert account is not None
     assert str(account.owner) == TOKEN_2022
     data = bytes(account.data)
@@ -108,7 +109,8 @@ async def test_metadata_decodes_from_raw_account_bytes(chain_env: Chain) -> None
     assert got["initialized"] == 1
     assert got["freeze_authority"] == issuer_raw
     assert got["account_type"] == 1
-    assert got["tlv_types"] == [18, 19]
+    assert got["tlv_types"] == [6, 18, 19]  # default account state, metadata pointer, token metadata
+    assert got["default_state"] == b"\x02"  # new holder accounts start frozen
     assert got["pointer_authority"] == bytes(32)
     assert got["pointer_address"] == bytes(mint)  # metadata lives on the mint itself
     assert got["update_authority"] == issuer_raw
@@ -129,4 +131,4 @@ async def test_metadata_decodes_from_raw_account_bytes(chain_env: Chain) -> None
         ("readings_merkle_root", root.hex()),
     ]
     # The account is funded for exactly its size (rent-exempt).
-    assert account.lamports >= chain_env.svm.minimum_balance_for_rent_exemption(len(data))
+    assert account.lamports >= await chain_env.ledger.get_minimum_balance_for_rent_exemption(len(data))

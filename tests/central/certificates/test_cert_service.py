@@ -9,9 +9,8 @@ from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from solders.message import Message
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.transaction import Transaction
 
 from central.accounting.merkle import merkle_root
 from central.certificates import chain
@@ -19,13 +18,21 @@ from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
     CertificateStateError,
-    ChainError,
     InsufficientGenerationError,
     InvalidCertificateError,
     NotOwnerError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, Status
-from tests.central.certificates.support import T0, WINDOW, ServiceEnv, sign_and_submit, window_exports
+from central.ledger.errors import LedgerError
+from tests.central.certificates.support import (
+    T0,
+    WINDOW,
+    ServiceEnv,
+    self_paid,
+    sign_and_submit,
+    sign_partial,
+    window_exports,
+)
 
 RETIREMENT = chain.Retirement("Consumer Household 7", "renewable electricity claim", T0, T0 + timedelta(days=30))
 
@@ -49,7 +56,8 @@ async def test_issue_within_available_generation(svc_env: ServiceEnv) -> None:
     windows = [w for w in svc_env.generation.windows if w.export_wh > 0]
     assert record.readings_root == merkle_root([w.merkle_root for w in windows])
     assert await svc_env.store.covered_wh(record.id) == 1000
-    holdings = await svc_env.chain.ops.holdings(Pubkey.from_string(record.mint))
+    mint = Pubkey.from_string(record.mint)
+    holdings = await svc_env.chain.ops.holdings(mint, [p.prosumer_wallet.pubkey(), p.consumer_wallet.pubkey()])
     assert [(h.account.owner, h.account.amount) for h in holdings] == [(p.prosumer_wallet.pubkey(), 1000)]
     report = await svc_env.validator.by_id(record.id)
     assert report.valid
@@ -149,22 +157,19 @@ async def test_submission_must_be_signed_by_the_holder(svc_env: ServiceEnv) -> N
     tx = prepared.transaction
     with pytest.raises(InvalidCertificateError):  # unsigned
         await svc_env.service.submit(prepared.request.id, bytes(tx), user_id=p.prosumer)
+    with pytest.raises(InvalidCertificateError):  # signed by the wrong wallet
+        await sign_and_submit(svc_env.service, prepared, p.consumer_wallet, p.prosumer)
     with pytest.raises(CertificateNotFoundError):  # someone else's request
         await svc_env.service.submit(prepared.request.id, bytes(tx), user_id=p.consumer)
     with pytest.raises(InvalidCertificateError):
         await svc_env.service.submit(prepared.request.id, b"garbage", user_id=p.prosumer)
     # a different transaction, even properly signed, is refused
-    other = Transaction.new_unsigned(
-        Message.new_with_blockhash(
-            chain.retire_instructions(
-                Pubkey.from_string(record.mint), certificate_id=record.id,
-                owner_wallet=p.prosumer_wallet.pubkey(), amount_wh=10, retirement=RETIREMENT,
-            ),
-            svc_env.chain.fee_payer.pubkey(),
-            tx.message.recent_blockhash,
-        )
+    retire = chain.retire_instructions(
+        Pubkey.from_string(record.mint), certificate_id=record.id, owner_wallet=p.prosumer_wallet.pubkey(),
+        amount_wh=10, retirement=RETIREMENT,
     )  # fmt: skip
-    other.partial_sign([p.prosumer_wallet], tx.message.recent_blockhash)
+    message = MessageV0.try_compile(svc_env.chain.fee_payer.pubkey(), retire, [], prepared.message.recent_blockhash)
+    other = sign_partial(message, [p.prosumer_wallet])
     with pytest.raises(InvalidCertificateError):
         await svc_env.service.submit(prepared.request.id, bytes(other), user_id=p.prosumer)
     svc_env.clock.now += timedelta(minutes=5)
@@ -184,16 +189,12 @@ async def test_revoke_blocks_transfers(svc_env: ServiceEnv) -> None:
     with pytest.raises(CertificateStateError):  # ...and submissions of earlier ones
         await sign_and_submit(svc_env.service, pending, p.prosumer_wallet, p.prosumer)
     # ...and the chain refuses too, even a transaction the holder pays for themself.
-    svc_env.chain.svm.airdrop(p.prosumer_wallet.pubkey(), 10**9)
     ixs = chain.transfer_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         to_wallet=p.consumer_wallet.pubkey(), fee_payer=p.prosumer_wallet.pubkey(), amount_wh=5,
     )  # fmt: skip
-    tx = Transaction(
-        [p.prosumer_wallet], Message(ixs, p.prosumer_wallet.pubkey()), svc_env.chain.svm.latest_blockhash()
-    )
-    with pytest.raises(ChainError):
-        await svc_env.chain.ledger.send_transaction(tx)
+    with pytest.raises(LedgerError):
+        await self_paid(svc_env.chain, p.prosumer_wallet, ixs)
     report = await svc_env.validator.by_id(cid)
     assert report.status == "revoked"
     assert not report.valid
@@ -218,16 +219,12 @@ async def test_expiry_enforced(svc_env: ServiceEnv) -> None:
     # The sweep freezes holders, so the chain refuses even self-paid retirements.
     assert await svc_env.service.expire_due() == 1
     assert (await svc_env.store.get(cid)).status is Status.EXPIRED
-    svc_env.chain.svm.airdrop(p.prosumer_wallet.pubkey(), 10**9)
     ixs = chain.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=1, retirement=RETIREMENT,
     )  # fmt: skip
-    tx = Transaction(
-        [p.prosumer_wallet], Message(ixs, p.prosumer_wallet.pubkey()), svc_env.chain.svm.latest_blockhash()
-    )
-    with pytest.raises(ChainError):
-        await svc_env.chain.ledger.send_transaction(tx)
+    with pytest.raises(LedgerError):
+        await self_paid(svc_env.chain, p.prosumer_wallet, ixs)
 
 
 async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> None:
@@ -243,15 +240,11 @@ async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> 
     assert any("energy_wh" in m for m in report.mismatches)
     svc_env.store.records[cid] = record
     # 2. The holder retires on chain behind the service's back (paying their own fee).
-    svc_env.chain.svm.airdrop(p.prosumer_wallet.pubkey(), 10**9)
     ixs = chain.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=7, retirement=RETIREMENT,
     )  # fmt: skip
-    tx = Transaction(
-        [p.prosumer_wallet], Message(ixs, p.prosumer_wallet.pubkey()), svc_env.chain.svm.latest_blockhash()
-    )
-    await svc_env.chain.ledger.send_transaction(tx)
+    await self_paid(svc_env.chain, p.prosumer_wallet, ixs)
     report = await svc_env.validator.by_id(cid)
     assert report.retired_wh == 7
     assert not report.db_agrees
