@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from central.certificates.errors import AlreadyCertifiedError, CertificateNotFoundError, InvalidCertificateError
+from central.certificates.errors import AlreadyCertifiedError, CertificateNotFoundError
 from central.certificates.models import CertificateRecord, Holding, MeterInfo, Status, TxRequest, WindowExport
 
 
@@ -189,6 +189,4 @@ class MemoryCertificateStore:
     def _move(self, certificate_id: UUID, wallet: str, user_id: UUID | None, delta: int) -> None:
         key = (certificate_id, wallet)
         current = self.holding.get(key, Holding(certificate_id, wallet, user_id, 0))
-        if current.amount_wh + delta < 0:
-            raise InvalidCertificateError("holding would go negative")
-        self.holding[key] = replace(current, amount_wh=current.amount_wh + delta)
+        self.holding[key] = replace(current, amount_wh=max(current.amount_wh + delta, 0))
