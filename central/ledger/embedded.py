@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import time
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from solders.account import Account
 from solders.address_lookup_table_account import AddressLookupTable
 from solders.clock import Clock
 from solders.hash import Hash
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import MessageV0
@@ -57,7 +59,7 @@ from central.ledger.port import (
     TransactionRecord,
 )
 from central.ledger.store import LogFile, decode_accounts, encode_accounts
-from central.ledger.tokens import TOKEN_PROGRAMS, parse_token_account
+from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAMS, parse_token_account
 
 K_ACCOUNTS = 1
 K_SLOT = 2
@@ -419,8 +421,10 @@ class EmbeddedLedger:
         if self._lamports_of(self._faucet.pubkey()) < lamports + 5000:
             raise AirdropUnavailableError("faucet is empty")
         bh = self.latest_blockhash().blockhash
-        ix = transfer(TransferParams(from_pubkey=self._faucet.pubkey(), to_pubkey=address, lamports=lamports))
-        tx = VersionedTransaction(MessageV0.try_compile(self._faucet.pubkey(), [ix], [], bh), [self._faucet])
+        ixs = [transfer(TransferParams(from_pubkey=self._faucet.pubkey(), to_pubkey=address, lamports=lamports)),
+               # A nonce memo keeps two equal airdrops in one slot from being the same (deduplicated) transaction.
+               Instruction(MEMO_PROGRAM_ID, b"airdrop " + os.urandom(8).hex().encode(), [])]
+        tx = VersionedTransaction(MessageV0.try_compile(self._faucet.pubkey(), ixs, [], bh), [self._faucet])
         sig = self.send(tx)
         status = self.status(sig)
         if status is None or status.err is not None:

@@ -30,6 +30,9 @@ class Unit:
     tag: object = None
     #: Compute units this unit needs; when any unit of a transaction sets it, a compute-unit limit is added.
     compute_units: int = 0
+    #: Varies the transaction's compute-unit limit (sum of salts mod 4096) so that rebuilding the same units with
+    #: the same blockhash gives a different transaction (and signature); the chain outbox uses attempt counts.
+    salt: int = 0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,8 @@ class Packed:
     tags: tuple[object, ...] = field(default=())
 
 
+CU_MARGIN = 20_000
+SALT_RANGE = 4096
 Trailer = Callable[[Sequence[Unit]], Sequence[Instruction]]
 
 
@@ -94,7 +99,10 @@ def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
 
     def header(cur: Sequence[Unit]) -> list[Instruction]:
         cu = sum(u.compute_units for u in cur)
-        return compute_budget(cu + 20_000 if cu else None, compute_unit_price)
+        salt = sum(u.salt for u in cur) % SALT_RANGE
+        if cu:
+            return compute_budget(cu + CU_MARGIN + salt, compute_unit_price)
+        return compute_budget(MAX_COMPUTE_UNITS - salt if salt else None, compute_unit_price)
 
     def assemble(cur: Sequence[Unit]) -> list[Instruction]:
         ixs = header(cur)
@@ -122,13 +130,13 @@ def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
         bound = _Bound(payer, len(tables))
         cu_total = 0
 
-    fixed_extra = header([Unit((), compute_units=1)])
+    fixed_extra = header([Unit((), compute_units=1, salt=1)])
     fixed_body, fixed_keys, fixed_signers = bound.cost(fixed_extra)
 
     for unit in units:
-        if unit.compute_units > max_compute_units - 20_000:
+        if unit.compute_units > max_compute_units - CU_MARGIN - SALT_RANGE:
             raise TransactionTooLargeError(f"unit needs {unit.compute_units} compute units, more than a transaction")
-        if cur and (cu_total + unit.compute_units > max_compute_units - 20_000
+        if cur and (cu_total + unit.compute_units > max_compute_units - CU_MARGIN - SALT_RANGE
                     or (max_units is not None and len(cur) >= max_units)):
             flush()
         body, new_keys, new_signers = bound.cost(unit.instructions)

@@ -23,19 +23,32 @@ class Chain:
     kind: str
 
 
-@pytest.fixture(params=["embedded", "rpc"])
-async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
-    embedded = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger", slot_ms=0))
+async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain]:
+    embedded = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger", slot_ms=slot_ms))
     server: JsonRpcServer | None = None
     ledger: Ledger = embedded
-    if request.param == "rpc":
+    if kind == "rpc":
         server = await serve(embedded, "127.0.0.1", 0)
         ledger = RpcLedger(server.url)
     try:
-        yield Chain(ledger, embedded, request.param)
+        yield Chain(ledger, embedded, kind)
     finally:
         if ledger is not embedded:
             await ledger.close()
         if server is not None:
             await server.close()
         await embedded.close()
+
+
+@pytest.fixture(params=["embedded", "rpc"])
+async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+    """Slots advance only when the test says so (``chain.embedded.advance_slots``)."""
+    async for c in _chain(request.param, tmp_path, slot_ms=0):
+        yield c
+
+
+@pytest.fixture(params=["embedded", "rpc"])
+async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+    """Slots advance with wall time (10 ms each), as on a cluster."""
+    async for c in _chain(request.param, tmp_path, slot_ms=10):
+        yield c
