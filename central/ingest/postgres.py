@@ -68,8 +68,14 @@ def _stored(row: Any) -> StoredReading:
 
 
 class PgIngestStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    """``pool`` may be a callable returning the pool, for composition roots where the pool opens at start-up."""
+
+    def __init__(self, pool: asyncpg.Pool | Callable[[], asyncpg.Pool]) -> None:
+        self._get_pool: Callable[[], asyncpg.Pool] = pool if callable(pool) else (lambda: pool)
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        return self._get_pool()
 
     async def commit_batch(
         self, query: ContextQuery, decide: Callable[[BatchContext], BatchOutcome]
