@@ -195,6 +195,6 @@ def build_rlrq() -> bytes:
 
 
 def check_rlre(apdu: bytes) -> None:
-    """Accept any RLRE (some meters, gurux among them, send a mis-sized one); reject anything else."""
+    """Accept any RLRE (some meters send a mis-sized one); reject anything else."""
     if not apdu or apdu[0] != RLRE_TAG:
         raise DlmsDecodeError(f"expected RLRE, got {apdu[:2].hex()}")
