@@ -105,6 +105,15 @@ class MeterConfig:
     password: bytes = field(default=b"", repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ScanHit:
+    """A device that answered a scan: its address on the bus and the model maps whose probes all matched."""
+
+    address: int
+    map_ids: tuple[str, ...]
+    models: tuple[str, ...]
+
+
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SERIAL = re.compile(r"^[\x21-\x7e]{1,64}$")
 

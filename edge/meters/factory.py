@@ -16,22 +16,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from edge.errors import ConfigError
 from edge.meters.base import MeterReader, MeterSample
-from edge.meters.config import BusConfig, MeterConfig
+from edge.meters.config import BusConfig, MeterConfig, ScanHit
+from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
 from edge.meters.maps import MeterMap, Protocol
 from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
 
-
-@dataclass(frozen=True, slots=True)
-class ScanHit:
-    """A device that answered a scan: its address on the bus and the model maps whose probes all matched."""
-
-    address: int
-    map_ids: tuple[str, ...]
-    models: tuple[str, ...]
+__all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
 
 
 class MeterSet:
@@ -40,16 +33,18 @@ class MeterSet:
     def __init__(self) -> None:
         self.readers: dict[str, MeterReader] = {}
         self._modbus_buses: dict[str, ModbusBus] = {}
-        self._closers: list[MeterReader] = []
+        self._dlms_buses: dict[str, DlmsBus] = {}
 
     async def aclose(self) -> None:
-        for reader in self._closers:
+        for reader in self.readers.values():
             await reader.close()
         for bus in self._modbus_buses.values():
             await bus.close()
+        for dbus in self._dlms_buses.values():
+            await dbus.close()
         self.readers.clear()
-        self._closers.clear()
         self._modbus_buses.clear()
+        self._dlms_buses.clear()
 
 
 def build_readers(
@@ -73,7 +68,10 @@ def build_readers(
                 bus = result._modbus_buses[bus_cfg.name] = ModbusBus(bus_cfg)
             result.readers[meter.serial] = ModbusMeterReader(meter, meter_map, bus, clock=clock)
         else:
-            raise ConfigError(f"meter {meter.serial}: DLMS meters are not supported by this build yet")
+            dbus = result._dlms_buses.get(bus_cfg.name)
+            if dbus is None:
+                dbus = result._dlms_buses[bus_cfg.name] = DlmsBus(bus_cfg)
+            result.readers[meter.serial] = DlmsMeterReader(meter, meter_map, dbus, clock=clock)
     return result
 
 
@@ -102,13 +100,15 @@ async def read_once(
 
 
 async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int] = range(1, 248)) -> list[ScanHit]:
-    """Probe each Modbus unit id on ``bus`` with every map's probe registers; name the models found.
+    """Probe each address on ``bus`` with every map's probes; name the models found.
 
-    Unit ids that stay silent or refuse every probe are left out. Each probe request is tried once (no retries),
-    with the bus's timeout; scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
+    Modbus: ``addresses`` are unit ids, probed with each Modbus map's probe registers. DLMS: ``addresses`` are
+    server logical addresses (dlms-tcp) or physical addresses (dlms-hdlc), probed as the public client with each
+    DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
+    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
     """
-    if bus.kind.protocol is not Protocol.MODBUS:
-        raise ConfigError(f"bus {bus.name}: scanning {bus.kind.value} is not supported by this build yet")
+    if bus.kind.protocol is Protocol.DLMS:
+        return await scan_dlms(bus, maps, addresses)
     candidates = [m for m in maps.values() if m.protocol is Protocol.MODBUS]
     hits: list[ScanHit] = []
     modbus_bus = ModbusBus(bus)
