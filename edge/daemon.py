@@ -103,6 +103,11 @@ class Daemon:
         stats = self._refresh_alarms()
         board = self.board
         assert board is not None
+        assert self.outbox is not None
+        if stats.depth < 1000:  # only once a backlog is (nearly) gone, never while draining it
+            freed = self.outbox.compact()
+            if freed:
+                log.info("outbox file compacted", extra={"pages_freed": freed})
         self._notifier.watchdog()
         self._notifier.status(
             f"{board.link.state}; outbox {stats.depth}; meters up "
