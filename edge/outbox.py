@@ -376,7 +376,9 @@ class Outbox:
         (free,) = self._conn.execute("PRAGMA freelist_count").fetchone()
         if int(free) < min_free_pages:
             return 0
-        self._conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()  # one page per step
+        # executescript runs the pragma to completion (execute() would free a single page per call); the connection
+        # is in autocommit mode, so its implicit COMMIT is a no-op.
+        self._conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
         (after,) = self._conn.execute("PRAGMA freelist_count").fetchone()
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(free) - int(after)
