@@ -235,8 +235,7 @@ class Uplink:
             return True
         payload = encode_batch([r for _, r in rows])
         if not self._link.publish(self.topic_readings, payload, qos=1):
-            self.connected = False
-            return False
+            return False  # link going down: the disconnect event follows; otherwise the next pump retries
         seqs = tuple(s for s, _ in rows)
         self._inflight[seqs[0]] = _Batch(seqs, lane, self._mono())
         self._inflight_seqs.update(seqs)
