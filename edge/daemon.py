@@ -163,12 +163,19 @@ class Daemon:
             self._housekeeping_once()
             await asyncio.sleep(HOUSEKEEPING_S)
 
-    async def _start_web(self) -> web.AppRunner:
+    async def _start_web(self) -> web.AppRunner | None:
         cfg = self.cfg.status
+        assert self.board is not None
         runner = web.AppRunner(make_app(cfg, self.status), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.bind, cfg.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:  # readings matter more than the page: go on without it, loudly
+            await runner.cleanup()
+            self.board.alarm("status_page", f"status page not available on {cfg.bind}:{cfg.port}: {e.strerror or e}")
+            log.error("status page not available", extra={"error": str(e)})  # noqa: TRY400
+            return None
         server = site._server  # the only way to learn the port bound for port 0
         sockets = getattr(server, "sockets", None) or []
         self.web_port = sockets[0].getsockname()[1] if sockets else cfg.port
@@ -223,6 +230,7 @@ class Daemon:
         )
         runner: web.AppRunner | None = None
         tasks: list[asyncio.Task[None]] = []
+        link_started = False
         try:
             async with self._meter_source() as meters:
                 poller = Poller(
@@ -235,6 +243,7 @@ class Daemon:
                 if cfg.status.enabled:
                     runner = await self._start_web()
                 link.start(uplink)
+                link_started = True
                 tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
                 tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
                 tasks.extend(
@@ -251,10 +260,13 @@ class Daemon:
                 await asyncio.gather(*tasks[2:], return_exceptions=True)
                 await self._flush()
                 await link.stop()
+                link_started = False
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if link_started:
+                await link.stop()
             if runner is not None:
                 await runner.cleanup()
             final = outbox.stats()

@@ -94,3 +94,27 @@ async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
     assert any("ALARM disk almost full" in r.getMessage() for r in caplog.records)
     assert snap["outbox"]["last_seq"] >= 2  # readings still committed: nothing dropped to make room
     assert meter.closed
+
+
+async def test_status_port_in_use_does_not_stop_readings(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = load_config(_write(tmp_path, config_text(tmp_path / "state", mqtt_port=broker.port, status_port=port)))
+        meter = FakeMeter("PT-1")
+        daemon = Daemon(cfg, static_meters([(MeterInfo("PT-1", "fake", "memory", "fake", 1), meter)]),
+                        flush_on_stop_s=0.1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await asyncio.wait_for(daemon.ready.wait(), 10)
+            async with asyncio.timeout(10):
+                while meter.reads < 1:  # noqa: ASYNC110 - polling a fake's counter
+                    await asyncio.sleep(0.05)
+            snap = daemon.status()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+    assert snap["outbox"]["last_seq"] >= 1
+    assert any(a["key"] == "status_page" for a in snap["alarms"])
