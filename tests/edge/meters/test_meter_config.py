@@ -81,6 +81,8 @@ def test_parse_buses_and_meters() -> None:
         ('bus = "dlms"', 'bus = "gw"', 34, "is dlms but bus 'gw' is modbus-tcp"),
         ('password = "s3cret-pw"', "", 35, "needs a non-empty 'password'"),
         ('serial = "EM24-2"', 'serial = "SDM-1"', 25, "already defined"),
+        ('serial = "EM24-2"', 'serial = "' + "E" * 33 + '"', 25, "1..32 characters"),
+        ('serial = "EM24-2"', 'serial = "EM 24"', 25, "printable ASCII without spaces"),
     ],
 )
 def test_config_errors_name_line(old: str, new: str, line: int, reason: str) -> None:
