@@ -11,9 +11,10 @@ the one mint) makes a second mint of the same certificate impossible.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from solders.instruction import Instruction
@@ -47,7 +48,25 @@ class CertificateConfig:
     window_s: int = 900
     expiry_months: int = 12
     request_ttl_s: int = 120
+    expiry_sweep_s: float = 300.0
     renewable_sources: frozenset[str] = field(default=RENEWABLE_SOURCES)
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, default_uri_base: str) -> CertificateConfig:
+        """Build from the ``[certificates]`` config table (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)} | {"issuer_key_file", "fee_payer_key_file"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"unknown certificates setting(s): {', '.join(unknown)}")
+        values = {k: v for k, v in section.items() if k in {f.name for f in fields(cls)}}
+        values.setdefault("uri_base", default_uri_base.rstrip("/") + "/api/v1/certificates")
+        values.setdefault("issuer_name", "GridTokenX REC Authority")
+        if "renewable_sources" in values:
+            values["renewable_sources"] = frozenset(values["renewable_sources"])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"bad certificates settings: {exc}") from exc
 
     def __post_init__(self) -> None:
         if not self.issuer_name or len(self.issuer_name) > 64:
@@ -60,6 +79,8 @@ class CertificateConfig:
             raise ConfigError("certificates.expiry_months must be 1..120")
         if not 10 <= self.request_ttl_s <= 3600:
             raise ConfigError("certificates.request_ttl_s must be 10..3600")
+        if self.expiry_sweep_s <= 0:
+            raise ConfigError("certificates.expiry_sweep_s must be positive")
 
 
 def add_months(t: datetime, months: int) -> datetime:
@@ -188,11 +209,12 @@ class CertificateService:
         await self.store.mark_active(record.id)
         return await self.store.get(record.id)
 
-    async def resume_issuing(self) -> int:
-        """Finish certificates whose chain issuance was interrupted (windows reserved, mint not sealed)."""
+    async def resume_issuing(self, min_age: timedelta = timedelta(minutes=2)) -> int:
+        """Finish certificates whose chain issuance was interrupted (windows reserved, mint not sealed) and that
+        are older than ``min_age`` (younger ones may still be in their issuing request)."""
         done = 0
         for record in await self.store.list_all():
-            if record.status is Status.ISSUING:
+            if record.status is Status.ISSUING and record.issued_at <= self._now() - min_age:
                 await self._complete_issue(record)
                 done += 1
         return done
@@ -236,11 +258,25 @@ class CertificateService:
         return PreparedTransaction(saved, message)
 
     async def request_transfer(
-        self, certificate_id: UUID, *, user_id: UUID, to_user_id: UUID, amount_wh: int
+        self,
+        certificate_id: UUID,
+        *,
+        user_id: UUID,
+        amount_wh: int,
+        to_user_id: UUID | None = None,
+        to_wallet: str | None = None,
     ) -> PreparedTransaction:
+        """Build the transfer of ``amount_wh`` to another user, named by id or by their linked wallet."""
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
+        if (to_user_id is None) == (to_wallet is None):
+            raise InvalidCertificateError("name the recipient by user id or by wallet, not both")
+        if to_wallet is not None:
+            to_user_id = await self.directory.user_of_wallet(to_wallet)
+            if to_user_id is None:
+                raise CertificateNotFoundError("no user has linked that wallet")
+        assert to_user_id is not None
         to_wallet = await self.directory.wallet_of(to_user_id)
         if to_wallet is None:
             raise CertificateStateError("the recipient has no linked wallet")
