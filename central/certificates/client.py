@@ -138,3 +138,32 @@ async def validate(
 async def list_mine(http: aiohttp.ClientSession, token: str) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = await _call(http, "GET", PREFIX, token)
     return result
+
+
+async def demo_flow(
+    http: aiohttp.ClientSession,
+    *,
+    authority_token: str,
+    prosumer_token: str,
+    prosumer_wallet: Keypair,
+    consumer_token: str,
+    consumer_wallet: Keypair,
+    meter_id: str,
+    period_start: datetime,
+    period_end: datetime,
+    slice_wh: int,
+    beneficiary: str = "Demo consumer household",
+) -> dict[str, Any]:
+    """The demo's certificate story: the REC authority certifies the prosumer's verified export for the period, the
+    prosumer transfers ``slice_wh`` to the consumer, who retires it (burn + memo naming them); then the public
+    validation. Returns the certificate, both transaction signatures and the validation report."""
+    cert = await issue(http, authority_token, meter_id, period_start, period_end)
+    transfer_sig = await transfer(
+        http, prosumer_token, prosumer_wallet, cert["id"], slice_wh, to_wallet=str(consumer_wallet.pubkey())
+    )
+    retire_sig = await retire(
+        http, consumer_token, consumer_wallet, cert["id"], slice_wh, beneficiary=beneficiary,
+        purpose="renewable electricity claim", consumption_start=period_start, consumption_end=period_end,
+    )  # fmt: skip
+    report = await validate(http, mint=cert["mint"])
+    return {"certificate": cert, "transfer": transfer_sig, "retire": retire_sig, "validation": report}

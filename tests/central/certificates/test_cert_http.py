@@ -115,3 +115,17 @@ async def test_certificate_lifecycle_over_http(api: Api) -> None:
         assert "/api/v1/certificates/validate" in paths
     finally:
         await session.close()
+
+
+async def test_demo_flow(api: Api) -> None:
+    async with aiohttp.ClientSession(str(api.http.make_url(""))) as session:
+        out = await client.demo_flow(
+            session, authority_token=api.tokens["rec_authority"], prosumer_token=api.tokens["prosumer"],
+            prosumer_wallet=api.wallets["prosumer"], consumer_token=api.tokens["consumer"],
+            consumer_wallet=api.wallets["consumer"], meter_id=str(api.meter_id), period_start=T0,
+            period_end=T0 + HOUR, slice_wh=750,
+        )  # fmt: skip
+    assert out["certificate"]["energy_wh"] == 3000
+    assert out["validation"]["valid"] is True
+    assert out["validation"]["retired_wh"] == 750
+    assert out["validation"]["db_agrees"] is True
