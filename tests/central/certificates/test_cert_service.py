@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
 from central.certificates import chain
@@ -255,3 +256,22 @@ async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> 
     unknown = await svc_env.validator.by_id(UUID(int=1))
     assert unknown.status == "not_found"
     assert not unknown.exists_on_chain
+
+
+async def test_submission_retried_after_a_lost_record_completes_once(svc_env: ServiceEnv) -> None:
+    """The chain took the transaction but the service died before recording it: the retry finds it landed."""
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    prepared = await svc_env.service.request_transfer(
+        record.id, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=40
+    )
+    signed = sign_partial(prepared.message, [p.prosumer_wallet])
+    request = await svc_env.store.get_request(prepared.request.id)
+    tx = VersionedTransaction.from_bytes(bytes(signed))
+    sig = await svc_env.chain.ops.submit_user_transaction(
+        tx, MessageV0.from_bytes(request.message), request.last_valid_block_height
+    )  # sent, but never recorded
+    assert await svc_env.service.submit(prepared.request.id, bytes(signed), user_id=p.prosumer) == str(sig)
+    holdings = {h.wallet: h.amount_wh for h in await svc_env.store.holdings(record.id)}
+    assert holdings[str(p.consumer_wallet.pubkey())] == 40
+    assert await svc_env.chain.ops.balance(Pubkey.from_string(record.mint), p.consumer_wallet.pubkey()) == 40
