@@ -16,9 +16,8 @@ from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from ledger.outbox_support import MintWorld, make_outbox  # type: ignore[import-not-found]
 
 
-async def main(dsn: str, data_dir: str, world_json: str, crash_at: str, slot_ms: int) -> None:
+async def main(dsn: str, data_dir: str, world: MintWorld, crash_at: str, slot_ms: int) -> None:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=Path(data_dir), slot_ms=slot_ms))
-    world = MintWorld.from_json(Path(world_json).read_text())
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
 
     def hook(point: str) -> None:
@@ -32,4 +31,5 @@ async def main(dsn: str, data_dir: str, world_json: str, crash_at: str, slot_ms:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    world = MintWorld.from_json(Path(sys.argv[3]).read_text())
+    asyncio.run(main(sys.argv[1], sys.argv[2], world, sys.argv[4], int(sys.argv[5])))
