@@ -1,6 +1,6 @@
 """PostgreSQL adapter of the accounting store: reads ``readings`` (central-ingest), ``meters``/``devices``
 (central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031) and, in the same
-transaction, one ``mint_intents`` row (0032) per window with exported energy."""
+transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import asyncpg
 from central.accounting.errors import AccountingError
 from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
+from central.minting.plan import MintIntent
+from central.minting.service import enqueue_mints
 
 _DUE = """
 SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
@@ -54,8 +56,6 @@ _WINDOW_COLUMNS = (
     "record_hashes",
     "merkle_root",
 )
-
-_INTENT_COLUMNS = ("meter_id", "window_start_ms", "window_end_ms", "owner_id", "amount_wh", "window_root")
 
 _UPDATE_CHECKPOINTS = """
 UPDATE accounting_checkpoints c SET boundary_ms = u.boundary_ms, cum_import = u.cum_import,
@@ -175,9 +175,9 @@ class PgAccountingStore:
                 if inserts:
                     await conn.executemany(_INSERT_CHECKPOINT, inserts)
                 await conn.copy_records_to_table("energy_windows", records=rows, columns=_WINDOW_COLUMNS)
-                # one mint intent per window with exported energy, in the same transaction (minting, 0032)
-                intents = [(r[0], r[1], r[2], r[3], r[5], r[11]) for r in rows if r[5] > 0]
-                if intents:
-                    await conn.copy_records_to_table("mint_intents", records=intents, columns=_INTENT_COLUMNS)
+                # one mint intent per window with exported energy, in the same transaction (chain outbox)
+                await enqueue_mints(
+                    conn, [MintIntent(0, r[0], r[3], r[1], r[2], r[5], r[11]) for r in rows if r[5] > 0]
+                )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrentAccountingError("windows or checkpoints recorded concurrently") from exc

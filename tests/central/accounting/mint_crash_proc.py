@@ -16,8 +16,7 @@ from solders.pubkey import Pubkey
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.keys import load_key
-from central.minting.pg_store import PgMintStore, submitter_lock
-from central.minting.worker import MintWorker
+from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
 
 
@@ -39,9 +38,7 @@ async def main(dsn: str, ledger_dir: str, keys_dir: str, mint: str, point: str) 
             if calls["n"] == 2:  # let one batch complete, die in the middle of the second
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    async with submitter_lock(pool) as got:
-        assert got
-        await MintWorker(PgMintStore(pool), chain, batch=40, crash_hook=hook).run_until_idle()
+    await mint_outbox(pool, chain, batch_size=40, hook=hook).drain()
     await pool.close()
     await ledger.close()
     sys.exit(3)  # the hook should have killed us before

@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 from central.accounting import DEFAULT_WINDOW_MS
 from central.ledger.builder import associated_token_address
 from central.ledger.tokens import parse_mint
+from central.minting.queries import minted_wh
 from central.wallets.chain import Chain
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
@@ -85,13 +86,7 @@ async def energy_supply(chain: Chain) -> int:
 
 
 async def minted_wh_in_db(pool: asyncpg.Pool, owner: uuid.UUID | None = None) -> int:
-    return int(
-        await pool.fetchval(
-            "SELECT coalesce(sum(amount_wh), 0) FROM mint_intents WHERE state = 'confirmed' "
-            "AND ($1::uuid IS NULL OR owner_id = $1)",
-            owner,
-        )
-    )
+    return await minted_wh(pool, owner)
 
 
 __all__ = ["T0", "W", "add_user"]

@@ -21,8 +21,8 @@ from test_minting_pg import account_all
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.keys import write_key
-from central.minting.pg_store import PgMintStore, submitter_lock
-from central.minting.worker import MintWorker
+from central.minting.plan import MINT_KIND
+from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
 
 HERE = Path(__file__).parent
@@ -50,7 +50,7 @@ async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str],
     assert await account_all(pool) == 240
     for o in owners:
         await link_wallet(pool, o)
-    expected = int(await pool.fetchval("SELECT sum(amount_wh) FROM mint_intents"))
+    expected = int(await pool.fetchval("SELECT sum((payload->>'wh')::bigint) FROM chain_intent"))
     await chain.ledger.close()
     return chain, {"keys": str(keys), "mint": str(chain.energy_mint)}, expected
 
@@ -78,19 +78,20 @@ async def restart_and_finish(pool: asyncpg.Pool, tmp: Path, chain: Chain, *, exp
     if expire:
         ledger.advance_slots(200)  # the recorded, unsent transaction can no longer land
     restarted = Chain(ledger, chain.energy_mint, chain.mint_authority, chain.fee_payer)
-    async with submitter_lock(pool) as got:
-        assert got
-        await MintWorker(PgMintStore(pool), restarted).run_until_idle()
+    await mint_outbox(pool, restarted).drain()
     return ledger
 
 
 async def check_exactly_once(pool: asyncpg.Pool, ledger: EmbeddedLedger, mint: Pubkey, expected: int) -> None:
     chain = Chain(ledger, mint, None, None)  # type: ignore[arg-type]
-    states = dict(await pool.fetch("SELECT state, count(*) FROM mint_intents GROUP BY state"))
+    states = dict(await pool.fetch("SELECT state, count(*) FROM chain_intent WHERE kind = $1 GROUP BY 1", MINT_KIND))
     assert states == {"confirmed": 240}
     assert await energy_supply(chain) == expected
     # per owner too: each wallet holds exactly its meter's Wh
-    for r in await pool.fetch("SELECT wallet, sum(amount_wh) AS wh FROM mint_intents GROUP BY wallet"):
+    for r in await pool.fetch(
+        "SELECT w.address AS wallet, sum((c.payload->>'wh')::bigint) AS wh FROM chain_intent c "
+        "JOIN wallets w ON w.user_id::text = c.payload->>'owner' GROUP BY 1"
+    ):
         assert await energy_balance(chain, r["wallet"]) == r["wh"]
 
 
@@ -98,9 +99,9 @@ async def check_exactly_once(pool: asyncpg.Pool, ledger: EmbeddedLedger, mint: P
 @pytest.mark.parametrize(
     ("point", "expire"),
     [
-        ("recorded", False),  # killed after the write-ahead commit, before sending: restart re-broadcasts
-        ("recorded", True),  # ... and the chain moved past its last valid height: restart re-plans
-        ("sent", False),  # killed after sending, before the confirmation was recorded: restart confirms
+        ("before_send", False),  # killed after the write-ahead commit, before sending: restart re-broadcasts
+        ("before_send", True),  # ... and the chain moved past its last valid height: restart re-plans
+        ("after_send", False),  # killed after sending, before the confirmation was recorded: restart confirms
     ],
 )
 async def test_killed_mid_submission_mints_each_window_once(
@@ -108,12 +109,12 @@ async def test_killed_mid_submission_mints_each_window_once(
 ) -> None:
     chain, info, expected = await prepare(pool, tmp_path)
     run_and_kill(pg_dsn, tmp_path, info, point)
-    open_txs = await pool.fetchval("SELECT count(*) FROM mint_txs WHERE state = 'submitted'")
+    open_txs = await pool.fetchval("SELECT count(*) FROM chain_submission WHERE state = 'submitted'")
     assert open_txs > 0  # the crash left a recorded submission to reconcile
     ledger = await restart_and_finish(pool, tmp_path, chain, expire=expire)
     try:
         await check_exactly_once(pool, ledger, chain.energy_mint, expected)
         if expire:
-            assert await pool.fetchval("SELECT count(*) FROM mint_txs WHERE state = 'expired'") > 0
+            assert await pool.fetchval("SELECT count(*) FROM chain_submission WHERE state = 'expired'") > 0
     finally:
         await ledger.close()

@@ -25,8 +25,8 @@ from solders.signature import Signature
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from central.minting.memo import MintLeaf, mints_root, parse_mint_memo
-from central.minting.pg_store import PgMintStore, submitter_lock
-from central.minting.worker import MintWorker
+from central.minting.queries import mints_of
+from central.minting.service import mint_outbox, release_accrued
 from central.wallets.chain import Chain
 
 
@@ -64,14 +64,12 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
     assert await account_all(pool) == 12
     alice_wallet = await link_wallet(pool, alice)
 
-    worker = MintWorker(PgMintStore(pool), chain)
-    async with submitter_lock(pool) as got:
-        assert got
-        minted = await worker.run_until_idle()
-    assert minted == 8  # alice's two meters x 4 windows; bob has no wallet yet: accrued
+    outbox = mint_outbox(pool, chain)
+    totals = await outbox.drain()
+    assert totals.confirmed == 8  # alice's two meters x 4 windows; bob has no wallet yet: accrued
+    assert totals.deferred == 4
 
-    store = PgMintStore(pool)
-    bob_mints = await store.mints_of(bob, 100, None)
+    bob_mints = await mints_of(pool, bob)
     assert [m.status for m in bob_mints] == ["accrued"] * 4
     assert await energy_balance(chain, alice_wallet.device_id) == await minted_wh_in_db(pool, alice)
     assert await minted_wh_in_db(pool, alice) == (111 + 5) * 12
@@ -80,7 +78,8 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
     await feed(pool, site, T0 + 13 * 5 * 60_000, 6, rate)
     assert await account_all(pool) == 6
     bob_wallet = await link_wallet(pool, bob)
-    await worker.run_until_idle()
+    assert await release_accrued(pool, bob) == 4
+    await outbox.drain()
     assert await energy_balance(chain, bob_wallet.device_id) == await minted_wh_in_db(pool, bob) == 40 * 18
     assert await energy_balance(chain, alice_wallet.device_id) == await minted_wh_in_db(pool, alice) == 116 * 18
     assert await energy_supply(chain) == await minted_wh_in_db(pool)
@@ -89,7 +88,9 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
     # last boundary (T0 + 90 min) falls on a reading, so its register is a raw signed value
     for serial, meter in site.meters.items():
         minted = await pool.fetchval(
-            "SELECT sum(amount_wh) FROM mint_intents WHERE meter_id = $1 AND state = 'confirmed'", meter
+            "SELECT sum((payload->>'wh')::bigint) FROM chain_intent WHERE payload->>'meter' = $1 "
+            "AND state = 'confirmed'",
+            str(meter),
         )
         boundary = await pool.fetchval("SELECT boundary_ms FROM accounting_checkpoints WHERE meter_id = $1", meter)
         at_boundary = await pool.fetchval(
@@ -102,7 +103,7 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
         assert minted == at_boundary - first == rate[serial] * 18
 
     # GET my mints data: window, Wh, signature, status
-    mine = await store.mints_of(alice, 100, None)
+    mine = await mints_of(pool, alice)
     assert len(mine) == 12
     assert all(m.status == "confirmed" and m.signature for m in mine)
 
@@ -115,18 +116,11 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
     memo_ix = rec.transaction.message.instructions[-1]
     parsed = parse_mint_memo(bytes(memo_ix.data).decode())
     rows = await pool.fetch(
-        "SELECT i.meter_id, i.window_start_ms, i.window_end_ms, i.amount_wh, e.merkle_root "
-        "FROM mint_intents i JOIN mint_txs t ON t.id = i.tx_id JOIN energy_windows e USING (meter_id, window_start_ms) "
-        "WHERE t.signature = $1",
+        "SELECT e.meter_id, e.window_start_ms, e.window_end_ms, e.export_wh, e.merkle_root FROM chain_intent c "
+        "JOIN energy_windows e ON c.key = e.meter_id::text || ':' || e.window_start_ms::text WHERE c.signature = $1",
         sig,
     )
     leaves = [MintLeaf(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
     assert parsed.root == mints_root(leaves)
     assert parsed.count == len(rows)
     assert set(parsed.window_starts_s) == {r[1] // 1000 for r in rows}
-
-
-async def test_second_submitter_is_locked_out(pool: asyncpg.Pool) -> None:
-    async with submitter_lock(pool) as first, submitter_lock(pool) as second:
-        assert first
-        assert not second
