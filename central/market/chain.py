@@ -7,6 +7,7 @@ Memos tie every chain movement to its database record: ``gtx:dep:<uuid>``, ``gtx
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from uuid import UUID
 
 from solders.instruction import Instruction
@@ -37,9 +38,21 @@ class MarketChain:
     quote_mint: Pubkey
     treasury: Pubkey
 
-    @property
+    @cached_property
     def addresses(self) -> EscrowAddresses:
-        return EscrowAddresses(self.escrow_authority.pubkey)
+        return EscrowAddresses(self.authority)
+
+    @cached_property
+    def authority(self) -> Pubkey:
+        return self.escrow_authority.pubkey
+
+    @cached_property
+    def payer(self) -> Pubkey:
+        return self.fee_payer.pubkey
+
+    @cached_property
+    def _address_cache(self) -> dict[tuple[object, ...], Pubkey]:
+        return {}
 
     def mint(self, asset: Asset) -> Pubkey:
         return self.energy_mint if asset is Asset.ENERGY else self.quote_mint
@@ -49,12 +62,20 @@ class MarketChain:
         return ENERGY_DECIMALS if asset is Asset.ENERGY else QUOTE_DECIMALS
 
     def escrow(self, account: int, asset: Asset) -> Pubkey:
-        return self.addresses.escrow(account, asset)
+        key = ("e", account, asset)
+        cache = self._address_cache
+        if key not in cache:
+            cache[key] = self.addresses.escrow(account, asset)
+        return cache[key]
 
     def wallet_ata(self, wallet: Pubkey, asset: Asset) -> Pubkey:
-        return associated_token_address(wallet, self.mint(asset))
+        key = ("w", wallet, asset)
+        cache = self._address_cache
+        if key not in cache:
+            cache[key] = associated_token_address(wallet, self.mint(asset))
+        return cache[key]
 
-    @property
+    @cached_property
     def treasury_ata(self) -> Pubkey:
         return associated_token_address(self.treasury, self.quote_mint)
 
@@ -62,9 +83,9 @@ class MarketChain:
 
     def open_escrow(self, account: int, asset: Asset, rent_lamports: int) -> list[Instruction]:
         """Create the escrow token account (fee payer pays rent; the escrow authority signs as seed base)."""
-        a = self.escrow_authority.pubkey
+        a = self.authority
         return create_token_account_with_seed(
-            self.fee_payer.pubkey,
+            self.payer,
             a,
             escrow_seed(account, asset),
             mint=self.mint(asset),
@@ -90,12 +111,12 @@ class MarketChain:
         self, transfer_id: UUID, account: int, asset: Asset, wallet: Pubkey, amount: int
     ) -> list[Instruction]:
         return [
-            create_ata_idempotent(self.fee_payer.pubkey, wallet, self.mint(asset)),
+            create_ata_idempotent(self.payer, wallet, self.mint(asset)),
             transfer_checked(
                 self.escrow(account, asset),
                 self.mint(asset),
                 self.wallet_ata(wallet, asset),
-                self.escrow_authority.pubkey,
+                self.authority,
                 amount=amount,
                 decimals=self.decimals(asset),
             ),
@@ -115,7 +136,7 @@ class MarketChain:
     ) -> Unit:
         """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
         (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already."""
-        auth = self.escrow_authority.pubkey
+        auth = self.authority
         ixs = [
             transfer_checked(
                 self.escrow(seller, Asset.ENERGY),

@@ -195,15 +195,17 @@ class Settler:
             return 0, 0
         height = await self.ledger.get_block_height()
         statuses = await self.ledger.get_signature_statuses([Signature.from_string(r["signature"]) for r in rows])
-        settled = released = 0
+        ok: list[tuple[int, str]] = []
+        released = 0
         for r, st in zip(rows, statuses, strict=True):
             if st is not None and st.ok:
-                settled += await self._confirm(r["id"], r["signature"])
+                ok.append((r["id"], r["signature"]))
             elif st is not None:
                 released += await self._release(r["id"], "failed", str(st.err))
                 log.error("settlement batch %s landed with error %s; its trades will be retried", r["id"], st.err)
             elif height > r["last_valid_block_height"]:
                 released += await self._release(r["id"], "expired", "blockhash expired before it landed")
+        settled = await self._confirm(ok) if ok else 0
         return settled, released
 
     async def _release(self, batch_id: int, status: str, error: str) -> int:
@@ -222,21 +224,23 @@ class Settler:
             )
             return int(n.split()[-1])
 
-    async def _confirm(self, batch_id: int, signature: str) -> int:
+    async def _confirm(self, batches: list[tuple[int, str]]) -> int:
+        """Record landed batches in one database transaction: trades settled, owed escrow locks spent."""
         async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
+            done = await conn.fetch(
                 "UPDATE settlement_batches SET status = 'confirmed', finished_at = now() "
-                "WHERE id = $1 AND status = 'submitted' RETURNING id",
-                batch_id,
+                "WHERE id = ANY($1::bigint[]) AND status = 'submitted' RETURNING id, signature",
+                [b for b, _ in batches],
             )
-            if done is None:
+            if not done:
                 return 0
             trades = await conn.fetch(
-                "UPDATE trades SET status = 'settled', signature = $2, settled_at = now() "
-                "WHERE batch_id = $1 AND status = 'pending' "
-                "RETURNING id, epoch_start, buyer, seller, qty, price, value, fee",
-                batch_id,
-                signature,
+                "UPDATE trades t SET status = 'settled', signature = b.signature, settled_at = now() "
+                "FROM unnest($1::bigint[], $2::text[]) AS b(id, signature) "
+                "WHERE t.batch_id = b.id AND t.status = 'pending' "
+                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee",
+                [r["id"] for r in done],
+                [r["signature"] for r in done],
             )
             spent: dict[tuple[int, str], int] = {}
             for t in trades:
@@ -260,7 +264,6 @@ class Settler:
                 conn,
                 {
                     "type": "trades",
-                    "signature": signature,
                     "count": len(trades),
                     "trades": [{"id": t["id"], "qty": t["qty"], "price": t["price"]} for t in trades[:50]],
                 },
