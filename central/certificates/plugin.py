@@ -3,7 +3,7 @@
 The ledger side is a :class:`CertificateChain` placed under :data:`CERT_CHAIN` by whoever builds the ledger (the
 ledger plug-in or the composition root; tests set it directly), e.g.::
 
-    app[CERT_CHAIN] = CertificateChain(ledger, issuer=issuer_key, fee_payer=fee_payer_key, uri_base=...)
+    app[CERT_CHAIN] = certificate_chain(ledger, ledger_config, setup, CertificateConfig.from_section(...))
 
 Without it the certificate routes answer 503 ``ledger_unavailable``.
 """
@@ -24,12 +24,29 @@ from central.certificates.routes import CERTIFICATES, Certificates, routes
 from central.certificates.service import CertificateConfig, CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as validation_clock
+from central.ledger.config import LedgerConfig
+from central.ledger.keys import load_or_create_key
+from central.ledger.port import Ledger
+from central.ledger.setup import LedgerSetup
 
 log = logging.getLogger(__name__)
 
 CERT_CHAIN = web.AppKey("gtx.certificates.chain", CertificateChain)
+#: The certificate issuer's key role: mint authority until sealed, freeze and metadata authority for good.
+ISSUER_ROLE = "rec_issuer"
 #: Only one worker process sweeps expiries per round ("gtx-rec").
 SWEEP_LOCK_KEY = 0x6774782D726563
+
+
+def certificate_chain(
+    ledger: Ledger, ledger_config: LedgerConfig, setup: LedgerSetup, config: CertificateConfig
+) -> CertificateChain:
+    """What a composition root puts under :data:`CERT_CHAIN`: the certificate issuer's own key
+    (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``) and the platform fee payer."""
+    issuer, _ = load_or_create_key(
+        ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
+    )
+    return CertificateChain(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
 
 
 def build(app: web.Application, config: CertificateConfig) -> Certificates | None:

@@ -54,7 +54,7 @@ class CertificateConfig:
     @classmethod
     def from_section(cls, section: Mapping[str, Any], *, default_uri_base: str) -> CertificateConfig:
         """Build from the ``[certificates]`` config table (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)} | {"issuer_key_file", "fee_payer_key_file"}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:
             raise ConfigError(f"unknown certificates setting(s): {', '.join(unknown)}")
