@@ -284,6 +284,7 @@ class CertificateService:
             raise InvalidCertificateError("cannot transfer to yourself")
         mint = Pubkey.from_string(record.mint)
         recipient = Pubkey.from_string(to_wallet)
+        request_id = uuid4()
         ixs = chain.transfer_instructions(
             mint,
             certificate_id=record.id,
@@ -292,10 +293,11 @@ class CertificateService:
             fee_payer=self.chain.fee_payer,
             amount_wh=amount_wh,
             thaw_with=self.chain.issuer if await self.chain.needs_thaw(mint, recipient) else None,
+            reference=str(request_id),
         )
         now = self._now()
         request = TxRequest(
-            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
+            id=request_id, certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
             amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), to_wallet=to_wallet, to_user_id=to_user_id,
         )  # fmt: skip
@@ -307,16 +309,18 @@ class CertificateService:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
+        request_id = uuid4()
         ixs = chain.retire_instructions(
             Pubkey.from_string(record.mint),
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
             amount_wh=amount_wh,
             retirement=retirement,
+            reference=str(request_id),
         )
         now = self._now()
         request = TxRequest(
-            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
+            id=request_id, certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
             amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), retirement=retirement,
         )  # fmt: skip

@@ -275,3 +275,19 @@ async def test_submission_retried_after_a_lost_record_completes_once(svc_env: Se
     holdings = {h.wallet: h.amount_wh for h in await svc_env.store.holdings(record.id)}
     assert holdings[str(p.consumer_wallet.pubkey())] == 40
     assert await svc_env.chain.ops.balance(Pubkey.from_string(record.mint), p.consumer_wallet.pubkey()) == 40
+
+
+async def test_two_equal_requests_are_two_transactions(svc_env: ServiceEnv) -> None:
+    """Same holder, amount and memo, prepared within one slot: still two burns, counted twice on both sides."""
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    first = await svc_env.service.request_retirement(record.id, user_id=p.prosumer, amount_wh=10, retirement=RETIREMENT)
+    second = await svc_env.service.request_retirement(
+        record.id, user_id=p.prosumer, amount_wh=10, retirement=RETIREMENT
+    )
+    s1 = await sign_and_submit(svc_env.service, first, p.prosumer_wallet, p.prosumer)
+    s2 = await sign_and_submit(svc_env.service, second, p.prosumer_wallet, p.prosumer)
+    assert s1 != s2
+    report = await svc_env.validator.by_id(record.id)
+    assert report.retired_wh == 20
+    assert report.db_agrees, report.mismatches
