@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from prometheus_client import CollectorRegistry
@@ -25,6 +26,11 @@ from protocol.keys import DeviceKey
 from protocol.record import ZERO_HASH, sign_reading
 
 MINUTE_MS = 60_000
+W_MS = 15 * MINUTE_MS
+#: A settlement-window boundary in 2026 where the PostgreSQL tests' production starts.
+T0_MS = 1_790_000_000_000 - 1_790_000_000_000 % W_MS
+T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+HOUR = timedelta(hours=1)
 
 
 async def migrated_pool(dsn: str) -> asyncpg.Pool:
