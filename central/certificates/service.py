@@ -24,8 +24,9 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain
+from central.certificates import chain, metrics
 from central.certificates.errors import (
+    AlreadyCertifiedError,
     CertificateNotFoundError,
     CertificateStateError,
     ChainError,
@@ -142,6 +143,21 @@ class CertificateService:
     ) -> CertificateRecord:
         """Certify all verified, not yet certified renewable export of ``meter_id`` in [start, end) and mint it to
         the owner's linked wallet. ``expected_wh``, if given, must equal what the period holds."""
+        try:
+            return await self._issue(actor_id, meter_id, period_start, period_end, expected_wh)
+        except (AlreadyCertifiedError, InsufficientGenerationError, InvalidCertificateError, CertificateStateError,
+                CertificateNotFoundError) as exc:  # fmt: skip
+            metrics.REFUSED.labels(type(exc).__name__).inc()
+            raise
+
+    async def _issue(
+        self,
+        actor_id: UUID,
+        meter_id: UUID,
+        period_start: datetime,
+        period_end: datetime,
+        expected_wh: int | None,
+    ) -> CertificateRecord:
         window = timedelta(seconds=self.config.window_s)
         for t in (period_start, period_end):
             if t.tzinfo is None or int(t.timestamp()) % self.config.window_s or t.microsecond:
@@ -207,6 +223,8 @@ class CertificateService:
             raise ChainError(f"certificate {record.id} claims {record.energy_wh} Wh but its windows back {covered}")
         await self.chain.issue(record.metadata(), Pubkey.from_string(record.owner_wallet))
         await self.store.mark_active(record.id)
+        metrics.ISSUED.inc()
+        metrics.ISSUED_WH.inc(record.energy_wh)
         return await self.store.get(record.id)
 
     async def resume_issuing(self, min_age: timedelta = timedelta(minutes=2)) -> int:
@@ -343,7 +361,9 @@ class CertificateService:
             raise InvalidCertificateError("signed transaction is not a Solana v0 transaction") from exc
         expected = MessageV0.from_bytes(request.message)
         signature = str(await self.chain.submit_user_transaction(tx, expected, request.last_valid_block_height))
-        await self.store.complete_request(request, signature, self._now())
+        if await self.store.complete_request(request, signature, self._now()):
+            counter = metrics.TRANSFERRED_WH if request.kind is RequestKind.TRANSFER else metrics.RETIRED_WH
+            counter.inc(request.amount_wh)
         return signature
 
     # --- revocation and expiry ---
@@ -362,6 +382,7 @@ class CertificateService:
             await self.chain.freeze_holders(mint, await self._wallets(record))
             await self.chain.mark_revoked(mint, reason)
             await self.store.mark_revoked(record.id, by=actor_id, reason=reason, at=self._now())
+            metrics.REVOKED.inc()
         return await self.store.get(certificate_id)
 
     async def expire_due(self) -> int:
@@ -371,5 +392,6 @@ class CertificateService:
         for record in await self.store.due_for_expiry(self._now()):
             await self.chain.freeze_holders(Pubkey.from_string(record.mint), await self._wallets(record))
             await self.store.mark_expired(record.id)
+            metrics.EXPIRED.inc()
             count += 1
         return count

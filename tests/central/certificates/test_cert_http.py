@@ -112,6 +112,10 @@ async def test_certificate_lifecycle_over_http(api: Api) -> None:
             paths = (await resp.json())["paths"]
         assert "/api/v1/certificates/{certificate_id}/retire" in paths
         assert "/api/v1/certificates/validate" in paths
+        async with session.get("/metrics") as resp:
+            text = await resp.text()
+        assert "gtx_certificates_retired_wh_total" in text
+        assert 'gtx_certificates_issue_refused_total{reason="AlreadyCertifiedError"}' in text
     finally:
         await session.close()
 
