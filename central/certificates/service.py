@@ -194,6 +194,11 @@ class CertificateService:
             )
 
         now = self._now()
+        expires_at = add_months(period_end, self.config.expiry_months)
+        if expires_at <= now:
+            raise CertificateStateError(
+                f"production older than {self.config.expiry_months} months can no longer be certified"
+            )
         certificate_id = uuid4()
         record = CertificateRecord(
             id=certificate_id,
@@ -208,7 +213,7 @@ class CertificateService:
             energy_source=meter.source,
             issuer=self.config.issuer_name,
             issued_at=now,
-            expires_at=add_months(period_end, self.config.expiry_months),
+            expires_at=expires_at,
             readings_root=merkle_root([w.merkle_root for w in backing]),
             status=Status.ISSUING,
             issued_by=actor_id,

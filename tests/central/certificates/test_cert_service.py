@@ -93,6 +93,10 @@ async def test_issue_beyond_generation_is_refused(svc_env: ServiceEnv) -> None:
         await svc_env.service.issue(
             actor_id=p.authority, meter_id=p.meter_id, period_start=T0 + timedelta(minutes=1), period_end=T0 + WINDOW
         )
+    svc_env.clock.now = T0 + timedelta(days=400)
+    with pytest.raises(CertificateStateError):  # production older than the validity period
+        await svc_env.service.issue(actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + WINDOW)
+    svc_env.clock.now = T0 + timedelta(days=2)
     svc_env.directory.meters[p.meter_id] = MeterInfo(p.meter_id, "SN-SOLAR-1", None, p.prosumer)
     with pytest.raises(CertificateStateError):  # not a renewable meter
         await svc_env.service.issue(actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + WINDOW)
