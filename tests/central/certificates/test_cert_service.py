@@ -295,3 +295,23 @@ async def test_two_equal_requests_are_two_transactions(svc_env: ServiceEnv) -> N
     report = await svc_env.validator.by_id(record.id)
     assert report.retired_wh == 20
     assert report.db_agrees, report.mismatches
+
+
+async def test_transfer_all_then_retire_all(svc_env: ServiceEnv) -> None:
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    prepared = await svc_env.service.request_transfer(
+        record.id, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=1000
+    )
+    await sign_and_submit(svc_env.service, prepared, p.prosumer_wallet, p.prosumer)
+    with pytest.raises(NotOwnerError):  # nothing left
+        await svc_env.service.request_retirement(record.id, user_id=p.prosumer, amount_wh=1, retirement=RETIREMENT)
+    prepared = await svc_env.service.request_retirement(
+        record.id, user_id=p.consumer, amount_wh=1000, retirement=RETIREMENT
+    )
+    await sign_and_submit(svc_env.service, prepared, p.consumer_wallet, p.consumer)
+    report = await svc_env.validator.by_id(record.id)
+    assert report.supply_wh == 0
+    assert report.retired_wh == report.certified_wh == 1000
+    assert report.valid  # a fully retired certificate is still an authentic record of the claim
+    assert report.db_agrees, report.mismatches
