@@ -1,12 +1,83 @@
-"""``gridtokenx-central`` command line."""
+"""``gridtokenx-central`` command line: the only place (with ``central.app``) that builds adapters.
+
+    gridtokenx-central [-c central.toml] [--set section.key=value ...] migrate
+    gridtokenx-central ... serve [--workers N] [--host H] [--port P]
+    gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import sys
+
+from central.config import CentralConfig, load_config
+from central.errors import CentralError
+from central.observability.logs import configure_logging
+
+log = logging.getLogger("central.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gridtokenx-central", description="GridTokenX central ledger service")
+    p.add_argument("-c", "--config", help="TOML configuration file (defaults apply when omitted)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting (repeatable); VALUE is a TOML value or a bare string")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending database migrations and exit")
+    serve = sub.add_parser("serve", help="run the HTTP API, ingest and background tasks")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    users = sub.add_parser("users", help="manage user accounts")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    create = usub.add_parser("create", help="create a user (e-mail marked verified), e.g. the first admin")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", required=True,
+                        choices=["consumer", "prosumer", "installer", "rec_authority", "admin"])
+    create.add_argument("--password-file", help="file holding the password (else read one line from stdin)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gridtokenx-central", description="GridTokenX central ledger service")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = _parser().parse_args(argv)
+    overrides: list[str] = list(args.set)
+    if args.command == "serve":
+        if args.workers is not None:
+            overrides.append(f"http.workers={args.workers}")
+        if args.host is not None:
+            overrides.append(f'http.host="{args.host}"')
+        if args.port is not None:
+            overrides.append(f"http.port={args.port}")
+    try:
+        config = load_config(args.config, overrides)
+    except CentralError as exc:
+        print(f"gridtokenx-central: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log.level, config.log.format)
+    try:
+        return _dispatch(args, config, overrides)
+    except CentralError as exc:
+        print(f"gridtokenx-central: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
+    if args.command == "migrate":
+        from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
+
+        applied = asyncio.run(migrate_dsn(config.database.dsn))
+        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        return 0
+    if args.command == "serve":
+        from central.http.server import run  # noqa: PLC0415
+
+        return run(config, args.config, overrides)
+    if args.command == "users" and args.users_command == "create":
+        from central.identity.cli import create_user_command  # noqa: PLC0415
+
+        return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
+    raise CentralError(f"unknown command {args.command}")
+if __name__ == "__main__":
+    raise SystemExit(main())

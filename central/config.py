@@ -1,0 +1,320 @@
+"""Central configuration: parsed once from a TOML file (plus ``--set section.key=value`` overrides) into frozen,
+validated dataclasses that are passed explicitly. Library code never reads ``os.environ``.
+
+Sections this module knows (``[http]``, ``[database]``, ``[mqtt]``, ``[auth]``, ``[mailer]``, ``[log]``,
+``[identity]``) become typed dataclasses. Every other top-level table is kept verbatim (read-only) for the subsystem
+that owns it: ``config.section("ledger")`` returns that table and the subsystem parses it into its own frozen
+dataclass (raising ``ConfigError`` with the offending key).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from central.errors import ConfigError
+
+_KNOWN = ("http", "database", "mqtt", "auth", "mailer", "log", "identity")
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    #: Paths under which the OpenAPI document and docs page are served.
+    public_base_url: str = "http://127.0.0.1:8080"
+    #: Largest accepted request body (bytes).
+    max_body_bytes: int = 1_048_576
+    #: Trust ``X-Forwarded-For`` for the client address (only behind a reverse proxy you run).
+    trust_forwarded_for: bool = False
+
+    def validate(self) -> None:
+        _require(0 <= self.port <= 65535, "http.port must be 0..65535")
+        _require(1 <= self.workers <= 64, "http.workers must be 1..64")
+        _require(self.max_body_bytes >= 1024, "http.max_body_bytes must be >= 1024")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/gridtokenx"
+    pool_min: int = 2
+    pool_max: int = 10
+    #: Apply pending migrations when the app starts (under an advisory lock, so many workers are safe).
+    migrate_on_start: bool = True
+    command_timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        _require(self.dsn.startswith(("postgresql://", "postgres://")), "database.dsn must be a postgresql:// URL")
+        _require(1 <= self.pool_min <= self.pool_max, "database.pool_min must be >= 1 and <= database.pool_max")
+        _require(self.command_timeout_s > 0, "database.command_timeout_s must be > 0")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    #: Set ``enabled = false`` to run without a broker (HTTP-only tools); subscriptions are then refused.
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id_prefix: str = "gtx-central"
+    keepalive_s: int = 30
+    username: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    def validate(self) -> None:
+        _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
+        _require(5 <= self.keepalive_s <= 3600, "mqtt.keepalive_s must be 5..3600")
+        _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "mqtt.reconnect_min_s must be > 0 and <= max")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    #: HMAC key for access tokens: given inline (tests, dev) or, in production, read from ``jwt_secret_file``.
+    jwt_secret: str = field(default="", repr=False)
+    jwt_secret_file: str = ""
+    issuer: str = "gridtokenx-central"
+    access_ttl_s: int = 900
+    refresh_ttl_s: int = 30 * 24 * 3600
+    verify_token_ttl_s: int = 24 * 3600
+    reset_token_ttl_s: int = 3600
+    #: Users must verify their e-mail address before they can log in.
+    require_verified_email: bool = True
+    #: Failed logins allowed per account / per client address within ``login_window_s``.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_s: int = 900
+    #: bcrypt cost for passwords (tests may lower it; meter keys always use 12).
+    password_bcrypt_cost: int = 12
+    min_password_length: int = 10
+
+    def secret(self) -> bytes:
+        """The signing key. Reads ``jwt_secret_file`` when no inline secret is set."""
+        if self.jwt_secret:
+            return self.jwt_secret.encode()
+        if self.jwt_secret_file:
+            try:
+                data = Path(self.jwt_secret_file).read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"auth.jwt_secret_file cannot be read: {exc.strerror}") from None
+            if len(data) < 32:
+                raise ConfigError("auth.jwt_secret_file must hold at least 32 bytes")
+            return data
+        raise ConfigError("auth.jwt_secret or auth.jwt_secret_file must be set")
+
+    def validate(self) -> None:
+        _require(bool(self.jwt_secret or self.jwt_secret_file), "auth.jwt_secret or auth.jwt_secret_file must be set")
+        _require(not self.jwt_secret or len(self.jwt_secret) >= 32, "auth.jwt_secret must be at least 32 characters")
+        _require(30 <= self.access_ttl_s <= 3600, "auth.access_ttl_s must be 30..3600 (access tokens are short-lived)")
+        _require(self.refresh_ttl_s > self.access_ttl_s, "auth.refresh_ttl_s must exceed auth.access_ttl_s")
+        _require(4 <= self.password_bcrypt_cost <= 15, "auth.password_bcrypt_cost must be 4..15")
+        _require(self.login_max_failures_per_account >= 1, "auth.login_max_failures_per_account must be >= 1")
+        _require(self.login_max_failures_per_address >= 1, "auth.login_max_failures_per_address must be >= 1")
+        _require(self.min_password_length >= 8, "auth.min_password_length must be >= 8")
+
+
+@dataclass(frozen=True)
+class MailerConfig:
+    #: ``dev`` writes each message as a JSON file into ``dev_dir`` (tests and the demo read it); ``smtp`` sends.
+    kind: str = "dev"
+    dev_dir: str = ".demo/mail"
+    from_addr: str = "GridTokenX <no-reply@gridtokenx.local>"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password_file: str = ""
+    smtp_timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        _require(self.kind in ("dev", "smtp"), "mailer.kind must be 'dev' or 'smtp'")
+        _require(self.kind != "dev" or bool(self.dev_dir), "mailer.dev_dir must be set for the dev mailer")
+        _require(0 < self.smtp_port <= 65535, "mailer.smtp_port must be 1..65535")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+    #: ``json`` (one object per line) or ``text``.
+    format: str = "json"
+    access_log: bool = True
+
+    def validate(self) -> None:
+        _require(
+            self.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log.level must be DEBUG/INFO/WARNING/ERROR"
+        )
+        _require(self.format in ("json", "text"), "log.format must be 'json' or 'text'")
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    challenge_ttl_s: int = 300
+    challenge_sweep_interval_s: float = 30.0
+    #: Meter-claim attempts allowed per user per hour.
+    claim_attempts_per_hour: int = 5
+    #: Base URL put into e-mailed links (verification, password reset).
+    web_base_url: str = "http://127.0.0.1:8080"
+
+    def validate(self) -> None:
+        _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
+        _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
+        _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    mailer: MailerConfig = field(default_factory=MailerConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    #: Other subsystems' tables, verbatim and read-only (see :meth:`section`).
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A subsystem's own table (empty when absent). The subsystem validates it into its own dataclass."""
+        return self.sections.get(name, MappingProxyType({}))
+
+    def validate(self) -> CentralConfig:
+        for f in fields(self):
+            sub = getattr(self, f.name)
+            if hasattr(sub, "validate"):
+                sub.validate()
+        return self
+
+    def with_overrides(self, overrides: Iterable[str]) -> CentralConfig:
+        """Apply ``section.key=value`` strings (value parsed as a TOML value, else taken as a string)."""
+        raw = _to_raw(self)
+        for item in overrides:
+            _apply_override(raw, item)
+        return from_mapping(raw)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _to_raw(cfg: CentralConfig) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for name in _KNOWN:
+        sub = getattr(cfg, name)
+        raw[name] = {f.name: getattr(sub, f.name) for f in fields(sub)}
+    for name, table in cfg.sections.items():
+        raw[name] = _thaw(table)
+    return raw
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _apply_override(raw: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    path = key.strip().split(".")
+    if not sep or len(path) < 2 or not all(path):
+        raise ConfigError(f"override {key.strip()!r} must look like section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    node = raw
+    for part in path[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {key.strip()!r}: {part!r} is not a table")
+        node = nxt
+    node[path[-1]] = value
+
+
+def _build(cls: type[Any], name: str, table: Any) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{name}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, given in table.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {name}.{key}")
+        expected = type(getattr(cls(), key))
+        value = given
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{name}.{key} must be {expected.__name__}, got {type(value).__name__}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> CentralConfig:
+    """Build and validate a config from a parsed TOML document."""
+    classes: dict[str, type[Any]] = {
+        "http": HttpConfig,
+        "database": DatabaseConfig,
+        "mqtt": MqttConfig,
+        "auth": AuthConfig,
+        "mailer": MailerConfig,
+        "log": LogConfig,
+        "identity": IdentityConfig,
+    }
+    built: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    for name, table in raw.items():
+        if name in classes:
+            built[name] = _build(classes[name], name, table)
+        elif isinstance(table, Mapping):
+            sections[name] = _freeze(_thaw(table))
+        else:
+            raise ConfigError(f"top-level setting {name!r} must be a [table]")
+    cfg = CentralConfig(**built, sections=MappingProxyType(sections))
+    return cfg.validate()
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentralConfig:
+    """Read ``path`` (TOML; ``None`` = defaults only), apply overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with Path(path).open("rb") as fh:
+                raw = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for item in overrides:
+        _apply_override(raw, item)
+    return from_mapping(raw)
+
+
+__all__ = [
+    "AuthConfig",
+    "CentralConfig",
+    "DatabaseConfig",
+    "HttpConfig",
+    "IdentityConfig",
+    "LogConfig",
+    "MailerConfig",
+    "MqttConfig",
+    "from_mapping",
+    "load_config",
+]

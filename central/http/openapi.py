@@ -1,0 +1,103 @@
+"""The OpenAPI 3.1 document, generated from the route declarations (never hand-maintained)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any, get_args, get_origin
+
+from central.http.errors import Error
+from central.http.routes import Route
+from central.http.schema import SchemaRegistry, type_hints
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
+_REASONS = {
+    400: "Invalid request",
+    401: "Not logged in, or the token is invalid or expired",
+    403: "The caller's role may not do this",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Request body too large",
+    429: "Too many attempts (see Retry-After)",
+    503: "A dependency is unavailable",
+}
+
+
+def openapi_path(path: str) -> str:
+    """aiohttp ``/a/{id:\\d+}`` → OpenAPI ``/a/{id}``."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_url: str) -> dict[str, Any]:
+    reg = SchemaRegistry()
+    error_ref = reg.ref(Error)
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        op: dict[str, Any] = {
+            "operationId": r.op_id,
+            "summary": r.summary,
+            "tags": list(r.tags),
+            "x-access": "public" if r.access.public else sorted(x.value for x in r.access.roles),
+        }
+        if r.description:
+            op["description"] = r.description
+        params: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in _PARAM.findall(r.path)
+        ]
+        if r.query is not None:
+            hints = type_hints(r.query)
+            for f in dataclasses.fields(r.query):
+                required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                params.append(
+                    {
+                        "name": f.name,
+                        "in": "query",
+                        "required": required,
+                        "schema": reg.schema(hints[f.name], f.metadata.get("gtx", {})),
+                    }
+                )
+        if params:
+            op["parameters"] = params
+        if r.body is not None:
+            body_schema = _response_schema(reg, r.body)
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        responses: dict[str, Any] = {}
+        ok: dict[str, Any] = {"description": "Success"}
+        if r.response is not None:
+            ok["content"] = {r.content_type: {"schema": _response_schema(reg, r.response)}}
+        elif r.content_type != "application/json":
+            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+        responses[str(r.status)] = ok
+        statuses = set(r.errors)
+        if r.body is not None or r.query is not None:
+            statuses.add(400)
+        if not r.access.public:
+            statuses |= {401, 403}
+            op["security"] = [{"bearerAuth": []}]
+        for status in sorted(statuses):
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "Error"),
+                "content": {"application/json": {"schema": error_ref}},
+            }
+        op["responses"] = responses
+        paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": reg.components,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def _response_schema(reg: SchemaRegistry, response: Any) -> dict[str, Any]:
+    if get_origin(response) is list:
+        return {"type": "array", "items": reg.schema(get_args(response)[0])}
+    if isinstance(response, dict):
+        return response
+    return reg.schema(response)

@@ -1,0 +1,48 @@
+"""Roles and per-route access declarations."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    CONSUMER = "consumer"
+    PROSUMER = "prosumer"
+    INSTALLER = "installer"
+    REC_AUTHORITY = "rec_authority"
+    ADMIN = "admin"
+
+
+ALL_ROLES: frozenset[Role] = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call a route: nobody needs to log in (``public``), or a logged-in user with one of ``roles``."""
+
+    public: bool = False
+    roles: frozenset[Role] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.public == bool(self.roles):
+            raise ValueError("Access is either public or lists at least one role")
+
+    def allows(self, role: Role | None) -> bool:
+        return self.public or (role is not None and role in self.roles)
+
+    def describe(self) -> str:
+        return "public" if self.public else ", ".join(sorted(r.value for r in self.roles))
+
+
+#: No login needed.
+PUBLIC = Access(public=True)
+#: Any logged-in user.
+ANY_USER = Access(roles=ALL_ROLES)
+#: Users who own meters and trade.
+OWNERS = Access(roles=frozenset({Role.CONSUMER, Role.PROSUMER}))
+
+
+def roles(*allowed: Role) -> Access:
+    """Access for logged-in users with one of ``allowed``."""
+    return Access(roles=frozenset(allowed))

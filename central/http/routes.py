@@ -1,0 +1,236 @@
+"""Route declarations: each route carries its access (roles), request and response schemas and documentation; the
+aiohttp handler, the auth check and the OpenAPI document are all derived from the same declaration.
+
+    routes = RouteTable(tag="devices")
+
+    @routes.post("/api/v1/devices", access=roles(Role.INSTALLER, Role.ADMIN), body=RegisterDevice,
+                 response=DeviceOut, status=201, errors=(400, 409), summary="Register a gateway")
+    async def register_device(call: Call[RegisterDevice, None]) -> DeviceOut:
+        ...  # call.body is a validated RegisterDevice, call.user the Principal, call.app the aiohttp app
+
+A handler returns a response dataclass (or a list of them, or None for 204) which is serialised with the declared
+status, or any ``web.StreamResponse`` (HTML pages, WebSockets, text) which is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from aiohttp import web
+
+from central.http.auth import Principal
+from central.http.errors import ApiError, bad_request, not_found, unauthorized
+from central.http.roles import Access
+from central.http.schema import ValidationError, dump, load, load_query
+
+B = TypeVar("B")
+Q = TypeVar("Q")
+
+_ROUTE_ATTR = "__gtx_route__"
+
+
+@dataclass(frozen=True)
+class Call(Generic[B, Q]):
+    """What a handler receives: the raw request plus its validated parts."""
+
+    request: web.Request
+    body: B
+    query: Q
+    principal: Principal | None
+
+    @property
+    def app(self) -> web.Application:
+        return self.request.app
+
+    @property
+    def user(self) -> Principal:
+        """The logged-in caller (always set on non-public routes)."""
+        if self.principal is None:
+            raise unauthorized()
+        return self.principal
+
+    def path(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    def path_uuid(self, name: str) -> UUID:
+        """A UUID path parameter; a malformed one is a 404 (no such resource)."""
+        try:
+            return UUID(self.request.match_info[name])
+        except ValueError:
+            raise not_found() from None
+
+    @property
+    def address(self) -> str:
+        return client_address(self.request)
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("User-Agent", "")[:512]
+
+
+Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
+HandlerT = TypeVar("HandlerT", bound=Handler)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    access: Access
+    summary: str
+    description: str = ""
+    #: Request body schema: a dataclass or ``list[Dataclass]``.
+    body: Any = None
+    query: type[Any] | None = None
+    #: Response schema: a dataclass, ``list[Dataclass]``, or None (no JSON body).
+    response: Any = None
+    status: int = 200
+    #: Error statuses this route can answer besides 401/403 (documented with the error schema).
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    #: Media type of a non-JSON response (``text/html``, ``text/plain``) for the docs.
+    content_type: str = "application/json"
+    #: Extra headers this route may set (documented), e.g. ("Retry-After",).
+    operation_id: str = ""
+
+    @property
+    def op_id(self) -> str:
+        return self.operation_id or self.handler.__name__
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address (``X-Forwarded-For``'s first hop when the app trusts a proxy)."""
+    if request.app.get(TRUST_FORWARDED, False):
+        fwd = request.headers.get("X-Forwarded-For", "")
+        if fwd:
+            return fwd.split(",", 1)[0].strip()[:64]
+    return request.remote or "unknown"
+
+
+TRUST_FORWARDED = web.AppKey("gtx.trust_forwarded", bool)
+#: The authenticated caller, set by the auth middleware (None on public routes without a valid token).
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("gtx.principal")
+MAX_BODY = web.AppKey("gtx.max_body", int)
+
+
+@dataclass
+class RouteTable:
+    """A subsystem's routes. Pass it to ``Registry.add_routes``."""
+
+    tag: str = ""
+    routes: list[Route] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        access: Access,
+        summary: str,
+        description: str = "",
+        body: Any = None,
+        query: type[Any] | None = None,
+        response: Any = None,
+        status: int = 200,
+        errors: Sequence[int] = (),
+        tags: Sequence[str] = (),
+        content_type: str = "application/json",
+        operation_id: str = "",
+    ) -> Callable[[HandlerT], HandlerT]:
+        def deco(fn: HandlerT) -> HandlerT:
+            self.routes.append(
+                Route(
+                    method=method.upper(),
+                    path=path,
+                    handler=fn,
+                    access=access,
+                    summary=summary,
+                    description=description or (fn.__doc__ or "").strip(),
+                    body=body,
+                    query=query,
+                    response=response,
+                    status=status,
+                    errors=tuple(errors),
+                    tags=tuple(tags) or ((self.tag,) if self.tag else ()),
+                    content_type=content_type,
+                    operation_id=operation_id,
+                )
+            )
+            return fn
+
+        return deco
+
+    def get(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
+        return self.route("DELETE", path, **kw)
+
+
+def route_of(handler: Any) -> Route | None:
+    """The declaration behind an aiohttp handler built by :func:`aiohttp_handler`."""
+    r = getattr(handler, _ROUTE_ATTR, None)
+    return r if isinstance(r, Route) else None
+
+
+def aiohttp_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``route``: validates input, calls the handler, serialises the result."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        principal = request.get(PRINCIPAL)
+        body: Any = None
+        if route.body is not None:
+            body = await _read_body(request, route.body)
+        query: Any = None
+        if route.query is not None:
+            try:
+                query = load_query(route.query, request.query)
+            except ValidationError as exc:
+                raise bad_request(str(exc)) from None
+        result = await route.handler(Call(request, body, query, principal))
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204 if route.status in (200, 204) else route.status)
+        return web.Response(
+            body=json.dumps(dump(result), separators=(",", ":")).encode(),
+            status=route.status,
+            content_type="application/json",
+        )
+
+    handle.__name__ = route.handler.__name__
+    setattr(handle, _ROUTE_ATTR, route)
+    return handle
+
+
+async def _read_body(request: web.Request, cls: Any) -> Any:
+    limit = request.app.get(MAX_BODY, 1_048_576)
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+    if not raw:
+        raise bad_request("a JSON request body is required", "malformed_json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("request body is not valid JSON", "malformed_json") from None
+    try:
+        return load(cls, data)
+    except ValidationError as exc:
+        raise bad_request(str(exc)) from None

@@ -1,0 +1,347 @@
+"""Request/response schemas from plain frozen dataclasses: one definition gives validation (JSON → dataclass),
+serialisation (dataclass → JSON) and the JSON Schema used in the OpenAPI document.
+
+Supported field types: ``str``, ``int``, ``bool``, ``float``, ``UUID``, ``datetime`` (ISO 8601 with offset),
+``enum.Enum`` subclasses, ``Literal[...]``, ``list[T]``, ``tuple[T, ...]``, ``dict[str, T]``, ``T | None``,
+nested dataclasses and ``Any``. Constraints go in field metadata via :func:`meta`::
+
+    @dataclass(frozen=True)
+    class Register:
+        email: str = field(metadata=meta(max_length=254, format="email"))
+        password: str = field(metadata=meta(min_length=10, max_length=200, write_only=True))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from uuid import UUID
+
+from central.errors import CentralError
+
+T = TypeVar("T")
+_MISSING = dataclasses.MISSING
+
+
+class ValidationError(CentralError):
+    """Input does not match its schema; ``path`` names the offending field (``body.meters[0].serial``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.detail = message
+
+
+def meta(
+    *,
+    description: str = "",
+    min_length: int | None = None,
+    max_length: int | None = None,
+    pattern: str | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    format: str | None = None,
+    example: Any = None,
+    write_only: bool = False,
+) -> dict[str, Any]:
+    """Field metadata understood by this module (use as ``field(metadata=meta(...))``)."""
+    optional = {
+        "min_length": min_length,
+        "max_length": max_length,
+        "pattern": pattern,
+        "minimum": minimum,
+        "maximum": maximum,
+        "format": format,
+        "example": example,
+    }
+    m: dict[str, Any] = {"description": description, "write_only": write_only}
+    m.update({k: v for k, v in optional.items() if v is not None})
+    return {"gtx": m}
+
+
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def type_hints(cls: type[Any]) -> dict[str, Any]:
+    """Resolved field types of a dataclass (cached)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+# --------------------------------------------------------------------------------------------------------------
+# parsing
+
+
+def load(cls: type[T], data: Any, path: str = "body") -> T:
+    """Validate ``data`` (parsed JSON) against dataclass ``cls`` and build it."""
+    return typing.cast(T, _load(cls, data, path, {}))
+
+
+def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # noqa: PLR0911, PLR0912, PLR0915 - one branch per supported type
+    optional, inner = _is_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise ValidationError(path, "must not be null")
+    tp = inner
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _load_dataclass(tp, value, path)
+    if origin is Literal:
+        if value not in get_args(tp) or isinstance(value, bool) != any(isinstance(a, bool) for a in get_args(tp)):
+            raise ValidationError(path, f"must be one of {', '.join(map(repr, get_args(tp)))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise ValidationError(path, "must be an array")
+        _check_len(value, path, fmeta, "items")
+        item_tp = get_args(tp)[0]
+        items = [_load(item_tp, v, f"{path}[{i}]", {}) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValidationError(path, "must be an object")
+        val_tp = get_args(tp)[1]
+        return {str(k): _load(val_tp, v, f"{path}.{k}", {}) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ValidationError(path, f"must be one of {', '.join(repr(m.value) for m in tp)}") from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ValidationError(path, "must be a boolean")
+        return value
+    if tp is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValidationError(path, "must be an integer")
+        _check_range(value, path, fmeta)
+        return value
+    if tp is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValidationError(path, "must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValidationError(path, "must be a string")
+        _check_len(value, path, fmeta, "characters")
+        pattern = fmeta.get("pattern")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise ValidationError(path, f"must match {pattern}")
+        if fmeta.get("format") == "email" and not _EMAIL.fullmatch(value):
+            raise ValidationError(path, "must be an e-mail address")
+        return value
+    if tp is UUID:
+        if not isinstance(value, str):
+            raise ValidationError(path, "must be a UUID string")
+        try:
+            return UUID(value)
+        except ValueError:
+            raise ValidationError(path, "must be a UUID string") from None
+    if tp is datetime:
+        if not isinstance(value, str):
+            raise ValidationError(path, "must be an ISO 8601 date-time string")
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(path, "must be an ISO 8601 date-time string") from None
+        if dt.tzinfo is None:
+            raise ValidationError(path, "must carry a UTC offset")
+        return dt
+    raise TypeError(f"unsupported schema type {tp!r} at {path}")
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _check_len(value: Any, path: str, fmeta: Mapping[str, Any], unit: str) -> None:
+    lo, hi = fmeta.get("min_length"), fmeta.get("max_length")
+    if lo is not None and len(value) < lo:
+        raise ValidationError(path, f"must have at least {lo} {unit}")
+    if hi is not None and len(value) > hi:
+        raise ValidationError(path, f"must have at most {hi} {unit}")
+
+
+def _check_range(value: int, path: str, fmeta: Mapping[str, Any]) -> None:
+    lo, hi = fmeta.get("minimum"), fmeta.get("maximum")
+    if lo is not None and value < lo:
+        raise ValidationError(path, f"must be >= {lo}")
+    if hi is not None and value > hi:
+        raise ValidationError(path, f"must be <= {hi}")
+
+
+def _load_dataclass(cls: type[Any], value: Any, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise ValidationError(path, "must be an object")
+    hints = type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValidationError(f"{path}.{unknown[0]}", "is not a known field")
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in value:
+            if f.default is _MISSING and f.default_factory is _MISSING:
+                raise ValidationError(f"{path}.{name}", "is required")
+            continue
+        kwargs[name] = _load(hints[name], value[name], f"{path}.{name}", f.metadata.get("gtx", {}))
+    return cls(**kwargs)
+
+
+def load_query(cls: type[T], query: Mapping[str, str]) -> T:
+    """Build dataclass ``cls`` from URL query strings (scalars, optional scalars and enums only)."""
+    hints = type_hints(cls)
+    data: dict[str, Any] = {}
+    known = {f.name for f in dataclasses.fields(typing.cast(Any, cls))}
+    for key in query:
+        if key not in known:
+            raise ValidationError(f"query.{key}", "is not a known parameter")
+    for name in known:
+        if name not in query:
+            continue
+        raw = query[name]
+        _, tp = _is_optional(hints[name])
+        if tp is int:
+            try:
+                data[name] = int(raw)
+            except ValueError:
+                raise ValidationError(f"query.{name}", "must be an integer") from None
+        elif tp is bool:
+            if raw not in ("true", "false"):
+                raise ValidationError(f"query.{name}", "must be true or false")
+            data[name] = raw == "true"
+        else:
+            data[name] = raw
+    return typing.cast(T, _load_dataclass(typing.cast(type[Any], cls), data, "query"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# serialising
+
+
+def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
+    """Dataclasses (and containers of them) → JSON-ready Python values."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): dump(v) for k, v in value.items()}
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# JSON Schema (OpenAPI 3.1 dialect = JSON Schema 2020-12)
+
+
+class SchemaRegistry:
+    """Collects named component schemas while building the OpenAPI document."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, dict[str, Any]] = {}
+
+    def ref(self, cls: type[Any]) -> dict[str, Any]:
+        name = cls.__name__
+        if name not in self.components:
+            self.components[name] = {}  # placeholder breaks recursion
+            self.components[name] = self._object(cls)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def schema(self, tp: Any, fmeta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        fmeta = fmeta or {}
+        optional, tp = _is_optional(tp)
+        s = self._schema(tp, fmeta)
+        if optional:
+            s = {"anyOf": [s, {"type": "null"}]}
+        for key, out in (("description", "description"), ("example", "examples")):
+            if fmeta.get(key):
+                s[out] = [fmeta[key]] if out == "examples" else fmeta[key]
+        if fmeta.get("write_only"):
+            s["writeOnly"] = True
+        return s
+
+    def _schema(self, tp: Any, fmeta: Mapping[str, Any]) -> dict[str, Any]:  # noqa: PLR0911, PLR0912 - per type
+        if tp is Any:
+            return {}
+        origin = get_origin(tp)
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return self.ref(tp)
+        if origin is Literal:
+            return {"enum": list(get_args(tp))}
+        if origin in (list, tuple):
+            s: dict[str, Any] = {"type": "array", "items": self.schema(get_args(tp)[0])}
+            if "min_length" in fmeta:
+                s["minItems"] = fmeta["min_length"]
+            if "max_length" in fmeta:
+                s["maxItems"] = fmeta["max_length"]
+            return s
+        if origin is dict:
+            return {"type": "object", "additionalProperties": self.schema(get_args(tp)[1])}
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return {"type": "string", "enum": [m.value for m in tp]}
+        if tp is bool:
+            return {"type": "boolean"}
+        if tp is int:
+            s = {"type": "integer"}
+            if "minimum" in fmeta:
+                s["minimum"] = fmeta["minimum"]
+            if "maximum" in fmeta:
+                s["maximum"] = fmeta["maximum"]
+            return s
+        if tp is float:
+            return {"type": "number"}
+        if tp is str:
+            s = {"type": "string"}
+            for key, out in (("min_length", "minLength"), ("max_length", "maxLength"), ("pattern", "pattern"),
+                             ("format", "format")):
+                if key in fmeta:
+                    s[out] = fmeta[key]
+            return s
+        if tp is UUID:
+            return {"type": "string", "format": "uuid"}
+        if tp is datetime:
+            return {"type": "string", "format": "date-time"}
+        raise TypeError(f"unsupported schema type {tp!r}")
+
+    def _object(self, cls: type[Any]) -> dict[str, Any]:
+        hints = type_hints(cls)
+        props: dict[str, Any] = {}
+        required: list[str] = []
+        for f in dataclasses.fields(cls):
+            props[f.name] = self.schema(hints[f.name], f.metadata.get("gtx", {}))
+            if f.default is _MISSING and f.default_factory is _MISSING:
+                required.append(f.name)
+        s: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+        if required:
+            s["required"] = required
+        doc = (cls.__doc__ or "").strip()
+        if doc and not doc.startswith(f"{cls.__name__}("):
+            s["description"] = doc
+        return s

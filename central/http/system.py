@@ -1,0 +1,91 @@
+"""Operational routes: liveness, readiness, Prometheus metrics, the OpenAPI document and the docs page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from central.http.context import CONFIG, POOL, READY_CHECKS, ROUTES
+from central.http.docs_page import DOCS_HTML
+from central.http.openapi import build_openapi
+from central.http.roles import PUBLIC
+from central.http.routes import Call, Route, RouteTable
+from central.observability.metrics import POOL_IDLE, POOL_IN_USE, POOL_MAX, POOL_SIZE
+
+routes = RouteTable(tag="system")
+OPENAPI_CACHE = web.AppKey("gtx.openapi_cache", dict[str, bytes])
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """``checks`` maps each dependency to "ok" or the reason it is not ready."""
+
+    status: str
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+@routes.get("/healthz", access=PUBLIC, response=Health, summary="Liveness: the process serves HTTP")
+async def healthz(_call: Call[None, None]) -> Health:
+    return Health("ok")
+
+
+@routes.get("/readyz", access=PUBLIC, response=Readiness, errors=(503,),
+            summary="Readiness: database, broker and every subsystem check answer")
+async def readyz(call: Call[None, None]) -> web.Response:
+    checks: dict[str, str] = {}
+    for name, check in call.app[READY_CHECKS].items():
+        try:
+            await asyncio.wait_for(check(call.app), timeout=2.0)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is reported
+            checks[name] = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
+    ok = all(v == "ok" for v in checks.values())
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    return web.json_response(body, status=200 if ok else 503)
+
+
+@routes.get("/metrics", access=PUBLIC, content_type="text/plain",
+            summary="Prometheus metrics (HTTP latency by route, pool usage, subsystem metrics)")
+async def metrics(call: Call[None, None]) -> web.Response:
+    pool = call.app.get(POOL)
+    if pool is not None:
+        size = pool.get_size()
+        idle = pool.get_idle_size()
+        POOL_SIZE.set(size)
+        POOL_IDLE.set(idle)
+        POOL_IN_USE.set(size - idle)
+        POOL_MAX.set(pool.get_max_size())
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    cfg = app[CONFIG]
+    declared: list[Route] = app[ROUTES]
+    return build_openapi(declared, title="GridTokenX central API", version="1",
+                         server_url=cfg.http.public_base_url)
+
+
+@routes.get("/api/openapi.json", access=PUBLIC, response={"type": "object"},
+            summary="This OpenAPI 3.1 document (generated from the route declarations)")
+async def openapi_json(call: Call[None, None]) -> web.Response:
+    cache = call.app[OPENAPI_CACHE]
+    if "doc" not in cache:
+        cache["doc"] = json.dumps(openapi_document(call.app), indent=1).encode()
+    return web.Response(body=cache["doc"], content_type="application/json")
+
+
+@routes.get("/api/docs", access=PUBLIC, content_type="text/html", summary="Interactive API documentation")
+async def docs(_call: Call[None, None]) -> web.Response:
+    return web.Response(text=DOCS_HTML, content_type="text/html")

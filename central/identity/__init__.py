@@ -1,0 +1,1 @@
+"""Identity: accounts, sessions, roles, devices, meters, device challenges and the mailer."""

@@ -1,0 +1,112 @@
+"""Ingest service: turns device→central messages (readings, sync requests, status) into store calls and answers.
+
+Transport-free: the MQTT adapter parses topics and publishes what these methods return.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from central.ingest.core import MAX_FUTURE_MS, context_query, evaluate, malformed_ack, parse_batch, verify_candidate
+from central.ingest.metrics import IngestMetrics
+from central.ingest.model import BatchContext, BatchOutcome, Candidate, ParsedBatch
+from central.ingest.port import IngestStore
+from protocol.ack import Ack
+from protocol.errors import ProtocolError
+from protocol.keys import public_key_from_device_id
+from protocol.record import ZERO_HASH
+from protocol.sync import SyncReply, SyncRequest
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class IngestService:
+    def __init__(
+        self,
+        store: IngestStore,
+        *,
+        metrics: IngestMetrics,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        max_future_ms: int = MAX_FUTURE_MS,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._clock_ms = clock_ms
+        self._max_future_ms = max_future_ms
+
+    async def handle_readings(self, device_id: str, payload: bytes) -> Ack:
+        """Verify and store one batch from ``device_id``'s topic; the returned ack is published to the device.
+
+        Raises ``StoreError`` when the store fails (then nothing is acked and the device resends).
+        """
+        started = time.perf_counter()
+        public_key = public_key_from_device_id(device_id)
+        batch = parse_batch(device_id, public_key, payload)
+        if batch.framing_error:
+            outcome = BatchOutcome(ack=malformed_ack())
+        elif not batch.decoded:  # every record already failed to decode: nothing to look up
+            outcome = evaluate(batch, BatchContext(device=None), now_ms=self._clock_ms(), signature_ok=_never)
+        else:
+            outcome = await self._store.commit_batch(context_query(batch), self._decider(batch))
+        self._metrics.count_records(outcome.outcomes)
+        self._metrics.count_message("readings", "malformed" if batch.framing_error else "ok")
+        self._metrics.latency.observe(time.perf_counter() - started)
+        return outcome.ack
+
+    def _decider(self, batch: ParsedBatch) -> Callable[[BatchContext], BatchOutcome]:
+        def signature_ok(candidate: Candidate) -> bool:
+            return verify_candidate(batch, candidate)
+
+        def decide(ctx: BatchContext) -> BatchOutcome:
+            return evaluate(
+                batch, ctx, now_ms=self._clock_ms(), signature_ok=signature_ok, max_future_ms=self._max_future_ms
+            )
+
+        return decide
+
+    async def handle_sync(self, device_id: str, payload: bytes) -> SyncReply | None:
+        """Answer a chain resync request (protocol 3.5); None for unknown devices and unparsable requests."""
+        try:
+            request = SyncRequest.from_json(payload)
+        except ProtocolError:
+            self._metrics.count_message("sync", "malformed")
+            return None
+        if not await self._store.device_known(device_id):
+            self._metrics.count_message("sync", "unknown_device")
+            return None
+        head = await self._store.chain_head(device_id)
+        self._metrics.count_message("sync", "ok")
+        if head is None:
+            return SyncReply(request.nonce, 0, ZERO_HASH)
+        return SyncReply(request.nonce, head.last_seq, head.last_hash)
+
+    async def handle_status(self, device_id: str, payload: bytes) -> bool | None:
+        """Track online/offline from the retained status message; returns the state recorded (None if unparsable)."""
+        online = parse_status(payload)
+        if online is None:
+            self._metrics.count_message("status", "malformed")
+            return None
+        await self._store.set_online(device_id, online)
+        self._metrics.count_message("status", "ok")
+        return online
+
+
+def _never(_candidate: Candidate) -> bool:
+    return False
+
+
+def parse_status(payload: bytes) -> bool | None:
+    """``{"v":1,"online":bool,...}`` → bool; an empty payload (retained message cleared) means offline."""
+    if not payload:
+        return False
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(obj, dict) or obj.get("v") != 1 or not isinstance(obj.get("online"), bool):
+        return None
+    return bool(obj["online"])

@@ -1,0 +1,346 @@
+"""The MQTT port and its adapters: one shared client per process that every subsystem publishes and subscribes
+through.
+
+``PahoMqtt`` wraps paho-mqtt 2.x (MQTT v5, its own network thread with automatic reconnect) for asyncio: incoming
+messages are handed to the event loop and queued per subscription; each subscription has ``concurrency`` consumer
+tasks awaiting its handler, so a slow handler applies back-pressure (the network thread waits for queue space)
+instead of losing messages. Handler exceptions are logged and the next message is processed.
+``InMemoryMqtt`` is the fake for unit tests (same interface, in-process routing, MQTT topic-filter rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from central.config import MqttConfig
+from central.errors import CentralError
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(CentralError):
+    """Publishing or subscribing failed (not connected in time, broker refused)."""
+
+
+@dataclass(frozen=True)
+class MqttMessage:
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
+Handler = Callable[[MqttMessage], Awaitable[None]]
+
+
+def strip_share(topic_filter: str) -> str:
+    """``$share/group/a/b`` → ``a/b`` (the filter messages are matched against)."""
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) == 3:
+            return parts[2]
+    return topic_filter
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT topic-filter matching (``+``, ``#``, shared-subscription prefix ignored)."""
+    return bool(paho.topic_matches_sub(strip_share(topic_filter), topic))
+
+
+class Mqtt(Protocol):
+    """What subsystems use. Subscriptions may be added before or after the client starts."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None: ...
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
+
+    async def publish_confirmed(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, wait_s: float = 10.0
+    ) -> None: ...
+
+    async def wait_connected(self, wait_s: float) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class _Subscription:
+    topic_filter: str
+    handler: Handler
+    qos: int
+    concurrency: int
+    queue: asyncio.Queue[MqttMessage] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def _consume(sub: _Subscription) -> None:
+    while True:
+        msg = await sub.queue.get()
+        try:
+            await sub.handler(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("mqtt handler failed", extra={"topic": msg.topic, "filter": sub.topic_filter})
+        finally:
+            sub.queue.task_done()
+
+
+class _Base:
+    def __init__(self) -> None:
+        self._subs: list[_Subscription] = []
+        self._started = False
+
+    def _start_workers(self, sub: _Subscription) -> None:
+        for i in range(sub.concurrency):
+            sub.workers.append(asyncio.create_task(_consume(sub), name=f"mqtt:{sub.topic_filter}:{i}"))
+
+    async def _stop_workers(self) -> None:
+        tasks = [t for s in self._subs for t in s.workers]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        for s in self._subs:
+            s.workers.clear()
+
+    def _add(self, topic_filter: str, handler: Handler, qos: int, concurrency: int) -> _Subscription:
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        sub = _Subscription(topic_filter, handler, qos, concurrency)
+        self._subs.append(sub)
+        if self._started:
+            self._start_workers(sub)
+        return sub
+
+    def _matching(self, topic: str) -> list[_Subscription]:
+        return [s for s in self._subs if topic_matches(s.topic_filter, topic)]
+
+
+class PahoMqtt(_Base):
+    """paho-mqtt 2.x client bridged to asyncio. ``await start()`` / ``await stop()``; reconnects on its own."""
+
+    def __init__(self, config: MqttConfig, *, client_id: str | None = None) -> None:
+        super().__init__()
+        self._config = config
+        self._client_id = client_id or f"{config.client_id_prefix}-{uuid.uuid4().hex[:12]}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._early_acks: set[int] = set()
+        self._client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=paho.MQTTv5,
+        )
+        self._client.reconnect_delay_set(
+            min_delay=max(1, round(config.reconnect_min_s)), max_delay=max(1, round(config.reconnect_max_s))
+        )
+        if config.username:
+            password = None
+            if config.password_file:
+                password = Path(config.password_file).read_text(encoding="utf-8").strip()
+            self._client.username_pw_set(config.username, password)
+        if config.tls:
+            self._client.tls_set(ca_certs=config.ca_file or None)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._started = True
+        for sub in self._subs:
+            self._start_workers(sub)
+        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
+        self._client.loop_start()
+
+    async def stop(self) -> None:
+        self._started = False
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        await self._stop_workers()
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(MqttError("mqtt client stopped"))
+
+    async def wait_connected(self, wait_s: float) -> None:
+        ok = await asyncio.to_thread(self._connected.wait, wait_s)
+        if not ok:
+            raise MqttError(f"not connected to the MQTT broker within {wait_s:g} s")
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None:
+        self._add(topic_filter, handler, qos, concurrency)
+        if self.connected:
+            self._client.subscribe(topic_filter, qos=qos)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Hand the message to the client (queued while disconnected; QoS >= 1 is retried by paho)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+
+    async def publish_confirmed(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                                wait_s: float = 10.0) -> None:
+        """Publish and wait for the broker's acknowledgement (PUBACK / PUBCOMP)."""
+        if qos == 0:
+            await self.publish(topic, payload, qos=0, retain=retain)
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            if info.mid in self._early_acks:
+                self._early_acks.discard(info.mid)
+                fut.set_result(None)
+            else:
+                self._pending[info.mid] = fut
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            with self._lock:
+                self._pending.pop(info.mid, None)
+            raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        try:
+            await asyncio.wait_for(fut, wait_s)
+        except TimeoutError:
+            with self._lock:
+                self._pending.pop(info.mid, None)
+            raise MqttError(f"publish to {topic} not acknowledged within {wait_s:g} s") from None
+
+    # --- paho thread callbacks -------------------------------------------------------------------------------
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
+        if reason.is_failure:
+            log.warning("mqtt connect refused", extra={"reason": str(reason)})
+            return
+        for sub in self._subs:
+            client.subscribe(sub.topic_filter, qos=sub.qos)
+        self._connected.set()
+        log.info("mqtt connected", extra={"client_id": self._client_id})
+
+    def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._connected.clear()
+        if self._started:
+            log.warning("mqtt disconnected", extra={"reason": str(reason)})
+
+    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _reason: ReasonCode, _p: Any) -> None:
+        with self._lock:
+            fut = self._pending.pop(mid, None)
+            if fut is None:
+                self._early_acks.add(mid)
+                if len(self._early_acks) > 10_000:
+                    self._early_acks.clear()
+                return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self._started:
+            return
+        msg = MqttMessage(message.topic, bytes(message.payload), message.qos, bool(message.retain))
+        for sub in self._matching(msg.topic):
+            fut = asyncio.run_coroutine_threadsafe(sub.queue.put(msg), loop)
+            try:
+                fut.result(timeout=10.0)
+            except (FutureTimeout, RuntimeError):
+                fut.cancel()
+                log.warning("mqtt message dropped: handler queue full", extra={"topic": msg.topic})
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class InMemoryMqtt(_Base):
+    """In-process fake of :class:`Mqtt` for unit tests: publishes are routed to matching subscriptions and
+    recorded in ``published``; retained messages are kept and delivered to later subscribers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[MqttMessage] = []
+        self.retained: dict[str, MqttMessage] = {}
+        self._connected_flag = True
+        self._ids = itertools.count()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected_flag
+
+    def set_connected(self, value: bool) -> None:
+        self._connected_flag = value
+
+    async def start(self) -> None:
+        self._started = True
+        for sub in self._subs:
+            self._start_workers(sub)
+
+    async def stop(self) -> None:
+        self._started = False
+        await self._stop_workers()
+
+    async def wait_connected(self, wait_s: float) -> None:  # noqa: ARG002 - the fake is connected or not
+        if not self._connected_flag:
+            raise MqttError("not connected")
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None:
+        sub = self._add(topic_filter, handler, qos, concurrency)
+        for msg in self.retained.values():
+            if topic_matches(topic_filter, msg.topic):
+                sub.queue.put_nowait(msg)
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        msg = MqttMessage(topic, payload, qos, retain)
+        self.published.append(msg)
+        if retain:
+            if payload:
+                self.retained[topic] = msg
+            else:
+                self.retained.pop(topic, None)
+        for sub in self._matching(topic):
+            await sub.queue.put(msg)
+
+    async def publish_confirmed(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                                wait_s: float = 10.0) -> None:  # noqa: ARG002 - delivery is immediate
+        await self.publish(topic, payload, qos=qos, retain=retain)
+
+    async def drain(self) -> None:
+        """Wait until every queued message has been handled."""
+        for sub in self._subs:
+            await sub.queue.join()

@@ -1,0 +1,330 @@
+"""Live WebSocket for owners: one socket per client, channels multiplexed on it, fan-out across worker processes
+through PostgreSQL LISTEN/NOTIFY.
+
+Wire protocol (JSON text frames):
+
+    client → {"type": "auth", "token": "<access token>"}              first message, within ``auth_timeout_s``
+    server → {"type": "ready", "user_id": "<uuid>"}
+    client → {"type": "subscribe", "channel": "readings", "params": {}}
+    server → {"type": "subscribed", "channel": "readings"}
+    server → {"type": "event", "channel": "readings", "data": {...}}
+    client → {"type": "unsubscribe", "channel": "readings"}
+    server → {"type": "error", "code": "...", "message": "..."}       (bad message, unknown channel, ...)
+
+The token travels in the first message, never in the URL (URLs end up in logs). Other subsystems add channels
+(``LiveHub.add_channel``) and PostgreSQL notification sources (``LiveHub.listen``); the market adds its own.
+A client that does not keep up (send queue full) is disconnected rather than slowing everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import asyncpg
+from aiohttp import WSMsgType, web
+
+from central.errors import CentralError
+from central.ingest.postgres import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_SLOW = 4408
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class Caller(Protocol):
+    """Who is on the socket (``central.http.auth.Principal`` fits)."""
+
+    @property
+    def user_id(self) -> UUID: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+Authenticate = Callable[[str], Caller]
+"""Turns the token of the auth message into a caller; raises any exception when the token is not valid."""
+
+
+class ChannelError(CentralError):
+    """A subscription was refused; ``code`` goes to the client."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(eq=False)
+class Session:
+    """One authenticated socket."""
+
+    caller: Caller
+    queue: asyncio.Queue[str]
+    #: channel name → the channel's per-session state (whatever the channel keeps).
+    subscriptions: dict[str, Any] = field(default_factory=dict)
+    closed: bool = False
+    overflowed: bool = False
+    ws: web.WebSocketResponse | None = None
+
+    def send(self, message: Mapping[str, Any]) -> bool:
+        """Queue a message; False (and the session is marked for closing) when the client is too slow."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(json.dumps(message, separators=(",", ":")))
+        except asyncio.QueueFull:
+            self.closed = self.overflowed = True
+            return False
+        return True
+
+    def event(self, channel: str, data: Mapping[str, Any]) -> bool:
+        return self.send({"type": "event", "channel": channel, "data": data})
+
+
+class Channel(Protocol):
+    name: str
+
+    async def subscribe(self, hub: LiveHub, session: Session, params: Mapping[str, Any]) -> Any:
+        """Check the caller may subscribe (raise ``ChannelError`` if not); return the per-session state."""
+        ...
+
+
+class LiveHub:
+    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000) -> None:
+        self._pool: asyncpg.Pool | None = None
+        self._authenticate = authenticate
+        self._auth_timeout_s = auth_timeout_s
+        self._queue_size = queue_size
+        self._channels: dict[str, Channel] = {}
+        self._listeners: dict[str, Callable[[str], Awaitable[None]]] = {}
+        self._sessions: set[Session] = set()
+        self._conn: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- composition -----------------------------------------------------------------------------------------
+    def add_channel(self, channel: Channel) -> None:
+        if channel.name in self._channels:
+            raise ValueError(f"channel {channel.name!r} registered twice")
+        self._channels[channel.name] = channel
+
+    def listen(self, pg_channel: str, callback: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``callback(payload)`` for every NOTIFY on ``pg_channel`` (registered before ``start``)."""
+        self._listeners[pg_channel] = callback
+
+    def subscribers(self, channel: str) -> list[Session]:
+        return [s for s in self._sessions if channel in s.subscriptions and not s.closed]
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the live hub is not started")
+        return self._pool
+
+    async def start(self, pool: asyncpg.Pool) -> None:
+        """Open the LISTEN connection (one per process, taken from ``pool``)."""
+        self._pool = pool
+        self._conn = await pool.acquire()
+        for pg_channel in self._listeners:
+            await self._conn.add_listener(pg_channel, self._on_notify)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for s in list(self._sessions):
+            s.closed = True
+            if s.ws is not None and not s.ws.closed:
+                with contextlib.suppress(Exception):
+                    await s.ws.close(code=1001, message=b"server shutting down")
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            for pg_channel in self._listeners:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(pg_channel, self._on_notify)
+            await self.pool.release(conn)
+
+    def _on_notify(self, _conn: object, _pid: int, pg_channel: str, payload: str) -> None:
+        callback = self._listeners.get(pg_channel)
+        if callback is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(callback, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, callback: Callable[[str], Awaitable[None]], payload: str) -> None:
+        try:
+            await callback(payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("live notification handler failed")
+
+    # --- the socket ------------------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_MESSAGE_BYTES)
+        await ws.prepare(request)
+        session = await self._authenticate_socket(ws)
+        if session is None:
+            return ws
+        self._sessions.add(session)
+        sender = asyncio.create_task(self._sender(ws, session))
+        try:
+            session.send({"type": "ready", "user_id": str(session.caller.user_id)})
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                await self._on_client_message(session, msg.data)
+                if session.closed:
+                    break
+        finally:
+            self._sessions.discard(session)
+            session.closed = True
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _authenticate_socket(self, ws: web.WebSocketResponse) -> Session | None:
+        try:
+            msg = await ws.receive(timeout=self._auth_timeout_s)
+        except TimeoutError:
+            await ws.close(code=CLOSE_UNAUTHENTICATED, message=b"authenticate first")
+            return None
+        caller = None
+        if msg.type == WSMsgType.TEXT:
+            data = _json_object(msg.data)
+            token = data.get("token") if data and data.get("type") == "auth" else None
+            if isinstance(token, str):
+                try:
+                    caller = self._authenticate(token)
+                except Exception:  # noqa: BLE001 - any failure of the token check means "not authenticated"
+                    caller = None
+        if caller is None:
+            if not ws.closed:
+                await ws.send_str(json.dumps({"type": "error", "code": "unauthorized", "message": "invalid token"}))
+                await ws.close(code=CLOSE_UNAUTHENTICATED, message=b"unauthorized")
+            return None
+        return Session(caller, asyncio.Queue(maxsize=self._queue_size), ws=ws)
+
+    async def _sender(self, ws: web.WebSocketResponse, session: Session) -> None:
+        while True:
+            if session.overflowed:
+                await ws.close(code=CLOSE_TOO_SLOW, message=b"too slow")
+                return
+            try:
+                text = await asyncio.wait_for(session.queue.get(), timeout=1.0)
+            except TimeoutError:
+                continue
+            await ws.send_str(text)
+
+    async def _on_client_message(self, session: Session, text: str) -> None:
+        data = _json_object(text)
+        kind = data.get("type") if data else None
+        name = data.get("channel") if data else None
+        if kind not in ("subscribe", "unsubscribe") or not isinstance(name, str) or data is None:
+            session.send({"type": "error", "code": "bad_message", "message": "expected subscribe or unsubscribe"})
+            return
+        channel = self._channels.get(name)
+        if channel is None:
+            session.send({"type": "error", "code": "unknown_channel", "message": f"no channel {name!r}"})
+            return
+        if kind == "unsubscribe":
+            session.subscriptions.pop(name, None)
+            session.send({"type": "unsubscribed", "channel": name})
+            return
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            session.send({"type": "error", "code": "bad_message", "message": "params must be an object"})
+            return
+        try:
+            state = await channel.subscribe(self, session, params)
+        except ChannelError as exc:
+            session.send({"type": "error", "channel": name, "code": exc.code, "message": exc.message})
+            return
+        session.subscriptions[name] = state
+        session.send({"type": "subscribed", "channel": name})
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class ReadingsChannel:
+    """``readings``: every reading stored for a meter the caller owns (optionally one meter: ``{"meter_id": ...}``).
+
+    Ownership is checked when each reading is delivered, so claims and releases take effect immediately.
+    """
+
+    name = "readings"
+
+    async def subscribe(self, hub: LiveHub, session: Session, params: Mapping[str, Any]) -> UUID | None:
+        meter = params.get("meter_id")
+        if meter is None:
+            return None
+        try:
+            meter_id = UUID(str(meter))
+        except ValueError:
+            raise ChannelError("bad_params", "meter_id must be a UUID") from None
+        owner = await hub.pool.fetchval("SELECT owner_id FROM meters WHERE id = $1", meter_id)
+        if owner != session.caller.user_id:
+            raise ChannelError("not_found", "no such meter among yours")
+        return meter_id
+
+    @staticmethod
+    def register(hub: LiveHub) -> ReadingsChannel:
+        channel = ReadingsChannel()
+        hub.add_channel(channel)
+
+        async def on_stored(payload: str) -> None:
+            await channel.fan_out(hub, payload)
+
+        hub.listen(NOTIFY_CHANNEL, on_stored)
+        return channel
+
+    async def fan_out(self, hub: LiveHub, payload: str) -> None:
+        sessions = hub.subscribers(self.name)
+        if not sessions:
+            return
+        note = json.loads(payload)
+        owners = sorted({str(s.caller.user_id) for s in sessions})
+        rows = await hub.pool.fetch(
+            "SELECT r.device_id, r.seq, r.meter_id, r.meter_serial, r.timestamp_ms, r.import_wh, r.export_wh, "
+            "r.power_w, r.flags, r.record_hash, m.owner_id FROM readings r JOIN meters m ON m.id = r.meter_id "
+            "WHERE r.device_id = $1 AND r.seq BETWEEN $2 AND $3 AND r.meter_id = ANY($4::uuid[]) "
+            "AND m.owner_id = ANY($5::uuid[]) ORDER BY r.seq",
+            note["device"], note["first"], note["last"], note["meters"], owners,
+        )
+        for row in rows:
+            data = {
+                "meter_id": str(row["meter_id"]),
+                "meter_serial": row["meter_serial"],
+                "device_id": row["device_id"],
+                "seq": row["seq"],
+                "timestamp_ms": row["timestamp_ms"],
+                "import_wh": row["import_wh"],
+                "export_wh": row["export_wh"],
+                "power_w": row["power_w"],
+                "flags": row["flags"],
+                "record_hash": bytes(row["record_hash"]).hex(),
+            }
+            for s in sessions:
+                only = s.subscriptions.get(self.name)
+                if s.caller.user_id == row["owner_id"] and (only is None or only == row["meter_id"]):
+                    s.event(self.name, data)
