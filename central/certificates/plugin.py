@@ -1,11 +1,9 @@
 """Certificates plug-in: routes, the service (once the ledger is known), and the expiry sweeper.
 
-The ledger side is a :class:`CertificateChain` placed under :data:`CERT_CHAIN` by whoever builds the ledger (the
-ledger plug-in or the composition root; tests set it directly), e.g.::
-
-    app[CERT_CHAIN] = certificate_chain(ledger, ledger_config, setup, CertificateConfig.from_section(...))
-
-Without it the certificate routes answer 503 ``ledger_unavailable``.
+The ledger side is a :class:`CertificateChain`: built at start-up from the ledger plug-in's ``app[LEDGER]``,
+``app[LEDGER_SETUP]`` and ``app[LEDGER_CONFIG]`` (issuer key ``<keys_dir>/rec_issuer.json``, the platform fee
+payer), unless a test already put one under :data:`CERT_CHAIN`. Without a ledger (or before ``ledger init``) the
+certificate routes answer 503 ``ledger_unavailable``.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as validation_clock
 from central.ledger.config import LedgerConfig
 from central.ledger.keys import load_or_create_key
+from central.ledger.plugin import LEDGER, LEDGER_CONFIG, LEDGER_SETUP
 from central.ledger.port import Ledger
 from central.ledger.setup import LedgerSetup
 
@@ -50,7 +49,12 @@ def certificate_chain(
 
 
 def build(app: web.Application, config: CertificateConfig) -> Certificates | None:
+    """The service over ``app[CERT_CHAIN]``, or over the ledger plug-in's ledger and setup (``app[LEDGER]``,
+    ``app[LEDGER_SETUP]``); None when neither is there."""
     chain_ops = app.get(CERT_CHAIN)
+    if chain_ops is None and LEDGER in app and LEDGER_SETUP in app and LEDGER_CONFIG in app:
+        chain_ops = certificate_chain(app[LEDGER], app[LEDGER_CONFIG], app[LEDGER_SETUP], config)
+        app[CERT_CHAIN] = chain_ops
     if chain_ops is None:
         return None
     pool = app[POOL]

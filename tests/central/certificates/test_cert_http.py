@@ -132,3 +132,38 @@ async def test_demo_flow(api: Api) -> None:
     assert out["validation"]["valid"] is True
     assert out["validation"]["retired_wh"] == 750
     assert out["validation"]["db_agrees"] is True
+
+
+async def test_wired_through_the_ledger_plugin(pg_dsn: str, tmp_path: Path) -> None:
+    """No test-provided chain: the plug-in builds it from the ledger plug-in's ledger and platform setup."""
+    pool = await migrated_pool(pg_dsn)
+    try:
+        authority, prosumer = await add_user(pool, "rec_authority"), await add_user(pool, "prosumer")
+        await link_wallet(pool, prosumer, Keypair())
+        site = Site(pool, prosumer, "SN-WIRED-1")
+        await site.install()
+        await site.produce(T0_MS, 15, 10)
+        config = from_mapping({
+            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
+            "mqtt": {"enabled": False},
+            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+            "log": {"access_log": False},
+            "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "create_keys": True,
+                       "serve_rpc": False},
+        })  # fmt: skip
+        app = create_app(config, plugins=["central.ledger.plugin", "central.certificates.plugin"])
+        token = app[TOKENS].issue(authority, Role.REC_AUTHORITY)[0]
+        test_client = TestClient(TestServer(app))
+        await test_client.start_server()
+        try:
+            async with aiohttp.ClientSession(str(test_client.make_url(""))) as session:
+                cert = await client.issue(session, token, str(site.meter_id), T0, T0 + timedelta(minutes=15))
+                report = await client.validate(session, certificate_id=cert["id"])
+        finally:
+            await test_client.close()
+        assert cert["energy_wh"] == 150
+        assert report["valid"] is True
+        assert (tmp_path / "keys" / "rec_issuer.json").exists()
+    finally:
+        await pool.close()
