@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -32,8 +33,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from protocol import topics  # noqa: E402
+from protocol.batch import encode_batch  # noqa: E402
 from protocol.challenge import sign_challenge  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
+from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
 
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
 TARGET_RPS, TARGET_P99_MS = 2000, 50.0
@@ -88,10 +95,34 @@ async def provision(base: str, admin_email: str, admin_pw: str) -> dict[str, Any
         await call("POST", f"/api/v1/devices/{key.device_id}/challenge-response", inst,
                    {"nonce": nonce.hex(), "signature": sign_challenge(key, nonce, ch["expires_ms"]).hex()})
         pro = users["prosumer"]["access_token"]
+        meter_ids = []
         for s_ in serials:
-            await call("POST", "/api/v1/meters/claim", pro, {"serial": s_, "meter_key": f"key-{s_}"})
+            m = await call("POST", "/api/v1/meters/claim", pro, {"serial": s_, "meter_key": f"key-{s_}"})
+            meter_ids.append(m["id"])
         doc = await call("GET", "/api/openapi.json")
-        return {"prosumer": pro, "installer": inst, "device_id": key.device_id, "serial": serials[0], "doc": doc}
+        return {"prosumer": pro, "installer": inst, "key": key, "serial": serials[0], "meter_id": meter_ids[0],
+                "doc": doc}
+
+
+def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) -> None:
+    """The gateway sends ``count`` signed, chained readings (one per minute, ending now) through the broker."""
+    now_ms = int(time.time() * 1000)
+    prev, records = ZERO_HASH, []
+    for seq in range(1, count + 1):
+        r = sign_reading(key, meter_serial=serial, seq=seq, timestamp_ms=now_ms - (count - seq) * 60_000,
+                         import_wh=1_000 + seq * 3, export_wh=5_000 + seq * 7, power_w=1200, prev_hash=prev)
+        prev = r.hash()
+        records.append(r)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-{key.device_id[:8]}",
+                         protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", mqtt_port)
+    client.loop_start()
+    try:
+        for i in range(0, count, 200):
+            client.publish(topics.readings(key.device_id), encode_batch(records[i:i + 200]), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -185,14 +216,23 @@ def main() -> int:
         cases: list[tuple[str, str, dict[str, str]]] = [
             ("GET /healthz (no login)", "/healthz", {}),
             ("GET /readyz (no login; db + broker)", "/readyz", {}),
-            ("GET /api/v1/me (JWT only)", "/api/v1/me", auth),
+            ("GET /api/v1/me (JWT + user row)", "/api/v1/me", auth),
             ("GET /api/v1/meters (JWT + query)", "/api/v1/meters", auth),
         ]
         paths = ctx["doc"]["paths"]
-        readings = next((p for p in paths if p.endswith("/readings") and "{serial}" in p and "get" in paths[p]), None)
+        readings = next((p for p in paths if p.endswith("/readings") and "{meter_id}" in p and "get" in paths[p]),
+                        None)
         if readings:
-            cases.append((f"GET {readings} (JWT + readings query)",
-                          readings.replace("{serial}", ctx["serial"]) + "?limit=100", auth))
+            publish_readings(mqtt_port, ctx["key"], ctx["serial"], 1000)
+            url = readings.replace("{meter_id}", ctx["meter_id"]) + "?limit=100"
+            stored = 0
+            for _ in range(100):  # wait until ingest has stored them
+                with urllib.request.urlopen(urllib.request.Request(base + url, headers=auth), timeout=5) as r:
+                    stored = len(json.loads(r.read())["readings"])
+                if stored == 100:
+                    break
+                time.sleep(0.2)
+            cases.append((f"GET {readings}?limit=100 ({stored} rows/page)", url, auth))
         print(f"bench/api.py: {args.workers} worker(s), {args.connections} connections, {args.duration}s each, "
               f"load generator: {'wrk' if use_wrk else 'aiohttp'}; target >= {TARGET_RPS} req/s at p99 < "
               f"{TARGET_P99_MS:.0f} ms")
