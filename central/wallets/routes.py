@@ -13,6 +13,7 @@ from central.http.errors import ApiError, bad_request, conflict, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.minting.service import release_accrued
 from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
 from central.wallets.chain import Chain
 from central.wallets.errors import (
@@ -122,6 +123,7 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
         raise bad_request(str(exc), "link_rejected") from exc
     except WalletTakenError as exc:
         raise conflict(str(exc), "wallet_taken") from exc
+    await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call.app, linked.address, linked.linked_at)
 
 

@@ -34,7 +34,7 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             "log": {"access_log": False},
         }
     )
-    chain = await embedded_chain()
+    chain = await embedded_chain(tmp_path / "keys")
 
     def install(registry: Registry) -> None:
         registry.app[CHAIN] = chain
