@@ -16,8 +16,15 @@ from central.http.routes import Call, RouteTable
 from central.http.schema import meta
 from central.minting.queries import MintView, mint_by_key, mints_of
 
-#: The mint outbox of this process (set by the minting plugin once the ledger is known).
-MINT_OUTBOX = web.AppKey("gtx.minting.outbox", ChainOutbox)
+
+@dataclass
+class OutboxRef:
+    """The mint outbox of this process, filled in at start-up by the minting plugin once the ledger is known."""
+
+    outbox: ChainOutbox | None = None
+
+
+MINT_OUTBOX = web.AppKey("gtx.minting.outbox", OutboxRef)
 
 routes = RouteTable(tag="minting")
 
@@ -77,7 +84,8 @@ def _out(v: MintView) -> MintOut:
 
 
 def _outbox(app: web.Application) -> ChainOutbox:
-    outbox = app.get(MINT_OUTBOX)
+    ref = app.get(MINT_OUTBOX)
+    outbox = ref.outbox if ref is not None else None
     if outbox is None:
         raise ApiError(503, "ledger_unavailable", "minting is not running (no ledger configured)")
     return outbox

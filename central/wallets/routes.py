@@ -27,8 +27,15 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.base58 import b58decode
 
-#: Set by the wallets plugin (or a test) once the ledger is known.
-CHAIN = web.AppKey("gtx.wallets.chain", Chain)
+
+@dataclass
+class ChainRef:
+    """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
+
+    chain: Chain | None = None
+
+
+CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
 
 routes = RouteTable(tag="wallets")
 
@@ -78,7 +85,8 @@ def _service(app: web.Application) -> WalletService:
 
 
 def _chain(app: web.Application) -> Chain:
-    chain = app.get(CHAIN)
+    ref = app.get(CHAIN)
+    chain = ref.chain if ref is not None else None
     if chain is None:
         raise ApiError(503, "ledger_unavailable", "the ledger is not configured")
     return chain
