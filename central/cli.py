@@ -79,3 +79,5 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
 
         return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
     raise CentralError(f"unknown command {args.command}")
+if __name__ == "__main__":
+    raise SystemExit(main())

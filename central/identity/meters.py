@@ -56,7 +56,7 @@ class Meters:
     async def claim(self, user_id: UUID, serial: str, meter_key: str, *, address: str, user_agent: str) -> OwnedMeter:
         error: ApiError | None = None
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim:' || $1::text, 0))",
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim:' || $1::uuid::text, 0))",
                                user_id)
             recent = await conn.fetch(
                 "SELECT at FROM meter_claim_attempts WHERE user_id = $1 AND outcome <> 'rate_limited'"
