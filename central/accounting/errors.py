@@ -1,0 +1,11 @@
+"""Errors of the energy accounting core."""
+
+from central.errors import CentralError
+
+
+class AccountingError(CentralError):
+    """Base of the accounting subsystem's errors."""
+
+
+class WindowConfigError(AccountingError):
+    """A settlement window length that cannot be aligned to UTC days."""

@@ -1,0 +1,183 @@
+"""PostgreSQL adapter of the accounting store: reads ``readings`` (central-ingest), ``meters``/``devices``
+(central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031) and, in the same
+transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from central.accounting.errors import AccountingError
+from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
+from central.accounting.store import ConcurrentAccountingError, MeterAccount
+from central.minting.plan import MintIntent
+from central.minting.service import enqueue_mints
+
+_DUE = """
+SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
+       c.anchor_seq, c.anchor_hash, c.anchor_raw_import, c.anchor_raw_export, c.anchor_cum_import,
+       c.anchor_cum_export, c.origin_import, c.origin_export
+FROM meters m
+JOIN devices d ON d.device_id = m.device_id AND d.status = 'verified'
+LEFT JOIN accounting_checkpoints c ON c.meter_id = m.id
+WHERE m.owner_id IS NOT NULL
+  AND EXISTS (
+      SELECT 1 FROM readings r
+      WHERE r.meter_id = m.id
+        AND r.timestamp_ms >= $1::bigint + coalesce(
+            c.boundary_ms,
+            (SELECT min(r2.timestamp_ms) - mod(min(r2.timestamp_ms), $1::bigint)
+             FROM readings r2 WHERE r2.meter_id = m.id)))
+ORDER BY m.id
+LIMIT $2
+"""
+
+_AFTER = """
+SELECT r.meter_id, r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.record_hash
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[]) AS k(meter_id, ts, seq, h)
+JOIN readings r ON r.meter_id = k.meter_id AND (r.timestamp_ms, r.seq, r.record_hash) > (k.ts, k.seq, k.h)
+ORDER BY r.meter_id, r.timestamp_ms, r.seq, r.record_hash
+"""
+
+_WINDOW_COLUMNS = (
+    "meter_id",
+    "window_start_ms",
+    "window_end_ms",
+    "owner_id",
+    "import_wh",
+    "export_wh",
+    "start_import",
+    "start_export",
+    "end_import",
+    "end_export",
+    "record_hashes",
+    "merkle_root",
+)
+
+_UPDATE_CHECKPOINTS = """
+UPDATE accounting_checkpoints c SET boundary_ms = u.boundary_ms, cum_import = u.cum_import,
+    cum_export = u.cum_export, anchor_ts = u.anchor_ts, anchor_seq = u.anchor_seq, anchor_hash = u.anchor_hash,
+    anchor_raw_import = u.anchor_raw_import, anchor_raw_export = u.anchor_raw_export,
+    anchor_cum_import = u.anchor_cum_import, anchor_cum_export = u.anchor_cum_export, updated_at = now()
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+            $8::bytea[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+     AS u(meter_id, old_boundary, boundary_ms, cum_import, cum_export, anchor_ts, anchor_seq, anchor_hash,
+          anchor_raw_import, anchor_raw_export, anchor_cum_import, anchor_cum_export)
+WHERE c.meter_id = u.meter_id AND c.boundary_ms = u.old_boundary
+"""
+
+_INSERT_CHECKPOINT = """
+INSERT INTO accounting_checkpoints (meter_id, window_ms, boundary_ms, cum_import, cum_export, anchor_ts, anchor_seq,
+    anchor_hash, anchor_raw_import, anchor_raw_export, anchor_cum_import, anchor_cum_export, origin_import,
+    origin_export)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+"""
+
+
+def _checkpoint(row: Any) -> Checkpoint | None:
+    if row["boundary_ms"] is None:
+        return None
+    anchor = Point(
+        row["anchor_ts"],
+        row["anchor_seq"],
+        bytes(row["anchor_hash"]),
+        row["anchor_raw_import"],
+        row["anchor_raw_export"],
+        row["anchor_cum_import"],
+        row["anchor_cum_export"],
+    )
+    return Checkpoint(
+        row["boundary_ms"], row["cum_import"], row["cum_export"], anchor, row["origin_import"], row["origin_export"]
+    )
+
+
+class PgAccountingStore:
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    async def due_meters(self, window_ms: int, limit: int) -> list[MeterAccount]:
+        rows = await self._pool.fetch(_DUE, window_ms, limit)
+        out = []
+        for row in rows:
+            if row["window_ms"] is not None and row["window_ms"] != window_ms:
+                raise AccountingError(
+                    f"meter {row['meter_id']} was accounted with {row['window_ms']} ms windows, not {window_ms}"
+                )
+            out.append(MeterAccount(row["meter_id"], row["owner_id"], _checkpoint(row)))
+        return out
+
+    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
+        ids, ts, seq, hashes = [], [], [], []
+        for a in accounts:
+            ids.append(a.meter_id)
+            cp = a.checkpoint
+            ts.append(cp.anchor.timestamp_ms if cp else -1)
+            seq.append(cp.anchor.seq if cp else 0)
+            hashes.append(cp.anchor.record_hash if cp else b"")
+        out: dict[uuid.UUID, list[MeterReading]] = {a.meter_id: [] for a in accounts}
+        for r in await self._pool.fetch(_AFTER, ids, ts, seq, hashes):
+            out[r["meter_id"]].append(
+                MeterReading(
+                    r["timestamp_ms"], r["seq"], r["import_wh"], r["export_wh"], r["flags"], bytes(r["record_hash"])
+                )
+            )
+        return out
+
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
+        rows = [
+            (
+                a.meter_id,
+                w.start_ms,
+                w.end_ms,
+                a.owner_id,
+                w.import_wh,
+                w.export_wh,
+                w.start_import,
+                w.start_export,
+                w.end_import,
+                w.end_export,
+                list(w.record_hashes),
+                w.merkle_root,
+            )
+            for a, s in results
+            for w in s.windows
+        ]
+        updates, inserts = [], []
+        for a, s in results:
+            cp = s.checkpoint
+            assert cp is not None
+            an = cp.anchor
+            tail = (
+                cp.boundary_ms,
+                cp.cum_import,
+                cp.cum_export,
+                an.timestamp_ms,
+                an.seq,
+                an.record_hash,
+                an.raw_import,
+                an.raw_export,
+                an.cum_import,
+                an.cum_export,
+            )
+            if a.checkpoint is None:
+                inserts.append((a.meter_id, window_ms, *tail, cp.origin_import, cp.origin_export))
+            else:
+                updates.append((a.meter_id, a.checkpoint.boundary_ms, *tail))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if updates:
+                    status = await conn.execute(_UPDATE_CHECKPOINTS, *(list(col) for col in zip(*updates, strict=True)))
+                    if status != f"UPDATE {len(updates)}":
+                        raise ConcurrentAccountingError("a checkpoint moved since it was read")
+                if inserts:
+                    await conn.executemany(_INSERT_CHECKPOINT, inserts)
+                await conn.copy_records_to_table("energy_windows", records=rows, columns=_WINDOW_COLUMNS)
+                # one mint intent per window with exported energy, in the same transaction (chain outbox)
+                await enqueue_mints(
+                    conn, [MintIntent(0, r[0], r[3], r[1], r[2], r[5], r[11]) for r in rows if r[5] > 0]
+                )
+        except asyncpg.UniqueViolationError as exc:
+            raise ConcurrentAccountingError("windows or checkpoints recorded concurrently") from exc

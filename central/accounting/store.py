@@ -1,0 +1,107 @@
+"""The accounting store port (what the accounting service reads and writes) and its in-memory fake."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from central.accounting.errors import AccountingError
+from central.accounting.settlement import Checkpoint, MeterReading, Settlement, Window, settle
+from central.accounting.window import window_start
+
+
+@dataclass(frozen=True, slots=True)
+class MeterAccount:
+    """A meter that takes part in accounting (claimed by an owner, bound to a verified device)."""
+
+    meter_id: uuid.UUID
+    owner_id: uuid.UUID
+    checkpoint: Checkpoint | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedWindow:
+    meter_id: uuid.UUID
+    owner_id: uuid.UUID
+    window: Window
+
+
+class ConcurrentAccountingError(AccountingError):
+    """Another accountant recorded (some of) the same windows first; nothing of this batch was written."""
+
+
+class AccountingStore(Protocol):
+    async def due_meters(self, window_ms: int, limit: int) -> list[MeterAccount]:
+        """Meters that may have a newly final window: some reading at or after the end of their next window."""
+        ...
+
+    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
+        """Each meter's readings ordered after its checkpoint's anchor (all of them without a checkpoint)."""
+        ...
+
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
+        """Atomically write the windows and advance the checkpoints. Raises ``ConcurrentAccountingError`` (and
+        writes nothing) when a window already exists or a checkpoint moved since it was read."""
+        ...
+
+
+@dataclass
+class InMemoryAccountingStore:
+    """Dict-backed store for unit tests: meters, their readings, checkpoints and windows."""
+
+    owners: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    readings: dict[uuid.UUID, list[MeterReading]] = field(default_factory=dict)
+    checkpoints: dict[uuid.UUID, Checkpoint] = field(default_factory=dict)
+    windows: dict[tuple[uuid.UUID, int], RecordedWindow] = field(default_factory=dict)
+
+    def add_reading(self, meter_id: uuid.UUID, reading: MeterReading) -> None:
+        self.readings.setdefault(meter_id, []).append(reading)
+
+    async def due_meters(self, window_ms: int, limit: int) -> list[MeterAccount]:
+        due = []
+        for meter_id, owner in self.owners.items():
+            rs = self.readings.get(meter_id)
+            if not rs:
+                continue
+            cp = self.checkpoints.get(meter_id)
+            base = cp.boundary_ms if cp else window_start(min(r.timestamp_ms for r in rs), window_ms)
+            if max(r.timestamp_ms for r in rs) >= base + window_ms:
+                due.append(MeterAccount(meter_id, owner, cp))
+        return due[:limit]
+
+    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
+        out = {}
+        for a in accounts:
+            rs = self.readings.get(a.meter_id, [])
+            if a.checkpoint is not None:
+                key = a.checkpoint.anchor.key
+                rs = [r for r in rs if r.key > key]
+            out[a.meter_id] = sorted(rs, key=lambda r: r.key)
+        return out
+
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:  # noqa: ARG002
+        for account, s in results:
+            if self.checkpoints.get(account.meter_id) != account.checkpoint:
+                raise ConcurrentAccountingError(f"checkpoint of meter {account.meter_id} moved")
+            for w in s.windows:
+                if (account.meter_id, w.start_ms) in self.windows:
+                    raise ConcurrentAccountingError(f"window {w.start_ms} of meter {account.meter_id} exists")
+        for account, s in results:
+            for w in s.windows:
+                self.windows[(account.meter_id, w.start_ms)] = RecordedWindow(account.meter_id, account.owner_id, w)
+            if s.checkpoint is not None:
+                self.checkpoints[account.meter_id] = s.checkpoint
+
+
+def settle_accounts(
+    accounts: Sequence[MeterAccount], readings: dict[uuid.UUID, list[MeterReading]], window_ms: int
+) -> list[tuple[MeterAccount, Settlement]]:
+    """Pure step of one accounting pass: the settlements that produced new windows."""
+    out = []
+    for a in accounts:
+        s = settle(readings.get(a.meter_id, []), a.checkpoint, window_ms)
+        if s.windows:
+            out.append((a, s))
+    return out

@@ -1,0 +1,1 @@
+"""Durable chain outbox: exactly-once chain changes (minting, settlement) recorded in PostgreSQL."""

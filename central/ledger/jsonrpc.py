@@ -1,0 +1,326 @@
+"""Standard Solana JSON-RPC over HTTP for the embedded ledger (the subset the project uses), same JSON shapes as a
+real node, so ``solana``-style clients, wallets and the rpc adapter can read and write it.
+
+``jsonrpc_app(ledger)`` returns an aiohttp ``Application`` (POST ``/``, single and batch requests);
+``serve(ledger, host, port)`` runs it and returns a ``JsonRpcServer`` handle with ``url`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from solders.account import Account
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from central.ledger.embedded import EmbeddedLedger
+from central.ledger.errors import (
+    AirdropUnavailableError,
+    BlockhashNotFoundError,
+    LedgerError,
+    TransactionFailedError,
+    TransactionRejectedError,
+)
+from central.ledger.port import MAX_ACCOUNTS_PER_QUERY, MAX_SIGNATURES_PER_QUERY
+from central.ledger.transaction_json import b58decode, b58encode, encode_transaction, ui_amount
+
+log = logging.getLogger(__name__)
+
+SOLANA_CORE_VERSION = "2.2.0"
+FEATURE_SET = 3294202862
+API_VERSION = "2.2.0"
+U64_MAX = 2**64 - 1
+
+Handler = Callable[[EmbeddedLedger, list[Any]], Awaitable[object]]
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: object = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+def _invalid(msg: str) -> RpcError:
+    return RpcError(-32602, msg)
+
+
+def _param(params: list[Any], i: int, default: object = None) -> Any:
+    return params[i] if len(params) > i and params[i] is not None else default
+
+
+def _pubkey(value: object) -> Pubkey:
+    if not isinstance(value, str):
+        raise _invalid("Invalid param: expected a base-58 public key string")
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise _invalid("Invalid param: Invalid") from None
+
+
+def _config(params: list[Any], i: int) -> dict[str, Any]:
+    cfg = _param(params, i, {})
+    if not isinstance(cfg, dict):
+        raise _invalid("Invalid params: configuration must be an object")
+    return cfg
+
+
+def _context(ledger: EmbeddedLedger) -> dict[str, object]:
+    return {"slot": ledger.slot, "apiVersion": API_VERSION}
+
+
+def _account_json(acc: Account | None, encoding: str) -> dict[str, object] | None:
+    if acc is None:
+        return None
+    data = [b58encode(acc.data), "base58"] if encoding == "base58" else [base64.b64encode(acc.data).decode(), "base64"]
+    return {"data": data, "executable": acc.executable, "lamports": acc.lamports, "owner": str(acc.owner),
+            "rentEpoch": U64_MAX if acc.rent_epoch == U64_MAX else acc.rent_epoch, "space": len(acc.data)}
+
+
+def _encoding(cfg: dict[str, Any]) -> str:
+    enc = cfg.get("encoding", "base64")
+    # A real node falls back to base64 for jsonParsed when it has no parser for the account; we never parse.
+    if enc in ("base64", "jsonParsed"):
+        return "base64"
+    if enc == "base58":
+        return "base58"
+    raise _invalid(f"Invalid params: unsupported encoding {enc!r} (this endpoint serves base64)")
+
+
+async def get_health(_ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    return "ok"
+
+
+async def get_version(_ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    return {"solana-core": SOLANA_CORE_VERSION, "feature-set": FEATURE_SET}
+
+
+async def get_slot(ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    return ledger.slot
+
+
+async def get_block_height(ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    return ledger.slot
+
+
+async def get_latest_blockhash(ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    latest = ledger.latest_blockhash()
+    return {"context": _context(ledger),
+            "value": {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}}
+
+
+async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    raw_param = _param(params, 0)
+    cfg = _config(params, 1)
+    if not isinstance(raw_param, str):
+        raise _invalid("Invalid params: expected an encoded transaction")
+    encoding = cfg.get("encoding", "base58")
+    try:
+        if encoding == "base64":
+            raw = base64.b64decode(raw_param, validate=True)
+        elif encoding == "base58":
+            raw = b58decode(raw_param)
+        else:
+            raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
+        tx = VersionedTransaction.from_bytes(raw)
+    except (ValueError, TypeError):
+        raise _invalid("Invalid params: failed to deserialize VersionedTransaction") from None
+    skip = bool(cfg.get("skipPreflight", False))
+    try:
+        sig = ledger.send(tx, skip_preflight=skip)
+    except TransactionFailedError as e:
+        raise RpcError(-32002, f"Transaction simulation failed: {e.err}",
+                       {"err": e.err, "logs": list(e.logs), "accounts": None, "unitsConsumed": 0,
+                        "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
+    except BlockhashNotFoundError:
+        raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
+                       {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
+                        "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
+    except TransactionRejectedError as e:
+        raise RpcError(-32003, f"Transaction rejected: {e}") from None
+    return str(sig)
+
+
+async def get_signature_statuses(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    sigs = _param(params, 0)
+    if not isinstance(sigs, list) or len(sigs) > MAX_SIGNATURES_PER_QUERY:
+        raise _invalid(f"Invalid params: expected a list of at most {MAX_SIGNATURES_PER_QUERY} signatures")
+    out: list[object] = []
+    for s in sigs:
+        try:
+            status = ledger.status(Signature.from_string(s))
+        except (ValueError, TypeError):
+            raise _invalid("Invalid param: Invalid signature") from None
+        if status is None:
+            out.append(None)
+        else:
+            out.append({"slot": status.slot, "confirmations": None, "err": status.err,
+                        "status": {"Ok": None} if status.err is None else {"Err": status.err},
+                        "confirmationStatus": status.confirmation_status})
+    return {"context": _context(ledger), "value": out}
+
+
+async def get_account_info(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    address = _pubkey(_param(params, 0))
+    enc = _encoding(_config(params, 1))
+    return {"context": _context(ledger), "value": _account_json(ledger.account(address), enc)}
+
+
+async def get_multiple_accounts(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    keys = _param(params, 0)
+    if not isinstance(keys, list) or len(keys) > MAX_ACCOUNTS_PER_QUERY:
+        raise _invalid(f"Invalid params: expected a list of at most {MAX_ACCOUNTS_PER_QUERY} public keys")
+    enc = _encoding(_config(params, 1))
+    return {"context": _context(ledger), "value": [_account_json(ledger.account(_pubkey(k)), enc) for k in keys]}
+
+
+async def get_balance(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    acc = ledger.account(_pubkey(_param(params, 0)))
+    return {"context": _context(ledger), "value": acc.lamports if acc is not None else 0}
+
+
+async def get_token_account_balance(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    bal = ledger.token_balance(_pubkey(_param(params, 0)))
+    if bal is None:
+        raise _invalid("Invalid param: could not find account")
+    return {"context": _context(ledger), "value": ui_amount(bal.amount, bal.decimals)}
+
+
+async def get_minimum_balance_for_rent_exemption(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    size = _param(params, 0)
+    if not isinstance(size, int) or size < 0:
+        raise _invalid("Invalid params: expected a data length")
+    return ledger.rent_exempt_minimum(size)
+
+
+async def request_airdrop(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    address = _pubkey(_param(params, 0))
+    lamports = _param(params, 1)
+    if not isinstance(lamports, int) or lamports <= 0:
+        raise _invalid("Invalid params: expected a positive lamports amount")
+    try:
+        return str(ledger.airdrop(address, lamports))
+    except AirdropUnavailableError as e:
+        raise RpcError(-32600, f"airdrop request failed: {e}") from None
+
+
+async def get_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    try:
+        sig = Signature.from_string(_param(params, 0))
+    except (ValueError, TypeError):
+        raise _invalid("Invalid param: Invalid signature") from None
+    cfg = _config(params, 1) if isinstance(_param(params, 1), dict) else {"encoding": _param(params, 1, "json")}
+    encoding = cfg.get("encoding", "json")
+    if encoding not in ("json", "base64", "base58"):
+        raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
+    found = ledger.transaction(sig)
+    if found is None:
+        return None
+    record, meta = found
+    if isinstance(record.transaction.version(), int) and cfg.get("maxSupportedTransactionVersion") is None:
+        raise RpcError(-32015, "Transaction version (0) is not supported by the requesting client. "
+                               "Please try the request again with the following configuration parameter: "
+                               "\"maxSupportedTransactionVersion\": 0")
+    return encode_transaction(record, meta, encoding, ledger.mint_decimals)
+
+
+METHODS: dict[str, Handler] = {
+    "getHealth": get_health,
+    "getVersion": get_version,
+    "getSlot": get_slot,
+    "getBlockHeight": get_block_height,
+    "getLatestBlockhash": get_latest_blockhash,
+    "sendTransaction": send_transaction,
+    "getSignatureStatuses": get_signature_statuses,
+    "getAccountInfo": get_account_info,
+    "getMultipleAccounts": get_multiple_accounts,
+    "getBalance": get_balance,
+    "getTokenAccountBalance": get_token_account_balance,
+    "getMinimumBalanceForRentExemption": get_minimum_balance_for_rent_exemption,
+    "requestAirdrop": request_airdrop,
+    "getTransaction": get_transaction,
+}
+
+
+async def _dispatch(ledger: EmbeddedLedger, handler: Handler | None, params: object) -> object:
+    if handler is None:
+        raise RpcError(-32601, "Method not found")
+    if not isinstance(params, list):
+        raise _invalid("Invalid params: expected an array")
+    return await handler(ledger, params)
+
+
+async def _call(ledger: EmbeddedLedger, req: object) -> dict[str, object] | None:
+    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
+        return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"}, "id": None}
+    rid = req.get("id")
+    handler = METHODS.get(req["method"])
+    params = req.get("params", [])
+    try:
+        result = await _dispatch(ledger, handler, params)
+    except RpcError as e:
+        err: dict[str, object] = {"code": e.code, "message": e.message}
+        if e.data is not None:
+            err["data"] = e.data
+        return {"jsonrpc": "2.0", "error": err, "id": rid}
+    except LedgerError as e:
+        log.warning("json-rpc %s failed: %s", req["method"], e)
+        return {"jsonrpc": "2.0", "error": {"code": -32603, "message": f"Internal error: {e}"}, "id": rid}
+    return {"jsonrpc": "2.0", "result": result, "id": rid}
+
+
+def jsonrpc_app(ledger: EmbeddedLedger) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"},
+                                      "id": None})
+        if isinstance(body, list):
+            if not body:
+                return web.json_response({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"},
+                                          "id": None})
+            return web.json_response([await _call(ledger, r) for r in body])
+        return web.json_response(await _call(ledger, body))
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post("/", handle)
+    app.router.add_get("/health", health)
+    return app
+
+
+@dataclass
+class JsonRpcServer:
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 8899) -> JsonRpcServer:
+    """Serve the ledger's JSON-RPC on ``host:port`` (port 0 picks a free one)."""
+    runner = web.AppRunner(jsonrpc_app(ledger), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    assert server is not None
+    bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return JsonRpcServer(runner, host, int(bound))

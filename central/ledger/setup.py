@@ -1,0 +1,147 @@
+"""Platform setup on the ledger (``gridtokenx-central ledger init``), idempotent.
+
+- Platform keypairs from ``keys_dir`` (created with mode 0600 when missing and ``create_keys``, for development):
+  mint authority, fee payer, escrow authority, treasury.
+- The energy mint (3 decimals: 1 token = 1 kWh, 1 base unit = 1 Wh) at an address derived with
+  ``create_with_seed(mint_authority, "gtx-energy-v1", token program)`` — stable, no extra key file — unless
+  ``energy_mint`` names an existing one.
+- The quote mint (6 decimals): created the same way on the embedded ledger (seed ``gtx-quote-v1``, the mint authority
+  can mint it for the dev faucet); on a real cluster it is ``quote_mint`` from the configuration and only checked.
+- The treasury's associated token accounts for both mints.
+Running it again changes nothing; a mint that exists with other decimals or another authority is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountWithSeedParams, create_account_with_seed
+
+from central.ledger.builder import associated_token_address, create_ata_idempotent, initialize_mint2, send_and_confirm
+from central.ledger.config import LedgerConfig
+from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.errors import LedgerError
+from central.ledger.keys import PlatformKey, load_key, load_or_create_key
+from central.ledger.port import Ledger
+from central.ledger.rpc import RpcLedger
+from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID, parse_mint
+
+ENERGY_DECIMALS = 3
+QUOTE_DECIMALS = 6
+ENERGY_SEED = "gtx-energy-v1"
+QUOTE_SEED = "gtx-quote-v1"
+KEY_ROLES = ("mint_authority", "fee_payer", "escrow_authority", "treasury")
+
+
+@dataclass(frozen=True)
+class LedgerSetup:
+    """Everything services need to build platform transactions. Keys print only their public halves."""
+
+    mint_authority: PlatformKey
+    fee_payer: PlatformKey
+    escrow_authority: PlatformKey
+    treasury: PlatformKey
+    energy_mint: Pubkey
+    quote_mint: Pubkey
+    treasury_energy: Pubkey
+    treasury_quote: Pubkey
+    energy_decimals: int = ENERGY_DECIMALS
+    quote_decimals: int = QUOTE_DECIMALS
+    token_program: Pubkey = TOKEN_PROGRAM_ID
+
+
+def key_path(config: LedgerConfig, role: str) -> Path:
+    return config.keys_dir / f"{role}.json"
+
+
+def _keys(config: LedgerConfig, *, create: bool) -> dict[str, PlatformKey]:
+    out: dict[str, PlatformKey] = {}
+    for role in KEY_ROLES:
+        if create:
+            out[role] = load_or_create_key(role, key_path(config, role), create=True)[0]
+        else:
+            out[role] = load_key(role, key_path(config, role))
+    return out
+
+
+def _setup(config: LedgerConfig, keys: dict[str, PlatformKey]) -> LedgerSetup:
+    authority = keys["mint_authority"].pubkey
+    energy = (Pubkey.from_string(config.energy_mint) if config.energy_mint
+              else Pubkey.create_with_seed(authority, ENERGY_SEED, TOKEN_PROGRAM_ID))
+    quote = (Pubkey.from_string(config.quote_mint) if config.quote_mint
+             else Pubkey.create_with_seed(authority, QUOTE_SEED, TOKEN_PROGRAM_ID))
+    treasury = keys["treasury"].pubkey
+    return LedgerSetup(keys["mint_authority"], keys["fee_payer"], keys["escrow_authority"], keys["treasury"],
+                       energy, quote, associated_token_address(treasury, energy),
+                       associated_token_address(treasury, quote))
+
+
+def load_setup(config: LedgerConfig) -> LedgerSetup:
+    """The platform setup from existing key files, without touching the ledger (service start-up)."""
+    return _setup(config, _keys(config, create=False))
+
+
+def open_ledger(config: LedgerConfig) -> Ledger:
+    """Build the configured adapter (composition roots only). Close it with ``await ledger.close()``."""
+    if config.backend == "rpc":
+        return RpcLedger(config.rpc_url, commitment=config.commitment)
+    return EmbeddedLedger(EmbeddedConfig(data_dir=config.data_dir, slot_ms=config.slot_ms,
+                                         fsync_interval=config.fsync_interval_ms / 1000))
+
+
+async def _ensure_mint(ledger: Ledger, setup: LedgerSetup, mint: Pubkey, seed: str | None, decimals: int) -> bool:
+    """Check or create a mint; returns True if it was created."""
+    acc = await ledger.get_account(mint)
+    if acc is not None:
+        info = parse_mint(acc)
+        if info is None:
+            raise LedgerError(f"{mint} exists but is not a token mint")
+        if info.decimals != decimals:
+            raise LedgerError(f"mint {mint} has {info.decimals} decimals, expected {decimals}")
+        return False
+    if seed is None:
+        raise LedgerError(f"mint {mint} does not exist on this ledger")
+    rent = await ledger.get_minimum_balance_for_rent_exemption(MINT_SIZE)
+    authority = setup.mint_authority
+    await send_and_confirm(ledger, setup.fee_payer, [
+        create_account_with_seed(CreateAccountWithSeedParams(
+            from_pubkey=setup.fee_payer.pubkey, to_pubkey=mint, base=authority.pubkey, seed=seed, lamports=rent,
+            space=MINT_SIZE, owner=TOKEN_PROGRAM_ID)),
+        initialize_mint2(mint, decimals, authority.pubkey),
+    ], [authority])
+    return True
+
+
+async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None) -> LedgerSetup:
+    """Idempotent platform setup (see module docstring). Uses ``ledger`` if given, else opens (and closes) the
+    configured one. Keys are created only when ``config.create_keys``."""
+    own = ledger is None
+    active = open_ledger(config) if ledger is None else ledger
+    try:
+        setup = _setup(config, _keys(config, create=config.create_keys))
+        embedded = isinstance(active, EmbeddedLedger)
+        balance = await active.get_balance(setup.fee_payer.pubkey)
+        if balance < config.min_fee_payer_lamports:
+            if not embedded:
+                raise LedgerError(f"fee payer {setup.fee_payer.pubkey} holds {balance} lamports, less than "
+                                  f"ledger.min_fee_payer_lamports = {config.min_fee_payer_lamports}: fund it")
+            await active.request_airdrop(setup.fee_payer.pubkey, 100 * config.min_fee_payer_lamports)
+        await _ensure_mint(active, setup, setup.energy_mint, None if config.energy_mint else ENERGY_SEED,
+                           ENERGY_DECIMALS)
+        await _ensure_mint(active, setup, setup.quote_mint, QUOTE_SEED if embedded and not config.quote_mint else None,
+                           QUOTE_DECIMALS)
+        missing = [a for a, acc in zip((setup.treasury_energy, setup.treasury_quote),
+                                       await active.get_multiple_accounts([setup.treasury_energy,
+                                                                           setup.treasury_quote]), strict=True)
+                   if acc is None]
+        if missing:
+            await send_and_confirm(active, setup.fee_payer, [
+                create_ata_idempotent(setup.fee_payer.pubkey, setup.treasury.pubkey, setup.energy_mint),
+                create_ata_idempotent(setup.fee_payer.pubkey, setup.treasury.pubkey, setup.quote_mint),
+            ])
+        return setup
+    finally:
+        if own:
+            await active.close()

@@ -1,0 +1,173 @@
+"""The market's on-chain side, pure: which keys and mints, and the instructions for escrow, deposits, withdrawals
+and trade settlement (DESIGN D3, D8). Nothing here does I/O; ``escrow`` and ``settler`` send what this builds.
+
+Memos tie every chain movement to its database record: ``gtx:dep:<uuid>``, ``gtx:wd:<uuid>``, ``gtx:t:<trade id>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from uuid import UUID
+
+from solders.instruction import Instruction
+from solders.pubkey import Pubkey
+
+from central.ledger.builder import (
+    associated_token_address,
+    create_ata_idempotent,
+    create_token_account_with_seed,
+    memo,
+    transfer_checked,
+)
+from central.ledger.keys import PlatformKey
+from central.ledger.packing import Unit
+from central.market.escrow_seeds import Asset, EscrowAddresses, escrow_seed
+
+ENERGY_DECIMALS = 3
+QUOTE_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class MarketChain:
+    """Keys and mints of the market. ``treasury`` is the wallet whose quote ATA receives fees."""
+
+    fee_payer: PlatformKey
+    escrow_authority: PlatformKey
+    energy_mint: Pubkey
+    quote_mint: Pubkey
+    treasury: Pubkey
+
+    @cached_property
+    def addresses(self) -> EscrowAddresses:
+        return EscrowAddresses(self.authority)
+
+    @cached_property
+    def authority(self) -> Pubkey:
+        return self.escrow_authority.pubkey
+
+    @cached_property
+    def payer(self) -> Pubkey:
+        return self.fee_payer.pubkey
+
+    @cached_property
+    def _address_cache(self) -> dict[tuple[object, ...], Pubkey]:
+        return {}
+
+    def mint(self, asset: Asset) -> Pubkey:
+        return self.energy_mint if asset is Asset.ENERGY else self.quote_mint
+
+    @staticmethod
+    def decimals(asset: Asset) -> int:
+        return ENERGY_DECIMALS if asset is Asset.ENERGY else QUOTE_DECIMALS
+
+    def escrow(self, account: int, asset: Asset) -> Pubkey:
+        key = ("e", account, asset)
+        cache = self._address_cache
+        if key not in cache:
+            cache[key] = self.addresses.escrow(account, asset)
+        return cache[key]
+
+    def wallet_ata(self, wallet: Pubkey, asset: Asset) -> Pubkey:
+        key = ("w", wallet, asset)
+        cache = self._address_cache
+        if key not in cache:
+            cache[key] = associated_token_address(wallet, self.mint(asset))
+        return cache[key]
+
+    @cached_property
+    def treasury_ata(self) -> Pubkey:
+        return associated_token_address(self.treasury, self.quote_mint)
+
+    # ------------------------------------------------------------------------------------------- instructions
+
+    def open_escrow(self, account: int, asset: Asset, rent_lamports: int) -> list[Instruction]:
+        """Create the escrow token account (fee payer pays rent; the escrow authority signs as seed base)."""
+        a = self.authority
+        return create_token_account_with_seed(
+            self.payer,
+            a,
+            escrow_seed(account, asset),
+            mint=self.mint(asset),
+            owner=a,
+            lamports=rent_lamports,
+        )
+
+    def deposit(self, transfer_id: UUID, account: int, asset: Asset, wallet: Pubkey, amount: int) -> list[Instruction]:
+        """The user's wallet moves ``amount`` from its ATA into its escrow (the wallet signs; the platform pays)."""
+        return [
+            transfer_checked(
+                self.wallet_ata(wallet, asset),
+                self.mint(asset),
+                self.escrow(account, asset),
+                wallet,
+                amount=amount,
+                decimals=self.decimals(asset),
+            ),
+            memo(f"gtx:dep:{transfer_id}"),
+        ]
+
+    def withdrawal(
+        self, transfer_id: UUID, account: int, asset: Asset, wallet: Pubkey, amount: int
+    ) -> list[Instruction]:
+        return [
+            create_ata_idempotent(self.payer, wallet, self.mint(asset)),
+            transfer_checked(
+                self.escrow(account, asset),
+                self.mint(asset),
+                self.wallet_ata(wallet, asset),
+                self.authority,
+                amount=amount,
+                decimals=self.decimals(asset),
+            ),
+            memo(f"gtx:wd:{transfer_id}"),
+        ]
+
+    def trade_unit(
+        self,
+        trade_id: int,
+        buyer: int,
+        seller: int,
+        buyer_wallet: Pubkey,
+        seller_wallet: Pubkey,
+        qty: int,
+        value: int,
+        fee: int,
+    ) -> Unit:
+        """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
+        (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already."""
+        auth = self.authority
+        ixs = [
+            transfer_checked(
+                self.escrow(seller, Asset.ENERGY),
+                self.energy_mint,
+                self.wallet_ata(buyer_wallet, Asset.ENERGY),
+                auth,
+                amount=qty,
+                decimals=ENERGY_DECIMALS,
+            )
+        ]
+        if value - fee > 0:
+            ixs.append(
+                transfer_checked(
+                    self.escrow(buyer, Asset.QUOTE),
+                    self.quote_mint,
+                    self.wallet_ata(seller_wallet, Asset.QUOTE),
+                    auth,
+                    amount=value - fee,
+                    decimals=QUOTE_DECIMALS,
+                )
+            )
+        if fee > 0:
+            ixs.append(
+                transfer_checked(
+                    self.escrow(buyer, Asset.QUOTE),
+                    self.quote_mint,
+                    self.treasury_ata,
+                    auth,
+                    amount=fee,
+                    decimals=QUOTE_DECIMALS,
+                )
+            )
+        ixs.append(memo(f"gtx:t:{trade_id}"))
+        return Unit(tuple(ixs), tag=trade_id)

@@ -1,0 +1,31 @@
+"""Errors of wallet linking (translated to HTTP statuses at the route boundary)."""
+
+from central.errors import CentralError
+
+
+class WalletError(CentralError):
+    """Base of the wallet subsystem's errors."""
+
+
+class BadWalletAddressError(WalletError):
+    """Not a base58 Ed25519 public key."""
+
+
+class LinkRejectedError(WalletError):
+    """The signed link message is malformed, for another user, or its signature does not verify."""
+
+
+class LinkExpiredError(WalletError):
+    """The link message's expiry has passed; ask for a new one."""
+
+
+class NonceRejectedError(WalletError):
+    """The link nonce is unknown, already used, expired, or was issued for another user or wallet."""
+
+
+class WalletTakenError(WalletError):
+    """The wallet is already linked to another account."""
+
+
+class NoWalletError(WalletError):
+    """The user has not linked a wallet."""

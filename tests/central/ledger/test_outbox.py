@@ -1,0 +1,153 @@
+"""The chain outbox on real PostgreSQL and the ledger (both adapters): exactly once, batched, failure isolation,
+expiry and re-submission."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from solders.keypair import Keypair
+from solders.signature import Signature
+
+from central.chain.outbox import enqueue
+from central.ledger.port import MAX_PROCESSING_AGE
+
+from .conftest import Chain
+from .outbox_support import KIND, apply_schema, balance_of, make_outbox, make_world, supply
+
+
+@pytest.fixture
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    await apply_schema(pg_dsn)
+    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    owners = [Keypair().pubkey() for _ in range(60)]
+    items = [(f"m{i}:w{w}", {"owner": str(o), "amount": 1000 * w + i, "decimals": 3})
+             for i, o in enumerate(owners) for w in range(1, 4)]
+    outbox = make_outbox(pool, chain.ledger, world)
+    assert await outbox.enqueue_many(items) == len(items)
+    assert await outbox.enqueue_many(items[:10]) == 0  # duplicates are no-ops
+    assert not await enqueue(pool, KIND, items[0][0], items[0][1])
+    total = await outbox.drain()
+    assert total.confirmed == len(items)
+    assert total.transactions < len(items) / 5  # batched
+    assert await outbox.counts() == {"confirmed": len(items)}
+    assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in items)
+    for i, o in enumerate(owners):
+        assert await balance_of(chain.ledger, o, world.mint) == sum(1000 * w + i for w in range(1, 4))
+    view = await outbox.get("m0:w1")
+    assert view is not None
+    assert view.state == "confirmed"
+    assert view.signature is not None
+    # The recorded signature is the transaction that minted it, with the memo.
+    record = await chain.ledger.get_transaction(Signature.from_string(view.signature))
+    assert record is not None
+    assert record.err is None
+    # Nothing more to do: another drain is a no-op.
+    again = await outbox.drain()
+    assert again.submitted == 0
+    assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in items)
+
+
+async def test_a_failing_intent_is_isolated_and_reported(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    good = [(f"g{i}", {"owner": str(Keypair().pubkey()), "amount": 10 + i, "decimals": 3}) for i in range(8)]
+    bad = ("bad", {"owner": str(Keypair().pubkey()), "amount": 5, "decimals": 4})  # wrong decimals: fails on chain
+    outbox = make_outbox(pool, chain.ledger, world)
+    await outbox.enqueue_many([*good[:4], bad, *good[4:]])
+    await outbox.drain()
+    counts = await outbox.counts()
+    assert counts == {"confirmed": 8, "failed": 1}
+    assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in good)
+    problems = await outbox.problems()
+    assert [p.key for p in problems] == ["bad"]
+    assert problems[0].last_error is not None
+    assert "InstructionError" in problems[0].last_error
+    assert await outbox.retry_failed(["bad"]) == 1
+    await outbox.drain()
+    assert (await outbox.counts()).get("failed") == 1  # still bad, still reported, never applied
+    assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in good)
+
+
+async def test_unsent_transaction_is_replaced_only_after_it_expired(chain: Chain, pool: asyncpg.Pool) -> None:
+    """Crash between record and send (simulated in-process): the recorded transaction never reached the ledger.
+    The intent stays submitted while the transaction could still land, then is re-submitted exactly once."""
+    world = await make_world(chain.ledger)
+    owner = Keypair().pubkey()
+
+    class CrashError(Exception):
+        pass
+
+    def crash_before_send(point: str) -> None:
+        if point == "before_send":
+            raise CrashError
+
+    crashing = make_outbox(pool, chain.ledger, world, hook=crash_before_send, rebroadcast_after=3600)
+    await crashing.enqueue("only", {"owner": str(owner), "amount": 777, "decimals": 3})
+    with pytest.raises(CrashError):
+        await crashing.step()
+    view = await crashing.get("only")
+    assert view is not None
+    assert view.state == "submitted"
+    first_sig = view.signature
+
+    restarted = make_outbox(pool, chain.ledger, world, rebroadcast_after=3600)
+    r = await restarted.step()
+    assert r.submitted == 0  # never re-sent while it could still land
+    assert r.open_submissions == 1
+    chain.embedded.advance_slots(MAX_PROCESSING_AGE + 1)
+    await restarted.drain()
+    view = await restarted.get("only")
+    assert view is not None
+    assert view.state == "confirmed"
+    assert view.signature != first_sig
+    assert view.attempts == 2
+    assert await supply(chain.ledger, world.mint) == 777
+
+
+async def test_unconfirmed_send_is_rebroadcast_not_duplicated(chain: Chain, pool: asyncpg.Pool) -> None:
+    """Crash before sending, restart while the blockhash is valid: the SAME bytes are re-broadcast; it lands once."""
+    world = await make_world(chain.ledger)
+    owner = Keypair().pubkey()
+
+    def crash(point: str) -> None:
+        if point == "before_send":
+            raise asyncio.CancelledError
+
+    crashing = make_outbox(pool, chain.ledger, world, hook=crash)
+    await crashing.enqueue("one", {"owner": str(owner), "amount": 5, "decimals": 3})
+    with pytest.raises(asyncio.CancelledError):
+        await crashing.step()
+    first = await crashing.get("one")
+    assert first is not None
+    restarted = make_outbox(pool, chain.ledger, world, rebroadcast_after=0)
+    await restarted.drain()
+    done = await restarted.get("one")
+    assert done is not None
+    assert (done.state, done.signature, done.attempts) == ("confirmed", first.signature, 1)
+    assert await balance_of(chain.ledger, owner, world.mint) == 5
+
+
+async def test_builder_may_defer_intents(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world)
+    inner = outbox._build
+
+    async def only_even(intents):  # type: ignore[no-untyped-def]
+        return await inner([i for i in intents if int(i.key) % 2 == 0])
+
+    outbox._build = only_even
+    await outbox.enqueue_many([(str(i), {"owner": str(Keypair().pubkey()), "amount": 1, "decimals": 3})
+                               for i in range(6)])
+    total = await outbox.drain()
+    assert total.deferred == 3
+    assert await outbox.counts() == {"confirmed": 3, "pending": 3}

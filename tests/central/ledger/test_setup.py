@@ -1,0 +1,96 @@
+"""``init_ledger``: keys, mints and treasury accounts, idempotent, on the embedded ledger (in-process and through
+JSON-RPC with the quote mint from configuration)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from central.errors import ConfigError
+from central.ledger.config import LedgerConfig
+from central.ledger.errors import KeyFileError, LedgerError
+from central.ledger.jsonrpc import serve
+from central.ledger.setup import init_ledger, key_path, load_setup, open_ledger
+from central.ledger.tokens import parse_mint
+
+
+def dev_config(tmp_path: Path, **kw: object) -> LedgerConfig:
+    return LedgerConfig.from_section({"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"),
+                                      "slot_ms": 0, "create_keys": True, **kw})
+
+
+async def test_init_creates_everything_once_and_survives_restart(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    cfg = dev_config(tmp_path)
+    setup = await init_ledger(cfg)
+    for role in ("mint_authority", "fee_payer", "escrow_authority", "treasury"):
+        assert (key_path(cfg, role).stat().st_mode & 0o777) == 0o600
+    ledger = open_ledger(cfg)
+    try:
+        for mint, decimals in ((setup.energy_mint, 3), (setup.quote_mint, 6)):
+            acc = await ledger.get_account(mint)
+            assert acc is not None
+            info = parse_mint(acc)
+            assert info is not None
+            assert (info.decimals, info.mint_authority, info.supply) == (decimals, setup.mint_authority.pubkey, 0)
+        for ata in (setup.treasury_energy, setup.treasury_quote):
+            bal = await ledger.get_token_account_balance(ata)
+            assert bal is not None
+            assert bal.amount == 0
+        second = await init_ledger(cfg, ledger)  # idempotent, same addresses, same keys
+        assert second == setup
+    finally:
+        await ledger.close()
+    assert load_setup(cfg) == setup
+    secrets = [str(k.signer) for k in (setup.mint_authority, setup.fee_payer, setup.escrow_authority,
+                                       setup.treasury)]
+    text = repr(setup) + caplog.text
+    assert not any(s in text for s in secrets)
+
+
+async def test_init_without_keys_in_production_mode_fails_clearly(tmp_path: Path) -> None:
+    cfg = dev_config(tmp_path, create_keys=False)
+    with pytest.raises(KeyFileError, match="mint_authority key file"):
+        await init_ledger(cfg)
+
+
+async def test_rpc_backend_uses_configured_quote_mint(tmp_path: Path) -> None:
+    dev = dev_config(tmp_path)
+    dev_setup = await init_ledger(dev)  # a "cluster" that already has a quote token
+    cluster = open_ledger(dev)
+    server = await serve(cluster, "127.0.0.1", 0)  # type: ignore[arg-type]
+    try:
+        rpc_cfg = LedgerConfig.from_section({
+            "backend": "rpc", "rpc_url": server.url, "keys_dir": str(tmp_path / "prod-keys"), "create_keys": True,
+            "quote_mint": str(dev_setup.quote_mint)})
+        # The new platform's fee payer must be funded on a real cluster: init says so instead of guessing.
+        with pytest.raises(LedgerError, match="fund it"):
+            await init_ledger(rpc_cfg)
+        fee_payer = load_setup(rpc_cfg).fee_payer.pubkey
+        await cluster.request_airdrop(fee_payer, 5 * 10**9)  # type: ignore[union-attr]
+        setup = await init_ledger(rpc_cfg)
+        assert setup.quote_mint == dev_setup.quote_mint
+        assert setup.energy_mint != dev_setup.energy_mint
+        assert await init_ledger(rpc_cfg) == setup
+        wrong = LedgerConfig.from_section({
+            "backend": "rpc", "rpc_url": server.url, "keys_dir": str(tmp_path / "prod-keys"),
+            "quote_mint": str(setup.energy_mint)})  # 3 decimals, not 6
+        with pytest.raises(LedgerError, match="decimals"):
+            await init_ledger(wrong)
+    finally:
+        await server.close()
+        await cluster.close()
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match=r"ledger\.backend"):
+        LedgerConfig.from_section({"backend": "ganache"})
+    with pytest.raises(ConfigError, match=r"ledger\.quote_mint is required"):
+        LedgerConfig.from_section({"backend": "rpc", "rpc_url": "http://127.0.0.1:8899"})
+    with pytest.raises(ConfigError, match=r"unknown setting ledger\.nope"):
+        LedgerConfig.from_section({"nope": 1})
+    with pytest.raises(ConfigError, match="integer"):
+        LedgerConfig.from_section({"slot_ms": "fast"})

@@ -1,0 +1,177 @@
+"""Settlement on the embedded ledger: batching, rationing and self-trade on chain, fees to the base unit, crashes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from market_fixtures import Market, make_market, migrated_pool
+from solders.keypair import Keypair
+from solders.signature import Signature
+
+from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
+from central.market.escrow_seeds import Asset
+from central.market.reconcile import reconcile
+from central.market.settler import Settler
+
+
+class CrashError(Exception):
+    pass
+
+
+@pytest.fixture
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    async for p in migrated_pool(pg_dsn):
+        yield p
+
+
+@pytest.fixture
+async def market(pool: asyncpg.Pool) -> AsyncIterator[Market]:
+    async for m in make_market(pool, fee_bps=137):
+        yield m
+
+
+async def invariant(m: Market) -> None:
+    report = await reconcile(m.pool, m.ledger)
+    assert report.mismatches == []
+
+
+async def funded_trader(m: Market, *, energy: int = 0, quote: int = 0) -> tuple[object, Keypair]:
+    uid, wallet = await m.trader(energy=energy, quote=quote)
+    if energy:
+        assert await m.deposit(uid, wallet, "energy", energy) == "confirmed"
+    if quote:
+        assert await m.deposit(uid, wallet, "quote", quote) == "confirmed"
+    return uid, wallet
+
+
+async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
+    m = market
+    sellers = [await funded_trader(m, energy=5000) for _ in range(12)]
+    buyers = [await funded_trader(m, quote=10_000_000) for _ in range(12)]
+    for i, (uid, _) in enumerate(sellers):
+        await m.book.place(uid, "sell", 1000 + 7 * i, 1000 + i)  # type: ignore[arg-type]
+    for i, (uid, _) in enumerate(buyers):
+        await m.book.place(uid, "buy", 1500 + 11 * i, 1011)  # type: ignore[arg-type]  # equal limits: time decides
+    m.clock.advance(60)
+    [epoch] = await m.book.clear_due()
+    trades = await m.pool.fetch("SELECT * FROM trades ORDER BY seq")
+    assert epoch.trade_count == len(trades) > 12
+    settler = Settler(m.pool, m.ledger, m.chain, wait_s=5)
+    assert await settler.settle_all() == len(trades)
+    await invariant(m)
+    batches = await m.pool.fetch("SELECT * FROM settlement_batches")
+    assert all(b["status"] == "confirmed" for b in batches)
+    assert len(batches) < len(trades)  # several trades per transaction
+    # Each trade appears in exactly one transaction (its memo), and that transaction carries all three transfers.
+    seen: dict[int, int] = {}
+    for b in batches:
+        rec = await m.ledger.get_transaction(Signature.from_string(b["signature"]))
+        assert rec is not None
+        msg = rec.transaction.message
+        keys = list(msg.account_keys)
+        programs = [keys[ix.program_id_index] for ix in msg.instructions]
+        memos = [
+            bytes(ix.data).decode()
+            for ix, prog in zip(msg.instructions, programs, strict=True)
+            if prog == MEMO_PROGRAM_ID
+        ]
+        assert programs.count(TOKEN_PROGRAM_ID) >= 2 * len(memos)  # transfers travel with their memo
+        for text in memos:
+            tid = int(text.removeprefix("gtx:t:"))
+            seen[tid] = seen.get(tid, 0) + 1
+    assert seen == {t["id"]: 1 for t in trades}
+    # Fee arithmetic to the base unit, on chain: treasury = sum of floor(floor(q * p / 1000) * 137 / 10000).
+    p = epoch.price
+    assert p is not None
+    assert all(t["value"] == t["qty"] * p // 1000 and t["fee"] == t["value"] * 137 // 10_000 for t in trades)
+    assert await m.token_balance(m.chain.treasury_ata) == sum(t["fee"] for t in trades)
+    for uid, wallet in sellers:
+        acc = await m.book.account_of(uid)  # type: ignore[arg-type]
+        got = sum(t["value"] - t["fee"] for t in trades if t["seller"] == acc)
+        assert await m.wallet_balance(wallet, Asset.QUOTE) == got
+    for uid, wallet in buyers:
+        acc = await m.book.account_of(uid)  # type: ignore[arg-type]
+        assert await m.wallet_balance(wallet, Asset.ENERGY) == sum(t["qty"] for t in trades if t["buyer"] == acc)
+    # Rationing at the margin: buyers all bid 1011, so they fill strictly in time order.
+    fills = [
+        await m.pool.fetchval(
+            "SELECT filled FROM orders WHERE account = $1 AND side = 'buy'", await m.book.account_of(uid)
+        )
+        for uid, _ in buyers
+    ]  # type: ignore[arg-type]
+    partial = [i for i, f in enumerate(fills) if 0 < f < 1500 + 11 * i]
+    assert len(partial) <= 1
+    first_unfilled = next((i for i, f in enumerate(fills) if f < 1500 + 11 * i), len(fills))
+    assert all(f == 0 for f in fills[first_unfilled + 1 :])
+    assert all(f == 1500 + 11 * i for i, f in enumerate(fills[:first_unfilled]))
+
+
+async def test_no_self_trade_on_chain(market: Market) -> None:
+    m = market
+    both, wallet = await funded_trader(m, energy=5000, quote=10_000_000)
+    other, o_wallet = await funded_trader(m, energy=5000)
+    await m.book.place(both, "buy", 4000, 2000)  # type: ignore[arg-type]
+    await m.book.place(both, "sell", 3000, 500)  # type: ignore[arg-type]
+    await m.book.place(other, "sell", 2000, 900)  # type: ignore[arg-type]
+    m.clock.advance(60)
+    [epoch] = await m.book.clear_due()
+    trades = await m.pool.fetch("SELECT buyer, seller, qty FROM trades")
+    assert all(t["buyer"] != t["seller"] for t in trades)
+    assert epoch.volume == 1000  # user nets 3000 of its 4000 Wh bid against its own 3000 Wh ask
+    await Settler(m.pool, m.ledger, m.chain, wait_s=5).settle_all()
+    await invariant(m)
+    assert await m.wallet_balance(wallet, Asset.ENERGY) == 1000
+    assert await m.wallet_balance(o_wallet, Asset.QUOTE) > 0
+
+
+async def _one_trade(m: Market) -> tuple[Keypair, Keypair]:
+    s, s_wallet = await funded_trader(m, energy=4000)
+    b, b_wallet = await funded_trader(m, quote=1_000_000)
+    await m.book.place(s, "sell", 4000, 1000)  # type: ignore[arg-type]
+    await m.book.place(b, "buy", 4000, 1000)  # type: ignore[arg-type]
+    m.clock.advance(60)
+    await m.book.clear_due()
+    return s_wallet, b_wallet
+
+
+async def test_crash_after_send_before_record_settles_exactly_once(market: Market) -> None:
+    m = market
+    s_wallet, b_wallet = await _one_trade(m)
+
+    async def crash(point: str) -> None:
+        if point == "sent":
+            raise CrashError
+
+    with pytest.raises(CrashError):
+        await Settler(m.pool, m.ledger, m.chain, wait_s=5, crash_point=crash).settle_once()
+    assert await m.pool.fetchval("SELECT status FROM trades") == "pending"
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000  # landed on chain, not yet recorded
+    # A fresh settler (after the "restart") records it; nothing is sent twice.
+    assert await Settler(m.pool, m.ledger, m.chain, wait_s=5).settle_all() == 1
+    assert await m.pool.fetchval("SELECT count(*) FROM settlement_batches") == 1
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
+    assert await m.wallet_balance(s_wallet, Asset.QUOTE) == 4000 - 4000 * 137 // 10_000
+    await invariant(m)
+
+
+async def test_crash_after_record_before_send_resends_after_expiry(market: Market) -> None:
+    m = market
+    _s_wallet, b_wallet = await _one_trade(m)
+
+    async def crash(point: str) -> None:
+        if point == "recorded":
+            raise CrashError
+
+    with pytest.raises(CrashError):
+        await Settler(m.pool, m.ledger, m.chain, wait_s=5, crash_point=crash).settle_once()
+    settler = Settler(m.pool, m.ledger, m.chain, wait_s=0.2)
+    r = await settler.settle_once()  # its blockhash is still valid: it might land, so it must not be rebuilt
+    assert (r.trades_submitted, r.trades_settled) == (0, 0)
+    m.ledger.advance_slots(200)
+    assert await settler.settle_all() == 1
+    statuses = [b["status"] for b in await m.pool.fetch("SELECT status FROM settlement_batches ORDER BY id")]
+    assert statuses == ["expired", "confirmed"]
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
+    await invariant(m)
