@@ -74,4 +74,10 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.http.server import run  # noqa: PLC0415
 
         return run(config, args.config, overrides)
+    if args.command == "users" and args.users_command == "create":
+        from central.identity.cli import create_user_command  # noqa: PLC0415
+
+        return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
     raise CentralError(f"unknown command {args.command}")
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,7 +61,8 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         if params:
             op["parameters"] = params
         if r.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": reg.ref(r.body)}}}
+            body_schema = _response_schema(reg, r.body)
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body_schema}}}
         responses: dict[str, Any] = {}
         ok: dict[str, Any] = {"description": "Success"}
         if r.response is not None:

@@ -30,7 +30,6 @@ from central.http.schema import ValidationError, dump, load, load_query
 B = TypeVar("B")
 Q = TypeVar("Q")
 
-PRINCIPAL = "gtx.principal"
 _ROUTE_ATTR = "__gtx_route__"
 
 
@@ -85,7 +84,8 @@ class Route:
     access: Access
     summary: str
     description: str = ""
-    body: type[Any] | None = None
+    #: Request body schema: a dataclass or ``list[Dataclass]``.
+    body: Any = None
     query: type[Any] | None = None
     #: Response schema: a dataclass, ``list[Dataclass]``, or None (no JSON body).
     response: Any = None
@@ -113,6 +113,8 @@ def client_address(request: web.Request) -> str:
 
 
 TRUST_FORWARDED = web.AppKey("gtx.trust_forwarded", bool)
+#: The authenticated caller, set by the auth middleware (None on public routes without a valid token).
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("gtx.principal")
 MAX_BODY = web.AppKey("gtx.max_body", int)
 
 
@@ -131,7 +133,7 @@ class RouteTable:
         access: Access,
         summary: str,
         description: str = "",
-        body: type[Any] | None = None,
+        body: Any = None,
         query: type[Any] | None = None,
         response: Any = None,
         status: int = 200,
@@ -189,7 +191,7 @@ def aiohttp_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Strea
     """The aiohttp handler for ``route``: validates input, calls the handler, serialises the result."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        principal: Principal | None = request.get(PRINCIPAL)
+        principal = request.get(PRINCIPAL)
         body: Any = None
         if route.body is not None:
             body = await _read_body(request, route.body)
@@ -215,7 +217,7 @@ def aiohttp_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Strea
     return handle
 
 
-async def _read_body(request: web.Request, cls: type[Any]) -> Any:
+async def _read_body(request: web.Request, cls: Any) -> Any:
     limit = request.app.get(MAX_BODY, 1_048_576)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")

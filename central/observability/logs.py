@@ -29,6 +29,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "process": record.process,
             "msg": _BEARER.sub(r"\1[redacted]", record.getMessage()),
         }
         for key, value in record.__dict__.items():

@@ -79,6 +79,7 @@ CREATE TABLE device_challenges (
     nonce      bytea PRIMARY KEY CHECK (length(nonce) = 32),
     device_id  text NOT NULL REFERENCES devices(device_id) ON DELETE CASCADE,
     channel    text NOT NULL CHECK (channel IN ('mqtt', 'http')),
+    expires_ms bigint NOT NULL,                  -- exactly the value the device signs (protocol 3.3)
     expires_at timestamptz NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     used_at    timestamptz

@@ -1,0 +1,279 @@
+"""Accounts: registration, e-mail verification, login (rate-limited per account and per address), rotating
+refresh tokens, logout, password change and reset.
+
+Refresh tokens are random, stored as SHA-256, single use: each refresh revokes the presented token and issues the
+next one of the same *family* (one login). Presenting an already-rotated token revokes the whole family (a stolen
+token used after its owner — or vice versa — ends that session for both).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+
+from central.config import AuthConfig, IdentityConfig
+from central.http.auth import TokenCodec
+from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
+from central.http.roles import Role
+from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
+from central.identity.mailer import Mail, Mailer
+
+log = logging.getLogger(__name__)
+
+SELF_SERVICE_ROLES = frozenset({Role.CONSUMER, Role.PROSUMER, Role.INSTALLER})
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    email: str
+    role: Role
+    email_verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    access_token: str
+    access_expires_at: int
+    refresh_token: str
+    refresh_expires_at: datetime
+    user: User
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(row["id"], row["email"], Role(row["role"]), row["email_verified_at"] is not None, row["created_at"])
+
+
+class Accounts:
+    def __init__(self, pool: asyncpg.Pool, auth: AuthConfig, identity: IdentityConfig, tokens: TokenCodec,
+                 mailer: Mailer) -> None:
+        self._pool = pool
+        self._auth = auth
+        self._identity = identity
+        self._tokens = tokens
+        self._mailer = mailer
+
+    # --- registration and verification -----------------------------------------------------------------------
+    def _check_password(self, password: str) -> None:
+        if len(password) < self._auth.min_password_length:
+            raise bad_request(f"password must have at least {self._auth.min_password_length} characters",
+                              "weak_password")
+
+    async def create_user(self, email: str, password: str, role: Role, *, verified: bool = False) -> User:
+        """Create an account (no e-mail sent). ``verified`` marks the address verified (admin/CLI creation)."""
+        self._check_password(password)
+        email = normalise_email(email)
+        pw_hash = await hash_secret(password, self._auth.password_bcrypt_cost)
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO users (id, email, password_hash, role, email_verified_at)"
+                " VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) RETURNING *",
+                uuid.uuid4(), email, pw_hash, role.value, verified,
+            )
+        except asyncpg.UniqueViolationError:
+            raise conflict("an account with this e-mail address exists", "email_taken") from None
+        assert row is not None
+        log.info("user created", extra={"user_id": str(row["id"]), "role": role.value})
+        return _user(row)
+
+    async def register(self, email: str, password: str, role: Role) -> User:
+        if role not in SELF_SERVICE_ROLES:
+            raise forbidden(f"role {role.value} cannot be self-registered", "role_not_allowed")
+        user = await self.create_user(email, password, role)
+        await self._send_token(user.id, user.email, "verify")
+        return user
+
+    async def _send_token(self, user_id: UUID, email: str, purpose: str) -> None:
+        token = new_token()
+        ttl = self._auth.verify_token_ttl_s if purpose == "verify" else self._auth.reset_token_ttl_s
+        await self._pool.execute(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at)"
+            " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            token_hash(token), user_id, purpose, float(ttl),
+        )
+        base = self._identity.web_base_url.rstrip("/")
+        if purpose == "verify":
+            subject = "Verify your GridTokenX e-mail address"
+            body = (f"Welcome to GridTokenX.\n\nConfirm your address: {base}/verify-email?token={token}\n"
+                    f"(or POST it to /api/v1/auth/verify-email). The link works once.\n")
+        else:
+            subject = "Reset your GridTokenX password"
+            body = (f"Someone asked to reset your GridTokenX password.\n\n{base}/reset-password?token={token}\n"
+                    f"(or POST it with a new password to /api/v1/auth/password-reset/confirm). It expires in "
+                    f"{ttl // 60} minutes and works once. If it was not you, ignore this message.\n")
+        await self._mailer.send(Mail(to=email, subject=subject, body=body, kind=purpose, token=token))
+
+    async def _use_token(self, conn: asyncpg.Connection, token: str, purpose: str) -> UUID:
+        row = await conn.fetchrow(
+            "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2"
+            " AND used_at IS NULL AND expires_at > now() RETURNING user_id",
+            token_hash(token), purpose,
+        )
+        if row is None:
+            raise bad_request("the token is invalid, expired or already used", "invalid_token")
+        user_id: UUID = row["user_id"]
+        return user_id
+
+    async def verify_email(self, token: str) -> User:
+        async with self._pool.acquire() as conn, conn.transaction():
+            user_id = await self._use_token(conn, token, "verify")
+            row = await conn.fetchrow(
+                "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1 RETURNING *",
+                user_id,
+            )
+        assert row is not None
+        return _user(row)
+
+    async def resend_verification(self, email: str) -> None:
+        row = await self._pool.fetchrow(
+            "SELECT id, email FROM users WHERE email = $1 AND email_verified_at IS NULL", normalise_email(email)
+        )
+        if row is not None:
+            await self._send_token(row["id"], row["email"], "verify")
+
+    # --- login, refresh, logout --------------------------------------------------------------------------------
+    async def _retry_after(self, column: str, value: str, limit: int) -> int | None:
+        """Seconds until the oldest counted failure leaves the window, when ``limit`` is reached; else None."""
+        window = self._auth.login_window_s
+        rows = await self._pool.fetch(
+            f"SELECT at FROM login_attempts WHERE {column} = $1 AND NOT success"  # noqa: S608 - fixed column names
+            " AND at > now() - make_interval(secs => $2) ORDER BY at DESC LIMIT $3",
+            value, float(window), limit,
+        )
+        if len(rows) < limit:
+            return None
+        oldest: datetime = rows[-1]["at"]
+        remaining = (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
+        return max(1, math.ceil(remaining))
+
+    async def login(self, email: str, password: str, address: str) -> Session:
+        email = normalise_email(email)
+        for column, value, limit in (
+            ("email", email, self._auth.login_max_failures_per_account),
+            ("address", address, self._auth.login_max_failures_per_address),
+        ):
+            wait = await self._retry_after(column, value, limit)
+            if wait is not None:
+                log.warning("login rate-limited", extra={"by": column, "address": address})
+                raise too_many_requests(wait, "too many failed logins; try again later")
+        row = await self._pool.fetchrow("SELECT * FROM users WHERE email = $1", email)
+        if row is None:
+            await burn_check(password, self._auth.password_bcrypt_cost)
+            ok = False
+        else:
+            ok = await check_secret(password, row["password_hash"]) and row["disabled_at"] is None
+        await self._pool.execute(
+            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, $3)", email, address, ok
+        )
+        if not ok or row is None:
+            raise unauthorized("wrong e-mail address or password", "invalid_credentials")
+        if self._auth.require_verified_email and row["email_verified_at"] is None:
+            raise forbidden("verify your e-mail address first", "email_not_verified")
+        user = _user(row)
+        return await self._new_session(self._pool, user, uuid.uuid4())
+
+    async def _new_session(self, conn: asyncpg.Pool | asyncpg.Connection, user: User, family: UUID) -> Session:
+        refresh = new_token()
+        expires = datetime.now(UTC) + timedelta(seconds=self._auth.refresh_ttl_s)
+        await conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash(refresh), user.id, family, expires,
+        )
+        access, access_exp = self._tokens.issue(user.id, user.role)
+        return Session(access, access_exp, refresh, expires, user)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        invalid = unauthorized("refresh token is invalid, expired or revoked", "invalid_refresh_token")
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    "SELECT t.*, u.disabled_at FROM refresh_tokens t JOIN users u ON u.id = t.user_id"
+                    " WHERE t.token_hash = $1 FOR UPDATE OF t",
+                    token_hash(refresh_token),
+                )
+                if row is None:
+                    raise invalid
+                if row["revoked_at"] is None and row["expires_at"] > datetime.now(UTC) and row["disabled_at"] is None:
+                    await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1",
+                                       row["token_hash"])
+                    urow = await conn.fetchrow("SELECT * FROM users WHERE id = $1", row["user_id"])
+                    assert urow is not None
+                    return await self._new_session(conn, _user(urow), row["family_id"])
+            if row["revoked_at"] is not None:
+                # Reuse of a rotated token: end the whole session family.
+                await conn.execute(
+                    "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+                    row["family_id"],
+                )
+                log.warning("refresh token reuse; session family revoked", extra={"user_id": str(row["user_id"])})
+        raise invalid
+
+    async def logout(self, refresh_token: str) -> None:
+        """Revoke the session (token family) the refresh token belongs to. Unknown tokens are ignored."""
+        await self._pool.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
+            " (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+            token_hash(refresh_token),
+        )
+
+    # --- passwords ---------------------------------------------------------------------------------------------
+    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+        row = await self._pool.fetchrow("SELECT password_hash FROM users WHERE id = $1", user_id)
+        if row is None:
+            raise unauthorized()
+        if not await check_secret(current, row["password_hash"]):
+            raise bad_request("the current password is wrong", "invalid_credentials")
+        self._check_password(new)
+        await self._set_password(self._pool, user_id, new)
+
+    async def _set_password(self, conn: asyncpg.Pool | asyncpg.Connection, user_id: UUID, new: str) -> None:
+        pw_hash = await hash_secret(new, self._auth.password_bcrypt_cost)
+        await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, pw_hash)
+        # Every session ends: a changed password must lock out whoever knew the old one.
+        await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                           user_id)
+
+    async def request_reset(self, email: str) -> None:
+        row = await self._pool.fetchrow("SELECT id, email FROM users WHERE email = $1", normalise_email(email))
+        if row is not None:
+            await self._send_token(row["id"], row["email"], "reset")
+
+    async def reset_password(self, token: str, new: str) -> None:
+        self._check_password(new)
+        async with self._pool.acquire() as conn, conn.transaction():
+            user_id = await self._use_token(conn, token, "reset")
+            await self._set_password(conn, user_id, new)
+            # Receiving the reset mail proves the address too.
+            await conn.execute(
+                "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1", user_id
+            )
+
+    # --- reads -------------------------------------------------------------------------------------------------
+    async def get(self, user_id: UUID) -> User:
+        row = await self._pool.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+        if row is None:
+            raise ApiError(404, "not_found", "no such user")
+        return _user(row)
+
+    async def list_users(self, limit: int, after: UUID | None) -> list[User]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2", after, limit
+        )
+        return [_user(r) for r in rows]
+
+    async def set_role(self, user_id: UUID, role: Role) -> User:
+        row = await self._pool.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
+        if row is None:
+            raise ApiError(404, "not_found", "no such user")
+        return _user(row)

@@ -1,0 +1,279 @@
+"""Gateways (devices) and their meters: registration by installers, key-possession challenges (protocol 3.3, over
+MQTT or HTTP), and admin status changes (suspend, reinstate, revoke).
+
+A device is ``pending`` until it signs a fresh challenge: 32 random bytes, single use (consumed by the first answer,
+right or wrong), expiring after ``identity.challenge_ttl_s`` (5 minutes). Only then is it ``verified``. Suspended and
+revoked devices stay so whatever they sign; revoked is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from central.config import IdentityConfig
+from central.http.errors import ApiError, bad_request, conflict, not_found
+from central.http.roles import Role
+from central.identity.hashing import METER_KEY_COST, hash_secret
+from central.mqtt import Mqtt
+from protocol import topics
+from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
+from protocol.errors import BadSignatureError, MalformedError
+from protocol.keys import public_key_from_device_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewMeter:
+    serial: str
+    model: str
+    protocol: str
+    source: str | None
+    meter_key: str
+
+    def __repr__(self) -> str:  # never show the meter key
+        return f"NewMeter(serial={self.serial!r}, model={self.model!r})"
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    serial: str
+    model: str
+    protocol: str
+    source: str | None
+    claimed: bool
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    status: str
+    site_label: str
+    installer_id: UUID | None
+    created_at: datetime
+    verified_at: datetime | None
+    online: bool
+    last_seen_at: datetime | None
+    meters: list[MeterInfo]
+
+
+class Devices:
+    def __init__(self, pool: asyncpg.Pool, config: IdentityConfig, mqtt: Mqtt | None) -> None:
+        self._pool = pool
+        self._config = config
+        self._mqtt = mqtt
+
+    # --- reads ---------------------------------------------------------------------------------------------------
+    async def _load(self, conn: asyncpg.Pool | asyncpg.Connection, device_ids: list[str]) -> list[Device]:
+        rows = await conn.fetch("SELECT * FROM devices WHERE device_id = ANY($1) ORDER BY created_at, device_id",
+                                device_ids)
+        meters = await conn.fetch(
+            "SELECT device_id, serial, model, protocol, source, owner_id IS NOT NULL AS claimed FROM meters"
+            " WHERE device_id = ANY($1) ORDER BY serial",
+            device_ids,
+        )
+        by_device: dict[str, list[MeterInfo]] = {}
+        for m in meters:
+            by_device.setdefault(m["device_id"], []).append(
+                MeterInfo(m["serial"], m["model"], m["protocol"], m["source"], m["claimed"])
+            )
+        return [
+            Device(r["device_id"], r["status"], r["site_label"], r["installer_id"], r["created_at"],
+                   r["verified_at"], r["online"], r["last_seen_at"], by_device.get(r["device_id"], []))
+            for r in rows
+        ]
+
+    async def get(self, device_id: str, *, user_id: UUID, role: Role) -> Device:
+        """A device the caller may see (its installer, or an admin); 404 otherwise."""
+        row = await self._pool.fetchrow("SELECT installer_id FROM devices WHERE device_id = $1", device_id)
+        if row is None or (role is not Role.ADMIN and row["installer_id"] != user_id):
+            raise not_found("no such device")
+        return (await self._load(self._pool, [device_id]))[0]
+
+    async def list_devices(self, *, user_id: UUID, role: Role, limit: int, after: str | None) -> list[Device]:
+        ids = await self._pool.fetch(
+            "SELECT device_id FROM devices WHERE ($1::uuid IS NULL OR installer_id = $1)"
+            " AND ($2::text IS NULL OR device_id > $2) ORDER BY device_id LIMIT $3",
+            None if role is Role.ADMIN else user_id, after, limit,
+        )
+        return await self._load(self._pool, [r["device_id"] for r in ids])
+
+    # --- registration --------------------------------------------------------------------------------------------
+    async def register(self, device_id: str, site_label: str, meters: list[NewMeter], installer_id: UUID) -> Device:
+        try:
+            public_key = public_key_from_device_id(device_id)
+        except MalformedError:
+            raise bad_request("device_id must be the base58 Ed25519 public key of the gateway",
+                              "invalid_device_id") from None
+        self._check_serials(meters)
+        hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO devices (device_id, public_key, installer_id, site_label) VALUES ($1, $2, $3, $4)",
+                    device_id, public_key, installer_id, site_label,
+                )
+                await self._insert_meters(conn, device_id, meters, hashes)
+                await conn.execute(
+                    "INSERT INTO device_events (device_id, actor_id, event) VALUES ($1, $2, 'registered')",
+                    device_id, installer_id,
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "devices_pkey":
+                raise conflict("this device is already registered", "device_exists") from None
+            raise conflict("a meter with this serial is already registered", "serial_taken") from None
+        log.info("device registered", extra={"device_id": device_id, "meters": len(meters)})
+        await self.send_mqtt_challenge(device_id)
+        return (await self._load(self._pool, [device_id]))[0]
+
+    @staticmethod
+    def _check_serials(meters: list[NewMeter]) -> None:
+        serials = [m.serial for m in meters]
+        if len(set(serials)) != len(serials):
+            raise bad_request("meter serials must be unique", "duplicate_serial")
+
+    @staticmethod
+    async def _insert_meters(conn: asyncpg.Connection, device_id: str, meters: list[NewMeter],
+                             hashes: list[str]) -> None:
+        await conn.executemany(
+            "INSERT INTO meters (id, serial, device_id, model, protocol, source, meter_key_hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [(uuid.uuid4(), m.serial, device_id, m.model, m.protocol, m.source, h) for m, h in zip(meters, hashes,
+                                                                                                  strict=True)],
+        )
+
+    async def add_meters(self, device_id: str, meters: list[NewMeter], *, user_id: UUID, role: Role) -> Device:
+        device = await self.get(device_id, user_id=user_id, role=role)
+        if device.status == "revoked":
+            raise conflict("the device is revoked", "device_revoked")
+        self._check_serials(meters)
+        hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._insert_meters(conn, device_id, meters, hashes)
+        except asyncpg.UniqueViolationError:
+            raise conflict("a meter with this serial is already registered", "serial_taken") from None
+        return (await self._load(self._pool, [device_id]))[0]
+
+    # --- challenges ----------------------------------------------------------------------------------------------
+    async def new_challenge(self, device_id: str, channel: str) -> Challenge:
+        nonce = os.urandom(NONCE_SIZE)
+        expires_ms = int(time.time() * 1000) + self._config.challenge_ttl_s * 1000
+        row = await self._pool.fetchrow(
+            "INSERT INTO device_challenges (nonce, device_id, channel, expires_ms, expires_at)"
+            " SELECT $1, device_id, $3, $4::bigint, to_timestamp($4::bigint / 1000.0) FROM devices"
+            " WHERE device_id = $2 AND status <> 'revoked' RETURNING nonce",
+            nonce, device_id, channel, expires_ms,
+        )
+        if row is None:
+            raise conflict("the device is revoked", "device_revoked")
+        return Challenge(nonce, expires_ms)
+
+    async def send_mqtt_challenge(self, device_id: str) -> bool:
+        """Publish a fresh challenge to the device (QoS 1). False when MQTT is disabled."""
+        if self._mqtt is None:
+            return False
+        challenge = await self.new_challenge(device_id, "mqtt")
+        await self._mqtt.publish(topics.challenge(device_id), challenge.to_json(), qos=1)
+        log.info("challenge sent", extra={"device_id": device_id, "channel": "mqtt"})
+        return True
+
+    async def answer_challenge(self, device_id: str, nonce: bytes, signature: bytes) -> str:
+        """Check a challenge answer; returns the device's status afterwards. Raises 400 ``invalid_challenge`` for
+        an unknown, used or expired nonce and 400 ``bad_signature`` for a wrong signature (the nonce is used up
+        either way)."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE device_challenges c SET used_at = now() FROM devices d"
+                    " WHERE c.nonce = $1 AND c.device_id = $2 AND d.device_id = c.device_id AND c.used_at IS NULL"
+                    " RETURNING c.expires_ms, d.public_key, d.status",
+                    nonce, device_id,
+                )
+            if row is None:
+                raise bad_request("unknown or already used challenge", "invalid_challenge")
+            if row["expires_ms"] < int(time.time() * 1000):
+                raise bad_request("the challenge has expired", "invalid_challenge")
+            try:
+                verify_challenge(bytes(row["public_key"]), nonce, row["expires_ms"], signature)
+            except (BadSignatureError, MalformedError):
+                log.warning("challenge signature rejected", extra={"device_id": device_id})
+                raise bad_request("the signature does not verify under the device key", "bad_signature") from None
+            if row["status"] != "pending":
+                return str(row["status"])
+            async with conn.transaction():
+                status = await conn.fetchval(
+                    "UPDATE devices SET status = 'verified', verified_at = now() WHERE device_id = $1"
+                    " AND status = 'pending' RETURNING status",
+                    device_id,
+                )
+                if status is not None:
+                    await conn.execute(
+                        "INSERT INTO device_events (device_id, event) VALUES ($1, 'verified')", device_id
+                    )
+        log.info("device verified", extra={"device_id": device_id})
+        return "verified"
+
+    async def challenge_if_pending(self, device_id: str) -> bool:
+        """Send a fresh MQTT challenge to a pending device that just came online (it may have missed earlier
+        ones: devices connect with a clean start)."""
+        due = await self._pool.fetchval("SELECT status = 'pending' FROM devices WHERE device_id = $1", device_id)
+        if not due:
+            return False
+        return await self.send_mqtt_challenge(device_id)
+
+    async def rechallenge_online_pending(self) -> int:
+        """Challenge pending devices marked online whose previous challenge has lapsed; returns how many."""
+        rows = await self._pool.fetch(
+            "SELECT d.device_id FROM devices d WHERE d.status = 'pending' AND d.online AND NOT EXISTS"
+            " (SELECT 1 FROM device_challenges c WHERE c.device_id = d.device_id AND c.channel = 'mqtt'"
+            " AND c.used_at IS NULL AND c.expires_ms > $1) LIMIT 1000",
+            int(time.time() * 1000) + 5_000,
+        )
+        for r in rows:
+            await self.send_mqtt_challenge(r["device_id"])
+        return len(rows)
+
+    async def sweep_challenges(self) -> int:
+        """Delete expired challenges (used or not); returns how many."""
+        result: str = await self._pool.execute(
+            "DELETE FROM device_challenges WHERE expires_ms < $1", int(time.time() * 1000)
+        )
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    # --- status changes ------------------------------------------------------------------------------------------
+    async def set_status(self, device_id: str, action: str, actor_id: UUID, reason: str) -> Device:
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT status, verified_at FROM devices WHERE device_id = $1 FOR UPDATE",
+                                      device_id)
+            if row is None:
+                raise not_found("no such device")
+            current = row["status"]
+            if current == "revoked":
+                raise conflict("the device is revoked; that is final", "device_revoked")
+            if action == "suspend":
+                new = "suspended"
+            elif action == "revoke":
+                new = "revoked"
+            elif action == "reinstate":
+                if current != "suspended":
+                    raise conflict("only a suspended device can be reinstated", "not_suspended")
+                new = "verified" if row["verified_at"] is not None else "pending"
+            else:
+                raise ApiError(400, "invalid_request", f"unknown action {action}")
+            await conn.execute("UPDATE devices SET status = $2 WHERE device_id = $1", device_id, new)
+            await conn.execute(
+                "INSERT INTO device_events (device_id, actor_id, event, detail) VALUES ($1, $2, $3, $4)",
+                device_id, actor_id, action, reason,
+            )
+        log.info("device status changed", extra={"device_id": device_id, "action": action, "status": new})
+        return (await self._load(self._pool, [device_id]))[0]

@@ -1,0 +1,191 @@
+"""Accounts against real PostgreSQL: registration, e-mail verification, login limits, token rotation, passwords."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+import pytest
+
+from central.http.context import CONFIG
+from central.http.roles import Role
+from central.identity.context import IDENTITY
+from central.identity.mailer import read_dev_mail
+from central.observability.logs import JsonFormatter
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+PASSWORD = "a long enough password"
+
+
+async def _register(api, email: str, role: str = "prosumer") -> dict:
+    r = await api.client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "role": role})
+    assert r.status == 201, await r.text()
+    return await r.json()
+
+
+def _mail_token(api, email: str, kind: str) -> str:
+    mails = read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind=kind)
+    assert mails, f"no {kind} mail for {email}"
+    assert mails[-1].token in mails[-1].body
+    return mails[-1].token
+
+
+async def test_register_verify_login_me(api_factory) -> None:
+    api = await api_factory()
+    user = await _register(api, "Ada@Example.org")
+    assert user["email"] == "ada@example.org"
+    assert user["role"] == "prosumer"
+    assert user["email_verified"] is False
+    assert "password" not in json.dumps(user)
+
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ada@example.org", "password": PASSWORD})
+    assert r.status == 403
+    assert (await r.json())["error"]["code"] == "email_not_verified"
+
+    token = _mail_token(api, "ada@example.org", "verify")
+    r = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert r.status == 200
+    assert (await r.json())["email_verified"] is True
+    r = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert r.status == 400, "verification tokens are single use"
+
+    r = await api.client.post("/api/v1/auth/login", json={"email": "ADA@example.org", "password": PASSWORD})
+    assert r.status == 200
+    pair = await r.json()
+    assert pair["token_type"] == "Bearer"
+    r = await api.client.get("/api/v1/me", headers=bearer(pair["access_token"]))
+    assert (await r.json())["id"] == user["id"]
+
+    r = await api.client.post("/api/v1/auth/register", json={"email": "ada@example.org", "password": PASSWORD})
+    assert r.status == 409
+    r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
+                                                            "role": "admin"})
+    assert r.status == 403
+    r = await api.client.post("/api/v1/auth/register", json={"email": "y@example.org", "password": "short"})
+    assert r.status == 400
+    assert (await r.json())["error"]["code"] == "weak_password"
+
+
+async def test_login_is_rate_limited_per_account_and_per_address(api_factory) -> None:
+    api = await api_factory(auth={"login_max_failures_per_account": 3, "login_max_failures_per_address": 5})
+    email, _ = await api.user("consumer", password=PASSWORD)
+    for _ in range(3):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"})
+        assert r.status == 401
+        assert (await r.json())["error"]["code"] == "invalid_credentials"
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status == 429, "even the right password is refused while the account is locked"
+    assert 1 <= int(r.headers["Retry-After"]) <= 900
+    # Per address: failures against other (unknown) accounts from the same address add up.
+    for i in range(2):
+        r = await api.client.post("/api/v1/auth/login", json={"email": f"nobody{i}@example.org", "password": "x"})
+        assert r.status == 401
+    other = "other@example.org"
+    await api.app[IDENTITY].accounts.create_user(other, PASSWORD, Role.CONSUMER, verified=True)
+    r = await api.client.post("/api/v1/auth/login", json={"email": other, "password": PASSWORD})
+    assert r.status == 429
+    assert "Retry-After" in r.headers
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(api_factory) -> None:
+    api = await api_factory()
+    email, _ = await api.user("consumer", password=PASSWORD)
+    pair = await (await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 200
+    second = await r.json()
+    assert second["refresh_token"] != pair["refresh_token"]
+    # Replaying the first (rotated) token fails and ends the session: the second one dies too.
+    r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 401
+    r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    assert r.status == 401
+    assert (await r.json())["error"]["code"] == "invalid_refresh_token"
+
+
+async def test_logout_revokes_refresh_token(api_factory) -> None:
+    api = await api_factory()
+    email, _ = await api.user("consumer", password=PASSWORD)
+    pair = await (await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    r = await api.client.post("/api/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 204
+    r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 401
+
+
+async def test_concurrent_refresh_yields_one_session(api_factory) -> None:
+    api = await api_factory()
+    email, _ = await api.user("consumer", password=PASSWORD)
+    pair = await (await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    results = await asyncio.gather(*(
+        api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}) for _ in range(4)
+    ))
+    assert sorted(r.status for r in results) == [200, 401, 401, 401]
+
+
+async def test_password_change_and_reset(api_factory) -> None:
+    api = await api_factory()
+    email, access = await api.user("prosumer", password=PASSWORD)
+    pair = await (await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).json()
+    r = await api.client.post("/api/v1/auth/password", headers=bearer(access),
+                              json={"current_password": "not it at all", "new_password": "another long one"})
+    assert r.status == 400
+    r = await api.client.post("/api/v1/auth/password", headers=bearer(access),
+                              json={"current_password": PASSWORD, "new_password": "another long one"})
+    assert r.status == 204
+    r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 401, "a password change ends existing sessions"
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "another long one"})
+    assert r.status == 200
+
+    r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+    assert r.status == 202
+    r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": "ghost@example.org"})
+    assert r.status == 202, "same answer for unknown addresses"
+    token = _mail_token(api, email, "reset")
+    r = await api.client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": token, "new_password": "third pw!!"})
+    assert r.status == 204
+    r = await api.client.post("/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": "x" * 12})
+    assert r.status == 400, "reset tokens are single use"
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "third pw!!"})
+    assert r.status == 200
+
+
+async def test_logs_carry_no_secrets(api_factory, caplog: pytest.LogCaptureFixture) -> None:
+    api = await api_factory()
+    caplog.set_level(logging.DEBUG)
+    await _register(api, "leak@example.org")
+    token = _mail_token(api, "leak@example.org", "verify")
+    await api.client.post("/api/v1/auth/verify-email", json={"token": token})
+    r = await api.client.post("/api/v1/auth/login", json={"email": "leak@example.org", "password": PASSWORD})
+    pair = await r.json()
+    await api.client.post("/api/v1/auth/login", json={"email": "leak@example.org", "password": "wrong one here"})
+    fmt = JsonFormatter()
+    text = "\n".join(fmt.format(rec) for rec in caplog.records)
+    assert text
+    for secret in (PASSWORD, "wrong one here", token, pair["access_token"], pair["refresh_token"]):
+        assert secret not in text
+
+
+def test_json_formatter_redacts_secret_looking_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gtx.test.redact")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("auth header was Bearer abc.def.ghi", extra={"password": "p", "meter_key": "k",
+                                                                    "refresh_token": "t", "serial": "S1"})
+    finally:
+        logger.removeHandler(handler)
+    out = json.loads(stream.getvalue())
+    assert out["password"] == out["meter_key"] == out["refresh_token"] == "[redacted]"
+    assert out["serial"] == "S1"
+    assert "abc.def.ghi" not in out["msg"]

@@ -1,0 +1,77 @@
+"""The shared MQTT client against a private Mosquitto: routing, handler failures, reconnect after an outage;
+and the in-memory fake behaving the same way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from central.config import MqttConfig
+from central.mqtt import InMemoryMqtt, MqttMessage, PahoMqtt, topic_matches
+
+
+async def _until(pred, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds / 0.05)):
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_paho_client_routes_survives_handler_errors_and_reconnects(broker) -> None:
+    client = PahoMqtt(MqttConfig(host=broker.host, port=broker.port, reconnect_min_s=0.5, reconnect_max_s=1.0))
+    got: list[MqttMessage] = []
+
+    async def handler(msg: MqttMessage) -> None:
+        if msg.payload == b"boom":
+            raise RuntimeError("handler bug")
+        got.append(msg)
+
+    client.subscribe("$share/central/gtx/v1/d/+/status", handler)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        await asyncio.sleep(0.2)
+        await client.publish_confirmed("gtx/v1/d/A/status", b"boom")
+        await client.publish_confirmed("gtx/v1/d/A/status", b"one")
+        await client.publish("gtx/v1/d/A/other", b"ignored")
+        await _until(lambda: len(got) == 1)
+        assert got[0].topic == "gtx/v1/d/A/status"
+
+        broker.stop()
+        await _until(lambda: not client.connected)
+        broker.start()
+        await client.wait_connected(10)
+        await asyncio.sleep(0.2)
+        await client.publish_confirmed("gtx/v1/d/B/status", b"two")
+        await _until(lambda: len(got) == 2)
+        assert got[1].payload == b"two"
+    finally:
+        await client.stop()
+
+
+async def test_in_memory_fake_matches_filters_and_keeps_retained() -> None:
+    fake = InMemoryMqtt()
+    seen: list[str] = []
+
+    async def h(msg: MqttMessage) -> None:
+        seen.append(msg.topic)
+
+    await fake.publish("gtx/v1/d/X/status", b"on", retain=True)
+    fake.subscribe("gtx/v1/d/+/status", h)
+    await fake.start()
+    await fake.publish("gtx/v1/d/Y/status", b"on")
+    await fake.publish("gtx/v1/d/Y/ack", b"no")
+    await fake.drain()
+    await fake.stop()
+    assert seen == ["gtx/v1/d/X/status", "gtx/v1/d/Y/status"]
+
+
+@pytest.mark.parametrize(("flt", "topic", "ok"), [
+    ("$share/central/gtx/v1/d/+/readings", "gtx/v1/d/abc/readings", True),
+    ("gtx/v1/d/+/readings", "gtx/v1/d/abc/ack", False),
+    ("gtx/#", "gtx/v1/d/abc/challenge/reply", True),
+])
+def test_topic_matching(flt: str, topic: str, ok: bool) -> None:
+    assert topic_matches(flt, topic) is ok
