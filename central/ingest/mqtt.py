@@ -9,13 +9,12 @@ topics whose device id is not even valid are counted and dropped, and the next m
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from central.ingest.errors import StoreError
 from central.ingest.metrics import IngestMetrics
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
+from central.mqtt import Mqtt, MqttMessage
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.topics import TopicKind
@@ -23,31 +22,8 @@ from protocol.topics import TopicKind
 log = logging.getLogger(__name__)
 
 
-class InboundMessage(Protocol):
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def payload(self) -> bytes: ...
-
-
-class MessageBus(Protocol):
-    """The part of central's shared MQTT client (``central.mqtt.Mqtt``) ingest uses."""
-
-    def subscribe(
-        self,
-        topic_filter: str,
-        handler: Callable[[InboundMessage], Awaitable[None]],
-        *,
-        qos: int = 1,
-        concurrency: int = 1,
-    ) -> None: ...
-
-    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None: ...
-
-
 class IngestMqtt:
-    def __init__(self, bus: MessageBus, service: IngestService, metrics: IngestMetrics) -> None:
+    def __init__(self, bus: Mqtt, service: IngestService, metrics: IngestMetrics) -> None:
         self._bus = bus
         self._service = service
         self._metrics = metrics
@@ -60,7 +36,7 @@ class IngestMqtt:
         self._bus.subscribe(topics.shared(TopicKind.SYNC, settings.share_group), self.on_sync, qos=1)
         self._bus.subscribe(f"{topics.PREFIX}/+/{TopicKind.STATUS}", self.on_status, qos=1)
 
-    def _device(self, message: InboundMessage, kind: TopicKind) -> str | None:
+    def _device(self, message: MqttMessage, kind: TopicKind) -> str | None:
         try:
             device_id, got = topics.parse(message.topic)
         except ProtocolError:
@@ -68,7 +44,7 @@ class IngestMqtt:
             return None
         return device_id if got == kind else None
 
-    async def on_readings(self, message: InboundMessage) -> None:
+    async def on_readings(self, message: MqttMessage) -> None:
         device_id = self._device(message, TopicKind.READINGS)
         if device_id is None:
             return
@@ -85,7 +61,7 @@ class IngestMqtt:
             return
         await self._bus.publish(topics.ack(device_id), ack.to_json(), qos=1)
 
-    async def on_sync(self, message: InboundMessage) -> None:
+    async def on_sync(self, message: MqttMessage) -> None:
         device_id = self._device(message, TopicKind.SYNC)
         if device_id is None:
             return
@@ -102,7 +78,7 @@ class IngestMqtt:
         if reply is not None:
             await self._bus.publish(topics.sync_reply(device_id), reply.to_json(), qos=1)
 
-    async def on_status(self, message: InboundMessage) -> None:
+    async def on_status(self, message: MqttMessage) -> None:
         device_id = self._device(message, TopicKind.STATUS)
         if device_id is None:
             return

@@ -99,10 +99,8 @@ class Channel(Protocol):
 
 
 class LiveHub:
-    def __init__(
-        self, pool: asyncpg.Pool, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000
-    ) -> None:
-        self.pool = pool
+    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000) -> None:
+        self._pool: asyncpg.Pool | None = None
         self._authenticate = authenticate
         self._auth_timeout_s = auth_timeout_s
         self._queue_size = queue_size
@@ -125,8 +123,16 @@ class LiveHub:
     def subscribers(self, channel: str) -> list[Session]:
         return [s for s in self._sessions if channel in s.subscriptions and not s.closed]
 
-    async def start(self) -> None:
-        self._conn = await self.pool.acquire()
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the live hub is not started")
+        return self._pool
+
+    async def start(self, pool: asyncpg.Pool) -> None:
+        """Open the LISTEN connection (one per process, taken from ``pool``)."""
+        self._pool = pool
+        self._conn = await pool.acquire()
         for pg_channel in self._listeners:
             await self._conn.add_listener(pg_channel, self._on_notify)
 

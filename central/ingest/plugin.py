@@ -1,0 +1,21 @@
+"""Plugs verified ingest into the central app: MQTT subscriptions (shared readings and sync, status) on the process's
+MQTT client, backed by PostgreSQL. Settings come from the ``[ingest]`` config table."""
+
+from __future__ import annotations
+
+from central.app import MQTT, POOL, Registry
+from central.ingest.metrics import IngestMetrics
+from central.ingest.mqtt import IngestMqtt
+from central.ingest.postgres import PgIngestStore
+from central.ingest.service import IngestService
+from central.ingest.settings import IngestSettings
+
+
+def install(registry: Registry) -> None:
+    settings = IngestSettings.from_section(registry.config.section("ingest"))
+    if not registry.mqtt_enabled:
+        return
+    app = registry.app
+    metrics = IngestMetrics.for_registry()
+    service = IngestService(PgIngestStore(lambda: app[POOL]), metrics=metrics, max_future_ms=settings.max_future_ms)
+    IngestMqtt(app[MQTT], service, metrics).register(settings)

@@ -1,0 +1,123 @@
+"""Readings API for owners: a meter's readings (time range, cursor pages), its energy per 15-minute window, and the
+live WebSocket (``/api/v1/live``; channels: ``readings``, more added by other subsystems through ``LIVE_HUB``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from central.app import POOL, TOKENS, Registry
+from central.http import OWNERS, PUBLIC, Call, RouteTable, meta
+from central.http.errors import ApiError, bad_request, not_found
+from central.readings.live import LiveHub, ReadingsChannel
+from central.readings.queries import (
+    MAX_PAGE,
+    MeterEnergy,
+    QueryError,
+    ReadingsPage,
+    list_readings,
+    meter_owner,
+    window_energy,
+)
+
+routes = RouteTable(tag="readings")
+
+#: The process's live hub; other subsystems add channels with ``app[LIVE_HUB].add_channel(...)`` at install time
+#: (install after ``central.readings.plugin``) or notification sources with ``.listen(...)``.
+LIVE_HUB = web.AppKey("gtx.live_hub", LiveHub)
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class ReadingsQuery:
+    from_ms: int | None = field(default=None, metadata=meta(description="Start, UTC ms (inclusive); default to-24h"))
+    to_ms: int | None = field(default=None, metadata=meta(description="End, UTC ms (exclusive); default now"))
+    cursor: str | None = field(default=None, metadata=meta(max_length=200, description="next_cursor of a page"))
+    limit: int = field(default=100, metadata=meta(minimum=1, maximum=MAX_PAGE))
+
+
+@dataclass(frozen=True)
+class RangeQuery:
+    from_ms: int | None = field(default=None, metadata=meta(description="Start, UTC ms; default to-24h"))
+    to_ms: int | None = field(default=None, metadata=meta(description="End, UTC ms; default now"))
+
+
+def _range(from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
+    end = to_ms if to_ms is not None else time.time_ns() // 1_000_000
+    start = from_ms if from_ms is not None else end - DAY_MS
+    if start >= end:
+        raise bad_request("from_ms must be before to_ms")
+    return start, end
+
+
+async def _own_meter(call: Call[Any, Any]) -> UUID:
+    meter_id = call.path_uuid("meter_id")
+    exists, owner = await meter_owner(call.app[POOL], meter_id)
+    if not exists or owner != call.user.user_id:
+        raise not_found("no such meter among yours")
+    return meter_id
+
+
+@routes.get(
+    "/api/v1/meters/{meter_id}/readings", access=OWNERS, query=ReadingsQuery, response=ReadingsPage,
+    errors=(400, 404), summary="Readings of one of my meters",
+)
+async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
+    """Verified readings of a meter you own, oldest first, with the signed record bytes (hex) of each."""
+    meter_id = await _own_meter(call)
+    q = call.query
+    start, end = _range(q.from_ms, q.to_ms)
+    try:
+        return await list_readings(call.app[POOL], meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit)
+    except QueryError as exc:
+        raise bad_request(str(exc)) from None
+
+
+@routes.get(
+    "/api/v1/meters/{meter_id}/energy", access=OWNERS, query=RangeQuery, response=MeterEnergy, errors=(400, 404),
+    summary="Energy of one of my meters per 15-minute window",
+)
+async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
+    """Import and export Wh per UTC-aligned 15-minute window, from raw register deltas (at most 31 days)."""
+    meter_id = await _own_meter(call)
+    start, end = _range(call.query.from_ms, call.query.to_ms)
+    try:
+        return await window_energy(call.app[POOL], meter_id, from_ms=start, to_ms=end)
+    except QueryError as exc:
+        raise bad_request(str(exc)) from None
+
+
+@routes.get(
+    "/api/v1/live", access=PUBLIC, errors=(426,), summary="Live WebSocket (authenticate in the first message)",
+    content_type="text/plain",
+)
+async def live(call: Call[None, None]) -> web.StreamResponse:
+    """Upgrade to a WebSocket. First message: ``{"type":"auth","token":"<access token>"}``; then
+    ``{"type":"subscribe","channel":"readings"}``. The token never goes in the URL."""
+    ws = web.WebSocketResponse()
+    if not ws.can_prepare(call.request).ok:
+        raise ApiError(426, "upgrade_required", "this endpoint speaks WebSocket only")
+    return await call.app[LIVE_HUB].handle(call.request)
+
+
+def install(registry: Registry) -> None:
+    registry.add_routes(routes)
+    app = registry.app
+    tokens = app[TOKENS]
+    hub = LiveHub(tokens.verify)
+    ReadingsChannel.register(hub)
+    app[LIVE_HUB] = hub
+
+    async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+        await hub.start(app[POOL])
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    registry.add_task(hub_ctx)
