@@ -1,5 +1,6 @@
 """PostgreSQL adapter of the accounting store: reads ``readings`` (central-ingest), ``meters``/``devices``
-(central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031)."""
+(central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031) and, in the same
+transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import asyncpg
 from central.accounting.errors import AccountingError
 from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
+from central.minting.plan import MintIntent
+from central.minting.service import enqueue_mints
 
 _DUE = """
-SELECT m.id AS meter_id, m.owner_id, c.*
+SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
+       c.anchor_seq, c.anchor_hash, c.anchor_raw_import, c.anchor_raw_export, c.anchor_cum_import,
+       c.anchor_cum_export, c.origin_import, c.origin_export
 FROM meters m
 JOIN devices d ON d.device_id = m.device_id AND d.status = 'verified'
 LEFT JOIN accounting_checkpoints c ON c.meter_id = m.id
@@ -170,5 +175,9 @@ class PgAccountingStore:
                 if inserts:
                     await conn.executemany(_INSERT_CHECKPOINT, inserts)
                 await conn.copy_records_to_table("energy_windows", records=rows, columns=_WINDOW_COLUMNS)
+                # one mint intent per window with exported energy, in the same transaction (chain outbox)
+                await enqueue_mints(
+                    conn, [MintIntent(0, r[0], r[3], r[1], r[2], r[5], r[11]) for r in rows if r[5] > 0]
+                )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrentAccountingError("windows or checkpoints recorded concurrently") from exc

@@ -17,6 +17,7 @@ bytecode (all loaded by default). What it lacks, this class adds:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -107,6 +108,7 @@ class EmbeddedLedger:
         self._decimals: dict[Pubkey, int] = {}
         self._known: set[Pubkey] = set()  # accounts ever written through this ledger (for compaction)
         self._log: LogFile | None = None
+        self._lock_fd: int | None = None
         self._closed = False
         if self.config.data_dir is None:
             self._faucet = Keypair()
@@ -117,6 +119,13 @@ class EmbeddedLedger:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise LedgerStoreError(f"cannot create ledger directory {data_dir}: {e.strerror}") from None
+            self._lock_fd = os.open(data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise LedgerStoreError(f"ledger directory {data_dir} is in use by another process; other "
+                                       "processes must use its JSON-RPC endpoint (rpc backend)") from None
             self._faucet = load_or_create_key("faucet", data_dir / "faucet.json", create=True)[0].signer
             self._log = LogFile(data_dir / "ledger.log", fsync_interval=self.config.fsync_interval)
             if self._log.size == 0:
@@ -192,6 +201,9 @@ class EmbeddedLedger:
         self._closed = True
         if self._log is not None:
             self._log.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     # ----------------------------------------------------------------------------------------------- blocks
 

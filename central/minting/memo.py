@@ -58,9 +58,7 @@ def mint_memo(leaves: Sequence[MintLeaf]) -> str:
     starts = sorted({leaf.window_start_ms // 1000 for leaf in leaves})
     lengths = {(leaf.window_end_ms - leaf.window_start_ms) // 1000 for leaf in leaves}
     length = lengths.pop() if len(lengths) == 1 else 0
-    return (
-        f"{MEMO_PREFIX} w={','.join(map(str, starts))} len={length} n={len(leaves)} root={mints_root(leaves).hex()}"
-    )
+    return f"{MEMO_PREFIX} w={','.join(map(str, starts))} len={length} n={len(leaves)} root={mints_root(leaves).hex()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,9 @@ class Clock:
         return self.now
 
 
-async def check_wallet_linking(store: WalletStore) -> None:
+async def check_wallet_linking(store: WalletStore, alice: uuid.UUID, mallory: uuid.UUID) -> None:
     clock = Clock()
     svc = WalletService(store, clock=clock)
-    alice, mallory = uuid.uuid4(), uuid.uuid4()
     wallet, other = DeviceKey.generate(), DeviceKey.generate()
 
     assert await svc.wallet_of(alice) is None
@@ -95,4 +94,4 @@ async def check_wallet_linking(store: WalletStore) -> None:
 
 
 async def test_wallet_linking_in_memory() -> None:
-    await check_wallet_linking(InMemoryWalletStore())
+    await check_wallet_linking(InMemoryWalletStore(), uuid.uuid4(), uuid.uuid4())

@@ -1,0 +1,239 @@
+"""Pure builders for the certificate's on-chain instructions (no I/O, no signing).
+
+Addresses: a certificate's mint is derived with ``create_with_seed(issuer, certificate_id.hex, Token-2022)``, so the
+mint follows from the certificate id and the issuer's public key alone and issuance needs no extra keypair. Holders
+keep the certificate in their Token-2022 associated token account.
+
+Holder control: the mint carries the default-account-state extension set to *frozen*, so a token account anybody
+creates for it starts frozen and can receive nothing until the issuer (freeze authority) thaws it. The platform thaws
+a recipient's account only inside a transfer it co-signs; hence every account that can hold the certificate is one
+the platform knows, and revocation can freeze them all (the Ledger port has no getProgramAccounts to find them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from solders.hash import Hash
+from solders.instruction import Instruction
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountWithSeedParams, TransferParams, create_account_with_seed, transfer
+
+from central.certificates import metadata as md
+from central.certificates.errors import InvalidCertificateError
+from central.certificates.metadata import CertificateMetadata
+from central.certificates.token2022 import (
+    TOKEN_2022_PROGRAM_ID,
+    burn_checked,
+    drop_mint_authority,
+    freeze_account,
+    initialize_default_account_state_frozen,
+    initialize_metadata_pointer,
+    initialize_token_metadata,
+    mint_len_at_creation,
+    mint_len_with_metadata,
+    thaw_account,
+    update_field,
+)
+from central.ledger import builder
+from central.ledger.port import MAX_TRANSACTION_SIZE
+
+DECIMALS = 3
+MEMO_PREFIX = "gtx:rec:v1"
+MAX_MEMO_TEXT = 64
+
+
+def mint_address(issuer: Pubkey, certificate_id: UUID) -> Pubkey:
+    return Pubkey.create_with_seed(issuer, certificate_id.hex, TOKEN_2022_PROGRAM_ID)
+
+
+def holder_account(wallet: Pubkey, mint: Pubkey) -> Pubkey:
+    return builder.associated_token_address(wallet, mint, TOKEN_2022_PROGRAM_ID)
+
+
+def transaction_size(instructions: Sequence[Instruction], payer: Pubkey) -> int:
+    """Serialized size of the signed v0 transaction these instructions make."""
+    return builder.transaction_size(builder.compile_message(payer, instructions, Hash.default()))
+
+
+def pack(
+    instructions: Sequence[Instruction], payer: Pubkey, limit: int = MAX_TRANSACTION_SIZE
+) -> list[list[Instruction]]:
+    """Split instructions, in order, into as few transactions of at most ``limit`` bytes as a greedy pass gives."""
+    groups: list[list[Instruction]] = []
+    current: list[Instruction] = []
+    for ix in instructions:
+        if current and transaction_size([*current, ix], payer) > limit:
+            groups.append(current)
+            current = []
+        current.append(ix)
+        if transaction_size(current, payer) > limit:
+            raise InvalidCertificateError("one instruction alone exceeds the transaction size limit")
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass(frozen=True)
+class IssuePlan:
+    """Issuance in three idempotent stages: create the mint with its metadata, write the fields, mint and seal."""
+
+    mint: Pubkey
+    create: list[Instruction]
+    fields: list[Instruction]
+    finish: list[Instruction]
+    final_len: int
+
+
+def issue_plan(
+    meta: CertificateMetadata,
+    *,
+    uri_base: str,
+    issuer: Pubkey,
+    fee_payer: Pubkey,
+    owner_wallet: Pubkey,
+    final_rent: int,
+) -> IssuePlan:
+    """``final_rent`` must be the rent-exempt minimum for ``final_len(meta, uri_base)`` bytes."""
+    mint = mint_address(issuer, meta.certificate_id)
+    create = [
+        create_account_with_seed(
+            CreateAccountWithSeedParams(
+                from_pubkey=fee_payer,
+                to_pubkey=mint,
+                base=issuer,
+                seed=meta.certificate_id.hex,
+                lamports=final_rent,
+                space=mint_len_at_creation(),
+                owner=TOKEN_2022_PROGRAM_ID,
+            )
+        ),
+        initialize_default_account_state_frozen(mint),
+        initialize_metadata_pointer(mint, None, mint),
+        builder.initialize_mint2(mint, DECIMALS, issuer, issuer, TOKEN_2022_PROGRAM_ID),
+        initialize_token_metadata(
+            mint,
+            update_authority=issuer,
+            mint_authority=issuer,
+            name=meta.name,
+            symbol=md.SYMBOL,
+            uri=meta.uri(uri_base),
+        ),
+    ]
+    field_ixs = [update_field(mint, issuer, key, value) for key, value in meta.fields()]
+    holder = holder_account(owner_wallet, mint)
+    finish = [
+        builder.create_ata_idempotent(fee_payer, owner_wallet, mint, TOKEN_2022_PROGRAM_ID),
+        thaw_account(holder, mint, issuer),
+        builder.mint_to_checked(
+            mint, holder, issuer, amount=meta.energy_wh, decimals=DECIMALS, token_program=TOKEN_2022_PROGRAM_ID
+        ),
+        drop_mint_authority(mint, issuer),
+        memo(issuer, {"op": "issue", "certificate": str(meta.certificate_id), "root": meta.readings_root.hex()}),
+    ]
+    return IssuePlan(mint, create, field_ixs, finish, final_len(meta, uri_base))
+
+
+def final_len(meta: CertificateMetadata, uri_base: str) -> int:
+    return mint_len_with_metadata(meta.name, md.SYMBOL, meta.uri(uri_base), meta.fields())
+
+
+def memo(signer: Pubkey, body: dict[str, str | int]) -> Instruction:
+    """An SPL memo, signed by ``signer``: ``gtx:rec:v1 {json}``."""
+    text = MEMO_PREFIX + " " + json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return builder.memo(text, [signer])
+
+
+def transfer_instructions(
+    mint: Pubkey,
+    *,
+    certificate_id: UUID,
+    owner_wallet: Pubkey,
+    to_wallet: Pubkey,
+    fee_payer: Pubkey,
+    amount_wh: int,
+    thaw_with: Pubkey | None = None,
+) -> list[Instruction]:
+    """Owner-signed transfer of ``amount_wh`` to ``to_wallet``'s account (created if needed; the fee payer funds
+    it). ``thaw_with``: the issuer, when the recipient's account is new (it starts frozen) and must be thawed."""
+    if amount_wh <= 0:
+        raise InvalidCertificateError("transfer amount must be positive")
+    dest = holder_account(to_wallet, mint)
+    ixs = [builder.create_ata_idempotent(fee_payer, to_wallet, mint, TOKEN_2022_PROGRAM_ID)]
+    if thaw_with is not None:
+        ixs.append(thaw_account(dest, mint, thaw_with))
+    ixs += [
+        builder.transfer_checked(
+            holder_account(owner_wallet, mint),
+            mint,
+            dest,
+            owner_wallet,
+            amount=amount_wh,
+            decimals=DECIMALS,
+            token_program=TOKEN_2022_PROGRAM_ID,
+        ),
+        memo(owner_wallet, {"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}),
+    ]
+    return ixs
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What a retirement claims: who consumed the energy, what for, and when."""
+
+    beneficiary: str
+    purpose: str
+    consumption_start: datetime
+    consumption_end: datetime
+
+    def __post_init__(self) -> None:
+        for name, value in (("beneficiary", self.beneficiary), ("purpose", self.purpose)):
+            if not value or len(value) > MAX_MEMO_TEXT or not value.isprintable():
+                raise InvalidCertificateError(f"{name} must be 1..{MAX_MEMO_TEXT} printable characters")
+        md.format_time(self.consumption_start)
+        md.format_time(self.consumption_end)
+        if self.consumption_end <= self.consumption_start:
+            raise InvalidCertificateError("consumption period must end after it starts")
+
+
+def retire_instructions(
+    mint: Pubkey, *, certificate_id: UUID, owner_wallet: Pubkey, amount_wh: int, retirement: Retirement
+) -> list[Instruction]:
+    """Owner-signed burn of ``amount_wh`` with a memo naming beneficiary, purpose and consumption period."""
+    if amount_wh <= 0:
+        raise InvalidCertificateError("retirement amount must be positive")
+    return [
+        burn_checked(holder_account(owner_wallet, mint), mint, owner_wallet, amount=amount_wh, decimals=DECIMALS),
+        memo(
+            owner_wallet,
+            {
+                "op": "retire",
+                "certificate": str(certificate_id),
+                "wh": amount_wh,
+                "beneficiary": retirement.beneficiary,
+                "purpose": retirement.purpose,
+                "from": md.format_time(retirement.consumption_start),
+                "to": md.format_time(retirement.consumption_end),
+            },
+        ),
+    ]
+
+
+def freeze_instructions(mint: Pubkey, issuer: Pubkey, accounts: Sequence[Pubkey]) -> list[Instruction]:
+    return [freeze_account(account, mint, issuer) for account in accounts]
+
+
+def revocation_fields(mint: Pubkey, issuer: Pubkey, fee_payer: Pubkey, reason: str, top_up: int) -> list[Instruction]:
+    """Mark the metadata revoked; ``top_up`` lamports keep the grown mint rent-exempt."""
+    if not reason or len(reason) > MAX_MEMO_TEXT or not reason.isprintable():
+        raise InvalidCertificateError(f"revocation reason must be 1..{MAX_MEMO_TEXT} printable characters")
+    ixs: list[Instruction] = []
+    if top_up > 0:
+        ixs.append(transfer(TransferParams(from_pubkey=fee_payer, to_pubkey=mint, lamports=top_up)))
+    ixs.append(update_field(mint, issuer, md.KEY_STATUS, md.STATUS_REVOKED))
+    ixs.append(update_field(mint, issuer, md.KEY_REVOCATION_REASON, reason))
+    return ixs

@@ -1,0 +1,204 @@
+"""Certificate operations against the ``Ledger`` port: issue (resumable), read, freeze, mark revoked, and
+submission of wallet-signed transactions the platform co-signs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from solders.instruction import Instruction
+from solders.keypair import Keypair
+from solders.message import MessageV0, to_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from central.certificates import chain
+from central.certificates.accounts import MintInfo, TokenAccountInfo, decode_mint, decode_token_account
+from central.certificates.errors import ChainError, InvalidCertificateError
+from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
+from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID
+from central.ledger import builder
+from central.ledger.errors import LedgerError
+from central.ledger.keys import PlatformKey
+from central.ledger.port import Ledger
+
+
+@dataclass(frozen=True)
+class Holding:
+    wallet: Pubkey
+    address: Pubkey
+    account: TokenAccountInfo
+
+
+def _keypair(key: Keypair | PlatformKey) -> Keypair:
+    return key.signer if isinstance(key, PlatformKey) else key
+
+
+class CertificateChain:
+    """Issues and administers certificate mints. ``issuer`` is mint (until sealed), freeze and metadata authority;
+    ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
+
+    def __init__(
+        self, ledger: Ledger, *, issuer: Keypair | PlatformKey, fee_payer: Keypair | PlatformKey, uri_base: str
+    ) -> None:
+        self.ledger = ledger
+        self._issuer = _keypair(issuer)
+        self._fee_payer = _keypair(fee_payer)
+        self.uri_base = uri_base
+
+    @property
+    def issuer(self) -> Pubkey:
+        return self._issuer.pubkey()
+
+    @property
+    def fee_payer(self) -> Pubkey:
+        return self._fee_payer.pubkey()
+
+    def mint_address_for(self, certificate_id: UUID) -> Pubkey:
+        return chain.mint_address(self.issuer, certificate_id)
+
+    async def _send_signed(self, tx: VersionedTransaction, last_valid: int) -> Signature:
+        try:
+            sig = await self.ledger.send_transaction(tx, skip_preflight=False)
+            (status,) = await builder.wait_for_statuses(self.ledger, [sig], last_valid_block_height=last_valid)
+        except LedgerError as exc:
+            raise ChainError(f"transaction refused: {exc}") from exc
+        if status is None:
+            raise ChainError("transaction expired before it landed")
+        if status.err is not None:
+            raise ChainError(f"transaction failed: {status.err}")
+        return sig
+
+    async def send(self, instructions: Sequence[Instruction]) -> list[Signature]:
+        """Send platform-signed instructions, packed into as few size-checked transactions as needed, in order."""
+        signatures = []
+        for group in chain.pack(instructions, self.fee_payer):
+            latest = await self.ledger.get_latest_blockhash()
+            message = builder.compile_message(self.fee_payer, group, latest.blockhash)
+            tx = builder.sign(message, [self._fee_payer, self._issuer])
+            signatures.append(await self._send_signed(tx, latest.last_valid_block_height))
+        return signatures
+
+    async def read_mint(self, mint: Pubkey) -> MintInfo | None:
+        account = await self.ledger.get_account(mint)
+        if account is None:
+            return None
+        if account.owner != TOKEN_2022_PROGRAM_ID:
+            raise InvalidCertificateError(f"{mint} is not a Token-2022 account")
+        return decode_mint(bytes(account.data))
+
+    async def issue(self, meta: CertificateMetadata, owner_wallet: Pubkey) -> Pubkey:
+        """Create, describe, mint and seal the certificate's mint. Safe to call again after a partial failure:
+        each stage is skipped when the chain already shows it done."""
+        rent = await self.ledger.get_minimum_balance_for_rent_exemption(chain.final_len(meta, self.uri_base))
+        plan = chain.issue_plan(
+            meta,
+            uri_base=self.uri_base,
+            issuer=self.issuer,
+            fee_payer=self.fee_payer,
+            owner_wallet=owner_wallet,
+            final_rent=rent,
+        )
+        info = await self.read_mint(plan.mint)
+        if info is None:
+            await self.send(plan.create)
+            info = await self.read_mint(plan.mint)
+        if info is None or info.metadata is None:
+            raise ChainError(f"mint {plan.mint} was not created with metadata")
+        if info.mint_authority is not None:
+            present = dict(info.metadata.additional)
+            todo = [ix for ix, (k, v) in zip(plan.fields, meta.fields(), strict=True) if present.get(k) != v]
+            if todo:
+                await self.send(todo)
+            if info.supply != 0:
+                raise ChainError(f"mint {plan.mint} has supply before sealing")
+            await self.send(plan.finish)
+            info = await self.read_mint(plan.mint)
+        self._check_issued(plan.mint, info, meta)
+        return plan.mint
+
+    def _check_issued(self, mint: Pubkey, info: MintInfo | None, meta: CertificateMetadata) -> None:
+        if info is None or info.metadata is None:
+            raise ChainError(f"mint {mint} vanished")
+        if info.mint_authority is not None or info.freeze_authority != self.issuer:
+            raise ChainError(f"mint {mint} authorities are not as issued")
+        if info.decimals != chain.DECIMALS or info.metadata_pointer != mint:
+            raise ChainError(f"mint {mint} is not a certificate mint")
+        try:
+            on_chain = CertificateMetadata.from_fields(info.metadata.additional)
+        except InvalidCertificateError as exc:
+            raise ChainError(f"mint {mint} metadata unreadable: {exc}") from exc
+        if on_chain != meta:
+            raise ChainError(f"mint {mint} metadata differs from the certificate")
+
+    async def holdings(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> list[Holding]:
+        """The certificate accounts of ``wallets`` that exist (their associated token accounts)."""
+        unique = list(dict.fromkeys(wallets))
+        addresses = [chain.holder_account(w, mint) for w in unique]
+        accounts = await self.ledger.get_multiple_accounts(addresses)
+        out = []
+        for wallet, address, account in zip(unique, addresses, accounts, strict=True):
+            if account is None or account.owner != TOKEN_2022_PROGRAM_ID:
+                continue
+            info = decode_token_account(bytes(account.data))
+            if info.mint == mint and info.owner == wallet:
+                out.append(Holding(wallet, address, info))
+        return out
+
+    async def balance(self, mint: Pubkey, wallet: Pubkey) -> int:
+        return sum(h.account.amount for h in await self.holdings(mint, [wallet]))
+
+    async def needs_thaw(self, mint: Pubkey, wallet: Pubkey) -> bool:
+        """True when ``wallet`` has no account yet (it will start frozen) or a still-frozen empty one."""
+        found = await self.holdings(mint, [wallet])
+        return not found or (found[0].account.frozen and found[0].account.amount == 0)
+
+    async def freeze_holders(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> int:
+        """Freeze every not-yet-frozen account of ``wallets``; returns how many were frozen now."""
+        targets = [h.address for h in await self.holdings(mint, wallets) if not h.account.frozen]
+        if targets:
+            await self.send(chain.freeze_instructions(mint, self.issuer, targets))
+        return len(targets)
+
+    async def mark_revoked(self, mint: Pubkey, reason: str) -> None:
+        account = await self.ledger.get_account(mint)
+        info = await self.read_mint(mint)
+        if info is None or info.metadata is None or account is None:
+            raise ChainError(f"no certificate mint at {mint}")
+        if dict(info.metadata.additional).get(KEY_STATUS) == STATUS_REVOKED:
+            return
+        grown = len(account.data) + sum(
+            8 + len(k.encode()) + len(v.encode())
+            for k, v in ((KEY_STATUS, STATUS_REVOKED), (KEY_REVOCATION_REASON, reason))
+        )
+        top_up = await self.ledger.get_minimum_balance_for_rent_exemption(grown) - account.lamports
+        await self.send(chain.revocation_fields(mint, self.issuer, self.fee_payer, reason, top_up))
+
+    # --- transaction-request pattern: the platform builds and pays, the owner's wallet signs ---
+
+    async def user_message(self, instructions: Sequence[Instruction]) -> tuple[MessageV0, int]:
+        """The message for the owner's wallet to sign (platform = fee payer) and its last valid block height."""
+        latest = await self.ledger.get_latest_blockhash()
+        message = builder.compile_message(self.fee_payer, instructions, latest.blockhash)
+        builder.check_size(message)
+        return message, latest.last_valid_block_height
+
+    async def submit_user_transaction(
+        self, signed: VersionedTransaction, expected: MessageV0, last_valid: int
+    ) -> Signature:
+        """Check the wallet(s) signed exactly the message we built, add the platform's signatures, send."""
+        if bytes(signed.message) != bytes(expected):
+            raise InvalidCertificateError("signed transaction differs from the one requested")
+        platform = {self.fee_payer: self._fee_payer, self.issuer: self._issuer}
+        data = to_bytes_versioned(expected)
+        signatures = list(signed.signatures)
+        if len(signatures) != expected.header.num_required_signatures:
+            raise InvalidCertificateError("wrong number of signatures")
+        for i, key in enumerate(builder.required_signers(expected)):
+            if key in platform:
+                signatures[i] = platform[key].sign_message(data)
+            elif not signatures[i].verify(key, data):
+                raise InvalidCertificateError(f"missing or bad signature of {key}")
+        return await self._send_signed(VersionedTransaction.populate(expected, signatures), last_valid)

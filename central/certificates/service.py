@@ -1,0 +1,335 @@
+"""The certificates service: issue backed by verified renewable export, transfer and retire through user-signed
+transaction requests (the platform pays the fee), revoke, expire.
+
+Double issuance is impossible by two independent guards: the store claims each backing (meter, window) for exactly
+one certificate (a primary key in PostgreSQL, so concurrent requests collide there), and just before the chain
+transactions are prepared the service re-reads the claimed windows and refuses unless they back exactly the
+certificate's energy. The chain itself (mint address derived from the certificate id, mint authority dropped after
+the one mint) makes a second mint of the same certificate impossible.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from solders.instruction import Instruction
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+
+from central.accounting.merkle import merkle_root
+from central.certificates import chain
+from central.certificates.errors import (
+    CertificateNotFoundError,
+    CertificateStateError,
+    ChainError,
+    InsufficientGenerationError,
+    InvalidCertificateError,
+    NotOwnerError,
+)
+from central.certificates.models import CertificateRecord, RequestKind, Status, TxRequest
+from central.certificates.operations import CertificateChain
+from central.certificates.store import CertificateStore, Directory, GenerationSource
+from central.errors import ConfigError
+
+RENEWABLE_SOURCES = frozenset({"solar", "wind", "hydro", "biomass", "geothermal", "tidal", "wave"})
+
+
+@dataclass(frozen=True)
+class CertificateConfig:
+    issuer_name: str
+    uri_base: str
+    window_s: int = 900
+    expiry_months: int = 12
+    request_ttl_s: int = 120
+    renewable_sources: frozenset[str] = field(default=RENEWABLE_SOURCES)
+
+    def __post_init__(self) -> None:
+        if not self.issuer_name or len(self.issuer_name) > 64:
+            raise ConfigError("certificates.issuer_name must be 1..64 characters")
+        if not self.uri_base.startswith(("https://", "http://")):
+            raise ConfigError("certificates.uri_base must be an http(s) URL")
+        if self.window_s <= 0 or 86_400 % self.window_s:
+            raise ConfigError("certificates.window_s must divide a day")
+        if not 1 <= self.expiry_months <= 120:
+            raise ConfigError("certificates.expiry_months must be 1..120")
+        if not 10 <= self.request_ttl_s <= 3600:
+            raise ConfigError("certificates.request_ttl_s must be 10..3600")
+
+
+def add_months(t: datetime, months: int) -> datetime:
+    """Same day-of-month ``months`` later, clamped to the month's last day."""
+    index = t.month - 1 + months
+    year, month = t.year + index // 12, index % 12 + 1
+    return t.replace(year=year, month=month, day=min(t.day, calendar.monthrange(year, month)[1]))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PreparedTransaction:
+    """What the API hands the wallet: the request id and the unsigned transaction to sign."""
+
+    request: TxRequest
+    message: MessageV0
+
+    @property
+    def transaction(self) -> VersionedTransaction:
+        """The transaction with empty signature slots, as wallets expect it (sign, then send back)."""
+        n = self.message.header.num_required_signatures
+        return VersionedTransaction.populate(self.message, [Signature.default()] * n)
+
+
+class CertificateService:
+    def __init__(
+        self,
+        *,
+        store: CertificateStore,
+        directory: Directory,
+        generation: GenerationSource,
+        chain_ops: CertificateChain,
+        config: CertificateConfig,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.generation = generation
+        self.chain = chain_ops
+        self.config = config
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return self.clock().astimezone(UTC).replace(microsecond=0)
+
+    # --- issuance ---
+
+    async def issue(
+        self,
+        *,
+        actor_id: UUID,
+        meter_id: UUID,
+        period_start: datetime,
+        period_end: datetime,
+        expected_wh: int | None = None,
+    ) -> CertificateRecord:
+        """Certify all verified, not yet certified renewable export of ``meter_id`` in [start, end) and mint it to
+        the owner's linked wallet. ``expected_wh``, if given, must equal what the period holds."""
+        window = timedelta(seconds=self.config.window_s)
+        for t in (period_start, period_end):
+            if t.tzinfo is None or int(t.timestamp()) % self.config.window_s or t.microsecond:
+                raise InvalidCertificateError(f"period bounds must be UTC settlement-window boundaries, got {t}")
+        if period_end <= period_start:
+            raise InvalidCertificateError("period must end after it starts")
+        meter = await self.directory.meter(meter_id)
+        if meter is None:
+            raise CertificateNotFoundError(f"no meter {meter_id}")
+        if meter.source not in self.config.renewable_sources:
+            raise CertificateStateError(f"meter {meter.serial} has no renewable source ({meter.source})")
+        if meter.owner_id is None:
+            raise CertificateStateError(f"meter {meter.serial} has no owner")
+        wallet = await self.directory.wallet_of(meter.owner_id)
+        if wallet is None:
+            raise CertificateStateError("the meter's owner has no linked wallet")
+
+        windows = await self.generation.final_windows(meter_id, period_start, period_end)
+        wanted = int((period_end - period_start) / window)
+        starts = [w.start for w in windows]
+        if starts != [period_start + i * window for i in range(wanted)]:
+            raise InsufficientGenerationError(
+                f"only {len(windows)} of the period's {wanted} settlement windows are final"
+            )
+        backing = [w for w in windows if w.export_wh > 0]
+        total = sum(w.export_wh for w in backing)
+        if total == 0:
+            raise InsufficientGenerationError("no verified export in the period")
+        if expected_wh is not None and expected_wh > total:
+            raise InsufficientGenerationError(f"the period holds {total} Wh of verified export, not {expected_wh}")
+        if expected_wh is not None and expected_wh != total:
+            raise InvalidCertificateError(
+                f"certificates cover whole settlement windows: the period holds {total} Wh, not {expected_wh}"
+            )
+
+        now = self._now()
+        certificate_id = uuid4()
+        record = CertificateRecord(
+            id=certificate_id,
+            mint=str(self.chain.mint_address_for(certificate_id)),
+            meter_id=meter.id,
+            meter_serial=meter.serial,
+            owner_id=meter.owner_id,
+            owner_wallet=wallet,
+            period_start=period_start,
+            period_end=period_end,
+            energy_wh=total,
+            energy_source=meter.source,
+            issuer=self.config.issuer_name,
+            issued_at=now,
+            expires_at=add_months(period_end, self.config.expiry_months),
+            readings_root=merkle_root([w.merkle_root for w in backing]),
+            status=Status.ISSUING,
+            issued_by=actor_id,
+        )
+        record.metadata()  # validates every field before anything is stored
+        await self.store.reserve(record, backing)
+        return await self._complete_issue(record)
+
+    async def _complete_issue(self, record: CertificateRecord) -> CertificateRecord:
+        covered = await self.store.covered_wh(record.id)
+        if covered != record.energy_wh:
+            raise ChainError(f"certificate {record.id} claims {record.energy_wh} Wh but its windows back {covered}")
+        await self.chain.issue(record.metadata(), Pubkey.from_string(record.owner_wallet))
+        await self.store.mark_active(record.id)
+        return await self.store.get(record.id)
+
+    async def resume_issuing(self) -> int:
+        """Finish certificates whose chain issuance was interrupted (windows reserved, mint not sealed)."""
+        done = 0
+        for record in await self.store.list_all():
+            if record.status is Status.ISSUING:
+                await self._complete_issue(record)
+                done += 1
+        return done
+
+    # --- reading ---
+
+    async def get(self, certificate_id: UUID, *, user_id: UUID, is_admin: bool) -> CertificateRecord:
+        record = await self.store.get(certificate_id)
+        if not is_admin and record not in await self.store.list_for_user(user_id):
+            raise CertificateNotFoundError(f"no certificate {certificate_id}")  # do not reveal others' certificates
+        return record
+
+    async def list_certificates(self, *, user_id: UUID, is_admin: bool) -> list[CertificateRecord]:
+        return await (self.store.list_all() if is_admin else self.store.list_for_user(user_id))
+
+    # --- transfer and retirement (transaction-request pattern) ---
+
+    def _check_usable(self, record: CertificateRecord) -> None:
+        if record.status is Status.REVOKED:
+            raise CertificateStateError(f"certificate {record.id} is revoked")
+        if record.status is Status.EXPIRED or record.expired(self._now()):
+            raise CertificateStateError(f"certificate {record.id} expired at {record.expires_at}")
+        if record.status is not Status.ACTIVE:
+            raise CertificateStateError(f"certificate {record.id} is not issued yet")
+
+    async def _holder(self, record: CertificateRecord, user_id: UUID, amount_wh: int) -> str:
+        if amount_wh <= 0:
+            raise InvalidCertificateError("amount must be a positive number of Wh")
+        wallet = await self.directory.wallet_of(user_id)
+        if wallet is None:
+            raise NotOwnerError("you have no linked wallet")
+        held = await self.chain.balance(Pubkey.from_string(record.mint), Pubkey.from_string(wallet))
+        if held < amount_wh:
+            raise NotOwnerError(f"your wallet holds {held} Wh of this certificate, not {amount_wh}")
+        return wallet
+
+    async def _prepare(self, request: TxRequest, ixs: list[Instruction]) -> PreparedTransaction:
+        message, last_valid = await self.chain.user_message(ixs)
+        saved = replace(request, message=bytes(message), last_valid_block_height=last_valid)
+        await self.store.save_request(saved)
+        return PreparedTransaction(saved, message)
+
+    async def request_transfer(
+        self, certificate_id: UUID, *, user_id: UUID, to_user_id: UUID, amount_wh: int
+    ) -> PreparedTransaction:
+        record = await self.store.get(certificate_id)
+        self._check_usable(record)
+        wallet = await self._holder(record, user_id, amount_wh)
+        to_wallet = await self.directory.wallet_of(to_user_id)
+        if to_wallet is None:
+            raise CertificateStateError("the recipient has no linked wallet")
+        if to_wallet == wallet:
+            raise InvalidCertificateError("cannot transfer to yourself")
+        mint = Pubkey.from_string(record.mint)
+        recipient = Pubkey.from_string(to_wallet)
+        ixs = chain.transfer_instructions(
+            mint,
+            certificate_id=record.id,
+            owner_wallet=Pubkey.from_string(wallet),
+            to_wallet=recipient,
+            fee_payer=self.chain.fee_payer,
+            amount_wh=amount_wh,
+            thaw_with=self.chain.issuer if await self.chain.needs_thaw(mint, recipient) else None,
+        )
+        now = self._now()
+        request = TxRequest(
+            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
+            amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
+            expires_at=now + timedelta(seconds=self.config.request_ttl_s), to_wallet=to_wallet, to_user_id=to_user_id,
+        )  # fmt: skip
+        return await self._prepare(request, ixs)
+
+    async def request_retirement(
+        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: chain.Retirement
+    ) -> PreparedTransaction:
+        record = await self.store.get(certificate_id)
+        self._check_usable(record)
+        wallet = await self._holder(record, user_id, amount_wh)
+        ixs = chain.retire_instructions(
+            Pubkey.from_string(record.mint),
+            certificate_id=record.id,
+            owner_wallet=Pubkey.from_string(wallet),
+            amount_wh=amount_wh,
+            retirement=retirement,
+        )
+        now = self._now()
+        request = TxRequest(
+            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
+            amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
+            expires_at=now + timedelta(seconds=self.config.request_ttl_s), retirement=retirement,
+        )  # fmt: skip
+        return await self._prepare(request, ixs)
+
+    async def submit(self, request_id: UUID, signed: bytes, *, user_id: UUID) -> str:
+        """Take the wallet-signed transaction, check it is the one built for this request, co-sign as fee payer,
+        send, and record its effect. Returns the transaction signature."""
+        request = await self.store.get_request(request_id)
+        if request.user_id != user_id:
+            raise CertificateNotFoundError(f"no transaction request {request_id}")
+        if request.signature is not None:
+            return request.signature
+        if self._now() >= request.expires_at:
+            raise CertificateStateError("transaction request expired; ask for a new one")
+        self._check_usable(await self.store.get(request.certificate_id))  # expiry and revocation re-checked now
+        try:
+            tx = VersionedTransaction.from_bytes(signed)
+        except ValueError as exc:
+            raise InvalidCertificateError("signed transaction is not a Solana v0 transaction") from exc
+        expected = MessageV0.from_bytes(request.message)
+        signature = str(await self.chain.submit_user_transaction(tx, expected, request.last_valid_block_height))
+        await self.store.complete_request(request, signature, self._now())
+        return signature
+
+    # --- revocation and expiry ---
+
+    async def _wallets(self, record: CertificateRecord) -> list[Pubkey]:
+        """Every wallet whose account the platform ever thawed (all others are frozen since creation)."""
+        wallets = [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]
+        return [Pubkey.from_string(w) for w in dict.fromkeys(wallets)]
+
+    async def revoke(self, certificate_id: UUID, *, actor_id: UUID, reason: str) -> CertificateRecord:
+        record = await self.store.get(certificate_id)
+        if record.status is Status.ISSUING:
+            record = await self._complete_issue(record)
+        if record.status is not Status.REVOKED:
+            mint = Pubkey.from_string(record.mint)
+            await self.chain.freeze_holders(mint, await self._wallets(record))
+            await self.chain.mark_revoked(mint, reason)
+            await self.store.mark_revoked(record.id, by=actor_id, reason=reason, at=self._now())
+        return await self.store.get(certificate_id)
+
+    async def expire_due(self) -> int:
+        """Freeze the holders of every certificate past its expiry, so the chain refuses transfer and retirement
+        even of transactions the owner pays for themself."""
+        count = 0
+        for record in await self.store.due_for_expiry(self._now()):
+            await self.chain.freeze_holders(Pubkey.from_string(record.mint), await self._wallets(record))
+            await self.store.mark_expired(record.id)
+            count += 1
+        return count

@@ -1,0 +1,179 @@
+"""HTTP routes: link a wallet by signature, read my wallet and balances, dev-only quote faucet (admin)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from aiohttp import web
+
+from central.http.context import POOL
+from central.http.errors import ApiError, bad_request, conflict, not_found
+from central.http.roles import ANY_USER, Role, roles
+from central.http.routes import Call, RouteTable
+from central.http.schema import meta
+from central.minting.service import release_accrued
+from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
+from central.wallets.chain import Chain
+from central.wallets.errors import (
+    BadWalletAddressError,
+    LinkExpiredError,
+    LinkRejectedError,
+    NonceRejectedError,
+    WalletTakenError,
+)
+from central.wallets.pg_store import PgWalletStore
+from central.wallets.service import WalletService
+from protocol.base58 import b58decode
+
+
+@dataclass
+class ChainRef:
+    """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
+
+    chain: Chain | None = None
+
+
+CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
+
+routes = RouteTable(tag="wallets")
+
+_B58 = "^[1-9A-HJ-NP-Za-km-z]+$"
+
+
+@dataclass(frozen=True)
+class LinkStart:
+    wallet: str = field(metadata=meta(min_length=32, max_length=44, pattern=_B58, description="base58 public key"))
+
+
+@dataclass(frozen=True)
+class LinkChallengeOut:
+    message: str = field(metadata=meta(description="sign these exact UTF-8 bytes with the wallet (protocol 3.6)"))
+    nonce: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class LinkSigned:
+    message: str = field(metadata=meta(max_length=512))
+    signature: str = field(metadata=meta(min_length=64, max_length=100, pattern=_B58, description="base58 Ed25519"))
+
+
+@dataclass(frozen=True)
+class WalletOut:
+    address: str
+    linked_at: datetime
+    energy_wh: int = field(metadata=meta(description="energy token balance in base units (Wh; 3 decimals = kWh)"))
+    quote: int = field(metadata=meta(description="quote token balance in base units (6 decimals)"))
+
+
+@dataclass(frozen=True)
+class FaucetIn:
+    user_id: UUID
+    amount: int = field(metadata=meta(minimum=1, maximum=10**15, description="quote base units"))
+
+
+@dataclass(frozen=True)
+class FaucetOut:
+    signature: str
+    wallet: str
+
+
+def _service(app: web.Application) -> WalletService:
+    return WalletService(PgWalletStore(app[POOL]))
+
+
+def _chain(app: web.Application) -> Chain:
+    ref = app.get(CHAIN)
+    chain = ref.chain if ref is not None else None
+    if chain is None:
+        raise ApiError(503, "ledger_unavailable", "the ledger is not configured")
+    return chain
+
+
+@routes.post(
+    "/api/v1/wallet/link-challenge",
+    access=ANY_USER,
+    body=LinkStart,
+    response=LinkChallengeOut,
+    status=201,
+    errors=(400,),
+    summary="Get the wallet-link message to sign",
+)
+async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut:
+    """Issues a single-use nonce (valid 10 minutes) inside the message the wallet must sign."""
+    try:
+        link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
+    except BadWalletAddressError as exc:
+        raise bad_request(str(exc), "bad_wallet") from exc
+    return LinkChallengeOut(link.message(), link.nonce.hex(), link.expires)
+
+
+@routes.post(
+    "/api/v1/wallet/link",
+    access=ANY_USER,
+    body=LinkSigned,
+    response=WalletOut,
+    errors=(400, 409, 503),
+    summary="Link a wallet with its signature of the link message",
+)
+async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
+    """Verifies the message (names you, unexpired, nonce unused) and the wallet's signature; re-linking needs a new
+    message and signature. Energy accrued while you had no wallet is minted to the new wallet afterwards."""
+    try:
+        signature = b58decode(call.body.signature)
+    except ValueError as exc:
+        raise bad_request("signature is not base58", "bad_signature") from exc
+    try:
+        linked = await _service(call.app).complete_link(call.user.user_id, call.body.message, signature)
+    except (LinkRejectedError, LinkExpiredError, NonceRejectedError) as exc:
+        raise bad_request(str(exc), "link_rejected") from exc
+    except WalletTakenError as exc:
+        raise conflict(str(exc), "wallet_taken") from exc
+    await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
+    return await _wallet_out(call.app, linked.address, linked.linked_at)
+
+
+async def _wallet_out(app: web.Application, address: str, linked_at: datetime) -> WalletOut:
+    try:
+        b = await balances(_chain(app), address)
+    except ChainUnavailableError as exc:
+        raise ApiError(503, "ledger_unavailable", str(exc)) from exc
+    return WalletOut(address, linked_at, b.energy_wh, b.quote)
+
+
+@routes.get(
+    "/api/v1/wallet",
+    access=ANY_USER,
+    response=WalletOut,
+    errors=(404, 503),
+    summary="My wallet and its on-chain balances",
+)
+async def my_wallet(call: Call[None, None]) -> WalletOut:
+    linked = await _service(call.app).wallet_of(call.user.user_id)
+    if linked is None:
+        raise not_found("no wallet linked", "no_wallet")
+    return await _wallet_out(call.app, linked.address, linked.linked_at)
+
+
+@routes.post(
+    "/api/v1/admin/faucet/quote",
+    access=roles(Role.ADMIN),
+    body=FaucetIn,
+    response=FaucetOut,
+    errors=(404, 409, 503),
+    summary="Development quote faucet (embedded ledger only)",
+)
+async def quote_faucet(call: Call[FaucetIn, None]) -> FaucetOut:
+    """Mints quote tokens to a user's linked wallet so demos and tests can fund consumers."""
+    linked = await _service(call.app).wallet_of(call.body.user_id)
+    if linked is None:
+        raise not_found("that user has no linked wallet", "no_wallet")
+    try:
+        sig = await faucet_quote(_chain(call.app), linked.address, call.body.amount)
+    except FaucetUnavailableError as exc:
+        raise conflict(str(exc), "faucet_unavailable") from exc
+    except ChainUnavailableError as exc:
+        raise ApiError(503, "ledger_unavailable", str(exc)) from exc
+    return FaucetOut(sig, linked.address)

@@ -1,0 +1,246 @@
+"""The composition root: builds the adapters (key file, SQLite outbox, MQTT, meters, HTTP) and runs the services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from edge.clock import make_clock_check
+from edge.config import EdgeConfig
+from edge.keystore import load_or_create_seed
+from edge.meters.base import MeterReader
+from edge.mqtt_link import MqttLink
+from edge.outbox import Outbox
+from edge.poller import Poller
+from edge.sdnotify import Notifier
+from edge.signing import ProtocolSigner
+from edge.status import LinkState, MeterState, StatusBoard
+from edge.uplink import Uplink
+from edge.web import make_app
+from protocol.keys import DeviceKey
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_S = 5.0
+FLUSH_ON_STOP_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class MeterInfo:
+    serial: str
+    protocol: str
+    address: str
+    model: str
+    interval_s: int
+
+
+MeterList = Sequence[tuple[MeterInfo, MeterReader]]
+MeterSource = Callable[[], AbstractAsyncContextManager[MeterList]]
+
+
+def static_meters(meters: MeterList) -> MeterSource:
+    """A meter source over readers built elsewhere (tests, benchmarks); closes them on exit."""
+
+    @contextlib.asynccontextmanager
+    async def source() -> AsyncIterator[MeterList]:
+        try:
+            yield meters
+        finally:
+            for _, reader in meters:
+                await reader.close()
+
+    return source
+
+
+def software_version() -> str:
+    try:
+        return importlib.metadata.version("gridtokenx")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "0+unknown"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Daemon:
+    def __init__(self, cfg: EdgeConfig, meters: MeterSource, *, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self._meter_source = meters
+        self._notifier = notifier or Notifier(None)
+        self.version = software_version()
+        self.board: StatusBoard | None = None
+        self.outbox: Outbox | None = None
+        self.uplink: Uplink | None = None
+        self.web_port: int | None = None
+        self.ready = asyncio.Event()
+
+    def status(self) -> dict[str, Any]:
+        assert self.board is not None
+        assert self.outbox is not None
+        return self.board.snapshot(_now_ms(), self.outbox.stats(), self.outbox.dead_letters(10))
+
+    def _housekeeping_once(self) -> None:
+        board, outbox, cfg = self.board, self.outbox, self.cfg
+        assert board is not None
+        assert outbox is not None
+        stats = outbox.stats()
+        try:
+            free = shutil.disk_usage(cfg.outbox.path.parent).free
+        except OSError:
+            free = None
+        board.disk_free_bytes = free
+        board.outbox_bytes = outbox.size_bytes()
+        changes = [
+            (
+                "disk_low",
+                None
+                if free is None or free >= cfg.outbox.min_free_mb * 1_000_000
+                else f"disk almost full: {free // 1_000_000} MB free for the outbox at {cfg.outbox.path.parent}; "
+                f"{stats.depth} readings wait for central and are kept — restore the uplink or free space",
+            ),
+            (
+                "outbox_large",
+                None
+                if stats.depth < cfg.outbox.alarm_records
+                else f"{stats.depth} readings wait for central (alarm at {cfg.outbox.alarm_records}); "
+                "check the link to central",
+            ),
+            (
+                "chain_sync",
+                None
+                if not stats.needs_sync
+                else f"local database was lost: {stats.pending_unsigned} readings wait for central's chain head",
+            ),
+            ("clock", None if board.clock_synced is not False else "gateway clock is not synchronised (NTP)"),
+        ]
+        down = [m.serial for m in board.meters.values() if m.up is False]
+        changes.append(("meters_down", f"meters not answering: {', '.join(down)}" if down else None))
+        for key, message in changes:
+            if board.alarm(key, message):
+                if message:
+                    log.warning("ALARM %s", message, extra={"alarm": key})
+                else:
+                    log.info("alarm cleared", extra={"alarm": key})
+        self._notifier.watchdog()
+        self._notifier.status(
+            f"{board.link.state}; outbox {stats.depth}; meters up "
+            f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
+        )
+
+    async def _housekeeping(self) -> None:
+        while True:
+            self._housekeeping_once()
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    async def _start_web(self) -> web.AppRunner:
+        cfg = self.cfg.status
+        runner = web.AppRunner(make_app(cfg, self.status), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.bind, cfg.port)
+        await site.start()
+        server = site._server  # the only way to learn the port bound for port 0
+        sockets = getattr(server, "sockets", None) or []
+        self.web_port = sockets[0].getsockname()[1] if sockets else cfg.port
+        log.info("status page listening", extra={"bind": cfg.bind, "port": self.web_port})
+        return runner
+
+    async def _flush(self) -> None:
+        """Give central a moment to ack what is in flight, so fewer records are sent twice after a restart."""
+        uplink, board = self.uplink, self.board
+        assert uplink is not None
+        assert board is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_ON_STOP_S
+        while uplink.connected and board.link.inflight_batches and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.cfg
+        loaded = load_or_create_seed(cfg.key_path)
+        key = DeviceKey.from_seed(loaded.seed)
+        if loaded.created:
+            log.info("generated the device key", extra={"device_id": key.device_id, "path": str(cfg.key_path)})
+        outbox = self.outbox = Outbox.open(cfg.outbox.path, new_device=loaded.created)
+        clock_check = make_clock_check(cfg.clock_check)
+        board = self.board = StatusBoard(
+            device_id=key.device_id,
+            version=self.version,
+            started_ms=_now_ms(),
+            link=LinkState(broker=f"{'mqtts' if cfg.mqtt.tls else 'mqtt'}://{cfg.mqtt.host}:{cfg.mqtt.port}"),
+            clock_synced=clock_check(),
+        )
+        signer = ProtocolSigner(key)
+        loop = asyncio.get_running_loop()
+        link = MqttLink(
+            cfg.mqtt,
+            client_id=key.device_id,
+            status_topic="",
+            subscriptions=(),
+            loop=loop,
+            state=board.link,
+        )
+        uplink = self.uplink = Uplink(
+            key=key, outbox=outbox, signer=signer, link=link, mqtt=cfg.mqtt, outbox_cfg=cfg.outbox, board=board,
+            version=self.version,
+        )
+        link.configure_topics(uplink.topic_status, uplink.subscriptions)
+        stats = outbox.stats()
+        log.info(
+            "gridtokenx-edge starting",
+            extra={"device_id": key.device_id, "version": self.version, "outbox_depth": stats.depth,
+                   "last_seq": stats.last_seq, "needs_sync": stats.needs_sync},
+        )
+        runner: web.AppRunner | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async with self._meter_source() as meters:
+                poller = Poller(
+                    outbox=outbox, signer=signer, board=board, on_record=uplink.wake, clock_synced=clock_check
+                )
+                for info, _ in meters:
+                    board.meters[info.serial] = MeterState(
+                        info.serial, info.protocol, info.address, info.model, info.interval_s
+                    )
+                if cfg.status.enabled:
+                    runner = await self._start_web()
+                link.start(uplink)
+                tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
+                tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+                tasks.extend(
+                    asyncio.create_task(poller.run_meter(reader, board.meters[info.serial]), name=f"poll {info.serial}")
+                    for info, reader in meters
+                )
+                self._notifier.ready(f"device {key.device_id}")
+                self.ready.set()
+                await stop.wait()
+                log.info("stopping")
+                self._notifier.stopping()
+                for t in tasks[2:]:  # stop polling first; a commit in progress is synchronous and finishes
+                    t.cancel()
+                await asyncio.gather(*tasks[2:], return_exceptions=True)
+                await self._flush()
+                await link.stop()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+            final = outbox.stats()
+            log.info(
+                "stopped",
+                extra={"outbox_depth": final.depth, "last_seq": final.last_seq, "dead_letters": final.dead_letters,
+                       "mqtt_acked": board.link.acked_records},
+            )
+            outbox.close()

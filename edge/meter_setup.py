@@ -1,0 +1,133 @@
+"""Meter access for the daemon and the CLI, through ``edge.meters`` (maps, ``[[bus]]``/``[[meter]]`` parsing,
+reader factory, one-shot read, scan)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from edge.config import EdgeConfig
+from edge.daemon import MeterInfo, MeterList, MeterSource
+from edge.errors import ConfigError, MeterError
+from edge.meters.config import BusConfig, BusKind, MeterConfig, parse_buses, parse_meters
+from edge.meters.factory import open_readers, read_once, scan
+from edge.meters.maps import MeterMap, default_maps_dir, load_maps
+from edge.meters.tomldoc import TomlDoc
+
+SERIAL_MAX = 32  # protocol §3.1: the serial travels in every signed record
+
+
+@dataclass(frozen=True, slots=True)
+class MeterPlan:
+    buses: tuple[BusConfig, ...]
+    meters: tuple[MeterConfig, ...]
+    maps: Mapping[str, MeterMap]
+
+
+def plan(cfg: EdgeConfig) -> MeterPlan:
+    """Parse the ``[[bus]]``/``[[meter]]`` tables of the config file and load the meter maps (errors name the line)."""
+    maps = load_maps(cfg.maps_dir or default_maps_dir())
+    doc = TomlDoc.load(cfg.source)
+    buses = parse_buses(doc)
+    meters = parse_meters(doc, buses, maps)
+    for m in meters:
+        if len(m.serial) > SERIAL_MAX:
+            raise ConfigError(f"{cfg.source}: meter {m.serial!r}: serial longer than {SERIAL_MAX} characters")
+    return MeterPlan(buses, meters, maps)
+
+
+def _address(bus: BusConfig, meter: MeterConfig) -> str:
+    if bus.kind.protocol.value == "modbus":
+        return f"{bus.address} unit {meter.unit_id}"
+    return f"{bus.address} server {meter.server_address}"
+
+
+def describe(p: MeterPlan) -> list[MeterInfo]:
+    by_name = {b.name: b for b in p.buses}
+    out = []
+    for m in p.meters:
+        bus = by_name[m.bus]
+        model = p.maps[m.model]
+        out.append(MeterInfo(m.serial, str(bus.kind), _address(bus, m), model.model, m.poll_interval_s))
+    return out
+
+
+def meter_source(cfg: EdgeConfig) -> MeterSource:
+    """Validate now (so ``run`` fails at start with a clear error), open the buses when the daemon starts."""
+    p = plan(cfg)
+    infos = describe(p)
+
+    @contextlib.asynccontextmanager
+    async def source() -> AsyncIterator[MeterList]:
+        async with open_readers(p.buses, p.meters, p.maps) as readers:
+            yield [(info, readers[info.serial]) for info in infos]
+
+    return source
+
+
+def read_command(cfg: EdgeConfig, serial: str) -> int:
+    """``gridtokenx-edge read --meter SERIAL``: one read, printed for a technician. Nothing is signed or stored."""
+    p = plan(cfg)
+    meter = next((m for m in p.meters if m.serial == serial), None)
+    if meter is None:
+        known = ", ".join(m.serial for m in p.meters) or "none"
+        raise ConfigError(f"{cfg.source}: no [[meter]] with serial {serial!r} (configured: {known})")
+    bus = next(b for b in p.buses if b.name == meter.bus)
+    info = next(i for i in describe(p) if i.serial == serial)
+    print(f"meter   {serial}  model {info.model}  at {info.address} ({info.protocol})")
+    try:
+        sample = asyncio.run(read_once(bus, meter, p.maps))
+    except MeterError as e:
+        print(f"NO ANSWER: {e}")
+        return 1
+    print(f"import  {sample.import_wh} Wh")
+    print(f"export  {sample.export_wh} Wh")
+    print(f"power   {'n/a' if sample.power_w is None else f'{sample.power_w} W'}")
+    for k, v in sorted(sample.extra.items()):
+        print(f"{k:<7} {v:g}")
+    return 0
+
+
+def _ids(text: str) -> list[int]:
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise ConfigError(f"--ids {text!r}: expected e.g. 1-247 or 1,2,5") from None
+    if not out or min(out) < 0 or max(out) > 247:
+        raise ConfigError(f"--ids {text!r}: unit ids are 0..247")
+    return out
+
+
+def _bus_for(port: str, kind: str | None, buses: Sequence[BusConfig]) -> BusConfig:
+    named = next((b for b in buses if b.name == port), None)
+    if named is not None:
+        return named
+    if ":" in port and not port.startswith("/"):
+        host, _, tcp_port = port.rpartition(":")
+        try:
+            return BusConfig(name="scan", kind=BusKind(kind or "modbus-tcp"), host=host, port=int(tcp_port))
+        except ValueError:
+            raise ConfigError(f"--port {port!r} / --kind {kind!r}: not a usable TCP bus") from None
+    try:
+        return BusConfig(name="scan", kind=BusKind(kind or "modbus-rtu"), device=port)
+    except ValueError:
+        raise ConfigError(f"--kind {kind!r}: one of {', '.join(k.value for k in BusKind)}") from None
+
+
+def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str) -> int:
+    """``gridtokenx-edge scan --port …``: probe unit ids with each map's probe registers; name the models found."""
+    maps = load_maps(cfg.maps_dir or default_maps_dir())
+    buses = parse_buses(TomlDoc.load(cfg.source)) if cfg.source.exists() else ()
+    bus = _bus_for(port, kind, buses)
+    addresses = _ids(ids)
+    print(f"scanning {bus.address} ({bus.kind}) unit ids {addresses[0]}..{addresses[-1]} …")
+    hits = asyncio.run(scan(bus, maps, addresses))
+    for h in hits:
+        print(f"unit {h.address:>3}: {', '.join(h.models)}  (map {', '.join(h.map_ids)})")
+    print(f"{len(hits)} meter(s) found")
+    return 0 if hits else 1

@@ -1,0 +1,284 @@
+"""``[[bus]]`` and ``[[meter]]`` tables of the edge config, parsed into frozen, validated dataclasses.
+
+TOML shape::
+
+    [[bus]]
+    name = "rs485"                  # unique; meters refer to it
+    kind = "modbus-rtu"             # modbus-tcp | modbus-rtu | modbus-rtu-over-tcp | dlms-tcp | dlms-hdlc
+    device = "/dev/ttyUSB0"         # serial kinds (modbus-rtu, dlms-hdlc)
+    baudrate = 9600                 # serial; default 9600
+    parity = "N"                    # N | E | O; default N
+    stopbits = 1                    # 1 | 2; default 1
+    bytesize = 8                    # 7 | 8; default 8
+    # host = "192.168.1.50"         # TCP kinds (modbus-tcp, modbus-rtu-over-tcp, dlms-tcp)
+    # port = 502                    # TCP; default 502 for Modbus, 4059 for DLMS
+    timeout_ms = 1000               # per request; default 1000 (serial) / 3000 (TCP)
+    inter_request_delay_ms = 50     # quiet time between two requests on this bus; default 20
+    retries = 2                     # extra attempts after a failure; default 2
+    backoff_ms = 200                # first retry delay, doubled each retry; default 200
+
+    [[meter]]
+    serial = "SDM630-0001234"       # the meter's serial: unique, names the meter in signed readings
+    bus = "rs485"
+    model = "eastron-sdm630"        # a map id from firmware-config/meters/
+    unit_id = 1                     # Modbus unit id 1..247
+    poll_interval_s = 60            # wall-clock aligned polling period; default 60
+    # DLMS meters instead of unit_id:
+    # client_address = 16           # 16 = public client (auth "none"), 17 = reading client (auth "low")
+    # server_address = 1            # logical device (1 = management logical device)
+    # physical_address = 17         # HDLC lower (physical) server address; dlms-hdlc only; default 17
+    # auth = "none"                 # none | low (LLS password)
+    # password = "..."              # LLS password (auth "low"); never logged
+
+Several meters may share one bus (several unit ids on one RS-485 line or behind one TCP gateway); access to a bus
+is serialised by the reader factory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from edge.meters.maps import MeterMap, Protocol
+from edge.meters.tomldoc import KeyPath, TomlDoc
+
+
+class BusKind(StrEnum):
+    MODBUS_TCP = "modbus-tcp"
+    MODBUS_RTU = "modbus-rtu"
+    MODBUS_RTU_OVER_TCP = "modbus-rtu-over-tcp"
+    DLMS_TCP = "dlms-tcp"
+    DLMS_HDLC = "dlms-hdlc"
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol.DLMS if self.value.startswith("dlms") else Protocol.MODBUS
+
+    @property
+    def is_serial(self) -> bool:
+        return self in (BusKind.MODBUS_RTU, BusKind.DLMS_HDLC)
+
+
+class DlmsAuth(StrEnum):
+    NONE = "none"
+    LOW = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    name: str
+    kind: BusKind
+    device: str | None = None
+    host: str | None = None
+    port: int | None = None
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    bytesize: int = 8
+    timeout_s: float = 1.0
+    inter_request_delay_s: float = 0.02
+    retries: int = 2
+    backoff_s: float = 0.2
+
+    @property
+    def address(self) -> str:
+        """Human-readable address for the status page."""
+        if self.kind.is_serial:
+            return f"{self.device} {self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class MeterConfig:
+    serial: str
+    bus: str
+    model: str
+    unit_id: int = 1
+    poll_interval_s: int = 60
+    client_address: int = 16
+    server_address: int = 1
+    physical_address: int = 17
+    auth: DlmsAuth = DlmsAuth.NONE
+    password: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanHit:
+    """A device that answered a scan: its address on the bus and the model maps whose probes all matched."""
+
+    address: int
+    map_ids: tuple[str, ...]
+    models: tuple[str, ...]
+
+
+_BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SERIAL = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+
+class _Table:
+    def __init__(self, doc: TomlDoc, path: KeyPath, table: Any) -> None:
+        self.doc, self.path = doc, path
+        if not isinstance(table, dict):
+            raise doc.error(path, "must be a table")
+        self.t: Mapping[str, Any] = table
+
+    def only(self, allowed: set[str]) -> None:
+        for key in self.t:
+            if key not in allowed:
+                raise self.doc.error((*self.path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def fail(self, key: str | None, reason: str) -> Exception:
+        return self.doc.error((*self.path, key) if key else self.path, reason)
+
+    def text(self, key: str, default: str | None = None) -> str:
+        v = self.t.get(key, default)
+        if v is None:
+            raise self.fail(None, f"missing required key '{key}'")
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, "must be a non-empty string")
+        return v
+
+    def integer(self, key: str, default: int | None, lo: int, hi: int) -> int:
+        v = self.t.get(key, default)
+        if v is None:
+            raise self.fail(None, f"missing required key '{key}'")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, "must be an integer")
+        if not lo <= v <= hi:
+            raise self.fail(key, f"must be between {lo} and {hi}, got {v}")
+        return v
+
+    def millis(self, key: str, default: int, lo: int, hi: int) -> float:
+        return self.integer(key, default, lo, hi) / 1000
+
+    def choice(self, key: str, default: str | None, choices: Sequence[str]) -> str:
+        v = self.t.get(key, default)
+        if v is None:
+            raise self.fail(None, f"missing required key '{key}'")
+        if v not in choices:
+            raise self.fail(key, f"invalid value {v!r} (expected one of: {', '.join(choices)})")
+        return str(v)
+
+
+def _tables(doc: TomlDoc, key: str) -> list[Any]:
+    raw = doc.data.get(key, [])
+    if not isinstance(raw, list):
+        raise doc.error((key,), f"must be an array of tables ([[{key}]])")
+    return raw
+
+
+def parse_buses(doc: TomlDoc) -> tuple[BusConfig, ...]:
+    """Parse every ``[[bus]]`` of ``doc``. Raises ConfigError with file, line and reason."""
+    buses: list[BusConfig] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(_tables(doc, "bus")):
+        t = _Table(doc, ("bus", i), raw)
+        t.only({"name", "kind", "device", "baudrate", "parity", "stopbits", "bytesize", "host", "port", "timeout_ms",
+                "inter_request_delay_ms", "retries", "backoff_ms"})
+        name = t.text("name")
+        if not _BUS_NAME.match(name):
+            raise t.fail("name", "use letters, digits, '.', '_' or '-' (max 64)")
+        if name in seen:
+            raise t.fail("name", f"bus {name!r} is already defined (bus #{seen[name] + 1})")
+        seen[name] = i
+        kind = BusKind(t.choice("kind", None, [k.value for k in BusKind]))
+        common = BusConfig(
+            name=name,
+            kind=kind,
+            timeout_s=t.millis("timeout_ms", 1000 if kind.is_serial else 3000, 10, 60_000),
+            inter_request_delay_s=t.millis("inter_request_delay_ms", 20, 0, 10_000),
+            retries=t.integer("retries", 2, 0, 10),
+            backoff_s=t.millis("backoff_ms", 200, 0, 60_000),
+        )
+        if kind.is_serial:
+            for key in ("host", "port"):
+                if key in t.t:
+                    raise t.fail(key, f"not used by a {kind.value} bus (it takes 'device')")
+            buses.append(
+                replace(
+                    common,
+                    device=t.text("device"),
+                    baudrate=t.integer("baudrate", 9600, 300, 921_600),
+                    parity=t.choice("parity", "N", ["N", "E", "O"]),
+                    stopbits=t.integer("stopbits", 1, 1, 2),
+                    bytesize=t.integer("bytesize", 8, 7, 8),
+                )
+            )
+        else:
+            for key in ("device", "baudrate", "parity", "stopbits", "bytesize"):
+                if key in t.t:
+                    raise t.fail(key, f"not used by a {kind.value} bus (it takes 'host' and 'port')")
+            default_port = 4059 if kind is BusKind.DLMS_TCP else 502
+            buses.append(replace(common, host=t.text("host"), port=t.integer("port", default_port, 1, 65535)))
+    return tuple(buses)
+
+
+def parse_meters(  # noqa: PLR0912 - one flat validation pass
+    doc: TomlDoc, buses: Sequence[BusConfig], maps: Mapping[str, MeterMap]
+) -> tuple[MeterConfig, ...]:
+    """Parse every ``[[meter]]`` of ``doc``, checking bus and model references and protocol fit."""
+    by_name = {b.name: b for b in buses}
+    meters: list[MeterConfig] = []
+    serials: dict[str, int] = {}
+    addresses: dict[tuple[str, int, int], str] = {}
+    for i, raw in enumerate(_tables(doc, "meter")):
+        t = _Table(doc, ("meter", i), raw)
+        t.only({"serial", "bus", "model", "unit_id", "poll_interval_s", "client_address", "server_address",
+                "physical_address", "auth", "password"})
+        serial = t.text("serial")
+        if not _SERIAL.match(serial):
+            raise t.fail("serial", "printable ASCII without spaces, 1..64 characters")
+        if serial in serials:
+            raise t.fail("serial", f"meter {serial!r} is already defined (meter #{serials[serial] + 1})")
+        serials[serial] = i
+        bus_name = t.text("bus")
+        bus = by_name.get(bus_name)
+        if bus is None:
+            raise t.fail("bus", f"no [[bus]] named {bus_name!r} (known: {', '.join(by_name) or 'none'})")
+        model = t.text("model")
+        meter_map = maps.get(model)
+        if meter_map is None:
+            raise t.fail("model", f"no meter map {model!r} (known: {', '.join(sorted(maps))})")
+        if meter_map.protocol is not bus.kind.protocol:
+            raise t.fail(
+                "model", f"map {model!r} is {meter_map.protocol.value} but bus {bus_name!r} is {bus.kind.value}"
+            )
+        poll = t.integer("poll_interval_s", 60, 1, 86_400)
+        if bus.kind.protocol is Protocol.MODBUS:
+            for key in ("client_address", "server_address", "physical_address", "auth", "password"):
+                if key in t.t:
+                    raise t.fail(key, "only DLMS meters take this key")
+            unit_id = t.integer("unit_id", None, 1, 247)
+            cfg = MeterConfig(serial=serial, bus=bus_name, model=model, unit_id=unit_id, poll_interval_s=poll)
+            addr = (bus_name, unit_id, 0)
+        else:
+            if "unit_id" in t.t:
+                raise t.fail("unit_id", "DLMS meters take client_address/server_address instead")
+            auth = DlmsAuth(t.choice("auth", "none", [a.value for a in DlmsAuth]))
+            password = t.t.get("password")
+            if auth is DlmsAuth.LOW:
+                if not isinstance(password, str) or not password:
+                    raise t.fail("auth", "auth = \"low\" needs a non-empty 'password'")
+            elif password is not None:
+                raise t.fail("password", "a password is only used with auth = \"low\"")
+            cfg = MeterConfig(
+                serial=serial,
+                bus=bus_name,
+                model=model,
+                poll_interval_s=poll,
+                client_address=t.integer("client_address", 16 if auth is DlmsAuth.NONE else 17, 1, 127),
+                server_address=t.integer("server_address", 1, 0, 0x3FFF),
+                physical_address=t.integer("physical_address", 17, 0, 0x3FFF),
+                auth=auth,
+                password=password.encode() if isinstance(password, str) else b"",
+            )
+            addr = (bus_name, cfg.server_address, cfg.physical_address)
+        if addr in addresses:
+            clash_key = "unit_id" if bus.kind.protocol is Protocol.MODBUS else None
+            raise t.fail(clash_key, f"same bus address as meter {addresses[addr]!r}")
+        addresses[addr] = serial
+        meters.append(cfg)
+    return tuple(meters)

@@ -1,0 +1,180 @@
+"""DLMS/COSEM meters as ``MeterReader``s: one association per poll over the TCP wrapper or HDLC, serialised per bus.
+
+Every read opens the link (TCP connect, or SNRM on the shared serial line), associates (lowest level or LLS),
+reads value and scaler_unit of each mapped register, releases and closes. Meters commonly drop idle associations,
+so nothing is held open between polls. The unit the meter reports must be the unit the map names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from fractions import Fraction
+from typing import TypeVar
+
+from edge.dlms.axdr import INTEGER_TAGS, Data, Tag
+from edge.dlms.client import DlmsClient
+from edge.dlms.errors import AssociationRejectedError, DataAccessError, DlmsError
+from edge.dlms.transport import HdlcTransport, SerialLine, TcpWrapperTransport
+from edge.errors import MeterError
+from edge.meters.base import MeterSample
+from edge.meters.config import BusConfig, BusKind, DlmsAuth, MeterConfig, ScanHit
+from edge.meters.convert import build_sample, physical
+from edge.meters.maps import Measurement, MeterMap, Protocol
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], int]
+
+# IEC 62056-6-2 unit enumeration for the units a map may name.
+UNIT_CODES = {"Wh": 30, "W": 27, "V": 35, "A": 33, "Hz": 44, "VA": 28, "var": 29, "varh": 32, "%": 56, "": 255}
+
+
+class DlmsBus:
+    """A DLMS TCP endpoint or HDLC serial line: one session at a time, with retries and back-off."""
+
+    def __init__(self, cfg: BusConfig) -> None:
+        if cfg.kind.protocol is not Protocol.DLMS:
+            raise ValueError(f"bus {cfg.name} is not a DLMS bus")
+        self.cfg = cfg
+        self._lock = asyncio.Lock()
+        self._last = 0.0
+        self._line: SerialLine | None = None
+        if cfg.kind is BusKind.DLMS_HDLC:
+            assert cfg.device is not None
+            self._line = SerialLine(
+                cfg.device, baudrate=cfg.baudrate, bytesize=cfg.bytesize, parity=cfg.parity, stopbits=cfg.stopbits
+            )
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def _transport(self, client_address: int, logical: int, physical: int) -> TcpWrapperTransport | HdlcTransport:
+        if self._line is not None:
+            return HdlcTransport(self._line, client_address, logical, physical, timeout=self.cfg.timeout_s)
+        assert self.cfg.host is not None
+        assert self.cfg.port is not None
+        return TcpWrapperTransport(self.cfg.host, self.cfg.port, client_address, logical, timeout=self.cfg.timeout_s)
+
+    async def session(
+        self,
+        meter: MeterConfig,
+        work: Callable[[DlmsClient], Awaitable[T]],
+        *,
+        retries: int | None = None,
+    ) -> T:
+        """Run ``work`` inside one association with ``meter``; retried with back-off on transport failures."""
+        attempts = 1 + (self.cfg.retries if retries is None else retries)
+        password = meter.password if meter.auth is DlmsAuth.LOW else None
+        reason = "no attempt"
+        async with self._lock:
+            for attempt in range(attempts):
+                if attempt:
+                    await asyncio.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
+                quiet = self._last + self.cfg.inter_request_delay_s - time.monotonic()
+                if quiet > 0:
+                    await asyncio.sleep(quiet)
+                transport = self._transport(meter.client_address, meter.server_address, meter.physical_address)
+                try:
+                    await transport.open()
+                    client = DlmsClient(transport)
+                    await client.associate(password)
+                    try:
+                        return await work(client)
+                    finally:
+                        with contextlib.suppress(DlmsError):
+                            await client.release()
+                except (AssociationRejectedError, DataAccessError):
+                    raise  # the meter answered: asking again will not change its mind
+                except DlmsError as exc:
+                    reason = str(exc)
+                    log.debug("bus %s attempt %d failed: %s", self.name, attempt + 1, reason)
+                finally:
+                    await transport.close()
+                    self._last = time.monotonic()
+        raise MeterError(f"bus {self.name}: DLMS meter did not answer after {attempts} attempt(s): {reason}")
+
+    async def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
+
+
+def _number(d: Data, what: str) -> int | float:
+    if d.tag in INTEGER_TAGS and isinstance(d.value, int):
+        return d.value
+    if d.tag in (Tag.FLOAT32, Tag.FLOAT64) and isinstance(d.value, float):
+        return d.value
+    raise MeterError(f"{what}: value is {d.tag.name}, not a number")
+
+
+async def read_register(client: DlmsClient, m: Measurement) -> Fraction:
+    assert m.dlms is not None
+    value, scaler, unit = await client.get_register(m.dlms.class_id, m.dlms.obis)
+    expected = UNIT_CODES[m.unit]
+    if unit != expected:
+        raise MeterError(f"{m.dlms.obis_text} reports unit code {unit}, the map expects {m.unit!r} ({expected})")
+    return physical(_number(value, m.dlms.obis_text), m, exponent=scaler)
+
+
+class DlmsMeterReader:
+    """A ``MeterReader`` for one DLMS/COSEM meter."""
+
+    def __init__(self, cfg: MeterConfig, meter_map: MeterMap, bus: DlmsBus, *, clock: Clock) -> None:
+        self._cfg, self._map, self._bus, self._clock = cfg, meter_map, bus, clock
+
+    @property
+    def serial(self) -> str:
+        return self._cfg.serial
+
+    async def read(self) -> MeterSample:
+        timestamp_ms = self._clock()
+
+        async def work(client: DlmsClient) -> dict[str, Fraction]:
+            return {name: await read_register(client, m) for name, m in self._map.measurements.items()}
+
+        try:
+            return build_sample(timestamp_ms, await self._bus.session(self._cfg, work))
+        except MeterError as exc:
+            raise MeterError(f"meter {self.serial} ({self._map.id}): {exc}") from exc
+
+    async def close(self) -> None:
+        """The bus is owned by the factory and closed there."""
+
+
+async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int]) -> list[ScanHit]:
+    """Probe DLMS addresses (TCP: server logical address; HDLC: physical address, logical 1) as the public client."""
+    candidates = [m for m in maps.values() if m.protocol is Protocol.DLMS]
+    dbus = DlmsBus(bus)
+    hits: list[ScanHit] = []
+    try:
+        for address in addresses:
+            if bus.kind is BusKind.DLMS_TCP:
+                meter = MeterConfig(serial="scan", bus=bus.name, model="", server_address=address)
+            else:
+                meter = MeterConfig(serial="scan", bus=bus.name, model="", server_address=1, physical_address=address)
+
+            async def probe(client: DlmsClient) -> list[MeterMap]:
+                found = []
+                for m in candidates:
+                    try:
+                        for p in m.probes:
+                            assert p.dlms is not None
+                            await client.get(p.dlms.class_id, p.dlms.obis, 2)
+                    except DataAccessError:
+                        continue
+                    found.append(m)
+                return found
+
+            try:
+                found = await dbus.session(meter, probe, retries=0)
+            except MeterError:
+                continue
+            if found:
+                hits.append(ScanHit(address, tuple(m.id for m in found), tuple(m.model for m in found)))
+    finally:
+        await dbus.close()
+    return hits

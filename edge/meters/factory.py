@@ -1,0 +1,122 @@
+"""Composition of meter access: builds one client per bus and a ``MeterReader`` per configured meter.
+
+The daemon's composition root calls::
+
+    maps = load_maps(cfg_maps_dir)                      # edge.meters.maps
+    doc = TomlDoc.load("/etc/gridtokenx/edge.toml")      # edge.meters.tomldoc
+    buses = parse_buses(doc); meters = parse_meters(doc, buses, maps)   # edge.meters.config
+    async with open_readers(buses, meters, maps) as readers:            # dict[serial, MeterReader]
+        sample = await readers["SDM630-0001234"].read()
+
+and the CLI uses :func:`read_once` (``gridtokenx-edge read --meter SERIAL``) and :func:`scan`
+(``gridtokenx-edge scan --port ...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+
+from edge.errors import ConfigError
+from edge.meters.base import MeterReader, MeterSample
+from edge.meters.config import BusConfig, MeterConfig, ScanHit
+from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
+from edge.meters.maps import MeterMap, Protocol
+from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
+
+__all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
+
+
+class MeterSet:
+    """Readers keyed by meter serial plus the buses they share. Close it (or use :func:`open_readers`)."""
+
+    def __init__(self) -> None:
+        self.readers: dict[str, MeterReader] = {}
+        self._modbus_buses: dict[str, ModbusBus] = {}
+        self._dlms_buses: dict[str, DlmsBus] = {}
+
+    async def aclose(self) -> None:
+        for reader in self.readers.values():
+            await reader.close()
+        for bus in self._modbus_buses.values():
+            await bus.close()
+        for dbus in self._dlms_buses.values():
+            await dbus.close()
+        self.readers.clear()
+        self._modbus_buses.clear()
+        self._dlms_buses.clear()
+
+
+def build_readers(
+    buses: Sequence[BusConfig],
+    meters: Sequence[MeterConfig],
+    maps: Mapping[str, MeterMap],
+    *,
+    clock: Clock = wall_clock_ms,
+) -> MeterSet:
+    """Build (without connecting) one client per used bus and one reader per meter. Must run inside the loop."""
+    by_name = {b.name: b for b in buses}
+    result = MeterSet()
+    for meter in meters:
+        bus_cfg = by_name.get(meter.bus)
+        meter_map = maps.get(meter.model)
+        if bus_cfg is None or meter_map is None:
+            raise ConfigError(f"meter {meter.serial}: unknown bus {meter.bus!r} or model {meter.model!r}")
+        if meter_map.protocol is Protocol.MODBUS:
+            bus = result._modbus_buses.get(bus_cfg.name)
+            if bus is None:
+                bus = result._modbus_buses[bus_cfg.name] = ModbusBus(bus_cfg)
+            result.readers[meter.serial] = ModbusMeterReader(meter, meter_map, bus, clock=clock)
+        else:
+            dbus = result._dlms_buses.get(bus_cfg.name)
+            if dbus is None:
+                dbus = result._dlms_buses[bus_cfg.name] = DlmsBus(bus_cfg)
+            result.readers[meter.serial] = DlmsMeterReader(meter, meter_map, dbus, clock=clock)
+    return result
+
+
+@contextlib.asynccontextmanager
+async def open_readers(
+    buses: Sequence[BusConfig],
+    meters: Sequence[MeterConfig],
+    maps: Mapping[str, MeterMap],
+    *,
+    clock: Clock = wall_clock_ms,
+) -> AsyncIterator[dict[str, MeterReader]]:
+    """``async with open_readers(...) as readers``: readers keyed by serial; every client is closed on exit."""
+    meter_set = build_readers(buses, meters, maps, clock=clock)
+    try:
+        yield meter_set.readers
+    finally:
+        await meter_set.aclose()
+
+
+async def read_once(
+    bus: BusConfig, meter: MeterConfig, maps: Mapping[str, MeterMap], *, clock: Clock = wall_clock_ms
+) -> MeterSample:
+    """One-shot read of one meter (for technicians). Raises MeterError when it does not answer."""
+    async with open_readers([bus], [meter], maps, clock=clock) as readers:
+        return await readers[meter.serial].read()
+
+
+async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int] = range(1, 248)) -> list[ScanHit]:
+    """Probe each address on ``bus`` with every map's probes; name the models found.
+
+    Modbus: ``addresses`` are unit ids, probed with each Modbus map's probe registers. DLMS: ``addresses`` are
+    server logical addresses (dlms-tcp) or physical addresses (dlms-hdlc), probed as the public client with each
+    DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
+    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
+    """
+    if bus.kind.protocol is Protocol.DLMS:
+        return await scan_dlms(bus, maps, addresses)
+    candidates = [m for m in maps.values() if m.protocol is Protocol.MODBUS]
+    hits: list[ScanHit] = []
+    modbus_bus = ModbusBus(bus)
+    try:
+        for unit_id in addresses:
+            found = [m for m in candidates if await probe_matches(modbus_bus, unit_id, m.probes)]
+            if found:
+                hits.append(ScanHit(unit_id, tuple(m.id for m in found), tuple(m.model for m in found)))
+    finally:
+        await modbus_bus.close()
+    return hits

@@ -1,0 +1,204 @@
+"""paho-mqtt 2.x adapter for the uplink's ``Link`` port.
+
+One network thread owns the connection. Every attempt uses a fresh paho client with clean start, so nothing
+paho queued for a dead connection is replayed behind the uplink's back (the uplink resends from the outbox).
+Reconnects back off exponentially with jitter. Events are handed to the asyncio loop thread-safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from edge.config import MqttConfig
+from edge.status import LinkState
+from protocol import topics
+
+log = logging.getLogger(__name__)
+
+
+class LinkEvents(Protocol):
+    def on_connected(self) -> None: ...
+
+    def on_disconnected(self) -> None: ...
+
+    def on_message(self, topic: str, payload: bytes) -> None: ...
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MqttLink:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        *,
+        client_id: str,
+        status_topic: str,
+        subscriptions: Sequence[str],
+        loop: asyncio.AbstractEventLoop,
+        state: LinkState,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._cfg = cfg
+        self._client_id = client_id
+        self._status_topic = status_topic
+        self._subs = tuple(subscriptions)
+        self._loop = loop
+        self._state = state
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._events: LinkEvents | None = None
+        self._lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- public API (event loop thread) ---------------------------------------------------------------------------
+
+    def configure_topics(self, status_topic: str, subscriptions: Sequence[str]) -> None:
+        """Set the last-will/status topic and the subscriptions (before ``start``)."""
+        self._status_topic = status_topic
+        self._subs = tuple(subscriptions)
+
+    def start(self, events: LinkEvents) -> None:
+        self._events = events
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+        with self._lock:
+            client = self._client if self._connected else None
+        if client is None:
+            return False
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    async def stop(self, final_status: bytes = topics.OFFLINE_STATUS, wait_s: float = 5.0) -> None:
+        """Publish the final (offline) status, disconnect cleanly, join the network thread."""
+        with self._lock:
+            client = self._client if self._connected else None
+        if client is not None:
+            info = client.publish(self._status_topic, final_status, qos=1, retain=True)
+            await asyncio.to_thread(_wait_published, info, wait_s)
+        self._stop.set()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, wait_s + 2)
+        self._state.state = "stopped"
+        self._state.since_ms = _now_ms()
+
+    # ---- network thread ------------------------------------------------------------------------------------------
+
+    def _emit(self, name: str, *args: Any) -> None:
+        events = self._events
+        if events is None or self._loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(getattr(events, name), *args)
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self._cfg
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        client.max_inflight_messages_set(max(20, cfg.inflight_batches + 4))
+        client.max_queued_messages_set(0)
+        client.will_set(self._status_topic, topics.OFFLINE_STATUS, qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.password)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file),
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+        if reason.is_failure:
+            self._state.last_error = f"broker refused connection: {reason}"
+            log.error("broker refused connection", extra={"reason": str(reason)})
+            return
+        client.subscribe([(t, 1) for t in self._subs])
+        with self._lock:
+            self._connected = True
+        st = self._state
+        st.state, st.since_ms, st.last_error = "connected", _now_ms(), None
+        st.connects += 1
+        self._emit("on_connected")
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+        with self._lock:
+            was = self._connected
+            self._connected = False
+        if was:
+            st = self._state
+            st.state, st.since_ms = "disconnected", _now_ms()
+            if not self._stop.is_set():  # a deliberate stop is not news for the uplink
+                st.last_error = f"connection lost: {reason}"
+                self._emit("on_disconnected")
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._emit("on_message", msg.topic, bytes(msg.payload))
+
+    def _run(self) -> None:
+        cfg = self._cfg
+        delay = cfg.reconnect_min_s
+        while not self._stop.is_set():
+            client = self._make_client()
+            with self._lock:
+                self._client = client
+            st = self._state
+            st.state, st.since_ms = "connecting", _now_ms()
+            try:
+                client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                st.state, st.last_error = "disconnected", f"cannot connect to {cfg.host}:{cfg.port}: {e}"
+                log.warning("cannot connect to broker", extra={"error": str(e), "retry_in_s": round(delay, 2)})
+            else:
+                while not self._stop.is_set():
+                    rc = client.loop(timeout=0.1)
+                    if self._connected:
+                        delay = cfg.reconnect_min_s
+                    if rc != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                self._on_disconnect(client, None, None, "network loop ended")
+                if self._stop.is_set():
+                    # finish the clean DISCONNECT the stopper queued
+                    with contextlib.suppress(Exception):
+                        client.loop(timeout=0.2)
+            if self._stop.is_set():
+                break
+            # exponential back-off with jitter: between half and all of the current delay
+            wait = delay * (0.5 + self._rng.random() / 2)
+            self._stop.wait(wait)
+            delay = min(cfg.reconnect_max_s, delay * 2)
+        with self._lock:
+            self._client = None
+            self._connected = False
+
+
+def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
+    with contextlib.suppress(RuntimeError, ValueError):
+        info.wait_for_publish(timeout)

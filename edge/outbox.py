@@ -1,0 +1,393 @@
+"""The SQLite outbox: every reading is signed and committed here before anything is published.
+
+Guarantees (WAL, ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per reading):
+- seq, prev_hash and the signed record are committed together; the chain head lives in ``meta`` and moves in the
+  same transaction, so a kill -9 at any instant neither loses a committed reading nor reuses a seq;
+- rows are deleted only when central acknowledges them; rejected rows go to ``dead_letter`` (at once for permanent
+  reasons, after ``dead_letter_after`` attempts for transient ones), never silently;
+- after the database was lost while the key was kept, samples wait unsigned in ``pending`` until central told us
+  its chain head (protocol §3.5); then they are signed in order, in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import sqlite_utils
+
+from edge.errors import EdgeError
+from edge.meters.base import MeterSample
+
+log = logging.getLogger(__name__)
+
+ZERO_HASH = bytes(32)
+SCHEMA_VERSION = 1
+# Rejections central may lift later (device/meter registered by an installer): retried, then dead-lettered.
+TRANSIENT_REASONS = frozenset({"unknown_device", "device_not_verified", "meter_not_bound"})
+
+
+class OutboxError(EdgeError):
+    """The outbox database cannot be used (disk full, corrupt, locked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRecord:
+    data: bytes
+    hash: bytes
+
+
+class RecordSigner(Protocol):
+    """Builds and signs one protocol v1 record (``protocol.record.sign_reading`` in production)."""
+
+    def __call__(
+        self,
+        *,
+        meter_serial: str,
+        seq: int,
+        timestamp_ms: int,
+        import_wh: int,
+        export_wh: int,
+        power_w: int | None,
+        flags: int,
+        prev_hash: bytes,
+    ) -> SignedRecord: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    depth: int  # signed records not yet acknowledged
+    oldest_timestamp_ms: int | None  # reading time of the oldest un-acknowledged record (signed or pending)
+    pending_unsigned: int  # samples waiting for chain resync
+    dead_letters: int
+    last_seq: int
+    needs_sync: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    seq: int
+    meter_serial: str
+    timestamp_ms: int
+    reason: str
+    moved_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckOutcome:
+    deleted: int
+    dead_lettered: int
+    deferred: int
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # ---- opening -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, new_device: bool) -> Outbox:
+        """Open (creating if needed). A new database for an existing key starts in the needs-sync state."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists() and path.stat().st_size > 0
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = cls._connect(path)
+            ob = cls(conn, path)
+            ob._init_schema(needs_sync=not existed and not new_device)
+        except sqlite3.DatabaseError as e:
+            if not existed:
+                raise OutboxError(f"cannot create outbox {path}: {e}") from None
+            # A corrupt file must not stop the device for good: keep it aside for forensics, start over, resync.
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            log.error("outbox database unusable, moved aside", extra={"path": str(path), "aside": str(aside)})  # noqa: TRY400
+            if conn is not None:
+                conn.close()
+            path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
+            conn = cls._connect(path)
+            ob = cls(conn, path)
+            ob._init_schema(needs_sync=True)
+        return ob
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        quick = conn.execute("PRAGMA quick_check").fetchone()
+        if quick is None or quick[0] != "ok":
+            conn.close()
+            raise sqlite3.DatabaseError(f"quick_check failed: {quick}")
+        return conn
+
+    def _init_schema(self, *, needs_sync: bool) -> None:
+        db = sqlite_utils.Database(self._conn)
+        with self._tx():
+            if "meta" not in db.table_names():
+                db.table("meta").create({"key": str, "value": str}, pk="key")
+                db.table("outbox").create(
+                    {
+                        "seq": int,
+                        "meter_serial": str,
+                        "timestamp_ms": int,
+                        "record": bytes,
+                        "attempts": int,
+                        "next_attempt_ms": int,
+                    },
+                    pk="seq",
+                    not_null={"meter_serial", "timestamp_ms", "record", "attempts", "next_attempt_ms"},
+                    defaults={"attempts": 0, "next_attempt_ms": 0},
+                )
+                db.table("pending").create(
+                    {
+                        "id": int,
+                        "meter_serial": str,
+                        "timestamp_ms": int,
+                        "import_wh": int,
+                        "export_wh": int,
+                        "power_w": int,
+                        "flags": int,
+                    },
+                    pk="id",
+                    not_null={"meter_serial", "timestamp_ms", "import_wh", "export_wh", "flags"},
+                )
+                db.table("dead_letter").create(
+                    {"seq": int, "meter_serial": str, "timestamp_ms": int, "record": bytes, "reason": str,
+                     "moved_ms": int},
+                    pk="seq",
+                )
+                db.table("outbox").create_index(["next_attempt_ms", "seq"])
+                self._set("schema", str(SCHEMA_VERSION))
+                self._set("last_seq", "0")
+                self._set("last_hash", ZERO_HASH.hex())
+                self._set("needs_sync", "1" if needs_sync else "0")
+                self._set("created_ms", str(_now_ms()))
+        if self._get("schema") != str(SCHEMA_VERSION):
+            raise OutboxError(f"outbox {self.path} has schema {self._get('schema')}, expected {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # ---- helpers -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise OutboxError(f"outbox busy or unwritable: {e}") from None
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:  # disk full at commit: nothing of this transaction exists
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise OutboxError(f"outbox commit failed: {e}") from None
+
+    def _get(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set(self, key: str, value: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        return self._get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx():
+            self._set(key, value)
+
+    # ---- chain ---------------------------------------------------------------------------------------------------
+
+    @property
+    def needs_sync(self) -> bool:
+        return self._get("needs_sync") == "1"
+
+    def chain_head(self) -> tuple[int, bytes]:
+        return int(self._get("last_seq") or 0), bytes.fromhex(self._get("last_hash") or ZERO_HASH.hex())
+
+    def _sign_into(
+        self, signer: RecordSigner, serial: str, ts: int, imp: int, exp: int, pw: int | None, flags: int
+    ) -> int:
+        last_seq, last_hash = self.chain_head()
+        seq = last_seq + 1
+        rec = signer(
+            meter_serial=serial, seq=seq, timestamp_ms=ts, import_wh=imp, export_wh=exp, power_w=pw, flags=flags,
+            prev_hash=last_hash,
+        )
+        self._conn.execute(
+            "INSERT INTO outbox(seq, meter_serial, timestamp_ms, record) VALUES (?, ?, ?, ?)",
+            (seq, serial, ts, rec.data),
+        )
+        self._set("last_seq", str(seq))
+        self._set("last_hash", rec.hash.hex())
+        return seq
+
+    def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
+        """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
+        try:
+            with self._tx():
+                if self.needs_sync:
+                    self._conn.execute(
+                        "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags),
+                    )
+                    return None
+                return self._sign_into(
+                    signer, serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags
+                )
+        except sqlite3.Error as e:
+            raise OutboxError(f"cannot store reading of {serial}: {e}") from None
+
+    def append_many(self, items: Sequence[tuple[str, MeterSample, int]], signer: RecordSigner) -> list[int]:
+        """Commit several readings in one transaction (one fsync: kinder to SD cards). Returns their seqs."""
+        if self.needs_sync:
+            for serial, sample, flags in items:
+                self.append(serial, sample, flags, signer)
+            return []
+        try:
+            with self._tx():
+                return [
+                    self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
+                    for serial, s, flags in items
+                ]
+        except sqlite3.Error as e:
+            raise OutboxError(f"cannot store readings: {e}") from None
+
+    def apply_sync(self, last_seq: int, last_hash: bytes, signer: RecordSigner) -> int:
+        """Adopt central's chain head and sign every pending sample after it. Returns how many were signed."""
+        if last_seq < 0 or len(last_hash) != 32:
+            raise OutboxError("invalid sync reply")
+        with self._tx():
+            if not self.needs_sync:
+                return 0
+            local_seq, _ = self.chain_head()
+            # Never go backwards over seqs this database already used (they may be in flight).
+            if local_seq > last_seq:
+                raise OutboxError(f"central's chain head {last_seq} is behind this outbox's {local_seq}")
+            self._set("last_seq", str(last_seq))
+            self._set("last_hash", last_hash.hex())
+            rows = self._conn.execute(
+                "SELECT id, meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags FROM pending ORDER BY id"
+            ).fetchall()
+            for _id, serial, ts, imp, exp, pw, flags in rows:
+                self._sign_into(signer, serial, ts, imp, exp, pw, flags)
+            self._conn.execute("DELETE FROM pending")
+            self._set("needs_sync", "0")
+            return len(rows)
+
+    # ---- publishing ----------------------------------------------------------------------------------------------
+
+    def fetch(self, from_seq: int, below_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
+        """Fresh (never rejected) records with ``from_seq <= seq < below_seq``, oldest first."""
+        hi = below_seq if below_seq is not None else 2**63 - 1
+        rows = self._conn.execute(
+            "SELECT seq, record FROM outbox WHERE next_attempt_ms = 0 AND seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
+            (from_seq, hi, limit),
+        ).fetchall()
+        return [(int(s), bytes(r)) for s, r in rows]
+
+    def fetch_due_retries(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
+        rows = self._conn.execute(
+            "SELECT seq, record FROM outbox WHERE next_attempt_ms > 0 AND next_attempt_ms <= ? ORDER BY seq LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [(int(s), bytes(r)) for s, r in rows]
+
+    def min_seq(self) -> int | None:
+        row = self._conn.execute("SELECT MIN(seq) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def apply_ack(
+        self,
+        seqs: Sequence[int],
+        rejected: dict[int, str],
+        *,
+        dead_letter_after: int,
+        retry_after_ms: int,
+        now_ms: int | None = None,
+    ) -> AckOutcome:
+        """Delete accepted/duplicate ``seqs``; move rejected ones to dead letters or defer them (transient)."""
+        now = _now_ms() if now_ms is None else now_ms
+        deleted = dead = deferred = 0
+        with self._tx() as c:
+            for seq in seqs:
+                reason = rejected.get(seq)
+                if reason is None:
+                    deleted += c.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+                    continue
+                row = c.execute(
+                    "SELECT meter_serial, timestamp_ms, record, attempts FROM outbox WHERE seq = ?", (seq,)
+                ).fetchone()
+                if row is None:
+                    continue
+                serial, ts, record, attempts = row
+                attempts += 1
+                if reason in TRANSIENT_REASONS and attempts < dead_letter_after:
+                    c.execute(
+                        "UPDATE outbox SET attempts = ?, next_attempt_ms = ? WHERE seq = ?",
+                        (attempts, now + retry_after_ms * min(2 ** (attempts - 1), 64), seq),
+                    )
+                    deferred += 1
+                    continue
+                c.execute(
+                    "INSERT OR REPLACE INTO dead_letter(seq, meter_serial, timestamp_ms, record, reason, moved_ms)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, serial, ts, record, reason, now),
+                )
+                c.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                dead += 1
+        return AckOutcome(deleted, dead, deferred)
+
+    # ---- status --------------------------------------------------------------------------------------------------
+
+    def stats(self) -> OutboxStats:
+        depth, oldest = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM outbox").fetchone()
+        pend, oldest_p = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM pending").fetchone()
+        (dead,) = self._conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()
+        candidates = [x for x in (oldest, oldest_p) if x is not None]
+        last_seq, _ = self.chain_head()
+        return OutboxStats(
+            depth=int(depth),
+            oldest_timestamp_ms=min(candidates) if candidates else None,
+            pending_unsigned=int(pend),
+            dead_letters=int(dead),
+            last_seq=last_seq,
+            needs_sync=self.needs_sync,
+        )
+
+    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        rows = self._conn.execute(
+            "SELECT seq, meter_serial, timestamp_ms, reason, moved_ms FROM dead_letter ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [DeadLetter(int(a), str(b), int(c), str(d), int(e)) for a, b, c, d, e in rows]
+
+    def size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += Path(f"{self.path}{suffix}").stat().st_size
+        return total

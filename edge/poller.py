@@ -1,0 +1,94 @@
+"""Polls each meter on wall-clock-aligned ticks and commits every successful read to the outbox.
+
+A meter that fails produces no reading (never a made-up one) and is shown as down until it answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from edge.errors import MeterError
+from edge.meters.base import MeterReader
+from edge.outbox import Outbox, OutboxError, RecordSigner
+from edge.status import MeterState, StatusBoard
+from protocol.record import Flags
+
+log = logging.getLogger(__name__)
+
+
+def next_tick(now_s: float, interval_s: int, after: float | None = None) -> float:
+    """The next multiple of ``interval_s`` (UTC epoch seconds) strictly after ``now_s`` and after ``after``."""
+    t = (math.floor(now_s / interval_s) + 1) * interval_s
+    if after is not None and t <= after:
+        t = (math.floor(after / interval_s) + 1) * interval_s
+    return float(t)
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        signer: RecordSigner,
+        board: StatusBoard,
+        on_record: Callable[[], None],
+        clock_synced: Callable[[], bool],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._outbox = outbox
+        self._signer = signer
+        self._board = board
+        self._on_record = on_record
+        self._clock_synced = clock_synced
+        self._wall = wall
+        self.stored = 0
+
+    async def poll(self, reader: MeterReader, state: MeterState, timeout_s: float) -> int | None:
+        """One read; on success the reading is committed (signed, or pending resync). Returns its seq."""
+        now_ms = int(self._wall() * 1000)
+        try:
+            sample = await asyncio.wait_for(reader.read(), timeout=timeout_s)
+        except MeterError as e:
+            state.record_error(str(e), now_ms)
+            if state.consecutive_failures in (1, 10) or state.consecutive_failures % 60 == 0:
+                log.warning("meter read failed", extra={"meter": state.serial, "error": str(e),
+                                                         "consecutive": state.consecutive_failures})
+            return None
+        except TimeoutError:
+            state.record_error(f"no answer within {timeout_s:.0f} s", now_ms)
+            log.warning("meter read timed out", extra={"meter": state.serial})
+            return None
+        synced = self._clock_synced()
+        self._board.clock_synced = synced
+        flags = 0 if synced else int(Flags.CLOCK_UNSYNCED)
+        try:
+            seq = self._outbox.append(state.serial, sample, flags, self._signer)
+        except OutboxError as e:
+            state.record_error(f"reading not stored: {e}", now_ms)
+            self._board.alarm("outbox_write", f"cannot store readings: {e}")
+            log.error("reading could not be stored", extra={"meter": state.serial, "error": str(e)})  # noqa: TRY400
+            return None
+        self._board.alarm("outbox_write", None)
+        if state.consecutive_failures:
+            log.info("meter answers again", extra={"meter": state.serial})
+        state.record_ok(sample, now_ms)
+        self.stored += 1
+        self._on_record()
+        return seq
+
+    async def run_meter(self, reader: MeterReader, state: MeterState) -> None:
+        interval = state.interval_s
+        last: float | None = None
+        while True:
+            now = self._wall()
+            tick = next_tick(now, interval, last)
+            await asyncio.sleep(max(0.0, tick - now))
+            # the clock may have been stepped while we slept; never read twice for one tick
+            if self._wall() < tick - 0.5:
+                continue
+            last = tick
+            await self.poll(reader, state, timeout_s=max(1.0, min(30.0, interval * 0.8)))

@@ -1,0 +1,357 @@
+# ruff: noqa: N802, N803, ARG002 - gurux's server API: camelCase hooks whose arguments we do not all need.
+"""A simulated DLMS/COSEM electricity meter built on gurux-dlms, serving the IEC 62056-47 TCP wrapper or HDLC on a
+serial line (a pty in tests).
+
+gurux-dlms is GPL-2.0 and a test/dev-only dependency (the ``dev`` extra): it is imported lazily, only here, and
+only tests and the demo import this module. Product code (``edge.dlms``, ``edge.meters``) never imports gurux; it
+serves as an independent peer to test our own client against (DESIGN D11).
+
+Workarounds for gurux-dlms 1.0.203 acting as a server:
+
+- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` which ``GXDLMSServer`` does not define, and calls
+  ``server.onPostRead()`` without the ``args`` argument the base class declares: both defined here.
+- The handler calls ``sr.setReply``, ``sr.getConnectionInfo`` and ``sr.setCount`` which ``GXServerReply`` lacks:
+  :class:`_Reply` adds them.
+- ``handleSnrmRequest`` dereferences ``self.hdlc`` (None by default) and calls a missing ``GXHdlcSettings.update``:
+  the SNRM handler is replaced by one that negotiates our configured maximum information length.
+- ``initialize()`` without an association object appends the object collection itself to the default
+  association's object list and fails: an association object is added up front.
+- ``handleReleaseRequest`` omits the LLC header on HDLC and mis-sizes the RLRE; the UA parameter length is
+  written with swapped arguments: both replaced.
+- ``GXDLMSRegister.scaler`` is the *multiplier* (10**scaler), and the exponent sent for attribute 3 is computed as
+  ``floor(log10(multiplier))``, which is off by one for 1000 (log gives 2.9999...). Registers here keep the
+  integer exponent and encode attribute 3 themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace, TracebackType
+from typing import Any
+
+from edge.simulator.profiles import MeterState, TimeSource
+
+# OBIS -> (exponent, DLMS unit code, measurement name); values are kept in base units (Wh, W).
+DEFAULT_REGISTERS: dict[str, tuple[int, int, str]] = {
+    "1.0.1.8.0.255": (0, 30, "energy_import"),  # Wh
+    "1.0.2.8.0.255": (0, 30, "energy_export"),  # Wh
+    "1.0.16.7.0.255": (0, 27, "power_active"),  # W
+    "1.0.32.7.0.255": (-1, 35, "voltage_l1"),  # V, 0.1 V resolution
+}
+
+
+@dataclass
+class DlmsMeterModel:
+    """What the simulated meter measures; shared by every connection to it."""
+
+    state: MeterState
+    time_source: TimeSource
+    password: bytes | None = None  # LLS password; None = lowest-level security only
+    registers: dict[str, tuple[int, int, str]] | None = None
+    #: Exponent used when reporting energy: 3 reports kWh-resolution registers as value * 10**3 Wh.
+    online: bool = True
+    reads: int = 0
+
+    def raw_value(self, obis: str) -> int:
+        regs = self.registers or DEFAULT_REGISTERS
+        exponent, _unit, name = regs[obis]
+        value = self.state.snapshot(self.time_source())[name]
+        self.reads += 1
+        scaled = value / 10**exponent
+        return int(scaled) if name.startswith("energy") else round(scaled)
+
+
+def _gurux() -> SimpleNamespace:
+    """Import gurux lazily (GPL, test-only): nothing imports it at module import time."""
+    import gurux_dlms  # noqa: PLC0415 - lazy on purpose, see docstring
+    from gurux_dlms import enums  # noqa: PLC0415
+    from gurux_dlms._HDLCInfo import _HDLCInfo  # noqa: PLC0415
+    from gurux_dlms.ConnectionState import ConnectionState  # noqa: PLC0415
+    from gurux_dlms.GXDLMS import GXDLMS  # noqa: PLC0415
+    from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: PLC0415
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName, GXDLMSRegister  # noqa: PLC0415
+
+    return SimpleNamespace(
+        GXByteBuffer=gurux_dlms.GXByteBuffer,
+        GXDLMSServer=gurux_dlms.GXDLMSServer,
+        GXServerReply=gurux_dlms.GXServerReply,
+        AccessMode=enums.AccessMode,
+        Authentication=enums.Authentication,
+        DataType=enums.DataType,
+        InterfaceType=enums.InterfaceType,
+        MethodAccessMode=enums.MethodAccessMode,
+        SourceDiagnostic=enums.SourceDiagnostic,
+        HDLCInfo=_HDLCInfo,
+        ConnectionState=ConnectionState,
+        GXDLMS=GXDLMS,
+        GXCommon=_GXCommon,
+        GXDLMSAssociationLogicalName=GXDLMSAssociationLogicalName,
+        GXDLMSRegister=GXDLMSRegister,
+    )
+
+
+def build_server(model: DlmsMeterModel, *, hdlc: bool, logical: int = 1, physical: int = 17,
+                 max_info: int = 128) -> Any:
+    """A gurux ``GXDLMSServer`` for one connection (gurux keeps per-connection state in the server object)."""
+    g = _gurux()
+
+    register_base: Any = g.GXDLMSRegister
+    server_base: Any = g.GXDLMSServer
+
+    class Register(register_base):  # type: ignore[misc]
+        def __init__(self, obis: str, exponent: int, unit: int) -> None:
+            super().__init__(obis)
+            self.exponent, self.unit_code = exponent, unit
+            self.scaler = 10.0**exponent
+
+        def getValue(self, settings: Any, e: Any) -> Any:
+            if e.index == 2:
+                return model.raw_value(self.logicalName)
+            if e.index == 3:
+                data = g.GXByteBuffer()
+                data.setUInt8(g.DataType.STRUCTURE)
+                data.setUInt8(2)
+                g.GXCommon.setData(settings, data, g.DataType.INT8, self.exponent)
+                g.GXCommon.setData(settings, data, g.DataType.ENUM, self.unit_code)
+                return data.array()
+            return super().getValue(settings, e)
+
+    class Server(server_base):  # type: ignore[misc]
+        def __init__(self) -> None:
+            interface = g.InterfaceType.HDLC if hdlc else g.InterfaceType.WRAPPER
+            super().__init__(True, interface)
+            for obis, (exponent, unit, name) in (model.registers or DEFAULT_REGISTERS).items():
+                reg = Register(obis, exponent, unit)
+                dtype = g.DataType.UINT64 if name.startswith("energy") else g.DataType.INT32
+                reg.setDataType(2, dtype)
+                self.items.append(reg)
+            # initialize() would append the whole collection as one "object" to a default association's
+            # object list (TypeError): give it an association whose object list is already filled.
+            association = g.GXDLMSAssociationLogicalName()
+            for reg in list(self.items):
+                association.objectList.append(reg)
+            self.items.append(association)
+            association.objectList.append(association)
+            self.initialize()
+
+        # --- addressing and authentication -------------------------------------------------------------
+        def isTarget(self, serverAddress: int, clientAddress: int) -> bool:
+            if not model.online:
+                return False
+            if hdlc:
+                # gurux packs (logical, physical) as logical << 7 | physical (2-byte) or << 14 (4-byte form).
+                if serverAddress not in {(logical << 14) | physical, (logical << 7) | physical}:
+                    return False
+            elif serverAddress != logical:
+                return False
+            return clientAddress in (16, 17)
+
+        def onValidateAuthentication(self, authentication: Any, password: Any) -> Any:
+            diag = g.SourceDiagnostic
+            if authentication == g.Authentication.NONE:
+                return diag.NONE  # the public client may always read
+            if authentication == g.Authentication.LOW and model.password is not None:
+                return diag.NONE if bytes(password or b"") == model.password else diag.AUTHENTICATION_FAILURE
+            return diag.AUTHENTICATION_MECHANISM_NAME_NOT_RECOGNISED
+
+        def onGetAttributeAccess(self, arg: Any) -> Any:
+            return g.AccessMode.READ
+
+        def onGetMethodAccess(self, arg: Any) -> Any:
+            return g.MethodAccessMode.NO_ACCESS
+
+        # --- gurux 1.0.203 bugs ------------------------------------------------------------------------
+        def notifyRead(self) -> None:
+            return
+
+        def onPostRead(self, args: Any = None) -> None:
+            return
+
+        def handleSnrmRequest(self, data: Any) -> None:
+            s = self.settings.hdlc
+            s.maxInfoRX = s.maxInfoTX = max_info
+            s.windowSizeRX = s.windowSizeTX = 1
+            g.GXDLMS.parseSnrmUaResponse(data, s)
+            s.maxInfoRX = min(s.maxInfoRX, max_info)
+            s.maxInfoTX = min(s.maxInfoTX, max_info)
+            self.reset(True)
+            info = g.HDLCInfo
+            self.replyData.setUInt8(0x81)
+            self.replyData.setUInt8(0x80)
+            self.replyData.setUInt8(0)
+            self.replyData.setUInt8(info.MAX_INFO_TX)
+            g.GXDLMS.appendHdlcParameter(self.replyData, s.maxInfoTX)
+            self.replyData.setUInt8(info.MAX_INFO_RX)
+            g.GXDLMS.appendHdlcParameter(self.replyData, s.maxInfoRX)
+            self.replyData.setUInt8(info.WINDOW_SIZE_TX)
+            self.replyData.setUInt8(4)
+            self.replyData.setUInt32(1)
+            self.replyData.setUInt8(info.WINDOW_SIZE_RX)
+            self.replyData.setUInt8(4)
+            self.replyData.setUInt32(1)
+            # gurux writes this length with swapped (value, index) arguments; setUInt8 is (value, index).
+            self.replyData.setUInt8(len(self.replyData) - 3, 2)
+            self.settings.connected = g.ConnectionState.HDLC
+
+        def handleReleaseRequest(self, data: Any) -> None:
+            # gurux's version drops the LLC header on HDLC and mis-sizes the RLRE.
+            if hdlc:
+                self.replyData.set(b"\xe6\xe7\x00")
+            self.replyData.set(b"\x63\x03\x80\x01\x00")  # RLRE, reason: normal
+
+        # --- unused hooks (abstract in gurux) -------------------------------------------------------------
+        def onPreGet(self, args: Any) -> None:
+            return
+
+        def onPostGet(self, args: Any) -> None:
+            return
+
+        def onFindObject(self, objectType: Any, sn: Any, ln: Any) -> None:
+            return
+
+        def onPreRead(self, args: Any) -> None:
+            return
+
+        def onPreWrite(self, args: Any) -> None:
+            return
+
+        def onPostWrite(self, args: Any) -> None:
+            return
+
+        def onConnected(self, connectionInfo: Any) -> None:
+            return
+
+        def onInvalidConnection(self, connectionInfo: Any) -> None:
+            return
+
+        def onDisconnected(self, connectionInfo: Any) -> None:
+            return
+
+        def onPreAction(self, args: Any) -> None:
+            return
+
+        def onPostAction(self, args: Any) -> None:
+            return
+
+    return Server()
+
+
+def _reply_class() -> Any:
+    g = _gurux()
+
+    reply_base: Any = g.GXServerReply
+
+    class Reply(reply_base):  # type: ignore[misc]
+        """GXServerReply with the accessors GXDLMSServer calls but 1.0.203 does not define."""
+
+        def setReply(self, value: Any) -> None:
+            self.reply = value
+
+        def getReply(self) -> Any:
+            return self.reply
+
+        def getConnectionInfo(self) -> Any:
+            return self.connectionInfo
+
+        def setCount(self, value: int) -> None:
+            self.count = value
+
+    return Reply
+
+
+def serve_bytes(server: Any, data: bytes) -> bytes:
+    """Feed received bytes to a gurux server; return what it wants to send (possibly nothing)."""
+    reply = _reply_class()(data)
+    server.handleRequest(reply)
+    out = reply.reply
+    return bytes(out) if out else b""
+
+
+class DlmsTcpSimulator:
+    """The meter on the IEC 62056-47 TCP wrapper: one gurux server per client connection."""
+
+    def __init__(self, model: DlmsMeterModel, *, port: int, host: str = "127.0.0.1", logical: int = 1) -> None:
+        self.model, self.host, self.port, self.logical = model, host, port, logical
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server = build_server(self.model, hdlc=False, logical=self.logical)
+        self._writers.add(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while data := await reader.read(4096):
+                out = serve_bytes(server, data)
+                if out:
+                    writer.write(out)
+                    await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def __aenter__(self) -> DlmsTcpSimulator:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+
+class DlmsHdlcSimulator:
+    """The meter on an HDLC serial line (a device path such as one end of a :class:`PtyPair`)."""
+
+    def __init__(self, model: DlmsMeterModel, *, device: str, logical: int = 1, physical: int = 17,
+                 max_info: int = 128) -> None:
+        self.model, self.device = model, device
+        self.logical, self.physical, self.max_info = logical, physical, max_info
+        self._fd: int | None = None
+        self._server: Any = None
+        self.on_bytes: Callable[[bytes], None] | None = None
+
+    def _readable(self) -> None:
+        assert self._fd is not None
+        try:
+            data = os.read(self._fd, 4096)
+        except (BlockingIOError, OSError):
+            return
+        if self.on_bytes is not None:
+            self.on_bytes(data)
+        out = serve_bytes(self._server, data)
+        if out:
+            os.write(self._fd, out)
+
+    async def __aenter__(self) -> DlmsHdlcSimulator:
+        self._server = build_server(
+            self.model, hdlc=True, logical=self.logical, physical=self.physical, max_info=self.max_info
+        )
+        self._fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self._fd)
+        asyncio.get_running_loop().add_reader(self._fd, self._readable)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            os.close(self._fd)
+            self._fd = None

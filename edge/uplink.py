@@ -1,0 +1,329 @@
+"""The uplink service: moves signed records from the outbox to central and applies what central answers.
+
+Three lanes share a bounded in-flight window of batches (each batch waits for central's ack, not just the
+broker's PUBACK):
+- *live*: records committed since the link came up — sent at once, always first;
+- *backlog*: records that were already waiting when the link came up — oldest first, after a random start delay,
+  rate-limited by a token bucket, never using the last window slot (so live records are never starved);
+- *retry*: records central rejected for a transient reason, once their back-off is due.
+A batch whose ack does not arrive within ``ack_timeout_s`` is sent again (central deduplicates on seq).
+
+Also answers challenges (protocol §3.3) and runs the chain resync (§3.5) when the outbox needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.config import MqttConfig, OutboxConfig
+from edge.outbox import Outbox, OutboxError, RecordSigner
+from edge.status import StatusBoard
+from protocol import topics
+from protocol.ack import Ack
+from protocol.batch import encode_batch
+from protocol.challenge import Challenge, ChallengeReply, sign_challenge
+from protocol.errors import ProtocolError
+from protocol.keys import DeviceKey
+from protocol.sync import SyncReply, SyncRequest
+
+log = logging.getLogger(__name__)
+
+SYNC_RETRY_S = 30.0
+META_CHALLENGE = "challenge_answered_ms"
+META_ACCEPTED = "accepted_after_challenge_ms"
+
+
+class Link(Protocol):
+    """The MQTT port. ``publish`` returns False when the link is down (nothing queued)."""
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool: ...
+
+
+@dataclass(slots=True)
+class _Batch:
+    seqs: tuple[int, ...]
+    lane: str
+    sent_at: float
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Uplink:
+    def __init__(
+        self,
+        *,
+        key: DeviceKey,
+        outbox: Outbox,
+        signer: RecordSigner,
+        link: Link,
+        mqtt: MqttConfig,
+        outbox_cfg: OutboxConfig,
+        board: StatusBoard,
+        version: str,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = _wall_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._key = key
+        self._outbox = outbox
+        self._signer = signer
+        self._link = link
+        self._cfg = mqtt
+        self._ob_cfg = outbox_cfg
+        self._board = board
+        self._version = version
+        self._mono = monotonic
+        self._wall = wall_ms
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.device_id = key.device_id
+        self.topic_readings = topics.readings(self.device_id)
+        self.topic_status = topics.status(self.device_id)
+        self.subscriptions = (
+            topics.ack(self.device_id),
+            topics.challenge(self.device_id),
+            topics.sync_reply(self.device_id),
+        )
+        self.connected = False
+        self._inflight: dict[int, _Batch] = {}
+        self._inflight_seqs: set[int] = set()
+        self._live_start = 1
+        self._live_cursor = 1
+        self._backlog_cursor = 0
+        self._backlog_not_before = 0.0
+        self._tokens = 0.0
+        self._tokens_at = 0.0
+        self._sync_nonce: bytes | None = None
+        self._sync_sent_at = 0.0
+        self._wake = asyncio.Event()
+        ch = outbox.get_meta(META_CHALLENGE)
+        acc = outbox.get_meta(META_ACCEPTED)
+        board.challenge_answered_ms = int(ch) if ch else None
+        board.accepted_after_challenge_ms = int(acc) if acc else None
+
+    # ---- events from the link (called on the event loop) -------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_connected(self) -> None:
+        self.connected = True
+        now = self._mono()
+        last_seq, _ = self._outbox.chain_head()
+        self._drop_inflight()
+        self._live_start = self._live_cursor = last_seq + 1
+        self._backlog_cursor = 0
+        self._backlog_not_before = now + self._rng.uniform(0, self._cfg.backlog_start_jitter_s)
+        self._tokens, self._tokens_at = 0.0, now
+        self._sync_nonce = None
+        self._link.publish(
+            self.topic_status,
+            topics.status_payload(online=True, version=self._version, last_seq=last_seq),
+            qos=1,
+            retain=True,
+        )
+        log.info("uplink connected", extra={"backlog_below_seq": self._live_start})
+        self.wake()
+
+    def on_disconnected(self) -> None:
+        if self.connected:
+            log.warning("uplink disconnected", extra={"inflight_batches": len(self._inflight)})
+        self.connected = False
+        self._drop_inflight()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            if topic == self.subscriptions[0]:
+                self._on_ack(Ack.from_json(payload))
+            elif topic == self.subscriptions[1]:
+                self._on_challenge(Challenge.from_json(payload))
+            elif topic == self.subscriptions[2]:
+                self._on_sync_reply(SyncReply.from_json(payload))
+        except ProtocolError as e:
+            log.warning("ignored malformed message from central", extra={"topic": topic, "error": str(e)})
+        except OutboxError as e:
+            log.error(  # noqa: TRY400 - the message says it all; no traceback in the field logs
+                "outbox error while applying central's message", extra={"topic": topic, "error": str(e)}
+            )
+        self.wake()
+
+    # ---- message handlers ---------------------------------------------------------------------------------------
+
+    def _on_ack(self, ack: Ack) -> None:
+        batch = self._inflight.get(ack.first)
+        if batch is not None and batch.seqs[-1] == ack.last:
+            del self._inflight[ack.first]
+            self._inflight_seqs.difference_update(batch.seqs)
+            seqs: tuple[int, ...] | range = batch.seqs
+        elif ack.accepted + ack.duplicate + len(ack.rejected) == ack.last - ack.first + 1:
+            seqs = range(ack.first, ack.last + 1)  # an ack for an earlier connection's batch; it is complete
+        else:
+            log.info("ack for an unknown batch ignored", extra={"first": ack.first, "last": ack.last})
+            return
+        outcome = self._outbox.apply_ack(
+            seqs,
+            {seq: str(reason) for seq, reason in ack.rejected},
+            dead_letter_after=self._ob_cfg.dead_letter_after,
+            retry_after_ms=int(self._ob_cfg.retry_after_s * 1000),
+            now_ms=self._wall(),
+        )
+        now = self._wall()
+        link = self._board.link
+        link.last_ack_ms = now
+        link.acked_records += outcome.deleted
+        self._sync_inflight_counts()
+        if ack.rejected:
+            log.warning(
+                "central rejected records",
+                extra={
+                    "rejected": [[s, str(r)] for s, r in ack.rejected[:10]],
+                    "dead_lettered": outcome.dead_lettered,
+                    "deferred": outcome.deferred,
+                },
+            )
+        if ack.accepted > 0 and self._board.challenge_answered_ms is not None and not self._board.verified:
+            self._board.accepted_after_challenge_ms = now
+            self._outbox.set_meta(META_ACCEPTED, str(now))
+            log.info("central accepted readings after the challenge: device verified")
+
+    def _on_challenge(self, ch: Challenge) -> None:
+        now = self._wall()
+        if ch.expires_ms <= now:
+            log.warning("expired challenge ignored", extra={"expires_ms": ch.expires_ms})
+            return
+        reply = ChallengeReply(ch.nonce, sign_challenge(self._key, ch.nonce, ch.expires_ms))
+        if self._link.publish(topics.challenge_reply(self.device_id), reply.to_json(), qos=1):
+            self._board.challenge_answered_ms = now
+            self._outbox.set_meta(META_CHALLENGE, str(now))
+            log.info("challenge answered")
+
+    def _on_sync_reply(self, reply: SyncReply) -> None:
+        if self._sync_nonce is None or reply.nonce != self._sync_nonce:
+            log.info("sync reply with an unknown nonce ignored")
+            return
+        signed = self._outbox.apply_sync(reply.last_seq, reply.last_hash, self._signer)
+        self._sync_nonce = None
+        log.warning(
+            "chain resynchronised with central",
+            extra={"central_last_seq": reply.last_seq, "signed_pending": signed},
+        )
+
+    # ---- sending ------------------------------------------------------------------------------------------------
+
+    def _drop_inflight(self) -> None:
+        self._inflight.clear()
+        self._inflight_seqs.clear()
+        self._sync_inflight_counts()
+
+    def _sync_inflight_counts(self) -> None:
+        self._board.link.inflight_batches = len(self._inflight)
+        self._board.link.inflight_records = len(self._inflight_seqs)
+
+    def _send(self, rows: list[tuple[int, bytes]], lane: str) -> bool:
+        """Publish one batch; False only when the link refused it (it is down)."""
+        rows = [r for r in rows if r[0] not in self._inflight_seqs]
+        if not rows:
+            return True
+        payload = encode_batch([r for _, r in rows])
+        if not self._link.publish(self.topic_readings, payload, qos=1):
+            self.connected = False
+            return False
+        seqs = tuple(s for s, _ in rows)
+        self._inflight[seqs[0]] = _Batch(seqs, lane, self._mono())
+        self._inflight_seqs.update(seqs)
+        link = self._board.link
+        link.last_publish_ms = self._wall()
+        link.published_records += len(seqs)
+        self._sync_inflight_counts()
+        return True
+
+    def _expire(self, now: float) -> None:
+        expired = [b for b in self._inflight.values() if now - b.sent_at > self._cfg.ack_timeout_s]
+        for b in expired:
+            del self._inflight[b.seqs[0]]
+            self._inflight_seqs.difference_update(b.seqs)
+            if b.lane == "live":
+                self._live_cursor = min(self._live_cursor, b.seqs[0])
+            elif b.lane == "backlog":
+                self._backlog_cursor = min(self._backlog_cursor, b.seqs[0])
+        if expired:
+            log.warning("no ack from central in time; batches will be resent", extra={"batches": len(expired)})
+            self._sync_inflight_counts()
+
+    def _refill(self, now: float) -> None:
+        rate = self._cfg.backlog_rate
+        self._tokens = min(float(max(self._cfg.batch_size, rate // 5)), self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+
+    def pump(self) -> float:
+        """Send what may be sent now. Returns the number of seconds after which to call again at the latest."""
+        if not self.connected:
+            return 1.0
+        now = self._mono()
+        self._maybe_sync(now)
+        self._expire(now)
+        size = self._cfg.batch_size
+        window = self._cfg.inflight_batches
+        # 1. live records: always first.
+        while len(self._inflight) < window:
+            rows = self._outbox.fetch(self._live_cursor, None, size)
+            if not rows:
+                break
+            self._live_cursor = rows[-1][0] + 1
+            if not self._send(rows, "live"):
+                return 1.0
+        # 2. retries that are due, then 3. backlog, rate-limited, leaving one slot for live records.
+        due = self._outbox.fetch_due_retries(self._wall(), size * 4)
+        retry_rows = [r for r in due if r[0] not in self._inflight_seqs]
+        while retry_rows and len(self._inflight) < window - 1:
+            chunk, retry_rows = retry_rows[:size], retry_rows[size:]
+            if not self._send(chunk, "retry"):
+                return 1.0
+        next_in = 1.0
+        if now < self._backlog_not_before:
+            return min(next_in, self._backlog_not_before - now)
+        self._refill(now)
+        while len(self._inflight) < window - 1 and self._tokens >= 1:
+            n = min(size, max(1, int(self._tokens)))
+            rows = self._outbox.fetch(self._backlog_cursor, self._live_start, n)
+            if not rows:
+                break
+            self._backlog_cursor = rows[-1][0] + 1
+            sendable = [r for r in rows if r[0] not in self._inflight_seqs]
+            self._tokens -= len(sendable)
+            if not self._send(sendable, "backlog"):
+                return 1.0
+        if self._tokens < 1:
+            next_in = min(next_in, (1 - self._tokens) / self._cfg.backlog_rate)
+        return max(0.005, next_in)
+
+    def _maybe_sync(self, now: float) -> None:
+        if not self._outbox.needs_sync:
+            return
+        if self._sync_nonce is not None and now - self._sync_sent_at < SYNC_RETRY_S:
+            return
+        self._sync_nonce = secrets.token_bytes(32)
+        self._sync_sent_at = now
+        self._link.publish(topics.sync(self.device_id), SyncRequest(self._sync_nonce).to_json(), qos=1)
+        log.warning("outbox has no chain head; asked central for it (chain resync)")
+
+    async def run(self) -> None:
+        """Pump whenever woken (new record, ack, connect) or when a timer is due."""
+        while True:
+            try:
+                delay = self.pump()
+            except OutboxError as e:
+                log.error("outbox error while publishing", extra={"error": str(e)})  # noqa: TRY400
+                delay = 5.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -1,0 +1,92 @@
+"""Test helper: seed owners, meters and verified readings; link wallets; read on-chain energy."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from acct_db import add_device, add_meter, add_user
+from signed import Gateway, ingest, ingest_service
+from solders.pubkey import Pubkey
+
+from central.accounting import DEFAULT_WINDOW_MS
+from central.ledger.builder import associated_token_address
+from central.ledger.tokens import parse_mint
+from central.minting.queries import minted_wh
+from central.wallets.chain import Chain
+from central.wallets.pg_store import PgWalletStore
+from central.wallets.service import WalletService
+from protocol.keys import DeviceKey
+
+W = DEFAULT_WINDOW_MS
+T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
+STEP_MS = 5 * 60_000  # one reading every 5 minutes: every window boundary falls on a reading
+
+
+@dataclass
+class Site:
+    gateway: Gateway
+    meters: dict[str, uuid.UUID] = field(default_factory=dict)
+    owners: dict[str, uuid.UUID] = field(default_factory=dict)
+    first_export: dict[str, int] = field(default_factory=dict)
+    last_reading: dict[str, tuple[int, int]] = field(default_factory=dict)  # serial -> (ts, export)
+    count: int = 0
+
+
+async def seed_site(pool: asyncpg.Pool, owners: list[uuid.UUID], serials: list[str]) -> Site:
+    gw = Gateway()
+    await add_device(pool, gw.device_id, gw.key.public_key)
+    site = Site(gw)
+    for owner, serial in zip(owners, serials, strict=True):
+        site.meters[serial] = await add_meter(pool, gw.device_id, serial, owner)
+        site.owners[serial] = owner
+    return site
+
+
+async def feed(pool: asyncpg.Pool, site: Site, start_ms: int, n: int, rate: dict[str, int]) -> None:
+    """n readings per meter from start_ms, every STEP_MS, export rising by rate[serial] per reading."""
+    recs = []
+    for k in range(n):
+        ts = start_ms + k * STEP_MS
+        for serial in site.meters:
+            _, last = site.last_reading.get(serial, (0, 1_000 * (1 + len(serial))))
+            export = last + (rate[serial] if serial in site.last_reading else 0)
+            site.first_export.setdefault(serial, export)
+            site.last_reading[serial] = (ts, export)
+            site.count += 1
+            recs.append(site.gateway.read(serial, ts, export_wh=export, import_wh=7 * site.count))
+    svc = ingest_service(pool, start_ms + n * STEP_MS + W)
+    for i in range(0, len(recs), 500):
+        await ingest(svc, site.gateway.device_id, recs[i : i + 500])
+
+
+async def link_wallet(pool: asyncpg.Pool, user: uuid.UUID) -> DeviceKey:
+    wallet = DeviceKey.generate()
+    svc = WalletService(PgWalletStore(pool), clock=lambda: datetime.now(UTC), link_ttl=timedelta(minutes=5))
+    link = await svc.start_link(user, wallet.device_id)
+    await svc.complete_link(user, link.message(), wallet.sign(link.message().encode()))
+    return wallet
+
+
+async def energy_balance(chain: Chain, wallet: str) -> int:
+    bal = await chain.ledger.get_token_account_balance(
+        associated_token_address(Pubkey.from_string(wallet), chain.energy_mint)
+    )
+    return bal.amount if bal else 0
+
+
+async def energy_supply(chain: Chain) -> int:
+    acc = await chain.ledger.get_account(chain.energy_mint)
+    assert acc is not None
+    info = parse_mint(acc)
+    assert info is not None
+    return info.supply
+
+
+async def minted_wh_in_db(pool: asyncpg.Pool, owner: uuid.UUID | None = None) -> int:
+    return await minted_wh(pool, owner)
+
+
+__all__ = ["T0", "W", "add_user"]

@@ -1,0 +1,103 @@
+"""Wallet routes end to end: real app, real PostgreSQL, real embedded ledger."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from acct_db import add_user
+from aiohttp.test_utils import TestClient, TestServer
+from chain_setup import embedded_chain
+
+from central.app import POOL, Registry, create_app
+from central.config import from_mapping
+from central.http.middleware import TOKENS
+from central.http.roles import Role
+from central.wallets import plugin as wallets_plugin
+from central.wallets.chain import Chain
+from central.wallets.routes import CHAIN, ChainRef
+from protocol.base58 import b58encode
+from protocol.keys import DeviceKey
+
+
+@pytest.fixture
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
+    config = from_mapping(
+        {
+            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
+            "mqtt": {"enabled": False},
+            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+            "log": {"access_log": False},
+        }
+    )
+    chain = await embedded_chain(tmp_path / "keys")
+
+    def install(registry: Registry) -> None:
+        registry.app[CHAIN] = ChainRef(chain)
+        wallets_plugin.install(registry)
+
+    app = create_app(config, plugins=[install])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client, chain
+    finally:
+        await client.close()
+        await chain.ledger.close()
+
+
+def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:
+    token, _ = client.app[TOKENS].issue(user, role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+# central-core's auth middleware stores the principal under a str request key (aiohttp >= 3.12 warns); until that
+# lands fixed on main the warning must not fail this test, which is about wallets.
+@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Chain]) -> None:
+    client, chain = env
+    pool = client.app[POOL]
+    alice, mallory, admin = await add_user(pool), await add_user(pool), await add_user(pool, "admin")
+    wallet = DeviceKey.generate()
+    h = auth(client, alice)
+
+    r = await client.get("/api/v1/wallet", headers=h)
+    assert r.status == 404
+    r = await client.post("/api/v1/wallet/link-challenge", json={"wallet": wallet.device_id}, headers=h)
+    assert r.status == 201, await r.text()
+    msg = (await r.json())["message"]
+    sig = b58encode(wallet.sign(msg.encode()))
+
+    # mallory replays alice's signed message for herself: rejected
+    r = await client.post("/api/v1/wallet/link", json={"message": msg, "signature": sig}, headers=auth(client, mallory))
+    assert r.status == 400
+    bad = b58encode(DeviceKey.generate().sign(msg.encode()))
+    r = await client.post("/api/v1/wallet/link", json={"message": msg, "signature": bad}, headers=h)
+    assert r.status == 400
+
+    r = await client.post("/api/v1/wallet/link", json={"message": msg, "signature": sig}, headers=h)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["address"] == wallet.device_id
+    r = await client.post("/api/v1/wallet/link", json={"message": msg, "signature": sig}, headers=h)
+    assert r.status == 400  # single use
+
+    # faucet: admins only
+    r = await client.post("/api/v1/admin/faucet/quote", json={"user_id": str(alice), "amount": 5_000_000}, headers=h)
+    assert r.status == 403
+    r = await client.post(
+        "/api/v1/admin/faucet/quote",
+        json={"user_id": str(alice), "amount": 5_000_000},
+        headers=auth(client, admin, Role.ADMIN),
+    )
+    assert r.status == 200, await r.text()
+
+    r = await client.get("/api/v1/wallet", headers=h)
+    body = await r.json()
+    assert body["address"] == wallet.device_id
+    assert body["quote"] == 5_000_000
+    assert body["energy_wh"] == 0
+    assert chain.quote_mint is not None

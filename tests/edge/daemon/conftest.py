@@ -1,0 +1,123 @@
+"""Fixtures for the edge daemon's tests: a config in a temp dir, a device key, an outbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.config import EdgeConfig, parse_config
+from edge.meters.maps import default_maps_dir, load_maps
+from edge.outbox import Outbox
+from edge.signing import ProtocolSigner
+from edge.simulator.modbus import SimulatedModbusMeter
+from edge.simulator.profiles import FastClock, Kind, MeterState, Profile
+from protocol.keys import DeviceKey
+
+PASSWORD = "technician-pw-1"
+
+
+def config_text(state_dir: Path, *, mqtt_port: int = 1883, extra: str = "", status_port: int = 0) -> str:
+    return f"""
+[device]
+state_dir = "{state_dir}"
+
+[poll]
+clock_check = "none"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+batch_size = 50
+inflight_batches = 4
+ack_timeout_s = 5
+backlog_rate = 2000
+backlog_start_jitter_s = 0
+reconnect_min_s = 0.1
+reconnect_max_s = 1
+
+[outbox]
+min_free_mb = 0
+
+[status]
+bind = "127.0.0.1"
+port = {status_port}
+password = "{PASSWORD}"
+refresh_s = 2
+{extra}
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> EdgeConfig:
+    src = tmp_path / "edge.toml"
+    src.write_text(config_text(tmp_path / "state"))
+    return parse_config(src.read_text(), src)
+
+
+@pytest.fixture
+def key() -> DeviceKey:
+    return DeviceKey.generate()
+
+
+@pytest.fixture
+def signer(key: DeviceKey) -> ProtocolSigner:
+    return ProtocolSigner(key)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    ob = Outbox.open(tmp_path / "outbox.sqlite", new_device=True)
+    yield ob
+    ob.close()
+
+
+def meters_toml(sim_port: int, serials: list[str], interval_s: int = 1, model: str = "eastron-sdm630") -> str:
+    out = f'\n[[bus]]\nname = "sim"\nkind = "modbus-tcp"\nhost = "127.0.0.1"\nport = {sim_port}\ntimeout_ms = 500\n'
+    for i, s in enumerate(serials, start=1):
+        out += (
+            f'\n[[meter]]\nserial = "{s}"\nbus = "sim"\nmodel = "{model}"\nunit_id = {i}\n'
+            f"poll_interval_s = {interval_s}\n"
+        )
+    return out
+
+
+def sim_meters(count: int, speed: float = 60.0) -> list[object]:
+    """``count`` simulated SDM630s (units 1..count, alternating prosumer/consumer) on a fast clock."""
+
+    maps = load_maps(default_maps_dir())
+    clock = FastClock(speed=speed)
+    out: list[object] = []
+    for unit in range(1, count + 1):
+        kind = Kind.PROSUMER if unit % 2 else Kind.CONSUMER
+        state = MeterState(Profile(kind, seed=unit), clock(), import_wh=1_000_000, export_wh=300_000)
+        out.append(SimulatedModbusMeter(unit, maps["eastron-sdm630"], state, clock))
+    return out
+
+
+class SimProcess:
+    """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
+
+    def __init__(self, port: int, count: int) -> None:
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert b'"ready": true' in line, line
+
+    def stop(self) -> None:
+
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.config import load_config
+from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
+from edge.meter_setup import plan
+from tests.conftest import free_port
+from tests.edge.daemon.conftest import SimProcess, config_text, meters_toml
+
+
+def test_init_creates_key_and_outbox_and_prints_device_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "state"))
+    assert main(["--config", str(cfg), "init"]) == 0
+    out = capsys.readouterr().out
+    assert "new device key generated" in out
+    device_id = next(line.split()[-1] for line in out.splitlines() if line.startswith("device id:"))
+    assert stat.S_IMODE((tmp_path / "state" / "device.key").stat().st_mode) == 0o600
+    assert (tmp_path / "state" / "outbox.sqlite").exists()
+    assert main(["init", "--config", str(cfg)]) == 0  # idempotent; --config after the command works too
+    out = capsys.readouterr().out
+    assert "already present" in out
+    assert device_id in out
+
+
+def test_config_errors_exit_2_with_file_and_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "s").replace("batch_size = 50", "batch_size = -1"))
+    assert main(["--config", str(cfg), "run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: mqtt.batch_size: must be between 1 and 1000" in err
+    assert main(["--config", str(tmp_path / "missing.toml"), "status"]) == 2
+
+
+def test_status_reports_unreachable_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "s", status_port=free_port()))
+    assert main(["--config", str(cfg), "status"]) == 1
+    assert "not reachable" in capsys.readouterr().err
+
+
+def test_read_and_scan_against_a_real_modbus_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "s") + meters_toml(port, ["RD-1", "RD-2"]))
+    sim = SimProcess(port, 2)
+    try:
+        assert main(["--config", str(cfg), "read", "--meter", "RD-2"]) == 0
+        out = capsys.readouterr().out
+        assert "import" in out
+        assert " Wh" in out
+        assert main(["--config", str(cfg), "read", "--meter", "NOPE"]) == 2
+        assert "RD-1, RD-2" in capsys.readouterr().err
+        assert main(["--config", str(cfg), "scan", "--port", "sim", "--ids", "1-3"]) == 0
+        out = capsys.readouterr().out
+        assert "unit   1:" in out
+        assert "unit   2:" in out
+        assert "unit   3" not in out
+    finally:
+        sim.stop()
+
+
+def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None:
+    path = write_demo_config(tmp_path / "demo", mqtt_port=1884, sim_port=5021, meters=3)
+    cfg = load_config(path)
+    assert cfg.mqtt.port == 1884
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    p = plan(cfg)
+    assert [m.serial for m in p.meters] == [f"{DEMO_SERIAL_PREFIX}{i:02d}" for i in (1, 2, 3)]

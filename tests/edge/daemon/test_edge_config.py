@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.config import parse_config
+from edge.errors import ConfigError
+from tests.edge.daemon.conftest import config_text
+
+
+def _parse(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    src = tmp_path / "edge.toml"
+    return parse_config(text, src)
+
+
+def test_full_config_parses_into_frozen_objects(tmp_path: Path) -> None:
+    cfg = _parse(tmp_path, config_text(tmp_path / "s", mqtt_port=1999))
+    assert cfg.mqtt.port == 1999
+    assert cfg.mqtt.batch_size == 50
+    assert cfg.outbox.path == tmp_path / "s" / "outbox.sqlite"
+    assert cfg.key_path == tmp_path / "s" / "device.key"
+    assert cfg.status.password is not None
+    assert "technician" not in repr(cfg)  # secrets never in reprs (and so never in logs)
+    with pytest.raises(AttributeError):
+        cfg.mqtt.port = 1  # type: ignore[misc]
+
+
+def test_example_config_in_repo_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).parents[3] / "firmware-config" / "edge.example.toml"
+    cfg = parse_config(example.read_text(), example)
+    assert cfg.mqtt.tls is None or cfg.mqtt.tls.ca_file.name
+
+
+@pytest.mark.parametrize(
+    ("patch", "where"),
+    [
+        (("batch_size = 50", "batch_size = 5000"), "mqtt.batch_size: must be between 1 and 1000"),
+        (("port = 0", "port = 70000"), "status.port: must be between 0 and 65535"),
+        (('bind = "127.0.0.1"', 'bind = "localhost"'), "status.bind: must be an IP address"),
+        (("[outbox]", "[outbox]\nmin_free = 3"), "outbox.min_free: unknown key"),
+        (('password = "technician-pw-1"', 'password = "short"'), "status.password: must be at least 8"),
+        (('password = "technician-pw-1"', ""), "status.password: the status page needs a password"),
+        (('host = "127.0.0.1"', "host = 3"), "mqtt.host: must be a string"),
+        (('clock_check = "none"', 'clock_check = "ntp"'), "poll.clock_check"),
+        (("[mqtt]", "[mqtt]\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\""), "mqtt.tls.ca_file: file"),
+        (("reconnect_max_s = 1", "reconnect_max_s = 0.06"), "reconnect_max_s: must be >= reconnect_min_s"),
+        (("[mqtt]", "[mqtt]\nusername = \"\"\npassword = \"x\""), "mqtt.password: a password needs a username"),
+    ],
+)
+def test_bad_values_name_file_key_and_reason(tmp_path: Path, patch: tuple[str, str], where: str) -> None:
+    text = config_text(tmp_path / "s").replace(*patch)
+    with pytest.raises(ConfigError) as err:
+        _parse(tmp_path, text)
+    assert str(tmp_path / "edge.toml") in str(err.value)
+    assert where in str(err.value)
+
+
+def test_toml_syntax_error_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"edge\.toml: .*line 2"):
+        _parse(tmp_path, "[mqtt]\nhost = \n")
+
+
+def test_missing_mqtt_table(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="mqtt: the \\[mqtt\\] table is required"):
+        _parse(tmp_path, '[status]\nenabled = false\n')
+
+
+def test_password_file_and_meter_tables_left_to_edge_meters(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("from-a-file-123\n")
+    text = config_text(tmp_path / "s").replace('password = "technician-pw-1"', 'password_file = "pw"')
+    text += '\n[[bus]]\nname = "b"\n[[meter]]\nserial = "X"\n'
+    cfg = _parse(tmp_path, text)
+    assert cfg.status.password == "from-a-file-123"

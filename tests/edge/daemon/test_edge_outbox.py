@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.meters.base import MeterSample
+from edge.outbox import ZERO_HASH, Outbox
+from edge.signing import ProtocolSigner
+from protocol.keys import DeviceKey
+from protocol.record import decode_reading, record_hash
+
+KEY = DeviceKey.from_seed(bytes(range(32)))
+SIGNER = ProtocolSigner(KEY)
+
+
+def sample(i: int) -> MeterSample:
+    return MeterSample(1_700_000_000_000 + i * 60_000, 1000 + i, 500 + i, i - 5 if i % 3 else None)
+
+
+def chain_of(ob: Outbox) -> list[bytes]:
+    return [r for _, r in ob.fetch(0, None, 1_000_000)]
+
+
+def assert_chain(records: list[bytes], first_prev: bytes = ZERO_HASH, first_seq: int = 1) -> None:
+    prev = first_prev
+    for i, raw in enumerate(records):
+        rec = decode_reading(raw)  # verifies the signature
+        assert rec.seq == first_seq + i
+        assert rec.prev_hash == prev
+        assert rec.device_public_key == KEY.public_key
+        prev = record_hash(raw)
+
+
+def test_append_commits_signed_chained_records_and_reopen_continues(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox.open(path, new_device=True)
+    assert [ob.append("M1", sample(i), 0, SIGNER) for i in range(3)] == [1, 2, 3]
+    ob.close()
+    ob = Outbox.open(path, new_device=False)  # existing DB: no resync needed
+    assert not ob.needs_sync
+    assert ob.append("M2", sample(3), 1, SIGNER) == 4
+    recs = chain_of(ob)
+    assert_chain(recs)
+    assert decode_reading(recs[3]).flags == 1
+    assert decode_reading(recs[0]).power_w is None
+    ob.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_ack_deletes_only_acked_and_seq_never_reused(outbox: Outbox) -> None:
+    for i in range(5):
+        outbox.append("M", sample(i), 0, SIGNER)
+    out = outbox.apply_ack([1, 2, 3, 4, 5], {}, dead_letter_after=3, retry_after_ms=1000)
+    assert out.deleted == 5
+    assert outbox.stats().depth == 0
+    assert outbox.append("M", sample(9), 0, SIGNER) == 6  # head kept in meta, not derived from rows
+    (raw,) = chain_of(outbox)
+    assert decode_reading(raw).seq == 6
+
+
+def test_permanent_rejection_dead_letters_transient_is_retried_then_dead_lettered(outbox: Outbox) -> None:
+    for i in range(3):
+        outbox.append("M", sample(i), 0, SIGNER)
+    out = outbox.apply_ack(
+        [1, 2, 3], {2: "bad_timestamp", 3: "meter_not_bound"}, dead_letter_after=2, retry_after_ms=1000, now_ms=10_000
+    )
+    assert (out.deleted, out.dead_lettered, out.deferred) == (1, 1, 1)
+    assert [d.seq for d in outbox.dead_letters()] == [2]
+    assert outbox.dead_letters()[0].reason == "bad_timestamp"
+    assert outbox.fetch(0, None, 10) == []  # deferred rows are not "fresh"
+    assert outbox.fetch_due_retries(10_500, 10) == []
+    assert [s for s, _ in outbox.fetch_due_retries(11_000, 10)] == [3]
+    out = outbox.apply_ack([3], {3: "meter_not_bound"}, dead_letter_after=2, retry_after_ms=1000, now_ms=12_000)
+    assert out.dead_lettered == 1
+    s = outbox.stats()
+    assert (s.depth, s.dead_letters) == (0, 2)
+
+
+def test_lost_database_waits_unsigned_then_resyncs_in_order(tmp_path: Path) -> None:
+    ob = Outbox.open(tmp_path / "o.sqlite", new_device=False)  # key existed, DB is new: state was lost
+    assert ob.needs_sync
+    assert ob.append("M", sample(0), 0, SIGNER) is None
+    assert ob.append("M", sample(1), 0, SIGNER) is None
+    assert ob.stats().pending_unsigned == 2
+    assert ob.fetch(0, None, 10) == []
+    head = bytes(range(32))
+    assert ob.apply_sync(41, head, SIGNER) == 2
+    assert not ob.needs_sync
+    assert_chain(chain_of(ob), first_prev=head, first_seq=42)
+    assert [decode_reading(r).timestamp_ms for r in chain_of(ob)] == [sample(0).timestamp_ms, sample(1).timestamp_ms]
+    assert ob.apply_sync(99, head, SIGNER) == 0  # a second (stale) reply changes nothing
+    assert ob.append("M", sample(2), 0, SIGNER) == 44
+    ob.close()
+
+
+def test_corrupt_database_is_moved_aside_and_resynced(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    ob = Outbox.open(path, new_device=False)
+    assert ob.needs_sync
+    assert any(p.name.startswith("o.sqlite.corrupt-") for p in tmp_path.iterdir())
+    ob.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(st.one_of(st.just(("append",)), st.just(("reopen",)), st.tuples(st.just("ack"), st.integers(0, 5))),
+                    max_size=25))
+def test_any_interleaving_keeps_one_unbroken_chain(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple]) -> None:
+    path = tmp_path_factory.mktemp("ob") / "o.sqlite"
+    ob = Outbox.open(path, new_device=True)
+    produced: dict[int, bytes] = {}
+    try:
+        for op in ops:
+            if op[0] == "append":
+                seq = ob.append("M", sample(len(produced)), 0, SIGNER)
+                assert seq == len(produced) + 1
+                produced[seq] = chain_of(ob)[-1]
+            elif op[0] == "reopen":
+                ob.close()
+                ob = Outbox.open(path, new_device=False)
+            else:
+                pending = [s for s, _ in ob.fetch(0, None, 100)]
+                ob.apply_ack(pending[: op[1]], {}, dead_letter_after=3, retry_after_ms=1)
+        remaining = dict(ob.fetch(0, None, 1000))
+        for seq, raw in remaining.items():
+            assert produced[seq] == raw
+        assert_chain([produced[s] for s in sorted(produced)])
+    finally:
+        ob.close()
+
+
+def test_append_many_is_one_chain_with_single_appends(outbox: Outbox) -> None:
+    outbox.append("M", sample(0), 0, SIGNER)
+    assert outbox.append_many([("M", sample(i), 0) for i in range(1, 4)], SIGNER) == [2, 3, 4]
+    outbox.append("N", sample(4), 0, SIGNER)
+    assert_chain(chain_of(outbox))

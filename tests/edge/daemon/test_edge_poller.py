@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.fakes import FakeMeter
+from edge.outbox import Outbox
+from edge.poller import Poller, next_tick
+from edge.signing import ProtocolSigner
+from edge.status import LinkState, MeterState, StatusBoard
+from protocol.record import Flags, decode_reading
+
+
+@given(now=st.floats(0, 4e9), interval=st.integers(1, 3600))
+def test_ticks_are_wall_clock_aligned_and_in_the_future(now: float, interval: int) -> None:
+    t = next_tick(now, interval)
+    assert t % interval == 0
+    assert now < t <= now + interval
+    assert next_tick(now, interval, after=t) > t  # never the same tick twice
+
+
+def _poller(outbox: Outbox, signer: ProtocolSigner, synced: bool = True) -> tuple[Poller, StatusBoard, list[int]]:
+    board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
+    woken: list[int] = []
+    p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: woken.append(1),
+               clock_synced=lambda: synced, wall=lambda: 1_700_000_000.0)
+    return p, board, woken
+
+
+async def test_failed_meter_gives_no_reading_and_is_shown_down(outbox: Outbox, signer: ProtocolSigner) -> None:
+    p, _, woken = _poller(outbox, signer)
+    meter = FakeMeter("M-1")
+    state = MeterState("M-1", "modbus-tcp", "h:502 unit 1", "SDM630", 60)
+    assert await p.poll(meter, state, 1.0) == 1
+    meter.fail_with = "no response from unit 1"
+    assert await p.poll(meter, state, 1.0) is None
+    assert state.up is False
+    assert state.last_error == "no response from unit 1"
+    assert outbox.stats().depth == 1  # nothing made up for the failed read
+    meter.fail_with = None
+    assert await p.poll(meter, state, 1.0) == 2
+    assert state.up is True
+    assert state.to_dict()["success_rate"] == round(2 / 3, 4)
+    assert len(woken) == 2
+
+
+async def test_slow_meter_times_out(outbox: Outbox, signer: ProtocolSigner) -> None:
+    class Slow(FakeMeter):
+        async def read(self):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(5)
+            return await super().read()
+
+    p, _, _ = _poller(outbox, signer)
+    state = MeterState("S", "modbus-rtu", "/dev/x", "m", 60)
+    assert await p.poll(Slow("S"), state, 0.05) is None
+    assert "no answer" in (state.last_error or "")
+
+
+async def test_unsynced_clock_flags_the_reading(outbox: Outbox, signer: ProtocolSigner) -> None:
+    p, board, _ = _poller(outbox, signer, synced=False)
+    state = MeterState("M", "modbus-tcp", "a", "m", 60)
+    await p.poll(FakeMeter("M"), state, 1.0)
+    ((_, raw),) = outbox.fetch(0, None, 10)
+    assert decode_reading(raw).flags == Flags.CLOCK_UNSYNCED
+    assert board.clock_synced is False
