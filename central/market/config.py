@@ -51,8 +51,11 @@ class MarketConfig:
             if f is None:
                 raise ConfigError(f"market.{key} is not a known setting")
             want = int if f.type in ("int", int) else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (want is int and
-                                                                                  not isinstance(value, int)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (want is int and not isinstance(value, int))
+            ):
                 raise ConfigError(f"market.{key} must be a number ({want.__name__})")
             values[key] = want(value)
         return cls(**values)

@@ -1,5 +1,5 @@
 """Live market feed on the shared WebSocket (``central.readings.live.LiveHub``), fanned out across worker processes
-through PostgreSQL LISTEN/NOTIFY on ``gtx_market`` (every process listens; the writer's NOTIFY reaches all).
+through PostgreSQL LISTEN/NOTIFY on ``gtx_market`` (every process's hub listens; the writer's NOTIFY reaches all).
 
 Channels (subscribe with ``{"type": "subscribe", "channel": "<name>"}`` after the auth message):
 - ``market.book``: the open epoch's depth, re-sent (at most every ``book_interval_s``) when orders change;
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -38,6 +38,8 @@ class _Session(Protocol):
 class _Hub(Protocol):
     def add_channel(self, channel: Any) -> None: ...
 
+    def listen(self, pg_channel: str, callback: Callable[[str], Awaitable[None]]) -> None: ...
+
     def subscribers(self, channel: str) -> list[Any]: ...
 
 
@@ -46,18 +48,18 @@ class _Public:
         self.name = name
 
     async def subscribe(self, hub: object, session: object, params: Mapping[str, Any]) -> None:
-        return None
+        """Anyone logged in may watch the public market."""
 
 
 class _Mine:
     name = "market.mine"
 
-    def __init__(self, book: MarketBook) -> None:
-        self.book = book
+    def __init__(self, feed: MarketFeed) -> None:
+        self.feed = feed
 
-    async def subscribe(self, hub: object, session: _Session, params: Mapping[str, Any]) -> int:
+    async def subscribe(self, hub: object, session: _Session, params: Mapping[str, Any]) -> int:  # noqa: ARG002
         """State: the caller's market account number."""
-        return await self.book.account_of(session.caller.user_id)
+        return await self.feed.attached().account_of(session.caller.user_id)
 
 
 def _jsonable(value: Any) -> Any:
@@ -65,52 +67,39 @@ def _jsonable(value: Any) -> Any:
 
 
 class MarketFeed:
-    """Registers the market channels on ``hub`` and forwards ``gtx_market`` notifications to subscribers."""
+    """Registers the market channels and a ``gtx_market`` listener on ``hub`` (at plug-in install time, before the
+    hub starts), then forwards notifications to subscribers once ``attach``-ed to the running market."""
 
-    def __init__(self, pool: asyncpg.Pool, hub: _Hub, book: MarketBook, *, book_interval_s: float = 0.2) -> None:
-        self.pool = pool
+    def __init__(self, hub: _Hub, *, book_interval_s: float = 0.2) -> None:
         self.hub = hub
-        self.book = book
         self.book_interval_s = book_interval_s
-        self._conn: asyncpg.Connection | None = None
+        self._book: MarketBook | None = None
         self._book_dirty = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._book_task: asyncio.Task[None] | None = None
         for name in ("market.book", "market.trades", "market.epochs"):
             hub.add_channel(_Public(name))
-        hub.add_channel(_Mine(book))
+        hub.add_channel(_Mine(self))
+        hub.listen(NOTIFY_CHANNEL, self.on_payload)
 
-    async def start(self) -> None:
-        self._conn = await self.pool.acquire()
-        await self._conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+    def attached(self) -> MarketBook:
+        if self._book is None:
+            raise RuntimeError("market feed used before the market started")
+        return self._book
+
+    async def start(self, book: MarketBook) -> None:
+        self._book = book
         self._book_task = asyncio.create_task(self._book_loop())
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *([self._book_task] if self._book_task else [])]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
+        task, self._book_task = self._book_task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await t
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self.pool.release(conn)
+                await task
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._dispatch(payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _dispatch(self, payload: str) -> None:
-        try:
-            event = json.loads(payload)
-            await self.handle(event)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("market feed event failed")
+    async def on_payload(self, payload: str) -> None:
+        if self._book is not None:
+            await self.handle(json.loads(payload))
 
     async def handle(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -139,12 +128,20 @@ class MarketFeed:
             if only is not None and account != only:
                 continue
             user_id: UUID = s.caller.user_id
-            rows = await self.pool.fetch(
-                "SELECT asset, available, locked FROM escrow_balances WHERE account = $1 ORDER BY asset", account)
+            rows = await self.attached().pool.fetch(
+                "SELECT asset, available, locked FROM escrow_balances WHERE account = $1 ORDER BY asset", account
+            )
             s.event("market.mine", {"kind": "balances", "balances": [dict(r) for r in rows]})
-            s.event("market.mine", {"kind": "orders", "orders": _jsonable(
-                [o.__dict__ for o in await self.book.orders_of(user_id, open_only=True, limit=100)])})
-            s.event("market.mine", {"kind": "fills", "fills": _jsonable(await self.book.fills_of(user_id, 20))})
+            s.event(
+                "market.mine",
+                {
+                    "kind": "orders",
+                    "orders": _jsonable(
+                        [o.__dict__ for o in await self.attached().orders_of(user_id, open_only=True, limit=100)]
+                    ),
+                },
+            )
+            s.event("market.mine", {"kind": "fills", "fills": _jsonable(await self.attached().fills_of(user_id, 20))})
 
     async def _book_loop(self) -> None:
         while True:
@@ -153,7 +150,7 @@ class MarketFeed:
             subs = self.hub.subscribers("market.book")
             if subs:
                 try:
-                    depth = _jsonable(await self.book.depth())
+                    depth = _jsonable(await self.attached().depth())
                 except (OSError, asyncpg.PostgresError):
                     log.warning("market book depth query failed", exc_info=True)
                     depth = None

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.errors import ApiError, bad_request, not_found
 from central.market.book import EpochSummary, OrderView
-from central.market.clearing import MAX_PRICE, MAX_QTY_WH, encode_order_set
+from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
 from central.market.context import MARKET, Market
 from central.market.errors import (
     ConflictError,
@@ -48,12 +48,15 @@ async def _call(fn: Callable[[], Awaitable[T]]) -> T:
         raise bad_request(str(e)) from None
 
 
-def _market(call: Call[object, object]) -> Market:
-    return call.app[MARKET]
+def _market(call: Call[Any, Any]) -> Market:
+    market = call.app.get(MARKET)
+    if market is None:
+        raise ApiError(503, "unavailable", "the market needs a ledger, and none is configured in this process")
+    return market
 
 
-def _escrow(call: Call[object, object]) -> Escrow:
-    escrow = call.app[MARKET].escrow
+def _escrow(call: Call[Any, Any]) -> Escrow:
+    escrow = _market(call).escrow
     if escrow is None:
         raise ApiError(503, "unavailable", "no ledger is configured in this process")
     return escrow
@@ -242,7 +245,7 @@ def _deposit(d: DepositRequest) -> DepositOut:
     return DepositOut(d.id, d.asset, d.amount, d.transaction, d.last_valid_block_height)
 
 
-def _start(call: Call[object, object]) -> datetime:
+def _start(call: Call[Any, Any]) -> datetime:
     try:
         return datetime.fromisoformat(call.path("start"))
     except ValueError:
@@ -258,8 +261,13 @@ async def get_book(call: Call[None, None]) -> BookOut:
     return BookOut(d["epoch_start"], d["epoch_end"], [Level(**x) for x in d["bids"]], [Level(**x) for x in d["asks"]])
 
 
-@routes.get("/api/v1/market/epochs", access=PUBLIC, query=LimitQuery, response=list[EpochOut],
-            summary="Past and current epochs with clearing price and volume")
+@routes.get(
+    "/api/v1/market/epochs",
+    access=PUBLIC,
+    query=LimitQuery,
+    response=list[EpochOut],
+    summary="Past and current epochs with clearing price and volume",
+)
 async def list_epochs(call: Call[None, LimitQuery]) -> list[EpochOut]:
     return [_epoch(e) for e in await _market(call).book.epochs(call.query.limit)]
 
@@ -272,23 +280,27 @@ async def get_epoch(call: Call[None, None]) -> EpochOut:
     return _epoch(e)
 
 
-@routes.get("/api/v1/market/epochs/{start}/orders", access=PUBLIC, response=EpochOrdersOut, errors=(404,),
-            summary="The exact order set an epoch cleared (recompute its hash and trades)")
+@routes.get(
+    "/api/v1/market/epochs/{start}/orders",
+    access=PUBLIC,
+    response=EpochOrdersOut,
+    errors=(404,),
+    summary="The exact order set an epoch cleared (recompute its hash and trades)",
+)
 async def get_epoch_orders(call: Call[None, None]) -> EpochOrdersOut:
     book = _market(call).book
     e = await book.epoch(_start(call))
     if e is None or e.order_set_hash is None:
         raise not_found("no such cleared epoch")
     orders = await book.epoch_order_set(e.start)
-    import hashlib
+    return EpochOrdersOut(
+        order_set_hash(orders).hex(),
+        "GTX-ORDERSET-V1 (central/market/clearing.py)",
+        [EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price) for o in orders.orders()],
+    )
 
-    digest = hashlib.sha256(encode_order_set(orders)).hexdigest()
-    return EpochOrdersOut(digest, "GTX-ORDERSET-V1 (central/market/clearing.py)",
-                          [EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price) for o in orders.orders()])
 
-
-@routes.get("/api/v1/market/trades", access=PUBLIC, query=LimitQuery, response=list[TradeOut],
-            summary="Recent trades")
+@routes.get("/api/v1/market/trades", access=PUBLIC, query=LimitQuery, response=list[TradeOut], summary="Recent trades")
 async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
     rows = await _market(call).book.recent_trades(call.query.limit)
     return [TradeOut(**{k: r[k] for k in TradeOut.__dataclass_fields__}) for r in rows]
@@ -297,23 +309,34 @@ async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
 # --------------------------------------------------------------------------------------------------- owners
 
 
-@routes.post("/api/v1/market/orders", access=OWNERS, body=OrderIn, response=OrderOut, status=201,
-             errors=(400, 409, 422), summary="Place an order (locks escrow)")
+@routes.post(
+    "/api/v1/market/orders",
+    access=OWNERS,
+    body=OrderIn,
+    response=OrderOut,
+    status=201,
+    errors=(400, 409, 422),
+    summary="Place an order (locks escrow)",
+)
 async def place_order(call: Call[OrderIn, None]) -> OrderOut:
     b = call.body
     o = await _call(lambda: _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at))
     return _order(o)
 
 
-@routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderOut],
-            summary="Your orders")
+@routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderOut], summary="Your orders")
 async def list_orders(call: Call[None, OrdersQuery]) -> list[OrderOut]:
     q = call.query
     return [_order(o) for o in await _market(call).book.orders_of(call.user.user_id, open_only=q.open, limit=q.limit)]
 
 
-@routes.delete("/api/v1/market/orders/{order_id}", access=OWNERS, response=OrderOut, errors=(404, 409),
-               summary="Cancel an open order of the open epoch (unlocks escrow)")
+@routes.delete(
+    "/api/v1/market/orders/{order_id}",
+    access=OWNERS,
+    response=OrderOut,
+    errors=(404, 409),
+    summary="Cancel an open order of the open epoch (unlocks escrow)",
+)
 async def cancel_order(call: Call[None, None]) -> OrderOut:
     try:
         order_id = int(call.path("order_id"))
@@ -328,30 +351,56 @@ async def list_fills(call: Call[None, LimitQuery]) -> list[FillOut]:
     return [FillOut(**r) for r in rows]
 
 
-@routes.get("/api/v1/market/balances", access=OWNERS, response=list[BalanceOut], errors=(503,),
-            summary="Your escrow balances (available and locked, per asset)")
+@routes.get(
+    "/api/v1/market/balances",
+    access=OWNERS,
+    response=list[BalanceOut],
+    errors=(503,),
+    summary="Your escrow balances (available and locked, per asset)",
+)
 async def get_balances(call: Call[None, None]) -> list[BalanceOut]:
     b = await _escrow(call).balances(call.user.user_id)
-    return [BalanceOut(asset, str(v["address"]), int(v["available"]), int(v["locked"])) for asset, v in sorted(
-        b.items())]
+    return [
+        BalanceOut(asset, str(v["address"]), int(v["available"]), int(v["locked"])) for asset, v in sorted(b.items())
+    ]
 
 
-@routes.post("/api/v1/market/deposits", access=OWNERS, body=TransferIn, response=DepositOut, status=201,
-             errors=(400, 409, 503), summary="Build a deposit transaction for your wallet to sign")
+@routes.post(
+    "/api/v1/market/deposits",
+    access=OWNERS,
+    body=TransferIn,
+    response=DepositOut,
+    status=201,
+    errors=(400, 409, 503),
+    summary="Build a deposit transaction for your wallet to sign",
+)
 async def request_deposit(call: Call[TransferIn, None]) -> DepositOut:
     b = call.body
     return _deposit(await _call(lambda: _escrow(call).request_deposit(call.user.user_id, b.asset, b.amount)))
 
 
-@routes.post("/api/v1/market/deposits/{transfer_id}/submit", access=OWNERS, body=SignedIn, response=TransferOut,
-             errors=(400, 404, 409, 503), summary="Submit the wallet-signed deposit; escrow is credited on confirmation")
+@routes.post(
+    "/api/v1/market/deposits/{transfer_id}/submit",
+    access=OWNERS,
+    body=SignedIn,
+    response=TransferOut,
+    errors=(400, 404, 409, 503),
+    summary="Submit the wallet-signed deposit; escrow is credited on confirmation",
+)
 async def submit_deposit(call: Call[SignedIn, None]) -> TransferOut:
     tid = call.path_uuid("transfer_id")
     return _transfer(await _call(lambda: _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction)))
 
 
-@routes.post("/api/v1/market/withdrawals", access=OWNERS, body=TransferIn, response=TransferOut, status=201,
-             errors=(400, 409, 422, 503), summary="Withdraw available escrow to your wallet")
+@routes.post(
+    "/api/v1/market/withdrawals",
+    access=OWNERS,
+    body=TransferIn,
+    response=TransferOut,
+    status=201,
+    errors=(400, 409, 422, 503),
+    summary="Withdraw available escrow to your wallet",
+)
 async def withdraw(call: Call[TransferIn, None]) -> TransferOut:
     b = call.body
     return _transfer(await _call(lambda: _escrow(call).withdraw(call.user.user_id, b.asset, b.amount)))
@@ -360,11 +409,16 @@ async def withdraw(call: Call[TransferIn, None]) -> TransferOut:
 # --------------------------------------------------------------------------------------------------- admin
 
 
-@routes.get("/api/v1/admin/market/reconciliation", access=ADMINS, response=ReconcileOut, errors=(503,),
-            summary="Check on-chain escrow = available + locked for every user and mint")
+@routes.get(
+    "/api/v1/admin/market/reconciliation",
+    access=ADMINS,
+    response=ReconcileOut,
+    errors=(503,),
+    summary="Check on-chain escrow = available + locked for every user and mint",
+)
 async def get_reconciliation(call: Call[None, None]) -> ReconcileOut:
     m = _market(call)
-    if m.ledger is None:
+    if m.ledger is None:  # pragma: no cover - a market is only built with a ledger
         raise ApiError(503, "unavailable", "no ledger is configured in this process")
     r = await reconcile(m.book.pool, m.ledger)
     return ReconcileOut(r.checked, r.pending, [MismatchOut(**asdict(x)) for x in r.mismatches])
