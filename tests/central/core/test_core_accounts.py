@@ -189,3 +189,12 @@ def test_json_formatter_redacts_secret_looking_fields() -> None:
     assert out["password"] == out["meter_key"] == out["refresh_token"] == "[redacted]"
     assert out["serial"] == "S1"
     assert "abc.def.ghi" not in out["msg"]
+
+
+async def test_reset_mails_are_limited_per_hour(api_factory) -> None:
+    api = await api_factory()
+    email, _ = await api.user("consumer", password=PASSWORD)
+    for _ in range(8):
+        r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        assert r.status == 202
+    assert len(read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")) == 5
