@@ -26,7 +26,7 @@ from central.identity.mailer import Mail, Mailer
 
 log = logging.getLogger(__name__)
 
-SELF_SERVICE_ROLES = frozenset({Role.CONSUMER, Role.PROSUMER, Role.INSTALLER})
+SELF_SERVICE_ROLES = frozenset({Role.CONSUMER, Role.PROSUMER})
 #: Verification / reset e-mails sent per account and purpose per hour.
 MAILS_PER_HOUR = 5
 
@@ -90,7 +90,8 @@ class Accounts:
         return _user(row)
 
     async def register(self, email: str, password: str, role: Role) -> User:
-        if role not in SELF_SERVICE_ROLES:
+        allowed = SELF_SERVICE_ROLES | ({Role.INSTALLER} if self._identity.self_register_installers else set())
+        if role not in allowed:
             raise forbidden(f"role {role.value} cannot be self-registered", "role_not_allowed")
         user = await self.create_user(email, password, role)
         await self._send_token(user.id, user.email, "verify")

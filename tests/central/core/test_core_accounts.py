@@ -66,6 +66,9 @@ async def test_register_verify_login_me(api_factory) -> None:
     r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
                                                             "role": "admin"})
     assert r.status == 403
+    r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
+                                                            "role": "installer"})
+    assert r.status == 403, "installer accounts are handed out by admins unless the operator opts in"
     r = await api.client.post("/api/v1/auth/register", json={"email": "y@example.org", "password": "short"})
     assert r.status == 400
     assert (await r.json())["error"]["code"] == "weak_password"
