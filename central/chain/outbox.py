@@ -38,6 +38,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.chain.errors import OutboxError
+from central.chain.metrics import INTENTS, OPEN_SUBMISSIONS, TRANSACTIONS
 from central.errors import CentralError
 from central.ledger.builder import sign
 from central.ledger.errors import LedgerError, LedgerUnavailableError
@@ -359,6 +360,14 @@ class ChainOutbox:
         """Reconcile open submissions, then submit one round of pending intents."""
         result = await self.reconcile()
         result.submitted, result.transactions, result.deferred = await self.submit()
+        kind = self.kind
+        for outcome in ("submitted", "confirmed", "failed", "retried", "expired"):
+            n = getattr(result, outcome)
+            if n:
+                INTENTS.labels(kind, outcome).inc(n)
+        if result.transactions:
+            TRANSACTIONS.labels(kind).inc(result.transactions)
+        OPEN_SUBMISSIONS.labels(kind).set(result.open_submissions)
         return result
 
     async def run(self, stop: asyncio.Event, *, idle_interval: float = 0.5, busy_interval: float = 0.0) -> None:

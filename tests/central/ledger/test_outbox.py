@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from solders.keypair import Keypair
 from solders.signature import Signature
 
@@ -37,8 +38,11 @@ async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, 
     assert await outbox.enqueue_many(items) == len(items)
     assert await outbox.enqueue_many(items[:10]) == 0  # duplicates are no-ops
     assert not await enqueue(pool, KIND, items[0][0], items[0][1])
+    before = REGISTRY.get_sample_value("gtx_chain_intents_total", {"kind": KIND, "outcome": "confirmed"}) or 0
     total = await outbox.drain()
     assert total.confirmed == len(items)
+    after = REGISTRY.get_sample_value("gtx_chain_intents_total", {"kind": KIND, "outcome": "confirmed"})
+    assert after == before + len(items)
     assert total.transactions < len(items) / 5  # batched
     assert await outbox.counts() == {"confirmed": len(items)}
     assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in items)
