@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -13,6 +14,7 @@ from solders.keypair import Keypair
 from solders.signature import Signature
 
 from central.chain.outbox import enqueue
+from central.ledger.builder import memo
 from central.ledger.port import MAX_PROCESSING_AGE
 
 from .conftest import Chain
@@ -172,3 +174,24 @@ async def test_run_loop_confirms_and_stops(chain: Chain, pool: asyncpg.Pool) -> 
     stop.set()
     await asyncio.wait_for(task, 5)
     assert await balance_of(chain.ledger, owner, world.mint) == 42
+
+
+async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world)
+    inner = outbox._build
+
+    async def with_huge_memo(intents):  # type: ignore[no-untyped-def]
+        units = list(await inner(intents))
+        return [replace(u, instructions=(*u.instructions, memo("x" * 1100))) if intents[k].key == "huge" else u
+                for k, u in enumerate(units)]
+
+    outbox._build = with_huge_memo
+    await outbox.enqueue_many([(k, {"owner": str(Keypair().pubkey()), "amount": 3, "decimals": 3})
+                               for k in ("a", "huge", "b")])
+    await outbox.drain()
+    assert await outbox.counts() == {"confirmed": 2, "failed": 1}
+    view = await outbox.get("huge")
+    assert view is not None
+    assert view.last_error == "unit does not fit in one transaction"
+    assert await supply(chain.ledger, world.mint) == 6
