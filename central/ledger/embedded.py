@@ -204,6 +204,11 @@ class EmbeddedLedger:
         for i, (_sig, entry) in enumerate(entries):
             entry.offset = offsets[base + i]
 
+    def sync(self) -> None:
+        """fsync the log now: every landed transaction becomes "finalized"."""
+        if self._log is not None:
+            self._log.sync()
+
     async def close(self) -> None:
         self.close_sync()
 
@@ -427,7 +432,10 @@ class EmbeddedLedger:
         entry = self._txs.get(sig)
         if entry is None:
             return None
-        return SignatureStatus(entry.slot, entry.err, "finalized")
+        # "finalized" once the record is on stable storage (fsynced); before that it survives a crash of the
+        # process (it is in the kernel) but not a power loss: "confirmed".
+        durable = self._log is None or entry.offset < self._log.synced_size
+        return SignatureStatus(entry.slot, entry.err, "finalized" if durable else "confirmed")
 
     def transaction(self, sig: Signature) -> tuple[TransactionRecord, dict[str, object]] | None:
         """The record and its stored meta (balances, token balances, loaded addresses, compute units)."""
