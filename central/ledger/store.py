@@ -166,7 +166,7 @@ class LogFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-        with self._lock:
+        with self._sync_lock, self._lock:
             os.replace(tmp, self.path)
             dfd = os.open(self.path.parent, os.O_RDONLY)
             try:
