@@ -410,7 +410,12 @@ async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 889
     runner = web.AppRunner(jsonrpc_app(ledger), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise LedgerError(f"cannot serve the ledger's JSON-RPC on {host}:{port}: {e.strerror} "
+                          "(set ledger.rpc_port, 0 = any free port)") from None
     server = site._server
     assert server is not None
     bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]

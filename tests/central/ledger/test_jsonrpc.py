@@ -43,6 +43,7 @@ from solders.transaction import VersionedTransaction
 
 from central.ledger.builder import build_transaction, compile_message, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.errors import LedgerError
 from central.ledger.jsonrpc import JsonRpcServer, serve
 from central.ledger.tokens import TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import b58decode, b58encode
@@ -231,3 +232,10 @@ async def test_wallet_methods(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
         assert again.token_accounts_by_owner(alice.pubkey()) == [(src, again.account(src))]
     finally:
         await again.close()
+
+
+async def test_port_in_use_is_a_clear_error(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
+    client, ledger = rpc
+    port = int(client.url.rsplit(":", 1)[1])
+    with pytest.raises(LedgerError, match="rpc_port"):
+        await serve(ledger, "127.0.0.1", port)
