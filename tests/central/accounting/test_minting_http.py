@@ -11,18 +11,18 @@ from typing import Any
 import pytest
 from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
-from chain_setup import embedded_chain
 from mint_env import T0, feed, seed_site
 
 from central.accounting import plugin as accounting_plugin
-from central.app import POOL, Registry, create_app
+from central.app import POOL, create_app
 from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
 from central.wallets import plugin as wallets_plugin
 from central.wallets.chain import Chain
-from central.wallets.routes import CHAIN, ChainRef
+from central.wallets.routes import CHAIN
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
 
@@ -42,23 +42,28 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
             "log": {"access_log": False},
             "minting": {"accounting_interval_s": 0.1},
+            # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
+            "ledger": {
+                "data_dir": str(tmp_path / "ledger"),
+                "keys_dir": str(tmp_path / "keys"),
+                "create_keys": True,
+                "serve_rpc": False,
+                "slot_ms": 50,
+            },
         }
     )
-    chain = await embedded_chain(tmp_path / "keys")
-
-    def ledger(registry: Registry) -> None:
-        registry.app[CHAIN] = ChainRef(chain)
-
     app = create_app(
-        config, plugins=[ledger, wallets_plugin.install, accounting_plugin.install, minting_plugin.install]
+        config,
+        plugins=[ledger_plugin.install, wallets_plugin.install, accounting_plugin.install, minting_plugin.install],
     )
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
+        chain = client.app[CHAIN].chain
+        assert chain is not None
         yield client, chain
     finally:
         await client.close()
-        await chain.ledger.close()
 
 
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:
@@ -73,7 +78,7 @@ async def wait_for(predicate: Any) -> None:
 
 
 async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Chain]) -> None:
-    client, _chain = env
+    client, chain = env
     pool = client.app[POOL]
     owner, admin = await add_user(pool), await add_user(pool, "admin")
     h = auth(client, owner)
@@ -102,6 +107,7 @@ async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Cha
     assert body[0]["window_start_ms"] > body[-1]["window_start_ms"]  # newest first
     wallet_view = await (await client.get("/api/v1/wallet", headers=h)).json()
     assert wallet_view["energy_wh"] == 3000
+    assert chain.quote_faucet_authority is not None  # embedded backend: the dev faucet is available
 
     ha = auth(client, admin, Role.ADMIN)
     r = await client.get("/api/v1/admin/mints/problems", headers=ha)
