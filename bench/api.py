@@ -233,6 +233,7 @@ def main() -> int:
                     break
                 time.sleep(0.2)
             cases.append((f"GET {readings}?limit=100 ({stored} rows/page)", url, auth))
+            cases.append((f"GET {readings}?limit=10", url.replace("limit=100", "limit=10"), auth))
         print(f"bench/api.py: {args.workers} worker(s), {args.connections} connections, {args.duration}s each, "
               f"load generator: {'wrk' if use_wrk else 'aiohttp'}; target >= {TARGET_RPS} req/s at p99 < "
               f"{TARGET_P99_MS:.0f} ms")
@@ -242,7 +243,7 @@ def main() -> int:
             else:
                 res = asyncio.run(run_python(base + path, headers, args.duration, args.connections))
             ok = res["rps"] >= TARGET_RPS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
-            print(f"  {name:55s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
+            print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         pool = re.search(r"^gtx_db_pool_size (\S+)", metrics, re.M)
