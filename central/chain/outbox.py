@@ -38,6 +38,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.chain.errors import OutboxError
+from central.errors import CentralError
 from central.ledger.builder import sign
 from central.ledger.errors import LedgerError, LedgerUnavailableError
 from central.ledger.keys import PlatformKey
@@ -136,7 +137,7 @@ class _Verdicts:
     failed_multi: list[tuple[int, str]] = field(default_factory=list)
     failed_solo: list[tuple[int, str]] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
-    rebroadcast: list[bytes] = field(default_factory=list)
+    rebroadcast: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -286,8 +287,13 @@ class ChainOutbox:
         v = self._classify(rows, statuses, height, result)
         self._hook("before_record_status")
         await self._record(result, v)
-        for raw in v.rebroadcast:
-            await self._send(VersionedTransaction.from_bytes(raw))
+        if v.rebroadcast:
+            for _sub, raw in v.rebroadcast:
+                await self._send(VersionedTransaction.from_bytes(raw))
+            # Next re-broadcast of these only after another interval.
+            await self._pool.execute(
+                "UPDATE chain_submission SET updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'submitted'",
+                [sub for sub, _raw in v.rebroadcast])
         return result
 
     def _classify(self, rows: Sequence[asyncpg.Record], statuses: Sequence[SignatureStatus | None], height: int,
@@ -307,7 +313,7 @@ class ChainOutbox:
             else:
                 result.open_submissions += 1
                 if float(row["age"]) >= self.config.rebroadcast_after:
-                    v.rebroadcast.append(bytes(row["raw_tx"]))
+                    v.rebroadcast.append((row["id"], bytes(row["raw_tx"])))
         return v
 
     async def _record(self, result: StepResult, v: _Verdicts) -> None:
@@ -363,6 +369,10 @@ class ChainOutbox:
                 delay = idle_interval if result.idle else busy_interval
             except LedgerUnavailableError as e:
                 log.warning("chain outbox %s: ledger unavailable: %s", self.kind, e)
+                delay = idle_interval
+            except (CentralError, asyncpg.PostgresError, OSError):
+                # Nothing is lost: the database transaction of the failed step rolled back; try again later.
+                log.exception("chain outbox %s: step failed", self.kind)
                 delay = idle_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay if delay > 0 else 0.001)

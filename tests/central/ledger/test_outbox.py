@@ -151,3 +151,20 @@ async def test_builder_may_defer_intents(chain: Chain, pool: asyncpg.Pool) -> No
     total = await outbox.drain()
     assert total.deferred == 3
     assert await outbox.counts() == {"confirmed": 3, "pending": 3}
+
+
+async def test_run_loop_confirms_and_stops(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world)
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run(stop, idle_interval=0.01))
+    owner = Keypair().pubkey()
+    await outbox.enqueue("live", {"owner": str(owner), "amount": 42, "decimals": 3})
+    for _ in range(500):
+        view = await outbox.get("live")
+        if view is not None and view.state == "confirmed":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await balance_of(chain.ledger, owner, world.mint) == 42
