@@ -115,8 +115,20 @@ def nodelay(client: paho.Client) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def worker_main(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any, no_delay: bool) -> None:
+def worker_main(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any, no_delay: bool,
+                profile: str = "") -> None:
+    if not profile:
+        asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings, no_delay))
+        return
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    prof = cProfile.Profile()
+    prof.enable()
     asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings, no_delay))
+    prof.disable()
+    with open(profile, "w") as out:
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
 
 
 async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any, no_delay: bool) -> None:
@@ -226,10 +238,12 @@ def run(args: argparse.Namespace) -> None:
         asyncio.run(_prepare(dsn, [pk for pk, _ in signed]))
 
         readies = []
-        for _ in range(args.workers):
+        for n in range(args.workers):
             ready = ctx.Event()
             proc = ctx.Process(
-                target=worker_main, args=(dsn, broker.port, args.concurrency, ready, stop, timings, args.nodelay)
+                target=worker_main,
+                args=(dsn, broker.port, args.concurrency, ready, stop, timings, args.nodelay,
+                      args.profile if n == 0 else ""),
             )
             proc.start()
             procs.append(proc)
@@ -411,6 +425,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4, help="batches in flight per worker")
     ap.add_argument("--nodelay", action="store_true",
                     help="TCP_NODELAY on broker, device and worker sockets (experiment: Nagle vs small MQTT packets)")
+    ap.add_argument("--profile", default="", help="write a cProfile summary of worker 0's event-loop thread here")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the latency percentiles")
     run(ap.parse_args())
 
