@@ -26,11 +26,6 @@ from central.wallets.routes import CHAIN
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
 
-pytestmark = pytest.mark.filterwarnings(
-    # central-core's auth middleware stores the principal under a str request key (aiohttp >= 3.12 warns)
-    "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
-)
-
 
 @pytest.fixture
 async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
