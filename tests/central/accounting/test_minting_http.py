@@ -11,24 +11,46 @@ from typing import Any
 import pytest
 from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
-from mint_env import T0, feed, seed_site
+from mint_env import T0, energy_supply, feed, seed_site
+from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
 from central.app import POOL, create_app
-from central.config import from_mapping
+from central.config import CentralConfig, from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
 from central.wallets import plugin as wallets_plugin
-from central.wallets.chain import Chain
 from central.wallets.routes import CHAIN
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
 
 
+class Central:
+    """The central app (ledger, wallets, accounting, minting plugins) that a test can stop and start again."""
+
+    def __init__(self, config: CentralConfig) -> None:
+        self.config = config
+        self.client: TestClient[Any, Any] | None = None
+
+    async def start(self) -> TestClient[Any, Any]:
+        app = create_app(
+            self.config,
+            plugins=[ledger_plugin.install, wallets_plugin.install, accounting_plugin.install, minting_plugin.install],
+        )
+        self.client = TestClient(TestServer(app))
+        await self.client.start_server()
+        return self.client
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
+async def central(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Central]:
     config = from_mapping(
         {
             "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
@@ -47,18 +69,11 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             },
         }
     )
-    app = create_app(
-        config,
-        plugins=[ledger_plugin.install, wallets_plugin.install, accounting_plugin.install, minting_plugin.install],
-    )
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    c = Central(config)
     try:
-        chain = client.app[CHAIN].chain
-        assert chain is not None
-        yield client, chain
+        yield c
     finally:
-        await client.close()
+        await c.stop()
 
 
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:
@@ -72,8 +87,10 @@ async def wait_for(predicate: Any) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Chain]) -> None:
-    client, chain = env
+async def test_readings_to_tokens_over_http_and_restart(central: Central) -> None:
+    client = await central.start()
+    chain = client.app[CHAIN].chain
+    assert chain is not None
     pool = client.app[POOL]
     owner, admin = await add_user(pool), await add_user(pool, "admin")
     h = auth(client, owner)
@@ -114,3 +131,20 @@ async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Cha
     assert r.status == 409  # only failed mints can be retried
     r = await client.post("/api/v1/admin/mints/nope:1/retry", headers=ha)
     assert r.status == 404
+
+    # restart central: the embedded ledger's balances and the mints' transactions are still there, nothing re-minted
+    await central.stop()
+    client = await central.start()
+    h = auth(client, owner)
+    assert (await (await client.get("/api/v1/wallet", headers=h)).json())["energy_wh"] == 3000
+    again = await (await client.get("/api/v1/mints", headers=h)).json()
+    assert [(m["key"], m["signature"], m["status"]) for m in again] == [
+        (m["key"], m["signature"], "confirmed") for m in body
+    ]
+    chain = client.app[CHAIN].chain
+    assert chain is not None
+    for sig in {m["signature"] for m in body}:
+        rec = await chain.ledger.get_transaction(Signature.from_string(sig))
+        assert rec is not None
+        assert rec.err is None
+    assert await energy_supply(chain) == 3000
