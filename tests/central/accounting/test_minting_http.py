@@ -1,30 +1,41 @@
-"""The central app with the accounting, wallets and minting plugins: readings in, tokens out, over HTTP."""
+"""End to end through the real central app (ingest, ledger, wallets, accounting and minting plugins): a gateway's
+protocol-signed readings through Mosquitto -> verified ingest -> settlement windows -> mint -> the owner's wallet
+over HTTP; then a restart of central."""
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
-from mint_env import T0, energy_supply, feed, seed_site
+from mint_env import T0, energy_supply, seed_site, signed_readings
+from paho.mqtt.enums import CallbackAPIVersion
 from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
-from central.app import POOL, create_app
+from central.app import MQTT, POOL, create_app
 from central.config import CentralConfig, from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ingest import plugin as ingest_plugin
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
 from central.wallets import plugin as wallets_plugin
 from central.wallets.routes import CHAIN
+from protocol import topics
+from protocol.ack import Ack
 from protocol.base58 import b58encode
+from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
+from protocol.record import Reading
 
 
 class Central:
@@ -37,10 +48,17 @@ class Central:
     async def start(self) -> TestClient[Any, Any]:
         app = create_app(
             self.config,
-            plugins=[ledger_plugin.install, wallets_plugin.install, accounting_plugin.install, minting_plugin.install],
+            plugins=[
+                ingest_plugin.install,
+                ledger_plugin.install,
+                wallets_plugin.install,
+                accounting_plugin.install,
+                minting_plugin.install,
+            ],
         )
         self.client = TestClient(TestServer(app))
         await self.client.start_server()
+        await app[MQTT].wait_connected(10)
         return self.client
 
     async def stop(self) -> None:
@@ -50,11 +68,11 @@ class Central:
 
 
 @pytest.fixture
-async def central(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Central]:
+async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Central]:
     config = from_mapping(
         {
             "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-            "mqtt": {"enabled": False},
+            "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
             "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
             "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
             "log": {"access_log": False},
@@ -76,6 +94,27 @@ async def central(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Central]:
         await c.stop()
 
 
+async def publish(broker: Any, device_id: str, records: list[Reading]) -> list[Ack]:
+    """Publish batches as a gateway would (MQTT v5, QoS 1) and collect central's acks."""
+    acks: queue.Queue[bytes] = queue.Queue()
+    subscribed = threading.Event()
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_message = lambda _c, _u, msg: acks.put(bytes(msg.payload))
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.subscribe(topics.ack(device_id), qos=1)
+        assert subscribed.wait(10)
+        batches = [records[i : i + 5] for i in range(0, len(records), 5)]
+        for b in batches:
+            client.publish(topics.readings(device_id), encode_batch(b), qos=1).wait_for_publish(10)
+        return [Ack.from_json(await asyncio.to_thread(acks.get, True, 10)) for _ in batches]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:
     token, _ = client.app[TOKENS].issue(user, role)
     return {"Authorization": f"Bearer {token}"}
@@ -87,7 +126,7 @@ async def wait_for(predicate: Any) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_readings_to_tokens_over_http_and_restart(central: Central) -> None:
+async def test_readings_to_tokens_over_http_and_restart(central: Central, broker: Any) -> None:
     client = await central.start()
     chain = client.app[CHAIN].chain
     assert chain is not None
@@ -95,7 +134,10 @@ async def test_readings_to_tokens_over_http_and_restart(central: Central) -> Non
     owner, admin = await add_user(pool), await add_user(pool, "admin")
     h = auth(client, owner)
     site = await seed_site(pool, [owner], ["H-1"])
-    await feed(pool, site, T0, 13, {"H-1": 250})  # 4 final windows of 750 Wh
+    # the gateway publishes its signed readings through Mosquitto; central's ingest verifies, stores and acks them
+    recs = signed_readings(site, T0, 13, {"H-1": 250})  # 4 final windows of 750 Wh
+    acks = await publish(broker, site.gateway.device_id, recs)
+    assert sum(a.accepted for a in acks) == 13
 
     async def mints(expect_status: str) -> bool:
         r = await client.get("/api/v1/mints", headers=h)
