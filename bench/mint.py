@@ -61,10 +61,20 @@ def builder(setup: LedgerSetup, *, group: bool):  # type: ignore[no-untyped-def]
         for key, group_intents in by_owner.items():
             owner = Pubkey.from_string(key.split("#")[0])
             amount = sum(int(i.payload["wh"]) for i in group_intents)
-            units.append(Unit(mint_to_owner(setup.fee_payer.pubkey, owner, setup.energy_mint,
-                                            setup.mint_authority.pubkey, amount=amount,
-                                            decimals=setup.energy_decimals),
-                              tag=tuple(i.id for i in group_intents), compute_units=32_000))
+            units.append(
+                Unit(
+                    mint_to_owner(
+                        setup.fee_payer.pubkey,
+                        owner,
+                        setup.energy_mint,
+                        setup.mint_authority.pubkey,
+                        amount=amount,
+                        decimals=setup.energy_decimals,
+                    ),
+                    tag=tuple(i.id for i in group_intents),
+                    compute_units=32_000,
+                )
+            )
         return units
 
     return build
@@ -86,21 +96,36 @@ async def run(args: argparse.Namespace) -> None:
         await conn.execute(MIGRATION.read_text())
         await conn.close()
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
-        cfg = LedgerConfig.from_section({"data_dir": f"{tmp.name}/ledger", "keys_dir": f"{tmp.name}/keys",
-                                         "slot_ms": args.slot_ms, "create_keys": True})
+        cfg = LedgerConfig.from_section(
+            {
+                "data_dir": f"{tmp.name}/ledger",
+                "keys_dir": f"{tmp.name}/keys",
+                "slot_ms": args.slot_ms,
+                "create_keys": True,
+            }
+        )
         ledger = EmbeddedLedger(EmbeddedConfig(data_dir=cfg.data_dir, slot_ms=cfg.slot_ms, fsync_interval=0.05))
         setup = await init_ledger(cfg, ledger)
         owners = [str(Keypair().pubkey()) for _ in range(args.meters)]
-        items = [(f"meter-{m}:w{w}", {"owner": owners[m], "wh": 1 + (m * 7 + w * 13) % 5000})
-                 for m in range(args.meters) for w in range(args.windows)]
+        items = [
+            (f"meter-{m}:w{w}", {"owner": owners[m], "wh": 1 + (m * 7 + w * 13) % 5000})
+            for m in range(args.meters)
+            for w in range(args.windows)
+        ]
         expected = sum(int(p["wh"]) for _, p in items)
-        outbox = ChainOutbox(pool, ledger, OutboxConfig(kind="mint", batch_size=args.batch),
-                             payer=setup.fee_payer, signers=[setup.mint_authority],
-                             build=builder(setup, group=args.group_by_owner), trailer=trailer)
+        outbox = ChainOutbox(
+            pool,
+            ledger,
+            OutboxConfig(kind="mint", batch_size=args.batch),
+            payer=setup.fee_payer,
+            signers=[setup.mint_authority],
+            build=builder(setup, group=args.group_by_owner),
+            trailer=trailer,
+        )
         c0 = time.process_time()
         t0 = time.perf_counter()
         for i in range(0, len(items), 10_000):
-            await enqueue_many(pool, "mint", items[i:i + 10_000])
+            await enqueue_many(pool, "mint", items[i : i + 10_000])
         t1 = time.perf_counter()
         total = await outbox.drain(max_seconds=3600)
         t2 = time.perf_counter()
@@ -108,19 +133,29 @@ async def run(args: argparse.Namespace) -> None:
         acc = await ledger.get_account(setup.energy_mint)
         info = parse_mint(acc) if acc is not None else None
         counts = await outbox.counts()
-        print(json.dumps({
-            "meters": args.meters, "windows": args.windows, "intents": len(items),
-            "group_by_owner": args.group_by_owner, "transactions": total.transactions,
-            "intents_per_tx": round(len(items) / max(total.transactions, 1), 1),
-            "enqueue_s": round(t1 - t0, 2), "outbox_s": round(t2 - t1, 2), "end_to_end_s": round(t2 - t0, 2),
-            "confirmed": counts.get("confirmed", 0),
-            "mints_per_s_end_to_end": round(counts.get("confirmed", 0) / (t2 - t0)),
-            "central_process_cpu_s": round(cpu, 2),
-            "mints_per_cpu_s_of_central_process": round(counts.get("confirmed", 0) / cpu),
-            "load_average_1min": round(os.getloadavg()[0], 1),
-            "supply_matches": info is not None and info.supply == expected,
-            "ledger_log_mb": round((cfg.data_dir / "ledger.log").stat().st_size / 1e6, 1),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "meters": args.meters,
+                    "windows": args.windows,
+                    "intents": len(items),
+                    "group_by_owner": args.group_by_owner,
+                    "transactions": total.transactions,
+                    "intents_per_tx": round(len(items) / max(total.transactions, 1), 1),
+                    "enqueue_s": round(t1 - t0, 2),
+                    "outbox_s": round(t2 - t1, 2),
+                    "end_to_end_s": round(t2 - t0, 2),
+                    "confirmed": counts.get("confirmed", 0),
+                    "mints_per_s_end_to_end": round(counts.get("confirmed", 0) / (t2 - t0)),
+                    "central_process_cpu_s": round(cpu, 2),
+                    "mints_per_cpu_s_of_central_process": round(counts.get("confirmed", 0) / cpu),
+                    "load_average_1min": round(os.getloadavg()[0], 1),
+                    "supply_matches": info is not None and info.supply == expected,
+                    "ledger_log_mb": round((cfg.data_dir / "ledger.log").stat().st_size / 1e6, 1),
+                },
+                indent=2,
+            )
+        )
         await pool.close()
         await ledger.close()
     finally:

@@ -68,11 +68,11 @@ async def bench(m: Market, traders: int, per_trader: int) -> None:
     t0 = time.perf_counter()
     [epoch] = await m.book.clear_due()
     t_clear = time.perf_counter() - t0
-    settler = Settler(m.pool, m.ledger, m.chain, wait_s=30)
+    settler = Settler(m.pool, m.ledger, m.chain)
     t0 = time.perf_counter()
     settled = await settler.settle_all()
     t_settle = time.perf_counter() - t0
-    batches = await m.pool.fetchval("SELECT count(*) FROM settlement_batches WHERE status = 'confirmed'")
+    batches = await m.pool.fetchval("SELECT count(*) FROM chain_submission WHERE state = 'confirmed'")
     print(
         f"epoch: {epoch.order_count} orders, {epoch.trade_count} trades, {epoch.volume / 1000:.1f} kWh at "
         f"{epoch.price}; clearing (DB read + engine + DB write) {t_clear:.2f}s"
