@@ -70,7 +70,21 @@ CREATE TABLE epoch_orders (
     PRIMARY KEY (epoch_start, order_id)
 );
 
--- Settled through the chain outbox (0020): one intent per trade, kind 'market.settlement', key 'trade:<id>'.
+-- Settlement transactions (many trades each, never a trade split): recorded with their signature BEFORE being sent,
+-- so after any crash each is decided by its on-chain status or its blockhash expiry (exactly-once settlement).
+CREATE TABLE settlement_batches (
+    id                      bigserial PRIMARY KEY,
+    signature               text UNIQUE NOT NULL,
+    last_valid_block_height bigint NOT NULL,
+    status                  text NOT NULL DEFAULT 'submitted'
+                            CHECK (status IN ('submitted', 'confirmed', 'failed', 'expired')),
+    trade_count             integer NOT NULL,
+    error                   text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    finished_at             timestamptz
+);
+CREATE INDEX settlement_batches_open ON settlement_batches (id) WHERE status = 'submitted';
+
 CREATE TABLE trades (
     id            bigserial PRIMARY KEY,
     epoch_start   timestamptz NOT NULL REFERENCES epochs(start_at),
@@ -86,6 +100,8 @@ CREATE TABLE trades (
     value         bigint NOT NULL CHECK (value >= 0),
     fee           bigint NOT NULL CHECK (fee >= 0 AND fee <= value),
     status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'settled')),
+    batch_id      bigint REFERENCES settlement_batches(id),  -- the batch currently carrying it (NULL: none)
+    attempts      integer NOT NULL DEFAULT 0,
     signature     text,                          -- of the transaction that settled it
     settled_at    timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
@@ -93,6 +109,7 @@ CREATE TABLE trades (
     CHECK (buyer <> seller)
 );
 CREATE INDEX trades_pending ON trades (id) WHERE status = 'pending';
+CREATE INDEX trades_batch ON trades (batch_id) WHERE batch_id IS NOT NULL;
 CREATE INDEX trades_recent ON trades (settled_at DESC) WHERE status = 'settled';
 CREATE INDEX trades_buyer ON trades (buyer, id DESC);
 CREATE INDEX trades_seller ON trades (seller, id DESC);
