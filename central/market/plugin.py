@@ -32,6 +32,7 @@ from central.market.feed import MarketFeed
 from central.market.reconcile import reconcile
 from central.market.routes import routes
 from central.market.settler import Settler
+from central.market.tables import LookupTables
 from central.readings.plugin import LIVE_HUB
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def build_market(app: web.Application, config: MarketConfig) -> Market | None:
     pool = app[POOL]
     book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
     escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=config.confirm_wait_s)
-    settler = Settler(pool, ledger, chain)
+    settler = Settler(pool, ledger, chain, tables=LookupTables(pool, ledger, chain))
     return Market(config, book, escrow, settler, ledger)
 
 

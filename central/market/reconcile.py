@@ -70,10 +70,10 @@ async def _check(pool: asyncpg.Pool, ledger: Ledger, only: set[tuple[int, str]] 
         )
         busy = await conn.fetch(
             "SELECT account, asset FROM escrow_transfers WHERE status = 'submitted' "
-            "UNION SELECT t.buyer, 'quote' FROM trades t JOIN chain_intent i ON i.kind = $1 "
-            "AND i.key = 'trade:' || t.id WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed') "
-            "UNION SELECT t.seller, 'energy' FROM trades t JOIN chain_intent i ON i.kind = $1 "
-            "AND i.key = 'trade:' || t.id WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed')",
+            "UNION SELECT x.account, x.asset FROM trades t CROSS JOIN LATERAL "
+            "(SELECT c.state FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id) i "
+            "CROSS JOIN LATERAL (VALUES (t.buyer, 'quote'), (t.seller, 'energy')) AS x(account, asset) "
+            "WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed')",
             SETTLEMENT_KIND,
         )
     in_flight = {(r["account"], r["asset"]) for r in busy}

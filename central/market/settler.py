@@ -18,7 +18,10 @@ treats such trades as in flight.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,8 +35,10 @@ from central.ledger.builder import create_ata_idempotent, send_and_confirm
 from central.ledger.packing import Unit, pack
 from central.ledger.port import Ledger
 from central.market.chain import MarketChain
+from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
 from central.market.events import lock_balances, notify
+from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
 
@@ -85,36 +90,80 @@ class Settler:
         chain: MarketChain,
         *,
         batch_size: int = 4096,
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
+        tables: LookupTables | None = None,
         rebroadcast_after: float = 2.0,
         hook: Callable[[str], None] | None = None,
     ) -> None:
         self.pool = pool
         self.ledger = ledger
         self.chain = chain
-        self.outbox = ChainOutbox(
-            pool,
-            ledger,
-            OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after),
-            payer=chain.fee_payer,
-            signers=[chain.escrow_authority],
+        #: With tables, each pass first puts the addresses of the trades it will settle into lookup tables.
+        self.tables = tables
+        self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
+        self._hook = hook
+        self.outbox = self._outbox(())
+        self._known_atas: set[Pubkey] = set()
+
+    def _outbox(self, lookup_tables: Sequence[AddressLookupTableAccount]) -> ChainOutbox:
+        return ChainOutbox(
+            self.pool,
+            self.ledger,
+            self.config,
+            payer=self.chain.fee_payer,
+            signers=[self.chain.escrow_authority],
             build=self._build,
             lookup_tables=lookup_tables,
-            hook=hook,
+            hook=self._hook,
         )
-        self._known_atas: set[Pubkey] = set()
+
+    async def prepare_tables(self) -> None:
+        if self.tables is None:
+            return
+        rows = await self.pool.fetch(
+            "SELECT payload FROM chain_intent WHERE kind = $1 AND state = 'pending' "
+            "AND (not_before IS NULL OR not_before <= now()) ORDER BY id LIMIT $2",
+            SETTLEMENT_KIND,
+            self.config.batch_size,
+        )
+        if not rows:
+            return
+        c = self.chain
+        addresses = self.tables.statics()
+        for r in rows:
+            p = json.loads(r["payload"])
+            addresses += [
+                c.escrow(p["seller"], Asset.ENERGY),
+                c.wallet_ata(Pubkey.from_string(p["buyer_wallet"]), Asset.ENERGY),
+                c.escrow(p["buyer"], Asset.QUOTE),
+                c.wallet_ata(Pubkey.from_string(p["seller_wallet"]), Asset.QUOTE),
+            ]
+        self.outbox = self._outbox(await self.tables.cover(addresses))
 
     async def settle_once(self) -> SettleReport:
         """One outbox step (reconcile, then submit what is pending), then record what the chain confirmed."""
+        await self.prepare_tables()
         r = await self.outbox.step()
         settled = await self.apply_confirmed()
         return SettleReport(r.submitted, r.transactions, r.confirmed, r.failed, settled)
 
     async def settle_all(self, max_seconds: float = 120.0) -> int:
-        """Drive the outbox until nothing is open, then record (tests, demo, bench). Returns trades settled."""
-        settled = await self.apply_confirmed()
-        await self.outbox.drain(max_seconds=max_seconds)
-        return settled + await self.apply_confirmed()
+        """Step until nothing is open, recording as it goes (tests, demo, bench). Returns trades settled."""
+        deadline = time.monotonic() + max_seconds
+        settled = 0
+        while True:
+            r = await self.settle_once()
+            settled += r.settled
+            open_work = await self.pool.fetchval(
+                "SELECT count(*) FROM chain_intent WHERE kind = $1 AND (state = 'submitted' OR (state = 'pending' "
+                "AND (not_before IS NULL OR not_before <= now())))",
+                SETTLEMENT_KIND,
+            )
+            if open_work == 0:
+                return settled + await self.apply_confirmed()
+            if time.monotonic() > deadline:
+                raise MarketError(f"settlement did not finish within {max_seconds} s ({open_work} open)")
+            if r.submitted == 0:
+                await asyncio.sleep(0.01)
 
     async def _build(self, intents: Sequence[Intent]) -> list[Unit]:
         await self._ensure_atas(
@@ -163,10 +212,13 @@ class Settler:
     async def apply_confirmed(self) -> int:
         """Record every trade the outbox confirmed (one database transaction). Returns how many."""
         async with self.pool.acquire() as conn, conn.transaction():
+            # Driven from the (few) pending trades, each looking up its intent by the unique (kind, key) index.
             trades = await conn.fetch(
-                "UPDATE trades t SET status = 'settled', signature = i.signature, settled_at = now() "
-                "FROM chain_intent i WHERE i.kind = $1 AND i.key = 'trade:' || t.id AND i.state = 'confirmed' "
-                "AND t.status = 'pending' "
+                "WITH done AS (SELECT t.id, i.signature FROM trades t CROSS JOIN LATERAL "
+                "(SELECT c.signature FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id "
+                "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
+                "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
+                "WHERE t.id = done.id AND t.status = 'pending' "
                 "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
                 SETTLEMENT_KIND,
             )

@@ -14,6 +14,7 @@ from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import reconcile
 from central.market.settler import Settler
+from central.market.tables import LookupTables
 
 
 class CrashError(Exception):
@@ -214,3 +215,29 @@ async def test_a_failing_trade_does_not_block_the_others(market: Market) -> None
     assert set(states.values()) == {"confirmed"}
     assert await m.pool.fetchval("SELECT status FROM trades WHERE id = $1", bad["id"]) == "pending"
     await invariant(m)  # nothing moved for the failed trade: its locks still match the chain
+
+
+async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool) -> None:
+    async for m in make_market(pool, slot_ms=10):  # tables need slots to pass (entries activate a slot later)
+        sellers = [await funded_trader(m, energy=3000) for _ in range(10)]
+        buyers = [await funded_trader(m, quote=10_000_000) for _ in range(10)]
+        for uid, _ in sellers:
+            await m.book.place(uid, "sell", 3000, 900)  # type: ignore[arg-type]
+        for uid, _ in buyers:
+            await m.book.place(uid, "buy", 3000, 1100)  # type: ignore[arg-type]
+        m.clock.advance(60)
+        [epoch] = await m.book.clear_due()
+        tables = LookupTables(m.pool, m.ledger, m.chain)
+        assert await Settler(m.pool, m.ledger, m.chain, tables=tables).settle_all() == epoch.trade_count == 10
+        subs = await m.pool.fetch("SELECT signature FROM chain_submission WHERE state = 'confirmed'")
+        assert len(subs) == 1  # ten trades (30 transfers + 10 memos) in one 1232-byte transaction
+        rec = await m.ledger.get_transaction(Signature.from_string(subs[0]["signature"]))
+        assert rec is not None
+        assert rec.transaction.message.address_table_lookups
+        assert await m.pool.fetchval("SELECT count(*) FROM market_lookup_tables") == 1
+        # A second settler (another worker) reuses the recorded table.
+        again = LookupTables(m.pool, m.ledger, m.chain)
+        assert [t.key for t in await again.cover(tables.statics())] == [
+            t.key for t in await tables.cover(tables.statics())
+        ]
+        await invariant(m)
