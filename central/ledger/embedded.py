@@ -93,6 +93,15 @@ class _TxEntry:
     body: bytes | None  # the frame body, kept only for an in-memory ledger
 
 
+def _token_entry(acc: Account | None) -> tuple[str, str, str, int] | None:
+    if acc is None or acc.owner not in TOKEN_PROGRAMS:
+        return None
+    parsed = parse_token_account(acc)
+    if parsed is None:
+        return None
+    return (str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount)
+
+
 class EmbeddedLedger:
     """The embedded ledger; implements ``central.ledger.port.Ledger``."""
 
@@ -105,6 +114,9 @@ class EmbeddedLedger:
         self._block_time = int(time.time())
         self._txs: dict[Signature, _TxEntry] = {}
         self._lamports: dict[Pubkey, int] = {}
+        #: Token view (mint, owner, program, amount) of every account written through this ledger (None: not a
+        #: token account), so pre-transaction token balances need no account reads.
+        self._tok: dict[Pubkey, tuple[str, str, str, int] | None] = {}
         self._decimals: dict[Pubkey, int] = {}
         self._known: set[Pubkey] = set()  # accounts ever written through this ledger (for compaction)
         self._log: LogFile | None = None
@@ -257,6 +269,7 @@ class EmbeddedLedger:
         for address, acc in accounts:
             self._svm.set_account(address, acc)
             self._lamports[address] = acc.lamports
+            self._tok[address] = _token_entry(acc)
             self._known.add(address)
 
     def account(self, address: Pubkey) -> Account | None:
@@ -338,14 +351,10 @@ class EmbeddedLedger:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")
         bh_slot = self._hashes.get(tx.message.recent_blockhash)
         if bh_slot is None or self._slot > bh_slot + MAX_PROCESSING_AGE:
-            raise BlockhashNotFoundError("BlockhashNotFoundError")
+            raise BlockhashNotFoundError("BlockhashNotFound")
         keys, writable, loaded_w, loaded_r = self._resolve_keys(tx)
         if not skip_preflight:
-            sim = self._svm.simulate_transaction(tx)
-            if isinstance(sim, FailedTransactionMetadata):
-                err = json.loads(sim.to_json())["err"]
-                raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
-                                        logs=tuple(sim.meta().logs()))
+            self._preflight(tx)
         payer = keys[0]
         pre = [self._lamports_of(k) for k in keys]
         pre_tok = self._token_balances(keys, writable)
@@ -368,6 +377,7 @@ class EmbeddedLedger:
                 images.append((k, acc))
                 lamports = acc.lamports if acc is not None else 0
                 self._lamports[k] = lamports
+                self._tok[k] = _token_entry(acc)
                 self._known.add(k)
                 post[i] = lamports
         post_tok = self._token_balances(keys, writable)
@@ -389,17 +399,28 @@ class EmbeddedLedger:
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
         return sig
 
+    def _preflight(self, tx: VersionedTransaction) -> None:
+        """What a node checks before accepting a transaction with preflight: signatures, then a simulation."""
+        if not all(tx.verify_with_results()):
+            raise TransactionRejectedError("transaction signature verification failure")
+        sim = self._svm.simulate_transaction(tx)
+        if isinstance(sim, FailedTransactionMetadata):
+            err = json.loads(sim.to_json())["err"]
+            raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
+                                         logs=tuple(sim.meta().logs()))
+
     def _token_balances(self, keys: list[Pubkey], writable: list[bool]) -> list[list[object]]:
+        """Token balances of the writable accounts, from the cache (filled from the ledger on first sight)."""
         out: list[list[object]] = []
         for i, k in enumerate(keys):
             if not writable[i]:
                 continue
-            acc = self._svm.get_account(k)
-            if acc is None or acc.owner not in TOKEN_PROGRAMS:
-                continue
-            parsed = parse_token_account(acc)
-            if parsed is not None:
-                out.append([i, str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount])
+            if k in self._tok:
+                entry = self._tok[k]
+            else:
+                entry = self._tok[k] = _token_entry(self._svm.get_account(k))
+            if entry is not None:
+                out.append([i, *entry])
         return out
 
     def status(self, sig: Signature) -> SignatureStatus | None:
