@@ -55,13 +55,14 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self) -> None:
+    def __init__(self, no_delay: bool) -> None:
         self.dir = tempfile.TemporaryDirectory(prefix="gtx-bench-mqtt-")
         self.port = free_port()
         conf = Path(self.dir.name) / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\nset_tcp_nodelay true\n"
+            "max_queued_messages 0\nmax_inflight_messages 0\nlog_dest none\n"
+            + ("set_tcp_nodelay true\n" if no_delay else "")
         )
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,11 +114,30 @@ def sign_device(args: tuple[bytes, int, int, int]) -> tuple[bytes, list[bytes]]:
 
 
 # --- ingest worker process -----------------------------------------------------------------------------------------
-def worker_main(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any) -> None:
-    asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings))
+def nodelay(client: paho.Client) -> None:
+    """Disable Nagle's algorithm on a connected paho client's socket (paho leaves it on)."""
+    sock = client.socket()
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any) -> None:
+def worker_main(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any, no_delay: bool,
+                profile: str = "") -> None:
+    if not profile:
+        asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings, no_delay))
+        return
+    import cProfile  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    prof = cProfile.Profile()
+    prof.enable()
+    asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings, no_delay))
+    prof.disable()
+    with open(profile, "w") as out:
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)
+
+
+async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, timings: Any, no_delay: bool) -> None:
     from central.config import MqttConfig  # noqa: PLC0415 - imported in the worker process
     from central.ingest.metrics import IngestMetrics  # noqa: PLC0415
     from central.ingest.mqtt import IngestMqtt  # noqa: PLC0415
@@ -145,6 +165,8 @@ async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, 
     IngestMqtt(mqtt, service, metrics).register(IngestSettings(concurrency=concurrency))
     await mqtt.start()
     await mqtt.wait_connected(10)
+    if no_delay:
+        nodelay(mqtt._client)  # experiment only: central.mqtt does not expose its socket
     await asyncio.sleep(0.5)  # SUBACKs
     ready.set()
     await asyncio.to_thread(stop.wait)
@@ -203,7 +225,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def run(args: argparse.Namespace) -> None:
     db = f"gtx_bench_{uuid.uuid4().hex[:10]}"
-    broker = Mosquitto()
+    broker = Mosquitto(args.nodelay)
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     timings = ctx.Queue()
@@ -226,9 +248,13 @@ def run(args: argparse.Namespace) -> None:
         asyncio.run(_prepare(dsn, [pk for pk, _ in signed]))
 
         readies = []
-        for _ in range(args.workers):
+        for n in range(args.workers):
             ready = ctx.Event()
-            proc = ctx.Process(target=worker_main, args=(dsn, broker.port, args.concurrency, ready, stop, timings))
+            proc = ctx.Process(
+                target=worker_main,
+                args=(dsn, broker.port, args.concurrency, ready, stop, timings, args.nodelay,
+                      args.profile if n == 0 else ""),
+            )
             proc.start()
             procs.append(proc)
             readies.append(ready)
@@ -362,6 +388,8 @@ def _drive(args: argparse.Namespace, port: int, signed: list[tuple[bytes, list[b
     client.on_message = on_message
     client.on_subscribe = lambda *_a: subscribed.set()
     client.connect("127.0.0.1", port)
+    if args.nodelay:
+        nodelay(client)
     client.loop_start()
     try:
         client.subscribe(f"{topics.PREFIX}/+/ack", qos=1)
@@ -423,6 +451,9 @@ def main() -> None:
     ap.add_argument("--closed-batches", type=int, default=20, help="batches per device in closed-loop mode")
     ap.add_argument("--workers", type=int, default=2, help="ingest worker processes sharing the subscription")
     ap.add_argument("--concurrency", type=int, default=4, help="batches in flight per worker")
+    ap.add_argument("--nodelay", action="store_true",
+                    help="TCP_NODELAY on broker, device and worker sockets (experiment: Nagle vs small MQTT packets)")
+    ap.add_argument("--profile", default="", help="write a cProfile summary of worker 0's event-loop thread here")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the latency percentiles")
     run(ap.parse_args())
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
+from central.accounting.metrics import AccountingMetrics
 from central.accounting.store import AccountingStore, ConcurrentAccountingError, settle_accounts
 from central.accounting.window import DEFAULT_WINDOW_MS, check_window_ms
 
@@ -16,6 +18,7 @@ class AccountingService:
     store: AccountingStore
     window_ms: int = DEFAULT_WINDOW_MS
     batch_meters: int = 2000
+    metrics: AccountingMetrics = field(default_factory=AccountingMetrics.for_registry)
 
     def __post_init__(self) -> None:
         check_window_ms(self.window_ms)
@@ -24,7 +27,7 @@ class AccountingService:
         """One pass over the meters that are due; returns how many windows became final. Call until it returns 0
         to catch up a backlog. A concurrent accountant's win is not an error: its windows stand, ours are
         recomputed from its checkpoints next time."""
-        total = 0
+        started = time.perf_counter()
         accounts = await self.store.due_meters(self.window_ms, self.batch_meters)
         if not accounts:
             return 0
@@ -35,7 +38,12 @@ class AccountingService:
         try:
             await self.store.record(self.window_ms, results)
         except ConcurrentAccountingError as exc:
+            self.metrics.races.inc()
             log.info("accounting pass lost a race, retrying later: %s", exc)
             return 0
-        total += sum(len(s.windows) for _, s in results)
-        return total
+        windows = [w for _, s in results for w in s.windows]
+        self.metrics.windows.inc(len(windows))
+        self.metrics.energy.labels(direction="export").inc(sum(w.export_wh for w in windows))
+        self.metrics.energy.labels(direction="import").inc(sum(w.import_wh for w in windows))
+        self.metrics.pass_seconds.observe(time.perf_counter() - started)
+        return len(windows)

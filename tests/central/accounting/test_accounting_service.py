@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from prometheus_client import CollectorRegistry
+
 from central.accounting import DEFAULT_WINDOW_MS, MeterReading
+from central.accounting.metrics import AccountingMetrics
 from central.accounting.service import AccountingService
 from central.accounting.store import InMemoryAccountingStore
 
@@ -21,7 +24,8 @@ async def test_windows_become_final_as_readings_arrive_and_exactly_once() -> Non
     store = InMemoryAccountingStore()
     meter, owner = uuid.uuid4(), uuid.uuid4()
     store.owners[meter] = owner
-    svc = AccountingService(store)
+    registry = CollectorRegistry()
+    svc = AccountingService(store, metrics=AccountingMetrics.for_registry(registry))
     assert await svc.run_once() == 0
     store.add_reading(meter, rd(1, T0 + 1000, 100))
     store.add_reading(meter, rd(2, T0 + W - 1, 200))
@@ -36,6 +40,8 @@ async def test_windows_become_final_as_readings_arrive_and_exactly_once() -> Non
     total = sum(w.window.export_wh for w in store.windows.values())
     assert total == 500 - 100
     assert {w.owner_id for w in store.windows.values()} == {owner}
+    assert registry.get_sample_value("gtx_accounting_windows_total") == 3
+    assert registry.get_sample_value("gtx_accounting_energy_wh_total", {"direction": "export"}) == 400
 
 
 async def test_meters_without_owner_are_not_accounted() -> None:
