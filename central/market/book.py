@@ -76,6 +76,7 @@ class EpochSummary:
     order_count: int
     trade_count: int
     order_set_hash: str | None
+    fee_bps: int | None = None
 
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
@@ -97,6 +98,7 @@ def _epoch(r: asyncpg.Record) -> EpochSummary:
         r["order_count"],
         r["trade_count"],
         bytes(h).hex() if h is not None else None,
+        r["fee_bps"],
     )
 
 

@@ -29,6 +29,7 @@ from central.ledger.port import Ledger
 from central.ledger.setup import LedgerSetup
 from central.market import plugin as market_plugin
 from central.market.client import sign_transaction_request
+from central.market.verify import recompute
 from central.readings import plugin as readings_plugin
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -189,6 +190,9 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     cleared = next(e for e in epochs if e["volume"])
     orders = await (await client.get(f"/api/v1/market/epochs/{cleared['start']}/orders")).json()
     assert orders["order_set_hash"] == cleared["order_set_hash"]
+    again = recompute(orders["orders"], cleared["fee_bps"])  # anyone can recompute the epoch from what is published
+    assert again.order_set_hash.hex() == cleared["order_set_hash"]
+    assert [(t.qty, t.price, t.value) for t in again.trades()] == [(4000, 200, 800)]
     assert (await client.get("/api/v1/market/epochs/not-a-time")).status == 404
 
     r = await client.get("/api/v1/admin/market/reconciliation", headers=ha)
@@ -203,6 +207,9 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     assert (await r.json())["status"] == "confirmed"
     r = await client.post("/api/v1/market/withdrawals", json={"asset": "energy", "amount": 1}, headers=hs)
     assert r.status == 422
+    spec = await (await client.get("/api/openapi.json")).json()
+    assert spec["paths"]["/api/v1/market/orders"]["post"]["responses"]["422"]
+    assert "/api/v1/admin/market/reconciliation" in spec["paths"]
     metrics = await (await client.get("/metrics")).text()
     assert "gtx_market_escrow_mismatches 0.0" in metrics
     await ws.close()
