@@ -20,7 +20,8 @@ from uuid import UUID
 
 import asyncpg
 
-from central.market.book import NOTIFY_CHANNEL, MarketBook
+from central.market.book import MarketBook
+from central.market.events import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class MarketFeed:
         if kind == "book":
             self._book_dirty.set()
         elif kind == "order":
+            self._book_dirty.set()
             for s in self.hub.subscribers("market.mine"):
                 if s.subscriptions.get("market.mine") == event.get("account"):
                     s.event("market.mine", {"kind": "order", "order": event["order"]})

@@ -1,11 +1,13 @@
-"""The central app with the market plug-in over HTTP and the live WebSocket: deposits signed by the wallet, orders,
-epochs cleared and settled by the background jobs, the feed, withdrawals, roles and the reconciliation endpoint."""
+"""The central app with the ledger, readings (live socket) and market plug-ins over HTTP and the WebSocket: deposits
+signed by the wallet, orders, epochs cleared and settled by the background jobs, the feed, withdrawals, roles and
+the reconciliation endpoint."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,26 +19,25 @@ from aiohttp.test_utils import TestClient, TestServer
 from market_fixtures import make_user
 from solders.keypair import Keypair
 
-from central.app import POOL, Registry, create_app
+from central.app import POOL, create_app
 from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ledger import plugin as ledger_plugin
 from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
-from central.ledger.config import LedgerConfig
-from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.setup import LedgerSetup, init_ledger
+from central.ledger.plugin import LEDGER, LEDGER_SETUP
+from central.ledger.port import Ledger
+from central.ledger.setup import LedgerSetup
 from central.market import plugin as market_plugin
 from central.market.client import sign_transaction_request
+from central.market.verify import recompute
 from central.readings import plugin as readings_plugin
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
-LEDGER_KEY = "test.ledger"
-SETUP_KEY = "test.ledger_setup"
-
 
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]]:
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, Ledger]]:
     config = from_mapping(
         {
             "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
@@ -44,6 +45,13 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
             "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
             "log": {"access_log": False},
+            "ledger": {
+                "data_dir": str(tmp_path / "ledger"),
+                "keys_dir": str(tmp_path / "keys"),
+                "create_keys": True,
+                "serve_rpc": False,
+                "slot_ms": 20,
+            },
             "market": {
                 "epoch_length_s": 2,
                 "fee_bps": 100,
@@ -53,21 +61,13 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             },
         }
     )
-    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=20))
-    setup = await init_ledger(LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True), ledger)
-
-    def ledger_plugin(registry: Registry) -> None:  # what the ledger plug-in stores: the adapter and the setup
-        registry.app[LEDGER_KEY] = ledger  # type: ignore[index]
-        registry.app[SETUP_KEY] = setup  # type: ignore[index]
-
-    app = create_app(config, plugins=[ledger_plugin, readings_plugin.install, market_plugin.install])
+    app = create_app(config, plugins=[ledger_plugin.install, readings_plugin.install, market_plugin.install])
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield client, setup, ledger
+        yield client, client.app[LEDGER_SETUP], client.app[LEDGER]
     finally:
         await client.close()
-        await ledger.close()
 
 
 def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -> dict[str, str]:
@@ -78,7 +78,7 @@ def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -
 async def funded_user(
     client: TestClient[Any, Any],
     setup: LedgerSetup,
-    ledger: EmbeddedLedger,
+    ledger: Ledger,
     role: str,
     *,
     energy: int = 0,
@@ -121,7 +121,7 @@ async def ws_next(ws: aiohttp.ClientWebSocketResponse, channel: str, pred: Any =
                 return msg["data"]  # type: ignore[no-any-return]
 
 
-async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]) -> None:
+async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, Ledger]) -> None:
     client, setup, ledger = env
     seller, s_wallet = await funded_user(client, setup, ledger, "prosumer", energy=10_000)
     buyer, b_wallet = await funded_user(client, setup, ledger, "consumer", quote=5_000_000)
@@ -191,6 +191,9 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     cleared = next(e for e in epochs if e["volume"])
     orders = await (await client.get(f"/api/v1/market/epochs/{cleared['start']}/orders")).json()
     assert orders["order_set_hash"] == cleared["order_set_hash"]
+    again = recompute(orders["orders"], cleared["fee_bps"])  # anyone can recompute the epoch from what is published
+    assert again.order_set_hash.hex() == cleared["order_set_hash"]
+    assert [(t.qty, t.price, t.value) for t in again.trades()] == [(4000, 200, 800)]
     assert (await client.get("/api/v1/market/epochs/not-a-time")).status == 404
 
     r = await client.get("/api/v1/admin/market/reconciliation", headers=ha)
@@ -205,6 +208,67 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     assert (await r.json())["status"] == "confirmed"
     r = await client.post("/api/v1/market/withdrawals", json={"asset": "energy", "amount": 1}, headers=hs)
     assert r.status == 422
+    spec = await (await client.get("/api/openapi.json")).json()
+    assert spec["paths"]["/api/v1/market/orders"]["post"]["responses"]["422"]
+    assert "/api/v1/admin/market/reconciliation" in spec["paths"]
     metrics = await (await client.get("/metrics")).text()
     assert "gtx_market_escrow_mismatches 0.0" in metrics
     await ws.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_feed_crosses_worker_processes_through_postgres(pg_dsn: str, tmp_path: Path) -> None:
+    """Two app instances (as two workers): an order placed through one reaches a socket held by the other, via
+    LISTEN/NOTIFY. The second instance reaches the ledger over the first one's JSON-RPC."""
+    port = _free_port()
+    base = {
+        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
+        "mqtt": {"enabled": False},
+        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+        "log": {"access_log": False},
+        "ledger": {
+            "data_dir": str(tmp_path / "ledger"),
+            "keys_dir": str(tmp_path / "keys"),
+            "create_keys": True,
+            "serve_rpc": True,
+            "rpc_port": port,
+            "slot_ms": 20,
+        },
+        "market": {"epoch_length_s": 900},
+    }
+    plugins = [ledger_plugin.install, readings_plugin.install, market_plugin.install]
+    a = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))
+    await a.start_server()
+    b = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))  # same secret: one platform
+    await b.start_server()
+    try:
+        setup, ledger = a.app[LEDGER_SETUP], a.app[LEDGER]
+        assert type(b.app[LEDGER]).__name__ == "RpcLedger"  # the directory is a's; b goes through its JSON-RPC
+        uid, wallet = await funded_user(a, setup, ledger, "consumer", quote=1_000_000)
+        h = auth(a, uid, Role.CONSUMER)
+        await deposit(a, h, wallet, "quote", 100_000)
+        ws = await b.ws_connect("/api/v1/live")
+        await ws.send_json({"type": "auth", "token": b.app[TOKENS].issue(uid, Role.CONSUMER)[0]})
+        for ch in ("market.mine", "market.book"):
+            await ws.send_json({"type": "subscribe", "channel": ch})
+        async with asyncio.timeout(10):
+            while (await ws.receive_json()).get("type") != "subscribed":
+                pass
+            while (await ws.receive_json()).get("type") != "subscribed":
+                pass
+        r = await a.post("/api/v1/market/orders", json={"side": "buy", "qty": 2000, "price": 150}, headers=h)
+        assert r.status == 201, await r.text()
+        order = await ws_next(ws, "market.mine", lambda d: d["kind"] == "order")
+        assert order["order"]["id"] == (await r.json())["id"]
+        depth = await ws_next(ws, "market.book", lambda d: bool(d["bids"]))
+        assert depth["bids"] == [{"price": 150, "qty": 2000, "orders": 1}]
+        await ws.close()
+    finally:
+        await b.close()
+        await a.close()
