@@ -238,12 +238,27 @@ def load_query(cls: type[T], query: Mapping[str, str]) -> T:
 # serialising
 
 
+_FAST = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
     """Dataclasses (and containers of them) → JSON-ready Python values."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or (isinstance(value, str | int | float | bool) and not isinstance(value, enum.Enum)):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {}
+        for name in _field_names(type(value)):
+            v = getattr(value, name)
+            out[name] = v if type(v) in _FAST else dump(v)  # plain scalars skip the recursive call
+        return out
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, UUID):
