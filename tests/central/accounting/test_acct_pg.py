@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from acct_db import add_device, add_meter, add_user, migrated_pool
-from signed import Gateway, ingest, ingest_service
+from acct_signed import Gateway, ingest, ingest_service
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
