@@ -17,6 +17,7 @@ bytecode (all loaded by default). What it lacks, this class adds:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -92,6 +93,15 @@ class _TxEntry:
     body: bytes | None  # the frame body, kept only for an in-memory ledger
 
 
+def _token_entry(acc: Account | None) -> tuple[str, str, str, int] | None:
+    if acc is None or acc.owner not in TOKEN_PROGRAMS:
+        return None
+    parsed = parse_token_account(acc)
+    if parsed is None:
+        return None
+    return (str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount)
+
+
 class EmbeddedLedger:
     """The embedded ledger; implements ``central.ledger.port.Ledger``."""
 
@@ -101,12 +111,17 @@ class EmbeddedLedger:
         self._slot = _GENESIS_SLOT
         self._hashes: OrderedDict[Hash, int] = OrderedDict()  # recent blockhash -> slot it was produced in
         self._latest = Hash.default()
+        self._genesis_hash: Hash | None = None
         self._block_time = int(time.time())
         self._txs: dict[Signature, _TxEntry] = {}
         self._lamports: dict[Pubkey, int] = {}
+        #: Token view (mint, owner, program, amount) of every account written through this ledger (None: not a
+        #: token account), so pre-transaction token balances need no account reads.
+        self._tok: dict[Pubkey, tuple[str, str, str, int] | None] = {}
         self._decimals: dict[Pubkey, int] = {}
         self._known: set[Pubkey] = set()  # accounts ever written through this ledger (for compaction)
         self._log: LogFile | None = None
+        self._lock_fd: int | None = None
         self._closed = False
         if self.config.data_dir is None:
             self._faucet = Keypair()
@@ -117,6 +132,13 @@ class EmbeddedLedger:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise LedgerStoreError(f"cannot create ledger directory {data_dir}: {e.strerror}") from None
+            self._lock_fd = os.open(data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise LedgerStoreError(f"ledger directory {data_dir} is in use by another process; other "
+                                       "processes must use its JSON-RPC endpoint (rpc backend)") from None
             self._faucet = load_or_create_key("faucet", data_dir / "faucet.json", create=True)[0].signer
             self._log = LogFile(data_dir / "ledger.log", fsync_interval=self.config.fsync_interval)
             if self._log.size == 0:
@@ -183,6 +205,11 @@ class EmbeddedLedger:
         for i, (_sig, entry) in enumerate(entries):
             entry.offset = offsets[base + i]
 
+    def sync(self) -> None:
+        """fsync the log now: every landed transaction becomes "finalized"."""
+        if self._log is not None:
+            self._log.sync()
+
     async def close(self) -> None:
         self.close_sync()
 
@@ -192,6 +219,9 @@ class EmbeddedLedger:
         self._closed = True
         if self._log is not None:
             self._log.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     # ----------------------------------------------------------------------------------------------- blocks
 
@@ -199,6 +229,8 @@ class EmbeddedLedger:
         return self._log.append(body) if self._log is not None else -1
 
     def _remember_slot(self, slot: int, h: Hash, ts: int) -> None:
+        if self._genesis_hash is None:
+            self._genesis_hash = h
         self._slot = slot
         self._latest = h
         self._block_time = ts
@@ -245,6 +277,7 @@ class EmbeddedLedger:
         for address, acc in accounts:
             self._svm.set_account(address, acc)
             self._lamports[address] = acc.lamports
+            self._tok[address] = _token_entry(acc)
             self._known.add(address)
 
     def account(self, address: Pubkey) -> Account | None:
@@ -326,14 +359,10 @@ class EmbeddedLedger:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")
         bh_slot = self._hashes.get(tx.message.recent_blockhash)
         if bh_slot is None or self._slot > bh_slot + MAX_PROCESSING_AGE:
-            raise BlockhashNotFoundError("BlockhashNotFoundError")
+            raise BlockhashNotFoundError("BlockhashNotFound")
         keys, writable, loaded_w, loaded_r = self._resolve_keys(tx)
         if not skip_preflight:
-            sim = self._svm.simulate_transaction(tx)
-            if isinstance(sim, FailedTransactionMetadata):
-                err = json.loads(sim.to_json())["err"]
-                raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
-                                        logs=tuple(sim.meta().logs()))
+            self._preflight(tx)
         payer = keys[0]
         pre = [self._lamports_of(k) for k in keys]
         pre_tok = self._token_balances(keys, writable)
@@ -356,6 +385,7 @@ class EmbeddedLedger:
                 images.append((k, acc))
                 lamports = acc.lamports if acc is not None else 0
                 self._lamports[k] = lamports
+                self._tok[k] = _token_entry(acc)
                 self._known.add(k)
                 post[i] = lamports
         post_tok = self._token_balances(keys, writable)
@@ -377,24 +407,38 @@ class EmbeddedLedger:
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
         return sig
 
+    def _preflight(self, tx: VersionedTransaction) -> None:
+        """What a node checks before accepting a transaction with preflight: signatures, then a simulation."""
+        if not all(tx.verify_with_results()):
+            raise TransactionRejectedError("transaction signature verification failure")
+        sim = self._svm.simulate_transaction(tx)
+        if isinstance(sim, FailedTransactionMetadata):
+            err = json.loads(sim.to_json())["err"]
+            raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
+                                         logs=tuple(sim.meta().logs()))
+
     def _token_balances(self, keys: list[Pubkey], writable: list[bool]) -> list[list[object]]:
+        """Token balances of the writable accounts, from the cache (filled from the ledger on first sight)."""
         out: list[list[object]] = []
         for i, k in enumerate(keys):
             if not writable[i]:
                 continue
-            acc = self._svm.get_account(k)
-            if acc is None or acc.owner not in TOKEN_PROGRAMS:
-                continue
-            parsed = parse_token_account(acc)
-            if parsed is not None:
-                out.append([i, str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount])
+            if k in self._tok:
+                entry = self._tok[k]
+            else:
+                entry = self._tok[k] = _token_entry(self._svm.get_account(k))
+            if entry is not None:
+                out.append([i, *entry])
         return out
 
     def status(self, sig: Signature) -> SignatureStatus | None:
         entry = self._txs.get(sig)
         if entry is None:
             return None
-        return SignatureStatus(entry.slot, entry.err, "finalized")
+        # "finalized" once the record is on stable storage (fsynced); before that it survives a crash of the
+        # process (it is in the kernel) but not a power loss: "confirmed".
+        durable = self._log is None or entry.offset < self._log.synced_size
+        return SignatureStatus(entry.slot, entry.err, "finalized" if durable else "confirmed")
 
     def transaction(self, sig: Signature) -> tuple[TransactionRecord, dict[str, object]] | None:
         """The record and its stored meta (balances, token balances, loaded addresses, compute units)."""
@@ -430,6 +474,58 @@ class EmbeddedLedger:
         if status is None or status.err is not None:
             raise AirdropUnavailableError(f"airdrop failed: {status.err if status else 'not landed'}")
         return sig
+
+    # ----------------------------------------------------------------------------------------------- wallets' extras
+
+    @property
+    def genesis_hash(self) -> Hash:
+        assert self._genesis_hash is not None
+        return self._genesis_hash
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._txs)
+
+    def blockhash_valid(self, blockhash: Hash) -> bool:
+        self._tick()
+        slot = self._hashes.get(blockhash)
+        return slot is not None and self._slot <= slot + MAX_PROCESSING_AGE
+
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> tuple[object, list[str], int]:
+        """Run without landing: (error or None, logs, compute units). The blockhash is not checked (a wallet
+        simulates before it has one); signatures only when ``sig_verify``."""
+        if sig_verify and not all(tx.verify_with_results()):
+            return "SignatureFailure", [], 0
+        if not sig_verify:
+            self._svm.with_sigverify(False)
+        try:
+            sim = self._svm.simulate_transaction(tx)
+        finally:
+            if not sig_verify:
+                self._svm.with_sigverify(True)
+        if isinstance(sim, FailedTransactionMetadata):
+            meta = sim.meta()
+            return json.loads(sim.to_json())["err"], list(meta.logs()), meta.compute_units_consumed()
+        meta = sim.meta()
+        return None, list(meta.logs()), meta.compute_units_consumed()
+
+    def token_accounts_by_owner(self, owner: Pubkey, *, mint: Pubkey | None = None,
+                                program: Pubkey | None = None) -> list[tuple[Pubkey, Account]]:
+        """Token accounts whose token owner is ``owner`` (every token account was written through this ledger,
+        so the token cache indexes them all)."""
+        owner_s = str(owner)
+        mint_s = str(mint) if mint is not None else None
+        prog_s = str(program) if program is not None else None
+        out: list[tuple[Pubkey, Account]] = []
+        for address, entry in self._tok.items():
+            if entry is None or entry[1] != owner_s:
+                continue
+            if (mint_s is not None and entry[0] != mint_s) or (prog_s is not None and entry[2] != prog_s):
+                continue
+            acc = self.account(address)
+            if acc is not None:
+                out.append((address, acc))
+        return sorted(out, key=lambda kv: bytes(kv[0]))
 
     # ----------------------------------------------------------------------------------------------- the port
 

@@ -1,14 +1,15 @@
 """Orders and epochs on PostgreSQL: accounts, placing and cancelling orders (with escrow locks), and the clearer.
 
-Concurrency: placing/cancelling takes the epoch row ``FOR SHARE`` and checks it is open; the clearer takes it
-``FOR UPDATE`` to close it, so an order is either in the book that clears or refused with ``EpochClosedError``.
+Concurrency: placing/cancelling takes the epoch's advisory lock in shared mode and then checks the epoch is open;
+the clearer takes the same lock exclusively to close it, so an order is either in the book that clears or refused
+with ``EpochClosedError``. (Advisory locks live in memory: thousands of concurrent placements do not write
+row-lock state into the epoch row, as ``FOR SHARE`` would.)
 Only one clearer runs at a time: the whole clearing transaction holds the advisory lock ``CLEARING_LOCK_KEY``
 (``pg_try_advisory_xact_lock``), so any number of workers may call ``clear_due`` safely.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow_seeds import Asset, EscrowAddresses
+from central.market.events import lock_balances, notify
 from central.market.orders import (
     SIDE_NAMES,
     OrderStatus,
@@ -38,13 +40,20 @@ from central.market.orders import (
     parse_side,
     validate_order,
 )
+from central.market.settler import enqueue_trades
 
 log = logging.getLogger(__name__)
 
 #: Advisory-lock key of the clearer ("gtx-clr" in ASCII).
 CLEARING_LOCK_KEY = 0x6774782D636C72
-#: LISTEN/NOTIFY channel of market events (JSON payloads, see ``central.market.feed``).
-NOTIFY_CHANNEL = "gtx_market"
+
+
+#: First key of the per-epoch advisory locks (two-int4 form: a key space apart from the bigint keys) - "gtxE".
+EPOCH_LOCK_CLASS = 0x67747845
+
+
+def epoch_lock_key(start: datetime) -> tuple[int, int]:
+    return EPOCH_LOCK_CLASS, int(start.timestamp()) % 2**31
 
 
 def utc_now() -> datetime:
@@ -77,6 +86,7 @@ class EpochSummary:
     order_count: int
     trade_count: int
     order_set_hash: str | None
+    fee_bps: int | None = None
 
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
@@ -98,12 +108,8 @@ def _epoch(r: asyncpg.Record) -> EpochSummary:
         r["order_count"],
         r["trade_count"],
         bytes(h).hex() if h is not None else None,
+        r["fee_bps"],
     )
-
-
-async def notify(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
-    """Queue a market event (delivered at commit). Payloads stay small (< 8000 bytes)."""
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(event, default=str))
 
 
 class MarketBook:
@@ -173,7 +179,8 @@ class MarketBook:
                 raise ConflictError("link a wallet before trading")
             acc = await self.account(conn, user_id)
             await self._ensure_epoch(conn, epoch)
-            status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1 FOR SHARE", epoch.start)
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", *epoch_lock_key(epoch.start))
+            status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", epoch.start)
             if status != EpochStatus.OPEN:
                 raise EpochClosedError("the current epoch is closed; retry in a moment")
             ok = await conn.fetchval(
@@ -199,7 +206,6 @@ class MarketBook:
             )
             order = _order(row)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
-            await notify(conn, {"type": "book", "epoch": epoch.start.isoformat()})
             return order
 
     async def cancel(self, user_id: UUID, order_id: int) -> OrderView:
@@ -209,7 +215,8 @@ class MarketBook:
             seen = await conn.fetchval("SELECT epoch_start FROM orders WHERE id = $1 AND account = $2", order_id, acc)
             if seen is None:
                 raise NotFoundError("no such order")
-            epoch_status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1 FOR SHARE", seen)
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", *epoch_lock_key(seen))
+            epoch_status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", seen)
             row = await conn.fetchrow(
                 "SELECT status, locked, side, epoch_start FROM orders WHERE id = $1 FOR UPDATE", order_id
             )
@@ -232,7 +239,6 @@ class MarketBook:
             )
             order = _order(updated)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
-            await notify(conn, {"type": "book", "epoch": order.epoch_start.isoformat()})
             return order
 
     async def orders_of(self, user_id: UUID, *, open_only: bool = False, limit: int = 100) -> list[OrderView]:
@@ -280,6 +286,32 @@ class MarketBook:
             r = await conn.fetchrow("SELECT * FROM epochs WHERE start_at = $1", start)
         return _epoch(r) if r is not None else None
 
+    async def recent_trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Latest trades (public: no accounts), newest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, epoch_start, qty, price, value, status, signature, settled_at, created_at FROM trades "
+                "ORDER BY id DESC LIMIT $1",
+                limit,
+            )
+        return [dict(r) for r in rows]
+
+    async def fills_of(self, user_id: UUID, limit: int = 100) -> list[dict[str, Any]]:
+        """The caller's trades (as buyer or seller), newest first."""
+        async with self.pool.acquire() as conn:
+            acc = await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id)
+            if acc is None:
+                return []
+            rows = await conn.fetch(
+                "SELECT id, epoch_start, CASE WHEN buyer = $1 THEN 'buy' ELSE 'sell' END AS side, "
+                "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, qty, price, value, "
+                "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at FROM trades "
+                "WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
+                acc,
+                limit,
+            )
+        return [dict(r) for r in rows]
+
     async def epoch_order_set(self, start: datetime) -> OrderBook:
         """The exact order set an epoch cleared (recompute its hash with ``central.market.clearing``)."""
         async with self.pool.acquire() as conn:
@@ -309,7 +341,7 @@ class MarketBook:
                 done.append(await self._clear_epoch(conn, self.clock.starting(start)))
 
     async def _clear_epoch(self, conn: asyncpg.Connection, epoch: Epoch) -> EpochSummary:
-        await conn.execute("SELECT 1 FROM epochs WHERE start_at = $1 FOR UPDATE", epoch.start)
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(epoch.start))
         await conn.execute("UPDATE epochs SET status = 'closed', closed_at = now() WHERE start_at = $1", epoch.start)
         nxt = self.clock.next(epoch)
         await self._ensure_epoch(conn, nxt)
@@ -430,6 +462,15 @@ class MarketBook:
                 for t in trades
             ],
         )
+        if trades:  # settlement intents, in this same transaction (exactly once from clearing to chain)
+            await enqueue_trades(
+                conn,
+                await conn.fetch(
+                    "SELECT id, buyer, seller, buyer_wallet, seller_wallet, qty, value, fee FROM trades "
+                    "WHERE epoch_start = $1 ORDER BY seq",
+                    epoch.start,
+                ),
+            )
         status = EpochStatus.CLEARED if trades else EpochStatus.SETTLED
         r = await conn.fetchrow(
             "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
@@ -459,15 +500,6 @@ class MarketBook:
         )
         await notify(conn, {"type": "epoch", "epoch": _epoch_json(summary)})
         return summary
-
-
-async def lock_balances(conn: asyncpg.Connection, table: str) -> None:
-    """Row-lock the escrow balances named in temp ``table`` (account, asset) in key order (no deadlocks between
-    the clearer, settlement and deposits)."""
-    await conn.execute(
-        f"SELECT 1 FROM escrow_balances b JOIN (SELECT DISTINCT account, asset FROM {table}) t "  # noqa: S608
-        "ON b.account = t.account AND b.asset = t.asset ORDER BY b.account, b.asset FOR UPDATE OF b"
-    )
 
 
 def _order_json(o: OrderView) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from uuid import UUID
 from aiohttp import web
 
 from central.http.context import POOL
-from central.http.errors import ApiError, bad_request, conflict, not_found
+from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.minting.service import release_accrued
 from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
 from central.wallets.chain import Chain
 from central.wallets.errors import (
@@ -20,14 +21,22 @@ from central.wallets.errors import (
     LinkExpiredError,
     LinkRejectedError,
     NonceRejectedError,
+    TooManyLinkRequestsError,
     WalletTakenError,
 )
 from central.wallets.pg_store import PgWalletStore
-from central.wallets.service import WalletService
+from central.wallets.service import DEFAULT_LINK_TTL, WalletService
 from protocol.base58 import b58decode
 
-#: Set by the wallets plugin (or a test) once the ledger is known.
-CHAIN = web.AppKey("gtx.wallets.chain", Chain)
+
+@dataclass
+class ChainRef:
+    """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
+
+    chain: Chain | None = None
+
+
+CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
 
 routes = RouteTable(tag="wallets")
 
@@ -77,7 +86,8 @@ def _service(app: web.Application) -> WalletService:
 
 
 def _chain(app: web.Application) -> Chain:
-    chain = app.get(CHAIN)
+    ref = app.get(CHAIN)
+    chain = ref.chain if ref is not None else None
     if chain is None:
         raise ApiError(503, "ledger_unavailable", "the ledger is not configured")
     return chain
@@ -89,7 +99,7 @@ def _chain(app: web.Application) -> Chain:
     body=LinkStart,
     response=LinkChallengeOut,
     status=201,
-    errors=(400,),
+    errors=(400, 429),
     summary="Get the wallet-link message to sign",
 )
 async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut:
@@ -98,6 +108,8 @@ async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut
         link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
     except BadWalletAddressError as exc:
         raise bad_request(str(exc), "bad_wallet") from exc
+    except TooManyLinkRequestsError as exc:
+        raise too_many_requests(int(DEFAULT_LINK_TTL.total_seconds()), str(exc)) from exc
     return LinkChallengeOut(link.message(), link.nonce.hex(), link.expires)
 
 
@@ -122,6 +134,7 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
         raise bad_request(str(exc), "link_rejected") from exc
     except WalletTakenError as exc:
         raise conflict(str(exc), "wallet_taken") from exc
+    await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call.app, linked.address, linked.linked_at)
 
 
