@@ -40,6 +40,9 @@ class HttpConfig:
     max_body_bytes: int = 1_048_576
     #: Trust ``X-Forwarded-For`` for the client address (only behind a reverse proxy you run).
     trust_forwarded_for: bool = False
+    #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
+    #: temporary directory unless given) so ``/metrics`` aggregates every worker.
+    metrics_dir: str = ""
 
     def validate(self) -> None:
         _require(0 <= self.port <= 65535, "http.port must be 0..65535")
@@ -169,6 +172,9 @@ class IdentityConfig:
     claim_attempts_per_hour: int = 5
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
+    #: Let people register themselves as installers (else only admins create installer accounts: an installer
+    #: can register gateways, so by default that role is handed out, not taken).
+    self_register_installers: bool = False
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")

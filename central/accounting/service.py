@@ -12,16 +12,23 @@ from central.accounting.window import DEFAULT_WINDOW_MS, check_window_ms
 
 log = logging.getLogger(__name__)
 
+DEFAULT_HORIZON_MS = 6 * 3600 * 1000
+
 
 @dataclass
 class AccountingService:
     store: AccountingStore
     window_ms: int = DEFAULT_WINDOW_MS
     batch_meters: int = 2000
+    #: Readings loaded per meter and pass reach this far past its last final boundary (bounds memory; a backlog is
+    #: caught up over several passes).
+    horizon_ms: int = DEFAULT_HORIZON_MS
     metrics: AccountingMetrics = field(default_factory=AccountingMetrics.for_registry)
 
     def __post_init__(self) -> None:
         check_window_ms(self.window_ms)
+        if self.horizon_ms < self.window_ms:
+            raise ValueError("the accounting horizon must be at least one window")
 
     async def run_once(self) -> int:
         """One pass over the meters that are due; returns how many windows became final. Call until it returns 0
@@ -31,7 +38,7 @@ class AccountingService:
         accounts = await self.store.due_meters(self.window_ms, self.batch_meters)
         if not accounts:
             return 0
-        readings = await self.store.readings_after(accounts)
+        readings = await self.store.readings_after(accounts, self.window_ms, self.horizon_ms)
         results = settle_accounts(accounts, readings, self.window_ms)
         if not results:
             return 0

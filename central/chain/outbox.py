@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Statuses counted as final enough to confirm an intent.
 CONFIRMED_LEVELS = frozenset({"confirmed", "finalized"})
+FINALIZED_ONLY = frozenset({"finalized"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class OutboxConfig:
     defer_seconds: float = 30.0
     #: Submissions reconciled per round.
     reconcile_batch: int = 5000
+    #: Confirm intents only at "finalized" (embedded ledger: fsynced to disk, so even a power loss cannot undo a
+    #: confirmed intent; a cluster: rooted). Default: "confirmed" is enough.
+    require_finalized: bool = False
 
 
 @dataclass
@@ -332,7 +336,8 @@ class ChainOutbox:
         v = _Verdicts()
         for row, st in zip(rows, statuses, strict=True):
             if st is not None and st.err is None:
-                if st.confirmation_status in CONFIRMED_LEVELS:
+                levels = FINALIZED_ONLY if self.config.require_finalized else CONFIRMED_LEVELS
+                if st.confirmation_status in levels:
                     v.confirmed.append((row["id"], st.slot))
                 else:
                     result.open_submissions += 1

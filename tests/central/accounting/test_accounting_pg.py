@@ -78,7 +78,7 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
     await add_device(pool, gw.device_id, gw.key.public_key)
     meter = await add_meter(pool, gw.device_id, "R-1", owner)
     svc = ingest_service(pool, T0 + 1000 * W)
-    acct = AccountingService(PgAccountingStore(pool))
+    acct = AccountingService(PgAccountingStore(pool), horizon_ms=[W, 3 * W, 24 * W][seed - 1])
     t, export = T0 + rng.randrange(W), 50_000
     records = []
     for k in range(60):
@@ -98,7 +98,8 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
             await svc.handle_readings(gw.device_id, encode_batch(records[max(0, i - 3) : i]))  # duplicates
         i += n
         await acct.run_once()
-    await acct.run_once()
+    while await acct.run_once():
+        pass
 
     rows = await pool.fetch("SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter)
     one_shot = settle(

@@ -60,6 +60,10 @@ async def test_airdrop_balance_status_and_history(chain: Chain) -> None:
     (status,) = await ledger.get_signature_statuses([sig])
     assert status is not None
     assert status.ok
+    assert status.confirmation_status in ("confirmed", "finalized")
+    chain.embedded.sync()  # on stable storage: finalized
+    (status,) = await ledger.get_signature_statuses([sig])
+    assert status is not None
     assert status.confirmation_status == "finalized"
     record = await ledger.get_transaction(sig)
     assert record is not None

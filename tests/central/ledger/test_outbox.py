@@ -195,3 +195,16 @@ async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: Chain, po
     assert view is not None
     assert view.last_error == "unit does not fit in one transaction"
     assert await supply(chain.ledger, world.mint) == 6
+
+
+async def test_require_finalized_confirms_only_what_is_on_disk(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world, require_finalized=True)
+    await outbox.enqueue("f", {"owner": str(Keypair().pubkey()), "amount": 9, "decimals": 3})
+    await outbox.drain()  # the ledger's group commit (50 ms) finalizes it
+    view = await outbox.get("f")
+    assert view is not None
+    assert view.state == "confirmed"
+    (status,) = await chain.ledger.get_signature_statuses([Signature.from_string(view.signature or "")])
+    assert status is not None
+    assert status.confirmation_status == "finalized"
