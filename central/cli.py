@@ -3,6 +3,7 @@
     gridtokenx-central [-c central.toml] [--set section.key=value ...] migrate
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
+    gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True,
                         choices=["consumer", "prosumer", "installer", "rec_authority", "admin"])
     create.add_argument("--password-file", help="file holding the password (else read one line from stdin)")
+    ledger = sub.add_parser("ledger", help="platform setup on the ledger")
+    lsub = ledger.add_subparsers(dest="ledger_command", required=True)
+    lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
     return p
 
 
@@ -78,6 +82,12 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.identity.cli import create_user_command  # noqa: PLC0415
 
         return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
+    if args.command == "ledger" and args.ledger_command == "init":
+        from central.ledger.cli import init_command  # noqa: PLC0415
+
+        return init_command(config.section("ledger"))
     raise CentralError(f"unknown command {args.command}")
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
