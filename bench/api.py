@@ -1,11 +1,16 @@
-"""HTTP API benchmark: requests/s and p50/p99 latency of login-free GETs and authenticated queries.
+"""HTTP API benchmark: requests/s and p50/p99 latency of login-free GETs, authenticated queries and order placement.
 
 Starts its own PostgreSQL database, a private Mosquitto and `gridtokenx-central serve --workers N` on a free port,
 provisions a prosumer with a verified gateway and a claimed meter (through the API), then drives each endpoint with
 wrk (Debian package `wrk`; falls back to an aiohttp load generator when wrk is missing) and prints one line per
 endpoint. Target: >= 2,000 req/s at p99 < 50 ms.
 
-    .venv/bin/python bench/api.py [--workers 2] [--duration 10] [--connections 16]
+Order placement (issue 6): `--traders` consumers are created, log in, link a wallet by signature, get quote tokens
+from the admin faucet and deposit them into escrow through the API (wallet-signed transaction requests), then wrk (Lua
+script, each request from the next trader) places buy orders with `POST /api/v1/market/orders`; every order locks
+escrow. Target: >= 1,500 orders/s at p99 < 50 ms. The number of orders stored is checked against the 201 responses.
+
+    .venv/bin/python bench/api.py [--workers 2] [--duration 10] [--connections 16] [--traders 64] [--only orders]
 """
 
 from __future__ import annotations
@@ -35,15 +40,18 @@ sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as paho  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from solders.keypair import Keypair  # noqa: E402
 
+from central.market.client import sign_transaction_request  # noqa: E402
 from protocol import topics  # noqa: E402
+from protocol.base58 import b58encode  # noqa: E402
 from protocol.batch import encode_batch  # noqa: E402
 from protocol.challenge import sign_challenge  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
 from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
 
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
-TARGET_RPS, TARGET_P99_MS = 2000, 50.0
+TARGET_RPS, TARGET_P99_MS, TARGET_ORDERS = 2000, 50.0, 1500
 
 
 def free_port() -> int:
@@ -101,7 +109,62 @@ async def provision(base: str, admin_email: str, admin_pw: str) -> dict[str, Any
             meter_ids.append(m["id"])
         doc = await call("GET", "/api/openapi.json")
         return {"prosumer": pro, "installer": inst, "key": key, "serial": serials[0], "meter_id": meter_ids[0],
-                "doc": doc}
+                "doc": doc, "admin": admin["access_token"]}
+
+
+async def provision_traders(base: str, admin: str, password: str, count: int, quote: int) -> list[str]:
+    """``count`` consumers with linked wallets and ``quote`` base units of quote token deposited into escrow, all
+    through the API (admin creates the user; the user logs in, links a wallet by signature, the admin faucet funds
+    the wallet, the user deposits with a wallet-signed transaction request). Returns their access tokens."""
+    async with aiohttp.ClientSession() as s:
+
+        async def call(method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with s.request(method, base + path, json=body, headers=headers) as r:
+                data = await r.json() if r.content_type == "application/json" else None
+                if r.status >= 400:
+                    raise RuntimeError(f"{method} {path}: {r.status} {data}")
+                return data
+
+        async def trader(i: int) -> str:
+            email = f"trader{i}-{uuid.uuid4().hex[:6]}@bench.local"
+            user = await call("POST", "/api/v1/admin/users", admin, {"email": email, "password": password,
+                                                                     "role": "consumer"})
+            token = (await call("POST", "/api/v1/auth/login", body={"email": email, "password": password}))
+            token = token["access_token"]
+            wallet = Keypair()
+            link = await call("POST", "/api/v1/wallet/link-challenge", token, {"wallet": str(wallet.pubkey())})
+            sig = bytes(wallet.sign_message(link["message"].encode()))
+            await call("POST", "/api/v1/wallet/link", token, {"message": link["message"], "signature": b58encode(sig)})
+            await call("POST", "/api/v1/admin/faucet/quote", admin, {"user_id": user["id"], "amount": quote})
+            req = await call("POST", "/api/v1/market/deposits", token, {"asset": "quote", "amount": quote})
+            done = await call("POST", f"/api/v1/market/deposits/{req['id']}/submit", token,
+                              {"transaction": sign_transaction_request(req["transaction"], wallet)})
+            if done["status"] != "confirmed":
+                raise RuntimeError(f"deposit not confirmed: {done}")
+            return str(token)
+
+        sem = asyncio.Semaphore(8)
+
+        async def bounded(i: int) -> str:
+            async with sem:
+                return await trader(i)
+
+        return list(await asyncio.gather(*(bounded(i) for i in range(count))))
+
+
+ORDER_LUA = """
+local tokens = {%s}
+local n, i = #tokens, 0
+function setup(thread) thread:set("offset", math.random(n)) end
+function init(args) i = offset or 0 end
+function request()
+  i = i + 1
+  local body = string.format('{"side":"buy","qty":%%d,"price":%%d}', 1000 + (i %% 7) * 100, 900 + (i %% 13) * 10)
+  return wrk.format("POST", "/api/v1/market/orders",
+    {["Authorization"] = "Bearer " .. tokens[(i %% n) + 1], ["Content-Type"] = "application/json"}, body)
+end
+"""
 
 
 def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) -> None:
@@ -135,8 +198,11 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def run_wrk(url: str, headers: dict[str, str], duration: int, connections: int, threads: int) -> dict[str, float]:
+def run_wrk(url: str, headers: dict[str, str], duration: int, connections: int, threads: int,
+            script: Path | None = None) -> dict[str, float]:
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -145,22 +211,34 @@ def run_wrk(url: str, headers: dict[str, str], duration: int, connections: int, 
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    total = re.search(r"(\d+) requests in", out)
     return {"rps": rps, "p50": p50, "p99": p99, "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
-            "socket_errors": 1.0 if errors else 0.0}
+            "socket_errors": 1.0 if errors else 0.0, "requests": float(total.group(1)) if total else 0.0}
 
 
-async def run_python(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+async def run_python(url: str, headers: dict[str, str], duration: int, connections: int,
+                     order_tokens: list[str] | None = None) -> dict[str, float]:
+    """Closed-loop load: ``connections`` clients, each sending its next request as soon as the last answered. With
+    ``order_tokens``, POSTs buy orders to ``url``, each from the next trader."""
     lat: list[float] = []
+    sent = 0
     bad = 0
     stop = time.monotonic() + duration
     conn = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as s:
 
         async def worker() -> None:
-            nonlocal bad
+            nonlocal bad, sent
             while time.monotonic() < stop:
                 t = time.perf_counter()
-                async with s.get(url) as r:
+                if order_tokens:
+                    sent += 1
+                    body = {"side": "buy", "qty": 1000 + (sent % 7) * 100, "price": 900 + (sent % 13) * 10}
+                    req = s.post(url, json=body,
+                                 headers={"Authorization": f"Bearer {order_tokens[sent % len(order_tokens)]}"})
+                else:
+                    req = s.get(url)
+                async with req as r:
                     await r.read()
                     if r.status >= 300:
                         bad += 1
@@ -171,7 +249,7 @@ async def run_python(url: str, headers: dict[str, str], duration: int, connectio
         elapsed = time.monotonic() - t0
     lat.sort()
     return {"rps": len(lat) / elapsed, "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
-            "non2xx": float(bad), "socket_errors": 0.0}
+            "non2xx": float(bad), "socket_errors": 0.0, "requests": float(len(lat))}
 
 
 def main() -> int:
@@ -181,6 +259,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--python-client", action="store_true", help="use the aiohttp load generator instead of wrk")
+    ap.add_argument("--traders", type=int, default=64, help="funded consumers placing orders")
+    ap.add_argument("--only", choices=("all", "gets", "orders"), default="all", help="which part to run")
     args = ap.parse_args()
     use_wrk = shutil.which("wrk") is not None and not args.python_client
 
@@ -196,7 +276,7 @@ def main() -> int:
     cfg.write_text(
         f'[database]\ndsn = "postgresql://postgres@127.0.0.1:5432/{db}"\npool_min = 2\npool_max = 8\n'
         f'[mqtt]\nport = {mqtt_port}\n'
-        f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\n'
+        f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\npassword_bcrypt_cost = 4\n'
         f'[mailer]\ndev_dir = "{tmp / "mail"}"\n'
         f'[http]\nport = {http_port}\n'
         '[log]\naccess_log = false\nlevel = "WARNING"\n'
@@ -224,7 +304,7 @@ def main() -> int:
         paths = ctx["doc"]["paths"]
         readings = next((p for p in paths if p.endswith("/readings") and "{meter_id}" in p and "get" in paths[p]),
                         None)
-        if readings:
+        if readings and args.only != "orders":
             publish_readings(mqtt_port, ctx["key"], ctx["serial"], 1000)
             url = readings.replace("{meter_id}", ctx["meter_id"]) + "?limit=100"
             stored = 0
@@ -236,9 +316,20 @@ def main() -> int:
                 time.sleep(0.2)
             cases.append((f"GET {readings}?limit=100 ({stored} rows/page)", url, auth))
             cases.append((f"GET {readings}?limit=10", url.replace("limit=100", "limit=10"), auth))
+        if args.only == "orders":
+            cases = []
+        tokens: list[str] = []
+        if args.only != "gets":
+            t0 = time.monotonic()
+            # enough quote for ~1,000 orders/s per trader for the whole run (each buy locks <= 1,800 units)
+            tokens = asyncio.run(provision_traders(base, ctx["admin"], admin_pw, args.traders, 10**10))
+            print(f"bench/api.py: {len(tokens)} traders logged in, wallets linked, quote deposited into escrow "
+                  f"through the API in {time.monotonic() - t0:.1f} s")
         print(f"bench/api.py: {args.workers} worker(s), {args.connections} connections, {args.duration}s each, "
-              f"load generator: {'wrk' if use_wrk else 'aiohttp'}; target >= {TARGET_RPS} req/s at p99 < "
-              f"{TARGET_P99_MS:.0f} ms; load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+              f"load generator: {'wrk' if use_wrk else 'aiohttp'}; load average before: {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs")
+        if cases:
+            print(f"  target >= {TARGET_RPS} req/s at p99 < {TARGET_P99_MS:.0f} ms")
         for name, path, headers in cases:
             if use_wrk:
                 res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
@@ -247,6 +338,28 @@ def main() -> int:
             ok = res["rps"] >= TARGET_RPS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
+        if tokens:
+            print(f"  target >= {TARGET_ORDERS} orders/s at p99 < {TARGET_P99_MS:.0f} ms")
+            load = os.getloadavg()[0]
+            if use_wrk:
+                script = tmp / "orders.lua"
+                script.write_text(ORDER_LUA % ", ".join(json.dumps(t) for t in tokens))
+                res = run_wrk(base + "/api/v1/market/orders", {}, args.duration, args.connections, args.threads,
+                              script)
+            else:
+                res = asyncio.run(run_python(base + "/api/v1/market/orders", {}, args.duration, args.connections,
+                                             tokens))
+            ok = res["rps"] >= TARGET_ORDERS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
+            name = f"POST /api/v1/market/orders ({len(tokens)} traders, buy, locks escrow)"
+            print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
+                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
+            stored = subprocess.run([*PG, "SELECT count(*), coalesce(sum(locked), 0) FROM orders", "-At", "-d", db],
+                                    capture_output=True, text=True, check=True).stdout.strip().split("|")
+            locked = subprocess.run([*PG, "SELECT coalesce(sum(locked), 0) FROM escrow_balances", "-At", "-d", db],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+            print(f"    orders stored {stored[0]} (answered 201: {int(res['requests'] - res['non2xx'])}; up to "
+                  f"{args.connections} more may have been in flight at the end); locked by orders {stored[1]}, "
+                  f"locked in escrow {locked}; load average at start {load:.1f}")
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         pool = re.search(r"^gtx_db_pool_size (\S+)", metrics, re.M)
         print(f"  (database connections open over all workers after the run: {pool.group(1) if pool else '?'}; "
