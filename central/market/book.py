@@ -1,6 +1,8 @@
 """Orders and epochs on PostgreSQL: accounts, placing and cancelling orders (with escrow locks), and the clearer.
 
-Concurrency: placing/cancelling takes the epoch's advisory lock in shared mode and then checks the epoch is open;
+Concurrency: placing/cancelling takes the epoch's advisory lock in shared mode and then checks the epoch is open
+(placing does it all in one statement, the function ``market_place_order`` of migration 0042, whose steps each see a
+fresh snapshot after the lock);
 the clearer takes the same lock exclusively to close it, so an order is either in the book that clears or refused
 with ``EpochClosedError``. (Advisory locks live in memory: thousands of concurrent placements do not write
 row-lock state into the epoch row, as ``FOR SHARE`` would.)
@@ -91,20 +93,9 @@ class EpochSummary:
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 
-# $1 account, $2 side, $3 qty, $4 price, $5 tif, $6 expires_at, $7 epoch start, $8 lock amount, $9 asset
-_PLACE_SQL = (
-    "WITH ep AS (SELECT status FROM epochs WHERE start_at = $7), "
-    "bal AS (UPDATE escrow_balances SET available = available - $8, locked = locked + $8, updated_at = now() "
-    "WHERE account = $1 AND asset = $9 AND available >= $8 AND (SELECT status FROM ep) = 'open' RETURNING 1), "
-    "ins AS (INSERT INTO orders (account, side, qty, price, tif, expires_at, epoch_start, locked) "
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM bal "
-    "RETURNING id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at) "
-    "SELECT (SELECT status FROM ep) AS epoch_status, ins.*, CASE WHEN ins.id IS NOT NULL THEN "
-    "pg_notify('gtx_market', json_build_object('type', 'order', 'account', $1::bigint, 'order', json_build_object("
-    "'id', ins.id, 'side', ins.side, 'qty', ins.qty, 'price', ins.price, 'filled', ins.filled, "
-    "'status', ins.status, 'epoch_start', ins.epoch_start))::text) END AS notified "
-    "FROM (SELECT 1) AS one LEFT JOIN ins ON true"
-)
+#: One round trip: lock the epoch (shared), check wallet, account and epoch, lock escrow, insert, notify
+#: (migration 0042_market_place_order.sql).
+_PLACE_SQL = "SELECT * FROM market_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 
 
 def _order(r: asyncpg.Record) -> OrderView:
@@ -189,29 +180,19 @@ class MarketBook:
             raise InvalidOrderError("expires_at is before the current epoch closes")
         lock = lock_amount(s, qty, price)
         asset = Asset.ENERGY if s is Side.SELL else Asset.QUOTE
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Statement 1 takes the epoch's shared lock; statement 2 (a fresh snapshot, so it sees a close that
-            # committed while we waited) checks the epoch, locks escrow, inserts and notifies, all at once.
-            first = await conn.fetchrow(
-                "SELECT pg_advisory_xact_lock_shared($2, $3)::text AS locked, "
-                "(SELECT account FROM market_accounts WHERE user_id = $1) AS account, "
-                "EXISTS (SELECT 1 FROM wallets WHERE user_id = $1) AS wallet",
-                user_id,
-                *epoch_lock_key(epoch.start),
-            )
-            if not first["wallet"]:
-                raise ConflictError("link a wallet before trading")
-            acc = first["account"] if first["account"] is not None else await self.account(conn, user_id)
-            args = (acc, SIDE_NAMES[s], qty, price, t.value, expires_at, epoch.start, lock, asset.value)
-            row = await conn.fetchrow(_PLACE_SQL, *args)
-            if row["epoch_status"] is None:  # the epoch's first order: create its row, then place
-                await self._ensure_epoch(conn, epoch)
-                row = await conn.fetchrow(_PLACE_SQL, *args)
-            if row["epoch_status"] != EpochStatus.OPEN:
-                raise EpochClosedError("the current epoch is closed; retry in a moment")
-            if row["id"] is None:
-                raise InsufficientEscrowError(f"not enough available {asset.value} in escrow (need {lock})")
-            return _order(row)
+        args = (user_id, SIDE_NAMES[s], qty, price, t.value, expires_at, epoch.start, epoch.end, lock, asset.value)
+        # A single statement in its own implicit transaction (no BEGIN/COMMIT round trips).
+        row = await self.pool.fetchrow(_PLACE_SQL, *args, *epoch_lock_key(epoch.start))
+        if row["outcome"] == "no_account":  # the user's first market action: create the account, then place
+            await self.account_of(user_id)
+            row = await self.pool.fetchrow(_PLACE_SQL, *args, *epoch_lock_key(epoch.start))
+        if row["outcome"] == "no_wallet":
+            raise ConflictError("link a wallet before trading")
+        if row["outcome"] == "closed":
+            raise EpochClosedError("the current epoch is closed; retry in a moment")
+        if row["outcome"] == "insufficient":
+            raise InsufficientEscrowError(f"not enough available {asset.value} in escrow (need {lock})")
+        return _order(row)
 
     async def cancel(self, user_id: UUID, order_id: int) -> OrderView:
         async with self.pool.acquire() as conn, conn.transaction():
