@@ -188,6 +188,38 @@ def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) ->
         client.loop_stop()
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of ``pids`` (from /proc; processes that exited count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def server_pids(server_pid: int, db: str) -> tuple[list[int], list[int]]:
+    """The HTTP worker processes and the PostgreSQL backends serving the bench database."""
+    rows = subprocess.run([*PG, f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}'", "-At", "-d", db],
+                          capture_output=True, text=True, check=True).stdout.split()
+    return [server_pid, *_children(server_pid)], [int(r) for r in rows]
+
+
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -341,6 +373,9 @@ def main() -> int:
         if tokens:
             print(f"  target >= {TARGET_ORDERS} orders/s at p99 < {TARGET_P99_MS:.0f} ms")
             load = os.getloadavg()[0]
+            assert server is not None
+            workers, backends = server_pids(server.pid, db)
+            cpu0 = cpu_seconds(workers), cpu_seconds(backends)
             if use_wrk:
                 script = tmp / "orders.lua"
                 script.write_text(ORDER_LUA % ", ".join(json.dumps(t) for t in tokens))
@@ -349,6 +384,7 @@ def main() -> int:
             else:
                 res = asyncio.run(run_python(base + "/api/v1/market/orders", {}, args.duration, args.connections,
                                              tokens))
+            cpu1 = cpu_seconds(workers), cpu_seconds(backends)
             ok = res["rps"] >= TARGET_ORDERS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
             name = f"POST /api/v1/market/orders ({len(tokens)} traders, buy, locks escrow)"
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
@@ -360,6 +396,9 @@ def main() -> int:
             print(f"    orders stored {stored[0]} (answered 201: {int(res['requests'] - res['non2xx'])}; up to "
                   f"{args.connections} more may have been in flight at the end); locked by orders {stored[1]}, "
                   f"locked in escrow {locked}; load average at start {load:.1f}")
+            n = max(res["requests"], 1.0)
+            print(f"    CPU per order (machine-load independent): HTTP workers {1e6 * (cpu1[0] - cpu0[0]) / n:.0f} us, "
+                  f"PostgreSQL backends {1e6 * (cpu1[1] - cpu0[1]) / n:.0f} us")
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         pool = re.search(r"^gtx_db_pool_size (\S+)", metrics, re.M)
         print(f"  (database connections open over all workers after the run: {pool.group(1) if pool else '?'}; "
