@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -130,6 +131,7 @@ class MqttLink:
                 cert_reqs=ssl.CERT_REQUIRED,
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
+        client.on_socket_open = _set_nodelay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -202,3 +204,11 @@ class MqttLink:
 def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
     with contextlib.suppress(RuntimeError, ValueError):
         info.wait_for_publish(timeout)
+
+
+def _set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """paho ``on_socket_open`` callback: disable Nagle on the broker connection (small publishes and acks go out at
+    once instead of waiting for the broker's delayed ACK)."""
+    if isinstance(sock, socket.socket):  # also ssl.SSLSocket
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
