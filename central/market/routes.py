@@ -24,7 +24,7 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, InvalidTransactionError, TransferView
-from central.market.reconcile import reconcile
+from central.market.reconcile import Mismatch, reconcile
 
 routes = RouteTable(tag="market")
 ADMINS = roles(Role.ADMIN)
@@ -81,20 +81,6 @@ class BookOut:
 
 
 @dataclass(frozen=True)
-class EpochOut:
-    start: datetime
-    end: datetime
-    status: str
-    price: int | None
-    volume: int
-    curve_volume: int
-    order_count: int
-    trade_count: int
-    order_set_hash: str | None
-    fee_bps: int | None
-
-
-@dataclass(frozen=True)
 class EpochOrder:
     order_id: int
     account: int
@@ -147,21 +133,6 @@ class OrderIn:
 
 
 @dataclass(frozen=True)
-class OrderOut:
-    id: int
-    side: str
-    qty: int
-    price: int
-    filled: int
-    tif: str
-    expires_at: datetime | None
-    epoch_start: datetime
-    locked: int
-    status: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class OrdersQuery:
     open: bool = False
     limit: int = field(default=100, metadata=meta(minimum=1, maximum=1000))
@@ -201,45 +172,10 @@ class SignedIn:
 
 
 @dataclass(frozen=True)
-class TransferOut:
-    id: UUID
-    asset: str
-    kind: str
-    amount: int
-    wallet: str
-    status: str
-    signature: str | None
-    error: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class MismatchOut:
-    account: int
-    asset: str
-    address: str
-    on_chain: int
-    available: int
-    locked: int
-
-
-@dataclass(frozen=True)
 class ReconcileOut:
     checked: int
     pending: int
-    mismatches: list[MismatchOut]
-
-
-def _epoch(e: EpochSummary) -> EpochOut:  # flat dataclasses: vars() is a cheap, shallow asdict()
-    return EpochOut(**vars(e))
-
-
-def _order(o: OrderView) -> OrderOut:
-    return OrderOut(**vars(o))
-
-
-def _transfer(t: TransferView) -> TransferOut:
-    return TransferOut(**vars(t))
+    mismatches: list[Mismatch]
 
 
 def _deposit(d: DepositRequest) -> DepositOut:
@@ -266,19 +202,19 @@ async def get_book(call: Call[None, None]) -> BookOut:
     "/api/v1/market/epochs",
     access=PUBLIC,
     query=LimitQuery,
-    response=list[EpochOut],
+    response=list[EpochSummary],
     summary="Past and current epochs with clearing price and volume",
 )
-async def list_epochs(call: Call[None, LimitQuery]) -> list[EpochOut]:
-    return [_epoch(e) for e in await _market(call).book.epochs(call.query.limit)]
+async def list_epochs(call: Call[None, LimitQuery]) -> list[EpochSummary]:
+    return await _market(call).book.epochs(call.query.limit)
 
 
-@routes.get("/api/v1/market/epochs/{start}", access=PUBLIC, response=EpochOut, errors=(404,), summary="One epoch")
-async def get_epoch(call: Call[None, None]) -> EpochOut:
+@routes.get("/api/v1/market/epochs/{start}", access=PUBLIC, response=EpochSummary, errors=(404,), summary="One epoch")
+async def get_epoch(call: Call[None, None]) -> EpochSummary:
     e = await _market(call).book.epoch(_start(call))
     if e is None:
         raise not_found("no such epoch")
-    return _epoch(e)
+    return e
 
 
 @routes.get(
@@ -314,36 +250,35 @@ async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
     "/api/v1/market/orders",
     access=OWNERS,
     body=OrderIn,
-    response=OrderOut,
+    response=OrderView,
     status=201,
     errors=(400, 409, 422),
     summary="Place an order (locks escrow)",
 )
-async def place_order(call: Call[OrderIn, None]) -> OrderOut:
+async def place_order(call: Call[OrderIn, None]) -> OrderView:
     b = call.body
-    o = await _call(lambda: _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at))
-    return _order(o)
+    return await _call(lambda: _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at))
 
 
-@routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderOut], summary="Your orders")
-async def list_orders(call: Call[None, OrdersQuery]) -> list[OrderOut]:
+@routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderView], summary="Your orders")
+async def list_orders(call: Call[None, OrdersQuery]) -> list[OrderView]:
     q = call.query
-    return [_order(o) for o in await _market(call).book.orders_of(call.user.user_id, open_only=q.open, limit=q.limit)]
+    return await _market(call).book.orders_of(call.user.user_id, open_only=q.open, limit=q.limit)
 
 
 @routes.delete(
     "/api/v1/market/orders/{order_id}",
     access=OWNERS,
-    response=OrderOut,
+    response=OrderView,
     errors=(404, 409),
     summary="Cancel an open order of the open epoch (unlocks escrow)",
 )
-async def cancel_order(call: Call[None, None]) -> OrderOut:
+async def cancel_order(call: Call[None, None]) -> OrderView:
     try:
         order_id = int(call.path("order_id"))
     except ValueError:
         raise not_found("no such order") from None
-    return _order(await _call(lambda: _market(call).book.cancel(call.user.user_id, order_id)))
+    return await _call(lambda: _market(call).book.cancel(call.user.user_id, order_id))
 
 
 @routes.get("/api/v1/market/fills", access=OWNERS, query=LimitQuery, response=list[FillOut], summary="Your trades")
@@ -384,27 +319,27 @@ async def request_deposit(call: Call[TransferIn, None]) -> DepositOut:
     "/api/v1/market/deposits/{transfer_id}/submit",
     access=OWNERS,
     body=SignedIn,
-    response=TransferOut,
+    response=TransferView,
     errors=(400, 404, 409, 503),
     summary="Submit the wallet-signed deposit; escrow is credited on confirmation",
 )
-async def submit_deposit(call: Call[SignedIn, None]) -> TransferOut:
+async def submit_deposit(call: Call[SignedIn, None]) -> TransferView:
     tid = call.path_uuid("transfer_id")
-    return _transfer(await _call(lambda: _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction)))
+    return await _call(lambda: _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction))
 
 
 @routes.post(
     "/api/v1/market/withdrawals",
     access=OWNERS,
     body=TransferIn,
-    response=TransferOut,
+    response=TransferView,
     status=201,
     errors=(400, 409, 422, 503),
     summary="Withdraw available escrow to your wallet",
 )
-async def withdraw(call: Call[TransferIn, None]) -> TransferOut:
+async def withdraw(call: Call[TransferIn, None]) -> TransferView:
     b = call.body
-    return _transfer(await _call(lambda: _escrow(call).withdraw(call.user.user_id, b.asset, b.amount)))
+    return await _call(lambda: _escrow(call).withdraw(call.user.user_id, b.asset, b.amount))
 
 
 # --------------------------------------------------------------------------------------------------- admin
@@ -422,4 +357,4 @@ async def get_reconciliation(call: Call[None, None]) -> ReconcileOut:
     if m.ledger is None:  # pragma: no cover - a market is only built with a ledger
         raise ApiError(503, "unavailable", "no ledger is configured in this process")
     r = await reconcile(m.book.pool, m.ledger)
-    return ReconcileOut(r.checked, r.pending, [MismatchOut(**vars(x)) for x in r.mismatches])
+    return ReconcileOut(r.checked, r.pending, r.mismatches)
