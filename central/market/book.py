@@ -98,6 +98,15 @@ _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locke
 _PLACE_SQL = "SELECT * FROM market_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 
 
+_ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
+
+
+async def _existing_account(conn: asyncpg.Connection, user_id: UUID) -> int | None:
+    """The user's market account number, or None before their first market action."""
+    acc = await conn.fetchval(_ACCOUNT_SQL, user_id)
+    return None if acc is None else int(acc)
+
+
 def _order(r: asyncpg.Record) -> OrderView:
     return OrderView(**{k: r[k] for k in OrderView.__dataclass_fields__})
 
@@ -139,15 +148,15 @@ class MarketBook:
 
     async def account(self, conn: asyncpg.Connection, user_id: UUID) -> int:
         """The user's market account number, created (with its two escrow rows) on first use."""
-        acc = await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id)
+        acc = await _existing_account(conn, user_id)
         if acc is not None:
-            return int(acc)
+            return acc
         acc = await conn.fetchval(
             "INSERT INTO market_accounts (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING RETURNING account",
             user_id,
         )
         if acc is None:  # a concurrent request created it
-            return int(await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id))
+            return int(await conn.fetchval(_ACCOUNT_SQL, user_id))
         await conn.executemany(
             "INSERT INTO escrow_balances (account, asset, address) VALUES ($1, $2, $3)",
             [(acc, a.value, str(self.addresses.escrow(acc, a))) for a in Asset],
@@ -229,7 +238,7 @@ class MarketBook:
 
     async def orders_of(self, user_id: UUID, *, open_only: bool = False, limit: int = 100) -> list[OrderView]:
         async with self.pool.acquire() as conn:
-            acc = await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id)
+            acc = await _existing_account(conn, user_id)
             if acc is None:
                 return []
             rows = await conn.fetch(
@@ -285,7 +294,7 @@ class MarketBook:
     async def fills_of(self, user_id: UUID, limit: int = 100) -> list[dict[str, Any]]:
         """The caller's trades (as buyer or seller), newest first."""
         async with self.pool.acquire() as conn:
-            acc = await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id)
+            acc = await _existing_account(conn, user_id)
             if acc is None:
                 return []
             rows = await conn.fetch(
