@@ -24,7 +24,8 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 import asyncpg
-from solders.message import to_bytes_versioned
+from solders.instruction import Instruction
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -146,6 +147,13 @@ class Escrow:
             )
         return {r["asset"]: {"address": r["address"], "available": r["available"], "locked": r["locked"]} for r in rows}
 
+    async def _message(self, instructions: list[Instruction]) -> tuple[MessageV0, int]:
+        """The v0 message of a transfer (fee payer: the platform) and the block height it is valid until."""
+        latest = await self.ledger.get_latest_blockhash()
+        message = compile_message(self.chain.fee_payer.pubkey, instructions, latest.blockhash)
+        check_size(message)
+        return message, latest.last_valid_block_height
+
     # ------------------------------------------------------------------------------------------------ deposits
 
     async def request_deposit(self, user_id: UUID, asset_name: str, amount: int) -> DepositRequest:
@@ -155,26 +163,11 @@ class Escrow:
             account = await self.book.account(conn, user_id)
         await self.ensure_open(account, asset)
         tid = uuid4()
-        latest = await self.ledger.get_latest_blockhash()
-        message = compile_message(
-            self.chain.fee_payer.pubkey, self.chain.deposit(tid, account, asset, wallet, amount), latest.blockhash
-        )
-        check_size(message)
+        message, height = await self._message(self.chain.deposit(tid, account, asset, wallet, amount))
         tx = partially_sign(message, [])
-        await self.pool.execute(
-            "INSERT INTO escrow_transfers (id, account, asset, kind, amount, wallet, message, last_valid_block_height, "
-            "status) VALUES ($1, $2, $3, 'deposit', $4, $5, $6, $7, 'built')",
-            tid,
-            account,
-            asset.value,
-            amount,
-            str(wallet),
-            to_bytes_versioned(message),
-            latest.last_valid_block_height,
-        )
-        return DepositRequest(
-            tid, asset.value, amount, base64.b64encode(bytes(tx)).decode(), latest.last_valid_block_height
-        )
+        async with self.pool.acquire() as conn:
+            await _record(conn, tid, account, asset, "deposit", amount, wallet, message, height, None)
+        return DepositRequest(tid, asset.value, amount, base64.b64encode(bytes(tx)).decode(), height)
 
     async def submit_deposit(self, user_id: UUID, transfer_id: UUID, signed_b64: str) -> TransferView:
         try:
@@ -231,27 +224,10 @@ class Escrow:
             )
             if ok is None:
                 raise InsufficientEscrowError(f"not enough available {asset.value} in escrow")
-            latest = await self.ledger.get_latest_blockhash()
-            message = compile_message(
-                self.chain.fee_payer.pubkey,
-                self.chain.withdrawal(tid, account, asset, wallet, amount),
-                latest.blockhash,
-            )
-            check_size(message)
+            message, height = await self._message(self.chain.withdrawal(tid, account, asset, wallet, amount))
             signed = sign(message, [self.chain.fee_payer, self.chain.escrow_authority])
-            await conn.execute(
-                "INSERT INTO escrow_transfers (id, account, asset, kind, amount, wallet, message, "
-                "last_valid_block_height, status, signature, submitted_at) "
-                "VALUES ($1, $2, $3, 'withdrawal', $4, $5, $6, $7, 'submitted', $8, now())",
-                tid,
-                account,
-                asset.value,
-                amount,
-                str(wallet),
-                to_bytes_versioned(message),
-                latest.last_valid_block_height,
-                str(signed.signatures[0]),
-            )
+            sig = signed.signatures[0]
+            await _record(conn, tid, account, asset, "withdrawal", amount, wallet, message, height, sig)
         await self._send(tid, signed)
         return await self._resolve_and_get(tid)
 
@@ -358,3 +334,33 @@ class Escrow:
                     r["amount"],
                 )
             await notify(conn, {"type": "account", "account": r["account"]})
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    tid: UUID,
+    account: int,
+    asset: Asset,
+    kind: str,
+    amount: int,
+    wallet: Pubkey,
+    message: MessageV0,
+    height: int,
+    signature: Signature | None,
+) -> None:
+    """Record a transfer: unsigned (a deposit awaiting the wallet) as 'built', signed (a withdrawal) as 'submitted'."""
+    await conn.execute(
+        "INSERT INTO escrow_transfers (id, account, asset, kind, amount, wallet, message, last_valid_block_height, "
+        "status, signature, submitted_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text, CASE WHEN $10::text IS NULL THEN NULL ELSE now() END)",
+        tid,
+        account,
+        asset.value,
+        kind,
+        amount,
+        str(wallet),
+        to_bytes_versioned(message),
+        height,
+        "built" if signature is None else "submitted",
+        None if signature is None else str(signature),
+    )
