@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +73,24 @@ def wait_http(url: str, seconds: float = 30) -> None:
     raise TimeoutError(f"{url} did not become ready")
 
 
+def api_caller(s: aiohttp.ClientSession, base: str) -> Callable[..., Awaitable[Any]]:
+    """``await call(method, path, token=None, body=None)`` -> the JSON answer; raises on any status >= 400."""
+
+    async def call(method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with s.request(method, base + path, json=body, headers=headers) as r:
+            data = await r.json() if r.content_type == "application/json" else None
+            if r.status >= 400:
+                raise RuntimeError(f"{method} {path}: {r.status} {data}")
+            return data
+
+    return call
+
+
 async def provision(base: str, admin_email: str, admin_pw: str) -> dict[str, Any]:
     """Installer registers a gateway, proves it with the HTTP challenge; a prosumer claims its meter."""
     async with aiohttp.ClientSession() as s:
-
-        async def call(method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            async with s.request(method, base + path, json=body, headers=headers) as r:
-                data = await r.json() if r.content_type == "application/json" else None
-                if r.status >= 400:
-                    raise RuntimeError(f"{method} {path}: {r.status} {data}")
-                return data
-
+        call = api_caller(s, base)
         admin = (await call("POST", "/api/v1/auth/login", body={"email": admin_email, "password": admin_pw}))
         users = {}
         for role in ("installer", "prosumer"):
@@ -117,15 +124,7 @@ async def provision_traders(base: str, admin: str, password: str, count: int, qu
     through the API (admin creates the user; the user logs in, links a wallet by signature, the admin faucet funds
     the wallet, the user deposits with a wallet-signed transaction request). Returns their access tokens."""
     async with aiohttp.ClientSession() as s:
-
-        async def call(method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            async with s.request(method, base + path, json=body, headers=headers) as r:
-                data = await r.json() if r.content_type == "application/json" else None
-                if r.status >= 400:
-                    raise RuntimeError(f"{method} {path}: {r.status} {data}")
-                return data
-
+        call = api_caller(s, base)
         async def trader(i: int) -> str:
             email = f"trader{i}-{uuid.uuid4().hex[:6]}@bench.local"
             user = await call("POST", "/api/v1/admin/users", admin, {"email": email, "password": password,
@@ -389,12 +388,12 @@ def main() -> int:
             name = f"POST /api/v1/market/orders ({len(tokens)} traders, buy, locks escrow)"
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
-            stored = subprocess.run([*PG, "SELECT count(*), coalesce(sum(locked), 0) FROM orders", "-At", "-d", db],
+            counts = subprocess.run([*PG, "SELECT count(*), coalesce(sum(locked), 0) FROM orders", "-At", "-d", db],
                                     capture_output=True, text=True, check=True).stdout.strip().split("|")
             locked = subprocess.run([*PG, "SELECT coalesce(sum(locked), 0) FROM escrow_balances", "-At", "-d", db],
                                     capture_output=True, text=True, check=True).stdout.strip()
-            print(f"    orders stored {stored[0]} (answered 201: {int(res['requests'] - res['non2xx'])}; up to "
-                  f"{args.connections} more may have been in flight at the end); locked by orders {stored[1]}, "
+            print(f"    orders stored {counts[0]} (answered 201: {int(res['requests'] - res['non2xx'])}; up to "
+                  f"{args.connections} more may have been in flight at the end); locked by orders {counts[1]}, "
                   f"locked in escrow {locked}; load average at start {load:.1f}")
             n = max(res["requests"], 1.0)
             print(f"    CPU per order (machine-load independent): HTTP workers {1e6 * (cpu1[0] - cpu0[0]) / n:.0f} us, "
