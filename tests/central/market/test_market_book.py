@@ -13,7 +13,7 @@ import pytest
 from market_fixtures import T0, Clock, make_user, migrated_pool
 from solders.keypair import Keypair
 
-from central.market.book import MarketBook
+from central.market.book import MarketBook, OrderView
 from central.market.clearing import order_set_hash
 from central.market.epochs import EpochClock
 from central.market.errors import (
@@ -98,6 +98,16 @@ async def test_validation_and_insufficient_escrow(pool: asyncpg.Pool, book: Mark
     assert (await balances(pool, book, uid)) == {"energy": (100, 0), "quote": (100, 0)}
 
 
+async def test_first_order_of_a_new_trader_creates_the_account_then_checks_escrow(
+    pool: asyncpg.Pool, book: MarketBook
+) -> None:
+    uid = await make_user(pool, wallet=Keypair())  # wallet linked, no market account yet
+    with pytest.raises(InsufficientEscrowError):
+        await book.place(uid, "buy", 1000, 1000)  # locks 1000 quote units it does not have
+    assert await balances(pool, book, uid) == {"energy": (0, 0), "quote": (0, 0)}
+    assert await pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
 async def test_clear_trades_rolls_gtc_expires_epoch_orders(pool: asyncpg.Pool, book: MarketBook, clock: Clock) -> None:
     s1 = await trader(pool, book, energy=10_000)
     s2 = await trader(pool, book, energy=10_000)
@@ -169,7 +179,7 @@ async def test_orders_racing_the_clearer_are_either_cleared_or_refused(
     users = [await trader(pool, book, energy=10**9, quote=10**12) for _ in range(6)]
     clock.advance(59)
     e0 = book.clock.at(clock.t)
-    outcomes: list[object] = []
+    outcomes: list[OrderView | Exception] = []
 
     delays = random.Random(3)
 

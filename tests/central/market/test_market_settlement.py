@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from market_fixtures import Market, make_market, migrated_pool
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.signature import Signature
 
 from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
@@ -38,7 +40,7 @@ async def invariant(m: Market) -> None:
     assert report.mismatches == []
 
 
-async def funded_trader(m: Market, *, energy: int = 0, quote: int = 0) -> tuple[object, Keypair]:
+async def funded_trader(m: Market, *, energy: int = 0, quote: int = 0) -> tuple[uuid.UUID, Keypair]:
     uid, wallet = await m.trader(energy=energy, quote=quote)
     if energy:
         assert await m.deposit(uid, wallet, "energy", energy) == "confirmed"
@@ -52,9 +54,9 @@ async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
     sellers = [await funded_trader(m, energy=5000) for _ in range(12)]
     buyers = [await funded_trader(m, quote=10_000_000) for _ in range(12)]
     for i, (uid, _) in enumerate(sellers):
-        await m.book.place(uid, "sell", 1000 + 7 * i, 1000 + i)  # type: ignore[arg-type]
+        await m.book.place(uid, "sell", 1000 + 7 * i, 1000 + i)
     for i, (uid, _) in enumerate(buyers):
-        await m.book.place(uid, "buy", 1500 + 11 * i, 1011)  # type: ignore[arg-type]  # equal limits: time decides
+        await m.book.place(uid, "buy", 1500 + 11 * i, 1011)  # equal limits: time decides
     m.clock.advance(60)
     [epoch] = await m.book.clear_due()
     trades = await m.pool.fetch("SELECT * FROM trades ORDER BY seq")
@@ -89,11 +91,11 @@ async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
     assert all(t["value"] == t["qty"] * p // 1000 and t["fee"] == t["value"] * 137 // 10_000 for t in trades)
     assert await m.token_balance(m.chain.treasury_ata) == sum(t["fee"] for t in trades)
     for uid, wallet in sellers:
-        acc = await m.book.account_of(uid)  # type: ignore[arg-type]
+        acc = await m.book.account_of(uid)
         got = sum(t["value"] - t["fee"] for t in trades if t["seller"] == acc)
         assert await m.wallet_balance(wallet, Asset.QUOTE) == got
     for uid, wallet in buyers:
-        acc = await m.book.account_of(uid)  # type: ignore[arg-type]
+        acc = await m.book.account_of(uid)
         assert await m.wallet_balance(wallet, Asset.ENERGY) == sum(t["qty"] for t in trades if t["buyer"] == acc)
     # Rationing at the margin: buyers all bid 1011, so they fill strictly in time order.
     fills = [
@@ -101,7 +103,7 @@ async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
             "SELECT filled FROM orders WHERE account = $1 AND side = 'buy'", await m.book.account_of(uid)
         )
         for uid, _ in buyers
-    ]  # type: ignore[arg-type]
+    ]
     partial = [i for i, f in enumerate(fills) if 0 < f < 1500 + 11 * i]
     assert len(partial) <= 1
     first_unfilled = next((i for i, f in enumerate(fills) if f < 1500 + 11 * i), len(fills))
@@ -113,9 +115,9 @@ async def test_no_self_trade_on_chain(market: Market) -> None:
     m = market
     both, wallet = await funded_trader(m, energy=5000, quote=10_000_000)
     other, o_wallet = await funded_trader(m, energy=5000)
-    await m.book.place(both, "buy", 4000, 2000)  # type: ignore[arg-type]
-    await m.book.place(both, "sell", 3000, 500)  # type: ignore[arg-type]
-    await m.book.place(other, "sell", 2000, 900)  # type: ignore[arg-type]
+    await m.book.place(both, "buy", 4000, 2000)
+    await m.book.place(both, "sell", 3000, 500)
+    await m.book.place(other, "sell", 2000, 900)
     m.clock.advance(60)
     [epoch] = await m.book.clear_due()
     trades = await m.pool.fetch("SELECT buyer, seller, qty FROM trades")
@@ -130,8 +132,8 @@ async def test_no_self_trade_on_chain(market: Market) -> None:
 async def _one_trade(m: Market) -> tuple[Keypair, Keypair]:
     s, s_wallet = await funded_trader(m, energy=4000)
     b, b_wallet = await funded_trader(m, quote=1_000_000)
-    await m.book.place(s, "sell", 4000, 1000)  # type: ignore[arg-type]
-    await m.book.place(b, "buy", 4000, 1000)  # type: ignore[arg-type]
+    await m.book.place(s, "sell", 4000, 1000)
+    await m.book.place(b, "buy", 4000, 1000)
     m.clock.advance(60)
     await m.book.clear_due()
     return s_wallet, b_wallet
@@ -199,8 +201,8 @@ async def test_a_failing_trade_does_not_block_the_others(market: Market) -> None
     sellers = [await funded_trader(m, energy=2000) for _ in range(3)]
     buyer, b_wallet = await funded_trader(m, quote=10_000_000)
     for uid, _ in sellers:
-        await m.book.place(uid, "sell", 2000, 1000)  # type: ignore[arg-type]
-    await m.book.place(buyer, "buy", 6000, 1000)  # type: ignore[arg-type]
+        await m.book.place(uid, "sell", 2000, 1000)
+    await m.book.place(buyer, "buy", 6000, 1000)
     m.clock.advance(60)
     await m.book.clear_due()
     # Break one trade on chain: its seller's escrow loses the energy behind the database's back.
@@ -222,9 +224,9 @@ async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool
         sellers = [await funded_trader(m, energy=3000) for _ in range(10)]
         buyers = [await funded_trader(m, quote=10_000_000) for _ in range(10)]
         for uid, _ in sellers:
-            await m.book.place(uid, "sell", 3000, 900)  # type: ignore[arg-type]
+            await m.book.place(uid, "sell", 3000, 900)
         for uid, _ in buyers:
-            await m.book.place(uid, "buy", 3000, 1100)  # type: ignore[arg-type]
+            await m.book.place(uid, "buy", 3000, 1100)
         m.clock.advance(60)
         [epoch] = await m.book.clear_due()
         tables = LookupTables(m.pool, m.ledger, m.chain)
@@ -233,7 +235,9 @@ async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool
         assert len(subs) == 1  # ten trades (30 transfers + 10 memos) in one 1232-byte transaction
         rec = await m.ledger.get_transaction(Signature.from_string(subs[0]["signature"]))
         assert rec is not None
-        assert rec.transaction.message.address_table_lookups
+        msg = rec.transaction.message
+        assert isinstance(msg, MessageV0)
+        assert msg.address_table_lookups
         assert await m.pool.fetchval("SELECT count(*) FROM market_lookup_tables") == 1
         # A second settler (another worker) reuses the recorded table.
         again = LookupTables(m.pool, m.ledger, m.chain)
