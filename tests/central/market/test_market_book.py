@@ -13,7 +13,7 @@ import pytest
 from market_fixtures import T0, Clock, make_user, migrated_pool
 from solders.keypair import Keypair
 
-from central.market.book import MarketBook, OrderView
+from central.market.book import MarketBook, OrderView, epoch_lock_key
 from central.market.clearing import order_set_hash
 from central.market.epochs import EpochClock
 from central.market.errors import (
@@ -212,3 +212,19 @@ async def test_orders_racing_the_clearer_are_either_cleared_or_refused(
         "(b.asset = 'quote' AND t.buyer = b.account))), 0) AS owed FROM escrow_balances b"
     )
     assert all(r["locked"] == r["orders"] + r["owed"] for r in rows)
+
+
+async def test_order_waiting_on_the_closing_epoch_sees_the_close(pool: asyncpg.Pool, book: MarketBook) -> None:
+    """An order that waits for the epoch lock while the clearer closes the epoch is refused (it must not land in
+    the epoch with a snapshot taken before the close), and locks nothing."""
+    uid = await trader(pool, book, quote=10_000)
+    first = await book.place(uid, "buy", 1000, 1000)
+    async with pool.acquire() as clearer, clearer.transaction():
+        await clearer.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(first.epoch_start))
+        await clearer.execute("UPDATE epochs SET status = 'closed' WHERE start_at = $1", first.epoch_start)
+        waiting = asyncio.ensure_future(book.place(uid, "buy", 1000, 1000))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # blocked on the epoch's lock
+    with pytest.raises(EpochClosedError):
+        await waiting
+    assert await balances(pool, book, uid) == {"energy": (0, 0), "quote": (9000, 1000)}
