@@ -1,8 +1,8 @@
 """Orders and epochs on PostgreSQL: accounts, placing and cancelling orders (with escrow locks), and the clearer.
 
 Concurrency: placing/cancelling takes the epoch's advisory lock in shared mode and then checks the epoch is open
-(placing does it all in one statement, the function ``market_place_order`` of migration 0042, whose steps each see a
-fresh snapshot after the lock);
+(placing does it all in one statement, ``central.market.placing``, whose steps each see a fresh snapshot after the
+lock);
 the clearer takes the same lock exclusively to close it, so an order is either in the book that clears or refused
 with ``EpochClosedError``. (Advisory locks live in memory: thousands of concurrent placements do not write
 row-lock state into the epoch row, as ``FOR SHARE`` would.)
@@ -42,6 +42,7 @@ from central.market.orders import (
     parse_side,
     validate_order,
 )
+from central.market.placing import OrderPlacer, PlaceArgs
 from central.market.settler import enqueue_trades
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,6 @@ class EpochSummary:
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 
-#: One round trip: lock the epoch (shared), check wallet, account and epoch, lock escrow, insert, notify
-#: (migration 0042_market_place_order.sql).
-_PLACE_SQL = "SELECT * FROM market_place_order($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-
-
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
 
 
@@ -143,6 +139,7 @@ class MarketBook:
         self.fee_bps = fee_bps
         self.addresses = addresses
         self.now = now
+        self.placer = OrderPlacer(pool)
 
     # ---------------------------------------------------------------------------------------------- accounts
 
@@ -189,12 +186,23 @@ class MarketBook:
             raise InvalidOrderError("expires_at is before the current epoch closes")
         lock = lock_amount(s, qty, price)
         asset = Asset.ENERGY if s is Side.SELL else Asset.QUOTE
-        args = (user_id, SIDE_NAMES[s], qty, price, t.value, expires_at, epoch.start, epoch.end, lock, asset.value)
-        # A single statement in its own implicit transaction (no BEGIN/COMMIT round trips).
-        row = await self.pool.fetchrow(_PLACE_SQL, *args, *epoch_lock_key(epoch.start))
+        args: PlaceArgs = (
+            user_id,
+            SIDE_NAMES[s],
+            qty,
+            price,
+            t.value,
+            expires_at,
+            epoch.start,
+            epoch.end,
+            lock,
+            asset.value,
+            *epoch_lock_key(epoch.start),
+        )
+        row = await self.placer.place(args)  # with the process's other concurrent placements, in one statement
         if row["outcome"] == "no_account":  # the user's first market action: create the account, then place
             await self.account_of(user_id)
-            row = await self.pool.fetchrow(_PLACE_SQL, *args, *epoch_lock_key(epoch.start))
+            row = await self.placer.place_one(args)
         if row["outcome"] == "no_wallet":
             raise ConflictError("link a wallet before trading")
         if row["outcome"] == "closed":

@@ -56,3 +56,30 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- Many orders of one epoch in one statement (one round trip, one commit): what a worker's concurrent placements are
+-- coalesced into. The escrow rows of the batch are row-locked first, in key order, as the clearer and settlement
+-- lock them, so batches never deadlock with each other or with them; then each order is placed as above (its own
+-- fresh snapshots after the epoch lock). Row ``n`` answers the n-th (1-based) order.
+CREATE FUNCTION market_place_orders(
+    p_user uuid[], p_side text[], p_qty bigint[], p_price bigint[], p_tif text[], p_expires timestamptz[],
+    p_epoch_start timestamptz, p_epoch_end timestamptz, p_lock bigint[], p_asset text[],
+    p_lock_class integer, p_lock_key integer
+) RETURNS TABLE (
+    n integer, outcome text, id bigint, side text, qty bigint, price bigint, filled bigint, tif text,
+    expires_at timestamptz, epoch_start timestamptz, locked bigint, status text, created_at timestamptz
+) LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(p_lock_class, p_lock_key);
+    PERFORM 1 FROM escrow_balances b
+      JOIN market_accounts a ON a.account = b.account
+      JOIN unnest(p_user, p_asset) AS u(user_id, asset) ON u.user_id = a.user_id AND u.asset = b.asset
+     ORDER BY b.account, b.asset
+       FOR UPDATE OF b;
+    FOR i IN 1 .. cardinality(p_user) LOOP
+        RETURN QUERY SELECT i, r.* FROM market_place_order(
+            p_user[i], p_side[i], p_qty[i], p_price[i], p_tif[i], p_expires[i], p_epoch_start, p_epoch_end,
+            p_lock[i], p_asset[i], p_lock_class, p_lock_key) AS r;
+    END LOOP;
+END
+$$;
