@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from acct_db import add_device, add_meter, add_user
 from acct_signed import Gateway, ingest, ingest_service
 from solders.pubkey import Pubkey
 
@@ -20,6 +19,7 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W

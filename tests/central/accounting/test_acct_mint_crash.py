@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from acct_chain import embedded_chain
-from acct_db import migrated_pool
 from acct_mint_env import T0, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
 from solders.pubkey import Pubkey
 from test_acct_minting_pg import account_all
@@ -26,15 +24,6 @@ from central.wallets.chain import Chain
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str], int]:

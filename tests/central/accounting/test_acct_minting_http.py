@@ -14,7 +14,6 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-from acct_db import add_user
 from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
 from paho.mqtt.enums import CallbackAPIVersion
@@ -39,6 +38,7 @@ from protocol.base58 import b58encode
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.pg import add_user
 
 
 class Central:

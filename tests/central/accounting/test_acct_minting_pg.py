@@ -9,7 +9,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from acct_chain import embedded_chain
-from acct_db import migrated_pool
 from acct_mint_env import (
     T0,
     W,
@@ -29,15 +28,6 @@ from central.minting.memo import MintLeaf, mints_root, parse_mint_memo
 from central.minting.queries import mints_of
 from central.minting.service import mint_outbox, release_accrued
 from central.wallets.chain import Chain
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture

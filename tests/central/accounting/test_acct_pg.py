@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from acct_db import add_device, add_meter, add_user, migrated_pool
 from acct_signed import Gateway, ingest, ingest_service
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
@@ -15,18 +13,10 @@ from central.accounting.pg_store import PgAccountingStore
 from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
 from protocol.batch import encode_batch
+from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def test_windows_from_verified_readings_exact_and_once(pool: asyncpg.Pool) -> None:

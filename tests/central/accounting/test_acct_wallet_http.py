@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from acct_chain import embedded_chain
-from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import POOL, Registry, create_app
@@ -21,6 +20,7 @@ from central.wallets.chain import Chain
 from central.wallets.routes import CHAIN, ChainRef
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
+from tests.central.pg import add_user
 
 
 @pytest.fixture

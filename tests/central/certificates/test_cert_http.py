@@ -22,8 +22,9 @@ from central.certificates.client import ApiCallError
 from central.certificates.plugin import CERT_CHAIN
 from central.config import from_mapping
 from central.http.roles import Role
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, add_user, link_wallet, migrated_pool
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet, migrated_pool
 from tests.central.certificates.support import Chain
+from tests.central.pg import add_user
 
 
 @dataclass

@@ -1,19 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
-from ingest_db import Seed, migrated_pool
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
+from ingest_db import Seed
 
 
 @pytest.fixture

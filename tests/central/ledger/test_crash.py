@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -19,21 +18,11 @@ from solders.keypair import Keypair
 from central.chain.outbox import enqueue_many
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 
-from .outbox_support import KIND, apply_schema, balance_of, make_outbox, make_world, supply
+from .outbox_support import KIND, balance_of, make_outbox, make_world, supply
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 SLOT_MS = 5
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_schema(pg_dsn)
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def run_worker(args: list[str]) -> int:
