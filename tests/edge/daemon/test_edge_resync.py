@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge.config import load_config
 from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
+from edge.meters.fake import FakeMeterReader
 from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.conftest import config_text
@@ -15,7 +15,7 @@ from tests.edge.daemon.conftest import config_text
 
 async def _run(cfg_path: Path, central: CentralPeer, at_least: int) -> Daemon:
     cfg = load_config(cfg_path)
-    meter = FakeMeter("RS-1", clock_ms=len(central.records) * 1000)
+    meter = FakeMeterReader("RS-1", clock_ms=len(central.records) * 1000)
     daemon = Daemon(cfg, static_meters([(MeterInfo("RS-1", "fake", "memory", "fake", 1), meter)]),
                     flush_on_stop_s=2)
     stop = asyncio.Event()

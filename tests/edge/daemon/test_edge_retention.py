@@ -11,8 +11,8 @@ import pytest
 
 from edge.config import load_config
 from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
 from edge.meters.base import MeterSample
+from edge.meters.fake import FakeMeterReader
 from edge.outbox import Outbox
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
@@ -54,7 +54,7 @@ async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
 ) -> None:
     text = config_text(tmp_path / "state", mqtt_port=broker.port).replace("min_free_mb = 0", "min_free_mb = 1000000")
     cfg = load_config(_write(tmp_path, text))
-    meter = FakeMeter("WM-1")
+    meter = FakeMeterReader("WM-1")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify"))
     sock.setblocking(False)
@@ -102,7 +102,7 @@ async def test_status_port_in_use_does_not_stop_readings(tmp_path: Path, broker)
         taken.listen()
         port = taken.getsockname()[1]
         cfg = load_config(_write(tmp_path, config_text(tmp_path / "state", mqtt_port=broker.port, status_port=port)))
-        meter = FakeMeter("PT-1")
+        meter = FakeMeterReader("PT-1")
         daemon = Daemon(cfg, static_meters([(MeterInfo("PT-1", "fake", "memory", "fake", 1), meter)]),
                         flush_on_stop_s=0.1)
         stop = asyncio.Event()

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from edge.config import load_config
 from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
+from edge.meters.fake import FakeMeterReader
 from tests.conftest import MOSQUITTO, free_port, wait_port
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.conftest import config_text
@@ -124,7 +124,7 @@ async def _run_until(daemon: Daemon, pred: object, within: float) -> None:
 async def test_publishes_over_tls_with_client_certificate_and_password(tmp_path: Path, tls_broker: TlsBroker) -> None:
     cfg = load_config(_cfg(tmp_path, tls_broker, PASSWORDS["gw-0001"]))
     assert cfg.mqtt.tls is not None
-    meter = FakeMeter("TLS-1")
+    meter = FakeMeterReader("TLS-1")
     daemon = Daemon(cfg, static_meters([(MeterInfo("TLS-1", "fake", "memory", "fake", 1), meter)]),
                     flush_on_stop_s=1)
     tls = (str(tls_broker.ca), str(tls_broker.client[0]), str(tls_broker.client[1]))

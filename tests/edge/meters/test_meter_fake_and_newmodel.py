@@ -84,7 +84,7 @@ async def test_fake_reader_script_and_failure() -> None:
         await reader.read()
     assert await reader.read() == b
     assert await reader.read() == b  # the last entry repeats
-    fake.fail = True
+    fake.fail_with = "did not answer"
     with pytest.raises(MeterError):
         await reader.read()
     await reader.close()
