@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import secrets
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from solders.signature import Signature
 from central.accounting import plugin as accounting_plugin
 from central.accounting.merkle import merkle_root, verify_proof
 from central.app import MQTT, POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.config import CentralConfig
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
@@ -38,6 +37,7 @@ from protocol.base58 import b58encode
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.app_env import make_config
 from tests.central.pg import add_user
 
 
@@ -72,23 +72,11 @@ class Central:
 
 @pytest.fixture
 async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Central]:
-    config = from_mapping(
-        {
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-            "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-            "minting": {"accounting_interval_s": 0.1},
-            # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
-            "ledger": {
-                "data_dir": str(tmp_path / "ledger"),
-                "keys_dir": str(tmp_path / "keys"),
-                "create_keys": True,
-                "serve_rpc": False,
-                "slot_ms": 50,
-            },
-        }
+    config = make_config(
+        pg_dsn, tmp_path, broker,
+        minting={"accounting_interval_s": 0.1},
+        # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
+        ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 50},
     )
     c = Central(config)
     try:

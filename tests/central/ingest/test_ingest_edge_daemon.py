@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,25 +15,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from central.app import MQTT, POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.app import POOL
+from central.config import CentralConfig
 from central.http import Role
-from central.identity.cli import create_user
 from protocol.record import decode_reading
+from tests.central.app_env import login, make_config, running_app
+from tests.conftest import free_port
 
 PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"
-PASSWORD = "correct horse battery"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn(args: list[str], out: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
@@ -76,32 +68,13 @@ def init_gateway(cfg: Path) -> str:
 
 @pytest.fixture
 def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
-    return from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-    })
+    return make_config(pg_dsn, tmp_path, broker)
 
 
 @pytest.fixture
 async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(config, plugins=PLUGINS)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        await app[MQTT].wait_connected(10)
+    async with running_app(config, PLUGINS) as client:
         yield client
-    finally:
-        await client.close()
-
-
-async def login(central: TestClient[Any, Any], config: CentralConfig, email: str, role: Role) -> dict[str, str]:
-    await create_user(config, email, role, PASSWORD)
-    resp = await central.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert resp.status == 200, await resp.text()
-    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
 
 
 @pytest.mark.slow
