@@ -1,4 +1,4 @@
-"""Test helper: seed owners, meters and verified readings; link wallets; read on-chain energy."""
+"""Test helper: seed owners, meters and verified readings; settle them; link wallets; read on-chain energy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from acct_signed import Gateway, ingest, ingest_service
 from solders.pubkey import Pubkey
 
 from central.accounting import DEFAULT_WINDOW_MS
+from central.accounting.pg_store import PgAccountingStore
+from central.accounting.service import AccountingService
 from central.ledger.builder import associated_token_address
 from central.ledger.tokens import parse_mint
 from central.minting.queries import minted_wh
@@ -97,3 +99,11 @@ async def minted_wh_in_db(pool: asyncpg.Pool, owner: uuid.UUID | None = None) ->
 
 
 __all__ = ["T0", "W", "add_user"]
+
+
+async def account_all(pool: asyncpg.Pool) -> int:
+    svc = AccountingService(PgAccountingStore(pool))
+    total = 0
+    while n := await svc.run_once():
+        total += n
+    return total
