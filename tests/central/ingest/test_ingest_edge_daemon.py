@@ -5,14 +5,12 @@ over the MQTT challenge, the owner claims the meter, and verified readings arriv
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -23,44 +21,16 @@ from central.http import Role
 from protocol.record import decode_reading
 from tests.central.app_env import login, make_config, running_app
 from tests.conftest import free_port
+from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
 
 PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def spawn(args: list[str], out: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", "1", "--speed", "60"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert b'"ready": true' in line, line
-    return proc
 
 
 def init_gateway(cfg: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=ROOT, capture_output=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.decode()
+    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
+                         check=True, env=CHILD_ENV).stdout.decode()
     found = re.search(r"device id: (\S+)", out)
     assert found, out
     return found.group(1)
@@ -125,9 +95,9 @@ poll_interval_s = 1
              "source": "solar"}]})
     assert resp.status == 201, await resp.text()
 
-    sim = start_simulator(sim_port)
-    log = (tmp_path / "edge.log").open("wb")
-    edge = spawn(["-m", "edge", "--config", str(edge_cfg), "run"], log)
+    sim = SimProcess(sim_port, 1)
+    edge = DaemonProcess(edge_cfg, tmp_path / "edge.log")
+    edge.start()
     try:
         # The challenge sent at registration found nobody listening; resend until the running gateway answers.
         status = ""
@@ -153,9 +123,8 @@ poll_interval_s = 1
                 break
         assert len(readings) >= 3, (tmp_path / "edge.log").read_text()[-3000:]
     finally:
-        stop(edge)
-        stop(sim)
-        log.close()
+        edge.stop()
+        sim.stop()
 
     pool = central.app[POOL]
     rows = await pool.fetch("SELECT seq, raw, record_hash, prev_hash FROM readings WHERE device_id = $1 ORDER BY seq",

@@ -1,5 +1,6 @@
-"""The edge daemon as a real process (``python -m edge run``) for the crash and outage tests: started, SIGKILLed or
-stopped gracefully by its PID, and its SQLite outbox read beside it."""
+"""The edge daemon (``python -m edge run``) and the meter simulator (``python -m edge.simulator``) as real processes
+for the crash, outage and end-to-end tests: started, SIGKILLed or stopped gracefully by their PIDs, and the
+daemon's SQLite outbox read beside it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from pathlib import Path
 import sqlite_utils
 
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.conftest import SimProcess
+
+REPO = Path(__file__).resolve().parents[3]
+#: The child processes import this checkout (not an installed copy), wherever pytest was started.
+CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def outbox_state(db: Path) -> tuple[int, int]:
@@ -31,6 +35,29 @@ def outbox_state(db: Path) -> tuple[int, int]:
         conn.close()
 
 
+class SimProcess:
+    """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
+            cwd=REPO,
+            env=CHILD_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert b'"ready": true' in line, line
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 class DaemonProcess:
     """One daemon process at a time on ``config``, its output appended to ``log``; a context manager that kills
     whatever is still running on exit."""
@@ -44,6 +71,8 @@ class DaemonProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "edge", "--config", str(self.config), "run"],
+                cwd=REPO,
+                env=CHILD_ENV,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -62,6 +91,16 @@ class DaemonProcess:
         code = self.proc.wait(15)
         self.proc = None
         return code
+
+    def stop(self) -> None:
+        """SIGTERM if still running, SIGKILL if it does not exit within 15 s (no check of the exit code)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
 
     def __enter__(self) -> DaemonProcess:
         return self

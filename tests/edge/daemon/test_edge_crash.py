@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.conftest import SimProcess, config_text, meters_toml
-from tests.edge.daemon.daemon_proc import DaemonProcess, drain_and_stop, outbox_state
+from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, outbox_state
 
 KILLS = 22
 
