@@ -8,7 +8,6 @@ import asyncio
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ from central.app import POOL
 from central.config import CentralConfig
 from central.http import Role
 from protocol.record import decode_reading
-from tests.central.app_env import login, make_config, running_app
+from tests.central.app_env import login
 from tests.conftest import free_port
 from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
 
-PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"
 
@@ -34,17 +32,6 @@ def init_gateway(cfg: Path) -> str:
     found = re.search(r"device id: (\S+)", out)
     assert found, out
     return found.group(1)
-
-
-@pytest.fixture
-def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
-    return make_config(pg_dsn, tmp_path, broker)
-
-
-@pytest.fixture
-async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    async with running_app(config, PLUGINS) as client:
-        yield client
 
 
 @pytest.mark.slow

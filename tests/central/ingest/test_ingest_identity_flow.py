@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,22 +22,10 @@ from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge
 from protocol.errors import Reason
-from tests.central.app_env import login, make_config, running_app
+from tests.central.app_env import login
 
-PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "FLOW-METER-1"
 METER_KEY = "utility-key-" + "7" * 12
-
-
-@pytest.fixture
-def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
-    return make_config(pg_dsn, tmp_path, broker)
-
-
-@pytest.fixture
-async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    async with running_app(config, PLUGINS) as client:
-        yield client
 
 
 async def test_provisioned_gateway_and_claimed_meter_end_to_end(
