@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from acct_signed import Gateway, ingest, ingest_service
+from acct_signed import exact, ingest, ingest_service
 from solders.pubkey import Pubkey
 
 from central.accounting import DEFAULT_WINDOW_MS
@@ -21,6 +21,7 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.gateway import Gateway
 from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
@@ -67,7 +68,7 @@ def signed_readings(site: Site, start_ms: int, n: int, rate: dict[str, int]) -> 
             site.first_export.setdefault(serial, export)
             site.last_reading[serial] = (ts, export)
             site.count += 1
-            recs.append(site.gateway.read(serial, ts, export_wh=export, import_wh=7 * site.count))
+            recs.append(exact(site.gateway, serial, ts, export, import_wh=7 * site.count))
     return recs
 
 

@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
-from ingest_chain import Gateway
 
+from tests.central.gateway import Gateway
 from tests.central.pg import add_device, add_meter, add_user
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_chain import Gateway, forge
 from ingest_db import Seed
 from ingest_device import DeviceClient
 
@@ -23,6 +22,7 @@ from protocol.batch import encode_batch
 from protocol.errors import Reason
 from protocol.sync import SyncReply, SyncRequest
 from tests.central.app_env import make_config, running_app
+from tests.central.gateway import Gateway, forge
 
 METER = "E2E-METER-1"
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]

@@ -1,4 +1,4 @@
-"""Test helper: a simulated gateway that signs a hash chain of readings for its meters."""
+"""Test helper shared by the central tests: a simulated gateway that signs a hash chain of readings for its meters."""
 
 from __future__ import annotations
 
