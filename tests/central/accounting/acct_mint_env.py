@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from acct_signed import exact, ingest, ingest_service
 from solders.pubkey import Pubkey
 
 from central.accounting import DEFAULT_WINDOW_MS
@@ -21,7 +20,7 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 from protocol.record import Reading
-from tests.central.gateway import Gateway
+from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS

@@ -6,14 +6,13 @@ import random
 
 import asyncpg
 import pytest
-from acct_signed import exact, ingest, ingest_service
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
 from protocol.batch import encode_batch
-from tests.central.gateway import Gateway
+from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
