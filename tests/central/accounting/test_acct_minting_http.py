@@ -5,17 +5,13 @@ over HTTP; then a restart of central."""
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
 from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
-from paho.mqtt.enums import CallbackAPIVersion
 from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
@@ -38,6 +34,7 @@ from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
 from tests.central.app_env import make_config
+from tests.central.device import DeviceClient
 from tests.central.pg import add_user
 
 
@@ -87,23 +84,14 @@ async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Cen
 
 async def publish(broker: Any, device_id: str, records: list[Reading]) -> list[Ack]:
     """Publish batches as a gateway would (MQTT v5, QoS 1) and collect central's acks."""
-    acks: queue.Queue[bytes] = queue.Queue()
-    subscribed = threading.Event()
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.on_message = lambda _c, _u, msg: acks.put(bytes(msg.payload))
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
+    dev = DeviceClient(broker.host, broker.port, [topics.ack(device_id)])
     try:
-        client.subscribe(topics.ack(device_id), qos=1)
-        assert subscribed.wait(10)
         batches = [records[i : i + 5] for i in range(0, len(records), 5)]
         for b in batches:
-            client.publish(topics.readings(device_id), encode_batch(b), qos=1).wait_for_publish(10)
-        return [Ack.from_json(await asyncio.to_thread(acks.get, True, 10)) for _ in batches]
+            dev.publish(topics.readings(device_id), encode_batch(b))
+        return [Ack.from_json(await dev.next(topics.ack(device_id))) for _ in batches]
     finally:
-        client.disconnect()
-        client.loop_stop()
+        dev.close()
 
 
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:

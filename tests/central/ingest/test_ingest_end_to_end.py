@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from ingest_db import Seed
-from ingest_device import DeviceClient
 
 from central.app import POOL, TOKENS
 from central.http import Role
@@ -22,6 +21,7 @@ from protocol.batch import encode_batch
 from protocol.errors import Reason
 from protocol.sync import SyncReply, SyncRequest
 from tests.central.app_env import make_config, running_app
+from tests.central.device import DeviceClient
 from tests.central.gateway import Gateway, forge
 
 METER = "E2E-METER-1"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_device import DeviceClient
 
 from central.app import POOL
 from central.config import CentralConfig
@@ -22,6 +21,7 @@ from protocol.batch import encode_batch
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge
 from protocol.errors import Reason
 from tests.central.app_env import login
+from tests.central.device import DeviceClient
 from tests.central.gateway import Gateway, forge
 
 SERIAL = "FLOW-METER-1"

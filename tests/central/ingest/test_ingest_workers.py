@@ -17,11 +17,11 @@ from typing import IO, Any
 import aiohttp
 import pytest
 from ingest_db import Seed
-from ingest_device import DeviceClient
 
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
+from tests.central.device import DeviceClient
 from tests.central.gateway import Gateway
 from tests.conftest import free_port
 
