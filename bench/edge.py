@@ -15,12 +15,14 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,15 +37,33 @@ from tests.conftest import Broker, free_port  # noqa: E402
 from tests.edge.daemon.central_peer import CentralPeer, wait_until  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+STATUS_PW = "bench-status-pw"
 
 
-def config(state: Path, mqtt_port: int, sim_port: int | None, meters: int, interval: int, **mqtt: object) -> str:
+def fetch_page(port: int, path: str) -> int:
+    """A technician looking at the status page (so its memory is part of the figure)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    req.add_header("Authorization", "Basic " + base64.b64encode(f"t:{STATUS_PW}".encode()).decode())
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return len(r.read())
+
+
+def config(
+    state: Path, mqtt_port: int, sim_port: int | None, meters: int, interval: int, status_port: int | None = None,
+    **mqtt: object,
+) -> str:
     m = {"batch_size": 200, "inflight_batches": 8, "backlog_rate": 5000, "backlog_start_jitter_s": 0, **mqtt}
     text = (
         f'[device]\nstate_dir = "{state}"\n[poll]\nclock_check = "none"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nreconnect_min_s = 0.2\nreconnect_max_s = 2\n'
         + "".join(f"{k} = {v}\n" for k, v in m.items())
-        + '[outbox]\nmin_free_mb = 0\n[status]\nenabled = false\n[logging]\nlevel = "warning"\n'
+        + "[outbox]\nmin_free_mb = 0\n"
+        + (
+            "[status]\nenabled = false\n"
+            if status_port is None
+            else f'[status]\nbind = "127.0.0.1"\nport = {status_port}\npassword = "{STATUS_PW}"\n'
+        )
+        + '[logging]\nlevel = "warning"\n'
     )
     if sim_port is not None:
         text += f'[[bus]]\nname = "sim"\nkind = "modbus-tcp"\nhost = "127.0.0.1"\nport = {sim_port}\n'
@@ -67,7 +87,9 @@ def proc_stat(pid: int) -> tuple[float, int]:
 
 
 def start(cfg: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "edge", "--config", str(cfg), "run"], cwd=ROOT)
+    # The same malloc setting as systemd/gridtokenx-edge.service (fewer glibc arenas for the MQTT thread).
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    return subprocess.Popen([sys.executable, "-m", "edge", "--config", str(cfg), "run"], cwd=ROOT, env=env)
 
 
 def stop(p: subprocess.Popen[bytes]) -> None:
@@ -89,12 +111,16 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
     assert sim.stdout is not None
     sim.stdout.readline()
     cfg = work / "steady.toml"
-    cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10))
+    status_port = free_port()
+    cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10, status_port=status_port))
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
         try:
             warmup = 25.0
-            time.sleep(warmup)
+            time.sleep(warmup - 5)
+            fetch_page(status_port, "/")
+            fetch_page(status_port, "/api/status")
+            time.sleep(5)
             cpu0, _ = proc_stat(daemon.pid)
             t0 = time.monotonic()
             n0 = len(central.records)
@@ -102,6 +128,8 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
             while time.monotonic() - t0 < duration:
                 time.sleep(1)
                 rss_max = max(rss_max, proc_stat(daemon.pid)[1])
+                if int(time.monotonic() - t0) % 10 == 0:
+                    fetch_page(status_port, "/")  # the page refreshes itself every 10 s
             cpu1, rss = proc_stat(daemon.pid)
             elapsed = time.monotonic() - t0
             n = len(central.records) - n0

@@ -74,8 +74,16 @@ def _now_ms() -> int:
 
 
 class Daemon:
-    def __init__(self, cfg: EdgeConfig, meters: MeterSource, *, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        meters: MeterSource,
+        *,
+        notifier: Notifier | None = None,
+        flush_on_stop_s: float = FLUSH_ON_STOP_S,
+    ) -> None:
         self.cfg = cfg
+        self._flush_s = flush_on_stop_s
         self._meter_source = meters
         self._notifier = notifier or Notifier(None)
         self.version = software_version()
@@ -161,7 +169,7 @@ class Daemon:
         assert uplink is not None
         assert board is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + FLUSH_ON_STOP_S
+        deadline = loop.time() + self._flush_s
         while uplink.connected and board.link.inflight_batches and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 

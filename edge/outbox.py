@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import sqlite_utils
-
 from edge.errors import EdgeError
 from edge.meters.base import MeterSample
 
@@ -31,6 +29,21 @@ ZERO_HASH = bytes(32)
 SCHEMA_VERSION = 1
 # Rejections central may lift later (device/meter registered by an installer): retried, then dead-lettered.
 TRANSIENT_REASONS = frozenset({"unknown_device", "device_not_verified", "meter_not_bound"})
+
+
+# Plain DDL rather than sqlite-utils at run time: importing sqlite-utils (click, pluggy, dateutil, …) costs ~25 MB
+# of RSS on the gateway. Tests and tools may use sqlite-utils to inspect the file.
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, meter_serial TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,"
+    " record BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL DEFAULT 0)",
+    "CREATE INDEX outbox_retry ON outbox (next_attempt_ms, seq)",
+    "CREATE TABLE pending (id INTEGER PRIMARY KEY AUTOINCREMENT, meter_serial TEXT NOT NULL,"
+    " timestamp_ms INTEGER NOT NULL, import_wh INTEGER NOT NULL, export_wh INTEGER NOT NULL, power_w INTEGER,"
+    " flags INTEGER NOT NULL)",
+    "CREATE TABLE dead_letter (seq INTEGER PRIMARY KEY, meter_serial TEXT NOT NULL, timestamp_ms INTEGER NOT NULL,"
+    " record BLOB NOT NULL, reason TEXT NOT NULL, moved_ms INTEGER NOT NULL)",
+)
 
 
 class OutboxError(EdgeError):
@@ -137,42 +150,10 @@ class Outbox:
         return conn
 
     def _init_schema(self, *, needs_sync: bool) -> None:
-        db = sqlite_utils.Database(self._conn)
-        with self._tx():
-            if "meta" not in db.table_names():
-                db.table("meta").create({"key": str, "value": str}, pk="key")
-                db.table("outbox").create(
-                    {
-                        "seq": int,
-                        "meter_serial": str,
-                        "timestamp_ms": int,
-                        "record": bytes,
-                        "attempts": int,
-                        "next_attempt_ms": int,
-                    },
-                    pk="seq",
-                    not_null={"meter_serial", "timestamp_ms", "record", "attempts", "next_attempt_ms"},
-                    defaults={"attempts": 0, "next_attempt_ms": 0},
-                )
-                db.table("pending").create(
-                    {
-                        "id": int,
-                        "meter_serial": str,
-                        "timestamp_ms": int,
-                        "import_wh": int,
-                        "export_wh": int,
-                        "power_w": int,
-                        "flags": int,
-                    },
-                    pk="id",
-                    not_null={"meter_serial", "timestamp_ms", "import_wh", "export_wh", "flags"},
-                )
-                db.table("dead_letter").create(
-                    {"seq": int, "meter_serial": str, "timestamp_ms": int, "record": bytes, "reason": str,
-                     "moved_ms": int},
-                    pk="seq",
-                )
-                db.table("outbox").create_index(["next_attempt_ms", "seq"])
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+                for stmt in SCHEMA:
+                    c.execute(stmt)
                 self._set("schema", str(SCHEMA_VERSION))
                 self._set("last_seq", "0")
                 self._set("last_hash", ZERO_HASH.hex())

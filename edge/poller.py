@@ -85,6 +85,9 @@ class Poller:
         last: float | None = None
         while True:
             now = self._wall()
+            if last is not None and now < last - interval:
+                log.warning("clock stepped back; re-aligning poll ticks", extra={"meter": state.serial})
+                last = None
             tick = next_tick(now, interval, last)
             await asyncio.sleep(max(0.0, tick - now))
             # the clock may have been stepped while we slept; never read twice for one tick

@@ -36,6 +36,7 @@ class CentralPeer:
     challenge_replies: list[tuple[str, bool]] = field(default_factory=list)
     status: dict[str, bytes] = field(default_factory=dict)
     device_ids: set[str] = field(default_factory=set)
+    online_count: int = 0  # "online" status messages seen (one per daemon (re)connect)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -104,6 +105,8 @@ class CentralPeer:
             self.challenge_replies.append((device_id, ok))
         elif kind is topics.TopicKind.STATUS:
             self.status[device_id] = payload
+            if b'"online":true' in payload:
+                self.online_count += 1
 
     def _on_readings(self, client: mqtt.Client, device_id: str, payload: bytes) -> None:
         try:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
@@ -33,10 +34,11 @@ def outbox_state(db: Path) -> tuple[int, int]:
         return 0, 0
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        (last,) = conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        (depth,) = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        (pending,) = conn.execute("SELECT COUNT(*) FROM pending").fetchone()
-        return int(last), int(depth) + int(pending)
+        view = sqlite_utils.Database(conn)
+        if "meta" not in view.table_names():
+            return 0, 0
+        last = view.table("meta").get("last_seq")["value"]
+        return int(last), view.table("outbox").count + view.table("pending").count
     finally:
         conn.close()
 
@@ -66,8 +68,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_reuses_a_seq(tmp_path
                 seen_progress = max(seen_progress, outbox_state(state / "outbox.sqlite")[0])
             assert seen_progress > KILLS  # it really read and committed while being killed
             # let the last run drain everything: stop the meters so no new readings come, then wait for acks
+            online = central.online_count
             proc = start_daemon(config, log)
-            time.sleep(1.5)
+            wait_until(lambda: central.online_count > online, 20, "daemon up and connected")
+            time.sleep(1.0)
             sim.stop()
             db = state / "outbox.sqlite"
             wait_until(lambda: outbox_state(db)[1] == 0 and len(central.seqs()) >= outbox_state(db)[0], 20,

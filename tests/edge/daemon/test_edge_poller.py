@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,3 +66,32 @@ async def test_unsynced_clock_flags_the_reading(outbox: Outbox, signer: Protocol
     ((_, raw),) = outbox.fetch(0, None, 10)
     assert decode_reading(raw).flags == Flags.CLOCK_UNSYNCED
     assert board.clock_synced is False
+
+
+async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    now = [1_700_000_000.95]
+    board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
+    p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: True,
+               wall=lambda: now[0])
+    state = MeterState("M", "modbus-tcp", "a", "m", 1)
+    meter = FakeMeter("M")
+    task = asyncio.create_task(p.run_meter(meter, state))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if meter.reads:
+                break
+        assert meter.reads == 1  # the tick at ...001.0 came after ~0.05 s, not a whole interval
+        now[0] -= 3600  # NTP stepped the clock back an hour: polling goes on at the next aligned tick
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            now[0] += 0.01
+            if meter.reads >= 2:
+                break
+        assert meter.reads >= 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

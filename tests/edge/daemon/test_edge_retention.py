@@ -1,0 +1,74 @@
+"""Retention: the outbox holds 30 days of 4 meters at 1/min; a disk watermark alarms loudly and drops nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge.config import load_config
+from edge.daemon import Daemon, MeterInfo, static_meters
+from edge.fakes import FakeMeter
+from edge.meters.base import MeterSample
+from edge.outbox import Outbox
+from edge.signing import ProtocolSigner
+from protocol.keys import DeviceKey
+from tests.edge.daemon.conftest import config_text
+
+THIRTY_DAYS_4_METERS = 30 * 24 * 60 * 4  # 172,800 readings
+
+
+def test_thirty_days_of_four_meters_fit_well_below_the_alarm(tmp_path: Path) -> None:
+    signer = ProtocolSigner(DeviceKey.generate())
+    ob = Outbox.open(tmp_path / "o.sqlite", new_device=True)
+    try:
+        n = 4000
+        for start in range(0, n, 1000):
+            ob.append_many(
+                [(f"SDM630-{i % 4:07d}", MeterSample(1_700_000_000_000 + i * 15_000, 10**7 + i, 10**6 + i, 1500), 0)
+                 for i in range(start, start + 1000)],
+                signer,
+            )
+        ob._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        per_record = ob.size_bytes() / n
+    finally:
+        ob.close()
+    projected_mb = per_record * THIRTY_DAYS_4_METERS / 1e6
+    assert projected_mb < 100  # ~50 MB: fine on any SD card
+    cfg = load_config(_write(tmp_path, config_text(tmp_path / "s")))
+    assert cfg.outbox.alarm_records > THIRTY_DAYS_4_METERS  # the default never alarms on a healthy month
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "edge.toml"
+    p.write_text(text)
+    return p
+
+
+async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
+    tmp_path: Path, broker, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    text = config_text(tmp_path / "state", mqtt_port=broker.port).replace("min_free_mb = 0", "min_free_mb = 1000000")
+    cfg = load_config(_write(tmp_path, text))
+    meter = FakeMeter("WM-1")
+    daemon = Daemon(cfg, static_meters([(MeterInfo("WM-1", "fake", "memory", "fake", 1), meter)]), flush_on_stop_s=0.1)
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING)
+    task = asyncio.create_task(daemon.run(stop))
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), 10)
+        async with asyncio.timeout(10):
+            while meter.reads < 2:  # noqa: ASYNC110 - polling a fake's counter
+                await asyncio.sleep(0.05)
+        snap = daemon.status()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    alarms = {a["key"]: a["message"] for a in snap["alarms"]}
+    assert "disk_low" in alarms
+    assert "disk almost full" in alarms["disk_low"]
+    assert any("ALARM disk almost full" in r.getMessage() for r in caplog.records)
+    assert snap["outbox"]["last_seq"] >= 2  # readings still committed: nothing dropped to make room
+    assert meter.closed
