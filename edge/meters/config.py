@@ -44,6 +44,7 @@ from typing import Any
 
 from edge.meters.maps import MeterMap, Protocol
 from edge.meters.tomldoc import KeyPath, TomlDoc
+from protocol.record import MAX_SERIAL, MIN_SERIAL
 
 
 class BusKind(StrEnum):
@@ -115,7 +116,7 @@ class ScanHit:
 
 
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SERIAL = re.compile(r"^[\x21-\x7e]{1,64}$")
+_SERIAL = re.compile(rf"^[\x21-\x7e]{{{MIN_SERIAL},{MAX_SERIAL}}}$")  # as the signed record carries it
 
 
 class _Table:
@@ -230,7 +231,7 @@ def parse_meters(  # noqa: PLR0912 - one flat validation pass
                 "physical_address", "auth", "password"})
         serial = t.text("serial")
         if not _SERIAL.match(serial):
-            raise t.fail("serial", "printable ASCII without spaces, 1..64 characters")
+            raise t.fail("serial", f"printable ASCII without spaces, {MIN_SERIAL}..{MAX_SERIAL} characters")
         if serial in serials:
             raise t.fail("serial", f"meter {serial!r} is already defined (meter #{serials[serial] + 1})")
         serials[serial] = i

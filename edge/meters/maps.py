@@ -285,7 +285,7 @@ def _dlms_point(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> DlmsPoint:
 _MODBUS_POINT_KEYS = {"function", "address", "type", "word_order"}
 
 
-def _measurement(  # noqa: PLR0917 - private helper, called once
+def _measurement(
     r: _Reader, name: str, t: Mapping[str, Any], path: KeyPath, protocol: Protocol, defaults: Mapping[str, Any]
 ) -> Measurement:
     if not _NAME.match(name):

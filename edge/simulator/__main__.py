@@ -5,6 +5,7 @@ Examples::
     python -m edge.simulator --port 5020 --count 4                 # units 1..4 on 127.0.0.1:5020, SDM630 maps
     python -m edge.simulator --port 5020 --meter 1:eastron-sdm630:prosumer --meter 2:carlo-gavazzi-em24:consumer
     python -m edge.simulator --pty --count 2 --speed 60            # RTU on a pty pair, time runs 60x faster
+    python -m edge.simulator --port 5020 --count 2 --dlms-port 4059 # plus a DLMS/COSEM meter (gurux, dev extra)
 
 On start it prints one JSON line (``{"ready": true, ...}``) naming the endpoint (for ``--pty`` the device the
 gateway should open) and the meters, then serves until SIGTERM or SIGINT.
@@ -30,7 +31,7 @@ from edge.simulator.ptypair import PtyPair
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m edge.simulator", description="Simulated Modbus energy meters")
-    where = p.add_mutually_exclusive_group(required=True)
+    where = p.add_mutually_exclusive_group()
     where.add_argument("--port", type=int, help="serve Modbus TCP on this port")
     where.add_argument("--device", help="serve Modbus RTU on this serial device")
     where.add_argument("--pty", action="store_true", help="serve Modbus RTU on a new pty pair; prints the other end")
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pv-peak-w", type=int, default=5000)
     p.add_argument("--start-import-wh", type=int, default=1_250_000)
     p.add_argument("--start-export-wh", type=int, default=400_000)
+    p.add_argument("--dlms-port", type=int, help="also serve one DLMS/COSEM meter (gurux-dlms, dev extra) on this port")
+    p.add_argument("--dlms-password", default=None, help="LLS password of the DLMS meter (default: public client only)")
     return p
 
 
@@ -58,7 +61,7 @@ def _meters(args: argparse.Namespace, clock: FastClock) -> list[SimulatedModbusM
             specs.append((int(unit), model, Kind(kind)))
         except ValueError:
             raise ConfigError(f"--meter {text!r}: expected UNIT:MODEL:prosumer|consumer") from None
-    if not specs:
+    if not specs and (args.port is not None or args.device or args.pty):
         raise ConfigError("no meters: give --count N or --meter UNIT:MODEL:KIND")
     meters = []
     now = clock()
@@ -79,7 +82,27 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    modbus_endpoint = args.port is not None or bool(args.device) or args.pty
+    if not modbus_endpoint and args.dlms_port is None:
+        raise ConfigError("nothing to serve: give --port, --device, --pty and/or --dlms-port")
+    if meters and not modbus_endpoint:
+        raise ConfigError("Modbus meters need --port, --device or --pty")
+    ready: dict[str, object] = {"ready": True}
     async with contextlib.AsyncExitStack() as stack:
+        if args.dlms_port is not None:
+            from edge.simulator.dlms_gurux import DlmsMeterModel, DlmsTcpSimulator  # noqa: PLC0415 - gurux is dev-only
+
+            state = MeterState(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=99), clock(),
+                               import_wh=args.start_import_wh, export_wh=args.start_export_wh)
+            password = args.dlms_password.encode() if args.dlms_password else None
+            dlms = DlmsTcpSimulator(DlmsMeterModel(state, clock, password=password), port=args.dlms_port,
+                                    host=args.host)
+            await stack.enter_async_context(dlms)
+            ready["dlms"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_port, "model": "dlms-generic"}
+        if not meters:
+            print(json.dumps(ready), flush=True)
+            await stop.wait()
+            return
         if args.port is not None:
             sim = ModbusSimulator.tcp(meters, host=args.host, port=args.port)
             endpoint = {"kind": "modbus-tcp", "host": args.host, "port": args.port}
@@ -93,11 +116,10 @@ async def _serve(args: argparse.Namespace) -> None:
                 endpoint = {"kind": "modbus-rtu", "device": device, "baudrate": args.baudrate}
             sim = ModbusSimulator.rtu(meters, device=device, baudrate=args.baudrate)
         await stack.enter_async_context(sim)
-        ready = {
-            "ready": True,
-            "endpoint": endpoint,
-            "meters": [{"unit_id": m.unit_id, "model": m.meter_map.id, "kind": m.state.profile.kind} for m in meters],
-        }
+        ready["endpoint"] = endpoint
+        ready["meters"] = [
+            {"unit_id": m.unit_id, "model": m.meter_map.id, "kind": m.state.profile.kind} for m in meters
+        ]
         print(json.dumps(ready), flush=True)  # the CLI's one machine-readable output line
         await stop.wait()
 

@@ -95,7 +95,7 @@ class SimulatedModbusMeter:
         span = addresses[-1] - addresses[0] + 1
         return [SimData(address=addresses[0], count=span, values=0, datatype=SimType.REGISTERS)]
 
-    async def _action(  # noqa: PLR0917 - signature fixed by pymodbus SimDevice.action
+    async def _action(
         self,
         function_code: int,
         start_address: int,

@@ -81,6 +81,8 @@ def test_parse_buses_and_meters() -> None:
         ('bus = "dlms"', 'bus = "gw"', 34, "is dlms but bus 'gw' is modbus-tcp"),
         ('password = "s3cret-pw"', "", 35, "needs a non-empty 'password'"),
         ('serial = "EM24-2"', 'serial = "SDM-1"', 25, "already defined"),
+        ('serial = "EM24-2"', 'serial = "' + "E" * 33 + '"', 25, "1..32 characters"),
+        ('serial = "EM24-2"', 'serial = "EM 24"', 25, "printable ASCII without spaces"),
     ],
 )
 def test_config_errors_name_line(old: str, new: str, line: int, reason: str) -> None:
@@ -90,3 +92,15 @@ def test_config_errors_name_line(old: str, new: str, line: int, reason: str) -> 
     assert f"edge.toml:{line}:" in str(err.value), str(err.value)
     assert reason in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+def test_dlms_hdlc_bus_and_meter() -> None:
+    doc = TomlDoc.from_text(
+        "edge.toml",
+        '[[bus]]\nname = "optical"\nkind = "dlms-hdlc"\ndevice = "/dev/ttyUSB1"\nbaudrate = 9600\n\n'
+        '[[meter]]\nserial = "LGZ-1"\nbus = "optical"\nmodel = "dlms-generic"\nphysical_address = 18\n',
+    )
+    buses = parse_buses(doc)
+    (m,) = parse_meters(doc, buses, MAPS)
+    assert buses[0].address == "/dev/ttyUSB1 9600 8N1"
+    assert (m.client_address, m.server_address, m.physical_address, m.auth) == (16, 1, 18, DlmsAuth.NONE)

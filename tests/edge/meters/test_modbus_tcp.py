@@ -89,3 +89,16 @@ async def test_nothing_listening_is_a_meter_error(maps: dict[str, MeterMap]) -> 
     bus = tcp_bus(free_port(), timeout_s=0.2, retries=1, backoff_s=0.01)
     with pytest.raises(MeterError, match="cannot connect"):
         await read_once(bus, meter_cfgs()[0], maps)
+
+
+async def test_reconnects_after_gateway_restart(sims: list[SimulatedModbusMeter], maps: dict[str, MeterMap]) -> None:
+    port = free_port()
+    bus = tcp_bus(port, timeout_s=0.3, retries=1, backoff_s=0.01)
+    async with open_readers([bus], meter_cfgs(), maps) as readers:
+        async with ModbusSimulator.tcp(sims, port=port):
+            first = await readers["M2"].read()
+        with pytest.raises(MeterError):
+            await readers["M2"].read()  # gateway down: an error, never a made-up reading
+        async with ModbusSimulator.tcp(sims, port=port):
+            again = await readers["M2"].read()
+    assert again.import_wh >= first.import_wh

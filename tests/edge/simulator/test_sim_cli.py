@@ -57,6 +57,7 @@ def test_help() -> None:
 
 
 PORT = free_port()
+DLMS_PORT = free_port()
 
 
 @pytest.mark.parametrize(
@@ -97,3 +98,16 @@ def test_bad_arguments_exit_2() -> None:
     )
     assert out.returncode == 2
     assert "unknown Modbus meter map 'nope'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "simulator", [["--port", str(PORT), "--count", "1", "--dlms-port", str(DLMS_PORT)]], indirect=True
+)
+async def test_dlms_meter_from_the_cli(simulator: dict[str, object]) -> None:
+    assert simulator["dlms"] == {"kind": "dlms-tcp", "host": "127.0.0.1", "port": DLMS_PORT, "model": "dlms-generic"}
+    maps = load_maps(default_maps_dir())
+    bus = BusConfig(name="d", kind=BusKind.DLMS_TCP, host="127.0.0.1", port=DLMS_PORT, timeout_s=1.0)
+    meters = [MeterConfig(serial="D", bus="d", model="dlms-generic")]
+    async with open_readers([bus], meters, maps) as readers:
+        sample = await readers["D"].read()
+    assert sample.import_wh >= 1_250_000
