@@ -19,6 +19,7 @@ from central.http.errors import unauthorized
 from central.http.roles import Role
 
 _ALG = "HS256"
+_CACHE_MAX = 50_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TokenCodec:
         self._key = config.secret()
         self._issuer = config.issuer
         self.ttl_s = config.access_ttl_s
+        # Verified tokens → (principal, expiry): a repeat request skips the HMAC and JSON work. Bounded.
+        self._cache: dict[str, tuple[Principal, int]] = {}
 
     def __repr__(self) -> str:
         return f"TokenCodec(issuer={self._issuer!r}, ttl_s={self.ttl_s})"
@@ -57,6 +60,18 @@ class TokenCodec:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; raises the 401 ``ApiError`` otherwise."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            if hit[1] > time.time():
+                return hit[0]
+            del self._cache[token]
+        principal, exp = self._decode(token)
+        if len(self._cache) >= _CACHE_MAX:
+            self._cache.clear()
+        self._cache[token] = (principal, exp)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -72,7 +87,7 @@ class TokenCodec:
         if claims.get("typ") != "access":
             raise unauthorized("invalid access token", "invalid_token")
         try:
-            return Principal(UUID(str(claims["sub"])), Role(str(claims["role"])))
+            return Principal(UUID(str(claims["sub"])), Role(str(claims["role"]))), int(claims["exp"])
         except ValueError:
             raise unauthorized("invalid access token", "invalid_token") from None
 

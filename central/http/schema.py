@@ -238,12 +238,30 @@ def load_query(cls: type[T], query: Mapping[str, str]) -> T:
 # serialising
 
 
+_SCALARS = (str, int, float, bool)
+_DUMPERS: dict[type[Any], list[tuple[str, bool]]] = {}
+
+
+def _plan(cls: type[Any]) -> list[tuple[str, bool]]:
+    """Per dataclass: (field name, is a plain JSON scalar) — scalars are copied without a recursive call."""
+    plan = _DUMPERS.get(cls)
+    if plan is None:
+        hints = type_hints(cls)
+        plan = []
+        for f in dataclasses.fields(cls):
+            _, tp = _is_optional(hints.get(f.name, Any))
+            plan.append((f.name, tp in _SCALARS and not (isinstance(tp, type) and issubclass(tp, enum.Enum))))
+        _DUMPERS[cls] = plan
+    return plan
+
+
 def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
     """Dataclasses (and containers of them) → JSON-ready Python values."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or (isinstance(value, str | int | float | bool) and not isinstance(value, enum.Enum)):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: getattr(value, name) if scalar else dump(getattr(value, name))
+                for name, scalar in _plan(type(value))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, UUID):

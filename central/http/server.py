@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -35,6 +36,8 @@ async def serve_forever(config: CentralConfig, *, reuse_port: bool) -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.http.host, config.http.port, reuse_port=reuse_port, backlog=1024)
     await site.start()
+    gc.collect()
+    gc.freeze()  # start-up objects stay out of later collections (shorter GC pauses, better tail latency)
     log.info("serving", extra={"host": config.http.host, "port": config.http.port})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

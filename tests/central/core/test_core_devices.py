@@ -181,3 +181,24 @@ async def test_register_rejects_bad_input(api_factory) -> None:
                               json={"device_id": key.device_id, "meters": [_meter("D1"), _meter("D1")]})
     assert r.status == 400
     assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=bearer(installer))).status == 404
+
+
+async def test_sweeper_task_removes_expired_challenges(api_factory) -> None:
+    api = await api_factory(identity={"challenge_sweep_interval_s": 0.1})
+    installer = await api.token("installer")
+    key = DeviceKey.generate()
+    await api.client.post("/api/v1/devices", headers=bearer(installer), json={"device_id": key.device_id})
+    for _ in range(3):
+        assert (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).ok
+    conn = await asyncpg.connect(api.app[CONFIG].database.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM device_challenges") == 3
+        await conn.execute("UPDATE device_challenges SET expires_ms = 0 WHERE nonce IN"
+                           " (SELECT nonce FROM device_challenges LIMIT 2)")
+        for _ in range(100):
+            if await conn.fetchval("SELECT count(*) FROM device_challenges") == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await conn.fetchval("SELECT count(*) FROM device_challenges") == 1, "live challenges are kept"
+    finally:
+        await conn.close()

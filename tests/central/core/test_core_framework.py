@@ -77,7 +77,7 @@ async def test_app_serves_health_openapi_and_one_error_shape(config_factory, bro
     def install(reg: Registry) -> None:
         reg.add_routes(table)
 
-    app = create_app(config_factory(broker), plugins=[install])
+    app = create_app(config_factory(broker, http={"max_body_bytes": 4096}), plugins=[install])
     client = await client_factory(app)
     assert (await client.get("/healthz")).status == 200
     for _ in range(50):
@@ -96,6 +96,9 @@ async def test_app_serves_health_openapi_and_one_error_shape(config_factory, bro
     assert r.status == 400
     assert await r.json() == {"error": {"code": "invalid_request",
                                         "message": "body.name: must have at most 5 characters"}}
+    r = await client.post("/api/v1/echo", data=b'{"name": "' + b"x" * 5000 + b'"}')
+    assert r.status == 413
+    assert (await r.json())["error"]["code"] == "payload_too_large"
     r = await client.post("/api/v1/echo", data=b"{nope")
     assert (await r.json())["error"]["code"] == "malformed_json"
     r = await client.get("/api/v1/admin-only")

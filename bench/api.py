@@ -1,0 +1,267 @@
+"""HTTP API benchmark: requests/s and p50/p99 latency of login-free GETs and authenticated queries.
+
+Starts its own PostgreSQL database, a private Mosquitto and `gridtokenx-central serve --workers N` on a free port,
+provisions a prosumer with a verified gateway and a claimed meter (through the API), then drives each endpoint with
+wrk (Debian package `wrk`; falls back to an aiohttp load generator when wrk is missing) and prints one line per
+endpoint. Target: >= 2,000 req/s at p99 < 50 ms.
+
+    .venv/bin/python bench/api.py [--workers 2] [--duration 10] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from protocol import topics  # noqa: E402
+from protocol.batch import encode_batch  # noqa: E402
+from protocol.challenge import sign_challenge  # noqa: E402
+from protocol.keys import DeviceKey  # noqa: E402
+from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
+
+PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
+TARGET_RPS, TARGET_P99_MS = 2000, 50.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not become ready")
+
+
+async def provision(base: str, admin_email: str, admin_pw: str) -> dict[str, Any]:
+    """Installer registers a gateway, proves it with the HTTP challenge; a prosumer claims its meter."""
+    async with aiohttp.ClientSession() as s:
+
+        async def call(method: str, path: str, token: str | None = None, body: Any = None) -> Any:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with s.request(method, base + path, json=body, headers=headers) as r:
+                data = await r.json() if r.content_type == "application/json" else None
+                if r.status >= 400:
+                    raise RuntimeError(f"{method} {path}: {r.status} {data}")
+                return data
+
+        admin = (await call("POST", "/api/v1/auth/login", body={"email": admin_email, "password": admin_pw}))
+        users = {}
+        for role in ("installer", "prosumer"):
+            email = f"{role}-{uuid.uuid4().hex[:6]}@bench.local"
+            await call("POST", "/api/v1/admin/users", admin["access_token"],
+                       {"email": email, "password": admin_pw, "role": role})
+            users[role] = (await call("POST", "/api/v1/auth/login", body={"email": email, "password": admin_pw}))
+        key = DeviceKey.generate()
+        inst = users["installer"]["access_token"]
+        serials = [f"BENCH-{i}" for i in range(4)]
+        await call("POST", "/api/v1/devices", inst, {
+            "device_id": key.device_id, "site_label": "bench",
+            "meters": [{"serial": s_, "model": "SDM630", "protocol": "modbus-tcp", "source": "solar",
+                        "meter_key": f"key-{s_}"} for s_ in serials]})
+        ch = await call("GET", f"/api/v1/devices/{key.device_id}/challenge", inst)
+        nonce = bytes.fromhex(ch["nonce"])
+        await call("POST", f"/api/v1/devices/{key.device_id}/challenge-response", inst,
+                   {"nonce": nonce.hex(), "signature": sign_challenge(key, nonce, ch["expires_ms"]).hex()})
+        pro = users["prosumer"]["access_token"]
+        meter_ids = []
+        for s_ in serials:
+            m = await call("POST", "/api/v1/meters/claim", pro, {"serial": s_, "meter_key": f"key-{s_}"})
+            meter_ids.append(m["id"])
+        doc = await call("GET", "/api/openapi.json")
+        return {"prosumer": pro, "installer": inst, "key": key, "serial": serials[0], "meter_id": meter_ids[0],
+                "doc": doc}
+
+
+def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) -> None:
+    """The gateway sends ``count`` signed, chained readings (one per minute, ending now) through the broker."""
+    now_ms = int(time.time() * 1000)
+    prev, records = ZERO_HASH, []
+    for seq in range(1, count + 1):
+        r = sign_reading(key, meter_serial=serial, seq=seq, timestamp_ms=now_ms - (count - seq) * 60_000,
+                         import_wh=1_000 + seq * 3, export_wh=5_000 + seq * 7, power_w=1200, prev_hash=prev)
+        prev = r.hash()
+        records.append(r)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-{key.device_id[:8]}",
+                         protocol=paho.MQTTv5)
+    client.connect("127.0.0.1", mqtt_port)
+    client.loop_start()
+    try:
+        for i in range(0, count, 200):
+            client.publish(topics.readings(key.device_id), encode_batch(records[i:i + 200]), qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def run_wrk(url: str, headers: dict[str, str], duration: int, connections: int, threads: int) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": float(non2xx.group(1)) if non2xx else 0.0,
+            "socket_errors": 1.0 if errors else 0.0}
+
+
+async def run_python(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, float]:
+    lat: list[float] = []
+    bad = 0
+    stop = time.monotonic() + duration
+    conn = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=conn, headers=headers) as s:
+
+        async def worker() -> None:
+            nonlocal bad
+            while time.monotonic() < stop:
+                t = time.perf_counter()
+                async with s.get(url) as r:
+                    await r.read()
+                    if r.status >= 300:
+                        bad += 1
+                lat.append((time.perf_counter() - t) * 1000)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.monotonic() - t0
+    lat.sort()
+    return {"rps": len(lat) / elapsed, "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
+            "non2xx": float(bad), "socket_errors": 0.0}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--python-client", action="store_true", help="use the aiohttp load generator instead of wrk")
+    args = ap.parse_args()
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
+
+    db = f"gtx_bench_api_{secrets.token_hex(4)}"
+    subprocess.run([*PG, f'CREATE DATABASE "{db}"', "-d", "postgres"], check=True, capture_output=True)
+    tmp = Path(tempfile.mkdtemp(prefix="gtx-bench-api-"))
+    mqtt_port, http_port = free_port(), free_port()
+    (tmp / "mosquitto.conf").write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n"
+                                        "persistence false\nlog_dest none\n")
+    broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp / "mosquitto.conf")])
+    admin_pw = secrets.token_urlsafe(16)
+    cfg = tmp / "central.toml"
+    cfg.write_text(
+        f'[database]\ndsn = "postgresql://postgres@127.0.0.1:5432/{db}"\npool_min = 2\npool_max = 8\n'
+        f'[mqtt]\nport = {mqtt_port}\n'
+        f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\n'
+        f'[mailer]\ndev_dir = "{tmp / "mail"}"\n'
+        f'[http]\nport = {http_port}\n'
+        '[log]\naccess_log = false\nlevel = "WARNING"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "central.cli", "-c", str(cfg)]
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run([*cli, "users", "create", "--email", "admin@bench.local", "--role", "admin"],
+                       input=admin_pw.encode() + b"\n", check=True, env=env, capture_output=True, cwd=ROOT)
+        server = subprocess.Popen([*cli, "serve", "--workers", str(args.workers)], env=env, cwd=ROOT,
+                                  stderr=(tmp / "serve.log").open("wb"))
+        base = f"http://127.0.0.1:{http_port}"
+        wait_http(base + "/readyz")
+        ctx = asyncio.run(provision(base, "admin@bench.local", admin_pw))
+        auth = {"Authorization": f"Bearer {ctx['prosumer']}"}
+        cases: list[tuple[str, str, dict[str, str]]] = [
+            ("GET /healthz (no login)", "/healthz", {}),
+            ("GET /readyz (no login; db + broker)", "/readyz", {}),
+            ("GET /api/v1/me (JWT + user row)", "/api/v1/me", auth),
+            ("GET /api/v1/meters (JWT + query)", "/api/v1/meters", auth),
+        ]
+        paths = ctx["doc"]["paths"]
+        readings = next((p for p in paths if p.endswith("/readings") and "{meter_id}" in p and "get" in paths[p]),
+                        None)
+        if readings:
+            publish_readings(mqtt_port, ctx["key"], ctx["serial"], 1000)
+            url = readings.replace("{meter_id}", ctx["meter_id"]) + "?limit=100"
+            stored = 0
+            for _ in range(100):  # wait until ingest has stored them
+                with urllib.request.urlopen(urllib.request.Request(base + url, headers=auth), timeout=5) as r:
+                    stored = len(json.loads(r.read())["readings"])
+                if stored == 100:
+                    break
+                time.sleep(0.2)
+            cases.append((f"GET {readings}?limit=100 ({stored} rows/page)", url, auth))
+        print(f"bench/api.py: {args.workers} worker(s), {args.connections} connections, {args.duration}s each, "
+              f"load generator: {'wrk' if use_wrk else 'aiohttp'}; target >= {TARGET_RPS} req/s at p99 < "
+              f"{TARGET_P99_MS:.0f} ms")
+        for name, path, headers in cases:
+            if use_wrk:
+                res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
+            else:
+                res = asyncio.run(run_python(base + path, headers, args.duration, args.connections))
+            ok = res["rps"] >= TARGET_RPS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
+            print(f"  {name:55s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
+                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
+        metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        pool = re.search(r"^gtx_db_pool_size (\S+)", metrics, re.M)
+        print(f"  (one worker's pool size after the run: {pool.group(1) if pool else '?'})")
+        return 0
+    finally:
+        if server is not None:
+            os.kill(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(server.pid, signal.SIGKILL)
+                server.wait()
+        os.kill(broker.pid, signal.SIGTERM)
+        broker.wait(timeout=10)
+        subprocess.run([*PG, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', "-d", "postgres"], check=False,
+                       capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
