@@ -27,9 +27,6 @@ from protocol.sync import SyncReply, SyncRequest
 
 METER = "E2E-METER-1"
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
-# central.http stores the principal under a str request key, which aiohttp 3.14 warns about (a central-core issue,
-# reported); remove this once central.http uses web.RequestKey.
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 @pytest.fixture
