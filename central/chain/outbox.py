@@ -250,6 +250,7 @@ class ChainOutbox:
         self._hook("before_send")
         for prep in prepared:
             await self._send(prep.tx)
+            await asyncio.sleep(0)  # an in-process ledger executes synchronously: let other tasks run
         self._hook("after_send")
         return sum(len(prep.intent_ids) for prep in prepared), len(prepared), deferred
 

@@ -8,6 +8,7 @@ transaction built here is checked against the 1232-byte packet limit, which Lite
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Sequence
 
@@ -39,6 +40,7 @@ Signer = Keypair | PlatformKey
 
 # ------------------------------------------------------------------------------------------------- instructions
 
+@functools.lru_cache(maxsize=1 << 16)
 def associated_token_address(owner: Pubkey, mint: Pubkey, token_program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
     return Pubkey.find_program_address([bytes(owner), bytes(token_program), bytes(mint)],
                                        ASSOCIATED_TOKEN_PROGRAM_ID)[0]
@@ -154,6 +156,10 @@ def keypair_of(s: Signer) -> Keypair:
     return s.signer if isinstance(s, PlatformKey) else s
 
 
+def _pubkey_of(s: Signer) -> Pubkey:
+    return s.pubkey if isinstance(s, PlatformKey) else s.pubkey()
+
+
 def required_signers(message: MessageV0 | Message | MessageV1) -> list[Pubkey]:
     return list(message.account_keys[:message.header.num_required_signatures])
 
@@ -161,7 +167,7 @@ def required_signers(message: MessageV0 | Message | MessageV1) -> list[Pubkey]:
 def sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTransaction:
     """Sign with exactly the required signers, picked from ``signers`` (extra ones are ignored).
     Raises ``ValueError`` naming the missing public keys."""
-    by_key = {keypair_of(s).pubkey(): keypair_of(s) for s in signers}
+    by_key = {_pubkey_of(s): keypair_of(s) for s in signers}
     needed = required_signers(message)
     missing = [str(k) for k in needed if k not in by_key]
     if missing:
@@ -173,7 +179,7 @@ def partially_sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTr
     """Sign with the given signers and leave the other required signatures empty (transaction-request pattern:
     the user's wallet adds its signature later, see ``add_signature``)."""
     data = to_bytes_versioned(message)
-    by_key = {keypair_of(s).pubkey(): keypair_of(s) for s in signers}
+    by_key = {_pubkey_of(s): keypair_of(s) for s in signers}
     sigs = [by_key[k].sign_message(data) if k in by_key else Signature.default() for k in required_signers(message)]
     return VersionedTransaction.populate(message, sigs)
 

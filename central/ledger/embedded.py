@@ -17,6 +17,7 @@ bytecode (all loaded by default). What it lacks, this class adds:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -92,6 +93,15 @@ class _TxEntry:
     body: bytes | None  # the frame body, kept only for an in-memory ledger
 
 
+def _token_entry(acc: Account | None) -> tuple[str, str, str, int] | None:
+    if acc is None or acc.owner not in TOKEN_PROGRAMS:
+        return None
+    parsed = parse_token_account(acc)
+    if parsed is None:
+        return None
+    return (str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount)
+
+
 class EmbeddedLedger:
     """The embedded ledger; implements ``central.ledger.port.Ledger``."""
 
@@ -104,9 +114,13 @@ class EmbeddedLedger:
         self._block_time = int(time.time())
         self._txs: dict[Signature, _TxEntry] = {}
         self._lamports: dict[Pubkey, int] = {}
+        #: Token view (mint, owner, program, amount) of every account written through this ledger (None: not a
+        #: token account), so pre-transaction token balances need no account reads.
+        self._tok: dict[Pubkey, tuple[str, str, str, int] | None] = {}
         self._decimals: dict[Pubkey, int] = {}
         self._known: set[Pubkey] = set()  # accounts ever written through this ledger (for compaction)
         self._log: LogFile | None = None
+        self._lock_fd: int | None = None
         self._closed = False
         if self.config.data_dir is None:
             self._faucet = Keypair()
@@ -117,6 +131,13 @@ class EmbeddedLedger:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise LedgerStoreError(f"cannot create ledger directory {data_dir}: {e.strerror}") from None
+            self._lock_fd = os.open(data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock_fd)
+                raise LedgerStoreError(f"ledger directory {data_dir} is in use by another process; other "
+                                       "processes must use its JSON-RPC endpoint (rpc backend)") from None
             self._faucet = load_or_create_key("faucet", data_dir / "faucet.json", create=True)[0].signer
             self._log = LogFile(data_dir / "ledger.log", fsync_interval=self.config.fsync_interval)
             if self._log.size == 0:
@@ -192,6 +213,9 @@ class EmbeddedLedger:
         self._closed = True
         if self._log is not None:
             self._log.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
 
     # ----------------------------------------------------------------------------------------------- blocks
 
@@ -245,6 +269,7 @@ class EmbeddedLedger:
         for address, acc in accounts:
             self._svm.set_account(address, acc)
             self._lamports[address] = acc.lamports
+            self._tok[address] = _token_entry(acc)
             self._known.add(address)
 
     def account(self, address: Pubkey) -> Account | None:
@@ -329,6 +354,8 @@ class EmbeddedLedger:
             raise BlockhashNotFoundError("BlockhashNotFoundError")
         keys, writable, loaded_w, loaded_r = self._resolve_keys(tx)
         if not skip_preflight:
+            if not all(tx.verify_with_results()):
+                raise TransactionRejectedError("transaction signature verification failure")
             sim = self._svm.simulate_transaction(tx)
             if isinstance(sim, FailedTransactionMetadata):
                 err = json.loads(sim.to_json())["err"]
@@ -356,6 +383,7 @@ class EmbeddedLedger:
                 images.append((k, acc))
                 lamports = acc.lamports if acc is not None else 0
                 self._lamports[k] = lamports
+                self._tok[k] = _token_entry(acc)
                 self._known.add(k)
                 post[i] = lamports
         post_tok = self._token_balances(keys, writable)
@@ -378,16 +406,17 @@ class EmbeddedLedger:
         return sig
 
     def _token_balances(self, keys: list[Pubkey], writable: list[bool]) -> list[list[object]]:
+        """Token balances of the writable accounts, from the cache (filled from the ledger on first sight)."""
         out: list[list[object]] = []
         for i, k in enumerate(keys):
             if not writable[i]:
                 continue
-            acc = self._svm.get_account(k)
-            if acc is None or acc.owner not in TOKEN_PROGRAMS:
-                continue
-            parsed = parse_token_account(acc)
-            if parsed is not None:
-                out.append([i, str(parsed.mint), str(parsed.owner), str(acc.owner), parsed.amount])
+            if k in self._tok:
+                entry = self._tok[k]
+            else:
+                entry = self._tok[k] = _token_entry(self._svm.get_account(k))
+            if entry is not None:
+                out.append([i, *entry])
         return out
 
     def status(self, sig: Signature) -> SignatureStatus | None:

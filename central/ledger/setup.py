@@ -22,7 +22,7 @@ from solders.system_program import CreateAccountWithSeedParams, create_account_w
 from central.ledger.builder import associated_token_address, create_ata_idempotent, initialize_mint2, send_and_confirm
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.errors import LedgerError
+from central.ledger.errors import LedgerError, LedgerStoreError
 from central.ledger.keys import PlatformKey, load_key, load_or_create_key
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
@@ -84,11 +84,18 @@ def load_setup(config: LedgerConfig) -> LedgerSetup:
 
 
 def open_ledger(config: LedgerConfig) -> Ledger:
-    """Build the configured adapter (composition roots only). Close it with ``await ledger.close()``."""
+    """Build the configured adapter (composition roots only). Close it with ``await ledger.close()``.
+    An embedded ledger whose directory another process owns (a running server) is reached through that
+    process's JSON-RPC endpoint."""
     if config.backend == "rpc":
         return RpcLedger(config.rpc_url, commitment=config.commitment)
-    return EmbeddedLedger(EmbeddedConfig(data_dir=config.data_dir, slot_ms=config.slot_ms,
-                                         fsync_interval=config.fsync_interval_ms / 1000))
+    try:
+        return EmbeddedLedger(EmbeddedConfig(data_dir=config.data_dir, slot_ms=config.slot_ms,
+                                             fsync_interval=config.fsync_interval_ms / 1000))
+    except LedgerStoreError as e:
+        if "in use" not in str(e) or not config.serve_rpc or config.rpc_port == 0:
+            raise
+        return RpcLedger(f"http://{config.rpc_host}:{config.rpc_port}")
 
 
 async def _ensure_mint(ledger: Ledger, setup: LedgerSetup, mint: Pubkey, seed: str | None, decimals: int) -> bool:
@@ -121,7 +128,7 @@ async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None) -> Led
     active = open_ledger(config) if ledger is None else ledger
     try:
         setup = _setup(config, _keys(config, create=config.create_keys))
-        embedded = isinstance(active, EmbeddedLedger)
+        embedded = config.backend == "embedded"  # possibly reached through its JSON-RPC endpoint
         balance = await active.get_balance(setup.fee_payer.pubkey)
         if balance < config.min_fee_payer_lamports:
             if not embedded:
@@ -145,3 +152,14 @@ async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None) -> Led
     finally:
         if own:
             await active.close()
+
+
+def describe(setup: LedgerSetup) -> dict[str, str | int]:
+    """Public facts of a setup (for the CLI and logs): addresses only, never keys."""
+    return {
+        "mint_authority": str(setup.mint_authority.pubkey), "fee_payer": str(setup.fee_payer.pubkey),
+        "escrow_authority": str(setup.escrow_authority.pubkey), "treasury": str(setup.treasury.pubkey),
+        "energy_mint": str(setup.energy_mint), "energy_decimals": setup.energy_decimals,
+        "quote_mint": str(setup.quote_mint), "quote_decimals": setup.quote_decimals,
+        "treasury_energy": str(setup.treasury_energy), "treasury_quote": str(setup.treasury_quote),
+    }

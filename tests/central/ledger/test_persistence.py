@@ -10,7 +10,7 @@ from solders.keypair import Keypair
 
 from central.ledger.builder import build_transaction, memo, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.errors import KeyFileError
+from central.ledger.errors import KeyFileError, LedgerStoreError
 from central.ledger.keys import PlatformKey, load_key, load_or_create_key, write_key
 
 from .helpers import funded, mint_to_owner, new_mint
@@ -72,6 +72,18 @@ async def test_restart_keeps_balances_history_and_blockhashes(tmp_path: Path) ->
         assert await third.get_block_height() == height
     finally:
         await third.close()
+
+
+async def test_a_ledger_directory_has_one_owner(tmp_path: Path) -> None:
+    cfg = EmbeddedConfig(data_dir=tmp_path / "ledger", slot_ms=0)
+    first = EmbeddedLedger(cfg)
+    try:
+        with pytest.raises(LedgerStoreError, match="in use by another process"):
+            EmbeddedLedger(cfg)
+    finally:
+        await first.close()
+    second = EmbeddedLedger(cfg)  # released on close
+    await second.close()
 
 
 async def test_torn_tail_is_truncated_and_the_rest_kept(tmp_path: Path) -> None:

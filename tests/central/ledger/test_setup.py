@@ -3,12 +3,15 @@ JSON-RPC with the quote mint from configuration)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 
 from central.errors import ConfigError
+from central.ledger.cli import init_command
 from central.ledger.config import LedgerConfig
 from central.ledger.errors import KeyFileError, LedgerError
 from central.ledger.jsonrpc import serve
@@ -94,3 +97,33 @@ def test_config_validation() -> None:
         LedgerConfig.from_section({"nope": 1})
     with pytest.raises(ConfigError, match="integer"):
         LedgerConfig.from_section({"slot_ms": "fast"})
+
+
+async def test_init_reaches_a_running_embedded_ledger_through_its_endpoint(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = dev_config(tmp_path, rpc_port=port)
+    running = open_ledger(cfg)  # the server process owns the directory
+    server = await serve(running, "127.0.0.1", port)  # type: ignore[arg-type]
+    try:
+        setup = await init_ledger(cfg)  # falls back to JSON-RPC: the directory is locked
+        acc = await running.get_account(setup.quote_mint)
+        assert acc is not None
+        info = parse_mint(acc)
+        assert info is not None
+        assert info.decimals == 6
+    finally:
+        await server.close()
+        await running.close()
+
+
+def test_cli_init_prints_addresses_not_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    section = {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "slot_ms": 0,
+               "create_keys": True}
+    assert init_command(section) == 0
+    out = json.loads(capsys.readouterr().out)
+    setup = load_setup(LedgerConfig.from_section(section))
+    assert out["energy_mint"] == str(setup.energy_mint)
+    assert str(setup.fee_payer.signer) not in json.dumps(out)
+    assert init_command(section) == 0  # idempotent

@@ -1,0 +1,61 @@
+"""The ledger plug-in in the real app: adapter built from ``[ledger]``, JSON-RPC served, setup exposed, the outbox
+migration applied by the app's migration runner."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
+
+from central.app import POOL, create_app
+from central.config import from_mapping
+from central.ledger.plugin import LEDGER, LEDGER_SETUP
+from central.ledger.rpc import RpcLedger
+
+
+async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) -> None:
+    config = from_mapping({
+        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 2},
+        "mqtt": {"enabled": False},
+        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+        "log": {"access_log": False},
+        "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "create_keys": True,
+                   "rpc_port": 0, "slot_ms": 50},
+    })
+    app = create_app(config, plugins=["central.ledger.plugin"])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        resp = await client.get("/api/v1/ledger")
+        assert resp.status == 200
+        info = await resp.json()
+        setup = app[LEDGER_SETUP]
+        assert info["backend"] == "embedded"
+        assert info["initialised"] is True
+        assert info["energy_mint"] == str(setup.energy_mint)
+        assert (info["energy_decimals"], info["quote_decimals"]) == (3, 6)
+        rpc_url = info["rpc_url"]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "getHealth"}) as r:
+                assert (await r.json())["result"] == "ok"
+            async with http.post(rpc_url, json=[{"jsonrpc": "2.0", "id": 2, "method": "getSlot"},
+                                                {"jsonrpc": "2.0", "id": 3, "method": "nope"}]) as r:
+                body = await r.json()
+                assert isinstance(body[0]["result"], int)
+                assert body[1]["error"]["code"] == -32601
+        remote = RpcLedger(rpc_url)
+        try:
+            acc = await remote.get_account(setup.energy_mint)
+            assert acc == await app[LEDGER].get_account(setup.energy_mint)
+        finally:
+            await remote.close()
+        ready = await client.get("/readyz")
+        assert ready.status == 200, await ready.text()
+        pool_tables = await app[POOL].fetch(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'chain_%' ORDER BY 1")
+        assert [r["tablename"] for r in pool_tables] == ["chain_intent", "chain_submission"]
+    finally:
+        await client.close()
