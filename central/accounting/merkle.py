@@ -40,7 +40,14 @@ def merkle_root(record_hashes: Sequence[bytes]) -> bytes:
     """Root of the tree described in the module docstring."""
     if not record_hashes:
         return EMPTY_ROOT
-    level = [leaf_hash(h) for h in record_hashes]
+    return root_of_leaves([leaf_hash(h) for h in record_hashes])
+
+
+def root_of_leaves(leaves: Sequence[bytes]) -> bytes:
+    """Root over already computed leaf hashes (``leaf_hash`` of each record hash), for callers that cache them."""
+    if not leaves:
+        return EMPTY_ROOT
+    level = list(leaves)
     while len(level) > 1:
         nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from central.accounting.merkle import merkle_root
+from central.accounting.merkle import leaf_hash, merkle_root, root_of_leaves
 
 MINT_LEAF_DOMAIN = b"GTX/mint/v1\x00"
 MEMO_PREFIX = "gtx:mint:v1"
@@ -46,19 +46,29 @@ class MintLeaf:
             + self.window_root
         ).digest()
 
+    def sort_key(self) -> tuple[int, bytes]:
+        return (self.window_start_ms, self.meter_id.bytes)
+
+    def node(self) -> bytes:
+        """This mint's leaf node in the transaction's tree (``leaf_hash(digest())``)."""
+        return leaf_hash(self.digest())
+
 
 def mints_root(leaves: Sequence[MintLeaf]) -> bytes:
-    ordered = sorted(leaves, key=lambda leaf: (leaf.window_start_ms, leaf.meter_id.bytes))
+    ordered = sorted(leaves, key=MintLeaf.sort_key)
     return merkle_root([leaf.digest() for leaf in ordered])
 
 
-def mint_memo(leaves: Sequence[MintLeaf]) -> str:
+def mint_memo(leaves: Sequence[MintLeaf], nodes: Mapping[MintLeaf, bytes] | None = None) -> str:
+    """The memo text; ``nodes`` may supply cached ``MintLeaf.node()`` values (same result, faster)."""
     if not leaves:
         raise ValueError("a mint memo needs at least one mint")
     starts = sorted({leaf.window_start_ms // 1000 for leaf in leaves})
     lengths = {(leaf.window_end_ms - leaf.window_start_ms) // 1000 for leaf in leaves}
     length = lengths.pop() if len(lengths) == 1 else 0
-    return f"{MEMO_PREFIX} w={','.join(map(str, starts))} len={length} n={len(leaves)} root={mints_root(leaves).hex()}"
+    ordered = sorted(leaves, key=MintLeaf.sort_key)
+    root = root_of_leaves([nodes[leaf] if nodes is not None else leaf.node() for leaf in ordered])
+    return f"{MEMO_PREFIX} w={','.join(map(str, starts))} len={length} n={len(leaves)} root={root.hex()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,5 +123,5 @@ def mint_units(
     return units
 
 
-def memo_instruction(leaves: Sequence[MintLeaf]) -> Instruction:
-    return memo(mint_memo(leaves))
+def memo_instruction(leaves: Sequence[MintLeaf], nodes: Mapping[MintLeaf, bytes] | None = None) -> Instruction:
+    return memo(mint_memo(leaves, nodes))

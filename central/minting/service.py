@@ -49,10 +49,12 @@ class MintBuilder:
         self._chain = chain
         self._accounts = MintAccounts(chain.fee_payer.pubkey, chain.energy_mint, chain.mint_authority.pubkey)
         self._claimed: dict[int, MintIntent] = {}
+        self._nodes: dict[MintLeaf, bytes] = {}
 
     async def __call__(self, intents: Sequence[Intent]) -> Sequence[Unit]:
         mints = [MintIntent.from_payload(i.id, i.payload) for i in intents]
         self._claimed = {m.id: m for m in mints}
+        self._nodes = {m.leaf: m.leaf.node() for m in mints}  # the trailer runs once per packing trial
         owners = sorted({m.owner_id for m in mints})
         rows = await self._pool.fetch("SELECT user_id, address FROM wallets WHERE user_id = ANY($1::uuid[])", owners)
         wallets = {r["user_id"]: r["address"] for r in rows}
@@ -66,7 +68,7 @@ class MintBuilder:
         for u in units:
             assert isinstance(u.tag, tuple)
             leaves.extend(self._claimed[i].leaf for i in u.tag)
-        return [memo_instruction(leaves)]
+        return [memo_instruction(leaves, self._nodes)]
 
 
 def mint_outbox(

@@ -9,6 +9,7 @@ from solders.pubkey import Pubkey
 
 from central.ledger.keys import PlatformKey
 from central.ledger.port import Ledger
+from central.ledger.setup import LedgerSetup
 
 ENERGY_DECIMALS = 3  # DESIGN D3: 1 token = 1 kWh, 1 base unit = 1 Wh
 QUOTE_DECIMALS = 6
@@ -24,3 +25,16 @@ class Chain:
     quote_mint: Pubkey | None = None
     #: only on the embedded ledger: lets an admin fund consumers with quote tokens (dev faucet)
     quote_faucet_authority: PlatformKey | None = None
+
+
+def chain_from_setup(ledger: Ledger, setup: LedgerSetup, *, embedded: bool) -> Chain:
+    """The ``Chain`` for services, from the ledger subsystem's platform setup (``central.ledger.setup``). On the
+    embedded ledger the mint authority also controls the quote mint (dev faucet)."""
+    return Chain(
+        ledger=ledger,
+        energy_mint=setup.energy_mint,
+        mint_authority=setup.mint_authority,
+        fee_payer=setup.fee_payer,
+        quote_mint=setup.quote_mint,
+        quote_faucet_authority=setup.mint_authority if embedded else None,
+    )

@@ -13,6 +13,7 @@ from central.http.errors import ApiError, bad_request, conflict, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.minting.service import release_accrued
 from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
 from central.wallets.chain import Chain
 from central.wallets.errors import (
@@ -26,8 +27,15 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.base58 import b58decode
 
-#: Set by the wallets plugin (or a test) once the ledger is known.
-CHAIN = web.AppKey("gtx.wallets.chain", Chain)
+
+@dataclass
+class ChainRef:
+    """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
+
+    chain: Chain | None = None
+
+
+CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
 
 routes = RouteTable(tag="wallets")
 
@@ -77,7 +85,8 @@ def _service(app: web.Application) -> WalletService:
 
 
 def _chain(app: web.Application) -> Chain:
-    chain = app.get(CHAIN)
+    ref = app.get(CHAIN)
+    chain = ref.chain if ref is not None else None
     if chain is None:
         raise ApiError(503, "ledger_unavailable", "the ledger is not configured")
     return chain
@@ -122,6 +131,7 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
         raise bad_request(str(exc), "link_rejected") from exc
     except WalletTakenError as exc:
         raise conflict(str(exc), "wallet_taken") from exc
+    await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call.app, linked.address, linked.linked_at)
 
 

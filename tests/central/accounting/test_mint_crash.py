@@ -20,7 +20,6 @@ from solders.pubkey import Pubkey
 from test_minting_pg import account_all
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.keys import write_key
 from central.minting.plan import MINT_KIND
 from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
@@ -40,10 +39,8 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str], int]:
     """60 owners with wallets, one meter each, 4 windows: 240 intents. Returns the closed chain's key files."""
-    chain = await embedded_chain(tmp / "ledger", slot_ms=400)
     keys = tmp / "keys"
-    write_key(chain.fee_payer, keys / "fee_payer.json")
-    write_key(chain.mint_authority, keys / "mint_authority.json")
+    chain = await embedded_chain(keys, tmp / "ledger", slot_ms=400)
     owners = [await add_user(pool) for _ in range(60)]
     site = await seed_site(pool, owners, [f"S-{i}" for i in range(60)])
     await feed(pool, site, T0, 13, {s: 10 + i for i, s in enumerate(site.meters)})

@@ -4,6 +4,7 @@ settlement windows -> mint -> owner's on-chain energy balance equals the Wh in t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -40,8 +41,8 @@ async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def chain() -> AsyncIterator[Chain]:
-    c = await embedded_chain()
+async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
+    c = await embedded_chain(tmp_path / "keys")
     try:
         yield c
     finally:

@@ -18,7 +18,7 @@ from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.wallets import plugin as wallets_plugin
 from central.wallets.chain import Chain
-from central.wallets.routes import CHAIN
+from central.wallets.routes import CHAIN, ChainRef
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
 
@@ -34,10 +34,10 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             "log": {"access_log": False},
         }
     )
-    chain = await embedded_chain()
+    chain = await embedded_chain(tmp_path / "keys")
 
     def install(registry: Registry) -> None:
-        registry.app[CHAIN] = chain
+        registry.app[CHAIN] = ChainRef(chain)
         wallets_plugin.install(registry)
 
     app = create_app(config, plugins=[install])

@@ -1,0 +1,65 @@
+"""Runs the accounting service in the central app: every ``minting.accounting_interval_s`` it settles the meters
+with newly final windows (and enqueues their mints). One accountant at a time across processes (advisory lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from central.accounting.pg_store import PgAccountingStore
+from central.accounting.service import AccountingService
+from central.app import POOL, Registry, background
+from central.errors import CentralError
+from central.minting.settings import MintingSettings
+
+log = logging.getLogger(__name__)
+
+#: pg_advisory_lock key of the single accountant (ASCII "GTXACCT").
+ACCOUNTANT_LOCK = 0x47_54_58_41_43_43_54
+
+
+@contextlib.asynccontextmanager
+async def accountant_lock(pool: Any) -> AsyncIterator[bool]:
+    """Hold the accountant lock for the block; yields False when another process holds it."""
+    async with pool.acquire() as conn:
+        got = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", ACCOUNTANT_LOCK))
+        try:
+            yield got
+        finally:
+            if got:
+                await conn.execute("SELECT pg_advisory_unlock($1)", ACCOUNTANT_LOCK)
+
+
+async def settle_all(service: AccountingService, pool: Any) -> int:
+    """Settle until nothing is due (if this process gets the accountant lock); returns the windows finalised."""
+    total = 0
+    async with accountant_lock(pool) as got:
+        if got:
+            while n := await service.run_once():
+                total += n
+    return total
+
+
+def install(registry: Registry) -> None:
+    settings = MintingSettings.from_section(registry.config.section("minting"))
+    if not settings.enabled:
+        return
+
+    async def loop(app: web.Application) -> None:
+        service = AccountingService(PgAccountingStore(app[POOL]), settings.window_ms, settings.accounting_batch)
+        while True:
+            try:
+                n = await settle_all(service, app[POOL])
+                if n:
+                    log.info("settlement windows final", extra={"windows": n})
+            except (CentralError, asyncpg.PostgresError, OSError):
+                log.exception("accounting pass failed; retrying")
+            await asyncio.sleep(settings.accounting_interval_s)
+
+    registry.add_task(background("accounting", loop))

@@ -1,0 +1,142 @@
+"""HTTP routes: my mints (window, Wh, signature, status); admin view of stuck or failed mints, and retry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from aiohttp import web
+
+from central.chain.outbox import ChainOutbox
+from central.http.context import POOL
+from central.http.errors import ApiError, conflict, not_found
+from central.http.roles import ANY_USER, Role, roles
+from central.http.routes import Call, RouteTable
+from central.http.schema import meta
+from central.minting.queries import MintView, mint_by_key, mints_of
+
+
+@dataclass
+class OutboxRef:
+    """The mint outbox of this process, filled in at start-up by the minting plugin once the ledger is known."""
+
+    outbox: ChainOutbox | None = None
+
+
+MINT_OUTBOX = web.AppKey("gtx.minting.outbox", OutboxRef)
+
+routes = RouteTable(tag="minting")
+
+
+@dataclass(frozen=True)
+class MintsQuery:
+    limit: int = field(default=100, metadata=meta(minimum=1, maximum=1000))
+    before_start_ms: int | None = field(default=None, metadata=meta(description="page: windows before this start"))
+
+
+@dataclass(frozen=True)
+class MintOut:
+    key: str = field(metadata=meta(description="<meter id>:<window start ms>, unique per (meter, window)"))
+    meter_id: UUID
+    window_start: datetime
+    window_end: datetime
+    window_start_ms: int
+    energy_wh: int
+    readings_root: str = field(metadata=meta(description="Merkle root (hex) of the signed readings used"))
+    status: str = field(metadata=meta(description="accrued | pending | submitted | confirmed | failed"))
+    signature: str | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ProblemsQuery:
+    stuck_after_s: int = field(default=300, metadata=meta(minimum=1, maximum=7 * 86400))
+    limit: int = field(default=100, metadata=meta(minimum=1, maximum=1000))
+
+
+@dataclass(frozen=True)
+class ProblemOut:
+    key: str
+    state: str
+    energy_wh: int
+    owner_id: str
+    signature: str | None
+    attempts: int
+    last_error: str | None
+
+
+def _out(v: MintView) -> MintOut:
+    return MintOut(
+        v.key,
+        v.meter_id,
+        datetime.fromtimestamp(v.window_start_ms / 1000, UTC),
+        datetime.fromtimestamp(v.window_end_ms / 1000, UTC),
+        v.window_start_ms,
+        v.amount_wh,
+        v.readings_root,
+        v.status,
+        v.signature,
+        v.attempts,
+        v.last_error,
+    )
+
+
+def _outbox(app: web.Application) -> ChainOutbox:
+    ref = app.get(MINT_OUTBOX)
+    outbox = ref.outbox if ref is not None else None
+    if outbox is None:
+        raise ApiError(503, "ledger_unavailable", "minting is not running (no ledger configured)")
+    return outbox
+
+
+@routes.get(
+    "/api/v1/mints",
+    access=ANY_USER,
+    query=MintsQuery,
+    response=list[MintOut],
+    summary="My energy-token mints, newest window first",
+)
+async def my_mints(call: Call[None, MintsQuery]) -> list[MintOut]:
+    """One entry per (meter, window) with exported energy: accrued until you link a wallet, then pending, submitted
+    (transaction signature known) and confirmed."""
+    views = await mints_of(
+        call.app[POOL], call.user.user_id, limit=call.query.limit, before_start_ms=call.query.before_start_ms
+    )
+    return [_out(v) for v in views]
+
+
+@routes.get(
+    "/api/v1/admin/mints/problems",
+    access=roles(Role.ADMIN),
+    query=ProblemsQuery,
+    response=list[ProblemOut],
+    errors=(503,),
+    summary="Failed mints and mints stuck pending or submitted",
+)
+async def mint_problems(call: Call[None, ProblemsQuery]) -> list[ProblemOut]:
+    views = await _outbox(call.app).problems(stuck_after_seconds=call.query.stuck_after_s, limit=call.query.limit)
+    return [
+        ProblemOut(v.key, v.state, int(v.payload["wh"]), str(v.payload["owner"]), v.signature, v.attempts, v.last_error)
+        for v in views
+    ]
+
+
+@routes.post(
+    "/api/v1/admin/mints/{key}/retry",
+    access=roles(Role.ADMIN),
+    response=MintOut,
+    errors=(404, 409, 503),
+    summary="Retry a failed mint",
+)
+async def retry_mint(call: Call[None, None]) -> MintOut:
+    key = call.path("key")
+    view = await mint_by_key(call.app[POOL], key)
+    if view is None:
+        raise not_found("no such mint", "no_mint")
+    if await _outbox(call.app).retry_failed([key]) != 1:
+        raise conflict(f"mint {key} is {view.status}; only failed mints can be retried", "not_failed")
+    again = await mint_by_key(call.app[POOL], key)
+    assert again is not None
+    return _out(again)
