@@ -1,7 +1,7 @@
-"""Settlement benchmark: trades settled per second end to end on the embedded ledger (LiteSVM, in memory or on disk)
+"""Settlement benchmark: trades settled per second end to end on the embedded ledger (in-memory LiteSVM)
 with real PostgreSQL.
 
-    .venv/bin/python bench/settlement.py [--traders 200] [--orders-per-trader 30] [--disk] [--dsn postgresql://...]
+    .venv/bin/python bench/settlement.py [--traders 200] [--orders-per-trader 30] [--dsn postgresql://...]
 
 Set-up (not timed): a scratch database, mints, ``--traders`` sellers and buyers with deposits, orders placed so
 that one epoch clears into thousands of trades. Timed: the clearing of that epoch, and the settler settling every
@@ -17,28 +17,21 @@ import contextlib
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
-
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "central" / "market")]
 
 from market_fixtures import Market, make_market, migrated_pool  # noqa: E402
-from solders.pubkey import Pubkey  # noqa: E402
 
-from central.market.escrow_seeds import Asset  # noqa: E402
 from central.market.settler import Settler  # noqa: E402
 
 
-async def run(dsn: str, traders: int, per_trader: int, disk: bool) -> None:
+async def run(dsn: str, traders: int, per_trader: int) -> None:
     async for pool in migrated_pool(dsn):
         async for m in make_market(pool, epoch_s=900):
-            if disk:
-                print("(ledger on disk is not wired in this bench; using in-memory LiteSVM)")
             await bench(m, traders, per_trader)
 
 
@@ -51,8 +44,12 @@ async def setup(m: Market, traders: int, per_trader: int) -> None:
     for uid, w in buyers:
         assert await m.deposit(uid, w, "quote", per_trader * 5000 * 300) == "confirmed"
     # Every trader's ATAs for both mints exist already (Market.trader creates them when funding the wallet).
-    orders = [(uid, "sell", rng.randint(500, 5000), rng.randint(100, 200)) for uid, _ in sellers for _ in range(per_trader)]
-    orders += [(uid, "buy", rng.randint(500, 5000), rng.randint(150, 300)) for uid, _ in buyers for _ in range(per_trader)]
+    orders = [
+        (uid, "sell", rng.randint(500, 5000), rng.randint(100, 200)) for uid, _ in sellers for _ in range(per_trader)
+    ]
+    orders += [
+        (uid, "buy", rng.randint(500, 5000), rng.randint(150, 300)) for uid, _ in buyers for _ in range(per_trader)
+    ]
     rng.shuffle(orders)
     sem = asyncio.Semaphore(4)
 
@@ -76,23 +73,26 @@ async def bench(m: Market, traders: int, per_trader: int) -> None:
     settled = await settler.settle_all()
     t_settle = time.perf_counter() - t0
     batches = await m.pool.fetchval("SELECT count(*) FROM settlement_batches WHERE status = 'confirmed'")
-    print(f"epoch: {epoch.order_count} orders, {epoch.trade_count} trades, {epoch.volume / 1000:.1f} kWh at "
-          f"{epoch.price}; clearing (DB read + engine + DB write) {t_clear:.2f}s")
-    print(f"settled {settled} trades in {batches} transactions ({settled / max(batches, 1):.1f} trades/tx) in "
-          f"{t_settle:.2f}s -> {settled / t_settle:,.0f} trades/s settled (target >= 2,000/s)")
+    print(
+        f"epoch: {epoch.order_count} orders, {epoch.trade_count} trades, {epoch.volume / 1000:.1f} kWh at "
+        f"{epoch.price}; clearing (DB read + engine + DB write) {t_clear:.2f}s"
+    )
+    print(
+        f"settled {settled} trades in {batches} transactions ({settled / max(batches, 1):.1f} trades/tx) in "
+        f"{t_settle:.2f}s -> {settled / t_settle:,.0f} trades/s settled (target >= 2,000/s)"
+    )
     print(f"end to end (clear + settle): {settled / (t_clear + t_settle):,.0f} trades/s")
     pending = await m.pool.fetchval("SELECT count(*) FROM trades WHERE status = 'pending'")
     assert pending == 0, pending
-    _ = Pubkey
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--traders", type=int, default=200)
     ap.add_argument("--orders-per-trader", type=int, default=30)
-    ap.add_argument("--disk", action="store_true")
-    ap.add_argument("--dsn", default="", help="an empty database (default: create and drop a scratch one on "
-                                                "postgres@127.0.0.1)")
+    ap.add_argument(
+        "--dsn", default="", help="an empty database (default: create and drop a scratch one on postgres@127.0.0.1)"
+    )
     args = ap.parse_args()
     dsn = args.dsn
     name = ""
@@ -101,14 +101,22 @@ def main() -> None:
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'CREATE DATABASE "{name}"'], check=True)
         dsn = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
-        with tempfile.TemporaryDirectory():
-            asyncio.run(run(dsn, args.traders, args.orders_per_trader, args.disk))
+        asyncio.run(run(dsn, args.traders, args.orders_per_trader))
     finally:
         if name:
             with contextlib.suppress(Exception):
-                subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc",
-                                f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True)
-    _ = asyncpg
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-qc",
+                        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                    ],
+                    check=True,
+                )
 
 
 if __name__ == "__main__":

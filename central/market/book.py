@@ -280,6 +280,32 @@ class MarketBook:
             r = await conn.fetchrow("SELECT * FROM epochs WHERE start_at = $1", start)
         return _epoch(r) if r is not None else None
 
+    async def recent_trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Latest trades (public: no accounts), newest first."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, epoch_start, qty, price, value, status, signature, settled_at, created_at FROM trades "
+                "ORDER BY id DESC LIMIT $1",
+                limit,
+            )
+        return [dict(r) for r in rows]
+
+    async def fills_of(self, user_id: UUID, limit: int = 100) -> list[dict[str, Any]]:
+        """The caller's trades (as buyer or seller), newest first."""
+        async with self.pool.acquire() as conn:
+            acc = await conn.fetchval("SELECT account FROM market_accounts WHERE user_id = $1", user_id)
+            if acc is None:
+                return []
+            rows = await conn.fetch(
+                "SELECT id, epoch_start, CASE WHEN buyer = $1 THEN 'buy' ELSE 'sell' END AS side, "
+                "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, qty, price, value, "
+                "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at FROM trades "
+                "WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
+                acc,
+                limit,
+            )
+        return [dict(r) for r in rows]
+
     async def epoch_order_set(self, start: datetime) -> OrderBook:
         """The exact order set an epoch cleared (recompute its hash with ``central.market.clearing``)."""
         async with self.pool.acquire() as conn:

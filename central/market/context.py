@@ -1,0 +1,26 @@
+"""The market's services as one object on the aiohttp app (``app[MARKET]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from central.ledger.port import Ledger
+from central.market.book import MarketBook
+from central.market.config import MarketConfig
+from central.market.escrow import Escrow
+from central.market.settler import Settler
+
+
+@dataclass(frozen=True)
+class Market:
+    config: MarketConfig
+    book: MarketBook
+    #: None when no ledger is configured in this process (chain routes then answer 503).
+    escrow: Escrow | None
+    settler: Settler | None
+    ledger: Ledger | None
+
+
+MARKET = web.AppKey("gtx.market", Market)

@@ -1,0 +1,424 @@
+"""HTTP routes of the market: public book/epochs/trades, owners' orders, balances, deposits and withdrawals, and the
+admin reconciliation. Market errors map to statuses here: bad input 400, not found 404, epoch closed or state
+conflict 409, not enough escrow 422, no ledger in this process 503."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
+from central.http.errors import ApiError, bad_request, not_found
+from central.market.book import EpochSummary, OrderView
+from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
+from central.market.context import MARKET, Market
+from central.market.errors import (
+    ConflictError,
+    EpochClosedError,
+    InsufficientEscrowError,
+    InvalidOrderError,
+    MarketError,
+    NotFoundError,
+)
+from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, InvalidTransactionError, TransferView
+from central.market.reconcile import reconcile
+
+routes = RouteTable(tag="market")
+ADMINS = roles(Role.ADMIN)
+T = TypeVar("T")
+
+
+async def _call(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await fn()
+    except (InvalidOrderError, InvalidTransactionError) as e:
+        raise bad_request(str(e)) from None
+    except NotFoundError as e:
+        raise not_found(str(e)) from None
+    except EpochClosedError as e:
+        raise ApiError(409, "epoch_closed", str(e)) from None
+    except ConflictError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    except InsufficientEscrowError as e:
+        raise ApiError(422, "insufficient_escrow", str(e)) from None
+    except MarketError as e:
+        raise bad_request(str(e)) from None
+
+
+def _market(call: Call[Any, Any]) -> Market:
+    market = call.app.get(MARKET)
+    if market is None:
+        raise ApiError(503, "unavailable", "the market needs a ledger, and none is configured in this process")
+    return market
+
+
+def _escrow(call: Call[Any, Any]) -> Escrow:
+    escrow = _market(call).escrow
+    if escrow is None:
+        raise ApiError(503, "unavailable", "no ledger is configured in this process")
+    return escrow
+
+
+# --------------------------------------------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True)
+class Level:
+    price: int
+    qty: int
+    orders: int
+
+
+@dataclass(frozen=True)
+class BookOut:
+    epoch_start: datetime
+    epoch_end: datetime
+    bids: list[Level]
+    asks: list[Level]
+
+
+@dataclass(frozen=True)
+class EpochOut:
+    start: datetime
+    end: datetime
+    status: str
+    price: int | None
+    volume: int
+    curve_volume: int
+    order_count: int
+    trade_count: int
+    order_set_hash: str | None
+
+
+@dataclass(frozen=True)
+class EpochOrder:
+    order_id: int
+    account: int
+    side: int
+    qty: int
+    price: int
+
+
+@dataclass(frozen=True)
+class EpochOrdersOut:
+    order_set_hash: str
+    encoding: str
+    orders: list[EpochOrder]
+
+
+@dataclass(frozen=True)
+class TradeOut:
+    id: int
+    epoch_start: datetime
+    qty: int
+    price: int
+    value: int
+    status: str
+    signature: str | None
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FillOut:
+    id: int
+    epoch_start: datetime
+    side: str
+    order_id: int
+    qty: int
+    price: int
+    value: int
+    fee: int
+    status: str
+    signature: str | None
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrderIn:
+    side: Literal["buy", "sell"]
+    qty: int = field(metadata=meta(minimum=1, maximum=MAX_QTY_WH, description="Wh"))
+    price: int = field(metadata=meta(minimum=1, maximum=MAX_PRICE, description="quote base units per kWh"))
+    tif: Literal["epoch", "gtc"] = "epoch"
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderOut:
+    id: int
+    side: str
+    qty: int
+    price: int
+    filled: int
+    tif: str
+    expires_at: datetime | None
+    epoch_start: datetime
+    locked: int
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OrdersQuery:
+    open: bool = False
+    limit: int = field(default=100, metadata=meta(minimum=1, maximum=1000))
+
+
+@dataclass(frozen=True)
+class LimitQuery:
+    limit: int = field(default=100, metadata=meta(minimum=1, maximum=1000))
+
+
+@dataclass(frozen=True)
+class BalanceOut:
+    asset: str
+    address: str
+    available: int
+    locked: int
+
+
+@dataclass(frozen=True)
+class TransferIn:
+    asset: Literal["energy", "quote"]
+    amount: int = field(metadata=meta(minimum=1, maximum=MAX_AMOUNT, description="token base units"))
+
+
+@dataclass(frozen=True)
+class DepositOut:
+    id: UUID
+    asset: str
+    amount: int
+    transaction: str = field(metadata=meta(description="base64 unsigned v0 transaction for the wallet to sign"))
+    last_valid_block_height: int = 0
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    transaction: str = field(metadata=meta(min_length=1, max_length=4096, description="base64, wallet-signed"))
+
+
+@dataclass(frozen=True)
+class TransferOut:
+    id: UUID
+    asset: str
+    kind: str
+    amount: int
+    wallet: str
+    status: str
+    signature: str | None
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MismatchOut:
+    account: int
+    asset: str
+    address: str
+    on_chain: int
+    available: int
+    locked: int
+
+
+@dataclass(frozen=True)
+class ReconcileOut:
+    checked: int
+    pending: int
+    mismatches: list[MismatchOut]
+
+
+def _epoch(e: EpochSummary) -> EpochOut:
+    return EpochOut(**asdict(e))
+
+
+def _order(o: OrderView) -> OrderOut:
+    return OrderOut(**asdict(o))
+
+
+def _transfer(t: TransferView) -> TransferOut:
+    return TransferOut(**asdict(t))
+
+
+def _deposit(d: DepositRequest) -> DepositOut:
+    return DepositOut(d.id, d.asset, d.amount, d.transaction, d.last_valid_block_height)
+
+
+def _start(call: Call[Any, Any]) -> datetime:
+    try:
+        return datetime.fromisoformat(call.path("start"))
+    except ValueError:
+        raise not_found("no such epoch") from None
+
+
+# --------------------------------------------------------------------------------------------------- public
+
+
+@routes.get("/api/v1/market/book", access=PUBLIC, response=BookOut, summary="Order book depth of the open epoch")
+async def get_book(call: Call[None, None]) -> BookOut:
+    d = await _market(call).book.depth()
+    return BookOut(d["epoch_start"], d["epoch_end"], [Level(**x) for x in d["bids"]], [Level(**x) for x in d["asks"]])
+
+
+@routes.get(
+    "/api/v1/market/epochs",
+    access=PUBLIC,
+    query=LimitQuery,
+    response=list[EpochOut],
+    summary="Past and current epochs with clearing price and volume",
+)
+async def list_epochs(call: Call[None, LimitQuery]) -> list[EpochOut]:
+    return [_epoch(e) for e in await _market(call).book.epochs(call.query.limit)]
+
+
+@routes.get("/api/v1/market/epochs/{start}", access=PUBLIC, response=EpochOut, errors=(404,), summary="One epoch")
+async def get_epoch(call: Call[None, None]) -> EpochOut:
+    e = await _market(call).book.epoch(_start(call))
+    if e is None:
+        raise not_found("no such epoch")
+    return _epoch(e)
+
+
+@routes.get(
+    "/api/v1/market/epochs/{start}/orders",
+    access=PUBLIC,
+    response=EpochOrdersOut,
+    errors=(404,),
+    summary="The exact order set an epoch cleared (recompute its hash and trades)",
+)
+async def get_epoch_orders(call: Call[None, None]) -> EpochOrdersOut:
+    book = _market(call).book
+    e = await book.epoch(_start(call))
+    if e is None or e.order_set_hash is None:
+        raise not_found("no such cleared epoch")
+    orders = await book.epoch_order_set(e.start)
+    return EpochOrdersOut(
+        order_set_hash(orders).hex(),
+        "GTX-ORDERSET-V1 (central/market/clearing.py)",
+        [EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price) for o in orders.orders()],
+    )
+
+
+@routes.get("/api/v1/market/trades", access=PUBLIC, query=LimitQuery, response=list[TradeOut], summary="Recent trades")
+async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
+    rows = await _market(call).book.recent_trades(call.query.limit)
+    return [TradeOut(**{k: r[k] for k in TradeOut.__dataclass_fields__}) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------------- owners
+
+
+@routes.post(
+    "/api/v1/market/orders",
+    access=OWNERS,
+    body=OrderIn,
+    response=OrderOut,
+    status=201,
+    errors=(400, 409, 422),
+    summary="Place an order (locks escrow)",
+)
+async def place_order(call: Call[OrderIn, None]) -> OrderOut:
+    b = call.body
+    o = await _call(lambda: _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at))
+    return _order(o)
+
+
+@routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderOut], summary="Your orders")
+async def list_orders(call: Call[None, OrdersQuery]) -> list[OrderOut]:
+    q = call.query
+    return [_order(o) for o in await _market(call).book.orders_of(call.user.user_id, open_only=q.open, limit=q.limit)]
+
+
+@routes.delete(
+    "/api/v1/market/orders/{order_id}",
+    access=OWNERS,
+    response=OrderOut,
+    errors=(404, 409),
+    summary="Cancel an open order of the open epoch (unlocks escrow)",
+)
+async def cancel_order(call: Call[None, None]) -> OrderOut:
+    try:
+        order_id = int(call.path("order_id"))
+    except ValueError:
+        raise not_found("no such order") from None
+    return _order(await _call(lambda: _market(call).book.cancel(call.user.user_id, order_id)))
+
+
+@routes.get("/api/v1/market/fills", access=OWNERS, query=LimitQuery, response=list[FillOut], summary="Your trades")
+async def list_fills(call: Call[None, LimitQuery]) -> list[FillOut]:
+    rows = await _market(call).book.fills_of(call.user.user_id, call.query.limit)
+    return [FillOut(**r) for r in rows]
+
+
+@routes.get(
+    "/api/v1/market/balances",
+    access=OWNERS,
+    response=list[BalanceOut],
+    errors=(503,),
+    summary="Your escrow balances (available and locked, per asset)",
+)
+async def get_balances(call: Call[None, None]) -> list[BalanceOut]:
+    b = await _escrow(call).balances(call.user.user_id)
+    return [
+        BalanceOut(asset, str(v["address"]), int(v["available"]), int(v["locked"])) for asset, v in sorted(b.items())
+    ]
+
+
+@routes.post(
+    "/api/v1/market/deposits",
+    access=OWNERS,
+    body=TransferIn,
+    response=DepositOut,
+    status=201,
+    errors=(400, 409, 503),
+    summary="Build a deposit transaction for your wallet to sign",
+)
+async def request_deposit(call: Call[TransferIn, None]) -> DepositOut:
+    b = call.body
+    return _deposit(await _call(lambda: _escrow(call).request_deposit(call.user.user_id, b.asset, b.amount)))
+
+
+@routes.post(
+    "/api/v1/market/deposits/{transfer_id}/submit",
+    access=OWNERS,
+    body=SignedIn,
+    response=TransferOut,
+    errors=(400, 404, 409, 503),
+    summary="Submit the wallet-signed deposit; escrow is credited on confirmation",
+)
+async def submit_deposit(call: Call[SignedIn, None]) -> TransferOut:
+    tid = call.path_uuid("transfer_id")
+    return _transfer(await _call(lambda: _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction)))
+
+
+@routes.post(
+    "/api/v1/market/withdrawals",
+    access=OWNERS,
+    body=TransferIn,
+    response=TransferOut,
+    status=201,
+    errors=(400, 409, 422, 503),
+    summary="Withdraw available escrow to your wallet",
+)
+async def withdraw(call: Call[TransferIn, None]) -> TransferOut:
+    b = call.body
+    return _transfer(await _call(lambda: _escrow(call).withdraw(call.user.user_id, b.asset, b.amount)))
+
+
+# --------------------------------------------------------------------------------------------------- admin
+
+
+@routes.get(
+    "/api/v1/admin/market/reconciliation",
+    access=ADMINS,
+    response=ReconcileOut,
+    errors=(503,),
+    summary="Check on-chain escrow = available + locked for every user and mint",
+)
+async def get_reconciliation(call: Call[None, None]) -> ReconcileOut:
+    m = _market(call)
+    if m.ledger is None:  # pragma: no cover - a market is only built with a ledger
+        raise ApiError(503, "unavailable", "no ledger is configured in this process")
+    r = await reconcile(m.book.pool, m.ledger)
+    return ReconcileOut(r.checked, r.pending, [MismatchOut(**asdict(x)) for x in r.mismatches])

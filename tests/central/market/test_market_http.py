@@ -1,0 +1,210 @@
+"""The central app with the market plug-in over HTTP and the live WebSocket: deposits signed by the wallet, orders,
+epochs cleared and settled by the background jobs, the feed, withdrawals, roles and the reconciliation endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from market_fixtures import make_user
+from solders.keypair import Keypair
+
+from central.app import POOL, Registry, create_app
+from central.config import from_mapping
+from central.http.middleware import TOKENS
+from central.http.roles import Role
+from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
+from central.ledger.config import LedgerConfig
+from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.setup import LedgerSetup, init_ledger
+from central.market import plugin as market_plugin
+from central.market.client import sign_transaction_request
+from central.readings import plugin as readings_plugin
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+LEDGER_KEY = "test.ledger"
+SETUP_KEY = "test.ledger_setup"
+
+
+@pytest.fixture
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]]:
+    config = from_mapping(
+        {
+            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
+            "mqtt": {"enabled": False},
+            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+            "log": {"access_log": False},
+            "market": {
+                "epoch_length_s": 2,
+                "fee_bps": 100,
+                "clear_interval_s": 0.1,
+                "settle_interval_s": 0.1,
+                "reconcile_interval_s": 0.5,
+            },
+        }
+    )
+    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=20))
+    setup = await init_ledger(LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True), ledger)
+
+    def ledger_plugin(registry: Registry) -> None:  # what the ledger plug-in stores: the adapter and the setup
+        registry.app[LEDGER_KEY] = ledger  # type: ignore[index]
+        registry.app[SETUP_KEY] = setup  # type: ignore[index]
+
+    app = create_app(config, plugins=[ledger_plugin, readings_plugin.install, market_plugin.install])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client, setup, ledger
+    finally:
+        await client.close()
+        await ledger.close()
+
+
+def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -> dict[str, str]:
+    token, _ = client.app[TOKENS].issue(user, role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def funded_user(
+    client: TestClient[Any, Any],
+    setup: LedgerSetup,
+    ledger: EmbeddedLedger,
+    role: str,
+    *,
+    energy: int = 0,
+    quote: int = 0,
+) -> tuple[UUID, Keypair]:
+    wallet = Keypair()
+    uid = await make_user(client.app[POOL], role, wallet=wallet)
+    ixs = []
+    for mint, amount, dec in ((setup.energy_mint, energy, 3), (setup.quote_mint, quote, 6)):
+        ixs.append(create_ata_idempotent(setup.fee_payer.pubkey, wallet.pubkey(), mint))
+        if amount:
+            ixs.append(
+                mint_to_checked(
+                    mint,
+                    associated_token_address(wallet.pubkey(), mint),
+                    setup.mint_authority.pubkey,
+                    amount=amount,
+                    decimals=dec,
+                )
+            )
+    await send_and_confirm(ledger, setup.fee_payer, ixs, [setup.mint_authority])
+    return uid, wallet
+
+
+async def deposit(client: TestClient[Any, Any], h: dict[str, str], wallet: Keypair, asset: str, amount: int) -> None:
+    r = await client.post("/api/v1/market/deposits", json={"asset": asset, "amount": amount}, headers=h)
+    assert r.status == 201, await r.text()
+    req = await r.json()
+    signed = sign_transaction_request(req["transaction"], wallet)
+    r = await client.post(f"/api/v1/market/deposits/{req['id']}/submit", json={"transaction": signed}, headers=h)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["status"] == "confirmed"
+
+
+async def ws_next(ws: aiohttp.ClientWebSocketResponse, channel: str, pred: Any = lambda _d: True) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            msg = json.loads((await ws.receive()).data)
+            if msg.get("type") == "event" and msg["channel"] == channel and pred(msg["data"]):
+                return msg["data"]  # type: ignore[no-any-return]
+
+
+async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]) -> None:
+    client, setup, ledger = env
+    seller, s_wallet = await funded_user(client, setup, ledger, "prosumer", energy=10_000)
+    buyer, b_wallet = await funded_user(client, setup, ledger, "consumer", quote=5_000_000)
+    admin = await make_user(client.app[POOL], "admin")
+    hs, hb, ha = auth(client, seller), auth(client, buyer, Role.CONSUMER), auth(client, admin, Role.ADMIN)
+
+    await deposit(client, hs, s_wallet, "energy", 6000)
+    await deposit(client, hb, b_wallet, "quote", 1_000_000)
+    r = await client.get("/api/v1/market/balances", headers=hb)
+    assert {b["asset"]: (b["available"], b["locked"]) for b in await r.json()} == {
+        "energy": (0, 0),
+        "quote": (1_000_000, 0),
+    }
+
+    ws = await client.ws_connect("/api/v1/live")
+    await ws.send_json({"type": "auth", "token": hb["Authorization"].split()[1]})
+    for ch in ("market.epochs", "market.mine", "market.trades", "market.book"):
+        await ws.send_json({"type": "subscribe", "channel": ch})
+
+    # Validation and status codes.
+    bad = await client.post("/api/v1/market/orders", json={"side": "sell", "qty": 0, "price": 5}, headers=hs)
+    assert bad.status == 400
+    poor = await client.post("/api/v1/market/orders", json={"side": "sell", "qty": 7000, "price": 5}, headers=hs)
+    assert poor.status == 422
+    assert (await poor.json())["error"]["code"] == "insufficient_escrow"
+    r = await client.post("/api/v1/market/orders", json={"side": "sell", "qty": 1, "price": 5}, headers=ha)
+    assert r.status == 403
+    r = await client.post("/api/v1/market/orders", json={"side": "sell", "qty": 1, "price": 5})
+    assert r.status == 401
+
+    # GTC orders, so the test does not depend on which 2-second epoch they land in.
+    r = await client.post(
+        "/api/v1/market/orders", json={"side": "sell", "qty": 4000, "price": 100, "tif": "gtc"}, headers=hs
+    )
+    assert r.status == 201, await r.text()
+    cancel_me = await client.post(
+        "/api/v1/market/orders", json={"side": "buy", "qty": 100, "price": 1, "tif": "gtc"}, headers=hb
+    )
+    cancelled = await client.delete(f"/api/v1/market/orders/{(await cancel_me.json())['id']}", headers=hb)
+    assert cancelled.status in (200, 409)  # 409 only if its epoch closed in between
+    r = await client.post(
+        "/api/v1/market/orders", json={"side": "buy", "qty": 5000, "price": 300, "tif": "gtc"}, headers=hb
+    )
+    assert r.status == 201, await r.text()
+    assert (await ws_next(ws, "market.mine", lambda d: d["kind"] == "order"))["order"]["side"] in ("buy",)
+
+    epoch = await ws_next(ws, "market.epochs", lambda d: d.get("status") == "cleared" and d.get("volume"))
+    assert (epoch["price"], epoch["volume"]) == (200, 4000)
+    trades = await ws_next(ws, "market.trades")
+    assert trades["trades"][0]["qty"] == 4000
+    mine = await ws_next(ws, "market.mine", lambda d: d["kind"] == "balances")
+    assert any(b["asset"] == "quote" for b in mine["balances"])
+
+    async def settled() -> list[dict[str, Any]]:
+        async with asyncio.timeout(20):
+            while True:
+                fills = await (await client.get("/api/v1/market/fills", headers=hb)).json()
+                if fills and all(f["status"] == "settled" for f in fills):
+                    return fills  # type: ignore[no-any-return]
+                await asyncio.sleep(0.1)
+
+    [fill] = await settled()
+    assert (fill["qty"], fill["price"], fill["value"], fill["side"]) == (4000, 200, 800, "buy")
+    public = await (await client.get("/api/v1/market/trades")).json()
+    assert public[0]["signature"] == fill["signature"]
+    epochs = await (await client.get("/api/v1/market/epochs")).json()
+    cleared = next(e for e in epochs if e["volume"])
+    orders = await (await client.get(f"/api/v1/market/epochs/{cleared['start']}/orders")).json()
+    assert orders["order_set_hash"] == cleared["order_set_hash"]
+    assert (await client.get("/api/v1/market/epochs/not-a-time")).status == 404
+
+    r = await client.get("/api/v1/admin/market/reconciliation", headers=ha)
+    assert r.status == 200
+    report = await r.json()
+    assert report["mismatches"] == []
+    assert report["checked"] >= 4
+    assert (await client.get("/api/v1/admin/market/reconciliation", headers=hb)).status == 403
+
+    r = await client.post("/api/v1/market/withdrawals", json={"asset": "energy", "amount": 2000}, headers=hs)
+    assert r.status == 201, await r.text()
+    assert (await r.json())["status"] == "confirmed"
+    r = await client.post("/api/v1/market/withdrawals", json={"asset": "energy", "amount": 1}, headers=hs)
+    assert r.status == 422
+    metrics = await (await client.get("/metrics")).text()
+    assert "gtx_market_escrow_mismatches 0.0" in metrics
+    await ws.close()
