@@ -1,0 +1,20 @@
+"""Renewable energy certificates on chain (DESIGN D9, issue 7).
+
+One Token-2022 mint per certificate, no custom program and no Metaplex:
+
+- mint address ``create_with_seed(issuer, certificate_id.hex, Token-2022)`` (derivable from the id; proves the
+  issuer created it), 3 decimals, supply = certified Wh, mint authority dropped after the single mint;
+- extensions: default-account-state = frozen (only accounts the platform thaws can hold it, so revocation can
+  freeze every holder), metadata pointer -> the mint itself, token metadata (name/symbol/uri and the fields in
+  :mod:`central.certificates.metadata`: certificate id, meter serial, period, source, energy, issuer, issue and
+  expiry dates, Merkle root of the backing windows' reading roots);
+- transfer (transfer_checked) and retirement (burn_checked + memo naming beneficiary, purpose, consumption period)
+  are signed by the holder's wallet through transaction requests; the platform co-signs as fee payer;
+- revocation freezes holders (never thawed) and writes ``status``/``revocation_reason`` into the metadata;
+  expiry (default 12 months after the period) is refused by the service and enforced on chain by the sweeper's
+  freeze.
+
+Modules: ``token2022`` (extension instruction encoders), ``metadata``, ``accounts`` (decoders), ``chain`` (pure
+instruction builders), ``operations`` (against the ``Ledger`` port), ``service``, ``validation``, ``store`` /
+``pg_store`` (ports, fakes, PostgreSQL), ``routes`` / ``plugin`` (HTTP), ``client`` (API client and demo flow).
+"""

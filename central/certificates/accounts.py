@@ -134,6 +134,8 @@ def decode_mint(data: bytes) -> MintInfo:
             raise InvalidCertificateError("not a Token-2022 mint with extensions")
         for ext_type, value in iter_tlv(data, ACCOUNT_BASE_LEN + 1):
             if ext_type == ExtensionType.METADATA_POINTER:
+                if len(value) != 64:
+                    raise InvalidCertificateError("metadata pointer entry is not 64 bytes")
                 pointer = _nonzero_pubkey(value[32:64])
             elif ext_type == ExtensionType.TOKEN_METADATA:
                 metadata = decode_token_metadata(value)

@@ -157,9 +157,12 @@ def transfer_instructions(
     fee_payer: Pubkey,
     amount_wh: int,
     thaw_with: Pubkey | None = None,
+    reference: str | None = None,
 ) -> list[Instruction]:
     """Owner-signed transfer of ``amount_wh`` to ``to_wallet``'s account (created if needed; the fee payer funds
-    it). ``thaw_with``: the issuer, when the recipient's account is new (it starts frozen) and must be thawed."""
+    it). ``thaw_with``: the issuer, when the recipient's account is new (it starts frozen) and must be thawed.
+    ``reference`` (the request id) goes into the memo: it ties the transaction to its off-chain record and keeps
+    two equal requests from being one and the same transaction."""
     if amount_wh <= 0:
         raise InvalidCertificateError("transfer amount must be positive")
     dest = holder_account(to_wallet, mint)
@@ -176,9 +179,15 @@ def transfer_instructions(
             decimals=DECIMALS,
             token_program=TOKEN_2022_PROGRAM_ID,
         ),
-        memo(owner_wallet, {"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}),
+        memo(
+            owner_wallet, _with_ref({"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}, reference)
+        ),
     ]
     return ixs
+
+
+def _with_ref(body: dict[str, str | int], reference: str | None) -> dict[str, str | int]:
+    return body if reference is None else {**body, "ref": reference}
 
 
 @dataclass(frozen=True)
@@ -201,24 +210,34 @@ class Retirement:
 
 
 def retire_instructions(
-    mint: Pubkey, *, certificate_id: UUID, owner_wallet: Pubkey, amount_wh: int, retirement: Retirement
+    mint: Pubkey,
+    *,
+    certificate_id: UUID,
+    owner_wallet: Pubkey,
+    amount_wh: int,
+    retirement: Retirement,
+    reference: str | None = None,
 ) -> list[Instruction]:
-    """Owner-signed burn of ``amount_wh`` with a memo naming beneficiary, purpose and consumption period."""
+    """Owner-signed burn of ``amount_wh`` with a memo naming beneficiary, purpose and consumption period (and the
+    request ``reference``, as for transfers)."""
     if amount_wh <= 0:
         raise InvalidCertificateError("retirement amount must be positive")
     return [
         burn_checked(holder_account(owner_wallet, mint), mint, owner_wallet, amount=amount_wh, decimals=DECIMALS),
         memo(
             owner_wallet,
-            {
-                "op": "retire",
-                "certificate": str(certificate_id),
-                "wh": amount_wh,
-                "beneficiary": retirement.beneficiary,
-                "purpose": retirement.purpose,
-                "from": md.format_time(retirement.consumption_start),
-                "to": md.format_time(retirement.consumption_end),
-            },
+            _with_ref(
+                {
+                    "op": "retire",
+                    "certificate": str(certificate_id),
+                    "wh": amount_wh,
+                    "beneficiary": retirement.beneficiary,
+                    "purpose": retirement.purpose,
+                    "from": md.format_time(retirement.consumption_start),
+                    "to": md.format_time(retirement.consumption_end),
+                },
+                reference,
+            ),
         ),
     ]
 

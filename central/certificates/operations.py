@@ -60,7 +60,12 @@ class CertificateChain:
         return chain.mint_address(self.issuer, certificate_id)
 
     async def _send_signed(self, tx: VersionedTransaction, last_valid: int) -> Signature:
+        """Send and confirm. A transaction that already landed (a retry after a crash between sending and
+        recording: signatures are deterministic, so the retry is byte-identical) counts as sent."""
         try:
+            (earlier,) = await self.ledger.get_signature_statuses([tx.signatures[0]])
+            if earlier is not None and earlier.err is None:
+                return tx.signatures[0]
             sig = await self.ledger.send_transaction(tx, skip_preflight=False)
             (status,) = await builder.wait_for_statuses(self.ledger, [sig], last_valid_block_height=last_valid)
         except LedgerError as exc:

@@ -11,9 +11,10 @@ the one mint) makes a second mint of the same certificate impossible.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from solders.instruction import Instruction
@@ -23,8 +24,9 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain
+from central.certificates import chain, metrics
 from central.certificates.errors import (
+    AlreadyCertifiedError,
     CertificateNotFoundError,
     CertificateStateError,
     ChainError,
@@ -47,7 +49,25 @@ class CertificateConfig:
     window_s: int = 900
     expiry_months: int = 12
     request_ttl_s: int = 120
+    expiry_sweep_s: float = 300.0
     renewable_sources: frozenset[str] = field(default=RENEWABLE_SOURCES)
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any], *, default_uri_base: str) -> CertificateConfig:
+        """Build from the ``[certificates]`` config table (unknown keys are an error)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"unknown certificates setting(s): {', '.join(unknown)}")
+        values = {k: v for k, v in section.items() if k in {f.name for f in fields(cls)}}
+        values.setdefault("uri_base", default_uri_base.rstrip("/") + "/api/v1/certificates")
+        values.setdefault("issuer_name", "GridTokenX REC Authority")
+        if "renewable_sources" in values:
+            values["renewable_sources"] = frozenset(values["renewable_sources"])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"bad certificates settings: {exc}") from exc
 
     def __post_init__(self) -> None:
         if not self.issuer_name or len(self.issuer_name) > 64:
@@ -60,6 +80,8 @@ class CertificateConfig:
             raise ConfigError("certificates.expiry_months must be 1..120")
         if not 10 <= self.request_ttl_s <= 3600:
             raise ConfigError("certificates.request_ttl_s must be 10..3600")
+        if self.expiry_sweep_s <= 0:
+            raise ConfigError("certificates.expiry_sweep_s must be positive")
 
 
 def add_months(t: datetime, months: int) -> datetime:
@@ -121,6 +143,21 @@ class CertificateService:
     ) -> CertificateRecord:
         """Certify all verified, not yet certified renewable export of ``meter_id`` in [start, end) and mint it to
         the owner's linked wallet. ``expected_wh``, if given, must equal what the period holds."""
+        try:
+            return await self._issue(actor_id, meter_id, period_start, period_end, expected_wh)
+        except (AlreadyCertifiedError, InsufficientGenerationError, InvalidCertificateError, CertificateStateError,
+                CertificateNotFoundError) as exc:  # fmt: skip
+            metrics.REFUSED.labels(type(exc).__name__).inc()
+            raise
+
+    async def _issue(
+        self,
+        actor_id: UUID,
+        meter_id: UUID,
+        period_start: datetime,
+        period_end: datetime,
+        expected_wh: int | None,
+    ) -> CertificateRecord:
         window = timedelta(seconds=self.config.window_s)
         for t in (period_start, period_end):
             if t.tzinfo is None or int(t.timestamp()) % self.config.window_s or t.microsecond:
@@ -157,6 +194,11 @@ class CertificateService:
             )
 
         now = self._now()
+        expires_at = add_months(period_end, self.config.expiry_months)
+        if expires_at <= now:
+            raise CertificateStateError(
+                f"production older than {self.config.expiry_months} months can no longer be certified"
+            )
         certificate_id = uuid4()
         record = CertificateRecord(
             id=certificate_id,
@@ -171,7 +213,7 @@ class CertificateService:
             energy_source=meter.source,
             issuer=self.config.issuer_name,
             issued_at=now,
-            expires_at=add_months(period_end, self.config.expiry_months),
+            expires_at=expires_at,
             readings_root=merkle_root([w.merkle_root for w in backing]),
             status=Status.ISSUING,
             issued_by=actor_id,
@@ -186,13 +228,16 @@ class CertificateService:
             raise ChainError(f"certificate {record.id} claims {record.energy_wh} Wh but its windows back {covered}")
         await self.chain.issue(record.metadata(), Pubkey.from_string(record.owner_wallet))
         await self.store.mark_active(record.id)
+        metrics.ISSUED.inc()
+        metrics.ISSUED_WH.inc(record.energy_wh)
         return await self.store.get(record.id)
 
-    async def resume_issuing(self) -> int:
-        """Finish certificates whose chain issuance was interrupted (windows reserved, mint not sealed)."""
+    async def resume_issuing(self, min_age: timedelta = timedelta(minutes=2)) -> int:
+        """Finish certificates whose chain issuance was interrupted (windows reserved, mint not sealed) and that
+        are older than ``min_age`` (younger ones may still be in their issuing request)."""
         done = 0
         for record in await self.store.list_all():
-            if record.status is Status.ISSUING:
+            if record.status is Status.ISSUING and record.issued_at <= self._now() - min_age:
                 await self._complete_issue(record)
                 done += 1
         return done
@@ -236,11 +281,25 @@ class CertificateService:
         return PreparedTransaction(saved, message)
 
     async def request_transfer(
-        self, certificate_id: UUID, *, user_id: UUID, to_user_id: UUID, amount_wh: int
+        self,
+        certificate_id: UUID,
+        *,
+        user_id: UUID,
+        amount_wh: int,
+        to_user_id: UUID | None = None,
+        to_wallet: str | None = None,
     ) -> PreparedTransaction:
+        """Build the transfer of ``amount_wh`` to another user, named by id or by their linked wallet."""
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
+        if (to_user_id is None) == (to_wallet is None):
+            raise InvalidCertificateError("name the recipient by user id or by wallet, not both")
+        if to_wallet is not None:
+            to_user_id = await self.directory.user_of_wallet(to_wallet)
+            if to_user_id is None:
+                raise CertificateNotFoundError("no user has linked that wallet")
+        assert to_user_id is not None
         to_wallet = await self.directory.wallet_of(to_user_id)
         if to_wallet is None:
             raise CertificateStateError("the recipient has no linked wallet")
@@ -248,6 +307,7 @@ class CertificateService:
             raise InvalidCertificateError("cannot transfer to yourself")
         mint = Pubkey.from_string(record.mint)
         recipient = Pubkey.from_string(to_wallet)
+        request_id = uuid4()
         ixs = chain.transfer_instructions(
             mint,
             certificate_id=record.id,
@@ -256,10 +316,11 @@ class CertificateService:
             fee_payer=self.chain.fee_payer,
             amount_wh=amount_wh,
             thaw_with=self.chain.issuer if await self.chain.needs_thaw(mint, recipient) else None,
+            reference=str(request_id),
         )
         now = self._now()
         request = TxRequest(
-            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
+            id=request_id, certificate_id=record.id, user_id=user_id, kind=RequestKind.TRANSFER, wallet=wallet,
             amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), to_wallet=to_wallet, to_user_id=to_user_id,
         )  # fmt: skip
@@ -271,16 +332,18 @@ class CertificateService:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
+        request_id = uuid4()
         ixs = chain.retire_instructions(
             Pubkey.from_string(record.mint),
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
             amount_wh=amount_wh,
             retirement=retirement,
+            reference=str(request_id),
         )
         now = self._now()
         request = TxRequest(
-            id=uuid4(), certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
+            id=request_id, certificate_id=record.id, user_id=user_id, kind=RequestKind.RETIRE, wallet=wallet,
             amount_wh=amount_wh, message=b"", last_valid_block_height=0, created_at=now,
             expires_at=now + timedelta(seconds=self.config.request_ttl_s), retirement=retirement,
         )  # fmt: skip
@@ -303,7 +366,9 @@ class CertificateService:
             raise InvalidCertificateError("signed transaction is not a Solana v0 transaction") from exc
         expected = MessageV0.from_bytes(request.message)
         signature = str(await self.chain.submit_user_transaction(tx, expected, request.last_valid_block_height))
-        await self.store.complete_request(request, signature, self._now())
+        if await self.store.complete_request(request, signature, self._now()):
+            counter = metrics.TRANSFERRED_WH if request.kind is RequestKind.TRANSFER else metrics.RETIRED_WH
+            counter.inc(request.amount_wh)
         return signature
 
     # --- revocation and expiry ---
@@ -322,6 +387,7 @@ class CertificateService:
             await self.chain.freeze_holders(mint, await self._wallets(record))
             await self.chain.mark_revoked(mint, reason)
             await self.store.mark_revoked(record.id, by=actor_id, reason=reason, at=self._now())
+            metrics.REVOKED.inc()
         return await self.store.get(certificate_id)
 
     async def expire_due(self) -> int:
@@ -331,5 +397,6 @@ class CertificateService:
         for record in await self.store.due_for_expiry(self._now()):
             await self.chain.freeze_holders(Pubkey.from_string(record.mint), await self._wallets(record))
             await self.store.mark_expired(record.id)
+            metrics.EXPIRED.inc()
             count += 1
         return count

@@ -4,8 +4,10 @@ settlement windows made by the accounting service."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from prometheus_client import CollectorRegistry
@@ -25,6 +27,13 @@ from protocol.keys import DeviceKey
 from protocol.record import ZERO_HASH, sign_reading
 
 MINUTE_MS = 60_000
+W_MS = 15 * MINUTE_MS
+#: Where the PostgreSQL tests' production starts: a window boundary two days ago (the HTTP tests run on the real
+#: clock, so a fixed date would one day lie past the certificates' expiry).
+_NOW_MS = int(time.time() * 1000)
+T0_MS = _NOW_MS - 2 * 86_400_000 - _NOW_MS % W_MS
+T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+HOUR = timedelta(hours=1)
 
 
 async def migrated_pool(dsn: str) -> asyncpg.Pool:

@@ -3,6 +3,7 @@ truncation, instruction encodings match the spec's discriminators."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import struct
 import uuid
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from solders.keypair import Keypair
 
 from central.certificates import token2022
-from central.certificates.accounts import decode_mint, decode_token_metadata
+from central.certificates.accounts import decode_mint, decode_token_account, decode_token_metadata
 from central.certificates.errors import InvalidCertificateError
 from central.certificates.metadata import CertificateMetadata
 
@@ -123,3 +124,17 @@ def test_decode_mint_rejects_garbage() -> None:
     not_mint = bytes(165) + b"\x02" + bytes(10)
     with pytest.raises(InvalidCertificateError):
         decode_mint(not_mint)
+
+
+@given(st.binary(max_size=600))
+def test_decoders_never_fail_other_than_cleanly(data: bytes) -> None:
+    for decode in (decode_mint, decode_token_metadata, decode_token_account):
+        with contextlib.suppress(InvalidCertificateError):
+            decode(data)
+
+
+@given(st.binary(min_size=1, max_size=300), st.sampled_from([6, 7, 18, 19, 65535]))
+def test_mint_decoder_survives_arbitrary_tlv_entries(value: bytes, ext_type: int) -> None:
+    data = bytes(165) + b"\x01" + ext_type.to_bytes(2, "little") + len(value).to_bytes(2, "little") + value
+    with contextlib.suppress(InvalidCertificateError):
+        decode_mint(data)

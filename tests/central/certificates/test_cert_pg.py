@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -20,13 +20,8 @@ from central.certificates.models import Status
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
-from tests.central.certificates.pg_world import Site, add_user, link_wallet, migrated_pool
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, add_user, link_wallet, migrated_pool
 from tests.central.certificates.support import CONFIG, Chain, Clock, sign_and_submit
-
-W_MS = 15 * 60_000
-T0_MS = 1_790_000_000_000 - 1_790_000_000_000 % W_MS
-T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
-HOUR = timedelta(hours=1)
 
 
 @dataclass

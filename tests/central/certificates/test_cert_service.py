@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
 from central.certificates import chain
@@ -92,6 +93,10 @@ async def test_issue_beyond_generation_is_refused(svc_env: ServiceEnv) -> None:
         await svc_env.service.issue(
             actor_id=p.authority, meter_id=p.meter_id, period_start=T0 + timedelta(minutes=1), period_end=T0 + WINDOW
         )
+    svc_env.clock.now = T0 + timedelta(days=400)
+    with pytest.raises(CertificateStateError):  # production older than the validity period
+        await svc_env.service.issue(actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + WINDOW)
+    svc_env.clock.now = T0 + timedelta(days=2)
     svc_env.directory.meters[p.meter_id] = MeterInfo(p.meter_id, "SN-SOLAR-1", None, p.prosumer)
     with pytest.raises(CertificateStateError):  # not a renewable meter
         await svc_env.service.issue(actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + WINDOW)
@@ -255,3 +260,58 @@ async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> 
     unknown = await svc_env.validator.by_id(UUID(int=1))
     assert unknown.status == "not_found"
     assert not unknown.exists_on_chain
+
+
+async def test_submission_retried_after_a_lost_record_completes_once(svc_env: ServiceEnv) -> None:
+    """The chain took the transaction but the service died before recording it: the retry finds it landed."""
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    prepared = await svc_env.service.request_transfer(
+        record.id, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=40
+    )
+    signed = sign_partial(prepared.message, [p.prosumer_wallet])
+    request = await svc_env.store.get_request(prepared.request.id)
+    tx = VersionedTransaction.from_bytes(bytes(signed))
+    sig = await svc_env.chain.ops.submit_user_transaction(
+        tx, MessageV0.from_bytes(request.message), request.last_valid_block_height
+    )  # sent, but never recorded
+    assert await svc_env.service.submit(prepared.request.id, bytes(signed), user_id=p.prosumer) == str(sig)
+    holdings = {h.wallet: h.amount_wh for h in await svc_env.store.holdings(record.id)}
+    assert holdings[str(p.consumer_wallet.pubkey())] == 40
+    assert await svc_env.chain.ops.balance(Pubkey.from_string(record.mint), p.consumer_wallet.pubkey()) == 40
+
+
+async def test_two_equal_requests_are_two_transactions(svc_env: ServiceEnv) -> None:
+    """Same holder, amount and memo, prepared within one slot: still two burns, counted twice on both sides."""
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    first = await svc_env.service.request_retirement(record.id, user_id=p.prosumer, amount_wh=10, retirement=RETIREMENT)
+    second = await svc_env.service.request_retirement(
+        record.id, user_id=p.prosumer, amount_wh=10, retirement=RETIREMENT
+    )
+    s1 = await sign_and_submit(svc_env.service, first, p.prosumer_wallet, p.prosumer)
+    s2 = await sign_and_submit(svc_env.service, second, p.prosumer_wallet, p.prosumer)
+    assert s1 != s2
+    report = await svc_env.validator.by_id(record.id)
+    assert report.retired_wh == 20
+    assert report.db_agrees, report.mismatches
+
+
+async def test_transfer_all_then_retire_all(svc_env: ServiceEnv) -> None:
+    p = svc_env.people
+    record = await issue_hour(svc_env)
+    prepared = await svc_env.service.request_transfer(
+        record.id, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=1000
+    )
+    await sign_and_submit(svc_env.service, prepared, p.prosumer_wallet, p.prosumer)
+    with pytest.raises(NotOwnerError):  # nothing left
+        await svc_env.service.request_retirement(record.id, user_id=p.prosumer, amount_wh=1, retirement=RETIREMENT)
+    prepared = await svc_env.service.request_retirement(
+        record.id, user_id=p.consumer, amount_wh=1000, retirement=RETIREMENT
+    )
+    await sign_and_submit(svc_env.service, prepared, p.consumer_wallet, p.consumer)
+    report = await svc_env.validator.by_id(record.id)
+    assert report.supply_wh == 0
+    assert report.retired_wh == report.certified_wh == 1000
+    assert report.valid  # a fully retired certificate is still an authentic record of the claim
+    assert report.db_agrees, report.mismatches
