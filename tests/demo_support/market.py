@@ -121,9 +121,11 @@ async def show_settlement(api: Api, rpc: JsonRpc, cast: Cast, mints: Mints, epoc
             verb = "sold  " if f["side"] == "sell" else "bought"
             fee = f" (fee {quote(f['fee'])})" if f["fee"] else ""
             say(f"{o.label:<5} {verb} {kwh(f['qty']):>14} for {quote(f['value'])}{fee}  {f['status']}  "
-                f"tx {f['signature']}")
+                f"tx {short(f['signature'], 24)}")
             if f["signature"]:
                 signatures.append(f["signature"])
+    if signatures:
+        say(f"{len(signatures)} fills settled on chain in {len(set(signatures))} atomic transaction(s)")
     say("balances after settlement (wallet on chain via JSON-RPC; escrow available+locked from the API):")
     for o in cast.owners:
         energy = await rpc.token_balance(ata(o.address, mints.energy_mint))

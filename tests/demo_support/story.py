@@ -3,7 +3,6 @@ that depend on it are skipped, never faked."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -50,15 +49,20 @@ def sim_clock(started: float, speed: int) -> str:
 async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: bool, keep_running: bool) -> int:
     stage(2, "Processes: broker, meter simulator, central (embedded ledger), edge daemon")
     stack.fresh_state_dir(s.state)
-    dsn = await stack.fresh_database(s.db_name)
-    say(f"fresh state in {s.state} and fresh database {s.db_name} (127.0.0.1:5432)")
-    st = stack.prepare(s, procs, dsn)
-    stack.start_broker(st)
-    stack.start_simulator(st)
-    sim_started = time.time()
-    stack.init_ledger(st, gaps)
-    stack.start_central(st)
-    stack.init_edge(st)
+    try:
+        dsn = await stack.fresh_database(s.db_name)
+        say(f"fresh state in {s.state} and fresh database {s.db_name} (127.0.0.1:5432)")
+        st = stack.prepare(s, procs, dsn)
+        stack.start_broker(st)
+        stack.start_simulator(st)
+        sim_started = time.time()
+        stack.init_ledger(st, gaps)
+        stack.start_central(st)
+        stack.init_edge(st)
+    except FAILURES as exc:
+        gaps.add("stage 2 (processes)", f"{type(exc).__name__}: {exc}")
+        print("\nthe demo cannot go on without its processes (run `make setup` first?)")
+        return 1
     out = Outcome()
     timeout = aiohttp.ClientTimeout(total=60)
     async with (aiohttp.ClientSession(timeout=timeout) as session,
@@ -167,11 +171,15 @@ def finish(st: stack.Stack, gaps: Gaps, out: Outcome, keep_running: bool) -> int
     if keep_running:
         if sys.stdin.isatty():
             say("everything keeps running; press Ctrl-C to stop")
-            with contextlib.suppress(KeyboardInterrupt):
+            try:
                 while True:
                     for proc in st.procs.procs:
                         proc.check()
                     time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+            except ProcessFailedError as exc:
+                gaps.add("keep running", exc)
         else:
             say("--keep-running ignored: stdin is not a terminal")
     return 1 if gaps.items else 0
