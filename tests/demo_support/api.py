@@ -47,6 +47,13 @@ class Api:
     async def get(self, path: str, user: User | None = None, **params: Any) -> Any:
         return await self.call("GET", path, user=user, params={k: v for k, v in params.items() if v is not None})
 
+    async def text(self, path: str) -> str:
+        async with self.session.get(self.base + path) as r:
+            body = await r.text()
+            if r.status >= 300:
+                raise ApiFailure("GET", path, r.status, body)
+            return body
+
     async def post(self, path: str, body: Any = None, user: User | None = None) -> Any:
         return await self.call("POST", path, user=user, json=body)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -171,3 +172,18 @@ async def readings_flowing(api: Api, cast: Cast, want: int = 3, timeout_s: float
         say(f"{o.serial}  {len(items):>3} readings, last seq {record.seq:>4}: import {kwh(record.import_wh):>14}, "
             f"export {kwh(record.export_wh):>14}, {record.power_w:>6} W")
     say("(each shown record was decoded from its stored signed bytes and its Ed25519 signature re-checked here)")
+    say(f"central's ingest so far (/metrics): {ingest_summary(await ingest_outcomes(api))}")
+
+
+async def ingest_outcomes(api: Api) -> dict[str, int]:
+    """Reading records by ingest outcome, from central's Prometheus metrics."""
+    out: dict[str, int] = {}
+    for m in re.finditer(r'^gtx_ingest_records_total\{outcome="([^"]+)"\} (\S+)$', await api.text("/metrics"), re.M):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(float(m.group(2)))
+    return out
+
+
+def ingest_summary(outcomes: dict[str, int]) -> str:
+    accepted = outcomes.get("accepted", 0)
+    others = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()) if k != "accepted")
+    return f"{accepted} records accepted" + (f"; {others}" if others else "")

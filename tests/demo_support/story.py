@@ -122,6 +122,11 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
 
             await attempt(gaps, "stage 6 (certificates)", certificates)
         await attempt(gaps, "edge status page", lambda: edge_status(session, st))
+        outcomes = await attempt(gaps, "central /metrics", lambda: people.ingest_outcomes(api))
+        if outcomes is not None:
+            say(f"central ingest in total: {people.ingest_summary(outcomes)}")
+            if set(outcomes) - {"accepted"}:
+                say("(records of a gateway not yet verified are refused, kept by the gateway and sent again)")
     return finish(st, gaps, out, keep_running)
 
 
