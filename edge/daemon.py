@@ -20,7 +20,7 @@ from edge.config import EdgeConfig
 from edge.keystore import load_or_create_seed
 from edge.meters.base import MeterReader
 from edge.mqtt_link import MqttLink
-from edge.outbox import Outbox
+from edge.outbox import Outbox, OutboxStats
 from edge.poller import Poller
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
@@ -96,9 +96,25 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         assert self.board is not None
         assert self.outbox is not None
+        self._refresh_alarms()
         return self.board.snapshot(_now_ms(), self.outbox.stats(), self.outbox.dead_letters(10))
 
     def _housekeeping_once(self) -> None:
+        stats = self._refresh_alarms()
+        board = self.board
+        assert board is not None
+        assert self.outbox is not None
+        if stats.depth < 1000:  # only once a backlog is (nearly) gone, never while draining it
+            freed = self.outbox.compact()
+            if freed:
+                log.info("outbox file compacted", extra={"pages_freed": freed})
+        self._notifier.watchdog()
+        self._notifier.status(
+            f"{board.link.state}; outbox {stats.depth}; meters up "
+            f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
+        )
+
+    def _refresh_alarms(self) -> OutboxStats:
         board, outbox, cfg = self.board, self.outbox, self.cfg
         assert board is not None
         assert outbox is not None
@@ -140,23 +156,26 @@ class Daemon:
                     log.warning("ALARM %s", message, extra={"alarm": key})
                 else:
                     log.info("alarm cleared", extra={"alarm": key})
-        self._notifier.watchdog()
-        self._notifier.status(
-            f"{board.link.state}; outbox {stats.depth}; meters up "
-            f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
-        )
+        return stats
 
     async def _housekeeping(self) -> None:
         while True:
             self._housekeeping_once()
             await asyncio.sleep(HOUSEKEEPING_S)
 
-    async def _start_web(self) -> web.AppRunner:
+    async def _start_web(self) -> web.AppRunner | None:
         cfg = self.cfg.status
+        assert self.board is not None
         runner = web.AppRunner(make_app(cfg, self.status), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.bind, cfg.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:  # readings matter more than the page: go on without it, loudly
+            await runner.cleanup()
+            self.board.alarm("status_page", f"status page not available on {cfg.bind}:{cfg.port}: {e.strerror or e}")
+            log.error("status page not available", extra={"error": str(e)})  # noqa: TRY400
+            return None
         server = site._server  # the only way to learn the port bound for port 0
         sockets = getattr(server, "sockets", None) or []
         self.web_port = sockets[0].getsockname()[1] if sockets else cfg.port
@@ -211,6 +230,7 @@ class Daemon:
         )
         runner: web.AppRunner | None = None
         tasks: list[asyncio.Task[None]] = []
+        link_started = False
         try:
             async with self._meter_source() as meters:
                 poller = Poller(
@@ -223,6 +243,7 @@ class Daemon:
                 if cfg.status.enabled:
                     runner = await self._start_web()
                 link.start(uplink)
+                link_started = True
                 tasks.append(asyncio.create_task(uplink.run(), name="uplink"))
                 tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
                 tasks.extend(
@@ -239,10 +260,13 @@ class Daemon:
                 await asyncio.gather(*tasks[2:], return_exceptions=True)
                 await self._flush()
                 await link.stop()
+                link_started = False
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if link_started:
+                await link.stop()
             if runner is not None:
                 await runner.cleanup()
             final = outbox.stats()

@@ -140,6 +140,9 @@ class Outbox:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        # Takes effect only for a new file (before the first table); lets compact() hand freed pages back to the
+        # file system after a large backlog was drained, without a full VACUUM (SD-card friendly).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -365,6 +368,20 @@ class Outbox:
             (limit,),
         ).fetchall()
         return [DeadLetter(int(a), str(b), int(c), str(d), int(e)) for a, b, c, d, e in rows]
+
+    def compact(self, min_free_pages: int = 2048, pages: int = 1024) -> int:
+        """Return up to ``pages`` free pages to the file system once at least ``min_free_pages`` are free.
+
+        Called periodically; a no-op on a healthy outbox. Returns the number of pages freed."""
+        (free,) = self._conn.execute("PRAGMA freelist_count").fetchone()
+        if int(free) < min_free_pages:
+            return 0
+        # executescript runs the pragma to completion (execute() would free a single page per call); the connection
+        # is in autocommit mode, so its implicit COMMIT is a no-op.
+        self._conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+        (after,) = self._conn.execute("PRAGMA freelist_count").fetchone()
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(free) - int(after)
 
     def size_bytes(self) -> int:
         total = 0

@@ -15,6 +15,7 @@ from edge.errors import MeterError
 from edge.meters.base import MeterReader
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import MeterState, StatusBoard
+from protocol.errors import ProtocolError
 from protocol.record import Flags
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ class Poller:
         flags = 0 if synced else int(Flags.CLOCK_UNSYNCED)
         try:
             seq = self._outbox.append(state.serial, sample, flags, self._signer)
+        except ProtocolError as e:  # e.g. a negative register: not a reading we can sign; nothing was stored
+            state.record_error(f"invalid reading rejected: {e}", now_ms)
+            log.warning("meter returned a value that cannot be signed", extra={"meter": state.serial, "error": str(e)})
+            return None
         except OutboxError as e:
             state.record_error(f"reading not stored: {e}", now_ms)
             self._board.alarm("outbox_write", f"cannot store readings: {e}")
@@ -94,4 +99,8 @@ class Poller:
             if self._wall() < tick - 0.5:
                 continue
             last = tick
-            await self.poll(reader, state, timeout_s=max(1.0, min(30.0, interval * 0.8)))
+            try:
+                await self.poll(reader, state, timeout_s=max(1.0, min(30.0, interval * 0.8)))
+            except Exception as e:  # a meter's task must never die: log, count, try again at the next tick
+                state.record_error(f"internal error: {e!r}", int(self._wall() * 1000))
+                log.exception("unexpected error while polling", extra={"meter": state.serial})

@@ -150,7 +150,7 @@ class Uplink:
                 self._on_sync_reply(SyncReply.from_json(payload))
         except ProtocolError as e:
             log.warning("ignored malformed message from central", extra={"topic": topic, "error": str(e)})
-        except OutboxError as e:
+        except (OutboxError, ValueError) as e:
             log.error(  # noqa: TRY400 - the message says it all; no traceback in the field logs
                 "outbox error while applying central's message", extra={"topic": topic, "error": str(e)}
             )
@@ -235,8 +235,7 @@ class Uplink:
             return True
         payload = encode_batch([r for _, r in rows])
         if not self._link.publish(self.topic_readings, payload, qos=1):
-            self.connected = False
-            return False
+            return False  # link going down: the disconnect event follows; otherwise the next pump retries
         seqs = tuple(s for s, _ in rows)
         self._inflight[seqs[0]] = _Batch(seqs, lane, self._mono())
         self._inflight_seqs.update(seqs)
@@ -323,6 +322,9 @@ class Uplink:
                 delay = self.pump()
             except OutboxError as e:
                 log.error("outbox error while publishing", extra={"error": str(e)})  # noqa: TRY400
+                delay = 5.0
+            except Exception:  # the uplink must keep running whatever happens; the log has the traceback
+                log.exception("unexpected error in the uplink")
                 delay = 5.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

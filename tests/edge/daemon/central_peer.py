@@ -36,6 +36,9 @@ class CentralPeer:
     challenge_replies: list[tuple[str, bool]] = field(default_factory=list)
     status: dict[str, bytes] = field(default_factory=dict)
     device_ids: set[str] = field(default_factory=set)
+    tls: tuple[str, str, str] | None = None  # (ca file, client cert, client key)
+    username: str | None = None
+    password: str | None = None
     online_count: int = 0  # "online" status messages seen (one per daemon (re)connect)
 
     def __post_init__(self) -> None:
@@ -49,6 +52,10 @@ class CentralPeer:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(0.1, 0.5)
+        if self.tls is not None:
+            self._client.tls_set(ca_certs=self.tls[0], certfile=self.tls[1], keyfile=self.tls[2])
+        if self.username is not None:
+            self._client.username_pw_set(self.username, self.password)
         self.connected = threading.Event()
 
     # -- lifecycle

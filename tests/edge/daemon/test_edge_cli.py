@@ -8,7 +8,7 @@ import pytest
 from edge.cli import main
 from edge.config import load_config
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
-from edge.meter_setup import plan
+from edge.meter_setup import describe, plan
 from tests.conftest import free_port
 from tests.edge.daemon.conftest import SimProcess, config_text, meters_toml
 
@@ -72,3 +72,19 @@ def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     p = plan(cfg)
     assert [m.serial for m in p.meters] == [f"{DEMO_SERIAL_PREFIX}{i:02d}" for i in (1, 2, 3)]
+
+
+def test_dlms_and_modbus_meters_are_described_for_the_status_page(tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(
+        config_text(tmp_path / "s")
+        + meters_toml(5020, ["MB-1"])
+        + '\n[[bus]]\nname = "opto"\nkind = "dlms-tcp"\nhost = "10.0.0.9"\nport = 4059\n'
+        + '\n[[meter]]\nserial = "DLMS-1"\nbus = "opto"\nmodel = "dlms-generic"\nserver_address = 1\n'
+    )
+    infos = {i.serial: i for i in describe(plan(load_config(cfg)))}
+    assert infos["MB-1"].address == "127.0.0.1:5020 unit 1"
+    assert infos["MB-1"].protocol == "modbus-tcp"
+    assert infos["DLMS-1"].address == "10.0.0.9:4059 server 1"
+    assert infos["DLMS-1"].protocol == "dlms-tcp"
+    assert infos["DLMS-1"].interval_s == 60

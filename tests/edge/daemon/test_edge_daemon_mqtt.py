@@ -9,6 +9,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from edge.cli import main
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.meter_setup import meter_source
@@ -43,7 +46,9 @@ async def _until(pred: Any, within: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
+async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status(  # type: ignore[no-untyped-def]
+    tmp_path: Path, broker, capsys: pytest.CaptureFixture[str]
+) -> None:
     sim_port = free_port()
     src = tmp_path / "edge.toml"
     src.write_text(
@@ -70,6 +75,10 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status(t
             snap = json.loads(body)
             unauth, _ = await asyncio.to_thread(_get, daemon.web_port, "/api/status", "wrong-password")
             assert unauth == 401
+            # the technician's CLI asks the running daemon (exit 1: the dead meter raises an alarm)
+            src.write_text(src.read_text().replace("port = 0", f"port = {daemon.web_port}"))
+            assert await asyncio.to_thread(main, ["--config", str(src), "status"]) == 1
+            cli_out = capsys.readouterr().out
             stop.set()
             await asyncio.wait_for(task, 15)
     assert central.challenge_replies == [(device_id, True)]
@@ -94,3 +103,6 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status(t
     # clean shutdown: final status offline (retained), everything acked was deleted
     assert central.status[device_id] == topics.OFFLINE_STATUS
     assert n >= 6
+    assert f"device   {device_id}" in cli_out
+    assert "SDM-DOWN" in cli_out
+    assert "ALARM    meters not answering: SDM-DOWN" in cli_out

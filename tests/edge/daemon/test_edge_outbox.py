@@ -140,3 +140,19 @@ def test_append_many_is_one_chain_with_single_appends(outbox: Outbox) -> None:
     assert outbox.append_many([("M", sample(i), 0) for i in range(1, 4)], SIGNER) == [2, 3, 4]
     outbox.append("N", sample(4), 0, SIGNER)
     assert_chain(chain_of(outbox))
+
+
+def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
+    ob = Outbox.open(tmp_path / "o.sqlite", new_device=True)
+    try:
+        for start in range(0, 6000, 1000):
+            ob.append_many([("M", sample(i), 0) for i in range(start, start + 1000)], SIGNER)
+        ob.apply_ack(list(range(1, 6001)), {}, dead_letter_after=3, retry_after_ms=1)
+        ob._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = ob.size_bytes()
+        assert ob.compact(min_free_pages=10, pages=100_000) > 0
+        assert ob.size_bytes() < before / 2
+        assert ob.compact(min_free_pages=10) == 0
+        assert ob.append("M", sample(1), 0, SIGNER) == 6001  # the chain head survives compaction
+    finally:
+        ob.close()

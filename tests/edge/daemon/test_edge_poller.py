@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.fakes import FakeMeter
+from edge.meters.base import MeterSample
 from edge.outbox import Outbox
 from edge.poller import Poller, next_tick
 from edge.signing import ProtocolSigner
@@ -95,3 +96,16 @@ async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_unsignable_value_is_an_error_not_a_crash(outbox: Outbox, signer: ProtocolSigner) -> None:
+    class Broken(FakeMeter):
+        async def read(self) -> MeterSample:
+            return MeterSample(1, -5, 0, None)
+
+    p, _, _ = _poller(outbox, signer)
+    state = MeterState("B", "modbus-tcp", "a", "m", 60)
+    assert await p.poll(Broken("B"), state, 1.0) is None
+    assert "invalid reading" in (state.last_error or "")
+    assert outbox.stats().depth == 0
+    assert outbox.append("B", MeterSample(2, 1, 1, None), 0, signer) == 1  # the seq was not consumed

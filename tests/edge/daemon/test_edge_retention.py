@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from edge.daemon import Daemon, MeterInfo, static_meters
 from edge.fakes import FakeMeter
 from edge.meters.base import MeterSample
 from edge.outbox import Outbox
+from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
 from protocol.keys import DeviceKey
 from tests.edge.daemon.conftest import config_text
@@ -53,7 +55,15 @@ async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
     text = config_text(tmp_path / "state", mqtt_port=broker.port).replace("min_free_mb = 0", "min_free_mb = 1000000")
     cfg = load_config(_write(tmp_path, text))
     meter = FakeMeter("WM-1")
-    daemon = Daemon(cfg, static_meters([(MeterInfo("WM-1", "fake", "memory", "fake", 1), meter)]), flush_on_stop_s=0.1)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    sock.setblocking(False)
+    daemon = Daemon(
+        cfg,
+        static_meters([(MeterInfo("WM-1", "fake", "memory", "fake", 1), meter)]),
+        notifier=Notifier(str(tmp_path / "notify")),
+        flush_on_stop_s=0.1,
+    )
     stop = asyncio.Event()
     caplog.set_level(logging.WARNING)
     task = asyncio.create_task(daemon.run(stop))
@@ -66,9 +76,45 @@ async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+    notes = []
+    with sock:
+        while True:
+            try:
+                notes.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                break
+    # systemd sees: ready, watchdog pings (with a status line), stopping
+    assert any(n.startswith("READY=1") for n in notes)
+    assert "WATCHDOG=1" in notes
+    assert any(n.startswith("STATUS=") and "outbox" in n for n in notes)
+    assert "STOPPING=1" in notes
     alarms = {a["key"]: a["message"] for a in snap["alarms"]}
     assert "disk_low" in alarms
     assert "disk almost full" in alarms["disk_low"]
     assert any("ALARM disk almost full" in r.getMessage() for r in caplog.records)
     assert snap["outbox"]["last_seq"] >= 2  # readings still committed: nothing dropped to make room
     assert meter.closed
+
+
+async def test_status_port_in_use_does_not_stop_readings(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = load_config(_write(tmp_path, config_text(tmp_path / "state", mqtt_port=broker.port, status_port=port)))
+        meter = FakeMeter("PT-1")
+        daemon = Daemon(cfg, static_meters([(MeterInfo("PT-1", "fake", "memory", "fake", 1), meter)]),
+                        flush_on_stop_s=0.1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        try:
+            await asyncio.wait_for(daemon.ready.wait(), 10)
+            async with asyncio.timeout(10):
+                while meter.reads < 1:  # noqa: ASYNC110 - polling a fake's counter
+                    await asyncio.sleep(0.05)
+            snap = daemon.status()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+    assert snap["outbox"]["last_seq"] >= 1
+    assert any(a["key"] == "status_page" for a in snap["alarms"])
