@@ -102,18 +102,24 @@ Installer = Callable[[Registry], None]
 
 def background(name: str, fn: Callable[[web.Application], Awaitable[None]]) -> CleanupCtx:
     """A cleanup context that runs ``fn(app)`` as a task for the app's lifetime and cancels it on shutdown.
-    ``fn`` should loop forever and handle its own errors (an escaped exception is logged)."""
+    ``fn`` should loop forever and handle its own errors; if it raises (or returns) anyway, the error is logged and
+    ``fn`` is started again after a back-off (1 s doubling to 60 s), so one bug cannot silently stop a subsystem."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        async def guarded() -> None:
-            try:
-                await fn(app)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background task crashed", extra={"task": name})
+        async def supervised() -> None:
+            delay = 1.0
+            while True:
+                try:
+                    await fn(app)
+                    log.warning("background task returned; restarting", extra={"task": name})
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("background task crashed; restarting", extra={"task": name})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
-        task = asyncio.create_task(guarded(), name=name)
+        task = asyncio.create_task(supervised(), name=name)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

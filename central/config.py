@@ -169,6 +169,9 @@ class IdentityConfig:
     claim_attempts_per_hour: int = 5
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
+    #: Let people register themselves as installers (else only admins create installer accounts: an installer
+    #: can register gateways, so by default that role is handed out, not taken).
+    self_register_installers: bool = False
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")

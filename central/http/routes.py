@@ -95,7 +95,7 @@ class Route:
     tags: tuple[str, ...] = ()
     #: Media type of a non-JSON response (``text/html``, ``text/plain``) for the docs.
     content_type: str = "application/json"
-    #: Extra headers this route may set (documented), e.g. ("Retry-After",).
+    #: OpenAPI operationId (default: the handler's name).
     operation_id: str = ""
 
     @property

@@ -238,21 +238,15 @@ def load_query(cls: type[T], query: Mapping[str, str]) -> T:
 # serialising
 
 
-_SCALARS = (str, int, float, bool)
-_DUMPERS: dict[type[Any], list[tuple[str, bool]]] = {}
+_FAST = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
 
-def _plan(cls: type[Any]) -> list[tuple[str, bool]]:
-    """Per dataclass: (field name, is a plain JSON scalar) — scalars are copied without a recursive call."""
-    plan = _DUMPERS.get(cls)
-    if plan is None:
-        hints = type_hints(cls)
-        plan = []
-        for f in dataclasses.fields(cls):
-            _, tp = _is_optional(hints.get(f.name, Any))
-            plan.append((f.name, tp in _SCALARS and not (isinstance(tp, type) and issubclass(tp, enum.Enum))))
-        _DUMPERS[cls] = plan
-    return plan
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
@@ -260,8 +254,11 @@ def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
     if value is None or (isinstance(value, str | int | float | bool) and not isinstance(value, enum.Enum)):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: getattr(value, name) if scalar else dump(getattr(value, name))
-                for name, scalar in _plan(type(value))}
+        out = {}
+        for name in _field_names(type(value)):
+            v = getattr(value, name)
+            out[name] = v if type(v) in _FAST else dump(v)  # plain scalars skip the recursive call
+        return out
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, UUID):

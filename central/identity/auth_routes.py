@@ -34,7 +34,8 @@ def user_out(u: User) -> UserOut:
 
 @dataclass(frozen=True)
 class RegisterIn:
-    """Self-service registration: consumer, prosumer or installer. A verification e-mail is sent."""
+    """Self-service registration: consumer or prosumer (installer only where the operator allows it). A
+    verification e-mail is sent."""
 
     email: str = field(metadata=_EMAIL)
     password: str = field(metadata=_PASSWORD)

@@ -23,7 +23,7 @@ from central.config import IdentityConfig
 from central.http.errors import ApiError, bad_request, conflict, not_found
 from central.http.roles import Role
 from central.identity.hashing import METER_KEY_COST, hash_secret
-from central.mqtt import Mqtt
+from central.mqtt import Mqtt, MqttError
 from protocol import topics
 from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
 from protocol.errors import BadSignatureError, MalformedError
@@ -132,7 +132,10 @@ class Devices:
                 raise conflict("this device is already registered", "device_exists") from None
             raise conflict("a meter with this serial is already registered", "serial_taken") from None
         log.info("device registered", extra={"device_id": device_id, "meters": len(meters)})
-        await self.send_mqtt_challenge(device_id)
+        try:
+            await self.send_mqtt_challenge(device_id)
+        except MqttError as exc:  # registration stands; the device is challenged again when it comes online
+            log.warning("challenge not sent", extra={"device_id": device_id, "error": str(exc)})
         return (await self._load(self._pool, [device_id]))[0]
 
     @staticmethod

@@ -66,6 +66,9 @@ async def test_register_verify_login_me(api_factory) -> None:
     r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
                                                             "role": "admin"})
     assert r.status == 403
+    r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
+                                                            "role": "installer"})
+    assert r.status == 403, "installer accounts are handed out by admins unless the operator opts in"
     r = await api.client.post("/api/v1/auth/register", json={"email": "y@example.org", "password": "short"})
     assert r.status == 400
     assert (await r.json())["error"]["code"] == "weak_password"
@@ -189,3 +192,12 @@ def test_json_formatter_redacts_secret_looking_fields() -> None:
     assert out["password"] == out["meter_key"] == out["refresh_token"] == "[redacted]"
     assert out["serial"] == "S1"
     assert "abc.def.ghi" not in out["msg"]
+
+
+async def test_reset_mails_are_limited_per_hour(api_factory) -> None:
+    api = await api_factory()
+    email, _ = await api.user("consumer", password=PASSWORD)
+    for _ in range(8):
+        r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        assert r.status == 202
+    assert len(read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")) == 5

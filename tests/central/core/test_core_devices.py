@@ -8,6 +8,7 @@ import time
 
 import asyncpg
 
+from central.app import MQTT
 from central.http.context import CONFIG
 from central.identity.context import IDENTITY
 from protocol.challenge import sign_challenge
@@ -202,3 +203,27 @@ async def test_sweeper_task_removes_expired_challenges(api_factory) -> None:
         assert await conn.fetchval("SELECT count(*) FROM device_challenges") == 1, "live challenges are kept"
     finally:
         await conn.close()
+
+
+async def test_garbage_on_challenge_topics_is_dropped_and_service_continues(api_factory, broker,
+                                                                             test_device_factory) -> None:
+    api = await api_factory(broker)
+    mqtt = api.app[MQTT]
+    await mqtt.wait_connected(5)
+    installer = await api.token("installer")
+    device = test_device_factory()
+    other = DeviceKey.generate().device_id
+    for topic, payload in [
+        (f"gtx/v1/d/{device.device_id}/challenge/reply", b"\xff\x00not json"),
+        (f"gtx/v1/d/{device.device_id}/challenge/reply", b'{"v":1,"nonce":"00","signature":"11"}'),
+        (f"gtx/v1/d/{other}/challenge/reply", b'{"v":1,"nonce":"' + b"0" * 64 + b'","signature":"' + b"1" * 128
+         + b'"}'),
+        ("gtx/v1/d/not-base58!/challenge/reply", b"{}"),
+        (f"gtx/v1/d/{device.device_id}/status", b"[1,2"),
+    ]:
+        await mqtt.publish_confirmed(topic, payload)
+    r = await api.client.post("/api/v1/devices", headers=bearer(installer),
+                              json={"device_id": device.device_id, "meters": [_meter("G-1")]})
+    assert r.status == 201
+    body = await _wait_status(api, installer, device.device_id, "verified")
+    assert body["status"] == "verified"

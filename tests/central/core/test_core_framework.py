@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from central.app import Registry, create_app
+from central.app import Registry, background, create_app
 from central.db import MigrationError, apply_migrations, discover_migrations, migrate_dsn
 from central.http import PUBLIC, Call, Role, RouteTable, meta, roles
 
@@ -145,3 +145,22 @@ async def test_readyz_reports_broker_down(config_factory, broker, client_factory
     assert r.status == 503
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"] != "ok"
+
+
+async def test_background_task_is_restarted_after_a_crash(config_factory, client_factory) -> None:
+    runs: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky(_app) -> None:  # type: ignore[no-untyped-def]
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("first run fails")
+        done.set()
+        await asyncio.Event().wait()
+
+    def install(reg: Registry) -> None:
+        reg.add_task(background("flaky", flaky))
+
+    await client_factory(create_app(config_factory(), plugins=[install]))
+    await asyncio.wait_for(done.wait(), 5)
+    assert len(runs) == 2

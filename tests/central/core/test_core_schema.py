@@ -1,0 +1,107 @@
+"""Schemas: Hypothesis round trips (dataclass → JSON → dataclass) and arbitrary JSON never escaping as anything
+but a ValidationError (→ 400), for the real request types."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from central.http.roles import Role
+from central.http.schema import SchemaRegistry, ValidationError, dump, load, load_query, meta
+from central.identity.auth_routes import LoginIn, RegisterIn, UserPage
+from central.identity.device_routes import ChallengeAnswerIn, MeterIn, RegisterDeviceIn
+
+
+@dataclass(frozen=True)
+class Inner:
+    n: int
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Outer:
+    id: UUID
+    at: datetime
+    role: Role
+    inner: list[Inner]
+    note: str | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+    score: int = field(default=0, metadata=meta(minimum=0, maximum=100))
+
+
+outers = st.builds(
+    Outer,
+    id=st.uuids(),
+    at=st.datetimes(timezones=st.just(UTC)),
+    role=st.sampled_from(Role),
+    inner=st.lists(st.builds(Inner, n=st.integers(), tags=st.lists(st.text()))),
+    note=st.none() | st.text(),
+    extra=st.dictionaries(st.text(), st.integers()),
+    score=st.integers(0, 100),
+)
+
+
+@given(outers)
+def test_round_trip(value: Outer) -> None:
+    assert load(Outer, json.loads(json.dumps(dump(value)))) == value
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=6),
+    max_leaves=20,
+)
+
+
+def _near(cls: type, base: dict) -> st.SearchStrategy[dict]:
+    """Valid-looking objects of ``cls`` with some fields replaced by arbitrary JSON."""
+    return st.fixed_dictionaries({}, optional={k: st.just(v) | json_values for k, v in base.items()}) | st.builds(
+        lambda d, k, v: {**d, k: v}, st.just(base), st.text(max_size=10), json_values)
+
+
+@settings(max_examples=300)
+@given(st.data())
+def test_arbitrary_input_is_a_validation_error_or_valid(data: st.DataObject) -> None:
+    cases = [
+        (RegisterIn, {"email": "a@b.org", "password": "pw", "role": "consumer"}),
+        (LoginIn, {"email": "a@b.org", "password": "pw"}),
+        (RegisterDeviceIn, {"device_id": "x" * 44, "site_label": "", "meters": [
+            {"serial": "S1", "model": "m", "protocol": "p", "meter_key": "k" * 8, "source": None}]}),
+        (MeterIn, {"serial": "S1", "model": "m", "protocol": "p", "meter_key": "k" * 8}),
+        (ChallengeAnswerIn, {"nonce": "0" * 64, "signature": "0" * 128}),
+    ]
+    cls, base = data.draw(st.sampled_from(cases))
+    value = data.draw(json_values | _near(cls, base))
+    error: ValidationError | None = None
+    try:
+        loaded = load(cls, value)
+    except ValidationError as exc:
+        error = exc
+    if error is None:
+        assert isinstance(loaded, cls)
+    else:
+        assert error.path.startswith("body")
+
+
+@given(st.dictionaries(st.sampled_from(["limit", "after", "bogus"]), st.text(max_size=40)))
+def test_query_parsing_never_crashes(query: dict[str, str]) -> None:
+    try:
+        page = load_query(UserPage, query)
+    except ValidationError:
+        return
+    assert 1 <= page.limit <= 1000
+
+
+def test_json_schema_of_request_types() -> None:
+    reg = SchemaRegistry()
+    reg.ref(RegisterDeviceIn)
+    s = reg.components
+    assert s["RegisterDeviceIn"]["required"] == ["device_id"]
+    assert s["RegisterDeviceIn"]["properties"]["meters"]["items"] == {"$ref": "#/components/schemas/MeterIn"}
+    assert s["MeterIn"]["properties"]["meter_key"]["writeOnly"] is True
+    assert s["MeterIn"]["properties"]["source"]["anyOf"][1] == {"type": "null"}
