@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from central.ingest.model import (
@@ -17,6 +17,7 @@ from central.ingest.model import (
     Gap,
     StoredReading,
 )
+from central.ingest.port import PendingBatch
 
 
 @dataclass
@@ -74,9 +75,17 @@ class InMemoryIngestStore:
             gaps=gaps,
         )
 
-    async def commit_batch(
-        self, query: ContextQuery, decide: Callable[[BatchContext], BatchOutcome]
-    ) -> BatchOutcome:
+    async def commit_batches(self, batches: Sequence[PendingBatch]) -> list[BatchOutcome | Exception]:
+        assert len({b.query.device_id for b in batches}) == len(batches), "one batch per device per group"
+        results: list[BatchOutcome | Exception] = []
+        for pending in batches:
+            try:
+                results.append(await self._commit(pending.query, pending.decide))
+            except Exception as exc:  # noqa: BLE001 - mirrors the PostgreSQL store: a failing decide stores nothing
+                results.append(exc)
+        return results
+
+    async def _commit(self, query: ContextQuery, decide: Callable[[BatchContext], BatchOutcome]) -> BatchOutcome:
         lock = self._locks.setdefault(query.device_id, asyncio.Lock())
         async with lock:
             outcome = decide(self._context(query))

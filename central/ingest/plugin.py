@@ -3,6 +3,10 @@ MQTT client, backed by PostgreSQL. Settings come from the ``[ingest]`` config ta
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
 from central.app import MQTT, POOL, Registry
 from central.ingest.metrics import IngestMetrics
 from central.ingest.mqtt import IngestMqtt
@@ -19,3 +23,9 @@ def install(registry: Registry) -> None:
     metrics = IngestMetrics.for_registry()
     service = IngestService(PgIngestStore(lambda: app[POOL]), metrics=metrics, max_future_ms=settings.max_future_ms)
     IngestMqtt(app[MQTT], service, metrics).register(settings)
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await service.close()  # after the group in flight; unacked batches are sent again by their devices
+
+    registry.add_task(lifetime)

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from central.ingest.model import BatchContext, BatchOutcome, ChainHead, ContextQuery
 
+Decide = Callable[[BatchContext], BatchOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """One batch waiting to be judged: what to load for it and the pure function that judges it."""
+
+    query: ContextQuery
+    decide: Decide
+
 
 class IngestStore(Protocol):
-    async def commit_batch(
-        self, query: ContextQuery, decide: Callable[[BatchContext], BatchOutcome]
-    ) -> BatchOutcome:
-        """Under an exclusive per-device lock: load the context ``query`` names, call ``decide`` (pure), store its
-        accepted readings, chain head and gap changes in one transaction, and return the outcome."""
+    async def commit_batches(self, batches: Sequence[PendingBatch]) -> list[BatchOutcome | Exception]:
+        """Judge and store several batches (of distinct devices) in one transaction.
+
+        Under exclusive per-device locks: load each batch's context, call its ``decide`` (pure), and store every
+        accepted reading, chain head and gap change; commit once. The result is aligned with ``batches``; an
+        exception raised by one ``decide`` is returned in its place (that batch stores nothing, the others do).
+        A failure of the store itself raises ``StoreError`` and nothing of the group is stored.
+        """
         ...
 
     async def chain_head(self, device_id: str) -> ChainHead | None:

@@ -1,11 +1,12 @@
 """PostgreSQL adapter of :class:`central.ingest.port.IngestStore` (tables in migration 0002_readings.sql).
 
-One batch = one transaction in four round trips: ``BEGIN`` + a per-device advisory lock (so worker processes sharing
-the readings subscription judge one device's batches one at a time), one query loading the whole context (device,
-bound meters, stored neighbours, chain head, gaps), one statement writing everything (readings via ``unnest``, chain
-head, gaps, and a NOTIFY for live subscribers delivered on commit), ``COMMIT``. Round trips dominate the cost per
-batch on this machine, so they are kept to that minimum; the lock must be its own statement so that the load's
-snapshot is taken after it is granted.
+A group of batches (of distinct devices) = one transaction in four round trips: ``BEGIN`` + per-device advisory
+locks in one global order (so worker processes sharing the readings subscription judge one device's batches one at a
+time, without deadlocks), one query loading every context (device, bound meters, stored neighbours, chain head,
+gaps), one statement writing everything (readings via ``unnest``, chain heads, gaps, and a NOTIFY per device for
+live subscribers, delivered on commit), ``COMMIT``. Round trips and commits dominate the cost per batch here, so they
+are kept to that minimum and shared by the group; the locks are their own statements so that the load's snapshot is
+taken after they are granted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -23,11 +24,11 @@ from central.ingest.model import (
     BatchContext,
     BatchOutcome,
     ChainHead,
-    ContextQuery,
     DeviceState,
     Gap,
     StoredReading,
 )
+from central.ingest.port import PendingBatch
 
 #: LISTEN/NOTIFY channel announcing newly stored readings: ``{"device", "first", "last", "meters": [uuid...]}``.
 NOTIFY_CHANNEL = "gtx_readings"
@@ -36,50 +37,60 @@ LOCK_NAMESPACE = 0x4754_5852  # "GTXR"
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
-# kind | serial | meter_id | status | seq | seq2 | import_wh | export_wh | flags | prev_hash | record_hash
+# Columns: kind | device_id | serial | meter_id | status | seq | seq2 | import_wh | export_wh | flags | prev_hash |
+# record_hash. $1 device ids, $2 first seqs, $3 last seqs (aligned); $4/$5 (device id, meter serial) pairs.
 _LOAD = """
-SELECT 'device' AS kind, m.serial, m.id AS meter_id, d.status, NULL::bigint AS seq, NULL::bigint AS seq2,
-       NULL::bigint AS import_wh, NULL::bigint AS export_wh, NULL::int AS flags, NULL::bytea AS prev_hash,
-       NULL::bytea AS record_hash
-FROM devices d LEFT JOIN meters m ON m.device_id = d.device_id WHERE d.device_id = $1
+WITH q AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS q(device_id, first_seq, last_seq))
+SELECT 'device' AS kind, d.device_id, m.serial, m.id AS meter_id, d.status, NULL::bigint AS seq,
+       NULL::bigint AS seq2, NULL::bigint AS import_wh, NULL::bigint AS export_wh, NULL::int AS flags,
+       NULL::bytea AS prev_hash, NULL::bytea AS record_hash
+FROM devices d LEFT JOIN meters m ON m.device_id = d.device_id WHERE d.device_id = ANY($1::text[])
 UNION ALL
-SELECT 'stored', meter_serial, NULL, NULL, seq, NULL, import_wh, export_wh, flags, prev_hash, record_hash
-FROM readings WHERE device_id = $1 AND seq BETWEEN $2 - 1 AND $3 + 1
+SELECT 'stored', r.device_id, r.meter_serial, NULL, NULL, r.seq, NULL, r.import_wh, r.export_wh, r.flags,
+       r.prev_hash, r.record_hash
+FROM q JOIN readings r ON r.device_id = q.device_id AND r.seq BETWEEN q.first_seq - 1 AND q.last_seq + 1
 UNION ALL
-SELECT 'before', r.* FROM unnest($4::text[]) AS s(serial) CROSS JOIN LATERAL (
+SELECT 'before', s.device_id, r.* FROM unnest($4::text[], $5::text[]) AS s(device_id, serial)
+JOIN q ON q.device_id = s.device_id CROSS JOIN LATERAL (
     SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash
-    FROM readings WHERE device_id = $1 AND meter_serial = s.serial AND seq < $2 - 1 ORDER BY seq DESC LIMIT 1) r
+    FROM readings WHERE device_id = s.device_id AND meter_serial = s.serial AND seq < q.first_seq - 1
+    ORDER BY seq DESC LIMIT 1) r
 UNION ALL
-SELECT 'after', r.* FROM unnest($4::text[]) AS s(serial) CROSS JOIN LATERAL (
+SELECT 'after', s.device_id, r.* FROM unnest($4::text[], $5::text[]) AS s(device_id, serial)
+JOIN q ON q.device_id = s.device_id CROSS JOIN LATERAL (
     SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash
-    FROM readings WHERE device_id = $1 AND meter_serial = s.serial AND seq > $3 + 1 ORDER BY seq ASC LIMIT 1) r
+    FROM readings WHERE device_id = s.device_id AND meter_serial = s.serial AND seq > q.last_seq + 1
+    ORDER BY seq ASC LIMIT 1) r
 UNION ALL
-SELECT 'head', NULL, NULL, NULL, last_seq, NULL, NULL, NULL, NULL, NULL, last_hash
-FROM reading_chain_heads WHERE device_id = $1
+SELECT 'head', h.device_id, NULL, NULL, NULL, h.last_seq, NULL, NULL, NULL, NULL, NULL, h.last_hash
+FROM reading_chain_heads h WHERE h.device_id = ANY($1::text[])
 UNION ALL
-SELECT 'gap', NULL, NULL, NULL, first_seq, last_seq, NULL, NULL, NULL, NULL, NULL
-FROM reading_gaps WHERE device_id = $1 AND last_seq >= $2 AND first_seq <= $3
+SELECT 'gap', g.device_id, NULL, NULL, NULL, g.first_seq, g.last_seq, NULL, NULL, NULL, NULL, NULL
+FROM q JOIN reading_gaps g ON g.device_id = q.device_id AND g.last_seq >= q.first_seq AND g.first_seq <= q.last_seq
 """
 
 _WRITE = """
 WITH ins AS (
     INSERT INTO readings (device_id, seq, meter_id, meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags,
                           prev_hash, record_hash, raw)
-    SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-                             $8::int[], $9::int[], $10::bytea[], $11::bytea[], $12::bytea[])
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                         $8::int[], $9::int[], $10::bytea[], $11::bytea[], $12::bytea[])
 ), head AS (
     INSERT INTO reading_chain_heads (device_id, last_seq, last_hash)
-    SELECT $1, $13, $14 WHERE $13::bigint IS NOT NULL
+    SELECT * FROM unnest($13::text[], $14::bigint[], $15::bytea[])
     ON CONFLICT (device_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash,
                                           updated_at = now()
+), added AS (
+    SELECT * FROM unnest($18::text[], $19::bigint[], $20::bigint[]) AS a(device_id, first_seq, last_seq)
 ), gap_del AS (
-    DELETE FROM reading_gaps
-    WHERE device_id = $1 AND first_seq = ANY($15::bigint[]) AND NOT first_seq = ANY($16::bigint[])
+    DELETE FROM reading_gaps g USING unnest($16::text[], $17::bigint[]) AS x(device_id, first_seq)
+    WHERE g.device_id = x.device_id AND g.first_seq = x.first_seq
+      AND NOT EXISTS (SELECT 1 FROM added a WHERE a.device_id = x.device_id AND a.first_seq = x.first_seq)
 ), gap_ins AS (
-    INSERT INTO reading_gaps (device_id, first_seq, last_seq) SELECT $1, * FROM unnest($16::bigint[], $17::bigint[])
+    INSERT INTO reading_gaps (device_id, first_seq, last_seq) SELECT * FROM added
     ON CONFLICT (device_id, first_seq) DO UPDATE SET last_seq = EXCLUDED.last_seq
 )
-SELECT pg_notify($18, $19)
+SELECT count(pg_notify($21, n)) FROM unnest($22::text[]) AS n
 """
 
 
@@ -95,35 +106,77 @@ def _stored(row: Any) -> StoredReading:
     )
 
 
-def context_from_rows(device_id: str, rows: list[Any]) -> BatchContext:
-    device: DeviceState | None = None
-    meters: dict[str, Any] = {}
-    stored: dict[int, StoredReading] = {}
-    before: dict[str, StoredReading] = {}
-    after: dict[str, StoredReading] = {}
-    head: ChainHead | None = None
-    gaps: list[Gap] = []
-    status = None
+def contexts_from_rows(device_ids: list[str], rows: list[Any]) -> dict[str, BatchContext]:
+    """Split the rows of ``_LOAD`` into one context per device."""
+    status: dict[str, str] = {}
+    meters: dict[str, dict[str, Any]] = {d: {} for d in device_ids}
+    stored: dict[str, dict[int, StoredReading]] = {d: {} for d in device_ids}
+    before: dict[str, dict[str, StoredReading]] = {d: {} for d in device_ids}
+    after: dict[str, dict[str, StoredReading]] = {d: {} for d in device_ids}
+    heads: dict[str, ChainHead] = {}
+    gaps: dict[str, list[Gap]] = {d: [] for d in device_ids}
     for r in rows:
-        kind = r["kind"]
+        kind, dev = r["kind"], r["device_id"]
         if kind == "device":
-            status = r["status"]
+            status[dev] = r["status"]
             if r["serial"] is not None:
-                meters[r["serial"]] = r["meter_id"]
+                meters[dev][r["serial"]] = r["meter_id"]
         elif kind == "stored":
-            stored[r["seq"]] = _stored(r)
+            stored[dev][r["seq"]] = _stored(r)
         elif kind == "before":
-            before[r["serial"]] = _stored(r)
+            before[dev][r["serial"]] = _stored(r)
         elif kind == "after":
-            after[r["serial"]] = _stored(r)
+            after[dev][r["serial"]] = _stored(r)
         elif kind == "head":
-            head = ChainHead(r["seq"], bytes(r["record_hash"]))
+            heads[dev] = ChainHead(r["seq"], bytes(r["record_hash"]))
         else:
-            gaps.append(Gap(r["seq"], r["seq2"]))
-    if status is not None:
-        device = DeviceState(device_id, status, meters)
-    # Neighbours within [first-1, last+1] come from ``stored``; ``before``/``after`` hold the ones outside it.
-    return BatchContext(device, stored, before, after, head, tuple(sorted(gaps)))
+            gaps[dev].append(Gap(r["seq"], r["seq2"]))
+    return {
+        d: BatchContext(
+            DeviceState(d, status[d], meters[d]) if d in status else None,
+            stored[d], before[d], after[d], heads.get(d), tuple(sorted(gaps[d])),
+        )
+        for d in device_ids
+    }
+
+
+def _write_args(outcomes: list[tuple[str, BatchOutcome]]) -> tuple[Any, ...]:
+    rows = [(d, a) for d, o in outcomes for a in o.accepted]
+    readings = [a.reading for _d, a in rows]
+    heads = [(d, o.new_head) for d, o in outcomes if o.new_head is not None]
+    removed = [(d, g) for d, o in outcomes for g in o.gaps_removed]
+    added = [(d, g) for d, o in outcomes for g in o.gaps_added]
+    notes = [
+        json.dumps({
+            "device": d, "first": o.accepted[0].reading.seq, "last": o.accepted[-1].reading.seq,
+            "meters": sorted({str(a.meter_id) for a in o.accepted}),
+        })
+        for d, o in outcomes if o.accepted
+    ]
+    return (
+        [d for d, _a in rows],
+        [r.seq for r in readings],
+        [a.meter_id for _d, a in rows],
+        [r.meter_serial for r in readings],
+        [r.timestamp_ms for r in readings],
+        [r.import_wh for r in readings],
+        [r.export_wh for r in readings],
+        [r.power_w for r in readings],
+        [r.flags for r in readings],
+        [r.prev_hash for r in readings],
+        [a.record_hash for _d, a in rows],
+        [a.raw for _d, a in rows],
+        [d for d, _h in heads],
+        [h.last_seq for _d, h in heads],
+        [h.last_hash for _d, h in heads],
+        [d for d, _g in removed],
+        [g.first_seq for _d, g in removed],
+        [d for d, _g in added],
+        [g.first_seq for _d, g in added],
+        [g.last_seq for _d, g in added],
+        NOTIFY_CHANNEL,
+        notes,
+    )
 
 
 class PgIngestStore:
@@ -136,61 +189,44 @@ class PgIngestStore:
     def _pool(self) -> asyncpg.Pool:
         return self._get_pool()
 
-    async def commit_batch(
-        self, query: ContextQuery, decide: Callable[[BatchContext], BatchOutcome]
-    ) -> BatchOutcome:
+    async def commit_batches(self, batches: Sequence[PendingBatch]) -> list[BatchOutcome | Exception]:
+        device_ids = [b.query.device_id for b in batches]
+        if len(set(device_ids)) != len(device_ids):
+            raise ValueError("one batch per device per group")
+        if not batches:
+            return []
+        # Locks in one global order (sorted keys), so concurrent groups in other processes cannot deadlock.
+        keys = sorted({lock_key(d) for d in device_ids})
+        locks = "".join(f"SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {key});" for key in keys)
+        pairs = [(b.query.device_id, s) for b in batches for s in sorted(b.query.meter_serials)]
         try:
             async with self._pool.acquire() as conn:
-                # One simple-protocol round trip; the key is an int computed here, never text from the wire.
-                key = lock_key(query.device_id)
-                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LOCK_NAMESPACE}, {key})")
+                # One simple-protocol round trip; the keys are ints computed here, never text from the wire.
+                await conn.execute("BEGIN;" + locks)
                 try:
                     rows = await conn.fetch(
-                        _LOAD, query.device_id, query.first_seq, query.last_seq, sorted(query.meter_serials)
+                        _LOAD, device_ids, [b.query.first_seq for b in batches], [b.query.last_seq for b in batches],
+                        [p[0] for p in pairs], [p[1] for p in pairs],
                     )
-                    outcome = decide(context_from_rows(query.device_id, rows))
-                    if outcome.accepted:
-                        await conn.execute(_WRITE, *self._write_args(query.device_id, outcome))
+                    contexts = contexts_from_rows(device_ids, rows)
+                    results: list[BatchOutcome | Exception] = []
+                    for b in batches:
+                        try:
+                            results.append(b.decide(contexts[b.query.device_id]))
+                        except Exception as exc:  # noqa: BLE001 - one bad batch must not sink the group
+                            results.append(exc)
+                    done = [(d, r) for d, r in zip(device_ids, results, strict=True) if isinstance(r, BatchOutcome)]
+                    if any(o.accepted for _d, o in done):
+                        await conn.execute(_WRITE, *_write_args(done))
                     await conn.execute("COMMIT")
                 except BaseException:
                     if not conn.is_closed():
                         with contextlib.suppress(*_DB_ERRORS):
                             await conn.execute("ROLLBACK")
                     raise
-                return outcome
+                return results
         except _DB_ERRORS as exc:
-            raise StoreError(f"storing a batch of {query.device_id} failed: {type(exc).__name__}") from exc
-
-    @staticmethod
-    def _write_args(device_id: str, outcome: BatchOutcome) -> tuple[Any, ...]:
-        acc = outcome.accepted
-        readings = [a.reading for a in acc]
-        head = outcome.new_head
-        note = json.dumps({
-            "device": device_id, "first": readings[0].seq, "last": readings[-1].seq,
-            "meters": sorted({str(a.meter_id) for a in acc}),
-        })
-        return (
-            device_id,
-            [r.seq for r in readings],
-            [a.meter_id for a in acc],
-            [r.meter_serial for r in readings],
-            [r.timestamp_ms for r in readings],
-            [r.import_wh for r in readings],
-            [r.export_wh for r in readings],
-            [r.power_w for r in readings],
-            [r.flags for r in readings],
-            [r.prev_hash for r in readings],
-            [a.record_hash for a in acc],
-            [a.raw for a in acc],
-            head.last_seq if head else None,
-            head.last_hash if head else None,
-            [g.first_seq for g in outcome.gaps_removed],
-            [g.first_seq for g in outcome.gaps_added],
-            [g.last_seq for g in outcome.gaps_added],
-            NOTIFY_CHANNEL,
-            note,
-        )
+            raise StoreError(f"storing {len(batches)} batch(es) failed: {type(exc).__name__}") from exc
 
     async def chain_head(self, device_id: str) -> ChainHead | None:
         try:

@@ -343,3 +343,32 @@ async def test_any_delivery_order_with_redelivery_stores_the_chain_exactly_once(
     assert seqs(store) == list(range(1, n + 1))
     assert store.gaps.get(gw.device_id, set()) == set()
     assert store.heads[gw.device_id].last_seq == n
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), n=st.integers(1, 20))
+async def test_every_record_is_accounted_for_once_in_its_ack(data: st.DataObject, n: int) -> None:
+    """Whatever mix of good, forged, future and replayed records arrives, each record of a batch is counted exactly
+    once (accepted, duplicate or rejected) and exactly the accepted ones are stored."""
+    gw = Gateway()
+    store, service, _ = make(gw)
+    recs = gw.many(METER, n)
+    accepted: set[int] = set()
+    for _ in range(data.draw(st.integers(1, 4))):
+        picks = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n)))
+        raws: list[bytes] = []
+        good: set[int] = set()
+        for i in picks:
+            kind = data.draw(st.sampled_from(["good", "good", "forged", "garbage"]))
+            raw = recs[i].encode() if kind == "good" else forge(recs[i]) if kind == "forged" else b"\x00" * 190
+            raws.append(raw)
+            if kind == "good":
+                good.add(i + 1)
+        ack = await service.handle_readings(gw.device_id, encode_batch(raws))
+        assert ack.accepted + ack.duplicate + len(ack.rejected) == len(raws)
+        assert ack.accepted == len(good - accepted)
+        assert ack.duplicate == len(good & accepted)
+        accepted |= good
+    assert set(seqs(store)) == accepted
+    for (_dev, seq), row in store.readings.items():
+        assert row.raw == recs[seq - 1].encode()

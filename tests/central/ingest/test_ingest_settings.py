@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from central.errors import ConfigError
+from central.ingest.settings import IngestSettings
+
+
+def test_defaults_and_overrides() -> None:
+    assert IngestSettings.from_section({}) == IngestSettings("central", 4, 300_000)
+    got = IngestSettings.from_section({"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
+    assert (got.share_group, got.concurrency, got.max_future_ms) == ("ingest-b", 8, 60_000)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [{"share_group": "a/b"}, {"share_group": "+"}, {"concurrency": 0}, {"concurrency": "4"}, {"concurrency": True},
+     {"max_future_ms": -1}, {"unknown": 1}],
+)
+def test_bad_settings_name_the_key(section: dict[str, object]) -> None:
+    with pytest.raises(ConfigError, match="ingest"):
+        IngestSettings.from_section(section)
