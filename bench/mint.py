@@ -7,6 +7,8 @@ mint intents by ``central.minting.service.enqueue_mints`` (as accounting does), 
 service's ``MintBuilder``: wallet lookup, ATA existence check, one unit per wallet, Merkle-leaf memo) drives the
 chain outbox: claim, build, pack into as few <=1232-byte v0 transactions as fit, sign, record (write-ahead), send to
 the embedded LiteSVM ledger (persisting to disk, fsync every 50 ms), reconcile by signature status, confirm.
+Intents are enqueued window-major by default (every meter's first window, then the second, ...: the steady state,
+one window per wallet per batch); ``--order meter-major`` is a backlog, where the builder merges a wallet's windows.
 The figure is confirmed (meter, window) intents per second from the first enqueue to the last confirmation; the
 on-chain supply is checked against the sum of the intents.
 
@@ -135,6 +137,8 @@ async def run(args: argparse.Namespace) -> None:
                 await enqueue_many(pool, "mint", items[i:i + 10_000])
         else:
             intents = await seed_prosumers(pool, args.meters, args.windows)
+            if args.order == "window-major":  # as windows finalise in steady state: every meter's window 1, then 2...
+                intents.sort(key=lambda i: (i.window_start_ms, str(i.meter_id)))
             expected = sum(i.amount_wh for i in intents)
             n_items = len(intents)
             chain = Chain(ledger, setup.energy_mint, setup.mint_authority, setup.fee_payer)
@@ -152,6 +156,7 @@ async def run(args: argparse.Namespace) -> None:
         counts = await outbox.counts()
         print(json.dumps({
             "path": "raw ledger+outbox" if args.raw else "minting service (MintBuilder) + outbox",
+            "order": args.order,
             "meters": args.meters, "windows": args.windows, "intents": n_items,
             "grouping": ("by owner" if args.group_by_owner else "none") if args.raw else "per wallet (MintBuilder)",
             "transactions": total.transactions,
@@ -180,6 +185,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=2000, help="intents claimed per outbox round")
     p.add_argument("--slot-ms", type=int, default=400)
     p.add_argument("--raw", action="store_true", help="ledger + outbox only, minimal builder")
+    p.add_argument("--order", choices=["window-major", "meter-major"], default="window-major",
+                   help="enqueue order: window-major (steady state, one window per meter per batch) or meter-major "
+                        "(a backlog: the builder merges a wallet's windows into one mint)")
     p.add_argument("--group-by-owner", action="store_true", help="with --raw: one unit per owner")
     asyncio.run(run(p.parse_args()))
 

@@ -38,8 +38,10 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.chain.errors import OutboxError
+from central.chain.metrics import INTENTS, OPEN_SUBMISSIONS, TRANSACTIONS
+from central.errors import CentralError
 from central.ledger.builder import sign
-from central.ledger.errors import LedgerError, LedgerUnavailableError
+from central.ledger.errors import LedgerError, LedgerUnavailableError, TransactionTooLargeError
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Packed, Trailer, Unit, pack
 from central.ledger.port import Ledger, SignatureStatus
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 #: Statuses counted as final enough to confirm an intent.
 CONFIRMED_LEVELS = frozenset({"confirmed", "finalized"})
+FINALIZED_ONLY = frozenset({"finalized"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class OutboxConfig:
     defer_seconds: float = 30.0
     #: Submissions reconciled per round.
     reconcile_batch: int = 5000
+    #: Confirm intents only at "finalized" (embedded ledger: fsynced to disk, so even a power loss cannot undo a
+    #: confirmed intent; a cluster: rooted). Default: "confirmed" is enough.
+    require_finalized: bool = False
 
 
 @dataclass
@@ -136,7 +142,7 @@ class _Verdicts:
     failed_multi: list[tuple[int, str]] = field(default_factory=list)
     failed_solo: list[tuple[int, str]] = field(default_factory=list)
     expired: list[int] = field(default_factory=list)
-    rebroadcast: list[bytes] = field(default_factory=list)
+    rebroadcast: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -177,6 +183,27 @@ class ChainOutbox:
         return await enqueue_many(conn or self._pool, self.kind, items)
 
     # --------------------------------------------------------------------------------------------- submit
+
+    def _pack_isolating(self, units: Sequence[Unit], blockhash: Any, *, solo: bool,
+                        rejected: list[int]) -> list[Packed]:
+        """Pack; if some unit cannot fit even alone, leave it out (its intent ids go to ``rejected``)."""
+        if not units:
+            return []
+        try:
+            return self._pack(units, blockhash, solo=solo)
+        except TransactionTooLargeError:
+            fitting: list[Unit] = []
+            for u in units:
+                try:
+                    self._pack([u], blockhash, solo=True)
+                    fitting.append(u)
+                except TransactionTooLargeError:
+                    rejected.extend(self._unit_ids(u))
+            return self._pack(fitting, blockhash, solo=solo) if fitting else []
+
+    def set_lookup_tables(self, tables: Sequence[AddressLookupTableAccount]) -> None:
+        """Use these address lookup tables for transactions built from now on (e.g. after extending one)."""
+        self._tables = list(tables)
 
     def _pack(self, units: Sequence[Unit], blockhash: Any, *, solo: bool) -> list[Packed]:
         return pack(units, payer=self._payer.pubkey, blockhash=blockhash, lookup_tables=self._tables,
@@ -220,8 +247,17 @@ class ChainOutbox:
             batch_units: list[Unit] = []
             for u in units:
                 (solo_units if any(by_id[i].solo for i in self._unit_ids(u)) else batch_units).append(u)
-            packs = self._pack(batch_units, latest.blockhash, solo=False) if batch_units else []
-            packs += self._pack(solo_units, latest.blockhash, solo=True) if solo_units else []
+            too_large: list[int] = []
+            packs = self._pack_isolating(batch_units, latest.blockhash, solo=False, rejected=too_large)
+            packs += self._pack_isolating(solo_units, latest.blockhash, solo=True, rejected=too_large)
+            if too_large:
+                # A unit that cannot fit any transaction can never succeed: fail its intents (admin view) instead
+                # of blocking the outbox with it.
+                await conn.execute(
+                    "UPDATE chain_intent SET state = 'failed', last_error = $2, updated_at = now() "
+                    "WHERE id = ANY($1::bigint[])", too_large, "unit does not fit in one transaction")
+            if not packs:
+                return 0, 0, deferred
             for pk in packs:
                 tx = sign(pk.message, self._signers)
                 prepared.append(_Prepared(pk, tx, [i for u in pk.units for i in self._unit_ids(u)]))
@@ -286,8 +322,13 @@ class ChainOutbox:
         v = self._classify(rows, statuses, height, result)
         self._hook("before_record_status")
         await self._record(result, v)
-        for raw in v.rebroadcast:
-            await self._send(VersionedTransaction.from_bytes(raw))
+        if v.rebroadcast:
+            for _sub, raw in v.rebroadcast:
+                await self._send(VersionedTransaction.from_bytes(raw))
+            # Next re-broadcast of these only after another interval.
+            await self._pool.execute(
+                "UPDATE chain_submission SET updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'submitted'",
+                [sub for sub, _raw in v.rebroadcast])
         return result
 
     def _classify(self, rows: Sequence[asyncpg.Record], statuses: Sequence[SignatureStatus | None], height: int,
@@ -295,7 +336,8 @@ class ChainOutbox:
         v = _Verdicts()
         for row, st in zip(rows, statuses, strict=True):
             if st is not None and st.err is None:
-                if st.confirmation_status in CONFIRMED_LEVELS:
+                levels = FINALIZED_ONLY if self.config.require_finalized else CONFIRMED_LEVELS
+                if st.confirmation_status in levels:
                     v.confirmed.append((row["id"], st.slot))
                 else:
                     result.open_submissions += 1
@@ -307,7 +349,7 @@ class ChainOutbox:
             else:
                 result.open_submissions += 1
                 if float(row["age"]) >= self.config.rebroadcast_after:
-                    v.rebroadcast.append(bytes(row["raw_tx"]))
+                    v.rebroadcast.append((row["id"], bytes(row["raw_tx"])))
         return v
 
     async def _record(self, result: StepResult, v: _Verdicts) -> None:
@@ -353,6 +395,14 @@ class ChainOutbox:
         """Reconcile open submissions, then submit one round of pending intents."""
         result = await self.reconcile()
         result.submitted, result.transactions, result.deferred = await self.submit()
+        kind = self.kind
+        for outcome in ("submitted", "confirmed", "failed", "retried", "expired"):
+            n = getattr(result, outcome)
+            if n:
+                INTENTS.labels(kind, outcome).inc(n)
+        if result.transactions:
+            TRANSACTIONS.labels(kind).inc(result.transactions)
+        OPEN_SUBMISSIONS.labels(kind).set(result.open_submissions)
         return result
 
     async def run(self, stop: asyncio.Event, *, idle_interval: float = 0.5, busy_interval: float = 0.0) -> None:
@@ -363,6 +413,10 @@ class ChainOutbox:
                 delay = idle_interval if result.idle else busy_interval
             except LedgerUnavailableError as e:
                 log.warning("chain outbox %s: ledger unavailable: %s", self.kind, e)
+                delay = idle_interval
+            except (CentralError, asyncpg.PostgresError, OSError):
+                # Nothing is lost: the database transaction of the failed step rolled back; try again later.
+                log.exception("chain outbox %s: step failed", self.kind)
                 delay = idle_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay if delay > 0 else 0.001)

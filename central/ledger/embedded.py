@@ -204,6 +204,11 @@ class EmbeddedLedger:
         for i, (_sig, entry) in enumerate(entries):
             entry.offset = offsets[base + i]
 
+    def sync(self) -> None:
+        """fsync the log now: every landed transaction becomes "finalized"."""
+        if self._log is not None:
+            self._log.sync()
+
     async def close(self) -> None:
         self.close_sync()
 
@@ -351,16 +356,10 @@ class EmbeddedLedger:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")
         bh_slot = self._hashes.get(tx.message.recent_blockhash)
         if bh_slot is None or self._slot > bh_slot + MAX_PROCESSING_AGE:
-            raise BlockhashNotFoundError("BlockhashNotFoundError")
+            raise BlockhashNotFoundError("BlockhashNotFound")
         keys, writable, loaded_w, loaded_r = self._resolve_keys(tx)
         if not skip_preflight:
-            if not all(tx.verify_with_results()):
-                raise TransactionRejectedError("transaction signature verification failure")
-            sim = self._svm.simulate_transaction(tx)
-            if isinstance(sim, FailedTransactionMetadata):
-                err = json.loads(sim.to_json())["err"]
-                raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
-                                        logs=tuple(sim.meta().logs()))
+            self._preflight(tx)
         payer = keys[0]
         pre = [self._lamports_of(k) for k in keys]
         pre_tok = self._token_balances(keys, writable)
@@ -405,6 +404,16 @@ class EmbeddedLedger:
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
         return sig
 
+    def _preflight(self, tx: VersionedTransaction) -> None:
+        """What a node checks before accepting a transaction with preflight: signatures, then a simulation."""
+        if not all(tx.verify_with_results()):
+            raise TransactionRejectedError("transaction signature verification failure")
+        sim = self._svm.simulate_transaction(tx)
+        if isinstance(sim, FailedTransactionMetadata):
+            err = json.loads(sim.to_json())["err"]
+            raise TransactionFailedError(f"transaction simulation failed: {err}", err=err,
+                                         logs=tuple(sim.meta().logs()))
+
     def _token_balances(self, keys: list[Pubkey], writable: list[bool]) -> list[list[object]]:
         """Token balances of the writable accounts, from the cache (filled from the ledger on first sight)."""
         out: list[list[object]] = []
@@ -423,7 +432,10 @@ class EmbeddedLedger:
         entry = self._txs.get(sig)
         if entry is None:
             return None
-        return SignatureStatus(entry.slot, entry.err, "finalized")
+        # "finalized" once the record is on stable storage (fsynced); before that it survives a crash of the
+        # process (it is in the kernel) but not a power loss: "confirmed".
+        durable = self._log is None or entry.offset < self._log.synced_size
+        return SignatureStatus(entry.slot, entry.err, "finalized" if durable else "confirmed")
 
     def transaction(self, sig: Signature) -> tuple[TransactionRecord, dict[str, object]] | None:
         """The record and its stored meta (balances, token balances, loaded addresses, compute units)."""

@@ -75,8 +75,10 @@ class LogFile:
         except OSError as e:
             raise LedgerStoreError(f"cannot open ledger log {path}: {e.strerror}") from None
         self._size = os.fstat(self._fd).st_size
+        self._synced = self._size  # bytes known to be on stable storage
         self._dirty = False
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if fsync_interval > 0:
@@ -86,6 +88,11 @@ class LogFile:
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def synced_size(self) -> int:
+        """Everything before this offset has been fsynced."""
+        return self._synced
 
     def replay(self) -> Iterator[tuple[int, bytes]]:
         """Yield (offset, body) for every intact frame; truncate a torn or corrupt tail."""
@@ -105,6 +112,7 @@ class LogFile:
             os.ftruncate(self._fd, offset)
             os.fsync(self._fd)
             self._size = offset
+            self._synced = offset
 
     def append(self, body: bytes) -> int:
         """Append one frame (a single write); returns its offset."""
@@ -128,10 +136,16 @@ class LogFile:
         return os.pread(self._fd, length, offset + _HEADER.size)
 
     def sync(self) -> None:
-        with self._lock:
-            dirty, self._dirty = self._dirty, False
-        if dirty:
-            os.fsync(self._fd)
+        """fsync what was appended so far. A caller racing the background thread waits for its fsync, so on
+        return everything appended before the call is on stable storage."""
+        with self._sync_lock:
+            with self._lock:
+                dirty, self._dirty = self._dirty, False
+                size = self._size
+            if dirty:
+                os.fsync(self._fd)
+                with self._lock:
+                    self._synced = max(self._synced, size)
 
     def _fsync_loop(self) -> None:
         while not self._stop.wait(self._fsync_interval):
@@ -152,7 +166,7 @@ class LogFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-        with self._lock:
+        with self._sync_lock, self._lock:
             os.replace(tmp, self.path)
             dfd = os.open(self.path.parent, os.O_RDONLY)
             try:
@@ -162,6 +176,7 @@ class LogFile:
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
             self._size = pos
+            self._synced = pos
             self._dirty = False
         return offsets
 

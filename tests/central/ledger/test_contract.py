@@ -5,15 +5,21 @@ from __future__ import annotations
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.ledger.builder import (
+    add_signature,
     associated_token_address,
     build_transaction,
     compile_message,
+    create_token_account_with_seed,
     memo,
     mint_to_checked,
+    partially_sign,
+    seeded_address,
+    send_and_confirm,
     sign,
     transfer_checked,
     wait_for_statuses,
@@ -54,6 +60,10 @@ async def test_airdrop_balance_status_and_history(chain: Chain) -> None:
     (status,) = await ledger.get_signature_statuses([sig])
     assert status is not None
     assert status.ok
+    assert status.confirmation_status in ("confirmed", "finalized")
+    chain.embedded.sync()  # on stable storage: finalized
+    (status,) = await ledger.get_signature_statuses([sig])
+    assert status is not None
     assert status.confirmation_status == "finalized"
     record = await ledger.get_transaction(sig)
     assert record is not None
@@ -202,3 +212,43 @@ async def test_mint_many_in_one_transaction(chain: Chain) -> None:
         assert bal is not None
         assert bal.amount == 1 + i + 10
     assert atas[0] == associated_token_address(owners[0], mint)
+
+
+async def test_escrow_account_with_seed_and_transaction_request(chain: Chain) -> None:
+    """DESIGN D8 building blocks: a token account at a create_with_seed address owned by the escrow authority,
+    funded by a user-signed transfer whose fee the platform pays (partial signing, then the wallet's signature)."""
+    ledger = chain.ledger
+    platform = await funded(ledger)
+    escrow_authority = Keypair()
+    authority = Keypair()
+    mint = await new_mint(ledger, platform, authority.pubkey())
+    user = Keypair()  # holds no SOL at all
+    user_ata = await mint_to_owner(ledger, platform, authority, mint, user.pubkey(), 5_000)
+    rent = await ledger.get_minimum_balance_for_rent_exemption(TOKEN_ACCOUNT_SIZE)
+    seed = "escrow:energy:0123456789abcdef"
+    escrow = seeded_address(escrow_authority.pubkey(), seed)
+    await send_and_confirm(ledger, platform, create_token_account_with_seed(
+        platform.pubkey(), escrow_authority.pubkey(), seed, mint=mint, owner=escrow_authority.pubkey(),
+        lamports=rent), [escrow_authority])
+    acc = await ledger.get_account(escrow)
+    assert acc is not None
+    tok = parse_token_account(acc)
+    assert tok is not None
+    assert (tok.owner, tok.mint, tok.amount) == (escrow_authority.pubkey(), mint, 0)
+
+    latest = await ledger.get_latest_blockhash()
+    message = compile_message(platform.pubkey(), [
+        transfer_checked(user_ata, mint, escrow, user.pubkey(), amount=1_500, decimals=3)], latest.blockhash)
+    request = partially_sign(message, [platform])  # the API's half
+    with pytest.raises(ValueError, match="does not verify"):
+        add_signature(request, user.pubkey(), Signature.new_unique())
+    wallet_sig = user.sign_message(to_bytes_versioned(request.message))  # the wallet signs the exact message
+    complete = add_signature(request, user.pubkey(), wallet_sig)
+    sig = await ledger.send_transaction(complete, skip_preflight=False)
+    (status,) = await wait_for_statuses(ledger, [sig], last_valid_block_height=latest.last_valid_block_height)
+    assert status is not None
+    assert status.ok
+    bal = await ledger.get_token_account_balance(escrow)
+    assert bal is not None
+    assert bal.amount == 1_500
+    assert await ledger.get_balance(user.pubkey()) == 0  # the platform paid the fee

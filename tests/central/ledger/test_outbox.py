@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from solders.keypair import Keypair
 from solders.signature import Signature
 
 from central.chain.outbox import enqueue
+from central.ledger.builder import memo
 from central.ledger.port import MAX_PROCESSING_AGE
 
 from .conftest import Chain
@@ -37,8 +40,11 @@ async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, 
     assert await outbox.enqueue_many(items) == len(items)
     assert await outbox.enqueue_many(items[:10]) == 0  # duplicates are no-ops
     assert not await enqueue(pool, KIND, items[0][0], items[0][1])
+    before = REGISTRY.get_sample_value("gtx_chain_intents_total", {"kind": KIND, "outcome": "confirmed"}) or 0
     total = await outbox.drain()
     assert total.confirmed == len(items)
+    after = REGISTRY.get_sample_value("gtx_chain_intents_total", {"kind": KIND, "outcome": "confirmed"})
+    assert after == before + len(items)
     assert total.transactions < len(items) / 5  # batched
     assert await outbox.counts() == {"confirmed": len(items)}
     assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in items)
@@ -151,3 +157,54 @@ async def test_builder_may_defer_intents(chain: Chain, pool: asyncpg.Pool) -> No
     total = await outbox.drain()
     assert total.deferred == 3
     assert await outbox.counts() == {"confirmed": 3, "pending": 3}
+
+
+async def test_run_loop_confirms_and_stops(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world)
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run(stop, idle_interval=0.01))
+    owner = Keypair().pubkey()
+    await outbox.enqueue("live", {"owner": str(owner), "amount": 42, "decimals": 3})
+    for _ in range(500):
+        view = await outbox.get("live")
+        if view is not None and view.state == "confirmed":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await balance_of(chain.ledger, owner, world.mint) == 42
+
+
+async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world)
+    inner = outbox._build
+
+    async def with_huge_memo(intents):  # type: ignore[no-untyped-def]
+        units = list(await inner(intents))
+        return [replace(u, instructions=(*u.instructions, memo("x" * 1100))) if intents[k].key == "huge" else u
+                for k, u in enumerate(units)]
+
+    outbox._build = with_huge_memo
+    await outbox.enqueue_many([(k, {"owner": str(Keypair().pubkey()), "amount": 3, "decimals": 3})
+                               for k in ("a", "huge", "b")])
+    await outbox.drain()
+    assert await outbox.counts() == {"confirmed": 2, "failed": 1}
+    view = await outbox.get("huge")
+    assert view is not None
+    assert view.last_error == "unit does not fit in one transaction"
+    assert await supply(chain.ledger, world.mint) == 6
+
+
+async def test_require_finalized_confirms_only_what_is_on_disk(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    outbox = make_outbox(pool, chain.ledger, world, require_finalized=True)
+    await outbox.enqueue("f", {"owner": str(Keypair().pubkey()), "amount": 9, "decimals": 3})
+    await outbox.drain()  # the ledger's group commit (50 ms) finalizes it
+    view = await outbox.get("f")
+    assert view is not None
+    assert view.state == "confirmed"
+    (status,) = await chain.ledger.get_signature_statuses([Signature.from_string(view.signature or "")])
+    assert status is not None
+    assert status.confirmation_status == "finalized"

@@ -8,15 +8,17 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
+from solders.keypair import Keypair
 
 from central.app import POOL, create_app
-from central.config import from_mapping
+from central.config import CentralConfig, from_mapping
+from central.ledger.builder import associated_token_address, mint_to_owner, send_and_confirm
 from central.ledger.plugin import LEDGER, LEDGER_SETUP
 from central.ledger.rpc import RpcLedger
 
 
-async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) -> None:
-    config = from_mapping({
+def app_config(pg_dsn: str, tmp_path: Path) -> CentralConfig:
+    return from_mapping({
         "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 2},
         "mqtt": {"enabled": False},
         "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
@@ -25,7 +27,10 @@ async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) 
         "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "create_keys": True,
                    "rpc_port": 0, "slot_ms": 50},
     })
-    app = create_app(config, plugins=["central.ledger.plugin"])
+
+
+async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) -> None:
+    app = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -57,5 +62,34 @@ async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) 
         pool_tables = await app[POOL].fetch(
             "SELECT tablename FROM pg_tables WHERE tablename LIKE 'chain_%' ORDER BY 1")
         assert [r["tablename"] for r in pool_tables] == ["chain_intent", "chain_submission"]
+    finally:
+        await client.close()
+
+
+async def test_central_restart_keeps_the_embedded_ledger(pg_dsn: str, tmp_path: Path) -> None:
+    """Stop central, start it again: balances and history of the embedded ledger are intact."""
+    owner = Keypair().pubkey()
+    app = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        setup = app[LEDGER_SETUP]
+        sig = await send_and_confirm(app[LEDGER], setup.fee_payer, mint_to_owner(
+            setup.fee_payer.pubkey, owner, setup.energy_mint, setup.mint_authority.pubkey, amount=12_345,
+            decimals=3), [setup.mint_authority])
+    finally:
+        await client.close()
+
+    again = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
+    client = TestClient(TestServer(again))
+    await client.start_server()
+    try:
+        assert again[LEDGER_SETUP] == setup
+        bal = await again[LEDGER].get_token_account_balance(associated_token_address(owner, setup.energy_mint))
+        assert bal is not None
+        assert bal.amount == 12_345
+        record = await again[LEDGER].get_transaction(sig)
+        assert record is not None
+        assert record.err is None
     finally:
         await client.close()
