@@ -37,8 +37,16 @@ LIMIT $2
 
 _AFTER = """
 SELECT r.meter_id, r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.record_hash
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[]) AS k(meter_id, ts, seq, h)
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[]) AS k(meter_id, ts, seq, h, start_ms)
+CROSS JOIN LATERAL (
+    SELECT coalesce(k.start_ms, (SELECT min(x.timestamp_ms) - mod(min(x.timestamp_ms), $6::bigint)
+                                 FROM readings x WHERE x.meter_id = k.meter_id)) + $7::bigint AS cutoff
+) c
+CROSS JOIN LATERAL (
+    SELECT min(y.timestamp_ms) AS bound FROM readings y WHERE y.meter_id = k.meter_id AND y.timestamp_ms >= c.cutoff
+) b
 JOIN readings r ON r.meter_id = k.meter_id AND (r.timestamp_ms, r.seq, r.record_hash) > (k.ts, k.seq, k.h)
+               AND r.timestamp_ms <= coalesce(b.bound, c.cutoff)
 ORDER BY r.meter_id, r.timestamp_ms, r.seq, r.record_hash
 """
 
@@ -109,16 +117,19 @@ class PgAccountingStore:
             out.append(MeterAccount(row["meter_id"], row["owner_id"], _checkpoint(row)))
         return out
 
-    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
-        ids, ts, seq, hashes = [], [], [], []
+    async def readings_after(
+        self, accounts: Sequence[MeterAccount], window_ms: int, horizon_ms: int
+    ) -> dict[uuid.UUID, list[MeterReading]]:
+        ids, ts, seq, hashes, starts = [], [], [], [], []
         for a in accounts:
             ids.append(a.meter_id)
             cp = a.checkpoint
             ts.append(cp.anchor.timestamp_ms if cp else -1)
             seq.append(cp.anchor.seq if cp else 0)
             hashes.append(cp.anchor.record_hash if cp else b"")
+            starts.append(cp.boundary_ms if cp else None)
         out: dict[uuid.UUID, list[MeterReading]] = {a.meter_id: [] for a in accounts}
-        for r in await self._pool.fetch(_AFTER, ids, ts, seq, hashes):
+        for r in await self._pool.fetch(_AFTER, ids, ts, seq, hashes, starts, window_ms, horizon_ms):
             out[r["meter_id"]].append(
                 MeterReading(
                     r["timestamp_ms"], r["seq"], r["import_wh"], r["export_wh"], r["flags"], bytes(r["record_hash"])

@@ -37,8 +37,14 @@ class AccountingStore(Protocol):
         """Meters that may have a newly final window: some reading at or after the end of their next window."""
         ...
 
-    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
-        """Each meter's readings ordered after its checkpoint's anchor (all of them without a checkpoint)."""
+    async def readings_after(
+        self, accounts: Sequence[MeterAccount], window_ms: int, horizon_ms: int
+    ) -> dict[uuid.UUID, list[MeterReading]]:
+        """Each meter's readings ordered after its checkpoint's anchor (all of them without a checkpoint), limited
+        to a *complete prefix*: those with a timestamp up to the first reading at or after ``start + horizon_ms``
+        (``start`` = the checkpoint's boundary, or the start of the first reading's window), that reading and any
+        with the same timestamp included. Settling such a prefix gives exactly the windows settling everything
+        would give up to its last reading, so memory per pass is bounded and repeated passes catch up."""
         ...
 
     async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
@@ -71,14 +77,22 @@ class InMemoryAccountingStore:
                 due.append(MeterAccount(meter_id, owner, cp))
         return due[:limit]
 
-    async def readings_after(self, accounts: Sequence[MeterAccount]) -> dict[uuid.UUID, list[MeterReading]]:
-        out = {}
+    async def readings_after(
+        self, accounts: Sequence[MeterAccount], window_ms: int, horizon_ms: int
+    ) -> dict[uuid.UUID, list[MeterReading]]:
+        out: dict[uuid.UUID, list[MeterReading]] = {}
         for a in accounts:
             rs = self.readings.get(a.meter_id, [])
-            if a.checkpoint is not None:
-                key = a.checkpoint.anchor.key
-                rs = [r for r in rs if r.key > key]
-            out[a.meter_id] = sorted(rs, key=lambda r: r.key)
+            if not rs:
+                out[a.meter_id] = []
+                continue
+            cp = a.checkpoint
+            start = cp.boundary_ms if cp else window_start(min(r.timestamp_ms for r in rs), window_ms)
+            cutoff = start + horizon_ms
+            bound = min((r.timestamp_ms for r in rs if r.timestamp_ms >= cutoff), default=cutoff)
+            if cp is not None:
+                rs = [r for r in rs if r.key > cp.anchor.key]
+            out[a.meter_id] = sorted((r for r in rs if r.timestamp_ms <= bound), key=lambda r: r.key)
         return out
 
     async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:  # noqa: ARG002

@@ -69,7 +69,14 @@ async def mints_of(
 
 
 async def mint_by_key(conn: Any, key: str) -> MintView | None:
-    row = await conn.fetchrow(_MINTS + " WHERE c.key = $2", MINT_KIND, key)
+    meter, _, start = key.partition(":")
+    try:
+        meter_id, start_ms = uuid.UUID(meter), int(start)
+    except ValueError:
+        return None
+    row = await conn.fetchrow(
+        _MINTS + " WHERE e.meter_id = $2 AND e.window_start_ms = $3", MINT_KIND, meter_id, start_ms
+    )
     return _view(row) if row is not None else None
 
 

@@ -29,3 +29,7 @@ class WalletTakenError(WalletError):
 
 class NoWalletError(WalletError):
     """The user has not linked a wallet."""
+
+
+class TooManyLinkRequestsError(WalletError):
+    """Too many unexpired link messages outstanding for one user; wait for them to expire."""

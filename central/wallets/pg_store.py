@@ -28,6 +28,15 @@ class PgWalletStore:
         except asyncpg.UniqueViolationError as exc:
             raise NonceRejectedError("nonce already issued") from exc
 
+    async def open_nonces(self, user_id: uuid.UUID, now: datetime) -> int:
+        return int(
+            await self._pool.fetchval(
+                "SELECT count(*) FROM wallet_link_nonces WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2",
+                user_id,
+                now,
+            )
+        )
+
     async def link(self, nonce: bytes, user_id: uuid.UUID, wallet: str, now: datetime) -> LinkedWallet:
         async with self._pool.acquire() as conn, conn.transaction():
             used = await conn.fetchval(

@@ -1,9 +1,9 @@
 """Plugs the wallet routes into the central app and, at start-up, builds the ``Chain`` (ledger + platform setup)
 that wallets and minting use.
 
-The ledger subsystem's plugin owns the ledger adapter and the platform setup; this plugin runs after it (plugin
-order in ``central.app.PLUGINS``) and picks them up from the application (the ``Ledger`` and ``LedgerSetup`` it
-stored) without opening a second ledger. Without a ledger, chain-backed routes answer 503.
+The ledger subsystem's plugin owns the ledger adapter and the platform setup (``app[LEDGER]``,
+``app[LEDGER_SETUP]``); this plugin runs after it (plugin order in ``central.app.PLUGINS``) and builds the ``Chain``
+from them, never a second ledger. Without an initialised ledger, chain-backed routes answer 503.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from aiohttp import web
 
 from central.app import Registry
 from central.ledger.embedded import EmbeddedLedger
-from central.ledger.port import Ledger
-from central.ledger.setup import LedgerSetup
+from central.ledger.plugin import LEDGER, LEDGER_CONFIG, LEDGER_SETUP
 from central.wallets.chain import Chain, chain_from_setup
 from central.wallets.routes import CHAIN, ChainRef, routes
 
@@ -24,15 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def find_chain(app: web.Application) -> Chain | None:
-    """The ``Chain`` from whatever ledger and setup the ledger plugin stored in ``app`` (or one set directly)."""
+    """The ``Chain`` from the ledger plugin's ledger and platform setup (or one set directly, e.g. by a test)."""
     ref = app.get(CHAIN)
     if ref is not None and ref.chain is not None:
         return ref.chain
-    ledger = next((v for v in app.values() if isinstance(v, Ledger)), None)
-    setup = next((v for v in app.values() if isinstance(v, LedgerSetup)), None)
+    ledger, setup, config = app.get(LEDGER), app.get(LEDGER_SETUP), app.get(LEDGER_CONFIG)
     if ledger is None or setup is None:
         return None
-    return chain_from_setup(ledger, setup, embedded=isinstance(ledger, EmbeddedLedger))
+    embedded = config.backend == "embedded" if config is not None else isinstance(ledger, EmbeddedLedger)
+    return chain_from_setup(ledger, setup, embedded=embedded)
 
 
 async def _chain_ctx(app: web.Application) -> AsyncIterator[None]:

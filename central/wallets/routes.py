@@ -9,7 +9,7 @@ from uuid import UUID
 from aiohttp import web
 
 from central.http.context import POOL
-from central.http.errors import ApiError, bad_request, conflict, not_found
+from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
@@ -21,10 +21,11 @@ from central.wallets.errors import (
     LinkExpiredError,
     LinkRejectedError,
     NonceRejectedError,
+    TooManyLinkRequestsError,
     WalletTakenError,
 )
 from central.wallets.pg_store import PgWalletStore
-from central.wallets.service import WalletService
+from central.wallets.service import DEFAULT_LINK_TTL, WalletService
 from protocol.base58 import b58decode
 
 
@@ -98,7 +99,7 @@ def _chain(app: web.Application) -> Chain:
     body=LinkStart,
     response=LinkChallengeOut,
     status=201,
-    errors=(400,),
+    errors=(400, 429),
     summary="Get the wallet-link message to sign",
 )
 async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut:
@@ -107,6 +108,8 @@ async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut
         link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
     except BadWalletAddressError as exc:
         raise bad_request(str(exc), "bad_wallet") from exc
+    except TooManyLinkRequestsError as exc:
+        raise too_many_requests(int(DEFAULT_LINK_TTL.total_seconds()), str(exc)) from exc
     return LinkChallengeOut(link.message(), link.nonce.hex(), link.expires)
 
 

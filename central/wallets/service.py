@@ -16,12 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from central.wallets.errors import BadWalletAddressError, LinkExpiredError, LinkRejectedError
+from central.wallets.errors import (
+    BadWalletAddressError,
+    LinkExpiredError,
+    LinkRejectedError,
+    TooManyLinkRequestsError,
+)
 from central.wallets.store import LinkedWallet, WalletStore
 from protocol.errors import BadSignatureError, MalformedError
 from protocol.wallet_link import NONCE_SIZE, WalletLink, verify_wallet_link
 
 DEFAULT_LINK_TTL = timedelta(minutes=10)
+#: Unused, unexpired link messages one user may hold at once.
+MAX_OPEN_LINKS = 10
 
 
 def utc_now() -> datetime:
@@ -33,10 +40,14 @@ class WalletService:
     store: WalletStore
     clock: Callable[[], datetime] = utc_now
     link_ttl: timedelta = DEFAULT_LINK_TTL
+    max_open_links: int = MAX_OPEN_LINKS
 
     async def start_link(self, user_id: uuid.UUID, wallet: str) -> WalletLink:
         """Issue the message the wallet must sign (a fresh single-use nonce, expiry ``now + link_ttl``)."""
-        expires = (self.clock() + self.link_ttl).replace(microsecond=0)
+        now = self.clock()
+        if await self.store.open_nonces(user_id, now) >= self.max_open_links:
+            raise TooManyLinkRequestsError("too many open wallet-link requests; use one or wait for them to expire")
+        expires = (now + self.link_ttl).replace(microsecond=0)
         try:
             link = WalletLink(user_id, wallet, secrets.token_bytes(NONCE_SIZE), expires)
         except MalformedError as exc:

@@ -22,6 +22,10 @@ class WalletStore(Protocol):
         """Remember an issued link nonce (single use)."""
         ...
 
+    async def open_nonces(self, user_id: uuid.UUID, now: datetime) -> int:
+        """How many unused, unexpired link nonces the user holds."""
+        ...
+
     async def link(self, nonce: bytes, user_id: uuid.UUID, wallet: str, now: datetime) -> LinkedWallet:
         """Atomically: use the nonce (it must have been issued to this user for this wallet, be unused and
         unexpired at ``now``; else ``NonceRejectedError``) and set the user's wallet (``WalletTakenError`` if another
@@ -50,6 +54,9 @@ class InMemoryWalletStore:
         if nonce in self._nonces:
             raise NonceRejectedError("nonce already issued")
         self._nonces[nonce] = _Nonce(user_id, wallet, expires)
+
+    async def open_nonces(self, user_id: uuid.UUID, now: datetime) -> int:
+        return sum(1 for n in self._nonces.values() if n.user_id == user_id and not n.used and n.expires > now)
 
     async def link(self, nonce: bytes, user_id: uuid.UUID, wallet: str, now: datetime) -> LinkedWallet:
         n = self._nonces.get(nonce)

@@ -19,6 +19,7 @@ from central.wallets.chain import Chain
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
+from protocol.record import Reading
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
@@ -46,7 +47,15 @@ async def seed_site(pool: asyncpg.Pool, owners: list[uuid.UUID], serials: list[s
 
 
 async def feed(pool: asyncpg.Pool, site: Site, start_ms: int, n: int, rate: dict[str, int]) -> None:
-    """n readings per meter from start_ms, every STEP_MS, export rising by rate[serial] per reading."""
+    """n readings per meter from start_ms, every STEP_MS, export rising by rate[serial] per reading, through
+    verified ingest (the service, without MQTT)."""
+    recs = signed_readings(site, start_ms, n, rate)
+    svc = ingest_service(pool, start_ms + n * STEP_MS + W)
+    for i in range(0, len(recs), 500):
+        await ingest(svc, site.gateway.device_id, recs[i : i + 500])
+
+
+def signed_readings(site: Site, start_ms: int, n: int, rate: dict[str, int]) -> list[Reading]:
     recs = []
     for k in range(n):
         ts = start_ms + k * STEP_MS
@@ -57,9 +66,7 @@ async def feed(pool: asyncpg.Pool, site: Site, start_ms: int, n: int, rate: dict
             site.last_reading[serial] = (ts, export)
             site.count += 1
             recs.append(site.gateway.read(serial, ts, export_wh=export, import_wh=7 * site.count))
-    svc = ingest_service(pool, start_ms + n * STEP_MS + W)
-    for i in range(0, len(recs), 500):
-        await ingest(svc, site.gateway.device_id, recs[i : i + 500])
+    return recs
 
 
 async def link_wallet(pool: asyncpg.Pool, user: uuid.UUID) -> DeviceKey:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -9,7 +10,7 @@ import pytest
 from acct_db import add_device, add_meter, add_user, migrated_pool
 from signed import Gateway, ingest, ingest_service
 
-from central.accounting import DEFAULT_WINDOW_MS, merkle_root
+from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from protocol.batch import encode_batch
@@ -64,3 +65,53 @@ async def test_windows_from_verified_readings_exact_and_once(pool: asyncpg.Pool)
         assert r["owner_id"] == owner
     cp = await pool.fetchrow("SELECT * FROM accounting_checkpoints WHERE meter_id = $1", meter)
     assert cp["boundary_ms"] == last_boundary
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_late_batches_with_replacement_match_one_shot_settlement(pool: asyncpg.Pool, seed: int) -> None:
+    """Readings reach PostgreSQL in random late batches (with a meter replacement and re-sent duplicates) and the
+    accountant runs between batches: the windows are exactly those of settling everything at once, and
+    Σ window Wh = continuous register(last final boundary) - register(first reading)."""
+    rng = random.Random(seed)
+    owner = await add_user(pool)
+    gw = Gateway()
+    await add_device(pool, gw.device_id, gw.key.public_key)
+    meter = await add_meter(pool, gw.device_id, "R-1", owner)
+    svc = ingest_service(pool, T0 + 1000 * W)
+    acct = AccountingService(PgAccountingStore(pool), horizon_ms=[W, 3 * W, 24 * W][seed - 1])
+    t, export = T0 + rng.randrange(W), 50_000
+    records = []
+    for k in range(60):
+        t += rng.randrange(1, 3 * W // 2)
+        flags = 0
+        if k == 30:
+            export, flags = rng.randrange(100), METER_REPLACED  # new meter: registers restart
+        else:
+            export += rng.randrange(0, 3000)
+        records.append(gw.read("R-1", t, export_wh=export, import_wh=k, flags=flags))
+    i = 0
+    while i < len(records):
+        n = rng.randrange(1, 12)
+        batch = records[i : i + n]
+        await ingest(svc, gw.device_id, batch)
+        if i and rng.random() < 0.3:
+            await svc.handle_readings(gw.device_id, encode_batch(records[max(0, i - 3) : i]))  # duplicates
+        i += n
+        await acct.run_once()
+    while await acct.run_once():
+        pass
+
+    rows = await pool.fetch("SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter)
+    one_shot = settle(
+        [MeterReading(r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.hash()) for r in records]
+    )
+    assert [(r["window_start_ms"], r["export_wh"], r["import_wh"]) for r in rows] == [
+        (w.start_ms, w.export_wh, w.import_wh) for w in one_shot.windows
+    ]
+    cp = await pool.fetchrow("SELECT * FROM accounting_checkpoints WHERE meter_id = $1", meter)
+    assert sum(r["export_wh"] for r in rows) == cp["cum_export"] - cp["origin_export"]
+    assert cp["origin_export"] == records[0].export_wh
+    intents = await pool.fetchval(
+        "SELECT coalesce(sum((payload->>'wh')::bigint), 0) FROM chain_intent WHERE payload->>'meter' = $1", str(meter)
+    )
+    assert intents == sum(r["export_wh"] for r in rows)

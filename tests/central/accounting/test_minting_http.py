@@ -1,64 +1,118 @@
-"""The central app with the accounting, wallets and minting plugins: readings in, tokens out, over HTTP."""
+"""End to end through the real central app (ingest, ledger, wallets, accounting and minting plugins): a gateway's
+protocol-signed readings through Mosquitto -> verified ingest -> settlement windows -> mint -> the owner's wallet
+over HTTP; then a restart of central."""
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
-from chain_setup import embedded_chain
-from mint_env import T0, feed, seed_site
+from mint_env import T0, energy_supply, seed_site, signed_readings
+from paho.mqtt.enums import CallbackAPIVersion
+from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
-from central.app import POOL, Registry, create_app
-from central.config import from_mapping
+from central.app import MQTT, POOL, create_app
+from central.config import CentralConfig, from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ingest import plugin as ingest_plugin
+from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
 from central.wallets import plugin as wallets_plugin
-from central.wallets.chain import Chain
-from central.wallets.routes import CHAIN, ChainRef
+from central.wallets.routes import CHAIN
+from protocol import topics
+from protocol.ack import Ack
 from protocol.base58 import b58encode
+from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
+from protocol.record import Reading
 
-pytestmark = pytest.mark.filterwarnings(
-    # central-core's auth middleware stores the principal under a str request key (aiohttp >= 3.12 warns)
-    "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
-)
+
+class Central:
+    """The central app (ledger, wallets, accounting, minting plugins) that a test can stop and start again."""
+
+    def __init__(self, config: CentralConfig) -> None:
+        self.config = config
+        self.client: TestClient[Any, Any] | None = None
+
+    async def start(self) -> TestClient[Any, Any]:
+        app = create_app(
+            self.config,
+            plugins=[
+                ingest_plugin.install,
+                ledger_plugin.install,
+                wallets_plugin.install,
+                accounting_plugin.install,
+                minting_plugin.install,
+            ],
+        )
+        self.client = TestClient(TestServer(app))
+        await self.client.start_server()
+        await app[MQTT].wait_connected(10)
+        return self.client
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
 
 
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
+async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Central]:
     config = from_mapping(
         {
             "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-            "mqtt": {"enabled": False},
+            "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
             "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
             "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
             "log": {"access_log": False},
             "minting": {"accounting_interval_s": 0.1},
+            # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
+            "ledger": {
+                "data_dir": str(tmp_path / "ledger"),
+                "keys_dir": str(tmp_path / "keys"),
+                "create_keys": True,
+                "serve_rpc": False,
+                "slot_ms": 50,
+            },
         }
     )
-    chain = await embedded_chain(tmp_path / "keys")
-
-    def ledger(registry: Registry) -> None:
-        registry.app[CHAIN] = ChainRef(chain)
-
-    app = create_app(
-        config, plugins=[ledger, wallets_plugin.install, accounting_plugin.install, minting_plugin.install]
-    )
-    client = TestClient(TestServer(app))
-    await client.start_server()
+    c = Central(config)
     try:
-        yield client, chain
+        yield c
     finally:
-        await client.close()
-        await chain.ledger.close()
+        await c.stop()
+
+
+async def publish(broker: Any, device_id: str, records: list[Reading]) -> list[Ack]:
+    """Publish batches as a gateway would (MQTT v5, QoS 1) and collect central's acks."""
+    acks: queue.Queue[bytes] = queue.Queue()
+    subscribed = threading.Event()
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_message = lambda _c, _u, msg: acks.put(bytes(msg.payload))
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.subscribe(topics.ack(device_id), qos=1)
+        assert subscribed.wait(10)
+        batches = [records[i : i + 5] for i in range(0, len(records), 5)]
+        for b in batches:
+            client.publish(topics.readings(device_id), encode_batch(b), qos=1).wait_for_publish(10)
+        return [Ack.from_json(await asyncio.to_thread(acks.get, True, 10)) for _ in batches]
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:
@@ -72,13 +126,18 @@ async def wait_for(predicate: Any) -> None:
             await asyncio.sleep(0.1)
 
 
-async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Chain]) -> None:
-    client, _chain = env
+async def test_readings_to_tokens_over_http_and_restart(central: Central, broker: Any) -> None:
+    client = await central.start()
+    chain = client.app[CHAIN].chain
+    assert chain is not None
     pool = client.app[POOL]
     owner, admin = await add_user(pool), await add_user(pool, "admin")
     h = auth(client, owner)
     site = await seed_site(pool, [owner], ["H-1"])
-    await feed(pool, site, T0, 13, {"H-1": 250})  # 4 final windows of 750 Wh
+    # the gateway publishes its signed readings through Mosquitto; central's ingest verifies, stores and acks them
+    recs = signed_readings(site, T0, 13, {"H-1": 250})  # 4 final windows of 750 Wh
+    acks = await publish(broker, site.gateway.device_id, recs)
+    assert sum(a.accepted for a in acks) == 13
 
     async def mints(expect_status: str) -> bool:
         r = await client.get("/api/v1/mints", headers=h)
@@ -102,6 +161,7 @@ async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Cha
     assert body[0]["window_start_ms"] > body[-1]["window_start_ms"]  # newest first
     wallet_view = await (await client.get("/api/v1/wallet", headers=h)).json()
     assert wallet_view["energy_wh"] == 3000
+    assert chain.quote_faucet_authority is not None  # embedded backend: the dev faucet is available
 
     ha = auth(client, admin, Role.ADMIN)
     r = await client.get("/api/v1/admin/mints/problems", headers=ha)
@@ -113,3 +173,20 @@ async def test_readings_to_tokens_over_http(env: tuple[TestClient[Any, Any], Cha
     assert r.status == 409  # only failed mints can be retried
     r = await client.post("/api/v1/admin/mints/nope:1/retry", headers=ha)
     assert r.status == 404
+
+    # restart central: the embedded ledger's balances and the mints' transactions are still there, nothing re-minted
+    await central.stop()
+    client = await central.start()
+    h = auth(client, owner)
+    assert (await (await client.get("/api/v1/wallet", headers=h)).json())["energy_wh"] == 3000
+    again = await (await client.get("/api/v1/mints", headers=h)).json()
+    assert [(m["key"], m["signature"], m["status"]) for m in again] == [
+        (m["key"], m["signature"], "confirmed") for m in body
+    ]
+    chain = client.app[CHAIN].chain
+    assert chain is not None
+    for sig in {m["signature"] for m in body}:
+        rec = await chain.ledger.get_transaction(Signature.from_string(sig))
+        assert rec is not None
+        assert rec.err is None
+    assert await energy_supply(chain) == 3000

@@ -55,9 +55,6 @@ def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) ->
     return {"Authorization": f"Bearer {token}"}
 
 
-# central-core's auth middleware stores the principal under a str request key (aiohttp >= 3.12 warns); until that
-# lands fixed on main the warning must not fail this test, which is about wallets.
-@pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Chain]) -> None:
     client, chain = env
     pool = client.app[POOL]

@@ -12,6 +12,7 @@ from central.wallets.errors import (
     LinkExpiredError,
     LinkRejectedError,
     NonceRejectedError,
+    TooManyLinkRequestsError,
     WalletTakenError,
 )
 from central.wallets.service import WalletService
@@ -91,6 +92,14 @@ async def check_wallet_linking(store: WalletStore, alice: uuid.UUID, mallory: uu
 
     with pytest.raises(BadWalletAddressError):
         await svc.start_link(alice, "not-a-wallet")
+
+    # link requests are bounded per user while unexpired
+    for _ in range(svc.max_open_links - await store.open_nonces(mallory, clock.now)):
+        await svc.start_link(mallory, other.device_id)
+    with pytest.raises(TooManyLinkRequestsError):
+        await svc.start_link(mallory, other.device_id)
+    clock.now += timedelta(minutes=11)
+    await svc.start_link(mallory, other.device_id)
 
 
 async def test_wallet_linking_in_memory() -> None:

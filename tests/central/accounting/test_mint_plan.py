@@ -1,0 +1,71 @@
+"""Pure mint planning: one unit per wallet, ATA creation only where missing, accrual for owners without wallet,
+and packed transactions within the 1232-byte limit with the memo naming exactly their mints."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from central.ledger.builder import associated_token_address
+from central.ledger.packing import pack
+from central.ledger.port import MAX_TRANSACTION_SIZE
+from central.ledger.tokens import ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
+from central.minting.memo import MintLeaf, mint_memo, parse_mint_memo
+from central.minting.plan import MintAccounts, MintIntent, intent_key, memo_instruction, mint_units
+
+W = 900_000
+ACCOUNTS = MintAccounts(Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey())
+
+
+def intent(i: int, owner: uuid.UUID, window: int = 0) -> MintIntent:
+    return MintIntent(
+        i, uuid.UUID(int=i), owner, W * window, W * (window + 1), 100 + i, hashlib.sha256(bytes([i % 256])).digest()
+    )
+
+
+def test_units_group_by_wallet_create_missing_atas_and_skip_owners_without_wallet() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    wa, wb = str(Keypair().pubkey()), str(Keypair().pubkey())
+    intents = [intent(1, a), intent(2, b), intent(3, a, 1), intent(4, c)]
+    existing = {associated_token_address(Pubkey.from_string(wb), ACCOUNTS.energy_mint)}
+    units = mint_units(intents, {a: wa, b: wb}, ACCOUNTS, existing)
+    assert [u.tag for u in units] == [(1, 3), (2,)]  # c has no wallet: accrues
+    ua, ub = units
+    assert [ix.program_id for ix in ua.instructions] == [ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID]
+    assert [ix.program_id for ix in ub.instructions] == [TOKEN_PROGRAM_ID]  # its token account exists
+    mint_ix = ua.instructions[-1]
+    assert mint_ix.data[0] == 14  # MintToChecked
+    assert int.from_bytes(mint_ix.data[1:9], "little") == 101 + 103
+    assert mint_ix.data[9] == 3  # decimals
+    assert intent_key(intents[0].meter_id, 0) == f"{uuid.UUID(int=1)}:0"
+    assert MintIntent.from_payload(7, intents[2].payload()) == dataclasses.replace(intents[2], id=7)
+
+
+def test_packed_transactions_fit_and_memo_names_their_mints() -> None:
+    owners = [uuid.uuid4() for _ in range(200)]
+    wallets = {o: str(Keypair().pubkey()) for o in owners}
+    intents = [intent(i * 4 + w, o, w) for i, o in enumerate(owners) for w in range(2)]
+    by_id = {i.id: i for i in intents}
+    units = mint_units(intents, wallets, ACCOUNTS)
+
+    def trailer(us):  # type: ignore[no-untyped-def]
+        return [memo_instruction([by_id[i].leaf for u in us for i in u.tag])]
+
+    packed = pack(units, payer=ACCOUNTS.payer, blockhash=Hash.default(), trailer=trailer)
+    assert sum(len(p.units) for p in packed) == len(units)
+    for p in packed:
+        assert p.size <= MAX_TRANSACTION_SIZE
+        memo_ixs = [
+            ix for ix in p.message.instructions if p.message.account_keys[ix.program_id_index] == MEMO_PROGRAM_ID
+        ]
+        assert len(memo_ixs) == 1
+        parsed = parse_mint_memo(bytes(memo_ixs[0].data).decode())
+        leaves: list[MintLeaf] = [by_id[i].leaf for u in p.units for i in u.tag]  # type: ignore[attr-defined]
+        assert parsed.count == len(leaves)
+        assert bytes(memo_ixs[0].data).decode() == mint_memo(leaves)
+        assert parsed.window_starts_s == (0, 900)
