@@ -106,7 +106,9 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
     sim_port = free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "edge.simulator", "--port", str(sim_port), "--count", "10"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert sim.stdout is not None
     sim.stdout.readline()
@@ -155,8 +157,9 @@ def commit_rate(work: Path, n: int = 2000) -> None:
         single = n / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         for j in range(n // 10):
-            ob.append_many([(f"BENCH-{k:02d}", MeterSample(1_700_000_000_000 + j, j, j, 1), 0) for k in range(10)],
-                           signer)
+            ob.append_many(
+                [(f"BENCH-{k:02d}", MeterSample(1_700_000_000_000 + j, j, j, 1), 0) for k in range(10)], signer
+            )
         batched = n / (time.perf_counter() - t0)
     finally:
         ob.close()
@@ -173,16 +176,16 @@ def drain_rate(work: Path, broker: Broker, backlog: int) -> None:
     try:
         for start_i in range(0, backlog, 1000):
             ob.append_many(
-                [(f"BENCH-{i % 4:02d}", MeterSample(1_700_000_000_000 + i * 15_000, i, i // 2, 500), 0)
-                 for i in range(start_i, min(backlog, start_i + 1000))],
+                [
+                    (f"BENCH-{i % 4:02d}", MeterSample(1_700_000_000_000 + i * 15_000, i, i // 2, 500), 0)
+                    for i in range(start_i, min(backlog, start_i + 1000))
+                ],
                 signer,
             )
     finally:
         ob.close()
     cfg = work / "drain.toml"
-    cfg.write_text(
-        config(state, broker.port, None, 0, 10, batch_size=500, inflight_batches=16, backlog_rate=100000)
-    )
+    cfg.write_text(config(state, broker.port, None, 0, 10, batch_size=500, inflight_batches=16, backlog_rate=100000))
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
         try:

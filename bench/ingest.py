@@ -98,8 +98,14 @@ def sign_device(args: tuple[bytes, int, int, int]) -> tuple[bytes, list[bytes]]:
             imp += 7
             exp += 3
             rec = sign_reading(
-                key, meter_serial=f"{METER_PREFIX}{key.device_id[:12]}", seq=seq, timestamp_ms=start_ms + seq * 1000,
-                import_wh=imp, export_wh=exp, power_w=420, prev_hash=prev,
+                key,
+                meter_serial=f"{METER_PREFIX}{key.device_id[:12]}",
+                seq=seq,
+                timestamp_ms=start_ms + seq * 1000,
+                import_wh=imp,
+                export_wh=exp,
+                power_w=420,
+                prev_hash=prev,
             )
             prev = rec.hash()
             recs.append(rec)
@@ -227,13 +233,17 @@ def run(args: argparse.Namespace) -> None:
     try:
         asyncio.run(_admin(f"CREATE DATABASE {db}"))
         dsn = f"{PG}/{db}"
-        per_device = max(1, math.ceil(args.rate * args.duration / (args.devices * args.batch))) if args.rate else (
-            args.closed_batches)
+        per_device = (
+            max(1, math.ceil(args.rate * args.duration / (args.devices * args.batch)))
+            if args.rate
+            else (args.closed_batches)
+        )
         start_ms = time.time_ns() // 1_000_000 - 2 * 3600 * 1000 - per_device * args.batch * 1000
         t = time.perf_counter()
         with ctx.Pool(os.cpu_count() or 2) as p:
-            signed = p.map(sign_device, [(os.urandom(32), per_device, args.batch, start_ms)
-                                         for _ in range(args.devices)])
+            signed = p.map(
+                sign_device, [(os.urandom(32), per_device, args.batch, start_ms) for _ in range(args.devices)]
+            )
         print(f"pre-signed {args.devices * per_device * args.batch:,} readings in {time.perf_counter() - t:.1f} s")
         asyncio.run(_prepare(dsn, [pk for pk, _ in signed]))
 
@@ -251,8 +261,11 @@ def run(args: argparse.Namespace) -> None:
         for r in readies:
             if not r.wait(30):
                 raise RuntimeError("an ingest worker did not start")
-        pids = {"ingest workers": [p.pid for p in procs if p.pid], "mosquitto": [broker.proc.pid],
-                "load generator": [os.getpid()]}
+        pids = {
+            "ingest workers": [p.pid for p in procs if p.pid],
+            "mosquitto": [broker.proc.pid],
+            "load generator": [os.getpid()],
+        }
         before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         pg_before = postgres_cpu()
         load_before = os.getloadavg()[0]
@@ -267,13 +280,20 @@ def run(args: argparse.Namespace) -> None:
         count = asyncio.run(_count(dsn))
         _report(args, res, count)
         span = res.last_ack - res.started  # type: ignore[attr-defined]
-        print("  CPU seconds during the run (" + f"{span:.1f} s wall): "
-              + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
-              + f"; µs CPU per reading in ingest workers: {used['ingest workers'] / max(res.accepted, 1) * 1e6:.0f}")
-        print(f"  inside the workers (batch received -> ack ready): p50 {percentile(server, 50) * 1000:.1f} ms, "
-              f"p99 {percentile(server, 99) * 1000:.1f} ms")
-        print(f"  machine load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
-              f"on {os.cpu_count()} CPUs (other users of the machine compete for the same cores)")
+        print(
+            "  CPU seconds during the run ("
+            + f"{span:.1f} s wall): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in used.items())
+            + f"; µs CPU per reading in ingest workers: {used['ingest workers'] / max(res.accepted, 1) * 1e6:.0f}"
+        )
+        print(
+            f"  inside the workers (batch received -> ack ready): p50 {percentile(server, 50) * 1000:.1f} ms, "
+            f"p99 {percentile(server, 99) * 1000:.1f} ms"
+        )
+        print(
+            f"  machine load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+            f"on {os.cpu_count()} CPUs (other users of the machine compete for the same cores)"
+        )
     finally:
         stop.set()
         for proc in procs:
@@ -305,7 +325,8 @@ async def _prepare(dsn: str, public_keys: list[bytes]) -> None:
             "devices", columns=["device_id", "public_key", "status"], records=[(d, pk, "verified") for d, pk in devices]
         )
         await conn.copy_records_to_table(
-            "meters", columns=["id", "serial", "device_id", "model", "protocol", "meter_key_hash"],
+            "meters",
+            columns=["id", "serial", "device_id", "model", "protocol", "meter_key_hash"],
             records=[(uuid.uuid4(), f"{METER_PREFIX}{d[:12]}", d, "sim", "modbus", "x") for d, _ in devices],
         )
     finally:
@@ -332,8 +353,9 @@ def _drive(args: argparse.Namespace, port: int, signed: list[tuple[bytes, list[b
     next_batch = dict.fromkeys((d for d, _ in devices), 0)
     by_id = dict(devices)
     subscribed = threading.Event()
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="gtx-bench-devices",
-                         protocol=paho.MQTTv5)
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id="gtx-bench-devices", protocol=paho.MQTTv5
+    )
     client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
 
@@ -403,15 +425,21 @@ def _report(args: argparse.Namespace, res: Results, stored: int) -> None:
     lats = [lat for sent, lat in res.latencies if sent - started >= args.warmup]
     steady = [lat for sent, lat in res.latencies]
     mode = f"offered {args.rate:,} readings/s" if args.rate else "closed loop (next batch on ack)"
-    print(f"ingest bench: {args.devices} devices x batches of {args.batch}, {args.workers} worker process(es) x "
-          f"concurrency {args.concurrency}, {mode}, {os.cpu_count()} CPUs")
-    print(f"  batches acked: {len(res.latencies):,}  readings accepted: {res.accepted:,}  duplicate: {res.duplicate}"
-          f"  rejected: {res.rejected}  rows in PostgreSQL: {stored:,}")
+    print(
+        f"ingest bench: {args.devices} devices x batches of {args.batch}, {args.workers} worker process(es) x "
+        f"concurrency {args.concurrency}, {mode}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  batches acked: {len(res.latencies):,}  readings accepted: {res.accepted:,}  duplicate: {res.duplicate}"
+        f"  rejected: {res.rejected}  rows in PostgreSQL: {stored:,}"
+    )
     print(f"  sustained verified readings/s into PostgreSQL: {res.accepted / span:,.0f}  (over {span:.1f} s)")
-    print(f"  publish->ack latency after {args.warmup:g} s warm-up: p50 {percentile(lats, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(lats, 99) * 1000:.1f} ms, max {max(lats, default=math.nan) * 1000:.1f} ms "
-          f"(all batches: p50 {percentile(steady, 50) * 1000:.1f} ms, p99 {percentile(steady, 99) * 1000:.1f} ms,"
-          f" mean {statistics.fmean(steady) * 1000 if steady else math.nan:.1f} ms)")
+    print(
+        f"  publish->ack latency after {args.warmup:g} s warm-up: p50 {percentile(lats, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(lats, 99) * 1000:.1f} ms, max {max(lats, default=math.nan) * 1000:.1f} ms "
+        f"(all batches: p50 {percentile(steady, 50) * 1000:.1f} ms, p99 {percentile(steady, 99) * 1000:.1f} ms,"
+        f" mean {statistics.fmean(steady) * 1000 if steady else math.nan:.1f} ms)"
+    )
 
 
 def main() -> None:

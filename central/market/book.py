@@ -8,7 +8,6 @@ Only one clearer runs at a time: the whole clearing transaction holds the adviso
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow_seeds import Asset, EscrowAddresses
+from central.market.events import lock_balances, notify
 from central.market.orders import (
     SIDE_NAMES,
     OrderStatus,
@@ -38,13 +38,12 @@ from central.market.orders import (
     parse_side,
     validate_order,
 )
+from central.market.settler import enqueue_trades
 
 log = logging.getLogger(__name__)
 
 #: Advisory-lock key of the clearer ("gtx-clr" in ASCII).
 CLEARING_LOCK_KEY = 0x6774782D636C72
-#: LISTEN/NOTIFY channel of market events (JSON payloads, see ``central.market.feed``).
-NOTIFY_CHANNEL = "gtx_market"
 
 
 def utc_now() -> datetime:
@@ -99,11 +98,6 @@ def _epoch(r: asyncpg.Record) -> EpochSummary:
         r["trade_count"],
         bytes(h).hex() if h is not None else None,
     )
-
-
-async def notify(conn: asyncpg.Connection, event: dict[str, Any]) -> None:
-    """Queue a market event (delivered at commit). Payloads stay small (< 8000 bytes)."""
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, json.dumps(event, default=str))
 
 
 class MarketBook:
@@ -456,6 +450,15 @@ class MarketBook:
                 for t in trades
             ],
         )
+        if trades:  # settlement intents, in this same transaction (exactly once from clearing to chain)
+            await enqueue_trades(
+                conn,
+                await conn.fetch(
+                    "SELECT id, buyer, seller, buyer_wallet, seller_wallet, qty, value, fee FROM trades "
+                    "WHERE epoch_start = $1 ORDER BY seq",
+                    epoch.start,
+                ),
+            )
         status = EpochStatus.CLEARED if trades else EpochStatus.SETTLED
         r = await conn.fetchrow(
             "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
@@ -485,15 +488,6 @@ class MarketBook:
         )
         await notify(conn, {"type": "epoch", "epoch": _epoch_json(summary)})
         return summary
-
-
-async def lock_balances(conn: asyncpg.Connection, table: str) -> None:
-    """Row-lock the escrow balances named in temp ``table`` (account, asset) in key order (no deadlocks between
-    the clearer, settlement and deposits)."""
-    await conn.execute(
-        f"SELECT 1 FROM escrow_balances b JOIN (SELECT DISTINCT account, asset FROM {table}) t "  # noqa: S608
-        "ON b.account = t.account AND b.asset = t.asset ORDER BY b.account, b.asset FOR UPDATE OF b"
-    )
 
 
 def _order_json(o: OrderView) -> dict[str, Any]:

@@ -40,10 +40,11 @@ from central.ledger.builder import (
 from central.ledger.errors import LedgerError, TransactionFailedError, TransactionRejectedError
 from central.ledger.port import Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
-from central.market.book import MarketBook, notify
+from central.market.book import MarketBook
 from central.market.chain import MarketChain
 from central.market.errors import ConflictError, InsufficientEscrowError, InvalidOrderError, MarketError, NotFoundError
 from central.market.escrow_seeds import Asset
+from central.market.events import notify
 
 log = logging.getLogger(__name__)
 MAX_AMOUNT = 2**63 - 1

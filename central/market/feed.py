@@ -20,7 +20,8 @@ from uuid import UUID
 
 import asyncpg
 
-from central.market.book import NOTIFY_CHANNEL, MarketBook
+from central.market.book import MarketBook
+from central.market.events import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Market plug-in: routes, the market services, the live channels and the background jobs.
 
 The ledger plug-in owns the ledger adapter and the platform setup; this plug-in (installed after it) picks both up
-from the application, like the wallets plug-in does, without opening a second ledger. Without a ledger the
+from ``app[LEDGER]`` / ``app[LEDGER_SETUP]`` without opening a second ledger. Without a ledger the
 market routes answer 503.
 
 Background jobs (every worker runs them; the database makes them safe to run concurrently):
 - clearer: closes and clears due epochs (one process at a time: advisory lock);
-- settler: settles cleared trades on chain (one process at a time: session advisory lock);
+- settler: settles cleared trades on chain through the chain outbox (claims are exclusive: SKIP LOCKED);
 - escrow resolver: decides deposits/withdrawals left in flight (e.g. by a crash);
 - reconciliation: on-chain escrow vs database, exported as ``gtx_market_escrow_mismatches``.
 """
@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from central.app import POOL, Registry, background
-from central.ledger.port import Ledger
+from central.ledger.plugin import LEDGER, LEDGER_SETUP
 from central.ledger.setup import LedgerSetup
 from central.market.book import MarketBook
 from central.market.chain import MarketChain
@@ -32,6 +32,7 @@ from central.market.feed import MarketFeed
 from central.market.reconcile import reconcile
 from central.market.routes import routes
 from central.market.settler import Settler
+from central.market.tables import LookupTables
 from central.readings.plugin import LIVE_HUB
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,15 @@ def chain_from_setup(setup: LedgerSetup) -> MarketChain:
 
 
 def build_market(app: web.Application, config: MarketConfig) -> Market | None:
-    ledger = next((v for v in app.values() if isinstance(v, Ledger)), None)
-    setup = next((v for v in app.values() if isinstance(v, LedgerSetup)), None)
+    ledger = app.get(LEDGER)
+    setup = app.get(LEDGER_SETUP)
     if ledger is None or setup is None:
         return None
     chain = chain_from_setup(setup)
     pool = app[POOL]
     book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
     escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=config.confirm_wait_s)
-    settler = Settler(pool, ledger, chain)
+    settler = Settler(pool, ledger, chain, tables=LookupTables(pool, ledger, chain))
     return Market(config, book, escrow, settler, ledger)
 
 

@@ -1,8 +1,9 @@
 """Reconciliation (DESIGN D8 invariant): for every user and mint, on-chain escrow balance = available + locked.
 
-Escrow rows with something in flight (a deposit/withdrawal ``submitted``, or a trade in a ``submitted`` settlement
-batch) are reported as pending, not compared: their chain side may have moved before the database's. Callers that
-want a full comparison resolve in-flight work first (``Escrow.resolve_open``, ``Settler.resolve``).
+Escrow rows with something in flight (a deposit/withdrawal ``submitted``, or a trade whose settlement intent
+is submitted, or confirmed but not yet applied) are reported as pending, not compared: their chain side may have
+moved before the database's. Callers that want a full comparison resolve in-flight work first
+(``Escrow.resolve_open``, ``Settler.settle_once``).
 The gauge ``gtx_market_escrow_mismatches`` exports the number of mismatches found by the last run (must be 0).
 """
 
@@ -16,6 +17,7 @@ from solders.pubkey import Pubkey
 
 from central.ledger.port import Ledger
 from central.ledger.tokens import parse_token_account
+from central.market.settler import SETTLEMENT_KIND
 
 ESCROW_MISMATCHES = Gauge(
     "gtx_market_escrow_mismatches",
@@ -68,10 +70,11 @@ async def _check(pool: asyncpg.Pool, ledger: Ledger, only: set[tuple[int, str]] 
         )
         busy = await conn.fetch(
             "SELECT account, asset FROM escrow_transfers WHERE status = 'submitted' "
-            "UNION SELECT t.buyer, 'quote' FROM trades t JOIN settlement_batches b ON b.id = t.batch_id "
-            "WHERE b.status = 'submitted' "
-            "UNION SELECT t.seller, 'energy' FROM trades t JOIN settlement_batches b ON b.id = t.batch_id "
-            "WHERE b.status = 'submitted'"
+            "UNION SELECT x.account, x.asset FROM trades t CROSS JOIN LATERAL "
+            "(SELECT c.state FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id) i "
+            "CROSS JOIN LATERAL (VALUES (t.buyer, 'quote'), (t.seller, 'energy')) AS x(account, asset) "
+            "WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed')",
+            SETTLEMENT_KIND,
         )
     in_flight = {(r["account"], r["asset"]) for r in busy}
     rows = [r for r in rows if only is None or (r["account"], r["asset"]) in only]

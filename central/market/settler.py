@@ -1,49 +1,85 @@
 """Settlement of cleared trades on chain: atomic per trade, many trades per transaction, exactly once.
 
-One pass (``settle_once``), under a session advisory lock so only one settler works at a time:
-1. ``resolve``: every batch still ``submitted`` is decided by its signature status — landed OK → ``confirmed``
-   (its trades are settled and the escrow locks they owed are spent, in one database transaction); landed with an
-   error → ``failed``; unknown and the chain past its last valid block height → ``expired``. Failed and expired
-   batches release their trades for a new batch (they can never land any more, so nothing settles twice).
-2. Pending trades without a batch are turned into units (``MarketChain.trade_unit``: three transfers + memo), the
-   destination ATAs are created if missing, and ``central.ledger.packing.pack`` fills transactions without ever
-   splitting a unit.
-3. All new batches are recorded with their signatures and trade ids BEFORE anything is sent; then they are sent,
-   awaited and resolved as in 1. A crash anywhere leaves either unrecorded (never sent) transactions or recorded
-   ones that step 1 decides on the next pass.
+The clearer enqueues one intent per trade (key ``trade:<id>``) into the durable chain outbox
+(``central.chain.outbox``, kind ``market.settlement``) in the same database transaction that records the trades.
+The outbox carries the exactly-once discipline (write-ahead submission records, reconciliation by signature status
+and blockhash expiry, re-broadcast of identical bytes, failure isolation by retrying a failed batch's intents one
+per transaction). This module supplies:
+
+- the unit builder: one unit per trade (``MarketChain.trade_unit``: energy seller-escrow → buyer wallet, quote
+  buyer-escrow → seller wallet (value - fee) and → treasury (fee), memo ``gtx:t:<id>``), after creating any
+  missing destination ATA; the packer never splits a unit across transactions;
+- ``apply_confirmed``: for every trade whose intent the outbox has confirmed, in one database transaction: the
+  trade becomes ``settled`` (with the signature), the escrow locks it owed are spent (buyer's quote value,
+  seller's Wh), and epochs whose trades are all settled become ``settled``. Idempotent (only pending trades).
+Between the outbox's confirmation and ``apply_confirmed`` the chain is ahead of the database; reconciliation
+treats such trades as in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import asyncpg
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 
-from central.ledger.builder import create_ata_idempotent, send_and_confirm, sign, wait_for_statuses
-from central.ledger.errors import LedgerError, TransactionRejectedError
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many
+from central.ledger.builder import create_ata_idempotent, send_and_confirm
 from central.ledger.packing import Unit, pack
 from central.ledger.port import Ledger
-from central.market.book import lock_balances, notify
 from central.market.chain import MarketChain
+from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
+from central.market.events import lock_balances, notify
+from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
 
-#: Session advisory-lock key of the settler ("gtx-stl" in ASCII).
-SETTLER_LOCK_KEY = 0x6774782D73746C
+SETTLEMENT_KIND = "market.settlement"
+
+
+def trade_key(trade_id: int) -> str:
+    return f"trade:{trade_id}"
+
+
+async def enqueue_trades(conn: asyncpg.Connection, trades: Sequence[asyncpg.Record]) -> int:
+    """Enqueue settlement intents for ``trades`` (rows with id, buyer, seller, wallets, qty, value, fee)."""
+    return await enqueue_many(
+        conn,
+        SETTLEMENT_KIND,
+        [
+            (
+                trade_key(t["id"]),
+                {
+                    "trade": t["id"],
+                    "buyer": t["buyer"],
+                    "seller": t["seller"],
+                    "buyer_wallet": t["buyer_wallet"],
+                    "seller_wallet": t["seller_wallet"],
+                    "qty": t["qty"],
+                    "value": t["value"],
+                    "fee": t["fee"],
+                },
+            )
+            for t in trades
+        ],
+    )
 
 
 @dataclass(frozen=True)
 class SettleReport:
-    batches: int = 0
-    trades_submitted: int = 0
-    trades_settled: int = 0
-    released: int = 0
+    submitted: int = 0
+    transactions: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    settled: int = 0
 
 
 class Settler:
@@ -53,123 +89,111 @@ class Settler:
         ledger: Ledger,
         chain: MarketChain,
         *,
-        max_trades: int = 4096,
-        wait_s: float = 30.0,
-        lookup_tables: Sequence[AddressLookupTableAccount] = (),
-        crash_point: Callable[[str], Awaitable[None]] | None = None,
+        batch_size: int = 4096,
+        tables: LookupTables | None = None,
+        rebroadcast_after: float = 2.0,
+        hook: Callable[[str], None] | None = None,
     ) -> None:
         self.pool = pool
         self.ledger = ledger
         self.chain = chain
-        self.max_trades = max_trades
-        self.wait_s = wait_s
-        self.lookup_tables = list(lookup_tables)
-        #: Test hook for crash simulation, awaited with "recorded" (batches recorded, nothing sent) and "sent"
-        #: (sent, outcome not yet recorded).
-        self.crash_point = crash_point
+        #: With tables, each pass first puts the addresses of the trades it will settle into lookup tables.
+        self.tables = tables
+        self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
+        self._hook = hook
+        self.outbox = self._outbox(())
         self._known_atas: set[Pubkey] = set()
 
-    async def settle_once(self) -> SettleReport:
-        async with self.pool.acquire() as lock_conn:
-            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", SETTLER_LOCK_KEY):
-                return SettleReport()
-            try:
-                return await self._settle_once()
-            finally:
-                await lock_conn.execute("SELECT pg_advisory_unlock($1)", SETTLER_LOCK_KEY)
+    def _outbox(self, lookup_tables: Sequence[AddressLookupTableAccount]) -> ChainOutbox:
+        return ChainOutbox(
+            self.pool,
+            self.ledger,
+            self.config,
+            payer=self.chain.fee_payer,
+            signers=[self.chain.escrow_authority],
+            build=self._build,
+            lookup_tables=lookup_tables,
+            hook=self._hook,
+        )
 
-    async def settle_all(self, max_passes: int = 1000) -> int:
-        """Settle until nothing is pending (tests, demo, bench). Returns trades settled."""
-        total = 0
-        for _ in range(max_passes):
-            r = await self.settle_once()
-            total += r.trades_settled
-            if r.trades_submitted == 0 and r.released == 0:
-                break
-        return total
-
-    async def _settle_once(self) -> SettleReport:
-        settled, released = await self.resolve()
+    async def prepare_tables(self) -> None:
+        if self.tables is None:
+            return
         rows = await self.pool.fetch(
-            "SELECT id, buyer, seller, buyer_wallet, seller_wallet, qty, value, fee FROM trades "
-            "WHERE status = 'pending' AND batch_id IS NULL ORDER BY id LIMIT $1",
-            self.max_trades,
+            "SELECT payload FROM chain_intent WHERE kind = $1 AND state = 'pending' "
+            "AND (not_before IS NULL OR not_before <= now()) ORDER BY id LIMIT $2",
+            SETTLEMENT_KIND,
+            self.config.batch_size,
         )
         if not rows:
-            return SettleReport(0, 0, settled, released)
-        await self._ensure_atas(rows)
-        units = [
-            self.chain.trade_unit(
-                r["id"],
-                r["buyer"],
-                r["seller"],
-                Pubkey.from_string(r["buyer_wallet"]),
-                Pubkey.from_string(r["seller_wallet"]),
-                r["qty"],
-                r["value"],
-                r["fee"],
-            )
-            for r in rows
-        ]
-        latest = await self.ledger.get_latest_blockhash()
-        packed = pack(
-            units, payer=self.chain.fee_payer.pubkey, blockhash=latest.blockhash, lookup_tables=self.lookup_tables
-        )
-        txs = [sign(p.message, [self.chain.fee_payer, self.chain.escrow_authority]) for p in packed]
-        async with self.pool.acquire() as conn, conn.transaction():
-            batch_ids = await conn.fetch(
-                "INSERT INTO settlement_batches (signature, last_valid_block_height, trade_count) "
-                "SELECT unnest($1::text[]), $2, unnest($3::int[]) RETURNING id, signature",
-                [str(tx.signatures[0]) for tx in txs],
-                latest.last_valid_block_height,
-                [len(p.units) for p in packed],
-            )
-            by_sig = {r["signature"]: r["id"] for r in batch_ids}
-            trade_ids: list[int] = []
-            batch_of: list[int] = []
-            for p, tx in zip(packed, txs, strict=True):
-                for tag in p.tags:
-                    assert isinstance(tag, int)
-                    trade_ids.append(tag)
-                    batch_of.append(by_sig[str(tx.signatures[0])])
-            await conn.execute(
-                "UPDATE trades t SET batch_id = u.batch, attempts = t.attempts + 1 "
-                "FROM unnest($1::bigint[], $2::bigint[]) AS u(id, batch) WHERE t.id = u.id",
-                trade_ids,
-                batch_of,
-            )
-        if self.crash_point is not None:
-            await self.crash_point("recorded")
-        for tx in txs:
-            try:
-                await self.ledger.send_transaction(tx, skip_preflight=True)
-            except TransactionRejectedError as e:  # refused outright: it cannot land
-                await self._release(by_sig[str(tx.signatures[0])], "expired", str(e))
-            except LedgerError:
-                log.warning("settlement batch send failed; resolved on a later pass", exc_info=True)
-        if self.crash_point is not None:
-            await self.crash_point("sent")
-        try:
-            await wait_for_statuses(
-                self.ledger,
-                [tx.signatures[0] for tx in txs],
-                last_valid_block_height=latest.last_valid_block_height,
-                wait_seconds=self.wait_s,
-            )
-        except LedgerError:
-            log.warning("settlement confirmation timed out; resolved on a later pass")
-        s2, r2 = await self.resolve()
-        return SettleReport(len(txs), len(rows), settled + s2, released + r2)
+            return
+        c = self.chain
+        addresses = self.tables.statics()
+        for r in rows:
+            p = json.loads(r["payload"])
+            addresses += [
+                c.escrow(p["seller"], Asset.ENERGY),
+                c.wallet_ata(Pubkey.from_string(p["buyer_wallet"]), Asset.ENERGY),
+                c.escrow(p["buyer"], Asset.QUOTE),
+                c.wallet_ata(Pubkey.from_string(p["seller_wallet"]), Asset.QUOTE),
+            ]
+        self.outbox = self._outbox(await self.tables.cover(addresses))
 
-    async def _ensure_atas(self, rows: Sequence[asyncpg.Record]) -> None:
+    async def settle_once(self) -> SettleReport:
+        """One outbox step (reconcile, then submit what is pending), then record what the chain confirmed."""
+        await self.prepare_tables()
+        r = await self.outbox.step()
+        settled = await self.apply_confirmed()
+        return SettleReport(r.submitted, r.transactions, r.confirmed, r.failed, settled)
+
+    async def settle_all(self, max_seconds: float = 120.0) -> int:
+        """Step until nothing is open, recording as it goes (tests, demo, bench). Returns trades settled."""
+        deadline = time.monotonic() + max_seconds
+        settled = 0
+        while True:
+            r = await self.settle_once()
+            settled += r.settled
+            open_work = await self.pool.fetchval(
+                "SELECT count(*) FROM chain_intent WHERE kind = $1 AND (state = 'submitted' OR (state = 'pending' "
+                "AND (not_before IS NULL OR not_before <= now())))",
+                SETTLEMENT_KIND,
+            )
+            if open_work == 0:
+                return settled + await self.apply_confirmed()
+            if time.monotonic() > deadline:
+                raise MarketError(f"settlement did not finish within {max_seconds} s ({open_work} open)")
+            if r.submitted == 0:
+                await asyncio.sleep(0.01)
+
+    async def _build(self, intents: Sequence[Intent]) -> list[Unit]:
+        await self._ensure_atas(
+            [(i.payload["buyer_wallet"], Asset.ENERGY) for i in intents]
+            + [(i.payload["seller_wallet"], Asset.QUOTE) for i in intents]
+        )
+        out = []
+        for i in intents:
+            p: dict[str, Any] = i.payload
+            unit = self.chain.trade_unit(
+                p["trade"],
+                p["buyer"],
+                p["seller"],
+                Pubkey.from_string(p["buyer_wallet"]),
+                Pubkey.from_string(p["seller_wallet"]),
+                p["qty"],
+                p["value"],
+                p["fee"],
+            )
+            out.append(replace(unit, tag=i.id))
+        return out
+
+    async def _ensure_atas(self, wanted_list: Sequence[tuple[str, Asset]]) -> None:
         """Create missing destination ATAs (buyers' energy, sellers' quote) before settlement transactions."""
         wanted: dict[Pubkey, tuple[Pubkey, Pubkey]] = {}
-        for r in rows:
-            for wallet, asset in ((r["buyer_wallet"], Asset.ENERGY), (r["seller_wallet"], Asset.QUOTE)):
-                owner = Pubkey.from_string(wallet)
-                ata = self.chain.wallet_ata(owner, asset)
-                if ata not in self._known_atas:
-                    wanted[ata] = (owner, self.chain.mint(asset))
+        for wallet, asset in wanted_list:
+            owner = Pubkey.from_string(wallet)
+            ata = self.chain.wallet_ata(owner, asset)
+            if ata not in self._known_atas:
+                wanted[ata] = (owner, self.chain.mint(asset))
         if not wanted:
             return
         addresses = list(wanted)
@@ -179,69 +203,27 @@ class Settler:
         if not missing:
             return
         payer = self.chain.fee_payer
-        units = [Unit((create_ata_idempotent(payer.pubkey, *wanted[a]),), tag=a) for a in missing]
+        units = [Unit((create_ata_idempotent(self.chain.payer, *wanted[a]),), tag=0) for a in missing]
         latest = await self.ledger.get_latest_blockhash()
-        for p in pack(units, payer=payer.pubkey, blockhash=latest.blockhash):
+        for p in pack(units, payer=self.chain.payer, blockhash=latest.blockhash):
             await send_and_confirm(self.ledger, payer, [ix for u in p.units for ix in u.instructions])
         self._known_atas.update(missing)
 
-    async def resolve(self) -> tuple[int, int]:
-        """Decide submitted batches; returns (trades settled, trades released)."""
-        rows = await self.pool.fetch(
-            "SELECT id, signature, last_valid_block_height FROM settlement_batches WHERE status = 'submitted' "
-            "ORDER BY id"
-        )
-        if not rows:
-            return 0, 0
-        height = await self.ledger.get_block_height()
-        statuses = await self.ledger.get_signature_statuses([Signature.from_string(r["signature"]) for r in rows])
-        ok: list[tuple[int, str]] = []
-        released = 0
-        for r, st in zip(rows, statuses, strict=True):
-            if st is not None and st.ok:
-                ok.append((r["id"], r["signature"]))
-            elif st is not None:
-                released += await self._release(r["id"], "failed", str(st.err))
-                log.error("settlement batch %s landed with error %s; its trades will be retried", r["id"], st.err)
-            elif height > r["last_valid_block_height"]:
-                released += await self._release(r["id"], "expired", "blockhash expired before it landed")
-        settled = await self._confirm(ok) if ok else 0
-        return settled, released
-
-    async def _release(self, batch_id: int, status: str, error: str) -> int:
+    async def apply_confirmed(self) -> int:
+        """Record every trade the outbox confirmed (one database transaction). Returns how many."""
         async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetchval(
-                "UPDATE settlement_batches SET status = $2, error = $3, finished_at = now() "
-                "WHERE id = $1 AND status = 'submitted' RETURNING id",
-                batch_id,
-                status,
-                error,
-            )
-            if done is None:
-                return 0
-            n = await conn.execute(
-                "UPDATE trades SET batch_id = NULL WHERE batch_id = $1 AND status = 'pending'", batch_id
-            )
-            return int(n.split()[-1])
-
-    async def _confirm(self, batches: list[tuple[int, str]]) -> int:
-        """Record landed batches in one database transaction: trades settled, owed escrow locks spent."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetch(
-                "UPDATE settlement_batches SET status = 'confirmed', finished_at = now() "
-                "WHERE id = ANY($1::bigint[]) AND status = 'submitted' RETURNING id, signature",
-                [b for b, _ in batches],
-            )
-            if not done:
-                return 0
+            # Driven from the (few) pending trades, each looking up its intent by the unique (kind, key) index.
             trades = await conn.fetch(
-                "UPDATE trades t SET status = 'settled', signature = b.signature, settled_at = now() "
-                "FROM unnest($1::bigint[], $2::text[]) AS b(id, signature) "
-                "WHERE t.batch_id = b.id AND t.status = 'pending' "
-                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee",
-                [r["id"] for r in done],
-                [r["signature"] for r in done],
+                "WITH done AS (SELECT t.id, i.signature FROM trades t CROSS JOIN LATERAL "
+                "(SELECT c.signature FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id "
+                "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
+                "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
+                "WHERE t.id = done.id AND t.status = 'pending' "
+                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
+                SETTLEMENT_KIND,
             )
+            if not trades:
+                return 0
             spent: dict[tuple[int, str], int] = {}
             for t in trades:
                 spent[(t["buyer"], "quote")] = spent.get((t["buyer"], "quote"), 0) + t["value"]
@@ -265,7 +247,10 @@ class Settler:
                 {
                     "type": "trades",
                     "count": len(trades),
-                    "trades": [{"id": t["id"], "qty": t["qty"], "price": t["price"]} for t in trades[:50]],
+                    "trades": [
+                        {"id": t["id"], "qty": t["qty"], "price": t["price"], "signature": t["signature"]}
+                        for t in trades[:50]
+                    ],
                 },
             )
             for e in finished:

@@ -152,8 +152,10 @@ async def new_mint(ledger: EmbeddedLedger, payer: PlatformKey, authority: Pubkey
     return mint.pubkey()
 
 
-async def make_market(pool: asyncpg.Pool, *, epoch_s: int = 60, fee_bps: int = 100) -> AsyncIterator[Market]:
-    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=0))
+async def make_market(
+    pool: asyncpg.Pool, *, epoch_s: int = 60, fee_bps: int = 100, slot_ms: int = 0
+) -> AsyncIterator[Market]:
+    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=slot_ms))
     try:
         fee_payer = PlatformKey.generate("fee-payer")
         await ledger.request_airdrop(fee_payer.pubkey, 1000 * 10**9)

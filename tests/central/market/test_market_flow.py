@@ -67,7 +67,7 @@ async def test_full_flow_deposit_order_clear_settle_withdraw(market: Market) -> 
     # value = floor(5000 * 1100 / 1000) = 5500, fee = floor(5500 * 100 / 10000) = 55; 1700 of the lock released.
     assert (await escrow_of(m, buyer))["quote"] == (500_000 - 5500, 5500)
 
-    settler = Settler(m.pool, m.ledger, m.chain, wait_s=5)
+    settler = Settler(m.pool, m.ledger, m.chain)
     assert await settler.settle_all() == 1
     await invariant(m)
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 5000

@@ -1,5 +1,6 @@
-"""The central app with the market plug-in over HTTP and the live WebSocket: deposits signed by the wallet, orders,
-epochs cleared and settled by the background jobs, the feed, withdrawals, roles and the reconciliation endpoint."""
+"""The central app with the ledger, readings (live socket) and market plug-ins over HTTP and the WebSocket: deposits
+signed by the wallet, orders, epochs cleared and settled by the background jobs, the feed, withdrawals, roles and
+the reconciliation endpoint."""
 
 from __future__ import annotations
 
@@ -17,26 +18,24 @@ from aiohttp.test_utils import TestClient, TestServer
 from market_fixtures import make_user
 from solders.keypair import Keypair
 
-from central.app import POOL, Registry, create_app
+from central.app import POOL, create_app
 from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ledger import plugin as ledger_plugin
 from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
-from central.ledger.config import LedgerConfig
-from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.setup import LedgerSetup, init_ledger
+from central.ledger.plugin import LEDGER, LEDGER_SETUP
+from central.ledger.port import Ledger
+from central.ledger.setup import LedgerSetup
 from central.market import plugin as market_plugin
 from central.market.client import sign_transaction_request
 from central.readings import plugin as readings_plugin
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
-LEDGER_KEY = "test.ledger"
-SETUP_KEY = "test.ledger_setup"
-
 
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]]:
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, Ledger]]:
     config = from_mapping(
         {
             "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
@@ -44,6 +43,13 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
             "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
             "log": {"access_log": False},
+            "ledger": {
+                "data_dir": str(tmp_path / "ledger"),
+                "keys_dir": str(tmp_path / "keys"),
+                "create_keys": True,
+                "serve_rpc": False,
+                "slot_ms": 20,
+            },
             "market": {
                 "epoch_length_s": 2,
                 "fee_bps": 100,
@@ -53,21 +59,13 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any
             },
         }
     )
-    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=20))
-    setup = await init_ledger(LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True), ledger)
-
-    def ledger_plugin(registry: Registry) -> None:  # what the ledger plug-in stores: the adapter and the setup
-        registry.app[LEDGER_KEY] = ledger  # type: ignore[index]
-        registry.app[SETUP_KEY] = setup  # type: ignore[index]
-
-    app = create_app(config, plugins=[ledger_plugin, readings_plugin.install, market_plugin.install])
+    app = create_app(config, plugins=[ledger_plugin.install, readings_plugin.install, market_plugin.install])
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield client, setup, ledger
+        yield client, client.app[LEDGER_SETUP], client.app[LEDGER]
     finally:
         await client.close()
-        await ledger.close()
 
 
 def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -> dict[str, str]:
@@ -78,7 +76,7 @@ def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -
 async def funded_user(
     client: TestClient[Any, Any],
     setup: LedgerSetup,
-    ledger: EmbeddedLedger,
+    ledger: Ledger,
     role: str,
     *,
     energy: int = 0,
@@ -121,7 +119,7 @@ async def ws_next(ws: aiohttp.ClientWebSocketResponse, channel: str, pred: Any =
                 return msg["data"]  # type: ignore[no-any-return]
 
 
-async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, EmbeddedLedger]) -> None:
+async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, Ledger]) -> None:
     client, setup, ledger = env
     seller, s_wallet = await funded_user(client, setup, ledger, "prosumer", energy=10_000)
     buyer, b_wallet = await funded_user(client, setup, ledger, "consumer", quote=5_000_000)

@@ -14,6 +14,7 @@ from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import reconcile
 from central.market.settler import Settler
+from central.market.tables import LookupTables
 
 
 class CrashError(Exception):
@@ -58,11 +59,11 @@ async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
     [epoch] = await m.book.clear_due()
     trades = await m.pool.fetch("SELECT * FROM trades ORDER BY seq")
     assert epoch.trade_count == len(trades) > 12
-    settler = Settler(m.pool, m.ledger, m.chain, wait_s=5)
+    settler = Settler(m.pool, m.ledger, m.chain)
     assert await settler.settle_all() == len(trades)
     await invariant(m)
-    batches = await m.pool.fetch("SELECT * FROM settlement_batches")
-    assert all(b["status"] == "confirmed" for b in batches)
+    batches = await m.pool.fetch("SELECT * FROM chain_submission WHERE kind = 'market.settlement'")
+    assert all(b["state"] == "confirmed" for b in batches)
     assert len(batches) < len(trades)  # several trades per transaction
     # Each trade appears in exactly one transaction (its memo), and that transaction carries all three transfers.
     seen: dict[int, int] = {}
@@ -120,7 +121,7 @@ async def test_no_self_trade_on_chain(market: Market) -> None:
     trades = await m.pool.fetch("SELECT buyer, seller, qty FROM trades")
     assert all(t["buyer"] != t["seller"] for t in trades)
     assert epoch.volume == 1000  # user nets 3000 of its 4000 Wh bid against its own 3000 Wh ask
-    await Settler(m.pool, m.ledger, m.chain, wait_s=5).settle_all()
+    await Settler(m.pool, m.ledger, m.chain).settle_all()
     await invariant(m)
     assert await m.wallet_balance(wallet, Asset.ENERGY) == 1000
     assert await m.wallet_balance(o_wallet, Asset.QUOTE) > 0
@@ -140,38 +141,103 @@ async def test_crash_after_send_before_record_settles_exactly_once(market: Marke
     m = market
     s_wallet, b_wallet = await _one_trade(m)
 
-    async def crash(point: str) -> None:
-        if point == "sent":
+    def crash(point: str) -> None:
+        if point == "after_send":
             raise CrashError
 
     with pytest.raises(CrashError):
-        await Settler(m.pool, m.ledger, m.chain, wait_s=5, crash_point=crash).settle_once()
+        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
     assert await m.pool.fetchval("SELECT status FROM trades") == "pending"
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000  # landed on chain, not yet recorded
+    assert (await reconcile(m.pool, m.ledger)).pending == 2  # the seller's energy and buyer's quote are in flight
     # A fresh settler (after the "restart") records it; nothing is sent twice.
-    assert await Settler(m.pool, m.ledger, m.chain, wait_s=5).settle_all() == 1
-    assert await m.pool.fetchval("SELECT count(*) FROM settlement_batches") == 1
+    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 1
+    assert await m.pool.fetchval("SELECT count(*) FROM chain_submission") == 1
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
     assert await m.wallet_balance(s_wallet, Asset.QUOTE) == 4000 - 4000 * 137 // 10_000
     await invariant(m)
 
 
-async def test_crash_after_record_before_send_resends_after_expiry(market: Market) -> None:
+async def test_crash_after_record_before_send_lands_once(market: Market) -> None:
     m = market
-    _s_wallet, b_wallet = await _one_trade(m)
+    _, b_wallet = await _one_trade(m)
 
-    async def crash(point: str) -> None:
-        if point == "recorded":
+    def crash(point: str) -> None:
+        if point == "before_send":
             raise CrashError
 
     with pytest.raises(CrashError):
-        await Settler(m.pool, m.ledger, m.chain, wait_s=5, crash_point=crash).settle_once()
-    settler = Settler(m.pool, m.ledger, m.chain, wait_s=0.2)
-    r = await settler.settle_once()  # its blockhash is still valid: it might land, so it must not be rebuilt
-    assert (r.trades_submitted, r.trades_settled) == (0, 0)
-    m.ledger.advance_slots(200)
-    assert await settler.settle_all() == 1
-    statuses = [b["status"] for b in await m.pool.fetch("SELECT status FROM settlement_batches ORDER BY id")]
-    assert statuses == ["expired", "confirmed"]
+        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 0  # recorded, never sent
+    # Restarted: the recorded transaction is still valid, so the same bytes are re-broadcast (never a new one).
+    assert await Settler(m.pool, m.ledger, m.chain, rebroadcast_after=0.0).settle_all() == 1
+    assert [r["state"] for r in await m.pool.fetch("SELECT state FROM chain_submission")] == ["confirmed"]
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
     await invariant(m)
+
+
+async def test_crash_after_record_then_expiry_rebuilds_once(market: Market) -> None:
+    m = market
+    _, b_wallet = await _one_trade(m)
+
+    def crash(point: str) -> None:
+        if point == "before_send":
+            raise CrashError
+
+    with pytest.raises(CrashError):
+        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+    m.ledger.advance_slots(200)  # the recorded transaction can no longer land
+    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 1
+    states = [r["state"] for r in await m.pool.fetch("SELECT state FROM chain_submission ORDER BY id")]
+    assert states == ["expired", "confirmed"]
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
+    await invariant(m)
+
+
+async def test_a_failing_trade_does_not_block_the_others(market: Market) -> None:
+    m = market
+    sellers = [await funded_trader(m, energy=2000) for _ in range(3)]
+    buyer, b_wallet = await funded_trader(m, quote=10_000_000)
+    for uid, _ in sellers:
+        await m.book.place(uid, "sell", 2000, 1000)  # type: ignore[arg-type]
+    await m.book.place(buyer, "buy", 6000, 1000)  # type: ignore[arg-type]
+    m.clock.advance(60)
+    await m.book.clear_due()
+    # Break one trade on chain: its seller's escrow loses the energy behind the database's back.
+    bad = await m.pool.fetchrow("SELECT id, seller FROM trades ORDER BY seq LIMIT 1")
+    await m.pool.execute(
+        "UPDATE chain_intent SET payload = jsonb_set(payload, '{qty}', '999999') WHERE key = $1", f"trade:{bad['id']}"
+    )
+    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 2
+    assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
+    states = dict(await m.pool.fetch("SELECT key, state FROM chain_intent"))
+    assert states.pop(f"trade:{bad['id']}") == "failed"
+    assert set(states.values()) == {"confirmed"}
+    assert await m.pool.fetchval("SELECT status FROM trades WHERE id = $1", bad["id"]) == "pending"
+    await invariant(m)  # nothing moved for the failed trade: its locks still match the chain
+
+
+async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool) -> None:
+    async for m in make_market(pool, slot_ms=10):  # tables need slots to pass (entries activate a slot later)
+        sellers = [await funded_trader(m, energy=3000) for _ in range(10)]
+        buyers = [await funded_trader(m, quote=10_000_000) for _ in range(10)]
+        for uid, _ in sellers:
+            await m.book.place(uid, "sell", 3000, 900)  # type: ignore[arg-type]
+        for uid, _ in buyers:
+            await m.book.place(uid, "buy", 3000, 1100)  # type: ignore[arg-type]
+        m.clock.advance(60)
+        [epoch] = await m.book.clear_due()
+        tables = LookupTables(m.pool, m.ledger, m.chain)
+        assert await Settler(m.pool, m.ledger, m.chain, tables=tables).settle_all() == epoch.trade_count == 10
+        subs = await m.pool.fetch("SELECT signature FROM chain_submission WHERE state = 'confirmed'")
+        assert len(subs) == 1  # ten trades (30 transfers + 10 memos) in one 1232-byte transaction
+        rec = await m.ledger.get_transaction(Signature.from_string(subs[0]["signature"]))
+        assert rec is not None
+        assert rec.transaction.message.address_table_lookups
+        assert await m.pool.fetchval("SELECT count(*) FROM market_lookup_tables") == 1
+        # A second settler (another worker) reuses the recorded table.
+        again = LookupTables(m.pool, m.ledger, m.chain)
+        assert [t.key for t in await again.cover(tables.statics())] == [
+            t.key for t in await tables.cover(tables.statics())
+        ]
+        await invariant(m)
