@@ -135,6 +135,11 @@ async def validate(
     return result
 
 
+async def retirements(http: aiohttp.ClientSession, certificate_id: str) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = await _call(http, "GET", f"{PREFIX}/{certificate_id}/retirements")
+    return result
+
+
 async def list_mine(http: aiohttp.ClientSession, token: str) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = await _call(http, "GET", PREFIX, token)
     return result

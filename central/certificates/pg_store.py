@@ -306,3 +306,11 @@ class PgCertificateStore:
                     request.amount_wh,
                 )
             return True
+
+    async def retirements(self, certificate_id: UUID) -> list[TxRequest]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM certificate_requests WHERE certificate_id = $1 AND kind = 'retire' "
+            "AND signature IS NOT NULL ORDER BY completed_at, id",
+            certificate_id,
+        )
+        return [_request(r) for r in rows]

@@ -113,6 +113,18 @@ class TxRequestOut:
 
 
 @dataclass(frozen=True)
+class RetirementOut:
+    amount_wh: int
+    beneficiary: str
+    purpose: str
+    consumption_start: datetime
+    consumption_end: datetime
+    wallet: str
+    signature: str = field(metadata=meta(description="the burn transaction (its memo repeats these fields)"))
+    retired_at: datetime
+
+
+@dataclass(frozen=True)
 class SubmitIn:
     transaction: str = field(metadata=meta(min_length=1, max_length=4096, description="base64 signed transaction"))
 
@@ -256,6 +268,26 @@ async def get_certificate(call: Call[None, None]) -> CertificateOut:
     except CertificateError as exc:
         raise _api_error(exc) from exc
     return _out(record)
+
+
+@routes.get("/api/v1/certificates/{certificate_id}/retirements", access=PUBLIC, response=list[RetirementOut],
+            errors=(404, 503), summary="A certificate's retirements (public register)")  # fmt: skip
+async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
+    """Who retired how much of the certificate, for what and for which consumption period, with the burn's
+    transaction signature to check on chain."""
+    try:
+        done = await _certs(call.app).service.retirements(call.path_uuid("certificate_id"))
+    except CertificateError as exc:
+        raise _api_error(exc) from exc
+    out = []
+    for r in done:
+        assert r.retirement is not None
+        assert r.signature is not None
+        assert r.completed_at is not None
+        ret = r.retirement
+        out.append(RetirementOut(r.amount_wh, ret.beneficiary, ret.purpose, ret.consumption_start,
+                                 ret.consumption_end, r.wallet, r.signature, r.completed_at))  # fmt: skip
+    return out
 
 
 @routes.post("/api/v1/certificates/{certificate_id}/transfer", access=OWNERS, body=TransferIn,

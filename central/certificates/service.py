@@ -253,6 +253,11 @@ class CertificateService:
     async def list_certificates(self, *, user_id: UUID, is_admin: bool) -> list[CertificateRecord]:
         return await (self.store.list_all() if is_admin else self.store.list_for_user(user_id))
 
+    async def retirements(self, certificate_id: UUID) -> list[TxRequest]:
+        """The certificate's retirement register (public: who claimed how much, for what, when; the signature)."""
+        await self.store.get(certificate_id)
+        return await self.store.retirements(certificate_id)
+
     # --- transfer and retirement (transaction-request pattern) ---
 
     def _check_usable(self, record: CertificateRecord) -> None:

@@ -14,7 +14,15 @@ from typing import Protocol
 from uuid import UUID
 
 from central.certificates.errors import AlreadyCertifiedError, CertificateNotFoundError
-from central.certificates.models import CertificateRecord, Holding, MeterInfo, Status, TxRequest, WindowExport
+from central.certificates.models import (
+    CertificateRecord,
+    Holding,
+    MeterInfo,
+    RequestKind,
+    Status,
+    TxRequest,
+    WindowExport,
+)
 
 
 class GenerationSource(Protocol):
@@ -72,6 +80,10 @@ class CertificateStore(Protocol):
     async def complete_request(self, request: TxRequest, signature: str, at: datetime) -> bool:
         """Mark the request done and apply its effect (move holdings, add retirement) in one step.
         Returns False, changing nothing, if it was already completed."""
+        ...
+
+    async def retirements(self, certificate_id: UUID) -> list[TxRequest]:
+        """Completed retirements of the certificate, oldest first (the retirement register)."""
         ...
 
 
@@ -185,6 +197,14 @@ class MemoryCertificateStore:
                 self._update(request.certificate_id, retired_wh=record.retired_wh + request.amount_wh)
             self.requests[request.id] = replace(request, signature=signature, completed_at=at)
             return True
+
+    async def retirements(self, certificate_id: UUID) -> list[TxRequest]:
+        done = [
+            r
+            for r in self.requests.values()
+            if r.certificate_id == certificate_id and r.kind is RequestKind.RETIRE and r.signature is not None
+        ]
+        return sorted(done, key=lambda r: (r.completed_at or r.created_at, str(r.id)))
 
     def _move(self, certificate_id: UUID, wallet: str, user_id: UUID | None, delta: int) -> None:
         key = (certificate_id, wallet)

@@ -88,6 +88,8 @@ async def test_certificate_lifecycle_over_http(api: Api) -> None:
             beneficiary="Consumer household", purpose="renewable electricity claim",
             consumption_start=T0, consumption_end=T0 + timedelta(days=30),
         )  # fmt: skip
+        register = await client.retirements(session, cert["id"])  # public: no token
+        assert [(r["amount_wh"], r["beneficiary"]) for r in register] == [(400, "Consumer household")]
         report = await client.validate(session, mint=cert["mint"])  # public: no token
         assert report["valid"] is True
         assert report["db_agrees"] is True, report["mismatches"]

@@ -295,6 +295,8 @@ async def test_two_equal_requests_are_two_transactions(svc_env: ServiceEnv) -> N
     report = await svc_env.validator.by_id(record.id)
     assert report.retired_wh == 20
     assert report.db_agrees, report.mismatches
+    register = await svc_env.service.retirements(record.id)
+    assert sorted((r.amount_wh, r.signature) for r in register) == sorted([(10, s1), (10, s2)])
 
 
 async def test_transfer_all_then_retire_all(svc_env: ServiceEnv) -> None:
