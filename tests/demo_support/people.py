@@ -102,15 +102,14 @@ async def accounts(api: Api, stack: Stack, cast: Cast) -> None:
         raise RuntimeError(f"gridtokenx-central users create failed (exit {r.returncode}): {r.stderr.strip()}")
     await login(api, cast.admin)
     say(f"admin            {cast.admin.email} (gridtokenx-central users create)")
-    await register(api, stack, cast.installer)
-    say(f"installer        {cast.installer.email} (self-registered, e-mail verified via the dev mailer)")
+    for staff in (cast.installer, cast.authority):
+        await api.post("/api/v1/admin/users", {"email": staff.email, "password": staff.password, "role": staff.role},
+                       cast.admin)
+        await login(api, staff)
+        say(f"{staff.role:<16} {staff.email} (account created by the admin through the API)")
     await asyncio.gather(*(register(api, stack, o) for o in cast.owners))
     for o in cast.owners:
-        say(f"{o.role:<16} {o.email}")
-    await api.post("/api/v1/admin/users", {"email": cast.authority.email, "password": cast.authority.password,
-                                           "role": cast.authority.role}, cast.admin)
-    await login(api, cast.authority)
-    say(f"rec_authority    {cast.authority.email} (created by the admin through the API)")
+        say(f"{o.role:<16} {o.email} (self-registered; e-mail verified with the token from the dev mailer)")
 
 
 async def provision_gateway(api: Api, stack: Stack, cast: Cast) -> dict[str, Any]:
@@ -136,7 +135,7 @@ async def verify_gateway(api: Api, stack: Stack, cast: Cast, timeout_s: float = 
         device = await api.get(path, cast.installer)
         if device["status"] == "verified":
             say(f"central challenged the gateway over MQTT (gtx/v1/d/<id>/challenge); the edge daemon signed it with "
-                f"its device key: status {device['status']} after {time.monotonic() - started:.1f} s")
+                f"its device key: status {device['status']} at {device['verified_at'][11:19]} UTC")
             return device
         if time.monotonic() - asked_at > 3:
             await api.post(f"{path}/challenge", None, cast.installer)
