@@ -137,6 +137,18 @@ async def show_settlement(api: Api, rpc: JsonRpc, cast: Cast, mints: Mints, epoc
     return sorted(set(signatures))
 
 
+async def withdraw_leftovers(api: Api, cast: Cast) -> None:
+    """What did not trade (a rationed offer, a bid's price improvement) goes back to the wallet."""
+    for o in cast.owners:
+        for b in await api.get("/api/v1/market/balances", o):
+            if int(b["available"]) > 0:
+                amount = int(b["available"])
+                t = await api.post("/api/v1/market/withdrawals", {"asset": b["asset"], "amount": amount}, o)
+                shown = kwh(amount) if b["asset"] == "energy" else quote(amount)
+                say(f"{o.label:<5} withdrew {shown:>16} of unused escrow to the wallet: {t['status']}  "
+                    f"tx {short(t['signature'])}")
+
+
 async def reconciliation(api: Api, cast: Cast) -> None:
     r = await api.get("/api/v1/admin/market/reconciliation", cast.admin)
     say(f"reconciliation: {r['checked']} escrow accounts checked, {len(r['mismatches'])} mismatches "

@@ -110,6 +110,7 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
                 epoch_start = await market.place_orders(api, orders)
                 out.epoch = await market.wait_settled(api, epoch_start, timeout_s=s.epoch_s + 30)
                 out.settlement_signatures = await market.show_settlement(api, rpc, cast, mints, out.epoch)
+                await market.withdraw_leftovers(api, cast)
                 await market.reconciliation(api, cast)
                 return True
 
