@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -200,9 +201,10 @@ def init_ledger(stack: Stack, gaps: Gaps) -> None:
     """``gridtokenx-central ledger init``; if the CLI lacks it, the same function it would call (and say so)."""
     r = stack.central_cli("ledger", "init")
     if r.returncode == 0:
-        info = json.loads(r.stdout[r.stdout.index("{"):])
+        info = _json_in(r.stdout)
     else:
-        gaps.note("`gridtokenx-central ledger init` is missing from central/cli.py",
+        what = "is missing from central/cli.py" if "invalid choice" in r.stderr else "failed"
+        gaps.note(f"`gridtokenx-central ledger init` {what}",
                   f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.stdout}; "
                   "ran central.ledger.cli.init_command, which it would call, instead")
         code = ("import sys; from central.config import load_config; from central.ledger.cli import init_command; "
@@ -211,9 +213,21 @@ def init_ledger(stack: Stack, gaps: Gaps) -> None:
                            env=stack.procs.env, timeout=120, check=False)
         if r.returncode != 0:
             raise RuntimeError(f"ledger init failed (exit {r.returncode}): {r.stderr.strip()[-800:]}")
-        info = json.loads(r.stdout[r.stdout.index("{"):])
-    say(f"ledger init      energy mint {info['energy_mint']} ({info['energy_decimals']} decimals), "
-        f"quote mint {info['quote_mint']} ({info['quote_decimals']})")
+        info = _json_in(r.stdout)
+    if {"energy_mint", "quote_mint"} <= info.keys():
+        say(f"ledger init      energy mint {info['energy_mint']} ({info.get('energy_decimals')} decimals), "
+            f"quote mint {info['quote_mint']} ({info.get('quote_decimals')})")
+    else:
+        say(f"ledger init      {json.dumps(info)[:300]}")
+
+
+def _json_in(text: str) -> dict[str, Any]:
+    """The JSON object a command printed (after any other lines), or its text when it printed none."""
+    try:
+        found = json.loads(text[text.index("{"):])
+    except ValueError:
+        return {"output": text.strip()}
+    return found if isinstance(found, dict) else {"output": text.strip()}
 
 
 def start_central(stack: Stack) -> None:
