@@ -129,7 +129,7 @@ def worker_main(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, ti
     import cProfile  # noqa: PLC0415
     import pstats  # noqa: PLC0415
 
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.thread_time)  # CPU of the event-loop thread, not wall time
     prof.enable()
     asyncio.run(_worker(dsn, port, concurrency, ready, stop, timings, no_delay))
     prof.disable()
@@ -146,7 +146,7 @@ async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, 
     from central.ingest.settings import IngestSettings  # noqa: PLC0415
     from central.mqtt import PahoMqtt  # noqa: PLC0415
 
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=concurrency + 1)
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     mqtt = PahoMqtt(MqttConfig(host="127.0.0.1", port=port, client_id_prefix="gtx-bench-ingest"))
     metrics = IngestMetrics.for_registry()
@@ -450,7 +450,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of offered load")
     ap.add_argument("--closed-batches", type=int, default=20, help="batches per device in closed-loop mode")
     ap.add_argument("--workers", type=int, default=2, help="ingest worker processes sharing the subscription")
-    ap.add_argument("--concurrency", type=int, default=4, help="batches in flight per worker")
+    ap.add_argument("--concurrency", type=int, default=16, help="batches in flight per worker")
     ap.add_argument("--nodelay", action="store_true",
                     help="TCP_NODELAY on broker, device and worker sockets (experiment: Nagle vs small MQTT packets)")
     ap.add_argument("--profile", default="", help="write a cProfile summary of worker 0's event-loop thread here")

@@ -24,11 +24,11 @@ from central.http.auth import TokenCodec
 from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, ReadyCheck
 from central.http.middleware import ACCESS_LOG, TOKENS, auth_middleware, error_middleware, metrics_middleware
 from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, RouteTable, aiohttp_handler
-from central.http.system import OPENAPI_CACHE
+from central.http.system import OPENAPI_CACHE, refresh_gauges
 from central.http.system import routes as system_routes
 from central.identity.mailer import MAILER, Mailer, build_mailer
 from central.mqtt import Handler, Mqtt, PahoMqtt
-from central.observability.metrics import MQTT_CONNECTED
+from central.observability.metrics import WORKERS
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,17 @@ def create_app(
     for route in registry.routes:
         app.router.add_route(route.method, route.path, aiohttp_handler(route))
     app[ROUTES] = list(registry.routes)
+    app.cleanup_ctx.append(background("gauges", _gauges))
     app.cleanup_ctx.extend(registry.tasks)
     return app
+
+
+async def _gauges(app: web.Application) -> None:
+    """Keep this worker's pool/broker gauges current (multiprocess scrapes read every worker's last value)."""
+    WORKERS.set(1)
+    while True:
+        refresh_gauges(app)
+        await asyncio.sleep(5.0)
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -205,7 +214,6 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:
     client = app[MQTT]
     await client.start()
-    MQTT_CONNECTED.set_function(lambda: 1.0 if client.connected else 0.0)
     try:
         yield
     finally:

@@ -40,6 +40,9 @@ class HttpConfig:
     max_body_bytes: int = 1_048_576
     #: Trust ``X-Forwarded-For`` for the client address (only behind a reverse proxy you run).
     trust_forwarded_for: bool = False
+    #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
+    #: temporary directory unless given) so ``/metrics`` aggregates every worker.
+    metrics_dir: str = ""
 
     def validate(self) -> None:
         _require(0 <= self.port <= 65535, "http.port must be 0..65535")

@@ -13,12 +13,16 @@ import gc
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import multiprocess
 
 from central.config import CentralConfig, load_config
 from central.db import migrate_dsn
@@ -66,6 +70,28 @@ def run(config: CentralConfig, config_path: str | None, overrides: Sequence[str]
     if workers == 1:
         asyncio.run(serve_forever(config, reuse_port=False))
         return 0
+    metrics_dir, made_dir = _metrics_dir(config)
+    overrides = [*overrides, f'http.metrics_dir="{metrics_dir}"']
+    try:
+        return _supervise(workers, config_path, overrides, metrics_dir)
+    finally:
+        if made_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir(config: CentralConfig) -> tuple[str, bool]:
+    """The prometheus_client multiprocess directory for the workers (emptied: old files would count twice).
+    prometheus_client only learns it from its environment variable, which spawned workers inherit."""
+    made = not config.http.metrics_dir
+    path = Path(config.http.metrics_dir or tempfile.mkdtemp(prefix="gtx-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.db"):
+        old.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return str(path), made
+
+
+def _supervise(workers: int, config_path: str | None, overrides: Sequence[str], metrics_dir: str) -> int:
     ctx = multiprocessing.get_context("spawn")
     procs: list[BaseProcess] = []
     stopping = False
@@ -102,5 +128,7 @@ def run(config: CentralConfig, config_path: str | None, overrides: Sequence[str]
                 if time.monotonic() - last_restart < 1.0:
                     continue
                 log.warning("worker exited; restarting", extra={"pid": p.pid, "exitcode": p.exitcode})
+                if p.pid is not None:
+                    multiprocess.mark_process_dead(p.pid, metrics_dir)  # type: ignore[no-untyped-call]
                 last_restart = time.monotonic()
                 procs[i] = start_one()

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from central.http.context import CONFIG, POOL, READY_CHECKS, ROUTES
+from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES
 from central.http.docs_page import DOCS_HTML
 from central.http.openapi import build_openapi
 from central.http.roles import PUBLIC
 from central.http.routes import Call, Route, RouteTable
-from central.observability.metrics import POOL_IDLE, POOL_IN_USE, POOL_MAX, POOL_SIZE
+from central.observability.metrics import MQTT_CONNECTED, POOL_IDLE, POOL_IN_USE, POOL_MAX, POOL_SIZE, exposition
 
 routes = RouteTable(tag="system")
 OPENAPI_CACHE = web.AppKey("gtx.openapi_cache", dict[str, bytes])
@@ -57,7 +57,15 @@ async def readyz(call: Call[None, None]) -> web.Response:
 @routes.get("/metrics", access=PUBLIC, content_type="text/plain",
             summary="Prometheus metrics (HTTP latency by route, pool usage, subsystem metrics)")
 async def metrics(call: Call[None, None]) -> web.Response:
-    pool = call.app.get(POOL)
+    refresh_gauges(call.app)
+    resp = web.Response(body=exposition(call.app[CONFIG].http.metrics_dir))
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+def refresh_gauges(app: web.Application) -> None:
+    """Set this process's pool and broker gauges (also done every few seconds by the core's gauge task)."""
+    pool = app.get(POOL)
     if pool is not None:
         size = pool.get_size()
         idle = pool.get_idle_size()
@@ -65,9 +73,8 @@ async def metrics(call: Call[None, None]) -> web.Response:
         POOL_IDLE.set(idle)
         POOL_IN_USE.set(size - idle)
         POOL_MAX.set(pool.get_max_size())
-    resp = web.Response(body=generate_latest())
-    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return resp
+    mqtt = app.get(MQTT)
+    MQTT_CONNECTED.set(1 if mqtt is not None and mqtt.connected else 0)
 
 
 def openapi_document(app: web.Application) -> dict[str, Any]:

@@ -16,8 +16,9 @@ _GROUP = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class IngestSettings:
     #: MQTT v5 shared-subscription group: every worker process in the group gets a share of the readings.
     share_group: str = "central"
-    #: Batches one process handles at once (overlaps database round trips; verification is CPU-bound).
-    concurrency: int = 4
+    #: Batches one process handles at once: while one group transaction is in flight the others are decoded and
+    #: verified and then stored together in the next group.
+    concurrency: int = 16
     #: How far ahead of central's clock a reading's timestamp may be.
     max_future_ms: int = 5 * 60 * 1000
 

@@ -111,6 +111,7 @@ class EmbeddedLedger:
         self._slot = _GENESIS_SLOT
         self._hashes: OrderedDict[Hash, int] = OrderedDict()  # recent blockhash -> slot it was produced in
         self._latest = Hash.default()
+        self._genesis_hash: Hash | None = None
         self._block_time = int(time.time())
         self._txs: dict[Signature, _TxEntry] = {}
         self._lamports: dict[Pubkey, int] = {}
@@ -228,6 +229,8 @@ class EmbeddedLedger:
         return self._log.append(body) if self._log is not None else -1
 
     def _remember_slot(self, slot: int, h: Hash, ts: int) -> None:
+        if self._genesis_hash is None:
+            self._genesis_hash = h
         self._slot = slot
         self._latest = h
         self._block_time = ts
@@ -471,6 +474,58 @@ class EmbeddedLedger:
         if status is None or status.err is not None:
             raise AirdropUnavailableError(f"airdrop failed: {status.err if status else 'not landed'}")
         return sig
+
+    # ----------------------------------------------------------------------------------------------- wallets' extras
+
+    @property
+    def genesis_hash(self) -> Hash:
+        assert self._genesis_hash is not None
+        return self._genesis_hash
+
+    @property
+    def transaction_count(self) -> int:
+        return len(self._txs)
+
+    def blockhash_valid(self, blockhash: Hash) -> bool:
+        self._tick()
+        slot = self._hashes.get(blockhash)
+        return slot is not None and self._slot <= slot + MAX_PROCESSING_AGE
+
+    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> tuple[object, list[str], int]:
+        """Run without landing: (error or None, logs, compute units). The blockhash is not checked (a wallet
+        simulates before it has one); signatures only when ``sig_verify``."""
+        if sig_verify and not all(tx.verify_with_results()):
+            return "SignatureFailure", [], 0
+        if not sig_verify:
+            self._svm.with_sigverify(False)
+        try:
+            sim = self._svm.simulate_transaction(tx)
+        finally:
+            if not sig_verify:
+                self._svm.with_sigverify(True)
+        if isinstance(sim, FailedTransactionMetadata):
+            meta = sim.meta()
+            return json.loads(sim.to_json())["err"], list(meta.logs()), meta.compute_units_consumed()
+        meta = sim.meta()
+        return None, list(meta.logs()), meta.compute_units_consumed()
+
+    def token_accounts_by_owner(self, owner: Pubkey, *, mint: Pubkey | None = None,
+                                program: Pubkey | None = None) -> list[tuple[Pubkey, Account]]:
+        """Token accounts whose token owner is ``owner`` (every token account was written through this ledger,
+        so the token cache indexes them all)."""
+        owner_s = str(owner)
+        mint_s = str(mint) if mint is not None else None
+        prog_s = str(program) if program is not None else None
+        out: list[tuple[Pubkey, Account]] = []
+        for address, entry in self._tok.items():
+            if entry is None or entry[1] != owner_s:
+                continue
+            if (mint_s is not None and entry[0] != mint_s) or (prog_s is not None and entry[2] != prog_s):
+                continue
+            acc = self.account(address)
+            if acc is not None:
+                out.append((address, acc))
+        return sorted(out, key=lambda kv: bytes(kv[0]))
 
     # ----------------------------------------------------------------------------------------------- the port
 

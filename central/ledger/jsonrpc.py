@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 from solders.account import Account
+from solders.hash import Hash
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -29,6 +31,7 @@ from central.ledger.errors import (
     TransactionRejectedError,
 )
 from central.ledger.port import MAX_ACCOUNTS_PER_QUERY, MAX_SIGNATURES_PER_QUERY
+from central.ledger.tokens import TOKEN_PROGRAM_ID, parse_token_account
 from central.ledger.transaction_json import b58decode, b58encode, encode_transaction, ui_amount
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ SOLANA_CORE_VERSION = "2.2.0"
 FEATURE_SET = 3294202862
 API_VERSION = "2.2.0"
 U64_MAX = 2**64 - 1
+LAMPORTS_PER_SIGNATURE = 5000
 
 Handler = Callable[[EmbeddedLedger, list[Any]], Awaitable[object]]
 
@@ -118,21 +122,8 @@ async def get_latest_blockhash(ledger: EmbeddedLedger, _params: list[Any]) -> ob
 
 
 async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    raw_param = _param(params, 0)
     cfg = _config(params, 1)
-    if not isinstance(raw_param, str):
-        raise _invalid("Invalid params: expected an encoded transaction")
-    encoding = cfg.get("encoding", "base58")
-    try:
-        if encoding == "base64":
-            raw = base64.b64decode(raw_param, validate=True)
-        elif encoding == "base58":
-            raw = b58decode(raw_param)
-        else:
-            raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
-        tx = VersionedTransaction.from_bytes(raw)
-    except (ValueError, TypeError):
-        raise _invalid("Invalid params: failed to deserialize VersionedTransaction") from None
+    tx = _decode_tx(params, cfg)
     skip = bool(cfg.get("skipPreflight", False))
     try:
         sig = ledger.send(tx, skip_preflight=skip)
@@ -232,6 +223,99 @@ async def get_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
     return encode_transaction(record, meta, encoding, ledger.mint_decimals)
 
 
+def _decode_tx(params: list[Any], cfg: dict[str, Any]) -> VersionedTransaction:
+    raw_param = _param(params, 0)
+    if not isinstance(raw_param, str):
+        raise _invalid("Invalid params: expected an encoded transaction")
+    encoding = cfg.get("encoding", "base58")
+    try:
+        if encoding == "base64":
+            raw = base64.b64decode(raw_param, validate=True)
+        elif encoding == "base58":
+            raw = b58decode(raw_param)
+        else:
+            raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
+        return VersionedTransaction.from_bytes(raw)
+    except (ValueError, TypeError):
+        raise _invalid("Invalid params: failed to deserialize VersionedTransaction") from None
+
+
+async def simulate_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    cfg = _config(params, 1)
+    tx = _decode_tx(params, cfg)
+    err, logs, units = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
+    replacement = None
+    if cfg.get("replaceRecentBlockhash"):
+        latest = ledger.latest_blockhash()
+        replacement = {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}
+    return {"context": _context(ledger),
+            "value": {"err": err, "logs": logs, "accounts": None, "unitsConsumed": units, "returnData": None,
+                      "innerInstructions": None, "replacementBlockhash": replacement}}
+
+
+async def get_fee_for_message(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    raw = _param(params, 0)
+    if not isinstance(raw, str):
+        raise _invalid("Invalid params: expected a base64 message")
+    try:
+        data = base64.b64decode(raw, validate=True)
+        header = MessageV0.from_bytes(data[1:]).header if data and data[0] & 0x80 else Message.from_bytes(data).header
+    except (ValueError, TypeError):
+        raise _invalid("Invalid params: failed to deserialize message") from None
+    return {"context": _context(ledger), "value": LAMPORTS_PER_SIGNATURE * header.num_required_signatures}
+
+
+async def is_blockhash_valid(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    try:
+        h = Hash.from_string(_param(params, 0))
+    except (ValueError, TypeError):
+        raise _invalid("Invalid param: Invalid blockhash") from None
+    return {"context": _context(ledger), "value": ledger.blockhash_valid(h)}
+
+
+async def get_genesis_hash(ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    return str(ledger.genesis_hash)
+
+
+async def get_epoch_info(ledger: EmbeddedLedger, _params: list[Any]) -> object:
+    slot = ledger.slot
+    return {"absoluteSlot": slot, "blockHeight": slot, "epoch": 0, "slotIndex": slot, "slotsInEpoch": 432_000,
+            "transactionCount": ledger.transaction_count}
+
+
+def _parsed_token_account(ledger: EmbeddedLedger, acc: Account) -> dict[str, object] | None:
+    info = parse_token_account(acc)
+    if info is None:
+        return None
+    decimals = ledger.mint_decimals(info.mint)
+    return {"program": "spl-token" if acc.owner == TOKEN_PROGRAM_ID else "spl-token-2022",
+            "parsed": {"info": {"isNative": False, "mint": str(info.mint), "owner": str(info.owner),
+                                "state": "frozen" if info.frozen else "initialized",
+                                "tokenAmount": ui_amount(info.amount, decimals)},
+                       "type": "account"},
+            "space": len(acc.data)}
+
+
+async def get_token_accounts_by_owner(ledger: EmbeddedLedger, params: list[Any]) -> object:
+    owner = _pubkey(_param(params, 0))
+    selector = _param(params, 1)
+    if not isinstance(selector, dict) or len(selector) != 1 or not ({"mint", "programId"} & selector.keys()):
+        raise _invalid("Invalid params: expected {\"mint\": ...} or {\"programId\": ...}")
+    mint = _pubkey(selector["mint"]) if "mint" in selector else None
+    program = _pubkey(selector["programId"]) if "programId" in selector else None
+    cfg = _config(params, 2)
+    parsed = cfg.get("encoding") == "jsonParsed"
+    enc = "base64" if parsed else _encoding(cfg)
+    value = []
+    for address, acc in ledger.token_accounts_by_owner(owner, mint=mint, program=program):
+        body = _account_json(acc, enc)
+        assert body is not None
+        if parsed:
+            body["data"] = _parsed_token_account(ledger, acc)
+        value.append({"pubkey": str(address), "account": body})
+    return {"context": _context(ledger), "value": value}
+
+
 METHODS: dict[str, Handler] = {
     "getHealth": get_health,
     "getVersion": get_version,
@@ -247,6 +331,13 @@ METHODS: dict[str, Handler] = {
     "getMinimumBalanceForRentExemption": get_minimum_balance_for_rent_exemption,
     "requestAirdrop": request_airdrop,
     "getTransaction": get_transaction,
+    # What wallets and explorers commonly ask besides the project's own subset.
+    "simulateTransaction": simulate_transaction,
+    "getFeeForMessage": get_fee_for_message,
+    "isBlockhashValid": is_blockhash_valid,
+    "getGenesisHash": get_genesis_hash,
+    "getEpochInfo": get_epoch_info,
+    "getTokenAccountsByOwner": get_token_accounts_by_owner,
 }
 
 
@@ -319,7 +410,12 @@ async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 889
     runner = web.AppRunner(jsonrpc_app(ledger), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise LedgerError(f"cannot serve the ledger's JSON-RPC on {host}:{port}: {e.strerror} "
+                          "(set ledger.rpc_port, 0 = any free port)") from None
     server = site._server
     assert server is not None
     bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]

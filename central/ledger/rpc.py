@@ -13,6 +13,7 @@ from solana.rpc.commitment import Commitment
 from solana.rpc.core import RPCException, RPCNoResultException
 from solana.rpc.models import TxOpts
 from solders.account import Account
+from solders.errors import SerdeJSONError
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -65,6 +66,8 @@ async def _call(aw: Awaitable[T]) -> T:
         raise LedgerUnavailableError(f"ledger RPC unreachable: {e}") from None
     except RPCNoResultException as e:
         raise LedgerUnavailableError(f"ledger RPC returned no result: {e}") from None
+    except (ValueError, SerdeJSONError) as e:  # solders could not parse the answer: not a Solana JSON-RPC endpoint
+        raise LedgerUnavailableError(f"ledger RPC answered something unparseable: {e}") from None
 
 
 class RpcLedger:

@@ -1,7 +1,9 @@
 """Orders and epochs on PostgreSQL: accounts, placing and cancelling orders (with escrow locks), and the clearer.
 
-Concurrency: placing/cancelling takes the epoch row ``FOR SHARE`` and checks it is open; the clearer takes it
-``FOR UPDATE`` to close it, so an order is either in the book that clears or refused with ``EpochClosedError``.
+Concurrency: placing/cancelling takes the epoch's advisory lock in shared mode and then checks the epoch is open;
+the clearer takes the same lock exclusively to close it, so an order is either in the book that clears or refused
+with ``EpochClosedError``. (Advisory locks live in memory: thousands of concurrent placements do not write
+row-lock state into the epoch row, as ``FOR SHARE`` would.)
 Only one clearer runs at a time: the whole clearing transaction holds the advisory lock ``CLEARING_LOCK_KEY``
 (``pg_try_advisory_xact_lock``), so any number of workers may call ``clear_due`` safely.
 """
@@ -46,6 +48,14 @@ log = logging.getLogger(__name__)
 CLEARING_LOCK_KEY = 0x6774782D636C72
 
 
+#: First key of the per-epoch advisory locks (two-int4 form: a key space apart from the bigint keys) - "gtxE".
+EPOCH_LOCK_CLASS = 0x67747845
+
+
+def epoch_lock_key(start: datetime) -> tuple[int, int]:
+    return EPOCH_LOCK_CLASS, int(start.timestamp()) % 2**31
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -76,6 +86,7 @@ class EpochSummary:
     order_count: int
     trade_count: int
     order_set_hash: str | None
+    fee_bps: int | None = None
 
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
@@ -97,6 +108,7 @@ def _epoch(r: asyncpg.Record) -> EpochSummary:
         r["order_count"],
         r["trade_count"],
         bytes(h).hex() if h is not None else None,
+        r["fee_bps"],
     )
 
 
@@ -167,7 +179,8 @@ class MarketBook:
                 raise ConflictError("link a wallet before trading")
             acc = await self.account(conn, user_id)
             await self._ensure_epoch(conn, epoch)
-            status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1 FOR SHARE", epoch.start)
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", *epoch_lock_key(epoch.start))
+            status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", epoch.start)
             if status != EpochStatus.OPEN:
                 raise EpochClosedError("the current epoch is closed; retry in a moment")
             ok = await conn.fetchval(
@@ -193,7 +206,6 @@ class MarketBook:
             )
             order = _order(row)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
-            await notify(conn, {"type": "book", "epoch": epoch.start.isoformat()})
             return order
 
     async def cancel(self, user_id: UUID, order_id: int) -> OrderView:
@@ -203,7 +215,8 @@ class MarketBook:
             seen = await conn.fetchval("SELECT epoch_start FROM orders WHERE id = $1 AND account = $2", order_id, acc)
             if seen is None:
                 raise NotFoundError("no such order")
-            epoch_status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1 FOR SHARE", seen)
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", *epoch_lock_key(seen))
+            epoch_status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", seen)
             row = await conn.fetchrow(
                 "SELECT status, locked, side, epoch_start FROM orders WHERE id = $1 FOR UPDATE", order_id
             )
@@ -226,7 +239,6 @@ class MarketBook:
             )
             order = _order(updated)
             await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
-            await notify(conn, {"type": "book", "epoch": order.epoch_start.isoformat()})
             return order
 
     async def orders_of(self, user_id: UUID, *, open_only: bool = False, limit: int = 100) -> list[OrderView]:
@@ -329,7 +341,7 @@ class MarketBook:
                 done.append(await self._clear_epoch(conn, self.clock.starting(start)))
 
     async def _clear_epoch(self, conn: asyncpg.Connection, epoch: Epoch) -> EpochSummary:
-        await conn.execute("SELECT 1 FROM epochs WHERE start_at = $1 FOR UPDATE", epoch.start)
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(epoch.start))
         await conn.execute("UPDATE epochs SET status = 'closed', closed_at = now() WHERE start_at = $1", epoch.start)
         nxt = self.clock.next(epoch)
         await self._ensure_epoch(conn, nxt)

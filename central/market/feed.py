@@ -107,6 +107,7 @@ class MarketFeed:
         if kind == "book":
             self._book_dirty.set()
         elif kind == "order":
+            self._book_dirty.set()
             for s in self.hub.subscribers("market.mine"):
                 if s.subscriptions.get("market.mine") == event.get("account"):
                     s.event("market.mine", {"kind": "order", "order": event["order"]})

@@ -91,6 +91,7 @@ class EpochOut:
     order_count: int
     trade_count: int
     order_set_hash: str | None
+    fee_bps: int | None
 
 
 @dataclass(frozen=True)

@@ -114,9 +114,17 @@ async def my_mints(call: Call[None, MintsQuery]) -> list[MintOut]:
     response=list[ProblemOut],
     errors=(503,),
     summary="Failed mints and mints stuck pending or submitted",
+    description="Accruing mints (owner has no linked wallet yet) are not listed.",
 )
 async def mint_problems(call: Call[None, ProblemsQuery]) -> list[ProblemOut]:
     views = await _outbox(call.app).problems(stuck_after_seconds=call.query.stuck_after_s, limit=call.query.limit)
+    # pending intents of owners without a wallet are accruing by design, not stuck
+    owners = sorted({UUID(str(v.payload["owner"])) for v in views if v.state == "pending"})
+    with_wallet = {
+        r["user_id"]
+        for r in await call.app[POOL].fetch("SELECT user_id FROM wallets WHERE user_id = ANY($1::uuid[])", owners)
+    }
+    views = [v for v in views if v.state != "pending" or UUID(str(v.payload["owner"])) in with_wallet]
     return [
         ProblemOut(v.key, v.state, int(v.payload["wh"]), str(v.payload["owner"]), v.signature, v.attempts, v.last_error)
         for v in views

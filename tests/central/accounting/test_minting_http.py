@@ -28,6 +28,7 @@ from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
+from central.minting.routes import MINT_OUTBOX
 from central.wallets import plugin as wallets_plugin
 from central.wallets.routes import CHAIN
 from protocol import topics
@@ -145,6 +146,17 @@ async def test_readings_to_tokens_over_http_and_restart(central: Central, broker
         return len(body) == 4 and all(m["status"] == expect_status for m in body)
 
     await wait_for(lambda: mints("accrued"))  # accounting ran in the background; no wallet yet
+
+    async def deferred() -> bool:  # the mint outbox looked at them and set them aside until a wallet exists
+        return await pool.fetchval("SELECT count(*) FROM chain_intent WHERE not_before IS NOT NULL") == 4
+
+    await wait_for(deferred)
+    await asyncio.sleep(1.2)
+    r = await client.get("/api/v1/admin/mints/problems?stuck_after_s=1", headers=auth(client, admin, Role.ADMIN))
+    assert await r.json() == []  # accruing is not stuck ...
+    outbox = client.app[MINT_OUTBOX].outbox
+    assert outbox is not None
+    assert len(await outbox.problems(stuck_after_seconds=1)) == 4  # ... though the raw outbox view lists them
 
     wallet = DeviceKey.generate()
     r = await client.post("/api/v1/wallet/link-challenge", json={"wallet": wallet.device_id}, headers=h)

@@ -107,6 +107,16 @@ def test_serve_with_two_workers_sharing_the_port(pg_dsn: str, tmp_path: Path, br
         assert len(pids) == 2, (tmp_path / "serve.log").read_text()[-3000:]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/openapi.json", timeout=5) as resp:
             assert json.loads(resp.read())["openapi"] == "3.1.0"
+        # /metrics aggregates both workers (prometheus_client multiprocess mode), whichever one answers.
+        for _ in range(20):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                assert resp.status == 200
+        for _ in range(2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            count = 'gtx_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} '
+            assert f"{count}20.0" in text, [ln for ln in text.splitlines() if "/healthz" in ln]
+            assert "gtx_http_workers 2.0" in text
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:

@@ -7,7 +7,7 @@ from central.ingest.settings import IngestSettings
 
 
 def test_defaults_and_overrides() -> None:
-    assert IngestSettings.from_section({}) == IngestSettings("central", 4, 300_000)
+    assert IngestSettings.from_section({}) == IngestSettings("central", 16, 300_000)
     got = IngestSettings.from_section({"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
     assert (got.share_group, got.concurrency, got.max_future_ms) == ("ingest-b", 8, 60_000)
 

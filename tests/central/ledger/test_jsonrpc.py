@@ -14,10 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from solders.keypair import Keypair
+from solders.message import to_bytes_versioned
 from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
     GetBlockHeightResp,
+    GetEpochInfoResp,
+    GetFeeForMessageResp,
+    GetGenesisHashResp,
     GetHealthResp,
     GetLatestBlockhashResp,
     GetMinimumBalanceForRentExemptionResp,
@@ -25,15 +29,23 @@ from solders.rpc.responses import (
     GetSignatureStatusesResp,
     GetSlotResp,
     GetTokenAccountBalanceResp,
+    GetTokenAccountsByOwnerJsonParsedResp,
+    GetTokenAccountsByOwnerResp,
     GetTransactionResp,
     GetVersionResp,
+    IsBlockhashValidResp,
     RequestAirdropResp,
     SendTransactionResp,
+    SimulateTransactionResp,
 )
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
-from central.ledger.builder import build_transaction, transfer_checked
+from central.ledger.builder import build_transaction, compile_message, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.errors import LedgerError
 from central.ledger.jsonrpc import JsonRpcServer, serve
+from central.ledger.tokens import TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import b58decode, b58encode
 
 from .helpers import funded, mint_to_owner, new_mint
@@ -154,3 +166,76 @@ def test_base58_round_trip(data: bytes) -> None:
 def test_base58_matches_solders() -> None:
     key = Keypair().pubkey()
     assert b58encode(bytes(key)) == str(key)
+
+
+async def test_wallet_methods(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
+    """What wallets ask before signing: simulate an unsigned transaction, its fee, token accounts by owner."""
+    client, ledger = rpc
+    payer = await funded(ledger)
+    authority = Keypair()
+    mint = await new_mint(ledger, payer, authority.pubkey())
+    alice = Keypair()
+    src = await mint_to_owner(ledger, payer, authority, mint, alice.pubkey(), 4_200)
+    dst = await mint_to_owner(ledger, payer, authority, mint, Keypair().pubkey(), 0)
+
+    message = compile_message(payer.pubkey(), [transfer_checked(src, mint, dst, alice.pubkey(), amount=100,
+                                                                decimals=3)], ledger.latest_blockhash().blockhash)
+    unsigned = VersionedTransaction.populate(message, [Signature.default(), Signature.default()])
+    sim = SimulateTransactionResp.from_json(await client.raw(
+        "simulateTransaction", base64.b64encode(bytes(unsigned)).decode(),
+        {"encoding": "base64", "sigVerify": False, "replaceRecentBlockhash": True}))
+    assert sim.value.err is None
+    assert (sim.value.units_consumed or 0) > 0
+    assert sim.value.replacement_blockhash is not None
+    dst_bal = await ledger.get_token_account_balance(dst)
+    assert dst_bal is not None
+    assert dst_bal.amount == 0  # simulated, not landed
+    too_much = compile_message(payer.pubkey(), [transfer_checked(src, mint, dst, alice.pubkey(), amount=10**6,
+                                                                 decimals=3)], ledger.latest_blockhash().blockhash)
+    failing = VersionedTransaction.populate(too_much, [Signature.default(), Signature.default()])
+    sim = SimulateTransactionResp.from_json(await client.raw(
+        "simulateTransaction", base64.b64encode(bytes(failing)).decode(), {"encoding": "base64"}))
+    assert sim.value.err is not None
+    checked = json.loads(await client.raw("simulateTransaction", base64.b64encode(bytes(failing)).decode(),
+                                          {"encoding": "base64", "sigVerify": True}))
+    assert checked["result"]["value"]["err"] == "SignatureFailure"
+
+    fee = GetFeeForMessageResp.from_json(await client.raw(
+        "getFeeForMessage", base64.b64encode(to_bytes_versioned(message)).decode()))
+    assert fee.value == 10_000
+
+    valid = IsBlockhashValidResp.from_json(await client.raw("isBlockhashValid", str(message.recent_blockhash)))
+    assert valid.value is True
+    ledger.advance_slots(151)
+    assert IsBlockhashValidResp.from_json(await client.raw("isBlockhashValid",
+                                                           str(message.recent_blockhash))).value is False
+
+    owned = GetTokenAccountsByOwnerResp.from_json(await client.raw(
+        "getTokenAccountsByOwner", str(alice.pubkey()), {"mint": str(mint)}, {"encoding": "base64"}))
+    assert [a.pubkey for a in owned.value] == [src]
+    parsed = GetTokenAccountsByOwnerJsonParsedResp.from_json(await client.raw(
+        "getTokenAccountsByOwner", str(alice.pubkey()), {"programId": str(TOKEN_PROGRAM_ID)},
+        {"encoding": "jsonParsed"}))
+    info = parsed.value[0].account.data.parsed["info"]
+    assert (info["mint"], info["tokenAmount"]["amount"]) == (str(mint), "4200")
+    assert json.loads(await client.raw("getTokenAccountsByOwner", str(alice.pubkey()),
+                                       {"mint": str(Keypair().pubkey())}))["result"]["value"] == []
+
+    genesis = GetGenesisHashResp.from_json(await client.raw("getGenesisHash")).value
+    epoch = GetEpochInfoResp.from_json(await client.raw("getEpochInfo")).value
+    assert epoch.absolute_slot == ledger.slot
+    assert epoch.transaction_count == ledger.transaction_count
+    await ledger.close()
+    again = EmbeddedLedger(EmbeddedConfig(data_dir=ledger.config.data_dir, slot_ms=0))
+    try:
+        assert again.genesis_hash == genesis  # survives restarts
+        assert again.token_accounts_by_owner(alice.pubkey()) == [(src, again.account(src))]
+    finally:
+        await again.close()
+
+
+async def test_port_in_use_is_a_clear_error(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
+    client, ledger = rpc
+    port = int(client.url.rsplit(":", 1)[1])
+    with pytest.raises(LedgerError, match="rpc_port"):
+        await serve(ledger, "127.0.0.1", port)

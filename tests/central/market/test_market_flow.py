@@ -60,6 +60,12 @@ async def test_full_flow_deposit_order_clear_settle_withdraw(market: Market) -> 
     await m.book.place(seller, "sell", 5000, 1000)
     await m.book.place(buyer, "buy", 6000, 1200)  # locks floor(6000 * 1200 / 1000) = 7200
     await invariant(m)
+    extra = await m.book.place(seller, "sell", 3000, 5000)
+    assert (await escrow_of(m, seller))["energy"] == (0, 8000)
+    await invariant(m)
+    await m.book.cancel(seller, extra.id)
+    assert (await escrow_of(m, seller))["energy"] == (3000, 5000)
+    await invariant(m)
     m.clock.advance(60)
     [epoch] = await m.book.clear_due()
     assert (epoch.price, epoch.volume) == (1100, 5000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from central.ledger.port import Ledger
 from central.ledger.setup import LedgerSetup
 from central.market import plugin as market_plugin
 from central.market.client import sign_transaction_request
+from central.market.verify import recompute
 from central.readings import plugin as readings_plugin
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -189,6 +191,9 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     cleared = next(e for e in epochs if e["volume"])
     orders = await (await client.get(f"/api/v1/market/epochs/{cleared['start']}/orders")).json()
     assert orders["order_set_hash"] == cleared["order_set_hash"]
+    again = recompute(orders["orders"], cleared["fee_bps"])  # anyone can recompute the epoch from what is published
+    assert again.order_set_hash.hex() == cleared["order_set_hash"]
+    assert [(t.qty, t.price, t.value) for t in again.trades()] == [(4000, 200, 800)]
     assert (await client.get("/api/v1/market/epochs/not-a-time")).status == 404
 
     r = await client.get("/api/v1/admin/market/reconciliation", headers=ha)
@@ -203,6 +208,67 @@ async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], L
     assert (await r.json())["status"] == "confirmed"
     r = await client.post("/api/v1/market/withdrawals", json={"asset": "energy", "amount": 1}, headers=hs)
     assert r.status == 422
+    spec = await (await client.get("/api/openapi.json")).json()
+    assert spec["paths"]["/api/v1/market/orders"]["post"]["responses"]["422"]
+    assert "/api/v1/admin/market/reconciliation" in spec["paths"]
     metrics = await (await client.get("/metrics")).text()
     assert "gtx_market_escrow_mismatches 0.0" in metrics
     await ws.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_feed_crosses_worker_processes_through_postgres(pg_dsn: str, tmp_path: Path) -> None:
+    """Two app instances (as two workers): an order placed through one reaches a socket held by the other, via
+    LISTEN/NOTIFY. The second instance reaches the ledger over the first one's JSON-RPC."""
+    port = _free_port()
+    base = {
+        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
+        "mqtt": {"enabled": False},
+        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+        "log": {"access_log": False},
+        "ledger": {
+            "data_dir": str(tmp_path / "ledger"),
+            "keys_dir": str(tmp_path / "keys"),
+            "create_keys": True,
+            "serve_rpc": True,
+            "rpc_port": port,
+            "slot_ms": 20,
+        },
+        "market": {"epoch_length_s": 900},
+    }
+    plugins = [ledger_plugin.install, readings_plugin.install, market_plugin.install]
+    a = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))
+    await a.start_server()
+    b = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))  # same secret: one platform
+    await b.start_server()
+    try:
+        setup, ledger = a.app[LEDGER_SETUP], a.app[LEDGER]
+        assert type(b.app[LEDGER]).__name__ == "RpcLedger"  # the directory is a's; b goes through its JSON-RPC
+        uid, wallet = await funded_user(a, setup, ledger, "consumer", quote=1_000_000)
+        h = auth(a, uid, Role.CONSUMER)
+        await deposit(a, h, wallet, "quote", 100_000)
+        ws = await b.ws_connect("/api/v1/live")
+        await ws.send_json({"type": "auth", "token": b.app[TOKENS].issue(uid, Role.CONSUMER)[0]})
+        for ch in ("market.mine", "market.book"):
+            await ws.send_json({"type": "subscribe", "channel": ch})
+        async with asyncio.timeout(10):
+            while (await ws.receive_json()).get("type") != "subscribed":
+                pass
+            while (await ws.receive_json()).get("type") != "subscribed":
+                pass
+        r = await a.post("/api/v1/market/orders", json={"side": "buy", "qty": 2000, "price": 150}, headers=h)
+        assert r.status == 201, await r.text()
+        order = await ws_next(ws, "market.mine", lambda d: d["kind"] == "order")
+        assert order["order"]["id"] == (await r.json())["id"]
+        depth = await ws_next(ws, "market.book", lambda d: bool(d["bids"]))
+        assert depth["bids"] == [{"price": 150, "qty": 2000, "orders": 1}]
+        await ws.close()
+    finally:
+        await b.close()
+        await a.close()
