@@ -247,7 +247,7 @@ def main() -> int:
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
         metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
         pool = re.search(r"^gtx_db_pool_size (\S+)", metrics, re.M)
-        print(f"  (one worker's pool size after the run: {pool.group(1) if pool else '?'}; "
+        print(f"  (database connections open over all workers after the run: {pool.group(1) if pool else '?'}; "
               f"load average after: {os.getloadavg()[0]:.1f})")
         return 0
     finally:
