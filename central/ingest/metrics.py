@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-_BY_REGISTRY: dict[int, IngestMetrics] = {}
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, IngestMetrics] = weakref.WeakKeyDictionary()
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -34,9 +36,9 @@ class IngestMetrics:
     def for_registry(cls, registry: CollectorRegistry | None = None) -> IngestMetrics:
         """One set of collectors per registry (the default registry unless one is given)."""
         reg = registry if registry is not None else REGISTRY
-        found = _BY_REGISTRY.get(id(reg))
+        found = _BY_REGISTRY.get(reg)
         if found is None:
-            found = _BY_REGISTRY[id(reg)] = cls(reg)
+            found = _BY_REGISTRY[reg] = cls(reg)
         return found
 
     def count_records(self, outcomes: dict[str, int]) -> None:
