@@ -1,2 +1,17 @@
-"""Solana ledger access for central: the ``Ledger`` port, its embedded (LiteSVM) and rpc adapters, transaction
-building and packing shared by both, and platform setup (``init_ledger``)."""
+"""Solana ledger access for central (DESIGN D1, D2).
+
+- ``port``: the ``Ledger`` protocol (async) and its value types; errors in ``errors`` (all ``LedgerError``).
+- ``embedded``: ``EmbeddedLedger(EmbeddedConfig(data_dir, slot_ms, fsync_interval))`` — LiteSVM in-process with
+  the SPL Token, Token-2022, ATA, Memo and Address Lookup Table programs, persisted to an append-only log
+  (``store``), with blocks, blockhash expiry, signature dedup and the 1232-byte limit. ``data_dir=None``: in memory.
+- ``jsonrpc``: ``serve(embedded, host, port)`` — standard Solana JSON-RPC for the embedded ledger.
+- ``rpc``: ``RpcLedger(url)`` — the port over solana-py's ``AsyncClient`` (any cluster, or the endpoint above).
+- ``builder``: instructions (ATA, mint/transfer checked, memo, compute budget, seeded accounts), v0 compile, size
+  check, signing (full, partial, ``add_signature``), ``send_and_confirm``, ``wait_for_statuses``.
+- ``packing``: ``pack(units, ...)`` — greedy packing of instruction groups that must stay together.
+- ``lookup``: address lookup tables (create, extend, load).
+- ``config`` / ``setup`` / ``cli``: ``LedgerConfig``, ``init_ledger`` (idempotent platform setup), ``load_setup``,
+  ``open_ledger``, ``init_command``; ``plugin``: the app plug-in (``app[LEDGER]``, ``app[LEDGER_SETUP]``).
+- ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600.
+The durable chain outbox built on this lives in ``central.chain``.
+"""

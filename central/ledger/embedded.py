@@ -85,7 +85,7 @@ class EmbeddedConfig:
     compact_bytes: int = 256 * 1024 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class _TxEntry:
     slot: int
     err: object

@@ -59,9 +59,15 @@ def _rpc_error(exc: RPCException) -> dict[str, Any]:
     return parsed
 
 
-async def _call(aw: Awaitable[T]) -> T:
+async def _call(aw: Awaitable[T], *, rpc_errors: bool = False) -> T:
+    """Await a solana-py call, translating failures. JSON-RPC error answers become ``LedgerUnavailableError``
+    unless ``rpc_errors`` (then the caller handles ``RPCException`` itself)."""
     try:
         return await aw
+    except RPCException as e:
+        if rpc_errors:
+            raise
+        raise LedgerUnavailableError(f"ledger RPC error: {_rpc_error(e).get('message')}") from None
     except SolanaRpcException as e:
         raise LedgerUnavailableError(f"ledger RPC unreachable: {e}") from None
     except RPCNoResultException as e:
@@ -94,7 +100,7 @@ class RpcLedger:
     async def send_transaction(self, tx: VersionedTransaction, *, skip_preflight: bool = True) -> Signature:
         opts = TxOpts(skip_preflight=skip_preflight, skip_confirmation=True, preflight_commitment=self._commitment)
         try:
-            resp = await _call(self._client.send_raw_transaction(bytes(tx), opts=opts))
+            resp = await _call(self._client.send_raw_transaction(bytes(tx), opts=opts), rpc_errors=True)
         except RPCException as e:
             err = _rpc_error(e)
             message = str(err.get("message", ""))
@@ -113,10 +119,7 @@ class RpcLedger:
         out: list[SignatureStatus | None] = []
         for i in range(0, len(signatures), MAX_SIGNATURES_PER_QUERY):
             chunk = list(signatures[i:i + MAX_SIGNATURES_PER_QUERY])
-            try:
-                resp = await _call(self._client.get_signature_statuses(chunk, search_transaction_history=True))
-            except RPCException as e:
-                raise LedgerUnavailableError(f"getSignatureStatuses failed: {_rpc_error(e).get('message')}") from None
+            resp = await _call(self._client.get_signature_statuses(chunk, search_transaction_history=True))
             for st in resp.value:
                 if st is None:
                     out.append(None)
@@ -127,20 +130,14 @@ class RpcLedger:
         return out
 
     async def get_account(self, address: Pubkey) -> Account | None:
-        try:
-            resp = await _call(self._client.get_account_info(address, encoding="base64"))
-        except RPCException as e:
-            raise LedgerUnavailableError(f"getAccountInfo failed: {_rpc_error(e).get('message')}") from None
+        resp = await _call(self._client.get_account_info(address, encoding="base64"))
         return resp.value
 
     async def get_multiple_accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
         out: list[Account | None] = []
         for i in range(0, len(addresses), MAX_ACCOUNTS_PER_QUERY):
             chunk = list(addresses[i:i + MAX_ACCOUNTS_PER_QUERY])
-            try:
-                resp = await _call(self._client.get_multiple_accounts(chunk, encoding="base64"))
-            except RPCException as e:
-                raise LedgerUnavailableError(f"getMultipleAccounts failed: {_rpc_error(e).get('message')}") from None
+            resp = await _call(self._client.get_multiple_accounts(chunk, encoding="base64"))
             out.extend(resp.value)
         return out
 
@@ -149,7 +146,7 @@ class RpcLedger:
 
     async def get_token_account_balance(self, address: Pubkey) -> TokenAmount | None:
         try:
-            resp = await _call(self._client.get_token_account_balance(address))
+            resp = await _call(self._client.get_token_account_balance(address), rpc_errors=True)
         except RPCException as e:
             if _rpc_error(e).get("code") == -32602:
                 return None  # "could not find account" / not a token account
@@ -161,17 +158,14 @@ class RpcLedger:
 
     async def request_airdrop(self, address: Pubkey, lamports: int) -> Signature:
         try:
-            resp = await _call(self._client.request_airdrop(address, lamports))
+            resp = await _call(self._client.request_airdrop(address, lamports), rpc_errors=True)
         except RPCException as e:
             raise AirdropUnavailableError(f"airdrop refused: {_rpc_error(e).get('message')}") from None
         return resp.value
 
     async def get_transaction(self, signature: Signature) -> TransactionRecord | None:
-        try:
-            resp = await _call(self._client.get_transaction(signature, encoding="base64",
-                                                            max_supported_transaction_version=0))
-        except RPCException as e:
-            raise LedgerUnavailableError(f"getTransaction failed: {_rpc_error(e).get('message')}") from None
+        resp = await _call(self._client.get_transaction(signature, encoding="base64",
+                                                        max_supported_transaction_version=0))
         found = resp.value
         if found is None:
             return None
