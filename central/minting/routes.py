@@ -14,6 +14,7 @@ from central.http.errors import ApiError, conflict, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.minting.proof import mint_proof
 from central.minting.queries import MintView, mint_by_key, mints_of
 
 
@@ -148,3 +149,53 @@ async def retry_mint(call: Call[None, None]) -> MintOut:
     again = await mint_by_key(call.app[POOL], key)
     assert again is not None
     return _out(again)
+
+
+@dataclass(frozen=True)
+class ProofStep:
+    sibling_is_left: bool
+    sibling: str
+
+
+@dataclass(frozen=True)
+class MintProofOut:
+    key: str
+    meter_id: UUID
+    window_start_ms: int
+    window_end_ms: int
+    energy_wh: int
+    record_hashes: list[str] = field(metadata=meta(description="SHA-256 of each signed record used, in order (hex)"))
+    window_root: str = field(metadata=meta(description="Merkle root of record_hashes (leaf 0x00, node 0x01)"))
+    mint_leaf: str = field(metadata=meta(description="SHA-256 of GTX/mint/v1 || meter || start || end || Wh || root"))
+    path: list[ProofStep] = field(metadata=meta(description="audit path from mint_leaf to tx_root"))
+    tx_root: str = field(metadata=meta(description="the root in the transaction's memo (gtx:mint:v1 ... root=)"))
+    signature: str | None
+    status: str
+
+
+@routes.get(
+    "/api/v1/mints/{key}/proof",
+    access=ANY_USER,
+    response=MintProofOut,
+    errors=(404,),
+    summary="Proof of a mint: signed readings -> window root -> mint leaf -> the memo root on chain",
+)
+async def mint_proof_route(call: Call[None, None]) -> MintProofOut:
+    """Owners see their own mints' proofs, admins any."""
+    proof = await mint_proof(call.app[POOL], call.path("key"))
+    if proof is None or (proof.owner_id != call.user.user_id and call.user.role != Role.ADMIN):
+        raise not_found("no such mint", "no_mint")
+    return MintProofOut(
+        proof.key,
+        proof.meter_id,
+        proof.window_start_ms,
+        proof.window_end_ms,
+        proof.energy_wh,
+        [h.hex() for h in proof.record_hashes],
+        proof.window_root.hex(),
+        proof.leaf.hex(),
+        [ProofStep(left, sib.hex()) for left, sib in proof.path],
+        proof.tx_root.hex(),
+        proof.signature,
+        proof.status,
+    )

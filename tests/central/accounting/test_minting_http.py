@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
+from central.accounting.merkle import merkle_root, verify_proof
 from central.app import MQTT, POOL, create_app
 from central.config import CentralConfig, from_mapping
 from central.http.middleware import TOKENS
@@ -28,6 +29,7 @@ from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
+from central.minting.memo import parse_mint_memo
 from central.minting.routes import MINT_OUTBOX
 from central.wallets import plugin as wallets_plugin
 from central.wallets.routes import CHAIN
@@ -171,6 +173,22 @@ async def test_readings_to_tokens_over_http_and_restart(central: Central, broker
     assert sum(m["energy_wh"] for m in body) == 3000
     assert all(m["signature"] for m in body)
     assert body[0]["window_start_ms"] > body[-1]["window_start_ms"]  # newest first
+    # proof: signed readings -> window root -> mint leaf -> the memo root in the transaction on chain
+    proof = await (await client.get(f"/api/v1/mints/{body[0]['key']}/proof", headers=h)).json()
+    hashes = [bytes.fromhex(x) for x in proof["record_hashes"]]
+    assert merkle_root(hashes).hex() == proof["window_root"] == body[0]["readings_root"]
+    path = [(p["sibling_is_left"], bytes.fromhex(p["sibling"])) for p in proof["path"]]
+    assert verify_proof(bytes.fromhex(proof["mint_leaf"]), path, bytes.fromhex(proof["tx_root"]))
+    rec = await chain.ledger.get_transaction(Signature.from_string(proof["signature"]))
+    assert rec is not None
+    memo = bytes(rec.transaction.message.instructions[-1].data).decode()
+    assert parse_mint_memo(memo).root.hex() == proof["tx_root"]
+    stored = await pool.fetchval(
+        "SELECT array_agg(record_hash ORDER BY timestamp_ms, seq) FROM readings WHERE record_hash = ANY($1::bytea[])",
+        hashes,
+    )
+    assert [bytes(x) for x in stored] == hashes  # every hash is a stored signed reading
+    assert (await client.get(f"/api/v1/mints/{body[0]['key']}/proof", headers=auth(client, admin))).status == 404
     wallet_view = await (await client.get("/api/v1/wallet", headers=h)).json()
     assert wallet_view["energy_wh"] == 3000
     assert chain.quote_faucet_authority is not None  # embedded backend: the dev faucet is available
