@@ -29,6 +29,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from central.chain.outbox import CONFIRMED_LEVELS
 from central.ledger.builder import (
     check_size,
     compile_message,
@@ -297,9 +298,14 @@ class Escrow:
         statuses = await self.ledger.get_signature_statuses([Signature.from_string(r["signature"]) for r in submitted])
         decided = 0
         for r, st in zip(submitted, statuses, strict=True):
-            if st is not None:
-                await self._finish(r["id"], "confirmed" if st.ok else "failed", None if st.ok else str(st.err))
+            if st is not None and not st.ok:  # landed with an error: nothing moved
+                await self._finish(r["id"], "failed", str(st.err))
                 decided += 1
+            elif st is not None and st.confirmation_status in CONFIRMED_LEVELS:
+                await self._finish(r["id"], "confirmed", None)
+                decided += 1
+            elif st is not None:
+                pass  # processed but not yet confirmed: decided on a later pass
             elif height > r["last_valid_block_height"]:
                 await self._finish(r["id"], "expired", "blockhash expired before the transaction landed")
                 decided += 1
