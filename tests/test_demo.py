@@ -71,6 +71,8 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert 0 < int(cert.group(2)) < int(cert.group(1))
     assert "reconciliation: " in text
     assert " 0 mismatches" in text
+    assert "verified by central=True" in text
+    assert " 0 dead letters" in text  # every reading the gateway signed was accepted by central
 
     # every process the demo started was stopped, each by its PID, cleanly
     stopped = summary_value(text, "stopped")
