@@ -73,8 +73,7 @@ async def show_minting(api: Api, rpc: JsonRpc, pool: asyncpg.Pool, cast: Cast, m
     for o in cast.owners:
         rows = await confirmed_mints(api, o)
         chain, db = await agreeing_balances(rpc, pool, o, mints)
-        wallet = await api.get("/api/v1/wallet", o)
-        agree = "=" if chain == db == wallet["energy_wh"] else "!="
+        agree = "=" if chain == db else "!="
         say(f"{o.label:<5} {o.role:<8} {len(rows):>3} windows minted; wallet {kwh(chain):>14} on chain (JSON-RPC) "
             f"{agree} {kwh(db)} confirmed in the database")
         if chain != db:
