@@ -80,6 +80,8 @@ async def show_minting(api: Api, rpc: JsonRpc, pool: asyncpg.Pool, cast: Cast, m
             raise RuntimeError(f"{o.label}: wallet holds {chain} Wh on chain but the database confirms {db} Wh")
         if o.role == "prosumer":
             minted[o.label] = chain
+            wallet = await api.get("/api/v1/wallet", o)
+            say(f"      GET /api/v1/wallet: {wallet['address']} holds {kwh(wallet['energy_wh'])}")
             latest = max(rows, key=lambda m: m["window_start_ms"], default=None)
             if latest is not None:
                 say(f"      last window {latest['window_start'][11:19]}–{latest['window_end'][11:19]} UTC: "
