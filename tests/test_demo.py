@@ -71,6 +71,7 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert 0 < int(cert.group(2)) < int(cert.group(1))
     assert "reconciliation: " in text
     assert " 0 mismatches" in text
+    assert "→ window root ok → mint leaf ok → memo root ok, found on chain: True" in text  # the mint audit
     assert "verified by central=True" in text
     assert " 0 dead letters" in text  # every reading the gateway signed was accepted by central
 

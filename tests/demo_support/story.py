@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import asyncpg
 
-from demo_support import certs, energy, market, people, stack
+from demo_support import certs, energy, market, people, proof, stack
 from demo_support.api import Api, ApiFailure, JsonRpc, RpcFailure
 from demo_support.procs import Processes, ProcessFailedError
 from demo_support.report import Gaps, elapsed, kwh, quote, say, stage
@@ -97,7 +97,17 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
             out.minted = await energy.show_minting(api, rpc, pool, cast, info)
             return True
 
+        async def audit() -> bool:
+            assert info is not None
+            producer = cast.prosumers[0]
+            latest = max(await energy.confirmed_mints(api, producer), key=lambda m: m["window_start_ms"])
+            if not await proof.audit_mint(api, JsonRpc(session, info.rpc_url), producer, latest):
+                raise RuntimeError(f"the proof of mint {latest['key']} does not check out (see above)")
+            return True
+
         minted_ok = await attempt(gaps, "stage 4 (minting)", minting)
+        if minted_ok:
+            await attempt(gaps, "stage 4 (mint proof)", audit)
         if minted_ok and info is not None:
             mints = info
 
