@@ -5,7 +5,8 @@
    consumers, time fast-forwarded), `gridtokenx-central serve` (embedded ledger + JSON-RPC), `gridtokenx-edge run`.
 3. identity, through central's HTTP API only: accounts, the gateway verified through the MQTT challenge, meters
    claimed with their meter keys, wallets linked by signature, verified readings flowing in.
-4. minting: the prosumers' energy tokens in their wallets (read from the ledger; equal to the database).
+4. minting: the prosumers' energy tokens in their wallets (read from the ledger; equal to the database), and an
+   auditor's check of one mint: signed readings -> window Merkle root -> mint leaf -> the memo root on chain.
 5. market: faucet, escrow deposits by wallet-signed transaction requests, orders, epoch clearing, on-chain settlement.
 6. certificates: issued for a prosumer's solar export, a slice transferred to a consumer who retires it; validated.
 7. where to look next; then exit (default) or keep running until Ctrl-C (`--keep-running`, on a terminal).
