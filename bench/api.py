@@ -200,6 +200,8 @@ def main() -> int:
         f'[mailer]\ndev_dir = "{tmp / "mail"}"\n'
         f'[http]\nport = {http_port}\n'
         '[log]\naccess_log = false\nlevel = "WARNING"\n'
+        f'[ledger]\ndata_dir = "{tmp / "ledger"}"\nkeys_dir = "{tmp / "keys"}"\nrpc_port = {free_port()}\n'
+        "create_keys = true\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "central.cli", "-c", str(cfg)]
@@ -215,7 +217,7 @@ def main() -> int:
         auth = {"Authorization": f"Bearer {ctx['prosumer']}"}
         cases: list[tuple[str, str, dict[str, str]]] = [
             ("GET /healthz (no login)", "/healthz", {}),
-            ("GET /readyz (no login; db + broker)", "/readyz", {}),
+            ("GET /readyz (no login; db, broker, ledger checks)", "/readyz", {}),
             ("GET /api/v1/me (JWT + user row)", "/api/v1/me", auth),
             ("GET /api/v1/meters (JWT + query)", "/api/v1/meters", auth),
         ]

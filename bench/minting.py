@@ -161,7 +161,8 @@ async def run_mode(mode: str, meters: int, windows: int, batch: int, slot_ms: in
         c0, t0 = time.process_time(), time.perf_counter()
         if mode == "backlog":
             t = time.perf_counter()
-            final = await settle_all(AccountingService(store, batch_meters=meters), pool)
+            async with pool.acquire() as lock_conn:
+                final = await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
             accounting_s += time.perf_counter() - t
             t = time.perf_counter()
             totals = await outbox.drain(max_seconds=3600)
@@ -178,7 +179,8 @@ async def run_mode(mode: str, meters: int, windows: int, batch: int, slot_ms: in
                         "INSERT INTO readings SELECT * FROM readings_all WHERE timestamp_ms = $1", T0 + k * W
                     )
                 t = time.perf_counter()
-                final += await settle_all(AccountingService(store, batch_meters=meters), pool)
+                async with pool.acquire() as lock_conn:
+                    final += await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
                 accounting_s += time.perf_counter() - t
                 t = time.perf_counter()
                 transactions += (await outbox.drain(max_seconds=3600)).transactions

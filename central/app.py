@@ -102,8 +102,9 @@ Installer = Callable[[Registry], None]
 
 def background(name: str, fn: Callable[[web.Application], Awaitable[None]]) -> CleanupCtx:
     """A cleanup context that runs ``fn(app)`` as a task for the app's lifetime and cancels it on shutdown.
-    ``fn`` should loop forever and handle its own errors; if it raises (or returns) anyway, the error is logged and
-    ``fn`` is started again after a back-off (1 s doubling to 60 s), so one bug cannot silently stop a subsystem."""
+    ``fn`` should loop and handle its own errors; returning means it is done (e.g. its subsystem is not configured).
+    If it raises anyway, the error is logged and ``fn`` is started again after a back-off (1 s doubling to 60 s),
+    so one bug cannot silently stop a subsystem."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async def supervised() -> None:
@@ -111,11 +112,12 @@ def background(name: str, fn: Callable[[web.Application], Awaitable[None]]) -> C
             while True:
                 try:
                     await fn(app)
-                    log.warning("background task returned; restarting", extra={"task": name})
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("background task crashed; restarting", extra={"task": name})
+                else:
+                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 

@@ -79,9 +79,13 @@ class MqttConfig:
     ca_file: str = ""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
+    #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
+    receive_maximum: int = 1000
 
     def validate(self) -> None:
         _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
+        _require(1 <= self.receive_maximum <= 65535, "mqtt.receive_maximum must be 1..65535")
         _require(5 <= self.keepalive_s <= 3600, "mqtt.keepalive_s must be 5..3600")
         _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "mqtt.reconnect_min_s must be > 0 and <= max")
 

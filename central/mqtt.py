@@ -1,10 +1,13 @@
 """The MQTT port and its adapters: one shared client per process that every subsystem publishes and subscribes
 through.
 
-``PahoMqtt`` wraps paho-mqtt 2.x (MQTT v5, its own network thread with automatic reconnect) for asyncio: incoming
-messages are handed to the event loop and queued per subscription; each subscription has ``concurrency`` consumer
-tasks awaiting its handler, so a slow handler applies back-pressure (the network thread waits for queue space)
-instead of losing messages. Handler exceptions are logged and the next message is processed.
+``PahoMqtt`` wraps paho-mqtt 2.x (MQTT v5, its own network thread with automatic reconnect) for asyncio. The
+network thread never waits for the event loop (paho holds its callback lock while delivering, and the loop needs
+that lock to publish): incoming messages are handed over with ``call_soon_threadsafe`` and queued per subscription;
+each subscription has ``concurrency`` consumer tasks awaiting its handler. QoS 1 messages are acknowledged (PUBACK)
+only after every matching handler has finished, and the client announces an MQTT v5 Receive Maximum, so the broker
+never has more than ``mqtt.receive_maximum`` unacknowledged messages in flight to this process: a slow handler
+slows the broker down instead of growing a queue. Handler exceptions are logged and the next message is processed.
 ``InMemoryMqtt`` is the fake for unit tests (same interface, in-process routing, MQTT topic-filter rules).
 """
 
@@ -15,15 +18,17 @@ import contextlib
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttConfig
@@ -88,13 +93,13 @@ class _Subscription:
     handler: Handler
     qos: int
     concurrency: int
-    queue: asyncio.Queue[MqttMessage] = field(default_factory=lambda: asyncio.Queue(maxsize=1000))
+    queue: asyncio.Queue[tuple[MqttMessage, _Ack | None]] = field(default_factory=asyncio.Queue)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
 
 
 async def _consume(sub: _Subscription) -> None:
     while True:
-        msg = await sub.queue.get()
+        msg, ack = await sub.queue.get()
         try:
             await sub.handler(msg)
         except asyncio.CancelledError:
@@ -103,6 +108,23 @@ async def _consume(sub: _Subscription) -> None:
             log.exception("mqtt handler failed", extra={"topic": msg.topic, "filter": sub.topic_filter})
         finally:
             sub.queue.task_done()
+            if ack is not None:
+                ack.handled()
+
+
+class _Ack:
+    """Acknowledges a received message (PUBACK) once the last of its matching handlers is done."""
+
+    __slots__ = ("_fn", "_remaining")
+
+    def __init__(self, remaining: int, fn: Callable[[], None]) -> None:
+        self._remaining = remaining
+        self._fn = fn
+
+    def handled(self) -> None:
+        self._remaining -= 1
+        if self._remaining == 0:
+            self._fn()
 
 
 class _Base:
@@ -148,13 +170,15 @@ class PahoMqtt(_Base):
         self._client_id = client_id or f"{config.client_id_prefix}-{uuid.uuid4().hex[:12]}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = threading.Event()
-        self._lock = threading.Lock()
-        self._pending: dict[int, asyncio.Future[None]] = {}
-        self._early_acks: set[int] = set()
+        #: Bumped on every (re)connect: a message id is only meaningful on the connection it arrived on.
+        self._generation = 0
+        #: Distinct topic filter → MQTT v5 subscription identifier.
+        self._filter_ids: dict[str, int] = {}
         self._client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             protocol=paho.MQTTv5,
+            manual_ack=True,
         )
         self._client.reconnect_delay_set(
             min_delay=max(1, round(config.reconnect_min_s)), max_delay=max(1, round(config.reconnect_max_s))
@@ -169,7 +193,6 @@ class PahoMqtt(_Base):
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.on_publish = self._on_publish
 
     @property
     def client_id(self) -> str:
@@ -184,7 +207,10 @@ class PahoMqtt(_Base):
         self._started = True
         for sub in self._subs:
             self._start_workers(sub)
-        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.ReceiveMaximum = self._config.receive_maximum
+        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s,
+                                   properties=props)
         self._client.loop_start()
 
     async def stop(self) -> None:
@@ -193,12 +219,6 @@ class PahoMqtt(_Base):
             self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         await self._stop_workers()
-        with self._lock:
-            pending = list(self._pending.values())
-            self._pending.clear()
-        for fut in pending:
-            if not fut.done():
-                fut.set_exception(MqttError("mqtt client stopped"))
 
     async def wait_connected(self, wait_s: float) -> None:
         ok = await asyncio.to_thread(self._connected.wait, wait_s)
@@ -207,8 +227,19 @@ class PahoMqtt(_Base):
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None:
         self._add(topic_filter, handler, qos, concurrency)
+        if topic_filter not in self._filter_ids:
+            self._filter_ids[topic_filter] = len(self._filter_ids) + 1
         if self.connected:
-            self._client.subscribe(topic_filter, qos=qos)
+            self._subscribe_filter(self._client, topic_filter)
+
+    def _subscribe_filter(self, client: paho.Client, topic_filter: str) -> None:
+        """One broker subscription per distinct filter, tagged with an MQTT v5 subscription identifier so an
+        incoming message is routed to exactly the filters it was delivered for (a message matching a shared and a
+        plain subscription arrives twice, once per subscription)."""
+        qos = max(s.qos for s in self._subs if s.topic_filter == topic_filter)
+        props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+        props.SubscriptionIdentifier = self._filter_ids[topic_filter]
+        client.subscribe(topic_filter, qos=qos, properties=props)
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Hand the message to the client (queued while disconnected; QoS >= 1 is retried by paho)."""
@@ -218,37 +249,26 @@ class PahoMqtt(_Base):
 
     async def publish_confirmed(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                                 wait_s: float = 10.0) -> None:
-        """Publish and wait for the broker's acknowledgement (PUBACK / PUBCOMP)."""
-        if qos == 0:
-            await self.publish(topic, payload, qos=0, retain=retain)
-            return
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            if info.mid in self._early_acks:
-                self._early_acks.discard(info.mid)
-                fut.set_result(None)
-            else:
-                self._pending[info.mid] = fut
+        """Publish and wait for the broker's acknowledgement (PUBACK / PUBCOMP; for QoS 0: until written)."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            with self._lock:
-                self._pending.pop(info.mid, None)
             raise MqttError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
-        try:
-            await asyncio.wait_for(fut, wait_s)
-        except TimeoutError:
-            with self._lock:
-                self._pending.pop(info.mid, None)
-            raise MqttError(f"publish to {topic} not acknowledged within {wait_s:g} s") from None
+        deadline = time.monotonic() + wait_s
+        pause = 0.001
+        while not info.is_published():
+            if time.monotonic() > deadline:
+                raise MqttError(f"publish to {topic} not acknowledged within {wait_s:g} s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     # --- paho thread callbacks -------------------------------------------------------------------------------
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
         if reason.is_failure:
             log.warning("mqtt connect refused", extra={"reason": str(reason)})
             return
-        for sub in self._subs:
-            client.subscribe(sub.topic_filter, qos=sub.qos)
+        self._generation += 1
+        for topic_filter in list(self._filter_ids):
+            self._subscribe_filter(client, topic_filter)
         self._connected.set()
         log.info("mqtt connected", extra={"client_id": self._client_id})
 
@@ -257,35 +277,37 @@ class PahoMqtt(_Base):
         if self._started:
             log.warning("mqtt disconnected", extra={"reason": str(reason)})
 
-    def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _reason: ReasonCode, _p: Any) -> None:
-        with self._lock:
-            fut = self._pending.pop(mid, None)
-            if fut is None:
-                self._early_acks.add(mid)
-                if len(self._early_acks) > 10_000:
-                    self._early_acks.clear()
-                return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(_resolve, fut)
-
     def _on_message(self, _c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        # Runs on paho's network thread while paho holds its callback lock: hand over, never wait.
         loop = self._loop
         if loop is None or loop.is_closed() or not self._started:
             return
-        msg = MqttMessage(message.topic, bytes(message.payload), message.qos, bool(message.retain))
-        for sub in self._matching(msg.topic):
-            fut = asyncio.run_coroutine_threadsafe(sub.queue.put(msg), loop)
-            try:
-                fut.result(timeout=10.0)
-            except (FutureTimeout, RuntimeError):
-                fut.cancel()
-                log.warning("mqtt message dropped: handler queue full", extra={"topic": msg.topic})
+        ids = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
+        try:
+            loop.call_soon_threadsafe(self._dispatch, message.topic, bytes(message.payload), message.qos,
+                                      bool(message.retain), message.mid, self._generation, ids)
+        except RuntimeError:  # the loop closed meanwhile; unacknowledged, so the broker may deliver it again
+            return
 
+    def _dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int, generation: int,
+                  ids: list[int] | int | None) -> None:
+        if ids:
+            wanted = {f for f, i in self._filter_ids.items() if i in (ids if isinstance(ids, list) else [ids])}
+            subs = [s for s in self._subs if s.topic_filter in wanted]
+        else:
+            subs = self._matching(topic)
 
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+        def ack() -> None:
+            if qos > 0 and generation == self._generation and self._started:
+                self._client.ack(mid, qos)
+
+        if not subs:
+            ack()
+            return
+        msg = MqttMessage(topic, payload, qos, retain)
+        tracker = _Ack(len(subs), ack)
+        for sub in subs:
+            sub.queue.put_nowait((msg, tracker))
 
 
 class InMemoryMqtt(_Base):
@@ -323,7 +345,7 @@ class InMemoryMqtt(_Base):
         sub = self._add(topic_filter, handler, qos, concurrency)
         for msg in self.retained.values():
             if topic_matches(topic_filter, msg.topic):
-                sub.queue.put_nowait(msg)
+                sub.queue.put_nowait((msg, None))
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         msg = MqttMessage(topic, payload, qos, retain)
@@ -334,7 +356,7 @@ class InMemoryMqtt(_Base):
             else:
                 self.retained.pop(topic, None)
         for sub in self._matching(topic):
-            await sub.queue.put(msg)
+            await sub.queue.put((msg, None))
 
     async def publish_confirmed(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                                 wait_s: float = 10.0) -> None:  # noqa: ARG002 - delivery is immediate

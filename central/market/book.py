@@ -91,9 +91,24 @@ class EpochSummary:
 
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 
+# $1 account, $2 side, $3 qty, $4 price, $5 tif, $6 expires_at, $7 epoch start, $8 lock amount, $9 asset
+_PLACE_SQL = (
+    "WITH ep AS (SELECT status FROM epochs WHERE start_at = $7), "
+    "bal AS (UPDATE escrow_balances SET available = available - $8, locked = locked + $8, updated_at = now() "
+    "WHERE account = $1 AND asset = $9 AND available >= $8 AND (SELECT status FROM ep) = 'open' RETURNING 1), "
+    "ins AS (INSERT INTO orders (account, side, qty, price, tif, expires_at, epoch_start, locked) "
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM bal "
+    "RETURNING id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at) "
+    "SELECT (SELECT status FROM ep) AS epoch_status, ins.*, CASE WHEN ins.id IS NOT NULL THEN "
+    "pg_notify('gtx_market', json_build_object('type', 'order', 'account', $1::bigint, 'order', json_build_object("
+    "'id', ins.id, 'side', ins.side, 'qty', ins.qty, 'price', ins.price, 'filled', ins.filled, "
+    "'status', ins.status, 'epoch_start', ins.epoch_start))::text) END AS notified "
+    "FROM (SELECT 1) AS one LEFT JOIN ins ON true"
+)
+
 
 def _order(r: asyncpg.Record) -> OrderView:
-    return OrderView(**dict(r))
+    return OrderView(**{k: r[k] for k in OrderView.__dataclass_fields__})
 
 
 def _epoch(r: asyncpg.Record) -> EpochSummary:
@@ -175,38 +190,28 @@ class MarketBook:
         lock = lock_amount(s, qty, price)
         asset = Asset.ENERGY if s is Side.SELL else Asset.QUOTE
         async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM wallets WHERE user_id = $1", user_id) is None:
+            # Statement 1 takes the epoch's shared lock; statement 2 (a fresh snapshot, so it sees a close that
+            # committed while we waited) checks the epoch, locks escrow, inserts and notifies, all at once.
+            first = await conn.fetchrow(
+                "SELECT pg_advisory_xact_lock_shared($2, $3)::text AS locked, "
+                "(SELECT account FROM market_accounts WHERE user_id = $1) AS account, "
+                "EXISTS (SELECT 1 FROM wallets WHERE user_id = $1) AS wallet",
+                user_id,
+                *epoch_lock_key(epoch.start),
+            )
+            if not first["wallet"]:
                 raise ConflictError("link a wallet before trading")
-            acc = await self.account(conn, user_id)
-            await self._ensure_epoch(conn, epoch)
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1, $2)", *epoch_lock_key(epoch.start))
-            status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", epoch.start)
-            if status != EpochStatus.OPEN:
+            acc = first["account"] if first["account"] is not None else await self.account(conn, user_id)
+            args = (acc, SIDE_NAMES[s], qty, price, t.value, expires_at, epoch.start, lock, asset.value)
+            row = await conn.fetchrow(_PLACE_SQL, *args)
+            if row["epoch_status"] is None:  # the epoch's first order: create its row, then place
+                await self._ensure_epoch(conn, epoch)
+                row = await conn.fetchrow(_PLACE_SQL, *args)
+            if row["epoch_status"] != EpochStatus.OPEN:
                 raise EpochClosedError("the current epoch is closed; retry in a moment")
-            ok = await conn.fetchval(
-                "UPDATE escrow_balances SET available = available - $3, locked = locked + $3, updated_at = now() "
-                "WHERE account = $1 AND asset = $2 AND available >= $3 RETURNING available",
-                acc,
-                asset.value,
-                lock,
-            )
-            if ok is None:
+            if row["id"] is None:
                 raise InsufficientEscrowError(f"not enough available {asset.value} in escrow (need {lock})")
-            row = await conn.fetchrow(
-                f"INSERT INTO orders (account, side, qty, price, tif, expires_at, epoch_start, locked) "  # noqa: S608
-                f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_ORDER_COLS}",
-                acc,
-                SIDE_NAMES[s],
-                qty,
-                price,
-                t.value,
-                expires_at,
-                epoch.start,
-                lock,
-            )
-            order = _order(row)
-            await notify(conn, {"type": "order", "account": acc, "order": _order_json(order)})
-            return order
+            return _order(row)
 
     async def cancel(self, user_id: UUID, order_id: int) -> OrderView:
         async with self.pool.acquire() as conn, conn.transaction():

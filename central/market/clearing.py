@@ -39,6 +39,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cached_property
 from typing import Final
 
 import numpy as np
@@ -52,6 +53,7 @@ MAX_QTY_WH: Final = 10**9  # 1 GWh per order; qty * price stays below 2**63
 MAX_PRICE: Final = 10**9  # quote base units per kWh (1000 quote tokens/kWh at 6 decimals)
 MAX_FEE_BPS: Final = 10_000
 MAX_ID: Final = 2**63 - 1
+MAX_ORDERS: Final = 2**32 - 1  # time ranks fit the low 32 bits of the sort keys
 ORDER_SET_MAGIC: Final = b"GTX-ORDERSET-V1\n"
 _RECORD = np.dtype([("order_id", "<u8"), ("user", "<u8"), ("side", "u1"), ("qty", "<u8"), ("price", "<u8")])
 
@@ -151,9 +153,27 @@ class OrderBook:
             raise InvalidOrderError(f"qty must be 1..{MAX_QTY_WH} Wh")
         if int(self.price.min()) < 1 or int(self.price.max()) > MAX_PRICE:
             raise InvalidOrderError(f"price must be 1..{MAX_PRICE}")
-        ids = np.sort(self.order_id)
-        if n > 1 and bool((ids[1:] == ids[:-1]).any()):
+        if n > MAX_ORDERS:
+            raise InvalidOrderError(f"at most {MAX_ORDERS} orders per book")
+        ids = self.order_id[self.id_order]
+        if n > 1 and not bool((ids[1:] > ids[:-1]).all()):
             raise InvalidOrderError("order ids must be unique")
+
+    @cached_property
+    def id_order(self) -> I64:
+        """Indices that sort the book by order id (time priority); identity when already sorted."""
+        ids = self.order_id
+        if ids.size < 2 or bool((ids[1:] > ids[:-1]).all()):
+            return np.arange(ids.size, dtype=np.int64)
+        order: I64 = np.argsort(ids).astype(np.int64, copy=False)
+        return order
+
+    @cached_property
+    def rank(self) -> I64:
+        """Each order's time-priority rank (0 = oldest)."""
+        rank = np.empty(self.order_id.size, dtype=np.int64)
+        rank[self.id_order] = np.arange(self.order_id.size, dtype=np.int64)
+        return rank
 
     def orders(self) -> list[Order]:
         return [
@@ -171,7 +191,7 @@ class OrderBook:
 
 def encode_order_set(book: OrderBook) -> bytes:
     """The canonical encoding of an order set (see the module docstring)."""
-    order = np.argsort(book.order_id, kind="stable")
+    order = book.id_order
     rec = np.empty(len(book), dtype=_RECORD)
     rec["order_id"] = book.order_id[order]
     rec["user"] = book.user[order]
@@ -296,8 +316,10 @@ def clear(book: OrderBook, fee_bps: int) -> ClearingResult:
     )
     if b_idx.size == 0 or a_idx.size == 0:
         return nothing
-    b_ord = b_idx[np.lexsort((book.order_id[b_idx], -book.price[b_idx]))]
-    a_ord = a_idx[np.lexsort((book.order_id[a_idx], book.price[a_idx]))]
+    # One int64 sort key per side: price (descending for bids) in the high bits, time rank (< 2**32) in the low.
+    rank = book.rank
+    b_ord = b_idx[np.argsort(((MAX_PRICE - book.price[b_idx]) << 32) | rank[b_idx])]
+    a_ord = a_idx[np.argsort((book.price[a_idx] << 32) | rank[a_idx])]
     bq, aq = book.qty[b_ord], book.qty[a_ord]
     bp, ap = book.price[b_ord], book.price[a_ord]
     cb, ca = np.cumsum(bq), np.cumsum(aq)

@@ -28,12 +28,15 @@ def _write_config(tmp_path: Path, pg_dsn: str, port: int = 0, broker=None) -> Pa
     mqtt = f'host = "{broker.host}"\nport = {broker.port}\n' if broker else "enabled = false\n"
     cfg = tmp_path / "central.toml"
     cfg.write_text(
-        f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 2\n'
+        f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 6\n'
         f"[mqtt]\n{mqtt}"
         f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\npassword_bcrypt_cost = 4\n'
         f'[mailer]\ndev_dir = "{tmp_path / "mail"}"\n'
         f'[http]\nhost = "127.0.0.1"\nport = {port}\n'
         '[log]\nlevel = "INFO"\n'
+        # Private ledger state; keys created at start so the ledger (and /readyz) can be ready.
+        f'[ledger]\ndata_dir = "{tmp_path / "ledger"}"\nkeys_dir = "{tmp_path / "keys"}"\n'
+        f"rpc_port = {_free_port()}\ncreate_keys = true\n"
     )
     return cfg
 

@@ -75,3 +75,61 @@ async def test_in_memory_fake_matches_filters_and_keeps_retained() -> None:
 ])
 def test_topic_matching(flt: str, topic: str, ok: bool) -> None:
     assert topic_matches(flt, topic) is ok
+
+
+async def test_overlapping_subscriptions_are_routed_once_each(broker) -> None:
+    client = PahoMqtt(MqttConfig(host=broker.host, port=broker.port))
+    shared: list[str] = []
+    plain: list[str] = []
+    plain2: list[str] = []
+
+    async def on_shared(msg: MqttMessage) -> None:
+        shared.append(msg.topic)
+
+    async def on_plain(msg: MqttMessage) -> None:
+        plain.append(msg.topic)
+
+    async def on_plain2(msg: MqttMessage) -> None:
+        plain2.append(msg.topic)
+
+    client.subscribe("$share/central/gtx/v1/d/+/status", on_shared)
+    client.subscribe("gtx/v1/d/+/status", on_plain)
+    client.subscribe("gtx/v1/d/+/status", on_plain2)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        await asyncio.sleep(0.2)
+        for i in range(3):
+            await client.publish_confirmed(f"gtx/v1/d/D{i}/status", b"{}")
+        await _until(lambda: len(shared) == len(plain) == len(plain2) == 3)
+        await asyncio.sleep(0.2)
+        assert len(shared) == len(plain) == len(plain2) == 3, "one copy per handler, no duplicates"
+    finally:
+        await client.stop()
+
+
+async def test_unacknowledged_messages_are_bounded_by_receive_maximum(broker) -> None:
+    client = PahoMqtt(MqttConfig(host=broker.host, port=broker.port, receive_maximum=2))
+    release = asyncio.Event()
+    started: list[bytes] = []
+
+    async def slow(msg: MqttMessage) -> None:
+        started.append(msg.payload)
+        await release.wait()
+
+    client.subscribe("slow/#", slow, qos=1, concurrency=5)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        await asyncio.sleep(0.2)
+        for i in range(5):
+            await client.publish_confirmed(f"slow/{i}", str(i).encode())
+        await _until(lambda: len(started) == 2)
+        await asyncio.sleep(0.3)
+        assert len(started) == 2, "the broker holds back what the handlers have not acknowledged"
+        release.set()
+        await _until(lambda: len(started) == 5)
+        assert sorted(started) == [b"0", b"1", b"2", b"3", b"4"]
+    finally:
+        release.set()
+        await client.stop()

@@ -55,13 +55,15 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
     port = free_port()
     cfg = tmp_path / "central.toml"
     cfg.write_text(
-        f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 3\n'
+        f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 10\n'
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
         f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\npassword_bcrypt_cost = 4\n'
         f'[mailer]\ndev_dir = "{tmp_path / "mail"}"\n'
         f'[http]\nhost = "127.0.0.1"\nport = {port}\n'
         '[log]\nlevel = "WARNING"\n'
         '[ingest]\nconcurrency = 4\n'
+        # Other plug-ins load too under `serve`: keep their state in this test's directory, off shared ports.
+        f'[ledger]\ndata_dir = "{tmp_path / "ledger"}"\nkeys_dir = "{tmp_path / "keys"}"\nserve_rpc = false\n'
     )
     gateways = [Gateway() for _ in range(4)]
     for gw in gateways:
@@ -72,14 +74,17 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
     try:
         deadline = time.monotonic() + 60
         async with aiohttp.ClientSession() as http:
-            while True:
+            last: object = None
+            while True:  # database and broker reachable (other plug-ins' readiness is not this test's concern)
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                        if resp.status == 200:
+                        last = await resp.json()
+                        checks = last["checks"]  # type: ignore[index]
+                        if checks.get("database") == "ok" and checks.get("broker") == "ok":
                             break
-                except aiohttp.ClientError:
-                    pass
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                except aiohttp.ClientError as exc:
+                    last = exc
+                assert time.monotonic() < deadline, (last, (tmp_path / "serve.log").read_text()[:3000])
                 await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)  # both workers subscribed
         devices = [DeviceClient(broker.host, broker.port, [topics.ack(gw.device_id)]) for gw in gateways]

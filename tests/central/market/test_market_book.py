@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -160,3 +161,44 @@ async def test_one_clearer_at_a_time(pool: asyncpg.Pool, book: MarketBook, clock
     results = await asyncio.gather(*(book.clear_due() for _ in range(4)))
     assert sum(len(r) for r in results) == 1
     assert await pool.fetchval("SELECT count(*) FROM trades") == 1
+
+
+async def test_orders_racing_the_clearer_are_either_cleared_or_refused(
+    pool: asyncpg.Pool, book: MarketBook, clock: Clock
+) -> None:
+    users = [await trader(pool, book, energy=10**9, quote=10**12) for _ in range(6)]
+    clock.advance(59)
+    e0 = book.clock.at(clock.t)
+    outcomes: list[object] = []
+
+    delays = random.Random(3)
+
+    async def place(i: int) -> None:
+        await asyncio.sleep(delays.random() * 0.06)
+        try:
+            outcomes.append(await book.place(users[i % 6], "buy" if i % 2 else "sell", 100 + i, 100 + i % 7))
+        except EpochClosedError as e:
+            outcomes.append(e)
+
+    async def close_midway() -> None:
+        await asyncio.sleep(0.02)
+        clock.advance(1)
+        await book.clear_due()
+
+    await asyncio.gather(*(place(i) for i in range(60)), close_midway())
+    placed_e0 = {o.id for o in outcomes if not isinstance(o, Exception) and o.epoch_start == e0.start}
+    cleared = {
+        r["order_id"] for r in await pool.fetch("SELECT order_id FROM epoch_orders WHERE epoch_start = $1", e0.start)
+    }
+    assert placed_e0 == cleared  # nothing slipped in after the close, nothing placed before it was left out
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE epoch_start = $1 AND status = 'open'", e0.start) == 0
+    # Locks: every open order's lock plus what trades owe equals the escrow locked, per user and asset.
+    rows = await pool.fetch(
+        "SELECT b.account, b.asset, b.locked, "
+        "COALESCE((SELECT sum(o.locked) FROM orders o WHERE o.account = b.account AND o.status = 'open' AND "
+        "(o.side = 'sell') = (b.asset = 'energy')), 0) AS orders, "
+        "COALESCE((SELECT sum(CASE WHEN b.asset = 'energy' THEN t.qty ELSE t.value END) FROM trades t WHERE "
+        "t.status = 'pending' AND ((b.asset = 'energy' AND t.seller = b.account) OR "
+        "(b.asset = 'quote' AND t.buyer = b.account))), 0) AS owed FROM escrow_balances b"
+    )
+    assert all(r["locked"] == r["orders"] + r["owed"] for r in rows)

@@ -59,14 +59,19 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_reuses_a_seq(tmp_path
     try:
         with CentralPeer(broker.host, broker.port) as central:
             seen_progress = 0
-            for _ in range(KILLS):
+            for i in range(KILLS):
+                online = central.online_count
                 proc = start_daemon(config, log)
-                time.sleep(rng.uniform(0.3, 2.2))
+                if i % 4 == 0:  # somewhere in start-up: key/outbox opening, connecting, first tick
+                    time.sleep(rng.uniform(0.05, 1.5))
+                else:  # while reading, committing, publishing and applying acks
+                    wait_until(lambda online=online: central.online_count > online, 20, "daemon connected")
+                    time.sleep(rng.uniform(0.0, 1.5))
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
                 proc = None
                 seen_progress = max(seen_progress, outbox_state(state / "outbox.sqlite")[0])
-            assert seen_progress > KILLS  # it really read and committed while being killed
+            assert seen_progress > KILLS  # it really read and committed between the kills
             # let the last run drain everything: stop the meters so no new readings come, then wait for acks
             online = central.online_count
             proc = start_daemon(config, log)

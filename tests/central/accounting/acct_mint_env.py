@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from acct_db import add_device, add_meter, add_user
-from signed import Gateway, ingest, ingest_service
+from acct_signed import Gateway, ingest, ingest_service
 from solders.pubkey import Pubkey
 
 from central.accounting import DEFAULT_WINDOW_MS

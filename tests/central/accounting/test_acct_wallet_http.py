@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from acct_chain import embedded_chain
 from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
-from chain_setup import embedded_chain
 
 from central.app import POOL, Registry, create_app
 from central.config import from_mapping

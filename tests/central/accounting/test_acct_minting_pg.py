@@ -8,9 +8,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from acct_chain import embedded_chain
 from acct_db import migrated_pool
-from chain_setup import embedded_chain
-from mint_env import (
+from acct_mint_env import (
     T0,
     W,
     add_user,

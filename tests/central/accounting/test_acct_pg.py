@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from acct_db import add_device, add_meter, add_user, migrated_pool
-from signed import Gateway, ingest, ingest_service
+from acct_signed import Gateway, ingest, ingest_service
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
+from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
 from protocol.batch import encode_batch
 
@@ -115,3 +116,19 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
         "SELECT coalesce(sum((payload->>'wh')::bigint), 0) FROM chain_intent WHERE payload->>'meter' = $1", str(meter)
     )
     assert intents == sum(r["export_wh"] for r in rows)
+
+
+async def test_one_accountant_at_a_time(pool: asyncpg.Pool) -> None:
+    owner = await add_user(pool)
+    gw = Gateway()
+    await add_device(pool, gw.device_id, gw.key.public_key)
+    await add_meter(pool, gw.device_id, "L-1", owner)
+    await ingest(
+        ingest_service(pool, T0 + 10 * W), gw.device_id, [gw.read("L-1", T0 + k * W, export_wh=k) for k in range(3)]
+    )
+    service = AccountingService(PgAccountingStore(pool))
+    async with pool.acquire() as a, pool.acquire() as b, accountant_lock(a) as first:
+        assert first
+        assert await settle_all(service, b) == 0  # the other session holds the lock: this one skips
+    async with pool.acquire() as b:
+        assert await settle_all(service, b) == 2

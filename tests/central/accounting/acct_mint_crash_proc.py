@@ -1,6 +1,6 @@
 """A central mint process for crash tests: runs the mint worker and SIGKILLs itself at a hook point.
 
-Usage: python mint_crash_proc.py <dsn> <ledger dir> <keys dir> <energy mint> <crash point>
+Usage: python acct_mint_crash_proc.py <dsn> <ledger dir> <keys dir> <energy mint> <crash point>
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from test_settlement import streams
+from test_acct_settlement import streams
 
 from central.accounting import DEFAULT_WINDOW_MS, MeterReading, settle
 from central.accounting.metrics import AccountingMetrics

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from acct_chain import embedded_chain
 from acct_db import migrated_pool
-from chain_setup import embedded_chain
-from mint_env import T0, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
+from acct_mint_env import T0, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
 from solders.pubkey import Pubkey
-from test_minting_pg import account_all
+from test_acct_minting_pg import account_all
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.minting.plan import MINT_KIND
@@ -55,7 +55,15 @@ async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str],
 def run_and_kill(dsn: str, tmp: Path, info: dict[str, str], point: str) -> None:
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "mint_crash_proc.py"), dsn, str(tmp / "ledger"), info["keys"], info["mint"], point],
+        [
+            sys.executable,
+            str(HERE / "acct_mint_crash_proc.py"),
+            dsn,
+            str(tmp / "ledger"),
+            info["keys"],
+            info["mint"],
+            point,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

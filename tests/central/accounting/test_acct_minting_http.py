@@ -15,8 +15,8 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 from acct_db import add_user
+from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
-from mint_env import T0, energy_supply, seed_site, signed_readings
 from paho.mqtt.enums import CallbackAPIVersion
 from solders.signature import Signature
 

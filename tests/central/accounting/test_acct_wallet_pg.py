@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from acct_db import add_user, migrated_pool
-from test_wallet_link import check_wallet_linking
+from test_acct_wallet_link import check_wallet_linking
 
 from central.wallets.pg_store import PgWalletStore
 
