@@ -135,7 +135,7 @@ class TestDevice:
 
 
 @pytest.fixture
-def test_device_factory(broker: Any) -> Iterator[Callable[..., TestDevice]]:
+def gateway_factory(broker: Any) -> Iterator[Callable[..., TestDevice]]:
     made: list[TestDevice] = []
 
     def make(key: Any = None) -> TestDevice:

@@ -32,11 +32,11 @@ async def _wait_status(api, token: str, device_id: str, status: str, seconds: fl
         await asyncio.sleep(0.05)
 
 
-async def test_device_verified_by_mqtt_challenge(api_factory, broker, test_device_factory) -> None:
+async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
     await api.app[IDENTITY].devices._mqtt.wait_connected(5)
     installer = await api.token("installer")
-    device = test_device_factory()
+    device = gateway_factory()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer), json={
         "device_id": device.device_id, "site_label": "Roof A",
         "meters": [_meter("M-1"), _meter("M-2", source=None)]})
@@ -67,7 +67,7 @@ async def test_device_verified_by_mqtt_challenge(api_factory, broker, test_devic
     assert r.status == 404, "installers only see their own gateways"
 
 
-async def test_device_that_comes_online_later_is_challenged(api_factory, broker, test_device_factory) -> None:
+async def test_device_that_comes_online_later_is_challenged(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
     await api.app[IDENTITY].devices._mqtt.wait_connected(5)
     installer = await api.token("installer")
@@ -76,7 +76,7 @@ async def test_device_that_comes_online_later_is_challenged(api_factory, broker,
                               json={"device_id": key.device_id, "meters": [_meter("LATE-1")]})
     assert r.status == 201
     await asyncio.sleep(0.2)  # the registration challenge goes nowhere: the gateway is not connected yet
-    device = test_device_factory(key)
+    device = gateway_factory(key)
     device.announce_online()
     body = await _wait_status(api, installer, key.device_id, "verified")
     assert body["status"] == "verified"
@@ -206,12 +206,12 @@ async def test_sweeper_task_removes_expired_challenges(api_factory) -> None:
 
 
 async def test_garbage_on_challenge_topics_is_dropped_and_service_continues(api_factory, broker,
-                                                                             test_device_factory) -> None:
+                                                                             gateway_factory) -> None:
     api = await api_factory(broker)
     mqtt = api.app[MQTT]
     await mqtt.wait_connected(5)
     installer = await api.token("installer")
-    device = test_device_factory()
+    device = gateway_factory()
     other = DeviceKey.generate().device_id
     for topic, payload in [
         (f"gtx/v1/d/{device.device_id}/challenge/reply", b"\xff\x00not json"),
