@@ -22,6 +22,7 @@ FIRMWARE = Path(__file__).parents[1] / "firmware-config"
 def test_central_configs_validate(name: str, tmp_path: Path) -> None:
     secret = tmp_path / "jwt.secret"
     secret.write_text("x" * 48)
+    secret.chmod(0o600)
     config = load_config(FIRMWARE / name, [f'auth.jwt_secret_file="{secret}"'])
     LedgerConfig.from_section(config.section("ledger"))
     IngestSettings.from_section(config.section("ingest"))
