@@ -221,14 +221,20 @@ async def _read_body(request: web.Request, cls: Any) -> Any:
     limit = request.app.get(MAX_BODY, 1_048_576)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
+    # ``StreamReader.read(n)`` returns whatever one chunk holds: read until EOF (or past the limit).
+    buf = bytearray()
+    while len(buf) <= limit:
+        chunk = await request.content.read(limit + 1 - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    if len(buf) > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-    if not raw:
+    if not buf:
         raise bad_request("a JSON request body is required", "malformed_json")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(bytes(buf))
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays/objects
         raise bad_request("request body is not valid JSON", "malformed_json") from None
     try:
         return load(cls, data)

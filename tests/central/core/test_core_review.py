@@ -1,0 +1,41 @@
+"""Defects found in review: each test failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.central.core.conftest import Api
+
+
+async def _chunked(client: TestClient[web.Request, web.Application], path: str, chunks: list[bytes],
+                   token: str) -> Any:
+    async def gen() -> Any:
+        for c in chunks:
+            yield c
+            await asyncio.sleep(0.05)
+
+    return await client.post(path, data=gen(), headers={"Authorization": f"Bearer {token}",
+                                                        "Content-Type": "application/json"})
+
+
+async def test_body_sent_in_several_chunks_is_read_whole(api_factory) -> None:
+    api: Api = await api_factory()
+    token = await api.token("admin")
+    body = json.dumps({"email": "chunky@example.org", "password": "correct horse battery",
+                       "role": "consumer"}).encode()
+    r = await _chunked(api.client, "/api/v1/admin/users", [body[:10], body[10:30], body[30:]], token)
+    assert r.status == 201, await r.text()
+    assert (await r.json())["email"] == "chunky@example.org"
+
+
+async def test_deeply_nested_json_is_a_400_not_a_500(api_factory) -> None:
+    api: Api = await api_factory()
+    r = await api.client.post("/api/v1/auth/login", data=b"[" * 200_000 + b"]" * 200_000,
+                              headers={"Content-Type": "application/json"})
+    assert r.status == 400, await r.text()
+    assert (await r.json())["error"]["code"] == "malformed_json"
