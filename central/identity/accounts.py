@@ -169,25 +169,40 @@ class Accounts:
         remaining = (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
         return max(1, math.ceil(remaining))
 
-    async def login(self, email: str, password: str, address: str) -> Session:
-        email = normalise_email(email)
+    async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
+        """429 when the failures counted in the window reach the limits (``own``: this attempt's own row, already
+        recorded as a failure, is among them)."""
         for column, value, limit in (
             ("email", email, self._auth.login_max_failures_per_account),
             ("address", address, self._auth.login_max_failures_per_address),
         ):
-            wait = await self._retry_after(column, value, limit)
+            wait = await self._retry_after(column, value, limit + own)
             if wait is not None:
                 log.warning("login rate-limited", extra={"by": column, "address": address})
                 raise too_many_requests(wait, "too many failed logins; try again later")
+
+    async def login(self, email: str, password: str, address: str) -> Session:
+        email = normalise_email(email)
+        await self._check_login_limits(email, address)
+        # The attempt counts as a failure *before* the password is checked, and the limits are checked again
+        # with it: concurrent guesses each see the others' rows, so at most the limit of them get to guess.
+        attempt = await self._pool.fetchval(
+            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, false) RETURNING id",
+            email, address,
+        )
+        try:
+            await self._check_login_limits(email, address, own=1)
+        except ApiError:
+            await self._pool.execute("DELETE FROM login_attempts WHERE id = $1", attempt)
+            raise
         row = await self._pool.fetchrow("SELECT * FROM users WHERE email = $1", email)
         if row is None:
             await burn_check(password, self._auth.password_bcrypt_cost)
             ok = False
         else:
             ok = await check_secret(password, row["password_hash"]) and row["disabled_at"] is None
-        await self._pool.execute(
-            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, $3)", email, address, ok
-        )
+        if ok:
+            await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         if not ok or row is None:
             raise unauthorized("wrong e-mail address or password", "invalid_credentials")
         if self._auth.require_verified_email and row["email_verified_at"] is None:

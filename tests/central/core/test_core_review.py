@@ -39,3 +39,28 @@ async def test_deeply_nested_json_is_a_400_not_a_500(api_factory) -> None:
                               headers={"Content-Type": "application/json"})
     assert r.status == 400, await r.text()
     assert (await r.json())["error"]["code"] == "malformed_json"
+
+
+async def test_concurrent_wrong_logins_cannot_slip_past_the_account_limit(api_factory) -> None:
+    """The failure count was read before the attempt was recorded: N parallel guesses all passed the check."""
+    api: Api = await api_factory(auth={"login_max_failures_per_account": 3, "login_max_failures_per_address": 1000})
+    email, _ = await api.user("consumer")
+
+    async def guess(i: int) -> int:
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": f"wrong guess {i}"})
+        return r.status
+
+    statuses = await asyncio.gather(*(guess(i) for i in range(20)))
+    assert statuses.count(401) <= 3, statuses
+    assert set(statuses) <= {401, 429}
+
+
+async def test_login_limit_is_not_bypassed_by_case_or_whitespace(api_factory) -> None:
+    api: Api = await api_factory(auth={"login_max_failures_per_account": 2, "login_max_failures_per_address": 1000})
+    email, _ = await api.user("consumer")
+    variants = [email, email.upper(), email.title(), email.swapcase()]
+    statuses = []
+    for v in variants:
+        r = await api.client.post("/api/v1/auth/login", json={"email": v, "password": "wrong password!"})
+        statuses.append(r.status)
+    assert statuses == [401, 401, 429, 429]
