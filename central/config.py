@@ -179,9 +179,14 @@ class IdentityConfig:
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
     #: can register gateways, so by default that role is handed out, not taken).
     self_register_installers: bool = False
+    #: A gateway registration still ``pending`` (never verified) after this long may be taken over by another
+    #: registration of the same device id (and its meter serials freed): nobody can squat a device id for good.
+    pending_registration_ttl_s: int = 86_400
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
+        _require(self.pending_registration_ttl_s >= self.challenge_ttl_s,
+                 "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")
         _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
 

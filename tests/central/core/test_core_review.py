@@ -9,6 +9,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from central.http.context import POOL
+from protocol.challenge import sign_challenge
+from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
 
 
@@ -64,3 +67,74 @@ async def test_login_limit_is_not_bypassed_by_case_or_whitespace(api_factory) ->
         r = await api.client.post("/api/v1/auth/login", json={"email": v, "password": "wrong password!"})
         statuses.append(r.status)
     assert statuses == [401, 401, 429, 429]
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _meter(serial: str, key: str = "utility-key-0001") -> dict[str, Any]:
+    return {"serial": serial, "model": "SDM630", "protocol": "modbus-tcp", "source": "solar", "meter_key": key}
+
+
+async def _age_device(api: Api, device_id: str, seconds: int) -> None:
+    await api.app[POOL].execute(
+        "UPDATE devices SET created_at = created_at - make_interval(secs => $2) WHERE device_id = $1",
+        device_id, float(seconds),
+    )
+
+
+async def test_never_verified_registration_does_not_squat_a_device_forever(api_factory) -> None:
+    """An installer could register somebody else's device id (and its meter serials) and never verify it: the
+    real installer got 409 forever. A stale pending registration is now taken over by a new one."""
+    api: Api = await api_factory(identity={"pending_registration_ttl_s": 3600})
+    squatter, real = await api.token("installer"), await api.token("installer")
+    key = DeviceKey.generate()
+    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
+                              json={"device_id": key.device_id, "meters": [_meter("SQ-1"), _meter("REAL-1")]})
+    assert r.status == 201
+    # Fresh pending registration: still protected (the first installer gets its chance to verify).
+    r = await api.client.post("/api/v1/devices", headers=_bearer(real),
+                              json={"device_id": key.device_id, "meters": [_meter("REAL-1")]})
+    assert (r.status, (await r.json())["error"]["code"]) == (409, "device_exists")
+
+    await _age_device(api, key.device_id, 3601)
+    r = await api.client.post("/api/v1/devices", headers=_bearer(real),
+                              json={"device_id": key.device_id, "site_label": "roof",
+                                    "meters": [_meter("REAL-1", "the-real-utility-key")]})
+    assert r.status == 201, await r.text()
+    body = await r.json()
+    assert [m["serial"] for m in body["meters"]] == ["REAL-1"]
+    assert (body["status"], body["site_label"]) == ("pending", "roof")
+    # The squatter lost it; the real installer sees it and can run the challenge.
+    assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=_bearer(squatter))).status == 404
+    ch = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).json()
+    sig = sign_challenge(key, bytes.fromhex(ch["nonce"]), ch["expires_ms"])
+    r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=_bearer(real),
+                              json={"nonce": ch["nonce"], "signature": sig.hex()})
+    assert (await r.json())["status"] == "verified"
+    events = await api.app[POOL].fetch("SELECT event FROM device_events WHERE device_id = $1 ORDER BY id",
+                                       key.device_id)
+    assert [e["event"] for e in events] == ["registered", "replaced", "verified"]
+    # A verified device is never taken over, however old.
+    await _age_device(api, key.device_id, 10 * 3600)
+    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter), json={"device_id": key.device_id})
+    assert r.status == 409
+
+
+async def test_stale_pending_device_does_not_squat_meter_serials(api_factory) -> None:
+    api: Api = await api_factory(identity={"pending_registration_ttl_s": 3600})
+    squatter, real = await api.token("installer"), await api.token("installer")
+    fake, genuine = DeviceKey.generate(), DeviceKey.generate()
+    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
+                              json={"device_id": fake.device_id, "meters": [_meter("SERIAL-9")]})
+    assert r.status == 201
+    r = await api.client.post("/api/v1/devices", headers=_bearer(real),
+                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+    assert (r.status, (await r.json())["error"]["code"]) == (409, "serial_taken")
+    await _age_device(api, fake.device_id, 3601)
+    r = await api.client.post("/api/v1/devices", headers=_bearer(real),
+                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+    assert r.status == 201, await r.text()
+    owner = await api.app[POOL].fetchval("SELECT device_id FROM meters WHERE serial = 'SERIAL-9'")
+    assert owner == genuine.device_id
