@@ -54,7 +54,11 @@ class Call(Generic[B, Q]):
         return self.principal
 
     def path(self, name: str) -> str:
-        return self.request.match_info[name]
+        """A path parameter; one holding a NUL (``%00``: no stored name can) is a 404 (no such resource)."""
+        value = self.request.match_info[name]
+        if "\x00" in value:
+            raise not_found()
+        return value
 
     def path_uuid(self, name: str) -> UUID:
         """A UUID path parameter; a malformed one is a 404 (no such resource)."""

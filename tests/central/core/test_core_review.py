@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from central.app import create_app
+from central.http import PUBLIC, Call, RouteTable
 from central.http.context import POOL
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
@@ -138,3 +141,48 @@ async def test_stale_pending_device_does_not_squat_meter_serials(api_factory) ->
     assert r.status == 201, await r.text()
     owner = await api.app[POOL].fetchval("SELECT device_id FROM meters WHERE serial = 'SERIAL-9'")
     assert owner == genuine.device_id
+
+
+@dataclass(frozen=True)
+class _Num:
+    n: int
+    text: str = ""
+
+
+_probe = RouteTable(tag="probe")
+
+
+@_probe.post("/probe", access=PUBLIC, body=_Num, response=_Num, summary="store-like round trip")
+async def _probe_handler(call: Call[_Num, None]) -> _Num:
+    row = await call.app[POOL].fetchrow("SELECT $1::bigint AS n, $2::text AS text", call.body.n, call.body.text)
+    return _Num(row["n"], row["text"])
+
+
+@_probe.get("/probe/{name}", access=PUBLIC, response=_Num, summary="path parameter into the database")
+async def _probe_path(call: Call[None, None]) -> _Num:
+    row = await call.app[POOL].fetchrow("SELECT 1::bigint AS n, $1::text AS text", call.path("name"))
+    return _Num(row["n"], row["text"])
+
+
+async def test_out_of_range_ints_nul_and_lone_surrogates_are_400s(config_factory, client_factory) -> None:
+    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    client = await client_factory(app)
+    ok = await client.post("/probe", json={"n": 2**63 - 1, "text": "ünïcode ✓"})
+    assert (ok.status, await ok.json()) == (200, {"n": 2**63 - 1, "text": "ünïcode ✓"})
+    for body in ({"n": 2**63}, {"n": -(2**63) - 1}, {"n": 1, "text": "a\x00b"}):
+        r = await client.post("/probe", json=body)
+        assert r.status == 400, (body, await r.text())
+    r = await client.post("/probe", data=b'{"n": 1, "text": "\\ud800"}', headers={"Content-Type": "application/json"})
+    assert r.status == 400, await r.text()
+    r = await client.get("/probe/a%00b")
+    assert r.status == 404, await r.text()
+
+
+async def test_nul_in_email_or_password_is_a_400(api_factory) -> None:
+    api: Api = await api_factory()
+    r = await api.client.post("/api/v1/auth/register", json={"email": "a\x00b@example.org",
+                                                            "password": "correct horse battery"})
+    assert r.status == 400, await r.text()
+    email, _ = await api.user("consumer")
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "correct\x00horse"})
+    assert r.status == 400, await r.text()
