@@ -164,6 +164,25 @@ async def _probe_path(call: Call[None, None]) -> _Num:
     return _Num(row["n"], row["text"])
 
 
+@_probe.get("/probe-int/{n}", access=PUBLIC, response=_Num, summary="path integer into the database")
+async def _probe_int(call: Call[None, None]) -> _Num:
+    row = await call.app[POOL].fetchrow("SELECT $1::bigint AS n, '' AS text", int(call.path("n")))
+    return _Num(row["n"], row["text"])
+
+
+async def test_unconvertible_query_argument_is_a_400_without_echoing_it(config_factory, client_factory) -> None:
+    """Handlers that parse a path integer themselves (market orders, mint keys) handed asyncpg a value outside
+    int64: a 500. The error middleware now answers 400 ``invalid_input``, without the value."""
+    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    client = await client_factory(app)
+    assert (await client.get("/probe-int/12")).status == 200
+    r = await client.get("/probe-int/99999999999999999999")
+    assert r.status == 400, await r.text()
+    body = await r.json()
+    assert body["error"]["code"] == "invalid_input"
+    assert "99999" not in body["error"]["message"]
+
+
 async def test_out_of_range_ints_nul_and_lone_surrogates_are_400s(config_factory, client_factory) -> None:
     app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
     client = await client_factory(app)
