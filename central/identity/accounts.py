@@ -181,12 +181,12 @@ class Accounts:
                 log.warning("login rate-limited", extra={"by": column, "address": address})
                 raise too_many_requests(wait, "too many failed logins; try again later")
 
-    async def login(self, email: str, password: str, address: str) -> Session:
-        email = normalise_email(email)
+    async def _begin_attempt(self, email: str, address: str) -> int:
+        """Record a password attempt as a failure *before* the password is checked, then check the limits again
+        with it: concurrent guesses each see the others' rows, so at most the limit of them get to guess.
+        Returns the attempt's id (mark it a success when the password is right); raises the 429."""
         await self._check_login_limits(email, address)
-        # The attempt counts as a failure *before* the password is checked, and the limits are checked again
-        # with it: concurrent guesses each see the others' rows, so at most the limit of them get to guess.
-        attempt = await self._pool.fetchval(
+        attempt: int = await self._pool.fetchval(
             "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, false) RETURNING id",
             email, address,
         )
@@ -195,6 +195,11 @@ class Accounts:
         except ApiError:
             await self._pool.execute("DELETE FROM login_attempts WHERE id = $1", attempt)
             raise
+        return attempt
+
+    async def login(self, email: str, password: str, address: str) -> Session:
+        email = normalise_email(email)
+        attempt = await self._begin_attempt(email, address)
         row = await self._pool.fetchrow("SELECT * FROM users WHERE email = $1", email)
         if row is None:
             await burn_check(password, self._auth.password_bcrypt_cost)
@@ -255,12 +260,16 @@ class Accounts:
         )
 
     # --- passwords ---------------------------------------------------------------------------------------------
-    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
-        row = await self._pool.fetchrow("SELECT password_hash FROM users WHERE id = $1", user_id)
+    async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
+        row = await self._pool.fetchrow("SELECT email, password_hash FROM users WHERE id = $1", user_id)
         if row is None:
             raise unauthorized()
+        # The current password is checked like a login (same limits, same record), so a stolen access token
+        # cannot be used to guess it.
+        attempt = await self._begin_attempt(row["email"], address)
         if not await check_secret(current, row["password_hash"]):
             raise bad_request("the current password is wrong", "invalid_credentials")
+        await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         self._check_password(new)
         await self._set_password(self._pool, user_id, new)
 

@@ -205,3 +205,21 @@ async def test_nul_in_email_or_password_is_a_400(api_factory) -> None:
     email, _ = await api.user("consumer")
     r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "correct\x00horse"})
     assert r.status == 400, await r.text()
+
+
+async def test_password_change_cannot_be_used_to_guess_the_current_password(api_factory) -> None:
+    """Whoever holds a (stolen, short-lived) access token could guess the current password through the change
+    endpoint without limit, then change it. Wrong guesses there now count as failed logins of the account."""
+    api: Api = await api_factory(auth={"login_max_failures_per_account": 3, "login_max_failures_per_address": 1000})
+    email, token = await api.user("consumer")
+    statuses = []
+    for i in range(5):
+        r = await api.client.post("/api/v1/auth/password", headers=_bearer(token),
+                                  json={"current_password": f"guess number {i}", "new_password": "a new password 1"})
+        statuses.append(r.status)
+    assert statuses == [400, 400, 400, 429, 429]
+    r = await api.client.post("/api/v1/auth/password", headers=_bearer(token),
+                              json={"current_password": "correct horse battery", "new_password": "a new password 1"})
+    assert r.status == 429
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "correct horse battery"})
+    assert r.status == 429
