@@ -9,6 +9,7 @@ dataclass (raising ``ConfigError`` with the offending key).
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -115,8 +116,11 @@ class AuthConfig:
         if self.jwt_secret:
             return self.jwt_secret.encode()
         if self.jwt_secret_file:
+            path = Path(self.jwt_secret_file)
             try:
-                data = Path(self.jwt_secret_file).read_bytes().strip()
+                if path.stat().st_mode & stat.S_IRWXO:
+                    raise ConfigError(f"auth.jwt_secret_file {path} is accessible by others; chmod 600 (or 640) it")
+                data = path.read_bytes().strip()
             except OSError as exc:
                 raise ConfigError(f"auth.jwt_secret_file cannot be read: {exc.strerror}") from None
             if len(data) < 32:

@@ -7,10 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from central.app import create_app
+from central.config import load_config
+from central.errors import ConfigError
 from central.http import PUBLIC, Call, RouteTable
 from central.http.context import POOL
 from protocol.challenge import sign_challenge
@@ -223,3 +226,15 @@ async def test_password_change_cannot_be_used_to_guess_the_current_password(api_
     assert r.status == 429
     r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "correct horse battery"})
     assert r.status == 429
+
+
+def test_world_readable_jwt_secret_file_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "jwt"
+    secret.write_text("k" * 48)
+    secret.chmod(0o644)
+    cfg = load_config(None, [f'auth.jwt_secret_file="{secret}"'])
+    with pytest.raises(ConfigError, match="others") as info:
+        cfg.auth.secret()
+    assert "kkkk" not in str(info.value)
+    secret.chmod(0o640)  # root:service-group 0640, as systemd/gridtokenx-central.service installs it
+    assert cfg.auth.secret() == b"k" * 48
