@@ -19,7 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
@@ -171,12 +171,20 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, "must be an ISO 8601 date-time string") from None
         if dt.tzinfo is None:
             raise ValidationError(path, "must carry a UTC offset")
+        # Within 1970..9000 UTC: every later conversion (to UTC, to Unix ms, plus an expiry of months) then works.
+        try:
+            utc_year = dt.astimezone(UTC).year
+        except OverflowError:
+            utc_year = 0
+        if not EARLIEST_YEAR <= utc_year < LATEST_YEAR:
+            raise ValidationError(path, f"must lie between {EARLIEST_YEAR} and {LATEST_YEAR} (UTC)")
         return dt
     raise TypeError(f"unsupported schema type {tp!r} at {path}")
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 
 
 def _check_text(value: str, path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -150,6 +151,7 @@ async def test_stale_pending_device_does_not_squat_meter_serials(api_factory) ->
 class _Num:
     n: int
     text: str = ""
+    at: datetime | None = None
 
 
 _probe = RouteTable(tag="probe")
@@ -157,8 +159,9 @@ _probe = RouteTable(tag="probe")
 
 @_probe.post("/probe", access=PUBLIC, body=_Num, response=_Num, summary="store-like round trip")
 async def _probe_handler(call: Call[_Num, None]) -> _Num:
-    row = await call.app[POOL].fetchrow("SELECT $1::bigint AS n, $2::text AS text", call.body.n, call.body.text)
-    return _Num(row["n"], row["text"])
+    row = await call.app[POOL].fetchrow("SELECT $1::bigint AS n, $2::text AS text, $3::timestamptz AS at",
+                                        call.body.n, call.body.text, call.body.at)
+    return _Num(row["n"], row["text"], call.body.at)
 
 
 @_probe.get("/probe/{name}", access=PUBLIC, response=_Num, summary="path parameter into the database")
@@ -190,7 +193,7 @@ async def test_out_of_range_ints_nul_and_lone_surrogates_are_400s(config_factory
     app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
     client = await client_factory(app)
     ok = await client.post("/probe", json={"n": 2**63 - 1, "text": "ünïcode ✓"})
-    assert (ok.status, await ok.json()) == (200, {"n": 2**63 - 1, "text": "ünïcode ✓"})
+    assert (ok.status, await ok.json()) == (200, {"n": 2**63 - 1, "text": "ünïcode ✓", "at": None})
     for body in ({"n": 2**63}, {"n": -(2**63) - 1}, {"n": 1, "text": "a\x00b"}):
         r = await client.post("/probe", json=body)
         assert r.status == 400, (body, await r.text())
@@ -238,3 +241,17 @@ def test_world_readable_jwt_secret_file_is_refused(tmp_path) -> None:  # type: i
     assert "kkkk" not in str(info.value)
     secret.chmod(0o640)  # root:service-group 0640, as systemd/gridtokenx-central.service installs it
     assert cfg.auth.secret() == b"k" * 48
+
+
+async def test_datetimes_at_the_ends_of_the_calendar_are_400s(config_factory, client_factory) -> None:
+    """``0001-01-01T00:00:00+05:00`` parses, but converting it to UTC (as certificates and accounting do)
+    overflowed: a 500 from the retirement route. Date-times must lie in 1970..9000 UTC."""
+    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    client = await client_factory(app)
+    fine = datetime(2026, 11, 29, 12, tzinfo=timezone(timedelta(hours=7)))
+    r = await client.post("/probe", json={"n": 1, "at": fine.isoformat()})
+    assert r.status == 200
+    assert datetime.fromisoformat((await r.json())["at"]) == fine
+    for bad in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "1969-12-31T23:59:59+00:00"):
+        r = await client.post("/probe", json={"n": 1, "at": bad})
+        assert r.status == 400, (bad, await r.text())

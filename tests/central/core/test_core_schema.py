@@ -40,7 +40,7 @@ texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 outers = st.builds(
     Outer,
     id=st.uuids(),
-    at=st.datetimes(timezones=st.just(UTC)),
+    at=st.datetimes(datetime(1970, 1, 2), datetime(8999, 12, 30), timezones=st.just(UTC)),
     role=st.sampled_from(Role),
     inner=st.lists(st.builds(Inner, n=ints, tags=st.lists(texts))),
     note=st.none() | texts,
