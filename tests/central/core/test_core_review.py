@@ -255,3 +255,24 @@ async def test_datetimes_at_the_ends_of_the_calendar_are_400s(config_factory, cl
     for bad in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "1969-12-31T23:59:59+00:00"):
         r = await client.post("/probe", json={"n": 1, "at": bad})
         assert r.status == 400, (bad, await r.text())
+
+
+async def test_readyz_names_the_failing_check_but_not_its_error_text(config_factory, client_factory, caplog) -> None:
+    """/readyz is public: a check's exception text (a DSN, an RPC URL with its API key, an internal address)
+    must not reach anonymous callers; it goes to the log."""
+
+    async def leaky(_app: web.Application) -> None:
+        raise ConnectionError("cannot reach https://rpc.example/?api-key=sk_live_123 at 10.1.2.3")
+
+    def install(reg: Any) -> None:
+        reg.add_ready_check("ledger", leaky)
+
+    app = create_app(config_factory(), plugins=[install])
+    client = await client_factory(app)
+    r = await client.get("/readyz")
+    assert r.status == 503
+    body = await r.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["ledger"] == "failed: ConnectionError"
+    assert "sk_live" not in await r.text()
+    assert any("sk_live_123" in str(getattr(rec, "error", "")) for rec in caplog.records)
