@@ -182,7 +182,9 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
     raise TypeError(f"unsupported schema type {tp!r} at {path}")
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: One mailbox, nothing an SMTP header would read as several addresses or a display name (no , ; : < > ( ) [ ]
+#: quotes or backslash); Unicode letters are fine.
+_EMAIL = re.compile(r"[^@\s,;:<>()\[\]\"\\]+@[^@\s,;:<>()\[\]\"\\]+\.[^@\s,;:<>()\[\]\"\\]+")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 

@@ -22,7 +22,7 @@ from central.http.auth import TokenCodec
 from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
 from central.http.roles import Role
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
-from central.identity.mailer import Mail, Mailer
+from central.identity.mailer import Mail, Mailer, MailError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,12 @@ class Accounts:
             body = (f"Someone asked to reset your GridTokenX password.\n\n{base}/reset-password?token={token}\n"
                     f"(or POST it with a new password to /api/v1/auth/password-reset/confirm). It expires in "
                     f"{ttl // 60} minutes and works once. If it was not you, ignore this message.\n")
-        await self._mailer.send(Mail(to=email, subject=subject, body=body, kind=purpose, token=token))
+        try:
+            await self._mailer.send(Mail(to=email, subject=subject, body=body, kind=purpose, token=token))
+        except MailError as exc:
+            # The caller's answer must not change (an account exists, a mail server is down): the request stands
+            # and can be repeated; operators see the failure.
+            log.warning("e-mail not sent", extra={"user_id": str(user_id), "purpose": purpose, "error": str(exc)})
 
     async def _use_token(self, conn: asyncpg.Connection, token: str, purpose: str) -> UUID:
         row = await conn.fetchrow(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -276,3 +277,33 @@ async def test_readyz_names_the_failing_check_but_not_its_error_text(config_fact
     assert body["checks"]["ledger"] == "failed: ConnectionError"
     assert "sk_live" not in await r.text()
     assert any("sk_live_123" in str(getattr(rec, "error", "")) for rec in caplog.records)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_mail_server_down_neither_fails_registration_nor_reveals_accounts(api_factory) -> None:
+    """An SMTP failure used to be a 500 after the account was created (the retry then got 409) and, on a
+    password-reset request, told an anonymous caller that the address has an account (unknown ones got 202)."""
+    api: Api = await api_factory(mailer={"kind": "smtp", "smtp_port": _closed_port(), "smtp_timeout_s": 2.0})
+    r = await api.client.post("/api/v1/auth/register", json={"email": "down@example.org",
+                                                            "password": "correct horse battery"})
+    assert r.status == 201, await r.text()
+    for email in ("down@example.org", "nobody@example.org"):
+        r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        assert r.status == 202, await r.text()
+        r = await api.client.post("/api/v1/auth/resend-verification", json={"email": email})
+        assert r.status == 202, await r.text()
+
+
+async def test_email_addresses_that_are_several_smtp_recipients_are_refused(api_factory) -> None:
+    api: Api = await api_factory()
+    for email in ("victim,me@evil.org", "<victim@corp.example>", "a\"b@example.org", "x@y.org;z@w.org"):
+        r = await api.client.post("/api/v1/auth/register", json={"email": email, "password": "correct horse battery"})
+        assert r.status == 400, (email, await r.text())
+    r = await api.client.post("/api/v1/auth/register", json={"email": "Zoë.O'Neil+gtx@exämple.org",
+                                                            "password": "correct horse battery"})
+    assert r.status == 201, await r.text()
