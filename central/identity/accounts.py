@@ -284,6 +284,9 @@ class Accounts:
         # Every session ends: a changed password must lock out whoever knew the old one.
         await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
                            user_id)
+        # ... and so does every reset link still in someone's mailbox.
+        await conn.execute("UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'reset'"
+                           " AND used_at IS NULL", user_id)
 
     async def request_reset(self, email: str) -> None:
         row = await self._pool.fetchrow("SELECT id, email FROM users WHERE email = $1", normalise_email(email))

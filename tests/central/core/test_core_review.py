@@ -17,7 +17,8 @@ from central.app import create_app
 from central.config import load_config
 from central.errors import ConfigError
 from central.http import PUBLIC, Call, RouteTable
-from central.http.context import POOL
+from central.http.context import CONFIG, POOL
+from central.identity.mailer import read_dev_mail
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
@@ -307,3 +308,29 @@ async def test_email_addresses_that_are_several_smtp_recipients_are_refused(api_
     r = await api.client.post("/api/v1/auth/register", json={"email": "Zoë.O'Neil+gtx@exämple.org",
                                                             "password": "correct horse battery"})
     assert r.status == 201, await r.text()
+
+
+async def test_a_new_password_voids_every_outstanding_reset_token(api_factory) -> None:
+    """A reset link mailed earlier kept working after the password was reset (or changed) another way."""
+    api: Api = await api_factory()
+    email, token = await api.user("consumer")
+    for _ in range(2):
+        r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+        assert r.status == 202
+    first, second = (m.token for m in read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")[:2])
+    r = await api.client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": first, "new_password": "brand new password 1"})
+    assert r.status == 204
+    r = await api.client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": second, "new_password": "attacker password 2"})
+    assert (r.status, (await r.json())["error"]["code"]) == (400, "invalid_token")
+    # A password change does the same.
+    r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+    third = next(m.token for m in read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")
+                 if m.token not in (first, second))
+    r = await api.client.post("/api/v1/auth/password", headers=_bearer(token),
+                              json={"current_password": "brand new password 1", "new_password": "another one 3x"})
+    assert r.status == 204
+    r = await api.client.post("/api/v1/auth/password-reset/confirm",
+                              json={"token": third, "new_password": "attacker password 2"})
+    assert r.status == 400
