@@ -39,7 +39,8 @@ class HttpConfig:
     public_base_url: str = "http://127.0.0.1:8080"
     #: Largest accepted request body (bytes).
     max_body_bytes: int = 1_048_576
-    #: Trust ``X-Forwarded-For`` for the client address (only behind a reverse proxy you run).
+    #: Trust ``X-Forwarded-For`` for the client address (only behind ONE reverse proxy you run, which appends the
+    #: address it saw: its last hop is used; earlier hops are client-written).
     trust_forwarded_for: bool = False
     #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.

@@ -108,11 +108,13 @@ class Route:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's address (``X-Forwarded-For``'s first hop when the app trusts a proxy)."""
+    """The client's address: when the app trusts its (one) reverse proxy, the last ``X-Forwarded-For`` hop — the
+    address that proxy saw. Earlier hops are whatever the client wrote, so they never count (rate limits)."""
     if request.app.get(TRUST_FORWARDED, False):
-        fwd = request.headers.get("X-Forwarded-For", "")
-        if fwd:
-            return fwd.split(",", 1)[0].strip()[:64]
+        fwd = ",".join(request.headers.getall("X-Forwarded-For", []))
+        last = fwd.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
     return request.remote or "unknown"
 
 

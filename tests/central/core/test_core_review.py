@@ -334,3 +334,18 @@ async def test_a_new_password_voids_every_outstanding_reset_token(api_factory) -
     r = await api.client.post("/api/v1/auth/password-reset/confirm",
                               json={"token": third, "new_password": "attacker password 2"})
     assert r.status == 400
+
+
+async def test_spoofed_forwarded_for_hops_do_not_reset_the_address_limit(api_factory) -> None:
+    """Behind a proxy that appends to X-Forwarded-For, the first hop is whatever the client wrote: taking it let
+    a client rotate addresses and escape the per-address login limit. The proxy's own hop (the last) counts."""
+    api: Api = await api_factory(http={"trust_forwarded_for": True},
+                                 auth={"login_max_failures_per_address": 2, "login_max_failures_per_account": 100})
+    statuses = []
+    for i in range(4):
+        r = await api.client.post("/api/v1/auth/login", json={"email": f"who{i}@example.org", "password": "nope nope"},
+                                  headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.7"})
+        statuses.append(r.status)
+    assert statuses == [401, 401, 429, 429]
+    rows = await api.app[POOL].fetch("SELECT DISTINCT address FROM login_attempts")
+    assert [r["address"] for r in rows] == ["198.51.100.7"]
