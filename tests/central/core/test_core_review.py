@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -18,7 +19,7 @@ from central.config import load_config
 from central.errors import ConfigError
 from central.http import PUBLIC, Call, RouteTable
 from central.http.context import CONFIG, POOL
-from central.identity.mailer import read_dev_mail
+from central.identity.mailer import DevMailer, Mail, read_dev_mail
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
@@ -349,3 +350,15 @@ async def test_spoofed_forwarded_for_hops_do_not_reset_the_address_limit(api_fac
     assert statuses == [401, 401, 429, 429]
     rows = await api.app[POOL].fetch("SELECT DISTINCT address FROM login_attempts")
     assert [r["address"] for r in rows] == ["198.51.100.7"]
+
+
+async def test_dev_mailer_files_are_private_and_mail_reprs_hide_tokens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The dev mailer (demo, tests) wrote verification/reset tokens into world-readable files."""
+    mailer = DevMailer(tmp_path / "mail")
+    await mailer.send(Mail(to="a@example.org", subject="s", body="link?token=SECRET123", kind="reset",
+                           token="SECRET123"))
+    (path,) = (tmp_path / "mail").glob("*.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "mail").stat().st_mode) == 0o700
+    assert "SECRET123" not in repr(mailer.sent[0])
+    assert read_dev_mail(tmp_path / "mail", kind="reset")[0].token == "SECRET123"
