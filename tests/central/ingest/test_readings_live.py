@@ -85,6 +85,8 @@ async def test_channel_errors(live: tuple[TestClient[Any, Any], dict[str, Caller
     try:
         await ws.send_str("not json")
         assert (await ws.receive_json(timeout=5))["code"] == "bad_message"
+        await ws.send_str("[" * 30_000 + "]" * 30_000)  # nesting deep enough to exhaust the JSON parser's recursion
+        assert (await ws.receive_json(timeout=5))["code"] == "bad_message"
         await ws.send_json({"type": "subscribe", "channel": "orders"})
         assert (await ws.receive_json(timeout=5))["code"] == "unknown_channel"
         await ws.send_json({"type": "subscribe", "channel": "readings", "params": {"meter_id": "x"}})
