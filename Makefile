@@ -27,8 +27,10 @@ test: setup lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The whole story with real processes, ~30 s; `make demo DEMO_ARGS=--keep-running` keeps it up until Ctrl-C.
+DEMO_ARGS ?=
 demo: setup
-	$(PY) tests/demo.py
+	$(PY) tests/demo.py $(DEMO_ARGS)
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,6 +1,8 @@
 """Mint throughput on the embedded ledger, end to end: minting service → durable chain outbox → ledger.
 
-    .venv/bin/python bench/mint.py [--meters 10000] [--windows 4] [--slot-ms 400] [--raw [--group-by-owner]]
+    .venv/bin/python bench/mint.py [--meters 10000] [--windows 4] [--slot-ms 400] [--batch N]
+                                   [--raw [--group-by-owner]] [--order window-major|meter-major]
+                                   [--from-readings [--mode backlog|steady|both]]
 
 Default (the real path): 10,000 prosumers with linked wallets, one meter each, 4 final windows per meter enqueued as
 mint intents by ``central.minting.service.enqueue_mints`` (as accounting does), then ``mint_outbox`` (the minting
@@ -14,6 +16,16 @@ on-chain supply is checked against the sum of the intents.
 
 ``--raw`` benches the ledger + outbox alone with a minimal builder (idempotent ATA creation + ``mint_to_checked`` per
 intent; ``--group-by-owner`` merges an owner's windows into one unit).
+
+``--from-readings`` benches the whole minting service as central runs it: verified readings already in PostgreSQL
+(signed protocol-v1 records, inserted before the clock starts) -> accounting (per-meter windows, exact
+interpolation, checkpoints, Merkle roots, one chain-outbox intent per (meter, window) in the same transaction) ->
+``MintBuilder`` -> chain outbox -> confirmed. The figure is (meter, window) mints confirmed per second from the start
+of accounting to the last confirmation; the energy mint's on-chain supply is checked against the database at the end.
+Modes: ``backlog`` — all windows become final at once (e.g. after an outage); a destination wallet gets one
+``mint_to_checked`` for all of its windows in the batch. ``steady`` — windows become final one at a time (each round
+is one window of every meter, as every 15 minutes in production); the first round also creates the token accounts.
+``both`` (the default) runs the two, each on its own database, and prints one figure set per mode.
 
 The machine is shared: the figure printed beside the wall-clock rate is the rate per CPU-second of the central
 process (PostgreSQL's CPU not included) and the 1-minute load average, so a loaded run can be read for what it is.
@@ -32,7 +44,10 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -42,6 +57,10 @@ from solders.pubkey import Pubkey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from central.accounting.pg_store import PgAccountingStore  # noqa: E402
+from central.accounting.plugin import settle_all  # noqa: E402
+from central.accounting.service import AccountingService  # noqa: E402
+from central.accounting.window import DEFAULT_WINDOW_MS  # noqa: E402
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many  # noqa: E402
 from central.db import migrate_dsn  # noqa: E402
 from central.ledger.builder import memo, mint_to_owner  # noqa: E402
@@ -51,12 +70,98 @@ from central.ledger.packing import Unit  # noqa: E402
 from central.ledger.setup import LedgerSetup, init_ledger  # noqa: E402
 from central.ledger.tokens import parse_mint  # noqa: E402
 from central.minting.plan import MintIntent  # noqa: E402
+from central.minting.queries import minted_wh  # noqa: E402
 from central.minting.service import enqueue_mints, mint_outbox  # noqa: E402
-from central.wallets.chain import Chain  # noqa: E402
-
-WINDOW_MS = 15 * 60_000
+from central.wallets.chain import chain_from_setup  # noqa: E402
+from protocol.keys import DeviceKey  # noqa: E402
+from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+W = DEFAULT_WINDOW_MS
+WINDOW_MS = W
+T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
+METERS_PER_GATEWAY = 100
+
+READING_COLUMNS = (
+    "device_id",
+    "seq",
+    "meter_id",
+    "meter_serial",
+    "timestamp_ms",
+    "import_wh",
+    "export_wh",
+    "power_w",
+    "flags",
+    "prev_hash",
+    "record_hash",
+    "raw",
+)
+
+
+async def seed(pool: asyncpg.Pool, meters: int, windows: int) -> None:
+    """Users with linked wallets, verified gateways, claimed meters, and windows+1 signed readings per meter."""
+    users, wallets, meter_rows, readings = [], [], [], []
+    gateways = [DeviceKey.generate() for _ in range((meters + METERS_PER_GATEWAY - 1) // METERS_PER_GATEWAY)]
+    devices = [(g.device_id, g.public_key, "verified") for g in gateways]
+    seqs = {g.device_id: (0, ZERO_HASH) for g in gateways}
+    meter_ids = []
+    for m in range(meters):
+        uid, mid = uuid.uuid4(), uuid.uuid4()
+        users.append((uid, f"bench{m}@example.test", "x", "prosumer"))
+        wallets.append((uid, DeviceKey.generate().device_id))
+        g = gateways[m // METERS_PER_GATEWAY]
+        meter_rows.append((mid, f"BM-{m}", g.device_id, "sim", "modbus", "solar", "x", uid))
+        meter_ids.append((mid, f"BM-{m}", g))
+    for k in range(windows + 1):
+        for mid, serial, g in meter_ids:
+            seq, prev = seqs[g.device_id]
+            rec = sign_reading(
+                g,
+                meter_serial=serial,
+                seq=seq + 1,
+                timestamp_ms=T0 + k * W,
+                import_wh=10 * k,
+                export_wh=1000 + k * (100 + mid.int % 900),
+                power_w=None,
+                prev_hash=prev,
+            )
+            seqs[g.device_id] = (rec.seq, rec.hash())
+            readings.append(
+                (
+                    g.device_id,
+                    rec.seq,
+                    mid,
+                    serial,
+                    rec.timestamp_ms,
+                    rec.import_wh,
+                    rec.export_wh,
+                    None,
+                    0,
+                    rec.prev_hash,
+                    rec.hash(),
+                    rec.encode(),
+                )
+            )
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table("users", records=users, columns=("id", "email", "password_hash", "role"))
+        await conn.copy_records_to_table("devices", records=devices, columns=("device_id", "public_key", "status"))
+        await conn.copy_records_to_table(
+            "meters",
+            records=meter_rows,
+            columns=("id", "serial", "device_id", "model", "protocol", "source", "meter_key_hash", "owner_id"),
+        )
+        now = datetime.now(UTC)
+        nonces = [(secrets.token_bytes(16), u, w, now) for u, w in wallets]
+        await conn.copy_records_to_table(
+            "wallet_link_nonces", records=nonces, columns=("nonce", "user_id", "wallet", "expires_at")
+        )
+        await conn.copy_records_to_table(
+            "wallets",
+            records=[(u, w, now, n[0]) for (u, w), n in zip(wallets, nonces, strict=True)],
+            columns=("user_id", "address", "linked_at", "link_nonce"),
+        )
+        await conn.copy_records_to_table("readings", records=readings, columns=READING_COLUMNS)
 
 
 def builder(setup: LedgerSetup, *, group: bool):  # type: ignore[no-untyped-def]
@@ -110,26 +215,63 @@ async def seed_prosumers(pool: asyncpg.Pool, meters: int, windows: int) -> list[
             for m in range(meters) for w in range(windows)]
 
 
-async def run(args: argparse.Namespace) -> None:
+@dataclass
+class Bench:
+    pool: asyncpg.Pool
+    ledger: EmbeddedLedger
+    setup: LedgerSetup
+    ledger_log: Path
+
+
+@asynccontextmanager
+async def bench_env(slot_ms: int) -> AsyncIterator[Bench]:
+    """A fresh migrated database and an embedded ledger persisting to a temporary directory, set up by
+    ``init_ledger``; all dropped afterwards."""
     name = f"gtx_bench_{secrets.token_hex(6)}"
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{name}"')
     tmp = tempfile.TemporaryDirectory(prefix="gtx-bench-mint-")
+    pool: asyncpg.Pool | None = None
+    ledger: EmbeddedLedger | None = None
     try:
         dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
         await migrate_dsn(dsn)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+        assert pool is not None
         cfg = LedgerConfig.from_section({"data_dir": f"{tmp.name}/ledger", "keys_dir": f"{tmp.name}/keys",
-                                         "slot_ms": args.slot_ms, "create_keys": True})
+                                         "slot_ms": slot_ms, "create_keys": True})
+        assert cfg.data_dir is not None
         ledger = EmbeddedLedger(EmbeddedConfig(data_dir=cfg.data_dir, slot_ms=cfg.slot_ms, fsync_interval=0.05))
         setup = await init_ledger(cfg, ledger)
+        yield Bench(pool, ledger, setup, cfg.data_dir / "ledger.log")
+    finally:
+        if pool is not None:
+            await pool.close()
+        if ledger is not None:
+            await ledger.close()
+        tmp.cleanup()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def supply(b: Bench) -> int | None:
+    acc = await b.ledger.get_account(b.setup.energy_mint)
+    info = parse_mint(acc) if acc is not None else None
+    return info.supply if info is not None else None
+
+
+async def run_intents(args: argparse.Namespace) -> dict[str, object]:
+    """Mint intents enqueued directly: through the minting service (default) or a minimal builder (``--raw``)."""
+    async with bench_env(args.slot_ms) as b:
+        pool, setup = b.pool, b.setup
+        outbox: ChainOutbox
         if args.raw:
             owners = [str(Keypair().pubkey()) for _ in range(args.meters)]
             items = [(f"meter-{m}:w{w}", {"owner": owners[m], "wh": 1 + (m * 7 + w * 13) % 5000})
                      for m in range(args.meters) for w in range(args.windows)]
             expected = sum(int(p["wh"]) for _, p in items)
             n_items = len(items)
-            outbox = ChainOutbox(pool, ledger, OutboxConfig(kind="mint", batch_size=args.batch),
+            outbox = ChainOutbox(pool, b.ledger, OutboxConfig(kind="mint", batch_size=args.batch),
                                  payer=setup.fee_payer, signers=[setup.mint_authority],
                                  build=builder(setup, group=args.group_by_owner), trailer=trailer)
             c0, t0 = time.process_time(), time.perf_counter()
@@ -141,8 +283,7 @@ async def run(args: argparse.Namespace) -> None:
                 intents.sort(key=lambda i: (i.window_start_ms, str(i.meter_id)))
             expected = sum(i.amount_wh for i in intents)
             n_items = len(intents)
-            chain = Chain(ledger, setup.energy_mint, setup.mint_authority, setup.fee_payer)
-            outbox = mint_outbox(pool, chain, batch_size=args.batch)
+            outbox = mint_outbox(pool, chain_from_setup(b.ledger, setup, embedded=True), batch_size=args.batch)
             c0, t0 = time.process_time(), time.perf_counter()
             for i in range(0, len(intents), 10_000):
                 async with pool.acquire() as conn, conn.transaction():
@@ -151,10 +292,8 @@ async def run(args: argparse.Namespace) -> None:
         total = await outbox.drain(max_seconds=3600)
         t2 = time.perf_counter()
         cpu = time.process_time() - c0
-        acc = await ledger.get_account(setup.energy_mint)
-        info = parse_mint(acc) if acc is not None else None
         counts = await outbox.counts()
-        print(json.dumps({
+        return {
             "path": "raw ledger+outbox" if args.raw else "minting service (MintBuilder) + outbox",
             "order": args.order,
             "meters": args.meters, "windows": args.windows, "intents": n_items,
@@ -167,29 +306,95 @@ async def run(args: argparse.Namespace) -> None:
             "central_process_cpu_s": round(cpu, 2),
             "mints_per_cpu_s_of_central_process": round(counts.get("confirmed", 0) / cpu),
             "load_average_1min": round(os.getloadavg()[0], 1),
-            "supply_matches": info is not None and info.supply == expected,
-            "ledger_log_mb": round((cfg.data_dir / "ledger.log").stat().st_size / 1e6, 1),
-        }, indent=2))
-        await pool.close()
-        await ledger.close()
-    finally:
-        tmp.cleanup()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            "supply_matches": await supply(b) == expected,
+            "ledger_log_mb": round(b.ledger_log.stat().st_size / 1e6, 1),
+        }
+
+
+async def run_from_readings(mode: str, meters: int, windows: int, batch: int, slot_ms: int) -> dict[str, object]:
+    """Signed readings in PostgreSQL -> accounting -> minting service -> outbox -> confirmed (``--from-readings``)."""
+    async with bench_env(slot_ms) as b:
+        pool = b.pool
+        await seed(pool, meters, windows)
+        outbox = mint_outbox(pool, chain_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
+        store = PgAccountingStore(pool)
+        accounting_s = mint_s = 0.0
+        c0, t0 = time.process_time(), time.perf_counter()
+        if mode == "backlog":
+            t = time.perf_counter()
+            async with pool.acquire() as lock_conn:
+                final = await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
+            accounting_s += time.perf_counter() - t
+            t = time.perf_counter()
+            totals = await outbox.drain(max_seconds=3600)
+            mint_s += time.perf_counter() - t
+            transactions = totals.transactions
+        else:
+            final = transactions = 0
+            async with pool.acquire() as conn:  # hide readings beyond the current round, then reveal them
+                await conn.execute("ALTER TABLE readings RENAME TO readings_all")
+                await conn.execute("CREATE TABLE readings (LIKE readings_all INCLUDING ALL)")
+            for k in range(windows + 1):
+                async with pool.acquire() as conn:
+                    await conn.execute(
+                        "INSERT INTO readings SELECT * FROM readings_all WHERE timestamp_ms = $1", T0 + k * W
+                    )
+                t = time.perf_counter()
+                async with pool.acquire() as lock_conn:
+                    final += await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
+                accounting_s += time.perf_counter() - t
+                t = time.perf_counter()
+                transactions += (await outbox.drain(max_seconds=3600)).transactions
+                mint_s += time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        confirmed = int(await pool.fetchval("SELECT count(*) FROM chain_intent WHERE state = 'confirmed'"))
+        return {
+            "path": "readings -> accounting -> minting service + outbox",
+            "mode": mode,
+            "meters": meters,
+            "windows": windows,
+            "windows_final": final,
+            "mints_confirmed": confirmed,
+            "transactions": transactions,
+            "mints_per_tx": round(confirmed / max(transactions, 1), 1),
+            "accounting_s": round(accounting_s, 2),
+            "mint_s": round(mint_s, 2),
+            "end_to_end_s": round(elapsed, 2),
+            "mints_per_s_end_to_end": round(confirmed / elapsed),
+            "central_process_cpu_s": round(cpu, 2),
+            "supply_equals_db_wh": await supply(b) == await minted_wh(pool),
+            "load_average_1min": round(os.getloadavg()[0], 1),
+        }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--meters", type=int, default=10_000)
     p.add_argument("--windows", type=int, default=4)
-    p.add_argument("--batch", type=int, default=2000, help="intents claimed per outbox round")
+    p.add_argument("--batch", type=int, default=None,
+                   help="intents claimed per outbox round (default 2000; 4000 with --from-readings)")
     p.add_argument("--slot-ms", type=int, default=400)
     p.add_argument("--raw", action="store_true", help="ledger + outbox only, minimal builder")
     p.add_argument("--order", choices=["window-major", "meter-major"], default="window-major",
                    help="enqueue order: window-major (steady state, one window per meter per batch) or meter-major "
                         "(a backlog: the builder merges a wallet's windows into one mint)")
     p.add_argument("--group-by-owner", action="store_true", help="with --raw: one unit per owner")
-    asyncio.run(run(p.parse_args()))
+    p.add_argument("--from-readings", action="store_true",
+                   help="start from signed readings in PostgreSQL and run accounting too")
+    p.add_argument("--mode", choices=("backlog", "steady", "both"), default="both",
+                   help="with --from-readings: windows final all at once, one at a time, or both runs")
+    args = p.parse_args()
+    if args.from_readings and args.raw:
+        p.error("--raw and --from-readings are different paths; choose one")
+    if args.from_readings:
+        batch = 4000 if args.batch is None else args.batch
+        modes = ("backlog", "steady") if args.mode == "both" else (args.mode,)
+        for mode in modes:
+            print(json.dumps(asyncio.run(run_from_readings(mode, args.meters, args.windows, batch, args.slot_ms)),
+                             indent=2))
+    else:
+        args.batch = 2000 if args.batch is None else args.batch
+        print(json.dumps(asyncio.run(run_intents(args)), indent=2))
 
 
 if __name__ == "__main__":

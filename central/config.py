@@ -9,6 +9,7 @@ dataclass (raising ``ConfigError`` with the offending key).
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -38,7 +39,8 @@ class HttpConfig:
     public_base_url: str = "http://127.0.0.1:8080"
     #: Largest accepted request body (bytes).
     max_body_bytes: int = 1_048_576
-    #: Trust ``X-Forwarded-For`` for the client address (only behind a reverse proxy you run).
+    #: Trust ``X-Forwarded-For`` for the client address (only behind ONE reverse proxy you run, which appends the
+    #: address it saw: its last hop is used; earlier hops are client-written).
     trust_forwarded_for: bool = False
     #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
@@ -115,8 +117,11 @@ class AuthConfig:
         if self.jwt_secret:
             return self.jwt_secret.encode()
         if self.jwt_secret_file:
+            path = Path(self.jwt_secret_file)
             try:
-                data = Path(self.jwt_secret_file).read_bytes().strip()
+                if path.stat().st_mode & stat.S_IRWXO:
+                    raise ConfigError(f"auth.jwt_secret_file {path} is accessible by others; chmod 600 (or 640) it")
+                data = path.read_bytes().strip()
             except OSError as exc:
                 raise ConfigError(f"auth.jwt_secret_file cannot be read: {exc.strerror}") from None
             if len(data) < 32:
@@ -179,9 +184,14 @@ class IdentityConfig:
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
     #: can register gateways, so by default that role is handed out, not taken).
     self_register_installers: bool = False
+    #: A gateway registration still ``pending`` (never verified) after this long may be taken over by another
+    #: registration of the same device id (and its meter serials freed): nobody can squat a device id for good.
+    pending_registration_ttl_s: int = 86_400
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
+        _require(self.pending_registration_ttl_s >= self.challenge_ttl_s,
+                 "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")
         _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
 

@@ -300,10 +300,6 @@ class Outbox:
         ).fetchall()
         return [(int(s), bytes(r)) for s, r in rows]
 
-    def min_seq(self) -> int | None:
-        row = self._conn.execute("SELECT MIN(seq) FROM outbox").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
     def apply_ack(
         self,
         seqs: Sequence[int],

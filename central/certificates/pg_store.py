@@ -43,14 +43,15 @@ class PgGeneration:
 
     async def final_windows(self, meter_id: UUID, start: datetime, end: datetime) -> list[WindowExport]:
         rows = await self.pool.fetch(
-            "SELECT window_start_ms, window_end_ms, export_wh, merkle_root FROM energy_windows "
+            "SELECT window_start_ms, window_end_ms, export_wh, merkle_root, owner_id FROM energy_windows "
             "WHERE meter_id = $1 AND window_start_ms >= $2 AND window_end_ms <= $3 ORDER BY window_start_ms",
             meter_id,
             _ms(start),
             _ms(end),
         )
         return [
-            WindowExport(meter_id, _dt(r["window_start_ms"]), _dt(r["window_end_ms"]), r["export_wh"], r["merkle_root"])
+            WindowExport(meter_id, _dt(r["window_start_ms"]), _dt(r["window_end_ms"]), r["export_wh"], r["merkle_root"],
+                         r["owner_id"])
             for r in rows
         ]
 

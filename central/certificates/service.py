@@ -34,7 +34,7 @@ from central.certificates.errors import (
     InvalidCertificateError,
     NotOwnerError,
 )
-from central.certificates.models import CertificateRecord, RequestKind, Status, TxRequest
+from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
 from central.certificates.operations import CertificateChain
 from central.certificates.store import CertificateStore, Directory, GenerationSource
 from central.errors import ConfigError
@@ -169,14 +169,9 @@ class CertificateService:
             raise CertificateNotFoundError(f"no meter {meter_id}")
         if meter.source not in self.config.renewable_sources:
             raise CertificateStateError(f"meter {meter.serial} has no renewable source ({meter.source})")
-        if meter.owner_id is None:
-            raise CertificateStateError(f"meter {meter.serial} has no owner")
-        wallet = await self.directory.wallet_of(meter.owner_id)
-        if wallet is None:
-            raise CertificateStateError("the meter's owner has no linked wallet")
 
         windows = await self.generation.final_windows(meter_id, period_start, period_end)
-        wanted = int((period_end - period_start) / window)
+        wanted = (period_end - period_start) // window
         starts = [w.start for w in windows]
         if starts != [period_start + i * window for i in range(wanted)]:
             raise InsufficientGenerationError(
@@ -186,6 +181,7 @@ class CertificateService:
         total = sum(w.export_wh for w in backing)
         if total == 0:
             raise InsufficientGenerationError("no verified export in the period")
+        owner_id, wallet = await self._producer(meter, backing)
         if expected_wh is not None and expected_wh > total:
             raise InsufficientGenerationError(f"the period holds {total} Wh of verified export, not {expected_wh}")
         if expected_wh is not None and expected_wh != total:
@@ -205,7 +201,7 @@ class CertificateService:
             mint=str(self.chain.mint_address_for(certificate_id)),
             meter_id=meter.id,
             meter_serial=meter.serial,
-            owner_id=meter.owner_id,
+            owner_id=owner_id,
             owner_wallet=wallet,
             period_start=period_start,
             period_end=period_end,
@@ -221,6 +217,22 @@ class CertificateService:
         record.metadata()  # validates every field before anything is stored
         await self.store.reserve(record, backing)
         return await self._complete_issue(record)
+
+    async def _producer(self, meter: MeterInfo, backing: list[WindowExport]) -> tuple[UUID, str]:
+        """The owner (and linked wallet) of the production: whoever owned the meter when each window became final
+        (accounting records it per window), not whoever owns the meter now. One owner per certificate."""
+        owners = {w.owner_id if w.owner_id is not None else meter.owner_id for w in backing}
+        if len(owners) != 1:
+            raise CertificateStateError(
+                f"meter {meter.serial} changed owner during the period; certify each owner's part separately"
+            )
+        owner_id = owners.pop()
+        if owner_id is None:
+            raise CertificateStateError(f"meter {meter.serial} has no owner")
+        wallet = await self.directory.wallet_of(owner_id)
+        if wallet is None:
+            raise CertificateStateError("the owner of the production has no linked wallet")
+        return owner_id, wallet
 
     async def _complete_issue(self, record: CertificateRecord) -> CertificateRecord:
         covered = await self.store.covered_wh(record.id)

@@ -201,10 +201,6 @@ class ChainOutbox:
                     rejected.extend(self._unit_ids(u))
             return self._pack(fitting, blockhash, solo=solo) if fitting else []
 
-    def set_lookup_tables(self, tables: Sequence[AddressLookupTableAccount]) -> None:
-        """Use these address lookup tables for transactions built from now on (e.g. after extending one)."""
-        self._tables = list(tables)
-
     def _pack(self, units: Sequence[Unit], blockhash: Any, *, solo: bool) -> list[Packed]:
         return pack(units, payer=self._payer.pubkey, blockhash=blockhash, lookup_tables=self._tables,
                     trailer=self._trailer, compute_unit_price=self.config.compute_unit_price,

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from aiohttp import web
 
 from central.http.auth import TokenCodec, bearer_token
@@ -18,6 +19,8 @@ log = logging.getLogger("central.http")
 access_log = logging.getLogger("central.http.access")
 
 TOKENS = web.AppKey("gtx.tokens", TokenCodec)
+#: How asyncpg's client-side encoding errors start (a bad argument, not a database-side failure).
+_BAD_ARGUMENT = "invalid input for query argument"
 ACCESS_LOG = web.AppKey("gtx.access_log", bool)
 
 Next = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,6 +73,16 @@ async def error_middleware(request: web.Request, handler: Next) -> web.StreamRes
         HTTP_ERRORS.labels(_route_label(request), code).inc()
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
         return error_response(exc.status, code, exc.reason, headers)
+    except asyncpg.DataError as exc:
+        if type(exc) is not asyncpg.DataError or not str(exc).startswith(_BAD_ARGUMENT):
+            log.exception("unhandled error", extra={"method": request.method, "route": _route_label(request)})
+            HTTP_ERRORS.labels(_route_label(request), "internal").inc()
+            return error_response(500, "internal", "internal server error")
+        # asyncpg could not encode a value taken from the request (an integer beyond int64 parsed from the path):
+        # the client's mistake. The message names the value, which may be a secret: it is not repeated.
+        log.warning("request value not storable", extra={"method": request.method, "route": _route_label(request)})
+        HTTP_ERRORS.labels(_route_label(request), "invalid_input").inc()
+        return error_response(400, "invalid_input", "a value in the request is out of range")
     except Exception:
         log.exception("unhandled error", extra={"method": request.method, "route": _route_label(request)})
         HTTP_ERRORS.labels(_route_label(request), "internal").inc()

@@ -54,7 +54,11 @@ class Call(Generic[B, Q]):
         return self.principal
 
     def path(self, name: str) -> str:
-        return self.request.match_info[name]
+        """A path parameter; one holding a NUL (``%00``: no stored name can) is a 404 (no such resource)."""
+        value = self.request.match_info[name]
+        if "\x00" in value:
+            raise not_found()
+        return value
 
     def path_uuid(self, name: str) -> UUID:
         """A UUID path parameter; a malformed one is a 404 (no such resource)."""
@@ -104,11 +108,13 @@ class Route:
 
 
 def client_address(request: web.Request) -> str:
-    """The client's address (``X-Forwarded-For``'s first hop when the app trusts a proxy)."""
+    """The client's address: when the app trusts its (one) reverse proxy, the last ``X-Forwarded-For`` hop — the
+    address that proxy saw. Earlier hops are whatever the client wrote, so they never count (rate limits)."""
     if request.app.get(TRUST_FORWARDED, False):
-        fwd = request.headers.get("X-Forwarded-For", "")
-        if fwd:
-            return fwd.split(",", 1)[0].strip()[:64]
+        fwd = ",".join(request.headers.getall("X-Forwarded-For", []))
+        last = fwd.rsplit(",", 1)[-1].strip()
+        if last:
+            return last[:64]
     return request.remote or "unknown"
 
 
@@ -221,14 +227,20 @@ async def _read_body(request: web.Request, cls: Any) -> Any:
     limit = request.app.get(MAX_BODY, 1_048_576)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
+    # ``StreamReader.read(n)`` returns whatever one chunk holds: read until EOF (or past the limit).
+    buf = bytearray()
+    while len(buf) <= limit:
+        chunk = await request.content.read(limit + 1 - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    if len(buf) > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-    if not raw:
+    if not buf:
         raise bad_request("a JSON request body is required", "malformed_json")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json.loads(bytes(buf))
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays/objects
         raise bad_request("request body is not valid JSON", "malformed_json") from None
     try:
         return load(cls, data)

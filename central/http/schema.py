@@ -19,7 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
@@ -121,6 +121,8 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         if not isinstance(value, dict):
             raise ValidationError(path, "must be an object")
         val_tp = get_args(tp)[1]
+        for k in value:
+            _check_text(k, path)
         return {str(k): _load(val_tp, v, f"{path}.{k}", {}) for k, v in value.items()}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
@@ -135,6 +137,8 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValidationError(path, "must be an integer")
         _check_range(value, path, fmeta)
+        if not INT64_MIN <= value <= INT64_MAX:  # every integer ends up in a bigint column or a u64 on chain
+            raise ValidationError(path, f"must be between {INT64_MIN} and {INT64_MAX}")
         return value
     if tp is float:
         if not isinstance(value, int | float) or isinstance(value, bool):
@@ -143,6 +147,7 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
     if tp is str:
         if not isinstance(value, str):
             raise ValidationError(path, "must be a string")
+        _check_text(value, path)
         _check_len(value, path, fmeta, "characters")
         pattern = fmeta.get("pattern")
         if pattern is not None and not re.fullmatch(pattern, value):
@@ -166,11 +171,33 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, "must be an ISO 8601 date-time string") from None
         if dt.tzinfo is None:
             raise ValidationError(path, "must carry a UTC offset")
+        # Within 1970..9000 UTC: every later conversion (to UTC, to Unix ms, plus an expiry of months) then works.
+        try:
+            utc_year = dt.astimezone(UTC).year
+        except OverflowError:
+            utc_year = 0
+        if not EARLIEST_YEAR <= utc_year < LATEST_YEAR:
+            raise ValidationError(path, f"must lie between {EARLIEST_YEAR} and {LATEST_YEAR} (UTC)")
         return dt
     raise TypeError(f"unsupported schema type {tp!r} at {path}")
 
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: One mailbox, nothing an SMTP header would read as several addresses or a display name (no , ; : < > ( ) [ ]
+#: quotes or backslash); Unicode letters are fine.
+_EMAIL = re.compile(r"[^@\s,;:<>()\[\]\"\\]+@[^@\s,;:<>()\[\]\"\\]+\.[^@\s,;:<>()\[\]\"\\]+")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
+
+
+def _check_text(value: str, path: str) -> None:
+    """Text PostgreSQL can store: no NUL character, no lone UTF-16 surrogate (JSON allows both)."""
+    if "\x00" in value:
+        raise ValidationError(path, "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(path, "must be valid Unicode text (no lone surrogates)") from None
 
 
 def _check_len(value: Any, path: str, fmeta: Mapping[str, Any], unit: str) -> None:

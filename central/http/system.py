@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from central.http.openapi import build_openapi
 from central.http.roles import PUBLIC
 from central.http.routes import Call, Route, RouteTable
 from central.observability.metrics import MQTT_CONNECTED, POOL_IDLE, POOL_IN_USE, POOL_MAX, POOL_SIZE, exposition
+
+log = logging.getLogger(__name__)
 
 routes = RouteTable(tag="system")
 OPENAPI_CACHE = web.AppKey("gtx.openapi_cache", dict[str, bytes])
@@ -48,7 +51,9 @@ async def readyz(call: Call[None, None]) -> web.Response:
             await asyncio.wait_for(check(call.app), timeout=2.0)
             checks[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is reported
-            checks[name] = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
+            # Public route: the error text (addresses, URLs, DSNs) goes to the log, only its kind to the caller.
+            log.warning("readiness check failed", extra={"check": name, "error": f"{type(exc).__name__}: {exc}"})
+            checks[name] = f"failed: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     return web.json_response(body, status=200 if ok else 503)

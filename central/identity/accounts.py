@@ -22,7 +22,7 @@ from central.http.auth import TokenCodec
 from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
 from central.http.roles import Role
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
-from central.identity.mailer import Mail, Mailer
+from central.identity.mailer import Mail, Mailer, MailError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,12 @@ class Accounts:
             body = (f"Someone asked to reset your GridTokenX password.\n\n{base}/reset-password?token={token}\n"
                     f"(or POST it with a new password to /api/v1/auth/password-reset/confirm). It expires in "
                     f"{ttl // 60} minutes and works once. If it was not you, ignore this message.\n")
-        await self._mailer.send(Mail(to=email, subject=subject, body=body, kind=purpose, token=token))
+        try:
+            await self._mailer.send(Mail(to=email, subject=subject, body=body, kind=purpose, token=token))
+        except MailError as exc:
+            # The caller's answer must not change (an account exists, a mail server is down): the request stands
+            # and can be repeated; operators see the failure.
+            log.warning("e-mail not sent", extra={"user_id": str(user_id), "purpose": purpose, "error": str(exc)})
 
     async def _use_token(self, conn: asyncpg.Connection, token: str, purpose: str) -> UUID:
         row = await conn.fetchrow(
@@ -169,25 +174,45 @@ class Accounts:
         remaining = (oldest + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
         return max(1, math.ceil(remaining))
 
-    async def login(self, email: str, password: str, address: str) -> Session:
-        email = normalise_email(email)
+    async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
+        """429 when the failures counted in the window reach the limits (``own``: this attempt's own row, already
+        recorded as a failure, is among them)."""
         for column, value, limit in (
             ("email", email, self._auth.login_max_failures_per_account),
             ("address", address, self._auth.login_max_failures_per_address),
         ):
-            wait = await self._retry_after(column, value, limit)
+            wait = await self._retry_after(column, value, limit + own)
             if wait is not None:
                 log.warning("login rate-limited", extra={"by": column, "address": address})
                 raise too_many_requests(wait, "too many failed logins; try again later")
+
+    async def _begin_attempt(self, email: str, address: str) -> int:
+        """Record a password attempt as a failure *before* the password is checked, then check the limits again
+        with it: concurrent guesses each see the others' rows, so at most the limit of them get to guess.
+        Returns the attempt's id (mark it a success when the password is right); raises the 429."""
+        await self._check_login_limits(email, address)
+        attempt: int = await self._pool.fetchval(
+            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, false) RETURNING id",
+            email, address,
+        )
+        try:
+            await self._check_login_limits(email, address, own=1)
+        except ApiError:
+            await self._pool.execute("DELETE FROM login_attempts WHERE id = $1", attempt)
+            raise
+        return attempt
+
+    async def login(self, email: str, password: str, address: str) -> Session:
+        email = normalise_email(email)
+        attempt = await self._begin_attempt(email, address)
         row = await self._pool.fetchrow("SELECT * FROM users WHERE email = $1", email)
         if row is None:
             await burn_check(password, self._auth.password_bcrypt_cost)
             ok = False
         else:
             ok = await check_secret(password, row["password_hash"]) and row["disabled_at"] is None
-        await self._pool.execute(
-            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, $3)", email, address, ok
-        )
+        if ok:
+            await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         if not ok or row is None:
             raise unauthorized("wrong e-mail address or password", "invalid_credentials")
         if self._auth.require_verified_email and row["email_verified_at"] is None:
@@ -240,12 +265,16 @@ class Accounts:
         )
 
     # --- passwords ---------------------------------------------------------------------------------------------
-    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
-        row = await self._pool.fetchrow("SELECT password_hash FROM users WHERE id = $1", user_id)
+    async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
+        row = await self._pool.fetchrow("SELECT email, password_hash FROM users WHERE id = $1", user_id)
         if row is None:
             raise unauthorized()
+        # The current password is checked like a login (same limits, same record), so a stolen access token
+        # cannot be used to guess it.
+        attempt = await self._begin_attempt(row["email"], address)
         if not await check_secret(current, row["password_hash"]):
             raise bad_request("the current password is wrong", "invalid_credentials")
+        await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         self._check_password(new)
         await self._set_password(self._pool, user_id, new)
 
@@ -255,6 +284,9 @@ class Accounts:
         # Every session ends: a changed password must lock out whoever knew the old one.
         await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
                            user_id)
+        # ... and so does every reset link still in someone's mailbox.
+        await conn.execute("UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'reset'"
+                           " AND used_at IS NULL", user_id)
 
     async def request_reset(self, email: str) -> None:
         row = await self._pool.fetchrow("SELECT id, email FROM users WHERE email = $1", normalise_email(email))

@@ -160,7 +160,7 @@ async def logout(call: Call[RefreshIn, None]) -> None:
              summary="Change my password (ends all my sessions)")
 async def change_password(call: Call[PasswordChangeIn, None]) -> None:
     await call.app[IDENTITY].accounts.change_password(call.user.user_id, call.body.current_password,
-                                                      call.body.new_password)
+                                                      call.body.new_password, address=call.address)
 
 
 @routes.post("/api/v1/auth/password-reset/request", access=PUBLIC, body=EmailIn, response=Accepted, status=202,

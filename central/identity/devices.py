@@ -118,15 +118,22 @@ class Devices:
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if await self._take_over_stale(conn, device_id, site_label, installer_id):
+                    event = "replaced"
+                else:
+                    await conn.execute(
+                        "INSERT INTO devices (device_id, public_key, installer_id, site_label)"
+                        " VALUES ($1, $2, $3, $4)",
+                        device_id, public_key, installer_id, site_label,
+                    )
+                    event = "registered"
+                await self._insert_meters(conn, device_id, meters, hashes, self._config.pending_registration_ttl_s)
                 await conn.execute(
-                    "INSERT INTO devices (device_id, public_key, installer_id, site_label) VALUES ($1, $2, $3, $4)",
-                    device_id, public_key, installer_id, site_label,
+                    "INSERT INTO device_events (device_id, actor_id, event) VALUES ($1, $2, $3)",
+                    device_id, installer_id, event,
                 )
-                await self._insert_meters(conn, device_id, meters, hashes)
-                await conn.execute(
-                    "INSERT INTO device_events (device_id, actor_id, event) VALUES ($1, $2, 'registered')",
-                    device_id, installer_id,
-                )
+        except asyncpg.ForeignKeyViolationError:  # a stale registration's meter is referenced (never expected)
+            raise conflict("this device is already registered", "device_exists") from None
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "devices_pkey":
                 raise conflict("this device is already registered", "device_exists") from None
@@ -144,9 +151,37 @@ class Devices:
         if len(set(serials)) != len(serials):
             raise bad_request("meter serials must be unique", "duplicate_serial")
 
+    async def _take_over_stale(self, conn: asyncpg.Connection, device_id: str, site_label: str,
+                               installer_id: UUID) -> bool:
+        """Hand a stale registration (``pending``, never verified, older than ``pending_registration_ttl_s``) to
+        the new registrant: its meters and open challenges go, the device row is reset. False if there is none."""
+        old_installer = await conn.fetchrow(
+            "SELECT installer_id FROM devices WHERE device_id = $1 AND status = 'pending' AND verified_at IS NULL"
+            " AND created_at < now() - make_interval(secs => $2) FOR UPDATE",
+            device_id, float(self._config.pending_registration_ttl_s),
+        )
+        if old_installer is None:
+            return False
+        await conn.execute("DELETE FROM device_challenges WHERE device_id = $1", device_id)
+        await conn.execute("DELETE FROM meters WHERE device_id = $1", device_id)
+        await conn.execute(
+            "UPDATE devices SET installer_id = $2, site_label = $3, created_at = now() WHERE device_id = $1",
+            device_id, installer_id, site_label,
+        )
+        log.warning("stale pending registration taken over",
+                    extra={"device_id": device_id, "previous_installer": str(old_installer["installer_id"])})
+        return True
+
     @staticmethod
     async def _insert_meters(conn: asyncpg.Connection, device_id: str, meters: list[NewMeter],
-                             hashes: list[str]) -> None:
+                             hashes: list[str], stale_after_s: int) -> None:
+        # Serials held by another stale, never-verified registration are freed (that device never sent a reading).
+        await conn.execute(
+            "DELETE FROM meters m USING devices d WHERE m.serial = ANY($1) AND d.device_id = m.device_id"
+            " AND d.device_id <> $2 AND d.status = 'pending' AND d.verified_at IS NULL"
+            " AND d.created_at < now() - make_interval(secs => $3)",
+            [m.serial for m in meters], device_id, float(stale_after_s),
+        )
         await conn.executemany(
             "INSERT INTO meters (id, serial, device_id, model, protocol, source, meter_key_hash)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -162,7 +197,7 @@ class Devices:
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                await self._insert_meters(conn, device_id, meters, hashes)
+                await self._insert_meters(conn, device_id, meters, hashes, self._config.pending_registration_ttl_s)
         except asyncpg.UniqueViolationError:
             raise conflict("a meter with this serial is already registered", "serial_taken") from None
         return (await self._load(self._pool, [device_id]))[0]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import smtplib
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -32,11 +33,11 @@ class MailError(CentralError):
 class Mail:
     to: str
     subject: str
-    body: str
+    body: str = field(repr=False)  # carries the token
     #: What the message is for ("verify", "reset"), so the dev mailer's readers can find it.
     kind: str = ""
     #: The single-use token the message carries (dev mailer only records it; SMTP sends it inside ``body``).
-    token: str = ""
+    token: str = field(default="", repr=False)
 
 
 class Mailer(Protocol):
@@ -52,10 +53,13 @@ class DevMailer:
 
     async def send(self, mail: Mail) -> None:
         self.sent.append(mail)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.json"
         tmp = self.directory / f".{name}.tmp"
-        tmp.write_text(json.dumps(asdict(mail), indent=1), encoding="utf-8")
+        # The messages carry live tokens: readable by this user only.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(mail), indent=1))
         tmp.replace(self.directory / name)
 
 

@@ -106,7 +106,8 @@ class Meters:
 
     async def release(self, user_id: UUID, serial: str) -> None:
         result: str = await self._pool.execute(
-            "UPDATE meters SET owner_id = NULL, claimed_at = NULL WHERE serial = $1 AND owner_id = $2", serial, user_id
+            "UPDATE meters SET owner_id = NULL, claimed_at = NULL, released_at = now()"
+            " WHERE serial = $1 AND owner_id = $2", serial, user_id
         )
         if result.endswith(" 0"):
             raise not_found("you do not own a meter with this serial")

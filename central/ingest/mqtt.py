@@ -9,6 +9,8 @@ topics whose device id is not even valid are counted and dropped, and the next m
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from central.ingest.errors import StoreError
 from central.ingest.metrics import IngestMetrics
@@ -20,6 +22,9 @@ from protocol.errors import ProtocolError
 from protocol.topics import TopicKind
 
 log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
 
 
 class IngestMqtt:
@@ -45,48 +50,36 @@ class IngestMqtt:
         return device_id if got == kind else None
 
     async def on_readings(self, message: MqttMessage) -> None:
-        device_id = self._device(message, TopicKind.READINGS)
-        if device_id is None:
-            return
-        try:
-            ack = await self._service.handle_readings(device_id, bytes(message.payload))
-        except StoreError as exc:
-            # Not acked: the device keeps the records and sends them again.
-            self._metrics.count_message("readings", "store_error")
-            log.warning("readings not stored", extra={"device_id": device_id, "error": str(exc)})
-            return
-        except Exception:
-            self._metrics.count_message("readings", "error")
-            log.exception("readings handler failed", extra={"device_id": device_id})
-            return
-        await self._bus.publish(topics.ack(device_id), ack.to_json(), qos=1)
+        done = await self._handle(message, TopicKind.READINGS, self._service.handle_readings, "stored")
+        if done is not None:
+            device_id, ack = done
+            await self._bus.publish(topics.ack(device_id), ack.to_json(), qos=1)
 
     async def on_sync(self, message: MqttMessage) -> None:
-        device_id = self._device(message, TopicKind.SYNC)
-        if device_id is None:
-            return
-        try:
-            reply = await self._service.handle_sync(device_id, bytes(message.payload))
-        except StoreError as exc:
-            self._metrics.count_message("sync", "store_error")
-            log.warning("sync not answered", extra={"device_id": device_id, "error": str(exc)})
-            return
-        except Exception:
-            self._metrics.count_message("sync", "error")
-            log.exception("sync handler failed", extra={"device_id": device_id})
-            return
-        if reply is not None:
-            await self._bus.publish(topics.sync_reply(device_id), reply.to_json(), qos=1)
+        done = await self._handle(message, TopicKind.SYNC, self._service.handle_sync, "answered")
+        if done is not None:
+            device_id, reply = done
+            if reply is not None:  # None: an unknown device or an unparsable request, left unanswered
+                await self._bus.publish(topics.sync_reply(device_id), reply.to_json(), qos=1)
 
     async def on_status(self, message: MqttMessage) -> None:
-        device_id = self._device(message, TopicKind.STATUS)
+        await self._handle(message, TopicKind.STATUS, self._service.handle_status, "recorded")
+
+    async def _handle(
+        self, message: MqttMessage, kind: TopicKind, handler: Callable[[str, bytes], Awaitable[T]], done: str
+    ) -> tuple[str, T] | None:
+        """(device id, ``handler``'s result) for a message on a valid device topic; None when the topic is not one
+        or the handler failed (counted and logged). A store error leaves the message unanswered: the device keeps
+        the records and sends them again."""
+        device_id = self._device(message, kind)
         if device_id is None:
-            return
+            return None
         try:
-            await self._service.handle_status(device_id, bytes(message.payload))
+            return device_id, await handler(device_id, bytes(message.payload))
         except StoreError as exc:
-            self._metrics.count_message("status", "store_error")
-            log.warning("status not recorded", extra={"device_id": device_id, "error": str(exc)})
+            self._metrics.count_message(str(kind), "store_error")
+            log.warning("%s not %s", kind, done, extra={"device_id": device_id, "error": str(exc)})
         except Exception:
-            self._metrics.count_message("status", "error")
-            log.exception("status handler failed", extra={"device_id": device_id})
+            self._metrics.count_message(str(kind), "error")
+            log.exception("%s handler failed", kind, extra={"device_id": device_id})
+        return None

@@ -372,7 +372,7 @@ def jsonrpc_app(ledger: EmbeddedLedger) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         try:
             body = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
             return web.json_response({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"},
                                       "id": None})
         if isinstance(body, list):

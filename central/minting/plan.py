@@ -77,6 +77,15 @@ def intent_key(meter_id: uuid.UUID, window_start_ms: int) -> str:
     return f"{meter_id}:{window_start_ms}"
 
 
+def parse_intent_key(key: str) -> tuple[uuid.UUID, int] | None:
+    """(meter id, window start) from a mint intent key (the inverse of :func:`intent_key`); None if malformed."""
+    meter, _, start = key.partition(":")
+    try:
+        return uuid.UUID(meter), int(start)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class MintAccounts:
     payer: Pubkey

@@ -18,7 +18,7 @@ from typing import Any
 
 from central.accounting.merkle import merkle_proof, merkle_root, verify_proof
 from central.minting.memo import MintLeaf, mints_root
-from central.minting.plan import MINT_KIND
+from central.minting.plan import MINT_KIND, parse_intent_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +46,10 @@ class MintProof:
 
 
 async def mint_proof(conn: Any, key: str) -> MintProof | None:
-    meter, _, start = key.partition(":")
-    try:
-        meter_id, start_ms = uuid.UUID(meter), int(start)
-    except ValueError:
+    parsed = parse_intent_key(key)
+    if parsed is None:
         return None
+    meter_id, start_ms = parsed
     row = await conn.fetchrow(
         "SELECT e.*, c.signature, c.state, c.submission_id FROM energy_windows e "
         "JOIN chain_intent c ON c.kind = $1 AND c.key = $2 WHERE e.meter_id = $3 AND e.window_start_ms = $4",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from central.minting.plan import MINT_KIND
+from central.minting.plan import MINT_KIND, parse_intent_key
 
 _MINTS = """
 SELECT e.meter_id, e.window_start_ms, e.window_end_ms, e.export_wh AS amount_wh, e.merkle_root,
@@ -69,11 +69,10 @@ async def mints_of(
 
 
 async def mint_by_key(conn: Any, key: str) -> MintView | None:
-    meter, _, start = key.partition(":")
-    try:
-        meter_id, start_ms = uuid.UUID(meter), int(start)
-    except ValueError:
+    parsed = parse_intent_key(key)
+    if parsed is None:
         return None
+    meter_id, start_ms = parsed
     row = await conn.fetchrow(
         _MINTS + " WHERE e.meter_id = $2 AND e.window_start_ms = $3", MINT_KIND, meter_id, start_ms
     )

@@ -261,7 +261,7 @@ class LiveHub:
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON from a client
         return None
     return data if isinstance(data, dict) else None
 

@@ -17,6 +17,7 @@ from central.http.errors import ApiError, bad_request, not_found
 from central.readings.live import LiveHub, ReadingsChannel
 from central.readings.queries import (
     MAX_PAGE,
+    WINDOW_MS,
     MeterEnergy,
     QueryError,
     ReadingsPage,
@@ -47,20 +48,22 @@ class RangeQuery:
     to_ms: int | None = field(default=None, metadata=meta(description="End, UTC ms; default now"))
 
 
-def _range(from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
+def _range(from_ms: int | None, to_ms: int | None, visible_from_ms: int) -> tuple[int, int]:
+    """The requested range, clipped to what the meter's current owner may see (possibly empty)."""
     end = to_ms if to_ms is not None else time.time_ns() // 1_000_000
     start = from_ms if from_ms is not None else end - DAY_MS
     if start >= end:
         raise bad_request("from_ms must be before to_ms")
-    return start, end
+    return min(max(start, visible_from_ms), end), end
 
 
-async def _own_meter(call: Call[Any, Any]) -> UUID:
+async def _own_meter(call: Call[Any, Any]) -> tuple[UUID, int]:
+    """The meter id, and the first ms its current owner may see (a previous owner's history stays theirs)."""
     meter_id = call.path_uuid("meter_id")
-    exists, owner = await meter_owner(call.app[POOL], meter_id)
+    exists, owner, visible_from_ms = await meter_owner(call.app[POOL], meter_id)
     if not exists or owner != call.user.user_id:
         raise not_found("no such meter among yours")
-    return meter_id
+    return meter_id, visible_from_ms
 
 
 @routes.get(
@@ -69,9 +72,9 @@ async def _own_meter(call: Call[Any, Any]) -> UUID:
 )
 async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     """Verified readings of a meter you own, oldest first, with the signed record bytes (hex) of each."""
-    meter_id = await _own_meter(call)
+    meter_id, visible_from_ms = await _own_meter(call)
     q = call.query
-    start, end = _range(q.from_ms, q.to_ms)
+    start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
         return await list_readings(call.app[POOL], meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit)
     except QueryError as exc:
@@ -84,8 +87,13 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
 )
 async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     """Import and export Wh per UTC-aligned 15-minute window, from raw register deltas (at most 31 days)."""
-    meter_id = await _own_meter(call)
-    start, end = _range(call.query.from_ms, call.query.to_ms)
+    meter_id, visible_from_ms = await _own_meter(call)
+    # Whole windows only, and none that holds a previous owner's readings (a window is diffed against the reading
+    # before it).
+    first_window = visible_from_ms + (-visible_from_ms) % WINDOW_MS
+    start, end = _range(call.query.from_ms, call.query.to_ms, first_window)
+    if start >= end:
+        return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
         return await window_energy(call.app[POOL], meter_id, from_ms=start, to_ms=end)
     except QueryError as exc:

@@ -89,10 +89,16 @@ def _reading(row: Any) -> ReadingOut:
     )
 
 
-async def meter_owner(conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID) -> tuple[bool, UUID | None]:
-    """(meter exists, its owner or None)."""
-    row = await conn.fetchrow("SELECT owner_id FROM meters WHERE id = $1", meter_id)
-    return (False, None) if row is None else (True, row["owner_id"])
+async def meter_owner(conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID) -> tuple[bool, UUID | None, int]:
+    """(meter exists, its owner or None, the first UTC ms its owner may see: its last release, else 0)."""
+    row = await conn.fetchrow(
+        "SELECT owner_id, (extract(epoch FROM released_at) * 1000)::bigint AS visible_from_ms"
+        " FROM meters WHERE id = $1",
+        meter_id,
+    )
+    if row is None:
+        return False, None, 0
+    return True, row["owner_id"], row["visible_from_ms"] or 0
 
 
 async def list_readings(

@@ -1,4 +1,4 @@
-"""Test helper: seed owners, meters and verified readings; link wallets; read on-chain energy."""
+"""Test helper: seed owners, meters and verified readings; settle them; link wallets; read on-chain energy."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from acct_db import add_device, add_meter, add_user
-from acct_signed import Gateway, ingest, ingest_service
 from solders.pubkey import Pubkey
 
 from central.accounting import DEFAULT_WINDOW_MS
+from central.accounting.pg_store import PgAccountingStore
+from central.accounting.service import AccountingService
 from central.ledger.builder import associated_token_address
 from central.ledger.tokens import parse_mint
 from central.minting.queries import minted_wh
@@ -20,6 +20,8 @@ from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.gateway import Gateway, exact, ingest, ingest_service
+from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
@@ -65,7 +67,7 @@ def signed_readings(site: Site, start_ms: int, n: int, rate: dict[str, int]) -> 
             site.first_export.setdefault(serial, export)
             site.last_reading[serial] = (ts, export)
             site.count += 1
-            recs.append(site.gateway.read(serial, ts, export_wh=export, import_wh=7 * site.count))
+            recs.append(exact(site.gateway, serial, ts, export, import_wh=7 * site.count))
     return recs
 
 
@@ -97,3 +99,11 @@ async def minted_wh_in_db(pool: asyncpg.Pool, owner: uuid.UUID | None = None) ->
 
 
 __all__ = ["T0", "W", "add_user"]
+
+
+async def account_all(pool: asyncpg.Pool) -> int:
+    svc = AccountingService(PgAccountingStore(pool))
+    total = 0
+    while n := await svc.run_once():
+        total += n
+    return total

@@ -4,37 +4,21 @@ lost: the energy mint's on-chain supply equals the sum of all mint intents, each
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from acct_chain import embedded_chain
-from acct_db import migrated_pool
-from acct_mint_env import T0, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
+from acct_mint_env import T0, account_all, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
 from solders.pubkey import Pubkey
-from test_acct_minting_pg import account_all
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.minting.plan import MINT_KIND
 from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
+from tests.central.crash_proc import run_until_killed
 
 HERE = Path(__file__).parent
-ROOT = HERE.parents[2]
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str], int]:
@@ -53,29 +37,8 @@ async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str],
 
 
 def run_and_kill(dsn: str, tmp: Path, info: dict[str, str], point: str) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "acct_mint_crash_proc.py"),
-            dsn,
-            str(tmp / "ledger"),
-            info["keys"],
-            info["mint"],
-            point,
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    run_until_killed(HERE / "acct_mint_crash_proc.py", [dsn, str(tmp / "ledger"), info["keys"], info["mint"], point],
+                     import_dir=HERE)
 
 
 async def restart_and_finish(pool: asyncpg.Pool, tmp: Path, chain: Chain, *, expire: bool) -> EmbeddedLedger:

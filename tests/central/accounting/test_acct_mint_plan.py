@@ -16,7 +16,14 @@ from central.ledger.packing import pack
 from central.ledger.port import MAX_TRANSACTION_SIZE
 from central.ledger.tokens import ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
 from central.minting.memo import MintLeaf, mint_memo, parse_mint_memo
-from central.minting.plan import MintAccounts, MintIntent, intent_key, memo_instruction, mint_units
+from central.minting.plan import (
+    MintAccounts,
+    MintIntent,
+    intent_key,
+    memo_instruction,
+    mint_units,
+    parse_intent_key,
+)
 
 W = 900_000
 ACCOUNTS = MintAccounts(Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey())
@@ -69,3 +76,10 @@ def test_packed_transactions_fit_and_memo_names_their_mints() -> None:
         assert parsed.count == len(leaves)
         assert bytes(memo_ixs[0].data).decode() == mint_memo(leaves)
         assert parsed.window_starts_s == (0, 900)
+
+
+def test_intent_key_parses_back_and_malformed_keys_are_none() -> None:
+    meter = uuid.uuid4()
+    assert parse_intent_key(intent_key(meter, 1_790_000_100_000)) == (meter, 1_790_000_100_000)
+    for bad in ("", "not-a-uuid:0", f"{meter}:", f"{meter}:x", f"{meter}"):
+        assert parse_intent_key(bad) is None

@@ -5,25 +5,19 @@ over HTTP; then a restart of central."""
 from __future__ import annotations
 
 import asyncio
-import queue
-import secrets
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import pytest
-from acct_db import add_user
 from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
-from paho.mqtt.enums import CallbackAPIVersion
 from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
 from central.accounting.merkle import merkle_root, verify_proof
 from central.app import MQTT, POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.config import CentralConfig
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
@@ -39,6 +33,9 @@ from protocol.base58 import b58encode
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.app_env import make_config
+from tests.central.device import DeviceClient
+from tests.central.pg import add_user
 
 
 class Central:
@@ -72,23 +69,11 @@ class Central:
 
 @pytest.fixture
 async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Central]:
-    config = from_mapping(
-        {
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-            "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-            "minting": {"accounting_interval_s": 0.1},
-            # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
-            "ledger": {
-                "data_dir": str(tmp_path / "ledger"),
-                "keys_dir": str(tmp_path / "keys"),
-                "create_keys": True,
-                "serve_rpc": False,
-                "slot_ms": 50,
-            },
-        }
+    config = make_config(
+        pg_dsn, tmp_path, broker,
+        minting={"accounting_interval_s": 0.1},
+        # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
+        ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 50},
     )
     c = Central(config)
     try:
@@ -99,23 +84,14 @@ async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Cen
 
 async def publish(broker: Any, device_id: str, records: list[Reading]) -> list[Ack]:
     """Publish batches as a gateway would (MQTT v5, QoS 1) and collect central's acks."""
-    acks: queue.Queue[bytes] = queue.Queue()
-    subscribed = threading.Event()
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.on_message = lambda _c, _u, msg: acks.put(bytes(msg.payload))
-    client.on_subscribe = lambda *_a: subscribed.set()
-    client.connect(broker.host, broker.port)
-    client.loop_start()
+    dev = DeviceClient(broker.host, broker.port, [topics.ack(device_id)])
     try:
-        client.subscribe(topics.ack(device_id), qos=1)
-        assert subscribed.wait(10)
         batches = [records[i : i + 5] for i in range(0, len(records), 5)]
         for b in batches:
-            client.publish(topics.readings(device_id), encode_batch(b), qos=1).wait_for_publish(10)
-        return [Ack.from_json(await asyncio.to_thread(acks.get, True, 10)) for _ in batches]
+            dev.publish(topics.readings(device_id), encode_batch(b))
+        return [Ack.from_json(await dev.next(topics.ack(device_id))) for _ in batches]
     finally:
-        client.disconnect()
-        client.loop_stop()
+        dev.close()
 
 
 def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) -> dict[str, str]:

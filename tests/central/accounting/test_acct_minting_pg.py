@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from acct_chain import embedded_chain
-from acct_db import migrated_pool
 from acct_mint_env import (
     T0,
     W,
+    account_all,
     add_user,
     energy_balance,
     energy_supply,
@@ -23,21 +23,10 @@ from acct_mint_env import (
 )
 from solders.signature import Signature
 
-from central.accounting.pg_store import PgAccountingStore
-from central.accounting.service import AccountingService
 from central.minting.memo import MintLeaf, mints_root, parse_mint_memo
 from central.minting.queries import mints_of
 from central.minting.service import mint_outbox, release_accrued
 from central.wallets.chain import Chain
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @pytest.fixture
@@ -47,14 +36,6 @@ async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
         yield c
     finally:
         await c.ledger.close()
-
-
-async def account_all(pool: asyncpg.Pool) -> int:
-    svc = AccountingService(PgAccountingStore(pool))
-    total = 0
-    while n := await svc.run_once():
-        total += n
-    return total
 
 
 async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool, chain: Chain) -> None:

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from acct_db import add_device, add_meter, add_user, migrated_pool
-from acct_signed import Gateway, ingest, ingest_service
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
 from protocol.batch import encode_batch
+from tests.central.gateway import Gateway, exact, ingest, ingest_service
+from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def test_windows_from_verified_readings_exact_and_once(pool: asyncpg.Pool) -> None:
@@ -40,13 +30,13 @@ async def test_windows_from_verified_readings_exact_and_once(pool: asyncpg.Pool)
     svc = ingest_service(pool, T0 + 100 * W)
     acct = AccountingService(PgAccountingStore(pool))
 
-    first = [gw.read("M-1", T0 + 60_000 * k, export_wh=10_000 + 37 * k) for k in range(20)]
-    first += [gw.read("M-2", T0 + 60_000 * k + 1, export_wh=5 * k) for k in range(20)]
+    first = [exact(gw, "M-1", T0 + 60_000 * k, 10_000 + 37 * k) for k in range(20)]
+    first += [exact(gw, "M-2", T0 + 60_000 * k + 1, 5 * k) for k in range(20)]
     await ingest(svc, gw.device_id, first)
     assert await acct.run_once() == 1  # [T0, T0+15min) of M-1 only
     assert await acct.run_once() == 0
     # late batch (the gateway was offline for an hour), with a re-sent duplicate
-    later = [gw.read("M-1", T0 + 60_000 * k, export_wh=10_000 + 37 * k) for k in range(20, 80, 7)]
+    later = [exact(gw, "M-1", T0 + 60_000 * k, 10_000 + 37 * k) for k in range(20, 80, 7)]
     await ingest(svc, gw.device_id, later)
     dup = await svc.handle_readings(gw.device_id, encode_batch(later[:2]))
     assert dup.duplicate == 2
@@ -89,7 +79,7 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
             export, flags = rng.randrange(100), METER_REPLACED  # new meter: registers restart
         else:
             export += rng.randrange(0, 3000)
-        records.append(gw.read("R-1", t, export_wh=export, import_wh=k, flags=flags))
+        records.append(exact(gw, "R-1", t, export, import_wh=k, flags=flags))
     i = 0
     while i < len(records):
         n = rng.randrange(1, 12)
@@ -124,7 +114,7 @@ async def test_one_accountant_at_a_time(pool: asyncpg.Pool) -> None:
     await add_device(pool, gw.device_id, gw.key.public_key)
     await add_meter(pool, gw.device_id, "L-1", owner)
     await ingest(
-        ingest_service(pool, T0 + 10 * W), gw.device_id, [gw.read("L-1", T0 + k * W, export_wh=k) for k in range(3)]
+        ingest_service(pool, T0 + 10 * W), gw.device_id, [exact(gw, "L-1", T0 + k * W, k) for k in range(3)]
     )
     service = AccountingService(PgAccountingStore(pool))
     async with pool.acquire() as a, pool.acquire() as b, accountant_lock(a) as first:

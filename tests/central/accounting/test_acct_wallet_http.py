@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from acct_chain import embedded_chain
-from acct_db import add_user
 from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import POOL, Registry, create_app
-from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.wallets import plugin as wallets_plugin
@@ -21,19 +18,13 @@ from central.wallets.chain import Chain
 from central.wallets.routes import CHAIN, ChainRef
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
+from tests.central.app_env import make_config
+from tests.central.pg import add_user
 
 
 @pytest.fixture
 async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
-    config = from_mapping(
-        {
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-            "mqtt": {"enabled": False},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-        }
-    )
+    config = make_config(pg_dsn, tmp_path)
     chain = await embedded_chain(tmp_path / "keys")
 
     def install(registry: Registry) -> None:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
-from acct_db import add_user, migrated_pool
 from test_acct_wallet_link import check_wallet_linking
 
 from central.wallets.pg_store import PgWalletStore
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
+from tests.central.pg import add_user
 
 
 async def test_wallet_linking_postgres(pool: asyncpg.Pool) -> None:

@@ -10,21 +10,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from prometheus_client import CollectorRegistry
 from solders.keypair import Keypair
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
-from central.db.migrations import migrate_dsn
-from central.ingest.metrics import IngestMetrics
-from central.ingest.postgres import PgIngestStore
-from central.ingest.service import IngestService
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
-from protocol.ack import Ack
-from protocol.batch import encode_batch
-from protocol.keys import DeviceKey
-from protocol.record import ZERO_HASH, sign_reading
+from tests.central import pg
+from tests.central.gateway import Gateway, exact, ingest, ingest_service
+from tests.central.pg import add_device, add_meter
 
 MINUTE_MS = 60_000
 W_MS = 15 * MINUTE_MS
@@ -37,21 +31,7 @@ HOUR = timedelta(hours=1)
 
 
 async def migrated_pool(dsn: str) -> asyncpg.Pool:
-    await migrate_dsn(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=8)
-    assert pool is not None
-    return pool
-
-
-async def add_user(pool: asyncpg.Pool, role: str) -> uuid.UUID:
-    uid = uuid.uuid4()
-    await pool.execute(
-        "INSERT INTO users (id, email, password_hash, role, email_verified_at) VALUES ($1, $2, 'x', $3, now())",
-        uid,
-        f"{uid.hex[:12]}@example.test",
-        role,
-    )
-    return uid
+    return await pg.migrated_pool(dsn, min_size=2, max_size=8)
 
 
 async def link_wallet(pool: asyncpg.Pool, user: uuid.UUID, wallet: Keypair) -> None:
@@ -68,45 +48,21 @@ class Site:
     owner: uuid.UUID
     serial: str
     source: str | None = "solar"
-    key: DeviceKey = field(default_factory=DeviceKey.generate)
+    gateway: Gateway = field(default_factory=Gateway)
     meter_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    seq: int = 0
-    prev: bytes = ZERO_HASH
 
     async def install(self) -> None:
-        await self.pool.execute(
-            "INSERT INTO devices (device_id, public_key, status, verified_at) VALUES ($1, $2, 'verified', now())",
-            self.key.device_id,
-            self.key.public_key,
-        )
-        await self.pool.execute(
-            "INSERT INTO meters (id, serial, device_id, model, protocol, source, meter_key_hash, owner_id, claimed_at)"
-            " VALUES ($1, $2, $3, 'sim', 'modbus', $4, 'x', $5, now())",
-            self.meter_id,
-            self.serial,
-            self.key.device_id,
-            self.source,
-            self.owner,
-        )
+        await add_device(self.pool, self.gateway.device_id, self.gateway.key.public_key)
+        await add_meter(self.pool, self.gateway.device_id, self.serial, self.owner, source=self.source,
+                        meter_id=self.meter_id)
 
     async def produce(self, start_ms: int, minutes: int, wh_per_minute: int, *, first_export: int = 10_000) -> None:
         """Sign one reading a minute (export rising steadily), ingest them, and let accounting finalise windows."""
-        records = []
-        for k in range(minutes + 1):
-            self.seq += 1
-            r = sign_reading(
-                self.key, meter_serial=self.serial, seq=self.seq, timestamp_ms=start_ms + k * MINUTE_MS,
-                import_wh=0, export_wh=first_export + k * wh_per_minute, power_w=None, prev_hash=self.prev,
-            )  # fmt: skip
-            self.prev = r.hash()
-            records.append(r)
-        ingest = IngestService(
-            PgIngestStore(self.pool),
-            metrics=IngestMetrics.for_registry(CollectorRegistry()),
-            clock_ms=lambda: start_ms + (minutes + 1) * MINUTE_MS,
-        )
-        ack = Ack.from_json((await ingest.handle_readings(self.key.device_id, encode_batch(records))).to_json())
-        assert not ack.rejected, ack
+        records = [
+            exact(self.gateway, self.serial, start_ms + k * MINUTE_MS, first_export + k * wh_per_minute)
+            for k in range(minutes + 1)
+        ]
+        await ingest(ingest_service(self.pool, start_ms + (minutes + 1) * MINUTE_MS), self.gateway.device_id, records)
         accounting = AccountingService(PgAccountingStore(self.pool))
         while await accounting.run_once():
             pass

@@ -3,7 +3,6 @@ API client and wallets signing transaction requests."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,10 +19,11 @@ from central.app import TOKENS, create_app
 from central.certificates import client
 from central.certificates.client import ApiCallError
 from central.certificates.plugin import CERT_CHAIN
-from central.config import from_mapping
 from central.http.roles import Role
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, add_user, link_wallet, migrated_pool
+from tests.central.app_env import make_config
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet, migrated_pool
 from tests.central.certificates.support import Chain
+from tests.central.pg import add_user
 
 
 @dataclass
@@ -45,14 +45,9 @@ async def api(pg_dsn: str, chain_env: Chain, tmp_path: Path) -> AsyncIterator[Ap
     site = Site(pool, users["prosumer"], "SN-HTTP-1")
     await site.install()
     await site.produce(T0_MS, 60, 50)  # 3000 Wh in the first hour
-    config = from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"enabled": False},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        "certificates": {"issuer_name": "GridTokenX REC Authority", "expiry_sweep_s": 3600},
-    })  # fmt: skip
+    config = make_config(
+        pg_dsn, tmp_path, certificates={"issuer_name": "GridTokenX REC Authority", "expiry_sweep_s": 3600}
+    )
     app = create_app(config, plugins=["central.certificates.plugin"])
     app[CERT_CHAIN] = chain_env.ops
     tokens = {name: app[TOKENS].issue(uid, Role(name))[0] for name, uid in users.items()}
@@ -145,15 +140,7 @@ async def test_wired_through_the_ledger_plugin(pg_dsn: str, tmp_path: Path) -> N
         site = Site(pool, prosumer, "SN-WIRED-1")
         await site.install()
         await site.produce(T0_MS, 15, 10)
-        config = from_mapping({
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-            "mqtt": {"enabled": False},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-            "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "create_keys": True,
-                       "serve_rpc": False},
-        })  # fmt: skip
+        config = make_config(pg_dsn, tmp_path, ledger={"create_keys": True, "serve_rpc": False})
         app = create_app(config, plugins=["central.ledger.plugin", "central.certificates.plugin"])
         token = app[TOKENS].issue(authority, Role.REC_AUTHORITY)[0]
         test_client = TestClient(TestServer(app))

@@ -20,8 +20,9 @@ from central.certificates.models import Status
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, add_user, link_wallet, migrated_pool
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet, migrated_pool
 from tests.central.certificates.support import CONFIG, Chain, Clock, sign_and_submit
+from tests.central.pg import add_user
 
 
 @dataclass

@@ -16,28 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.app import create_app
-from central.config import CentralConfig, from_mapping
+from central.config import CentralConfig
 from central.http.roles import Role
 from central.identity.context import IDENTITY
 from protocol import topics
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge
 from protocol.keys import DeviceKey
-
-
-def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dict[str, Any]) -> CentralConfig:
-    raw: dict[str, Any] = {
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-        "mqtt": {"enabled": False} if broker is None else {"host": broker.host, "port": broker.port,
-                                                          "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        # The ledger plug-in's state and JSON-RPC port stay private to this test.
-        "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "rpc_port": 0},
-    }
-    for name, table in sections.items():
-        raw.setdefault(name, {}).update(table)
-    return from_mapping(raw)
+from tests.central.app_env import make_config
 
 
 @pytest.fixture

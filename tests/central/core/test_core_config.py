@@ -60,5 +60,6 @@ def test_missing_secret_and_bad_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         cfg.auth.secret()
     (tmp_path / "jwt").write_text("k" * 48)
+    (tmp_path / "jwt").chmod(0o600)
     cfg = load_config(None, [f'auth.jwt_secret_file="{tmp_path / "jwt"}"'])
     assert cfg.auth.secret() == b"k" * 48

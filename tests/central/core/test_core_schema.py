@@ -34,14 +34,17 @@ class Outer:
     score: int = field(default=0, metadata=meta(minimum=0, maximum=100))
 
 
+# What the schema accepts: 64-bit integers, text PostgreSQL can store (no NUL, no lone surrogate).
+ints = st.integers(-(2**63), 2**63 - 1)
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 outers = st.builds(
     Outer,
     id=st.uuids(),
-    at=st.datetimes(timezones=st.just(UTC)),
+    at=st.datetimes(datetime(1970, 1, 2), datetime(8999, 12, 30), timezones=st.just(UTC)),
     role=st.sampled_from(Role),
-    inner=st.lists(st.builds(Inner, n=st.integers(), tags=st.lists(st.text()))),
-    note=st.none() | st.text(),
-    extra=st.dictionaries(st.text(), st.integers()),
+    inner=st.lists(st.builds(Inner, n=ints, tags=st.lists(texts))),
+    note=st.none() | texts,
+    extra=st.dictionaries(texts, ints),
     score=st.integers(0, 100),
 )
 

@@ -1,21 +1,34 @@
+"""Fixtures of the ingest tests: identity rows on the migrated test database (``seed``), and the central app with
+identity, ingest and readings on the private broker (``central``; ``config`` is its configuration)."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
-from ingest_db import Seed, migrated_pool
+from aiohttp.test_utils import TestClient
+from ingest_db import Seed
 
+from central.config import CentralConfig
+from tests.central.app_env import make_config, running_app
 
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
-    try:
-        yield p
-    finally:
-        await p.close()
+PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 
 
 @pytest.fixture
 def seed(pool: asyncpg.Pool) -> Seed:
     return Seed(pool)
+
+
+@pytest.fixture
+def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
+    return make_config(pg_dsn, tmp_path, broker)
+
+
+@pytest.fixture
+async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
+    async with running_app(config, PLUGINS) as client:
+        yield client

@@ -1,4 +1,4 @@
-"""Test helper: a migrated database with users, devices and meters seeded by SQL (identity's tables, 0001)."""
+"""Test helper: identity rows for the ingest tests' gateways, and what ingest stored."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
-from ingest_chain import Gateway
 
-from central.db.migrations import migrate_dsn
+from tests.central.gateway import Gateway
+from tests.central.pg import add_device, add_meter, add_user
 
 
 @dataclass
@@ -17,28 +17,12 @@ class Seed:
     meters: dict[str, uuid.UUID] = field(default_factory=dict)
 
     async def user(self, role: str = "prosumer") -> uuid.UUID:
-        uid = uuid.uuid4()
-        await self.pool.execute(
-            "INSERT INTO users (id, email, password_hash, role, email_verified_at) VALUES ($1, $2, 'x', $3, now())",
-            uid, f"{uid.hex[:12]}@example.test", role,
-        )
-        return uid
+        return await add_user(self.pool, role)
 
     async def device(self, gw: Gateway, status: str = "verified", *meters: str, owner: uuid.UUID | None = None) -> None:
-        await self.pool.execute(
-            "INSERT INTO devices (device_id, public_key, status, verified_at) VALUES ($1, $2, $3, "
-            "CASE WHEN $3 = 'verified' THEN now() END)",
-            gw.device_id, gw.key.public_key, status,
-        )
+        await add_device(self.pool, gw.device_id, gw.key.public_key, status)
         for serial in meters:
-            mid = uuid.uuid4()
-            await self.pool.execute(
-                "INSERT INTO meters (id, serial, device_id, model, protocol, source, meter_key_hash, owner_id, "
-                "claimed_at) VALUES ($1, $2, $3, 'sim', 'modbus', 'solar', 'x', $4, "
-                "CASE WHEN $4::uuid IS NULL THEN NULL ELSE now() END)",
-                mid, serial, gw.device_id, owner,
-            )
-            self.meters[serial] = mid
+            self.meters[serial] = await add_meter(self.pool, gw.device_id, serial, owner)
 
     async def stored(self, device_id: str) -> list[int]:
         rows = await self.pool.fetch("SELECT seq FROM readings WHERE device_id = $1 ORDER BY seq", device_id)
@@ -47,9 +31,3 @@ class Seed:
     async def count(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM readings"))
 
-
-async def migrated_pool(dsn: str) -> asyncpg.Pool:
-    await migrate_dsn(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    assert pool is not None
-    return pool

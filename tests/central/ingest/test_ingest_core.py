@@ -8,7 +8,6 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ingest_chain import T0_MS, Gateway, forge
 from prometheus_client import CollectorRegistry
 
 from central.ingest.memory import InMemoryIngestStore
@@ -21,6 +20,7 @@ from protocol.errors import Reason
 from protocol.keys import DeviceKey
 from protocol.record import ZERO_HASH, Flags
 from protocol.sync import SyncRequest
+from tests.central.gateway import T0_MS, Gateway, forge
 
 METER = "MTR-0001"
 OTHER_METER = "MTR-0002"

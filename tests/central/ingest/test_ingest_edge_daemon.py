@@ -5,103 +5,33 @@ over the MQTT challenge, the owner claims the meter, and verified readings arriv
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import secrets
-import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from central.app import MQTT, POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.app import POOL
+from central.config import CentralConfig
 from central.http import Role
-from central.identity.cli import create_user
 from protocol.record import decode_reading
+from tests.central.app_env import login
+from tests.conftest import free_port
+from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
 
-PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"
-PASSWORD = "correct horse battery"
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def spawn(args: list[str], out: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", "1", "--speed", "60"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert b'"ready": true' in line, line
-    return proc
 
 
 def init_gateway(cfg: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=ROOT, capture_output=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout.decode()
+    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
+                         check=True, env=CHILD_ENV).stdout.decode()
     found = re.search(r"device id: (\S+)", out)
     assert found, out
     return found.group(1)
-
-
-@pytest.fixture
-def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
-    return from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-    })
-
-
-@pytest.fixture
-async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(config, plugins=PLUGINS)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        await app[MQTT].wait_connected(10)
-        yield client
-    finally:
-        await client.close()
-
-
-async def login(central: TestClient[Any, Any], config: CentralConfig, email: str, role: Role) -> dict[str, str]:
-    await create_user(config, email, role, PASSWORD)
-    resp = await central.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert resp.status == 200, await resp.text()
-    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
 
 
 @pytest.mark.slow
@@ -152,9 +82,9 @@ poll_interval_s = 1
              "source": "solar"}]})
     assert resp.status == 201, await resp.text()
 
-    sim = start_simulator(sim_port)
-    log = (tmp_path / "edge.log").open("wb")
-    edge = spawn(["-m", "edge", "--config", str(edge_cfg), "run"], log)
+    sim = SimProcess(sim_port, 1)
+    edge = DaemonProcess(edge_cfg, tmp_path / "edge.log")
+    edge.start()
     try:
         # The challenge sent at registration found nobody listening; resend until the running gateway answers.
         status = ""
@@ -180,9 +110,8 @@ poll_interval_s = 1
                 break
         assert len(readings) >= 3, (tmp_path / "edge.log").read_text()[-3000:]
     finally:
-        stop(edge)
-        stop(sim)
-        log.close()
+        edge.stop()
+        sim.stop()
 
     pool = central.app[POOL]
     rows = await pool.fetch("SELECT seq, raw, record_hash, prev_hash FROM readings WHERE device_id = $1 ORDER BY seq",

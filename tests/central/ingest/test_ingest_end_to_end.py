@@ -4,26 +4,25 @@ readings plugins, PostgreSQL), acks back to the device, the owner's readings API
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from ingest_chain import Gateway, forge
+from aiohttp.test_utils import TestClient
 from ingest_db import Seed
-from ingest_device import DeviceClient
 
-from central.app import MQTT, POOL, TOKENS, create_app
-from central.config import from_mapping
+from central.app import POOL, TOKENS
 from central.http import Role
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.errors import Reason
 from protocol.sync import SyncReply, SyncRequest
+from tests.central.app_env import make_config, running_app
+from tests.central.device import DeviceClient
+from tests.central.gateway import Gateway, forge
 
 METER = "E2E-METER-1"
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
@@ -31,23 +30,9 @@ PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
 
 @pytest.fixture
 async def central(pg_dsn: str, broker: Any, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    config = from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        "ingest": {"share_group": "central", "concurrency": 2},
-    })
-    app = create_app(config, plugins=PLUGINS)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        await app[MQTT].wait_connected(10)
+    config = make_config(pg_dsn, tmp_path, broker, ingest={"share_group": "central", "concurrency": 2})
+    async with running_app(config, PLUGINS) as client:
         yield client
-    finally:
-        await client.close()
-
 
 def pool_of(client: TestClient[Any, Any]) -> asyncpg.Pool:
     return client.app[POOL]

@@ -6,61 +6,26 @@ broker is rejected with its reason and stores nothing."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from ingest_chain import Gateway, forge
-from ingest_device import DeviceClient
+from aiohttp.test_utils import TestClient
 
-from central.app import MQTT, POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.app import POOL
+from central.config import CentralConfig
 from central.http import Role
-from central.identity.cli import create_user
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge
 from protocol.errors import Reason
+from tests.central.app_env import login
+from tests.central.device import DeviceClient
+from tests.central.gateway import Gateway, forge
 
-PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 SERIAL = "FLOW-METER-1"
 METER_KEY = "utility-key-" + "7" * 12
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
-    return from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-    })
-
-
-@pytest.fixture
-async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(config, plugins=PLUGINS)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        await app[MQTT].wait_connected(10)
-        yield client
-    finally:
-        await client.close()
-
-
-async def login(central: TestClient[Any, Any], config: CentralConfig, email: str, role: Role) -> dict[str, str]:
-    await create_user(config, email, role, PASSWORD)
-    resp = await central.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
-    assert resp.status == 200, await resp.text()
-    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
 
 
 async def test_provisioned_gateway_and_claimed_meter_end_to_end(

@@ -8,7 +8,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,21 +16,16 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
-from ingest_chain import Gateway
 from ingest_db import Seed
-from ingest_device import DeviceClient
 
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
+from tests.central.device import DeviceClient
+from tests.central.gateway import Gateway
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_serve(cfg: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:

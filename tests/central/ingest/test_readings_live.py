@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from ingest_chain import T0_MS, Gateway
 from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +21,7 @@ from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from central.readings.live import CLOSE_UNAUTHENTICATED, LiveHub, ReadingsChannel
 from protocol.batch import encode_batch
+from tests.central.gateway import T0_MS, Gateway
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ async def test_channel_errors(live: tuple[TestClient[Any, Any], dict[str, Caller
     ws = await login(client, "me")
     try:
         await ws.send_str("not json")
+        assert (await ws.receive_json(timeout=5))["code"] == "bad_message"
+        await ws.send_str("[" * 30_000 + "]" * 30_000)  # nesting deep enough to exhaust the JSON parser's recursion
         assert (await ws.receive_json(timeout=5))["code"] == "bad_message"
         await ws.send_json({"type": "subscribe", "channel": "orders"})
         assert (await ws.receive_json(timeout=5))["code"] == "unknown_channel"

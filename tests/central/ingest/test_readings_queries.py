@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from ingest_chain import Gateway
 from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
@@ -14,6 +13,7 @@ from central.ingest.service import IngestService
 from central.readings.queries import WINDOW_MS, QueryError, list_readings, window_energy
 from protocol.batch import encode_batch
 from protocol.record import Flags
+from tests.central.gateway import Gateway
 
 METER = "Q-METER"
 T0 = 1_790_000_100_000 - 1_790_000_100_000 % WINDOW_MS  # a window boundary

@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import JsonRpcServer, serve
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
+
+from .outbox_support import apply_schema
 
 
 @dataclass
@@ -52,3 +55,14 @@ async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> Async
     """Slots advance with wall time (10 ms each), as on a cluster."""
     async for c in _chain(request.param, tmp_path, slot_ms=10):
         yield c
+
+
+@pytest.fixture
+async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """The chain outbox's own schema only (0020): the outbox depends on no other subsystem's tables."""
+    await apply_schema(pg_dsn)
+    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    try:
+        yield p
+    finally:
+        await p.close()

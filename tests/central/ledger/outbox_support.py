@@ -1,4 +1,4 @@
-"""Shared by the outbox tests, the crash worker and bench/mint.py: schema, a mint world on the ledger, and a
+"""Shared by the outbox tests and the crash worker: schema, a mint world on the ledger, and a
 unit builder that mints each intent's amount into its owner's associated token account."""
 
 from __future__ import annotations

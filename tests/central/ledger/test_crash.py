@@ -5,11 +5,6 @@ the on-chain supply and each owner's balance."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -18,33 +13,12 @@ from solders.keypair import Keypair
 
 from central.chain.outbox import enqueue_many
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from tests.central.crash_proc import run_until_killed
 
-from .outbox_support import KIND, apply_schema, balance_of, make_outbox, make_world, supply
+from .outbox_support import KIND, balance_of, make_outbox, make_world, supply
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
 SLOT_MS = 5
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_schema(pg_dsn)
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
-
-
-def run_worker(args: list[str]) -> int:
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{HERE.parent}"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "crash_worker.py"), *args], env=env, cwd=REPO)
-    try:
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.mark.parametrize("crash_at", ["before_send", "after_send", "before_record_status"])
@@ -63,8 +37,8 @@ async def test_killed_process_mints_each_window_exactly_once(crash_at: str, pg_d
              for i, o in enumerate(owners) for w in range(3)]
     await enqueue_many(pool, KIND, items)
 
-    rc = run_worker([pg_dsn, str(data_dir), str(world_file), crash_at, str(SLOT_MS)])
-    assert rc == -signal.SIGKILL
+    run_until_killed(HERE / "crash_worker.py", [pg_dsn, str(data_dir), str(world_file), crash_at, str(SLOT_MS)],
+                     import_dir=HERE.parent)
 
     states = {r["state"] for r in await pool.fetch("SELECT state FROM chain_intent")}
     assert "submitted" in states  # the kill left work in flight

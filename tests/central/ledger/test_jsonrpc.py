@@ -151,6 +151,8 @@ async def test_errors_in_node_form(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
     assert garbage["error"]["code"] == -32602
     async with client.session.post(client.url, data=b"{nope") as r:
         assert (await r.json())["error"]["code"] == -32700
+    async with client.session.post(client.url, data=b"[" * 100_000 + b"]" * 100_000) as r:
+        assert (await r.json())["error"]["code"] == -32700
     payer = await funded(ledger)
     unsigned = build_transaction(payer, [], ledger.latest_blockhash().blockhash)
     forged = base64.b64encode(bytes(unsigned)[:1] + bytes(64) + bytes(unsigned)[65:]).decode()

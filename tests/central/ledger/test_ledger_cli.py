@@ -35,6 +35,7 @@ def _init(tmp_path: Path) -> dict[str, object]:
 
 def test_ledger_init_is_idempotent_and_keeps_keys_private(tmp_path: Path) -> None:
     (tmp_path / "jwt").write_text(secrets.token_urlsafe(32))
+    (tmp_path / "jwt").chmod(0o600)
     first = _init(tmp_path)
     assert first["energy_decimals"] == 3
     assert first["quote_decimals"] == 6

@@ -4,7 +4,6 @@ expiry and re-submission."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
@@ -18,17 +17,7 @@ from central.ledger.builder import memo
 from central.ledger.port import MAX_PROCESSING_AGE
 
 from .conftest import Chain
-from .outbox_support import KIND, apply_schema, balance_of, make_outbox, make_world, supply
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await apply_schema(pg_dsn)
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
-    try:
-        yield p
-    finally:
-        await p.close()
+from .outbox_support import KIND, balance_of, make_outbox, make_world, supply
 
 
 async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, pool: asyncpg.Pool) -> None:

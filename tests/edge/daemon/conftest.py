@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,26 +94,3 @@ def sim_meters(count: int, speed: float = 60.0) -> list[object]:
         state = MeterState(Profile(kind, seed=unit), clock(), import_wh=1_000_000, export_wh=300_000)
         out.append(SimulatedModbusMeter(unit, maps["eastron-sdm630"], state, clock))
     return out
-
-
-class SimProcess:
-    """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
-
-    def __init__(self, port: int, count: int) -> None:
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert b'"ready": true' in line, line
-
-    def stop(self) -> None:
-
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()

@@ -10,7 +10,8 @@ from edge.config import load_config
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 from edge.meter_setup import describe, plan
 from tests.conftest import free_port
-from tests.edge.daemon.conftest import SimProcess, config_text, meters_toml
+from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_proc import SimProcess
 
 
 def test_init_creates_key_and_outbox_and_prints_device_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

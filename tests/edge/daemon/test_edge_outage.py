@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -12,8 +9,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.conftest import SimProcess, config_text, meters_toml
-from tests.edge.daemon.test_edge_crash import outbox_state, start_daemon
+from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, outbox_state
 
 
 @pytest.mark.slow
@@ -29,10 +26,9 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
     )
     config.write_text(text + meters_toml(sim_port, ["OU-1", "OU-2", "OU-3", "OU-4"]))
     sim = SimProcess(sim_port, 4)
-    proc: subprocess.Popen[bytes] | None = None
     try:
-        with CentralPeer(broker.host, broker.port) as central:
-            proc = start_daemon(config, tmp_path / "daemon.log")
+        with CentralPeer(broker.host, broker.port) as central, DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+            daemon.start()
             wait_until(lambda: len(central.seqs()) >= 8, 20, "first readings")
             broker.stop()
             outage_start = time.monotonic()
@@ -42,16 +38,8 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
             broker.start()
             restart = time.monotonic()
             wait_until(lambda: set(range(1, backlog_last + 9)) <= set(central.seqs()), 40, "backlog and live readings")
-            sim.stop()
-            wait_until(lambda: outbox_state(db)[1] == 0 and len(central.seqs()) >= outbox_state(db)[0], 20, "drained")
-            os.kill(proc.pid, signal.SIGTERM)
-            assert proc.wait(15) == 0
-            proc = None
-            last_seq, left = outbox_state(db)
+            last_seq, left = drain_and_stop(daemon, central, sim, db)
     finally:
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
         sim.stop()
     assert left == 0
     assert central.conflicts == []

@@ -6,8 +6,8 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.fakes import FakeMeter
 from edge.meters.base import MeterSample
+from edge.meters.fake import FakeMeterReader
 from edge.outbox import Outbox
 from edge.poller import Poller, next_tick
 from edge.signing import ProtocolSigner
@@ -33,7 +33,7 @@ def _poller(outbox: Outbox, signer: ProtocolSigner, synced: bool = True) -> tupl
 
 async def test_failed_meter_gives_no_reading_and_is_shown_down(outbox: Outbox, signer: ProtocolSigner) -> None:
     p, _, woken = _poller(outbox, signer)
-    meter = FakeMeter("M-1")
+    meter = FakeMeterReader("M-1")
     state = MeterState("M-1", "modbus-tcp", "h:502 unit 1", "SDM630", 60)
     assert await p.poll(meter, state, 1.0) == 1
     meter.fail_with = "no response from unit 1"
@@ -49,7 +49,7 @@ async def test_failed_meter_gives_no_reading_and_is_shown_down(outbox: Outbox, s
 
 
 async def test_slow_meter_times_out(outbox: Outbox, signer: ProtocolSigner) -> None:
-    class Slow(FakeMeter):
+    class Slow(FakeMeterReader):
         async def read(self):  # type: ignore[no-untyped-def]
             await asyncio.sleep(5)
             return await super().read()
@@ -63,7 +63,7 @@ async def test_slow_meter_times_out(outbox: Outbox, signer: ProtocolSigner) -> N
 async def test_unsynced_clock_flags_the_reading(outbox: Outbox, signer: ProtocolSigner) -> None:
     p, board, _ = _poller(outbox, signer, synced=False)
     state = MeterState("M", "modbus-tcp", "a", "m", 60)
-    await p.poll(FakeMeter("M"), state, 1.0)
+    await p.poll(FakeMeterReader("M"), state, 1.0)
     ((_, raw),) = outbox.fetch(0, None, 10)
     assert decode_reading(raw).flags == Flags.CLOCK_UNSYNCED
     assert board.clock_synced is False
@@ -77,7 +77,7 @@ async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
     p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: True,
                wall=lambda: now[0])
     state = MeterState("M", "modbus-tcp", "a", "m", 1)
-    meter = FakeMeter("M")
+    meter = FakeMeterReader("M")
     task = asyncio.create_task(p.run_meter(meter, state))
     try:
         for _ in range(100):
@@ -99,7 +99,7 @@ async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
 
 
 async def test_unsignable_value_is_an_error_not_a_crash(outbox: Outbox, signer: ProtocolSigner) -> None:
-    class Broken(FakeMeter):
+    class Broken(FakeMeterReader):
         async def read(self) -> MeterSample:
             return MeterSample(1, -5, 0, None)
 

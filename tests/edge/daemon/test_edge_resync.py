@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from edge.config import load_config
-from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
+from edge.daemon import Daemon
+from edge.meters.fake import FakeMeterReader
 from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.in_process import fake_meters, run_until
 
 
 async def _run(cfg_path: Path, central: CentralPeer, at_least: int) -> Daemon:
     cfg = load_config(cfg_path)
-    meter = FakeMeter("RS-1", clock_ms=len(central.records) * 1000)
-    daemon = Daemon(cfg, static_meters([(MeterInfo("RS-1", "fake", "memory", "fake", 1), meter)]),
-                    flush_on_stop_s=2)
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 10)
-        async with asyncio.timeout(20):
-            while len(central.records) < at_least:  # noqa: ASYNC110 - the peer lives in paho's thread
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
+    meter = FakeMeterReader("RS-1", clock_ms=len(central.records) * 1000)
+    daemon = Daemon(cfg, fake_meters(meter), flush_on_stop_s=2)
+    await run_until(daemon, lambda: len(central.records) >= at_least, 20)
     return daemon
 
 

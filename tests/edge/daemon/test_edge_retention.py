@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from pathlib import Path
@@ -10,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
-from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
+from edge.daemon import Daemon
 from edge.meters.base import MeterSample
+from edge.meters.fake import FakeMeterReader
 from edge.outbox import Outbox
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
 from protocol.keys import DeviceKey
 from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.in_process import fake_meters, run_until
 
 THIRTY_DAYS_4_METERS = 30 * 24 * 60 * 4  # 172,800 readings
 
@@ -54,28 +54,13 @@ async def test_disk_watermark_alarms_on_page_and_in_log_and_keeps_every_reading(
 ) -> None:
     text = config_text(tmp_path / "state", mqtt_port=broker.port).replace("min_free_mb = 0", "min_free_mb = 1000000")
     cfg = load_config(_write(tmp_path, text))
-    meter = FakeMeter("WM-1")
+    meter = FakeMeterReader("WM-1")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify"))
     sock.setblocking(False)
-    daemon = Daemon(
-        cfg,
-        static_meters([(MeterInfo("WM-1", "fake", "memory", "fake", 1), meter)]),
-        notifier=Notifier(str(tmp_path / "notify")),
-        flush_on_stop_s=0.1,
-    )
-    stop = asyncio.Event()
+    daemon = Daemon(cfg, fake_meters(meter), notifier=Notifier(str(tmp_path / "notify")), flush_on_stop_s=0.1)
     caplog.set_level(logging.WARNING)
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 10)
-        async with asyncio.timeout(10):
-            while meter.reads < 2:  # noqa: ASYNC110 - polling a fake's counter
-                await asyncio.sleep(0.05)
-        snap = daemon.status()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
+    snap = await run_until(daemon, lambda: meter.reads >= 2, 10)
     notes = []
     with sock:
         while True:
@@ -102,19 +87,8 @@ async def test_status_port_in_use_does_not_stop_readings(tmp_path: Path, broker)
         taken.listen()
         port = taken.getsockname()[1]
         cfg = load_config(_write(tmp_path, config_text(tmp_path / "state", mqtt_port=broker.port, status_port=port)))
-        meter = FakeMeter("PT-1")
-        daemon = Daemon(cfg, static_meters([(MeterInfo("PT-1", "fake", "memory", "fake", 1), meter)]),
-                        flush_on_stop_s=0.1)
-        stop = asyncio.Event()
-        task = asyncio.create_task(daemon.run(stop))
-        try:
-            await asyncio.wait_for(daemon.ready.wait(), 10)
-            async with asyncio.timeout(10):
-                while meter.reads < 1:  # noqa: ASYNC110 - polling a fake's counter
-                    await asyncio.sleep(0.05)
-            snap = daemon.status()
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 15)
+        meter = FakeMeterReader("PT-1")
+        daemon = Daemon(cfg, fake_meters(meter), flush_on_stop_s=0.1)
+        snap = await run_until(daemon, lambda: meter.reads >= 1, 10)
     assert snap["outbox"]["last_seq"] >= 1
     assert any(a["key"] == "status_page" for a in snap["alarms"])

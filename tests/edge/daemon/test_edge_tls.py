@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 import os
@@ -19,11 +18,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from edge.config import load_config
-from edge.daemon import Daemon, MeterInfo, static_meters
-from edge.fakes import FakeMeter
+from edge.daemon import Daemon, static_meters
+from edge.meters.fake import FakeMeterReader
 from tests.conftest import MOSQUITTO, free_port, wait_port
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.in_process import fake_meters, run_until
 
 PASSWORDS = {"gw-0001": "gw-secret-123", "central": "central-secret-456"}
 
@@ -108,29 +108,15 @@ def _cfg(tmp_path: Path, b: TlsBroker, password: str) -> Path:
     return p
 
 
-async def _run_until(daemon: Daemon, pred: object, within: float) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 10)
-        async with asyncio.timeout(within):
-            while not pred():  # type: ignore[operator]  # noqa: ASYNC110 - state lives in other threads
-                await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-
-
 async def test_publishes_over_tls_with_client_certificate_and_password(tmp_path: Path, tls_broker: TlsBroker) -> None:
     cfg = load_config(_cfg(tmp_path, tls_broker, PASSWORDS["gw-0001"]))
     assert cfg.mqtt.tls is not None
-    meter = FakeMeter("TLS-1")
-    daemon = Daemon(cfg, static_meters([(MeterInfo("TLS-1", "fake", "memory", "fake", 1), meter)]),
-                    flush_on_stop_s=1)
+    meter = FakeMeterReader("TLS-1")
+    daemon = Daemon(cfg, fake_meters(meter), flush_on_stop_s=1)
     tls = (str(tls_broker.ca), str(tls_broker.client[0]), str(tls_broker.client[1]))
     with CentralPeer("127.0.0.1", tls_broker.port, tls=tls, username="central",
                      password=PASSWORDS["central"]) as central:
-        await _run_until(daemon, lambda: len(central.records) >= 2, 15)
+        await run_until(daemon, lambda: len(central.records) >= 2, 15)
     assert central.errors == []
     central.check_chain()
     assert daemon.board is not None
@@ -140,7 +126,7 @@ async def test_publishes_over_tls_with_client_certificate_and_password(tmp_path:
 async def test_wrong_password_is_refused_and_shown(tmp_path: Path, tls_broker: TlsBroker) -> None:
     cfg = load_config(_cfg(tmp_path, tls_broker, "not-the-password"))
     daemon = Daemon(cfg, static_meters([]), flush_on_stop_s=0.1)
-    await _run_until(
+    await run_until(
         daemon, lambda: daemon.board is not None and "refused" in (daemon.board.link.last_error or ""), 10
     )
     assert daemon.board is not None

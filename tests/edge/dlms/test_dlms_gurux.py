@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,29 +12,14 @@ from edge.dlms.transport import TcpWrapperTransport
 from edge.errors import MeterError
 from edge.meters.config import BusConfig, BusKind, DlmsAuth, MeterConfig
 from edge.meters.factory import open_readers, read_once, scan
-from edge.meters.maps import MeterMap, default_maps_dir, load_map, load_maps
+from edge.meters.maps import MeterMap, default_maps_dir, load_map
 from edge.simulator.dlms_gurux import DlmsHdlcSimulator, DlmsMeterModel, DlmsTcpSimulator
 from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
 from edge.simulator.ptypair import PtyPair
+from tests.conftest import free_port
+from tests.edge.meters.meter_helpers import NOON
 
-NOON = 1_700_006_400 + 12 * 3600
 PASSWORD = b"lls-test-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def maps() -> dict[str, MeterMap]:
-    return load_maps(default_maps_dir())
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOON)
 
 
 @pytest.fixture

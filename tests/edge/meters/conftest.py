@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from meter_helpers import MODELS, NOON
+from meter_helpers import MODELS
 
-from edge.meters.maps import MeterMap, default_maps_dir, load_maps
+from edge.meters.maps import MeterMap
 from edge.simulator.modbus import SimulatedModbusMeter
 from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
-
-
-@pytest.fixture(scope="session")
-def maps() -> dict[str, MeterMap]:
-    return load_maps(default_maps_dir())
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(NOON)
 
 
 @pytest.fixture

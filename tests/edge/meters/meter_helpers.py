@@ -2,13 +2,5 @@
 
 from __future__ import annotations
 
-import socket
-
 NOON = 1_700_006_400 + 12 * 3600  # 2023-11-15 12:00 UTC
 MODELS = ["eastron-sdm630", "carlo-gavazzi-em24", "sunspec-203", "eastron-sdm120"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meter_helpers import NOON, free_port
+from meter_helpers import NOON
 
 from edge.errors import MeterError
 from edge.meters.base import MeterReader, MeterSample
@@ -15,6 +15,7 @@ from edge.meters.fake import FakeMeterReader
 from edge.meters.maps import load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from tests.conftest import free_port
 
 # A made-up model with a layout no shipped map uses: u64 Wh holding registers, little-endian i32 power in 0.1 W.
 NEW_MODEL = """\
@@ -84,7 +85,7 @@ async def test_fake_reader_script_and_failure() -> None:
         await reader.read()
     assert await reader.read() == b
     assert await reader.read() == b  # the last entry repeats
-    fake.fail = True
+    fake.fail_with = "did not answer"
     with pytest.raises(MeterError):
         await reader.read()
     await reader.close()

@@ -1,4 +1,5 @@
-"""Test helper: an MQTT device client (paho, MQTT v5) that publishes batches and collects what central sends back."""
+"""Test helper shared by the central tests: an MQTT device client (paho, MQTT v5) that publishes batches and collects
+what central sends back."""
 
 from __future__ import annotations
 

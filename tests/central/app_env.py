@@ -1,0 +1,60 @@
+"""Test helper shared by the central tests that run the real app: a config on the per-test database (and private
+broker, if given) and a running app with a test client."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from central.app import MQTT, Installer, create_app
+from central.config import CentralConfig, from_mapping
+from central.http import Role
+from central.identity.cli import create_user
+
+PASSWORD = "correct horse battery"
+
+
+def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dict[str, Any]) -> CentralConfig:
+    """Every section a test needs set to private, fast values; ``sections`` update them table by table."""
+    raw: dict[str, Any] = {
+        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
+        "mqtt": {"enabled": False} if broker is None else {"host": broker.host, "port": broker.port,
+                                                          "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
+        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+        "log": {"access_log": False},
+        # The ledger plug-in's state and JSON-RPC port stay private to this test.
+        "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "rpc_port": 0},
+    }
+    for name, table in sections.items():
+        raw.setdefault(name, {}).update(table)
+    return from_mapping(raw)
+
+
+@asynccontextmanager
+async def running_app(
+    config: CentralConfig, plugins: Sequence[str | Installer]
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The app with ``plugins``, served on a free port; with MQTT enabled, entered once connected to the broker."""
+    app = create_app(config, plugins=list(plugins))
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        if config.mqtt.enabled:
+            await app[MQTT].wait_connected(10)
+        yield client
+    finally:
+        await client.close()
+
+
+async def login(central: TestClient[Any, Any], config: CentralConfig, email: str, role: Role) -> dict[str, str]:
+    """A verified user made with the ``create-user`` CLI path; returns the Authorization header of its login."""
+    await create_user(config, email, role, PASSWORD)
+    resp = await central.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}

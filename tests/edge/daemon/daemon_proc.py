@@ -1,0 +1,118 @@
+"""The edge daemon (``python -m edge run``) and the meter simulator (``python -m edge.simulator``) as real processes
+for the crash, outage and end-to-end tests: started, SIGKILLed or stopped gracefully by their PIDs, and the
+daemon's SQLite outbox read beside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlite_utils
+
+from tests.edge.daemon.central_peer import CentralPeer, wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+#: The child processes import this checkout (not an installed copy), wherever pytest was started.
+CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def outbox_state(db: Path) -> tuple[int, int]:
+    """(last committed seq, un-acked rows), read beside the running daemon (WAL allows it)."""
+    if not db.exists():
+        return 0, 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        view = sqlite_utils.Database(conn)
+        if "meta" not in view.table_names():
+            return 0, 0
+        last = view.table("meta").get("last_seq")["value"]
+        return int(last), view.table("outbox").count + view.table("pending").count
+    finally:
+        conn.close()
+
+
+class SimProcess:
+    """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
+            cwd=REPO,
+            env=CHILD_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert b'"ready": true' in line, line
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class DaemonProcess:
+    """One daemon process at a time on ``config``, its output appended to ``log``; a context manager that kills
+    whatever is still running on exit."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge", "--config", str(self.config), "run"],
+                cwd=REPO,
+                env=CHILD_ENV,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: the daemon gets no chance to tidy up."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def terminate(self) -> int:
+        """SIGTERM, as systemd stops it; returns the exit code."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGTERM)
+        code = self.proc.wait(15)
+        self.proc = None
+        return code
+
+    def stop(self) -> None:
+        """SIGTERM if still running, SIGKILL if it does not exit within 15 s (no check of the exit code)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.proc = None
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.kill()
+
+
+def drain_and_stop(daemon: DaemonProcess, central: CentralPeer, sim: SimProcess, db: Path) -> tuple[int, int]:
+    """Stop the meters so no new readings come, wait until every committed reading reached central and was acked,
+    stop the daemon gracefully (it must exit 0); returns ``outbox_state`` after the stop."""
+    sim.stop()
+    wait_until(lambda: outbox_state(db)[1] == 0 and len(central.seqs()) >= outbox_state(db)[0], 20, "outbox drained")
+    assert daemon.terminate() == 0
+    return outbox_state(db)
