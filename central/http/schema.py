@@ -312,7 +312,7 @@ class SchemaRegistry:
     def ref(self, cls: type[Any]) -> dict[str, Any]:
         name = cls.__name__
         if name not in self.components:
-            self.components[name] = {}  # placeholder breaks recursion
+            self.components[name] = {}  # reserve the name first, so recursive schemas terminate
             self.components[name] = self._object(cls)
         return {"$ref": f"#/components/schemas/{name}"}
 
