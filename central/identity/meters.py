@@ -83,6 +83,9 @@ class Meters:
                     outcome = "claimed"
                     await conn.execute("UPDATE meters SET owner_id = $2, claimed_at = now() WHERE id = $1",
                                        row["id"], user_id)
+                    # the ownership period accounting attributes windows by (central/accounting/ownership.py)
+                    await conn.execute("INSERT INTO meter_ownerships (meter_id, owner_id, claimed_at)"
+                                       " VALUES ($1, $2, now())", row["id"], user_id)
                 elif row["owner_id"] == user_id:
                     outcome = "already_owned"
                 else:
@@ -105,12 +108,23 @@ class Meters:
         return [_owned(r) for r in rows]
 
     async def release(self, user_id: UUID, serial: str) -> None:
-        result: str = await self._pool.execute(
-            "UPDATE meters SET owner_id = NULL, claimed_at = NULL, released_at = now()"
-            " WHERE serial = $1 AND owner_id = $2", serial, user_id
-        )
-        if result.endswith(" 0"):
-            raise not_found("you do not own a meter with this serial")
+        async with self._pool.acquire() as conn, conn.transaction():
+            meter_id = await conn.fetchval(
+                "UPDATE meters SET owner_id = NULL, claimed_at = NULL, released_at = now()"
+                " WHERE serial = $1 AND owner_id = $2 RETURNING id", serial, user_id
+            )
+            if meter_id is None:
+                raise not_found("you do not own a meter with this serial")
+            # close the ownership period: windows ending up to now stay this owner's (central/accounting/ownership.py)
+            closed = await conn.execute(
+                "UPDATE meter_ownerships SET released_at = now() WHERE meter_id = $1 AND released_at IS NULL",
+                meter_id,
+            )
+            if closed == "UPDATE 0":  # owner set outside claim (seeded by SQL): record the period we know of
+                await conn.execute(
+                    "INSERT INTO meter_ownerships (meter_id, owner_id, claimed_at, released_at)"
+                    " VALUES ($1, $2, now(), now())", meter_id, user_id,
+                )
         log.info("meter claim released", extra={"user_id": str(user_id), "serial": serial})
 
     async def attempts(self, user_id: UUID | None, limit: int) -> list[asyncpg.Record]:
