@@ -60,7 +60,9 @@ def _ms(at: datetime) -> int:
 async def _check_conserved(pool: asyncpg.Pool, meter: uuid.UUID, first: Reading, step_ms: int) -> list[asyncpg.Record]:
     """D7: Σ window Wh = register(last final boundary) − register(first reading), windows contiguous and each
     exactly once, and every window's mint intent names the window's owner."""
-    rows = await pool.fetch("SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter)
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter
+    )
     assert rows
     assert all(x["window_end_ms"] == y["window_start_ms"] for x, y in itertools.pairwise(rows))
     last = rows[-1]["window_end_ms"]
