@@ -4,7 +4,7 @@
 -- central/accounting/ownership.py for the rule.
 CREATE TABLE meter_ownerships (
     id          bigserial PRIMARY KEY,
-    meter_id    uuid NOT NULL REFERENCES meters(id),
+    meter_id    uuid NOT NULL REFERENCES meters(id) ON DELETE CASCADE, -- a stale registration's meters may go
     owner_id    uuid NOT NULL REFERENCES users(id),
     claimed_at  timestamptz NOT NULL,
     released_at timestamptz,                 -- NULL while the period is open (the current owner)
