@@ -166,3 +166,33 @@ async def test_unowned_meter_waits_for_the_next_claim(pool: asyncpg.Pool) -> Non
     rows = await _check_conserved(pool, meter, readings[0], 60_000)
     assert {r["owner_id"] for r in rows if r["window_end_ms"] <= released} <= {a}
     assert {r["owner_id"] for r in rows if r["window_end_ms"] > released} == {b}
+
+
+async def test_release_never_precedes_a_window_already_settled_for_the_owner(pool: asyncpg.Pool) -> None:
+    """A gateway clock running ahead can finalise a window ending after "now"; releasing the meter then must not
+    date the release before that window's end (it was recorded for the owner), nor the next claim before it."""
+    gw, meter, meters, a, b = await _setup(pool)
+    acct = AccountingService(PgAccountingStore(pool))
+    now = int(time.time() * 1000)
+    t0 = window_start(now, W) - W
+    await _claim(meters, a)
+    svc = ingest_service(pool, now + 100 * W)
+    readings = [exact(gw, SERIAL, t0 + 60_000 * k, STEP_WH * k) for k in range(3 * 15 + 1)]  # to 2 windows ahead
+    await ingest(svc, gw.device_id, readings)
+    await _settle(acct)
+    boundary = await pool.fetchval("SELECT max(window_end_ms) FROM energy_windows WHERE meter_id = $1", meter)
+    assert boundary > now
+    await meters.release(a, SERIAL)
+    await _claim(meters, b)
+    assert await _released_ms(pool, meter) >= boundary
+    assert _ms(await pool.fetchval("SELECT claimed_at FROM meters WHERE id = $1", meter)) >= boundary
+    periods = await pool.fetch("SELECT owner_id, claimed_at, released_at FROM meter_ownerships ORDER BY claimed_at")
+    assert [(p["owner_id"], p["released_at"] is None) for p in periods] == [(a, False), (b, True)]
+    assert periods[0]["released_at"] <= periods[1]["claimed_at"]
+    await ingest(svc, gw.device_id, [exact(gw, SERIAL, boundary + 2 * W, STEP_WH * 200)])
+    await _settle(acct)
+    rows = await pool.fetch(
+        "SELECT window_end_ms, owner_id FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter
+    )
+    assert [r["owner_id"] for r in rows] == [a if r["window_end_ms"] <= boundary else b for r in rows]
+    assert rows[-1]["owner_id"] == b
