@@ -19,6 +19,13 @@ open period counting as released at +infinity). A window that ends after the las
 meter has no owner yet: it is not settled until the next claim (the accounting only settles claimed meters), and
 then goes to that claimant. Late readings change nothing: attribution depends on the window end and the recorded
 periods, never on when the window became final.
+
+Consistency with windows already recorded: the accounting store reads the periods in its recording transaction
+under a share lock on the meter rows; claim and release lock the row for update and take their instant only then,
+and a release is never dated before the end of the meter's last settled window (a gateway clock running ahead can
+finalise a window ending after "now"). So every recorded window lies within, or before, its owner's period, and
+each (meter, window) is recorded once, for one owner — D7's per-meter invariant is untouched (attribution never
+changes which windows exist or their energy, only whose they are).
 """
 
 from __future__ import annotations
