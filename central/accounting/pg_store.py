@@ -1,6 +1,11 @@
 """PostgreSQL adapter of the accounting store: reads ``readings`` (central-ingest), ``meters``/``devices``
 (central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031) and, in the same
-transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy."""
+transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy.
+
+Each window's ``owner_id`` (and so its mint intent, and any certificate later issued over it) is the owner holding
+the meter at the window's end, from ``meter_ownerships`` (migration 0032; rule in ``central.accounting.ownership``),
+read in the recording transaction under a share lock on the meters, so a concurrent claim or release is either
+entirely before or entirely after the attribution."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from central.accounting.errors import AccountingError
+from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
 from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
 from central.minting.plan import MintIntent
@@ -85,6 +91,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 """
 
 
+_LOCK_OWNERS = "SELECT id, owner_id, claimed_at FROM meters WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE"
+
+_CLOSED_PERIODS = """
+SELECT meter_id, owner_id, claimed_at, released_at FROM meter_ownerships
+WHERE meter_id = ANY($1::uuid[]) AND released_at IS NOT NULL
+"""
+
+
+async def _ownership(conn: Any, meter_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[OwnershipPeriod]]:
+    """Every meter's ownership periods: the closed ones recorded at release, and the current owner's open one
+    (``meters`` is authoritative for it, also for owners seeded without a claim). Locks the meter rows (shared)
+    until the transaction ends, so no claim or release can interleave with the attribution."""
+    out: dict[uuid.UUID, list[OwnershipPeriod]] = {m: [] for m in meter_ids}
+    for r in await conn.fetch(_LOCK_OWNERS, meter_ids):
+        if r["owner_id"] is not None:
+            claimed = r["claimed_at"] if r["claimed_at"] is not None else instant(0)
+            out[r["id"]].append(OwnershipPeriod(r["owner_id"], claimed, None))
+    for r in await conn.fetch(_CLOSED_PERIODS, meter_ids):
+        out[r["meter_id"]].append(OwnershipPeriod(r["owner_id"], r["claimed_at"], r["released_at"]))
+    return out
+
+
 def _checkpoint(row: Any) -> Checkpoint | None:
     if row["boundary_ms"] is None:
         return None
@@ -138,24 +166,6 @@ class PgAccountingStore:
         return out
 
     async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
-        rows = [
-            (
-                a.meter_id,
-                w.start_ms,
-                w.end_ms,
-                a.owner_id,
-                w.import_wh,
-                w.export_wh,
-                w.start_import,
-                w.start_export,
-                w.end_import,
-                w.end_export,
-                list(w.record_hashes),
-                w.merkle_root,
-            )
-            for a, s in results
-            for w in s.windows
-        ]
         updates, inserts = [], []
         for a, s in results:
             cp = s.checkpoint
@@ -179,6 +189,29 @@ class PgAccountingStore:
                 updates.append((a.meter_id, a.checkpoint.boundary_ms, *tail))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                periods = await _ownership(conn, sorted({a.meter_id for a, _ in results}))
+                rows = []
+                for a, s in results:
+                    for w in s.windows:
+                        owner = owner_at_end(periods[a.meter_id], w.end_ms)
+                        if owner is None:
+                            raise ConcurrentAccountingError(f"meter {a.meter_id} was released before {w.end_ms}")
+                        rows.append(
+                            (
+                                a.meter_id,
+                                w.start_ms,
+                                w.end_ms,
+                                owner,
+                                w.import_wh,
+                                w.export_wh,
+                                w.start_import,
+                                w.start_export,
+                                w.end_import,
+                                w.end_export,
+                                list(w.record_hashes),
+                                w.merkle_root,
+                            )
+                        )
                 if updates:
                     status = await conn.execute(_UPDATE_CHECKPOINTS, *(list(col) for col in zip(*updates, strict=True)))
                     if status != f"UPDATE {len(updates)}":

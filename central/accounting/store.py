@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from central.accounting.errors import AccountingError
+from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
 from central.accounting.settlement import Checkpoint, MeterReading, Settlement, Window, settle
 from central.accounting.window import window_start
 
 
 @dataclass(frozen=True, slots=True)
 class MeterAccount:
-    """A meter that takes part in accounting (claimed by an owner, bound to a verified device)."""
+    """A meter that takes part in accounting (claimed by an owner, bound to a verified device). ``owner_id`` is the
+    current owner; each window is recorded for the owner at its end (``central.accounting.ownership``)."""
 
     meter_id: uuid.UUID
     owner_id: uuid.UUID
@@ -48,19 +50,33 @@ class AccountingStore(Protocol):
         ...
 
     async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
-        """Atomically write the windows and advance the checkpoints. Raises ``ConcurrentAccountingError`` (and
+        """Atomically write the windows (each for the owner holding the meter at its end, read in the same
+        transaction) and advance the checkpoints. Raises ``ConcurrentAccountingError`` (and
         writes nothing) when a window already exists or a checkpoint moved since it was read."""
         ...
 
 
 @dataclass
 class InMemoryAccountingStore:
-    """Dict-backed store for unit tests: meters, their readings, checkpoints and windows."""
+    """Dict-backed store for unit tests: meters, their current owners and released ownership periods, readings,
+    checkpoints and windows."""
 
     owners: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    released: dict[uuid.UUID, list[OwnershipPeriod]] = field(default_factory=dict)
     readings: dict[uuid.UUID, list[MeterReading]] = field(default_factory=dict)
     checkpoints: dict[uuid.UUID, Checkpoint] = field(default_factory=dict)
     windows: dict[tuple[uuid.UUID, int], RecordedWindow] = field(default_factory=dict)
+
+    def release(self, meter_id: uuid.UUID, at_ms: int) -> None:
+        """The current owner releases the meter at ``at_ms`` (claimed at the epoch for this fake)."""
+        owner = self.owners.pop(meter_id)
+        self.released.setdefault(meter_id, []).append(OwnershipPeriod(owner, instant(0), instant(at_ms)))
+
+    def _periods(self, meter_id: uuid.UUID) -> list[OwnershipPeriod]:
+        periods = list(self.released.get(meter_id, []))
+        if meter_id in self.owners:
+            periods.append(OwnershipPeriod(self.owners[meter_id], instant(0), None))
+        return periods
 
     def add_reading(self, meter_id: uuid.UUID, reading: MeterReading) -> None:
         self.readings.setdefault(meter_id, []).append(reading)
@@ -102,9 +118,16 @@ class InMemoryAccountingStore:
             for w in s.windows:
                 if (account.meter_id, w.start_ms) in self.windows:
                     raise ConcurrentAccountingError(f"window {w.start_ms} of meter {account.meter_id} exists")
-        for account, s in results:
+            periods = self._periods(account.meter_id)
             for w in s.windows:
-                self.windows[(account.meter_id, w.start_ms)] = RecordedWindow(account.meter_id, account.owner_id, w)
+                if owner_at_end(periods, w.end_ms) is None:
+                    raise ConcurrentAccountingError(f"meter {account.meter_id} was released before {w.end_ms}")
+        for account, s in results:
+            periods = self._periods(account.meter_id)
+            for w in s.windows:
+                owner = owner_at_end(periods, w.end_ms)
+                assert owner is not None
+                self.windows[(account.meter_id, w.start_ms)] = RecordedWindow(account.meter_id, owner, w)
             if s.checkpoint is not None:
                 self.checkpoints[account.meter_id] = s.checkpoint
 

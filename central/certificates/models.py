@@ -40,7 +40,8 @@ class WindowExport:
     end: datetime
     export_wh: int
     merkle_root: bytes
-    #: Who owned the meter when the window became final (the production's owner); None where unknown (fakes).
+    #: Who held the meter at the window's end (the production's owner, central.accounting.ownership); None where
+    #: unknown (fakes).
     owner_id: UUID | None = None
 
 

@@ -219,8 +219,9 @@ class CertificateService:
         return await self._complete_issue(record)
 
     async def _producer(self, meter: MeterInfo, backing: list[WindowExport]) -> tuple[UUID, str]:
-        """The owner (and linked wallet) of the production: whoever owned the meter when each window became final
-        (accounting records it per window), not whoever owns the meter now. One owner per certificate."""
+        """The owner (and linked wallet) of the production: whoever held the meter at each window's end
+        (accounting records it per window, ``central.accounting.ownership``), not whoever owns the meter now.
+        One owner per certificate."""
         owners = {w.owner_id if w.owner_id is not None else meter.owner_id for w in backing}
         if len(owners) != 1:
             raise CertificateStateError(

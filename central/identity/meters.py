@@ -81,8 +81,14 @@ class Meters:
                     error = bad_request("unknown serial or wrong meter key", "invalid_meter_key")
                 elif row["owner_id"] is None:
                     outcome = "claimed"
-                    await conn.execute("UPDATE meters SET owner_id = $2, claimed_at = now() WHERE id = $1",
-                                       row["id"], user_id)
+                    # the period starts once the row is locked, never before the previous owner's release
+                    at = await conn.fetchval(
+                        "UPDATE meters SET owner_id = $2, claimed_at = greatest(clock_timestamp(), released_at)"
+                        " WHERE id = $1 RETURNING claimed_at", row["id"], user_id,
+                    )
+                    # the ownership period accounting attributes windows by (central/accounting/ownership.py)
+                    await conn.execute("INSERT INTO meter_ownerships (meter_id, owner_id, claimed_at)"
+                                       " VALUES ($1, $2, $3)", row["id"], user_id, at)
                 elif row["owner_id"] == user_id:
                     outcome = "already_owned"
                 else:
@@ -105,12 +111,32 @@ class Meters:
         return [_owned(r) for r in rows]
 
     async def release(self, user_id: UUID, serial: str) -> None:
-        result: str = await self._pool.execute(
-            "UPDATE meters SET owner_id = NULL, claimed_at = NULL, released_at = now()"
-            " WHERE serial = $1 AND owner_id = $2", serial, user_id
-        )
-        if result.endswith(" 0"):
-            raise not_found("you do not own a meter with this serial")
+        """Release the caller's meter. The release instant (``meters.released_at`` and the end of the ownership
+        period) is taken once the meter row is locked — after any accounting pass that was attributing windows to
+        this owner has committed — and never before the end of the meter's last settled window, so windows already
+        recorded for this owner always end within their period (``central.accounting.ownership``)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            meter_id = await conn.fetchval(
+                "SELECT id FROM meters WHERE serial = $1 AND owner_id = $2 FOR UPDATE", serial, user_id
+            )
+            if meter_id is None:
+                raise not_found("you do not own a meter with this serial")
+            at = await conn.fetchval(
+                "SELECT greatest(clock_timestamp(), (SELECT 'epoch'::timestamptz + boundary_ms * interval '1 ms'"
+                " FROM accounting_checkpoints WHERE meter_id = $1))", meter_id,
+            )
+            await conn.execute(
+                "UPDATE meters SET owner_id = NULL, claimed_at = NULL, released_at = $2 WHERE id = $1", meter_id, at
+            )
+            closed = await conn.execute(
+                "UPDATE meter_ownerships SET released_at = $2 WHERE meter_id = $1 AND released_at IS NULL",
+                meter_id, at,
+            )
+            if closed == "UPDATE 0":  # owner set outside claim (seeded by SQL): record the period we know of
+                await conn.execute(
+                    "INSERT INTO meter_ownerships (meter_id, owner_id, claimed_at, released_at)"
+                    " VALUES ($1, $2, $3, $3)", meter_id, user_id, at,
+                )
         log.info("meter claim released", extra={"user_id": str(user_id), "serial": serial})
 
     async def attempts(self, user_id: UUID | None, limit: int) -> list[asyncpg.Record]:
