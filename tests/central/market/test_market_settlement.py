@@ -139,16 +139,21 @@ async def _one_trade(m: Market) -> tuple[Keypair, Keypair]:
     return s_wallet, b_wallet
 
 
-async def test_crash_after_send_before_record_settles_exactly_once(market: Market) -> None:
-    m = market
-    s_wallet, b_wallet = await _one_trade(m)
+async def _settle_and_crash_at(m: Market, crash_point: str) -> None:
+    """One settler pass that dies (like a killed process) at ``crash_point`` of the chain outbox."""
 
     def crash(point: str) -> None:
-        if point == "after_send":
+        if point == crash_point:
             raise CrashError
 
     with pytest.raises(CrashError):
         await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+
+
+async def test_crash_after_send_before_record_settles_exactly_once(market: Market) -> None:
+    m = market
+    s_wallet, b_wallet = await _one_trade(m)
+    await _settle_and_crash_at(m, "after_send")
     assert await m.pool.fetchval("SELECT status FROM trades") == "pending"
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000  # landed on chain, not yet recorded
     assert (await reconcile(m.pool, m.ledger)).pending == 2  # the seller's energy and buyer's quote are in flight
@@ -164,12 +169,7 @@ async def test_crash_after_record_before_send_lands_once(market: Market) -> None
     m = market
     _, b_wallet = await _one_trade(m)
 
-    def crash(point: str) -> None:
-        if point == "before_send":
-            raise CrashError
-
-    with pytest.raises(CrashError):
-        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+    await _settle_and_crash_at(m, "before_send")
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 0  # recorded, never sent
     # Restarted: the recorded transaction is still valid, so the same bytes are re-broadcast (never a new one).
     assert await Settler(m.pool, m.ledger, m.chain, rebroadcast_after=0.0).settle_all() == 1
@@ -182,12 +182,7 @@ async def test_crash_after_record_then_expiry_rebuilds_once(market: Market) -> N
     m = market
     _, b_wallet = await _one_trade(m)
 
-    def crash(point: str) -> None:
-        if point == "before_send":
-            raise CrashError
-
-    with pytest.raises(CrashError):
-        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+    await _settle_and_crash_at(m, "before_send")
     m.ledger.advance_slots(200)  # the recorded transaction can no longer land
     assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 1
     states = [r["state"] for r in await m.pool.fetch("SELECT state FROM chain_submission ORDER BY id")]
