@@ -21,7 +21,8 @@ pre{background:#0d1117;color:#e6edf3;padding:8px;overflow:auto;max-height:320px}
 h2{font-size:15px;margin:18px 0 4px;text-transform:capitalize}label{display:block;margin:4px 0}
 </style></head><body>
 <header><h1>GridTokenX central API</h1><a style="color:#9cd" href="/api/openapi.json">openapi.json</a>
-<label>Bearer token <input id="tok" placeholder="paste an access token (POST /api/v1/auth/login)"></label></header>
+<label>Bearer token <input id="tok" aria-describedby="tokhelp"></label>
+<small id="tokhelp">An access token from POST /api/v1/auth/login; it stays in this page.</small></header>
 <main id="ops">Loading…</main>
 <script>
 const esc=s=>String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
