@@ -162,7 +162,7 @@ async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, 
             durations.append(time.perf_counter() - t)
 
     service.handle_readings = timed  # type: ignore[method-assign]
-    IngestMqtt(mqtt, service, metrics).register(IngestSettings(concurrency=concurrency))
+    IngestMqtt(mqtt, service, metrics).register(IngestSettings(concurrency=concurrency, device_messages_per_s=0))
     await mqtt.start()
     await mqtt.wait_connected(10)
     if no_delay:

@@ -84,10 +84,19 @@ class MqttConfig:
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
     receive_maximum: int = 1000
+    #: MQTT v5 Maximum Packet Size announced to the broker: larger messages are never sent to this process.
+    max_packet_bytes: int = 1024 * 1024
+    #: QoS 0 messages get no broker-side flow control: at most this many (and ``max_queued_qos0_bytes`` of payload)
+    #: wait for their handlers in a process; more are dropped (counted, logged) instead of growing memory.
+    max_queued_qos0: int = 256
+    max_queued_qos0_bytes: int = 8 * 1024 * 1024
 
     def validate(self) -> None:
         _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
         _require(1 <= self.receive_maximum <= 65535, "mqtt.receive_maximum must be 1..65535")
+        _require(4096 <= self.max_packet_bytes <= 268_435_455, "mqtt.max_packet_bytes must be 4096..268435455")
+        _require(0 <= self.max_queued_qos0 <= 1_000_000, "mqtt.max_queued_qos0 must be 0..1000000")
+        _require(0 <= self.max_queued_qos0_bytes <= 2**31, "mqtt.max_queued_qos0_bytes must be 0..2147483648")
         _require(5 <= self.keepalive_s <= 3600, "mqtt.keepalive_s must be 5..3600")
         _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "mqtt.reconnect_min_s must be > 0 and <= max")
 

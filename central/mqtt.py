@@ -7,7 +7,11 @@ that lock to publish): incoming messages are handed over with ``call_soon_thread
 each subscription has ``concurrency`` consumer tasks awaiting its handler. QoS 1 messages are acknowledged (PUBACK)
 only after every matching handler has finished, and the client announces an MQTT v5 Receive Maximum, so the broker
 never has more than ``mqtt.receive_maximum`` unacknowledged messages in flight to this process: a slow handler
-slows the broker down instead of growing a queue. Handler exceptions are logged and the next message is processed.
+slows the broker down instead of growing a queue. QoS 0 messages have no such flow control, so the network thread
+counts the QoS 0 messages (and their bytes) handed over and not yet handled, and drops new ones beyond
+``mqtt.max_queued_qos0`` / ``mqtt.max_queued_qos0_bytes`` (counted in ``dropped_qos0``, logged at most every 10 s);
+the announced Maximum Packet Size keeps any single message below ``mqtt.max_packet_bytes``. Memory therefore stays
+bounded under any flood. Handler exceptions are logged and the next message is processed.
 ``InMemoryMqtt`` is the fake for unit tests (same interface, in-process routing, MQTT topic-filter rules).
 """
 
@@ -203,6 +207,17 @@ class PahoMqtt(_Base):
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        #: QoS 0 messages handed to the loop and not yet handled (count, payload bytes); guarded by ``_qos0_lock``.
+        self._qos0_lock = threading.Lock()
+        self._qos0_queued = 0
+        self._qos0_bytes = 0
+        self._dropped_qos0 = 0
+        self._dropped_logged_at = 0.0
+
+    @property
+    def dropped_qos0(self) -> int:
+        """QoS 0 messages dropped because too many were already waiting for their handlers."""
+        return self._dropped_qos0
 
     @property
     def client_id(self) -> str:
@@ -219,6 +234,7 @@ class PahoMqtt(_Base):
             self._start_workers(sub)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.ReceiveMaximum = self._config.receive_maximum
+        props.MaximumPacketSize = self._config.max_packet_bytes
         self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s,
                                    properties=props)
         self._client.loop_start()
@@ -229,6 +245,8 @@ class PahoMqtt(_Base):
             self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         await self._stop_workers()
+        with self._qos0_lock:
+            self._qos0_queued = self._qos0_bytes = 0
 
     async def wait_connected(self, wait_s: float) -> None:
         ok = await asyncio.to_thread(self._connected.wait, wait_s)
@@ -292,12 +310,40 @@ class PahoMqtt(_Base):
         loop = self._loop
         if loop is None or loop.is_closed() or not self._started:
             return
+        size = len(message.payload)
+        if message.qos == 0 and not self._take_qos0(size):
+            return
         ids = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
         try:
             loop.call_soon_threadsafe(self._dispatch, message.topic, bytes(message.payload), message.qos,
                                       bool(message.retain), message.mid, self._generation, ids)
         except RuntimeError:  # the loop closed meanwhile; unacknowledged, so the broker may deliver it again
+            if message.qos == 0:
+                self._release_qos0(size)
             return
+
+    def _take_qos0(self, size: int) -> bool:
+        """Reserve room for one more queued QoS 0 message (any thread); False (and counted) when there is none."""
+        with self._qos0_lock:
+            if (self._qos0_queued < self._config.max_queued_qos0
+                    and self._qos0_bytes + size <= self._config.max_queued_qos0_bytes):
+                self._qos0_queued += 1
+                self._qos0_bytes += size
+                return True
+            self._dropped_qos0 += 1
+            now = time.monotonic()
+            report = now - self._dropped_logged_at >= 10.0
+            if report:
+                self._dropped_logged_at = now
+        if report:
+            log.warning("mqtt: QoS 0 messages dropped, too many waiting for their handlers",
+                        extra={"dropped_total": self._dropped_qos0, "max_queued": self._config.max_queued_qos0})
+        return False
+
+    def _release_qos0(self, size: int) -> None:
+        with self._qos0_lock:
+            self._qos0_queued = max(0, self._qos0_queued - 1)
+            self._qos0_bytes = max(0, self._qos0_bytes - size)
 
     def _dispatch(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int, generation: int,
                   ids: list[int] | int | None) -> None:
@@ -308,7 +354,9 @@ class PahoMqtt(_Base):
             subs = self._matching(topic)
 
         def ack() -> None:
-            if qos > 0 and generation == self._generation and self._started:
+            if qos == 0:
+                self._release_qos0(len(payload))
+            elif generation == self._generation and self._started:
                 self._client.ack(mid, qos)
 
         if not subs:

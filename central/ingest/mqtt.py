@@ -4,16 +4,23 @@ Readings and sync requests come through MQTT v5 shared subscriptions (``$share/<
 number of worker processes split the load; status messages (retained) go to every worker, which is harmless (an
 idempotent update). Bad input never escapes a handler: malformed payloads are counted and answered, messages on
 topics whose device id is not even valid are counted and dropped, and the next message is processed.
+
+Floods: devices publish with QoS 1 (protocol §7), so QoS 0 messages on these topics are counted (``qos0``) and
+dropped before any work; each device id may send ``ingest.device_messages_per_s`` messages per second (burst
+``ingest.device_burst``), more are counted (``rate_limited``) and dropped unanswered, which a real device treats
+like a lost ack and sends again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from central.ingest.errors import StoreError
 from central.ingest.metrics import IngestMetrics
+from central.ingest.ratelimit import DeviceRateLimiter
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.mqtt import Mqtt, MqttMessage
@@ -28,12 +35,19 @@ T = TypeVar("T")
 
 
 class IngestMqtt:
-    def __init__(self, bus: Mqtt, service: IngestService, metrics: IngestMetrics) -> None:
+    def __init__(
+        self, bus: Mqtt, service: IngestService, metrics: IngestMetrics, *,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._bus = bus
         self._service = service
         self._metrics = metrics
+        self._clock_s = clock_s
+        self._limiter: DeviceRateLimiter | None = None
 
     def register(self, settings: IngestSettings) -> None:
+        if settings.device_messages_per_s > 0:
+            self._limiter = DeviceRateLimiter(settings.device_messages_per_s, settings.device_burst)
         self._bus.subscribe(
             topics.shared(TopicKind.READINGS, settings.share_group), self.on_readings, qos=1,
             concurrency=settings.concurrency,
@@ -71,8 +85,14 @@ class IngestMqtt:
         """(device id, ``handler``'s result) for a message on a valid device topic; None when the topic is not one
         or the handler failed (counted and logged). A store error leaves the message unanswered: the device keeps
         the records and sends them again."""
+        if message.qos == 0:  # protocol §7: QoS 1; a QoS 0 flood must cost nothing
+            self._metrics.count_message(str(kind), "qos0")
+            return None
         device_id = self._device(message, kind)
         if device_id is None:
+            return None
+        if self._limiter is not None and not self._limiter.allow(device_id, self._clock_s()):
+            self._metrics.count_message(str(kind), "rate_limited")
             return None
         try:
             return device_id, await handler(device_id, bytes(message.payload))

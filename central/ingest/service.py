@@ -69,7 +69,7 @@ class IngestService:
         # Signatures are verified now, before the batch waits for its group and its devices' locks: it is the
         # CPU-heavy part and depends on nothing stored. The checks still report in the protocol's order (a record
         # of an unknown device is "unknown_device", not "bad_signature").
-        valid = {id(c): verify_candidate(batch, c) for c in batch.decoded}
+        valid = verify_until_bad(batch)
 
         def signature_ok(candidate: Candidate) -> bool:
             return valid[id(candidate)]
@@ -106,6 +106,18 @@ class IngestService:
         await self._store.set_online(device_id, online)
         self._metrics.count_message("status", "ok")
         return online
+
+
+def verify_until_bad(batch: ParsedBatch) -> dict[int, bool]:
+    """Signature verdict per decoded candidate (by ``id``), in batch order, stopping at the first bad signature:
+    a device signs every record it sends, so one forged record makes the rest of the batch untrustworthy too, and
+    a batch of forgeries costs one verification instead of one per record. Later records count as bad."""
+    valid: dict[int, bool] = {}
+    ok = True
+    for cand in batch.decoded:
+        ok = ok and verify_candidate(batch, cand)
+        valid[id(cand)] = ok
+    return valid
 
 
 def _never(_candidate: Candidate) -> bool:

@@ -21,6 +21,10 @@ class IngestSettings:
     concurrency: int = 16
     #: How far ahead of central's clock a reading's timestamp may be.
     max_future_ms: int = 5 * 60 * 1000
+    #: Per-device rate limit of readings, sync and status messages (token bucket): sustained messages per second
+    #: and burst. Messages over it are dropped unanswered (the device sends them again); 0 turns the limit off.
+    device_messages_per_s: int = 50
+    device_burst: int = 200
 
     def __post_init__(self) -> None:
         if not _GROUP.match(self.share_group):
@@ -29,6 +33,10 @@ class IngestSettings:
             raise ConfigError("ingest.concurrency must be 1..64")
         if not 0 <= self.max_future_ms <= 3_600_000:
             raise ConfigError("ingest.max_future_ms must be 0..3600000")
+        if not 0 <= self.device_messages_per_s <= 100_000:
+            raise ConfigError("ingest.device_messages_per_s must be 0..100000 (0 = no limit)")
+        if not 1 <= self.device_burst <= 1_000_000:
+            raise ConfigError("ingest.device_burst must be 1..1000000")
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> IngestSettings:

@@ -459,6 +459,11 @@ class EmbeddedLedger:
         rec = TransactionRecord(sig, slot, block_time, tx, meta["err"], meta["fee"], tuple(meta["logs"]))
         return rec, meta
 
+    @property
+    def faucet_lamports(self) -> int:
+        """What the faucet still holds."""
+        return self._lamports_of(self._faucet.pubkey())
+
     def airdrop(self, address: Pubkey, lamports: int) -> Signature:
         if lamports <= 0:
             raise AirdropUnavailableError("airdrop amount must be positive")

@@ -1,17 +1,29 @@
 """Standard Solana JSON-RPC over HTTP for the embedded ledger (the subset the project uses), same JSON shapes as a
 real node, so ``solana``-style clients, wallets and the rpc adapter can read and write it.
 
-``jsonrpc_app(ledger)`` returns an aiohttp ``Application`` (POST ``/``, single and batch requests);
-``serve(ledger, host, port)`` runs it and returns a ``JsonRpcServer`` handle with ``url`` and ``close()``.
+``jsonrpc_app(ledger, limits)`` returns an aiohttp ``Application`` (POST ``/``, single and batch requests);
+``serve(ledger, host, port, limits=...)`` runs it and returns a ``JsonRpcServer`` handle with ``url`` and ``close()``.
+
+The endpoint is a development tool and shares central's event loop, so it is bounded (``RpcLimits``):
+- ``requestAirdrop`` only in development mode (``RpcLimits.airdrop``, config ``ledger.rpc_airdrop``), capped per
+  call, per address and per window, and never below the faucet's reserve (central's own fee-payer top-ups always
+  find lamports); central's in-process airdrops do not go through here.
+- request bodies above ``max_body_bytes`` and batches above ``max_batch`` requests are refused whole; the requests
+  of a batch run one at a time with the event loop free between them, so no request blocks the API for long.
+- every parameter is validated (public keys, signatures, u64 ranges, encodings); any failure is a JSON-RPC error
+  (-32602 invalid params, -32603 internal error, logged), never an HTTP 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +34,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.ledger.embedded import EmbeddedLedger
+from central.ledger.embedded import FAUCET_LAMPORTS, EmbeddedLedger
 from central.ledger.errors import (
     AirdropUnavailableError,
     BlockhashNotFoundError,
@@ -43,6 +55,57 @@ U64_MAX = 2**64 - 1
 LAMPORTS_PER_SIGNATURE = 5000
 
 Handler = Callable[[EmbeddedLedger, list[Any]], Awaitable[object]]
+#: JSON-RPC airdrops never take the faucet below this: the rest is for central's own fee-payer top-ups.
+FAUCET_RESERVE = FAUCET_LAMPORTS // 2
+
+
+@dataclass(frozen=True)
+class RpcLimits:
+    """What the JSON-RPC endpoint accepts. The defaults are production-safe: no airdrops."""
+
+    #: Development mode: serve ``requestAirdrop`` (otherwise it answers that airdrops are disabled).
+    airdrop: bool = False
+    #: Largest airdrop per call, total per address per window, and airdrops per window (all addresses).
+    airdrop_max_lamports: int = 100 * 10**9
+    airdrop_lamports_per_address: int = 1_000 * 10**9
+    airdrops_per_window: int = 1_000
+    airdrop_window_s: float = 3600.0
+    #: Requests in one batch and bytes in one request body.
+    max_batch: int = 100
+    max_body_bytes: int = 512 * 1024
+
+    def __post_init__(self) -> None:
+        if not (0 < self.airdrop_max_lamports <= U64_MAX and 0 < self.airdrop_lamports_per_address <= U64_MAX
+                and self.airdrops_per_window > 0 and self.airdrop_window_s > 0):
+            raise ValueError("airdrop limits must be positive (lamports within u64)")
+        if self.max_batch < 1 or self.max_body_bytes < 1024:
+            raise ValueError("max_batch must be >= 1 and max_body_bytes >= 1024")
+
+
+@dataclass
+class _AirdropBudget:
+    """Airdrops granted within the sliding window: (time, address, lamports), oldest first. Its size is bounded by
+    ``airdrops_per_window``."""
+
+    limits: RpcLimits
+    granted: deque[tuple[float, Pubkey, int]] = field(default_factory=deque)
+
+    def check(self, address: Pubkey, lamports: int, now: float) -> str | None:
+        """Why this airdrop is refused now, or None."""
+        while self.granted and self.granted[0][0] <= now - self.limits.airdrop_window_s:
+            self.granted.popleft()
+        window = f"{self.limits.airdrop_window_s:g} s"
+        if lamports > self.limits.airdrop_max_lamports:
+            return f"at most {self.limits.airdrop_max_lamports} lamports per airdrop"
+        if len(self.granted) >= self.limits.airdrops_per_window:
+            return f"at most {self.limits.airdrops_per_window} airdrops per {window}; try again later"
+        given = sum(n for _t, a, n in self.granted if a == address)
+        if given + lamports > self.limits.airdrop_lamports_per_address:
+            return f"at most {self.limits.airdrop_lamports_per_address} lamports per address per {window}"
+        return None
+
+    def record(self, address: Pubkey, lamports: int, now: float) -> None:
+        self.granted.append((now, address, lamports))
 
 
 class RpcError(Exception):
@@ -59,6 +122,13 @@ def _invalid(msg: str) -> RpcError:
 
 def _param(params: list[Any], i: int, default: object = None) -> Any:
     return params[i] if len(params) > i and params[i] is not None else default
+
+
+def _u64(value: object, what: str, *, minimum: int = 0) -> int:
+    """A JSON integer (not a boolean) in ``minimum..2^64-1``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
+        raise _invalid(f"Invalid params: {what} must be an integer in {minimum}..{U64_MAX}")
+    return value
 
 
 def _pubkey(value: object) -> Pubkey:
@@ -186,21 +256,40 @@ async def get_token_account_balance(ledger: EmbeddedLedger, params: list[Any]) -
 
 
 async def get_minimum_balance_for_rent_exemption(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    size = _param(params, 0)
-    if not isinstance(size, int) or size < 0:
-        raise _invalid("Invalid params: expected a data length")
+    size = _u64(_param(params, 0), "the data length")
     return ledger.rent_exempt_minimum(size)
 
 
-async def request_airdrop(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    address = _pubkey(_param(params, 0))
-    lamports = _param(params, 1)
-    if not isinstance(lamports, int) or lamports <= 0:
-        raise _invalid("Invalid params: expected a positive lamports amount")
-    try:
-        return str(ledger.airdrop(address, lamports))
-    except AirdropUnavailableError as e:
-        raise RpcError(-32600, f"airdrop request failed: {e}") from None
+async def request_airdrop(ledger: EmbeddedLedger, params: list[Any]) -> object:  # noqa: ARG001
+    """Replaced per app by ``_airdrop_handler`` (disabled unless ``RpcLimits.airdrop``)."""
+    raise RpcError(-32600, "airdrop request failed: airdrops are disabled on this endpoint "
+                           "(development only: ledger.rpc_airdrop = true)")
+
+
+def _airdrop_handler(limits: RpcLimits) -> Handler:
+    if not limits.airdrop:
+        return request_airdrop
+    budget = _AirdropBudget(limits)
+
+    async def airdrop(ledger: EmbeddedLedger, params: list[Any]) -> object:
+        address = _pubkey(_param(params, 0))
+        lamports = _u64(_param(params, 1), "lamports", minimum=1)
+        now = time.monotonic()
+        refused = budget.check(address, lamports, now)
+        if refused is None and ledger.faucet_lamports - lamports < FAUCET_RESERVE:
+            refused = "the faucet's remaining lamports are reserved for central's fee payer"
+        if refused is None and ledger.account(address) is None and lamports < ledger.rent_exempt_minimum(0):
+            refused = f"a new account needs at least {ledger.rent_exempt_minimum(0)} lamports (rent exemption)"
+        if refused is not None:
+            raise RpcError(-32600, f"airdrop request failed: {refused}")
+        budget.record(address, lamports, now)  # an attempt lands a transaction (and its fee) even if it fails
+        try:
+            sig = ledger.airdrop(address, lamports)
+        except AirdropUnavailableError as e:
+            raise RpcError(-32600, f"airdrop request failed: {e}") from None
+        return str(sig)
+
+    return airdrop
 
 
 async def get_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
@@ -349,43 +438,77 @@ async def _dispatch(ledger: EmbeddedLedger, handler: Handler | None, params: obj
     return await handler(ledger, params)
 
 
-async def _call(ledger: EmbeddedLedger, req: object) -> dict[str, object] | None:
-    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
-        return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"}, "id": None}
+def _error(code: int, message: str, rid: object = None) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": rid}
+
+
+async def _call(ledger: EmbeddedLedger, methods: dict[str, Handler], req: object) -> dict[str, object]:
+    if (not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str)
+            or not (req.get("id") is None or isinstance(req.get("id"), str)
+                    or (isinstance(req.get("id"), int) and not isinstance(req.get("id"), bool)))):
+        return _error(-32600, "Invalid request")
     rid = req.get("id")
-    handler = METHODS.get(req["method"])
+    method = req["method"]
     params = req.get("params", [])
     try:
-        result = await _dispatch(ledger, handler, params)
+        result = await _dispatch(ledger, methods.get(method), params)
+        json.dumps(result)  # an unencodable result is this endpoint's bug: answered as an internal error below
     except RpcError as e:
         err: dict[str, object] = {"code": e.code, "message": e.message}
         if e.data is not None:
             err["data"] = e.data
         return {"jsonrpc": "2.0", "error": err, "id": rid}
     except LedgerError as e:
-        log.warning("json-rpc %s failed: %s", req["method"], e)
-        return {"jsonrpc": "2.0", "error": {"code": -32603, "message": f"Internal error: {e}"}, "id": rid}
+        log.warning("json-rpc %s failed: %s", method[:64], e)
+        return _error(-32603, f"Internal error: {e}", rid)
+    except Exception:  # no input may crash the endpoint: logged, answered in JSON-RPC form
+        log.exception("json-rpc %s failed unexpectedly", method[:64])
+        return _error(-32603, "Internal error", rid)
     return {"jsonrpc": "2.0", "result": result, "id": rid}
 
 
-def jsonrpc_app(ledger: EmbeddedLedger) -> web.Application:
-    async def handle(request: web.Request) -> web.Response:
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.Application:
+    limits = limits or RpcLimits()
+    methods = {**METHODS, "requestAirdrop": _airdrop_handler(limits)}
+
+    async def answer(request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read())
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response(_error(-32600, f"Invalid request: body larger than {limits.max_body_bytes} "
+                                                    "bytes"), status=413)
+        try:
+            body = json.loads(raw, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
-            return web.json_response({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"},
-                                      "id": None})
+            return web.json_response(_error(-32700, "Parse error"))
         if isinstance(body, list):
             if not body:
-                return web.json_response({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"},
-                                          "id": None})
-            return web.json_response([await _call(ledger, r) for r in body])
-        return web.json_response(await _call(ledger, body))
+                return web.json_response(_error(-32600, "Invalid request"))
+            if len(body) > limits.max_batch:
+                return web.json_response(_error(-32600, f"Invalid request: a batch holds at most {limits.max_batch} "
+                                                        "requests"))
+            out = []
+            for r in body:
+                out.append(await _call(ledger, methods, r))
+                await asyncio.sleep(0)  # let the API's other work run between the requests of a batch
+            return web.json_response(out)
+        return web.json_response(await _call(ledger, methods, body))
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            return await answer(request)
+        except Exception:  # never an HTTP 500 from this endpoint
+            log.exception("json-rpc request failed unexpectedly")
+            return web.json_response(_error(-32603, "Internal error"))
 
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=limits.max_body_bytes)
     app.router.add_post("/", handle)
     app.router.add_get("/health", health)
     return app
@@ -405,9 +528,11 @@ class JsonRpcServer:
         await self.runner.cleanup()
 
 
-async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 8899) -> JsonRpcServer:
-    """Serve the ledger's JSON-RPC on ``host:port`` (port 0 picks a free one)."""
-    runner = web.AppRunner(jsonrpc_app(ledger), access_log=None)
+async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 8899, *,
+                limits: RpcLimits | None = None) -> JsonRpcServer:
+    """Serve the ledger's JSON-RPC on ``host:port`` (port 0 picks a free one) within ``limits`` (default: no
+    airdrops)."""
+    runner = web.AppRunner(jsonrpc_app(ledger, limits), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -3,7 +3,8 @@
 - ``app[LEDGER]``: the ``Ledger`` (port) every subsystem uses; ``app[LEDGER_SETUP]``: the platform keys and mints
   (absent until ``gridtokenx-central ledger init`` has run, unless ``ledger.create_keys`` lets the app run it).
 - Embedded backend and several worker processes: exactly one process owns the ledger directory (file lock) and
-  serves JSON-RPC on ``ledger.rpc_host:rpc_port``; the others use the rpc adapter against that endpoint.
+  serves JSON-RPC on ``ledger.rpc_host:rpc_port``; the others use the rpc adapter against that endpoint. The endpoint
+  runs within ``rpc_limits(config)`` (no ``requestAirdrop`` unless ``ledger.rpc_airdrop = true``).
 - ``GET /api/v1/ledger`` (public): backend, JSON-RPC URL, mints and decimals, treasury, current slot.
 """
 
@@ -21,7 +22,7 @@ from central.http.errors import ApiError
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import KeyFileError, LedgerError, LedgerStoreError
-from central.ledger.jsonrpc import JsonRpcServer, serve
+from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
 from central.ledger.setup import LedgerSetup, init_ledger, load_setup
@@ -67,6 +68,14 @@ async def ledger_info(call: Call[None, None]) -> LedgerInfo:
         treasury=str(setup.treasury.pubkey) if setup else None)
 
 
+def rpc_limits(cfg: LedgerConfig) -> RpcLimits:
+    """The JSON-RPC endpoint's limits from ``[ledger]`` (airdrops only with ``rpc_airdrop = true``)."""
+    return RpcLimits(airdrop=cfg.rpc_airdrop, airdrop_max_lamports=cfg.rpc_airdrop_max_lamports,
+                     airdrop_lamports_per_address=cfg.rpc_airdrop_lamports_per_address,
+                     airdrops_per_window=cfg.rpc_airdrops_per_hour, airdrop_window_s=3600.0,
+                     max_batch=cfg.rpc_max_batch, max_body_bytes=cfg.rpc_max_body_bytes)
+
+
 def _ledger_ctx(cfg: LedgerConfig):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         server: JsonRpcServer | None = None
@@ -83,7 +92,7 @@ def _ledger_ctx(cfg: LedgerConfig):  # type: ignore[no-untyped-def]
                 ledger = RpcLedger(f"http://{cfg.rpc_host}:{cfg.rpc_port}")
             if owner and cfg.serve_rpc:
                 assert isinstance(ledger, EmbeddedLedger)
-                server = await serve(ledger, cfg.rpc_host, cfg.rpc_port)
+                server = await serve(ledger, cfg.rpc_host, cfg.rpc_port, limits=rpc_limits(cfg))
             app[LEDGER_RPC_URL] = server.url if server else f"http://{cfg.rpc_host}:{cfg.rpc_port}"
         else:
             ledger = RpcLedger(cfg.rpc_url, commitment=cfg.commitment)

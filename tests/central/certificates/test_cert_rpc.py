@@ -14,14 +14,14 @@ from central.certificates.errors import ChainError
 from central.certificates.metadata import CertificateMetadata
 from central.certificates.operations import CertificateChain
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.jsonrpc import serve
+from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.rpc import RpcLedger
 from tests.central.certificates.support import T0, URI_BASE, Chain, make_meta, user_submit
 
 
 async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
     embedded = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger"))
-    server = await serve(embedded, "127.0.0.1", 0)
+    server = await serve(embedded, "127.0.0.1", 0, limits=RpcLimits(airdrop=True))
     ledger = RpcLedger(server.url)
     try:
         issuer, fee_payer, prosumer, consumer = Keypair(), Keypair(), Keypair(), Keypair()

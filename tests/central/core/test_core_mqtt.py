@@ -133,3 +133,38 @@ async def test_unacknowledged_messages_are_bounded_by_receive_maximum(broker) ->
     finally:
         release.set()
         await client.stop()
+
+
+async def test_queued_qos0_messages_are_bounded_and_qos1_never_dropped(broker) -> None:
+    """Issue 10 D5: QoS 0 has no broker flow control; beyond ``max_queued_qos0`` waiting messages the client drops
+    QoS 0 instead of queueing without bound, while QoS 1 (bounded by Receive Maximum) is never dropped."""
+    client = PahoMqtt(MqttConfig(host=broker.host, port=broker.port, max_queued_qos0=3))
+    release = asyncio.Event()
+    got: list[tuple[int, bytes]] = []
+
+    async def slow(msg: MqttMessage) -> None:
+        await release.wait()
+        got.append((msg.qos, msg.payload))
+
+    client.subscribe("flood/#", slow, qos=1)
+    await client.start()
+    try:
+        await client.wait_connected(5)
+        await asyncio.sleep(0.2)
+        for i in range(50):
+            await client.publish_confirmed(f"flood/{i}", b"q0-%d" % i, qos=0)
+        for i in range(5):
+            await client.publish_confirmed(f"flood/x{i}", b"q1-%d" % i, qos=1)
+        await _until(lambda: client.dropped_qos0 == 47)
+        release.set()
+        await _until(lambda: len(got) == 8)
+        await asyncio.sleep(0.3)
+        assert sorted(p for q, p in got if q == 0) == [b"q0-0", b"q0-1", b"q0-2"]
+        assert sorted(p for q, p in got if q == 1) == [b"q1-%d" % i for i in range(5)]
+        # The budget is given back once handled: QoS 0 flows again.
+        await client.publish_confirmed("flood/again", b"q0-again", qos=0)
+        await _until(lambda: len(got) == 9)
+        assert client.dropped_qos0 == 47
+    finally:
+        release.set()
+        await client.stop()

@@ -349,7 +349,8 @@ async def test_any_delivery_order_with_redelivery_stores_the_chain_exactly_once(
 @given(data=st.data(), n=st.integers(1, 20))
 async def test_every_record_is_accounted_for_once_in_its_ack(data: st.DataObject, n: int) -> None:
     """Whatever mix of good, forged, future and replayed records arrives, each record of a batch is counted exactly
-    once (accepted, duplicate or rejected) and exactly the accepted ones are stored."""
+    once (accepted, duplicate or rejected) and exactly the accepted ones are stored. A batch stops at its first
+    forged record: the good records after it are rejected too (issue 10, D5)."""
     gw = Gateway()
     store, service, _ = make(gw)
     recs = gw.many(METER, n)
@@ -358,11 +359,13 @@ async def test_every_record_is_accounted_for_once_in_its_ack(data: st.DataObject
         picks = sorted(data.draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n)))
         raws: list[bytes] = []
         good: set[int] = set()
+        forged_seen = False
         for i in picks:
             kind = data.draw(st.sampled_from(["good", "good", "forged", "garbage"]))
             raw = recs[i].encode() if kind == "good" else forge(recs[i]) if kind == "forged" else b"\x00" * 190
             raws.append(raw)
-            if kind == "good":
+            forged_seen = forged_seen or kind == "forged"
+            if kind == "good" and not forged_seen:
                 good.add(i + 1)
         ack = await service.handle_readings(gw.device_id, encode_batch(raws))
         assert ack.accepted + ack.duplicate + len(ack.rejected) == len(raws)

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.jsonrpc import JsonRpcServer, serve
+from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
 
@@ -31,7 +31,9 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain
     server: JsonRpcServer | None = None
     ledger: Ledger = embedded
     if kind == "rpc":
-        server = await serve(embedded, "127.0.0.1", 0)
+        # Development mode with caps far above what the contract tests fund.
+        server = await serve(embedded, "127.0.0.1", 0, limits=RpcLimits(
+            airdrop=True, airdrop_max_lamports=10**16, airdrop_lamports_per_address=10**17))
         ledger = RpcLedger(server.url)
     try:
         yield Chain(ledger, embedded, kind)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+import tomllib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import given
+from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
@@ -44,7 +47,7 @@ from solders.transaction import VersionedTransaction
 from central.ledger.builder import build_transaction, compile_message, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import LedgerError
-from central.ledger.jsonrpc import JsonRpcServer, serve
+from central.ledger.jsonrpc import FAUCET_RESERVE, METHODS, U64_MAX, JsonRpcServer, RpcLimits, jsonrpc_app, serve
 from central.ledger.tokens import TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import b58decode, b58encode
 
@@ -66,7 +69,7 @@ class Rpc:
 @pytest.fixture
 async def rpc(tmp_path: Path) -> AsyncIterator[tuple[Rpc, EmbeddedLedger]]:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "l", slot_ms=0))
-    server: JsonRpcServer = await serve(ledger, "127.0.0.1", 0)
+    server: JsonRpcServer = await serve(ledger, "127.0.0.1", 0, limits=RpcLimits(airdrop=True))
     async with aiohttp.ClientSession() as session:
         yield Rpc(server.url, session), ledger
     await server.close()
@@ -241,3 +244,130 @@ async def test_port_in_use_is_a_clear_error(rpc: tuple[Rpc, EmbeddedLedger]) -> 
     port = int(client.url.rsplit(":", 1)[1])
     with pytest.raises(LedgerError, match="rpc_port"):
         await serve(ledger, "127.0.0.1", port)
+
+
+# --- issue 10, D6 and D12: a bounded development endpoint that answers every input in JSON-RPC form -----------------
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@asynccontextmanager
+async def rpc_client(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> AsyncIterator[TestClient[Any, Any]]:
+    client: TestClient[Any, Any] = TestClient(TestServer(jsonrpc_app(ledger, limits)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def call(client: TestClient[Any, Any], method: str, *params: Any) -> dict[str, Any]:
+    resp = await client.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    assert resp.status == 200
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def test_airdrop_is_off_by_default_and_capped_in_development_mode() -> None:
+    ledger = EmbeddedLedger(EmbeddedConfig(slot_ms=0))
+    alice, bob, carol = (str(Keypair().pubkey()) for _ in range(3))
+    faucet = ledger.faucet_lamports
+    async with rpc_client(ledger) as client:  # production default: no airdrops at all
+        err = (await call(client, "requestAirdrop", alice, 10**9))["error"]
+        assert err["code"] == -32600
+        assert "disabled" in err["message"]
+    assert ledger.faucet_lamports == faucet
+    limits = RpcLimits(airdrop=True, airdrop_max_lamports=10**9, airdrop_lamports_per_address=15 * 10**8,
+                       airdrops_per_window=3)
+    async with rpc_client(ledger, limits) as client:
+        assert "per airdrop" in (await call(client, "requestAirdrop", alice, 10**9 + 1))["error"]["message"]
+        assert "result" in await call(client, "requestAirdrop", alice, 10**9)
+        assert "per address" in (await call(client, "requestAirdrop", alice, 6 * 10**8))["error"]["message"]
+        assert "result" in await call(client, "requestAirdrop", alice, 5 * 10**8)
+        assert "rent" in (await call(client, "requestAirdrop", bob, 1))["error"]["message"]
+        assert "result" in await call(client, "requestAirdrop", bob, 10**6)
+        assert "airdrops per" in (await call(client, "requestAirdrop", carol, 10**6))["error"]["message"]
+    assert ledger.faucet_lamports == faucet - 15 * 10**8 - 10**6 - 3 * 5000  # three fees
+    # Whatever the caps, the faucet keeps the reserve central's own fee-payer top-ups draw from.
+    async with rpc_client(ledger, RpcLimits(airdrop=True, airdrop_max_lamports=U64_MAX,
+                                            airdrop_lamports_per_address=U64_MAX)) as client:
+        err = (await call(client, "requestAirdrop", carol, ledger.faucet_lamports - FAUCET_RESERVE + 1))["error"]
+        assert "reserved" in err["message"]
+    assert ledger.faucet_lamports - FAUCET_RESERVE > 0
+    await ledger.close()
+
+
+async def test_batches_and_bodies_are_capped() -> None:
+    ledger = EmbeddedLedger(EmbeddedConfig(slot_ms=0))
+    limits = RpcLimits(airdrop=True, max_batch=10, max_body_bytes=64 * 1024)
+    airdrop = {"jsonrpc": "2.0", "id": 1, "method": "requestAirdrop", "params": [str(Keypair().pubkey()), 10**6]}
+    async with rpc_client(ledger, limits) as client:
+        resp = await client.post("/", json=[airdrop] * 11)  # the probe's 1 MB batch had 7,812
+        assert resp.status == 200
+        assert (await resp.json())["error"]["code"] == -32600
+        assert ledger.transaction_count == 0, "nothing of a refused batch runs"
+        resp = await client.post("/", json=[airdrop] * 10)
+        assert [("result" in r) for r in await resp.json()] == [True] * 10
+        resp = await client.post("/", data=b"[" + b" " * (64 * 1024) + b"]")
+        assert resp.status == 413
+        assert (await resp.json())["error"]["code"] == -32600
+    await ledger.close()
+
+
+def test_compose_keeps_json_rpc_private() -> None:
+    """The compose file publishes only the API (and MQTT); central serves JSON-RPC on loopback inside its container."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "8899" not in compose
+    with (ROOT / "firmware-config" / "central.compose.toml").open("rb") as f:
+        ledger_cfg = tomllib.load(f)["ledger"]
+    assert ledger_cfg.get("rpc_host", "127.0.0.1") == "127.0.0.1"
+    assert not ledger_cfg.get("rpc_airdrop", False)
+
+
+async def test_out_of_range_parameters_are_invalid_params() -> None:
+    ledger = EmbeddedLedger(EmbeddedConfig(slot_ms=0))
+    alice = str(Keypair().pubkey())
+    async with rpc_client(ledger, RpcLimits(airdrop=True)) as client:
+        for size in (2**70, 2**64, -1, True, 1.5, "10"):
+            assert (await call(client, "getMinimumBalanceForRentExemption", size))["error"]["code"] == -32602, size
+        assert (await call(client, "getMinimumBalanceForRentExemption", U64_MAX))["result"] > 0
+        for lamports in (2**64, 0, -5, False, 1e9):
+            assert (await call(client, "requestAirdrop", alice, lamports))["error"]["code"] == -32602, lamports
+        resp = await client.post("/", json={"jsonrpc": "2.0", "id": [1], "method": "getSlot"})
+        assert (resp.status, (await resp.json())["error"]["code"]) == (200, -32600)
+        resp = await client.post("/", data=b'{"jsonrpc":"2.0","id":1,"method":"getSlot","params":[NaN]}')
+        assert (resp.status, (await resp.json())["error"]["code"]) == (200, -32700)
+    await ledger.close()
+
+
+_KEYS = [str(Keypair().pubkey()) for _ in range(2)]
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from([*_KEYS, "base64", "base58", "jsonParsed", "json", str(Signature.default()),
+                       "11111111111111111111111111111111", "AA==", ""]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["encoding", "mint", "programId", "sigVerify", "replaceRecentBlockhash", "skipPreflight",
+                         "maxSupportedTransactionVersion", "commitment"]) | st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=st.lists(st.tuples(st.sampled_from(sorted(METHODS)), st.lists(_JSON, max_size=4) | _JSON),
+                         min_size=1, max_size=4))
+async def test_any_parameters_get_a_json_rpc_answer_never_http_500(requests: list[tuple[str, Any]]) -> None:
+    ledger = EmbeddedLedger(EmbeddedConfig(slot_ms=0))
+    try:
+        async with rpc_client(ledger, RpcLimits(airdrop=True)) as client:
+            batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(requests)]
+            resp = await client.post("/", json=batch)
+            assert resp.status == 200
+            answers = await resp.json()
+            assert [a["id"] for a in answers] == list(range(len(requests)))
+            for a in answers:
+                assert ("result" in a) != ("error" in a), a
+                if "error" in a:
+                    assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32015), a
+    finally:
+        await ledger.close()

@@ -14,7 +14,7 @@ from central.errors import ConfigError
 from central.ledger.cli import init_command
 from central.ledger.config import LedgerConfig
 from central.ledger.errors import KeyFileError, LedgerError
-from central.ledger.jsonrpc import serve
+from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.setup import init_ledger, key_path, load_setup, open_ledger
 from central.ledger.tokens import parse_mint
 
@@ -105,7 +105,8 @@ async def test_init_reaches_a_running_embedded_ledger_through_its_endpoint(tmp_p
         port = s.getsockname()[1]
     cfg = dev_config(tmp_path, rpc_port=port)
     running = open_ledger(cfg)  # the server process owns the directory
-    server = await serve(running, "127.0.0.1", port)  # type: ignore[arg-type]
+    # `ledger init` tops the fee payer up by airdrop: through the endpoint only in development mode.
+    server = await serve(running, "127.0.0.1", port, limits=RpcLimits(airdrop=True))  # type: ignore[arg-type]
     try:
         setup = await init_ledger(cfg)  # falls back to JSON-RPC: the directory is locked
         acc = await running.get_account(setup.quote_mint)
