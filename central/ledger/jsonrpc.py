@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 from solders.account import Account
-from solders.hash import Hash
+from solders.hash import Hash, ParseHashError
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -357,7 +357,7 @@ async def get_fee_for_message(ledger: EmbeddedLedger, params: list[Any]) -> obje
 async def is_blockhash_valid(ledger: EmbeddedLedger, params: list[Any]) -> object:
     try:
         h = Hash.from_string(_param(params, 0))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ParseHashError):  # ParseHashError (wrong length) is not a ValueError
         raise _invalid("Invalid param: Invalid blockhash") from None
     return {"context": _context(ledger), "value": ledger.blockhash_valid(h)}
 

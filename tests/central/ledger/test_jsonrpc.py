@@ -371,3 +371,17 @@ async def test_any_parameters_get_a_json_rpc_answer_never_http_500(requests: lis
                     assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32015), a
     finally:
         await ledger.close()
+
+
+async def test_blockhash_of_wrong_length_is_invalid_params_not_internal_error() -> None:
+    # Found by the property test above: solders' ParseHashError is not a ValueError.
+    ledger = EmbeddedLedger(EmbeddedConfig(slot_ms=0))
+    try:
+        async with rpc_client(ledger, RpcLimits()) as client:
+            for bad in ("", "abc", "1" * 60):
+                resp = await client.post("/", json={"jsonrpc": "2.0", "id": 1, "method": "isBlockhashValid",
+                                                    "params": [bad]})
+                answer = await resp.json()
+                assert answer["error"]["code"] == -32602, answer
+    finally:
+        await ledger.close()
