@@ -27,7 +27,6 @@ async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
         await c.ledger.close()
 
 
-@pytest.mark.slow
 async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(pool: asyncpg.Pool, chain: Chain) -> None:
     alice = await add_user(pool)
     site = await seed_site(pool, [alice], ["BIG-1"])
