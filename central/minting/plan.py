@@ -123,10 +123,11 @@ def mint_units(
         owner = Pubkey.from_string(wallet)
         missing = associated_token_address(owner, accounts.energy_mint) not in existing
         batch = [i for i in group if i.id not in solo]
+        create = missing
         while batch:
-            size = _largest_part(batch, owner, accounts, create=missing, nodes=nodes)
-            units.append(_unit(batch[:size], owner, accounts, create=missing))
-            batch, missing = batch[size:], False
+            size = _largest_part(batch, owner, accounts, create=create, nodes=nodes)
+            units.append(_unit(batch[:size], owner, accounts, create=create))
+            batch, create = batch[size:], False
         # Each solo intent alone: it must succeed or fail on its own. Solo units may land in any order, so each
         # creates the (still missing) token account itself; creation is idempotent.
         units.extend(_unit([i], owner, accounts, create=missing) for i in group if i.id in solo)
