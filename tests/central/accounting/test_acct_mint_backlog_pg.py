@@ -3,7 +3,7 @@ into transactions that fit, instead of one unit that can never fit and is failed
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -12,9 +12,11 @@ from acct_chain import embedded_chain
 from acct_mint_env import T0, account_all, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
 from acct_mint_env import minted_wh_in_db as minted_in_db
 
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.db.migrations import MIGRATIONS_DIR
+from central.ledger.packing import Unit
 from central.minting.plan import MINT_KIND
-from central.minting.service import mint_outbox, release_accrued
+from central.minting.service import MintBuilder, mint_outbox, release_accrued
 from central.wallets.chain import Chain
 
 
@@ -79,3 +81,38 @@ async def test_previously_failed_oversized_mints_are_minted_after_retry_and_migr
     assert await outbox.counts() == {"confirmed": 80}
     assert await energy_supply(chain) == await minted_in_db(pool) == 3 * 3 * 80
     assert await energy_balance(chain, wallet.device_id) == 3 * 3 * 80
+
+
+async def test_parts_that_do_not_fit_the_outbox_are_split_again_by_the_mint_builder(
+    pool: asyncpg.Pool, chain: Chain
+) -> None:
+    """The plan measures parts without a compute-unit price; an outbox configured with one adds an instruction, so
+    the largest parts no longer fit. The outbox has the builder re-build halves of them: all are still minted."""
+    alice = await add_user(pool)
+    site = await seed_site(pool, [alice], ["PRICE-1"])
+    await feed(pool, site, T0, 3 * 200 + 1, {"PRICE-1": 4})
+    assert await account_all(pool) == 200
+    wallet = await link_wallet(pool, alice)
+    builder = MintBuilder(pool, chain)
+    builds: list[int] = []
+
+    async def counting(intents: Sequence[Intent]) -> Sequence[Unit]:
+        builds.append(len(intents))
+        return await builder(intents)
+
+    outbox = ChainOutbox(
+        pool,
+        chain.ledger,
+        OutboxConfig(MINT_KIND, batch_size=4000, compute_unit_price=1),
+        payer=chain.fee_payer,
+        signers=[chain.mint_authority],
+        build=counting,
+        trailer=builder.trailer,
+    )
+    totals = await outbox.drain()
+    assert builds[0] == 200
+    assert len(builds) > 1  # halves re-built
+    assert totals.failed == 0
+    assert await outbox.counts() == {"confirmed": 200}
+    assert await energy_supply(chain) == await minted_in_db(pool) == 4 * 3 * 200
+    assert await energy_balance(chain, wallet.device_id) == 4 * 3 * 200
