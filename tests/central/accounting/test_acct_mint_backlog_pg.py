@@ -44,7 +44,7 @@ async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(pool
     totals = await outbox.drain()
     assert await outbox.counts() == {"confirmed": 500}
     assert totals.failed == 0
-    assert 1 < totals.transactions < 500 / 10  # split into parts that fit, still batched
+    assert 1 < totals.transactions <= 10  # split into parts that fit (about 65 windows each), still batched
     assert await energy_supply(chain) == await minted_in_db(pool) == 7 * 3 * 500
     assert await energy_balance(chain, wallet.device_id) == 7 * 3 * 500
 
