@@ -7,6 +7,9 @@ intents into packing units (instructions that must land together). The disciplin
 2. ``submit``: claim pending intents (``FOR UPDATE SKIP LOCKED``, so several workers can run), build units, pack them
    into as few transactions as fit, sign them with a fresh blockhash, and — in the same database transaction —
    record every transaction (signature, last valid block height, raw bytes) and mark its intents ``submitted``.
+   A unit that does not fit one transaction alone is split: the builder re-builds each half of its intents
+   (recursively); only a single intent whose unit cannot fit is ``failed``. A ``solo`` intent is always built and
+   sent alone.
    Only after that commit are the transactions sent (write-ahead: a signature is recorded before it can exist on
    chain, so a crash anywhere never leaves an unknown transaction on chain).
 3. ``reconcile``: for every open submission, read the block height FIRST, then the signature statuses:
