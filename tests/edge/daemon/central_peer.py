@@ -47,6 +47,7 @@ class CentralPeer:
     password: str | None = None
     online_count: int = 0  # "online" status messages seen (one per daemon (re)connect)
     key: DeviceKey = TEST_CENTRAL_KEY  # central's signing key
+    sync_answer: tuple[int, bytes] | None = None  # (last seq, head) to answer sync requests with, instead of the truth
     sent: list[tuple[str, bytes]] = field(default_factory=list)  # (topic, payload) of every sealed message sent
 
     def __post_init__(self) -> None:
@@ -106,6 +107,8 @@ class CentralPeer:
             with self._lock:
                 last = max(self.records, default=0)
                 head = record_hash(self.records[last]) if last else ZERO_HASH
+            if self.sync_answer is not None:
+                last, head = self.sync_answer
             answer = SyncReply(req.nonce, last, head)
             self._send(topics.sync_reply(device_id), seal_sync_reply(self.key, device_id, answer))
         elif kind is topics.TopicKind.CHALLENGE_REPLY:
