@@ -231,8 +231,8 @@ def _central(t: _Table, base: Path) -> CentralConfig:
     if not text:
         raise t.fail(
             "public_key",
-            "is required: central's public key (base58), from central's operator. The gateway acts only on messages "
-            "central signed with it (protocol v1.1) and refuses to start without it",
+            "is required: central's public key (base58; `gridtokenx-central signing-key show` prints it). The gateway "
+            "acts only on messages central signed with it (protocol v1.1) and refuses to start without it",
         )
     text = text.strip()
     try:
