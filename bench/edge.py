@@ -34,7 +34,7 @@ from edge.outbox import Outbox  # noqa: E402
 from edge.signing import ProtocolSigner  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
 from tests.conftest import Broker, free_port  # noqa: E402
-from tests.edge.daemon.central_peer import CentralPeer, wait_until  # noqa: E402
+from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY, CentralPeer, wait_until  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STATUS_PW = "bench-status-pw"
@@ -57,6 +57,7 @@ def config(
         f'[device]\nstate_dir = "{state}"\n[poll]\nclock_check = "none"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nreconnect_min_s = 0.2\nreconnect_max_s = 2\n'
         + "".join(f"{k} = {v}\n" for k, v in m.items())
+        + f'[central]\npublic_key = "{TEST_CENTRAL_KEY.device_id}"\n'
         + "[outbox]\nmin_free_mb = 0\n"
         + (
             "[status]\nenabled = false\n"

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from protocol.errors import MalformedError
+from protocol.keys import public_key_from_device_id
 
 DEFAULT_CONFIG_PATH = Path("/etc/gridtokenx/edge.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/gridtokenx-edge")
@@ -65,10 +67,19 @@ class StatusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CentralConfig:
+    """Central's Ed25519 public key, pinned here and never learned from the broker (protocol §10): the gateway acts
+    only on acks, challenges and sync replies that central signed with the matching key."""
+
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class EdgeConfig:
     source: Path
     state_dir: Path
     mqtt: MqttConfig
+    central: CentralConfig
     outbox: OutboxConfig
     status: StatusConfig
     maps_dir: Path | None = None
@@ -215,6 +226,24 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
     return cfg
 
 
+def _central(t: _Table, base: Path) -> CentralConfig:
+    text = t.secret("public_key", base)
+    if not text:
+        raise t.fail(
+            "public_key",
+            "is required: central's public key (base58; `gridtokenx-central signing-key show` prints it). The gateway "
+            "acts only on messages central signed with it (protocol v1.1) and refuses to start without it",
+        )
+    text = text.strip()
+    try:
+        key = public_key_from_device_id(text)
+    except MalformedError:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise t.fail("public_key", f"must be an Ed25519 public key in base58 (32 bytes), got {shown!r}") from None
+    t.check_unknown()
+    return CentralConfig(public_key=key)
+
+
 def _status(t: _Table, base: Path) -> StatusConfig:
     enabled = t.bool_("enabled", True)
     bind = t.str_("bind", "127.0.0.1") or "127.0.0.1"
@@ -260,6 +289,7 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
     if not root.has("mqtt"):
         raise root.fail("mqtt", "the [mqtt] table is required")
     mqtt = _mqtt(root.sub("mqtt"), base)
+    central = _central(root.sub("central"), base)
 
     ob = root.sub("outbox")
     outbox = OutboxConfig(
@@ -285,6 +315,7 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         source=source,
         state_dir=state_dir,
         mqtt=mqtt,
+        central=central,
         outbox=outbox,
         status=status,
         maps_dir=maps_dir,

@@ -28,6 +28,7 @@ from edge.status import LinkState, MeterState, StatusBoard
 from edge.uplink import Uplink
 from edge.web import make_app
 from protocol.keys import DeviceKey
+from protocol.signed import format_pairing_code, pairing_code
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,7 @@ class Daemon:
             started_ms=_now_ms(),
             link=LinkState(broker=f"{'mqtts' if cfg.mqtt.tls else 'mqtt'}://{cfg.mqtt.host}:{cfg.mqtt.port}"),
             clock_synced=clock_check(),
+            pairing_code=format_pairing_code(pairing_code(loaded.seed)),
         )
         signer = ProtocolSigner(key)
         loop = asyncio.get_running_loop()
@@ -218,7 +220,8 @@ class Daemon:
             state=board.link,
         )
         uplink = self.uplink = Uplink(
-            key=key, outbox=outbox, signer=signer, link=link, mqtt=cfg.mqtt, outbox_cfg=cfg.outbox, board=board,
+            key=key, central_public_key=cfg.central.public_key, outbox=outbox, signer=signer, link=link,
+            mqtt=cfg.mqtt, outbox_cfg=cfg.outbox, board=board,
             version=self.version,
         )
         link.configure_topics(uplink.topic_status, uplink.subscriptions)

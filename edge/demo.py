@@ -3,11 +3,13 @@
 Used by the project's ``make demo``::
 
     from edge.demo import write_demo_config
-    cfg = write_demo_config(Path(".demo/edge"), mqtt_port=1883, sim_port=5020, meters=4)
+    cfg = write_demo_config(Path(".demo/edge"), mqtt_port=1883, sim_port=5020, meters=4,
+                            central_public_key="<central's public key, base58>")
     # python -m edge.simulator --port 5020 --count 4 --speed 60      (prints {"ready": true, ...})
     # gridtokenx-edge --config .demo/edge/edge.toml run               (JSON logs on stdout)
 
-or from a shell: ``python -m edge.demo .demo/edge --mqtt-port 1883 --sim-port 5020 --meters 4`` prints the path.
+or from a shell: ``python -m edge.demo .demo/edge --central-public-key KEY --mqtt-port 1883 --sim-port 5020
+--meters 4`` prints the path.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def demo_config_text(
     interval_s: int = 5,
     status_port: int = 8080,
     status_password: str,
+    central_public_key: str,
 ) -> str:
     lines = [
         "# Demo configuration written by edge.demo: simulated meters, local broker, no TLS.",
@@ -44,6 +47,8 @@ def demo_config_text(
         "backlog_start_jitter_s = 0",
         "reconnect_min_s = 0.5",
         "reconnect_max_s = 10",
+        "[central]",
+        f'public_key = "{central_public_key}"',
         "[outbox]",
         "min_free_mb = 50",
         "[status]",
@@ -79,6 +84,7 @@ def write_demo_config(
     interval_s: int = 5,
     status_port: int = 8080,
     status_password: str | None = None,
+    central_public_key: str,
 ) -> Path:
     """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,6 +98,7 @@ def write_demo_config(
         interval_s=interval_s,
         status_port=status_port,
         status_password=status_password or secrets.token_urlsafe(12),
+        central_public_key=central_public_key,
     )
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")
@@ -108,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=int, default=5)
     ap.add_argument("--status-port", type=int, default=8080)
     ap.add_argument("--status-password", default=None)
+    ap.add_argument("--central-public-key", required=True, help="central's public key (base58), pinned by the edge")
     a = ap.parse_args(argv)
     path = write_demo_config(
         a.directory, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, sim_port=a.sim_port, meters=a.meters,
         interval_s=a.interval, status_port=a.status_port, status_password=a.status_password,
+        central_public_key=a.central_public_key,
     )
     print(path)
     return 0

@@ -89,6 +89,29 @@ class LinkState:
     acked_records: int = 0
 
 
+MESSAGE_KINDS = ("ack", "challenge", "sync")
+
+
+@dataclass(slots=True)
+class IgnoredMessages:
+    """Messages on the device's topics that claimed to come from central and were not acted on (protocol §10).
+
+    ``forged``: not an envelope central signed for this device with the pinned key (unsigned, bad signature, wrong
+    kind, another device, malformed). ``replayed``: genuinely signed but not current — an ack for a batch not in
+    flight, a challenge already answered or expired, a sync reply for a request not outstanding. ``unpaired``:
+    genuine challenges whose pairing MAC does not match this gateway's pairing code (not signed).
+    """
+
+    forged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MESSAGE_KINDS, 0))
+    replayed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MESSAGE_KINDS, 0))
+    unpaired: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: {"forged": self.forged[k], "replayed": self.replayed[k]} for k in MESSAGE_KINDS}
+        out["challenge"]["unpaired"] = self.unpaired
+        return out
+
+
 @dataclass(slots=True)
 class StatusBoard:
     device_id: str
@@ -102,6 +125,9 @@ class StatusBoard:
     alarms: dict[str, str] = field(default_factory=dict)
     disk_free_bytes: int | None = None
     outbox_bytes: int | None = None
+    ignored: IgnoredMessages = field(default_factory=IgnoredMessages)
+    # Shown only on the authenticated status page (and /api/status): never on MQTT, never in logs.
+    pairing_code: str | None = field(default=None, repr=False)
 
     @property
     def verified(self) -> bool:
@@ -126,6 +152,7 @@ class StatusBoard:
             "uptime_s": max(0, (now_ms - self.started_ms) // 1000),
             "clock_synced": self.clock_synced,
             "verified": self.verified,
+            "pairing_code": self.pairing_code,
             "challenge_answered_ms": self.challenge_answered_ms,
             "accepted_after_challenge_ms": self.accepted_after_challenge_ms,
             "alarms": [{"key": k, "message": v} for k, v in sorted(self.alarms.items())],
@@ -162,5 +189,6 @@ class StatusBoard:
                 "published_records": link.published_records,
                 "acked_records": link.acked_records,
             },
+            "ignored_from_central": self.ignored.to_dict(),
             **(dict(extra) if extra else {}),
         }

@@ -9,12 +9,17 @@ broker's PUBACK):
 A batch whose ack does not arrive within ``ack_timeout_s`` is sent again (central deduplicates on seq).
 
 Also answers challenges (protocol §3.3) and runs the chain resync (§3.5) when the outbox needs it.
+
+Nothing that arrives on the device's topics is acted on unless central signed it with the key pinned in the config
+(protocol §10, v1.1): forged messages and replays of genuine ones are ignored and counted on the status board
+(``StatusBoard.ignored``). A challenge is signed only if its pairing MAC matches this gateway's pairing code.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import secrets
@@ -29,9 +34,10 @@ from edge.status import StatusBoard
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
-from protocol.challenge import Challenge, ChallengeReply, sign_challenge
+from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
+from protocol.signed import PairedChallenge, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
 from protocol.sync import SyncReply, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,12 @@ log = logging.getLogger(__name__)
 SYNC_RETRY_S = 30.0
 META_CHALLENGE = "challenge_answered_ms"
 META_ACCEPTED = "accepted_after_challenge_ms"
+ANSWERED_NONCES = 256  # challenge nonces remembered (with their expiry) to refuse replays; bounded memory
+
+
+def _worth_logging(count: int) -> bool:
+    """Log the 1st, 2nd, 4th, 8th ... occurrence: a flood of forged messages cannot flood the log."""
+    return count & (count - 1) == 0
 
 
 class Link(Protocol):
@@ -63,6 +75,7 @@ class Uplink:
         self,
         *,
         key: DeviceKey,
+        central_public_key: bytes,
         outbox: Outbox,
         signer: RecordSigner,
         link: Link,
@@ -75,6 +88,9 @@ class Uplink:
         rng: random.Random | None = None,
     ) -> None:
         self._key = key
+        self._central_pk = bytes(central_public_key)
+        self._pairing_code = pairing_code(key.seed)  # never logged, never published
+        self._answered: dict[bytes, int] = {}  # challenge nonce -> expires_ms, insertion order
         self._outbox = outbox
         self._signer = signer
         self._link = link
@@ -141,18 +157,36 @@ class Uplink:
         self._drop_inflight()
 
     def on_message(self, topic: str, payload: bytes) -> None:
+        """A message on one of ``subscriptions``: acted on only if central signed it for this device (§10)."""
+        pk, dev = self._central_pk, self.device_id
+        ack_t, challenge_t, sync_t = self.subscriptions
+        kind = "ack" if topic == ack_t else "challenge" if topic == challenge_t else "sync" if topic == sync_t else ""
+        if not kind:
+            return
         try:
-            if topic == self.subscriptions[0]:
-                self._on_ack(Ack.from_json(payload))
-            elif topic == self.subscriptions[1]:
-                self._on_challenge(Challenge.from_json(payload))
-            elif topic == self.subscriptions[2]:
-                self._on_sync_reply(SyncReply.from_json(payload))
+            if kind == "ack":
+                ack = unseal_ack(payload, pk, dev)
+                act: Callable[[], None] = functools.partial(self._on_ack, ack)
+            elif kind == "challenge":
+                challenge = unseal_challenge(payload, pk, dev)
+                act = functools.partial(self._on_challenge, challenge)
+            else:
+                reply = unseal_sync_reply(payload, pk, dev)
+                act = functools.partial(self._on_sync_reply, reply)
         except ProtocolError as e:
-            log.warning("ignored malformed message from central", extra={"topic": topic, "error": str(e)})
-        except (OutboxError, ValueError) as e:
+            forged = self._board.ignored.forged
+            forged[kind] += 1
+            if _worth_logging(forged[kind]):
+                log.warning(
+                    "ignored a message not signed by central (forged, or [central] public_key is wrong)",
+                    extra={"kind": kind, "error": str(e), "forged_so_far": forged[kind]},
+                )
+            return
+        try:
+            act()
+        except (OutboxError, ProtocolError, ValueError) as e:
             log.error(  # noqa: TRY400 - the message says it all; no traceback in the field logs
-                "outbox error while applying central's message", extra={"topic": topic, "error": str(e)}
+                "error while applying central's message", extra={"topic": topic, "error": str(e)}
             )
         self.wake()
 
@@ -167,8 +201,8 @@ class Uplink:
         else:
             # Only a batch actually in flight is acked; counts in an ack are never trusted (issue 10, D3). An ack
             # for an earlier connection's batch is dropped too: its records are resent and central answers
-            # "duplicate", so nothing is lost.
-            log.info("ack for an unknown batch ignored", extra={"first": ack.first, "last": ack.last})
+            # "duplicate", so nothing is lost. A replayed genuine ack lands here too (protocol §10).
+            self._replayed("ack", "ack for a batch not in flight ignored", first=ack.first, last=ack.last)
             return
         in_batch = set(seqs)
         outcome = self._outbox.apply_ack(
@@ -197,20 +231,48 @@ class Uplink:
             self._outbox.set_meta(META_ACCEPTED, str(now))
             log.info("central accepted readings after the challenge: device verified")
 
-    def _on_challenge(self, ch: Challenge) -> None:
+    def _replayed(self, kind: str, what: str, **extra: object) -> None:
+        replayed = self._board.ignored.replayed
+        replayed[kind] += 1
+        if _worth_logging(replayed[kind]):
+            log.info(what, extra={**extra, "kind": kind, "ignored_so_far": replayed[kind]})
+
+    def _on_challenge(self, ch: PairedChallenge) -> None:
         now = self._wall()
         if ch.expires_ms <= now:
-            log.warning("expired challenge ignored", extra={"expires_ms": ch.expires_ms})
+            self._replayed("challenge", "expired challenge ignored", expires_ms=ch.expires_ms)
+            return
+        if ch.nonce in self._answered:
+            self._replayed("challenge", "challenge already answered ignored")
+            return
+        if not ch.matches(self._pairing_code, self._key.public_key):
+            # Central signed it, but for a pairing code typed by someone who does not stand at this gateway.
+            ignored = self._board.ignored
+            ignored.unpaired += 1
+            if _worth_logging(ignored.unpaired):
+                log.warning(
+                    "challenge not signed: the pairing code entered at central is not this gateway's "
+                    "(read it on the status page)",
+                    extra={"unpaired_so_far": ignored.unpaired},
+                )
             return
         reply = ChallengeReply(ch.nonce, sign_challenge(self._key, ch.nonce, ch.expires_ms))
         if self._link.publish(topics.challenge_reply(self.device_id), reply.to_json(), qos=1):
+            self._remember_answered(ch.nonce, ch.expires_ms, now)
             self._board.challenge_answered_ms = now
             self._outbox.set_meta(META_CHALLENGE, str(now))
             log.info("challenge answered")
 
+    def _remember_answered(self, nonce: bytes, expires_ms: int, now: int) -> None:
+        for old in [n for n, exp in self._answered.items() if exp <= now]:  # expired ones are refused anyway
+            del self._answered[old]
+        self._answered[nonce] = expires_ms
+        while len(self._answered) > ANSWERED_NONCES:
+            del self._answered[next(iter(self._answered))]
+
     def _on_sync_reply(self, reply: SyncReply) -> None:
         if self._sync_nonce is None or reply.nonce != self._sync_nonce:
-            log.info("sync reply with an unknown nonce ignored")
+            self._replayed("sync", "sync reply for no outstanding request ignored")
             return
         signed = self._outbox.apply_sync(reply.last_seq, reply.last_hash, self._signer)
         self._sync_nonce = None

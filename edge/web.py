@@ -134,6 +134,12 @@ th{color:#555;font-weight:600;width:45%}.mono{font-family:ui-monospace,monospace
 """
 
 
+def qr_payload(device_id: str, pairing_code: str | None) -> str:
+    """What the status page's QR code holds: ``gridtokenx:<device id>?pairing=<ABCD-EFGH>`` (just the device id
+    when there is no pairing code)."""
+    return device_id if not pairing_code else f"gridtokenx:{device_id}?pairing={pairing_code}"
+
+
 def render_page(s: dict[str, Any], refresh_s: int) -> str:
     e = html.escape
     now = int(s["now_ms"])
@@ -145,10 +151,13 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
         "<h1>GridTokenX gateway</h1>",
     ]
     out += [f"<div class='alarm' data-alarm='{e(a['key'])}'>⚠ {e(a['message'])}</div>" for a in s["alarms"]]
-    qr = segno.make(s["device_id"], error="m").svg_inline(scale=4, border=2)
+    code = s.get("pairing_code")
+    qr = segno.make(qr_payload(s["device_id"], code), error="m").svg_inline(scale=4, border=2)
     out += [
         "<section id='device'><h2>Device</h2><table>",
         f"<tr><th>Device id</th><td class='mono' id='device-id'>{e(s['device_id'])}</td></tr>",
+        f"<tr><th>Pairing code</th><td class='mono' id='pairing-code'>{e(code or '–')}"
+        " <span class='small'>(enter it with the device id when registering the gateway at central)</span></td></tr>",
         f"<tr><th>Verified by central</th><td id='verified'>{_badge(s['verified'], 'verified', 'not yet')}</td></tr>",
         f"<tr><th>Software</th><td id='version'>{e(s['version'])}</td></tr>",
         f"<tr><th>Uptime</th><td id='uptime'>{_age(s['uptime_s'])}</td></tr>",
@@ -217,6 +226,16 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
         f"<tr><th>In flight</th><td>{mq['inflight_records']:,} readings in {mq['inflight_batches']} batches</td></tr>",
         f"<tr><th>Sent / acknowledged</th><td>{mq['published_records']:,} / {mq['acked_records']:,}</td></tr>",
     ]
+    ig = s.get("ignored_from_central") or {}
+    for kind, label in (("ack", "acks"), ("challenge", "challenges"), ("sync", "sync replies")):
+        c = ig.get(kind)
+        if c is None:
+            continue
+        unpaired = f", {c['unpaired']:,} wrong pairing code" if "unpaired" in c else ""
+        out.append(
+            f"<tr><th>Ignored {label}</th><td id='ignored-{kind}'>{c['forged']:,} not signed by central, "
+            f"{c['replayed']:,} replayed{unpaired}</td></tr>"
+        )
     if mq["last_error"]:
         out.append(f"<tr><th>Last error</th><td class='err'>{e(mq['last_error'])}</td></tr>")
     out += [

@@ -13,7 +13,9 @@ from central.ledger.config import LedgerConfig
 from central.market.plugin import MarketConfig
 from central.minting.plugin import MintingSettings
 from edge.config import parse_config
+from edge.errors import ConfigError
 from edge.meter_setup import plan
+from protocol.keys import DeviceKey
 
 FIRMWARE = Path(__file__).parents[1] / "firmware-config"
 
@@ -39,7 +41,22 @@ def test_edge_configs_validate(name: str, tmp_path: Path) -> None:
     path = FIRMWARE / name
     password = tmp_path / "status.password"
     password.write_text("a-long-status-password\n")
-    text = path.read_text().replace("/run/secrets/edge_status_password", str(password))
+    central = DeviceKey.generate()
+    central_pub = tmp_path / "central.pub"
+    central_pub.write_text(central.device_id + "\n")
+    text = (
+        path.read_text()
+        .replace("/run/secrets/edge_status_password", str(password))
+        .replace("/run/secrets/central_public_key", str(central_pub))
+        .replace("REPLACE_WITH_CENTRAL_PUBLIC_KEY", central.device_id)
+    )
     config = parse_config(text, path)
+    assert config.central.public_key == central.public_key
     meters = plan(config)
     assert meters.meters
+
+
+def test_edge_example_refuses_to_start_until_central_key_is_filled_in() -> None:
+    path = FIRMWARE / "edge.example.toml"
+    with pytest.raises(ConfigError, match=r"central\.public_key: must be an Ed25519 public key in base58"):
+        parse_config(path.read_text(), path)

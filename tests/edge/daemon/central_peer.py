@@ -1,9 +1,11 @@
 """A test subscriber that acts as central would on the broker: verifies every record, keeps them by seq,
-acks each batch, answers chain-resync requests and can send challenges."""
+acks each batch, answers chain-resync requests and can send challenges — every answer sealed with the test central
+key (protocol §10) that the daemon configs of these tests pin (``TEST_CENTRAL_KEY``)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import threading
 import time
@@ -15,11 +17,15 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import decode_batch
-from protocol.challenge import Challenge, ChallengeReply, verify_challenge
+from protocol.challenge import ChallengeReply, verify_challenge
 from protocol.errors import ProtocolError
-from protocol.keys import public_key_from_device_id
+from protocol.keys import DeviceKey, public_key_from_device_id
 from protocol.record import ZERO_HASH, record_hash
+from protocol.signed import PairedChallenge, seal_ack, seal_challenge, seal_sync_reply
 from protocol.sync import SyncReply, SyncRequest
+
+#: Central's signing key in the edge tests (a fixed test key; the daemon configs pin its public key).
+TEST_CENTRAL_KEY = DeviceKey.from_seed(hashlib.sha256(b"gridtokenx edge tests: central").digest())
 
 
 @dataclass
@@ -40,10 +46,13 @@ class CentralPeer:
     username: str | None = None
     password: str | None = None
     online_count: int = 0  # "online" status messages seen (one per daemon (re)connect)
+    key: DeviceKey = TEST_CENTRAL_KEY  # central's signing key
+    sync_answer: tuple[int, bytes] | None = None  # (last seq, head) to answer sync requests with, instead of the truth
+    sent: list[tuple[str, bytes]] = field(default_factory=list)  # (topic, payload) of every sealed message sent
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self._challenges: dict[bytes, Challenge] = {}
+        self._challenges: dict[bytes, PairedChallenge] = {}
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"central-peer-{secrets.token_hex(4)}",
@@ -98,7 +107,10 @@ class CentralPeer:
             with self._lock:
                 last = max(self.records, default=0)
                 head = record_hash(self.records[last]) if last else ZERO_HASH
-            client.publish(topics.sync_reply(device_id), SyncReply(req.nonce, last, head).to_json(), qos=1)
+            if self.sync_answer is not None:
+                last, head = self.sync_answer
+            answer = SyncReply(req.nonce, last, head)
+            self._send(topics.sync_reply(device_id), seal_sync_reply(self.key, device_id, answer))
         elif kind is topics.TopicKind.CHALLENGE_REPLY:
             reply = ChallengeReply.from_json(payload)
             ch = self._challenges.get(reply.nonce)
@@ -141,13 +153,30 @@ class CentralPeer:
                         self.conflicts.append(r.seq)
         if self.ack:
             ack = Ack(recs[0].seq, recs[-1].seq, accepted, duplicate)
-            client.publish(topics.ack(device_id), ack.to_json(), qos=1)
+            self._send(topics.ack(device_id), seal_ack(self.key, device_id, ack))
 
     # -- actions and checks
-    def challenge(self, device_id: str) -> None:
-        ch = Challenge(secrets.token_bytes(32), int(time.time() * 1000) + 60_000)
+    def _send(self, topic: str, payload: bytes) -> None:
+        with self._lock:
+            self.sent.append((topic, payload))
+        self._client.publish(topic, payload, qos=1)
+
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        """Publish exactly ``payload`` (a forgery, a replay) on ``topic``."""
+        self._client.publish(topic, payload, qos=1)
+
+    def challenge(self, device_id: str, pairing_code: str) -> None:
+        """A sealed challenge for the pairing code the installer typed (right or wrong)."""
+        nonce = secrets.token_bytes(32)
+        ch = PairedChallenge.issue(
+            pairing_code, nonce, public_key_from_device_id(device_id), int(time.time() * 1000) + 60_000
+        )
         self._challenges[ch.nonce] = ch
-        self._client.publish(topics.challenge(device_id), ch.to_json(), qos=1)
+        self._send(topics.challenge(device_id), seal_challenge(self.key, device_id, ch))
+
+    def sent_on(self, topic: str) -> list[bytes]:
+        with self._lock:
+            return [p for t, p in self.sent if t == topic]
 
     def seqs(self) -> list[int]:
         with self._lock:

@@ -14,6 +14,7 @@ from edge.signing import ProtocolSigner
 from edge.simulator.modbus import SimulatedModbusMeter
 from edge.simulator.profiles import FastClock, Kind, MeterState, Profile
 from protocol.keys import DeviceKey
+from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
 
 PASSWORD = "technician-pw-1"
 
@@ -36,6 +37,9 @@ backlog_rate = 2000
 backlog_start_jitter_s = 0
 reconnect_min_s = 0.1
 reconnect_max_s = 1
+
+[central]
+public_key = "{TEST_CENTRAL_KEY.device_id}"
 
 [outbox]
 min_free_mb = 0

@@ -10,6 +10,7 @@ from edge.config import load_config
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 from edge.meter_setup import describe, plan
 from tests.conftest import free_port
+from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
 from tests.edge.daemon.conftest import config_text, meters_toml
 from tests.edge.daemon.daemon_proc import SimProcess
 
@@ -67,9 +68,12 @@ def test_read_and_scan_against_a_real_modbus_server(tmp_path: Path, capsys: pyte
 
 
 def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None:
-    path = write_demo_config(tmp_path / "demo", mqtt_port=1884, sim_port=5021, meters=3)
+    path = write_demo_config(
+        tmp_path / "demo", mqtt_port=1884, sim_port=5021, meters=3, central_public_key=TEST_CENTRAL_KEY.device_id
+    )
     cfg = load_config(path)
     assert cfg.mqtt.port == 1884
+    assert cfg.central.public_key == TEST_CENTRAL_KEY.public_key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     p = plan(cfg)
     assert [m.serial for m in p.meters] == [f"{DEMO_SERIAL_PREFIX}{i:02d}" for i in (1, 2, 3)]

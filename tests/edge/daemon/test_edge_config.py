@@ -6,6 +6,7 @@ import pytest
 
 from edge.config import parse_config
 from edge.errors import ConfigError
+from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
 from tests.edge.daemon.conftest import config_text
 
 
@@ -28,7 +29,8 @@ def test_full_config_parses_into_frozen_objects(tmp_path: Path) -> None:
 
 def test_example_config_in_repo_is_valid(tmp_path: Path) -> None:
     example = Path(__file__).parents[3] / "firmware-config" / "edge.example.toml"
-    cfg = parse_config(example.read_text(), example)
+    text = example.read_text().replace("REPLACE_WITH_CENTRAL_PUBLIC_KEY", TEST_CENTRAL_KEY.device_id)
+    cfg = parse_config(text, example)
     assert cfg.mqtt.tls is None or cfg.mqtt.tls.ca_file.name
 
 
@@ -46,6 +48,10 @@ def test_example_config_in_repo_is_valid(tmp_path: Path) -> None:
         (("[mqtt]", "[mqtt]\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\""), "mqtt.tls.ca_file: file"),
         (("reconnect_max_s = 1", "reconnect_max_s = 0.06"), "reconnect_max_s: must be >= reconnect_min_s"),
         (("[mqtt]", "[mqtt]\nusername = \"\"\npassword = \"x\""), "mqtt.password: a password needs a username"),
+        ((TEST_CENTRAL_KEY.device_id, "not-a-key"), "central.public_key: must be an Ed25519 public key in base58"),
+        ((TEST_CENTRAL_KEY.device_id, "1111"), "central.public_key: must be an Ed25519 public key in base58"),
+        ((f'public_key = "{TEST_CENTRAL_KEY.device_id}"', ""), "central.public_key: is required"),
+        (("[central]", "[central]\nkey = 1"), "central.key: unknown key"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(tmp_path: Path, patch: tuple[str, str], where: str) -> None:
@@ -79,3 +85,18 @@ def test_status_page_binds_to_loopback_unless_configured(tmp_path: Path) -> None
     text = config_text(tmp_path / "s").replace('bind = "127.0.0.1"\n', "", 1)
     assert "bind" not in text.split("[status]", 1)[1].split("[", 1)[0]
     assert _parse(tmp_path, text).status.bind == "127.0.0.1"
+
+
+def test_central_public_key_is_required_and_may_come_from_a_file(tmp_path: Path) -> None:
+    """Issue 10, D2: the gateway pins central's key from its own config; without one it refuses to start."""
+    pinned = f'public_key = "{TEST_CENTRAL_KEY.device_id}"'
+    text = config_text(tmp_path / "s")
+    assert _parse(tmp_path, text).central.public_key == TEST_CENTRAL_KEY.public_key
+    without = text.replace(f"[central]\n{pinned}\n", "")
+    with pytest.raises(ConfigError, match=r"central\.public_key: is required.*refuses to start"):
+        _parse(tmp_path, without)
+    (tmp_path / "central.pub").write_text(TEST_CENTRAL_KEY.device_id + "\n")
+    from_file = _parse(tmp_path, text.replace(pinned, 'public_key_file = "central.pub"'))
+    assert from_file.central.public_key == TEST_CENTRAL_KEY.public_key
+    with pytest.raises(ConfigError, match=r"central\.public_key: give either public_key or public_key_file"):
+        _parse(tmp_path, text.replace(pinned, pinned + '\npublic_key_file = "central.pub"'))

@@ -66,7 +66,8 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             assert daemon.board is not None
             device_id = daemon.board.device_id
             await _until(lambda: len(central.records) >= 6, 15, "six readings at central")
-            central.challenge(device_id)
+            assert daemon.board.pairing_code is not None
+            central.challenge(device_id, daemon.board.pairing_code)
             await _until(lambda: central.challenge_replies, 5, "challenge reply")
             await _until(lambda: daemon.board is not None and daemon.board.verified, 5, "verified after acks")
             assert daemon.web_port is not None

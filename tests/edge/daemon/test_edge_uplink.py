@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,19 @@ from edge.uplink import Uplink
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import decode_batch
-from protocol.challenge import Challenge, ChallengeReply, verify_challenge
+from protocol.challenge import ChallengeReply, verify_challenge
 from protocol.errors import Reason
 from protocol.keys import DeviceKey
+from protocol.signed import (
+    PairedChallenge,
+    format_pairing_code,
+    pairing_code,
+    seal_ack,
+    seal_challenge,
+    seal_sync_reply,
+)
 from protocol.sync import SyncReply, SyncRequest
+from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY as CENTRAL
 
 
 class Clock:
@@ -38,8 +48,8 @@ def make(cfg: EdgeConfig, outbox: Outbox, key: DeviceKey, clock: Clock, **mq: ob
     mqtt = MqttConfig(**{**{f: getattr(cfg.mqtt, f) for f in MqttConfig.__slots__}, **mq})  # type: ignore[arg-type]
     board = StatusBoard(device_id=key.device_id, version="t", started_ms=0, link=LinkState("mqtt://x"))
     up = Uplink(
-        key=key, outbox=outbox, signer=ProtocolSigner(key), link=link, mqtt=mqtt, outbox_cfg=cfg.outbox,
-        board=board, version="t", monotonic=clock.mono, wall_ms=clock.wall_ms,
+        key=key, central_public_key=CENTRAL.public_key, outbox=outbox, signer=ProtocolSigner(key), link=link,
+        mqtt=mqtt, outbox_cfg=cfg.outbox, board=board, version="t", monotonic=clock.mono, wall_ms=clock.wall_ms,
     )
     return up, link
 
@@ -55,7 +65,15 @@ def batches(link: FakeLink, key: DeviceKey) -> list[list[int]]:
 
 
 def ack_all(up: Uplink, seqs: list[int]) -> None:
-    up.on_message(topics.ack(up.device_id), Ack(seqs[0], seqs[-1], len(seqs), 0).to_json())
+    send_ack(up, Ack(seqs[0], seqs[-1], len(seqs), 0))
+
+
+def send_ack(up: Uplink, ack: Ack) -> None:
+    up.on_message(topics.ack(up.device_id), seal_ack(CENTRAL, up.device_id, ack))
+
+
+def send_sync(up: Uplink, reply: SyncReply) -> None:
+    up.on_message(topics.sync_reply(up.device_id), seal_sync_reply(CENTRAL, up.device_id, reply))
 
 
 def test_connect_publishes_retained_online_status_and_backlog_is_rate_limited(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
@@ -127,10 +145,7 @@ def test_rejections_go_to_dead_letters_or_retry(cfg, outbox, key) -> None:  # ty
     up.on_connected()
     fill(outbox, key, 3)
     up.pump()
-    up.on_message(
-        topics.ack(key.device_id),
-        Ack(1, 3, 1, 0, ((2, Reason.BAD_SIGNATURE), (3, Reason.DEVICE_NOT_VERIFIED))).to_json(),
-    )
+    send_ack(up, Ack(1, 3, 1, 0, ((2, Reason.BAD_SIGNATURE), (3, Reason.DEVICE_NOT_VERIFIED))))
     st = outbox.stats()
     assert (st.depth, st.dead_letters) == (1, 1)
     clock.t += cfg.outbox.retry_after_s + 1
@@ -143,7 +158,7 @@ def test_unknown_or_partial_ack_deletes_nothing(cfg, outbox, key) -> None:  # ty
     up, _ = make(cfg, outbox, key, clock)
     up.on_connected()
     fill(outbox, key, 4)
-    up.on_message(topics.ack(key.device_id), Ack(1, 4, 2, 0).to_json())  # not a batch we sent, counts don't cover it
+    send_ack(up, Ack(1, 4, 2, 0))  # not a batch we sent, counts don't cover it
     up.on_message(topics.ack(key.device_id), b'{"garbage":')
     assert outbox.stats().depth == 4
 
@@ -153,11 +168,12 @@ def test_answers_challenge_and_becomes_verified_after_accepted_readings(cfg, out
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
     nonce = bytes(range(32))
-    expired = Challenge(nonce, clock.wall_ms() - 1)
-    up.on_message(topics.challenge(key.device_id), expired.to_json())
+    code = pairing_code(key.seed)
+    expired = PairedChallenge.issue(code, nonce, key.public_key, clock.wall_ms() - 1)
+    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, expired))
     assert link.on(topics.challenge_reply(key.device_id)) == []
-    ch = Challenge(nonce, clock.wall_ms() + 60_000)
-    up.on_message(topics.challenge(key.device_id), ch.to_json())
+    ch = PairedChallenge.issue(format_pairing_code(code).lower(), nonce, key.public_key, clock.wall_ms() + 60_000)
+    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
     (raw,) = link.on(topics.challenge_reply(key.device_id))
     reply = ChallengeReply.from_json(raw)
     verify_challenge(key.public_key, nonce, ch.expires_ms, reply.signature)
@@ -179,10 +195,10 @@ def test_lost_database_resyncs_with_central_without_operator(tmp_path: Path, cfg
         up.pump()
         (req_raw,) = link.on(topics.sync(key.device_id))
         req = SyncRequest.from_json(req_raw)
-        up.on_message(topics.sync_reply(key.device_id), SyncReply(bytes(32), 7, bytes(32)).to_json())  # wrong nonce
+        send_sync(up, SyncReply(bytes(32), 7, bytes(32)))  # wrong nonce
         assert ob.needs_sync
         head = bytes([9]) * 32
-        up.on_message(topics.sync_reply(key.device_id), SyncReply(req.nonce, 7, head).to_json())
+        send_sync(up, SyncReply(req.nonce, 7, head))
         assert not ob.needs_sync
         clock.t += 1
         up.pump()
@@ -208,7 +224,105 @@ def test_forged_ack_with_huge_range_and_matching_counts_deletes_nothing(cfg, out
     up, _ = make(cfg, outbox, key, clock)
     up.on_connected()
     fill(outbox, key, 4)
-    up.on_message(topics.ack(key.device_id), Ack(1, 4, 4, 0).to_json())  # counts cover it, but it was never sent
+    send_ack(up, Ack(1, 4, 4, 0))  # counts cover it, but it was never sent
     assert outbox.stats().depth == 4
-    up.on_message(topics.ack(key.device_id), Ack(1, 1_000_000_000, 1_000_000_000, 0).to_json())
+    send_ack(up, Ack(1, 1_000_000_000, 1_000_000_000, 0))
     assert outbox.stats().depth == 4
+
+
+def tampered(envelope: bytes) -> bytes:
+    obj = json.loads(envelope)
+    assert '"accepted":3' in obj["body"]
+    obj["body"] = obj["body"].replace('"accepted":3', '"accepted":2')
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, D2: an ack for the very batch in flight deletes nothing unless central signed it for this device."""
+    clock = Clock()
+    up, link = make(cfg, outbox, key, clock)
+    up.on_connected()
+    fill(outbox, key, 3)
+    up.pump()
+    assert batches(link, key) == [[1, 2, 3]]
+    ack = Ack(1, 3, 3, 0)
+    other = DeviceKey.generate()
+    forgeries = [
+        ack.to_json(),  # protocol v1: unsigned
+        seal_ack(DeviceKey.generate(), key.device_id, ack),  # signed by someone else
+        seal_ack(CENTRAL, other.device_id, ack),  # central's, but for another device
+        seal_sync_reply(CENTRAL, key.device_id, SyncReply(bytes(32), 3, bytes(32))),  # central's, but not an ack
+        tampered(seal_ack(CENTRAL, key.device_id, ack)),
+    ]
+    for payload in forgeries:
+        up.on_message(topics.ack(key.device_id), payload)
+    assert outbox.stats().depth == 3
+    assert up._board.ignored.forged == {"ack": len(forgeries), "challenge": 0, "sync": 0}
+    send_ack(up, ack)  # the genuine one
+    assert outbox.stats().depth == 0
+    send_ack(up, ack)  # replayed
+    assert up._board.ignored.replayed["ack"] == 1
+    assert up._board.link.acked_records == 3
+
+
+def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing_code(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    up, link = make(cfg, outbox, key, clock)
+    up.on_connected()
+    code = pairing_code(key.seed)
+    exp = clock.wall_ms() + 60_000
+
+    def challenge(code: str, sealer: DeviceKey = CENTRAL) -> bytes:
+        ch = PairedChallenge.issue(code, bytes(range(32)) if sealer is CENTRAL else bytes(32), key.public_key, exp)
+        return seal_challenge(sealer, key.device_id, ch)
+
+    wrong = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "00000000"
+    up.on_message(topics.challenge(key.device_id), challenge(code, DeviceKey.generate()))  # forged, right code
+    up.on_message(topics.challenge(key.device_id), challenge(wrong))  # central's, but a relayed registration
+    assert link.on(topics.challenge_reply(key.device_id)) == []
+    assert up._board.challenge_answered_ms is None
+    up.on_message(topics.challenge(key.device_id), challenge(code))
+    up.on_message(topics.challenge(key.device_id), challenge(code))  # replayed
+    assert len(link.on(topics.challenge_reply(key.device_id))) == 1
+    ig = up._board.ignored
+    assert (ig.forged["challenge"], ig.unpaired, ig.replayed["challenge"]) == (1, 1, 1)
+    snap = up._board.snapshot(0, outbox.stats(), [])
+    assert snap["ignored_from_central"]["challenge"] == {"forged": 1, "replayed": 1, "unpaired": 1}
+
+
+def test_answered_challenge_nonces_are_bounded(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    up, link = make(cfg, outbox, key, clock)
+    up.on_connected()
+    code = pairing_code(key.seed)
+    for i in range(300):
+        ch = PairedChallenge.issue(code, i.to_bytes(32, "big"), key.public_key, clock.wall_ms() + 60_000)
+        up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
+    assert len(link.on(topics.challenge_reply(key.device_id))) == 300
+    assert len(up._answered) == 256
+    clock.t += 61  # all expired: forgotten at the next answer
+    ch = PairedChallenge.issue(code, bytes([1]) * 32, key.public_key, clock.wall_ms() + 60_000)
+    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
+    assert len(up._answered) == 1
+
+
+def test_forged_sync_reply_with_the_outstanding_nonce_is_not_applied(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
+    clock = Clock()
+    ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
+    try:
+        fill(ob, key, 2)
+        up, link = make(cfg, ob, key, clock)
+        up.on_connected()
+        up.pump()
+        (req_raw,) = link.on(topics.sync(key.device_id))
+        reply = SyncReply(SyncRequest.from_json(req_raw).nonce, 7, bytes([9]) * 32)
+        up.on_message(topics.sync_reply(key.device_id), reply.to_json())  # unsigned
+        up.on_message(topics.sync_reply(key.device_id), seal_sync_reply(DeviceKey.generate(), key.device_id, reply))
+        assert ob.needs_sync
+        assert up._board.ignored.forged["sync"] == 2
+        send_sync(up, reply)
+        assert not ob.needs_sync
+        send_sync(up, reply)  # replayed
+        assert up._board.ignored.replayed["sync"] == 1
+    finally:
+        ob.close()

@@ -3,10 +3,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import segno
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge.config import StatusConfig
-from edge.web import make_app, render_page
+from edge.web import make_app, qr_payload, render_page
 
 PW = "status-pass-1"
 
@@ -53,6 +54,21 @@ def test_page_escapes_everything_and_shows_what_technicians_need() -> None:
     assert "bad_timestamp" in page
     assert "disk almost full &lt;b&gt;" in page
     assert "10 min" in page  # oldest un-acked age
+
+
+def test_page_shows_pairing_code_in_text_and_qr_and_messages_ignored_from_central() -> None:
+    """Issue 10, D2: the pairing code is on the (authenticated) page and in its QR code, with the counters."""
+    ignored = {"ack": {"forged": 41, "replayed": 2}, "challenge": {"forged": 3, "replayed": 0, "unpaired": 1},
+               "sync": {"forged": 0, "replayed": 5}}
+    snap = snapshot(pairing_code="ABCD-EFGH", ignored_from_central=ignored)
+    page = render_page(snap, 10)
+    assert "id='pairing-code'>ABCD-EFGH" in page
+    payload = qr_payload(snap["device_id"], "ABCD-EFGH")
+    assert payload == f"gridtokenx:{snap['device_id']}?pairing=ABCD-EFGH"
+    assert segno.make(payload, error="m").svg_inline(scale=4, border=2) in page
+    assert "41 not signed by central, 2 replayed" in page
+    assert "3 not signed by central, 0 replayed, 1 wrong pairing code" in page
+    assert "id='ignored-sync'>0 not signed by central, 5 replayed" in page
 
 
 async def test_password_protects_page_and_api_but_not_healthz() -> None:
