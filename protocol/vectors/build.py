@@ -9,15 +9,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from protocol.ack import Ack
 from protocol.batch import encode_batch
-from protocol.challenge import challenge_message, sign_challenge
+from protocol.challenge import Challenge, challenge_message, sign_challenge
+from protocol.errors import Reason
 from protocol.keys import DeviceKey
 from protocol.record import DOMAIN, POWER_NOT_AVAILABLE, ZERO_HASH, Flags, Reading, sign_reading
+from protocol.signed import format_public_key, pairing_code, sign_ack, sign_challenge_message, sign_sync_reply
+from protocol.sync import SyncReply
 from protocol.wallet_link import WalletLink
 
 SEED_A = bytes(range(32))
 SEED_B = bytes([0x42] * 32)
 SEED_WALLET = bytes(range(100, 132))
+SEED_CENTRAL = bytes(range(200, 232))
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
@@ -89,6 +94,32 @@ def _invalid(a: DeviceKey, b: DeviceKey, r1: Reading, r2: Reading, rb: Reading) 
     return [{"name": n, "kind": k, "reason": reason, "hex": data.hex()} for n, k, reason, data in cases]
 
 
+def _signed(a: DeviceKey, r1: Reading, r2: Reading, r3: Reading, nonce: bytes, expires_ms: int) -> dict[str, Any]:
+    """Protocol v1.1 (§10): central-signed messages for device A, and the device's pairing code."""
+    central = DeviceKey.from_seed(SEED_CENTRAL)
+    payload = encode_batch([r1, r2, r3])
+    ack = Ack(first=1, last=3, accepted=2, duplicate=0, rejected=((3, Reason.CHAIN_MISMATCH),))
+    code = pairing_code(a.seed)
+    sync_nonce = bytes(range(0x10, 0x30))
+    reply = SyncReply(nonce=sync_nonce, last_seq=2, last_hash=r2.hash())
+    return {
+        "central_seed": central.seed.hex(),
+        "central_public_key": format_public_key(central.public_key),
+        "device_key": "A",
+        "pairing_code": code,
+        "ack": {"batch_hex": payload.hex(), "json": sign_ack(central, a.device_id, payload, ack).decode()},
+        "challenge": {
+            "nonce": nonce.hex(),
+            "expires_ms": expires_ms,
+            "json": sign_challenge_message(central, a.device_id, Challenge(nonce, expires_ms), code).decode(),
+        },
+        "sync_reply": {
+            "request_nonce": sync_nonce.hex(),
+            "json": sign_sync_reply(central, a.device_id, reply).decode(),
+        },
+    }
+
+
 def build() -> dict[str, Any]:
     a = DeviceKey.from_seed(SEED_A)
     b = DeviceKey.from_seed(SEED_B)
@@ -157,6 +188,7 @@ def build() -> dict[str, Any]:
             "signature_hex": wallet.sign(link.message_bytes()).hex(),
         },
         "invalid": _invalid(a, b, r1, r2, rb),
+        "signed": _signed(a, r1, r2, r3, nonce, expires_ms),
     }
 
 

@@ -42,9 +42,7 @@ def test_bad_json_messages_are_malformed(cls: type, payload: bytes) -> None:
 
 def test_ack_wire_shape() -> None:
     ack = Ack(first=5, last=9, accepted=3, duplicate=1, rejected=((7, Reason.CHAIN_MISMATCH),))
-    assert ack.to_json() == (
-        b'{"v":1,"first":5,"last":9,"accepted":3,"duplicate":1,"rejected":[[7,"chain_mismatch"]]}'
-    )
+    assert ack.to_json() == (b'{"v":1,"first":5,"last":9,"accepted":3,"duplicate":1,"rejected":[[7,"chain_mismatch"]]}')
 
 
 def test_sync_reply_for_empty_history() -> None:
