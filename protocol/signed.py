@@ -146,12 +146,19 @@ def sign_ack(key: DeviceKey, device_id: str, batch_payload: bytes, ack: Ack) -> 
     return _sign(key, ACK_DOMAIN, device_id, {**fields, "batch": batch_hash(batch_payload).hex()})
 
 
+def open_ack(central_key: bytes, device_id: str, data: bytes | str) -> tuple[bytes, Ack]:
+    """(SHA-256 of the batch it answers, ack) if central signed it for ``device_id``. The caller must compare the
+    batch hash with the batch in flight before acting; ``verify_ack`` does both."""
+    obj = _open(central_key, ACK_DOMAIN, device_id, data, _ACK_KEYS | {"batch"})
+    return get_hex(obj, "batch", BATCH_HASH_SIZE), Ack.from_json(_inner(obj, _ACK_KEYS))
+
+
 def verify_ack(central_key: bytes, device_id: str, data: bytes | str, batch_payload: bytes) -> Ack:
     """The ack, if central signed it for ``device_id`` and the batch ``batch_payload`` (the one in flight)."""
-    obj = _open(central_key, ACK_DOMAIN, device_id, data, _ACK_KEYS | {"batch"})
-    if get_hex(obj, "batch", BATCH_HASH_SIZE) != batch_hash(batch_payload):
+    answered, ack = open_ack(central_key, device_id, data)
+    if not hmac.compare_digest(answered, batch_hash(batch_payload)):
         raise UnexpectedMessageError("ack answers another batch")
-    return Ack.from_json(_inner(obj, _ACK_KEYS))
+    return ack
 
 
 # --- challenge ----------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from central.app import MQTT, Installer, create_app
 from central.config import CentralConfig, from_mapping
 from central.http import Role
 from central.identity.cli import create_user
+from tests.central.device import write_signing_key
 
 PASSWORD = "correct horse battery"
 
@@ -24,7 +25,8 @@ def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dic
     raw: dict[str, Any] = {
         "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
         "mqtt": {"enabled": False} if broker is None else {"host": broker.host, "port": broker.port,
-                                                          "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
+                                                          "reconnect_min_s": 0.5, "reconnect_max_s": 2.0,
+                                                          "signing_key_file": write_signing_key(tmp_path / "signing")},
         "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
         "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
         "log": {"access_log": False},

@@ -4,13 +4,22 @@ what central sends back."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import queue
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.ack import Ack
+from protocol.challenge import Challenge
+from protocol.keys import DeviceKey
+from protocol.signed import open_ack, pairing_code, verify_challenge_message, verify_sync_reply
+from protocol.sync import SyncReply
 
 
 class DeviceClient:
@@ -50,3 +59,39 @@ class DeviceClient:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+#: Central's message-signing key in every test that runs central with a broker (protocol v1.1).
+CENTRAL_KEY = DeviceKey.from_seed(bytes(range(200, 232)))
+
+
+def write_signing_key(directory: Path) -> str:
+    """Write ``CENTRAL_KEY``'s seed as a mode-600 key file in ``directory``; its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "central-signing.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(CENTRAL_KEY.seed.hex() + "\n")
+    return str(path)
+
+
+def _device_of(data: bytes) -> str:
+    device_id: str = json.loads(data)["device_id"]
+    return device_id
+
+
+def central_ack(data: bytes) -> Ack:
+    """An ack central published, its signature checked under ``CENTRAL_KEY``."""
+    return open_ack(CENTRAL_KEY.public_key, _device_of(data), data)[1]
+
+
+def central_sync_reply(data: bytes) -> SyncReply:
+    nonce = bytes.fromhex(json.loads(data)["nonce"])
+    return verify_sync_reply(CENTRAL_KEY.public_key, _device_of(data), data, nonce)
+
+
+def central_challenge(data: bytes, device_seed: bytes) -> Challenge:
+    """A challenge central published, checked like a gateway does (central's signature and the pairing MAC)."""
+    key = DeviceKey.from_seed(device_seed)
+    return verify_challenge_message(CENTRAL_KEY.public_key, key.device_id, data, pairing_code(device_seed))
