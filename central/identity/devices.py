@@ -250,17 +250,20 @@ class Devices:
     async def send_mqtt_challenge(self, device_id: str, *, force: bool = False) -> bool:
         """Publish the device's outstanding MQTT challenge, or a fresh one if none is outstanding (QoS 1). Unless
         ``force`` (registration, an installer's request), nothing is sent within ``identity.challenge_cooldown_s``
-        of the previous one. False when nothing was sent (MQTT disabled, cool-down, not challengeable)."""
+        of the previous unforced send. False when nothing was sent (MQTT disabled, cool-down, not challengeable)."""
         if self._mqtt is None:
             return False
         signer = self._require_signer()
         now_ms = int(time.time() * 1000)
         async with self._pool.acquire() as conn, conn.transaction():
             # Claiming last_challenge_at under the row lock serialises concurrent triggers (a flood of statuses).
+            # A forced send does not start the cool-down: a gateway that comes online right after its registration
+            # (and missed that challenge) still gets it re-published at once.
             code = await conn.fetchval(
-                "UPDATE devices SET last_challenge_at = now() WHERE device_id = $1 AND status <> 'revoked'"
-                " AND pairing_code IS NOT NULL AND ($2 OR last_challenge_at IS NULL"
-                " OR last_challenge_at <= now() - make_interval(secs => $3)) RETURNING pairing_code",
+                "UPDATE devices SET last_challenge_at = CASE WHEN $2 THEN last_challenge_at ELSE now() END"
+                " WHERE device_id = $1 AND status <> 'revoked' AND pairing_code IS NOT NULL AND ($2"
+                " OR last_challenge_at IS NULL OR last_challenge_at <= now() - make_interval(secs => $3))"
+                " RETURNING pairing_code",
                 device_id, force, float(self._config.challenge_cooldown_s),
             )
             if code is None:

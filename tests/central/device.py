@@ -95,3 +95,16 @@ def central_challenge(data: bytes, device_seed: bytes) -> Challenge:
     """A challenge central published, checked like a gateway does (central's signature and the pairing MAC)."""
     key = DeviceKey.from_seed(device_seed)
     return verify_challenge_message(CENTRAL_KEY.public_key, key.device_id, data, pairing_code(device_seed))
+
+
+def pairing(holder: Any) -> str:
+    """The pairing code of a ``DeviceKey`` or of anything with a ``key`` (test gateways), as its status page shows
+    it."""
+    key = holder if isinstance(holder, DeviceKey) else holder.key
+    return pairing_code(key.seed)
+
+
+def registration(holder: Any) -> dict[str, str]:
+    """The identifying part of a device registration body: device id and pairing code."""
+    key = holder if isinstance(holder, DeviceKey) else holder.key
+    return {"device_id": key.device_id, "pairing_code": pairing_code(key.seed)}

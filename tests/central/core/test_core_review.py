@@ -23,6 +23,7 @@ from central.identity.mailer import DevMailer, Mail, read_dev_mail
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
+from tests.central.device import registration
 
 
 async def _chunked(client: TestClient[web.Request, web.Application], path: str, chunks: list[bytes],
@@ -101,16 +102,16 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     squatter, real = await api.token("installer"), await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
-                              json={"device_id": key.device_id, "meters": [_meter("SQ-1"), _meter("REAL-1")]})
+                              json={**registration(key), "meters": [_meter("SQ-1"), _meter("REAL-1")]})
     assert r.status == 201
     # Fresh pending registration: still protected (the first installer gets its chance to verify).
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": key.device_id, "meters": [_meter("REAL-1")]})
+                              json={**registration(key), "meters": [_meter("REAL-1")]})
     assert (r.status, (await r.json())["error"]["code"]) == (409, "device_exists")
 
     await _age_device(api, key.device_id, 3601)
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": key.device_id, "site_label": "roof",
+                              json={**registration(key), "site_label": "roof",
                                     "meters": [_meter("REAL-1", "the-real-utility-key")]})
     assert r.status == 201, await r.text()
     body = await r.json()
@@ -128,7 +129,7 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     assert [e["event"] for e in events] == ["registered", "replaced", "verified"]
     # A verified device is never taken over, however old.
     await _age_device(api, key.device_id, 10 * 3600)
-    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter), json={"device_id": key.device_id})
+    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter), json={**registration(key)})
     assert r.status == 409
 
 
@@ -137,14 +138,14 @@ async def test_stale_pending_device_does_not_squat_meter_serials(api_factory) ->
     squatter, real = await api.token("installer"), await api.token("installer")
     fake, genuine = DeviceKey.generate(), DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
-                              json={"device_id": fake.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(fake), "meters": [_meter("SERIAL-9")]})
     assert r.status == 201
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(genuine), "meters": [_meter("SERIAL-9")]})
     assert (r.status, (await r.json())["error"]["code"]) == (409, "serial_taken")
     await _age_device(api, fake.device_id, 3601)
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(genuine), "meters": [_meter("SERIAL-9")]})
     assert r.status == 201, await r.text()
     owner = await api.app[POOL].fetchval("SELECT device_id FROM meters WHERE serial = 'SERIAL-9'")
     assert owner == genuine.device_id

@@ -21,7 +21,7 @@ from protocol.batch import encode_batch
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge
 from protocol.errors import Reason
 from tests.central.app_env import login
-from tests.central.device import DeviceClient
+from tests.central.device import DeviceClient, registration
 from tests.central.gateway import Gateway, forge
 
 SERIAL = "FLOW-METER-1"
@@ -42,7 +42,7 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
         gw.seq, gw.prev_hash = 0, bytes(32)
 
         resp = await central.post("/api/v1/devices", headers=installer, json={
-            "device_id": gw.device_id, "site_label": "roof", "meters": [
+            **registration(gw), "site_label": "roof", "meters": [
                 {"serial": SERIAL, "model": "SDM630", "protocol": "modbus-tcp", "meter_key": METER_KEY,
                  "source": "solar"}]})
         assert resp.status == 201, await resp.text()
