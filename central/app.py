@@ -21,7 +21,7 @@ from aiohttp import web
 from central.config import CentralConfig
 from central.db import apply_migrations, create_pool
 from central.http.auth import TokenCodec
-from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, ReadyCheck
+from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, SIGNER, ReadyCheck
 from central.http.middleware import ACCESS_LOG, TOKENS, auth_middleware, error_middleware, metrics_middleware
 from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, RouteTable, aiohttp_handler
 from central.http.system import OPENAPI_CACHE, refresh_gauges
@@ -29,6 +29,7 @@ from central.http.system import routes as system_routes
 from central.identity.mailer import MAILER, Mailer, build_mailer
 from central.mqtt import Handler, Mqtt, PahoMqtt
 from central.observability.metrics import WORKERS
+from central.signing import load_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ __all__ = [
     "MQTT",
     "PLUGINS",
     "POOL",
+    "SIGNER",
     "TOKENS",
     "CleanupCtx",
     "Registry",
@@ -165,6 +167,8 @@ def create_app(
         client = PahoMqtt(config.mqtt)
     if client is not None:
         app[MQTT] = client
+    if client is not None or config.mqtt.signing_key_file:  # HTTP challenges are signed too
+        app[SIGNER] = load_signing_key(config.mqtt.signing_key_file)
 
     app.cleanup_ctx.append(_pool_ctx)
     app[READY_CHECKS]["database"] = _check_db

@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
+    ksub = key.add_subparsers(dest="signing_key_command", required=True)
+    ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
+    ksub.add_parser("show", help="print the public key to pin in gateway configurations (central_public_key)")
     return p
 
 
@@ -86,6 +90,16 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.section("ledger"))
+    if args.command == "signing-key":
+        from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
+
+        if args.signing_key_command == "init":
+            key, created = init_signing_key(config.mqtt.signing_key_file)
+            print(("created " if created else "exists ") + config.mqtt.signing_key_file, file=sys.stderr)
+        else:
+            key = load_signing_key(config.mqtt.signing_key_file)
+        print(public_key_text(key))
+        return 0
     raise CentralError(f"unknown command {args.command}")
 
 

@@ -90,8 +90,13 @@ class MqttConfig:
     #: wait for their handlers in a process; more are dropped (counted, logged) instead of growing memory.
     max_queued_qos0: int = 256
     max_queued_qos0_bytes: int = 8 * 1024 * 1024
+    #: File holding central's Ed25519 seed (64 hex digits, chmod 600): every ack, challenge and sync reply is signed
+    #: with it (protocol v1.1). Required when MQTT is enabled; ``gridtokenx-central signing-key init`` creates it.
+    signing_key_file: str = ""
 
     def validate(self) -> None:
+        _require(not self.enabled or bool(self.signing_key_file),
+                 "mqtt.signing_key_file must be set (create one with: gridtokenx-central signing-key init)")
         _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
         _require(1 <= self.receive_maximum <= 65535, "mqtt.receive_maximum must be 1..65535")
         _require(4096 <= self.max_packet_bytes <= 268_435_455, "mqtt.max_packet_bytes must be 4096..268435455")
@@ -198,8 +203,12 @@ class IdentityConfig:
     #: A gateway registration still ``pending`` (never verified) after this long may be taken over by another
     #: registration of the same device id (and its meter serials freed): nobody can squat a device id for good.
     pending_registration_ttl_s: int = 86_400
+    #: A pending gateway has at most one outstanding MQTT challenge; a new one (on an ``online`` status or the
+    #: sweeper) is issued no sooner than this after the previous one.
+    challenge_cooldown_s: int = 30
 
     def validate(self) -> None:
+        _require(1 <= self.challenge_cooldown_s <= 3600, "identity.challenge_cooldown_s must be 1..3600")
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
         _require(self.pending_registration_ttl_s >= self.challenge_ttl_s,
                  "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")

@@ -12,6 +12,7 @@ from aiohttp import web
 from central.config import CentralConfig
 from central.http.routes import Route
 from central.mqtt import Mqtt
+from protocol.keys import DeviceKey
 
 #: A readiness check: raises (any exception) when its dependency is not usable.
 ReadyCheck = Callable[[web.Application], Awaitable[None]]
@@ -19,5 +20,7 @@ ReadyCheck = Callable[[web.Application], Awaitable[None]]
 CONFIG = web.AppKey("gtx.config", CentralConfig)
 POOL = web.AppKey("gtx.pool", asyncpg.Pool)
 MQTT = web.AppKey("gtx.mqtt", Mqtt)
+#: Central's message-signing key (protocol v1.1); present whenever MQTT is.
+SIGNER = web.AppKey("gtx.signer", DeviceKey)
 ROUTES = web.AppKey("gtx.routes", list[Route])
 READY_CHECKS = web.AppKey("gtx.ready_checks", dict[str, ReadyCheck])

@@ -36,6 +36,10 @@ class MeterIn:
 @dataclass(frozen=True)
 class RegisterDeviceIn:
     device_id: str = field(metadata=meta(min_length=32, max_length=44, description="base58 Ed25519 public key"))
+    pairing_code: str = field(metadata=meta(
+        pattern=r"[0-9A-Za-z -]{8,12}", example="2E7G-BNFZ", write_only=True,
+        description="the 8-character Crockford base32 code shown only on the gateway's status page and QR code"
+                    " (case, '-' and spaces ignored); challenges carry a MAC keyed with it (protocol §10)"))
     site_label: str = field(default="", metadata=meta(max_length=200))
     meters: list[MeterIn] = field(default_factory=list, metadata=meta(max_length=64))
 
@@ -64,10 +68,15 @@ class DeviceOut:
 
 @dataclass(frozen=True)
 class ChallengeOut:
-    """Sign ``"GTX/challenge/v1\\0" | nonce | public key | expires_ms (i64 LE)`` with the device key (protocol 3.3)."""
+    """A challenge envelope signed by central for the gateway (protocol §10): ``body`` is the challenge JSON
+    ``{"v":1,"nonce":…,"expires_ms":…,"pairing_mac":…}``; the gateway checks ``sig`` and the pairing MAC and signs
+    ``"GTX/challenge/v1\\0" | nonce | public key | expires_ms (i64 LE)`` with its key (protocol §3)."""
 
-    nonce: str = field(metadata=meta(description="64 hex digits"))
-    expires_ms: int = 0
+    v: int = field(metadata=meta(description="1"))
+    kind: str = field(metadata=meta(description='"challenge"'))
+    device: str = field(metadata=meta(description="the device id"))
+    body: str = field(metadata=meta(description="the challenge JSON, as a string"))
+    sig: str = field(metadata=meta(description="central's Ed25519 signature, 128 hex digits"))
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,8 @@ def _new(meters: list[MeterIn]) -> list[NewMeter]:
              errors=(409,), summary="Register a gateway and its meters; a challenge is sent to it over MQTT")
 async def register_device(call: Call[RegisterDeviceIn, None]) -> DeviceOut:
     b = call.body
-    device = await call.app[IDENTITY].devices.register(b.device_id, b.site_label, _new(b.meters), call.user.user_id)
+    device = await call.app[IDENTITY].devices.register(b.device_id, b.site_label, _new(b.meters), call.user.user_id,
+                                                       b.pairing_code)
     return device_out(device)
 
 
@@ -142,7 +152,7 @@ async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
 async def send_challenge(call: Call[None, None]) -> ChallengeSent:
     ids = call.app[IDENTITY].devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
-    return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id")))
+    return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id"), force=True))
 
 
 @routes.get("/api/v1/devices/{device_id}/challenge", access=INSTALLERS, response=ChallengeOut,
@@ -150,8 +160,8 @@ async def send_challenge(call: Call[None, None]) -> ChallengeSent:
 async def get_challenge(call: Call[None, None]) -> web.Response:
     ids = call.app[IDENTITY].devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
-    challenge = await ids.new_challenge(call.path("device_id"), "http")
-    return web.Response(body=challenge.to_json(), content_type="application/json")
+    signed = await ids.signed_challenge(call.path("device_id"), "http")
+    return web.Response(body=signed, content_type="application/json")
 
 
 @routes.post("/api/v1/devices/{device_id}/challenge-response", access=INSTALLERS, body=ChallengeAnswerIn,

@@ -1,9 +1,15 @@
 """Gateways (devices) and their meters: registration by installers, key-possession challenges (protocol 3.3, over
 MQTT or HTTP), and admin status changes (suspend, reinstate, revoke).
 
-A device is ``pending`` until it signs a fresh challenge: 32 random bytes, single use (consumed by the first answer,
-right or wrong), expiring after ``identity.challenge_ttl_s`` (5 minutes). Only then is it ``verified``. Suspended and
-revoked devices stay so whatever they sign; revoked is final.
+A device is ``pending`` until it signs a fresh challenge: 32 random bytes, single use (consumed by the first right
+answer; a wrong answer leaves it usable, so nobody can spend a gateway's nonce with garbage), expiring after
+``identity.challenge_ttl_s`` (5 minutes). Only then is it ``verified``. Suspended and revoked devices stay so whatever
+they sign; revoked is final.
+
+Protocol v1.1 (issue 10 D2): registration needs the gateway's pairing code (shown only on its status page and QR
+code); every challenge is signed with central's key and carries an HMAC keyed with that code, and a gateway signs only
+such challenges. D10: a pending device has at most one outstanding MQTT challenge; ``online`` statuses and the
+sweeper re-publish it (or issue a new one once it lapsed) no more often than ``identity.challenge_cooldown_s``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from central.mqtt import Mqtt, MqttError
 from protocol import topics
 from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
 from protocol.errors import BadSignatureError, MalformedError
-from protocol.keys import public_key_from_device_id
+from protocol.keys import DeviceKey, public_key_from_device_id
+from protocol.signed import PairedChallenge, normalize_pairing_code, seal_challenge
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +74,12 @@ class Device:
 
 
 class Devices:
-    def __init__(self, pool: asyncpg.Pool, config: IdentityConfig, mqtt: Mqtt | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, config: IdentityConfig, mqtt: Mqtt | None,
+                 signer: DeviceKey | None = None) -> None:
         self._pool = pool
         self._config = config
         self._mqtt = mqtt
+        self._signer = signer
 
     # --- reads ---------------------------------------------------------------------------------------------------
     async def _load(self, conn: asyncpg.Pool | asyncpg.Connection, device_ids: list[str]) -> list[Device]:
@@ -108,23 +117,29 @@ class Devices:
         return await self._load(self._pool, [r["device_id"] for r in ids])
 
     # --- registration --------------------------------------------------------------------------------------------
-    async def register(self, device_id: str, site_label: str, meters: list[NewMeter], installer_id: UUID) -> Device:
+    async def register(self, device_id: str, site_label: str, meters: list[NewMeter], installer_id: UUID,
+                       pairing_code: str) -> Device:
         try:
             public_key = public_key_from_device_id(device_id)
         except MalformedError:
             raise bad_request("device_id must be the base58 Ed25519 public key of the gateway",
                               "invalid_device_id") from None
+        try:
+            code = normalize_pairing_code(pairing_code)
+        except MalformedError:
+            raise bad_request("pairing_code must be the 8-character code shown on the gateway's status page",
+                              "invalid_pairing_code") from None
         self._check_serials(meters)
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                if await self._take_over_stale(conn, device_id, site_label, installer_id):
+                if await self._take_over_stale(conn, device_id, site_label, installer_id, code):
                     event = "replaced"
                 else:
                     await conn.execute(
-                        "INSERT INTO devices (device_id, public_key, installer_id, site_label)"
-                        " VALUES ($1, $2, $3, $4)",
-                        device_id, public_key, installer_id, site_label,
+                        "INSERT INTO devices (device_id, public_key, installer_id, site_label, pairing_code)"
+                        " VALUES ($1, $2, $3, $4, $5)",
+                        device_id, public_key, installer_id, site_label, code,
                     )
                     event = "registered"
                 await self._insert_meters(conn, device_id, meters, hashes, self._config.pending_registration_ttl_s)
@@ -140,7 +155,7 @@ class Devices:
             raise conflict("a meter with this serial is already registered", "serial_taken") from None
         log.info("device registered", extra={"device_id": device_id, "meters": len(meters)})
         try:
-            await self.send_mqtt_challenge(device_id)
+            await self.send_mqtt_challenge(device_id, force=True)
         except MqttError as exc:  # registration stands; the device is challenged again when it comes online
             log.warning("challenge not sent", extra={"device_id": device_id, "error": str(exc)})
         return (await self._load(self._pool, [device_id]))[0]
@@ -152,7 +167,7 @@ class Devices:
             raise bad_request("meter serials must be unique", "duplicate_serial")
 
     async def _take_over_stale(self, conn: asyncpg.Connection, device_id: str, site_label: str,
-                               installer_id: UUID) -> bool:
+                               installer_id: UUID, code: str) -> bool:
         """Hand a stale registration (``pending``, never verified, older than ``pending_registration_ttl_s``) to
         the new registrant: its meters and open challenges go, the device row is reset. False if there is none."""
         old_installer = await conn.fetchrow(
@@ -165,8 +180,9 @@ class Devices:
         await conn.execute("DELETE FROM device_challenges WHERE device_id = $1", device_id)
         await conn.execute("DELETE FROM meters WHERE device_id = $1", device_id)
         await conn.execute(
-            "UPDATE devices SET installer_id = $2, site_label = $3, created_at = now() WHERE device_id = $1",
-            device_id, installer_id, site_label,
+            "UPDATE devices SET installer_id = $2, site_label = $3, created_at = now(), pairing_code = $4,"
+            " last_challenge_at = NULL WHERE device_id = $1",
+            device_id, installer_id, site_label, code,
         )
         log.warning("stale pending registration taken over",
                     extra={"device_id": device_id, "previous_installer": str(old_installer["installer_id"])})
@@ -216,27 +232,77 @@ class Devices:
             raise conflict("the device is revoked", "device_revoked")
         return Challenge(nonce, expires_ms)
 
-    async def send_mqtt_challenge(self, device_id: str) -> bool:
-        """Publish a fresh challenge to the device (QoS 1). False when MQTT is disabled."""
+    async def signed_challenge(self, device_id: str, channel: str) -> bytes:
+        """A fresh challenge as the gateway accepts it (protocol §10): signed by central, with the pairing MAC.
+        409 ``no_pairing_code`` for a device registered without one, 503 when central has no signing key."""
+        signer = self._require_signer()
+        code = await self._pool.fetchval("SELECT pairing_code FROM devices WHERE device_id = $1", device_id)
+        if code is None:
+            raise conflict("the device was registered without a pairing code; register it again",
+                           "no_pairing_code")
+        return _seal(signer, device_id, await self.new_challenge(device_id, channel), code)
+
+    def _require_signer(self) -> DeviceKey:
+        if self._signer is None:
+            raise ApiError(503, "unavailable", "central has no signing key (mqtt.signing_key_file)")
+        return self._signer
+
+    async def send_mqtt_challenge(self, device_id: str, *, force: bool = False) -> bool:
+        """Publish the device's outstanding MQTT challenge, or a fresh one if none is outstanding (QoS 1). Unless
+        ``force`` (registration, an installer's request), nothing is sent within ``identity.challenge_cooldown_s``
+        of the previous unforced send. False when nothing was sent (MQTT disabled, cool-down, not challengeable)."""
         if self._mqtt is None:
             return False
-        challenge = await self.new_challenge(device_id, "mqtt")
-        await self._mqtt.publish(topics.challenge(device_id), challenge.to_json(), qos=1)
+        signer = self._require_signer()
+        now_ms = int(time.time() * 1000)
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Claiming last_challenge_at under the row lock serialises concurrent triggers (a flood of statuses).
+            # A forced send does not start the cool-down: a gateway that comes online right after its registration
+            # (and missed that challenge) still gets it re-published at once.
+            code = await conn.fetchval(
+                "UPDATE devices SET last_challenge_at = CASE WHEN $2 THEN last_challenge_at ELSE now() END"
+                " WHERE device_id = $1 AND status <> 'revoked' AND pairing_code IS NOT NULL AND ($2"
+                " OR last_challenge_at IS NULL OR last_challenge_at <= now() - make_interval(secs => $3))"
+                " RETURNING pairing_code",
+                device_id, force, float(self._config.challenge_cooldown_s),
+            )
+            if code is None:
+                return False
+            row = await conn.fetchrow(
+                "SELECT nonce, expires_ms FROM device_challenges WHERE device_id = $1 AND channel = 'mqtt'"
+                " AND used_at IS NULL AND expires_ms > $2 ORDER BY expires_ms DESC LIMIT 1",
+                device_id, now_ms + 5_000,
+            )
+            if row is not None:
+                challenge = Challenge(bytes(row["nonce"]), row["expires_ms"])
+            else:
+                await conn.execute(
+                    "DELETE FROM device_challenges WHERE device_id = $1 AND channel = 'mqtt' AND used_at IS NULL",
+                    device_id,
+                )
+                nonce = os.urandom(NONCE_SIZE)
+                expires_ms = now_ms + self._config.challenge_ttl_s * 1000
+                await conn.execute(
+                    "INSERT INTO device_challenges (nonce, device_id, channel, expires_ms, expires_at)"
+                    " VALUES ($1, $2, 'mqtt', $3::bigint, to_timestamp($3::bigint / 1000.0))",
+                    nonce, device_id, expires_ms,
+                )
+                challenge = Challenge(nonce, expires_ms)
+        payload = _seal(signer, device_id, challenge, code)
+        await self._mqtt.publish(topics.challenge(device_id), payload, qos=1)
         log.info("challenge sent", extra={"device_id": device_id, "channel": "mqtt"})
         return True
 
     async def answer_challenge(self, device_id: str, nonce: bytes, signature: bytes) -> str:
         """Check a challenge answer; returns the device's status afterwards. Raises 400 ``invalid_challenge`` for
-        an unknown, used or expired nonce and 400 ``bad_signature`` for a wrong signature (the nonce is used up
-        either way)."""
+        an unknown, used or expired nonce and 400 ``bad_signature`` for a wrong signature. Only a right answer uses
+        the nonce up: a wrong one (anybody on the broker can send one) leaves it for the real gateway."""
         async with self._pool.acquire() as conn:
-            async with conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE device_challenges c SET used_at = now() FROM devices d"
-                    " WHERE c.nonce = $1 AND c.device_id = $2 AND d.device_id = c.device_id AND c.used_at IS NULL"
-                    " RETURNING c.expires_ms, d.public_key, d.status",
-                    nonce, device_id,
-                )
+            row = await conn.fetchrow(
+                "SELECT c.expires_ms, d.public_key FROM device_challenges c JOIN devices d USING (device_id)"
+                " WHERE c.nonce = $1 AND c.device_id = $2 AND c.used_at IS NULL",
+                nonce, device_id,
+            )
             if row is None:
                 raise bad_request("unknown or already used challenge", "invalid_challenge")
             if row["expires_ms"] < int(time.time() * 1000):
@@ -246,8 +312,17 @@ class Devices:
             except (BadSignatureError, MalformedError):
                 log.warning("challenge signature rejected", extra={"device_id": device_id})
                 raise bad_request("the signature does not verify under the device key", "bad_signature") from None
-            if row["status"] != "pending":
-                return str(row["status"])
+            async with conn.transaction():
+                used = await conn.fetchrow(
+                    "UPDATE device_challenges c SET used_at = now() FROM devices d"
+                    " WHERE c.nonce = $1 AND c.device_id = $2 AND d.device_id = c.device_id AND c.used_at IS NULL"
+                    " RETURNING d.status",
+                    nonce, device_id,
+                )
+            if used is None:  # a concurrent right answer used it first
+                raise bad_request("unknown or already used challenge", "invalid_challenge")
+            if used["status"] != "pending":
+                return str(used["status"])
             async with conn.transaction():
                 status = await conn.fetchval(
                     "UPDATE devices SET status = 'verified', verified_at = now() WHERE device_id = $1"
@@ -267,19 +342,21 @@ class Devices:
         due = await self._pool.fetchval("SELECT status = 'pending' FROM devices WHERE device_id = $1", device_id)
         if not due:
             return False
-        return await self.send_mqtt_challenge(device_id)
+        return await self.send_mqtt_challenge(device_id)  # at most once per cool-down, whatever the status flood
 
     async def rechallenge_online_pending(self) -> int:
         """Challenge pending devices marked online whose previous challenge has lapsed; returns how many."""
         rows = await self._pool.fetch(
-            "SELECT d.device_id FROM devices d WHERE d.status = 'pending' AND d.online AND NOT EXISTS"
+            "SELECT d.device_id FROM devices d WHERE d.status = 'pending' AND d.online AND d.pairing_code IS NOT NULL"
+            " AND NOT EXISTS"
             " (SELECT 1 FROM device_challenges c WHERE c.device_id = d.device_id AND c.channel = 'mqtt'"
             " AND c.used_at IS NULL AND c.expires_ms > $1) LIMIT 1000",
             int(time.time() * 1000) + 5_000,
         )
+        sent = 0
         for r in rows:
-            await self.send_mqtt_challenge(r["device_id"])
-        return len(rows)
+            sent += await self.send_mqtt_challenge(r["device_id"])
+        return sent
 
     async def sweep_challenges(self) -> int:
         """Delete expired challenges (used or not); returns how many."""
@@ -315,3 +392,10 @@ class Devices:
             )
         log.info("device status changed", extra={"device_id": device_id, "action": action, "status": new})
         return (await self._load(self._pool, [device_id]))[0]
+
+
+def _seal(signer: DeviceKey, device_id: str, challenge: Challenge, code: str) -> bytes:
+    """The challenge as a v1.1 gateway accepts it (protocol §10): its body carries the MAC keyed with the pairing
+    code the installer typed, the envelope central's signature."""
+    body = PairedChallenge.issue(code, challenge.nonce, public_key_from_device_id(device_id), challenge.expires_ms)
+    return seal_challenge(signer, device_id, body)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from central.app import MAILER, MQTT, POOL, TOKENS, Registry, background
+from central.app import MAILER, MQTT, POOL, SIGNER, TOKENS, Registry, background
 from central.http.context import CONFIG
 from central.http.errors import ApiError
 from central.identity import auth_routes, device_routes, meter_routes
@@ -33,7 +33,7 @@ async def _identity_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = app[POOL]
     app[IDENTITY] = Identity(
         accounts=Accounts(pool, config.auth, config.identity, app[TOKENS], app[MAILER]),
-        devices=Devices(pool, config.identity, app.get(MQTT)),
+        devices=Devices(pool, config.identity, app.get(MQTT), app.get(SIGNER)),
         meters=Meters(pool, config.identity),
     )
     yield

@@ -9,6 +9,9 @@ Floods: devices publish with QoS 1 (protocol §7), so QoS 0 messages on these to
 dropped before any work; each device id may send ``ingest.device_messages_per_s`` messages per second (burst
 ``ingest.device_burst``), more are counted (``rate_limited``) and dropped unanswered, which a real device treats
 like a lost ack and sends again.
+
+Every ack and sync reply is sealed in an envelope signed with central's key (protocol v1.1, §10); the device
+applies an ack only to the batch it has in flight and a sync reply only to its outstanding request (by nonce).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from central.ingest.settings import IngestSettings
 from central.mqtt import Mqtt, MqttMessage
 from protocol import topics
 from protocol.errors import ProtocolError
+from protocol.keys import DeviceKey
+from protocol.signed import seal_ack, seal_sync_reply
 from protocol.topics import TopicKind
 
 log = logging.getLogger(__name__)
@@ -36,10 +41,11 @@ T = TypeVar("T")
 
 class IngestMqtt:
     def __init__(
-        self, bus: Mqtt, service: IngestService, metrics: IngestMetrics, *,
+        self, bus: Mqtt, service: IngestService, metrics: IngestMetrics, *, signer: DeviceKey,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._bus = bus
+        self._signer = signer
         self._service = service
         self._metrics = metrics
         self._clock_s = clock_s
@@ -67,14 +73,16 @@ class IngestMqtt:
         done = await self._handle(message, TopicKind.READINGS, self._service.handle_readings, "stored")
         if done is not None:
             device_id, ack = done
-            await self._bus.publish(topics.ack(device_id), ack.to_json(), qos=1)
+            signed = seal_ack(self._signer, device_id, ack)
+            await self._bus.publish(topics.ack(device_id), signed, qos=1)
 
     async def on_sync(self, message: MqttMessage) -> None:
         done = await self._handle(message, TopicKind.SYNC, self._service.handle_sync, "answered")
         if done is not None:
             device_id, reply = done
             if reply is not None:  # None: an unknown device or an unparsable request, left unanswered
-                await self._bus.publish(topics.sync_reply(device_id), reply.to_json(), qos=1)
+                await self._bus.publish(topics.sync_reply(device_id), seal_sync_reply(self._signer, device_id, reply),
+                                        qos=1)
 
     async def on_status(self, message: MqttMessage) -> None:
         await self._handle(message, TopicKind.STATUS, self._service.handle_status, "recorded")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from central.app import MQTT, POOL, Registry
+from central.app import MQTT, POOL, SIGNER, Registry
 from central.ingest.metrics import IngestMetrics
 from central.ingest.mqtt import IngestMqtt
 from central.ingest.postgres import PgIngestStore
@@ -22,7 +22,7 @@ def install(registry: Registry) -> None:
     app = registry.app
     metrics = IngestMetrics.for_registry()
     service = IngestService(PgIngestStore(lambda: app[POOL]), metrics=metrics, max_future_ms=settings.max_future_ms)
-    IngestMqtt(app[MQTT], service, metrics).register(settings)
+    IngestMqtt(app[MQTT], service, metrics, signer=app[SIGNER]).register(settings)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         yield

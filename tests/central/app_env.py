@@ -15,6 +15,7 @@ from central.app import MQTT, Installer, create_app
 from central.config import CentralConfig, from_mapping
 from central.http import Role
 from central.identity.cli import create_user
+from tests.central.device import write_signing_key
 
 PASSWORD = "correct horse battery"
 
@@ -23,8 +24,10 @@ def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dic
     """Every section a test needs set to private, fast values; ``sections`` update them table by table."""
     raw: dict[str, Any] = {
         "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
-        "mqtt": {"enabled": False} if broker is None else {"host": broker.host, "port": broker.port,
-                                                          "reconnect_min_s": 0.5, "reconnect_max_s": 2.0},
+        # Central's signing key (protocol v1.1) also signs HTTP challenges, so it is set with or without a broker.
+        "mqtt": {"signing_key_file": write_signing_key(tmp_path / "signing"), **(
+            {"enabled": False} if broker is None else {"host": broker.host, "port": broker.port,
+                                                       "reconnect_min_s": 0.5, "reconnect_max_s": 2.0})},
         "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
         "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
         "log": {"access_log": False},

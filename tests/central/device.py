@@ -4,13 +4,22 @@ what central sends back."""
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol.ack import Ack
+from protocol.challenge import Challenge
+from protocol.errors import BadSignatureError
+from protocol.keys import DeviceKey
+from protocol.signed import Envelope, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
+from protocol.sync import SyncReply
 
 
 class DeviceClient:
@@ -50,3 +59,55 @@ class DeviceClient:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+#: Central's message-signing key in every test that runs central with a broker (protocol v1.1).
+CENTRAL_KEY = DeviceKey.from_seed(bytes(range(200, 232)))
+
+
+def write_signing_key(directory: Path) -> str:
+    """Write ``CENTRAL_KEY``'s seed as a mode-600 key file in ``directory``; its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "central-signing.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(CENTRAL_KEY.seed.hex() + "\n")
+    return str(path)
+
+
+def _device_of(data: bytes) -> str:
+    return Envelope.from_json(data).device_id
+
+
+def central_ack(data: bytes) -> Ack:
+    """An ack central published, its envelope's signature checked under ``CENTRAL_KEY``."""
+    return unseal_ack(data, CENTRAL_KEY.public_key, _device_of(data))
+
+
+def central_sync_reply(data: bytes) -> SyncReply:
+    """A sync reply central published, its envelope's signature checked under ``CENTRAL_KEY``."""
+    return unseal_sync_reply(data, CENTRAL_KEY.public_key, _device_of(data))
+
+
+def central_challenge(data: bytes, device_seed: bytes) -> Challenge:
+    """A challenge central published, checked like a gateway does (central's signature and the pairing MAC);
+    ``BadSignatureError`` when the MAC is not keyed with this device's pairing code."""
+    key = DeviceKey.from_seed(device_seed)
+    paired = unseal_challenge(data, CENTRAL_KEY.public_key, key.device_id)
+    if not paired.matches(pairing_code(device_seed), key.public_key):
+        raise BadSignatureError("the pairing MAC does not match this device's code")
+    return Challenge(paired.nonce, paired.expires_ms)
+
+
+def pairing(holder: Any) -> str:
+    """The pairing code of a ``DeviceKey`` or of anything with a ``key`` (test gateways), as its status page shows
+    it."""
+    key = holder if isinstance(holder, DeviceKey) else holder.key
+    return pairing_code(key.seed)
+
+
+def registration(holder: Any) -> dict[str, str]:
+    """The identifying part of a device registration body: device id and pairing code."""
+    key = holder if isinstance(holder, DeviceKey) else holder.key
+    return {"device_id": key.device_id, "pairing_code": pairing_code(key.seed)}

@@ -34,7 +34,7 @@ from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
 from tests.central.app_env import make_config
-from tests.central.device import DeviceClient
+from tests.central.device import DeviceClient, central_ack
 from tests.central.pg import add_user
 
 
@@ -89,7 +89,7 @@ async def publish(broker: Any, device_id: str, records: list[Reading]) -> list[A
         batches = [records[i : i + 5] for i in range(0, len(records), 5)]
         for b in batches:
             dev.publish(topics.readings(device_id), encode_batch(b))
-        return [Ack.from_json(await dev.next(topics.ack(device_id))) for _ in batches]
+        return [central_ack(await dev.next(topics.ack(device_id))) for _ in batches]
     finally:
         dev.close()
 

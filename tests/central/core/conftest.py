@@ -20,9 +20,12 @@ from central.config import CentralConfig
 from central.http.roles import Role
 from central.identity.context import IDENTITY
 from protocol import topics
-from protocol.challenge import Challenge, ChallengeReply, sign_challenge
+from protocol.challenge import ChallengeReply, sign_challenge
+from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
+from protocol.signed import pairing_code
 from tests.central.app_env import make_config
+from tests.central.device import central_challenge
 
 
 @pytest.fixture
@@ -81,13 +84,15 @@ async def api_factory(config_factory, client_factory) -> Callable[..., Any]:  # 
 
 class TestDevice:
     """A gateway stand-in built on the protocol library: connects to the broker, answers challenges on
-    ``gtx/v1/d/{id}/challenge`` with ``protocol.challenge.sign_challenge`` and can announce itself online."""
+    ``gtx/v1/d/{id}/challenge`` with ``protocol.challenge.sign_challenge`` (after checking central's signature and
+    pairing MAC) and can announce itself online."""
 
     __test__ = False
 
     def __init__(self, broker: Any, key: Any = None) -> None:
         self.key = key or DeviceKey.generate()
         self.answered: list[bytes] = []
+        self.ignored = 0
         self._broker = broker
         self._client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                    client_id=f"test-dev-{secrets.token_hex(4)}", protocol=paho.MQTTv5)
@@ -108,8 +113,16 @@ class TestDevice:
     def announce_online(self) -> None:
         self._client.publish(topics.status(self.device_id), topics.status_payload(online=True), qos=1, retain=True)
 
+    @property
+    def pairing_code(self) -> str:
+        return pairing_code(self.key.seed)
+
     def _on_message(self, client: Any, _u: Any, msg: Any) -> None:
-        challenge = Challenge.from_json(msg.payload)
+        try:  # like a v1.1 gateway: only challenges central signed with this device's pairing code
+            challenge = central_challenge(bytes(msg.payload), self.key.seed)
+        except ProtocolError:
+            self.ignored += 1
+            return
         sig = sign_challenge(self.key, challenge.nonce, challenge.expires_ms)
         self.answered.append(challenge.nonce)
         client.publish(topics.challenge_reply(self.device_id), ChallengeReply(challenge.nonce, sig).to_json(), qos=1)

@@ -11,6 +11,7 @@ from central.http.roles import Role
 from central.identity.context import IDENTITY
 from central.identity.mailer import read_dev_mail
 from protocol.keys import DeviceKey
+from tests.central.device import registration
 
 PASSWORD = "a long enough password"
 
@@ -68,7 +69,7 @@ async def test_add_meters_resend_challenge_and_claim_audit(api_factory) -> None:
     api = await api_factory()
     installer, admin = await api.token("installer"), await api.token("admin")
     key = DeviceKey.generate()
-    await api.client.post("/api/v1/devices", headers=bearer(installer), json={"device_id": key.device_id})
+    await api.client.post("/api/v1/devices", headers=bearer(installer), json={**registration(key)})
     meter = {"serial": "ADD-1", "model": "SDM72", "protocol": "modbus-rtu", "source": None, "meter_key": "k" * 10}
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/meters", headers=bearer(installer), json=[meter])
     assert r.status == 201

@@ -20,12 +20,14 @@ import asyncpg
 import pytest
 
 from central.cli import main
+from tests.central.device import write_signing_key
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _write_config(tmp_path: Path, pg_dsn: str, port: int = 0, broker=None) -> Path:  # type: ignore[no-untyped-def]
-    mqtt = f'host = "{broker.host}"\nport = {broker.port}\n' if broker else "enabled = false\n"
+    mqtt = (f'host = "{broker.host}"\nport = {broker.port}\nsigning_key_file = "{write_signing_key(tmp_path)}"\n'
+            if broker else "enabled = false\n")
     cfg = tmp_path / "central.toml"
     cfg.write_text(
         f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 6\n'

@@ -13,6 +13,7 @@ from central.http.context import CONFIG
 from central.identity.context import IDENTITY
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
+from tests.central.device import central_challenge, registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -38,7 +39,7 @@ async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_fa
     installer = await api.token("installer")
     device = gateway_factory()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer), json={
-        "device_id": device.device_id, "site_label": "Roof A",
+        **registration(device), "site_label": "Roof A",
         "meters": [_meter("M-1"), _meter("M-2", source=None)]})
     assert r.status == 201, await r.text()
     body = await r.json()
@@ -60,7 +61,7 @@ async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_fa
         await conn.close()
 
     r = await api.client.post("/api/v1/devices", headers=bearer(installer), json={
-        "device_id": device.device_id, "meters": []})
+        **registration(device), "meters": []})
     assert r.status == 409
     other = await api.token("installer")
     r = await api.client.get(f"/api/v1/devices/{device.device_id}", headers=bearer(other))
@@ -73,7 +74,7 @@ async def test_device_that_comes_online_later_is_challenged(api_factory, broker,
     installer = await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": key.device_id, "meters": [_meter("LATE-1")]})
+                              json={**registration(key), "meters": [_meter("LATE-1")]})
     assert r.status == 201
     await asyncio.sleep(0.2)  # the registration challenge goes nowhere: the gateway is not connected yet
     device = gateway_factory(key)
@@ -87,28 +88,26 @@ async def test_http_challenge_single_use_expiry_and_bad_signature(api_factory) -
     installer = await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": key.device_id, "meters": []})
+                              json={**registration(key), "meters": []})
     assert r.status == 201
     url = f"/api/v1/devices/{key.device_id}"
 
     async def fetch() -> tuple[bytes, int]:
         r = await api.client.get(url + "/challenge", headers=bearer(installer))
         assert r.status == 200
-        body = await r.json()
-        assert body["v"] == 1
-        return bytes.fromhex(body["nonce"]), body["expires_ms"]
+        challenge = central_challenge(await r.read(), key.seed)  # sealed by central, paired with this gateway
+        return challenge.nonce, challenge.expires_ms
 
     async def answer(nonce: bytes, sig: bytes) -> tuple[int, dict]:
         r = await api.client.post(url + "/challenge-response", headers=bearer(installer),
                                   json={"nonce": nonce.hex(), "signature": sig.hex()})
         return r.status, await r.json()
 
-    # Wrong key: refused, and the nonce is spent.
-    nonce, exp = await fetch()
-    status, body = await answer(nonce, sign_challenge(DeviceKey.generate(), nonce, exp))
-    assert (status, body["error"]["code"]) == (400, "bad_signature")
-    status, body = await answer(nonce, sign_challenge(key, nonce, exp))
-    assert (status, body["error"]["code"]) == (400, "invalid_challenge")
+    # Wrong key (or garbage from anyone): refused, and the nonce is NOT spent (issue 10 D2) -- used further below.
+    first, first_exp = await fetch()
+    for _ in range(3):
+        status, body = await answer(first, sign_challenge(DeviceKey.generate(), first, first_exp))
+        assert (status, body["error"]["code"]) == (400, "bad_signature")
 
     # Expired: refused even with the right signature.
     nonce, exp = await fetch()
@@ -120,8 +119,8 @@ async def test_http_challenge_single_use_expiry_and_bad_signature(api_factory) -
         assert (status, body["error"]["code"]) == (400, "invalid_challenge")
         assert (await _wait_status(api, installer, key.device_id, "x", 0))["status"] == "pending"
 
-        # A nonce fetched for this device cannot verify another one.
-        nonce, exp = await fetch()
+        # The genuine answer to the nonce that got wrong answers before still verifies the device.
+        nonce, exp = first, first_exp
         status, body = await answer(nonce, sign_challenge(key, nonce, exp))
         assert status == 200
         assert body["status"] == "verified"
@@ -141,10 +140,11 @@ async def test_admin_suspend_reinstate_revoke(api_factory) -> None:
     api = await api_factory()
     installer, admin = await api.token("installer"), await api.token("admin")
     key = DeviceKey.generate()
-    await api.client.post("/api/v1/devices", headers=bearer(installer), json={"device_id": key.device_id})
-    ch = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).json()
-    nonce = bytes.fromhex(ch["nonce"])
-    sig = sign_challenge(key, nonce, ch["expires_ms"])
+    await api.client.post("/api/v1/devices", headers=bearer(installer), json={**registration(key)})
+    raw = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).read()
+    ch = central_challenge(raw, key.seed)
+    nonce = ch.nonce
+    sig = sign_challenge(key, nonce, ch.expires_ms)
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=bearer(installer),
                               json={"nonce": nonce.hex(), "signature": sig.hex()})
     assert (await r.json())["status"] == "verified"
@@ -171,15 +171,15 @@ async def test_register_rejects_bad_input(api_factory) -> None:
     api = await api_factory()
     installer = await api.token("installer")
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": "0" * 40, "meters": []})
+                              json={"device_id": "0" * 40, "pairing_code": "2E7GBNFZ", "meters": []})
     assert r.status == 400
     assert (await r.json())["error"]["code"] == "invalid_device_id"
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": key.device_id, "meters": [_meter("A B")]})
+                              json={**registration(key), "meters": [_meter("A B")]})
     assert r.status == 400, "serials follow the protocol's character set"
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": key.device_id, "meters": [_meter("D1"), _meter("D1")]})
+                              json={**registration(key), "meters": [_meter("D1"), _meter("D1")]})
     assert r.status == 400
     assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=bearer(installer))).status == 404
 
@@ -188,7 +188,7 @@ async def test_sweeper_task_removes_expired_challenges(api_factory) -> None:
     api = await api_factory(identity={"challenge_sweep_interval_s": 0.1})
     installer = await api.token("installer")
     key = DeviceKey.generate()
-    await api.client.post("/api/v1/devices", headers=bearer(installer), json={"device_id": key.device_id})
+    await api.client.post("/api/v1/devices", headers=bearer(installer), json={**registration(key)})
     for _ in range(3):
         assert (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).ok
     conn = await asyncpg.connect(api.app[CONFIG].database.dsn)
@@ -223,7 +223,7 @@ async def test_garbage_on_challenge_topics_is_dropped_and_service_continues(api_
     ]:
         await mqtt.publish_confirmed(topic, payload)
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": device.device_id, "meters": [_meter("G-1")]})
+                              json={**registration(device), "meters": [_meter("G-1")]})
     assert r.status == 201
     body = await _wait_status(api, installer, device.device_id, "verified")
     assert body["status"] == "verified"

@@ -7,6 +7,7 @@ import asyncio
 
 from central.identity.context import IDENTITY
 from protocol.keys import DeviceKey
+from tests.central.device import registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -19,7 +20,7 @@ async def _device_with_meters(api, *serials: str) -> str:
     meters = [{"serial": s, "model": "SDM630", "protocol": "modbus-tcp", "source": "solar",
                "meter_key": f"key-of-{s}"} for s in serials]
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
-                              json={"device_id": key.device_id, "meters": meters})
+                              json={**registration(key), "meters": meters})
     assert r.status == 201, await r.text()
     return key.device_id
 

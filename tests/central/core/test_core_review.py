@@ -23,6 +23,7 @@ from central.identity.mailer import DevMailer, Mail, read_dev_mail
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
+from tests.central.device import central_challenge, registration
 
 
 async def _chunked(client: TestClient[web.Request, web.Application], path: str, chunks: list[bytes],
@@ -101,16 +102,16 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     squatter, real = await api.token("installer"), await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
-                              json={"device_id": key.device_id, "meters": [_meter("SQ-1"), _meter("REAL-1")]})
+                              json={**registration(key), "meters": [_meter("SQ-1"), _meter("REAL-1")]})
     assert r.status == 201
     # Fresh pending registration: still protected (the first installer gets its chance to verify).
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": key.device_id, "meters": [_meter("REAL-1")]})
+                              json={**registration(key), "meters": [_meter("REAL-1")]})
     assert (r.status, (await r.json())["error"]["code"]) == (409, "device_exists")
 
     await _age_device(api, key.device_id, 3601)
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": key.device_id, "site_label": "roof",
+                              json={**registration(key), "site_label": "roof",
                                     "meters": [_meter("REAL-1", "the-real-utility-key")]})
     assert r.status == 201, await r.text()
     body = await r.json()
@@ -118,17 +119,18 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     assert (body["status"], body["site_label"]) == ("pending", "roof")
     # The squatter lost it; the real installer sees it and can run the challenge.
     assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=_bearer(squatter))).status == 404
-    ch = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).json()
-    sig = sign_challenge(key, bytes.fromhex(ch["nonce"]), ch["expires_ms"])
+    raw = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).read()
+    ch = central_challenge(raw, key.seed)
+    sig = sign_challenge(key, ch.nonce, ch.expires_ms)
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=_bearer(real),
-                              json={"nonce": ch["nonce"], "signature": sig.hex()})
+                              json={"nonce": ch.nonce.hex(), "signature": sig.hex()})
     assert (await r.json())["status"] == "verified"
     events = await api.app[POOL].fetch("SELECT event FROM device_events WHERE device_id = $1 ORDER BY id",
                                        key.device_id)
     assert [e["event"] for e in events] == ["registered", "replaced", "verified"]
     # A verified device is never taken over, however old.
     await _age_device(api, key.device_id, 10 * 3600)
-    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter), json={"device_id": key.device_id})
+    r = await api.client.post("/api/v1/devices", headers=_bearer(squatter), json={**registration(key)})
     assert r.status == 409
 
 
@@ -137,14 +139,14 @@ async def test_stale_pending_device_does_not_squat_meter_serials(api_factory) ->
     squatter, real = await api.token("installer"), await api.token("installer")
     fake, genuine = DeviceKey.generate(), DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=_bearer(squatter),
-                              json={"device_id": fake.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(fake), "meters": [_meter("SERIAL-9")]})
     assert r.status == 201
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(genuine), "meters": [_meter("SERIAL-9")]})
     assert (r.status, (await r.json())["error"]["code"]) == (409, "serial_taken")
     await _age_device(api, fake.device_id, 3601)
     r = await api.client.post("/api/v1/devices", headers=_bearer(real),
-                              json={"device_id": genuine.device_id, "meters": [_meter("SERIAL-9")]})
+                              json={**registration(genuine), "meters": [_meter("SERIAL-9")]})
     assert r.status == 201, await r.text()
     owner = await api.app[POOL].fetchval("SELECT device_id FROM meters WHERE serial = 'SERIAL-9'")
     assert owner == genuine.device_id

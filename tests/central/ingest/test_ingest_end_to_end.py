@@ -18,10 +18,11 @@ from central.http import Role
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
-from protocol.errors import Reason
-from protocol.sync import SyncReply, SyncRequest
+from protocol.errors import MalformedError, Reason
+from protocol.signed import unseal_ack, unseal_sync_reply
+from protocol.sync import SyncRequest
 from tests.central.app_env import make_config, running_app
-from tests.central.device import DeviceClient
+from tests.central.device import CENTRAL_KEY, DeviceClient, central_ack
 from tests.central.gateway import Gateway, forge
 
 METER = "E2E-METER-1"
@@ -55,8 +56,12 @@ async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], br
 
             recs = gw.many(METER, 5)
             dev.publish(topics.readings(gw.device_id), encode_batch(recs))
-            ack = Ack.from_json(await dev.next(topics.ack(gw.device_id)))
+            raw_ack = await dev.next(topics.ack(gw.device_id))
+            # Protocol v1.1: sealed and signed by central for this device (issue 10 D2).
+            ack = unseal_ack(raw_ack, CENTRAL_KEY.public_key, gw.device_id)
             assert ack == Ack(first=1, last=5, accepted=5, duplicate=0, rejected=())
+            with pytest.raises(MalformedError):
+                unseal_ack(raw_ack, CENTRAL_KEY.public_key, Gateway().device_id)
             events = [await ws.receive_json(timeout=5) for _ in range(5)]
             assert [e["data"]["seq"] for e in events] == [1, 2, 3, 4, 5]
             assert {e["channel"] for e in events} == {"readings"}
@@ -64,16 +69,17 @@ async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], br
 
         # Redelivery of the same batch: stored once.
         dev.publish(topics.readings(gw.device_id), encode_batch(recs))
-        again = Ack.from_json(await dev.next(topics.ack(gw.device_id)))
+        again = central_ack(await dev.next(topics.ack(gw.device_id)))
         assert (again.accepted, again.duplicate) == (0, 5)
         # A forged record is rejected through the same path.
         dev.publish(topics.readings(gw.device_id), encode_batch([forge(gw.read(METER))]))
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))).rejected == ((6, Reason.BAD_SIGNATURE),)
+        assert central_ack(await dev.next(topics.ack(gw.device_id))).rejected == ((6, Reason.BAD_SIGNATURE),)
         assert await seed.stored(gw.device_id) == [1, 2, 3, 4, 5]
 
         # Chain resync.
         dev.publish(topics.sync(gw.device_id), SyncRequest(b"\x05" * 32).to_json())
-        reply = SyncReply.from_json(await dev.next(topics.sync_reply(gw.device_id)))
+        reply = unseal_sync_reply(await dev.next(topics.sync_reply(gw.device_id)), CENTRAL_KEY.public_key, gw.device_id)
+        assert reply.nonce == b"\x05" * 32
         assert (reply.last_seq, reply.last_hash) == (5, recs[-1].hash())
 
         # Status → online.
@@ -122,7 +128,7 @@ async def test_malformed_payloads_do_not_crash_ingest(central: TestClient[Any, A
     try:
         for payload in (b"", b"\x00" * 3, b"GTXB\x01\xff\xff", b"not a batch at all", bytes(range(256)) * 8):
             dev.publish(topics.readings(gw.device_id), payload)
-            ack = Ack.from_json(await dev.next(topics.ack(gw.device_id)))
+            ack = central_ack(await dev.next(topics.ack(gw.device_id)))
             assert ack.rejected == ((0, Reason.MALFORMED),)
         # Topics whose device id is not even valid: dropped without an answer.
         dev.publish("gtx/v1/d/not-base58-0OIl/readings", encode_batch([gw.read(METER)]))
@@ -133,14 +139,14 @@ async def test_malformed_payloads_do_not_crash_ingest(central: TestClient[Any, A
         # ... and the next good batch is still processed.
         gw.seq, gw.prev_hash = 0, bytes(32)
         dev.publish(topics.readings(gw.device_id), encode_batch(gw.many(METER, 2)))
-        ack = Ack.from_json(await dev.next(topics.ack(gw.device_id)))
+        ack = central_ack(await dev.next(topics.ack(gw.device_id)))
         assert (ack.accepted, ack.rejected) == (2, ())
         assert await seed.stored(gw.device_id) == [1, 2]
         unknown = Gateway()
         dev2 = DeviceClient(broker.host, broker.port, [topics.ack(unknown.device_id)])
         try:
             dev2.publish(topics.readings(unknown.device_id), encode_batch([unknown.read(METER)]))
-            ack = Ack.from_json(await dev2.next(topics.ack(unknown.device_id)))
+            ack = central_ack(await dev2.next(topics.ack(unknown.device_id)))
             assert ack.rejected == ((1, Reason.UNKNOWN_DEVICE),)
         finally:
             dev2.close()

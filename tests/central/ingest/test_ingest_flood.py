@@ -19,10 +19,9 @@ from prometheus_client import REGISTRY
 from central.app import MQTT, POOL
 from central.mqtt import PahoMqtt
 from protocol import topics
-from protocol.ack import Ack
 from protocol.batch import encode_batch
 from tests.central.app_env import make_config, running_app
-from tests.central.device import DeviceClient
+from tests.central.device import DeviceClient, central_ack
 from tests.central.gateway import Gateway, forge
 
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
@@ -64,7 +63,7 @@ async def test_qos0_flood_keeps_memory_bounded_and_central_serving(
     try:
         # Warm up (first batch through every code path), then take the baseline.
         dev.publish(topics.readings(honest.device_id), encode_batch(honest.many("FLOOD-OK-1", 3)))
-        assert Ack.from_json(await dev.next(topics.ack(honest.device_id))).accepted == 3
+        assert central_ack(await dev.next(topics.ack(honest.device_id))).accepted == 3
         before = rss_bytes()
         refused_before = REGISTRY.get_sample_value(
             "gtx_ingest_messages_total", {"kind": "readings", "result": "qos0"}) or 0
@@ -93,11 +92,11 @@ async def test_qos0_flood_keeps_memory_bounded_and_central_serving(
         assert sent > 100, f"the flood did not happen (sent {sent})"
         assert legit_sent
         assert health_checks > 0
-        ack = Ack.from_json(await dev.next(topics.ack(honest.device_id), wait_s=30))
+        ack = central_ack(await dev.next(topics.ack(honest.device_id), wait_s=30))
         assert (ack.first, ack.last, ack.accepted, ack.rejected) == (4, 5, 2, ())
         # After the flood, too.
         dev.publish(topics.readings(honest.device_id), encode_batch(honest.many("FLOOD-OK-1", 1)))
-        assert Ack.from_json(await dev.next(topics.ack(honest.device_id), wait_s=30)).accepted == 1
+        assert central_ack(await dev.next(topics.ack(honest.device_id), wait_s=30)).accepted == 1
         assert await seed.stored(honest.device_id) == [1, 2, 3, 4, 5, 6]
         assert await seed.stored(attacker.device_id) == []
         growth = peak - before

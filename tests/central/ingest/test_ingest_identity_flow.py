@@ -18,10 +18,10 @@ from central.http import Role
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
-from protocol.challenge import Challenge, ChallengeReply, sign_challenge
+from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import Reason
 from tests.central.app_env import login
-from tests.central.device import DeviceClient
+from tests.central.device import DeviceClient, central_ack, central_challenge, registration
 from tests.central.gateway import Gateway, forge
 
 SERIAL = "FLOW-METER-1"
@@ -38,21 +38,21 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
     try:
         # Before provisioning, central does not know the gateway.
         dev.publish(topics.readings(gw.device_id), encode_batch([gw.read(SERIAL)]))
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))).rejected == ((1, Reason.UNKNOWN_DEVICE),)
+        assert central_ack(await dev.next(topics.ack(gw.device_id))).rejected == ((1, Reason.UNKNOWN_DEVICE),)
         gw.seq, gw.prev_hash = 0, bytes(32)
 
         resp = await central.post("/api/v1/devices", headers=installer, json={
-            "device_id": gw.device_id, "site_label": "roof", "meters": [
+            **registration(gw), "site_label": "roof", "meters": [
                 {"serial": SERIAL, "model": "SDM630", "protocol": "modbus-tcp", "meter_key": METER_KEY,
                  "source": "solar"}]})
         assert resp.status == 201, await resp.text()
         # Registered but not yet proven: readings are refused.
         dev.publish(topics.readings(gw.device_id), encode_batch([gw.read(SERIAL)]))
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))).rejected == ((1, Reason.DEVICE_NOT_VERIFIED),)
+        assert central_ack(await dev.next(topics.ack(gw.device_id))).rejected == ((1, Reason.DEVICE_NOT_VERIFIED),)
         gw.seq, gw.prev_hash = 0, bytes(32)
 
         # The gateway answers the challenge central sent over MQTT.
-        challenge = Challenge.from_json(await dev.next(topics.challenge(gw.device_id)))
+        challenge = central_challenge(await dev.next(topics.challenge(gw.device_id)), gw.key.seed)
         signature = sign_challenge(gw.key, challenge.nonce, challenge.expires_ms)
         dev.publish(topics.challenge_reply(gw.device_id), ChallengeReply(challenge.nonce, signature).to_json())
         for _ in range(100):
@@ -70,7 +70,7 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
 
         recs = gw.many(SERIAL, 4)
         dev.publish(topics.readings(gw.device_id), encode_batch(recs))
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))) == Ack(1, 4, 4, 0, ())
+        assert central_ack(await dev.next(topics.ack(gw.device_id))) == Ack(1, 4, 4, 0, ())
         resp = await central.get(f"/api/v1/meters/{meter_id}/readings", headers=owner,
                                  params={"from_ms": str(recs[0].timestamp_ms), "to_ms": str(recs[-1].timestamp_ms + 1)})
         assert [r["seq"] for r in (await resp.json())["readings"]] == [1, 2, 3, 4]
@@ -94,10 +94,10 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
         for label, make, reason in cases:
             rewind()
             dev.publish(topics.readings(gw.device_id), encode_batch([make()]))
-            ack = Ack.from_json(await dev.next(topics.ack(gw.device_id)))
+            ack = central_ack(await dev.next(topics.ack(gw.device_id)))
             assert ack.rejected == ((5, reason),), label
         dev.publish(topics.readings(gw.device_id), encode_batch([recs[1]]))  # replayed record
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))) == Ack(2, 2, 0, 1, ())
+        assert central_ack(await dev.next(topics.ack(gw.device_id))) == Ack(2, 2, 0, 1, ())
         assert await pool.fetchval("SELECT count(*) FROM readings") == before
 
         # An admin suspends the gateway: its readings are refused as device_not_verified.
@@ -106,7 +106,7 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
         assert resp.status == 200, await resp.text()
         rewind()
         dev.publish(topics.readings(gw.device_id), encode_batch([gw.read(SERIAL)]))
-        assert Ack.from_json(await dev.next(topics.ack(gw.device_id))).rejected == ((5, Reason.DEVICE_NOT_VERIFIED),)
+        assert central_ack(await dev.next(topics.ack(gw.device_id))).rejected == ((5, Reason.DEVICE_NOT_VERIFIED),)
         assert await pool.fetchval("SELECT count(*) FROM readings") == before
     finally:
         dev.close()

@@ -21,6 +21,7 @@ from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.errors import Reason
+from tests.central.device import CENTRAL_KEY
 from tests.central.gateway import T0_MS, Gateway, forge
 
 METER = "MTR-0001"
@@ -86,7 +87,8 @@ async def test_qos0_and_over_limit_messages_are_dropped_before_any_work(verifica
     store, service, registry = make(gw)
     bus = InMemoryMqtt()
     now = [0.0]
-    IngestMqtt(bus, service, IngestMetrics.for_registry(registry), clock_s=lambda: now[0]).register(
+    IngestMqtt(bus, service, IngestMetrics.for_registry(registry), signer=CENTRAL_KEY,
+               clock_s=lambda: now[0]).register(
         IngestSettings(device_messages_per_s=1, device_burst=2)
     )
     await bus.start()

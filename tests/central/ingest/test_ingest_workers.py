@@ -19,9 +19,8 @@ import pytest
 from ingest_db import Seed
 
 from protocol import topics
-from protocol.ack import Ack
 from protocol.batch import encode_batch
-from tests.central.device import DeviceClient
+from tests.central.device import DeviceClient, central_ack
 from tests.central.gateway import Gateway
 from tests.conftest import free_port
 
@@ -87,7 +86,7 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
             for gw, dev in zip(gateways, devices, strict=True):
                 dev.publish(topics.readings(gw.device_id), encode_batch(gw.many(f"W-{gw.device_id[:8]}", 5)))
         for gw, dev in zip(gateways, devices, strict=True):
-            acks = [Ack.from_json(await dev.next(topics.ack(gw.device_id), 30)) for _ in range(10)]
+            acks = [central_ack(await dev.next(topics.ack(gw.device_id), 30)) for _ in range(10)]
             assert sum(a.accepted for a in acks) == 50
             assert all(a.rejected == () for a in acks)
             assert await seed.stored(gw.device_id) == list(range(1, 51))
