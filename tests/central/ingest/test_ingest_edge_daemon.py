@@ -1,6 +1,7 @@
 """The real edge daemon (``python -m edge``) reading a simulated Modbus meter (``python -m edge.simulator``), signing
-and publishing through a private Mosquitto into central (identity + ingest + readings): the gateway is provisioned
-over the MQTT challenge, the owner claims the meter, and verified readings arrive and verify independently."""
+and publishing through a private Mosquitto into central (identity + ingest + readings): the gateway pins central's
+key, is registered with its pairing code and provisioned over the central-signed MQTT challenge, the owner claims the
+meter, and verified readings arrive and verify independently."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from aiohttp.test_utils import TestClient
 from central.app import POOL
 from central.config import CentralConfig
 from central.http import Role
+from edge.keystore import read_seed
 from protocol.record import decode_reading
+from protocol.signed import format_pairing_code, pairing_code
 from tests.central.app_env import login
+from tests.central.device import CENTRAL_KEY
 from tests.conftest import free_port
 from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
 
@@ -43,6 +47,8 @@ async def test_edge_daemon_readings_reach_the_owner(
     edge_cfg.write_text(f"""
 [device]
 state_dir = "{tmp_path / "edge-state"}"
+[central]
+public_key = "{CENTRAL_KEY.device_id}"
 [poll]
 clock_check = "none"
 [mqtt]
@@ -76,8 +82,10 @@ poll_interval_s = 1
     installer = await login(central, config, "installer@example.test", Role.INSTALLER)
     owner = await login(central, config, "owner@example.test", Role.PROSUMER)
     device_id = init_gateway(edge_cfg)
+    # The code the installer reads off the gateway's status page (protocol §10): derived from its key seed.
+    code = format_pairing_code(pairing_code(read_seed(tmp_path / "edge-state" / "device.key")))
     resp = await central.post("/api/v1/devices", headers=installer, json={
-        "device_id": device_id, "site_label": "e2e", "meters": [
+        "device_id": device_id, "pairing_code": code, "site_label": "e2e", "meters": [
             {"serial": SERIAL, "model": "eastron-sdm630", "protocol": "modbus-tcp", "meter_key": METER_KEY,
              "source": "solar"}]})
     assert resp.status == 201, await resp.text()
