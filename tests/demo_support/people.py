@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from solders.keypair import Keypair
 
 from demo_support.api import Api, User
@@ -112,20 +113,35 @@ async def accounts(api: Api, stack: Stack, cast: Cast) -> None:
         say(f"{o.role:<16} {o.email} (self-registered; e-mail verified with the token from the dev mailer)")
 
 
-async def provision_gateway(api: Api, stack: Stack, cast: Cast) -> dict[str, Any]:
-    """Register the gateway and its meters (meter keys as the utility would issue them)."""
+async def read_pairing_code(api: Api, stack: Stack) -> str:
+    """What the installer reads off the gateway's password-protected status page (protocol §10): its pairing code."""
+    auth = aiohttp.BasicAuth("installer", stack.status_password)
+    async with api.session.get(f"{stack.status_url}api/status", auth=auth) as r:
+        r.raise_for_status()
+        status: dict[str, Any] = await r.json()
+    code = status.get("pairing_code")
+    if not isinstance(code, str) or not code:
+        raise RuntimeError("the gateway's status page shows no pairing code")
+    say(f"installer read the pairing code {code} off the gateway's status page ({stack.status_url})")
+    return code
+
+
+async def provision_gateway(api: Api, stack: Stack, cast: Cast, pairing_code: str) -> dict[str, Any]:
+    """Register the gateway with its pairing code, and its meters (meter keys as the utility would issue them)."""
     meters = [{"serial": o.serial, "model": "Eastron SDM630", "protocol": "modbus-tcp", "meter_key": o.meter_key,
                "source": "solar" if o.role == "prosumer" else None} for o in cast.owners]
     device: dict[str, Any] = await api.post("/api/v1/devices", {
-        "device_id": stack.device_id, "site_label": "Demo street 1, Sunnyvale", "meters": meters}, cast.installer)
-    say(f"installer registered gateway {device['device_id']} with {len(device['meters'])} meters: "
-        f"status {device['status']}")
+        "device_id": stack.device_id, "pairing_code": pairing_code, "site_label": "Demo street 1, Sunnyvale",
+        "meters": meters}, cast.installer)
+    say(f"installer registered gateway {device['device_id']} with {len(device['meters'])} meters and its pairing "
+        f"code: status {device['status']}")
     return device
 
 
 async def verify_gateway(api: Api, stack: Stack, cast: Cast, timeout_s: float = 30) -> dict[str, Any]:
-    """Central challenges the gateway over MQTT (by itself when the gateway comes online; the installer may ask for
-    another); the running edge daemon signs it with its device key; central marks the gateway verified."""
+    """Central challenges the gateway over MQTT (at registration and when the gateway comes online; the installer may
+    ask for another), signed with central's key and keyed with the pairing code; the running edge daemon checks both
+    and signs it with its device key; central marks the gateway verified."""
     path = f"/api/v1/devices/{stack.device_id}"
     started = time.monotonic()
     deadline = started + timeout_s
@@ -134,8 +150,9 @@ async def verify_gateway(api: Api, stack: Stack, cast: Cast, timeout_s: float = 
     while time.monotonic() < deadline:
         device = await api.get(path, cast.installer)
         if device["status"] == "verified":
-            say(f"central challenged the gateway over MQTT (gtx/v1/d/<id>/challenge); the edge daemon signed it with "
-                f"its device key: status {device['status']} at {device['verified_at'][11:19]} UTC")
+            say("central challenged the gateway over MQTT (gtx/v1/d/<id>/challenge, signed by central, paired by the "
+                f"code); the edge daemon signed it with its device key:\n    status {device['status']} at "
+                f"{device['verified_at'][11:19]} UTC")
             return device
         if time.monotonic() - asked_at > 3:
             await api.post(f"{path}/challenge", None, cast.installer)

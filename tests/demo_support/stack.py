@@ -119,6 +119,7 @@ dsn = "{dsn}"
 [mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
+signing_key_file = "{st / 'central-signing.key'}"
 
 [auth]
 jwt_secret = "{secrets.token_urlsafe(48)}"
@@ -166,14 +167,29 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     central_toml.write_text(central_config(s, dsn=dsn, http_port=http_port, mqtt_port=mqtt_port, rpc_port=rpc_port),
                             encoding="utf-8")
     central_toml.chmod(0o600)
+    central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
-                                  interval_s=s.poll_s, status_port=status_port, status_password=password)
+                                  interval_s=s.poll_s, status_port=status_port, status_password=password,
+                                  central_public_key=central_key)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
                  edge_toml)
+
+
+def central_signing_key(central_toml: Path, procs: Processes) -> str:
+    """``gridtokenx-central signing-key init``: central's message-signing key (protocol v1.1); its public key (base58),
+    which the gateway pins in ``[central] public_key``."""
+    r = subprocess.run([str(Path(sys.executable).parent / "gridtokenx-central"), "-c", str(central_toml), "signing-key",
+                        "init"], capture_output=True, text=True, env=procs.env, timeout=60, check=False)
+    lines = r.stdout.split()
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(f"gridtokenx-central signing-key init failed (exit {r.returncode}): "
+                           f"{r.stderr.strip()[-800:]}")
+    say(f"signing-key init central's message-signing key created; public key {lines[-1]} pinned in the gateway config")
+    return lines[-1]
 
 
 def start_broker(stack: Stack) -> None:

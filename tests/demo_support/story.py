@@ -73,8 +73,8 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
         async def identity() -> bool:
             stage(3, "Identity through the HTTP API: accounts, gateway, meters, wallets, readings")
             await people.accounts(api, st, cast)
-            await people.provision_gateway(api, st, cast)
             stack.start_edge(st)
+            await people.provision_gateway(api, st, cast, await people.read_pairing_code(api, st))
             await people.verify_gateway(api, st, cast)
             await people.claim_and_link(api, cast)
             await people.readings_flowing(api, cast)
