@@ -62,6 +62,10 @@ def _worker(config_path: str | None, overrides: Sequence[str]) -> None:
 
 def run(config: CentralConfig, config_path: str | None, overrides: Sequence[str]) -> int:
     """Entry point of ``gridtokenx-central serve``."""
+    if config.mqtt.enabled:  # central's signing key (protocol v1.1): refuse to start without a usable one
+        from central.signing import load_signing_key  # noqa: PLC0415
+
+        load_signing_key(config.mqtt.signing_key_file)
     if config.database.migrate_on_start:
         applied = asyncio.run(migrate_dsn(config.database.dsn))
         if applied:

@@ -104,7 +104,7 @@ def test_json_schema_of_request_types() -> None:
     reg = SchemaRegistry()
     reg.ref(RegisterDeviceIn)
     s = reg.components
-    assert s["RegisterDeviceIn"]["required"] == ["device_id"]
+    assert s["RegisterDeviceIn"]["required"] == ["device_id", "pairing_code"]
     assert s["RegisterDeviceIn"]["properties"]["meters"]["items"] == {"$ref": "#/components/schemas/MeterIn"}
     assert s["MeterIn"]["properties"]["meter_key"]["writeOnly"] is True
     assert s["MeterIn"]["properties"]["source"]["anyOf"][1] == {"type": "null"}

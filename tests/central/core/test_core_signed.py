@@ -14,10 +14,9 @@ from central.http.context import CONFIG
 from central.identity.context import IDENTITY
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
-from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey
-from protocol.signed import Envelope, pairing_code
-from tests.central.device import DeviceClient, central_challenge, registration
+from protocol.signed import Envelope, pairing_code, unseal_challenge
+from tests.central.device import CENTRAL_KEY, DeviceClient, central_challenge, registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -59,8 +58,10 @@ async def test_http_challenge_is_signed_by_central_with_the_pairing_mac(api_fact
     raw = await r.read()
     challenge = central_challenge(raw, key.seed)
     assert challenge.nonce.hex() == json.loads(Envelope.from_json(raw).body)["nonce"]
-    with pytest.raises(BadSignatureError):  # the pairing MAC is keyed with this gateway's code, not another's
-        central_challenge(raw, bytes(32))
+    # The pairing MAC is keyed with this gateway's code: it does not match any other code.
+    paired = unseal_challenge(raw, CENTRAL_KEY.public_key, key.device_id)
+    assert paired.matches(code, key.public_key)
+    assert not paired.matches(pairing_code(bytes(32)), key.public_key)
 
 
 async def test_gateway_ignores_challenges_of_a_registration_with_the_wrong_code(api_factory, broker,
