@@ -50,6 +50,7 @@ from protocol.batch import encode_batch  # noqa: E402
 from protocol.challenge import sign_challenge  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
 from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
+from protocol.signed import pairing_code  # noqa: E402
 
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
 TARGET_RPS, TARGET_P99_MS, TARGET_ORDERS = 2000, 50.0, 1500
@@ -102,10 +103,11 @@ async def provision(base: str, admin_email: str, admin_pw: str) -> dict[str, Any
         inst = users["installer"]["access_token"]
         serials = [f"BENCH-{i}" for i in range(4)]
         await call("POST", "/api/v1/devices", inst, {
-            "device_id": key.device_id, "site_label": "bench",
+            "device_id": key.device_id, "pairing_code": pairing_code(key.seed), "site_label": "bench",
             "meters": [{"serial": s_, "model": "SDM630", "protocol": "modbus-tcp", "source": "solar",
                         "meter_key": f"key-{s_}"} for s_ in serials]})
-        ch = await call("GET", f"/api/v1/devices/{key.device_id}/challenge", inst)
+        envelope = await call("GET", f"/api/v1/devices/{key.device_id}/challenge", inst)  # signed by central (§10)
+        ch = json.loads(envelope["body"])
         nonce = bytes.fromhex(ch["nonce"])
         await call("POST", f"/api/v1/devices/{key.device_id}/challenge-response", inst,
                    {"nonce": nonce.hex(), "signature": sign_challenge(key, nonce, ch["expires_ms"]).hex()})
@@ -304,9 +306,12 @@ def main() -> int:
     broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(tmp / "mosquitto.conf")])
     admin_pw = secrets.token_urlsafe(16)
     cfg = tmp / "central.toml"
+    signing_key = tmp / "central-signing.key"  # central's message-signing key (protocol v1.1)
+    signing_key.write_text(secrets.token_bytes(32).hex() + "\n")
+    signing_key.chmod(0o600)
     cfg.write_text(
         f'[database]\ndsn = "postgresql://postgres@127.0.0.1:5432/{db}"\npool_min = 2\npool_max = 8\n'
-        f'[mqtt]\nport = {mqtt_port}\n'
+        f'[mqtt]\nport = {mqtt_port}\nsigning_key_file = "{signing_key}"\n'
         f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\npassword_bcrypt_cost = 4\n'
         f'[mailer]\ndev_dir = "{tmp / "mail"}"\n'
         f'[http]\nport = {http_port}\n'

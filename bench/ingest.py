@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import math
 import multiprocessing as mp
 import os
@@ -39,13 +40,16 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import topics
-from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import ZERO_HASH, sign_reading
+from protocol.signed import unseal_ack
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 METER_PREFIX = "BENCH-"
+
+#: Central's message-signing key in this benchmark (both sides run here; protocol v1.1).
+BENCH_CENTRAL = DeviceKey.from_seed(hashlib.sha256(b"gridtokenx bench: central").digest())
 
 
 def free_port() -> int:
@@ -162,7 +166,8 @@ async def _worker(dsn: str, port: int, concurrency: int, ready: Any, stop: Any, 
             durations.append(time.perf_counter() - t)
 
     service.handle_readings = timed  # type: ignore[method-assign]
-    IngestMqtt(mqtt, service, metrics).register(IngestSettings(concurrency=concurrency, device_messages_per_s=0))
+    IngestMqtt(mqtt, service, metrics, signer=BENCH_CENTRAL).register(
+        IngestSettings(concurrency=concurrency, device_messages_per_s=0))
     await mqtt.start()
     await mqtt.wait_connected(10)
     if no_delay:
@@ -372,7 +377,7 @@ def _drive(args: argparse.Namespace, port: int, signed: list[tuple[bytes, list[b
     def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
         now = time.perf_counter()
         device, _kind = topics.parse(msg.topic)
-        ack = Ack.from_json(msg.payload)
+        ack = unseal_ack(bytes(msg.payload), BENCH_CENTRAL.public_key, device)  # central-signed (protocol v1.1)
         with res.lock:
             sent = res.sent.pop((device, ack.first), None)
             if sent is not None:
