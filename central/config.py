@@ -91,12 +91,11 @@ class MqttConfig:
     max_queued_qos0: int = 256
     max_queued_qos0_bytes: int = 8 * 1024 * 1024
     #: File holding central's Ed25519 seed (64 hex digits, chmod 600): every ack, challenge and sync reply is signed
-    #: with it (protocol v1.1). Required when MQTT is enabled; ``gridtokenx-central signing-key init`` creates it.
+    #: with it (protocol v1.1). Central refuses to start with MQTT enabled and no key; ``gridtokenx-central
+    #: signing-key init`` creates it.
     signing_key_file: str = ""
 
     def validate(self) -> None:
-        _require(not self.enabled or bool(self.signing_key_file),
-                 "mqtt.signing_key_file must be set (create one with: gridtokenx-central signing-key init)")
         _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
         _require(1 <= self.receive_maximum <= 65535, "mqtt.receive_maximum must be 1..65535")
         _require(4096 <= self.max_packet_bytes <= 268_435_455, "mqtt.max_packet_bytes must be 4096..268435455")
