@@ -117,7 +117,8 @@ async def provision_gateway(api: Api, stack: Stack, cast: Cast) -> dict[str, Any
     meters = [{"serial": o.serial, "model": "Eastron SDM630", "protocol": "modbus-tcp", "meter_key": o.meter_key,
                "source": "solar" if o.role == "prosumer" else None} for o in cast.owners]
     device: dict[str, Any] = await api.post("/api/v1/devices", {
-        "device_id": stack.device_id, "site_label": "Demo street 1, Sunnyvale", "meters": meters}, cast.installer)
+        "device_id": stack.device_id, "pairing_code": stack.pairing_code, "site_label": "Demo street 1, Sunnyvale",
+        "meters": meters}, cast.installer)
     say(f"installer registered gateway {device['device_id']} with {len(device['meters'])} meters: "
         f"status {device['status']}")
     return device

@@ -18,7 +18,10 @@ import asyncpg
 
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
+from edge.config import load_config as load_edge_config
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
+from edge.keystore import load_or_create_seed
+from protocol.signed import pairing_code
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MARKER = ".gridtokenx-demo"
@@ -50,6 +53,10 @@ class Stack:
     central_toml: Path
     edge_toml: Path
     device_id: str = ""
+    #: The gateway's pairing code (what its status page and QR code show; the installer types it at registration).
+    pairing_code: str = ""
+    #: Central's message-signing public key (base58), pinned in the gateway's configuration (protocol v1.1).
+    central_public_key: str = ""
     central: Proc | None = None
     edge: Proc | None = None
 
@@ -119,6 +126,7 @@ dsn = "{dsn}"
 [mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
+signing_key_file = "{st / 'central-signing.key'}"
 
 [auth]
 jwt_secret = "{secrets.token_urlsafe(48)}"
@@ -230,6 +238,15 @@ def _json_in(text: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {"output": text.strip()}
 
 
+def init_signing_key(stack: Stack) -> None:
+    """``gridtokenx-central signing-key init``: central's message-signing key; gateways pin its public key."""
+    r = stack.central_cli("signing-key", "init")
+    if r.returncode != 0:
+        raise RuntimeError(f"gridtokenx-central signing-key init failed (exit {r.returncode}): {r.stderr.strip()}")
+    stack.central_public_key = r.stdout.strip().splitlines()[-1]
+    say(f"gridtokenx-central signing-key init: central public key {stack.central_public_key}")
+
+
 def start_central(stack: Stack) -> None:
     proc = stack.procs.start("central", [stack.bin("gridtokenx-central"), "-c", str(stack.central_toml), "serve"])
     stack.central = proc
@@ -245,7 +262,9 @@ def init_edge(stack: Stack) -> None:
     if r.returncode != 0 or m is None:
         raise RuntimeError(f"gridtokenx-edge init failed (exit {r.returncode}): {r.stderr.strip()[-800:]}")
     stack.device_id = m.group(1)
-    say(f"gridtokenx-edge init: gateway key created, device id {stack.device_id}")
+    cfg = load_edge_config(stack.edge_toml)
+    stack.pairing_code = pairing_code(load_or_create_seed(cfg.key_path).seed)  # as its status page shows it
+    say(f"gridtokenx-edge init: gateway key created, device id {stack.device_id}, pairing code {stack.pairing_code}")
 
 
 def start_edge(stack: Stack) -> None:

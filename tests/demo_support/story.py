@@ -57,6 +57,7 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
         stack.start_simulator(st)
         sim_started = time.time()
         stack.init_ledger(st, gaps)
+        stack.init_signing_key(st)
         stack.start_central(st)
         stack.init_edge(st)
     except FAILURES as exc:

@@ -10,13 +10,16 @@ import time
 import asyncpg
 import pytest
 
+from central.cli import main
+from central.errors import ConfigError
 from central.http.context import CONFIG
 from central.identity.context import IDENTITY
+from central.signing import load_signing_key
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey
-from protocol.signed import pairing_code, verify_challenge_message
+from protocol.signed import central_public_key, pairing_code, verify_challenge_message
 from tests.central.device import CENTRAL_KEY, DeviceClient, central_challenge, registration
 
 
@@ -130,3 +133,28 @@ async def test_online_flood_creates_at_most_one_challenge_per_cooldown(api_facto
             await conn.close()
     finally:
         dev.close()
+
+
+def test_signing_key_cli_and_file_permissions(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "keys" / "central-signing.key"
+    setting = f'mqtt.signing_key_file="{path}"'
+    jwt = f'auth.jwt_secret="{"j" * 40}"'
+    assert main(["--set", jwt, "--set", setting, "signing-key", "init"]) == 0
+    public = capsys.readouterr().out.strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = load_signing_key(str(path))
+    assert central_public_key(public) == key.public_key
+    assert main(["--set", jwt, "--set", setting, "signing-key", "init"]) == 0, "idempotent: an existing key is kept"
+    assert main(["--set", jwt, "--set", setting, "signing-key", "show"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == public
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match="others") as info:
+        load_signing_key(str(path))
+    assert key.seed.hex() not in str(info.value)
+    path.chmod(0o640)
+    assert load_signing_key(str(path)).public_key == key.public_key
+    path.write_text("not hex\n")
+    with pytest.raises(ConfigError, match="hex digits"):
+        load_signing_key(str(path))
+    with pytest.raises(ConfigError, match="must be set"):
+        load_signing_key("")
