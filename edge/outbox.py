@@ -12,6 +12,7 @@ Guarantees (WAL, ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per r
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -22,12 +23,15 @@ from typing import Protocol
 
 from edge.errors import EdgeError
 from edge.meters.base import MeterSample
+from protocol.batch import MAX_RECORDS
 
 log = logging.getLogger(__name__)
 
 ZERO_HASH = bytes(32)
 SCHEMA_VERSION = 1
 # Rejections central may lift later (device/meter registered by an installer): retried, then dead-lettered.
+# An ack applies to one published batch (protocol.batch.MAX_RECORDS at most); anything larger is refused unread.
+MAX_ACK_SEQS = MAX_RECORDS
 TRANSIENT_REASONS = frozenset({"unknown_device", "device_not_verified", "meter_not_bound"})
 
 
@@ -217,7 +221,13 @@ class Outbox:
         last_seq, last_hash = self.chain_head()
         seq = last_seq + 1
         rec = signer(
-            meter_serial=serial, seq=seq, timestamp_ms=ts, import_wh=imp, export_wh=exp, power_w=pw, flags=flags,
+            meter_serial=serial,
+            seq=seq,
+            timestamp_ms=ts,
+            import_wh=imp,
+            export_wh=exp,
+            power_w=pw,
+            flags=flags,
             prev_hash=last_hash,
         )
         self._conn.execute(
@@ -309,15 +319,32 @@ class Outbox:
         retry_after_ms: int,
         now_ms: int | None = None,
     ) -> AckOutcome:
-        """Delete accepted/duplicate ``seqs``; move rejected ones to dead letters or defer them (transient)."""
+        """Apply central's ack to the batch in flight: delete its accepted/duplicate ``seqs``; move rejected ones
+        to dead letters or defer them (transient).
+
+        ``seqs`` must be the batch actually published (at most ``MAX_ACK_SEQS`` records); nothing outside it is
+        touched and no count from the ack is trusted (issue 10, D3). The work is a bounded number of statements
+        whatever the ack says: one ``DELETE`` for the accepted records, one row per rejected record of the batch.
+        """
+        if len(seqs) > MAX_ACK_SEQS:
+            raise OutboxError(f"an ack covers at most {MAX_ACK_SEQS} records of one batch, got {len(seqs)}")
+        batch = sorted({int(s) for s in seqs})
+        if not batch:
+            return AckOutcome(0, 0, 0)
         now = _now_ms() if now_ms is None else now_ms
+        members = set(batch)
+        rejects = {seq: reason for seq, reason in rejected.items() if seq in members}
+        accepted = [seq for seq in batch if seq not in rejects]
         deleted = dead = deferred = 0
         with self._tx() as c:
-            for seq in seqs:
-                reason = rejected.get(seq)
-                if reason is None:
-                    deleted += c.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
-                    continue
+            if accepted:
+                # One statement, bounded by the batch's own range and members.
+                deleted = c.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ? AND seq IN (SELECT value FROM json_each(?))",
+                    (accepted[0], accepted[-1], json.dumps(accepted)),
+                ).rowcount
+            for seq in sorted(rejects):
+                reason = rejects[seq]
                 row = c.execute(
                     "SELECT meter_serial, timestamp_ms, record, attempts FROM outbox WHERE seq = ?", (seq,)
                 ).fetchone()
