@@ -11,15 +11,19 @@ Guarantees (WAL, ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from edge.errors import EdgeError
 from edge.meters.base import MeterSample
@@ -107,10 +111,38 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _locked(fn: Callable[Concatenate[Outbox, P], T]) -> Callable[Concatenate[Outbox, P], T]:
+    """One caller at a time on the connection: the outbox thread and the event loop never interleave statements."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Outbox, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Outbox:
+    """The outbox. Every method is synchronous and serialised by a lock; on the event loop, run the ones that write
+    (and so wait for an fsync) through :meth:`call`, which runs them on the outbox's own single thread."""
+
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` (a method of this outbox) on the outbox thread and await its result, so that SQLite work and
+        its fsync never block the event loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     # ---- opening -------------------------------------------------------------------------------------------------
 
@@ -170,7 +202,11 @@ class Outbox:
             raise OutboxError(f"outbox {self.path} has schema {self._get('schema')}, expected {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        self._conn.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            self._conn.close()
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 
@@ -199,9 +235,11 @@ class Outbox:
     def _set(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
+    @_locked
     def get_meta(self, key: str) -> str | None:
         return self._get(key)
 
+    @_locked
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
             self._set(key, value)
@@ -210,8 +248,10 @@ class Outbox:
 
     @property
     def needs_sync(self) -> bool:
-        return self._get("needs_sync") == "1"
+        with self._lock:
+            return self._get("needs_sync") == "1"
 
+    @_locked
     def chain_head(self) -> tuple[int, bytes]:
         return int(self._get("last_seq") or 0), bytes.fromhex(self._get("last_hash") or ZERO_HASH.hex())
 
@@ -221,13 +261,7 @@ class Outbox:
         last_seq, last_hash = self.chain_head()
         seq = last_seq + 1
         rec = signer(
-            meter_serial=serial,
-            seq=seq,
-            timestamp_ms=ts,
-            import_wh=imp,
-            export_wh=exp,
-            power_w=pw,
-            flags=flags,
+            meter_serial=serial, seq=seq, timestamp_ms=ts, import_wh=imp, export_wh=exp, power_w=pw, flags=flags,
             prev_hash=last_hash,
         )
         self._conn.execute(
@@ -238,6 +272,7 @@ class Outbox:
         self._set("last_hash", rec.hash.hex())
         return seq
 
+    @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
         """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
         try:
@@ -255,6 +290,7 @@ class Outbox:
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store reading of {serial}: {e}") from None
 
+    @_locked
     def append_many(self, items: Sequence[tuple[str, MeterSample, int]], signer: RecordSigner) -> list[int]:
         """Commit several readings in one transaction (one fsync: kinder to SD cards). Returns their seqs."""
         if self.needs_sync:
@@ -270,6 +306,7 @@ class Outbox:
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store readings: {e}") from None
 
+    @_locked
     def apply_sync(self, last_seq: int, last_hash: bytes, signer: RecordSigner) -> int:
         """Adopt central's chain head and sign every pending sample after it. Returns how many were signed."""
         if last_seq < 0 or len(last_hash) != 32:
@@ -294,6 +331,7 @@ class Outbox:
 
     # ---- publishing ----------------------------------------------------------------------------------------------
 
+    @_locked
     def fetch(self, from_seq: int, below_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
         """Fresh (never rejected) records with ``from_seq <= seq < below_seq``, oldest first."""
         hi = below_seq if below_seq is not None else 2**63 - 1
@@ -303,6 +341,7 @@ class Outbox:
         ).fetchall()
         return [(int(s), bytes(r)) for s, r in rows]
 
+    @_locked
     def fetch_due_retries(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
         rows = self._conn.execute(
             "SELECT seq, record FROM outbox WHERE next_attempt_ms > 0 AND next_attempt_ms <= ? ORDER BY seq LIMIT ?",
@@ -310,6 +349,7 @@ class Outbox:
         ).fetchall()
         return [(int(s), bytes(r)) for s, r in rows]
 
+    @_locked
     def apply_ack(
         self,
         seqs: Sequence[int],
@@ -370,6 +410,7 @@ class Outbox:
 
     # ---- status --------------------------------------------------------------------------------------------------
 
+    @_locked
     def stats(self) -> OutboxStats:
         depth, oldest = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM outbox").fetchone()
         pend, oldest_p = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM pending").fetchone()
@@ -385,6 +426,7 @@ class Outbox:
             needs_sync=self.needs_sync,
         )
 
+    @_locked
     def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
         rows = self._conn.execute(
             "SELECT seq, meter_serial, timestamp_ms, reason, moved_ms FROM dead_letter ORDER BY seq DESC LIMIT ?",
@@ -392,6 +434,7 @@ class Outbox:
         ).fetchall()
         return [DeadLetter(int(a), str(b), int(c), str(d), int(e)) for a, b, c, d, e in rows]
 
+    @_locked
     def compact(self, min_free_pages: int = 2048, pages: int = 1024) -> int:
         """Return up to ``pages`` free pages to the file system once at least ``min_free_pages`` are free.
 

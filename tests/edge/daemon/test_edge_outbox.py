@@ -111,11 +111,8 @@ def test_corrupt_database_is_moved_aside_and_resynced(tmp_path: Path) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    ops=st.lists(
-        st.one_of(st.just(("append",)), st.just(("reopen",)), st.tuples(st.just("ack"), st.integers(0, 5))), max_size=25
-    )
-)
+@given(ops=st.lists(st.one_of(st.just(("append",)), st.just(("reopen",)), st.tuples(st.just("ack"), st.integers(0, 5))),
+                    max_size=25))
 def test_any_interleaving_keeps_one_unbroken_chain(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple]) -> None:
     path = tmp_path_factory.mktemp("ob") / "o.sqlite"
     ob = Outbox.open(path, new_device=True)
