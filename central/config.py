@@ -358,6 +358,10 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
             raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        auth = raw.get("auth")
+        if isinstance(auth, Mapping) and auth.get("jwt_secret"):
+            # a secret written in the file itself makes the file a secret file (central.secretfile)
+            check_secret_file(path, "config file (it holds auth.jwt_secret inline)")
     for item in overrides:
         _apply_override(raw, item)
     return from_mapping(raw)

@@ -120,3 +120,18 @@ def test_the_rule_is_no_group_or_other_bits(tmp_path: Path) -> None:
         else:
             check_secret_file(f, "secret")
     check_secret_file(tmp_path / "missing", "secret")
+
+
+def test_config_file_holding_the_jwt_secret_inline_must_be_private(tmp_path: Path) -> None:
+    path = tmp_path / "central.toml"
+    path.write_text(f'[auth]\njwt_secret = "{SECRET}"\n')
+    path.chmod(0o640)
+    with pytest.raises(SecretFileError) as err:
+        load_config(path)
+    _refused(str(err.value), "auth.jwt_secret", path)
+    path.chmod(0o600)
+    assert load_config(path).auth.secret() == SECRET.encode()
+    other = tmp_path / "plain.toml"
+    other.write_text('[http]\nport = 8080\n')
+    other.chmod(0o644)  # no secret inside: may be readable by the service group
+    load_config(other, [f'auth.jwt_secret="{SECRET}"'])
