@@ -99,6 +99,16 @@ class Daemon:
         self._refresh_alarms()
         return self.board.snapshot(_now_ms(), self.outbox.stats(), self.outbox.dead_letters(10))
 
+    async def status_async(self) -> dict[str, Any]:
+        """The status snapshot for the page; the outbox is read on its own thread, not on the event loop."""
+        board, outbox = self.board, self.outbox
+        assert board is not None
+        assert outbox is not None
+        stats = await outbox.call(outbox.stats)
+        dead = await outbox.call(outbox.dead_letters, 10)
+        self._refresh_alarms(stats)
+        return board.snapshot(_now_ms(), stats, dead)
+
     async def _housekeeping_once(self) -> None:
         board, outbox = self.board, self.outbox
         assert board is not None
@@ -168,7 +178,7 @@ class Daemon:
     async def _start_web(self) -> web.AppRunner | None:
         cfg = self.cfg.status
         assert self.board is not None
-        runner = web.AppRunner(make_app(cfg, self.status), access_log=None)
+        runner = web.AppRunner(make_app(cfg, self.status_async), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.bind, cfg.port)
         try:
