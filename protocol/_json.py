@@ -55,9 +55,3 @@ def check_size(name: str, value: bytes, size: int) -> bytes:
     if len(value) != size:
         raise MalformedError(f"{name} must be {size} bytes")
     return bytes(value)
-
-
-def canonical(obj: dict[str, Any]) -> bytes:
-    """Canonical JSON (protocol §10): keys sorted, no whitespace, ASCII only. Only objects of strings, integers and
-    lists thereof are ever signed, so this is unambiguous."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()

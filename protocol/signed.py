@@ -1,21 +1,19 @@
-"""Signed central → device messages (protocol v1.1, §10).
+"""Central's signature on what it sends a device (protocol §10, v1.1), and the gateway's pairing code.
 
-Every message central sends to a device (ack, challenge, sync reply) carries the device id it is for and an Ed25519
-signature by central's key, which the device pins from its configuration (never learned from the broker):
+Every central → device message (ack §4, challenge §3, sync reply §5) travels in an envelope::
 
-    signed bytes = DOMAIN | canonical JSON of the message without its "sig" field
+    {"v":1,"kind":"ack","device":"<device id>","body":"<the v1 message JSON, as a string>","sig":"<128 hex>"}
 
-with DOMAIN one of ``ACK_DOMAIN``, ``CHALLENGE_DOMAIN``, ``SYNC_DOMAIN`` (so a signature for one kind never verifies
-as another) and canonical JSON = keys sorted, ``,``/``:`` separators, ASCII. What makes a replay detectable:
+``sig`` is central's Ed25519 signature of ``b"GTX/central/v1.1\\x00" | kind | 0x00 | device id | 0x00 | body``.
+The device verifies it with central's public key pinned in its own configuration (never learned from the broker),
+checks that ``kind`` and ``device`` are what it expects, and only then parses ``body``. Replays of a genuine
+envelope are the receiver's to detect from the body (an ack for a batch not in flight, a challenge nonce already
+answered, a sync reply for a request not outstanding).
 
-* ack: ``batch`` = SHA-256 of the batch payload it answers; the device only applies it to the batch in flight;
-* challenge: ``nonce`` + ``expires_ms``, and ``pairing_mac`` = HMAC-SHA256(pairing code, §3 challenge bytes), so only
-  a challenge issued for a registrant who typed the device's pairing code is signed by the device;
-* sync reply: ``nonce`` echoes the device's sync request; the device only accepts the nonce it is waiting for.
-
-Verifiers return the parsed message or raise a ``ProtocolError``: ``MalformedError`` (layout),
-``BadSignatureError`` (central's signature or the pairing MAC), ``UnexpectedMessageError`` (signed for another
-device, another batch, another sync request).
+The pairing code proves the installer stands at the gateway: eight Crockford base32 characters derived from the
+device's key seed, shown only on the gateway's status page. Central cannot compute it; it keeps what the installer
+typed and puts ``HMAC-SHA256(code, b"GTX/pairing/v1.1\\x00" | challenge message)`` into the challenge. The gateway
+signs only a challenge whose MAC matches its own code.
 """
 
 from __future__ import annotations
@@ -24,192 +22,191 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Self
 
-from protocol._json import canonical, dump, get_hex, load_object
+from protocol._json import check_size, dump, get_hex, load_object
 from protocol.ack import Ack
-from protocol.base58 import b58encode
-from protocol.challenge import NONCE_SIZE, Challenge, challenge_message
-from protocol.errors import BadSignatureError, MalformedError, ProtocolError
-from protocol.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, DeviceKey, public_key_from_device_id, verify_signature
+from protocol.challenge import Challenge, challenge_message
+from protocol.errors import MalformedError
+from protocol.keys import SIGNATURE_SIZE, DeviceKey, public_key_from_device_id, verify_signature
 from protocol.sync import SyncReply
 
-ACK_DOMAIN = b"GTX/ack/v1.1\x00"
-CHALLENGE_DOMAIN = b"GTX/challenge/v1.1\x00"
-SYNC_DOMAIN = b"GTX/sync/v1.1\x00"
-PAIRING_DOMAIN = b"GTX/pairing/v1"
+DOMAIN = b"GTX/central/v1.1\x00"
+PAIRING_DOMAIN = b"GTX/pairing/v1.1\x00"
 PAIRING_CODE_LENGTH = 8
-BATCH_HASH_SIZE = 32
-MAC_SIZE = 32
-
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PAIRING_MAC_SIZE = 32
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_ALIASES = {"O": "0", "I": "1", "L": "1"}
-
-_ACK_KEYS = frozenset({"first", "last", "accepted", "duplicate", "rejected"})
-_CHALLENGE_KEYS = frozenset({"nonce", "expires_ms"})
-_SYNC_KEYS = frozenset({"nonce", "last_seq", "last_hash"})
+_MAX_ENVELOPE = 256 * 1024
 
 
-class UnexpectedMessageError(ProtocolError):
-    """A correctly signed message that is not for this device, batch or request (a replay or a misdirection)."""
+class Kind(StrEnum):
+    """What a central → device envelope carries."""
+
+    ACK = "ack"
+    CHALLENGE = "challenge"
+    SYNC = "sync"
 
 
-# --- central's key ------------------------------------------------------------------------------------------------
+def central_message(kind: Kind, device_id: str, body: bytes) -> bytes:
+    """The exact bytes central signs for one envelope."""
+    return DOMAIN + kind.value.encode() + b"\x00" + device_id.encode() + b"\x00" + bytes(body)
 
 
-def central_public_key(text: str) -> bytes:
-    """Parse central's public key as written in a device configuration: base58 (like a device id) or 64 hex."""
-    text = text.strip()
-    if len(text) == 2 * PUBLIC_KEY_SIZE:
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            pass
-    return public_key_from_device_id(text)
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: Kind
+    device_id: str
+    body: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        check_size("signature", self.signature, SIGNATURE_SIZE)
+        public_key_from_device_id(self.device_id)
+
+    def to_json(self) -> bytes:
+        return dump(
+            {
+                "kind": self.kind.value,
+                "device": self.device_id,
+                "body": self.body.decode(),
+                "sig": self.signature.hex(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        if len(data) > _MAX_ENVELOPE:
+            raise MalformedError("envelope too large")
+        obj = load_object(data, frozenset({"kind", "device", "body", "sig"}))
+        kind, device, body = obj["kind"], obj["device"], obj["body"]
+        if not isinstance(kind, str) or kind not in Kind.__members__.values():
+            raise MalformedError("unknown envelope kind")
+        if not isinstance(device, str) or not isinstance(body, str):
+            raise MalformedError("device and body must be strings")
+        return cls(Kind(kind), device, body.encode(), get_hex(obj, "sig", SIGNATURE_SIZE))
 
 
-def format_public_key(public_key: bytes) -> str:
-    """The base58 form of a public key, as ``central signing-key show`` prints it."""
-    if len(public_key) != PUBLIC_KEY_SIZE:
-        raise MalformedError(f"a public key is {PUBLIC_KEY_SIZE} bytes")
-    return b58encode(public_key)
+def seal(central: DeviceKey, kind: Kind, device_id: str, body: bytes) -> bytes:
+    """Central's side: wrap ``body`` (a v1 message's JSON) for ``device_id`` and sign it."""
+    try:
+        body.decode()
+        json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedError("an envelope body is a JSON message") from exc
+    sig = central.sign(central_message(kind, device_id, body))
+    return Envelope(kind, device_id, bytes(body), sig).to_json()
+
+
+def unseal(data: bytes | str, central_public_key: bytes, kind: Kind, device_id: str) -> bytes:
+    """The device's side: the body, if ``data`` is an envelope of ``kind`` for ``device_id`` signed by central.
+
+    Raises ``MalformedError`` (not an envelope, wrong kind, another device) or ``BadSignatureError``.
+    """
+    env = Envelope.from_json(data)
+    if env.kind is not kind:
+        raise MalformedError(f"expected a {kind.value} envelope, got {env.kind.value}")
+    if env.device_id != device_id:
+        raise MalformedError("envelope addressed to another device")
+    verify_signature(central_public_key, central_message(env.kind, env.device_id, env.body), env.signature)
+    return env.body
+
+
+def seal_ack(central: DeviceKey, device_id: str, ack: Ack) -> bytes:
+    return seal(central, Kind.ACK, device_id, ack.to_json())
+
+
+def unseal_ack(data: bytes | str, central_public_key: bytes, device_id: str) -> Ack:
+    return Ack.from_json(unseal(data, central_public_key, Kind.ACK, device_id))
+
+
+def seal_challenge(central: DeviceKey, device_id: str, challenge: PairedChallenge) -> bytes:
+    return seal(central, Kind.CHALLENGE, device_id, challenge.to_json())
+
+
+def unseal_challenge(data: bytes | str, central_public_key: bytes, device_id: str) -> PairedChallenge:
+    return PairedChallenge.from_json(unseal(data, central_public_key, Kind.CHALLENGE, device_id))
+
+
+def seal_sync_reply(central: DeviceKey, device_id: str, reply: SyncReply) -> bytes:
+    return seal(central, Kind.SYNC, device_id, reply.to_json())
+
+
+def unseal_sync_reply(data: bytes | str, central_public_key: bytes, device_id: str) -> SyncReply:
+    return SyncReply.from_json(unseal(data, central_public_key, Kind.SYNC, device_id))
 
 
 # --- pairing code -------------------------------------------------------------------------------------------------
 
 
 def pairing_code(seed: bytes) -> str:
-    """The device's pairing code: 8 Crockford base32 characters (40 bits) of HMAC-SHA256(seed, "GTX/pairing/v1")."""
-    if len(seed) != 32:
-        raise MalformedError("a device seed is 32 bytes")
-    bits = int.from_bytes(hmac.new(seed, PAIRING_DOMAIN, hashlib.sha256).digest()[:5], "big")
-    return "".join(CROCKFORD[(bits >> (5 * (7 - i))) & 31] for i in range(PAIRING_CODE_LENGTH))
+    """The device's pairing code: 8 Crockford base32 characters (40 bits) derived from its key seed."""
+    check_size("seed", seed, 32)
+    digest = hmac.new(bytes(seed), PAIRING_DOMAIN + b"code", hashlib.sha256).digest()
+    n = int.from_bytes(digest[:5], "big")
+    return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(PAIRING_CODE_LENGTH)))
 
 
 def normalize_pairing_code(text: str) -> str:
-    """Accept a code as people type it (any case, ``-`` and spaces, O→0, I/L→1); ``MalformedError`` otherwise."""
+    """What an installer typed → the canonical code (case, dashes, spaces, O/I/L ignored); ``MalformedError`` if it
+    cannot be one."""
     if not isinstance(text, str) or len(text) > 32:
-        raise MalformedError("pairing code must be 8 characters")
+        raise MalformedError("a pairing code is 8 characters")
     out = []
     for typed in text.upper():
         if typed in "- ":
             continue
         ch = _CROCKFORD_ALIASES.get(typed, typed)
-        if ch not in CROCKFORD:
-            raise MalformedError("pairing code uses Crockford base32 characters only")
+        if ch not in _CROCKFORD:
+            raise MalformedError("a pairing code uses the characters 0-9 and A-Z without I, L, O, U")
         out.append(ch)
     if len(out) != PAIRING_CODE_LENGTH:
-        raise MalformedError("pairing code must be 8 characters")
+        raise MalformedError("a pairing code is 8 characters")
     return "".join(out)
 
 
-def pairing_mac(code: str, device_public_key: bytes, nonce: bytes, expires_ms: int) -> bytes:
-    """HMAC-SHA256 keyed with the (normalized) pairing code over the §3 challenge bytes."""
+def format_pairing_code(code: str) -> str:
+    """For display: ``ABCD-EFGH``."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def pairing_mac(code: str, nonce: bytes, public_key: bytes, expires_ms: int) -> bytes:
+    """MAC over the challenge message keyed by the (normalized) pairing code."""
     key = normalize_pairing_code(code).encode()
-    return hmac.new(key, challenge_message(nonce, device_public_key, expires_ms), hashlib.sha256).digest()
+    return hmac.new(key, PAIRING_DOMAIN + challenge_message(nonce, public_key, expires_ms), hashlib.sha256).digest()
 
 
-# --- envelope -----------------------------------------------------------------------------------------------------
-
-
-def _sign(key: DeviceKey, domain: bytes, device_id: str, fields: dict[str, Any]) -> bytes:
-    public_key_from_device_id(device_id)
-    body = {"v": 1, "device_id": device_id, **fields}
-    signature = key.sign(domain + canonical(body))
-    return dump({"device_id": device_id, **fields, "sig": signature.hex()})
-
-
-def _open(central_key: bytes, domain: bytes, device_id: str, data: bytes | str, keys: frozenset[str]) -> dict[str, Any]:
-    obj = load_object(data, keys | {"device_id", "sig"})
-    signature = get_hex(obj, "sig", SIGNATURE_SIZE)
-    body = {k: v for k, v in obj.items() if k != "sig"}
-    verify_signature(central_key, domain + canonical(body), signature)
-    if obj["device_id"] != device_id:
-        raise UnexpectedMessageError("message is signed for another device")
-    return obj
-
-
-def _inner(obj: dict[str, Any], keys: frozenset[str]) -> bytes:
-    return dump({k: obj[k] for k in keys})
-
-
-def batch_hash(payload: bytes) -> bytes:
-    """SHA-256 of a batch payload (§2), the identity an ack names."""
-    return hashlib.sha256(payload).digest()
-
-
-# --- ack ----------------------------------------------------------------------------------------------------------
-
-
-def sign_ack(key: DeviceKey, device_id: str, batch_payload: bytes, ack: Ack) -> bytes:
-    fields = json_fields(ack.to_json())
-    return _sign(key, ACK_DOMAIN, device_id, {**fields, "batch": batch_hash(batch_payload).hex()})
-
-
-def open_ack(central_key: bytes, device_id: str, data: bytes | str) -> tuple[bytes, Ack]:
-    """(SHA-256 of the batch it answers, ack) if central signed it for ``device_id``. The caller must compare the
-    batch hash with the batch in flight before acting; ``verify_ack`` does both."""
-    obj = _open(central_key, ACK_DOMAIN, device_id, data, _ACK_KEYS | {"batch"})
-    return get_hex(obj, "batch", BATCH_HASH_SIZE), Ack.from_json(_inner(obj, _ACK_KEYS))
-
-
-def verify_ack(central_key: bytes, device_id: str, data: bytes | str, batch_payload: bytes) -> Ack:
-    """The ack, if central signed it for ``device_id`` and the batch ``batch_payload`` (the one in flight)."""
-    answered, ack = open_ack(central_key, device_id, data)
-    if not hmac.compare_digest(answered, batch_hash(batch_payload)):
-        raise UnexpectedMessageError("ack answers another batch")
-    return ack
-
-
-# --- challenge ----------------------------------------------------------------------------------------------------
+def pairing_mac_matches(code: str, nonce: bytes, public_key: bytes, expires_ms: int, mac: bytes) -> bool:
+    return hmac.compare_digest(pairing_mac(code, nonce, public_key, expires_ms), bytes(mac))
 
 
 @dataclass(frozen=True, slots=True)
-class SignedChallenge:
-    device_id: str
-    challenge: Challenge
+class PairedChallenge:
+    """The v1.1 challenge body: ``{"v":1,"nonce":"<64 hex>","expires_ms":<int>,"pairing_mac":"<64 hex>"}``."""
+
+    nonce: bytes
+    expires_ms: int
     pairing_mac: bytes
 
+    def __post_init__(self) -> None:
+        Challenge(self.nonce, self.expires_ms)
+        check_size("pairing_mac", self.pairing_mac, PAIRING_MAC_SIZE)
 
-def sign_challenge_message(key: DeviceKey, device_id: str, challenge: Challenge, code: str) -> bytes:
-    public_key = public_key_from_device_id(device_id)
-    mac = pairing_mac(code, public_key, challenge.nonce, challenge.expires_ms)
-    fields = json_fields(challenge.to_json())
-    return _sign(key, CHALLENGE_DOMAIN, device_id, {**fields, "pairing_mac": mac.hex()})
+    @classmethod
+    def issue(cls, code: str, nonce: bytes, public_key: bytes, expires_ms: int) -> Self:
+        return cls(nonce, expires_ms, pairing_mac(code, nonce, public_key, expires_ms))
 
+    def matches(self, code: str, public_key: bytes) -> bool:
+        return pairing_mac_matches(code, self.nonce, public_key, self.expires_ms, self.pairing_mac)
 
-def verify_challenge_message(central_key: bytes, device_id: str, data: bytes | str, code: str) -> Challenge:
-    """The challenge, if central signed it for ``device_id`` and its pairing MAC matches this device's ``code``.
-    Expiry and not answering a nonce twice are the device's to check."""
-    obj = _open(central_key, CHALLENGE_DOMAIN, device_id, data, _CHALLENGE_KEYS | {"pairing_mac"})
-    challenge = Challenge.from_json(_inner(obj, _CHALLENGE_KEYS))
-    mac = get_hex(obj, "pairing_mac", MAC_SIZE)
-    expected = pairing_mac(code, public_key_from_device_id(device_id), challenge.nonce, challenge.expires_ms)
-    if not hmac.compare_digest(mac, expected):
-        raise BadSignatureError("challenge was not issued with this device's pairing code")
-    return challenge
+    def to_json(self) -> bytes:
+        base = json.loads(Challenge(self.nonce, self.expires_ms).to_json())
+        base.pop("v")
+        return dump({**base, "pairing_mac": self.pairing_mac.hex()})
 
-
-# --- sync reply ---------------------------------------------------------------------------------------------------
-
-
-def sign_sync_reply(key: DeviceKey, device_id: str, reply: SyncReply) -> bytes:
-    return _sign(key, SYNC_DOMAIN, device_id, json_fields(reply.to_json()))
-
-
-def verify_sync_reply(central_key: bytes, device_id: str, data: bytes | str, expected_nonce: bytes) -> SyncReply:
-    """The sync reply, if central signed it for ``device_id`` in answer to the request with ``expected_nonce``."""
-    if len(expected_nonce) != NONCE_SIZE:
-        raise MalformedError(f"a sync nonce is {NONCE_SIZE} bytes")
-    obj = _open(central_key, SYNC_DOMAIN, device_id, data, _SYNC_KEYS)
-    reply = SyncReply.from_json(_inner(obj, _SYNC_KEYS))
-    if not hmac.compare_digest(reply.nonce, expected_nonce):
-        raise UnexpectedMessageError("sync reply answers another request")
-    return reply
-
-
-def json_fields(message: bytes) -> dict[str, Any]:
-    """The fields of a v1 JSON message without its ``v`` (internal helper, public for tests)."""
-    obj: dict[str, Any] = json.loads(message)
-    obj.pop("v")
-    return obj
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        obj = load_object(data, frozenset({"nonce", "expires_ms", "pairing_mac"}))
+        inner = Challenge.from_json(dump({"nonce": obj["nonce"], "expires_ms": obj["expires_ms"]}))
+        return cls(inner.nonce, inner.expires_ms, get_hex(obj, "pairing_mac", PAIRING_MAC_SIZE))

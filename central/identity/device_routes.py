@@ -68,15 +68,15 @@ class DeviceOut:
 
 @dataclass(frozen=True)
 class ChallengeOut:
-    """A challenge signed by central for the gateway (protocol §10); the gateway checks it and signs
+    """A challenge in central's signed envelope (protocol §10): ``body`` is ``{"v":1,"nonce":"<64 hex>",
+    "expires_ms":<int>,"pairing_mac":"<64 hex>"}``. The gateway checks the envelope and the pairing MAC, then signs
     ``"GTX/challenge/v1\\0" | nonce | public key | expires_ms (i64 LE)`` with its key (protocol §3)."""
 
     v: int = field(metadata=meta(description="1"))
-    device_id: str
-    nonce: str = field(metadata=meta(description="64 hex digits"))
-    expires_ms: int = 0
-    pairing_mac: str = field(default="", metadata=meta(description="HMAC-SHA256 keyed with the pairing code, hex"))
-    sig: str = field(default="", metadata=meta(description="central's Ed25519 signature, 128 hex digits"))
+    kind: str = field(metadata=meta(description="challenge"))
+    device: str = field(metadata=meta(description="the device id the challenge is for"))
+    body: str = field(metadata=meta(description="the challenge JSON, as a string"))
+    sig: str = field(metadata=meta(description="central's Ed25519 signature, 128 hex digits"))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from protocol import topics
 from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
 from protocol.errors import BadSignatureError, MalformedError
 from protocol.keys import DeviceKey, public_key_from_device_id
-from protocol.signed import normalize_pairing_code, sign_challenge_message
+from protocol.signed import PairedChallenge, normalize_pairing_code, seal_challenge
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,12 @@ class Device:
     online: bool
     last_seen_at: datetime | None
     meters: list[MeterInfo]
+
+
+def _seal(signer: DeviceKey, device_id: str, challenge: Challenge, code: str) -> bytes:
+    """The challenge as a v1.1 gateway accepts it: with the pairing MAC, in an envelope signed by central."""
+    paired = PairedChallenge.issue(code, challenge.nonce, public_key_from_device_id(device_id), challenge.expires_ms)
+    return seal_challenge(signer, device_id, paired)
 
 
 class Devices:
@@ -240,7 +246,8 @@ class Devices:
         if code is None:
             raise conflict("the device was registered without a pairing code; register it again",
                            "no_pairing_code")
-        return sign_challenge_message(signer, device_id, await self.new_challenge(device_id, channel), code)
+        challenge = await self.new_challenge(device_id, channel)
+        return _seal(signer, device_id, challenge, code)
 
     def _require_signer(self) -> DeviceKey:
         if self._signer is None:
@@ -288,7 +295,7 @@ class Devices:
                     nonce, device_id, expires_ms,
                 )
                 challenge = Challenge(nonce, expires_ms)
-        payload = sign_challenge_message(signer, device_id, challenge, code)
+        payload = _seal(signer, device_id, challenge, code)
         await self._mqtt.publish(topics.challenge(device_id), payload, qos=1)
         log.info("challenge sent", extra={"device_id": device_id, "channel": "mqtt"})
         return True

@@ -10,8 +10,8 @@ dropped before any work; each device id may send ``ingest.device_messages_per_s`
 ``ingest.device_burst``), more are counted (``rate_limited``) and dropped unanswered, which a real device treats
 like a lost ack and sends again.
 
-Every ack and sync reply is signed with central's key (protocol v1.1, §10): the ack names the SHA-256 of the exact
-batch payload it answers, the sync reply echoes the request's nonce.
+Every ack and sync reply is sealed in an envelope signed with central's key (protocol v1.1, §10); the gateway acts
+only on envelopes for itself, of the kind it expects, that verify under the key it pins.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from central.mqtt import Mqtt, MqttMessage
 from protocol import topics
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
-from protocol.signed import sign_ack, sign_sync_reply
+from protocol.signed import seal_ack, seal_sync_reply
 from protocol.topics import TopicKind
 
 log = logging.getLogger(__name__)
@@ -73,15 +73,14 @@ class IngestMqtt:
         done = await self._handle(message, TopicKind.READINGS, self._service.handle_readings, "stored")
         if done is not None:
             device_id, ack = done
-            signed = sign_ack(self._signer, device_id, bytes(message.payload), ack)
-            await self._bus.publish(topics.ack(device_id), signed, qos=1)
+            await self._bus.publish(topics.ack(device_id), seal_ack(self._signer, device_id, ack), qos=1)
 
     async def on_sync(self, message: MqttMessage) -> None:
         done = await self._handle(message, TopicKind.SYNC, self._service.handle_sync, "answered")
         if done is not None:
             device_id, reply = done
             if reply is not None:  # None: an unknown device or an unparsable request, left unanswered
-                await self._bus.publish(topics.sync_reply(device_id), sign_sync_reply(self._signer, device_id, reply),
+                await self._bus.publish(topics.sync_reply(device_id), seal_sync_reply(self._signer, device_id, reply),
                                         qos=1)
 
     async def on_status(self, message: MqttMessage) -> None:

@@ -16,9 +16,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol.ack import Ack
-from protocol.challenge import Challenge
+from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey
-from protocol.signed import open_ack, pairing_code, verify_challenge_message, verify_sync_reply
+from protocol.signed import PairedChallenge, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
 from protocol.sync import SyncReply
 
 
@@ -77,24 +77,27 @@ def write_signing_key(directory: Path) -> str:
 
 
 def _device_of(data: bytes) -> str:
-    device_id: str = json.loads(data)["device_id"]
+    device_id: str = json.loads(data)["device"]
     return device_id
 
 
 def central_ack(data: bytes) -> Ack:
-    """An ack central published, its signature checked under ``CENTRAL_KEY``."""
-    return open_ack(CENTRAL_KEY.public_key, _device_of(data), data)[1]
+    """An ack central published, its envelope checked under ``CENTRAL_KEY``."""
+    return unseal_ack(data, CENTRAL_KEY.public_key, _device_of(data))
 
 
 def central_sync_reply(data: bytes) -> SyncReply:
-    nonce = bytes.fromhex(json.loads(data)["nonce"])
-    return verify_sync_reply(CENTRAL_KEY.public_key, _device_of(data), data, nonce)
+    return unseal_sync_reply(data, CENTRAL_KEY.public_key, _device_of(data))
 
 
-def central_challenge(data: bytes, device_seed: bytes) -> Challenge:
-    """A challenge central published, checked like a gateway does (central's signature and the pairing MAC)."""
+def central_challenge(data: bytes, device_seed: bytes) -> PairedChallenge:
+    """A challenge central published, checked like a gateway does (central's signature and the pairing MAC);
+    ``ProtocolError`` otherwise."""
     key = DeviceKey.from_seed(device_seed)
-    return verify_challenge_message(CENTRAL_KEY.public_key, key.device_id, data, pairing_code(device_seed))
+    challenge = unseal_challenge(data, CENTRAL_KEY.public_key, key.device_id)
+    if not challenge.matches(pairing_code(device_seed), key.public_key):
+        raise BadSignatureError("pairing MAC does not match this device's code")
+    return challenge
 
 
 def pairing(holder: Any) -> str:

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
-from protocol.batch import decode_batch, encode_batch
+from protocol.batch import decode_batch
 from protocol.challenge import challenge_message, verify_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
 from protocol.record import decode_reading, sign_reading
-from protocol.signed import central_public_key, pairing_code, verify_ack, verify_challenge_message, verify_sync_reply
 from protocol.vectors.build import render
 from protocol.wallet_link import WalletLink, verify_wallet_link
 
@@ -109,23 +108,3 @@ def test_invalid_vectors(vec: dict[str, str]) -> None:
     with pytest.raises(ProtocolError) as info:
         decode(data)
     assert info.value.reason == vec["reason"]
-
-
-def test_signed_message_vectors() -> None:
-    s = VECTORS["signed"]
-    central = DeviceKey.from_seed(bytes.fromhex(s["central_seed"]))
-    pinned = central_public_key(s["central_public_key"])
-    assert pinned == central.public_key
-    device = DeviceKey.from_seed(bytes.fromhex(KEYS[s["device_key"]]["seed"]))
-    assert pairing_code(device.seed) == s["pairing_code"]
-    payload = bytes.fromhex(s["ack"]["batch_hex"])
-    assert encode_batch(decode_batch(payload)) == payload
-    ack = verify_ack(pinned, device.device_id, s["ack"]["json"], payload)
-    assert (ack.first, ack.last, ack.accepted, ack.rejected) == (1, 3, 2, ((3, "chain_mismatch"),))
-    challenge = verify_challenge_message(pinned, device.device_id, s["challenge"]["json"], s["pairing_code"])
-    assert challenge.nonce.hex() == s["challenge"]["nonce"]
-    assert challenge.expires_ms == s["challenge"]["expires_ms"]
-    reply = verify_sync_reply(
-        pinned, device.device_id, s["sync_reply"]["json"], bytes.fromhex(s["sync_reply"]["request_nonce"])
-    )
-    assert reply.last_seq == 2

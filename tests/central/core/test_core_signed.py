@@ -18,9 +18,9 @@ from central.signing import load_signing_key
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import BadSignatureError
-from protocol.keys import DeviceKey
-from protocol.signed import central_public_key, pairing_code, verify_challenge_message
-from tests.central.device import CENTRAL_KEY, DeviceClient, central_challenge, registration
+from protocol.keys import DeviceKey, public_key_from_device_id
+from protocol.signed import pairing_code, unseal_challenge
+from tests.central.device import DeviceClient, central_challenge, registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -60,10 +60,11 @@ async def test_http_challenge_is_signed_by_central_with_the_pairing_mac(api_fact
     assert "pairing_code" not in await r.text(), "the code is never echoed"
     r = await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))
     raw = await r.read()
-    challenge = verify_challenge_message(CENTRAL_KEY.public_key, key.device_id, raw, code)
-    assert challenge.nonce.hex() == json.loads(raw)["nonce"]
+    challenge = central_challenge(raw, key.seed)
+    assert challenge.nonce.hex() == json.loads(json.loads(raw)["body"])["nonce"]
+    assert not challenge.matches(pairing_code(bytes(32)), key.public_key)
     with pytest.raises(BadSignatureError):
-        verify_challenge_message(CENTRAL_KEY.public_key, key.device_id, raw, pairing_code(bytes(32)))
+        unseal_challenge(raw, DeviceKey.generate().public_key, key.device_id)
 
 
 async def test_gateway_ignores_challenges_of_a_registration_with_the_wrong_code(api_factory, broker,
@@ -143,15 +144,16 @@ def test_signing_key_cli_and_file_permissions(tmp_path, capsys) -> None:  # type
     public = capsys.readouterr().out.strip()
     assert path.stat().st_mode & 0o777 == 0o600
     key = load_signing_key(str(path))
-    assert central_public_key(public) == key.public_key
+    assert public_key_from_device_id(public) == key.public_key
     assert main(["--set", jwt, "--set", setting, "signing-key", "init"]) == 0, "idempotent: an existing key is kept"
     assert main(["--set", jwt, "--set", setting, "signing-key", "show"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == public
-    path.chmod(0o644)
-    with pytest.raises(ConfigError, match="others") as info:
-        load_signing_key(str(path))
-    assert key.seed.hex() not in str(info.value)
-    path.chmod(0o640)
+    for mode in (0o644, 0o640):
+        path.chmod(mode)
+        with pytest.raises(ConfigError, match="others") as info:
+            load_signing_key(str(path))
+        assert key.seed.hex() not in str(info.value)
+    path.chmod(0o600)
     assert load_signing_key(str(path)).public_key == key.public_key
     path.write_text("not hex\n")
     with pytest.raises(ConfigError, match="hex digits"):
