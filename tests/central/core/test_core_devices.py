@@ -13,7 +13,7 @@ from central.http.context import CONFIG
 from central.identity.context import IDENTITY
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
-from tests.central.device import registration
+from tests.central.device import central_challenge, registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -95,9 +95,8 @@ async def test_http_challenge_single_use_expiry_and_bad_signature(api_factory) -
     async def fetch() -> tuple[bytes, int]:
         r = await api.client.get(url + "/challenge", headers=bearer(installer))
         assert r.status == 200
-        body = await r.json()
-        assert body["v"] == 1
-        return bytes.fromhex(body["nonce"]), body["expires_ms"]
+        ch = central_challenge(await r.read(), key.seed)  # signed by central, with the pairing MAC
+        return ch.nonce, ch.expires_ms
 
     async def answer(nonce: bytes, sig: bytes) -> tuple[int, dict]:
         r = await api.client.post(url + "/challenge-response", headers=bearer(installer),
@@ -142,9 +141,10 @@ async def test_admin_suspend_reinstate_revoke(api_factory) -> None:
     installer, admin = await api.token("installer"), await api.token("admin")
     key = DeviceKey.generate()
     await api.client.post("/api/v1/devices", headers=bearer(installer), json={**registration(key)})
-    ch = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).json()
-    nonce = bytes.fromhex(ch["nonce"])
-    sig = sign_challenge(key, nonce, ch["expires_ms"])
+    raw = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))).read()
+    ch = central_challenge(raw, key.seed)
+    nonce = ch.nonce
+    sig = sign_challenge(key, nonce, ch.expires_ms)
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=bearer(installer),
                               json={"nonce": nonce.hex(), "signature": sig.hex()})
     assert (await r.json())["status"] == "verified"

@@ -23,7 +23,7 @@ from central.identity.mailer import DevMailer, Mail, read_dev_mail
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
-from tests.central.device import registration
+from tests.central.device import central_challenge, registration
 
 
 async def _chunked(client: TestClient[web.Request, web.Application], path: str, chunks: list[bytes],
@@ -119,7 +119,8 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     assert (body["status"], body["site_label"]) == ("pending", "roof")
     # The squatter lost it; the real installer sees it and can run the challenge.
     assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=_bearer(squatter))).status == 404
-    ch = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).json()
+    raw = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).read()
+    ch = json.loads(central_challenge(raw, key.seed).to_json())
     sig = sign_challenge(key, bytes.fromhex(ch["nonce"]), ch["expires_ms"])
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=_bearer(real),
                               json={"nonce": ch["nonce"], "signature": sig.hex()})
