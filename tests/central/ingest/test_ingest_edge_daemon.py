@@ -17,8 +17,13 @@ from aiohttp.test_utils import TestClient
 from central.app import POOL
 from central.config import CentralConfig
 from central.http import Role
+from edge.config import load_config as load_edge_config
+from edge.keystore import load_or_create_seed
+from protocol.keys import device_id as device_id_of
 from protocol.record import decode_reading
+from protocol.signed import pairing_code
 from tests.central.app_env import login
+from tests.central.device import CENTRAL_KEY
 from tests.conftest import free_port
 from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
 
@@ -40,6 +45,7 @@ async def test_edge_daemon_readings_reach_the_owner(
 ) -> None:
     sim_port = free_port()
     edge_cfg = tmp_path / "edge.toml"
+    central_public_key_text = device_id_of(CENTRAL_KEY.public_key)  # pinned: `gridtokenx-central signing-key show`
     edge_cfg.write_text(f"""
 [device]
 state_dir = "{tmp_path / "edge-state"}"
@@ -60,6 +66,8 @@ retry_after_s = 0.5
 dead_letter_after = 50
 [status]
 enabled = false
+[central]
+public_key = "{central_public_key_text}"
 [[bus]]
 name = "sim"
 kind = "modbus-tcp"
@@ -76,8 +84,10 @@ poll_interval_s = 1
     installer = await login(central, config, "installer@example.test", Role.INSTALLER)
     owner = await login(central, config, "owner@example.test", Role.PROSUMER)
     device_id = init_gateway(edge_cfg)
+    # The pairing code the gateway's status page shows (derived from its key seed, protocol §10).
+    code = pairing_code(load_or_create_seed(load_edge_config(edge_cfg).key_path).seed)
     resp = await central.post("/api/v1/devices", headers=installer, json={
-        "device_id": device_id, "site_label": "e2e", "meters": [
+        "device_id": device_id, "pairing_code": code, "site_label": "e2e", "meters": [
             {"serial": SERIAL, "model": "eastron-sdm630", "protocol": "modbus-tcp", "meter_key": METER_KEY,
              "source": "solar"}]})
     assert resp.status == 201, await resp.text()
