@@ -3,6 +3,7 @@ simulator, central (embedded ledger + JSON-RPC) and the edge daemon — on free 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -175,13 +176,24 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
                             encoding="utf-8")
     central_toml.chmod(0o600)
     password = secrets.token_urlsafe(9)
+    # Central's signing key exists before the gateway's config, which pins its public key (protocol v1.1).
+    r = subprocess.run([sys.executable, "-m", "central.cli", "-c", str(central_toml), "signing-key", "init"],
+                       capture_output=True, text=True, env=procs.env, timeout=60, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"gridtokenx-central signing-key init failed (exit {r.returncode}): {r.stderr.strip()}")
+    central_public_key = r.stdout.strip().splitlines()[-1]
+    pin: dict[str, str] = {}
+    if "central_public_key" in inspect.signature(write_demo_config).parameters:  # the v1.1 gateway pins it
+        pin["central_public_key"] = central_public_key
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
-                                  interval_s=s.poll_s, status_port=status_port, status_password=password)
+                                  interval_s=s.poll_s, status_port=status_port, status_password=password, **pin)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     edge_toml.write_text(text, encoding="utf-8")
-    return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml)
+    stack = Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
+                  edge_toml)
+    stack.central_public_key = central_public_key
+    return stack
 
 
 def start_broker(stack: Stack) -> None:
@@ -239,12 +251,13 @@ def _json_in(text: str) -> dict[str, Any]:
 
 
 def init_signing_key(stack: Stack) -> None:
-    """``gridtokenx-central signing-key init``: central's message-signing key; gateways pin its public key."""
-    r = stack.central_cli("signing-key", "init")
+    """``gridtokenx-central signing-key show``: central's message-signing key (created by ``prepare``); the gateway
+    pins its public key."""
+    r = stack.central_cli("signing-key", "show")
     if r.returncode != 0:
-        raise RuntimeError(f"gridtokenx-central signing-key init failed (exit {r.returncode}): {r.stderr.strip()}")
+        raise RuntimeError(f"gridtokenx-central signing-key show failed (exit {r.returncode}): {r.stderr.strip()}")
     stack.central_public_key = r.stdout.strip().splitlines()[-1]
-    say(f"gridtokenx-central signing-key init: central public key {stack.central_public_key}")
+    say(f"gridtokenx-central signing-key: central public key {stack.central_public_key} (pinned by the gateway)")
 
 
 def start_central(stack: Stack) -> None:
