@@ -2,24 +2,18 @@
 signed with it; gateways pin its public key (``gridtokenx-central signing-key show``) from their configuration.
 
 The key file (``mqtt.signing_key_file``) holds the 32-byte Ed25519 seed as 64 hex digits. Like every secret file it
-must not be readable by others nor writable by the group (chmod 600 or 640)."""
+is a secret file: ``mode & 0o077 == 0`` (chmod 600), see :mod:`central.secretfile`."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from central.errors import ConfigError
+from central.secretfile import check_secret_file
 from protocol.errors import MalformedError
-from protocol.keys import SEED_SIZE, DeviceKey
-
-
-def _check_mode(path: Path) -> None:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXO | stat.S_IWGRP):
-        raise ConfigError(f"mqtt.signing_key_file {path} is accessible by others; chmod 600 (or 640) it")
+from protocol.keys import SEED_SIZE, DeviceKey, device_id
 
 
 def load_signing_key(file: str) -> DeviceKey:
@@ -28,7 +22,7 @@ def load_signing_key(file: str) -> DeviceKey:
         raise ConfigError("mqtt.signing_key_file must be set (create one with: gridtokenx-central signing-key init)")
     path = Path(file)
     try:
-        _check_mode(path)
+        check_secret_file(path, "mqtt.signing_key_file")
         text = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"mqtt.signing_key_file cannot be read: {getattr(exc, 'strerror', None) or 'not ASCII'}") \
@@ -59,5 +53,5 @@ def init_signing_key(file: str) -> tuple[DeviceKey, bool]:
 
 
 def public_key_text(key: DeviceKey) -> str:
-    """The public key in base58 (the same encoding as a device id), as gateways pin it in ``[central] public_key``."""
-    return key.device_id
+    """Base58, as a gateway's ``[central] public_key`` pins it (the same form as a device id)."""
+    return device_id(key.public_key)

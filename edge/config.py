@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.secretfile import check_secret_file
 from protocol.errors import MalformedError
 from protocol.keys import public_key_from_device_id
 
@@ -85,6 +86,8 @@ class EdgeConfig:
     maps_dir: Path | None = None
     clock_check: str = "adjtimex"
     log_level: str = "info"
+    #: settings whose secret is written in the config file itself (the file must then be 0600, see edge.secretfile)
+    inline_secrets: tuple[str, ...] = ()
 
     @property
     def key_path(self) -> Path:
@@ -94,11 +97,15 @@ class EdgeConfig:
 class _Table:
     """A TOML table with the file name and dotted path, so every error message says where."""
 
-    def __init__(self, source: Path, path: str, data: Mapping[str, Any]) -> None:
+    def __init__(
+        self, source: Path, path: str, data: Mapping[str, Any], inline_secrets: list[str] | None = None
+    ) -> None:
         self.source = source
         self.path = path
         self.data = data
         self.used: set[str] = set()
+        #: dotted names of secrets given inline (shared by all tables of one file)
+        self.inline_secrets: list[str] = [] if inline_secrets is None else inline_secrets
 
     def _where(self, key: str) -> str:
         dotted = f"{self.path}.{key}" if self.path else key
@@ -112,7 +119,7 @@ class _Table:
         value = self.data.get(key, {})
         if not isinstance(value, Mapping):
             raise self.fail(key, "must be a table")
-        return _Table(self.source, f"{self.path}.{key}" if self.path else key, value)
+        return _Table(self.source, f"{self.path}.{key}" if self.path else key, value, self.inline_secrets)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -171,10 +178,13 @@ class _Table:
         if inline and file_:
             raise self.fail(key, f"give either {key} or {key}_file, not both")
         if file_ is not None:
+            check_secret_file(file_, f"{self._where(f'{key}_file')}:")
             try:
                 return file_.read_text(encoding="utf-8").rstrip("\r\n") or None
             except OSError as e:
                 raise self.fail(f"{key}_file", f"cannot read {file_}: {e.strerror}") from None
+        if inline:
+            self.inline_secrets.append(f"{self.path}.{key}" if self.path else key)
         return inline or None
 
     def check_unknown(self) -> None:
@@ -197,6 +207,8 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
         for name, p in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
             if p is not None and not p.is_file():
                 raise tt.fail(name, f"file {p} does not exist")
+        if key is not None:
+            check_secret_file(key, f"{tt._where('key_file')}:")
         tt.check_unknown()
         tls = TlsConfig(ca, cert, key)
     username = t.str_("username") or None
@@ -227,7 +239,18 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
 
 
 def _central(t: _Table, base: Path) -> CentralConfig:
-    text = t.secret("public_key", base)
+    # A public key, not a secret: inline or in a file (e.g. a compose secret), without the secret-file rule, and an
+    # inline one does not make edge.toml a secret file.
+    inline = t.str_("public_key")
+    file_ = t.path_("public_key_file", base)
+    if inline and file_:
+        raise t.fail("public_key", "give either public_key or public_key_file, not both")
+    text = inline
+    if file_ is not None:
+        try:
+            text = file_.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as e:
+            raise t.fail("public_key_file", f"cannot read {file_}: {e.strerror}") from None
     if not text:
         raise t.fail(
             "public_key",
@@ -311,6 +334,14 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
 
     root.used.update(METER_TABLES)
     root.check_unknown()
+    for table in METER_TABLES:  # DLMS LLS passwords of buses/meters are secrets in this file too
+        items = data.get(table)
+        if isinstance(items, list):
+            root.inline_secrets.extend(
+                f"{table}[{i}].password"
+                for i, item in enumerate(items)
+                if isinstance(item, Mapping) and item.get("password")
+            )
     return EdgeConfig(
         source=source,
         state_dir=state_dir,
@@ -321,6 +352,7 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         maps_dir=maps_dir,
         clock_check=clock_check,
         log_level=level,
+        inline_secrets=tuple(root.inline_secrets),
     )
 
 
@@ -329,4 +361,7 @@ def load_config(path: Path) -> EdgeConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    return parse_config(text, path)
+    cfg = parse_config(text, path)
+    if cfg.inline_secrets:
+        check_secret_file(path, f"config file (it holds {', '.join(cfg.inline_secrets)} inline)")
+    return cfg

@@ -41,9 +41,11 @@ def test_edge_configs_validate(name: str, tmp_path: Path) -> None:
     path = FIRMWARE / name
     password = tmp_path / "status.password"
     password.write_text("a-long-status-password\n")
+    password.chmod(0o600)  # secret files are owner-only (edge.secretfile)
     central = DeviceKey.generate()
     central_pub = tmp_path / "central.pub"
     central_pub.write_text(central.device_id + "\n")
+    central_pub.chmod(0o644)  # a public key: not subject to the secret-file rule
     text = (
         path.read_text()
         .replace("/run/secrets/edge_status_password", str(password))

@@ -68,13 +68,13 @@ class DeviceOut:
 
 @dataclass(frozen=True)
 class ChallengeOut:
-    """A challenge envelope signed by central for the gateway (protocol §10): ``body`` is the challenge JSON
-    ``{"v":1,"nonce":…,"expires_ms":…,"pairing_mac":…}``; the gateway checks ``sig`` and the pairing MAC and signs
+    """A challenge in central's signed envelope (protocol §10): ``body`` is ``{"v":1,"nonce":"<64 hex>",
+    "expires_ms":<int>,"pairing_mac":"<64 hex>"}``. The gateway checks the envelope and the pairing MAC, then signs
     ``"GTX/challenge/v1\\0" | nonce | public key | expires_ms (i64 LE)`` with its key (protocol §3)."""
 
     v: int = field(metadata=meta(description="1"))
-    kind: str = field(metadata=meta(description='"challenge"'))
-    device: str = field(metadata=meta(description="the device id"))
+    kind: str = field(metadata=meta(description="challenge"))
+    device: str = field(metadata=meta(description="the device id the challenge is for"))
     body: str = field(metadata=meta(description="the challenge JSON, as a string"))
     sig: str = field(metadata=meta(description="central's Ed25519 signature, 128 hex digits"))
 

@@ -73,6 +73,12 @@ class Device:
     meters: list[MeterInfo]
 
 
+def _seal(signer: DeviceKey, device_id: str, challenge: Challenge, code: str) -> bytes:
+    """The challenge as a v1.1 gateway accepts it: with the pairing MAC, in an envelope signed by central."""
+    paired = PairedChallenge.issue(code, challenge.nonce, public_key_from_device_id(device_id), challenge.expires_ms)
+    return seal_challenge(signer, device_id, paired)
+
+
 class Devices:
     def __init__(self, pool: asyncpg.Pool, config: IdentityConfig, mqtt: Mqtt | None,
                  signer: DeviceKey | None = None) -> None:
@@ -240,7 +246,8 @@ class Devices:
         if code is None:
             raise conflict("the device was registered without a pairing code; register it again",
                            "no_pairing_code")
-        return _seal(signer, device_id, await self.new_challenge(device_id, channel), code)
+        challenge = await self.new_challenge(device_id, channel)
+        return _seal(signer, device_id, challenge, code)
 
     def _require_signer(self) -> DeviceKey:
         if self._signer is None:
@@ -392,10 +399,3 @@ class Devices:
             )
         log.info("device status changed", extra={"device_id": device_id, "action": action, "status": new})
         return (await self._load(self._pool, [device_id]))[0]
-
-
-def _seal(signer: DeviceKey, device_id: str, challenge: Challenge, code: str) -> bytes:
-    """The challenge as a v1.1 gateway accepts it (protocol §10): its body carries the MAC keyed with the pairing
-    code the installer typed, the envelope central's signature."""
-    body = PairedChallenge.issue(code, challenge.nonce, public_key_from_device_id(device_id), challenge.expires_ms)
-    return seal_challenge(signer, device_id, body)

@@ -10,8 +10,8 @@ dropped before any work; each device id may send ``ingest.device_messages_per_s`
 ``ingest.device_burst``), more are counted (``rate_limited``) and dropped unanswered, which a real device treats
 like a lost ack and sends again.
 
-Every ack and sync reply is sealed in an envelope signed with central's key (protocol v1.1, §10); the device
-applies an ack only to the batch it has in flight and a sync reply only to its outstanding request (by nonce).
+Every ack and sync reply is sealed in an envelope signed with central's key (protocol v1.1, §10); the gateway acts
+only on envelopes for itself, of the kind it expects, that verify under the key it pins.
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ class IngestMqtt:
         done = await self._handle(message, TopicKind.READINGS, self._service.handle_readings, "stored")
         if done is not None:
             device_id, ack = done
-            signed = seal_ack(self._signer, device_id, ack)
-            await self._bus.publish(topics.ack(device_id), signed, qos=1)
+            await self._bus.publish(topics.ack(device_id), seal_ack(self._signer, device_id, ack), qos=1)
 
     async def on_sync(self, message: MqttMessage) -> None:
         done = await self._handle(message, TopicKind.SYNC, self._service.handle_sync, "answered")

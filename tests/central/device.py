@@ -4,6 +4,7 @@ what central sends back."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import queue
 import threading
@@ -15,10 +16,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol.ack import Ack
-from protocol.challenge import Challenge
 from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey
-from protocol.signed import Envelope, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
+from protocol.signed import PairedChallenge, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
 from protocol.sync import SyncReply
 
 
@@ -77,27 +77,27 @@ def write_signing_key(directory: Path) -> str:
 
 
 def _device_of(data: bytes) -> str:
-    return Envelope.from_json(data).device_id
+    device_id: str = json.loads(data)["device"]
+    return device_id
 
 
 def central_ack(data: bytes) -> Ack:
-    """An ack central published, its envelope's signature checked under ``CENTRAL_KEY``."""
+    """An ack central published, its envelope checked under ``CENTRAL_KEY``."""
     return unseal_ack(data, CENTRAL_KEY.public_key, _device_of(data))
 
 
 def central_sync_reply(data: bytes) -> SyncReply:
-    """A sync reply central published, its envelope's signature checked under ``CENTRAL_KEY``."""
     return unseal_sync_reply(data, CENTRAL_KEY.public_key, _device_of(data))
 
 
-def central_challenge(data: bytes, device_seed: bytes) -> Challenge:
+def central_challenge(data: bytes, device_seed: bytes) -> PairedChallenge:
     """A challenge central published, checked like a gateway does (central's signature and the pairing MAC);
-    ``BadSignatureError`` when the MAC is not keyed with this device's pairing code."""
+    ``ProtocolError`` otherwise."""
     key = DeviceKey.from_seed(device_seed)
-    paired = unseal_challenge(data, CENTRAL_KEY.public_key, key.device_id)
-    if not paired.matches(pairing_code(device_seed), key.public_key):
-        raise BadSignatureError("the pairing MAC does not match this device's code")
-    return Challenge(paired.nonce, paired.expires_ms)
+    challenge = unseal_challenge(data, CENTRAL_KEY.public_key, key.device_id)
+    if not challenge.matches(pairing_code(device_seed), key.public_key):
+        raise BadSignatureError("pairing MAC does not match this device's code")
+    return challenge
 
 
 def pairing(holder: Any) -> str:

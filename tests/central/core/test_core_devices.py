@@ -95,8 +95,8 @@ async def test_http_challenge_single_use_expiry_and_bad_signature(api_factory) -
     async def fetch() -> tuple[bytes, int]:
         r = await api.client.get(url + "/challenge", headers=bearer(installer))
         assert r.status == 200
-        challenge = central_challenge(await r.read(), key.seed)  # sealed by central, paired with this gateway
-        return challenge.nonce, challenge.expires_ms
+        ch = central_challenge(await r.read(), key.seed)  # signed by central, with the pairing MAC
+        return ch.nonce, ch.expires_ms
 
     async def answer(nonce: bytes, sig: bytes) -> tuple[int, dict]:
         r = await api.client.post(url + "/challenge-response", headers=bearer(installer),

@@ -120,10 +120,10 @@ async def test_never_verified_registration_does_not_squat_a_device_forever(api_f
     # The squatter lost it; the real installer sees it and can run the challenge.
     assert (await api.client.get(f"/api/v1/devices/{key.device_id}", headers=_bearer(squatter))).status == 404
     raw = await (await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=_bearer(real))).read()
-    ch = central_challenge(raw, key.seed)
-    sig = sign_challenge(key, ch.nonce, ch.expires_ms)
+    ch = json.loads(central_challenge(raw, key.seed).to_json())
+    sig = sign_challenge(key, bytes.fromhex(ch["nonce"]), ch["expires_ms"])
     r = await api.client.post(f"/api/v1/devices/{key.device_id}/challenge-response", headers=_bearer(real),
-                              json={"nonce": ch.nonce.hex(), "signature": sig.hex()})
+                              json={"nonce": ch["nonce"], "signature": sig.hex()})
     assert (await r.json())["status"] == "verified"
     events = await api.app[POOL].fetch("SELECT event FROM device_events WHERE device_id = $1 ORDER BY id",
                                        key.device_id)
@@ -244,7 +244,10 @@ def test_world_readable_jwt_secret_file_is_refused(tmp_path) -> None:  # type: i
     with pytest.raises(ConfigError, match="others") as info:
         cfg.auth.secret()
     assert "kkkk" not in str(info.value)
-    secret.chmod(0o640)  # root:service-group 0640, as systemd/gridtokenx-central.service installs it
+    secret.chmod(0o640)  # group-readable is refused too: one rule for every secret file (issue 10, D17)
+    with pytest.raises(ConfigError, match=f"chmod 600 {secret}"):
+        cfg.auth.secret()
+    secret.chmod(0o600)
     assert cfg.auth.secret() == b"k" * 48
 
 

@@ -73,7 +73,7 @@ def test_arbitrary_input_is_a_validation_error_or_valid(data: st.DataObject) -> 
     cases = [
         (RegisterIn, {"email": "a@b.org", "password": "pw", "role": "consumer"}),
         (LoginIn, {"email": "a@b.org", "password": "pw"}),
-        (RegisterDeviceIn, {"device_id": "x" * 44, "site_label": "", "meters": [
+        (RegisterDeviceIn, {"device_id": "x" * 44, "pairing_code": "2E7G-BNFZ", "site_label": "", "meters": [
             {"serial": "S1", "model": "m", "protocol": "p", "meter_key": "k" * 8, "source": None}]}),
         (MeterIn, {"serial": "S1", "model": "m", "protocol": "p", "meter_key": "k" * 8}),
         (ChallengeAnswerIn, {"nonce": "0" * 64, "signature": "0" * 128}),
@@ -105,6 +105,7 @@ def test_json_schema_of_request_types() -> None:
     reg.ref(RegisterDeviceIn)
     s = reg.components
     assert s["RegisterDeviceIn"]["required"] == ["device_id", "pairing_code"]
+    assert s["RegisterDeviceIn"]["properties"]["pairing_code"]["writeOnly"] is True
     assert s["RegisterDeviceIn"]["properties"]["meters"]["items"] == {"$ref": "#/components/schemas/MeterIn"}
     assert s["MeterIn"]["properties"]["meter_key"]["writeOnly"] is True
     assert s["MeterIn"]["properties"]["source"]["anyOf"][1] == {"type": "null"}

@@ -10,13 +10,17 @@ import time
 import asyncpg
 import pytest
 
+from central.cli import main
+from central.errors import ConfigError
 from central.http.context import CONFIG
 from central.identity.context import IDENTITY
+from central.signing import load_signing_key
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
-from protocol.keys import DeviceKey
-from protocol.signed import Envelope, pairing_code, unseal_challenge
-from tests.central.device import CENTRAL_KEY, DeviceClient, central_challenge, registration
+from protocol.errors import BadSignatureError
+from protocol.keys import DeviceKey, public_key_from_device_id
+from protocol.signed import pairing_code, unseal_challenge
+from tests.central.device import DeviceClient, central_challenge, registration
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -57,11 +61,10 @@ async def test_http_challenge_is_signed_by_central_with_the_pairing_mac(api_fact
     r = await api.client.get(f"/api/v1/devices/{key.device_id}/challenge", headers=bearer(installer))
     raw = await r.read()
     challenge = central_challenge(raw, key.seed)
-    assert challenge.nonce.hex() == json.loads(Envelope.from_json(raw).body)["nonce"]
-    # The pairing MAC is keyed with this gateway's code: it does not match any other code.
-    paired = unseal_challenge(raw, CENTRAL_KEY.public_key, key.device_id)
-    assert paired.matches(code, key.public_key)
-    assert not paired.matches(pairing_code(bytes(32)), key.public_key)
+    assert challenge.nonce.hex() == json.loads(json.loads(raw)["body"])["nonce"]
+    assert not challenge.matches(pairing_code(bytes(32)), key.public_key)
+    with pytest.raises(BadSignatureError):
+        unseal_challenge(raw, DeviceKey.generate().public_key, key.device_id)
 
 
 async def test_gateway_ignores_challenges_of_a_registration_with_the_wrong_code(api_factory, broker,
@@ -131,3 +134,29 @@ async def test_online_flood_creates_at_most_one_challenge_per_cooldown(api_facto
             await conn.close()
     finally:
         dev.close()
+
+
+def test_signing_key_cli_and_file_permissions(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "keys" / "central-signing.key"
+    setting = f'mqtt.signing_key_file="{path}"'
+    jwt = f'auth.jwt_secret="{"j" * 40}"'
+    assert main(["--set", jwt, "--set", setting, "signing-key", "init"]) == 0
+    public = capsys.readouterr().out.strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = load_signing_key(str(path))
+    assert public_key_from_device_id(public) == key.public_key
+    assert main(["--set", jwt, "--set", setting, "signing-key", "init"]) == 0, "idempotent: an existing key is kept"
+    assert main(["--set", jwt, "--set", setting, "signing-key", "show"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == public
+    for mode in (0o644, 0o640):
+        path.chmod(mode)
+        with pytest.raises(ConfigError, match="others") as info:
+            load_signing_key(str(path))
+        assert key.seed.hex() not in str(info.value)
+    path.chmod(0o600)
+    assert load_signing_key(str(path)).public_key == key.public_key
+    path.write_text("not hex\n")
+    with pytest.raises(ConfigError, match="hex digits"):
+        load_signing_key(str(path))
+    with pytest.raises(ConfigError, match="must be set"):
+        load_signing_key("")

@@ -19,6 +19,7 @@ from protocol.keys import public_key_from_device_id
 def _config_file(tmp_path: Path, key_file: Path) -> Path:
     f = tmp_path / "central.toml"
     f.write_text(f'[auth]\njwt_secret = "{"s" * 48}"\n[mqtt]\nsigning_key_file = "{key_file}"\n')
+    f.chmod(0o600)  # it holds the JWT secret inline
     return f
 
 
@@ -41,15 +42,15 @@ def test_init_creates_a_private_key_and_show_prints_the_pinnable_public_key(
     assert capsys.readouterr().out.strip() == created
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660])
-def test_a_key_file_others_can_read_or_the_group_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o640])
+def test_a_key_file_group_or_others_can_access_is_refused(tmp_path: Path, mode: int) -> None:
     key_file = tmp_path / "k"
     key_file.write_text("ab" * 32 + "\n")
     key_file.chmod(mode)
     with pytest.raises(ConfigError, match="chmod 600") as info:
         load_signing_key(str(key_file))
     assert "abab" not in str(info.value)
-    key_file.chmod(0o640)
+    key_file.chmod(0o600)
     assert load_signing_key(str(key_file)).seed == bytes.fromhex("ab" * 32)
 
 

@@ -18,7 +18,7 @@ from central.http import Role
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
-from protocol.errors import MalformedError, Reason
+from protocol.errors import ProtocolError, Reason
 from protocol.signed import unseal_ack, unseal_sync_reply
 from protocol.sync import SyncRequest
 from tests.central.app_env import make_config, running_app
@@ -57,11 +57,13 @@ async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], br
             recs = gw.many(METER, 5)
             dev.publish(topics.readings(gw.device_id), encode_batch(recs))
             raw_ack = await dev.next(topics.ack(gw.device_id))
-            # Protocol v1.1: sealed and signed by central for this device (issue 10 D2).
+            # Protocol v1.1: sealed by central for this device (issue 10 D2).
             ack = unseal_ack(raw_ack, CENTRAL_KEY.public_key, gw.device_id)
             assert ack == Ack(first=1, last=5, accepted=5, duplicate=0, rejected=())
-            with pytest.raises(MalformedError):
+            with pytest.raises(ProtocolError):
                 unseal_ack(raw_ack, CENTRAL_KEY.public_key, Gateway().device_id)
+            with pytest.raises(ProtocolError):
+                unseal_ack(raw_ack, Gateway().key.public_key, gw.device_id)
             events = [await ws.receive_json(timeout=5) for _ in range(5)]
             assert [e["data"]["seq"] for e in events] == [1, 2, 3, 4, 5]
             assert {e["channel"] for e in events} == {"readings"}
@@ -78,7 +80,8 @@ async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], br
 
         # Chain resync.
         dev.publish(topics.sync(gw.device_id), SyncRequest(b"\x05" * 32).to_json())
-        reply = unseal_sync_reply(await dev.next(topics.sync_reply(gw.device_id)), CENTRAL_KEY.public_key, gw.device_id)
+        reply = unseal_sync_reply(await dev.next(topics.sync_reply(gw.device_id)), CENTRAL_KEY.public_key,
+                                  gw.device_id)
         assert reply.nonce == b"\x05" * 32
         assert (reply.last_seq, reply.last_hash) == (5, recs[-1].hash())
 

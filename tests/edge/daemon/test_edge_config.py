@@ -95,7 +95,9 @@ def test_central_public_key_is_required_and_may_come_from_a_file(tmp_path: Path)
     without = text.replace(f"[central]\n{pinned}\n", "")
     with pytest.raises(ConfigError, match=r"central\.public_key: is required.*refuses to start"):
         _parse(tmp_path, without)
+    assert not any("central" in s for s in _parse(tmp_path, text).inline_secrets)  # a public key is no secret
     (tmp_path / "central.pub").write_text(TEST_CENTRAL_KEY.device_id + "\n")
+    (tmp_path / "central.pub").chmod(0o644)  # world-readable is fine: the secret-file rule is not for public keys
     from_file = _parse(tmp_path, text.replace(pinned, 'public_key_file = "central.pub"'))
     assert from_file.central.public_key == TEST_CENTRAL_KEY.public_key
     with pytest.raises(ConfigError, match=r"central\.public_key: give either public_key or public_key_file"):
