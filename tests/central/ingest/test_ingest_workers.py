@@ -20,7 +20,7 @@ from ingest_db import Seed
 
 from protocol import topics
 from protocol.batch import encode_batch
-from tests.central.device import DeviceClient, central_ack
+from tests.central.device import DeviceClient, central_ack, write_signing_key
 from tests.central.gateway import Gateway
 from tests.conftest import free_port
 
@@ -50,6 +50,7 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
     cfg.write_text(
         f'[database]\ndsn = "{pg_dsn}"\npool_min = 1\npool_max = 10\n'
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        f'signing_key_file = "{write_signing_key(tmp_path / "signing")}"\n'
         f'[auth]\njwt_secret = "{secrets.token_urlsafe(40)}"\npassword_bcrypt_cost = 4\n'
         f'[mailer]\ndev_dir = "{tmp_path / "mail"}"\n'
         f'[http]\nhost = "127.0.0.1"\nport = {port}\n'
