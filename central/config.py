@@ -198,6 +198,11 @@ class IdentityConfig:
     #: A gateway registration still ``pending`` (never verified) after this long may be taken over by another
     #: registration of the same device id (and its meter serials freed): nobody can squat a device id for good.
     pending_registration_ttl_s: int = 86_400
+    #: Self-service registrations accepted per source address / per e-mail address per hour (each answer is the
+    #: same whether or not the address has an account, so these limits are what bounds enumeration and mail
+    #: flooding through ``/auth/register``).
+    register_max_per_address_per_hour: int = 10
+    register_max_per_email_per_hour: int = 3
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
@@ -207,6 +212,9 @@ class IdentityConfig:
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
         _require(self.claim_failures_per_serial_per_hour >= 1,
                  "identity.claim_failures_per_serial_per_hour must be >= 1")
+        _require(self.register_max_per_address_per_hour >= 1,
+                 "identity.register_max_per_address_per_hour must be >= 1")
+        _require(self.register_max_per_email_per_hour >= 1, "identity.register_max_per_email_per_hour must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -89,13 +89,63 @@ class Accounts:
         log.info("user created", extra={"user_id": str(row["id"]), "role": role.value})
         return _user(row)
 
-    async def register(self, email: str, password: str, role: Role) -> User:
+    async def register(self, email: str, password: str, role: Role, address: str = "unknown") -> User | None:
+        """Self-service registration. The caller's answer must not depend on whether ``email`` has an account
+        (D9): a new account gets the verification mail; for an existing one the owner is mailed a notice instead
+        and ``None`` is returned (the route answers the same 202 either way). Limited per source address and per
+        e-mail address (429)."""
         allowed = SELF_SERVICE_ROLES | ({Role.INSTALLER} if self._identity.self_register_installers else set())
         if role not in allowed:
             raise forbidden(f"role {role.value} cannot be self-registered", "role_not_allowed")
-        user = await self.create_user(email, password, role)
+        self._check_password(password)
+        email = normalise_email(email)
+        await self._check_register_limits(email, address)
+        try:
+            user = await self.create_user(email, password, role)
+        except ApiError as exc:
+            if exc.code != "email_taken":
+                raise
+            await self._notify_existing(email)
+            return None
         await self._send_token(user.id, user.email, "verify")
         return user
+
+    async def _check_register_limits(self, email: str, address: str) -> None:
+        """Record this registration attempt, then refuse it (429, row removed) when the attempts of the last hour
+        from ``address`` or for ``email`` exceed their limits. Recording first means concurrent attempts see each
+        other."""
+        attempt: int = await self._pool.fetchval(
+            "INSERT INTO registration_attempts (email, address) VALUES ($1, $2) RETURNING id", email, address
+        )
+        for column, value, limit in (
+            ("address", address, self._identity.register_max_per_address_per_hour),
+            ("email", email, self._identity.register_max_per_email_per_hour),
+        ):
+            rows = await self._pool.fetch(
+                f"SELECT at FROM registration_attempts WHERE {column} = $1"  # noqa: S608 - fixed column names
+                " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
+                value, limit + 1,
+            )
+            if len(rows) > limit:
+                await self._pool.execute("DELETE FROM registration_attempts WHERE id = $1", attempt)
+                oldest: datetime = rows[-1]["at"]
+                wait = max(1, math.ceil((oldest + timedelta(hours=1) - datetime.now(UTC)).total_seconds()))
+                log.warning("registration rate-limited", extra={"by": column, "address": address})
+                raise too_many_requests(wait, "too many registrations; try again later")
+        # Old rows are useless to the limits: keep the table small.
+        await self._pool.execute("DELETE FROM registration_attempts WHERE at < now() - interval '1 day'")
+
+    async def _notify_existing(self, email: str) -> None:
+        """Someone tried to register an address that already has an account: tell its owner (no token, nothing
+        to act on), instead of telling the caller."""
+        base = self._identity.web_base_url.rstrip("/")
+        body = ("Someone tried to create a GridTokenX account with this e-mail address, which already has one.\n\n"
+                f"If it was you, log in at {base} (or reset your password there). If it was not you, ignore this "
+                "message: nothing was changed.\n")
+        try:
+            await self._mailer.send(Mail(to=email, subject="Your GridTokenX account", body=body, kind="account_exists"))
+        except MailError as exc:
+            log.warning("e-mail not sent", extra={"purpose": "account_exists", "error": str(exc)})
 
     async def _send_token(self, user_id: UUID, email: str, purpose: str) -> None:
         recent = await self._pool.fetchval(
