@@ -210,13 +210,14 @@ class Accounts:
             await self._send_token(row["id"], row["email"], "verify")
 
     # --- login, refresh, logout --------------------------------------------------------------------------------
-    async def _retry_after(self, column: str, value: str, limit: int) -> int | None:
-        """Seconds until the oldest counted failure leaves the window, when ``limit`` is reached; else None."""
+    async def _retry_after(self, where: str, email: str, address: str, limit: int) -> int | None:
+        """Seconds until the oldest counted failure leaves the window, when ``limit`` is reached; else None.
+        ``where`` is a fixed condition on ``email`` ($1) and/or ``address`` ($2)."""
         window = self._auth.login_window_s
         rows = await self._pool.fetch(
-            f"SELECT at FROM login_attempts WHERE {column} = $1 AND NOT success"  # noqa: S608 - fixed column names
-            " AND at > now() - make_interval(secs => $2) ORDER BY at DESC LIMIT $3",
-            value, float(window), limit,
+            f"SELECT at FROM login_attempts WHERE {where} AND NOT success"  # noqa: S608 - fixed conditions
+            " AND at > now() - make_interval(secs => $3) ORDER BY at DESC LIMIT $4",
+            email, address, float(window), limit,
         )
         if len(rows) < limit:
             return None
@@ -226,14 +227,16 @@ class Accounts:
 
     async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
         """429 when the failures counted in the window reach the limits (``own``: this attempt's own row, already
-        recorded as a failure, is among them)."""
-        for column, value, limit in (
-            ("email", email, self._auth.login_max_failures_per_account),
-            ("address", address, self._auth.login_max_failures_per_address),
+        recorded as a failure, is among them). The tight limit is per (account, address): a guesser backs off
+        without locking the owner out from another address (D14); the per-account ceiling is much higher."""
+        for by, where, limit in (
+            ("account_address", "email = $1 AND address = $2", self._auth.login_max_failures_per_account_address),
+            ("address", "$1::text IS NOT NULL AND address = $2", self._auth.login_max_failures_per_address),
+            ("account", "email = $1 AND $2::text IS NOT NULL", self._auth.login_max_failures_per_account),
         ):
-            wait = await self._retry_after(column, value, limit + own)
+            wait = await self._retry_after(where, email, address, limit + own)
             if wait is not None:
-                log.warning("login rate-limited", extra={"by": column, "address": address})
+                log.warning("login rate-limited", extra={"by": by, "address": address})
                 raise too_many_requests(wait, "too many failed logins; try again later")
 
     async def _begin_attempt(self, email: str, address: str) -> int:

@@ -239,3 +239,33 @@ async def test_register_is_rate_limited_per_email_address(api_factory) -> None:
                                   headers={"X-Forwarded-For": f"203.0.113.{i}"})
         statuses.append(r.status)
     assert statuses == [202, 202, 429]
+
+
+async def test_failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere(api_factory) -> None:
+    """D14: five wrong passwords from anywhere locked the account for 15 minutes, the owner included. The back-off
+    is now per (account, address): the attacker's address is refused, the owner's is not."""
+    api = await api_factory(http={"trust_forwarded_for": True})
+    email, _ = await api.user("consumer", password=PASSWORD)
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+    statuses = []
+    for i in range(7):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": f"guess number {i}"},
+                                  headers=attacker)
+        statuses.append(r.status)
+    assert statuses == [401] * 5 + [429] * 2
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=attacker)
+    assert r.status == 429, "the guessing address stays refused, even with the right password"
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                              headers={"X-Forwarded-For": "198.51.100.20"})
+    assert r.status == 200, await r.text()
+
+
+async def test_the_per_account_ceiling_still_stops_distributed_guessing(api_factory) -> None:
+    api = await api_factory(http={"trust_forwarded_for": True}, auth={"login_max_failures_per_account": 4})
+    email, _ = await api.user("consumer", password=PASSWORD)
+    statuses = []
+    for i in range(6):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"},
+                                  headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        statuses.append(r.status)
+    assert statuses == [401] * 4 + [429] * 2
