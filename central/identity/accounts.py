@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from central.config import AuthConfig, IdentityConfig
-from central.http.auth import TokenCodec
+from central.http.auth import SESSIONS_CHANNEL, Revocation, TokenCodec
 from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
 from central.http.roles import Role
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
@@ -280,7 +280,7 @@ class Accounts:
             "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
             token_hash(refresh), user.id, family, expires,
         )
-        access, access_exp = self._tokens.issue(user.id, user.role)
+        access, access_exp = self._tokens.issue(user.id, user.role, session=family)
         return Session(access, access_exp, refresh, expires, user)
 
     async def refresh(self, refresh_token: str) -> Session:
@@ -306,16 +306,23 @@ class Accounts:
                     "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
                     row["family_id"],
                 )
+                await _announce(conn, Revocation("revoked", row["user_id"], row["family_id"]))
                 log.warning("refresh token reuse; session family revoked", extra={"user_id": str(row["user_id"])})
         raise invalid
 
     async def logout(self, refresh_token: str) -> None:
-        """Revoke the session (token family) the refresh token belongs to. Unknown tokens are ignored."""
-        await self._pool.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
-            " (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
-            token_hash(refresh_token),
-        )
+        """Revoke the session (token family) the refresh token belongs to, and close its live sockets. Unknown
+        tokens are ignored."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1",
+                                      token_hash(refresh_token))
+            if row is None:
+                return
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id = $1",
+                row["family_id"],
+            )
+            await _announce(conn, Revocation("revoked", row["user_id"], row["family_id"]))
 
     # --- passwords ---------------------------------------------------------------------------------------------
     async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
@@ -337,6 +344,7 @@ class Accounts:
         # Every session ends: a changed password must lock out whoever knew the old one.
         await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
                            user_id)
+        await _announce(conn, Revocation("revoked", user_id))
         # ... and so does every reset link still in someone's mailbox.
         await conn.execute("UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'reset'"
                            " AND used_at IS NULL", user_id)
@@ -380,6 +388,14 @@ class Accounts:
                 if ids == {user_id}:
                     raise ApiError(409, "last_admin", "the last admin account cannot lose its admin role")
             row = await conn.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
+            if row is not None:
+                await _announce(conn, Revocation("role", user_id, role=role.value))
         if row is None:
             raise ApiError(404, "not_found", "no such user")
         return _user(row)
+
+
+async def _announce(conn: asyncpg.Pool | asyncpg.Connection, revocation: Revocation) -> None:
+    """Tell every central process (live sockets) that sessions ended or a role changed; inside a transaction the
+    notice goes out at commit."""
+    await conn.execute("SELECT pg_notify($1, $2)", SESSIONS_CHANNEL, revocation.to_json())
