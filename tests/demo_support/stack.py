@@ -134,6 +134,7 @@ format = "json"
 
 [identity]
 web_base_url = "{base}"
+register_max_per_address_per_hour = 1000  # every demo owner registers from 127.0.0.1
 
 [ledger]
 backend = "embedded"
