@@ -81,6 +81,11 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
                 "description": _REASONS.get(status, "Error"),
                 "content": {"application/json": {"schema": error_ref}},
             }
+        for status, schema in r.other_responses:
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "Error"),
+                "content": {"application/json": {"schema": _response_schema(reg, schema)}},
+            }
         op["responses"] = responses
         paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
     return {

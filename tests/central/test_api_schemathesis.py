@@ -20,7 +20,7 @@ from tests.central.app_env import login, make_config, running_app
 pytestmark = pytest.mark.slow
 
 #: Examples per operation and run; six runs (five roles, anonymous). Raise locally for a deeper probe.
-MAX_EXAMPLES = int(os.environ.get("GTX_SCHEMATHESIS_EXAMPLES", "6"))
+MAX_EXAMPLES = int(os.environ.get("GTX_SCHEMATHESIS_EXAMPLES", "3"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
@@ -49,14 +49,17 @@ async def _st_run(base_url: str, headers: dict[str, str], report_dir: Path) -> t
 
 @pytest.mark.timeout(600)
 async def test_live_responses_conform_to_the_document_for_every_role(pg_dsn: str, tmp_path: Path) -> None:
-    config = make_config(pg_dsn, tmp_path)
+    config = make_config(pg_dsn, tmp_path, ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 20})
     async with running_app(config, PLUGINS) as client:
         base_url = str(client.make_url("")).rstrip("/")
         callers: dict[str, dict[str, str]] = {"anonymous": {}}
         for role in Role:
             callers[role.value] = await login(client, config, f"st-{role.value}@example.org", role)
         failures = []
+        only = os.environ.get("GTX_SCHEMATHESIS_ROLES")  # e.g. "anonymous,admin" while debugging
         for who, headers in callers.items():
+            if only and who not in only.split(","):
+                continue
             code, out = await _st_run(base_url, headers, tmp_path)
             if code != 0:
                 failures.append(f"===== as {who} (exit {code}) =====\n{out[-12000:]}")
