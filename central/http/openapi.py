@@ -9,7 +9,7 @@ from typing import Any, get_args, get_origin
 
 from central.http.errors import Error
 from central.http.routes import Route
-from central.http.schema import SchemaRegistry, type_hints
+from central.http.schema import NO_NUL_PATTERN, SchemaRegistry, type_hints
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 _REASONS = {
@@ -43,7 +43,7 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         if r.description:
             op["description"] = r.description
         params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": NO_NUL_PATTERN}}
             for name in _PARAM.findall(r.path)
         ]
         if r.query is not None:
@@ -68,7 +68,7 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         if r.response is not None:
             ok["content"] = {r.content_type: {"schema": _response_schema(reg, r.response)}}
         elif r.content_type != "application/json":
-            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+            ok["content"] = {r.content_type: {"schema": {"type": "string", "pattern": NO_NUL_PATTERN}}}
         responses[str(r.status)] = ok
         statuses = set(r.errors)
         if r.body is not None or r.query is not None:
@@ -80,6 +80,11 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
             responses[str(status)] = {
                 "description": _REASONS.get(status, "Error"),
                 "content": {"application/json": {"schema": error_ref}},
+            }
+        for status, schema in r.other_responses:
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "Error"),
+                "content": {"application/json": {"schema": _response_schema(reg, schema)}},
             }
         op["responses"] = responses
         paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op

@@ -96,6 +96,8 @@ class Route:
     status: int = 200
     #: Error statuses this route can answer besides 401/403 (documented with the error schema).
     errors: tuple[int, ...] = ()
+    #: Non-2xx statuses whose body is not the error shape, with their schema (``/readyz``'s 503).
+    other_responses: tuple[tuple[int, Any], ...] = ()
     tags: tuple[str, ...] = ()
     #: Media type of a non-JSON response (``text/html``, ``text/plain``) for the docs.
     content_type: str = "application/json"
@@ -144,6 +146,7 @@ class RouteTable:
         response: Any = None,
         status: int = 200,
         errors: Sequence[int] = (),
+        other_responses: Sequence[tuple[int, Any]] = (),
         tags: Sequence[str] = (),
         content_type: str = "application/json",
         operation_id: str = "",
@@ -162,6 +165,7 @@ class RouteTable:
                     response=response,
                     status=status,
                     errors=tuple(errors),
+                    other_responses=tuple(other_responses),
                     tags=tuple(tags) or ((self.tag,) if self.tag else ()),
                     content_type=content_type,
                     operation_id=operation_id,

@@ -161,7 +161,7 @@ async def logout(call: Call[RefreshIn, None]) -> None:
     await call.app[IDENTITY].accounts.logout(call.body.refresh_token)
 
 
-@routes.post("/api/v1/auth/password", access=ANY_USER, body=PasswordChangeIn, status=204,
+@routes.post("/api/v1/auth/password", access=ANY_USER, body=PasswordChangeIn, status=204, errors=(429,),
              summary="Change my password (ends all my sessions)")
 async def change_password(call: Call[PasswordChangeIn, None]) -> None:
     await call.app[IDENTITY].accounts.change_password(call.user.user_id, call.body.current_password,
