@@ -51,9 +51,9 @@ def keep_root_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def test_migrate_and_users_create(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_migrate_and_users_create(empty_pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   keep_root_logging: None) -> None:
-    cfg = _write_config(tmp_path, pg_dsn)
+    cfg = _write_config(tmp_path, empty_pg_dsn)
     assert main(["-c", str(cfg), "migrate"]) == 0
     assert "0001_identity.sql" in capsys.readouterr().out
     assert main(["-c", str(cfg), "migrate"]) == 0
@@ -69,7 +69,7 @@ def test_migrate_and_users_create(pg_dsn: str, tmp_path: Path, capsys: pytest.Ca
     assert main(["-c", str(cfg), "--set", "http.port=-1", "migrate"]) == 2
 
     async def check() -> tuple[str, bool]:
-        conn = await asyncpg.connect(pg_dsn)
+        conn = await asyncpg.connect(empty_pg_dsn)
         try:
             row = await conn.fetchrow("SELECT role, email_verified_at IS NOT NULL AS v FROM users")
             return row["role"], row["v"]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from market_reference import reference_clear, unit_curve_volume
 
 from central.market.clearing import (
     MAX_PRICE,
@@ -25,6 +24,7 @@ from central.market.clearing import (
     trade_value,
 )
 from central.market.errors import InvalidOrderError
+from tests.central.market.market_reference import reference_clear, unit_curve_volume
 
 B, S = Side.BUY, Side.SELL
 

@@ -16,7 +16,6 @@ from uuid import UUID
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from market_fixtures import make_user
 from solders.keypair import Keypair
 
 from central.app import POOL, create_app
@@ -32,6 +31,7 @@ from central.market import plugin as market_plugin
 from central.market.client import sign_transaction_request
 from central.market.verify import recompute
 from central.readings import plugin as readings_plugin
+from tests.central.market.market_fixtures import make_user
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
