@@ -191,6 +191,8 @@ class IdentityConfig:
     challenge_sweep_interval_s: float = 30.0
     #: Meter-claim attempts allowed per user per hour.
     claim_attempts_per_hour: int = 5
+    #: Wrong-key meter-claim attempts allowed per meter serial per hour, over all accounts.
+    claim_failures_per_serial_per_hour: int = 10
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
@@ -206,6 +208,8 @@ class IdentityConfig:
                  "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")
         _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
+        _require(self.claim_failures_per_serial_per_hour >= 1,
+                 "identity.claim_failures_per_serial_per_hour must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ class OutboxConfig:
 @dataclass(frozen=True, slots=True)
 class StatusConfig:
     enabled: bool = True
-    bind: str = "0.0.0.0"  # noqa: S104 - the page is meant for a technician on the local network; password-protected
+    bind: str = "127.0.0.1"  # management interface only by default (issue 10, D7); set a LAN address explicitly
     port: int = 8080
     password: str | None = field(default=None, repr=False)
     refresh_s: int = 10
@@ -217,7 +217,7 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
 
 def _status(t: _Table, base: Path) -> StatusConfig:
     enabled = t.bool_("enabled", True)
-    bind = t.str_("bind", "0.0.0.0") or "0.0.0.0"  # noqa: S104 - see StatusConfig.bind
+    bind = t.str_("bind", "127.0.0.1") or "127.0.0.1"
     try:
         ipaddress.ip_address(bind)
     except ValueError:

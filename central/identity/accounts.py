@@ -317,7 +317,16 @@ class Accounts:
         return [_user(r) for r in rows]
 
     async def set_role(self, user_id: UUID, role: Role) -> User:
-        row = await self._pool.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if role is not Role.ADMIN:
+                # Lock every admin row so two concurrent demotions cannot both see "another admin remains" (D15).
+                admins = await conn.fetch(
+                    "SELECT id FROM users WHERE role = $1 ORDER BY id FOR UPDATE", Role.ADMIN.value
+                )
+                ids = {r["id"] for r in admins}
+                if ids == {user_id}:
+                    raise ApiError(409, "last_admin", "the last admin account cannot lose its admin role")
+            row = await conn.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
         if row is None:
             raise ApiError(404, "not_found", "no such user")
         return _user(row)

@@ -196,6 +196,6 @@ async def create_user(call: Call[CreateUserIn, None]) -> UserOut:
 
 
 @routes.put("/api/v1/admin/users/{user_id}/role", access=roles(Role.ADMIN), body=RoleIn, response=UserOut,
-            errors=(404,), summary="Change an account's role (effective from its next token refresh)")
+            errors=(404, 409), summary="Change an account's role (effective from its next token refresh)")
 async def set_role(call: Call[RoleIn, None]) -> UserOut:
     return user_out(await call.app[IDENTITY].accounts.set_role(call.path_uuid("user_id"), call.body.role))
