@@ -157,6 +157,9 @@ async def _ensure_template(name: str) -> None:
         try:
             if await admin.fetchval(exists, name):
                 return  # another run or worker built it while we waited
+            # Builds happen only under this lock: a half-built one left now is from a run that was killed.
+            for row in await admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'gtx\\_tplb\\_%'"):
+                await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
             building = f"gtx_tplb_{uuid.uuid4().hex[:16]}"
             await admin.execute(f'CREATE DATABASE "{building}"')
             try:
