@@ -202,6 +202,7 @@ async def _gauges(app: web.Application) -> None:
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
+    config.check_secret_files()  # before the database (and its migrations) is touched
     pool = await create_pool(config.database)
     try:
         if config.database.migrate_on_start:

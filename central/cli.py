@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
+    config.check_secret_files()  # every command: refuse group/other-readable secrets before touching anything
     if args.command == "migrate":
         from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
 

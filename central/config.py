@@ -9,7 +9,6 @@ dataclass (raising ``ConfigError`` with the offending key).
 
 from __future__ import annotations
 
-import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -18,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from central.errors import ConfigError
+from central.secretfile import check_secret_file
 
 _KNOWN = ("http", "database", "mqtt", "auth", "mailer", "log", "identity")
 
@@ -130,9 +130,8 @@ class AuthConfig:
             return self.jwt_secret.encode()
         if self.jwt_secret_file:
             path = Path(self.jwt_secret_file)
+            check_secret_file(path, "auth.jwt_secret_file")
             try:
-                if path.stat().st_mode & stat.S_IRWXO:
-                    raise ConfigError(f"auth.jwt_secret_file {path} is accessible by others; chmod 600 (or 640) it")
                 data = path.read_bytes().strip()
             except OSError as exc:
                 raise ConfigError(f"auth.jwt_secret_file cannot be read: {exc.strerror}") from None
@@ -227,6 +226,31 @@ class CentralConfig:
     def section(self, name: str) -> Mapping[str, Any]:
         """A subsystem's own table (empty when absent). The subsystem validates it into its own dataclass."""
         return self.sections.get(name, MappingProxyType({}))
+
+    def secret_files(self) -> list[tuple[str, Path]]:
+        """Every configured file that holds a secret, as (setting, path); see :mod:`central.secretfile`."""
+        out: list[tuple[str, Path]] = []
+        for setting, value in (
+            ("auth.jwt_secret_file", self.auth.jwt_secret_file),
+            ("mqtt.password_file", self.mqtt.password_file),
+            ("mqtt.signing_key_file", getattr(self.mqtt, "signing_key_file", "")),
+            ("mailer.smtp_password_file", self.mailer.smtp_password_file),
+        ):
+            if value:
+                out.append((setting, Path(value)))
+        ledger = self.section("ledger")
+        keys_dir = ledger.get("keys_dir", "var/keys")
+        if isinstance(keys_dir, str) and keys_dir and Path(keys_dir).is_dir():
+            out.extend(("ledger.keys_dir keypair", p) for p in sorted(Path(keys_dir).glob("*.json")))
+        data_dir = ledger.get("data_dir", "var/ledger")
+        if isinstance(data_dir, str) and data_dir:
+            out.append(("ledger.data_dir faucet key", Path(data_dir) / "faucet.json"))
+        return out
+
+    def check_secret_files(self) -> None:
+        """Refuse to go on when any secret file is accessible by group or others (run before migrations)."""
+        for setting, path in self.secret_files():
+            check_secret_file(path, setting)
 
     def validate(self) -> CentralConfig:
         for f in fields(self):
@@ -337,6 +361,10 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
             raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        auth = raw.get("auth")
+        if isinstance(auth, Mapping) and auth.get("jwt_secret"):
+            # a secret written in the file itself makes the file a secret file (central.secretfile)
+            check_secret_file(path, "config file (it holds auth.jwt_secret inline)")
     for item in overrides:
         _apply_override(raw, item)
     return from_mapping(raw)

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hmac
 import html
+import inspect
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,9 @@ from aiohttp import web
 
 from edge.config import StatusConfig
 
-StatusProvider = Callable[[], dict[str, Any]]
+#: The snapshot for the page: a plain function, or a coroutine function (the daemon's reads its outbox off the
+#: event loop).
+StatusProvider = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROVIDER_KEY: web.AppKey[StatusProvider] = web.AppKey("provider")
@@ -227,14 +230,19 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
     return "".join(out)
 
 
-async def _page(request: web.Request) -> web.Response:
+async def _snapshot(request: web.Request) -> dict[str, Any]:
     snap = request.app[PROVIDER_KEY]()
+    return await snap if inspect.isawaitable(snap) else snap
+
+
+async def _page(request: web.Request) -> web.Response:
+    snap = await _snapshot(request)
     body = render_page(snap, request.app[CONFIG_KEY].refresh_s)
     return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 async def _api(request: web.Request) -> web.Response:
-    return web.json_response(request.app[PROVIDER_KEY](), headers={"Cache-Control": "no-store"})
+    return web.json_response(await _snapshot(request), headers={"Cache-Control": "no-store"})
 
 
 async def _health(_request: web.Request) -> web.Response:

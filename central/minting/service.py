@@ -53,15 +53,19 @@ class MintBuilder:
 
     async def __call__(self, intents: Sequence[Intent]) -> Sequence[Unit]:
         mints = [MintIntent.from_payload(i.id, i.payload) for i in intents]
-        self._claimed = {m.id: m for m in mints}
-        self._nodes = {m.leaf: m.leaf.node() for m in mints}  # the trailer runs once per packing trial
+        if not all(m.id in self._claimed for m in mints):
+            # A new round. (The outbox re-builds subsets of a round's intents to split a unit that does not fit:
+            # then the trailer still needs every intent of the round.)
+            self._claimed, self._nodes = {}, {}
+        self._claimed.update((m.id, m) for m in mints)
+        self._nodes.update((m.leaf, m.leaf.node()) for m in mints)  # the trailer runs once per packing trial
         owners = sorted({m.owner_id for m in mints})
         rows = await self._pool.fetch("SELECT user_id, address FROM wallets WHERE user_id = ANY($1::uuid[])", owners)
         wallets = {r["user_id"]: r["address"] for r in rows}
         atas = [destination(w, self._chain.energy_mint) for w in set(wallets.values())]
         accounts = await self._chain.ledger.get_multiple_accounts(atas)
         existing = {a for a, acc in zip(atas, accounts, strict=True) if acc is not None}
-        return mint_units(mints, wallets, self._accounts, existing)
+        return mint_units(mints, wallets, self._accounts, existing, solo={i.id for i in intents if i.solo})
 
     def trailer(self, units: Sequence[Unit]) -> list[Instruction]:
         leaves: list[MintLeaf] = []

@@ -38,6 +38,7 @@ def _write_config(tmp_path: Path, pg_dsn: str, port: int = 0, broker=None) -> Pa
         f'[ledger]\ndata_dir = "{tmp_path / "ledger"}"\nkeys_dir = "{tmp_path / "keys"}"\n'
         f"rpc_port = {_free_port()}\ncreate_keys = true\n"
     )
+    cfg.chmod(0o600)  # it holds the JWT secret inline: a secret file (central.secretfile)
     return cfg
 
 

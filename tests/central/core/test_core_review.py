@@ -242,7 +242,10 @@ def test_world_readable_jwt_secret_file_is_refused(tmp_path) -> None:  # type: i
     with pytest.raises(ConfigError, match="others") as info:
         cfg.auth.secret()
     assert "kkkk" not in str(info.value)
-    secret.chmod(0o640)  # root:service-group 0640, as systemd/gridtokenx-central.service installs it
+    secret.chmod(0o640)  # group-readable is refused too: one rule for every secret file (issue 10, D17)
+    with pytest.raises(ConfigError, match=f"chmod 600 {secret}"):
+        cfg.auth.secret()
+    secret.chmod(0o600)
     assert cfg.auth.secret() == b"k" * 48
 
 
