@@ -86,6 +86,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # spawns two worker processes
 def test_serve_with_two_workers_sharing_the_port(pg_dsn: str, tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     cfg = _write_config(tmp_path, pg_dsn, port, broker)

@@ -217,6 +217,7 @@ def check_invariants(orders: list[Order], fee_bps: int) -> None:
     assert int(gross[r.book.side == B].sum()) == r.curve_volume
 
 
+@pytest.mark.slow  # 1500 examples: about a minute
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), st.integers(0, 10_000))
 def test_engine_equals_reference(orders: list[Order], fee_bps: int) -> None:
