@@ -45,9 +45,12 @@ class HttpConfig:
     #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
     metrics_dir: str = ""
+    #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
+    idempotency_ttl_s: int = 86_400
 
     def validate(self) -> None:
         _require(0 <= self.port <= 65535, "http.port must be 0..65535")
+        _require(60 <= self.idempotency_ttl_s <= 30 * 86_400, "http.idempotency_ttl_s must be 60..2592000")
         _require(1 <= self.workers <= 64, "http.workers must be 1..64")
         _require(self.max_body_bytes >= 1024, "http.max_body_bytes must be >= 1024")
 

@@ -292,7 +292,8 @@ async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
 
 @routes.post("/api/v1/certificates/{certificate_id}/transfer", access=OWNERS, body=CertificateTransferIn,
              response=TxRequestOut, status=201, errors=(400, 403, 404, 409, 503),
-             summary="Prepare a transfer of part or all of a certificate (your wallet signs)")  # fmt: skip
+             summary="Prepare a transfer of part or all of a certificate (your wallet signs)",
+             idempotent=True)  # fmt: skip
 async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequestOut:
     """Returns a transaction the platform pays for; sign it with your wallet and submit it within its expiry."""
     b = call.body
@@ -308,7 +309,8 @@ async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequest
 
 @routes.post("/api/v1/certificates/{certificate_id}/retire", access=OWNERS, body=RetireIn, response=TxRequestOut,
              status=201, errors=(400, 403, 404, 409, 503),
-             summary="Prepare a retirement (burn with a memo) of part or all of a certificate")  # fmt: skip
+             summary="Prepare a retirement (burn with a memo) of part or all of a certificate",
+             idempotent=True)  # fmt: skip
 async def request_retirement(call: Call[RetireIn, None]) -> TxRequestOut:
     """The memo names the beneficiary, the purpose and the consumption period; your wallet signs."""
     b = call.body

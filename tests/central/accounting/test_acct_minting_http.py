@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
 from solders.signature import Signature
 
@@ -33,6 +32,7 @@ from protocol.base58 import b58encode
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.accounting.acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from tests.central.app_env import make_config
 from tests.central.device import DeviceClient
 from tests.central.pg import add_user

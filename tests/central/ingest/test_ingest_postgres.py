@@ -6,7 +6,6 @@ import asyncio
 
 import asyncpg
 import pytest
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
 from central.ingest.metrics import IngestMetrics
@@ -18,6 +17,7 @@ from protocol.errors import Reason
 from protocol.record import Flags
 from protocol.sync import SyncRequest
 from tests.central.gateway import T0_MS, Gateway, forge
+from tests.central.ingest.ingest_db import Seed
 
 METER = "PG-METER-1"
 
