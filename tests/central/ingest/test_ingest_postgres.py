@@ -9,8 +9,9 @@ import pytest
 from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
+from central.ingest.events import NOTIFY_CHANNEL
 from central.ingest.metrics import IngestMetrics
-from central.ingest.postgres import NOTIFY_CHANNEL, PgIngestStore
+from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from protocol.ack import Ack
 from protocol.batch import encode_batch
