@@ -20,6 +20,7 @@ services:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Every test, slow ones included, spread over the cores by pytest-xdist (`--dist loadfile`: a file's tests run in one
 # worker, so module-level state stays together). Every test is isolated: private databases cloned from the migrated
@@ -40,4 +41,4 @@ bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

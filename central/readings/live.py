@@ -38,7 +38,7 @@ import asyncpg
 from aiohttp import WSMsgType, web
 
 from central.errors import CentralError
-from central.ingest.postgres import NOTIFY_CHANNEL
+from central.ingest.events import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 

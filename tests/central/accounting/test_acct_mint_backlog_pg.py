@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from central.accounting.mint_intent import MINT_KIND
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.db.migrations import MIGRATIONS_DIR
 from central.ledger.packing import Unit
-from central.minting.plan import MINT_KIND
 from central.minting.service import MintBuilder, mint_outbox, release_accrued
 from central.wallets.chain import Chain
 from tests.central.accounting.acct_chain import embedded_chain

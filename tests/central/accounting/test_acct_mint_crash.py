@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 from solders.pubkey import Pubkey
 
+from central.accounting.mint_intent import MINT_KIND
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.minting.plan import MINT_KIND
 from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
 from tests.central.accounting.acct_chain import embedded_chain

@@ -15,6 +15,7 @@ from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
 from central.accounting.merkle import merkle_root, verify_proof
+from central.accounting.mint_memo import parse_mint_memo
 from central.app import MQTT, POOL, create_app
 from central.config import CentralConfig
 from central.http.middleware import TOKENS
@@ -22,7 +23,6 @@ from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
-from central.minting.memo import parse_mint_memo
 from central.minting.routes import MINT_OUTBOX
 from central.wallets import plugin as wallets_plugin
 from central.wallets.routes import CHAIN

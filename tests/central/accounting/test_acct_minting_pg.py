@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from solders.signature import Signature
 
-from central.minting.memo import MintLeaf, mints_root, parse_mint_memo
+from central.accounting.mint_memo import MintLeaf, mints_root, parse_mint_memo
 from central.minting.queries import mints_of
 from central.minting.service import mint_outbox, release_accrued
 from central.wallets.chain import Chain

@@ -8,8 +8,9 @@ import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
+from central.ingest.events import NOTIFY_CHANNEL
 from central.ingest.metrics import IngestMetrics
-from central.ingest.postgres import NOTIFY_CHANNEL, PgIngestStore
+from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from protocol.ack import Ack
 from protocol.batch import encode_batch
