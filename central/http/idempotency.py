@@ -1,6 +1,7 @@
 """Idempotency keys for state-changing requests (issue 10 D18).
 
-A route declared with ``idempotent=True`` accepts an ``Idempotency-Key`` header (1–255 printable ASCII characters).
+A route declared with ``idempotent=True`` accepts an ``Idempotency-Key`` header (1–255 visible ASCII characters, no
+spaces).
 The first request with a key runs normally and its response is stored, per user, in PostgreSQL (table
 ``idempotency_keys``, migration 0075), so every worker and instance sees it:
 
@@ -58,8 +59,10 @@ def parse_key(raw: str | None) -> str | None:
     """The header's value, or None when absent; a malformed one is a 400."""
     if raw is None:
         return None
-    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in raw):
-        raise bad_request(f"{HEADER} must be 1..{MAX_KEY_LENGTH} printable ASCII characters", "invalid_idempotency_key")
+    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not all("!" <= c <= "~" for c in raw):
+        raise bad_request(
+            f"{HEADER} must be 1..{MAX_KEY_LENGTH} visible ASCII characters without spaces", "invalid_idempotency_key"
+        )
     return raw
 
 

@@ -36,7 +36,7 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
         "is 422, while the first request still runs 409. 5xx and 429 answers are not kept. Keys expire after "
         "http.idempotency_ttl_s (default 24 h)."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[ -~]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
 }
 
 
@@ -88,7 +88,7 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
             ok["content"] = {r.content_type: {"schema": {"type": "string", "pattern": NO_NUL_PATTERN}}}
         responses[str(r.status)] = ok
         # An idempotency key in use by a running request is 409; one used for another request 422.
-        statuses = set(r.errors) | ({409, 422} if r.idempotent else set())
+        statuses = set(r.errors) | ({400, 409, 422} if r.idempotent else set())
         if r.body is not None or r.query is not None:
             statuses.add(400)
         if not r.access.public:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -299,7 +300,7 @@ async def _read_raw(request: web.Request) -> bytes:
 
 def _parse_body(raw: bytes, cls: Any) -> Any:
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=Decimal)  # exact: 25.0 may be an integer field, 1e400 is no overflow
     except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays/objects
         raise bad_request("request body is not valid JSON", "malformed_json") from None
     try:

@@ -20,6 +20,7 @@ import types
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
@@ -98,6 +99,17 @@ def load(cls: type[T], data: Any, path: str = "body") -> T:
     return typing.cast(T, _load(cls, data, path, {}))
 
 
+def _plain(value: Any) -> Any:
+    """Bodies are parsed with ``Decimal`` for exact numbers; a value kept as-is (``Any``) gets plain floats back."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # noqa: PLR0911, PLR0912, PLR0915 - one branch per supported type
     optional, inner = _is_optional(tp)
     if value is None:
@@ -106,7 +118,7 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         raise ValidationError(path, "must not be null")
     tp = inner
     if tp is Any:
-        return value
+        return _plain(value)
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _load_dataclass(tp, value, path)
@@ -138,6 +150,8 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, "must be a boolean")
         return value
     if tp is int:
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            value = int(value)  # JSON Schema counts 3.0 as an integer; parsed exactly, so no precision is lost
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValidationError(path, "must be an integer")
         _check_range(value, path, fmeta)
@@ -145,9 +159,12 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, f"must be between {INT64_MIN} and {INT64_MAX}")
         return value
     if tp is float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, int | float | Decimal) or isinstance(value, bool):
             raise ValidationError(path, "must be a number")
-        return float(value)
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            raise ValidationError(path, "must be a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ValidationError(path, "must be a string")
