@@ -60,7 +60,7 @@ async def test_reading_older_than_the_configured_bound_is_rejected() -> None:
 
 async def test_default_bound_is_sixty_days() -> None:
     gw = Gateway(now_ms=T0_MS - 61 * DAY_MS)
-    store, service = make(gw)
+    _store, service = make(gw)
     ack = await service.handle_readings(gw.device_id, encode_batch([gw.read(METER)]))
     assert ack.rejected == ((1, Reason.BAD_TIMESTAMP),)
     gw.seq, gw.prev_hash = 0, ZERO_HASH
@@ -97,7 +97,7 @@ async def test_reading_older_than_the_meters_previous_record_is_rejected() -> No
 
 async def test_a_gap_filled_late_is_accepted_and_a_time_travelling_fork_is_not() -> None:
     gw = Gateway()
-    store, service = make(gw)
+    _store, service = make(gw)
     r1 = gw.read(METER)
     r2 = gw.read(METER, advance_ms=10_000)
     r3 = gw.read(METER, advance_ms=10_000)
