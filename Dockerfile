@@ -1,7 +1,8 @@
 # One image for both programs; the compose file picks the command.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-RUN useradd --system --create-home --home-dir /var/lib/gridtokenx gridtokenx
+# Fixed uid: secret files mounted from the host must be owned by it with mode 0600 (see docker-compose.yml).
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/gridtokenx gridtokenx
 WORKDIR /opt/gridtokenx
 COPY pyproject.toml README.md LICENSE ./
 COPY protocol ./protocol

@@ -315,6 +315,7 @@ def main() -> int:
         f'[ledger]\ndata_dir = "{tmp / "ledger"}"\nkeys_dir = "{tmp / "keys"}"\nrpc_port = {free_port()}\n'
         "create_keys = true\n"
     )
+    cfg.chmod(0o600)  # it holds the JWT secret inline: a secret file (central.secretfile)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cli = [sys.executable, "-m", "central.cli", "-c", str(cfg)]
     server: subprocess.Popen[bytes] | None = None

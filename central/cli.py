@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
+    config.check_secret_files()  # every command: refuse group/other-readable secrets before touching anything
     if args.command == "migrate":
         from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
 
@@ -75,7 +76,7 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
         return 0
     if args.command == "serve":
-        from central.http.server import run  # noqa: PLC0415
+        from central.serve import run  # noqa: PLC0415
 
         return run(config, args.config, overrides)
     if args.command == "users" and args.users_command == "create":

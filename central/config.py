@@ -9,7 +9,6 @@ dataclass (raising ``ConfigError`` with the offending key).
 
 from __future__ import annotations
 
-import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -18,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from central.errors import ConfigError
+from central.secretfile import check_secret_file
 
 _KNOWN = ("http", "database", "mqtt", "auth", "mailer", "log", "identity")
 
@@ -45,9 +45,12 @@ class HttpConfig:
     #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
     metrics_dir: str = ""
+    #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
+    idempotency_ttl_s: int = 86_400
 
     def validate(self) -> None:
         _require(0 <= self.port <= 65535, "http.port must be 0..65535")
+        _require(60 <= self.idempotency_ttl_s <= 30 * 86_400, "http.idempotency_ttl_s must be 60..2592000")
         _require(1 <= self.workers <= 64, "http.workers must be 1..64")
         _require(self.max_body_bytes >= 1024, "http.max_body_bytes must be >= 1024")
 
@@ -113,9 +116,13 @@ class AuthConfig:
     reset_token_ttl_s: int = 3600
     #: Users must verify their e-mail address before they can log in.
     require_verified_email: bool = True
-    #: Failed logins allowed per account / per client address within ``login_window_s``.
-    login_max_failures_per_account: int = 5
+    #: Failed logins allowed within ``login_window_s``: per (account, client address) — the back-off a guesser
+    #: meets, which does not lock the owner out from elsewhere (issue 10 D14) —, per client address over all
+    #: accounts, and per account over all addresses (a much higher ceiling against distributed guessing; reaching
+    #: it refuses the account's logins from every address until failures leave the window).
+    login_max_failures_per_account_address: int = 5
     login_max_failures_per_address: int = 20
+    login_max_failures_per_account: int = 100
     login_window_s: int = 900
     #: bcrypt cost for passwords (tests may lower it; meter keys always use 12).
     password_bcrypt_cost: int = 12
@@ -127,9 +134,8 @@ class AuthConfig:
             return self.jwt_secret.encode()
         if self.jwt_secret_file:
             path = Path(self.jwt_secret_file)
+            check_secret_file(path, "auth.jwt_secret_file")
             try:
-                if path.stat().st_mode & stat.S_IRWXO:
-                    raise ConfigError(f"auth.jwt_secret_file {path} is accessible by others; chmod 600 (or 640) it")
                 data = path.read_bytes().strip()
             except OSError as exc:
                 raise ConfigError(f"auth.jwt_secret_file cannot be read: {exc.strerror}") from None
@@ -145,6 +151,8 @@ class AuthConfig:
         _require(self.refresh_ttl_s > self.access_ttl_s, "auth.refresh_ttl_s must exceed auth.access_ttl_s")
         _require(4 <= self.password_bcrypt_cost <= 15, "auth.password_bcrypt_cost must be 4..15")
         _require(self.login_max_failures_per_account >= 1, "auth.login_max_failures_per_account must be >= 1")
+        _require(self.login_max_failures_per_account_address >= 1,
+                 "auth.login_max_failures_per_account_address must be >= 1")
         _require(self.login_max_failures_per_address >= 1, "auth.login_max_failures_per_address must be >= 1")
         _require(self.min_password_length >= 8, "auth.min_password_length must be >= 8")
 
@@ -188,6 +196,8 @@ class IdentityConfig:
     challenge_sweep_interval_s: float = 30.0
     #: Meter-claim attempts allowed per user per hour.
     claim_attempts_per_hour: int = 5
+    #: Wrong-key meter-claim attempts allowed per meter serial per hour, over all accounts.
+    claim_failures_per_serial_per_hour: int = 10
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
@@ -196,6 +206,11 @@ class IdentityConfig:
     #: A gateway registration still ``pending`` (never verified) after this long may be taken over by another
     #: registration of the same device id (and its meter serials freed): nobody can squat a device id for good.
     pending_registration_ttl_s: int = 86_400
+    #: Self-service registrations accepted per source address / per e-mail address per hour (each answer is the
+    #: same whether or not the address has an account, so these limits are what bounds enumeration and mail
+    #: flooding through ``/auth/register``).
+    register_max_per_address_per_hour: int = 10
+    register_max_per_email_per_hour: int = 3
 
     def validate(self) -> None:
         _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
@@ -203,6 +218,11 @@ class IdentityConfig:
                  "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")
         _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
+        _require(self.claim_failures_per_serial_per_hour >= 1,
+                 "identity.claim_failures_per_serial_per_hour must be >= 1")
+        _require(self.register_max_per_address_per_hour >= 1,
+                 "identity.register_max_per_address_per_hour must be >= 1")
+        _require(self.register_max_per_email_per_hour >= 1, "identity.register_max_per_email_per_hour must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -220,6 +240,31 @@ class CentralConfig:
     def section(self, name: str) -> Mapping[str, Any]:
         """A subsystem's own table (empty when absent). The subsystem validates it into its own dataclass."""
         return self.sections.get(name, MappingProxyType({}))
+
+    def secret_files(self) -> list[tuple[str, Path]]:
+        """Every configured file that holds a secret, as (setting, path); see :mod:`central.secretfile`."""
+        out: list[tuple[str, Path]] = []
+        for setting, value in (
+            ("auth.jwt_secret_file", self.auth.jwt_secret_file),
+            ("mqtt.password_file", self.mqtt.password_file),
+            ("mqtt.signing_key_file", getattr(self.mqtt, "signing_key_file", "")),
+            ("mailer.smtp_password_file", self.mailer.smtp_password_file),
+        ):
+            if value:
+                out.append((setting, Path(value)))
+        ledger = self.section("ledger")
+        keys_dir = ledger.get("keys_dir", "var/keys")
+        if isinstance(keys_dir, str) and keys_dir and Path(keys_dir).is_dir():
+            out.extend(("ledger.keys_dir keypair", p) for p in sorted(Path(keys_dir).glob("*.json")))
+        data_dir = ledger.get("data_dir", "var/ledger")
+        if isinstance(data_dir, str) and data_dir:
+            out.append(("ledger.data_dir faucet key", Path(data_dir) / "faucet.json"))
+        return out
+
+    def check_secret_files(self) -> None:
+        """Refuse to go on when any secret file is accessible by group or others (run before migrations)."""
+        for setting, path in self.secret_files():
+            check_secret_file(path, setting)
 
     def validate(self) -> CentralConfig:
         for f in fields(self):
@@ -330,6 +375,10 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
             raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        auth = raw.get("auth")
+        if isinstance(auth, Mapping) and auth.get("jwt_secret"):
+            # a secret written in the file itself makes the file a secret file (central.secretfile)
+            check_secret_file(path, "config file (it holds auth.jwt_secret inline)")
     for item in overrides:
         _apply_override(raw, item)
     return from_mapping(raw)

@@ -38,6 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from central.config import MqttConfig
 from central.errors import CentralError
+from central.secretfile import check_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ class PahoMqtt(_Base):
         if config.username:
             password = None
             if config.password_file:
+                check_secret_file(config.password_file, "mqtt.password_file")
                 password = Path(config.password_file).read_text(encoding="utf-8").strip()
             self._client.username_pw_set(config.username, password)
         if config.tls:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from edge.secretfile import check_secret_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/gridtokenx/edge.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/gridtokenx-edge")
@@ -58,7 +59,7 @@ class OutboxConfig:
 @dataclass(frozen=True, slots=True)
 class StatusConfig:
     enabled: bool = True
-    bind: str = "0.0.0.0"  # noqa: S104 - the page is meant for a technician on the local network; password-protected
+    bind: str = "127.0.0.1"  # management interface only by default (issue 10, D7); set a LAN address explicitly
     port: int = 8080
     password: str | None = field(default=None, repr=False)
     refresh_s: int = 10
@@ -74,6 +75,8 @@ class EdgeConfig:
     maps_dir: Path | None = None
     clock_check: str = "adjtimex"
     log_level: str = "info"
+    #: settings whose secret is written in the config file itself (the file must then be 0600, see edge.secretfile)
+    inline_secrets: tuple[str, ...] = ()
 
     @property
     def key_path(self) -> Path:
@@ -83,11 +86,15 @@ class EdgeConfig:
 class _Table:
     """A TOML table with the file name and dotted path, so every error message says where."""
 
-    def __init__(self, source: Path, path: str, data: Mapping[str, Any]) -> None:
+    def __init__(
+        self, source: Path, path: str, data: Mapping[str, Any], inline_secrets: list[str] | None = None
+    ) -> None:
         self.source = source
         self.path = path
         self.data = data
         self.used: set[str] = set()
+        #: dotted names of secrets given inline (shared by all tables of one file)
+        self.inline_secrets: list[str] = [] if inline_secrets is None else inline_secrets
 
     def _where(self, key: str) -> str:
         dotted = f"{self.path}.{key}" if self.path else key
@@ -101,7 +108,7 @@ class _Table:
         value = self.data.get(key, {})
         if not isinstance(value, Mapping):
             raise self.fail(key, "must be a table")
-        return _Table(self.source, f"{self.path}.{key}" if self.path else key, value)
+        return _Table(self.source, f"{self.path}.{key}" if self.path else key, value, self.inline_secrets)
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -160,10 +167,13 @@ class _Table:
         if inline and file_:
             raise self.fail(key, f"give either {key} or {key}_file, not both")
         if file_ is not None:
+            check_secret_file(file_, f"{self._where(f'{key}_file')}:")
             try:
                 return file_.read_text(encoding="utf-8").rstrip("\r\n") or None
             except OSError as e:
                 raise self.fail(f"{key}_file", f"cannot read {file_}: {e.strerror}") from None
+        if inline:
+            self.inline_secrets.append(f"{self.path}.{key}" if self.path else key)
         return inline or None
 
     def check_unknown(self) -> None:
@@ -186,6 +196,8 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
         for name, p in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
             if p is not None and not p.is_file():
                 raise tt.fail(name, f"file {p} does not exist")
+        if key is not None:
+            check_secret_file(key, f"{tt._where('key_file')}:")
         tt.check_unknown()
         tls = TlsConfig(ca, cert, key)
     username = t.str_("username") or None
@@ -217,7 +229,7 @@ def _mqtt(t: _Table, base: Path) -> MqttConfig:
 
 def _status(t: _Table, base: Path) -> StatusConfig:
     enabled = t.bool_("enabled", True)
-    bind = t.str_("bind", "0.0.0.0") or "0.0.0.0"  # noqa: S104 - see StatusConfig.bind
+    bind = t.str_("bind", "127.0.0.1") or "127.0.0.1"
     try:
         ipaddress.ip_address(bind)
     except ValueError:
@@ -281,6 +293,14 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
 
     root.used.update(METER_TABLES)
     root.check_unknown()
+    for table in METER_TABLES:  # DLMS LLS passwords of buses/meters are secrets in this file too
+        items = data.get(table)
+        if isinstance(items, list):
+            root.inline_secrets.extend(
+                f"{table}[{i}].password"
+                for i, item in enumerate(items)
+                if isinstance(item, Mapping) and item.get("password")
+            )
     return EdgeConfig(
         source=source,
         state_dir=state_dir,
@@ -290,6 +310,7 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         maps_dir=maps_dir,
         clock_check=clock_check,
         log_level=level,
+        inline_secrets=tuple(root.inline_secrets),
     )
 
 
@@ -298,4 +319,7 @@ def load_config(path: Path) -> EdgeConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
-    return parse_config(text, path)
+    cfg = parse_config(text, path)
+    if cfg.inline_secrets:
+        check_secret_file(path, f"config file (it holds {', '.join(cfg.inline_secrets)} inline)")
+    return cfg

@@ -99,13 +99,24 @@ class Daemon:
         self._refresh_alarms()
         return self.board.snapshot(_now_ms(), self.outbox.stats(), self.outbox.dead_letters(10))
 
-    def _housekeeping_once(self) -> None:
-        stats = self._refresh_alarms()
-        board = self.board
+    async def status_async(self) -> dict[str, Any]:
+        """The status snapshot for the page; the outbox is read on its own thread, not on the event loop."""
+        board, outbox = self.board, self.outbox
         assert board is not None
-        assert self.outbox is not None
+        assert outbox is not None
+        stats = await outbox.call(outbox.stats)
+        dead = await outbox.call(outbox.dead_letters, 10)
+        self._refresh_alarms(stats)
+        return board.snapshot(_now_ms(), stats, dead)
+
+    async def _housekeeping_once(self) -> None:
+        board, outbox = self.board, self.outbox
+        assert board is not None
+        assert outbox is not None
+        # SQLite work (a COUNT over a large backlog, the incremental vacuum) runs on the outbox thread.
+        stats = self._refresh_alarms(await outbox.call(outbox.stats))
         if stats.depth < 1000:  # only once a backlog is (nearly) gone, never while draining it
-            freed = self.outbox.compact()
+            freed = await outbox.call(outbox.compact)
             if freed:
                 log.info("outbox file compacted", extra={"pages_freed": freed})
         self._notifier.watchdog()
@@ -114,11 +125,12 @@ class Daemon:
             f"{sum(1 for m in board.meters.values() if m.up)}/{len(board.meters)}"
         )
 
-    def _refresh_alarms(self) -> OutboxStats:
+    def _refresh_alarms(self, stats: OutboxStats | None = None) -> OutboxStats:
         board, outbox, cfg = self.board, self.outbox, self.cfg
         assert board is not None
         assert outbox is not None
-        stats = outbox.stats()
+        if stats is None:
+            stats = outbox.stats()
         try:
             free = shutil.disk_usage(cfg.outbox.path.parent).free
         except OSError:
@@ -160,13 +172,13 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         while True:
-            self._housekeeping_once()
+            await self._housekeeping_once()
             await asyncio.sleep(HOUSEKEEPING_S)
 
     async def _start_web(self) -> web.AppRunner | None:
         cfg = self.cfg.status
         assert self.board is not None
-        runner = web.AppRunner(make_app(cfg, self.status), access_log=None)
+        runner = web.AppRunner(make_app(cfg, self.status_async), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, cfg.bind, cfg.port)
         try:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.secretfile import SecretFileError, check_secret_file
 
 SEED_LEN = 32
 
@@ -75,9 +76,10 @@ def load_or_create_seed(path: Path) -> LoadedSeed:
 
 
 def read_seed(path: Path) -> bytes:
-    st = path.stat()
-    if st.st_mode & 0o077:
-        raise KeyStoreError(f"{path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it")
+    try:
+        check_secret_file(path, "device key")
+    except SecretFileError as e:
+        raise KeyStoreError(str(e)) from None
     try:
         data = path.read_bytes()
     except OSError as e:

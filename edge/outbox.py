@@ -11,23 +11,31 @@ Guarantees (WAL, ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per r
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import json
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from edge.errors import EdgeError
 from edge.meters.base import MeterSample
+from protocol.batch import MAX_RECORDS
 
 log = logging.getLogger(__name__)
 
 ZERO_HASH = bytes(32)
 SCHEMA_VERSION = 1
 # Rejections central may lift later (device/meter registered by an installer): retried, then dead-lettered.
+# An ack applies to one published batch (protocol.batch.MAX_RECORDS at most); anything larger is refused unread.
+MAX_ACK_SEQS = MAX_RECORDS
 TRANSIENT_REASONS = frozenset({"unknown_device", "device_not_verified", "meter_not_bound"})
 
 
@@ -103,10 +111,38 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _locked(fn: Callable[Concatenate[Outbox, P], T]) -> Callable[Concatenate[Outbox, P], T]:
+    """One caller at a time on the connection: the outbox thread and the event loop never interleave statements."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Outbox, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return fn(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Outbox:
+    """The outbox. Every method is synchronous and serialised by a lock; on the event loop, run the ones that write
+    (and so wait for an fsync) through :meth:`call`, which runs them on the outbox's own single thread."""
+
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._lock = threading.RLock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` (a method of this outbox) on the outbox thread and await its result, so that SQLite work and
+        its fsync never block the event loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     # ---- opening -------------------------------------------------------------------------------------------------
 
@@ -166,7 +202,11 @@ class Outbox:
             raise OutboxError(f"outbox {self.path} has schema {self._get('schema')}, expected {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        self._conn.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        with self._lock:
+            self._conn.close()
 
     # ---- helpers -------------------------------------------------------------------------------------------------
 
@@ -195,9 +235,11 @@ class Outbox:
     def _set(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
+    @_locked
     def get_meta(self, key: str) -> str | None:
         return self._get(key)
 
+    @_locked
     def set_meta(self, key: str, value: str) -> None:
         with self._tx():
             self._set(key, value)
@@ -206,8 +248,10 @@ class Outbox:
 
     @property
     def needs_sync(self) -> bool:
-        return self._get("needs_sync") == "1"
+        with self._lock:
+            return self._get("needs_sync") == "1"
 
+    @_locked
     def chain_head(self) -> tuple[int, bytes]:
         return int(self._get("last_seq") or 0), bytes.fromhex(self._get("last_hash") or ZERO_HASH.hex())
 
@@ -228,6 +272,7 @@ class Outbox:
         self._set("last_hash", rec.hash.hex())
         return seq
 
+    @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
         """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
         try:
@@ -245,6 +290,7 @@ class Outbox:
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store reading of {serial}: {e}") from None
 
+    @_locked
     def append_many(self, items: Sequence[tuple[str, MeterSample, int]], signer: RecordSigner) -> list[int]:
         """Commit several readings in one transaction (one fsync: kinder to SD cards). Returns their seqs."""
         if self.needs_sync:
@@ -260,6 +306,7 @@ class Outbox:
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store readings: {e}") from None
 
+    @_locked
     def apply_sync(self, last_seq: int, last_hash: bytes, signer: RecordSigner) -> int:
         """Adopt central's chain head and sign every pending sample after it. Returns how many were signed."""
         if last_seq < 0 or len(last_hash) != 32:
@@ -284,6 +331,7 @@ class Outbox:
 
     # ---- publishing ----------------------------------------------------------------------------------------------
 
+    @_locked
     def fetch(self, from_seq: int, below_seq: int | None, limit: int) -> list[tuple[int, bytes]]:
         """Fresh (never rejected) records with ``from_seq <= seq < below_seq``, oldest first."""
         hi = below_seq if below_seq is not None else 2**63 - 1
@@ -293,6 +341,7 @@ class Outbox:
         ).fetchall()
         return [(int(s), bytes(r)) for s, r in rows]
 
+    @_locked
     def fetch_due_retries(self, now_ms: int, limit: int) -> list[tuple[int, bytes]]:
         rows = self._conn.execute(
             "SELECT seq, record FROM outbox WHERE next_attempt_ms > 0 AND next_attempt_ms <= ? ORDER BY seq LIMIT ?",
@@ -300,6 +349,7 @@ class Outbox:
         ).fetchall()
         return [(int(s), bytes(r)) for s, r in rows]
 
+    @_locked
     def apply_ack(
         self,
         seqs: Sequence[int],
@@ -309,15 +359,32 @@ class Outbox:
         retry_after_ms: int,
         now_ms: int | None = None,
     ) -> AckOutcome:
-        """Delete accepted/duplicate ``seqs``; move rejected ones to dead letters or defer them (transient)."""
+        """Apply central's ack to the batch in flight: delete its accepted/duplicate ``seqs``; move rejected ones
+        to dead letters or defer them (transient).
+
+        ``seqs`` must be the batch actually published (at most ``MAX_ACK_SEQS`` records); nothing outside it is
+        touched and no count from the ack is trusted (issue 10, D3). The work is a bounded number of statements
+        whatever the ack says: one ``DELETE`` for the accepted records, one row per rejected record of the batch.
+        """
+        if len(seqs) > MAX_ACK_SEQS:
+            raise OutboxError(f"an ack covers at most {MAX_ACK_SEQS} records of one batch, got {len(seqs)}")
+        batch = sorted({int(s) for s in seqs})
+        if not batch:
+            return AckOutcome(0, 0, 0)
         now = _now_ms() if now_ms is None else now_ms
+        members = set(batch)
+        rejects = {seq: reason for seq, reason in rejected.items() if seq in members}
+        accepted = [seq for seq in batch if seq not in rejects]
         deleted = dead = deferred = 0
         with self._tx() as c:
-            for seq in seqs:
-                reason = rejected.get(seq)
-                if reason is None:
-                    deleted += c.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
-                    continue
+            if accepted:
+                # One statement, bounded by the batch's own range and members.
+                deleted = c.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ? AND seq IN (SELECT value FROM json_each(?))",
+                    (accepted[0], accepted[-1], json.dumps(accepted)),
+                ).rowcount
+            for seq in sorted(rejects):
+                reason = rejects[seq]
                 row = c.execute(
                     "SELECT meter_serial, timestamp_ms, record, attempts FROM outbox WHERE seq = ?", (seq,)
                 ).fetchone()
@@ -343,6 +410,7 @@ class Outbox:
 
     # ---- status --------------------------------------------------------------------------------------------------
 
+    @_locked
     def stats(self) -> OutboxStats:
         depth, oldest = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM outbox").fetchone()
         pend, oldest_p = self._conn.execute("SELECT COUNT(*), MIN(timestamp_ms) FROM pending").fetchone()
@@ -358,6 +426,7 @@ class Outbox:
             needs_sync=self.needs_sync,
         )
 
+    @_locked
     def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
         rows = self._conn.execute(
             "SELECT seq, meter_serial, timestamp_ms, reason, moved_ms FROM dead_letter ORDER BY seq DESC LIMIT ?",
@@ -365,6 +434,7 @@ class Outbox:
         ).fetchall()
         return [DeadLetter(int(a), str(b), int(c), str(d), int(e)) for a, b, c, d, e in rows]
 
+    @_locked
     def compact(self, min_free_pages: int = 2048, pages: int = 1024) -> int:
         """Return up to ``pages`` free pages to the file system once at least ``min_free_pages`` are free.
 

@@ -67,7 +67,8 @@ class Poller:
         self._board.clock_synced = synced
         flags = 0 if synced else int(Flags.CLOCK_UNSYNCED)
         try:
-            seq = self._outbox.append(state.serial, sample, flags, self._signer)
+            # on the outbox thread: the commit's fsync never blocks the event loop (issue 10, D3)
+            seq = await self._outbox.call(self._outbox.append, state.serial, sample, flags, self._signer)
         except ProtocolError as e:  # e.g. a negative register: not a reading we can sign; nothing was stored
             state.record_error(f"invalid reading rejected: {e}", now_ms)
             log.warning("meter returned a value that cannot be signed", extra={"meter": state.serial, "error": str(e)})

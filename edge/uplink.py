@@ -163,15 +163,17 @@ class Uplink:
         if batch is not None and batch.seqs[-1] == ack.last:
             del self._inflight[ack.first]
             self._inflight_seqs.difference_update(batch.seqs)
-            seqs: tuple[int, ...] | range = batch.seqs
-        elif ack.accepted + ack.duplicate + len(ack.rejected) == ack.last - ack.first + 1:
-            seqs = range(ack.first, ack.last + 1)  # an ack for an earlier connection's batch; it is complete
+            seqs: tuple[int, ...] = batch.seqs
         else:
+            # Only a batch actually in flight is acked; counts in an ack are never trusted (issue 10, D3). An ack
+            # for an earlier connection's batch is dropped too: its records are resent and central answers
+            # "duplicate", so nothing is lost.
             log.info("ack for an unknown batch ignored", extra={"first": ack.first, "last": ack.last})
             return
+        in_batch = set(seqs)
         outcome = self._outbox.apply_ack(
             seqs,
-            {seq: str(reason) for seq, reason in ack.rejected},
+            {seq: str(reason) for seq, reason in ack.rejected if seq in in_batch},
             dead_letter_after=self._ob_cfg.dead_letter_after,
             retry_after_ms=int(self._ob_cfg.retry_after_s * 1000),
             now_ms=self._wall(),

@@ -10,7 +10,9 @@ import base64
 import binascii
 import hmac
 import html
+import inspect
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,11 +21,43 @@ from aiohttp import web
 
 from edge.config import StatusConfig
 
-StatusProvider = Callable[[], dict[str, Any]]
+#: The snapshot for the page: a plain function, or a coroutine function (the daemon's reads its outbox off the
+#: event loop).
+StatusProvider = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROVIDER_KEY: web.AppKey[StatusProvider] = web.AppKey("provider")
 CONFIG_KEY: web.AppKey[StatusConfig] = web.AppKey("config", StatusConfig)
+
+FREE_FAILURES = 3  # wrong passwords an address may send before it has to wait
+MAX_DELAY_S = 300.0
+MAX_TRACKED = 1024  # addresses remembered; the oldest is forgotten first (bounded memory)
+
+
+class Backoff:
+    """Per-address exponential backoff after wrong passwords (issue 10, D7): 1 s, 2 s, 4 s ... up to 5 min."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._now = monotonic
+        self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()  # address -> (failures, blocked until)
+
+    def wait_s(self, addr: str) -> float:
+        entry = self._seen.get(addr)
+        return 0.0 if entry is None else max(0.0, entry[1] - self._now())
+
+    def failed(self, addr: str) -> None:
+        failures = self._seen.pop(addr, (0, 0.0))[0] + 1
+        extra = failures - FREE_FAILURES
+        delay = 0.0 if extra <= 0 else min(MAX_DELAY_S, 2.0 ** (extra - 1))
+        self._seen[addr] = (failures, self._now() + delay)
+        while len(self._seen) > MAX_TRACKED:
+            self._seen.popitem(last=False)
+
+    def succeeded(self, addr: str) -> None:
+        self._seen.pop(addr, None)
+
+
+BACKOFF_KEY: web.AppKey[Backoff] = web.AppKey("backoff", Backoff)
 
 
 def _authorised(request: web.Request, password: str) -> bool:
@@ -44,12 +78,20 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/healthz":
         return await handler(request)
     password = request.app[CONFIG_KEY].password or ""
+    backoff = request.app[BACKOFF_KEY]
+    addr = request.remote or "?"  # the peer; X-Forwarded-For is not honoured
+    wait = backoff.wait_s(addr)
+    if wait > 0:
+        return web.Response(status=429, text="too many wrong passwords\n", headers={"Retry-After": str(int(wait) + 1)})
     if not password or not _authorised(request, password):
+        if "Authorization" in request.headers:
+            backoff.failed(addr)
         return web.Response(
             status=401,
             text="password required\n",
             headers={"WWW-Authenticate": 'Basic realm="GridTokenX gateway", charset="UTF-8"'},
         )
+    backoff.succeeded(addr)
     return await handler(request)
 
 
@@ -188,14 +230,19 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
     return "".join(out)
 
 
-async def _page(request: web.Request) -> web.Response:
+async def _snapshot(request: web.Request) -> dict[str, Any]:
     snap = request.app[PROVIDER_KEY]()
+    return await snap if inspect.isawaitable(snap) else snap
+
+
+async def _page(request: web.Request) -> web.Response:
+    snap = await _snapshot(request)
     body = render_page(snap, request.app[CONFIG_KEY].refresh_s)
     return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 async def _api(request: web.Request) -> web.Response:
-    return web.json_response(request.app[PROVIDER_KEY](), headers={"Cache-Control": "no-store"})
+    return web.json_response(await _snapshot(request), headers={"Cache-Control": "no-store"})
 
 
 async def _health(_request: web.Request) -> web.Response:
@@ -206,6 +253,7 @@ def make_app(cfg: StatusConfig, provider: StatusProvider) -> web.Application:
     app = web.Application(middlewares=[_auth])
     app[CONFIG_KEY] = cfg
     app[PROVIDER_KEY] = provider
+    app[BACKOFF_KEY] = Backoff()
     app.router.add_get("/", _page)
     app.router.add_get("/api/status", _api)
     app.router.add_get("/healthz", _health)

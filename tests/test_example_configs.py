@@ -39,6 +39,7 @@ def test_edge_configs_validate(name: str, tmp_path: Path) -> None:
     path = FIRMWARE / name
     password = tmp_path / "status.password"
     password.write_text("a-long-status-password\n")
+    password.chmod(0o600)  # secret files are owner-only (edge.secretfile)
     text = path.read_text().replace("/run/secrets/edge_status_password", str(password))
     config = parse_config(text, path)
     meters = plan(config)

@@ -7,6 +7,9 @@ intents into packing units (instructions that must land together). The disciplin
 2. ``submit``: claim pending intents (``FOR UPDATE SKIP LOCKED``, so several workers can run), build units, pack them
    into as few transactions as fit, sign them with a fresh blockhash, and — in the same database transaction —
    record every transaction (signature, last valid block height, raw bytes) and mark its intents ``submitted``.
+   A unit that does not fit one transaction alone is split: the builder re-builds each half of its intents
+   (recursively); only a single intent whose unit cannot fit is ``failed``. A ``solo`` intent is always built and
+   sent alone.
    Only after that commit are the transactions sent (write-ahead: a signature is recorded before it can exist on
    chain, so a crash anywhere never leaves an unknown transaction on chain).
 3. ``reconcile``: for every open submission, read the block height FIRST, then the signature statuses:
@@ -41,9 +44,9 @@ from central.chain.errors import OutboxError
 from central.chain.metrics import INTENTS, OPEN_SUBMISSIONS, TRANSACTIONS
 from central.errors import CentralError
 from central.ledger.builder import sign
-from central.ledger.errors import LedgerError, LedgerUnavailableError, TransactionTooLargeError
+from central.ledger.errors import LedgerError, LedgerUnavailableError
 from central.ledger.keys import PlatformKey
-from central.ledger.packing import Packed, Trailer, Unit, pack
+from central.ledger.packing import Packed, Trailer, Unit, fits, pack
 from central.ledger.port import Ledger, SignatureStatus
 
 log = logging.getLogger(__name__)
@@ -184,22 +187,62 @@ class ChainOutbox:
 
     # --------------------------------------------------------------------------------------------- submit
 
-    def _pack_isolating(self, units: Sequence[Unit], blockhash: Any, *, solo: bool,
-                        rejected: list[int]) -> list[Packed]:
-        """Pack; if some unit cannot fit even alone, leave it out (its intent ids go to ``rejected``)."""
-        if not units:
-            return []
-        try:
-            return self._pack(units, blockhash, solo=solo)
-        except TransactionTooLargeError:
-            fitting: list[Unit] = []
-            for u in units:
-                try:
-                    self._pack([u], blockhash, solo=True)
-                    fitting.append(u)
-                except TransactionTooLargeError:
-                    rejected.extend(self._unit_ids(u))
-            return self._pack(fitting, blockhash, solo=solo) if fitting else []
+    async def _pack_isolating(self, units: Sequence[Unit], by_id: Mapping[int, Intent], blockhash: Any, *,
+                              rejected: list[int], left_out: list[int]) -> list[Packed]:
+        """Pack; first make every unit fit a transaction alone. A unit that does not fit and carries several intents
+        is split: the builder re-builds each half of its intents (recursively); only a single-intent unit that still
+        does not fit goes to ``rejected``. A unit carrying a ``solo`` intent with others is split too, so that every
+        solo intent is sent (and succeeds or fails) alone. Intents the builder leaves out of a re-build go to
+        ``left_out``. Units are salted with their intents' attempt counts: a retry never rebuilds a byte-identical
+        transaction (which the ledger would deduplicate against the failed or expired one)."""
+        fitting = await self._fitting(units, by_id, blockhash, rejected, left_out)
+        solo_units: list[Unit] = []
+        batch_units: list[Unit] = []
+        for unit in fitting:
+            ids = self._unit_ids(unit)
+            salted = replace(unit, salt=sum(by_id[i].attempts for i in ids))
+            (solo_units if any(by_id[i].solo for i in ids) else batch_units).append(salted)
+        packs = self._pack(batch_units, blockhash, solo=False) if batch_units else []
+        return packs + (self._pack(solo_units, blockhash, solo=True) if solo_units else [])
+
+    async def _fitting(self, units: Sequence[Unit], by_id: Mapping[int, Intent], blockhash: Any,
+                       rejected: list[int], left_out: list[int]) -> list[Unit]:
+        out: list[Unit] = []
+        for u in units:
+            ids = self._unit_ids(u)
+            solo = [i for i in ids if by_id[i].solo]
+            if len(ids) > 1 and solo:
+                rest = [i for i in ids if not by_id[i].solo]
+                parts = [[i] for i in solo] + ([rest] if rest else [])
+            elif self._fits(u, blockhash):
+                out.append(u)
+                continue
+            elif len(ids) == 1:
+                rejected.extend(ids)
+                continue
+            else:
+                half = len(ids) // 2
+                parts = [list(ids[:half]), list(ids[half:])]
+            for part in parts:
+                rebuilt = list(await self._build([by_id[i] for i in part]))
+                covered = self._check_covered(rebuilt, set(part))
+                left_out.extend(i for i in part if i not in covered)
+                out.extend(await self._fitting(rebuilt, by_id, blockhash, rejected, left_out))
+        return out
+
+    def _check_covered(self, units: Sequence[Unit], claimed: set[int]) -> set[int]:
+        """The intent ids ``units`` carry out; each must be one of ``claimed``, and in one unit only."""
+        covered: set[int] = set()
+        for u in units:
+            ids = self._unit_ids(u)
+            if not claimed.issuperset(ids) or covered & set(ids) or len(set(ids)) != len(ids):
+                raise OutboxError(f"builder returned a unit for intents {ids} that were not claimed once")
+            covered.update(ids)
+        return covered
+
+    def _fits(self, unit: Unit, blockhash: Any) -> bool:
+        return fits([unit], payer=self._payer.pubkey, blockhash=blockhash, lookup_tables=self._tables,
+                    trailer=self._trailer, compute_unit_price=self.config.compute_unit_price)
 
     def _pack(self, units: Sequence[Unit], blockhash: Any, *, solo: bool) -> list[Packed]:
         return pack(units, payer=self._payer.pubkey, blockhash=blockhash, lookup_tables=self._tables,
@@ -220,39 +263,24 @@ class ChainOutbox:
             intents = [Intent(r["id"], r["key"], json.loads(r["payload"]), r["attempts"], r["solo"]) for r in rows]
             units = list(await self._build(intents))
             by_id = {i.id: i for i in intents}
-            covered: set[int] = set()
-            for u in units:
-                ids = self._unit_ids(u)
-                unknown = [i for i in ids if i not in by_id]
-                if unknown or covered & set(ids):
-                    raise OutboxError(f"builder returned a unit for intents {ids} that were not claimed once")
-                covered.update(ids)
+            covered = self._check_covered(units, set(by_id))
             left_out = [i for i in by_id if i not in covered]
+            too_large: list[int] = []
+            latest = await self._ledger.get_latest_blockhash() if units else None
+            packs = (await self._pack_isolating(units, by_id, latest.blockhash, rejected=too_large,
+                                                left_out=left_out) if latest is not None else [])
             if left_out:
                 deferred = len(left_out)
                 await conn.execute(
                     "UPDATE chain_intent SET not_before = now() + make_interval(secs => $2), updated_at = now() "
                     "WHERE id = ANY($1::bigint[])", left_out, self.config.defer_seconds)
-            if not units:
-                return 0, 0, deferred
-            # Salt each unit with its intents' attempt counts: a retry never rebuilds a byte-identical transaction
-            # (which the ledger would deduplicate against the failed or expired one).
-            units = [replace(u, salt=sum(by_id[i].attempts for i in self._unit_ids(u))) for u in units]
-            latest = await self._ledger.get_latest_blockhash()
-            solo_units: list[Unit] = []
-            batch_units: list[Unit] = []
-            for u in units:
-                (solo_units if any(by_id[i].solo for i in self._unit_ids(u)) else batch_units).append(u)
-            too_large: list[int] = []
-            packs = self._pack_isolating(batch_units, latest.blockhash, solo=False, rejected=too_large)
-            packs += self._pack_isolating(solo_units, latest.blockhash, solo=True, rejected=too_large)
             if too_large:
-                # A unit that cannot fit any transaction can never succeed: fail its intents (admin view) instead
-                # of blocking the outbox with it.
+                # Only a single intent whose unit cannot fit any transaction: it can never succeed. Fail it (admin
+                # view) instead of blocking the outbox with it.
                 await conn.execute(
                     "UPDATE chain_intent SET state = 'failed', last_error = $2, updated_at = now() "
                     "WHERE id = ANY($1::bigint[])", too_large, "unit does not fit in one transaction")
-            if not packs:
+            if not packs or latest is None:
                 return 0, 0, deferred
             for pk in packs:
                 tx = sign(pk.message, self._signers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from aiohttp import web
@@ -68,6 +69,7 @@ class ChallengeOut:
 
     nonce: str = field(metadata=meta(description="64 hex digits"))
     expires_ms: int = 0
+    v: Literal[1] = field(default=1, metadata=meta(description="message format version (protocol)"))
 
 
 @dataclass(frozen=True)

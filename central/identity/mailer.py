@@ -23,6 +23,7 @@ from aiohttp import web
 
 from central.config import MailerConfig
 from central.errors import CentralError
+from central.secretfile import check_secret_file
 
 
 class MailError(CentralError):
@@ -81,6 +82,7 @@ class SmtpMailer:
         self._config = config
         self._password = ""
         if config.smtp_password_file:
+            check_secret_file(config.smtp_password_file, "mailer.smtp_password_file")
             try:
                 self._password = Path(config.smtp_password_file).read_text(encoding="utf-8").strip()
             except OSError as exc:

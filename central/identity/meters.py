@@ -63,9 +63,21 @@ class Meters:
                 " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
                 user_id, self._config.claim_attempts_per_hour,
             )
+            # per-serial limit on wrong keys, across all accounts (D16): many accounts cannot share one serial's guesses
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim-serial:' || $1, 0))",
+                               serial[:64])
+            serial_failures = await conn.fetch(
+                "SELECT at FROM meter_claim_attempts WHERE serial = $1 AND outcome = 'wrong_key'"
+                " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
+                serial[:64], self._config.claim_failures_per_serial_per_hour,
+            )
             if len(recent) >= self._config.claim_attempts_per_hour:
                 outcome = "rate_limited"
                 wait = (recent[-1]["at"] + _HOUR - datetime.now(UTC)).total_seconds()
+                error = too_many_requests(math.ceil(wait), "too many meter-claim attempts; try again later")
+            elif len(serial_failures) >= self._config.claim_failures_per_serial_per_hour:
+                outcome = "rate_limited"
+                wait = (serial_failures[-1]["at"] + _HOUR - datetime.now(UTC)).total_seconds()
                 error = too_many_requests(math.ceil(wait), "too many meter-claim attempts; try again later")
             else:
                 row = await conn.fetchrow(

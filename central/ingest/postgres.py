@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from central.ingest.errors import StoreError
+from central.ingest.events import NOTIFY_CHANNEL
 from central.ingest.model import (
     BatchContext,
     BatchOutcome,
@@ -30,8 +31,6 @@ from central.ingest.model import (
 )
 from central.ingest.port import PendingBatch
 
-#: LISTEN/NOTIFY channel announcing newly stored readings: ``{"device", "first", "last", "meters": [uuid...]}``.
-NOTIFY_CHANNEL = "gtx_readings"
 #: First key of the two-key advisory lock taken per device while a batch is judged and stored.
 LOCK_NAMESPACE = 0x4754_5852  # "GTXR"
 

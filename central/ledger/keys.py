@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from central.ledger.errors import KeyFileError
+from central.secretfile import FORBIDDEN_BITS
 
 
 class PlatformKey:
@@ -67,9 +67,9 @@ def load_key(name: str, path: Path) -> PlatformKey:
         raise KeyFileError(f"{name} key file {path} does not exist") from None
     except OSError as e:
         raise KeyFileError(f"{name} key file {path} cannot be read: {e.strerror}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"{name} key file {path} is accessible by group/others (mode {st.st_mode & 0o777:o}); "
-                           "chmod 600 it")
+    if st.st_mode & FORBIDDEN_BITS:  # the one rule for secret files (central.secretfile)
+        raise KeyFileError(f"{name} key file {path} is accessible by group or others (mode {st.st_mode & 0o777:04o}); "
+                           f"a secret file must be readable by its owner only: chmod 600 {path}")
     try:
         raw = json.loads(path.read_text("utf-8"))
         ok = isinstance(raw, list) and len(raw) == 64 and all(isinstance(b, int) and 0 <= b < 256 for b in raw)

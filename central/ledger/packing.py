@@ -5,6 +5,9 @@ creation; one trade's three transfers). ``pack`` keeps units in order, fills eac
 would break the 1232-byte limit, the compute budget or ``max_units``, and never splits a unit. A cheap upper bound on
 the serialized size avoids recompiling the message for every unit; the exact size is computed whenever the bound is
 not conclusive, so every returned message is guaranteed to fit.
+
+``fits`` answers whether some units fit together in one transaction (header, instructions and trailer, exactly as
+``pack`` would build it), so that a caller can split its own work into units that fit before packing.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Packed:
 
 CU_MARGIN = 20_000
 SALT_RANGE = 4096
+#: Any blockhash: a message's size does not depend on its value.
+ANY_BLOCKHASH = Hash.default()
 Trailer = Callable[[Sequence[Unit]], Sequence[Instruction]]
 
 
@@ -83,6 +88,47 @@ class _Bound:
                 + 64 * (len(self.signers) + extra_signers))
 
 
+def _header(cur: Sequence[Unit], compute_unit_price: int | None) -> list[Instruction]:
+    cu = sum(u.compute_units for u in cur)
+    salt = sum(u.salt for u in cur) % SALT_RANGE
+    if cu:
+        return compute_budget(cu + CU_MARGIN + salt, compute_unit_price)
+    return compute_budget(MAX_COMPUTE_UNITS - salt if salt else None, compute_unit_price)
+
+
+def _assemble(cur: Sequence[Unit], trailer: Trailer | None, compute_unit_price: int | None) -> list[Instruction]:
+    ixs = _header(cur, compute_unit_price)
+    for u in cur:
+        ixs.extend(u.instructions)
+    if trailer is not None:
+        ixs.extend(trailer(cur))
+    return ixs
+
+
+def unit_budget(max_compute_units: int = MAX_COMPUTE_UNITS) -> int:
+    """Compute units that the units of one transaction may need together (the rest is margin and salt)."""
+    return max_compute_units - CU_MARGIN - SALT_RANGE
+
+
+def fits(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash = ANY_BLOCKHASH,
+         lookup_tables: Sequence[AddressLookupTableAccount] = (), trailer: Trailer | None = None,
+         compute_unit_price: int | None = None, max_size: int = MAX_TRANSACTION_SIZE,
+         max_compute_units: int = MAX_COMPUTE_UNITS) -> bool:
+    """Whether ``units`` fit together in one transaction as ``pack`` would build it (same header, trailer, size and
+    compute limits). The size does not depend on the blockhash's value. A cheap upper bound answers first; the
+    message is compiled only when the bound is not conclusive."""
+    if not units:
+        return True
+    if sum(u.compute_units for u in units) > unit_budget(max_compute_units):
+        return False
+    ixs = _assemble(units, trailer, compute_unit_price)
+    bound = _Bound(payer, len(lookup_tables))
+    body, keys, signers = bound.cost(ixs)
+    if bound.total(body, len(keys), len(signers)) <= max_size:
+        return True
+    return transaction_size(compile_message(payer, ixs, blockhash, list(lookup_tables))) <= max_size
+
+
 def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
          lookup_tables: Sequence[AddressLookupTableAccount] = (),
          trailer: Trailer | None = None, compute_unit_price: int | None = None,
@@ -97,23 +143,8 @@ def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
     out: list[Packed] = []
     tables = list(lookup_tables)
 
-    def header(cur: Sequence[Unit]) -> list[Instruction]:
-        cu = sum(u.compute_units for u in cur)
-        salt = sum(u.salt for u in cur) % SALT_RANGE
-        if cu:
-            return compute_budget(cu + CU_MARGIN + salt, compute_unit_price)
-        return compute_budget(MAX_COMPUTE_UNITS - salt if salt else None, compute_unit_price)
-
-    def assemble(cur: Sequence[Unit]) -> list[Instruction]:
-        ixs = header(cur)
-        for u in cur:
-            ixs.extend(u.instructions)
-        if trailer is not None:
-            ixs.extend(trailer(cur))
-        return ixs
-
     def exact(cur: Sequence[Unit]) -> tuple[MessageV0, int]:
-        msg = compile_message(payer, assemble(cur), blockhash, tables)
+        msg = compile_message(payer, _assemble(cur, trailer, compute_unit_price), blockhash, tables)
         return msg, transaction_size(msg)
 
     cur: list[Unit] = []
@@ -130,13 +161,13 @@ def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
         bound = _Bound(payer, len(tables))
         cu_total = 0
 
-    fixed_extra = header([Unit((), compute_units=1, salt=1)])
+    fixed_extra = _header([Unit((), compute_units=1, salt=1)], compute_unit_price)
     fixed_body, fixed_keys, fixed_signers = bound.cost(fixed_extra)
 
     for unit in units:
-        if unit.compute_units > max_compute_units - CU_MARGIN - SALT_RANGE:
+        if unit.compute_units > unit_budget(max_compute_units):
             raise TransactionTooLargeError(f"unit needs {unit.compute_units} compute units, more than a transaction")
-        if cur and (cu_total + unit.compute_units > max_compute_units - CU_MARGIN - SALT_RANGE
+        if cur and (cu_total + unit.compute_units > unit_budget(max_compute_units)
                     or (max_units is not None and len(cur) >= max_units)):
             flush()
         body, new_keys, new_signers = bound.cost(unit.instructions)

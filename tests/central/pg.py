@@ -1,5 +1,5 @@
-"""Test helper shared by the central tests: a freshly migrated PostgreSQL database (every migration, applied by the
-app's own runner) and identity rows (users, devices, meters; tables of 0001) seeded by SQL."""
+"""Test helpers shared by the central tests: a pool on a test database (``pg_dsn`` is already migrated, cloned from
+the template in ``tests/conftest.py``) and identity rows (users, devices, meters; tables of 0001) seeded by SQL."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import uuid
 
 import asyncpg
 
-from central.db.migrations import migrate_dsn
 
-
-async def migrated_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    await migrate_dsn(dsn)
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """A pool on ``dsn`` (``pg_dsn`` is migrated already; nothing is applied here)."""
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
     assert pool is not None
     return pool

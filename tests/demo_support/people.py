@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from solders.keypair import Keypair
-
 from demo_support.api import Api, User
 from demo_support.report import kwh, say
 from demo_support.stack import Stack
+from solders.keypair import Keypair
+
 from protocol.base58 import b58encode
 from protocol.record import decode_reading
 

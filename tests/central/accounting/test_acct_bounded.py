@@ -10,7 +10,6 @@ import asyncpg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from test_acct_settlement import rd, reference_windows, streams
 
 from central.accounting import DEFAULT_WINDOW_MS, MeterReading, settle
 from central.accounting.pg_store import PgAccountingStore
@@ -20,6 +19,7 @@ from central.ingest.core import MAX_AGE_MS
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
+from tests.central.accounting.test_acct_settlement import rd, reference_windows, streams
 from tests.central.gateway import Gateway, exact, ingest
 from tests.central.pg import add_device, add_meter, add_user
 

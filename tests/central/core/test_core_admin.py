@@ -3,7 +3,12 @@ change takes effect at the next refresh), adding meters, re-sending a challenge,
 
 from __future__ import annotations
 
+import asyncio
+from uuid import UUID
+
 from central.http.context import CONFIG
+from central.http.roles import Role
+from central.identity.context import IDENTITY
 from central.identity.mailer import read_dev_mail
 from protocol.keys import DeviceKey
 
@@ -80,3 +85,23 @@ async def test_add_meters_resend_challenge_and_claim_audit(api_factory) -> None:
     assert r.status == 200
     audit = await (await api.client.get("/api/v1/admin/meter-claim-attempts", headers=bearer(admin))).json()
     assert [(a["serial"], a["outcome"], a["user_agent"]) for a in audit] == [("ADD-1", "claimed", "ua/1")]
+
+
+async def test_last_admin_cannot_demote_itself(api_factory) -> None:
+    """D15: demoting the only admin is refused with 409; with two admins, concurrent mutual demotion leaves one."""
+    api = await api_factory()
+    accounts = api.app[IDENTITY].accounts
+    email, admin = await api.user("admin")
+    users = await (await api.client.get("/api/v1/admin/users?limit=1000", headers=bearer(admin))).json()
+    me = next(u for u in users if u["email"] == email)
+    r = await api.client.put(f"/api/v1/admin/users/{me['id']}/role", headers=bearer(admin), json={"role": "prosumer"})
+    assert r.status == 409
+    assert (await r.json())["error"]["code"] == "last_admin"
+
+    other = await accounts.create_user("second-admin@example.org", PASSWORD, Role.ADMIN, verified=True)
+    results = await asyncio.gather(accounts.set_role(other.id, Role.PROSUMER),
+                                   accounts.set_role(UUID(me["id"]), Role.PROSUMER),
+                                   return_exceptions=True)
+    assert sum(1 for x in results if isinstance(x, Exception)) == 1
+    users = await (await api.client.get("/api/v1/admin/users?limit=1000", headers=bearer(admin))).json()
+    assert sum(1 for u in users if u["role"] == "admin") == 1

@@ -17,6 +17,7 @@ def test_file_and_overrides(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text(f'[http]\nport = 9000\n[auth]\njwt_secret = "{SECRET}"\n[ledger]\nkind = "embedded"\n'
                  '[ledger.keys]\ndir = "/k"\n')
+    f.chmod(0o600)
     cfg = load_config(f, ["http.workers=3", "database.pool_max=20", 'mqtt.host=broker.local', "ledger.rpc_port=8899"])
     assert cfg.http.port == 9000
     assert cfg.http.workers == 3

@@ -25,6 +25,7 @@ async def test_dev_mailer_records_messages(tmp_path: Path) -> None:
 async def test_smtp_mailer_sends_with_starttls_and_login(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("smtp-secret\n")
+    pw.chmod(0o600)  # a secret file: owner-only (central.secretfile)
     cfg = MailerConfig(kind="smtp", smtp_host="mail.example.org", smtp_port=587, smtp_starttls=True,
                        smtp_username="gtx", smtp_password_file=str(pw))
     with mock.patch("central.identity.mailer.smtplib.SMTP", autospec=True) as smtp_cls:

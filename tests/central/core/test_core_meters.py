@@ -96,3 +96,21 @@ async def test_sixth_attempt_in_an_hour_is_429_with_retry_after(api_factory) -> 
     r = await api.client.post("/api/v1/meters/claim", headers=bearer(other),
                               json={"serial": "R-1", "meter_key": "key-of-R-1"})
     assert r.status == 200, "the limit is per user"
+
+
+async def test_wrong_keys_for_one_serial_from_many_accounts_hit_a_per_serial_limit(api_factory) -> None:
+    """D16: accounts sharing guesses at one serial are limited per serial, not only per user."""
+    api = await api_factory(identity={"claim_failures_per_serial_per_hour": 3})
+    await _device_with_meters(api, "S-1", "S-2")
+    for i in range(3):
+        guesser = await api.token("consumer")
+        r = await api.client.post("/api/v1/meters/claim", headers=bearer(guesser),
+                                  json={"serial": "S-1", "meter_key": f"g{i}"})
+        assert r.status == 400
+    fresh = await api.token("consumer")
+    r = await api.client.post("/api/v1/meters/claim", headers=bearer(fresh), json={"serial": "S-1", "meter_key": "g9"})
+    assert r.status == 429
+    assert 0 < int(r.headers["Retry-After"]) <= 3600
+    r = await api.client.post("/api/v1/meters/claim", headers=bearer(fresh),
+                              json={"serial": "S-2", "meter_key": "key-of-S-2"})
+    assert r.status == 200, "other serials are unaffected"

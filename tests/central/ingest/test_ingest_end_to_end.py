@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_db import Seed
 
 from central.app import POOL, TOKENS
 from central.http import Role
@@ -24,6 +23,7 @@ from protocol.sync import SyncReply, SyncRequest
 from tests.central.app_env import make_config, running_app
 from tests.central.device import DeviceClient
 from tests.central.gateway import Gateway, forge
+from tests.central.ingest.ingest_db import Seed
 
 METER = "E2E-METER-1"
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]

@@ -4,7 +4,6 @@ neighbours' timestamps, so old readings are rejected with ``bad_timestamp`` and 
 from __future__ import annotations
 
 import asyncpg
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
 from central.ingest.metrics import IngestMetrics
@@ -14,6 +13,7 @@ from protocol.batch import encode_batch
 from protocol.errors import Reason
 from protocol.record import ZERO_HASH
 from tests.central.gateway import T0_MS, Gateway
+from tests.central.ingest.ingest_db import Seed
 
 METER = "PG-TS-METER-1"
 DAY_MS = 86_400_000

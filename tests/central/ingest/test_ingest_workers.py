@@ -16,13 +16,13 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
-from ingest_db import Seed
 
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from tests.central.device import DeviceClient
 from tests.central.gateway import Gateway
+from tests.central.ingest.ingest_db import Seed
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -59,6 +59,7 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
         # Other plug-ins load too under `serve`: keep their state in this test's directory, off shared ports.
         f'[ledger]\ndata_dir = "{tmp_path / "ledger"}"\nkeys_dir = "{tmp_path / "keys"}"\nserve_rpc = false\n'
     )
+    cfg.chmod(0o600)  # it holds the JWT secret inline: a secret file (central.secretfile)
     gateways = [Gateway() for _ in range(4)]
     for gw in gateways:
         await seed.device(gw, "verified", f"W-{gw.device_id[:8]}")

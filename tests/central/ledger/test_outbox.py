@@ -4,20 +4,24 @@ expiry and re-submission."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
+from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from central.chain.outbox import enqueue
-from central.ledger.builder import memo
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue
+from central.ledger.builder import memo, mint_to_owner
+from central.ledger.packing import Unit
 from central.ledger.port import MAX_PROCESSING_AGE
 
 from .conftest import Chain
-from .outbox_support import KIND, balance_of, make_outbox, make_world, supply
+from .outbox_support import KIND, MintWorld, balance_of, make_outbox, make_world, supply
 
 
 async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, pool: asyncpg.Pool) -> None:
@@ -197,3 +201,58 @@ async def test_require_finalized_confirms_only_what_is_on_disk(chain: Chain, poo
     (status,) = await chain.ledger.get_signature_statuses([Signature.from_string(view.signature or "")])
     assert status is not None
     assert status.confirmation_status == "finalized"
+
+
+def _grouping_outbox(pool: asyncpg.Pool, chain: Chain, world: MintWorld) -> ChainOutbox:
+    """An outbox whose builder puts all intents of one owner into ONE unit (one mint of their sum) and whose memo
+    names every intent: the unit grows with the owner's backlog, as energy mints did before issue 10 D1."""
+
+    async def build(intents: Sequence[Intent]) -> list[Unit]:
+        groups: dict[str, list[Intent]] = {}
+        for it in intents:
+            groups.setdefault(it.payload["owner"], []).append(it)
+        return [Unit(mint_to_owner(world.payer.pubkey, Pubkey.from_string(owner), world.mint, world.authority.pubkey,
+                                   amount=sum(int(i.payload["amount"]) for i in g),
+                                   decimals=max(int(i.payload["decimals"]) for i in g)),
+                     tag=tuple(i.id for i in g), compute_units=35_000 + 2_000 * len(g))
+                for owner, g in groups.items()]
+
+    def names_every_intent(units: Sequence[Unit]) -> list[Instruction]:
+        return [memo(",".join(f"{i:020d}" for u in units for i in u.tag))]  # type: ignore[attr-defined]
+
+    return ChainOutbox(pool, chain.ledger, OutboxConfig(kind=KIND), payer=world.payer, signers=[world.authority],
+                       build=build, trailer=names_every_intent)
+
+
+async def test_a_unit_too_large_with_several_intents_is_split_not_failed(chain: Chain, pool: asyncpg.Pool) -> None:
+    world = await make_world(chain.ledger)
+    owner = Keypair().pubkey()
+    outbox = _grouping_outbox(pool, chain, world)
+    await outbox.enqueue_many([(f"big{k}", {"owner": str(owner), "amount": k, "decimals": 3}) for k in range(150)])
+    total = await outbox.drain()
+    assert await outbox.counts() == {"confirmed": 150}
+    assert total.failed == 0
+    assert 2 < total.transactions < 20
+    assert await balance_of(chain.ledger, owner, world.mint) == sum(range(150))
+
+
+async def test_solo_intents_of_a_failed_unit_are_sent_alone(chain: Chain, pool: asyncpg.Pool) -> None:
+    """A multi-intent unit that fails on chain sends its intents back as solo; each is then built and sent alone, so
+    the bad one fails by itself and the others are minted (no endless retry of the whole unit)."""
+    world = await make_world(chain.ledger)
+    owner = Keypair().pubkey()
+    outbox = _grouping_outbox(pool, chain, world)
+    good = [(f"g{k}", {"owner": str(owner), "amount": 10 + k, "decimals": 3}) for k in range(5)]
+    bad = ("bad", {"owner": str(owner), "amount": 5, "decimals": 4})  # wrong decimals: the whole unit fails
+    await outbox.enqueue_many([*good[:2], bad, *good[2:]])
+    total = await outbox.drain(max_seconds=20)
+    assert await outbox.counts() == {"confirmed": 5, "failed": 1}
+    assert total.retried == 6
+    view = await outbox.get("bad")
+    assert view is not None
+    assert view.state == "failed"
+    assert await balance_of(chain.ledger, owner, world.mint) == sum(10 + k for k in range(5))
+    # an admin retry of the bad one fails it alone again, and nothing else is touched
+    assert await outbox.retry_failed(["bad"]) == 1
+    await outbox.drain(max_seconds=20)
+    assert await outbox.counts() == {"confirmed": 5, "failed": 1}

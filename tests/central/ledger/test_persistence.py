@@ -141,5 +141,5 @@ def test_key_file_errors_name_the_file_not_the_content(tmp_path: Path) -> None:
     assert "supersecretvalue" not in str(info.value)
     assert str(path) in str(info.value)
     os.chmod(path, 0o644)
-    with pytest.raises(KeyFileError, match="group/others"):
+    with pytest.raises(KeyFileError, match="group or others"):
         load_key("fee_payer", path)

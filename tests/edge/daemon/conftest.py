@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,17 @@ from edge.simulator.profiles import FastClock, Kind, MeterState, Profile
 from protocol.keys import DeviceKey
 
 PASSWORD = "technician-pw-1"
+
+
+@pytest.fixture(autouse=True)
+def _private_files() -> Iterator[None]:
+    """Files the tests write (edge.toml with the status password inline, password files) are private, as an
+    installer must make them: the daemon refuses secret files accessible by group or others (edge.secretfile)."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def config_text(state_dir: Path, *, mqtt_port: int = 1883, extra: str = "", status_port: int = 0) -> str:

@@ -72,3 +72,10 @@ def test_password_file_and_meter_tables_left_to_edge_meters(tmp_path: Path) -> N
     text += '\n[[bus]]\nname = "b"\n[[meter]]\nserial = "X"\n'
     cfg = _parse(tmp_path, text)
     assert cfg.status.password == "from-a-file-123"
+
+
+def test_status_page_binds_to_loopback_unless_configured(tmp_path: Path) -> None:
+    """Issue 10, D7: the status page is on the management interface by default, never on every address."""
+    text = config_text(tmp_path / "s").replace('bind = "127.0.0.1"\n', "", 1)
+    assert "bind" not in text.split("[status]", 1)[1].split("[", 1)[0]
+    assert _parse(tmp_path, text).status.bind == "127.0.0.1"

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import overload
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.meters.base import MeterSample
-from edge.outbox import ZERO_HASH, Outbox
+from edge.outbox import MAX_ACK_SEQS, ZERO_HASH, Outbox, OutboxError
 from edge.signing import ProtocolSigner
 from protocol.keys import DeviceKey
 from protocol.record import decode_reading, record_hash
@@ -147,7 +149,8 @@ def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
     try:
         for start in range(0, 6000, 1000):
             ob.append_many([("M", sample(i), 0) for i in range(start, start + 1000)], SIGNER)
-        ob.apply_ack(list(range(1, 6001)), {}, dead_letter_after=3, retry_after_ms=1)
+        for first in range(1, 6001, 1000):  # one ack per published batch
+            ob.apply_ack(list(range(first, first + 1000)), {}, dead_letter_after=3, retry_after_ms=1)
         ob._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         before = ob.size_bytes()
         assert ob.compact(min_free_pages=10, pages=100_000) > 0
@@ -156,3 +159,56 @@ def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
         assert ob.append("M", sample(1), 0, SIGNER) == 6001  # the chain head survives compaction
     finally:
         ob.close()
+
+
+class _HugeRange(Sequence[int]):
+    """seqs 1..1,000,000,000 as a forged ack claims them; reading more than a batch's worth of it is the D3 hang."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return 1_000_000_000
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[int]: ...
+    def __getitem__(self, i: int | slice) -> int | Sequence[int]:
+        if isinstance(i, slice):
+            raise TypeError("apply_ack sliced the forged range")
+        self.reads += 1
+        if self.reads > 10_000:
+            raise AssertionError("apply_ack walked a forged range of a billion seqs one by one (issue 10, D3)")
+        if i >= len(self):
+            raise IndexError(i)
+        return i + 1
+
+
+def test_apply_ack_refuses_a_huge_range_unread_and_deletes_nothing(outbox: Outbox) -> None:
+    for i in range(1, 6):
+        outbox.append("M", sample(i), 0, SIGNER)
+    huge = _HugeRange()
+    with pytest.raises(OutboxError, match="at most"):
+        outbox.apply_ack(huge, {}, dead_letter_after=3, retry_after_ms=1000)
+    assert huge.reads == 0
+    assert outbox.stats().depth == 5
+
+
+def test_apply_ack_is_one_bounded_delete_and_touches_only_the_batch(outbox: Outbox) -> None:
+    seqs = outbox.append_many([("M", sample(i), 0) for i in range(1, 901)], SIGNER)
+    statements: list[str] = []
+    outbox._conn.set_trace_callback(statements.append)
+    batch = [s for s in seqs if s != 450]  # a record in the batch's range that is not in the batch stays
+    try:
+        out = outbox.apply_ack(batch, {}, dead_letter_after=3, retry_after_ms=1000)
+    finally:
+        outbox._conn.set_trace_callback(None)
+    assert out.deleted == 899
+    assert [s for s in statements if s.lstrip().upper().startswith("DELETE")] == [
+        next(s for s in statements if s.lstrip().upper().startswith("DELETE"))
+    ]
+    assert [seq for seq, _ in outbox.fetch(0, None, 10)] == [450]
+    with pytest.raises(OutboxError):
+        outbox.apply_ack(list(range(1, MAX_ACK_SEQS + 2)), {}, dead_letter_after=3, retry_after_ms=1000)
+    assert outbox.stats().depth == 1

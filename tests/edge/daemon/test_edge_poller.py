@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -109,3 +110,17 @@ async def test_unsignable_value_is_an_error_not_a_crash(outbox: Outbox, signer: 
     assert "invalid reading" in (state.last_error or "")
     assert outbox.stats().depth == 0
     assert outbox.append("B", MeterSample(2, 1, 1, None), 0, signer) == 1  # the seq was not consumed
+
+
+async def test_the_commit_runs_on_the_outbox_thread_not_the_event_loop(outbox: Outbox, signer: ProtocolSigner) -> None:
+    """SQLite work and its fsync must not block the event loop (issue 10, D3)."""
+    p, _, _ = _poller(outbox, signer)
+    threads: set[str] = set()
+    outbox._conn.set_trace_callback(lambda _sql: threads.add(threading.current_thread().name))
+    try:
+        assert await p.poll(FakeMeterReader("M-1"), MeterState("M-1", "modbus-tcp", "h", "SDM630", 60), 1.0) == 1
+    finally:
+        outbox._conn.set_trace_callback(None)
+    assert threads
+    assert threading.current_thread().name not in threads
+    assert all(name.startswith("outbox") for name in threads)

@@ -200,3 +200,15 @@ def test_malformed_messages_are_ignored(cfg, outbox, key, payload: bytes) -> Non
     for kind in (topics.ack, topics.challenge, topics.sync_reply):
         up.on_message(kind(key.device_id), payload)
     assert link.on(topics.challenge_reply(key.device_id)) == []
+
+
+def test_forged_ack_with_huge_range_and_matching_counts_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, D3: counts in an ack are never trusted; only the batch in flight is acked."""
+    clock = Clock()
+    up, _ = make(cfg, outbox, key, clock)
+    up.on_connected()
+    fill(outbox, key, 4)
+    up.on_message(topics.ack(key.device_id), Ack(1, 4, 4, 0).to_json())  # counts cover it, but it was never sent
+    assert outbox.stats().depth == 4
+    up.on_message(topics.ack(key.device_id), Ack(1, 1_000_000_000, 1_000_000_000, 0).to_json())
+    assert outbox.stats().depth == 4

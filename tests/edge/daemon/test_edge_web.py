@@ -75,3 +75,18 @@ async def test_password_protects_page_and_api_but_not_healthz() -> None:
         assert "GridTokenX gateway" in await r.text()
         r = await client.get("/healthz")
         assert r.status == 200
+
+
+async def test_password_guessing_is_slowed_down_per_address() -> None:
+    """Issue 10, D7: after a few wrong passwords an address must wait (429 + Retry-After), even with the right one."""
+    app = make_app(StatusConfig(password=PW, refresh_s=5), snapshot)
+    bad = base64.b64encode(b"x:guess").decode()
+    good = base64.b64encode(f"anyone:{PW}".encode()).decode()
+    async with TestClient(TestServer(app)) as client:
+        statuses = [(await client.get("/", headers={"Authorization": f"Basic {bad}"})).status for _ in range(10)]
+        assert statuses[:3] == [401, 401, 401]
+        assert 429 in statuses
+        r = await client.get("/api/status", headers={"Authorization": f"Basic {good}"})
+        assert r.status == 429
+        assert int(r.headers["Retry-After"]) >= 1
+        assert (await client.get("/healthz")).status == 200
