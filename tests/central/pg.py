@@ -26,14 +26,23 @@ async def add_user(pool: asyncpg.Pool, role: str = "prosumer") -> uuid.UUID:
     return uid
 
 
-async def add_device(pool: asyncpg.Pool, device_id: str, public_key: bytes, status: str = "verified") -> None:
-    """A gateway row; ``verified_at`` is set only when the status is ``verified``."""
+#: Registration time of test gateways: before every fixed test timestamp (``T0_MS`` is in 2026-09), since ingest
+#: rejects readings timestamped before their device's registration.
+REGISTERED_MS = 1_577_836_800_000  # 2020-01-01
+
+
+async def add_device(
+    pool: asyncpg.Pool, device_id: str, public_key: bytes, status: str = "verified", *,
+    registered_ms: int = REGISTERED_MS,
+) -> None:
+    """A gateway row registered at ``registered_ms``; ``verified_at`` is set only when the status is ``verified``."""
     await pool.execute(
-        "INSERT INTO devices (device_id, public_key, status, verified_at) VALUES ($1, $2, $3, "
-        "CASE WHEN $3 = 'verified' THEN now() END)",
+        "INSERT INTO devices (device_id, public_key, status, verified_at, created_at) VALUES ($1, $2, $3, "
+        "CASE WHEN $3 = 'verified' THEN now() END, to_timestamp($4::bigint / 1000.0))",
         device_id,
         public_key,
         status,
+        registered_ms,
     )
 
 
