@@ -169,11 +169,12 @@ end
 
 
 def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) -> None:
-    """The gateway sends ``count`` signed, chained readings (one per minute, ending now) through the broker."""
+    """The gateway sends ``count`` signed, chained readings (one per 100 ms from now: ingest rejects readings from
+    before the gateway's registration, which just happened) through the broker."""
     now_ms = int(time.time() * 1000)
     prev, records = ZERO_HASH, []
     for seq in range(1, count + 1):
-        r = sign_reading(key, meter_serial=serial, seq=seq, timestamp_ms=now_ms - (count - seq) * 60_000,
+        r = sign_reading(key, meter_serial=serial, seq=seq, timestamp_ms=now_ms + (seq - 1) * 100,
                          import_wh=1_000 + seq * 3, export_wh=5_000 + seq * 7, power_w=1200, prev_hash=prev)
         prev = r.hash()
         records.append(r)

@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,8 +327,11 @@ async def _prepare(dsn: str, public_keys: list[bytes]) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         devices = [(DeviceKey_id(pk), pk) for pk in public_keys]
+        # registered a day before the pre-signed readings start (ingest rejects readings older than registration)
+        registered = datetime.now(UTC) - timedelta(days=1)
         await conn.copy_records_to_table(
-            "devices", columns=["device_id", "public_key", "status"], records=[(d, pk, "verified") for d, pk in devices]
+            "devices", columns=["device_id", "public_key", "status", "created_at"],
+            records=[(d, pk, "verified", registered) for d, pk in devices],
         )
         await conn.copy_records_to_table(
             "meters",

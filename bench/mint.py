@@ -5,7 +5,7 @@
                                    [--from-readings [--mode backlog|steady|both]]
 
 Default (the real path): 10,000 prosumers with linked wallets, one meter each, 4 final windows per meter enqueued as
-mint intents by ``central.minting.service.enqueue_mints`` (as accounting does), then ``mint_outbox`` (the minting
+mint intents by ``central.accounting.pg_store.enqueue_mints`` (as accounting does), then ``mint_outbox`` (the minting
 service's ``MintBuilder``: wallet lookup, ATA existence check, one unit per wallet, Merkle-leaf memo) drives the
 chain outbox: claim, build, pack into as few <=1232-byte v0 transactions as fit, sign, record (write-ahead), send to
 the embedded LiteSVM ledger (persisting to disk, fsync every 50 ms), reconcile by signature status, confirm.
@@ -57,7 +57,8 @@ from solders.pubkey import Pubkey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from central.accounting.pg_store import PgAccountingStore  # noqa: E402
+from central.accounting.mint_intent import MintIntent  # noqa: E402
+from central.accounting.pg_store import PgAccountingStore, enqueue_mints  # noqa: E402
 from central.accounting.plugin import settle_all  # noqa: E402
 from central.accounting.service import AccountingService  # noqa: E402
 from central.accounting.window import DEFAULT_WINDOW_MS  # noqa: E402
@@ -69,9 +70,8 @@ from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger  # noqa: E402
 from central.ledger.packing import Unit  # noqa: E402
 from central.ledger.setup import LedgerSetup, init_ledger  # noqa: E402
 from central.ledger.tokens import parse_mint  # noqa: E402
-from central.minting.plan import MintIntent  # noqa: E402
 from central.minting.queries import minted_wh  # noqa: E402
-from central.minting.service import enqueue_mints, mint_outbox  # noqa: E402
+from central.minting.service import mint_outbox  # noqa: E402
 from central.wallets.chain import chain_from_setup  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
 from protocol.record import ZERO_HASH, sign_reading  # noqa: E402

@@ -22,6 +22,7 @@ from central.config import CentralConfig
 from central.db import apply_migrations, create_pool
 from central.http.auth import TokenCodec
 from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, SIGNER, ReadyCheck
+from central.http.idempotency import IDEMPOTENCY, PgIdempotency
 from central.http.middleware import ACCESS_LOG, TOKENS, auth_middleware, error_middleware, metrics_middleware
 from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, RouteTable, aiohttp_handler
 from central.http.system import OPENAPI_CACHE, refresh_gauges
@@ -159,6 +160,7 @@ def create_app(
     app[OPENAPI_CACHE] = {}
     app[TRUST_FORWARDED] = config.http.trust_forwarded_for
     app[MAX_BODY] = config.http.max_body_bytes
+    app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
     app[ACCESS_LOG] = config.log.access_log
     app[MAILER] = mailer if mailer is not None else build_mailer(config.mailer)
 

@@ -80,7 +80,7 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
         return 0
     if args.command == "serve":
-        from central.http.server import run  # noqa: PLC0415
+        from central.serve import run  # noqa: PLC0415
 
         return run(config, args.config, overrides)
     if args.command == "users" and args.users_command == "create":

@@ -45,9 +45,12 @@ class HttpConfig:
     #: prometheus_client multiprocess directory; ``serve --workers N`` (N > 1) sets it for its workers (a fresh
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
     metrics_dir: str = ""
+    #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
+    idempotency_ttl_s: int = 86_400
 
     def validate(self) -> None:
         _require(0 <= self.port <= 65535, "http.port must be 0..65535")
+        _require(60 <= self.idempotency_ttl_s <= 30 * 86_400, "http.idempotency_ttl_s must be 60..2592000")
         _require(1 <= self.workers <= 64, "http.workers must be 1..64")
         _require(self.max_body_bytes >= 1024, "http.max_body_bytes must be >= 1024")
 
@@ -117,9 +120,13 @@ class AuthConfig:
     reset_token_ttl_s: int = 3600
     #: Users must verify their e-mail address before they can log in.
     require_verified_email: bool = True
-    #: Failed logins allowed per account / per client address within ``login_window_s``.
-    login_max_failures_per_account: int = 5
+    #: Failed logins allowed within ``login_window_s``: per (account, client address) — the back-off a guesser
+    #: meets, which does not lock the owner out from elsewhere (issue 10 D14) —, per client address over all
+    #: accounts, and per account over all addresses (a much higher ceiling against distributed guessing; reaching
+    #: it refuses the account's logins from every address until failures leave the window).
+    login_max_failures_per_account_address: int = 5
     login_max_failures_per_address: int = 20
+    login_max_failures_per_account: int = 100
     login_window_s: int = 900
     #: bcrypt cost for passwords (tests may lower it; meter keys always use 12).
     password_bcrypt_cost: int = 12
@@ -148,6 +155,8 @@ class AuthConfig:
         _require(self.refresh_ttl_s > self.access_ttl_s, "auth.refresh_ttl_s must exceed auth.access_ttl_s")
         _require(4 <= self.password_bcrypt_cost <= 15, "auth.password_bcrypt_cost must be 4..15")
         _require(self.login_max_failures_per_account >= 1, "auth.login_max_failures_per_account must be >= 1")
+        _require(self.login_max_failures_per_account_address >= 1,
+                 "auth.login_max_failures_per_account_address must be >= 1")
         _require(self.login_max_failures_per_address >= 1, "auth.login_max_failures_per_address must be >= 1")
         _require(self.min_password_length >= 8, "auth.min_password_length must be >= 8")
 
@@ -204,6 +213,11 @@ class IdentityConfig:
     #: A pending gateway has at most one outstanding MQTT challenge; a new one (on an ``online`` status or the
     #: sweeper) is issued no sooner than this after the previous one.
     challenge_cooldown_s: int = 30
+    #: Self-service registrations accepted per source address / per e-mail address per hour (each answer is the
+    #: same whether or not the address has an account, so these limits are what bounds enumeration and mail
+    #: flooding through ``/auth/register``).
+    register_max_per_address_per_hour: int = 10
+    register_max_per_email_per_hour: int = 3
 
     def validate(self) -> None:
         _require(1 <= self.challenge_cooldown_s <= 3600, "identity.challenge_cooldown_s must be 1..3600")
@@ -214,6 +228,9 @@ class IdentityConfig:
         _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
         _require(self.claim_failures_per_serial_per_hour >= 1,
                  "identity.claim_failures_per_serial_per_hour must be >= 1")
+        _require(self.register_max_per_address_per_hour >= 1,
+                 "identity.register_max_per_address_per_hour must be >= 1")
+        _require(self.register_max_per_email_per_hour >= 1, "identity.register_max_per_email_per_hour must be >= 1")
 
 
 @dataclass(frozen=True)

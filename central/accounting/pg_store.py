@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 
 from central.accounting.errors import AccountingError
+from central.accounting.mint_intent import MINT_KIND, MintIntent
 from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
 from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
-from central.minting.plan import MintIntent
-from central.minting.service import enqueue_mints
+from central.chain.outbox import enqueue_many
 
 _DUE = """
 SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
@@ -128,6 +128,12 @@ def _checkpoint(row: Any) -> Checkpoint | None:
     return Checkpoint(
         row["boundary_ms"], row["cum_import"], row["cum_export"], anchor, row["origin_import"], row["origin_export"]
     )
+
+
+
+async def enqueue_mints(conn: Any, intents: Sequence[MintIntent]) -> int:
+    """Enqueue mint intents (inside the caller's transaction); returns how many were new."""
+    return await enqueue_many(conn, MINT_KIND, [(i.key, i.payload()) for i in intents])
 
 
 class PgAccountingStore:

@@ -52,7 +52,10 @@ def install(registry: Registry) -> None:
         return
 
     async def loop(app: web.Application) -> None:
-        service = AccountingService(PgAccountingStore(app[POOL]), settings.window_ms, settings.accounting_batch)
+        service = AccountingService(
+            PgAccountingStore(app[POOL]), settings.window_ms, settings.accounting_batch,
+            max_windows=settings.accounting_max_windows,
+        )
         lock_conn: asyncpg.Connection | None = None
         try:
             while True:

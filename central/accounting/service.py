@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from central.accounting.window import DEFAULT_WINDOW_MS, check_window_ms
 log = logging.getLogger(__name__)
 
 DEFAULT_HORIZON_MS = 6 * 3600 * 1000
+DEFAULT_MAX_WINDOWS = 10_000
 
 
 @dataclass
@@ -23,12 +25,17 @@ class AccountingService:
     #: Readings loaded per meter and pass reach this far past its last final boundary (bounds memory; a backlog is
     #: caught up over several passes).
     horizon_ms: int = DEFAULT_HORIZON_MS
+    #: Windows finalised per pass at most (one transaction; bounds its memory and duration). A larger backlog is
+    #: continued from the checkpoints by the next passes.
+    max_windows: int = DEFAULT_MAX_WINDOWS
     metrics: AccountingMetrics = field(default_factory=AccountingMetrics.for_registry)
 
     def __post_init__(self) -> None:
         check_window_ms(self.window_ms)
         if self.horizon_ms < self.window_ms:
             raise ValueError("the accounting horizon must be at least one window")
+        if self.max_windows < 1:
+            raise ValueError("max_windows must be at least 1")
 
     async def run_once(self) -> int:
         """One pass over the meters that are due; returns how many windows became final. Call until it returns 0
@@ -39,7 +46,8 @@ class AccountingService:
         if not accounts:
             return 0
         readings = await self.store.readings_after(accounts, self.window_ms, self.horizon_ms)
-        results = settle_accounts(accounts, readings, self.window_ms)
+        # CPU-bound and pure: computed in a worker thread so the event loop (the API) keeps answering.
+        results = await asyncio.to_thread(settle_accounts, accounts, readings, self.window_ms, self.max_windows)
         if not results:
             return 0
         try:

@@ -22,6 +22,15 @@ A boundary before the meter's first reading takes the first reading's value (the
 **Window energy** is ``V(end) - V(start)``. Because every window is a difference of boundary values, a meter's windows
 telescope: their sum is exactly ``V(last final boundary) - C(first reading)``, with no rounding residue.
 
+**Gaps.** A span of two or more whole windows with no reading strictly inside (the meter, gateway or link was down)
+is one *gap window* ``[s, g)`` rather than one window per step: ``s`` is the boundary after the last reading before
+the gap, ``g`` the last boundary at or before the next reading. Its energy is ``V(g) - V(s)`` like any window, so the
+sum still telescopes exactly; the following window carries the rest up to the next boundary. Gap windows are
+multiples of the window length and aligned like all windows.
+
+**Bounded work.** ``settle(..., max_windows=n)`` stops after ``n`` windows; the checkpoint is then the end of the
+last of them and the next call continues from it, with the same result as one unbounded call.
+
 **Finality.** A window is final once a reading with ``ts >= end`` exists. Late readings finalise windows late;
 nothing is dropped, because energy is always a register difference.
 
@@ -177,12 +186,16 @@ def settle(
     readings: Iterable[MeterReading],
     checkpoint: Checkpoint | None = None,
     window_ms: int = DEFAULT_WINDOW_MS,
+    max_windows: int | None = None,
 ) -> Settlement:
-    """Final windows of one meter not yet covered by ``checkpoint``, and the checkpoint after them.
+    """Final windows of one meter not yet covered by ``checkpoint``, and the checkpoint after them (at most
+    ``max_windows`` windows; the returned checkpoint continues from the last one).
 
     ``readings`` may hold anything already seen (duplicates, readings before the checkpoint): they are filtered.
     """
     check_window_ms(window_ms)
+    if max_windows is not None and max_windows < 1:
+        raise ValueError("max_windows must be at least 1")
     points = place(readings, checkpoint.anchor if checkpoint else None)
     if not points:
         return Settlement((), checkpoint)
@@ -201,7 +214,11 @@ def settle(
         lower = bisect_right(times, start) - 1
     windows: list[Window] = []
     end = start + window_ms
-    while end <= last_ts:
+    while end <= last_ts and (max_windows is None or len(windows) < max_windows):
+        begin = end - window_ms
+        nxt = bisect_right(times, begin)  # first point after the window's start (exists: begin < end <= last_ts)
+        if times[nxt] >= begin + 2 * window_ms:  # a gap: one window up to the last boundary at/before that point
+            end = begin + (times[nxt] - begin) // window_ms * window_ms
         ia = bisect_right(times, end) - 1  # last point with ts <= end (exists: points[0].ts <= start < end)
         a = points[ia]
         if a.timestamp_ms == end:
@@ -214,7 +231,7 @@ def settle(
         e_imp, e_exp = max(e_imp, v_imp), max(e_exp, v_exp)
         windows.append(
             Window(
-                start_ms=end - window_ms,
+                start_ms=begin,
                 end_ms=end,
                 import_wh=e_imp - v_imp,
                 export_wh=e_exp - v_exp,

@@ -133,12 +133,21 @@ class InMemoryAccountingStore:
 
 
 def settle_accounts(
-    accounts: Sequence[MeterAccount], readings: dict[uuid.UUID, list[MeterReading]], window_ms: int
+    accounts: Sequence[MeterAccount],
+    readings: dict[uuid.UUID, list[MeterReading]],
+    window_ms: int,
+    max_windows: int | None = None,
 ) -> list[tuple[MeterAccount, Settlement]]:
-    """Pure step of one accounting pass: the settlements that produced new windows."""
+    """Pure step of one accounting pass: the settlements that produced new windows, at most ``max_windows`` windows
+    in all (each settlement's checkpoint continues from its last window, so the next pass picks up the rest)."""
     out = []
+    budget = max_windows
     for a in accounts:
-        s = settle(readings.get(a.meter_id, []), a.checkpoint, window_ms)
+        if budget is not None and budget <= 0:
+            break
+        s = settle(readings.get(a.meter_id, []), a.checkpoint, window_ms, budget)
         if s.windows:
             out.append((a, s))
+            if budget is not None:
+                budget -= len(s.windows)
     return out

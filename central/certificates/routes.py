@@ -86,7 +86,7 @@ class CertificateOut:
 
 
 @dataclass(frozen=True)
-class TransferIn:
+class CertificateTransferIn:
     amount_wh: int = field(metadata=meta(minimum=1, description="Wh to transfer"))
     to_user_id: UUID | None = None
     to_wallet: str | None = field(default=None, metadata=meta(pattern=_B58, description="recipient's linked wallet"))
@@ -290,10 +290,11 @@ async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
     return out
 
 
-@routes.post("/api/v1/certificates/{certificate_id}/transfer", access=OWNERS, body=TransferIn,
+@routes.post("/api/v1/certificates/{certificate_id}/transfer", access=OWNERS, body=CertificateTransferIn,
              response=TxRequestOut, status=201, errors=(400, 403, 404, 409, 503),
-             summary="Prepare a transfer of part or all of a certificate (your wallet signs)")  # fmt: skip
-async def request_transfer(call: Call[TransferIn, None]) -> TxRequestOut:
+             summary="Prepare a transfer of part or all of a certificate (your wallet signs)",
+             idempotent=True)  # fmt: skip
+async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequestOut:
     """Returns a transaction the platform pays for; sign it with your wallet and submit it within its expiry."""
     b = call.body
     try:
@@ -308,7 +309,8 @@ async def request_transfer(call: Call[TransferIn, None]) -> TxRequestOut:
 
 @routes.post("/api/v1/certificates/{certificate_id}/retire", access=OWNERS, body=RetireIn, response=TxRequestOut,
              status=201, errors=(400, 403, 404, 409, 503),
-             summary="Prepare a retirement (burn with a memo) of part or all of a certificate")  # fmt: skip
+             summary="Prepare a retirement (burn with a memo) of part or all of a certificate",
+             idempotent=True)  # fmt: skip
 async def request_retirement(call: Call[RetireIn, None]) -> TxRequestOut:
     """The memo names the beneficiary, the purpose and the consumption period; your wallet signs."""
     b = call.body

@@ -172,10 +172,13 @@ class CertificateService:
 
         windows = await self.generation.final_windows(meter_id, period_start, period_end)
         wanted = (period_end - period_start) // window
-        starts = [w.start for w in windows]
-        if starts != [period_start + i * window for i in range(wanted)]:
+        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.settlement) may
+        # span several settlement windows.
+        edges = [period_start, *(w.end for w in windows)]
+        if not windows or [w.start for w in windows] != edges[:-1] or edges[-1] != period_end:
+            covered = sum((w.end - w.start) // window for w in windows)
             raise InsufficientGenerationError(
-                f"only {len(windows)} of the period's {wanted} settlement windows are final"
+                f"only {covered} of the period's {wanted} settlement windows are final"
             )
         backing = [w for w in windows if w.export_wh > 0]
         total = sum(w.export_wh for w in backing)

@@ -2,11 +2,15 @@
 
 Access tokens are verified without a database round trip (that is what keeps authenticated GETs fast); they live
 ``auth.access_ttl_s`` (15 minutes by default). Revocation works on the refresh tokens (``central.identity``), so a
-logged-out or demoted user loses access when the current access token expires.
+logged-out or demoted user loses HTTP access when the current access token expires. Long-lived connections (the live
+WebSocket) are different: ``central.identity`` announces every revocation on the PostgreSQL channel
+``SESSIONS_CHANNEL`` (payload: :class:`Revocation` as JSON) and the sockets of that session/user are closed at once;
+a token carries its session (``sid``: the refresh-token family of its login) so a logout ends only that login.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +24,8 @@ from central.http.roles import Role
 
 _ALG = "HS256"
 _CACHE_MAX = 50_000
+#: PostgreSQL NOTIFY channel on which session revocations are announced to every central process.
+SESSIONS_CHANNEL = "gtx_sessions"
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,38 @@ class Principal:
 
     user_id: UUID
     role: Role
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A verified access token in full: who, until when (UNIX seconds), and which login (``None``: no ``sid``)."""
+
+    user_id: UUID
+    role: Role
+    expires_at: int
+    session: UUID | None
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """``kind`` ``revoked``: the session ``session`` (or, when ``None``, every session) of ``user`` ended (logout,
+    password change or reset, refresh-token reuse); ``role``: the user's role is now ``role``."""
+
+    kind: str
+    user: UUID
+    session: UUID | None = None
+    role: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "user": str(self.user),
+                           "session": None if self.session is None else str(self.session), "role": self.role})
+
+    @staticmethod
+    def from_json(text: str) -> Revocation:
+        data = json.loads(text)
+        session = data.get("session")
+        return Revocation(str(data["kind"]), UUID(str(data["user"])), None if session is None else UUID(str(session)),
+                          data.get("role"))
 
 
 class TokenCodec:
@@ -43,11 +81,12 @@ class TokenCodec:
     def __repr__(self) -> str:
         return f"TokenCodec(issuer={self._issuer!r}, ttl_s={self.ttl_s})"
 
-    def issue(self, user_id: UUID, role: Role, *, now: float | None = None) -> tuple[str, int]:
-        """Returns (token, expiry as UNIX seconds)."""
+    def issue(self, user_id: UUID, role: Role, *, now: float | None = None,
+              session: UUID | None = None) -> tuple[str, int]:
+        """Returns (token, expiry as UNIX seconds). ``session``: the login (refresh-token family) it belongs to."""
         iat = int(now if now is not None else time.time())
         exp = iat + self.ttl_s
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(user_id),
             "role": role.value,
             "iss": self._issuer,
@@ -56,6 +95,8 @@ class TokenCodec:
             "typ": "access",
             "jti": uuid.uuid4().hex,
         }
+        if session is not None:
+            claims["sid"] = str(session)
         return jwt.encode(claims, self._key, algorithm=_ALG), exp
 
     def verify(self, token: str) -> Principal:
@@ -65,13 +106,18 @@ class TokenCodec:
             if hit[1] > time.time():
                 return hit[0]
             del self._cache[token]
-        principal, exp = self._decode(token)
+        principal, exp, _ = self._decode(token)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[token] = (principal, exp)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, int]:
+    def inspect(self, token: str) -> TokenInfo:
+        """Like :meth:`verify`, with the expiry and session (for connections that outlive a request)."""
+        principal, exp, session = self._decode(token)
+        return TokenInfo(principal.user_id, principal.role, exp, session)
+
+    def _decode(self, token: str) -> tuple[Principal, int, UUID | None]:
         try:
             claims = jwt.decode(
                 token,
@@ -87,7 +133,9 @@ class TokenCodec:
         if claims.get("typ") != "access":
             raise unauthorized("invalid access token", "invalid_token")
         try:
-            return Principal(UUID(str(claims["sub"])), Role(str(claims["role"]))), int(claims["exp"])
+            sid = claims.get("sid")
+            return (Principal(UUID(str(claims["sub"])), Role(str(claims["role"]))), int(claims["exp"]),
+                    None if sid is None else UUID(str(sid)))
         except ValueError:
             raise unauthorized("invalid access token", "invalid_token") from None
 

@@ -51,6 +51,8 @@ def too_many_requests(retry_after_s: int, message: str = "too many attempts; try
 
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
+    # A message may quote client input (a field name): never echo a NUL, which the document's text pattern forbids.
+    message = message.replace("\x00", "\\u0000")
     return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
 
 

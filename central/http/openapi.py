@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any, get_args, get_origin
 
 from central.http.errors import Error
+from central.http.idempotency import HEADER, MAX_KEY_LENGTH
 from central.http.routes import Route
-from central.http.schema import SchemaRegistry, type_hints
+from central.http.schema import NO_NUL_PATTERN, SchemaRegistry, type_hints
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 _REASONS = {
@@ -19,8 +20,23 @@ _REASONS = {
     404: "Not found",
     409: "Conflict with the current state",
     413: "Request body too large",
+    422: "The request is understood but cannot be carried out",
     429: "Too many attempts (see Retry-After)",
     503: "A dependency is unavailable",
+}
+
+
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Any unique string (a UUID) chosen by the client. A retry with the same key and the same request replays the "
+        "first response (header Idempotent-Replayed: true) instead of acting twice; the same key with another request "
+        "is 422, while the first request still runs 409. 5xx and 429 answers are not kept. Keys expire after "
+        "http.idempotency_ttl_s (default 24 h)."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[!-~]+$"},
 }
 
 
@@ -43,7 +59,7 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         if r.description:
             op["description"] = r.description
         params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": NO_NUL_PATTERN}}
             for name in _PARAM.findall(r.path)
         ]
         if r.query is not None:
@@ -58,6 +74,7 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
                         "schema": reg.schema(hints[f.name], f.metadata.get("gtx", {})),
                     }
                 )
+        params += [IDEMPOTENCY_PARAMETER] if r.idempotent else []
         if params:
             op["parameters"] = params
         if r.body is not None:
@@ -68,9 +85,10 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         if r.response is not None:
             ok["content"] = {r.content_type: {"schema": _response_schema(reg, r.response)}}
         elif r.content_type != "application/json":
-            ok["content"] = {r.content_type: {"schema": {"type": "string"}}}
+            ok["content"] = {r.content_type: {"schema": {"type": "string", "pattern": NO_NUL_PATTERN}}}
         responses[str(r.status)] = ok
-        statuses = set(r.errors)
+        # An idempotency key in use by a running request is 409; one used for another request 422.
+        statuses = set(r.errors) | ({400, 409, 422} if r.idempotent else set())
         if r.body is not None or r.query is not None:
             statuses.add(400)
         if not r.access.public:
@@ -80,6 +98,11 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
             responses[str(status)] = {
                 "description": _REASONS.get(status, "Error"),
                 "content": {"application/json": {"schema": error_ref}},
+            }
+        for status, schema in r.other_responses:
+            responses[str(status)] = {
+                "description": _REASONS.get(status, "Error"),
+                "content": {"application/json": {"schema": _response_schema(reg, schema)}},
             }
         op["responses"] = responses
         paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op

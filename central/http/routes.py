@@ -8,6 +8,9 @@ aiohttp handler, the auth check and the OpenAPI document are all derived from th
     async def register_device(call: Call[RegisterDevice, None]) -> DeviceOut:
         ...  # call.body is a validated RegisterDevice, call.user the Principal, call.app the aiohttp app
 
+A route declared with ``idempotent=True`` accepts an ``Idempotency-Key`` header: a retry with the same key replays
+the first response instead of running again (:mod:`central.http.idempotency`).
+
 A handler returns a response dataclass (or a list of them, or None for 204) which is serialised with the declared
 status, or any ``web.StreamResponse`` (HTML pages, WebSockets, text) which is passed through unchanged.
 """
@@ -17,13 +20,15 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from aiohttp import web
 
 from central.http.auth import Principal
-from central.http.errors import ApiError, bad_request, not_found, unauthorized
+from central.http.errors import ApiError, bad_request, error_response, not_found, unauthorized
+from central.http.idempotency import HEADER, IDEMPOTENCY, REPLAYED_HEADER, Stored, fingerprint, parse_key, storable
 from central.http.roles import Access
 from central.http.schema import ValidationError, dump, load, load_query
 
@@ -96,11 +101,15 @@ class Route:
     status: int = 200
     #: Error statuses this route can answer besides 401/403 (documented with the error schema).
     errors: tuple[int, ...] = ()
+    #: Non-2xx statuses whose body is not the error shape, with their schema (``/readyz``'s 503).
+    other_responses: tuple[tuple[int, Any], ...] = ()
     tags: tuple[str, ...] = ()
     #: Media type of a non-JSON response (``text/html``, ``text/plain``) for the docs.
     content_type: str = "application/json"
     #: OpenAPI operationId (default: the handler's name).
     operation_id: str = ""
+    #: Accepts an ``Idempotency-Key`` header (retries replay the first response; see central.http.idempotency).
+    idempotent: bool = False
 
     @property
     def op_id(self) -> str:
@@ -144,9 +153,11 @@ class RouteTable:
         response: Any = None,
         status: int = 200,
         errors: Sequence[int] = (),
+        other_responses: Sequence[tuple[int, Any]] = (),
         tags: Sequence[str] = (),
         content_type: str = "application/json",
         operation_id: str = "",
+        idempotent: bool = False,
     ) -> Callable[[HandlerT], HandlerT]:
         def deco(fn: HandlerT) -> HandlerT:
             self.routes.append(
@@ -162,9 +173,11 @@ class RouteTable:
                     response=response,
                     status=status,
                     errors=tuple(errors),
+                    other_responses=tuple(other_responses),
                     tags=tuple(tags) or ((self.tag,) if self.tag else ()),
                     content_type=content_type,
                     operation_id=operation_id,
+                    idempotent=idempotent,
                 )
             )
             return fn
@@ -198,32 +211,76 @@ def aiohttp_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Strea
 
     async def handle(request: web.Request) -> web.StreamResponse:
         principal = request.get(PRINCIPAL)
-        body: Any = None
-        if route.body is not None:
-            body = await _read_body(request, route.body)
-        query: Any = None
-        if route.query is not None:
-            try:
-                query = load_query(route.query, request.query)
-            except ValidationError as exc:
-                raise bad_request(str(exc)) from None
-        result = await route.handler(Call(request, body, query, principal))
-        if isinstance(result, web.StreamResponse):
-            return result
-        if result is None:
-            return web.Response(status=204 if route.status in (200, 204) else route.status)
-        return web.Response(
-            body=json.dumps(dump(result), separators=(",", ":")).encode(),
-            status=route.status,
-            content_type="application/json",
-        )
+        key = parse_key(request.headers.get(HEADER)) if route.idempotent else None
+        raw = await _read_raw(request) if route.body is not None else b""
+        if key is not None and principal is not None:
+            return await _idempotent(request, route, principal, key, raw)
+        return await _run(request, route, principal, raw)
 
     handle.__name__ = route.handler.__name__
     setattr(handle, _ROUTE_ATTR, route)
     return handle
 
 
-async def _read_body(request: web.Request, cls: Any) -> Any:
+async def _run(request: web.Request, route: Route, principal: Principal | None, raw: bytes) -> web.StreamResponse:
+    body: Any = None
+    if route.body is not None:
+        body = _parse_body(raw, route.body)
+    query: Any = None
+    if route.query is not None:
+        try:
+            query = load_query(route.query, request.query)
+        except ValidationError as exc:
+            raise bad_request(str(exc)) from None
+    result = await route.handler(Call(request, body, query, principal))
+    if isinstance(result, web.StreamResponse):
+        return result
+    if result is None:
+        return web.Response(status=204 if route.status in (200, 204) else route.status)
+    return web.Response(
+        body=json.dumps(dump(result), separators=(",", ":")).encode(),
+        status=route.status,
+        content_type="application/json",
+    )
+
+
+async def _idempotent(
+    request: web.Request, route: Route, principal: Principal, key: str, raw: bytes
+) -> web.StreamResponse:
+    """Run the request once per (user, key); replay the stored response to retries."""
+    store = request.app[IDEMPOTENCY]
+    user = principal.user_id
+    begun = await store.begin(user, key, fingerprint(request.method, request.path_qs, raw))
+    if begun.mismatch:
+        raise ApiError(422, "idempotency_key_reused", f"this {HEADER} was used for a different request")
+    if begun.in_progress:
+        raise ApiError(409, "idempotency_in_progress", f"a request with this {HEADER} is still running; retry later")
+    if begun.replay is not None:
+        r = begun.replay
+        return web.Response(body=r.body, status=r.status, content_type=r.content_type or None,
+                            headers={REPLAYED_HEADER: "true"})  # fmt: skip
+    stored = False
+    try:
+        resp = await _run(request, route, principal, raw)
+        if isinstance(resp, web.Response) and storable(resp.status) and isinstance(resp.body, bytes | None):
+            content_type = resp.content_type if resp.body else ""
+            await store.finish(user, key, Stored(resp.status, content_type, resp.body or b""))
+            stored = True
+    except ApiError as exc:
+        if storable(exc.status):
+            err = error_response(exc.status, exc.code, exc.message)
+            assert isinstance(err.body, bytes)
+            await store.finish(user, key, Stored(exc.status, "application/json", err.body))
+            stored = True
+        raise
+    else:
+        return resp
+    finally:
+        if not stored:
+            await store.release(user, key)
+
+
+async def _read_raw(request: web.Request) -> bytes:
     limit = request.app.get(MAX_BODY, 1_048_576)
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
@@ -238,8 +295,12 @@ async def _read_body(request: web.Request, cls: Any) -> Any:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
     if not buf:
         raise bad_request("a JSON request body is required", "malformed_json")
+    return bytes(buf)
+
+
+def _parse_body(raw: bytes, cls: Any) -> Any:
     try:
-        data = json.loads(bytes(buf))
+        data = json.loads(raw, parse_float=Decimal)  # exact: 25.0 may be an integer field, 1e400 is no overflow
     except (ValueError, RecursionError):  # RecursionError: absurdly nested arrays/objects
         raise bad_request("request body is not valid JSON", "malformed_json") from None
     try:

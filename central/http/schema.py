@@ -20,6 +20,7 @@ import types
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
@@ -27,6 +28,10 @@ from central.errors import CentralError
 
 T = TypeVar("T")
 _MISSING = dataclasses.MISSING
+
+
+class SchemaClashError(TypeError):
+    """Two different dataclasses would be published under one component name in the OpenAPI document."""
 
 
 class ValidationError(CentralError):
@@ -94,6 +99,17 @@ def load(cls: type[T], data: Any, path: str = "body") -> T:
     return typing.cast(T, _load(cls, data, path, {}))
 
 
+def _plain(value: Any) -> Any:
+    """Bodies are parsed with ``Decimal`` for exact numbers; a value kept as-is (``Any``) gets plain floats back."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # noqa: PLR0911, PLR0912, PLR0915 - one branch per supported type
     optional, inner = _is_optional(tp)
     if value is None:
@@ -102,7 +118,7 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         raise ValidationError(path, "must not be null")
     tp = inner
     if tp is Any:
-        return value
+        return _plain(value)
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _load_dataclass(tp, value, path)
@@ -134,6 +150,8 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, "must be a boolean")
         return value
     if tp is int:
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            value = int(value)  # JSON Schema counts 3.0 as an integer; parsed exactly, so no precision is lost
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValidationError(path, "must be an integer")
         _check_range(value, path, fmeta)
@@ -141,30 +159,30 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
             raise ValidationError(path, f"must be between {INT64_MIN} and {INT64_MAX}")
         return value
     if tp is float:
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, int | float | Decimal) or isinstance(value, bool):
             raise ValidationError(path, "must be a number")
-        return float(value)
+        number = float(value)
+        if number in (float("inf"), float("-inf")):
+            raise ValidationError(path, "must be a finite number")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ValidationError(path, "must be a string")
         _check_text(value, path)
         _check_len(value, path, fmeta, "characters")
         pattern = fmeta.get("pattern")
-        if pattern is not None and not re.fullmatch(pattern, value):
+        if pattern is not None and not re.fullmatch(pattern, value, re.ASCII):
             raise ValidationError(path, f"must match {pattern}")
-        if fmeta.get("format") == "email" and not _EMAIL.fullmatch(value):
+        if fmeta.get("format") == "email" and not EMAIL_RE.fullmatch(value):
             raise ValidationError(path, "must be an e-mail address")
         return value
     if tp is UUID:
-        if not isinstance(value, str):
-            raise ValidationError(path, "must be a UUID string")
-        try:
-            return UUID(value)
-        except ValueError:
-            raise ValidationError(path, "must be a UUID string") from None
+        if not isinstance(value, str) or not UUID_RE.fullmatch(value):
+            raise ValidationError(path, "must be a UUID string (8-4-4-4-12 hex digits)")
+        return UUID(value)
     if tp is datetime:
-        if not isinstance(value, str):
-            raise ValidationError(path, "must be an ISO 8601 date-time string")
+        if not isinstance(value, str) or not DATE_TIME_RE.fullmatch(value):
+            raise ValidationError(path, "must be an RFC 3339 date-time string with a UTC offset")
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
@@ -184,7 +202,21 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
 
 #: One mailbox, nothing an SMTP header would read as several addresses or a display name (no , ; : < > ( ) [ ]
 #: quotes or backslash); Unicode letters are fine.
-_EMAIL = re.compile(r"[^@\s,;:<>()\[\]\"\\]+@[^@\s,;:<>()\[\]\"\\]+\.[^@\s,;:<>()\[\]\"\\]+")
+#: Spelled with explicit ranges (no ``\s``, which Python and ECMAScript read differently): controls, every Unicode
+#: space and the header specials are out.
+_EMAIL_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff,;:<>()\[\]\"\\]+"
+EMAIL_RE = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
+#: The one UUID spelling accepted (``UUID()`` alone would also take braces, ``urn:uuid:`` and no hyphens).
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+#: RFC 3339 date-time with an offset (``fromisoformat`` alone would also take week dates and basic format).
+DATE_TIME_RE = re.compile(
+    r"(?:19[7-9][0-9]|[2-8][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_QUERY_INT = re.compile(r"-?[0-9]{1,19}")
+#: Text without NUL characters (PostgreSQL cannot store them): the JSON Schema spelling of :func:`_check_text`.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+_NO_NUL = "Must not contain NUL characters or lone surrogates."
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 EARLIEST_YEAR, LATEST_YEAR = 1970, 9000
 
@@ -248,10 +280,11 @@ def load_query(cls: type[T], query: Mapping[str, str]) -> T:
         raw = query[name]
         _, tp = _is_optional(hints[name])
         if tp is int:
-            try:
-                data[name] = int(raw)
-            except ValueError:
-                raise ValidationError(f"query.{name}", "must be an integer") from None
+            # Strict: ASCII digits with an optional minus, nothing ``int()`` would also forgive (" 1", "1_0", "+1",
+            # other scripts' digits), so the document's ``type: integer`` and the server agree.
+            if not _QUERY_INT.fullmatch(raw):
+                raise ValidationError(f"query.{name}", "must be an integer")
+            data[name] = int(raw)
         elif tp is bool:
             if raw not in ("true", "false"):
                 raise ValidationError(f"query.{name}", "must be true or false")
@@ -308,9 +341,17 @@ class SchemaRegistry:
 
     def __init__(self) -> None:
         self.components: dict[str, dict[str, Any]] = {}
+        self._owners: dict[str, type[Any]] = {}
 
     def ref(self, cls: type[Any]) -> dict[str, Any]:
+        """A reference to ``cls``'s component; two different classes under one name raise
+        :class:`SchemaClashError` (a name must never silently document another schema)."""
         name = cls.__name__
+        owner = self._owners.setdefault(name, cls)
+        if owner is not cls:
+            raise SchemaClashError(
+                f"component name {name!r} names both {_qualname(owner)} and {_qualname(cls)}; rename one"
+            )
         if name not in self.components:
             self.components[name] = {}  # reserve the name first, so recursive schemas terminate
             self.components[name] = self._object(cls)
@@ -322,9 +363,10 @@ class SchemaRegistry:
         s = self._schema(tp, fmeta)
         if optional:
             s = {"anyOf": [s, {"type": "null"}]}
-        for key, out in (("description", "description"), ("example", "examples")):
-            if fmeta.get(key):
-                s[out] = [fmeta[key]] if out == "examples" else fmeta[key]
+        if fmeta.get("description"):  # the field's own words first, then the type's rule (NUL ban, format)
+            s["description"] = " ".join(x for x in (fmeta["description"], s.get("description", "")) if x)
+        if fmeta.get("example"):
+            s["examples"] = [fmeta["example"]]
         if fmeta.get("write_only"):
             s["writeOnly"] = True
         return s
@@ -345,31 +387,39 @@ class SchemaRegistry:
                 s["maxItems"] = fmeta["max_length"]
             return s
         if origin is dict:
-            return {"type": "object", "additionalProperties": self.schema(get_args(tp)[1])}
+            return {"type": "object", "additionalProperties": self.schema(get_args(tp)[1]),
+                    "propertyNames": {"pattern": NO_NUL_PATTERN}}
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return {"type": "string", "enum": [m.value for m in tp]}
         if tp is bool:
             return {"type": "boolean"}
-        if tp is int:
-            s = {"type": "integer"}
-            if "minimum" in fmeta:
-                s["minimum"] = fmeta["minimum"]
-            if "maximum" in fmeta:
-                s["maximum"] = fmeta["maximum"]
-            return s
+        if tp is int:  # the loader's bounds: the field's own, always within int64
+            return {"type": "integer", "minimum": max(fmeta.get("minimum", INT64_MIN), INT64_MIN),
+                    "maximum": min(fmeta.get("maximum", INT64_MAX), INT64_MAX)}
         if tp is float:
             return {"type": "number"}
         if tp is str:
             s = {"type": "string"}
-            for key, out in (("min_length", "minLength"), ("max_length", "maxLength"), ("pattern", "pattern"),
-                             ("format", "format")):
+            # ``format: email`` is not used: validators disagree on it; the loader's own rule is the pattern.
+            for key, out in (("min_length", "minLength"), ("max_length", "maxLength")):
                 if key in fmeta:
                     s[out] = fmeta[key]
+            # The loader full-matches; JSON Schema patterns search, so anchor them. Without a pattern of its own
+            # a string still may not hold NUL (``_check_text``); a field pattern must exclude NUL itself.
+            if "pattern" in fmeta:
+                s["pattern"] = anchored(fmeta["pattern"])
+            elif fmeta.get("format") == "email":
+                s["pattern"] = anchored(EMAIL_RE.pattern)
+                s["description"] = "An e-mail address (one mailbox, no display name). " + _NO_NUL
+            else:
+                s["pattern"] = NO_NUL_PATTERN
+            s.setdefault("description", _NO_NUL)
             return s
         if tp is UUID:
-            return {"type": "string", "format": "uuid"}
+            return {"type": "string", "format": "uuid", "pattern": anchored(UUID_RE.pattern)}
         if tp is datetime:
-            return {"type": "string", "format": "date-time"}
+            return {"type": "string", "format": "date-time", "pattern": anchored(DATE_TIME_RE.pattern),
+                    "description": f"RFC 3339 with a UTC offset, between {EARLIEST_YEAR} and {LATEST_YEAR} (UTC)"}
         raise TypeError(f"unsupported schema type {tp!r}")
 
     def _object(self, cls: type[Any]) -> dict[str, Any]:
@@ -387,3 +437,12 @@ class SchemaRegistry:
         if doc and not doc.startswith(f"{cls.__name__}("):
             s["description"] = doc
         return s
+
+
+def anchored(pattern: str) -> str:
+    """``pattern`` as JSON Schema must spell a full match (JSON Schema patterns search, the loader full-matches)."""
+    return f"^(?:{pattern})$"
+
+
+def _qualname(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

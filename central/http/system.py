@@ -42,7 +42,7 @@ async def healthz(_call: Call[None, None]) -> Health:
     return Health("ok")
 
 
-@routes.get("/readyz", access=PUBLIC, response=Readiness, errors=(503,),
+@routes.get("/readyz", access=PUBLIC, response=Readiness, other_responses=((503, Readiness),),
             summary="Readiness: database, broker and every subsystem check answer")
 async def readyz(call: Call[None, None]) -> web.Response:
     checks: dict[str, str] = {}

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from central.config import AuthConfig, IdentityConfig
-from central.http.auth import TokenCodec
+from central.http.auth import SESSIONS_CHANNEL, Revocation, TokenCodec
 from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
 from central.http.roles import Role
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
@@ -89,13 +89,63 @@ class Accounts:
         log.info("user created", extra={"user_id": str(row["id"]), "role": role.value})
         return _user(row)
 
-    async def register(self, email: str, password: str, role: Role) -> User:
+    async def register(self, email: str, password: str, role: Role, address: str = "unknown") -> User | None:
+        """Self-service registration. The caller's answer must not depend on whether ``email`` has an account
+        (D9): a new account gets the verification mail; for an existing one the owner is mailed a notice instead
+        and ``None`` is returned (the route answers the same 202 either way). Limited per source address and per
+        e-mail address (429)."""
         allowed = SELF_SERVICE_ROLES | ({Role.INSTALLER} if self._identity.self_register_installers else set())
         if role not in allowed:
             raise forbidden(f"role {role.value} cannot be self-registered", "role_not_allowed")
-        user = await self.create_user(email, password, role)
+        self._check_password(password)
+        email = normalise_email(email)
+        await self._check_register_limits(email, address)
+        try:
+            user = await self.create_user(email, password, role)
+        except ApiError as exc:
+            if exc.code != "email_taken":
+                raise
+            await self._notify_existing(email)
+            return None
         await self._send_token(user.id, user.email, "verify")
         return user
+
+    async def _check_register_limits(self, email: str, address: str) -> None:
+        """Record this registration attempt, then refuse it (429, row removed) when the attempts of the last hour
+        from ``address`` or for ``email`` exceed their limits. Recording first means concurrent attempts see each
+        other."""
+        attempt: int = await self._pool.fetchval(
+            "INSERT INTO registration_attempts (email, address) VALUES ($1, $2) RETURNING id", email, address
+        )
+        for column, value, limit in (
+            ("address", address, self._identity.register_max_per_address_per_hour),
+            ("email", email, self._identity.register_max_per_email_per_hour),
+        ):
+            rows = await self._pool.fetch(
+                f"SELECT at FROM registration_attempts WHERE {column} = $1"  # noqa: S608 - fixed column names
+                " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
+                value, limit + 1,
+            )
+            if len(rows) > limit:
+                await self._pool.execute("DELETE FROM registration_attempts WHERE id = $1", attempt)
+                oldest: datetime = rows[-1]["at"]
+                wait = max(1, math.ceil((oldest + timedelta(hours=1) - datetime.now(UTC)).total_seconds()))
+                log.warning("registration rate-limited", extra={"by": column, "address": address})
+                raise too_many_requests(wait, "too many registrations; try again later")
+        # Old rows are useless to the limits: keep the table small.
+        await self._pool.execute("DELETE FROM registration_attempts WHERE at < now() - interval '1 day'")
+
+    async def _notify_existing(self, email: str) -> None:
+        """Someone tried to register an address that already has an account: tell its owner (no token, nothing
+        to act on), instead of telling the caller."""
+        base = self._identity.web_base_url.rstrip("/")
+        body = ("Someone tried to create a GridTokenX account with this e-mail address, which already has one.\n\n"
+                f"If it was you, log in at {base} (or reset your password there). If it was not you, ignore this "
+                "message: nothing was changed.\n")
+        try:
+            await self._mailer.send(Mail(to=email, subject="Your GridTokenX account", body=body, kind="account_exists"))
+        except MailError as exc:
+            log.warning("e-mail not sent", extra={"purpose": "account_exists", "error": str(exc)})
 
     async def _send_token(self, user_id: UUID, email: str, purpose: str) -> None:
         recent = await self._pool.fetchval(
@@ -160,13 +210,14 @@ class Accounts:
             await self._send_token(row["id"], row["email"], "verify")
 
     # --- login, refresh, logout --------------------------------------------------------------------------------
-    async def _retry_after(self, column: str, value: str, limit: int) -> int | None:
-        """Seconds until the oldest counted failure leaves the window, when ``limit`` is reached; else None."""
+    async def _retry_after(self, where: str, email: str, address: str, limit: int) -> int | None:
+        """Seconds until the oldest counted failure leaves the window, when ``limit`` is reached; else None.
+        ``where`` is a fixed condition on ``email`` ($1) and/or ``address`` ($2)."""
         window = self._auth.login_window_s
         rows = await self._pool.fetch(
-            f"SELECT at FROM login_attempts WHERE {column} = $1 AND NOT success"  # noqa: S608 - fixed column names
-            " AND at > now() - make_interval(secs => $2) ORDER BY at DESC LIMIT $3",
-            value, float(window), limit,
+            f"SELECT at FROM login_attempts WHERE {where} AND NOT success"  # noqa: S608 - fixed conditions
+            " AND at > now() - make_interval(secs => $3) ORDER BY at DESC LIMIT $4",
+            email, address, float(window), limit,
         )
         if len(rows) < limit:
             return None
@@ -176,14 +227,16 @@ class Accounts:
 
     async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
         """429 when the failures counted in the window reach the limits (``own``: this attempt's own row, already
-        recorded as a failure, is among them)."""
-        for column, value, limit in (
-            ("email", email, self._auth.login_max_failures_per_account),
-            ("address", address, self._auth.login_max_failures_per_address),
+        recorded as a failure, is among them). The tight limit is per (account, address): a guesser backs off
+        without locking the owner out from another address (D14); the per-account ceiling is much higher."""
+        for by, where, limit in (
+            ("account_address", "email = $1 AND address = $2", self._auth.login_max_failures_per_account_address),
+            ("address", "$1::text IS NOT NULL AND address = $2", self._auth.login_max_failures_per_address),
+            ("account", "email = $1 AND $2::text IS NOT NULL", self._auth.login_max_failures_per_account),
         ):
-            wait = await self._retry_after(column, value, limit + own)
+            wait = await self._retry_after(where, email, address, limit + own)
             if wait is not None:
-                log.warning("login rate-limited", extra={"by": column, "address": address})
+                log.warning("login rate-limited", extra={"by": by, "address": address})
                 raise too_many_requests(wait, "too many failed logins; try again later")
 
     async def _begin_attempt(self, email: str, address: str) -> int:
@@ -227,7 +280,7 @@ class Accounts:
             "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
             token_hash(refresh), user.id, family, expires,
         )
-        access, access_exp = self._tokens.issue(user.id, user.role)
+        access, access_exp = self._tokens.issue(user.id, user.role, session=family)
         return Session(access, access_exp, refresh, expires, user)
 
     async def refresh(self, refresh_token: str) -> Session:
@@ -253,16 +306,23 @@ class Accounts:
                     "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
                     row["family_id"],
                 )
+                await _announce(conn, Revocation("revoked", row["user_id"], row["family_id"]))
                 log.warning("refresh token reuse; session family revoked", extra={"user_id": str(row["user_id"])})
         raise invalid
 
     async def logout(self, refresh_token: str) -> None:
-        """Revoke the session (token family) the refresh token belongs to. Unknown tokens are ignored."""
-        await self._pool.execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
-            " (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
-            token_hash(refresh_token),
-        )
+        """Revoke the session (token family) the refresh token belongs to, and close its live sockets. Unknown
+        tokens are ignored."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1",
+                                      token_hash(refresh_token))
+            if row is None:
+                return
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND family_id = $1",
+                row["family_id"],
+            )
+            await _announce(conn, Revocation("revoked", row["user_id"], row["family_id"]))
 
     # --- passwords ---------------------------------------------------------------------------------------------
     async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
@@ -284,6 +344,7 @@ class Accounts:
         # Every session ends: a changed password must lock out whoever knew the old one.
         await conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
                            user_id)
+        await _announce(conn, Revocation("revoked", user_id))
         # ... and so does every reset link still in someone's mailbox.
         await conn.execute("UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = 'reset'"
                            " AND used_at IS NULL", user_id)
@@ -327,6 +388,14 @@ class Accounts:
                 if ids == {user_id}:
                     raise ApiError(409, "last_admin", "the last admin account cannot lose its admin role")
             row = await conn.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
+            if row is not None:
+                await _announce(conn, Revocation("role", user_id, role=role.value))
         if row is None:
             raise ApiError(404, "not_found", "no such user")
         return _user(row)
+
+
+async def _announce(conn: asyncpg.Pool | asyncpg.Connection, revocation: Revocation) -> None:
+    """Tell every central process (live sockets) that sessions ended or a role changed; inside a transaction the
+    notice goes out at commit."""
+    await conn.execute("SELECT pg_notify($1, $2)", SESSIONS_CHANNEL, revocation.to_json())

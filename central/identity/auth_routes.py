@@ -117,10 +117,15 @@ def _pair(s: Session, ttl: int) -> TokenPair:
                      user_out(s.user))
 
 
-@routes.post("/api/v1/auth/register", access=PUBLIC, body=RegisterIn, response=UserOut, status=201,
-             errors=(403, 409), summary="Create an account and send the verification e-mail")
-async def register(call: Call[RegisterIn, None]) -> UserOut:
-    return user_out(await call.app[IDENTITY].accounts.register(call.body.email, call.body.password, call.body.role))
+@routes.post("/api/v1/auth/register", access=PUBLIC, body=RegisterIn, response=Accepted, status=202,
+             errors=(403, 429),
+             summary="Create an account and send the verification e-mail (answers the same whether or not the "
+                     "address already has an account: its owner is mailed a notice instead; rate-limited per "
+                     "address and per e-mail address)")
+async def register(call: Call[RegisterIn, None]) -> Accepted:
+    b = call.body
+    await call.app[IDENTITY].accounts.register(b.email, b.password, b.role, call.address)
+    return Accepted()
 
 
 @routes.post("/api/v1/auth/verify-email", access=PUBLIC, body=TokenIn, response=UserOut,
@@ -156,7 +161,7 @@ async def logout(call: Call[RefreshIn, None]) -> None:
     await call.app[IDENTITY].accounts.logout(call.body.refresh_token)
 
 
-@routes.post("/api/v1/auth/password", access=ANY_USER, body=PasswordChangeIn, status=204,
+@routes.post("/api/v1/auth/password", access=ANY_USER, body=PasswordChangeIn, status=204, errors=(429,),
              summary="Change my password (ends all my sessions)")
 async def change_password(call: Call[PasswordChangeIn, None]) -> None:
     await call.app[IDENTITY].accounts.change_password(call.user.user_id, call.body.current_password,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from aiohttp import web
@@ -72,11 +73,11 @@ class ChallengeOut:
     "expires_ms":<int>,"pairing_mac":"<64 hex>"}``. The gateway checks the envelope and the pairing MAC, then signs
     ``"GTX/challenge/v1\\0" | nonce | public key | expires_ms (i64 LE)`` with its key (protocol §3)."""
 
-    v: int = field(metadata=meta(description="1"))
     kind: str = field(metadata=meta(description="challenge"))
     device: str = field(metadata=meta(description="the device id the challenge is for"))
     body: str = field(metadata=meta(description="the challenge JSON, as a string"))
     sig: str = field(metadata=meta(description="central's Ed25519 signature, 128 hex digits"))
+    v: Literal[1] = field(default=1, metadata=meta(description="message format version (protocol)"))
 
 
 @dataclass(frozen=True)

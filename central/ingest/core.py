@@ -3,8 +3,10 @@
 Per record, in this order (first failure wins): decodes → device known and verified → meter bound to that device →
 signature → seq not already stored (an identical record is a counted duplicate, not an error) → chain (prev_hash
 equals the hash of seq-1 when central has it, and a stored seq+1 names this record as its predecessor) → timestamp
-not more than 5 minutes ahead → cumulative registers not decreasing against the meter's neighbours by seq unless
-METER_REPLACED.
+(``bad_timestamp``): not more than ``max_future_ms`` ahead of central's clock, not older than ``max_age_ms``, not
+before the device's registration (less the same ``max_future_ms`` clock tolerance), and not before the timestamp of
+the same meter's previous record by seq nor after that of its next stored one (a meter's readings never go back in
+time) → cumulative registers not decreasing against the meter's neighbours by seq unless METER_REPLACED.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from protocol.errors import ProtocolError, Reason
 from protocol.record import ZERO_HASH, Flags, Reading, decode_reading
 
 MAX_FUTURE_MS = 5 * 60 * 1000
+#: Readings older than this (against central's clock) are rejected: 60 days.
+MAX_AGE_MS = 60 * 86_400_000
 # PostgreSQL bigint holds registers and seqs; a u64 above this cannot come from a real meter.
 MAX_STORED_INT = 2**63 - 1
 _SEQ_OFFSET = 38  # seq starts at 38 + L in a record (protocol 3.1)
@@ -100,6 +104,7 @@ class _Registers:
     import_wh: int
     export_wh: int
     replaced: bool
+    timestamp_ms: int
 
 
 class _MeterHistory:
@@ -121,21 +126,28 @@ class _MeterHistory:
                 return True
         return False
 
+    def out_of_time_order(self, new: _Registers) -> bool:
+        """True when ``new`` is older than the meter's previous record by seq or newer than its next one."""
+        i = bisect.bisect_left(self._seqs, new.seq)
+        if i > 0 and new.timestamp_ms < self._rows[i - 1].timestamp_ms:
+            return True
+        return i < len(self._rows) and self._rows[i].timestamp_ms < new.timestamp_ms
+
     def add(self, new: _Registers) -> None:
         i = bisect.bisect_left(self._seqs, new.seq)
         self._seqs.insert(i, new.seq)
         self._rows.insert(i, new)
 
 
-def _registers(seq: int, import_wh: int, export_wh: int, flags: int) -> _Registers:
-    return _Registers(seq, import_wh, export_wh, bool(flags & _METER_REPLACED))
+def _registers(seq: int, import_wh: int, export_wh: int, flags: int, timestamp_ms: int) -> _Registers:
+    return _Registers(seq, import_wh, export_wh, bool(flags & _METER_REPLACED), timestamp_ms)
 
 
 def _histories(ctx: BatchContext) -> dict[str, _MeterHistory]:
     rows: dict[str, list[_Registers]] = {}
     for stored in (*ctx.meter_before.values(), *ctx.stored.values(), *ctx.meter_after.values()):
         rows.setdefault(stored.meter_serial, []).append(
-            _registers(stored.seq, stored.import_wh, stored.export_wh, stored.flags)
+            _registers(stored.seq, stored.import_wh, stored.export_wh, stored.flags, stored.timestamp_ms)
         )
     return {serial: _MeterHistory(r) for serial, r in rows.items()}
 
@@ -176,6 +188,7 @@ def evaluate(
     now_ms: int,
     signature_ok: Callable[[Candidate], bool],
     max_future_ms: int = MAX_FUTURE_MS,
+    max_age_ms: int = MAX_AGE_MS,
 ) -> BatchOutcome:
     """Judge every record of ``batch`` against the stored state ``ctx``."""
     if batch.framing_error:
@@ -194,7 +207,9 @@ def evaluate(
             rejected.append((cand.seq, cand.reason or Reason.MALFORMED))
             continue
         record_hash = hashlib.sha256(cand.raw).digest()
-        reason = _check(ctx, cand, reading, record_hash, signature_ok, now_ms, max_future_ms, known_hash, histories)
+        reason = _check(
+            ctx, cand, reading, record_hash, signature_ok, (now_ms, max_future_ms, max_age_ms), known_hash, histories
+        )
         if reason == "duplicate":
             duplicates += 1
             continue
@@ -204,7 +219,7 @@ def evaluate(
         assert device is not None
         known_hash[reading.seq] = record_hash
         histories.setdefault(reading.meter_serial, _MeterHistory(())).add(
-            _registers(reading.seq, reading.import_wh, reading.export_wh, reading.flags)
+            _registers(reading.seq, reading.import_wh, reading.export_wh, reading.flags, reading.timestamp_ms)
         )
         accepted.append(AcceptedReading(reading, cand.raw, record_hash, device.meters[reading.meter_serial]))
 
@@ -230,8 +245,7 @@ def _check(  # noqa: PLR0911 - one return per check, in the order the protocol f
     reading: Reading,
     record_hash: bytes,
     signature_ok: Callable[[Candidate], bool],
-    now_ms: int,
-    max_future_ms: int,
+    clock: tuple[int, int, int],
     known_hash: dict[int, bytes],
     histories: dict[str, _MeterHistory],
 ) -> Reason | Literal["duplicate"] | None:
@@ -258,11 +272,19 @@ def _check(  # noqa: PLR0911 - one return per check, in the order the protocol f
     successor = ctx.stored.get(seq + 1)
     if successor is not None and successor.prev_hash != record_hash:
         return Reason.CHAIN_MISMATCH
-    if reading.timestamp_ms > now_ms + max_future_ms:
-        return Reason.BAD_TIMESTAMP
+    registers = _registers(seq, reading.import_wh, reading.export_wh, reading.flags, reading.timestamp_ms)
     history = histories.get(reading.meter_serial)
-    if history is not None and history.decreases(
-        _registers(seq, reading.import_wh, reading.export_wh, reading.flags)
+    if _bad_timestamp(reading.timestamp_ms, device.registered_ms, clock) or (
+        history is not None and history.out_of_time_order(registers)
     ):
+        return Reason.BAD_TIMESTAMP
+    if history is not None and history.decreases(registers):
         return Reason.REGISTER_DECREASE
     return None
+
+
+def _bad_timestamp(ts: int, registered_ms: int, clock: tuple[int, int, int]) -> bool:
+    """Too far ahead of central's clock, older than the age bound, or before the device was registered (with the
+    same clock tolerance as for the future). An unset gateway clock (timestamps near 0) fails all of the last two."""
+    now_ms, max_future_ms, max_age_ms = clock
+    return ts > now_ms + max_future_ms or ts < now_ms - max_age_ms or ts < registered_ms - max_future_ms

@@ -43,7 +43,9 @@ class InMemoryIngestStore:
         if row is None:
             return None
         r = row.reading
-        return StoredReading(r.seq, r.meter_serial, r.import_wh, r.export_wh, r.flags, r.prev_hash, row.record_hash)
+        return StoredReading(
+            r.seq, r.meter_serial, r.import_wh, r.export_wh, r.flags, r.prev_hash, row.record_hash, r.timestamp_ms
+        )
 
     def _context(self, q: ContextQuery) -> BatchContext:
         row = self.devices.get(q.device_id)

@@ -15,11 +15,13 @@ VERIFIED = "verified"
 
 @dataclass(frozen=True, slots=True)
 class DeviceState:
-    """A registered gateway as ingest sees it: its status and the meters bound to it (serial → meter id)."""
+    """A registered gateway as ingest sees it: its status, the meters bound to it (serial → meter id) and when it was
+    registered (ms since the epoch; readings timestamped before it are rejected)."""
 
     device_id: str
     status: str
     meters: Mapping[str, UUID] = field(default_factory=dict)
+    registered_ms: int = 0
 
     @property
     def verified(self) -> bool:
@@ -37,6 +39,7 @@ class StoredReading:
     flags: int
     prev_hash: bytes
     record_hash: bytes
+    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ def install(registry: Registry) -> None:
         return
     app = registry.app
     metrics = IngestMetrics.for_registry()
-    service = IngestService(PgIngestStore(lambda: app[POOL]), metrics=metrics, max_future_ms=settings.max_future_ms)
+    service = IngestService(PgIngestStore(lambda: app[POOL]), metrics=metrics, max_future_ms=settings.max_future_ms,
+                            max_age_ms=settings.max_age_ms)
     IngestMqtt(app[MQTT], service, metrics, signer=app[SIGNER]).register(settings)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:

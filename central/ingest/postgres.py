@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from central.ingest.errors import StoreError
+from central.ingest.events import NOTIFY_CHANNEL
 from central.ingest.model import (
     BatchContext,
     BatchOutcome,
@@ -30,42 +31,44 @@ from central.ingest.model import (
 )
 from central.ingest.port import PendingBatch
 
-#: LISTEN/NOTIFY channel announcing newly stored readings: ``{"device", "first", "last", "meters": [uuid...]}``.
-NOTIFY_CHANNEL = "gtx_readings"
 #: First key of the two-key advisory lock taken per device while a batch is judged and stored.
 LOCK_NAMESPACE = 0x4754_5852  # "GTXR"
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 # Columns: kind | device_id | serial | meter_id | status | seq | seq2 | import_wh | export_wh | flags | prev_hash |
-# record_hash. $1 device ids, $2 first seqs, $3 last seqs (aligned); $4/$5 (device id, meter serial) pairs.
+# record_hash | ts. $1 device ids, $2 first seqs, $3 last seqs (aligned); $4/$5 (device id, meter serial) pairs.
+# For 'device' rows ``ts`` is the registration time (``devices.created_at``) in ms; for readings their timestamp.
 _LOAD = """
 WITH q AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS q(device_id, first_seq, last_seq))
 SELECT 'device' AS kind, d.device_id, m.serial, m.id AS meter_id, d.status, NULL::bigint AS seq,
        NULL::bigint AS seq2, NULL::bigint AS import_wh, NULL::bigint AS export_wh, NULL::int AS flags,
-       NULL::bytea AS prev_hash, NULL::bytea AS record_hash
+       NULL::bytea AS prev_hash, NULL::bytea AS record_hash,
+       floor(extract(epoch FROM d.created_at) * 1000)::bigint AS ts
 FROM devices d LEFT JOIN meters m ON m.device_id = d.device_id WHERE d.device_id = ANY($1::text[])
 UNION ALL
 SELECT 'stored', r.device_id, r.meter_serial, NULL, NULL, r.seq, NULL, r.import_wh, r.export_wh, r.flags,
-       r.prev_hash, r.record_hash
+       r.prev_hash, r.record_hash, r.timestamp_ms
 FROM q JOIN readings r ON r.device_id = q.device_id AND r.seq BETWEEN q.first_seq - 1 AND q.last_seq + 1
 UNION ALL
 SELECT 'before', s.device_id, r.* FROM unnest($4::text[], $5::text[]) AS s(device_id, serial)
 JOIN q ON q.device_id = s.device_id CROSS JOIN LATERAL (
-    SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash
+    SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash,
+           timestamp_ms
     FROM readings WHERE device_id = s.device_id AND meter_serial = s.serial AND seq < q.first_seq - 1
     ORDER BY seq DESC LIMIT 1) r
 UNION ALL
 SELECT 'after', s.device_id, r.* FROM unnest($4::text[], $5::text[]) AS s(device_id, serial)
 JOIN q ON q.device_id = s.device_id CROSS JOIN LATERAL (
-    SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash
+    SELECT meter_serial, NULL::uuid, NULL::text, seq, NULL::bigint, import_wh, export_wh, flags, prev_hash, record_hash,
+           timestamp_ms
     FROM readings WHERE device_id = s.device_id AND meter_serial = s.serial AND seq > q.last_seq + 1
     ORDER BY seq ASC LIMIT 1) r
 UNION ALL
-SELECT 'head', h.device_id, NULL, NULL, NULL, h.last_seq, NULL, NULL, NULL, NULL, NULL, h.last_hash
+SELECT 'head', h.device_id, NULL, NULL, NULL, h.last_seq, NULL, NULL, NULL, NULL, NULL, h.last_hash, NULL
 FROM reading_chain_heads h WHERE h.device_id = ANY($1::text[])
 UNION ALL
-SELECT 'gap', g.device_id, NULL, NULL, NULL, g.first_seq, g.last_seq, NULL, NULL, NULL, NULL, NULL
+SELECT 'gap', g.device_id, NULL, NULL, NULL, g.first_seq, g.last_seq, NULL, NULL, NULL, NULL, NULL, NULL
 FROM q JOIN reading_gaps g ON g.device_id = q.device_id AND g.last_seq >= q.first_seq AND g.first_seq <= q.last_seq
 """
 
@@ -102,13 +105,14 @@ def lock_key(device_id: str) -> int:
 def _stored(row: Any) -> StoredReading:
     return StoredReading(
         row["seq"], row["serial"], row["import_wh"], row["export_wh"], row["flags"], bytes(row["prev_hash"]),
-        bytes(row["record_hash"]),
+        bytes(row["record_hash"]), row["ts"],
     )
 
 
 def contexts_from_rows(device_ids: list[str], rows: list[Any]) -> dict[str, BatchContext]:
     """Split the rows of ``_LOAD`` into one context per device."""
     status: dict[str, str] = {}
+    registered: dict[str, int] = {}
     meters: dict[str, dict[str, Any]] = {d: {} for d in device_ids}
     stored: dict[str, dict[int, StoredReading]] = {d: {} for d in device_ids}
     before: dict[str, dict[str, StoredReading]] = {d: {} for d in device_ids}
@@ -119,6 +123,7 @@ def contexts_from_rows(device_ids: list[str], rows: list[Any]) -> dict[str, Batc
         kind, dev = r["kind"], r["device_id"]
         if kind == "device":
             status[dev] = r["status"]
+            registered[dev] = r["ts"]
             if r["serial"] is not None:
                 meters[dev][r["serial"]] = r["meter_id"]
         elif kind == "stored":
@@ -133,7 +138,7 @@ def contexts_from_rows(device_ids: list[str], rows: list[Any]) -> dict[str, Batc
             gaps[dev].append(Gap(r["seq"], r["seq2"]))
     return {
         d: BatchContext(
-            DeviceState(d, status[d], meters[d]) if d in status else None,
+            DeviceState(d, status[d], meters[d], registered[d]) if d in status else None,
             stored[d], before[d], after[d], heads.get(d), tuple(sorted(gaps[d])),
         )
         for d in device_ids

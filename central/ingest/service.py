@@ -10,7 +10,15 @@ import time
 from collections.abc import Callable
 
 from central.ingest.committer import GroupCommitter
-from central.ingest.core import MAX_FUTURE_MS, context_query, evaluate, malformed_ack, parse_batch, verify_candidate
+from central.ingest.core import (
+    MAX_AGE_MS,
+    MAX_FUTURE_MS,
+    context_query,
+    evaluate,
+    malformed_ack,
+    parse_batch,
+    verify_candidate,
+)
 from central.ingest.metrics import IngestMetrics
 from central.ingest.model import BatchContext, BatchOutcome, Candidate, ParsedBatch
 from central.ingest.port import IngestStore, PendingBatch
@@ -33,6 +41,7 @@ class IngestService:
         metrics: IngestMetrics,
         clock_ms: Callable[[], int] = wall_clock_ms,
         max_future_ms: int = MAX_FUTURE_MS,
+        max_age_ms: int = MAX_AGE_MS,
         max_group: int = 32,
     ) -> None:
         self._store = store
@@ -40,6 +49,7 @@ class IngestService:
         self._metrics = metrics
         self._clock_ms = clock_ms
         self._max_future_ms = max_future_ms
+        self._max_age_ms = max_age_ms
 
     async def handle_readings(self, device_id: str, payload: bytes) -> Ack:
         """Verify and store one batch from ``device_id``'s topic; the returned ack is published to the device.
@@ -76,7 +86,8 @@ class IngestService:
 
         def decide(ctx: BatchContext) -> BatchOutcome:
             return evaluate(
-                batch, ctx, now_ms=self._clock_ms(), signature_ok=signature_ok, max_future_ms=self._max_future_ms
+                batch, ctx, now_ms=self._clock_ms(), signature_ok=signature_ok, max_future_ms=self._max_future_ms,
+                max_age_ms=self._max_age_ms,
             )
 
         return decide

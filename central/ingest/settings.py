@@ -21,6 +21,9 @@ class IngestSettings:
     concurrency: int = 16
     #: How far ahead of central's clock a reading's timestamp may be.
     max_future_ms: int = 5 * 60 * 1000
+    #: How old a reading's timestamp may be (against central's clock); older ones are rejected with ``bad_timestamp``
+    #: (so a gateway with an unset clock cannot make accounting span decades).
+    max_age_ms: int = 60 * 86_400_000
     #: Per-device rate limit of readings, sync and status messages (token bucket): sustained messages per second
     #: and burst. Messages over it are dropped unanswered (the device sends them again); 0 turns the limit off.
     device_messages_per_s: int = 50
@@ -33,6 +36,8 @@ class IngestSettings:
             raise ConfigError("ingest.concurrency must be 1..64")
         if not 0 <= self.max_future_ms <= 3_600_000:
             raise ConfigError("ingest.max_future_ms must be 0..3600000")
+        if not 3_600_000 <= self.max_age_ms <= 366 * 86_400_000:
+            raise ConfigError("ingest.max_age_ms must be 3600000..31622400000 (1 hour .. 366 days)")
         if not 0 <= self.device_messages_per_s <= 100_000:
             raise ConfigError("ingest.device_messages_per_s must be 0..100000 (0 = no limit)")
         if not 1 <= self.device_burst <= 1_000_000:

@@ -254,6 +254,7 @@ async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
     status=201,
     errors=(400, 409, 422),
     summary="Place an order (locks escrow)",
+    idempotent=True,
 )
 async def place_order(call: Call[OrderIn, None]) -> OrderView:
     b = call.body
@@ -272,6 +273,7 @@ async def list_orders(call: Call[None, OrdersQuery]) -> list[OrderView]:
     response=OrderView,
     errors=(404, 409),
     summary="Cancel an open order of the open epoch (unlocks escrow)",
+    idempotent=True,
 )
 async def cancel_order(call: Call[None, None]) -> OrderView:
     try:
@@ -336,6 +338,7 @@ async def submit_deposit(call: Call[SignedIn, None]) -> TransferView:
     status=201,
     errors=(400, 409, 422, 503),
     summary="Withdraw available escrow to your wallet",
+    idempotent=True,
 )
 async def withdraw(call: Call[TransferIn, None]) -> TransferView:
     b = call.body

@@ -3,7 +3,7 @@
 A unit mints the sum of some of one wallet's intents with ``mint_to_checked``; the wallet's first unit also creates
 its energy token account if it does not exist yet (idempotent ATA creation, so a stale view is harmless). The chain
 outbox packs units into transactions under the 1232-byte limit; every transaction ends with a memo naming its
-windows and the Merkle root over its (meter, window) mints (``central.minting.memo``). The memo grows with every
+windows and the Merkle root over its (meter, window) mints (``central.accounting.mint_memo``). The memo grows with every
 window, so a wallet's intents are split into consecutive *parts*, each as large as still fits alone in one
 transaction with its memo (measured exactly with ``central.ledger.packing.fits``): any backlog is minted, in
 transactions that fit. An intent marked ``solo`` (its previous transaction failed on chain, or an admin retried it)
@@ -15,79 +15,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 
+from central.accounting.mint_intent import MintIntent
+from central.accounting.mint_memo import MintLeaf, mint_memo
 from central.ledger.builder import associated_token_address, create_ata_idempotent, memo, mint_to_checked
 from central.ledger.packing import Unit, fits
-from central.minting.memo import MintLeaf, mint_memo
 from central.wallets.chain import ENERGY_DECIMALS
-
-#: chain outbox kind of energy mints; intent key ``"<meter uuid>:<window start ms>"``
-MINT_KIND = "energy-mint"
 
 #: Compute units with margin (embedded ledger): ATA creation ~ 22k when it creates, mint_to_checked ~ 5k.
 CU_CREATE_ATA = 32_000
 CU_MINT = 8_000
 CU_MEMO_PER_MINT = 2_000
-
-
-@dataclass(frozen=True, slots=True)
-class MintIntent:
-    """The payload of one (meter, window) mint intent, plus its outbox id."""
-
-    id: int
-    meter_id: uuid.UUID
-    owner_id: uuid.UUID
-    window_start_ms: int
-    window_end_ms: int
-    amount_wh: int
-    window_root: bytes
-
-    @property
-    def key(self) -> str:
-        return intent_key(self.meter_id, self.window_start_ms)
-
-    @property
-    def leaf(self) -> MintLeaf:
-        return MintLeaf(self.meter_id, self.window_start_ms, self.window_end_ms, self.amount_wh, self.window_root)
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "meter": str(self.meter_id),
-            "owner": str(self.owner_id),
-            "start": self.window_start_ms,
-            "end": self.window_end_ms,
-            "wh": self.amount_wh,
-            "root": self.window_root.hex(),
-        }
-
-    @classmethod
-    def from_payload(cls, intent_id: int, p: Mapping[str, Any]) -> MintIntent:
-        return cls(
-            intent_id,
-            uuid.UUID(p["meter"]),
-            uuid.UUID(p["owner"]),
-            int(p["start"]),
-            int(p["end"]),
-            int(p["wh"]),
-            bytes.fromhex(p["root"]),
-        )
-
-
-def intent_key(meter_id: uuid.UUID, window_start_ms: int) -> str:
-    return f"{meter_id}:{window_start_ms}"
-
-
-def parse_intent_key(key: str) -> tuple[uuid.UUID, int] | None:
-    """(meter id, window start) from a mint intent key (the inverse of :func:`intent_key`); None if malformed."""
-    meter, _, start = key.partition(":")
-    try:
-        return uuid.UUID(meter), int(start)
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ Given a confirmed mint, :func:`mint_proof` returns everything needed to check it
    and their Merkle root (``central.accounting.merkle``) — the ``window_root``;
 2. the mint leaf ``SHA-256("GTX/mint/v1\\0" || meter || start || end || Wh || window_root)`` and its audit path to
    the root of all mints in the same transaction;
-3. the transaction signature, whose SPL Memo carries that root (``central.minting.memo``).
+3. the transaction signature, whose SPL Memo carries that root (``central.accounting.mint_memo``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.accounting.merkle import merkle_proof, merkle_root, verify_proof
-from central.minting.memo import MintLeaf, mints_root
-from central.minting.plan import MINT_KIND, parse_intent_key
+from central.accounting.mint_intent import MINT_KIND, parse_intent_key
+from central.accounting.mint_memo import MintLeaf, mints_root
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from central.minting.plan import MINT_KIND, parse_intent_key
+from central.accounting.mint_intent import MINT_KIND, parse_intent_key
 
 _MINTS = """
 SELECT e.meter_id, e.window_start_ms, e.window_end_ms, e.export_wh AS amount_wh, e.merkle_root,

@@ -2,7 +2,7 @@
 
 - Accounting enqueues one intent per final (meter, window) with exported energy, kind :data:`MINT_KIND`, key
   ``"<meter>:<window start>"`` (unique), in the same database transaction that records the window
-  (``enqueue_mints``). So a window is minted at most once and never forgotten.
+  (``central.accounting.pg_store.enqueue_mints``). So a window is minted at most once and never forgotten.
 - The outbox claims pending intents and asks :class:`MintBuilder` for units: the builder looks up the owners' linked
   wallets; intents of owners without one are left out, which the outbox defers (they *accrue*);
   ``release_accrued`` makes them claimable at once after the owner links a wallet.
@@ -18,16 +18,12 @@ from typing import Any
 
 from solders.instruction import Instruction
 
-from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many
+from central.accounting.mint_intent import MINT_KIND, MintIntent
+from central.accounting.mint_memo import MintLeaf
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.packing import Unit
-from central.minting.memo import MintLeaf
-from central.minting.plan import MINT_KIND, MintAccounts, MintIntent, destination, memo_instruction, mint_units
+from central.minting.plan import MintAccounts, destination, memo_instruction, mint_units
 from central.wallets.chain import Chain
-
-
-async def enqueue_mints(conn: Any, intents: Sequence[MintIntent]) -> int:
-    """Enqueue mint intents (inside the caller's transaction); returns how many were new."""
-    return await enqueue_many(conn, MINT_KIND, [(i.key, i.payload()) for i in intents])
 
 
 async def release_accrued(conn: Any, owner_id: uuid.UUID) -> int:

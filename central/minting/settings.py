@@ -21,6 +21,9 @@ class MintingSettings:
     accounting_interval_s: float = 5.0
     #: Meters settled per accounting pass.
     accounting_batch: int = 2000
+    #: Settlement windows finalised per accounting pass at most (bounds one pass's transaction; a backlog is caught
+    #: up by the following passes from the checkpoints).
+    accounting_max_windows: int = 10_000
     #: Mint intents claimed per outbox round.
     mint_batch: int = 4000
     #: How long intents of owners without a wallet wait before they are looked at again (linking releases them).
@@ -35,6 +38,8 @@ class MintingSettings:
             raise ConfigError("minting.accounting_interval_s must be 0.05..3600")
         if not 1 <= self.accounting_batch <= 100_000:
             raise ConfigError("minting.accounting_batch must be 1..100000")
+        if not 1 <= self.accounting_max_windows <= 1_000_000:
+            raise ConfigError("minting.accounting_max_windows must be 1..1000000")
         if not 1 <= self.mint_batch <= 100_000:
             raise ConfigError("minting.mint_batch must be 1..100000")
         if not 1 <= self.accrual_recheck_s <= 86_400:

@@ -11,7 +11,12 @@ Wire protocol (JSON text frames):
     client → {"type": "unsubscribe", "channel": "readings"}
     server → {"type": "error", "code": "...", "message": "..."}       (bad message, unknown channel, ...)
 
-The token travels in the first message, never in the URL (URLs end up in logs). Other subsystems add channels
+The token travels in the first message, never in the URL (URLs end up in logs). A socket lives no longer than its
+token: it is closed with 4401 when the token expires, unless the client sends a fresh token of the same user in
+band (``{"type": "auth", "token": ...}`` again, answered by ``ready``); with 4401 when its session is revoked
+(logout, password change or reset) and with 4403 when its user's role changes (``revoke``, fed by the PostgreSQL
+channel ``central.http.auth.SESSIONS_CHANNEL`` so every central process closes its own sockets).
+Other subsystems add channels
 (``LiveHub.add_channel``) and PostgreSQL notification sources (``LiveHub.listen``); the market adds its own.
 A client that does not keep up (send queue full) is disconnected rather than slowing everyone else.
 """
@@ -20,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,11 +38,13 @@ import asyncpg
 from aiohttp import WSMsgType, web
 
 from central.errors import CentralError
-from central.ingest.postgres import NOTIFY_CHANNEL
+from central.ingest.events import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+#: The user's role changed: reconnect with a token carrying the new role.
+CLOSE_ROLE_CHANGED = 4403
 CLOSE_TOO_SLOW = 4408
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -50,8 +59,10 @@ class Caller(Protocol):
     def role(self) -> str: ...
 
 
-Authenticate = Callable[[str], Caller]
-"""Turns the token of the auth message into a caller; raises any exception when the token is not valid."""
+Authenticate = Callable[[str], "Caller | Awaitable[Caller]"]
+"""Turns the token of the auth message into a caller; raises any exception when the token is not valid. A caller
+may also carry ``expires_at`` (UNIX seconds; the socket is closed then) and ``session`` (its login's id, matched
+against revocations)."""
 
 
 class ChannelError(CentralError):
@@ -74,6 +85,18 @@ class Session:
     closed: bool = False
     overflowed: bool = False
     ws: web.WebSocketResponse | None = None
+    #: Set to wake the expiry watchdog when a fresh token arrives in band.
+    renewed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def expires_at(self) -> float | None:
+        exp = getattr(self.caller, "expires_at", None)
+        return float(exp) if isinstance(exp, int | float) else None
+
+    @property
+    def session_id(self) -> UUID | None:
+        sid = getattr(self.caller, "session", None)
+        return sid if isinstance(sid, UUID) else None
 
     def send(self, message: Mapping[str, Any]) -> bool:
         """Queue a message; False (and the session is marked for closing) when the client is too slow."""
@@ -119,6 +142,53 @@ class LiveHub:
     def listen(self, pg_channel: str, callback: Callable[[str], Awaitable[None]]) -> None:
         """Call ``callback(payload)`` for every NOTIFY on ``pg_channel`` (registered before ``start``)."""
         self._listeners[pg_channel] = callback
+
+    async def revoke(self, payload: str) -> None:
+        """Apply a revocation notice (``central.http.auth.Revocation`` JSON): close the sockets it ends."""
+        try:
+            data = json.loads(payload)
+            kind, user = str(data["kind"]), UUID(str(data["user"]))
+            sid = None if data.get("session") is None else UUID(str(data["session"]))
+            role = data.get("role")
+        except (ValueError, KeyError, TypeError):
+            log.warning("malformed session notice ignored")
+            return
+        for s in list(self._sessions):
+            if s.closed or s.caller.user_id != user:
+                continue
+            if kind == "role":
+                if role != _role_value(s.caller.role):
+                    self._close(s, CLOSE_ROLE_CHANGED, b"role changed")
+            elif sid is None or s.session_id is None or s.session_id == sid:
+                self._close(s, CLOSE_UNAUTHENTICATED, b"session revoked")
+
+    def _close(self, session: Session, code: int, reason: bytes) -> None:
+        session.closed = True
+        ws = session.ws
+        if ws is None or ws.closed:
+            return
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await ws.close(code=code, message=reason)
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _expiry(self, session: Session) -> None:
+        """Close the socket when its token expires (a fresh token in band moves the deadline)."""
+        while not session.closed:
+            exp = session.expires_at
+            if exp is None:
+                return
+            session.renewed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.renewed.wait(), timeout=max(0.0, exp - time.time()))
+                continue
+            if session.expires_at == exp:
+                self._close(session, CLOSE_UNAUTHENTICATED, b"token expired")
+                return
 
     def subscribers(self, channel: str) -> list[Session]:
         return [s for s in self._sessions if channel in s.subscriptions and not s.closed]
@@ -179,6 +249,7 @@ class LiveHub:
             return ws
         self._sessions.add(session)
         sender = asyncio.create_task(self._sender(ws, session))
+        expiry = asyncio.create_task(self._expiry(session))
         try:
             session.send({"type": "ready", "user_id": str(session.caller.user_id)})
             async for msg in ws:
@@ -190,9 +261,10 @@ class LiveHub:
         finally:
             self._sessions.discard(session)
             session.closed = True
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            for task in (sender, expiry):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if not ws.closed:
                 await ws.close()
         return ws
@@ -208,16 +280,37 @@ class LiveHub:
             data = _json_object(msg.data)
             token = data.get("token") if data and data.get("type") == "auth" else None
             if isinstance(token, str):
-                try:
-                    caller = self._authenticate(token)
-                except Exception:  # noqa: BLE001 - any failure of the token check means "not authenticated"
-                    caller = None
+                caller = await self._caller(token)
         if caller is None:
             if not ws.closed:
                 await ws.send_str(json.dumps({"type": "error", "code": "unauthorized", "message": "invalid token"}))
                 await ws.close(code=CLOSE_UNAUTHENTICATED, message=b"unauthorized")
             return None
         return Session(caller, asyncio.Queue(maxsize=self._queue_size), ws=ws)
+
+    async def _caller(self, token: str) -> Caller | None:
+        try:
+            result = self._authenticate(token)
+            if inspect.isawaitable(result):
+                result = await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - any failure of the token check means "not authenticated"
+            return None
+        return result
+
+    async def _reauthenticate(self, session: Session, token: object) -> None:
+        """A fresh token in band: same user and role only (else the socket is closed as for a revocation)."""
+        caller = await self._caller(token) if isinstance(token, str) else None
+        if caller is None or caller.user_id != session.caller.user_id:
+            session.send({"type": "error", "code": "unauthorized", "message": "invalid token"})
+            return
+        if _role_value(caller.role) != _role_value(session.caller.role):
+            self._close(session, CLOSE_ROLE_CHANGED, b"role changed")
+            return
+        session.caller = caller
+        session.renewed.set()
+        session.send({"type": "ready", "user_id": str(caller.user_id)})
 
     async def _sender(self, ws: web.WebSocketResponse, session: Session) -> None:
         while True:
@@ -234,6 +327,9 @@ class LiveHub:
         data = _json_object(text)
         kind = data.get("type") if data else None
         name = data.get("channel") if data else None
+        if kind == "auth" and data is not None:
+            await self._reauthenticate(session, data.get("token"))
+            return
         if kind not in ("subscribe", "unsubscribe") or not isinstance(name, str) or data is None:
             session.send({"type": "error", "code": "bad_message", "message": "expected subscribe or unsubscribe"})
             return
@@ -256,6 +352,10 @@ class LiveHub:
             return
         session.subscriptions[name] = state
         session.send({"type": "subscribed", "channel": name})
+
+
+def _role_value(role: object) -> str:
+    return str(getattr(role, "value", role))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

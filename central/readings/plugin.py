@@ -13,6 +13,7 @@ from aiohttp import web
 
 from central.app import POOL, TOKENS, Registry
 from central.http import OWNERS, PUBLIC, Call, RouteTable, meta
+from central.http.auth import SESSIONS_CHANNEL, TokenInfo
 from central.http.errors import ApiError, bad_request, not_found
 from central.readings.live import LiveHub, ReadingsChannel
 from central.readings.queries import (
@@ -117,7 +118,22 @@ def install(registry: Registry) -> None:
     registry.add_routes(routes)
     app = registry.app
     tokens = app[TOKENS]
-    hub = LiveHub(tokens.verify)
+
+    async def authenticate(token: str) -> TokenInfo:
+        """The token must be valid *and* still stand: its login not ended (logout, password change), its user
+        not disabled, its role still the user's (a token issued before a revocation cannot open a new socket)."""
+        info = tokens.inspect(token)
+        row = await app[POOL].fetchrow(
+            "SELECT role, disabled_at, ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens WHERE"
+            " family_id = $2 AND revoked_at IS NULL AND expires_at > now())) AS live FROM users WHERE id = $1",
+            info.user_id, info.session,
+        )
+        if row is None or row["disabled_at"] is not None or not row["live"] or row["role"] != info.role.value:
+            raise ApiError(401, "invalid_token", "session ended")
+        return info
+
+    hub = LiveHub(authenticate)
+    hub.listen(SESSIONS_CHANNEL, hub.revoke)
     ReadingsChannel.register(hub)
     app[LIVE_HUB] = hub
 

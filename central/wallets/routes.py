@@ -120,6 +120,7 @@ async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut
     response=WalletOut,
     errors=(400, 409, 503),
     summary="Link a wallet with its signature of the link message",
+    idempotent=True,
 )
 async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
     """Verifies the message (names you, unexpired, nonce unused) and the wallet's signature; re-linking needs a new

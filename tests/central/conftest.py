@@ -1,5 +1,5 @@
 """Fixtures shared by the central tests: ``pool``, a connection pool on the per-test database with every migration
-applied (subsystems that need another schema override it in their own conftest)."""
+applied (``pg_dsn``, a clone of the migrated template). The ledger tests override it with the outbox's own schema."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tests.central.pg import migrated_pool
+from tests.central.pg import open_pool
 
 
 @pytest.fixture
 async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await migrated_pool(pg_dsn)
+    p = await open_pool(pg_dsn)
     try:
         yield p
     finally:

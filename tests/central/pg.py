@@ -1,5 +1,5 @@
-"""Test helper shared by the central tests: a freshly migrated PostgreSQL database (every migration, applied by the
-app's own runner) and identity rows (users, devices, meters; tables of 0001) seeded by SQL."""
+"""Test helpers shared by the central tests: a pool on a test database (``pg_dsn`` is already migrated, cloned from
+the template in ``tests/conftest.py``) and identity rows (users, devices, meters; tables of 0001) seeded by SQL."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import uuid
 
 import asyncpg
 
-from central.db.migrations import migrate_dsn
 
-
-async def migrated_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
-    await migrate_dsn(dsn)
+async def open_pool(dsn: str, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    """A pool on ``dsn`` (``pg_dsn`` is migrated already; nothing is applied here)."""
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
     assert pool is not None
     return pool
@@ -28,14 +26,23 @@ async def add_user(pool: asyncpg.Pool, role: str = "prosumer") -> uuid.UUID:
     return uid
 
 
-async def add_device(pool: asyncpg.Pool, device_id: str, public_key: bytes, status: str = "verified") -> None:
-    """A gateway row; ``verified_at`` is set only when the status is ``verified``."""
+#: Registration time of test gateways: before every fixed test timestamp (``T0_MS`` is in 2026-09), since ingest
+#: rejects readings timestamped before their device's registration.
+REGISTERED_MS = 1_577_836_800_000  # 2020-01-01
+
+
+async def add_device(
+    pool: asyncpg.Pool, device_id: str, public_key: bytes, status: str = "verified", *,
+    registered_ms: int = REGISTERED_MS,
+) -> None:
+    """A gateway row registered at ``registered_ms``; ``verified_at`` is set only when the status is ``verified``."""
     await pool.execute(
-        "INSERT INTO devices (device_id, public_key, status, verified_at) VALUES ($1, $2, $3, "
-        "CASE WHEN $3 = 'verified' THEN now() END)",
+        "INSERT INTO devices (device_id, public_key, status, verified_at, created_at) VALUES ($1, $2, $3, "
+        "CASE WHEN $3 = 'verified' THEN now() END, to_timestamp($4::bigint / 1000.0))",
         device_id,
         public_key,
         status,
+        registered_ms,
     )
 
 

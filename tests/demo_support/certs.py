@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from central.market.client import sign_transaction_request
 from demo_support.api import Api
 from demo_support.people import Cast, Owner
 from demo_support.report import kwh, say, short
+
+from central.market.client import sign_transaction_request
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from demo_support.api import Api, JsonRpc
+from demo_support.people import Cast, Owner
+from demo_support.report import kwh, say, short
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
 
 from central.minting.queries import minted_wh
-from demo_support.api import Api, JsonRpc
-from demo_support.people import Cast, Owner
-from demo_support.report import kwh, say, short
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from central.market.client import sign_transaction_request
 from demo_support.api import Api, JsonRpc
 from demo_support.energy import Mints, ata
 from demo_support.people import Cast, Owner
 from demo_support.report import kwh, quote, say, short
+
+from central.market.client import sign_transaction_request
 
 FAUCET = 100_000_000  # 100 quote tokens per consumer
 ASK_PRICES = (110_000, 130_000)  # quote base units per kWh (0.11, 0.13 QUOTE/kWh)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from solders.keypair import Keypair
-
 from demo_support.api import Api, User
 from demo_support.report import kwh, say
 from demo_support.stack import Stack
+from solders.keypair import Keypair
+
 from protocol.base58 import b58encode
 from protocol.record import decode_reading
 

@@ -10,6 +10,7 @@ from typing import Any
 from demo_support.api import Api, JsonRpc
 from demo_support.people import Owner
 from demo_support.report import kwh, say
+
 from protocol.base58 import b58decode
 from protocol.record import decode_reading
 

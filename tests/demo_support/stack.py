@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
+
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -135,6 +135,7 @@ format = "json"
 
 [identity]
 web_base_url = "{base}"
+register_max_per_address_per_hour = 1000  # every demo owner registers from 127.0.0.1
 
 [ledger]
 backend = "embedded"

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
-
 from demo_support import certs, energy, market, people, proof, stack
 from demo_support.api import Api, ApiFailure, JsonRpc, RpcFailure
 from demo_support.procs import Processes, ProcessFailedError

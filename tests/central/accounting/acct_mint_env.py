@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,10 @@ from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter, add_user
 
 W = DEFAULT_WINDOW_MS
-T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
+# Two days before the wall clock, window-aligned: the end-to-end tests publish through the real app, whose ingest
+# rejects readings older than ingest.max_age_ms (60 days) — a fixed date would age out of it.
+_NOW_MS = time.time_ns() // 1_000_000
+T0 = _NOW_MS - _NOW_MS % W - 2 * 86_400_000
 STEP_MS = 5 * 60_000  # one reading every 5 minutes: every window boundary falls on a reading
 
 

@@ -8,16 +8,25 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from acct_chain import embedded_chain
-from acct_mint_env import T0, account_all, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
-from acct_mint_env import minted_wh_in_db as minted_in_db
 
+from central.accounting.mint_intent import MINT_KIND
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.db.migrations import MIGRATIONS_DIR
 from central.ledger.packing import Unit
-from central.minting.plan import MINT_KIND
 from central.minting.service import MintBuilder, mint_outbox, release_accrued
 from central.wallets.chain import Chain
+from tests.central.accounting.acct_chain import embedded_chain
+from tests.central.accounting.acct_mint_env import (
+    T0,
+    account_all,
+    add_user,
+    energy_balance,
+    energy_supply,
+    feed,
+    link_wallet,
+    seed_site,
+)
+from tests.central.accounting.acct_mint_env import minted_wh_in_db as minted_in_db
 
 
 @pytest.fixture

@@ -8,14 +8,23 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from acct_chain import embedded_chain
-from acct_mint_env import T0, account_all, add_user, energy_balance, energy_supply, feed, link_wallet, seed_site
 from solders.pubkey import Pubkey
 
+from central.accounting.mint_intent import MINT_KIND
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.minting.plan import MINT_KIND
 from central.minting.service import mint_outbox
 from central.wallets.chain import Chain
+from tests.central.accounting.acct_chain import embedded_chain
+from tests.central.accounting.acct_mint_env import (
+    T0,
+    account_all,
+    add_user,
+    energy_balance,
+    energy_supply,
+    feed,
+    link_wallet,
+    seed_site,
+)
 from tests.central.crash_proc import run_until_killed
 
 HERE = Path(__file__).parent

@@ -13,19 +13,13 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from central.accounting.mint_intent import MintIntent, intent_key, parse_intent_key
+from central.accounting.mint_memo import MintLeaf, mint_memo, parse_mint_memo
 from central.ledger.builder import associated_token_address
 from central.ledger.packing import fits, pack
 from central.ledger.port import MAX_TRANSACTION_SIZE
 from central.ledger.tokens import ASSOCIATED_TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
-from central.minting.memo import MintLeaf, mint_memo, parse_mint_memo
-from central.minting.plan import (
-    MintAccounts,
-    MintIntent,
-    intent_key,
-    memo_instruction,
-    mint_units,
-    parse_intent_key,
-)
+from central.minting.plan import MintAccounts, memo_instruction, mint_units
 
 W = 900_000
 ACCOUNTS = MintAccounts(Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey())

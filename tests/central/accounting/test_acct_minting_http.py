@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from aiohttp.test_utils import TestClient, TestServer
 from solders.signature import Signature
 
 from central.accounting import plugin as accounting_plugin
 from central.accounting.merkle import merkle_root, verify_proof
+from central.accounting.mint_memo import parse_mint_memo
 from central.app import MQTT, POOL, create_app
 from central.config import CentralConfig
 from central.http.middleware import TOKENS
@@ -23,7 +23,6 @@ from central.http.roles import Role
 from central.ingest import plugin as ingest_plugin
 from central.ledger import plugin as ledger_plugin
 from central.minting import plugin as minting_plugin
-from central.minting.memo import parse_mint_memo
 from central.minting.routes import MINT_OUTBOX
 from central.wallets import plugin as wallets_plugin
 from central.wallets.routes import CHAIN
@@ -33,6 +32,7 @@ from protocol.base58 import b58encode
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
 from protocol.record import Reading
+from tests.central.accounting.acct_mint_env import T0, energy_supply, seed_site, signed_readings
 from tests.central.app_env import make_config
 from tests.central.device import DeviceClient, central_ack
 from tests.central.pg import add_user

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from acct_chain import embedded_chain
-from acct_mint_env import (
+from solders.signature import Signature
+
+from central.accounting.mint_memo import MintLeaf, mints_root, parse_mint_memo
+from central.minting.queries import mints_of
+from central.minting.service import mint_outbox, release_accrued
+from central.wallets.chain import Chain
+from tests.central.accounting.acct_chain import embedded_chain
+from tests.central.accounting.acct_mint_env import (
     T0,
     W,
     account_all,
@@ -21,12 +27,6 @@ from acct_mint_env import (
     minted_wh_in_db,
     seed_site,
 )
-from solders.signature import Signature
-
-from central.minting.memo import MintLeaf, mints_root, parse_mint_memo
-from central.minting.queries import mints_of
-from central.minting.service import mint_outbox, release_accrued
-from central.wallets.chain import Chain
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from test_acct_settlement import streams
 
 from central.accounting import DEFAULT_WINDOW_MS, MeterReading, settle
 from central.accounting.metrics import AccountingMetrics
 from central.accounting.service import AccountingService
 from central.accounting.store import InMemoryAccountingStore
+from tests.central.accounting.test_acct_settlement import streams
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % W

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acct_chain import embedded_chain
 from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import POOL, Registry, create_app
@@ -18,6 +17,7 @@ from central.wallets.chain import Chain
 from central.wallets.routes import CHAIN, ChainRef
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
+from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.app_env import make_config
 from tests.central.pg import add_user
 

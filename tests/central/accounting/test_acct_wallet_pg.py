@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncpg
-from test_acct_wallet_link import check_wallet_linking
 
 from central.wallets.pg_store import PgWalletStore
+from tests.central.accounting.test_acct_wallet_link import check_wallet_linking
 from tests.central.pg import add_user
 
 

@@ -14,9 +14,12 @@ from solders.keypair import Keypair
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.certificates.pg_store import PgCertificateStore
+from central.certificates.service import CertificateService
+from central.certificates.validation import CertificateValidator
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
-from tests.central import pg
+from tests.central.certificates.support import Chain, Clock
 from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter
 
@@ -28,10 +31,6 @@ _NOW_MS = int(time.time() * 1000)
 T0_MS = _NOW_MS - 2 * 86_400_000 - _NOW_MS % W_MS
 T0 = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
 HOUR = timedelta(hours=1)
-
-
-async def migrated_pool(dsn: str) -> asyncpg.Pool:
-    return await pg.migrated_pool(dsn, min_size=2, max_size=8)
 
 
 async def link_wallet(pool: asyncpg.Pool, user: uuid.UUID, wallet: Keypair) -> None:
@@ -66,3 +65,19 @@ class Site:
         accounting = AccountingService(PgAccountingStore(self.pool))
         while await accounting.run_once():
             pass
+
+
+@dataclass
+class World:
+    pool: asyncpg.Pool
+    chain: Chain
+    clock: Clock
+    service: CertificateService
+    validator: CertificateValidator
+    store: PgCertificateStore
+    authority: object
+    prosumer: object
+    consumer: object
+    prosumer_wallet: Keypair
+    consumer_wallet: Keypair
+    site: Site

@@ -1,15 +1,14 @@
-"""Fixtures for certificate tests: the real embedded ledger (LiteSVM running the real Token-2022/ATA/Memo programs,
-in memory) and the certificates service over it."""
+"""Helpers for certificate tests (their fixtures are in ``conftest.py``): the real embedded ledger (LiteSVM running
+the real Token-2022/ATA/Memo programs, in memory) and the certificates service over it."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0, to_bytes_versioned
@@ -18,13 +17,13 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.certificates.metadata import CertificateMetadata
-from central.certificates.models import MeterInfo, WindowExport
+from central.certificates.models import WindowExport
 from central.certificates.operations import CertificateChain
 from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
 from central.certificates.validation import CertificateValidator
 from central.ledger import builder
-from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.embedded import EmbeddedLedger
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
@@ -36,16 +35,6 @@ class Chain:
     issuer: Keypair
     fee_payer: Keypair
     ops: CertificateChain
-
-
-@pytest.fixture
-async def chain_env() -> AsyncIterator[Chain]:
-    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None))
-    issuer, fee_payer = Keypair(), Keypair()
-    await ledger.request_airdrop(fee_payer.pubkey(), 100 * 10**9)
-    ops = CertificateChain(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
-    yield Chain(ledger, issuer, fee_payer, ops)
-    await ledger.close()
 
 
 def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTransaction:
@@ -146,18 +135,3 @@ class ServiceEnv:
 
 
 CONFIG = CertificateConfig(issuer_name="GridTokenX REC Authority", uri_base=URI_BASE)
-
-
-@pytest.fixture
-def svc_env(chain_env: Chain) -> ServiceEnv:
-    store, directory, generation = MemoryCertificateStore(), MemoryDirectory(), MemoryGeneration()
-    clock = Clock(T0 + timedelta(days=2))
-    people = People(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), Keypair(), Keypair(), uuid.uuid4())
-    directory.meters[people.meter_id] = MeterInfo(people.meter_id, "SN-SOLAR-1", "solar", people.prosumer)
-    directory.wallets[people.prosumer] = str(people.prosumer_wallet.pubkey())
-    directory.wallets[people.consumer] = str(people.consumer_wallet.pubkey())
-    service = CertificateService(
-        store=store, directory=directory, generation=generation, chain_ops=chain_env.ops, config=CONFIG, clock=clock
-    )
-    validator = CertificateValidator(chain_env.ops, store, clock)
-    return ServiceEnv(chain_env, store, directory, generation, clock, service, validator, people)

@@ -21,9 +21,9 @@ from central.certificates.client import ApiCallError
 from central.certificates.plugin import CERT_CHAIN
 from central.http.roles import Role
 from tests.central.app_env import make_config
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet, migrated_pool
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet
 from tests.central.certificates.support import Chain
-from tests.central.pg import add_user
+from tests.central.pg import add_user, open_pool
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Api:
 
 @pytest.fixture
 async def api(pg_dsn: str, chain_env: Chain, tmp_path: Path) -> AsyncIterator[Api]:
-    pool = await migrated_pool(pg_dsn)
+    pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     users = {role: await add_user(pool, role) for role in ("rec_authority", "prosumer", "consumer")}
     wallets = {"prosumer": Keypair(), "consumer": Keypair()}
     for name, wallet in wallets.items():
@@ -133,7 +133,7 @@ async def test_demo_flow(api: Api) -> None:
 
 async def test_wired_through_the_ledger_plugin(pg_dsn: str, tmp_path: Path) -> None:
     """No test-provided chain: the plug-in builds it from the ledger plug-in's ledger and platform setup."""
-    pool = await migrated_pool(pg_dsn)
+    pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     try:
         authority, prosumer = await add_user(pool, "rec_authority"), await add_user(pool, "prosumer")
         await link_wallet(pool, prosumer, Keypair())

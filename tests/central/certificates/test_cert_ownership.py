@@ -9,13 +9,12 @@ import pytest
 from central.config import IdentityConfig
 from central.identity.hashing import hash_secret_sync
 from central.identity.meters import Meters
-from tests.central.certificates.pg_world import HOUR, MINUTE_MS, T0, T0_MS
-from tests.central.certificates.test_cert_pg import World, world  # noqa: F401 - the fixture
+from tests.central.certificates.pg_world import HOUR, MINUTE_MS, T0, T0_MS, World
 
 pytestmark = pytest.mark.usefixtures("world")
 
 
-async def test_late_production_of_the_previous_owner_is_certified_to_them(world: World) -> None:  # noqa: F811
+async def test_late_production_of_the_previous_owner_is_certified_to_them(world: World) -> None:
     pool, site = world.pool, world.site
     await pool.execute("UPDATE meters SET meter_key_hash = $2 WHERE id = $1", site.meter_id, hash_secret_sync("k", 4))
     meters = Meters(pool, IdentityConfig())

@@ -4,66 +4,18 @@ verified ingest and accounting."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
-from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from central.accounting.merkle import merkle_root
 from central.certificates.chain import Retirement
 from central.certificates.errors import AlreadyCertifiedError, CertificateStateError, InsufficientGenerationError
 from central.certificates.models import Status
-from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
-from central.certificates.service import CertificateService
-from central.certificates.validation import CertificateValidator
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet, migrated_pool
-from tests.central.certificates.support import CONFIG, Chain, Clock, sign_and_submit
-from tests.central.pg import add_user
-
-
-@dataclass
-class World:
-    pool: asyncpg.Pool
-    chain: Chain
-    clock: Clock
-    service: CertificateService
-    validator: CertificateValidator
-    store: PgCertificateStore
-    authority: object
-    prosumer: object
-    consumer: object
-    prosumer_wallet: Keypair
-    consumer_wallet: Keypair
-    site: Site
-
-
-@pytest.fixture
-async def world(pg_dsn: str, chain_env: Chain) -> AsyncIterator[World]:
-    pool = await migrated_pool(pg_dsn)
-    try:
-        authority = await add_user(pool, "rec_authority")
-        prosumer = await add_user(pool, "prosumer")
-        consumer = await add_user(pool, "consumer")
-        pw, cw = Keypair(), Keypair()
-        await link_wallet(pool, prosumer, pw)
-        await link_wallet(pool, consumer, cw)
-        site = Site(pool, prosumer, "SN-PG-SOLAR")
-        await site.install()
-        await site.produce(T0_MS, 60, 10)  # 10 Wh a minute for an hour: four final windows of 150 Wh
-        clock = Clock(T0 + 3 * HOUR)
-        store = PgCertificateStore(pool)
-        service = CertificateService(
-            store=store, directory=PgDirectory(pool), generation=PgGeneration(pool), chain_ops=chain_env.ops,
-            config=CONFIG, clock=clock,
-        )  # fmt: skip
-        validator = CertificateValidator(chain_env.ops, store, clock)
-        yield World(pool, chain_env, clock, service, validator, store, authority, prosumer, consumer, pw, cw, site)
-    finally:
-        await pool.close()
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, World
+from tests.central.certificates.support import sign_and_submit
 
 
 async def test_issue_within_generation_from_verified_readings(world: World) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from central.certificates.errors import CertificateStateError
-from tests.central.certificates.pg_world import HOUR, T0, T0_MS
-from tests.central.certificates.test_cert_pg import World, world  # noqa: F401 - the fixture
+from tests.central.certificates.pg_world import HOUR, T0, T0_MS, World
 
 pytestmark = pytest.mark.usefixtures("world")
 
 
-async def test_certificate_goes_to_the_owner_of_the_production_not_the_meters_new_owner(world: World) -> None:  # noqa: F811
+async def test_certificate_goes_to_the_owner_of_the_production_not_the_meters_new_owner(world: World) -> None:
     """The prosumer produced the first hour, then released the meter and the consumer claimed it: a certificate
     for that hour must go to the prosumer's wallet, never the consumer's."""
     await world.pool.execute("UPDATE meters SET owner_id = $2 WHERE id = $1", world.site.meter_id, world.consumer)

@@ -317,3 +317,20 @@ async def test_transfer_all_then_retire_all(svc_env: ServiceEnv) -> None:
     assert report.retired_wh == report.certified_wh == 1000
     assert report.valid  # a fully retired certificate is still an authentic record of the claim
     assert report.db_agrees, report.mismatches
+
+
+async def test_a_gap_window_backs_a_period_it_lies_within(svc_env: ServiceEnv) -> None:
+    """Accounting records an outage as one gap window spanning several settlement windows (issue 10, D4): a period
+    that contains it whole is covered; a period that cuts it is not (the gap's energy is not split)."""
+    p = svc_env.people
+    first = window_exports(p.meter_id, T0, [100])[0]
+    gap = replace(first, start=T0 + WINDOW, end=T0 + 4 * WINDOW, export_wh=300, merkle_root=b"\x07" * 32)
+    svc_env.generation.windows += [first, gap]
+    with pytest.raises(InsufficientGenerationError):
+        await svc_env.service.issue(
+            actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + 2 * WINDOW
+        )
+    record = await svc_env.service.issue(
+        actor_id=p.authority, meter_id=p.meter_id, period_start=T0, period_end=T0 + 4 * WINDOW, expected_wh=400
+    )
+    assert record.energy_wh == 400

@@ -22,10 +22,10 @@ def bearer(token: str) -> dict[str, str]:
 PASSWORD = "a long enough password"
 
 
-async def _register(api, email: str, role: str = "prosumer") -> dict:
+async def _register(api, email: str, role: str = "prosumer") -> None:
     r = await api.client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "role": role})
-    assert r.status == 201, await r.text()
-    return await r.json()
+    assert r.status == 202, await r.text()
+    assert await r.json() == {"status": "accepted"}
 
 
 def _mail_token(api, email: str, kind: str) -> str:
@@ -37,11 +37,7 @@ def _mail_token(api, email: str, kind: str) -> str:
 
 async def test_register_verify_login_me(api_factory) -> None:
     api = await api_factory()
-    user = await _register(api, "Ada@Example.org")
-    assert user["email"] == "ada@example.org"
-    assert user["role"] == "prosumer"
-    assert user["email_verified"] is False
-    assert "password" not in json.dumps(user)
+    await _register(api, "Ada@Example.org")
 
     r = await api.client.post("/api/v1/auth/login", json={"email": "ada@example.org", "password": PASSWORD})
     assert r.status == 403
@@ -50,7 +46,11 @@ async def test_register_verify_login_me(api_factory) -> None:
     token = _mail_token(api, "ada@example.org", "verify")
     r = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
     assert r.status == 200
-    assert (await r.json())["email_verified"] is True
+    user = await r.json()
+    assert user["email"] == "ada@example.org"
+    assert user["role"] == "prosumer"
+    assert user["email_verified"] is True
+    assert "password" not in json.dumps(user)
     r = await api.client.post("/api/v1/auth/verify-email", json={"token": token})
     assert r.status == 400, "verification tokens are single use"
 
@@ -62,7 +62,7 @@ async def test_register_verify_login_me(api_factory) -> None:
     assert (await r.json())["id"] == user["id"]
 
     r = await api.client.post("/api/v1/auth/register", json={"email": "ada@example.org", "password": PASSWORD})
-    assert r.status == 409
+    assert r.status == 202, "an existing address gets the same answer as a new one (D9)"
     r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
                                                             "role": "admin"})
     assert r.status == 403
@@ -201,3 +201,71 @@ async def test_reset_mails_are_limited_per_hour(api_factory) -> None:
         r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
         assert r.status == 202
     assert len(read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")) == 5
+
+
+async def test_register_answers_the_same_for_existing_addresses_and_is_rate_limited(api_factory) -> None:
+    """D9: registering an address that has an account answered 409 ``email_taken`` (account enumeration) and
+    nothing limited registrations. Now both answer 202 with the same body (the owner is mailed a notice), and the
+    N+1th registration from one address within the hour gets 429."""
+    api = await api_factory(identity={"register_max_per_address_per_hour": 3, "register_max_per_email_per_hour": 3})
+    existing, _ = await api.user("consumer", password=PASSWORD)
+    new = await api.client.post("/api/v1/auth/register", json={"email": "fresh@example.org", "password": PASSWORD})
+    taken = await api.client.post("/api/v1/auth/register", json={"email": existing, "password": PASSWORD})
+    assert (taken.status, await taken.read()) == (new.status, await new.read())
+    assert new.status == 202
+    dev_dir = api.app[CONFIG].mailer.dev_dir
+    assert read_dev_mail(dev_dir, to="fresh@example.org", kind="verify")
+    notices = read_dev_mail(dev_dir, to=existing, kind="account_exists")
+    assert len(notices) == 1
+    assert not notices[0].token, "the owner is told, with nothing to act on"
+    assert not read_dev_mail(dev_dir, to=existing, kind="verify")
+
+    r = await api.client.post("/api/v1/auth/register", json={"email": "third@example.org", "password": PASSWORD})
+    assert r.status == 202
+    r = await api.client.post("/api/v1/auth/register", json={"email": "fourth@example.org", "password": PASSWORD})
+    assert r.status == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 3600
+    assert (await r.json())["error"]["code"] == "rate_limited"
+    assert not read_dev_mail(dev_dir, to="fourth@example.org", kind="verify"), "a refused registration does nothing"
+
+
+async def test_register_is_rate_limited_per_email_address(api_factory) -> None:
+    """D9: one address cannot be used to flood its owner's inbox from many source addresses."""
+    api = await api_factory(http={"trust_forwarded_for": True},
+                            identity={"register_max_per_address_per_hour": 100, "register_max_per_email_per_hour": 2})
+    statuses = []
+    for i in range(3):
+        r = await api.client.post("/api/v1/auth/register", json={"email": "victim@example.org", "password": PASSWORD},
+                                  headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        statuses.append(r.status)
+    assert statuses == [202, 202, 429]
+
+
+async def test_failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere(api_factory) -> None:
+    """D14: five wrong passwords from anywhere locked the account for 15 minutes, the owner included. The back-off
+    is now per (account, address): the attacker's address is refused, the owner's is not."""
+    api = await api_factory(http={"trust_forwarded_for": True})
+    email, _ = await api.user("consumer", password=PASSWORD)
+    attacker = {"X-Forwarded-For": "203.0.113.66"}
+    statuses = []
+    for i in range(7):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": f"guess number {i}"},
+                                  headers=attacker)
+        statuses.append(r.status)
+    assert statuses == [401] * 5 + [429] * 2
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=attacker)
+    assert r.status == 429, "the guessing address stays refused, even with the right password"
+    r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                              headers={"X-Forwarded-For": "198.51.100.20"})
+    assert r.status == 200, await r.text()
+
+
+async def test_the_per_account_ceiling_still_stops_distributed_guessing(api_factory) -> None:
+    api = await api_factory(http={"trust_forwarded_for": True}, auth={"login_max_failures_per_account": 4})
+    email, _ = await api.user("consumer", password=PASSWORD)
+    statuses = []
+    for i in range(6):
+        r = await api.client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"},
+                                  headers={"X-Forwarded-For": f"203.0.113.{i}"})
+        statuses.append(r.status)
+    assert statuses == [401] * 4 + [429] * 2

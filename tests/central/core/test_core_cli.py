@@ -54,9 +54,9 @@ def keep_root_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def test_migrate_and_users_create(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_migrate_and_users_create(empty_pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   keep_root_logging: None) -> None:
-    cfg = _write_config(tmp_path, pg_dsn)
+    cfg = _write_config(tmp_path, empty_pg_dsn)
     assert main(["-c", str(cfg), "migrate"]) == 0
     assert "0001_identity.sql" in capsys.readouterr().out
     assert main(["-c", str(cfg), "migrate"]) == 0
@@ -72,7 +72,7 @@ def test_migrate_and_users_create(pg_dsn: str, tmp_path: Path, capsys: pytest.Ca
     assert main(["-c", str(cfg), "--set", "http.port=-1", "migrate"]) == 2
 
     async def check() -> tuple[str, bool]:
-        conn = await asyncpg.connect(pg_dsn)
+        conn = await asyncpg.connect(empty_pg_dsn)
         try:
             row = await conn.fetchrow("SELECT role, email_verified_at IS NOT NULL AS v FROM users")
             return row["role"], row["v"]
@@ -88,6 +88,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow  # spawns two worker processes
 def test_serve_with_two_workers_sharing_the_port(pg_dsn: str, tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     port = _free_port()
     cfg = _write_config(tmp_path, pg_dsn, port, broker)

@@ -14,11 +14,11 @@ from central.db import MigrationError, apply_migrations, discover_migrations, mi
 from central.http import PUBLIC, Call, Role, RouteTable, meta, roles
 
 
-async def test_migrations_apply_once_and_record(pg_dsn: str) -> None:
-    first = await migrate_dsn(pg_dsn)
+async def test_migrations_apply_once_and_record(empty_pg_dsn: str) -> None:
+    first = await migrate_dsn(empty_pg_dsn)
     assert first[0] == "0001_identity.sql"
-    assert await migrate_dsn(pg_dsn) == []
-    conn = await asyncpg.connect(pg_dsn)
+    assert await migrate_dsn(empty_pg_dsn) == []
+    conn = await asyncpg.connect(empty_pg_dsn)
     try:
         names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")]
         assert names == [m.name for m in discover_migrations()]
@@ -30,15 +30,15 @@ async def test_migrations_apply_once_and_record(pg_dsn: str) -> None:
         await conn.close()
 
 
-async def test_concurrent_migration_runs_apply_each_file_once(pg_dsn: str) -> None:
-    results = await asyncio.gather(*(migrate_dsn(pg_dsn) for _ in range(4)))
+async def test_concurrent_migration_runs_apply_each_file_once(empty_pg_dsn: str) -> None:
+    results = await asyncio.gather(*(migrate_dsn(empty_pg_dsn) for _ in range(4)))
     applied = [name for r in results for name in r]
     assert sorted(applied) == sorted(m.name for m in discover_migrations())
 
 
-async def test_changed_migration_is_refused(pg_dsn: str, tmp_path: Path) -> None:
+async def test_changed_migration_is_refused(empty_pg_dsn: str, tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (x int);")
-    conn = await asyncpg.connect(pg_dsn)
+    conn = await asyncpg.connect(empty_pg_dsn)
     try:
         assert await apply_migrations(conn, tmp_path) == ["0001_a.sql"]
         (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (x bigint);")

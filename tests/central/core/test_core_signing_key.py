@@ -11,7 +11,7 @@ import pytest
 from central.cli import main
 from central.config import from_mapping
 from central.errors import ConfigError
-from central.http.server import run
+from central.serve import run
 from central.signing import load_signing_key
 from protocol.keys import public_key_from_device_id
 

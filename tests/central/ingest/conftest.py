@@ -10,10 +10,10 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_db import Seed
 
 from central.config import CentralConfig
 from tests.central.app_env import make_config, running_app
+from tests.central.ingest.ingest_db import Seed
 
 PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
 

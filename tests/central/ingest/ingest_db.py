@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from tests.central.gateway import Gateway
-from tests.central.pg import add_device, add_meter, add_user
+from tests.central.pg import REGISTERED_MS, add_device, add_meter, add_user
 
 
 @dataclass
@@ -19,8 +19,11 @@ class Seed:
     async def user(self, role: str = "prosumer") -> uuid.UUID:
         return await add_user(self.pool, role)
 
-    async def device(self, gw: Gateway, status: str = "verified", *meters: str, owner: uuid.UUID | None = None) -> None:
-        await add_device(self.pool, gw.device_id, gw.key.public_key, status)
+    async def device(
+        self, gw: Gateway, status: str = "verified", *meters: str, owner: uuid.UUID | None = None,
+        registered_ms: int = REGISTERED_MS,
+    ) -> None:
+        await add_device(self.pool, gw.device_id, gw.key.public_key, status, registered_ms=registered_ms)
         for serial in meters:
             self.meters[serial] = await add_meter(self.pool, gw.device_id, serial, owner)
 

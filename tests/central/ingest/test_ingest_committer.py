@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import asyncpg
 import pytest
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
 from central.ingest.committer import GroupCommitter
@@ -22,6 +21,7 @@ from central.ingest.service import IngestService
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from tests.central.gateway import T0_MS, Gateway
+from tests.central.ingest.ingest_db import Seed
 
 METER = "G-METER"
 

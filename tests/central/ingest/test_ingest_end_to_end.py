@@ -4,6 +4,7 @@ readings plugins, PostgreSQL), acks back to the device, the owner's readings API
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_db import Seed
 
 from central.app import POOL, TOKENS
 from central.http import Role
@@ -24,6 +24,7 @@ from protocol.sync import SyncRequest
 from tests.central.app_env import make_config, running_app
 from tests.central.device import CENTRAL_KEY, DeviceClient, central_ack
 from tests.central.gateway import Gateway, forge
+from tests.central.ingest.ingest_db import Seed
 
 METER = "E2E-METER-1"
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
@@ -42,7 +43,7 @@ def pool_of(client: TestClient[Any, Any]) -> asyncpg.Pool:
 async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], broker: Any) -> None:
     seed = Seed(pool_of(central))
     owner, stranger = await seed.user("prosumer"), await seed.user("consumer")
-    gw = Gateway()
+    gw = Gateway(now_ms=time.time_ns() // 1_000_000)  # the real app's clock bounds readings' age
     await seed.device(gw, "verified", METER, owner=owner)
     dev = DeviceClient(broker.host, broker.port, [topics.ack(gw.device_id), topics.sync_reply(gw.device_id)])
     try:
@@ -125,7 +126,7 @@ async def test_signed_readings_flow_end_to_end(central: TestClient[Any, Any], br
 
 async def test_malformed_payloads_do_not_crash_ingest(central: TestClient[Any, Any], broker: Any) -> None:
     seed = Seed(pool_of(central))
-    gw = Gateway()
+    gw = Gateway(now_ms=time.time_ns() // 1_000_000)  # the real app's clock bounds readings' age
     await seed.device(gw, "verified", METER)
     dev = DeviceClient(broker.host, broker.port, [topics.ack(gw.device_id)])
     try:
@@ -145,7 +146,7 @@ async def test_malformed_payloads_do_not_crash_ingest(central: TestClient[Any, A
         ack = central_ack(await dev.next(topics.ack(gw.device_id)))
         assert (ack.accepted, ack.rejected) == (2, ())
         assert await seed.stored(gw.device_id) == [1, 2]
-        unknown = Gateway()
+        unknown = Gateway(now_ms=time.time_ns() // 1_000_000)
         dev2 = DeviceClient(broker.host, broker.port, [topics.ack(unknown.device_id)])
         try:
             dev2.publish(topics.readings(unknown.device_id), encode_batch([unknown.read(METER)]))

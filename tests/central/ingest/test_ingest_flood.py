@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_db import Seed
 from prometheus_client import REGISTRY
 
 from central.app import MQTT, POOL
@@ -23,6 +22,7 @@ from protocol.batch import encode_batch
 from tests.central.app_env import make_config, running_app
 from tests.central.device import DeviceClient, central_ack
 from tests.central.gateway import Gateway, forge
+from tests.central.ingest.ingest_db import Seed
 
 PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
 FLOODER = Path(__file__).with_name("flooder.py")

@@ -33,7 +33,7 @@ async def test_provisioned_gateway_and_claimed_meter_end_to_end(
 ) -> None:
     installer = await login(central, config, "installer@example.test", Role.INSTALLER)
     owner = await login(central, config, "owner@example.test", Role.PROSUMER)
-    gw = Gateway()
+    gw = Gateway(now_ms=central_now())  # the device registers now: its readings must not predate that
     dev = DeviceClient(broker.host, broker.port, [topics.challenge(gw.device_id), topics.ack(gw.device_id)])
     try:
         # Before provisioning, central does not know the gateway.

@@ -6,11 +6,11 @@ import asyncio
 
 import asyncpg
 import pytest
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
+from central.ingest.events import NOTIFY_CHANNEL
 from central.ingest.metrics import IngestMetrics
-from central.ingest.postgres import NOTIFY_CHANNEL, PgIngestStore
+from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from protocol.ack import Ack
 from protocol.batch import encode_batch
@@ -18,6 +18,7 @@ from protocol.errors import Reason
 from protocol.record import Flags
 from protocol.sync import SyncRequest
 from tests.central.gateway import T0_MS, Gateway, forge
+from tests.central.ingest.ingest_db import Seed
 
 METER = "PG-METER-1"
 

@@ -16,12 +16,12 @@ from typing import IO, Any
 
 import aiohttp
 import pytest
-from ingest_db import Seed
 
 from protocol import topics
 from protocol.batch import encode_batch
 from tests.central.device import DeviceClient, central_ack, write_signing_key
 from tests.central.gateway import Gateway
+from tests.central.ingest.ingest_db import Seed
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,7 +13,6 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
 from central.ingest.metrics import IngestMetrics
@@ -22,6 +21,7 @@ from central.ingest.service import IngestService
 from central.readings.live import CLOSE_UNAUTHENTICATED, LiveHub, ReadingsChannel
 from protocol.batch import encode_batch
 from tests.central.gateway import T0_MS, Gateway
+from tests.central.ingest.ingest_db import Seed
 
 
 @dataclass(frozen=True)

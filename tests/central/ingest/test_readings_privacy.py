@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from ingest_db import Seed
 
 from central.app import POOL, TOKENS
 from central.config import IdentityConfig
@@ -17,6 +16,7 @@ from central.http import Role
 from central.identity.meters import Meters
 from tests.central.app_env import make_config, running_app
 from tests.central.gateway import Gateway, ingest, ingest_service
+from tests.central.ingest.ingest_db import Seed
 
 METER = "PRIV-METER-1"
 WINDOW_MS = 15 * 60 * 1000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from ingest_db import Seed
 from prometheus_client import CollectorRegistry
 
 from central.ingest.metrics import IngestMetrics
@@ -14,6 +13,7 @@ from central.readings.queries import WINDOW_MS, QueryError, list_readings, windo
 from protocol.batch import encode_batch
 from protocol.record import Flags
 from tests.central.gateway import Gateway
+from tests.central.ingest.ingest_db import Seed
 
 METER = "Q-METER"
 T0 = 1_790_000_100_000 - 1_790_000_100_000 % WINDOW_MS  # a window boundary

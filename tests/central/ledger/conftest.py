@@ -60,10 +60,10 @@ async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> Async
 
 
 @pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(empty_pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     """The chain outbox's own schema only (0020): the outbox depends on no other subsystem's tables."""
-    await apply_schema(pg_dsn)
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    await apply_schema(empty_pg_dsn)
+    p = await asyncpg.create_pool(empty_pg_dsn, min_size=1, max_size=4)
     try:
         yield p
     finally:

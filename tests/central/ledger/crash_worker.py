@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import asyncpg
+from ledger.outbox_support import MintWorld, make_outbox  # type: ignore[import-not-found]
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from ledger.outbox_support import MintWorld, make_outbox  # type: ignore[import-not-found]
 
 
 async def main(dsn: str, data_dir: str, world: MintWorld, crash_at: str, slot_ms: int) -> None:

@@ -22,7 +22,7 @@ SLOT_MS = 5
 
 
 @pytest.mark.parametrize("crash_at", ["before_send", "after_send", "before_record_status"])
-async def test_killed_process_mints_each_window_exactly_once(crash_at: str, pg_dsn: str, pool: asyncpg.Pool,
+async def test_killed_process_mints_each_window_exactly_once(crash_at: str, empty_pg_dsn: str, pool: asyncpg.Pool,
                                                              tmp_path: Path) -> None:
     data_dir = tmp_path / "ledger"
     cfg = EmbeddedConfig(data_dir=data_dir, slot_ms=SLOT_MS)
@@ -37,7 +37,7 @@ async def test_killed_process_mints_each_window_exactly_once(crash_at: str, pg_d
              for i, o in enumerate(owners) for w in range(3)]
     await enqueue_many(pool, KIND, items)
 
-    run_until_killed(HERE / "crash_worker.py", [pg_dsn, str(data_dir), str(world_file), crash_at, str(SLOT_MS)],
+    run_until_killed(HERE / "crash_worker.py", [empty_pg_dsn, str(data_dir), str(world_file), crash_at, str(SLOT_MS)],
                      import_dir=HERE.parent)
 
     states = {r["state"] for r in await pool.fetch("SELECT state FROM chain_intent")}

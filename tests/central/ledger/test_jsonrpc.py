@@ -353,6 +353,7 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.slow  # 150 examples, each a JSON-RPC round trip
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(requests=st.lists(st.tuples(st.sampled_from(sorted(METHODS)), st.lists(_JSON, max_size=4) | _JSON),
                          min_size=1, max_size=4))

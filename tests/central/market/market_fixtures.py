@@ -12,7 +12,6 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, create_account
 
-from central.db import migrate_dsn
 from central.ledger.builder import (
     associated_token_address,
     create_ata_idempotent,
@@ -42,15 +41,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.t += timedelta(seconds=seconds)
-
-
-async def migrated_pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    await migrate_dsn(dsn)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def make_user(pool: asyncpg.Pool, role: str = "prosumer", wallet: Keypair | None = None) -> uuid.UUID:

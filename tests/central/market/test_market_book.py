@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
 import pytest
-from market_fixtures import T0, Clock, make_user, migrated_pool
 from solders.keypair import Keypair
 
 from central.market.book import MarketBook, OrderView, epoch_lock_key
@@ -24,12 +22,7 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow_seeds import EscrowAddresses
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    async for p in migrated_pool(pg_dsn):
-        yield p
+from tests.central.market.market_fixtures import T0, Clock, make_user
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from market_reference import reference_clear, unit_curve_volume
 
 from central.market.clearing import (
     MAX_PRICE,
@@ -25,6 +24,7 @@ from central.market.clearing import (
     trade_value,
 )
 from central.market.errors import InvalidOrderError
+from tests.central.market.market_reference import reference_clear, unit_curve_volume
 
 B, S = Side.BUY, Side.SELL
 
@@ -217,6 +217,7 @@ def check_invariants(orders: list[Order], fee_bps: int) -> None:
     assert int(gross[r.book.side == B].sum()) == r.curve_volume
 
 
+@pytest.mark.slow  # 1500 examples: about a minute
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books(), st.integers(0, 10_000))
 def test_engine_equals_reference(orders: list[Order], fee_bps: int) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from market_fixtures import Market, make_market, migrated_pool
 from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.signature import Signature
@@ -20,12 +19,7 @@ from central.market.escrow import InvalidTransactionError
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import ESCROW_MISMATCHES, reconcile
 from central.market.settler import Settler
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    async for p in migrated_pool(pg_dsn):
-        yield p
+from tests.central.market.market_fixtures import Market, make_market
 
 
 @pytest.fixture

@@ -5,123 +5,30 @@ the reconciliation endpoint."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from market_fixtures import make_user
-from solders.keypair import Keypair
 
 from central.app import POOL, create_app
 from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ledger import plugin as ledger_plugin
-from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
 from central.ledger.plugin import LEDGER, LEDGER_SETUP
-from central.ledger.port import Ledger
-from central.ledger.setup import LedgerSetup
 from central.market import plugin as market_plugin
-from central.market.client import sign_transaction_request
 from central.market.verify import recompute
 from central.readings import plugin as readings_plugin
+from tests.central.market.http_env import Env, auth, deposit, funded_user, ws_next
+from tests.central.market.market_fixtures import make_user
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
-@pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], LedgerSetup, Ledger]]:
-    config = from_mapping(
-        {
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
-            "mqtt": {"enabled": False},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-            "ledger": {
-                "data_dir": str(tmp_path / "ledger"),
-                "keys_dir": str(tmp_path / "keys"),
-                "create_keys": True,
-                "serve_rpc": False,
-                "slot_ms": 20,
-            },
-            "market": {
-                "epoch_length_s": 2,
-                "fee_bps": 100,
-                "clear_interval_s": 0.1,
-                "settle_interval_s": 0.1,
-                "reconcile_interval_s": 0.5,
-            },
-        }
-    )
-    app = create_app(config, plugins=[ledger_plugin.install, readings_plugin.install, market_plugin.install])
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client, client.app[LEDGER_SETUP], client.app[LEDGER]
-    finally:
-        await client.close()
-
-
-def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -> dict[str, str]:
-    token, _ = client.app[TOKENS].issue(user, role)
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def funded_user(
-    client: TestClient[Any, Any],
-    setup: LedgerSetup,
-    ledger: Ledger,
-    role: str,
-    *,
-    energy: int = 0,
-    quote: int = 0,
-) -> tuple[UUID, Keypair]:
-    wallet = Keypair()
-    uid = await make_user(client.app[POOL], role, wallet=wallet)
-    ixs = []
-    for mint, amount, dec in ((setup.energy_mint, energy, 3), (setup.quote_mint, quote, 6)):
-        ixs.append(create_ata_idempotent(setup.fee_payer.pubkey, wallet.pubkey(), mint))
-        if amount:
-            ixs.append(
-                mint_to_checked(
-                    mint,
-                    associated_token_address(wallet.pubkey(), mint),
-                    setup.mint_authority.pubkey,
-                    amount=amount,
-                    decimals=dec,
-                )
-            )
-    await send_and_confirm(ledger, setup.fee_payer, ixs, [setup.mint_authority])
-    return uid, wallet
-
-
-async def deposit(client: TestClient[Any, Any], h: dict[str, str], wallet: Keypair, asset: str, amount: int) -> None:
-    r = await client.post("/api/v1/market/deposits", json={"asset": asset, "amount": amount}, headers=h)
-    assert r.status == 201, await r.text()
-    req = await r.json()
-    signed = sign_transaction_request(req["transaction"], wallet)
-    r = await client.post(f"/api/v1/market/deposits/{req['id']}/submit", json={"transaction": signed}, headers=h)
-    assert r.status == 200, await r.text()
-    assert (await r.json())["status"] == "confirmed"
-
-
-async def ws_next(ws: aiohttp.ClientWebSocketResponse, channel: str, pred: Any = lambda _d: True) -> dict[str, Any]:
-    async with asyncio.timeout(20):
-        while True:
-            msg = json.loads((await ws.receive()).data)
-            if msg.get("type") == "event" and msg["channel"] == channel and pred(msg["data"]):
-                return msg["data"]  # type: ignore[no-any-return]
-
-
-async def test_market_over_http_and_websocket(env: tuple[TestClient[Any, Any], LedgerSetup, Ledger]) -> None:
+async def test_market_over_http_and_websocket(env: Env) -> None:
     client, setup, ledger = env
     seller, s_wallet = await funded_user(client, setup, ledger, "prosumer", energy=10_000)
     buyer, b_wallet = await funded_user(client, setup, ledger, "consumer", quote=5_000_000)

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from market_fixtures import Clock, make_user, migrated_pool
 from solders.keypair import Keypair
 
 from central.market.book import MarketBook, epoch_lock_key
@@ -19,12 +17,7 @@ from central.market.epochs import EpochClock
 from central.market.errors import InsufficientEscrowError
 from central.market.escrow_seeds import EscrowAddresses
 from central.market.placing import OrderPlacer, PlaceArgs
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    async for p in migrated_pool(pg_dsn):
-        yield p
+from tests.central.market.market_fixtures import Clock, make_user
 
 
 def new_book(pool: asyncpg.Pool) -> MarketBook:

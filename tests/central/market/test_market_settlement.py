@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from market_fixtures import Market, make_market, migrated_pool
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.signature import Signature
@@ -17,16 +16,11 @@ from central.market.escrow_seeds import Asset
 from central.market.reconcile import reconcile
 from central.market.settler import Settler
 from central.market.tables import LookupTables
+from tests.central.market.market_fixtures import Market, make_market
 
 
 class CrashError(Exception):
     pass
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    async for p in migrated_pool(pg_dsn):
-        yield p
 
 
 @pytest.fixture

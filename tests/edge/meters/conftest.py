@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from meter_helpers import MODELS
 
 from edge.meters.maps import MeterMap
 from edge.simulator.modbus import SimulatedModbusMeter
 from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from tests.edge.meters.meter_helpers import MODELS
 
 
 @pytest.fixture

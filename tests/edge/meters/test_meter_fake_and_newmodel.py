@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from meter_helpers import NOON
 
 from edge.errors import MeterError
 from edge.meters.base import MeterReader, MeterSample
@@ -16,6 +15,7 @@ from edge.meters.maps import load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
 from tests.conftest import free_port
+from tests.edge.meters.meter_helpers import NOON
 
 # A made-up model with a layout no shipped map uses: u64 Wh holding registers, little-endian i32 power in 0.1 W.
 NEW_MODEL = """\

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from meter_helpers import MODELS
 
 from edge.errors import MeterError
 from edge.meters.config import BusConfig, BusKind, MeterConfig
@@ -13,6 +12,7 @@ from edge.meters.factory import open_readers, scan
 from edge.meters.maps import MeterMap
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.ptypair import PtyPair
+from tests.edge.meters.meter_helpers import MODELS
 
 
 def rtu_bus(device: str, **kw: float) -> BusConfig:

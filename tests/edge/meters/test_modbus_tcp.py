@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from meter_helpers import MODELS
 
 from edge.errors import MeterError
 from edge.meters.config import BusConfig, BusKind, MeterConfig
@@ -14,6 +13,7 @@ from edge.meters.maps import MeterMap
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.profiles import ManualClock
 from tests.conftest import free_port
+from tests.edge.meters.meter_helpers import MODELS
 
 
 def tcp_bus(port: int, **kw: float) -> BusConfig:

@@ -1,5 +1,8 @@
 """Running the app: one process, or N worker processes sharing the HTTP port (SO_REUSEPORT).
 
+This module sits beside ``central.cli``, above the composition root ``central.app`` (the import layers in
+``pyproject.toml``); it used to live in ``central.http``, which made ``http`` and ``app`` import each other.
+
 Each worker builds its own app (pool, MQTT client with its own client id; ingest splits readings through the
 shared subscription). The parent applies migrations once, starts the workers, restarts one that dies unexpectedly
 (at most once per second) and forwards SIGTERM/SIGINT for a graceful stop.
@@ -24,6 +27,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import multiprocess
 
+from central.app import create_app
 from central.config import CentralConfig, load_config
 from central.db import migrate_dsn
 from central.observability.logs import configure_logging
@@ -33,8 +37,6 @@ log = logging.getLogger(__name__)
 
 async def serve_forever(config: CentralConfig, *, reuse_port: bool) -> None:
     """Serve until SIGTERM/SIGINT."""
-    from central.app import create_app  # noqa: PLC0415 - the composition root imports every subsystem
-
     app = create_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()

@@ -1,0 +1,53 @@
+"""Fixtures shared by the market tests: ``env``, the central app with the ledger, readings and market plug-ins on a
+test server (2-second epochs, fast background jobs)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from central.app import create_app
+from central.config import from_mapping
+from central.ledger import plugin as ledger_plugin
+from central.ledger.plugin import LEDGER, LEDGER_SETUP
+from central.market import plugin as market_plugin
+from central.readings import plugin as readings_plugin
+from tests.central.market.http_env import Env
+
+
+@pytest.fixture
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
+    config = from_mapping(
+        {
+            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
+            "mqtt": {"enabled": False},
+            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
+            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+            "log": {"access_log": False},
+            "ledger": {
+                "data_dir": str(tmp_path / "ledger"),
+                "keys_dir": str(tmp_path / "keys"),
+                "create_keys": True,
+                "serve_rpc": False,
+                "slot_ms": 20,
+            },
+            "market": {
+                "epoch_length_s": 2,
+                "fee_bps": 100,
+                "clear_interval_s": 0.1,
+                "settle_interval_s": 0.1,
+                "reconcile_interval_s": 0.5,
+            },
+        }
+    )
+    app = create_app(config, plugins=[ledger_plugin.install, readings_plugin.install, market_plugin.install])
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client, client.app[LEDGER_SETUP], client.app[LEDGER]
+    finally:
+        await client.close()
