@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ async def test_qos0_flood_keeps_memory_bounded_and_central_serving(
 ) -> None:
     seed = Seed(central.app[POOL])
     owner = await seed.user("prosumer")
-    honest, attacker = Gateway(), Gateway()
+    now = time.time_ns() // 1_000_000  # the real app's clock bounds readings' age (ingest.max_age_ms)
+    honest, attacker = Gateway(now_ms=now), Gateway(now_ms=now)
     await seed.device(honest, "verified", "FLOOD-OK-1", owner=owner)
     await seed.device(attacker, "verified", "FLOOD-BAD-1", owner=owner)
     # 1000 records on a registered device's topic, each with a flipped signature bit: the costliest forgery.
