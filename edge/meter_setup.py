@@ -16,7 +16,7 @@ from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.maps import MeterMap, default_maps_dir, load_maps
 from edge.meters.tomldoc import TomlDoc
 
-SERIAL_MAX = 32  # protocol §3.1: the serial travels in every signed record
+SERIAL_MAX = 32  # protocol §1 Reading record: the serial travels in every signed record
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ Guarantees (WAL, ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per r
 - rows are deleted only when central acknowledges them; rejected rows go to ``dead_letter`` (at once for permanent
   reasons, after ``dead_letter_after`` attempts for transient ones), never silently;
 - after the database was lost while the key was kept, samples wait unsigned in ``pending`` until central told us
-  its chain head (protocol §3.5); then they are signed in order, in one transaction.
+  its chain head (protocol §5 Chain resync); then they are signed in order, in one transaction.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ broker's PUBACK):
 - *retry*: records central rejected for a transient reason, once their back-off is due.
 A batch whose ack does not arrive within ``ack_timeout_s`` is sent again (central deduplicates on seq).
 
-Also answers challenges (protocol §3.3) and runs the chain resync (§3.5) when the outbox needs it.
+Also answers challenges (protocol §3 Challenge) and runs the chain resync (§5) when the outbox needs it.
 
 Nothing that arrives on the device's topics is acted on unless central signed it with the key pinned in the config
 (protocol §10, v1.1): forged messages and replays of genuine ones are ignored and counted on the status board

@@ -1,4 +1,4 @@
-"""Ack (protocol §3.4): central → device, one per batch."""
+"""Ack (protocol §4 Ack): central → device, one per batch."""
 
 from __future__ import annotations
 

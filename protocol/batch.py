@@ -1,4 +1,4 @@
-"""Batch (protocol §3.2): the payload of one readings message.
+"""Batch (protocol §2 Batch): the payload of one readings message.
 
 ``b"GTXB"`` | version 1 (u8) | N (u16, 1..1000) | N × (length u16 | record). Nothing may follow the last record.
 A batch holds records of one device only, in increasing seq order.

@@ -1,4 +1,4 @@
-"""Challenge (protocol §3.3): proof that a device holds its key.
+"""Challenge (protocol §3 Challenge): proof that a device holds its key.
 
 Signed message = ``b"GTX/challenge/v1\\x00"`` | nonce (32) | device public key (32) | expires_ms (i64 LE).
 """

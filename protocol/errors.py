@@ -1,5 +1,5 @@
 """The protocol's one exception tree. Every decoder returns a typed value or raises a ``ProtocolError`` carrying a
-reason code from protocol §3.4; none returns partial data."""
+reason code from protocol §4 Ack; none returns partial data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import StrEnum
 
 
 class Reason(StrEnum):
-    """Rejection reasons, as they travel in acks (protocol §3.4)."""
+    """Rejection reasons, as they travel in acks (protocol §4 Ack)."""
 
     MALFORMED = "malformed"
     BAD_SIGNATURE = "bad_signature"
@@ -21,7 +21,7 @@ class Reason(StrEnum):
 
 
 class ProtocolError(ValueError):
-    """Base of every protocol error. ``reason`` is the §3.4 code a receiver reports."""
+    """Base of every protocol error. ``reason`` is the §4 (Ack) code a receiver reports."""
 
     reason: Reason = Reason.MALFORMED
 

@@ -1,4 +1,4 @@
-"""Reading record v1 (protocol §3.1): the canonical, signed form of one meter reading.
+"""Reading record v1 (protocol §1 Reading record): the canonical, signed form of one meter reading.
 
 Layout (little-endian), 172 + L bytes::
 

@@ -1,4 +1,4 @@
-"""Chain resync (protocol §3.5), after the edge lost its local state but kept its key.
+"""Chain resync (protocol §5 Chain resync), after the edge lost its local state but kept its key.
 
 Device → central ``{"v":1,"nonce":"<64 hex>"}``; central → device
 ``{"v":1,"nonce":"…","last_seq":<n>,"last_hash":"<64 hex>"}`` (0 and 64 zeros when central has nothing).

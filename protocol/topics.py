@@ -1,4 +1,4 @@
-"""MQTT topics (protocol §3.7). ``{device_id}`` is the base58 device public key."""
+"""MQTT topics (protocol §7 MQTT topics). ``{device_id}`` is the base58 device public key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Wallet link message (protocol §3.6): signed by the user's Solana wallet (Ed25519) to bind it to an account.
+"""Wallet link message (protocol §6 Wallet link message): signed by the user's Solana wallet (Ed25519) to bind it to an
+account.
 
 UTF-8, ``\\n`` line ends, no trailing newline::
 

@@ -1,4 +1,5 @@
-"""Energy accounting core (pure, no I/O): settlement windows per meter, exact and conserved (DESIGN D7)."""
+"""Energy accounting core (pure, no I/O): settlement windows per meter, exact and conserved
+(docs/decisions/0007-exact-energy-accounting.md)."""
 
 from central.accounting.merkle import merkle_root
 from central.accounting.settlement import METER_REPLACED, Checkpoint, MeterReading, Point, Settlement, Window, settle

@@ -1,4 +1,5 @@
-"""Who a settlement window belongs to when a meter changes owner (DESIGN D6, D7).
+"""Who a settlement window belongs to when a meter changes owner (docs/decisions/0006-ownership-proven-twice.md,
+docs/decisions/0007-exact-energy-accounting.md).
 
 The rule: each (meter, window) belongs to the owner who held the meter at the window's END. Ownership periods are
 recorded by ``Meters.claim`` (opens a period at the claim time) and ``Meters.release`` (closes it at the release
@@ -9,7 +10,7 @@ its owner releases the meter is still that owner's: all of its energy was measur
 Windows whose end no period covers:
 
 * before the first claim — energy measured before anyone claimed the meter accrues to the *first claimant*
-  (D6: accrued until there is an owner, never dropped);
+  (docs/decisions/0006-ownership-proven-twice.md: accrued until there is an owner, never dropped);
 * between a release and the next claim (nobody held the meter) — likewise accrues to the *next claimant*: the
   energy was measured, somebody must receive it exactly once, and the person who released the meter gave up the
   site. (Giving it to the releasing owner instead would mean minting to someone who may have closed their account.)
@@ -24,8 +25,9 @@ Consistency with windows already recorded: the accounting store reads the period
 under a share lock on the meter rows; claim and release lock the row for update and take their instant only then,
 and a release is never dated before the end of the meter's last settled window (a gateway clock running ahead can
 finalise a window ending after "now"). So every recorded window lies within, or before, its owner's period, and
-each (meter, window) is recorded once, for one owner — D7's per-meter invariant is untouched (attribution never
-changes which windows exist or their energy, only whose they are).
+each (meter, window) is recorded once, for one owner — the per-meter invariant of
+docs/decisions/0007-exact-energy-accounting.md is untouched (attribution never changes which windows exist or their
+energy, only whose they are).
 """
 
 from __future__ import annotations

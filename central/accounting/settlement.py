@@ -1,4 +1,5 @@
-"""Exact, conserved energy accounting per meter and settlement window (DESIGN D7). Pure: no I/O.
+"""Exact, conserved energy accounting per meter and settlement window (docs/decisions/0007-exact-energy-accounting.md).
+Pure: no I/O.
 
 Definitions (normative for minting):
 
@@ -57,7 +58,7 @@ from dataclasses import dataclass
 from central.accounting.merkle import merkle_root
 from central.accounting.window import DEFAULT_WINDOW_MS, check_window_ms, window_start
 
-#: protocol.record.Flags.METER_REPLACED (protocol §3.1 flags bit 1); a test pins the two together.
+#: protocol.record.Flags.METER_REPLACED (protocol §1 Reading record flags bit 1); a test pins the two together.
 METER_REPLACED = 0x2
 
 

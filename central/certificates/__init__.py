@@ -1,4 +1,4 @@
-"""Renewable energy certificates on chain (DESIGN D9, issue 7).
+"""Renewable energy certificates on chain (docs/decisions/0009-certificates-token2022-mints.md, issue 7).
 
 One Token-2022 mint per certificate, no custom program and no Metaplex:
 

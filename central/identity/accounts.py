@@ -91,8 +91,8 @@ class Accounts:
 
     async def register(self, email: str, password: str, role: Role, address: str = "unknown") -> User | None:
         """Self-service registration. The caller's answer must not depend on whether ``email`` has an account
-        (D9): a new account gets the verification mail; for an existing one the owner is mailed a notice instead
-        and ``None`` is returned (the route answers the same 202 either way). Limited per source address and per
+        (issue 10 D9): a new account gets the verification mail; for an existing one the owner is mailed a notice
+        instead and ``None`` is returned (the route answers the same 202 either way). Limited per source address and per
         e-mail address (429)."""
         allowed = SELF_SERVICE_ROLES | ({Role.INSTALLER} if self._identity.self_register_installers else set())
         if role not in allowed:
@@ -228,7 +228,7 @@ class Accounts:
     async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
         """429 when the failures counted in the window reach the limits (``own``: this attempt's own row, already
         recorded as a failure, is among them). The tight limit is per (account, address): a guesser backs off
-        without locking the owner out from another address (D14); the per-account ceiling is much higher."""
+        without locking the owner out from another address (issue 10 D14); the per-account ceiling is much higher."""
         for by, where, limit in (
             ("account_address", "email = $1 AND address = $2", self._auth.login_max_failures_per_account_address),
             ("address", "$1::text IS NOT NULL AND address = $2", self._auth.login_max_failures_per_address),
@@ -380,7 +380,8 @@ class Accounts:
     async def set_role(self, user_id: UUID, role: Role) -> User:
         async with self._pool.acquire() as conn, conn.transaction():
             if role is not Role.ADMIN:
-                # Lock every admin row so two concurrent demotions cannot both see "another admin remains" (D15).
+                # Lock every admin row so two concurrent demotions cannot both see "another admin remains" (issue 10
+                # D15).
                 admins = await conn.fetch(
                     "SELECT id FROM users WHERE role = $1 ORDER BY id FOR UPDATE", Role.ADMIN.value
                 )

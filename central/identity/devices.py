@@ -1,5 +1,5 @@
-"""Gateways (devices) and their meters: registration by installers, key-possession challenges (protocol 3.3, over
-MQTT or HTTP), and admin status changes (suspend, reinstate, revoke).
+"""Gateways (devices) and their meters: registration by installers, key-possession challenges (protocol §3 Challenge,
+over MQTT or HTTP), and admin status changes (suspend, reinstate, revoke).
 
 A device is ``pending`` until it signs a fresh challenge: 32 random bytes, single use (consumed by the first right
 answer; a wrong answer leaves it usable, so nobody can spend a gateway's nonce with garbage), expiring after
@@ -8,7 +8,7 @@ they sign; revoked is final.
 
 Protocol v1.1 (issue 10 D2): registration needs the gateway's pairing code (shown only on its status page and QR
 code); every challenge is signed with central's key and carries an HMAC keyed with that code, and a gateway signs only
-such challenges. D10: a pending device has at most one outstanding MQTT challenge; ``online`` statuses and the
+such challenges. Issue 10 D10: a pending device has at most one outstanding MQTT challenge; ``online`` statuses and the
 sweeper re-publish it (or issue a new one once it lapsed) no more often than ``identity.challenge_cooldown_s``.
 """
 

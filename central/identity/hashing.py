@@ -9,7 +9,7 @@ import secrets
 
 import bcrypt
 
-#: Meter keys issued by the utility are always hashed with this cost (DESIGN D6).
+#: Meter keys issued by the utility are always hashed with this cost (docs/decisions/0006-ownership-proven-twice.md).
 METER_KEY_COST = 12
 #: bcrypt only reads the first 72 bytes; longer secrets are pre-hashed so no byte is ignored.
 _BCRYPT_MAX = 72

@@ -1,4 +1,5 @@
-"""Meter ownership (DESIGN D6): an owner claims a meter with its serial and the meter key issued by the utility.
+"""Meter ownership (docs/decisions/0006-ownership-proven-twice.md): an owner claims a meter with its serial and the
+meter key issued by the utility.
 
 Outcomes: claimed (200), already owned by the caller (200, idempotent), wrong serial or key (400), claimed by someone
 else (409, only revealed to a caller who knows the key), more than ``identity.claim_attempts_per_hour`` attempts in an
@@ -63,7 +64,8 @@ class Meters:
                 " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
                 user_id, self._config.claim_attempts_per_hour,
             )
-            # per-serial limit on wrong keys, across all accounts (D16): many accounts cannot share one serial's guesses
+            # per-serial limit on wrong keys, across all accounts (issue 10 D16): many accounts cannot share one
+            # serial's guesses
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim-serial:' || $1, 0))",
                                serial[:64])
             serial_failures = await conn.fetch(

@@ -38,7 +38,7 @@ MAX_FUTURE_MS = 5 * 60 * 1000
 MAX_AGE_MS = 60 * 86_400_000
 # PostgreSQL bigint holds registers and seqs; a u64 above this cannot come from a real meter.
 MAX_STORED_INT = 2**63 - 1
-_SEQ_OFFSET = 38  # seq starts at 38 + L in a record (protocol 3.1)
+_SEQ_OFFSET = 38  # seq starts at 38 + L in a record (protocol §1 Reading record)
 _METER_REPLACED = int(Flags.METER_REPLACED)  # plain int: IntFlag arithmetic is slow on the per-record path
 
 

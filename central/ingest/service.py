@@ -93,7 +93,8 @@ class IngestService:
         return decide
 
     async def handle_sync(self, device_id: str, payload: bytes) -> SyncReply | None:
-        """Answer a chain resync request (protocol 3.5); None for unknown devices and unparsable requests."""
+        """Answer a chain resync request (protocol §5 Chain resync); None for unknown devices and unparsable
+        requests."""
         try:
             request = SyncRequest.from_json(payload)
         except ProtocolError:

@@ -1,4 +1,5 @@
-"""Solana ledger access for central (DESIGN D1, D2).
+"""Solana ledger access for central (docs/decisions/0001-spl-programs-not-custom-programs.md,
+docs/decisions/0002-ledger-port-two-backends.md).
 
 - ``port``: the ``Ledger`` protocol (async) and its value types; errors in ``errors`` (all ``LedgerError``).
 - ``embedded``: ``EmbeddedLedger(EmbeddedConfig(data_dir, slot_ms, fsync_interval))`` — LiteSVM in-process with

@@ -106,7 +106,8 @@ def memo(text: str | bytes, signers: Sequence[Pubkey] = ()) -> Instruction:
 
 
 def seeded_address(base: Pubkey, seed: str, owner: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
-    """The ``create_with_seed`` address (DESIGN D8 escrow accounts); ``seed`` is at most 32 bytes."""
+    """The ``create_with_seed`` address (docs/decisions/0008-escrow-uniform-price-auction.md escrow accounts); ``seed``
+    is at most 32 bytes."""
     return Pubkey.create_with_seed(base, seed, owner)
 
 

@@ -1,5 +1,6 @@
-"""The ``Ledger`` port (DESIGN D2): the few chain operations central needs, implemented by the embedded LiteSVM
-ledger (``central.ledger.embedded``) and by a JSON-RPC client (``central.ledger.rpc``).
+"""The ``Ledger`` port (docs/decisions/0002-ledger-port-two-backends.md): the few chain operations central needs,
+implemented by the embedded LiteSVM ledger (``central.ledger.embedded``) and by a JSON-RPC client
+(``central.ledger.rpc``).
 
 Values use solders types (``Pubkey``, ``Hash``, ``Signature``, ``Account``, ``VersionedTransaction``). Transaction
 errors are carried in their JSON-RPC form (``"AccountInUse"``, ``{"InstructionError": [0, {"Custom": 1}]}``), the

@@ -1,5 +1,6 @@
 """The market's on-chain side, pure: which keys and mints, and the instructions for escrow, deposits, withdrawals
-and trade settlement (DESIGN D3, D8). Nothing here does I/O; ``escrow`` and ``settler`` send what this builds.
+and trade settlement (docs/decisions/0003-integer-units.md, docs/decisions/0008-escrow-uniform-price-auction.md).
+Nothing here does I/O; ``escrow`` and ``settler`` send what this builds.
 
 Memos tie every chain movement to its database record: ``gtx:dep:<uuid>``, ``gtx:wd:<uuid>``, ``gtx:t:<trade id>``.
 """

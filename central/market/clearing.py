@@ -24,8 +24,9 @@ The rules, in order:
 6. **Pairing into trades.** The remaining bid fills (priority order, zero fills dropped) and ask fills (likewise) are
    laid end to end; the k-th traded Wh pairs the bid and the ask holding it. Each maximal run with the same
    (bid, ask) pair is one trade; trades are numbered in that order, which is the settlement order.
-7. **Money (DESIGN D3).** Per trade: ``value = floor(qty * price / 1000)``, ``fee = floor(value * fee_bps / 10000)``
-   paid by the seller (the seller receives ``value - fee``, the treasury ``fee``).
+7. **Money (docs/decisions/0003-integer-units.md).** Per trade: ``value = floor(qty * price / 1000)``,
+   ``fee = floor(value * fee_bps / 10000)`` paid by the seller (the seller receives ``value - fee``, the treasury
+   ``fee``).
 
 **Order-set hash** (``ClearingResult.order_set_hash``): SHA-256 of the canonical encoding
 ``b"GTX-ORDERSET-V1\\n"`` ‖ u64 count ‖ one 33-byte record per order sorted by order id ascending:

@@ -3,7 +3,7 @@
 ```toml
 [market]
 epoch_length_s = 900          # divides a day; epochs are UTC-aligned
-fee_bps = 100                 # paid by the seller (DESIGN D3)
+fee_bps = 100                 # paid by the seller (docs/decisions/0003-integer-units.md)
 clear_interval_s = 1.0        # how often each worker checks for epochs to clear (one clears: advisory lock)
 settle_interval_s = 0.5       # settler pass interval when idle
 reconcile_interval_s = 60.0   # escrow reconciliation job (0 = off)

@@ -1,4 +1,4 @@
-"""Escrow token account addresses (DESIGN D8), pure.
+"""Escrow token account addresses (docs/decisions/0008-escrow-uniform-price-auction.md), pure.
 
 Each market account has two escrow token accounts, one per asset, at ``create_with_seed`` addresses:
 base = the platform's escrow authority, seed = ``"gtx:<asset>:<account>"`` (at most 32 bytes), owner program = SPL

@@ -1,8 +1,9 @@
 """Order rules (pure): validation, escrow locks, and what an epoch's clearing does to each order's lock.
 
-Locks (DESIGN D8): a sell order locks its quantity of energy (Wh); a buy order locks ``floor(qty * limit / 1000)``
-quote units. Whatever a buyer pays across its trades, ``sum(floor(q_t * p / 1000)) <= floor(filled * limit / 1000)``,
-so the lock always covers it, and the difference between limit and clearing price goes back to available.
+Locks (docs/decisions/0008-escrow-uniform-price-auction.md): a sell order locks its quantity of energy (Wh); a buy order
+locks ``floor(qty * limit / 1000)`` quote units. Whatever a buyer pays across its trades, ``sum(floor(q_t * p / 1000))
+<= floor(filled * limit / 1000)``, so the lock always covers it, and the difference between limit and clearing price
+goes back to available.
 
 After a clearing, for each order of the book:
 - the amount it now owes to settlement (buy: the value of its trades; sell: the Wh it sold) stays locked in escrow

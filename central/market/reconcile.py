@@ -1,4 +1,5 @@
-"""Reconciliation (DESIGN D8 invariant): for every user and mint, on-chain escrow balance = available + locked.
+"""Reconciliation (docs/decisions/0008-escrow-uniform-price-auction.md invariant): for every user and mint, on-chain
+escrow balance = available + locked.
 
 Escrow rows with something in flight (a deposit/withdrawal ``submitted``, or a trade whose settlement intent
 is submitted, or confirmed but not yet applied) are reported as pending, not compared: their chain side may have

@@ -1,4 +1,5 @@
-"""Minting: final export windows become energy tokens in the owner's wallet, exactly once (DESIGN D3, D7).
+"""Minting: final export windows become energy tokens in the owner's wallet, exactly once
+(docs/decisions/0003-integer-units.md, docs/decisions/0007-exact-energy-accounting.md).
 
 Flow: ``central.accounting`` records a final (meter, window) and, in the same transaction, enqueues one intent of
 kind ``energy-mint`` with key ``"<meter id>:<window start ms>"`` into the ledger's chain outbox

@@ -11,7 +11,7 @@ from central.ledger.keys import PlatformKey
 from central.ledger.port import Ledger
 from central.ledger.setup import LedgerSetup
 
-ENERGY_DECIMALS = 3  # DESIGN D3: 1 token = 1 kWh, 1 base unit = 1 Wh
+ENERGY_DECIMALS = 3  # docs/decisions/0003-integer-units.md: 1 token = 1 kWh, 1 base unit = 1 Wh
 QUOTE_DECIMALS = 6
 
 

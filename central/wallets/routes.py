@@ -50,7 +50,7 @@ class LinkStart:
 
 @dataclass(frozen=True)
 class LinkChallengeOut:
-    message: str = field(metadata=meta(description="sign these exact UTF-8 bytes with the wallet (protocol 3.6)"))
+    message: str = field(metadata=meta(description="sign these exact UTF-8 bytes with the wallet (protocol §6)"))
     nonce: str
     expires: datetime
 

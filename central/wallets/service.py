@@ -1,5 +1,6 @@
-"""Wallet linking (protocol §3.6, DESIGN D6): a user proves control of a Solana wallet by signing a link message
-that names their account, the wallet, a single-use nonce and an expiry.
+"""Wallet linking (protocol §6 Wallet link message, docs/decisions/0006-ownership-proven-twice.md): a user proves
+control of a Solana wallet by signing a link message that names their account, the wallet, a single-use nonce and an
+expiry.
 
 Why nobody can point another user's minted energy at their own wallet: minting pays the wallet stored for the meter's
 owner, and that row changes only through :meth:`WalletService.complete_link`, which needs (1) the caller to be the

@@ -4,7 +4,7 @@ serial line (a pty in tests).
 
 gurux-dlms is GPL-2.0 and a test/dev-only dependency (the ``dev`` extra): it is imported lazily, only here, and
 only tests and the demo import this module. Product code (``edge.dlms``, ``edge.meters``) never imports gurux; it
-serves as an independent peer to test our own client against (DESIGN D11).
+serves as an independent peer to test our own client against (docs/decisions/0011-own-sans-io-dlms-client.md).
 
 Workarounds for gurux-dlms 1.0.203 acting as a server:
 

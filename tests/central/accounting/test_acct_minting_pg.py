@@ -66,8 +66,9 @@ async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool
     assert await energy_balance(chain, alice_wallet.device_id) == await minted_wh_in_db(pool, alice) == 116 * 18
     assert await energy_supply(chain) == await minted_wh_in_db(pool)
 
-    # DESIGN D7 invariant per meter: Σ minted Wh = export(last final boundary) - export(first reading); here the
-    # last boundary (T0 + 90 min) falls on a reading, so its register is a raw signed value
+    # docs/decisions/0007-exact-energy-accounting.md invariant per meter: Σ minted Wh = export(last final boundary) -
+    # export(first reading); here the last boundary (T0 + 90 min) falls on a reading, so its register is a raw signed
+    # value
     for serial, meter in site.meters.items():
         minted = await pool.fetchval(
             "SELECT sum((payload->>'wh')::bigint) FROM chain_intent WHERE payload->>'meter' = $1 "

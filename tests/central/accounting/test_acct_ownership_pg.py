@@ -58,8 +58,8 @@ def _ms(at: datetime) -> int:
 
 
 async def _check_conserved(pool: asyncpg.Pool, meter: uuid.UUID, first: Reading, step_ms: int) -> list[asyncpg.Record]:
-    """D7: Σ window Wh = register(last final boundary) − register(first reading), windows contiguous and each
-    exactly once, and every window's mint intent names the window's owner."""
+    """docs/decisions/0007-exact-energy-accounting.md: Σ window Wh = register(last final boundary) − register(first
+    reading), windows contiguous and each exactly once, and every window's mint intent names the window's owner."""
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter
     )

@@ -62,7 +62,7 @@ async def test_register_verify_login_me(api_factory) -> None:
     assert (await r.json())["id"] == user["id"]
 
     r = await api.client.post("/api/v1/auth/register", json={"email": "ada@example.org", "password": PASSWORD})
-    assert r.status == 202, "an existing address gets the same answer as a new one (D9)"
+    assert r.status == 202, "an existing address gets the same answer as a new one (issue 10 D9)"
     r = await api.client.post("/api/v1/auth/register", json={"email": "x@example.org", "password": PASSWORD,
                                                             "role": "admin"})
     assert r.status == 403
@@ -204,7 +204,7 @@ async def test_reset_mails_are_limited_per_hour(api_factory) -> None:
 
 
 async def test_register_answers_the_same_for_existing_addresses_and_is_rate_limited(api_factory) -> None:
-    """D9: registering an address that has an account answered 409 ``email_taken`` (account enumeration) and
+    """Issue 10 D9: registering an address that has an account answered 409 ``email_taken`` (account enumeration) and
     nothing limited registrations. Now both answer 202 with the same body (the owner is mailed a notice), and the
     N+1th registration from one address within the hour gets 429."""
     api = await api_factory(identity={"register_max_per_address_per_hour": 3, "register_max_per_email_per_hour": 3})
@@ -230,7 +230,7 @@ async def test_register_answers_the_same_for_existing_addresses_and_is_rate_limi
 
 
 async def test_register_is_rate_limited_per_email_address(api_factory) -> None:
-    """D9: one address cannot be used to flood its owner's inbox from many source addresses."""
+    """Issue 10 D9: one address cannot be used to flood its owner's inbox from many source addresses."""
     api = await api_factory(http={"trust_forwarded_for": True},
                             identity={"register_max_per_address_per_hour": 100, "register_max_per_email_per_hour": 2})
     statuses = []
@@ -242,8 +242,8 @@ async def test_register_is_rate_limited_per_email_address(api_factory) -> None:
 
 
 async def test_failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere(api_factory) -> None:
-    """D14: five wrong passwords from anywhere locked the account for 15 minutes, the owner included. The back-off
-    is now per (account, address): the attacker's address is refused, the owner's is not."""
+    """Issue 10 D14: five wrong passwords from anywhere locked the account for 15 minutes, the owner included. The
+    back-off is now per (account, address): the attacker's address is refused, the owner's is not."""
     api = await api_factory(http={"trust_forwarded_for": True})
     email, _ = await api.user("consumer", password=PASSWORD)
     attacker = {"X-Forwarded-For": "203.0.113.66"}

@@ -89,7 +89,8 @@ async def test_add_meters_resend_challenge_and_claim_audit(api_factory) -> None:
 
 
 async def test_last_admin_cannot_demote_itself(api_factory) -> None:
-    """D15: demoting the only admin is refused with 409; with two admins, concurrent mutual demotion leaves one."""
+    """Issue 10 D15: demoting the only admin is refused with 409; with two admins, concurrent mutual demotion leaves
+    one."""
     api = await api_factory()
     accounts = api.app[IDENTITY].accounts
     email, admin = await api.user("admin")

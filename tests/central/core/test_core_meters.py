@@ -100,7 +100,7 @@ async def test_sixth_attempt_in_an_hour_is_429_with_retry_after(api_factory) -> 
 
 
 async def test_wrong_keys_for_one_serial_from_many_accounts_hit_a_per_serial_limit(api_factory) -> None:
-    """D16: accounts sharing guesses at one serial are limited per serial, not only per user."""
+    """Issue 10 D16: accounts sharing guesses at one serial are limited per serial, not only per user."""
     api = await api_factory(identity={"claim_failures_per_serial_per_hour": 3})
     await _device_with_meters(api, "S-1", "S-2")
     for i in range(3):

@@ -215,8 +215,9 @@ async def test_mint_many_in_one_transaction(chain: Chain) -> None:
 
 
 async def test_escrow_account_with_seed_and_transaction_request(chain: Chain) -> None:
-    """DESIGN D8 building blocks: a token account at a create_with_seed address owned by the escrow authority,
-    funded by a user-signed transfer whose fee the platform pays (partial signing, then the wallet's signature)."""
+    """docs/decisions/0008-escrow-uniform-price-auction.md building blocks: a token account at a create_with_seed
+    address owned by the escrow authority, funded by a user-signed transfer whose fee the platform pays (partial
+    signing, then the wallet's signature)."""
     ledger = chain.ledger
     platform = await funded(ledger)
     escrow_authority = Keypair()

@@ -162,7 +162,8 @@ def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
 
 
 class _HugeRange(Sequence[int]):
-    """seqs 1..1,000,000,000 as a forged ack claims them; reading more than a batch's worth of it is the D3 hang."""
+    """seqs 1..1,000,000,000 as a forged ack claims them; reading more than a batch's worth of it is the issue 10 D3
+    hang."""
 
     def __init__(self) -> None:
         self.reads = 0

@@ -1,4 +1,4 @@
-"""Product code never imports gurux-dlms (GPL, test-only peer): DESIGN D11."""
+"""Product code never imports gurux-dlms (GPL, test-only peer): docs/decisions/0011-own-sans-io-dlms-client.md."""
 
 from __future__ import annotations
 
