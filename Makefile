@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 # Every test, slow ones included, spread over the cores by pytest-xdist (`--dist loadfile`: a file's tests run in one
 # worker, so module-level state stays together). Every test is isolated: private databases cloned from the migrated

@@ -281,27 +281,10 @@ class CentralConfig:
                 sub.validate()
         return self
 
-    def with_overrides(self, overrides: Iterable[str]) -> CentralConfig:
-        """Apply ``section.key=value`` strings (value parsed as a TOML value, else taken as a string)."""
-        raw = _to_raw(self)
-        for item in overrides:
-            _apply_override(raw, item)
-        return from_mapping(raw)
-
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
-
-
-def _to_raw(cfg: CentralConfig) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    for name in _KNOWN:
-        sub = getattr(cfg, name)
-        raw[name] = {f.name: getattr(sub, f.name) for f in fields(sub)}
-    for name, table in cfg.sections.items():
-        raw[name] = _thaw(table)
-    return raw
 
 
 def _thaw(value: Any) -> Any:

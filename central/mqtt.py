@@ -378,15 +378,11 @@ class InMemoryMqtt(_Base):
         super().__init__()
         self.published: list[MqttMessage] = []
         self.retained: dict[str, MqttMessage] = {}
-        self._connected_flag = True
         self._ids = itertools.count()
 
     @property
     def connected(self) -> bool:
-        return self._connected_flag
-
-    def set_connected(self, value: bool) -> None:
-        self._connected_flag = value
+        return True
 
     async def start(self) -> None:
         self._started = True
@@ -397,9 +393,8 @@ class InMemoryMqtt(_Base):
         self._started = False
         await self._stop_workers()
 
-    async def wait_connected(self, wait_s: float) -> None:  # noqa: ARG002 - the fake is connected or not
-        if not self._connected_flag:
-            raise MqttError("not connected")
+    async def wait_connected(self, wait_s: float) -> None:  # noqa: ARG002 - the fake is always connected
+        return
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None:
         sub = self._add(topic_filter, handler, qos, concurrency)

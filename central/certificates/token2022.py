@@ -59,7 +59,6 @@ def _discriminator(namespace: str) -> bytes:
 
 METADATA_INITIALIZE = _discriminator("spl_token_metadata_interface:initialize_account")
 METADATA_UPDATE_FIELD = _discriminator("spl_token_metadata_interface:updating_field")
-METADATA_UPDATE_AUTHORITY = _discriminator("spl_token_metadata_interface:update_the_authority")
 
 
 class Field(IntEnum):
@@ -151,16 +150,6 @@ def update_field(mint: Pubkey, update_authority: Pubkey, key: str, value: str) -
     accounts = [
         AccountMeta(mint, is_signer=False, is_writable=True),
         AccountMeta(update_authority, is_signer=True, is_writable=False),
-    ]
-    return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
-
-
-def update_metadata_authority(mint: Pubkey, current: Pubkey, new: Pubkey | None) -> Instruction:
-    """Hand over (or, with None, give up for good) the metadata update authority."""
-    data = METADATA_UPDATE_AUTHORITY + optional_pubkey(new)
-    accounts = [
-        AccountMeta(mint, is_signer=False, is_writable=True),
-        AccountMeta(current, is_signer=True, is_writable=False),
     ]
     return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
 

@@ -150,7 +150,6 @@ class _Verdicts:
 
 @dataclass
 class _Prepared:
-    packed: Packed
     tx: VersionedTransaction
     intent_ids: list[int] = field(default_factory=list)
 
@@ -284,7 +283,7 @@ class ChainOutbox:
                 return 0, 0, deferred
             for pk in packs:
                 tx = sign(pk.message, self._signers)
-                prepared.append(_Prepared(pk, tx, [i for u in pk.units for i in self._unit_ids(u)]))
+                prepared.append(_Prepared(tx, [i for u in pk.units for i in self._unit_ids(u)]))
             sub_rows = await conn.fetch(
                 "INSERT INTO chain_submission (kind, signature, last_valid_block_height, raw_tx, intent_count) "
                 "SELECT $1, s, $2, r, n FROM unnest($3::text[], $4::bytea[], $5::int[]) AS t(s, r, n) "

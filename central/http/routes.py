@@ -193,9 +193,6 @@ class RouteTable:
     def put(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
         return self.route("PUT", path, **kw)
 
-    def patch(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
-        return self.route("PATCH", path, **kw)
-
     def delete(self, path: str, **kw: Any) -> Callable[[HandlerT], HandlerT]:
         return self.route("DELETE", path, **kw)
 

@@ -40,7 +40,6 @@ class ValidationError(CentralError):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
-        self.detail = message
 
 
 def meta(

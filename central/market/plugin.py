@@ -36,7 +36,6 @@ from central.market.tables import LookupTables
 from central.readings.plugin import LIVE_HUB
 
 log = logging.getLogger(__name__)
-FEED = web.AppKey("gtx.market.feed", MarketFeed)
 
 
 def chain_from_setup(setup: LedgerSetup) -> MarketChain:

@@ -27,9 +27,5 @@ class WalletTakenError(WalletError):
     """The wallet is already linked to another account."""
 
 
-class NoWalletError(WalletError):
-    """The user has not linked a wallet."""
-
-
 class TooManyLinkRequestsError(WalletError):
     """Too many unexpired link messages outstanding for one user; wait for them to expire."""
