@@ -24,7 +24,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,7 @@ SYNC_RETRY_S = 30.0
 META_CHALLENGE = "challenge_answered_ms"
 META_ACCEPTED = "accepted_after_challenge_ms"
 ANSWERED_NONCES = 256  # challenge nonces remembered (with their expiry) to refuse replays; bounded memory
+MAX_QUEUED_MESSAGES = 1024  # verified messages waiting for the uplink task; beyond, they are dropped (see on_message)
 
 
 def _worth_logging(count: int) -> bool:
@@ -64,6 +66,10 @@ class _Batch:
     seqs: tuple[int, ...]
     lane: str
     sent_at: float
+
+
+def _needs_sync(outbox: Outbox) -> bool:
+    return outbox.needs_sync
 
 
 def _wall_ms() -> int:
@@ -121,20 +127,32 @@ class Uplink:
         self._sync_nonce: bytes | None = None
         self._sync_sent_at = 0.0
         self._wake = asyncio.Event()
+        # Link events and verified messages, handled in arrival order by the uplink task (``drain``), so that their
+        # outbox work runs on the outbox thread and never interleaves with a pump (issue 10, D3).
+        self._events: deque[tuple[str, Callable[[], Awaitable[None]]]] = deque()
+        self._queued_messages = 0
         ch = outbox.get_meta(META_CHALLENGE)
         acc = outbox.get_meta(META_ACCEPTED)
         board.challenge_answered_ms = int(ch) if ch else None
         board.accepted_after_challenge_ms = int(acc) if acc else None
 
-    # ---- events from the link (called on the event loop) -------------------------------------------------------
+    # ---- events from the link (called on the event loop; handled by the uplink task) ---------------------------
 
     def wake(self) -> None:
         self._wake.set()
 
     def on_connected(self) -> None:
+        self._events.append(("", self._connected))
+        self.wake()
+
+    def on_disconnected(self) -> None:
+        self._events.append(("", self._disconnected))
+        self.wake()
+
+    async def _connected(self) -> None:
         self.connected = True
+        last_seq, _ = await self._outbox.call(self._outbox.chain_head)
         now = self._mono()
-        last_seq, _ = self._outbox.chain_head()
         self._drop_inflight()
         self._live_start = self._live_cursor = last_seq + 1
         self._backlog_cursor = 0
@@ -150,7 +168,7 @@ class Uplink:
         log.info("uplink connected", extra={"backlog_below_seq": self._live_start})
         self.wake()
 
-    def on_disconnected(self) -> None:
+    async def _disconnected(self) -> None:
         if self.connected:
             log.warning("uplink disconnected", extra={"inflight_batches": len(self._inflight)})
         self.connected = False
@@ -166,7 +184,7 @@ class Uplink:
         try:
             if kind == "ack":
                 ack = unseal_ack(payload, pk, dev)
-                act: Callable[[], None] = functools.partial(self._on_ack, ack)
+                act: Callable[[], Awaitable[None]] = functools.partial(self._on_ack, ack)
             elif kind == "challenge":
                 challenge = unseal_challenge(payload, pk, dev)
                 act = functools.partial(self._on_challenge, challenge)
@@ -182,17 +200,32 @@ class Uplink:
                     extra={"kind": kind, "error": str(e), "forged_so_far": forged[kind]},
                 )
             return
-        try:
-            act()
-        except (OutboxError, ProtocolError, ValueError) as e:
-            log.error(  # noqa: TRY400 - the message says it all; no traceback in the field logs
-                "error while applying central's message", extra={"topic": topic, "error": str(e)}
-            )
+        if self._queued_messages >= MAX_QUEUED_MESSAGES:
+            # Only a flood of replayed genuine messages gets here; dropping an ack is safe (the batch is resent
+            # after ack_timeout_s and central answers "duplicate"), so is dropping a challenge or a sync reply.
+            self._replayed(kind, "uplink busy: verified message dropped", queued=self._queued_messages)
+            return
+        self._queued_messages += 1
+        self._events.append((topic, act))
         self.wake()
+
+    async def drain(self) -> None:
+        """Handle the queued link events and messages, in arrival order (called by ``pump``)."""
+        while self._events:
+            topic, act = self._events.popleft()
+            if topic:
+                self._queued_messages -= 1
+            try:
+                await act()
+            except (OutboxError, ProtocolError, ValueError) as e:
+                log.error(  # noqa: TRY400 - the message says it all; no traceback in the field logs
+                    "error while applying central's message" if topic else "outbox error on a link event",
+                    extra={"topic": topic, "error": str(e)},
+                )
 
     # ---- message handlers ---------------------------------------------------------------------------------------
 
-    def _on_ack(self, ack: Ack) -> None:
+    async def _on_ack(self, ack: Ack) -> None:
         batch = self._inflight.get(ack.first)
         if batch is not None and batch.seqs[-1] == ack.last:
             del self._inflight[ack.first]
@@ -205,7 +238,8 @@ class Uplink:
             self._replayed("ack", "ack for a batch not in flight ignored", first=ack.first, last=ack.last)
             return
         in_batch = set(seqs)
-        outcome = self._outbox.apply_ack(
+        outcome = await self._outbox.call(
+            self._outbox.apply_ack,
             seqs,
             {seq: str(reason) for seq, reason in ack.rejected if seq in in_batch},
             dead_letter_after=self._ob_cfg.dead_letter_after,
@@ -228,7 +262,7 @@ class Uplink:
             )
         if ack.accepted > 0 and self._board.challenge_answered_ms is not None and not self._board.verified:
             self._board.accepted_after_challenge_ms = now
-            self._outbox.set_meta(META_ACCEPTED, str(now))
+            await self._outbox.call(self._outbox.set_meta, META_ACCEPTED, str(now))
             log.info("central accepted readings after the challenge: device verified")
 
     def _replayed(self, kind: str, what: str, **extra: object) -> None:
@@ -237,7 +271,7 @@ class Uplink:
         if _worth_logging(replayed[kind]):
             log.info(what, extra={**extra, "kind": kind, "ignored_so_far": replayed[kind]})
 
-    def _on_challenge(self, ch: PairedChallenge) -> None:
+    async def _on_challenge(self, ch: PairedChallenge) -> None:
         now = self._wall()
         if ch.expires_ms <= now:
             self._replayed("challenge", "expired challenge ignored", expires_ms=ch.expires_ms)
@@ -260,7 +294,7 @@ class Uplink:
         if self._link.publish(topics.challenge_reply(self.device_id), reply.to_json(), qos=1):
             self._remember_answered(ch.nonce, ch.expires_ms, now)
             self._board.challenge_answered_ms = now
-            self._outbox.set_meta(META_CHALLENGE, str(now))
+            await self._outbox.call(self._outbox.set_meta, META_CHALLENGE, str(now))
             log.info("challenge answered")
 
     def _remember_answered(self, nonce: bytes, expires_ms: int, now: int) -> None:
@@ -270,11 +304,11 @@ class Uplink:
         while len(self._answered) > ANSWERED_NONCES:
             del self._answered[next(iter(self._answered))]
 
-    def _on_sync_reply(self, reply: SyncReply) -> None:
+    async def _on_sync_reply(self, reply: SyncReply) -> None:
         if self._sync_nonce is None or reply.nonce != self._sync_nonce:
             self._replayed("sync", "sync reply for no outstanding request ignored")
             return
-        signed = self._outbox.apply_sync(reply.last_seq, reply.last_hash, self._signer)
+        signed = await self._outbox.call(self._outbox.apply_sync, reply.last_seq, reply.last_hash, self._signer)
         self._sync_nonce = None
         log.warning(
             "chain resynchronised with central",
@@ -327,25 +361,27 @@ class Uplink:
         self._tokens = min(float(max(self._cfg.batch_size, rate // 5)), self._tokens + (now - self._tokens_at) * rate)
         self._tokens_at = now
 
-    def pump(self) -> float:
-        """Send what may be sent now. Returns the number of seconds after which to call again at the latest."""
+    async def pump(self) -> float:
+        """Handle queued events (``drain``), then send what may be sent now. Returns the number of seconds after
+        which to call again at the latest. Outbox reads run on the outbox thread."""
+        await self.drain()
         if not self.connected:
             return 1.0
         now = self._mono()
-        self._maybe_sync(now)
+        await self._maybe_sync(now)
         self._expire(now)
         size = self._cfg.batch_size
         window = self._cfg.inflight_batches
         # 1. live records: always first.
         while len(self._inflight) < window:
-            rows = self._outbox.fetch(self._live_cursor, None, size)
+            rows = await self._outbox.call(self._outbox.fetch, self._live_cursor, None, size)
             if not rows:
                 break
             self._live_cursor = rows[-1][0] + 1
             if not self._send(rows, "live"):
                 return 1.0
         # 2. retries that are due, then 3. backlog, rate-limited, leaving one slot for live records.
-        due = self._outbox.fetch_due_retries(self._wall(), size * 4)
+        due = await self._outbox.call(self._outbox.fetch_due_retries, self._wall(), size * 4)
         retry_rows = [r for r in due if r[0] not in self._inflight_seqs]
         while retry_rows and len(self._inflight) < window - 1:
             chunk, retry_rows = retry_rows[:size], retry_rows[size:]
@@ -357,7 +393,7 @@ class Uplink:
         self._refill(now)
         while len(self._inflight) < window - 1 and self._tokens >= 1:
             n = min(size, max(1, int(self._tokens)))
-            rows = self._outbox.fetch(self._backlog_cursor, self._live_start, n)
+            rows = await self._outbox.call(self._outbox.fetch, self._backlog_cursor, self._live_start, n)
             if not rows:
                 break
             self._backlog_cursor = rows[-1][0] + 1
@@ -369,8 +405,8 @@ class Uplink:
             next_in = min(next_in, (1 - self._tokens) / self._cfg.backlog_rate)
         return max(0.005, next_in)
 
-    def _maybe_sync(self, now: float) -> None:
-        if not self._outbox.needs_sync:
+    async def _maybe_sync(self, now: float) -> None:
+        if not await self._outbox.call(_needs_sync, self._outbox):
             return
         if self._sync_nonce is not None and now - self._sync_sent_at < SYNC_RETRY_S:
             return
@@ -382,14 +418,14 @@ class Uplink:
     async def run(self) -> None:
         """Pump whenever woken (new record, ack, connect) or when a timer is due."""
         while True:
+            self._wake.clear()  # before pumping: an event that arrives during the pump wakes the next round at once
             try:
-                delay = self.pump()
+                delay = await self.pump()
             except OutboxError as e:
                 log.error("outbox error while publishing", extra={"error": str(e)})  # noqa: TRY400
                 delay = 5.0
             except Exception:  # the uplink must keep running whatever happens; the log has the traceback
                 log.exception("unexpected error in the uplink")
                 delay = 5.0
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,144 +65,158 @@ def batches(link: FakeLink, key: DeviceKey) -> list[list[int]]:
     return [[r.seq for r in decode_batch(p)] for p in link.on(topics.readings(key.device_id))]
 
 
-def ack_all(up: Uplink, seqs: list[int]) -> None:
-    send_ack(up, Ack(seqs[0], seqs[-1], len(seqs), 0))
+async def ack_all(up: Uplink, seqs: list[int]) -> None:
+    await send_ack(up, Ack(seqs[0], seqs[-1], len(seqs), 0))
 
 
-def send_ack(up: Uplink, ack: Ack) -> None:
+async def send_ack(up: Uplink, ack: Ack) -> None:
     up.on_message(topics.ack(up.device_id), seal_ack(CENTRAL, up.device_id, ack))
+    await up.drain()
 
 
-def send_sync(up: Uplink, reply: SyncReply) -> None:
+async def send_sync(up: Uplink, reply: SyncReply) -> None:
     up.on_message(topics.sync_reply(up.device_id), seal_sync_reply(CENTRAL, up.device_id, reply))
+    await up.drain()
 
 
-def test_connect_publishes_retained_online_status_and_backlog_is_rate_limited(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_connect_publishes_retained_online_status_and_backlog_is_rate_limited(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     fill(outbox, key, 500)
     up, link = make(cfg, outbox, key, clock, backlog_rate=100, batch_size=50, inflight_batches=4)
     up.on_connected()
+    await up.drain()
     (status,) = [(p, r) for t, p, _, r in link.published if t == topics.status(key.device_id)]
     assert b'"online":true' in status[0]
     assert status[1] is True
-    up.pump()
+    await up.pump()
     assert batches(link, key) == []  # no tokens yet at t=0
     clock.t += 0.5
-    up.pump()
+    await up.pump()
     assert batches(link, key) == [list(range(1, 51))]  # 50 tokens
     for _ in range(5):
         clock.t += 0.5
-        up.pump()
+        await up.pump()
     sent = batches(link, key)
     assert len(sent) == 3  # window 4, one slot kept free for live records
     assert [b[0] for b in sent] == [1, 51, 101]  # oldest first
-    ack_all(up, sent[0])
+    await ack_all(up, sent[0])
     assert outbox.stats().depth == 450
     # a fresh reading goes out at once, through the slot reserved for live data, even with the backlog pending
     fill(outbox, key, 1)
     clock.t += 0.001
-    up.pump()
+    await up.pump()
     assert batches(link, key)[-1] == [501]
 
 
-def test_every_batch_verifies_and_acked_records_are_deleted(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_every_batch_verifies_and_acked_records_are_deleted(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     for _ in range(7):
         fill(outbox, key, 3)
-        up.pump()
+        await up.pump()
         for seqs in batches(link, key)[-1:]:
-            ack_all(up, seqs)
+            await ack_all(up, seqs)
     assert outbox.stats().depth == 0
     assert [s for b in batches(link, key) for s in b] == list(range(1, 22))
     assert up._board.link.acked_records == 21
 
 
-def test_missing_ack_resends_and_reconnect_resends_inflight(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_missing_ack_resends_and_reconnect_resends_inflight(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock, ack_timeout_s=5.0)
     up.on_connected()
+    await up.drain()
     fill(outbox, key, 3)
-    up.pump()
+    await up.pump()
     assert batches(link, key) == [[1, 2, 3]]
     clock.t += 6
-    up.pump()
+    await up.pump()
     assert batches(link, key) == [[1, 2, 3], [1, 2, 3]]
     up.on_disconnected()
+    await up.drain()
     link.up = False
     fill(outbox, key, 2)
-    up.pump()
+    await up.pump()
     link.up = True
     up.on_connected()
+    await up.drain()
     clock.t += 1
-    up.pump()
+    await up.pump()
     assert batches(link, key)[2:] == [[1, 2, 3, 4, 5]]  # all of it is backlog now, oldest first
 
 
-def test_rejections_go_to_dead_letters_or_retry(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_rejections_go_to_dead_letters_or_retry(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     fill(outbox, key, 3)
-    up.pump()
-    send_ack(up, Ack(1, 3, 1, 0, ((2, Reason.BAD_SIGNATURE), (3, Reason.DEVICE_NOT_VERIFIED))))
+    await up.pump()
+    await send_ack(up, Ack(1, 3, 1, 0, ((2, Reason.BAD_SIGNATURE), (3, Reason.DEVICE_NOT_VERIFIED))))
     st = outbox.stats()
     assert (st.depth, st.dead_letters) == (1, 1)
     clock.t += cfg.outbox.retry_after_s + 1
-    up.pump()
+    await up.pump()
     assert batches(link, key)[-1] == [3]
 
 
-def test_unknown_or_partial_ack_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_or_partial_ack_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, _ = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     fill(outbox, key, 4)
-    send_ack(up, Ack(1, 4, 2, 0))  # not a batch we sent, counts don't cover it
+    await send_ack(up, Ack(1, 4, 2, 0))  # not a batch we sent, counts don't cover it
     up.on_message(topics.ack(key.device_id), b'{"garbage":')
+    await up.drain()
     assert outbox.stats().depth == 4
 
 
-def test_answers_challenge_and_becomes_verified_after_accepted_readings(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_answers_challenge_and_becomes_verified_after_accepted_readings(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     nonce = bytes(range(32))
     code = pairing_code(key.seed)
     expired = PairedChallenge.issue(code, nonce, key.public_key, clock.wall_ms() - 1)
     up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, expired))
+    await up.drain()
     assert link.on(topics.challenge_reply(key.device_id)) == []
     ch = PairedChallenge.issue(format_pairing_code(code).lower(), nonce, key.public_key, clock.wall_ms() + 60_000)
     up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
+    await up.drain()
     (raw,) = link.on(topics.challenge_reply(key.device_id))
     reply = ChallengeReply.from_json(raw)
     verify_challenge(key.public_key, nonce, ch.expires_ms, reply.signature)
     assert not up._board.verified
     fill(outbox, key, 1)
-    up.pump()
-    ack_all(up, [1])
+    await up.pump()
+    await ack_all(up, [1])
     assert up._board.verified
     assert outbox.get_meta("accepted_after_challenge_ms") is not None
 
 
-def test_lost_database_resyncs_with_central_without_operator(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
+async def test_lost_database_resyncs_with_central_without_operator(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
     try:
         fill(ob, key, 2)  # waits unsigned
         up, link = make(cfg, ob, key, clock)
         up.on_connected()
-        up.pump()
+        await up.drain()
+        await up.pump()
         (req_raw,) = link.on(topics.sync(key.device_id))
         req = SyncRequest.from_json(req_raw)
-        send_sync(up, SyncReply(bytes(32), 7, bytes(32)))  # wrong nonce
+        await send_sync(up, SyncReply(bytes(32), 7, bytes(32)))  # wrong nonce
         assert ob.needs_sync
         head = bytes([9]) * 32
-        send_sync(up, SyncReply(req.nonce, 7, head))
+        await send_sync(up, SyncReply(req.nonce, 7, head))
         assert not ob.needs_sync
         clock.t += 1
-        up.pump()
+        await up.pump()
         recs = [r for p in link.on(topics.readings(key.device_id)) for r in decode_batch(p)]
         assert [r.seq for r in recs] == [8, 9]
         assert recs[0].prev_hash == head
@@ -210,23 +225,26 @@ def test_lost_database_resyncs_with_central_without_operator(tmp_path: Path, cfg
 
 
 @pytest.mark.parametrize("payload", [b"", b"{}", b"\xff", b'{"v":2,"nonce":"00"}'])
-def test_malformed_messages_are_ignored(cfg, outbox, key, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_messages_are_ignored(cfg, outbox, key, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     up, link = make(cfg, outbox, key, Clock())
     up.on_connected()
+    await up.drain()
     for kind in (topics.ack, topics.challenge, topics.sync_reply):
         up.on_message(kind(key.device_id), payload)
+        await up.drain()
     assert link.on(topics.challenge_reply(key.device_id)) == []
 
 
-def test_forged_ack_with_huge_range_and_matching_counts_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_forged_ack_with_huge_range_and_matching_counts_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     """Issue 10, D3: counts in an ack are never trusted; only the batch in flight is acked."""
     clock = Clock()
     up, _ = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     fill(outbox, key, 4)
-    send_ack(up, Ack(1, 4, 4, 0))  # counts cover it, but it was never sent
+    await send_ack(up, Ack(1, 4, 4, 0))  # counts cover it, but it was never sent
     assert outbox.stats().depth == 4
-    send_ack(up, Ack(1, 1_000_000_000, 1_000_000_000, 0))
+    await send_ack(up, Ack(1, 1_000_000_000, 1_000_000_000, 0))
     assert outbox.stats().depth == 4
 
 
@@ -237,13 +255,14 @@ def tampered(envelope: bytes) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     """Issue 10, D2: an ack for the very batch in flight deletes nothing unless central signed it for this device."""
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     fill(outbox, key, 3)
-    up.pump()
+    await up.pump()
     assert batches(link, key) == [[1, 2, 3]]
     ack = Ack(1, 3, 3, 0)
     other = DeviceKey.generate()
@@ -256,19 +275,21 @@ def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, outbox, k
     ]
     for payload in forgeries:
         up.on_message(topics.ack(key.device_id), payload)
+        await up.drain()
     assert outbox.stats().depth == 3
     assert up._board.ignored.forged == {"ack": len(forgeries), "challenge": 0, "sync": 0}
-    send_ack(up, ack)  # the genuine one
+    await send_ack(up, ack)  # the genuine one
     assert outbox.stats().depth == 0
-    send_ack(up, ack)  # replayed
+    await send_ack(up, ack)  # replayed
     assert up._board.ignored.replayed["ack"] == 1
     assert up._board.link.acked_records == 3
 
 
-def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing_code(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing_code(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     code = pairing_code(key.seed)
     exp = clock.wall_ms() + 60_000
 
@@ -278,11 +299,15 @@ def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing
 
     wrong = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "00000000"
     up.on_message(topics.challenge(key.device_id), challenge(code, DeviceKey.generate()))  # forged, right code
+    await up.drain()
     up.on_message(topics.challenge(key.device_id), challenge(wrong))  # central's, but a relayed registration
+    await up.drain()
     assert link.on(topics.challenge_reply(key.device_id)) == []
     assert up._board.challenge_answered_ms is None
     up.on_message(topics.challenge(key.device_id), challenge(code))
+    await up.drain()
     up.on_message(topics.challenge(key.device_id), challenge(code))  # replayed
+    await up.drain()
     assert len(link.on(topics.challenge_reply(key.device_id))) == 1
     ig = up._board.ignored
     assert (ig.forged["challenge"], ig.unpaired, ig.replayed["challenge"]) == (1, 1, 1)
@@ -290,39 +315,77 @@ def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing
     assert snap["ignored_from_central"]["challenge"] == {"forged": 1, "replayed": 1, "unpaired": 1}
 
 
-def test_answered_challenge_nonces_are_bounded(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
+async def test_answered_challenge_nonces_are_bounded(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     up, link = make(cfg, outbox, key, clock)
     up.on_connected()
+    await up.drain()
     code = pairing_code(key.seed)
     for i in range(300):
         ch = PairedChallenge.issue(code, i.to_bytes(32, "big"), key.public_key, clock.wall_ms() + 60_000)
         up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
+        await up.drain()
     assert len(link.on(topics.challenge_reply(key.device_id))) == 300
     assert len(up._answered) == 256
     clock.t += 61  # all expired: forgotten at the next answer
     ch = PairedChallenge.issue(code, bytes([1]) * 32, key.public_key, clock.wall_ms() + 60_000)
     up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
+    await up.drain()
     assert len(up._answered) == 1
 
 
-def test_forged_sync_reply_with_the_outstanding_nonce_is_not_applied(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
+async def test_forged_sync_reply_with_the_outstanding_nonce_is_not_applied(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
     clock = Clock()
     ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
     try:
         fill(ob, key, 2)
         up, link = make(cfg, ob, key, clock)
         up.on_connected()
-        up.pump()
+        await up.drain()
+        await up.pump()
         (req_raw,) = link.on(topics.sync(key.device_id))
         reply = SyncReply(SyncRequest.from_json(req_raw).nonce, 7, bytes([9]) * 32)
         up.on_message(topics.sync_reply(key.device_id), reply.to_json())  # unsigned
+        await up.drain()
         up.on_message(topics.sync_reply(key.device_id), seal_sync_reply(DeviceKey.generate(), key.device_id, reply))
+        await up.drain()
         assert ob.needs_sync
         assert up._board.ignored.forged["sync"] == 2
-        send_sync(up, reply)
+        await send_sync(up, reply)
         assert not ob.needs_sync
-        send_sync(up, reply)  # replayed
+        await send_sync(up, reply)  # replayed
         assert up._board.ignored.replayed["sync"] == 1
     finally:
         ob.close()
+
+
+async def test_acks_and_sends_touch_sqlite_only_on_the_outbox_thread(cfg, outbox, key, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10, D3: the uplink's SQLite work (connect, fetch, apply_ack) never runs on the event loop."""
+    clock = Clock()
+    up, link = make(cfg, outbox, key, clock)
+    fill(outbox, key, 3)
+    applied_on: list[str] = []
+    real_apply_ack = outbox.apply_ack
+
+    def apply_ack(*args: object, **kwargs: object) -> object:
+        applied_on.append(threading.current_thread().name)
+        return real_apply_ack(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "apply_ack", apply_ack)
+    sql_on: set[str] = set()
+    outbox._conn.set_trace_callback(lambda _sql: sql_on.add(threading.current_thread().name))
+    try:
+        up.on_connected()
+        await up.drain()
+        clock.t += 10  # past the backlog start delay
+        await up.pump()
+        assert batches(link, key) == [[1, 2, 3]]
+        await ack_all(up, [1, 2, 3])
+    finally:
+        outbox._conn.set_trace_callback(None)
+    assert outbox.stats().depth == 0
+    assert len(applied_on) == 1
+    assert applied_on[0].startswith("outbox")
+    assert sql_on
+    assert threading.current_thread().name not in sql_on
+    assert all(name.startswith("outbox") for name in sql_on)
