@@ -82,6 +82,8 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             cli_out = capsys.readouterr().out
             stop.set()
             await asyncio.wait_for(task, 15)
+            # the retained offline status travels through the broker to the peer's own network thread: wait for it
+            await _until(lambda: central.status.get(device_id) == topics.OFFLINE_STATUS, 5, "offline status")
     assert central.challenge_replies == [(device_id, True)]
     assert central.errors == []
     assert central.conflicts == []
