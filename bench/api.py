@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import paho.mqtt.client as paho  # noqa: E402
+from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script directory
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from solders.keypair import Keypair  # noqa: E402
 
@@ -286,6 +287,12 @@ async def run_python(url: str, headers: dict[str, str], duration: int, connectio
             "non2xx": float(bad), "socket_errors": 0.0, "requests": float(len(lat))}
 
 
+def _vs(rps: float, trivial: float | None) -> str:
+    """A rate next to the same run's baselines: the trivial request and bare Ed25519 verification."""
+    vs_trivial = f"  {rps / trivial:.2f}x /healthz" if trivial else ""
+    return f"{vs_trivial}  {ratio(rps)}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
@@ -368,14 +375,17 @@ def main() -> int:
               f"on {os.cpu_count()} CPUs")
         if cases:
             print(f"  target >= {TARGET_RPS} req/s at p99 < {TARGET_P99_MS:.0f} ms")
+        print_baseline("bench/api.py")
+        trivial: float | None = None  # the same run's /healthz rate: the trivial-request baseline
         for name, path, headers in cases:
             if use_wrk:
                 res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
             else:
                 res = asyncio.run(run_python(base + path, headers, args.duration, args.connections))
             ok = res["rps"] >= TARGET_RPS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
+            trivial = res["rps"] if trivial is None and path == "/healthz" else trivial
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
-                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
+                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}{_vs(res['rps'], trivial)}")
         if tokens:
             print(f"  target >= {TARGET_ORDERS} orders/s at p99 < {TARGET_P99_MS:.0f} ms")
             load = os.getloadavg()[0]
@@ -394,7 +404,7 @@ def main() -> int:
             ok = res["rps"] >= TARGET_ORDERS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
             name = f"POST /api/v1/market/orders ({len(tokens)} traders, buy, locks escrow)"
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
-                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}")
+                  f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}{_vs(res['rps'], trivial)}")
             counts = subprocess.run([*PG, "SELECT count(*), coalesce(sum(locked), 0) FROM orders", "-At", "-d", db],
                                     capture_output=True, text=True, check=True).stdout.strip().split("|")
             locked = subprocess.run([*PG, "SELECT coalesce(sum(locked), 0) FROM escrow_balances", "-At", "-d", db],

@@ -19,6 +19,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "central" / "market")]
 
+from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script directory
 from market_reference import reference_clear  # noqa: E402
 
 from central.market.clearing import OrderBook, clear  # noqa: E402
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--reference-max", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    print_baseline("bench/clearing.py")
     print(
         f"{'orders':>9} {'engine best':>12} {'engine mean':>12} {'reference':>10} {'speed-up':>9} "
         f"{'trades':>8} {'volume kWh':>11} {'price':>6}  same result"
@@ -70,7 +72,7 @@ def main() -> None:
             ref_s, speed, same_s = "  skipped", "        -", f"(reference skipped above {args.reference_max})"
         print(
             f"{n:>9} {best:11.3f}s {mean:11.3f}s {ref_s:>10} {speed:>9} {r.trade_qty.size:>8} "
-            f"{r.volume / 1000:>11.1f} {r.price!s:>6}  {same_s}"
+            f"{r.volume / 1000:>11.1f} {r.price!s:>6}  {same_s}  ({n / best:,.0f} orders/s = {ratio(n / best)})"
         )
         if n <= args.reference_max and same_s != "yes":
             sys.exit("engine and reference disagree")

@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script directory
+
 from edge.keystore import load_or_create_seed  # noqa: E402
 from edge.meters.base import MeterSample  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
@@ -116,6 +118,7 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
     cfg = work / "steady.toml"
     status_port = free_port()
     cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10, status_port=status_port))
+    cfg.chmod(0o600)  # it holds the status password inline: a secret file (edge/secretfile.py)
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
         try:
@@ -165,8 +168,8 @@ def commit_rate(work: Path, n: int = 2000) -> None:
     finally:
         ob.close()
     print("outbox commit rate (signed, WAL, synchronous=FULL):")
-    print(f"  one reading per transaction   {single:8.0f} readings/s")
-    print(f"  10 readings per transaction   {batched:8.0f} readings/s")
+    print(f"  one reading per transaction   {single:8.0f} readings/s   {ratio(single)}")
+    print(f"  10 readings per transaction   {batched:8.0f} readings/s   {ratio(batched)}")
 
 
 def drain_rate(work: Path, broker: Broker, backlog: int) -> None:
@@ -187,6 +190,7 @@ def drain_rate(work: Path, broker: Broker, backlog: int) -> None:
         ob.close()
     cfg = work / "drain.toml"
     cfg.write_text(config(state, broker.port, None, 0, 10, batch_size=500, inflight_batches=16, backlog_rate=100000))
+    cfg.chmod(0o600)
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
         try:
@@ -201,7 +205,8 @@ def drain_rate(work: Path, broker: Broker, backlog: int) -> None:
     assert central.errors == []
     central.check_chain()
     print(f"backlog drain into Mosquitto ({backlog} readings, each verified and acked by a central peer):")
-    print(f"  {backlog / (t1 - t0):8.0f} readings/s                     target >= 3,000/s")
+    rate = backlog / (t1 - t0)
+    print(f"  {rate:8.0f} readings/s                     target >= 3,000/s   {ratio(rate)}")
 
 
 def _depth(state: Path) -> int:
@@ -215,6 +220,7 @@ def _depth(state: Path) -> int:
 
 
 def main() -> int:
+    print_baseline("bench/edge.py")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=60.0, help="steady-state measuring time in seconds")
     ap.add_argument("--backlog", type=int, default=30000, help="readings in the drained backlog")

@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 import asyncpg
 import paho.mqtt.client as paho
+from baseline import print_baseline, ratio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import topics
@@ -442,7 +443,8 @@ def _report(args: argparse.Namespace, res: Results, stored: int) -> None:
         f"  batches acked: {len(res.latencies):,}  readings accepted: {res.accepted:,}  duplicate: {res.duplicate}"
         f"  rejected: {res.rejected}  rows in PostgreSQL: {stored:,}"
     )
-    print(f"  sustained verified readings/s into PostgreSQL: {res.accepted / span:,.0f}  (over {span:.1f} s)")
+    print(f"  sustained verified readings/s into PostgreSQL: {res.accepted / span:,.0f}  (over {span:.1f} s; "
+          f"{ratio(res.accepted / span)})")
     print(
         f"  publish->ack latency after {args.warmup:g} s warm-up: p50 {percentile(lats, 50) * 1000:.1f} ms, "
         f"p99 {percentile(lats, 99) * 1000:.1f} ms, max {max(lats, default=math.nan) * 1000:.1f} ms "
@@ -452,6 +454,7 @@ def _report(args: argparse.Namespace, res: Results, stored: int) -> None:
 
 
 def main() -> None:
+    print_baseline("bench/ingest.py")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--batch", type=int, default=50, help="records per MQTT message")

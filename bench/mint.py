@@ -57,6 +57,8 @@ from solders.pubkey import Pubkey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script directory
+
 from central.accounting.mint_intent import MintIntent  # noqa: E402
 from central.accounting.pg_store import PgAccountingStore, enqueue_mints  # noqa: E402
 from central.accounting.plugin import settle_all  # noqa: E402
@@ -303,6 +305,7 @@ async def run_intents(args: argparse.Namespace) -> dict[str, object]:
             "enqueue_s": round(t1 - t0, 2), "outbox_s": round(t2 - t1, 2), "end_to_end_s": round(t2 - t0, 2),
             "confirmed": counts.get("confirmed", 0),
             "mints_per_s_end_to_end": round(counts.get("confirmed", 0) / (t2 - t0)),
+            "mints_per_s_vs_baseline": ratio(counts.get("confirmed", 0) / (t2 - t0)),
             "central_process_cpu_s": round(cpu, 2),
             "mints_per_cpu_s_of_central_process": round(counts.get("confirmed", 0) / cpu),
             "load_average_1min": round(os.getloadavg()[0], 1),
@@ -361,6 +364,7 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
             "mint_s": round(mint_s, 2),
             "end_to_end_s": round(elapsed, 2),
             "mints_per_s_end_to_end": round(confirmed / elapsed),
+            "mints_per_s_vs_baseline": ratio(confirmed / elapsed),
             "central_process_cpu_s": round(cpu, 2),
             "supply_equals_db_wh": await supply(b) == await minted_wh(pool),
             "load_average_1min": round(os.getloadavg()[0], 1),
@@ -384,6 +388,7 @@ def main() -> None:
     p.add_argument("--mode", choices=("backlog", "steady", "both"), default="both",
                    help="with --from-readings: windows final all at once, one at a time, or both runs")
     args = p.parse_args()
+    print_baseline("bench/mint.py")
     if args.from_readings and args.raw:
         p.error("--raw and --from-readings are different paths; choose one")
     if args.from_readings:

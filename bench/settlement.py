@@ -24,16 +24,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "central" / "market")]
 
-from market_fixtures import Market, make_market, migrated_pool  # noqa: E402
+from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script directory
+from market_fixtures import Market, make_market  # noqa: E402
 
+from central.db.migrations import migrate_dsn  # noqa: E402
 from central.market.settler import Settler  # noqa: E402
 from central.market.tables import LookupTables  # noqa: E402
+from tests.central.pg import open_pool  # noqa: E402
 
 
 async def run(dsn: str, traders: int, per_trader: int, tables: bool) -> None:
-    async for pool in migrated_pool(dsn):
+    await migrate_dsn(dsn)
+    pool = await open_pool(dsn, max_size=8)
+    try:
         async for m in make_market(pool, epoch_s=900, slot_ms=20):
             await bench(m, traders, per_trader, tables)
+    finally:
+        await pool.close()
 
 
 async def setup(m: Market, traders: int, per_trader: int) -> None:
@@ -87,11 +94,13 @@ async def bench(m: Market, traders: int, per_trader: int, tables: bool) -> None:
         f"{t_settle:.2f}s -> {settled / t_settle:,.0f} trades/s settled (target >= 2,000/s)"
     )
     print(f"end to end (clear + settle): {settled / (t_clear + t_settle):,.0f} trades/s")
+    print(f"settled trades/s as a multiple of the same run's baseline: {ratio(settled / t_settle)}")
     pending = await m.pool.fetchval("SELECT count(*) FROM trades WHERE status = 'pending'")
     assert pending == 0, pending
 
 
 def main() -> None:
+    print_baseline("bench/settlement.py")
     ap = argparse.ArgumentParser()
     ap.add_argument("--traders", type=int, default=200)
     ap.add_argument("--orders-per-trader", type=int, default=30)
