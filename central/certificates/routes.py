@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from aiohttp import web
-
 from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
@@ -26,6 +24,7 @@ from central.certificates.errors import (
 from central.certificates.models import CertificateRecord, Status
 from central.certificates.service import CertificateService, PreparedTransaction
 from central.certificates.validation import CertificateValidator, ValidationReport
+from central.errors import require
 from central.http.errors import ApiError, bad_request
 from central.http.roles import ANY_USER, OWNERS, PUBLIC, Role, roles
 from central.http.routes import Call, RouteTable
@@ -40,13 +39,10 @@ SEES_ALL = frozenset({Role.ADMIN, Role.REC_AUTHORITY})
 
 @dataclass(frozen=True)
 class Certificates:
-    """What the routes need; built by the plugin (or a test) and stored under :data:`CERTIFICATES`."""
+    """What the routes need; built by the composition root (``central.bootstrap``)."""
 
     service: CertificateService
     validator: CertificateValidator
-
-
-CERTIFICATES = web.AppKey("gtx.certificates", Certificates)
 
 
 # --- schemas ---
@@ -170,11 +166,8 @@ class ValidationOut:
 # --- helpers ---
 
 
-def _certs(app: web.Application) -> Certificates:
-    certs = app.get(CERTIFICATES)
-    if certs is None:
-        raise ApiError(503, "ledger_unavailable", "certificates need the ledger, which is not configured")
-    return certs
+def _certs(call: Call[Any, Any]) -> Certificates:
+    return require(call.services.certificates)
 
 
 def _api_error(exc: CertificateError) -> ApiError:
@@ -223,7 +216,7 @@ async def issue_certificate(call: Call[IssueIn, None]) -> CertificateOut:
     and up) and mints it to the meter owner's linked wallet: one Token-2022 mint, 1 base unit = 1 Wh."""
     b = call.body
     try:
-        record = await _certs(call.app).service.issue(
+        record = await _certs(call).service.issue(
             actor_id=call.user.user_id, meter_id=b.meter_id, period_start=b.period_start, period_end=b.period_end,
             expected_wh=b.expected_wh,
         )  # fmt: skip
@@ -237,7 +230,7 @@ async def issue_certificate(call: Call[IssueIn, None]) -> CertificateOut:
 async def list_certificates(call: Call[None, None]) -> list[CertificateOut]:
     """Certificates issued to you or held (per the platform's records) by your wallet."""
     user = call.user
-    records = await _certs(call.app).service.list_certificates(user_id=user.user_id, is_admin=user.role in SEES_ALL)
+    records = await _certs(call).service.list_certificates(user_id=user.user_id, is_admin=user.role in SEES_ALL)
     return [_out(r) for r in records]
 
 
@@ -249,7 +242,7 @@ async def validate_certificate(call: Call[None, ValidateQuery]) -> ValidationOut
     q = call.query
     if (q.certificate_id is None) == (q.mint is None):
         raise bad_request("give certificate_id or mint, not both")
-    validator = _certs(call.app).validator
+    validator = _certs(call).validator
     try:
         report = await (validator.by_id(q.certificate_id) if q.certificate_id else validator.by_mint(q.mint or ""))
     except CertificateError as exc:
@@ -262,7 +255,7 @@ async def validate_certificate(call: Call[None, ValidateQuery]) -> ValidationOut
 async def get_certificate(call: Call[None, None]) -> CertificateOut:
     user = call.user
     try:
-        record = await _certs(call.app).service.get(
+        record = await _certs(call).service.get(
             call.path_uuid("certificate_id"), user_id=user.user_id, is_admin=user.role in SEES_ALL
         )
     except CertificateError as exc:
@@ -276,7 +269,7 @@ async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
     """Who retired how much of the certificate, for what and for which consumption period, with the burn's
     transaction signature to check on chain."""
     try:
-        done = await _certs(call.app).service.retirements(call.path_uuid("certificate_id"))
+        done = await _certs(call).service.retirements(call.path_uuid("certificate_id"))
     except CertificateError as exc:
         raise _api_error(exc) from exc
     out = []
@@ -298,7 +291,7 @@ async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequest
     """Returns a transaction the platform pays for; sign it with your wallet and submit it within its expiry."""
     b = call.body
     try:
-        prepared = await _certs(call.app).service.request_transfer(
+        prepared = await _certs(call).service.request_transfer(
             call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh,
             to_user_id=b.to_user_id, to_wallet=b.to_wallet,
         )  # fmt: skip
@@ -316,7 +309,7 @@ async def request_retirement(call: Call[RetireIn, None]) -> TxRequestOut:
     b = call.body
     try:
         retirement = Retirement(b.beneficiary, b.purpose, b.consumption_start, b.consumption_end)
-        prepared = await _certs(call.app).service.request_retirement(
+        prepared = await _certs(call).service.request_retirement(
             call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh, retirement=retirement
         )
     except CertificateError as exc:
@@ -334,7 +327,7 @@ async def submit_request(call: Call[SubmitIn, None]) -> SubmitOut:
     except (binascii.Error, ValueError) as exc:
         raise bad_request("transaction is not base64") from exc
     try:
-        signature = await _certs(call.app).service.submit(call.path_uuid("request_id"), raw, user_id=call.user.user_id)
+        signature = await _certs(call).service.submit(call.path_uuid("request_id"), raw, user_id=call.user.user_id)
     except CertificateError as exc:
         raise _api_error(exc) from exc
     return SubmitOut(signature)
@@ -346,7 +339,7 @@ async def submit_request(call: Call[SubmitIn, None]) -> SubmitOut:
 async def revoke_certificate(call: Call[RevokeIn, None]) -> CertificateOut:
     """Freezes the holders' token accounts (never thawed again) and records the reason on chain and here."""
     try:
-        record = await _certs(call.app).service.revoke(
+        record = await _certs(call).service.revoke(
             call.path_uuid("certificate_id"), actor_id=call.user.user_id, reason=call.body.reason
         )
     except CertificateError as exc:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
+from central.errors import ServiceUnavailableError
 from central.http.auth import TokenCodec, bearer_token
 from central.http.errors import STATUS_CODES, ApiError, error_response, forbidden, unauthorized
 from central.http.routes import PRINCIPAL, route_of
@@ -60,12 +61,15 @@ async def metrics_middleware(request: web.Request, handler: Next) -> web.StreamR
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Next) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Next) -> web.StreamResponse:  # noqa: PLR0911
     try:
         return await handler(request)
     except ApiError as exc:
         HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+    except ServiceUnavailableError as exc:  # a service the composition root left `Unavailable` (e.g. no ledger)
+        HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
+        return error_response(503, exc.code, exc.reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -21,7 +21,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from aiohttp import web
@@ -32,10 +32,17 @@ from central.http.idempotency import HEADER, IDEMPOTENCY, REPLAYED_HEADER, Store
 from central.http.roles import Access
 from central.http.schema import ValidationError, dump, load, load_query
 
+if TYPE_CHECKING:
+    from central.services import Services
+
 B = TypeVar("B")
 Q = TypeVar("Q")
 
 _ROUTE_ATTR = "__gtx_route__"
+
+#: Every subsystem's services (a ``central.services.Services``, built by ``central.bootstrap.bootstrap`` once the
+#: adapters are open); handlers read it as ``call.services``.
+SERVICES: web.AppKey[Services] = web.AppKey("gtx.services")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,11 @@ class Call(Generic[B, Q]):
     @property
     def app(self) -> web.Application:
         return self.request.app
+
+    @property
+    def services(self) -> Services:
+        """Every subsystem's services, set once at start-up by the composition root (``central.app``)."""
+        return self.request.app[SERVICES]
 
     @property
     def user(self) -> Principal:

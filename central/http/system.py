@@ -48,7 +48,7 @@ async def readyz(call: Call[None, None]) -> web.Response:
     checks: dict[str, str] = {}
     for name, check in call.app[READY_CHECKS].items():
         try:
-            await asyncio.wait_for(check(call.app), timeout=2.0)
+            await asyncio.wait_for(check(), timeout=2.0)
             checks[name] = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; the reason is reported
             # Public route: the error text (addresses, URLs, DSNs) goes to the log, only its kind to the caller.

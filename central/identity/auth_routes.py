@@ -8,9 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from central.http import ANY_USER, PUBLIC, Call, Role, RouteTable, meta, roles
-from central.http.middleware import TOKENS
 from central.identity.accounts import Session, User
-from central.identity.context import IDENTITY
 
 routes = RouteTable(tag="accounts")
 
@@ -124,72 +122,72 @@ def _pair(s: Session, ttl: int) -> TokenPair:
                      "address and per e-mail address)")
 async def register(call: Call[RegisterIn, None]) -> Accepted:
     b = call.body
-    await call.app[IDENTITY].accounts.register(b.email, b.password, b.role, call.address)
+    await call.services.identity.accounts.register(b.email, b.password, b.role, call.address)
     return Accepted()
 
 
 @routes.post("/api/v1/auth/verify-email", access=PUBLIC, body=TokenIn, response=UserOut,
              summary="Verify the e-mail address with the single-use token from the verification e-mail")
 async def verify_email(call: Call[TokenIn, None]) -> UserOut:
-    return user_out(await call.app[IDENTITY].accounts.verify_email(call.body.token))
+    return user_out(await call.services.identity.accounts.verify_email(call.body.token))
 
 
 @routes.post("/api/v1/auth/resend-verification", access=PUBLIC, body=EmailIn, response=Accepted, status=202,
              summary="Send a new verification e-mail (answers the same whether or not the address exists)")
 async def resend_verification(call: Call[EmailIn, None]) -> Accepted:
-    await call.app[IDENTITY].accounts.resend_verification(call.body.email)
+    await call.services.identity.accounts.resend_verification(call.body.email)
     return Accepted()
 
 
 @routes.post("/api/v1/auth/login", access=PUBLIC, body=LoginIn, response=TokenPair, errors=(401, 403, 429),
              summary="Log in: access token + refresh token (rate-limited per account and per address)")
 async def login(call: Call[LoginIn, None]) -> TokenPair:
-    session = await call.app[IDENTITY].accounts.login(call.body.email, call.body.password, call.address)
-    return _pair(session, call.app[TOKENS].ttl_s)
+    session = await call.services.identity.accounts.login(call.body.email, call.body.password, call.address)
+    return _pair(session, call.services.tokens.ttl_s)
 
 
 @routes.post("/api/v1/auth/refresh", access=PUBLIC, body=RefreshIn, response=TokenPair, errors=(401,),
              summary="Exchange a refresh token for a new pair (the old refresh token is revoked)")
 async def refresh(call: Call[RefreshIn, None]) -> TokenPair:
-    session = await call.app[IDENTITY].accounts.refresh(call.body.refresh_token)
-    return _pair(session, call.app[TOKENS].ttl_s)
+    session = await call.services.identity.accounts.refresh(call.body.refresh_token)
+    return _pair(session, call.services.tokens.ttl_s)
 
 
 @routes.post("/api/v1/auth/logout", access=PUBLIC, body=RefreshIn, status=204,
              summary="End the session the refresh token belongs to")
 async def logout(call: Call[RefreshIn, None]) -> None:
-    await call.app[IDENTITY].accounts.logout(call.body.refresh_token)
+    await call.services.identity.accounts.logout(call.body.refresh_token)
 
 
 @routes.post("/api/v1/auth/password", access=ANY_USER, body=PasswordChangeIn, status=204, errors=(429,),
              summary="Change my password (ends all my sessions)")
 async def change_password(call: Call[PasswordChangeIn, None]) -> None:
-    await call.app[IDENTITY].accounts.change_password(call.user.user_id, call.body.current_password,
+    await call.services.identity.accounts.change_password(call.user.user_id, call.body.current_password,
                                                       call.body.new_password, address=call.address)
 
 
 @routes.post("/api/v1/auth/password-reset/request", access=PUBLIC, body=EmailIn, response=Accepted, status=202,
              summary="E-mail a password-reset token (answers the same whether or not the address exists)")
 async def request_reset(call: Call[EmailIn, None]) -> Accepted:
-    await call.app[IDENTITY].accounts.request_reset(call.body.email)
+    await call.services.identity.accounts.request_reset(call.body.email)
     return Accepted()
 
 
 @routes.post("/api/v1/auth/password-reset/confirm", access=PUBLIC, body=PasswordResetIn, status=204,
              summary="Set a new password with the single-use reset token (ends all sessions)")
 async def confirm_reset(call: Call[PasswordResetIn, None]) -> None:
-    await call.app[IDENTITY].accounts.reset_password(call.body.token, call.body.new_password)
+    await call.services.identity.accounts.reset_password(call.body.token, call.body.new_password)
 
 
 @routes.get("/api/v1/me", access=ANY_USER, response=UserOut, summary="My account")
 async def me(call: Call[None, None]) -> UserOut:
-    return user_out(await call.app[IDENTITY].accounts.get(call.user.user_id))
+    return user_out(await call.services.identity.accounts.get(call.user.user_id))
 
 
 @routes.get("/api/v1/admin/users", access=roles(Role.ADMIN), query=UserPage, response=list[UserOut],
             summary="List accounts (cursor: the last id of the previous page)")
 async def list_users(call: Call[None, UserPage]) -> list[UserOut]:
-    users = await call.app[IDENTITY].accounts.list_users(call.query.limit, call.query.after)
+    users = await call.services.identity.accounts.list_users(call.query.limit, call.query.after)
     return [user_out(u) for u in users]
 
 
@@ -197,10 +195,10 @@ async def list_users(call: Call[None, UserPage]) -> list[UserOut]:
              errors=(409,), summary="Create an account with any role (e-mail marked verified)")
 async def create_user(call: Call[CreateUserIn, None]) -> UserOut:
     b = call.body
-    return user_out(await call.app[IDENTITY].accounts.create_user(b.email, b.password, b.role, verified=True))
+    return user_out(await call.services.identity.accounts.create_user(b.email, b.password, b.role, verified=True))
 
 
 @routes.put("/api/v1/admin/users/{user_id}/role", access=roles(Role.ADMIN), body=RoleIn, response=UserOut,
             errors=(404, 409), summary="Change an account's role (effective from its next token refresh)")
 async def set_role(call: Call[RoleIn, None]) -> UserOut:
-    return user_out(await call.app[IDENTITY].accounts.set_role(call.path_uuid("user_id"), call.body.role))
+    return user_out(await call.services.identity.accounts.set_role(call.path_uuid("user_id"), call.body.role))

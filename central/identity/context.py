@@ -1,10 +1,8 @@
-"""The identity services as one app-scoped object (built once the pool exists)."""
+"""The identity services as one object (built by ``central.bootstrap``, reached as ``call.services.identity``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from central.identity.accounts import Accounts
 from central.identity.devices import Devices
@@ -17,5 +15,3 @@ class Identity:
     devices: Devices
     meters: Meters
 
-
-IDENTITY = web.AppKey("gtx.identity", Identity)

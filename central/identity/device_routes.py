@@ -12,7 +12,6 @@ from aiohttp import web
 
 from central.http import Call, Role, RouteTable, meta, roles
 from central.http.errors import bad_request
-from central.identity.context import IDENTITY
 from central.identity.devices import Device, MeterInfo, NewMeter
 
 routes = RouteTable(tag="devices")
@@ -119,7 +118,7 @@ def _new(meters: list[MeterIn]) -> list[NewMeter]:
              errors=(409,), summary="Register a gateway and its meters; a challenge is sent to it over MQTT")
 async def register_device(call: Call[RegisterDeviceIn, None]) -> DeviceOut:
     b = call.body
-    device = await call.app[IDENTITY].devices.register(b.device_id, b.site_label, _new(b.meters), call.user.user_id,
+    device = await call.services.identity.devices.register(b.device_id, b.site_label, _new(b.meters), call.user.user_id,
                                                        b.pairing_code)
     return device_out(device)
 
@@ -127,7 +126,7 @@ async def register_device(call: Call[RegisterDeviceIn, None]) -> DeviceOut:
 @routes.get("/api/v1/devices", access=INSTALLERS, query=DevicePage, response=list[DeviceOut],
             summary="My gateways (admins: all); cursor = last device_id of the previous page")
 async def list_devices(call: Call[None, DevicePage]) -> list[DeviceOut]:
-    devices = await call.app[IDENTITY].devices.list_devices(user_id=call.user.user_id, role=call.user.role,
+    devices = await call.services.identity.devices.list_devices(user_id=call.user.user_id, role=call.user.role,
                                                     limit=call.query.limit, after=call.query.after)
     return [device_out(d) for d in devices]
 
@@ -135,7 +134,7 @@ async def list_devices(call: Call[None, DevicePage]) -> list[DeviceOut]:
 @routes.get("/api/v1/devices/{device_id}", access=INSTALLERS, response=DeviceOut, errors=(404,),
             summary="One gateway")
 async def get_device(call: Call[None, None]) -> DeviceOut:
-    device = await call.app[IDENTITY].devices.get(call.path("device_id"), user_id=call.user.user_id,
+    device = await call.services.identity.devices.get(call.path("device_id"), user_id=call.user.user_id,
                                                   role=call.user.role)
     return device_out(device)
 
@@ -143,7 +142,7 @@ async def get_device(call: Call[None, None]) -> DeviceOut:
 @routes.post("/api/v1/devices/{device_id}/meters", access=INSTALLERS, body=list[MeterIn], response=DeviceOut,
              status=201, errors=(404, 409), summary="Add meters to a gateway")
 async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
-    device = await call.app[IDENTITY].devices.add_meters(call.path("device_id"), _new(call.body),
+    device = await call.services.identity.devices.add_meters(call.path("device_id"), _new(call.body),
                                                          user_id=call.user.user_id, role=call.user.role)
     return device_out(device)
 
@@ -151,7 +150,7 @@ async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
 @routes.post("/api/v1/devices/{device_id}/challenge", access=INSTALLERS, response=ChallengeSent, status=202,
              errors=(404, 409), summary="Send a fresh challenge to the gateway over MQTT")
 async def send_challenge(call: Call[None, None]) -> ChallengeSent:
-    ids = call.app[IDENTITY].devices
+    ids = call.services.identity.devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
     return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id"), force=True))
 
@@ -159,7 +158,7 @@ async def send_challenge(call: Call[None, None]) -> ChallengeSent:
 @routes.get("/api/v1/devices/{device_id}/challenge", access=INSTALLERS, response=ChallengeOut,
             errors=(404, 409), summary="Fetch a challenge for a tool to have the gateway sign (HTTP variant)")
 async def get_challenge(call: Call[None, None]) -> web.Response:
-    ids = call.app[IDENTITY].devices
+    ids = call.services.identity.devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
     signed = await ids.signed_challenge(call.path("device_id"), "http")
     return web.Response(body=signed, content_type="application/json")
@@ -168,7 +167,7 @@ async def get_challenge(call: Call[None, None]) -> web.Response:
 @routes.post("/api/v1/devices/{device_id}/challenge-response", access=INSTALLERS, body=ChallengeAnswerIn,
              response=DeviceOut, errors=(404,), summary="Submit the gateway's signature over a challenge")
 async def answer_challenge(call: Call[ChallengeAnswerIn, None]) -> DeviceOut:
-    ids = call.app[IDENTITY].devices
+    ids = call.services.identity.devices
     device_id = call.path("device_id")
     await ids.get(device_id, user_id=call.user.user_id, role=call.user.role)
     try:
@@ -180,7 +179,7 @@ async def answer_challenge(call: Call[ChallengeAnswerIn, None]) -> DeviceOut:
 
 
 async def _status(call: Call[StatusChangeIn, None], action: str) -> DeviceOut:
-    device = await call.app[IDENTITY].devices.set_status(call.path("device_id"), action, call.user.user_id,
+    device = await call.services.identity.devices.set_status(call.path("device_id"), action, call.user.user_id,
                                                          call.body.reason)
     return device_out(device)
 

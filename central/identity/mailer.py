@@ -19,8 +19,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from aiohttp import web
-
 from central.config import MailerConfig
 from central.errors import CentralError
 from central.secretfile import check_secret_file
@@ -117,5 +115,3 @@ def build_mailer(config: MailerConfig) -> Mailer:
         return SmtpMailer(config)
     return DevMailer(config.dev_dir)
 
-
-MAILER = web.AppKey("gtx.mailer", Mailer)

@@ -7,7 +7,6 @@ from datetime import datetime
 from uuid import UUID
 
 from central.http import OWNERS, Call, Role, RouteTable, meta, roles
-from central.identity.context import IDENTITY
 from central.identity.device_routes import SERIAL
 from central.identity.meters import OwnedMeter
 
@@ -55,25 +54,25 @@ def meter_out(m: OwnedMeter) -> MeterOut:
 @routes.post("/api/v1/meters/claim", access=OWNERS, body=ClaimIn, response=MeterOut, errors=(409, 429),
              summary="Claim a meter with its serial and the meter key from the utility (5 attempts per hour)")
 async def claim_meter(call: Call[ClaimIn, None]) -> MeterOut:
-    meter = await call.app[IDENTITY].meters.claim(call.user.user_id, call.body.serial, call.body.meter_key,
+    meter = await call.services.identity.meters.claim(call.user.user_id, call.body.serial, call.body.meter_key,
                                                   address=call.address, user_agent=call.user_agent)
     return meter_out(meter)
 
 
 @routes.get("/api/v1/meters", access=OWNERS, response=list[MeterOut], summary="My meters")
 async def my_meters(call: Call[None, None]) -> list[MeterOut]:
-    return [meter_out(m) for m in await call.app[IDENTITY].meters.list_owned(call.user.user_id)]
+    return [meter_out(m) for m in await call.services.identity.meters.list_owned(call.user.user_id)]
 
 
 @routes.delete("/api/v1/meters/{serial}/claim", access=OWNERS, status=204, errors=(404,),
                summary="Release my claim on a meter")
 async def release_meter(call: Call[None, None]) -> None:
-    await call.app[IDENTITY].meters.release(call.user.user_id, call.path("serial"))
+    await call.services.identity.meters.release(call.user.user_id, call.path("serial"))
 
 
 @routes.get("/api/v1/admin/meter-claim-attempts", access=roles(Role.ADMIN), query=AttemptQuery,
             response=list[ClaimAttemptOut], summary="The meter-claim audit trail, newest first")
 async def claim_attempts(call: Call[None, AttemptQuery]) -> list[ClaimAttemptOut]:
-    rows = await call.app[IDENTITY].meters.attempts(call.query.user_id, call.query.limit)
+    rows = await call.services.identity.meters.attempts(call.query.user_id, call.query.limit)
     return [ClaimAttemptOut(r["user_id"], r["serial"], r["address"], r["user_agent"], r["outcome"], r["at"])
             for r in rows]

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from central import locks
 from central.config import IdentityConfig
 from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
 from central.identity.hashing import METER_KEY_COST, burn_check, check_secret
@@ -57,8 +58,8 @@ class Meters:
     async def claim(self, user_id: UUID, serial: str, meter_key: str, *, address: str, user_agent: str) -> OwnedMeter:
         error: ApiError | None = None
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim:' || $1::uuid::text, 0))",
-                               user_id)
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2::uuid::text, 0))",
+                               locks.METER_CLAIM_USER.prefix, user_id)
             recent = await conn.fetch(
                 "SELECT at FROM meter_claim_attempts WHERE user_id = $1 AND outcome <> 'rate_limited'"
                 " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",
@@ -66,8 +67,8 @@ class Meters:
             )
             # per-serial limit on wrong keys, across all accounts (issue 10 D16): many accounts cannot share one
             # serial's guesses
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim-serial:' || $1, 0))",
-                               serial[:64])
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))",
+                               locks.METER_CLAIM_SERIAL.prefix, serial[:64])
             serial_failures = await conn.fetch(
                 "SELECT at FROM meter_claim_attempts WHERE serial = $1 AND outcome = 'wrong_key'"
                 " AND at > now() - interval '1 hour' ORDER BY at DESC LIMIT $2",

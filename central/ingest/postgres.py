@@ -30,9 +30,10 @@ from central.ingest.model import (
     StoredReading,
 )
 from central.ingest.port import PendingBatch
+from central.locks import INGEST_DEVICE
 
 #: First key of the two-key advisory lock taken per device while a batch is judged and stored.
-LOCK_NAMESPACE = 0x4754_5852  # "GTXR"
+LOCK_NAMESPACE = INGEST_DEVICE.space
 
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 

@@ -12,7 +12,8 @@ docs/decisions/0002-ledger-port-two-backends.md).
 - ``packing``: ``pack(units, ...)`` — greedy packing of instruction groups that must stay together.
 - ``lookup``: address lookup tables (create, extend, load).
 - ``config`` / ``setup`` / ``cli``: ``LedgerConfig``, ``init_ledger`` (idempotent platform setup), ``load_setup``,
-  ``open_ledger``, ``init_command``; ``plugin``: the app plug-in (``app[LEDGER]``, ``app[LEDGER_SETUP]``).
+  ``open_ledger``, ``init_command``; ``runtime``: the ledger of a running app (``LedgerRuntime``);
+  ``routes``: ``GET /api/v1/ledger``.
 - ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600.
 The durable chain outbox built on this lives in ``central.chain``.
 """

@@ -22,6 +22,7 @@ from uuid import UUID
 import asyncpg
 import numpy as np
 
+from central import locks
 from central.market.clearing import OrderBook, Side, clear
 from central.market.epochs import Epoch, EpochClock, EpochStatus
 from central.market.errors import (
@@ -47,12 +48,12 @@ from central.market.settler import enqueue_trades
 
 log = logging.getLogger(__name__)
 
-#: Advisory-lock key of the clearer ("gtx-clr" in ASCII).
-CLEARING_LOCK_KEY = 0x6774782D636C72
+#: Advisory-lock key of the clearer (``central.locks``).
+CLEARING_LOCK_KEY = locks.MARKET_CLEARING.key
 
 
-#: First key of the per-epoch advisory locks (two-int4 form: a key space apart from the bigint keys) - "gtxE".
-EPOCH_LOCK_CLASS = 0x67747845
+#: First key of the per-epoch advisory locks (two-int4 form: a key space apart from the bigint keys).
+EPOCH_LOCK_CLASS = locks.MARKET_EPOCH.space
 
 
 def epoch_lock_key(start: datetime) -> tuple[int, int]:

@@ -1,10 +1,8 @@
-"""The market's services as one object on the aiohttp app (``app[MARKET]``)."""
+"""The market's services as one object (built by ``central.bootstrap``, reached as ``call.services.market``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from central.ledger.port import Ledger
 from central.market.book import MarketBook
@@ -21,6 +19,3 @@ class Market:
     escrow: Escrow | None
     settler: Settler | None
     ledger: Ledger | None
-
-
-MARKET = web.AppKey("gtx.market", Market)

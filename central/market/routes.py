@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
+from central.errors import require
 from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.errors import ApiError, bad_request, not_found
 from central.market.book import EpochSummary, OrderView
 from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
-from central.market.context import MARKET, Market
+from central.market.context import Market
 from central.market.errors import (
     ConflictError,
     EpochClosedError,
@@ -49,10 +50,7 @@ async def _call(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def _market(call: Call[Any, Any]) -> Market:
-    market = call.app.get(MARKET)
-    if market is None:
-        raise ApiError(503, "unavailable", "the market needs a ledger, and none is configured in this process")
-    return market
+    return require(call.services.market.market)
 
 
 def _escrow(call: Call[Any, Any]) -> Escrow:

@@ -15,12 +15,13 @@ import asyncpg
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.pubkey import Pubkey
 
+from central import locks
 from central.ledger.lookup import MAX_TABLE_ADDRESSES, create_table, extend_table, load_lookup_table
 from central.ledger.port import Ledger
 from central.market.chain import MarketChain
 
-#: Session advisory-lock key for growing the tables ("gtx-alt").
-TABLES_LOCK_KEY = 0x6774782D616C74
+#: Session advisory-lock key for growing the tables (``central.locks``).
+TABLES_LOCK_KEY = locks.MARKET_TABLES.key
 
 
 class LookupTables:

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from aiohttp import web
-
 from central.chain.outbox import ChainOutbox
+from central.errors import require
 from central.http.context import POOL
-from central.http.errors import ApiError, conflict, not_found
+from central.http.errors import conflict, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
 from central.minting.proof import mint_proof
 from central.minting.queries import MintView, mint_by_key, mints_of
-
-
-@dataclass
-class OutboxRef:
-    """The mint outbox of this process, filled in at start-up by the minting plugin once the ledger is known."""
-
-    outbox: ChainOutbox | None = None
-
-
-MINT_OUTBOX = web.AppKey("gtx.minting.outbox", OutboxRef)
 
 routes = RouteTable(tag="minting")
 
@@ -84,12 +74,8 @@ def _out(v: MintView) -> MintOut:
     )
 
 
-def _outbox(app: web.Application) -> ChainOutbox:
-    ref = app.get(MINT_OUTBOX)
-    outbox = ref.outbox if ref is not None else None
-    if outbox is None:
-        raise ApiError(503, "ledger_unavailable", "minting is not running (no ledger configured)")
-    return outbox
+def _outbox(call: Call[Any, Any]) -> ChainOutbox:
+    return require(call.services.minting.outbox)
 
 
 @routes.get(
@@ -118,7 +104,7 @@ async def my_mints(call: Call[None, MintsQuery]) -> list[MintOut]:
     description="Accruing mints (owner has no linked wallet yet) are not listed.",
 )
 async def mint_problems(call: Call[None, ProblemsQuery]) -> list[ProblemOut]:
-    views = await _outbox(call.app).problems(stuck_after_seconds=call.query.stuck_after_s, limit=call.query.limit)
+    views = await _outbox(call).problems(stuck_after_seconds=call.query.stuck_after_s, limit=call.query.limit)
     # pending intents of owners without a wallet are accruing by design, not stuck
     owners = sorted({UUID(str(v.payload["owner"])) for v in views if v.state == "pending"})
     with_wallet = {
@@ -144,7 +130,7 @@ async def retry_mint(call: Call[None, None]) -> MintOut:
     view = await mint_by_key(call.app[POOL], key)
     if view is None:
         raise not_found("no such mint", "no_mint")
-    if await _outbox(call.app).retry_failed([key]) != 1:
+    if await _outbox(call).retry_failed([key]) != 1:
         raise conflict(f"mint {key} is {view.status}; only failed mints can be retried", "not_failed")
     again = await mint_by_key(call.app[POOL], key)
     assert again is not None

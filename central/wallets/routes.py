@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from aiohttp import web
-
+from central.errors import require
 from central.http.context import POOL
 from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
 from central.http.roles import ANY_USER, Role, roles
@@ -24,19 +24,8 @@ from central.wallets.errors import (
     TooManyLinkRequestsError,
     WalletTakenError,
 )
-from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import DEFAULT_LINK_TTL, WalletService
 from protocol.base58 import b58decode
-
-
-@dataclass
-class ChainRef:
-    """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
-
-    chain: Chain | None = None
-
-
-CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
 
 routes = RouteTable(tag="wallets")
 
@@ -81,16 +70,12 @@ class FaucetOut:
     wallet: str
 
 
-def _service(app: web.Application) -> WalletService:
-    return WalletService(PgWalletStore(app[POOL]))
+def _service(call: Call[Any, Any]) -> WalletService:
+    return call.services.wallets.service
 
 
-def _chain(app: web.Application) -> Chain:
-    ref = app.get(CHAIN)
-    chain = ref.chain if ref is not None else None
-    if chain is None:
-        raise ApiError(503, "ledger_unavailable", "the ledger is not configured")
-    return chain
+def _chain(call: Call[Any, Any]) -> Chain:
+    return require(call.services.wallets.chain)
 
 
 @routes.post(
@@ -105,7 +90,7 @@ def _chain(app: web.Application) -> Chain:
 async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut:
     """Issues a single-use nonce (valid 10 minutes) inside the message the wallet must sign."""
     try:
-        link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
+        link = await _service(call).start_link(call.user.user_id, call.body.wallet)
     except BadWalletAddressError as exc:
         raise bad_request(str(exc), "bad_wallet") from exc
     except TooManyLinkRequestsError as exc:
@@ -130,18 +115,18 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
     except ValueError as exc:
         raise bad_request("signature is not base58", "bad_signature") from exc
     try:
-        linked = await _service(call.app).complete_link(call.user.user_id, call.body.message, signature)
+        linked = await _service(call).complete_link(call.user.user_id, call.body.message, signature)
     except (LinkRejectedError, LinkExpiredError, NonceRejectedError) as exc:
         raise bad_request(str(exc), "link_rejected") from exc
     except WalletTakenError as exc:
         raise conflict(str(exc), "wallet_taken") from exc
     await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
-    return await _wallet_out(call.app, linked.address, linked.linked_at)
+    return await _wallet_out(call, linked.address, linked.linked_at)
 
 
-async def _wallet_out(app: web.Application, address: str, linked_at: datetime) -> WalletOut:
+async def _wallet_out(call: Call[Any, Any], address: str, linked_at: datetime) -> WalletOut:
     try:
-        b = await balances(_chain(app), address)
+        b = await balances(_chain(call), address)
     except ChainUnavailableError as exc:
         raise ApiError(503, "ledger_unavailable", str(exc)) from exc
     return WalletOut(address, linked_at, b.energy_wh, b.quote)
@@ -155,10 +140,10 @@ async def _wallet_out(app: web.Application, address: str, linked_at: datetime) -
     summary="My wallet and its on-chain balances",
 )
 async def my_wallet(call: Call[None, None]) -> WalletOut:
-    linked = await _service(call.app).wallet_of(call.user.user_id)
+    linked = await _service(call).wallet_of(call.user.user_id)
     if linked is None:
         raise not_found("no wallet linked", "no_wallet")
-    return await _wallet_out(call.app, linked.address, linked.linked_at)
+    return await _wallet_out(call, linked.address, linked.linked_at)
 
 
 @routes.post(
@@ -171,11 +156,11 @@ async def my_wallet(call: Call[None, None]) -> WalletOut:
 )
 async def quote_faucet(call: Call[FaucetIn, None]) -> FaucetOut:
     """Mints quote tokens to a user's linked wallet so demos and tests can fund consumers."""
-    linked = await _service(call.app).wallet_of(call.body.user_id)
+    linked = await _service(call).wallet_of(call.body.user_id)
     if linked is None:
         raise not_found("that user has no linked wallet", "no_wallet")
     try:
-        sig = await faucet_quote(_chain(call.app), linked.address, call.body.amount)
+        sig = await faucet_quote(_chain(call), linked.address, call.body.amount)
     except FaucetUnavailableError as exc:
         raise conflict(str(exc), "faucet_unavailable") from exc
     except ChainUnavailableError as exc:

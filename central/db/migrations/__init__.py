@@ -16,11 +16,12 @@ from pathlib import Path
 
 import asyncpg
 
+from central import locks
 from central.errors import CentralError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
-#: Advisory-lock key for the migration run ("gtx-mig" in ASCII).
-MIGRATION_LOCK_KEY = 0x6774782D6D6967
+#: Advisory-lock key for the migration run (``central.locks``).
+MIGRATION_LOCK_KEY = locks.MIGRATIONS.key
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 log = logging.getLogger(__name__)

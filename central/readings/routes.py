@@ -1,21 +1,19 @@
 """Readings API for owners: a meter's readings (time range, cursor pages), its energy per 15-minute window, and the
-live WebSocket (``/api/v1/live``; channels: ``readings``, more added by other subsystems through ``LIVE_HUB``)."""
+live WebSocket (``/api/v1/live``; channels: ``readings``, and those other subsystems add to the hub at build time,
+see ``central.bootstrap``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 
-from central.app import POOL, TOKENS, Registry
 from central.http import OWNERS, PUBLIC, Call, RouteTable, meta
-from central.http.auth import SESSIONS_CHANNEL, TokenInfo
+from central.http.context import POOL
 from central.http.errors import ApiError, bad_request, not_found
-from central.readings.live import LiveHub, ReadingsChannel
 from central.readings.queries import (
     MAX_PAGE,
     WINDOW_MS,
@@ -29,9 +27,6 @@ from central.readings.queries import (
 
 routes = RouteTable(tag="readings")
 
-#: The process's live hub; other subsystems add channels with ``app[LIVE_HUB].add_channel(...)`` at install time
-#: (install after ``central.readings.plugin``) or notification sources with ``.listen(...)``.
-LIVE_HUB = web.AppKey("gtx.live_hub", LiveHub)
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -111,37 +106,4 @@ async def live(call: Call[None, None]) -> web.StreamResponse:
     ws = web.WebSocketResponse()
     if not ws.can_prepare(call.request).ok:
         raise ApiError(426, "upgrade_required", "this endpoint speaks WebSocket only")
-    return await call.app[LIVE_HUB].handle(call.request)
-
-
-def install(registry: Registry) -> None:
-    registry.add_routes(routes)
-    app = registry.app
-    tokens = app[TOKENS]
-
-    async def authenticate(token: str) -> TokenInfo:
-        """The token must be valid *and* still stand: its login not ended (logout, password change), its user
-        not disabled, its role still the user's (a token issued before a revocation cannot open a new socket)."""
-        info = tokens.inspect(token)
-        row = await app[POOL].fetchrow(
-            "SELECT role, disabled_at, ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens WHERE"
-            " family_id = $2 AND revoked_at IS NULL AND expires_at > now())) AS live FROM users WHERE id = $1",
-            info.user_id, info.session,
-        )
-        if row is None or row["disabled_at"] is not None or not row["live"] or row["role"] != info.role.value:
-            raise ApiError(401, "invalid_token", "session ended")
-        return info
-
-    hub = LiveHub(authenticate)
-    hub.listen(SESSIONS_CHANNEL, hub.revoke)
-    ReadingsChannel.register(hub)
-    app[LIVE_HUB] = hub
-
-    async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
-        await hub.start(app[POOL])
-        try:
-            yield
-        finally:
-            await hub.stop()
-
-    registry.add_task(hub_ctx)
+    return await call.services.readings.hub.handle(call.request)

@@ -1,0 +1,231 @@
+"""The composition root's builder: ``bootstrap(config, adapters) -> Services``.
+
+Every service of every subsystem is constructed here and nowhere else, from the config and the adapters the app
+opened (pool, MQTT client, ledger, mailer, signer, token codec, clock), each dependency passed in explicitly. What a
+process cannot have is decided here, once: without an initialised ledger the chain-backed services (wallet chain,
+minting outbox, market, certificates) are :class:`~central.errors.Unavailable`, without MQTT ingest is.
+
+Nothing here starts anything: background jobs, MQTT subscriptions and lifetimes are derived from the returned
+``Services`` by each subsystem's wiring (``central.wiring``), and started by ``central.app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from central.accounting.pg_store import PgAccountingStore
+from central.accounting.service import AccountingService
+from central.certificates.operations import CertificateChain
+from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
+from central.certificates.routes import Certificates
+from central.certificates.service import CertificateConfig, CertificateService
+from central.certificates.validation import CertificateValidator
+from central.certificates.validation import utc_now as utc_clock
+from central.config import CentralConfig
+from central.errors import Unavailable
+from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
+from central.http.errors import ApiError
+from central.identity.accounts import Accounts
+from central.identity.context import Identity
+from central.identity.devices import Devices
+from central.identity.mailer import Mailer
+from central.identity.meters import Meters
+from central.ingest.metrics import IngestMetrics
+from central.ingest.postgres import PgIngestStore
+from central.ingest.service import IngestService
+from central.ingest.settings import IngestSettings
+from central.ledger.config import LedgerConfig
+from central.ledger.keys import load_or_create_key
+from central.ledger.port import Ledger
+from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import LedgerSetup
+from central.market.book import MarketBook
+from central.market.chain import MarketChain
+from central.market.config import MarketConfig
+from central.market.context import Market
+from central.market.epochs import EpochClock
+from central.market.escrow import Escrow
+from central.market.feed import MarketFeed
+from central.market.settler import Settler
+from central.market.tables import LookupTables
+from central.minting.service import mint_outbox
+from central.minting.settings import MintingSettings
+from central.mqtt import Mqtt
+from central.readings.live import LiveHub, ReadingsChannel
+from central.services import (
+    Ingest,
+    MarketServices,
+    Minting,
+    Readings,
+    Services,
+    Settings,
+    Wallets,
+)
+from central.wallets.chain import Chain, chain_from_setup
+from central.wallets.pg_store import PgWalletStore
+from central.wallets.service import WalletService
+from protocol.keys import DeviceKey
+
+#: The certificate issuer's key role: mint authority until sealed, freeze and metadata authority for good.
+ISSUER_ROLE = "rec_issuer"
+
+NO_LEDGER = "ledger_unavailable"
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What the app opened before building the services."""
+
+    pool: asyncpg.Pool
+    mqtt: Mqtt | None
+    #: None when this app runs without the ledger subsystem.
+    ledger: LedgerRuntime | None
+    mailer: Mailer
+    signer: DeviceKey | None
+    tokens: TokenCodec
+    clock: Callable[[], datetime] = utc_clock
+
+
+def settings(config: CentralConfig) -> Settings:
+    """The subsystem config tables, parsed once (a bad value fails at start-up, not at first use)."""
+    return Settings(
+        ingest=IngestSettings.from_section(config.section("ingest")),
+        minting=MintingSettings.from_section(config.section("minting")),
+        market=MarketConfig.from_section(config.section("market")),
+        certificates=CertificateConfig.from_section(
+            config.section("certificates"), default_uri_base=config.http.public_base_url
+        ),
+    )
+
+
+def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
+    parsed = settings(config)
+    pool = adapters.pool
+    runtime = adapters.ledger
+
+    identity = Identity(
+        accounts=Accounts(pool, config.auth, config.identity, adapters.tokens, adapters.mailer),
+        devices=Devices(pool, config.identity, adapters.mqtt, adapters.signer),
+        meters=Meters(pool, config.identity),
+    )
+    hub = live_hub(pool, adapters.tokens)
+    feed = MarketFeed(hub)
+
+    chain: Chain | Unavailable = Unavailable(NO_LEDGER, "the ledger is not configured")
+    market: Market | Unavailable = Unavailable(
+        "unavailable", "the market needs a ledger, and none is configured in this process"
+    )
+    certificates: Certificates | Unavailable = Unavailable(
+        NO_LEDGER, "certificates need the ledger, which is not configured"
+    )
+    if runtime is not None and runtime.setup is not None:
+        chain = chain_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
+        market = build_market(pool, runtime.ledger, runtime.setup, parsed.market)
+        certificates = build_certificates(
+            pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, parsed.certificates),
+            parsed.certificates, adapters.clock,
+        )
+
+    minting = parsed.minting
+    outbox = (
+        mint_outbox(pool, chain, batch_size=minting.mint_batch, defer_seconds=minting.accrual_recheck_s)
+        if minting.enabled and not isinstance(chain, Unavailable)
+        else Unavailable(NO_LEDGER, "minting is not running (no ledger configured)")
+    )
+    accounting: AccountingService | Unavailable = (
+        AccountingService(
+            PgAccountingStore(pool), minting.window_ms, minting.accounting_batch,
+            max_windows=minting.accounting_max_windows,
+        )
+        if minting.enabled
+        else Unavailable("minting_disabled", "minting is disabled (minting.enabled = false)")
+    )
+    return Services(
+        config=config,
+        settings=parsed,
+        pool=pool,
+        mqtt=adapters.mqtt,
+        signer=adapters.signer,
+        tokens=adapters.tokens,
+        identity=identity,
+        ingest=build_ingest(pool, parsed.ingest) if adapters.mqtt is not None else Unavailable(
+            "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
+        ),
+        readings=Readings(hub),
+        ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
+        wallets=Wallets(WalletService(PgWalletStore(pool)), chain),
+        accounting=accounting,
+        minting=Minting(outbox),
+        market=MarketServices(market, feed),
+        certificates=certificates,
+    )
+
+
+def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:
+    metrics = IngestMetrics.for_registry()
+    service = IngestService(
+        PgIngestStore(lambda: pool), metrics=metrics, max_future_ms=settings.max_future_ms,
+        max_age_ms=settings.max_age_ms,
+    )
+    return Ingest(service, metrics)
+
+
+def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
+    """The live WebSocket hub with the readings channel; other subsystems add theirs before it starts."""
+
+    async def authenticate(token: str) -> TokenInfo:
+        """The token must be valid *and* still stand: its login not ended (logout, password change), its user
+        not disabled, its role still the user's (a token issued before a revocation cannot open a new socket)."""
+        info = tokens.inspect(token)
+        row = await pool.fetchrow(
+            "SELECT role, disabled_at, ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens WHERE"
+            " family_id = $2 AND revoked_at IS NULL AND expires_at > now())) AS live FROM users WHERE id = $1",
+            info.user_id, info.session,
+        )
+        if row is None or row["disabled_at"] is not None or not row["live"] or row["role"] != info.role.value:
+            raise ApiError(401, "invalid_token", "session ended")
+        return info
+
+    hub = LiveHub(authenticate)
+    hub.listen(SESSIONS_CHANNEL, hub.revoke)
+    ReadingsChannel.register(hub)
+    return hub
+
+
+def build_market(pool: asyncpg.Pool, ledger: Ledger, setup: LedgerSetup, config: MarketConfig) -> Market:
+    chain = MarketChain(
+        setup.fee_payer, setup.escrow_authority, setup.energy_mint, setup.quote_mint, setup.treasury.pubkey
+    )
+    book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
+    escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=config.confirm_wait_s)
+    settler = Settler(pool, ledger, chain, tables=LookupTables(pool, ledger, chain))
+    return Market(config, book, escrow, settler, ledger)
+
+
+def certificate_chain(
+    ledger: Ledger, ledger_config: LedgerConfig, setup: LedgerSetup, config: CertificateConfig
+) -> CertificateChain:
+    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``)
+    and the platform fee payer."""
+    issuer, _ = load_or_create_key(
+        ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
+    )
+    return CertificateChain(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
+
+
+def build_certificates(
+    pool: asyncpg.Pool, chain_ops: CertificateChain, config: CertificateConfig,
+    clock: Callable[[], datetime] = utc_clock,
+) -> Certificates:
+    store = PgCertificateStore(pool)
+    service = CertificateService(
+        store=store, directory=PgDirectory(pool), generation=PgGeneration(pool), chain_ops=chain_ops, config=config,
+        clock=clock,
+    )
+    return Certificates(service, CertificateValidator(chain_ops, store, clock))
+
+

@@ -1,0 +1,100 @@
+"""What the composition root builds: every subsystem's services, as one typed, frozen object.
+
+:func:`central.bootstrap.bootstrap` builds a :class:`Services` from the config and the opened adapters; the app sets
+it once under ``SERVICES`` and handlers read it as ``call.services``; each subsystem's wiring
+(``central.wiring.<name>``) derives its jobs, MQTT subscriptions, readiness checks and lifetime from it.
+
+A service this process cannot have (the chain-backed ones without an initialised ledger, ingest without MQTT) is an
+:class:`~central.errors.Unavailable` value, decided once at build time: using it through
+:func:`~central.errors.require` raises ``ServiceUnavailableError``, which HTTP answers with 503 in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from central.accounting.service import AccountingService
+from central.certificates.routes import Certificates
+from central.certificates.service import CertificateConfig
+from central.chain.outbox import ChainOutbox
+from central.config import CentralConfig
+from central.errors import Unavailable
+from central.http.auth import TokenCodec
+from central.identity.context import Identity
+from central.ingest.metrics import IngestMetrics
+from central.ingest.service import IngestService
+from central.ingest.settings import IngestSettings
+from central.ledger.runtime import LedgerRuntime
+from central.market.config import MarketConfig
+from central.market.context import Market
+from central.market.feed import MarketFeed
+from central.minting.settings import MintingSettings
+from central.mqtt import Mqtt
+from central.readings.live import LiveHub
+from central.wallets.chain import Chain
+from central.wallets.service import WalletService
+from protocol.keys import DeviceKey
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The subsystem config tables, parsed once."""
+
+    ingest: IngestSettings
+    minting: MintingSettings
+    market: MarketConfig
+    certificates: CertificateConfig
+
+
+@dataclass(frozen=True)
+class Ingest:
+    service: IngestService
+    metrics: IngestMetrics
+
+
+@dataclass(frozen=True)
+class Readings:
+    #: The process's live WebSocket hub; the market adds its channels at build time.
+    hub: LiveHub
+
+
+@dataclass(frozen=True)
+class Wallets:
+    service: WalletService
+    #: The ledger and platform keys wallets, minting and the faucet use.
+    chain: Chain | Unavailable
+
+
+@dataclass(frozen=True)
+class Minting:
+    #: The energy-mint chain outbox (claims with SKIP LOCKED: every process runs it).
+    outbox: ChainOutbox | Unavailable
+
+
+@dataclass(frozen=True)
+class MarketServices:
+    market: Market | Unavailable
+    #: The market's live channels on the readings hub (registered whether or not the market runs).
+    feed: MarketFeed
+
+
+@dataclass(frozen=True)
+class Services:
+    config: CentralConfig
+    settings: Settings
+    pool: asyncpg.Pool
+    mqtt: Mqtt | None
+    #: Central's message-signing key (protocol v1.1); present whenever MQTT is or a key file is configured.
+    signer: DeviceKey | None
+    tokens: TokenCodec
+    identity: Identity
+    ingest: Ingest | Unavailable
+    readings: Readings
+    ledger: LedgerRuntime | Unavailable
+    wallets: Wallets
+    accounting: AccountingService | Unavailable
+    minting: Minting
+    market: MarketServices
+    certificates: Certificates | Unavailable
