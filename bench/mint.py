@@ -61,7 +61,6 @@ from baseline import print_baseline, ratio  # noqa: E402 - bench/ is the script 
 
 from central.accounting.mint_intent import MintIntent  # noqa: E402
 from central.accounting.pg_store import PgAccountingStore, enqueue_mints  # noqa: E402
-from central.accounting.plugin import settle_all  # noqa: E402
 from central.accounting.service import AccountingService  # noqa: E402
 from central.accounting.window import DEFAULT_WINDOW_MS  # noqa: E402
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many  # noqa: E402
@@ -325,8 +324,7 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
         c0, t0 = time.process_time(), time.perf_counter()
         if mode == "backlog":
             t = time.perf_counter()
-            async with pool.acquire() as lock_conn:
-                final = await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
+            final = await AccountingService(store, batch_meters=meters).settle_due()
             accounting_s += time.perf_counter() - t
             t = time.perf_counter()
             totals = await outbox.drain(max_seconds=3600)
@@ -343,8 +341,7 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
                         "INSERT INTO readings SELECT * FROM readings_all WHERE timestamp_ms = $1", T0 + k * W
                     )
                 t = time.perf_counter()
-                async with pool.acquire() as lock_conn:
-                    final += await settle_all(AccountingService(store, batch_meters=meters), lock_conn)
+                final += await AccountingService(store, batch_meters=meters).settle_due()
                 accounting_s += time.perf_counter() - t
                 t = time.perf_counter()
                 transactions += (await outbox.drain(max_seconds=3600)).transactions

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncpg
 from aiohttp import web
@@ -84,10 +84,12 @@ def create_app(
     mailer: Mailer | None = None,
     ledger_runtime: LedgerRuntime | None = None,
     with_ledger: bool | None = None,
+    customise: Callable[[Services], Services] | None = None,
 ) -> web.Application:
     """Build the application. ``subsystems`` replaces :data:`SUBSYSTEMS` (tests wire a few); ``mqtt`` / ``mailer``
     replace the configured adapters; ``ledger_runtime`` is an already-open ledger used instead of the configured
-    one, which is opened when ``with_ledger`` (default: when the ledger subsystem is wired)."""
+    one, which is opened when ``with_ledger`` (default: when the ledger subsystem is wired). ``customise`` may
+    replace built services before anything starts (tests put a service over their own fake or chain there)."""
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, auth_middleware],
         client_max_size=config.http.max_body_bytes,
@@ -133,6 +135,8 @@ def create_app(
                 pool=pool, mqtt=client, ledger=runtime, mailer=mailer if mailer is not None else build_mailer(
                     config.mailer), signer=signer, tokens=tokens,
             ))
+            if customise is not None:
+                services = customise(services)
             app[SERVICES] = services
             _log_unavailable(services)
             app[READY_CHECKS].update(_ready_checks(services, subsystems))

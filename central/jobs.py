@@ -107,7 +107,6 @@ class JobRunner:
         self._grace_s = grace_s
         self._stopping = False
 
-    @property
     def stopping(self) -> bool:
         return self._stopping
 
@@ -163,11 +162,11 @@ class JobRunner:
         try:
             if job.initial_delay_s > 0:
                 await self._sleep(job.initial_delay_s)
-            if self.stopping:
+            if self.stopping():
                 return
             while True:
                 more = await self._round(running)
-                if self.stopping:
+                if self.stopping():
                     return
                 if more:
                     await self._sleep(0)

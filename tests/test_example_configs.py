@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from central.certificates.plugin import CertificateConfig
+from central.certificates.service import CertificateConfig
 from central.config import load_config
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.market.plugin import MarketConfig
-from central.minting.plugin import MintingSettings
+from central.market.config import MarketConfig
+from central.minting.settings import MintingSettings
 from edge.config import parse_config
 from edge.errors import ConfigError
 from edge.meter_setup import plan

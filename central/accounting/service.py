@@ -37,6 +37,13 @@ class AccountingService:
         if self.max_windows < 1:
             raise ValueError("max_windows must be at least 1")
 
+    async def settle_due(self) -> int:
+        """Pass after pass until nothing is due; returns how many windows became final."""
+        total = 0
+        while n := await self.run_once():
+            total += n
+        return total
+
     async def run_once(self) -> int:
         """One pass over the meters that are due; returns how many windows became final. Call until it returns 0
         to catch up a backlog. A concurrent accountant's win is not an error: its windows stand, ours are

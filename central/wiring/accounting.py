@@ -22,9 +22,7 @@ def jobs(services: Services) -> Sequence[Job]:
         return ()
 
     async def settle() -> None:
-        total = 0
-        while n := await service.run_once():
-            total += n
+        total = await service.settle_due()
         if total:
             log.info("settlement windows final", extra={"windows": total})
 

@@ -9,12 +9,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from central.app import MQTT, Installer, create_app
+from central.app import MQTT, create_app
 from central.config import CentralConfig, from_mapping
+from central.errors import require
 from central.http import Role
+from central.http.context import SERVICES
 from central.identity.cli import create_user
+from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import LedgerSetup
+from central.wiring import Subsystem
 from tests.central.device import write_signing_key
 
 PASSWORD = "correct horse battery"
@@ -31,7 +37,7 @@ def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dic
         "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
         "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
         "log": {"access_log": False},
-        # The ledger plug-in's state and JSON-RPC port stay private to this test.
+        # The ledger's state and JSON-RPC port stay private to this test.
         "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "rpc_port": 0},
     }
     for name, table in sections.items():
@@ -41,10 +47,10 @@ def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dic
 
 @asynccontextmanager
 async def running_app(
-    config: CentralConfig, plugins: Sequence[str | Installer]
+    config: CentralConfig, subsystems: Sequence[Subsystem]
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    """The app with ``plugins``, served on a free port; with MQTT enabled, entered once connected to the broker."""
-    app = create_app(config, plugins=list(plugins))
+    """The app with ``subsystems``, served on a free port; with MQTT enabled, entered once connected to the broker."""
+    app = create_app(config, subsystems=subsystems)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
@@ -61,3 +67,15 @@ async def login(central: TestClient[Any, Any], config: CentralConfig, email: str
     resp = await central.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert resp.status == 200, await resp.text()
     return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+
+def ledger_of(app: web.Application) -> LedgerRuntime:
+    """The running app's ledger (its ``Ledger`` port, platform setup, config and JSON-RPC URL)."""
+    return require(app[SERVICES].ledger)
+
+
+def setup_of(app: web.Application) -> LedgerSetup:
+    """The running app's platform setup (the app was started with ``ledger.create_keys``)."""
+    setup = ledger_of(app).setup
+    assert setup is not None, "ledger not initialised"
+    return setup

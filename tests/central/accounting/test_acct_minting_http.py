@@ -1,4 +1,4 @@
-"""End to end through the real central app (ingest, ledger, wallets, accounting and minting plugins): a gateway's
+"""End to end through the real central app (ingest, ledger, wallets, accounting and minting): a gateway's
 protocol-signed readings through Mosquitto -> verified ingest -> settlement windows -> mint -> the owner's wallet
 over HTTP; then a restart of central."""
 
@@ -13,19 +13,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from solders.signature import Signature
 
-from central.accounting import plugin as accounting_plugin
 from central.accounting.merkle import merkle_root, verify_proof
 from central.accounting.mint_memo import parse_mint_memo
 from central.app import MQTT, POOL, create_app
 from central.config import CentralConfig
+from central.errors import require
+from central.http.context import SERVICES
 from central.http.middleware import TOKENS
 from central.http.roles import Role
-from central.ingest import plugin as ingest_plugin
-from central.ledger import plugin as ledger_plugin
-from central.minting import plugin as minting_plugin
-from central.minting.routes import MINT_OUTBOX
-from central.wallets import plugin as wallets_plugin
-from central.wallets.routes import CHAIN
+from central.wiring import accounting, ingest, ledger, minting, wallets
 from protocol import topics
 from protocol.ack import Ack
 from protocol.base58 import b58encode
@@ -39,7 +35,7 @@ from tests.central.pg import add_user
 
 
 class Central:
-    """The central app (ledger, wallets, accounting, minting plugins) that a test can stop and start again."""
+    """The central app (ledger, wallets, accounting, minting) that a test can stop and start again."""
 
     def __init__(self, config: CentralConfig) -> None:
         self.config = config
@@ -48,13 +44,13 @@ class Central:
     async def start(self) -> TestClient[Any, Any]:
         app = create_app(
             self.config,
-            plugins=[
-                ingest_plugin.install,
-                ledger_plugin.install,
-                wallets_plugin.install,
-                accounting_plugin.install,
-                minting_plugin.install,
-            ],
+            subsystems=(
+                ingest.SUBSYSTEM,
+                ledger.SUBSYSTEM,
+                wallets.SUBSYSTEM,
+                accounting.SUBSYSTEM,
+                minting.SUBSYSTEM,
+            ),
         )
         self.client = TestClient(TestServer(app))
         await self.client.start_server()
@@ -72,7 +68,7 @@ async def central(pg_dsn: str, tmp_path: Path, broker: Any) -> AsyncIterator[Cen
     config = make_config(
         pg_dsn, tmp_path, broker,
         minting={"accounting_interval_s": 0.1},
-        # the real ledger plugin: embedded LiteSVM on disk, platform set up at start (dev keys)
+        # the real ledger: embedded LiteSVM on disk, platform set up at start (dev keys)
         ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 50},
     )
     c = Central(config)
@@ -107,7 +103,7 @@ async def wait_for(predicate: Any) -> None:
 
 async def test_readings_to_tokens_over_http_and_restart(central: Central, broker: Any) -> None:
     client = await central.start()
-    chain = client.app[CHAIN].chain
+    chain = require(client.app[SERVICES].wallets.chain)
     assert chain is not None
     pool = client.app[POOL]
     owner, admin = await add_user(pool), await add_user(pool, "admin")
@@ -132,7 +128,7 @@ async def test_readings_to_tokens_over_http_and_restart(central: Central, broker
     await asyncio.sleep(1.2)
     r = await client.get("/api/v1/admin/mints/problems?stuck_after_s=1", headers=auth(client, admin, Role.ADMIN))
     assert await r.json() == []  # accruing is not stuck ...
-    outbox = client.app[MINT_OUTBOX].outbox
+    outbox = require(client.app[SERVICES].minting.outbox)
     assert outbox is not None
     assert len(await outbox.problems(stuck_after_seconds=1)) == 4  # ... though the raw outbox view lists them
 
@@ -189,7 +185,7 @@ async def test_readings_to_tokens_over_http_and_restart(central: Central, broker
     assert [(m["key"], m["signature"], m["status"]) for m in again] == [
         (m["key"], m["signature"], "confirmed") for m in body
     ]
-    chain = client.app[CHAIN].chain
+    chain = require(client.app[SERVICES].wallets.chain)
     assert chain is not None
     for sig in {m["signature"] for m in body}:
         rec = await chain.ledger.get_transaction(Signature.from_string(sig))

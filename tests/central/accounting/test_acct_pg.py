@@ -9,8 +9,9 @@ import pytest
 
 from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
 from central.accounting.pg_store import PgAccountingStore
-from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
+from central.db.leadership import SessionLock
+from central.locks import ACCOUNTANT
 from protocol.batch import encode_batch
 from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter, add_user
@@ -108,7 +109,7 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
     assert intents == sum(r["export_wh"] for r in rows)
 
 
-async def test_one_accountant_at_a_time(pool: asyncpg.Pool) -> None:
+async def test_one_accountant_at_a_time(pool: asyncpg.Pool, pg_dsn: str) -> None:
     owner = await add_user(pool)
     gw = Gateway()
     await add_device(pool, gw.device_id, gw.key.public_key)
@@ -117,8 +118,15 @@ async def test_one_accountant_at_a_time(pool: asyncpg.Pool) -> None:
         ingest_service(pool, T0 + 10 * W), gw.device_id, [exact(gw, "L-1", T0 + k * W, k) for k in range(3)]
     )
     service = AccountingService(PgAccountingStore(pool))
-    async with pool.acquire() as a, pool.acquire() as b, accountant_lock(a) as first:
-        assert first
-        assert await settle_all(service, b) == 0  # the other session holds the lock: this one skips
-    async with pool.acquire() as b:
-        assert await settle_all(service, b) == 2
+    holder, contender = SessionLock(pg_dsn, ACCOUNTANT), SessionLock(pg_dsn, ACCOUNTANT)
+    try:
+        async with holder.hold() as first:
+            assert first
+            async with contender.hold() as second:
+                assert not second  # the other session holds the lock: this one's round is skipped
+        async with contender.hold() as second:
+            assert second
+            assert await service.settle_due() == 2
+    finally:
+        await holder.close()
+        await contender.close()

@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from central.app import POOL, Registry, create_app
+from central.app import POOL, create_app
 from central.http.middleware import TOKENS
 from central.http.roles import Role
-from central.wallets import plugin as wallets_plugin
-from central.wallets.chain import Chain
-from central.wallets.routes import CHAIN, ChainRef
+from central.ledger.config import LedgerConfig
+from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import init_ledger
+from central.wallets.chain import Chain, chain_from_setup
+from central.wiring import wallets
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
-from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.app_env import make_config
 from tests.central.pg import add_user
 
@@ -25,13 +27,12 @@ from tests.central.pg import add_user
 @pytest.fixture
 async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
     config = make_config(pg_dsn, tmp_path)
-    chain = await embedded_chain(tmp_path / "keys")
-
-    def install(registry: Registry) -> None:
-        registry.app[CHAIN] = ChainRef(chain)
-        wallets_plugin.install(registry)
-
-    app = create_app(config, plugins=[install])
+    ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=20))
+    ledger_config = LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True)
+    setup = await init_ledger(ledger_config, ledger)
+    chain = chain_from_setup(ledger, setup, embedded=True)
+    runtime = LedgerRuntime(ledger, setup, ledger_config, rpc_url="")
+    app = create_app(config, subsystems=(wallets.SUBSYSTEM,), ledger_runtime=runtime)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from central.certificates.plugin import certificate_chain
+from central.bootstrap import certificate_chain
 from central.certificates.service import CertificateConfig
 from central.errors import ConfigError
 from central.ledger.config import LedgerConfig

@@ -4,7 +4,7 @@ API client and wallets signing transaction requests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -16,10 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from solders.keypair import Keypair
 
 from central.app import TOKENS, create_app
+from central.bootstrap import build_certificates
 from central.certificates import client
 from central.certificates.client import ApiCallError
-from central.certificates.plugin import CERT_CHAIN
 from central.http.roles import Role
+from central.services import Services
+from central.wiring import certificates as certificates_wiring
+from central.wiring import ledger as ledger_wiring
 from tests.central.app_env import make_config
 from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet
 from tests.central.certificates.support import Chain
@@ -48,8 +51,12 @@ async def api(pg_dsn: str, chain_env: Chain, tmp_path: Path) -> AsyncIterator[Ap
     config = make_config(
         pg_dsn, tmp_path, certificates={"issuer_name": "GridTokenX REC Authority", "expiry_sweep_s": 3600}
     )
-    app = create_app(config, plugins=["central.certificates.plugin"])
-    app[CERT_CHAIN] = chain_env.ops
+
+    def over_test_chain(services: Services) -> Services:
+        certs = build_certificates(services.pool, chain_env.ops, services.settings.certificates)
+        return replace(services, certificates=certs)
+
+    app = create_app(config, subsystems=(certificates_wiring.SUBSYSTEM,), customise=over_test_chain)
     tokens = {name: app[TOKENS].issue(uid, Role(name))[0] for name, uid in users.items()}
     test_client = TestClient(TestServer(app))
     await test_client.start_server()
@@ -131,8 +138,8 @@ async def test_demo_flow(api: Api) -> None:
     assert out["validation"]["db_agrees"] is True
 
 
-async def test_wired_through_the_ledger_plugin(pg_dsn: str, tmp_path: Path) -> None:
-    """No test-provided chain: the plug-in builds it from the ledger plug-in's ledger and platform setup."""
+async def test_wired_through_the_ledger(pg_dsn: str, tmp_path: Path) -> None:
+    """No test-provided chain: the composition root builds it from the ledger and its platform setup."""
     pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     try:
         authority, prosumer = await add_user(pool, "rec_authority"), await add_user(pool, "prosumer")
@@ -141,7 +148,7 @@ async def test_wired_through_the_ledger_plugin(pg_dsn: str, tmp_path: Path) -> N
         await site.install()
         await site.produce(T0_MS, 15, 10)
         config = make_config(pg_dsn, tmp_path, ledger={"create_keys": True, "serve_rpc": False})
-        app = create_app(config, plugins=["central.ledger.plugin", "central.certificates.plugin"])
+        app = create_app(config, subsystems=(ledger_wiring.SUBSYSTEM, certificates_wiring.SUBSYSTEM))
         token = app[TOKENS].issue(authority, Role.REC_AUTHORITY)[0]
         test_client = TestClient(TestServer(app))
         await test_client.start_server()

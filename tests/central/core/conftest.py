@@ -17,8 +17,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central.app import create_app
 from central.config import CentralConfig
+from central.http.context import SERVICES
 from central.http.roles import Role
-from central.identity.context import IDENTITY
+from central.wiring import identity as identity_wiring
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import ProtocolError
@@ -63,7 +64,7 @@ class Api:
         """Create a verified user with ``role``; returns (email, access token)."""
         self._n += 1
         email = f"{role}{self._n}-{secrets.token_hex(3)}@example.org"
-        await self.app[IDENTITY].accounts.create_user(email, password, Role(role), verified=True)
+        await self.app[SERVICES].identity.accounts.create_user(email, password, Role(role), verified=True)
         r = await self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
         assert r.status == 200, await r.text()
         return email, (await r.json())["access_token"]
@@ -75,7 +76,7 @@ class Api:
 @pytest.fixture
 async def api_factory(config_factory, client_factory) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
     async def make(broker: Any = None, **sections: dict[str, Any]) -> Api:
-        app = create_app(config_factory(broker, **sections), plugins=["central.identity.plugin"])
+        app = create_app(config_factory(broker, **sections), subsystems=(identity_wiring.SUBSYSTEM,))
         client = await client_factory(app)
         return Api(app, client)
 

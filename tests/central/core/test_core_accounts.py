@@ -9,9 +9,8 @@ import logging
 
 import pytest
 
-from central.http.context import CONFIG
+from central.http.context import CONFIG, SERVICES
 from central.http.roles import Role
-from central.identity.context import IDENTITY
 from central.identity.mailer import read_dev_mail
 from central.observability.logs import JsonFormatter
 
@@ -89,7 +88,7 @@ async def test_login_is_rate_limited_per_account_and_per_address(api_factory) ->
         r = await api.client.post("/api/v1/auth/login", json={"email": f"nobody{i}@example.org", "password": "x"})
         assert r.status == 401
     other = "other@example.org"
-    await api.app[IDENTITY].accounts.create_user(other, PASSWORD, Role.CONSUMER, verified=True)
+    await api.app[SERVICES].identity.accounts.create_user(other, PASSWORD, Role.CONSUMER, verified=True)
     r = await api.client.post("/api/v1/auth/login", json={"email": other, "password": PASSWORD})
     assert r.status == 429
     assert "Retry-After" in r.headers

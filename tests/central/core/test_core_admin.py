@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
-from central.http.context import CONFIG
+from central.http.context import CONFIG, SERVICES
 from central.http.roles import Role
-from central.identity.context import IDENTITY
 from central.identity.mailer import read_dev_mail
 from protocol.keys import DeviceKey
 from tests.central.device import registration
@@ -92,7 +91,7 @@ async def test_last_admin_cannot_demote_itself(api_factory) -> None:
     """Issue 10 D15: demoting the only admin is refused with 409; with two admins, concurrent mutual demotion leaves
     one."""
     api = await api_factory()
-    accounts = api.app[IDENTITY].accounts
+    accounts = api.app[SERVICES].identity.accounts
     email, admin = await api.user("admin")
     users = await (await api.client.get("/api/v1/admin/users?limit=1000", headers=bearer(admin))).json()
     me = next(u for u in users if u["email"] == email)

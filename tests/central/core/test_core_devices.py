@@ -9,8 +9,7 @@ import time
 import asyncpg
 
 from central.app import MQTT
-from central.http.context import CONFIG
-from central.identity.context import IDENTITY
+from central.http.context import CONFIG, SERVICES
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.device import central_challenge, registration
@@ -35,7 +34,7 @@ async def _wait_status(api, token: str, device_id: str, status: str, seconds: fl
 
 async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
-    await api.app[IDENTITY].devices._mqtt.wait_connected(5)
+    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
     installer = await api.token("installer")
     device = gateway_factory()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer), json={
@@ -70,7 +69,7 @@ async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_fa
 
 async def test_device_that_comes_online_later_is_challenged(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
-    await api.app[IDENTITY].devices._mqtt.wait_connected(5)
+    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
     installer = await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
@@ -128,9 +127,9 @@ async def test_http_challenge_single_use_expiry_and_bad_signature(api_factory) -
         assert status == 400, "single use"
 
         # The sweeper removes expired challenges.
-        assert await api.app[IDENTITY].devices.sweep_challenges() >= 1
+        assert await api.app[SERVICES].identity.devices.sweep_challenges() >= 1
         await conn.execute("UPDATE device_challenges SET expires_ms = 0")
-        assert await api.app[IDENTITY].devices.sweep_challenges() >= 1
+        assert await api.app[SERVICES].identity.devices.sweep_challenges() >= 1
         assert await conn.fetchval("SELECT count(*) FROM device_challenges") == 0
     finally:
         await conn.close()

@@ -9,9 +9,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from central.app import Registry, background, create_app
+from central.app import create_app
 from central.db import MigrationError, apply_migrations, discover_migrations, migrate_dsn
 from central.http import PUBLIC, Call, Role, RouteTable, meta, roles
+from central.jobs import Job
+from central.wiring import Subsystem
 
 
 async def test_migrations_apply_once_and_record(empty_pg_dsn: str) -> None:
@@ -74,10 +76,7 @@ async def test_app_serves_health_openapi_and_one_error_shape(config_factory, bro
     async def boom(_call: Call[None, None]) -> None:
         raise RuntimeError("secret internal detail")
 
-    def install(reg: Registry) -> None:
-        reg.add_routes(table)
-
-    app = create_app(config_factory(broker, http={"max_body_bytes": 4096}), plugins=[install])
+    app = create_app(config_factory(broker, http={"max_body_bytes": 4096}), subsystems=(Subsystem("t", (table,)),))
     client = await client_factory(app)
     assert (await client.get("/healthz")).status == 200
     for _ in range(50):
@@ -133,7 +132,7 @@ async def test_app_serves_health_openapi_and_one_error_shape(config_factory, bro
 
 
 async def test_readyz_reports_broker_down(config_factory, broker, client_factory) -> None:
-    app = create_app(config_factory(broker), plugins=[])
+    app = create_app(config_factory(broker), subsystems=())
     client = await client_factory(app)
     broker.stop()
     for _ in range(50):
@@ -147,20 +146,17 @@ async def test_readyz_reports_broker_down(config_factory, broker, client_factory
     assert body["checks"]["broker"] != "ok"
 
 
-async def test_background_task_is_restarted_after_a_crash(config_factory, client_factory) -> None:
+async def test_background_job_runs_again_after_a_crash(config_factory, client_factory) -> None:
     runs: list[int] = []
     done = asyncio.Event()
 
-    async def flaky(_app) -> None:  # type: ignore[no-untyped-def]
+    async def flaky() -> None:
         runs.append(1)
         if len(runs) == 1:
             raise RuntimeError("first run fails")
         done.set()
-        await asyncio.Event().wait()
 
-    def install(reg: Registry) -> None:
-        reg.add_task(background("flaky", flaky))
-
-    await client_factory(create_app(config_factory(), plugins=[install]))
+    wired = Subsystem("flaky", jobs=lambda _services: [Job("flaky", 0.01, flaky, backoff_cap_s=0.02)])
+    await client_factory(create_app(config_factory(), subsystems=(wired,)))
     await asyncio.wait_for(done.wait(), 5)
     assert len(runs) == 2

@@ -14,26 +14,28 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from central.app import create_app
+from central.http.context import SERVICES
 from central.http.middleware import TOKENS
 from central.http.roles import Role
-from central.identity.context import IDENTITY
 from central.readings.live import CLOSE_UNAUTHENTICATED
+from central.wiring import identity as identity_wiring
+from central.wiring import readings as readings_wiring
 
 PASSWORD = "correct horse battery"
 #: The wire protocol's close code for "your role changed" (``central.readings.live.CLOSE_ROLE_CHANGED``).
 CLOSE_ROLE_CHANGED = 4403
-PLUGINS = ["central.identity.plugin", "central.readings.plugin"]
+SUBSYSTEMS = (identity_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM)
 
 
 async def _instance(config_factory: Any, client_factory: Any, config: Any = None) -> TestClient[Any, Any]:
     cfg = config if config is not None else config_factory()
-    client: TestClient[Any, Any] = await client_factory(create_app(cfg, plugins=PLUGINS))
+    client: TestClient[Any, Any] = await client_factory(create_app(cfg, subsystems=SUBSYSTEMS))
     return client
 
 
 async def _login(client: TestClient[Any, Any], role: Role = Role.PROSUMER) -> tuple[str, dict[str, Any]]:
     email = f"live-{time.monotonic_ns()}@example.org"
-    await client.app[IDENTITY].accounts.create_user(email, PASSWORD, role, verified=True)
+    await client.app[SERVICES].identity.accounts.create_user(email, PASSWORD, role, verified=True)
     r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
     assert r.status == 200, await r.text()
     return email, await r.json()

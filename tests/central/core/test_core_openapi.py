@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from central.app import PLUGINS, create_app
+from central.app import create_app
 from central.http import meta
 from central.http.schema import (
     INT64_MAX,
@@ -25,7 +25,7 @@ from tests.central.app_env import make_config
 
 
 def _document(tmp_path: Path) -> dict[str, Any]:
-    app = create_app(make_config("postgresql://nobody@127.0.0.1:1/none", tmp_path), plugins=list(PLUGINS))
+    app = create_app(make_config("postgresql://nobody@127.0.0.1:1/none", tmp_path))
     return openapi_document(app)
 
 

@@ -20,6 +20,7 @@ from central.errors import ConfigError
 from central.http import PUBLIC, Call, RouteTable
 from central.http.context import CONFIG, POOL
 from central.identity.mailer import DevMailer, Mail, read_dev_mail
+from central.wiring import Subsystem
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from tests.central.core.conftest import Api
@@ -184,7 +185,7 @@ async def _probe_int(call: Call[None, None]) -> _Num:
 async def test_unconvertible_query_argument_is_a_400_without_echoing_it(config_factory, client_factory) -> None:
     """Handlers that parse a path integer themselves (market orders, mint keys) handed asyncpg a value outside
     int64: a 500. The error middleware now answers 400 ``invalid_input``, without the value."""
-    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    app = create_app(config_factory(), subsystems=(Subsystem("probe", (_probe,)),))
     client = await client_factory(app)
     assert (await client.get("/probe-int/12")).status == 200
     r = await client.get("/probe-int/99999999999999999999")
@@ -195,7 +196,7 @@ async def test_unconvertible_query_argument_is_a_400_without_echoing_it(config_f
 
 
 async def test_out_of_range_ints_nul_and_lone_surrogates_are_400s(config_factory, client_factory) -> None:
-    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    app = create_app(config_factory(), subsystems=(Subsystem("probe", (_probe,)),))
     client = await client_factory(app)
     ok = await client.post("/probe", json={"n": 2**63 - 1, "text": "ünïcode ✓"})
     assert (ok.status, await ok.json()) == (200, {"n": 2**63 - 1, "text": "ünïcode ✓", "at": None})
@@ -254,7 +255,7 @@ def test_world_readable_jwt_secret_file_is_refused(tmp_path) -> None:  # type: i
 async def test_datetimes_at_the_ends_of_the_calendar_are_400s(config_factory, client_factory) -> None:
     """``0001-01-01T00:00:00+05:00`` parses, but converting it to UTC (as certificates and accounting do)
     overflowed: a 500 from the retirement route. Date-times must lie in 1970..9000 UTC."""
-    app = create_app(config_factory(), plugins=[lambda reg: reg.add_routes(_probe)])
+    app = create_app(config_factory(), subsystems=(Subsystem("probe", (_probe,)),))
     client = await client_factory(app)
     fine = datetime(2026, 11, 29, 12, tzinfo=timezone(timedelta(hours=7)))
     r = await client.post("/probe", json={"n": 1, "at": fine.isoformat()})
@@ -269,13 +270,11 @@ async def test_readyz_names_the_failing_check_but_not_its_error_text(config_fact
     """/readyz is public: a check's exception text (a DSN, an RPC URL with its API key, an internal address)
     must not reach anonymous callers; it goes to the log."""
 
-    async def leaky(_app: web.Application) -> None:
+    async def leaky() -> None:
         raise ConnectionError("cannot reach https://rpc.example/?api-key=sk_live_123 at 10.1.2.3")
 
-    def install(reg: Any) -> None:
-        reg.add_ready_check("ledger", leaky)
-
-    app = create_app(config_factory(), plugins=[install])
+    wired = Subsystem("leaky", ready_checks=lambda _services: {"ledger": leaky})
+    app = create_app(config_factory(), subsystems=(wired,))
     client = await client_factory(app)
     r = await client.get("/readyz")
     assert r.status == 503

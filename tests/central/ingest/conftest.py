@@ -12,10 +12,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from central.config import CentralConfig
+from central.wiring import identity as identity_wiring
+from central.wiring import ingest as ingest_wiring
+from central.wiring import readings as readings_wiring
 from tests.central.app_env import make_config, running_app
 from tests.central.ingest.ingest_db import Seed
 
-PLUGINS = ["central.identity.plugin", "central.ingest.plugin", "central.readings.plugin"]
+SUBSYSTEMS = (identity_wiring.SUBSYSTEM, ingest_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM)
 
 
 @pytest.fixture
@@ -30,5 +33,5 @@ def config(pg_dsn: str, broker: Any, tmp_path: Path) -> CentralConfig:
 
 @pytest.fixture
 async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
-    async with running_app(config, PLUGINS) as client:
+    async with running_app(config, SUBSYSTEMS) as client:
         yield client

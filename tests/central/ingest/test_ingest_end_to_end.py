@@ -15,6 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from central.app import POOL, TOKENS
 from central.http import Role
+from central.wiring import ingest as ingest_wiring
+from central.wiring import readings as readings_wiring
 from protocol import topics
 from protocol.ack import Ack
 from protocol.batch import encode_batch
@@ -27,13 +29,13 @@ from tests.central.gateway import Gateway, forge
 from tests.central.ingest.ingest_db import Seed
 
 METER = "E2E-METER-1"
-PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
+SUBSYSTEMS = (ingest_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM)
 
 
 @pytest.fixture
 async def central(pg_dsn: str, broker: Any, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(pg_dsn, tmp_path, broker, ingest={"share_group": "central", "concurrency": 2})
-    async with running_app(config, PLUGINS) as client:
+    async with running_app(config, SUBSYSTEMS) as client:
         yield client
 
 def pool_of(client: TestClient[Any, Any]) -> asyncpg.Pool:

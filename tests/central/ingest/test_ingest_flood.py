@@ -18,6 +18,8 @@ from prometheus_client import REGISTRY
 
 from central.app import MQTT, POOL
 from central.mqtt import PahoMqtt
+from central.wiring import ingest as ingest_wiring
+from central.wiring import readings as readings_wiring
 from protocol import topics
 from protocol.batch import encode_batch
 from tests.central.app_env import make_config, running_app
@@ -25,7 +27,7 @@ from tests.central.device import DeviceClient, central_ack
 from tests.central.gateway import Gateway, forge
 from tests.central.ingest.ingest_db import Seed
 
-PLUGINS = ["central.ingest.plugin", "central.readings.plugin"]
+SUBSYSTEMS = (ingest_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM)
 FLOODER = Path(__file__).with_name("flooder.py")
 ROOT = Path(__file__).resolve().parents[3]
 FLOOD_MESSAGES = 1500  # x ~200 kB: ~300 MB if central queued them all
@@ -43,7 +45,7 @@ def rss_bytes() -> int:
 @pytest.fixture
 async def central(pg_dsn: str, broker: Any, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(pg_dsn, tmp_path, broker, ingest={"share_group": "central", "concurrency": 2})
-    async with running_app(config, PLUGINS) as client:
+    async with running_app(config, SUBSYSTEMS) as client:
         yield client
 
 

@@ -14,6 +14,8 @@ from central.app import POOL, TOKENS
 from central.config import IdentityConfig
 from central.http import Role
 from central.identity.meters import Meters
+from central.wiring import ingest as ingest_wiring
+from central.wiring import readings as readings_wiring
 from tests.central.app_env import make_config, running_app
 from tests.central.gateway import Gateway, ingest, ingest_service
 from tests.central.ingest.ingest_db import Seed
@@ -25,7 +27,7 @@ WINDOW_MS = 15 * 60 * 1000
 @pytest.fixture
 async def central(pg_dsn: str, tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(pg_dsn, tmp_path)
-    async with running_app(config, ["central.ingest.plugin", "central.readings.plugin"]) as client:
+    async with running_app(config, (ingest_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM)) as client:
         yield client
 
 

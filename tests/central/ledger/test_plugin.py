@@ -1,4 +1,4 @@
-"""The ledger plug-in in the real app: adapter built from ``[ledger]``, JSON-RPC served, setup exposed, the outbox
+"""The ledger in the real app: adapter built from ``[ledger]``, JSON-RPC served, setup exposed, the outbox
 migration applied by the app's migration runner."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from solders.keypair import Keypair
 from central.app import POOL, create_app
 from central.config import CentralConfig, from_mapping
 from central.ledger.builder import associated_token_address, mint_to_owner, send_and_confirm
-from central.ledger.plugin import LEDGER, LEDGER_SETUP
 from central.ledger.rpc import RpcLedger
+from central.wiring import ledger as ledger_wiring
+from tests.central.app_env import ledger_of, setup_of
 
 
 def app_config(pg_dsn: str, tmp_path: Path) -> CentralConfig:
@@ -30,14 +31,14 @@ def app_config(pg_dsn: str, tmp_path: Path) -> CentralConfig:
 
 
 async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) -> None:
-    app = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
+    app = create_app(app_config(pg_dsn, tmp_path), subsystems=(ledger_wiring.SUBSYSTEM,))
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
         resp = await client.get("/api/v1/ledger")
         assert resp.status == 200
         info = await resp.json()
-        setup = app[LEDGER_SETUP]
+        setup = setup_of(app)
         assert info["backend"] == "embedded"
         assert info["initialised"] is True
         assert info["energy_mint"] == str(setup.energy_mint)
@@ -54,7 +55,7 @@ async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) 
         remote = RpcLedger(rpc_url)
         try:
             acc = await remote.get_account(setup.energy_mint)
-            assert acc == await app[LEDGER].get_account(setup.energy_mint)
+            assert acc == await ledger_of(app).ledger.get_account(setup.energy_mint)
         finally:
             await remote.close()
         ready = await client.get("/readyz")
@@ -69,26 +70,27 @@ async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) 
 async def test_central_restart_keeps_the_embedded_ledger(pg_dsn: str, tmp_path: Path) -> None:
     """Stop central, start it again: balances and history of the embedded ledger are intact."""
     owner = Keypair().pubkey()
-    app = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
+    app = create_app(app_config(pg_dsn, tmp_path), subsystems=(ledger_wiring.SUBSYSTEM,))
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        setup = app[LEDGER_SETUP]
-        sig = await send_and_confirm(app[LEDGER], setup.fee_payer, mint_to_owner(
+        setup = setup_of(app)
+        sig = await send_and_confirm(ledger_of(app).ledger, setup.fee_payer, mint_to_owner(
             setup.fee_payer.pubkey, owner, setup.energy_mint, setup.mint_authority.pubkey, amount=12_345,
             decimals=3), [setup.mint_authority])
     finally:
         await client.close()
 
-    again = create_app(app_config(pg_dsn, tmp_path), plugins=["central.ledger.plugin"])
+    again = create_app(app_config(pg_dsn, tmp_path), subsystems=(ledger_wiring.SUBSYSTEM,))
     client = TestClient(TestServer(again))
     await client.start_server()
     try:
-        assert again[LEDGER_SETUP] == setup
-        bal = await again[LEDGER].get_token_account_balance(associated_token_address(owner, setup.energy_mint))
+        assert setup_of(again) == setup
+        ata = associated_token_address(owner, setup.energy_mint)
+        bal = await ledger_of(again).ledger.get_token_account_balance(ata)
         assert bal is not None
         assert bal.amount == 12_345
-        record = await again[LEDGER].get_transaction(sig)
+        record = await ledger_of(again).ledger.get_transaction(sig)
         assert record is not None
         assert record.err is None
     finally:

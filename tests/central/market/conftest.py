@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import create_app
 from central.config import from_mapping
-from central.ledger import plugin as ledger_plugin
-from central.ledger.plugin import LEDGER, LEDGER_SETUP
-from central.market import plugin as market_plugin
-from central.readings import plugin as readings_plugin
+from central.wiring import ledger as ledger_wiring
+from central.wiring import market as market_wiring
+from central.wiring import readings as readings_wiring
+from tests.central.app_env import ledger_of, setup_of
 from tests.central.market.http_env import Env
 
 
@@ -44,10 +44,11 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
             },
         }
     )
-    app = create_app(config, plugins=[ledger_plugin.install, readings_plugin.install, market_plugin.install])
+    wired = (ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)
+    app = create_app(config, subsystems=wired)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield client, client.app[LEDGER_SETUP], client.app[LEDGER]
+        yield client, setup_of(client.app), ledger_of(client.app).ledger
     finally:
         await client.close()

@@ -17,11 +17,11 @@ from central.app import POOL, create_app
 from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
-from central.ledger import plugin as ledger_plugin
-from central.ledger.plugin import LEDGER, LEDGER_SETUP
-from central.market import plugin as market_plugin
 from central.market.verify import recompute
-from central.readings import plugin as readings_plugin
+from central.wiring import ledger as ledger_wiring
+from central.wiring import market as market_wiring
+from central.wiring import readings as readings_wiring
+from tests.central.app_env import ledger_of, setup_of
 from tests.central.market.http_env import Env, auth, deposit, funded_user, ws_next
 from tests.central.market.market_fixtures import make_user
 
@@ -149,14 +149,15 @@ async def test_feed_crosses_worker_processes_through_postgres(pg_dsn: str, tmp_p
         },
         "market": {"epoch_length_s": 900},
     }
-    plugins = [ledger_plugin.install, readings_plugin.install, market_plugin.install]
-    a = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))
+    wired = (ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)
+    a = TestClient(TestServer(create_app(from_mapping(base), subsystems=wired)))
     await a.start_server()
-    b = TestClient(TestServer(create_app(from_mapping(base), plugins=plugins)))  # same secret: one platform
+    b = TestClient(TestServer(create_app(from_mapping(base), subsystems=wired)))  # same secret: one platform
     await b.start_server()
     try:
-        setup, ledger = a.app[LEDGER_SETUP], a.app[LEDGER]
-        assert type(b.app[LEDGER]).__name__ == "RpcLedger"  # the directory is a's; b goes through its JSON-RPC
+        setup, ledger = setup_of(a.app), ledger_of(a.app).ledger
+        # the directory is a's; b goes through its JSON-RPC
+        assert type(ledger_of(b.app).ledger).__name__ == "RpcLedger"
         uid, wallet = await funded_user(a, setup, ledger, "consumer", quote=1_000_000)
         h = auth(a, uid, Role.CONSUMER)
         await deposit(a, h, wallet, "quote", 100_000)
