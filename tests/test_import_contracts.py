@@ -81,6 +81,11 @@ def test_forbidden_import_fails_lint(tmp_path: Path, module: str, source: str, b
         # A lower layer importing a higher one: a new cycle between subsystems.
         ("central/ledger/port.py", "\nimport central.wallets.chain  # noqa\n", "subsystems form layers"),
         ("central/http/roles.py", "\nimport central.app  # noqa\n", "subsystems form layers"),
+        # A subsystem reaching for the composition root or another's wiring (the old service locator).
+        ("central/market/routes.py", "\nimport central.services  # noqa\n", "subsystems form layers"),
+        ("central/market/routes.py", "\nimport central.wiring.readings  # noqa\n", "subsystems form layers"),
+        ("central/wiring/market.py", "\nimport central.wiring.readings  # noqa\n", "wiring stands alone"),
+        ("central/jobs.py", "\nimport asyncpg  # noqa\n", "cores import no adapters"),
     ],
 )
 def test_crossing_a_central_contract_fails_lint(tmp_path: Path, module: str, addition: str, broken: str) -> None:
