@@ -98,3 +98,7 @@ _.from_orders
 _.nr
 _.meter_replaced
 _.clock_unsynced
+_.settle_all
+
+# The advisory-lock registry's lists (central/locks.py), checked for uniqueness by tests/central/test_locks.py.
+KEYS, SPACES, TEXTS
