@@ -147,7 +147,7 @@ MAX_BODY = web.AppKey("gtx.max_body", int)
 
 @dataclass
 class RouteTable:
-    """A subsystem's routes. Pass it to ``Registry.add_routes``."""
+    """A subsystem's routes. List it in the subsystem's ``Subsystem(routes=...)`` (``central.wiring``)."""
 
     tag: str = ""
     routes: list[Route] = field(default_factory=list)

@@ -68,7 +68,7 @@ def _jsonable(value: Any) -> Any:
 
 
 class MarketFeed:
-    """Registers the market channels and a ``gtx_market`` listener on ``hub`` (at plug-in install time, before the
+    """Registers the market channels and a ``gtx_market`` listener on ``hub`` (when ``central.bootstrap`` builds it, before the
     hub starts), then forwards notifications to subscribers once ``attach``-ed to the running market."""
 
     def __init__(self, hub: _Hub, *, book_interval_s: float = 0.2) -> None:

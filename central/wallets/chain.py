@@ -1,5 +1,5 @@
 """What wallets and minting need from the ledger subsystem, in one frozen object built by the composition root
-(the wallets/minting plugins) from the ledger's configuration and platform keys."""
+(built by ``central.bootstrap``) from the ledger's configuration and platform keys."""
 
 from __future__ import annotations
 
