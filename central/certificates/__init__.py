@@ -16,5 +16,5 @@ One Token-2022 mint per certificate, no custom program and no Metaplex:
 
 Modules: ``token2022`` (extension instruction encoders), ``metadata``, ``accounts`` (decoders), ``chain`` (pure
 instruction builders), ``operations`` (against the ``Ledger`` port), ``service``, ``validation``, ``store`` /
-``pg_store`` (ports, fakes, PostgreSQL), ``routes`` (HTTP; wired by ``central.wiring.certificates``), ``client`` (API client and demo flow).
+``pg_store`` (ports, fakes, PostgreSQL), ``routes`` (HTTP), ``client`` (API client and demo flow).
 """

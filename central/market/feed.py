@@ -68,8 +68,8 @@ def _jsonable(value: Any) -> Any:
 
 
 class MarketFeed:
-    """Registers the market channels and a ``gtx_market`` listener on ``hub`` (when ``central.bootstrap`` builds it, before the
-    hub starts), then forwards notifications to subscribers once ``attach``-ed to the running market."""
+    """Registers the market channels and a ``gtx_market`` listener on ``hub`` (when ``central.bootstrap`` builds
+    it, before the hub starts), then forwards notifications to subscribers once ``attach``-ed to the running market."""
 
     def __init__(self, hub: _Hub, *, book_interval_s: float = 0.2) -> None:
         self.hub = hub
