@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from central.app import PLUGINS
+from central.app import SUBSYSTEMS
 from central.http import Role
 from tests.central.app_env import login, make_config, running_app
 
@@ -50,7 +50,7 @@ async def _st_run(base_url: str, headers: dict[str, str], report_dir: Path) -> t
 @pytest.mark.timeout(600)
 async def test_live_responses_conform_to_the_document_for_every_role(pg_dsn: str, tmp_path: Path) -> None:
     config = make_config(pg_dsn, tmp_path, ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 20})
-    async with running_app(config, PLUGINS) as client:
+    async with running_app(config, SUBSYSTEMS) as client:
         base_url = str(client.make_url("")).rstrip("/")
         callers: dict[str, dict[str, str]] = {"anonymous": {}}
         for role in Role:
