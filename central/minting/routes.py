@@ -9,7 +9,6 @@ from uuid import UUID
 
 from central.chain.outbox import ChainOutbox
 from central.errors import require
-from central.http.context import POOL
 from central.http.errors import conflict, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
@@ -89,7 +88,7 @@ async def my_mints(call: Call[None, MintsQuery]) -> list[MintOut]:
     """One entry per (meter, window) with exported energy: accrued until you link a wallet, then pending, submitted
     (transaction signature known) and confirmed."""
     views = await mints_of(
-        call.app[POOL], call.user.user_id, limit=call.query.limit, before_start_ms=call.query.before_start_ms
+        call.services.pool, call.user.user_id, limit=call.query.limit, before_start_ms=call.query.before_start_ms
     )
     return [_out(v) for v in views]
 
@@ -109,7 +108,7 @@ async def mint_problems(call: Call[None, ProblemsQuery]) -> list[ProblemOut]:
     owners = sorted({UUID(str(v.payload["owner"])) for v in views if v.state == "pending"})
     with_wallet = {
         r["user_id"]
-        for r in await call.app[POOL].fetch("SELECT user_id FROM wallets WHERE user_id = ANY($1::uuid[])", owners)
+        for r in await call.services.pool.fetch("SELECT user_id FROM wallets WHERE user_id = ANY($1::uuid[])", owners)
     }
     views = [v for v in views if v.state != "pending" or UUID(str(v.payload["owner"])) in with_wallet]
     return [
@@ -127,12 +126,12 @@ async def mint_problems(call: Call[None, ProblemsQuery]) -> list[ProblemOut]:
 )
 async def retry_mint(call: Call[None, None]) -> MintOut:
     key = call.path("key")
-    view = await mint_by_key(call.app[POOL], key)
+    view = await mint_by_key(call.services.pool, key)
     if view is None:
         raise not_found("no such mint", "no_mint")
     if await _outbox(call).retry_failed([key]) != 1:
         raise conflict(f"mint {key} is {view.status}; only failed mints can be retried", "not_failed")
-    again = await mint_by_key(call.app[POOL], key)
+    again = await mint_by_key(call.services.pool, key)
     assert again is not None
     return _out(again)
 
@@ -168,7 +167,7 @@ class MintProofOut:
 )
 async def mint_proof_route(call: Call[None, None]) -> MintProofOut:
     """Owners see their own mints' proofs, admins any."""
-    proof = await mint_proof(call.app[POOL], call.path("key"))
+    proof = await mint_proof(call.services.pool, call.path("key"))
     if proof is None or (proof.owner_id != call.user.user_id and call.user.role != Role.ADMIN):
         raise not_found("no such mint", "no_mint")
     return MintProofOut(

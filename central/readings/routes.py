@@ -12,7 +12,6 @@ from uuid import UUID
 from aiohttp import web
 
 from central.http import OWNERS, PUBLIC, Call, RouteTable, meta
-from central.http.context import POOL
 from central.http.errors import ApiError, bad_request, not_found
 from central.readings.queries import (
     MAX_PAGE,
@@ -56,7 +55,7 @@ def _range(from_ms: int | None, to_ms: int | None, visible_from_ms: int) -> tupl
 async def _own_meter(call: Call[Any, Any]) -> tuple[UUID, int]:
     """The meter id, and the first ms its current owner may see (a previous owner's history stays theirs)."""
     meter_id = call.path_uuid("meter_id")
-    exists, owner, visible_from_ms = await meter_owner(call.app[POOL], meter_id)
+    exists, owner, visible_from_ms = await meter_owner(call.services.pool, meter_id)
     if not exists or owner != call.user.user_id:
         raise not_found("no such meter among yours")
     return meter_id, visible_from_ms
@@ -72,7 +71,9 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     q = call.query
     start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
-        return await list_readings(call.app[POOL], meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit)
+        return await list_readings(
+            call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 
@@ -91,7 +92,7 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     if start >= end:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
-        return await window_energy(call.app[POOL], meter_id, from_ms=start, to_ms=end)
+        return await window_energy(call.services.pool, meter_id, from_ms=start, to_ms=end)
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 

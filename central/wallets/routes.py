@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 from central.errors import require
-from central.http.context import POOL
 from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
@@ -120,7 +119,7 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
         raise bad_request(str(exc), "link_rejected") from exc
     except WalletTakenError as exc:
         raise conflict(str(exc), "wallet_taken") from exc
-    await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
+    await release_accrued(call.services.pool, call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call, linked.address, linked.linked_at)
 
 
