@@ -66,9 +66,7 @@ def build(app: web.Application, config: CertificateConfig) -> Certificates | Non
 
 
 def install(registry: Registry) -> None:
-    config = CertificateConfig.from_section(
-        registry.config.section("certificates"), default_uri_base=registry.config.http.public_base_url
-    )
+    config = registry.config.certificates
     registry.add_routes(routes)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
