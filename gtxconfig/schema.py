@@ -24,7 +24,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from gtxconfig.document import Document, KeyPath
 from gtxconfig.errors import ConfigError
@@ -120,7 +120,7 @@ def build(cls: type[T], doc: Document, path: KeyPath = (), table: Any = None, *,
             table = table.get(part, {}) if isinstance(table, Mapping) and isinstance(part, str) else table[part]
     if not isinstance(table, Mapping):
         raise doc.error(path, f"must be a table, got {toml_type(table)}")
-    hints = _hints(cls)
+    hints = _hints(cast(Any, cls))
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     reject_unknown(doc, path, table, fields)
     kwargs: dict[str, Any] = {}
@@ -169,12 +169,12 @@ def _value(tp: Any, value: Any, doc: Document, path: KeyPath, base: Path | None)
             return _fail(doc, path, f"must be one of {', '.join(map(repr, choices))}", value)
         return value
     if origin in (tuple, frozenset):
-        args = get_args(tp)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        elems = get_args(tp)
+        if origin is tuple and not (len(elems) == 2 and elems[1] is Ellipsis):
             raise TypeError(f"gtxconfig reads tuple[X, ...], not {tp!r}")
         if not isinstance(value, list):
             return _fail(doc, path, "must be an array", value, typed=True)
-        return origin(_value(args[0], item, doc, (*path, i), base) for i, item in enumerate(value))
+        return origin(_value(elems[0], item, doc, (*path, i), base) for i, item in enumerate(value))
     if not isinstance(tp, type):
         raise TypeError(f"gtxconfig cannot read {tp!r}")
     if dataclasses.is_dataclass(tp):

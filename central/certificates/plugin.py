@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from central.app import POOL, Registry, background
+from central.certificates.config import CertificateConfig
 from central.certificates.errors import CertificateError
 from central.certificates.operations import CertificateChain
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.routes import CERTIFICATES, Certificates, routes
-from central.certificates.service import CertificateConfig, CertificateService
+from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as validation_clock
 from central.ledger.config import LedgerConfig

@@ -35,8 +35,6 @@ from solders.pubkey import Pubkey
 
 from gtxconfig import Invalid, Range
 
-BACKENDS = ("embedded", "rpc")
-COMMITMENTS = ("processed", "confirmed", "finalized")
 _U64 = Range(1, 2**64 - 1)
 
 

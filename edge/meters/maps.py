@@ -47,6 +47,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import gtxconfig
 from edge.errors import ConfigError
 from gtxconfig.document import Document, KeyPath
 
@@ -198,7 +199,7 @@ class _Reader:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
 
-    def fail(self, path: KeyPath, reason: str) -> ConfigError:
+    def fail(self, path: KeyPath, reason: str) -> gtxconfig.ConfigError:
         return self.doc.error(path, reason)
 
     def table(self, node: Any, path: KeyPath) -> Mapping[str, Any]:

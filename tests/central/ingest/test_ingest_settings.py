@@ -10,7 +10,8 @@ from central.minting.settings import MintingSettings
 
 def test_defaults_and_overrides() -> None:
     assert parse_section(IngestSettings, "ingest", {}) == IngestSettings("central", 16, 300_000)
-    got = parse_section(IngestSettings, "ingest", {"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
+    got = parse_section(IngestSettings, "ingest",
+                        {"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
     assert (got.share_group, got.concurrency, got.max_future_ms) == ("ingest-b", 8, 60_000)
     assert parse_section(IngestSettings, "ingest", {}).max_age_ms == 60 * 86_400_000
     assert parse_section(IngestSettings, "ingest", {"max_age_ms": 3_600_000}).max_age_ms == 3_600_000

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from central.config import parse_section
 from central.errors import ConfigError
 from central.ledger.cli import init_command
-from central.config import parse_section
 from central.ledger.config import LedgerConfig
 from central.ledger.errors import KeyFileError, LedgerError
 from central.ledger.jsonrpc import RpcLimits, serve
