@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
@@ -22,20 +22,21 @@ from central.ledger.config import LedgerConfig
 from central.market.config import MarketConfig
 from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
-from gtxconfig import Document, Invalid, build, build_table
+from gtxconfig import Check, Document, Invalid, Range, build, build_table
 
 T = TypeVar("T")
+_POSITIVE = Check(lambda v: v > 0, "must be > 0")
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: Annotated[int, Range(0, 65535)] = 8080
+    workers: Annotated[int, Range(1, 64)] = 1
     #: Paths under which the OpenAPI document and docs page are served.
     public_base_url: str = "http://127.0.0.1:8080"
     #: Largest accepted request body (bytes).
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: Annotated[int, Range(1024)] = 1_048_576
     #: Trust ``X-Forwarded-For`` for the client address (only behind ONE reverse proxy you run, which appends the
     #: address it saw: its last hop is used; earlier hops are client-written).
     trust_forwarded_for: bool = False
@@ -43,13 +44,7 @@ class HttpConfig:
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
     metrics_dir: str = ""
     #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
-    idempotency_ttl_s: int = 86_400
-
-    def validate(self) -> None:
-        _require(0 <= self.port <= 65535, "port", "must be 0..65535")
-        _require(60 <= self.idempotency_ttl_s <= 30 * 86_400, "idempotency_ttl_s", "must be 60..2592000")
-        _require(1 <= self.workers <= 64, "workers", "must be 1..64")
-        _require(self.max_body_bytes >= 1024, "max_body_bytes", "must be >= 1024")
+    idempotency_ttl_s: Annotated[int, Range(60, 30 * 86_400)] = 86_400
 
 
 @dataclass(frozen=True)
@@ -59,12 +54,11 @@ class DatabaseConfig:
     pool_max: int = 10
     #: Apply pending migrations when the app starts (under an advisory lock, so many workers are safe).
     migrate_on_start: bool = True
-    command_timeout_s: float = 30.0
+    command_timeout_s: Annotated[float, _POSITIVE] = 30.0
 
     def validate(self) -> None:
         _require(self.dsn.startswith(("postgresql://", "postgres://")), "dsn", "must be a postgresql:// URL")
         _require(1 <= self.pool_min <= self.pool_max, "pool_min", "must be >= 1 and <= database.pool_max")
-        _require(self.command_timeout_s > 0, "command_timeout_s", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -72,9 +66,9 @@ class MqttConfig:
     #: Set ``enabled = false`` to run without a broker (HTTP-only tools); subscriptions are then refused.
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: Annotated[int, Range(1, 65535)] = 1883
     client_id_prefix: str = "gtx-central"
-    keepalive_s: int = 30
+    keepalive_s: Annotated[int, Range(5, 3600)] = 30
     username: str = ""
     password_file: str = ""
     tls: bool = False
@@ -83,25 +77,19 @@ class MqttConfig:
     reconnect_max_s: float = 30.0
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
-    receive_maximum: int = 1000
+    receive_maximum: Annotated[int, Range(1, 65535)] = 1000
     #: MQTT v5 Maximum Packet Size announced to the broker: larger messages are never sent to this process.
-    max_packet_bytes: int = 1024 * 1024
+    max_packet_bytes: Annotated[int, Range(4096, 268_435_455)] = 1024 * 1024
     #: QoS 0 messages get no broker-side flow control: at most this many (and ``max_queued_qos0_bytes`` of payload)
     #: wait for their handlers in a process; more are dropped (counted, logged) instead of growing memory.
-    max_queued_qos0: int = 256
-    max_queued_qos0_bytes: int = 8 * 1024 * 1024
+    max_queued_qos0: Annotated[int, Range(0, 1_000_000)] = 256
+    max_queued_qos0_bytes: Annotated[int, Range(0, 2**31)] = 8 * 1024 * 1024
     #: File holding central's Ed25519 seed (64 hex digits, chmod 600): every ack, challenge and sync reply is signed
     #: with it (protocol v1.1). Central refuses to start with MQTT enabled and no key; ``gridtokenx-central
     #: signing-key init`` creates it.
     signing_key_file: str = ""
 
     def validate(self) -> None:
-        _require(0 < self.port <= 65535, "port", "must be 1..65535")
-        _require(1 <= self.receive_maximum <= 65535, "receive_maximum", "must be 1..65535")
-        _require(4096 <= self.max_packet_bytes <= 268_435_455, "max_packet_bytes", "must be 4096..268435455")
-        _require(0 <= self.max_queued_qos0 <= 1_000_000, "max_queued_qos0", "must be 0..1000000")
-        _require(0 <= self.max_queued_qos0_bytes <= 2**31, "max_queued_qos0_bytes", "must be 0..2147483648")
-        _require(5 <= self.keepalive_s <= 3600, "keepalive_s", "must be 5..3600")
         _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "reconnect_min_s", "must be > 0 and <= max")
 
 
@@ -111,7 +99,7 @@ class AuthConfig:
     jwt_secret: str = field(default="", repr=False)
     jwt_secret_file: str = ""
     issuer: str = "gridtokenx-central"
-    access_ttl_s: int = 900
+    access_ttl_s: Annotated[int, Range(30, 3600)] = 900
     refresh_ttl_s: int = 30 * 24 * 3600
     verify_token_ttl_s: int = 24 * 3600
     reset_token_ttl_s: int = 3600
@@ -121,13 +109,13 @@ class AuthConfig:
     #: meets, which does not lock the owner out from elsewhere (issue 10 D14) —, per client address over all
     #: accounts, and per account over all addresses (a much higher ceiling against distributed guessing; reaching
     #: it refuses the account's logins from every address until failures leave the window).
-    login_max_failures_per_account_address: int = 5
-    login_max_failures_per_address: int = 20
-    login_max_failures_per_account: int = 100
+    login_max_failures_per_account_address: Annotated[int, Range(1)] = 5
+    login_max_failures_per_address: Annotated[int, Range(1)] = 20
+    login_max_failures_per_account: Annotated[int, Range(1)] = 100
     login_window_s: int = 900
     #: bcrypt cost for passwords (tests may lower it; meter keys always use 12).
-    password_bcrypt_cost: int = 12
-    min_password_length: int = 10
+    password_bcrypt_cost: Annotated[int, Range(4, 15)] = 12
+    min_password_length: Annotated[int, Range(8)] = 10
 
     def secret(self) -> bytes:
         """The signing key. Reads ``jwt_secret_file`` when no inline secret is set."""
@@ -149,14 +137,7 @@ class AuthConfig:
         _require(bool(self.jwt_secret or self.jwt_secret_file), "jwt_secret",
                  "auth.jwt_secret or auth.jwt_secret_file must be set")
         _require(not self.jwt_secret or len(self.jwt_secret) >= 32, "jwt_secret", "must be at least 32 characters")
-        _require(30 <= self.access_ttl_s <= 3600, "access_ttl_s", "must be 30..3600 (access tokens are short-lived)")
         _require(self.refresh_ttl_s > self.access_ttl_s, "refresh_ttl_s", "must exceed auth.access_ttl_s")
-        _require(4 <= self.password_bcrypt_cost <= 15, "password_bcrypt_cost", "must be 4..15")
-        _require(self.login_max_failures_per_account >= 1, "login_max_failures_per_account", "must be >= 1")
-        _require(self.login_max_failures_per_account_address >= 1,
-                 "login_max_failures_per_account_address", "must be >= 1")
-        _require(self.login_max_failures_per_address >= 1, "login_max_failures_per_address", "must be >= 1")
-        _require(self.min_password_length >= 8, "min_password_length", "must be >= 8")
 
 
 @dataclass(frozen=True)
@@ -166,7 +147,7 @@ class MailerConfig:
     dev_dir: str = ".demo/mail"
     from_addr: str = "GridTokenX <no-reply@gridtokenx.local>"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: Annotated[int, Range(1, 65535)] = 25
     smtp_starttls: bool = False
     smtp_username: str = ""
     smtp_password_file: str = ""
@@ -175,7 +156,6 @@ class MailerConfig:
     def validate(self) -> None:
         _require(self.kind in ("dev", "smtp"), "kind", "must be 'dev' or 'smtp'")
         _require(self.kind != "dev" or bool(self.dev_dir), "dev_dir", "must be set for the dev mailer")
-        _require(0 < self.smtp_port <= 65535, "smtp_port", "must be 1..65535")
 
 
 @dataclass(frozen=True)
@@ -193,12 +173,12 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class IdentityConfig:
-    challenge_ttl_s: int = 300
-    challenge_sweep_interval_s: float = 30.0
+    challenge_ttl_s: Annotated[int, Range(10, 3600)] = 300
+    challenge_sweep_interval_s: Annotated[float, _POSITIVE] = 30.0
     #: Meter-claim attempts allowed per user per hour.
-    claim_attempts_per_hour: int = 5
+    claim_attempts_per_hour: Annotated[int, Range(1)] = 5
     #: Wrong-key meter-claim attempts allowed per meter serial per hour, over all accounts.
-    claim_failures_per_serial_per_hour: int = 10
+    claim_failures_per_serial_per_hour: Annotated[int, Range(1)] = 10
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
@@ -209,25 +189,16 @@ class IdentityConfig:
     pending_registration_ttl_s: int = 86_400
     #: A pending gateway has at most one outstanding MQTT challenge; a new one (on an ``online`` status or the
     #: sweeper) is issued no sooner than this after the previous one.
-    challenge_cooldown_s: int = 30
+    challenge_cooldown_s: Annotated[int, Range(1, 3600)] = 30
     #: Self-service registrations accepted per source address / per e-mail address per hour (each answer is the
     #: same whether or not the address has an account, so these limits are what bounds enumeration and mail
     #: flooding through ``/auth/register``).
-    register_max_per_address_per_hour: int = 10
-    register_max_per_email_per_hour: int = 3
+    register_max_per_address_per_hour: Annotated[int, Range(1)] = 10
+    register_max_per_email_per_hour: Annotated[int, Range(1)] = 3
 
     def validate(self) -> None:
-        _require(1 <= self.challenge_cooldown_s <= 3600, "challenge_cooldown_s", "must be 1..3600")
-        _require(10 <= self.challenge_ttl_s <= 3600, "challenge_ttl_s", "must be 10..3600")
         _require(self.pending_registration_ttl_s >= self.challenge_ttl_s,
                  "pending_registration_ttl_s", "must be >= identity.challenge_ttl_s")
-        _require(self.challenge_sweep_interval_s > 0, "challenge_sweep_interval_s", "must be > 0")
-        _require(self.claim_attempts_per_hour >= 1, "claim_attempts_per_hour", "must be >= 1")
-        _require(self.claim_failures_per_serial_per_hour >= 1,
-                 "claim_failures_per_serial_per_hour", "must be >= 1")
-        _require(self.register_max_per_address_per_hour >= 1,
-                 "register_max_per_address_per_hour", "must be >= 1")
-        _require(self.register_max_per_email_per_hour >= 1, "register_max_per_email_per_hour", "must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ rpc_port = 8899
         ("rpc_port = 8899", "rpc_port = true", 13, "ledger.rpc_port", "must be an integer, got boolean"),
         ("fee_bps = 100", "fee_bps = 20000", 9, "market.fee_bps", "must be between 0 and 10000, got 20000"),
         ("epoch_length_s = 900", "epoch_length_s = 7", 8, "market.epoch_length_s", "must divide a day (1..86400)"),
-        ("port = 8080", "port = 70000", 2, "http.port", "must be 0..65535"),
+        ("port = 8080", "port = 70000", 2, "http.port", "must be between 0 and 65535, got 70000"),
         ('backend = "embedded"', 'backend = "ganache"', 12, "ledger.backend",
          "must be one of 'embedded', 'rpc', got 'ganache'"),
     ],
