@@ -2,8 +2,8 @@
 
 The daemon's composition root calls::
 
-    maps = load_maps(cfg.maps_dir)                       # edge.meters.maps
     cfg = load_config(Path("/etc/gridtokenx/edge.toml"))  # edge.config: cfg.buses, cfg.meters
+    maps = load_maps(cfg.maps_dir)                       # edge.meters.maps
     async with open_readers(cfg.buses, cfg.meters, maps) as readers:   # dict[serial, MeterReader]
         sample = await readers["SDM630-0001234"].read()
 
