@@ -38,15 +38,12 @@ from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
 from central.market.events import lock_balances, notify
+from central.market.plan import trade_key
 from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
 
 SETTLEMENT_KIND = "market.settlement"
-
-
-def trade_key(trade_id: int) -> str:
-    return f"trade:{trade_id}"
 
 
 async def enqueue_trades(conn: asyncpg.Connection, trades: Sequence[asyncpg.Record]) -> int:

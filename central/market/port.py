@@ -1,0 +1,67 @@
+"""The store port the market needs. Adapters: ``postgres.PgMarketStore`` (real) and ``memory.InMemoryMarketStore``.
+
+Concurrency both adapters keep: placing and cancelling hold the epoch's lock in shared mode and see the epoch's
+status after taking it; closing an epoch holds it exclusively, so an order is either in the book that clears or
+refused (``closed``). Only one close runs at a time (any number of callers may ask; the others get None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from central.market.model import (
+    BookOrder,
+    ClosePlan,
+    DepthLevel,
+    EpochSummary,
+    OrderRequest,
+    OrderView,
+    Placed,
+)
+
+#: Plans the close of the epoch starting at the given time from its open orders (pure, ``plan.plan_close``).
+Planner = Callable[[datetime, Sequence[BookOrder]], ClosePlan]
+
+#: One order of a cleared set: order id, account, side (0 buy, 1 sell), qty, price.
+OrderSetRow = tuple[int, int, int, int, int]
+
+
+class MarketStore(Protocol):
+    async def account_of(self, user_id: UUID) -> int:
+        """The user's market account number, created (with its two escrow rows) on first use."""
+        ...
+
+    async def existing_account(self, user_id: UUID) -> int | None: ...
+
+    async def place(self, req: OrderRequest) -> Placed:
+        """Under the epoch's shared lock: check wallet, account and that the epoch (created on its first order) is
+        open, lock ``req.lock`` of the user's available escrow and record the order; or say why not."""
+        ...
+
+    async def cancel(self, user_id: UUID, order_id: int) -> OrderView:
+        """Cancel an open order of the user's, releasing its lock (rules: ``plan.check_cancel``). Raises
+        ``NotFoundError`` for an order that is not the user's."""
+        ...
+
+    async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
+        """Close the oldest epoch (open or closed) that ended by ``now``: mark it closed under its exclusive lock,
+        plan with ``planner`` from its open orders and apply the plan (orders, escrow, trades and their settlement
+        intents, the epoch's figures) in one transaction. None when nothing is due or another close is running."""
+        ...
+
+    async def orders_of(self, account: int, *, open_only: bool, limit: int) -> list[OrderView]: ...
+
+    async def depth(self, epoch_start: datetime) -> list[DepthLevel]: ...
+
+    async def epochs(self, limit: int) -> list[EpochSummary]: ...
+
+    async def epoch(self, start: datetime) -> EpochSummary | None: ...
+
+    async def recent_trades(self, limit: int) -> list[dict[str, Any]]: ...
+
+    async def fills_of(self, account: int, limit: int) -> list[dict[str, Any]]: ...
+
+    async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]: ...
