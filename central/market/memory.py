@@ -32,7 +32,7 @@ from central.market.model import (
     order_event,
 )
 from central.market.orders import OrderStatus
-from central.market.plan import check_cancel, settlement_payload, trade_key
+from central.market.plan import check_cancel, settlement_payload, spent_at_settlement, trade_key
 from central.market.port import OrderSetRow, Planner
 
 
@@ -66,6 +66,10 @@ class TradeRow:
     settled_at: datetime | None = None
 
 
+#: The account ``paid`` books fees to.
+TREASURY = 0
+
+
 def _wall() -> datetime:
     return datetime.now(UTC)
 
@@ -83,6 +87,8 @@ class InMemoryMarketStore:
     trades: list[TradeRow] = field(default_factory=list)
     intents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: What settlement paid out of escrow, by receiving account (``TREASURY``: fees) and asset.
+    paid: dict[tuple[int, Asset], int] = field(default_factory=dict)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ------------------------------------------------------------------------------------------- test set-up
@@ -93,6 +99,24 @@ class InMemoryMarketStore:
     def credit(self, account: int, asset: Asset, amount: int) -> None:
         """Escrow ``amount`` as available (as a confirmed deposit would)."""
         self.balances[(account, asset)].available += amount
+
+    def settle_all(self) -> int:
+        """Settle every pending trade as a confirmed settlement transaction would (test hook for the settler, which
+        is not behind this port yet): the owed locks are spent, the seller is paid ``value - fee`` and the treasury
+        ``fee`` (outside escrow: ``paid``), the buyer receives ``qty`` Wh. Returns how many."""
+        pending = [t for t in self.trades if t.status == "pending"]
+        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value) for t in pending]):
+            self.balances[(m.account, m.asset)].locked -= m.amount
+        now = self.wall()
+        for t in pending:
+            self.paid[(t.seller, Asset.QUOTE)] = self.paid.get((t.seller, Asset.QUOTE), 0) + t.value - t.fee
+            self.paid[(TREASURY, Asset.QUOTE)] = self.paid.get((TREASURY, Asset.QUOTE), 0) + t.fee
+            self.paid[(t.buyer, Asset.ENERGY)] = self.paid.get((t.buyer, Asset.ENERGY), 0) + t.qty
+            t.status, t.settled_at = "settled", now
+        for start in {t.epoch_start for t in pending}:
+            if all(t.status == "settled" for t in self.trades if t.epoch_start == start):
+                self.epoch_rows[start] = replace(self.epoch_rows[start], status=EpochStatus.SETTLED.value)
+        return len(pending)
 
     def balance(self, account: int, asset: Asset) -> tuple[int, int]:
         b = self.balances[(account, asset)]

@@ -38,7 +38,7 @@ from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
 from central.market.events import lock_balances, notify
-from central.market.plan import trade_key
+from central.market.plan import spent_at_settlement, trade_key
 from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
@@ -221,12 +221,9 @@ class Settler:
             )
             if not trades:
                 return 0
-            spent: dict[tuple[int, str], int] = {}
-            for t in trades:
-                spent[(t["buyer"], "quote")] = spent.get((t["buyer"], "quote"), 0) + t["value"]
-                spent[(t["seller"], "energy")] = spent.get((t["seller"], "energy"), 0) + t["qty"]
+            spent = spent_at_settlement([(t["buyer"], t["seller"], t["qty"], t["value"]) for t in trades])
             await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
-            await conn.copy_records_to_table("_spent", records=[(a, s, v) for (a, s), v in spent.items()])
+            await conn.copy_records_to_table("_spent", records=[(m.account, m.asset.value, m.amount) for m in spent])
             await lock_balances(conn, "_spent")
             await conn.execute(
                 "UPDATE escrow_balances b SET locked = b.locked - s.amount, updated_at = now() FROM _spent s "
