@@ -84,7 +84,7 @@ InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateSto
 InMemoryMarketStore
 _.link_wallet
 _.credit
-_.settle_all
+_.confirm_settlements
 InMemoryMqtt, InMemoryWalletStore, FakeLink, FakeMeterReader, ManualClock, static_meters, read_dev_mail
 _.add_reading
 _.add_device

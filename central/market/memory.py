@@ -30,6 +30,8 @@ from central.market.model import (
     asset_of,
     epoch_event,
     order_event,
+    settled_event,
+    trades_event,
 )
 from central.market.orders import OrderStatus
 from central.market.plan import check_cancel, settlement_payload, spent_at_settlement, trade_key
@@ -89,6 +91,8 @@ class InMemoryMarketStore:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: What settlement paid out of escrow, by receiving account (``TREASURY``: fees) and asset.
     paid: dict[tuple[int, Asset], int] = field(default_factory=dict)
+    #: Settlement intents the (absent) chain outbox confirmed: key -> transaction signature.
+    confirmed: dict[str, str] = field(default_factory=dict)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # ------------------------------------------------------------------------------------------- test set-up
@@ -100,23 +104,11 @@ class InMemoryMarketStore:
         """Escrow ``amount`` as available (as a confirmed deposit would)."""
         self.balances[(account, asset)].available += amount
 
-    def settle_all(self) -> int:
-        """Settle every pending trade as a confirmed settlement transaction would (test hook for the settler, which
-        is not behind this port yet): the owed locks are spent, the seller is paid ``value - fee`` and the treasury
-        ``fee`` (outside escrow: ``paid``), the buyer receives ``qty`` Wh. Returns how many."""
-        pending = [t for t in self.trades if t.status == "pending"]
-        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value) for t in pending]):
-            self.balances[(m.account, m.asset)].locked -= m.amount
-        now = self.wall()
-        for t in pending:
-            self.paid[(t.seller, Asset.QUOTE)] = self.paid.get((t.seller, Asset.QUOTE), 0) + t.value - t.fee
-            self.paid[(TREASURY, Asset.QUOTE)] = self.paid.get((TREASURY, Asset.QUOTE), 0) + t.fee
-            self.paid[(t.buyer, Asset.ENERGY)] = self.paid.get((t.buyer, Asset.ENERGY), 0) + t.qty
-            t.status, t.settled_at = "settled", now
-        for start in {t.epoch_start for t in pending}:
-            if all(t.status == "settled" for t in self.trades if t.epoch_start == start):
-                self.epoch_rows[start] = replace(self.epoch_rows[start], status=EpochStatus.SETTLED.value)
-        return len(pending)
+    def confirm_settlements(self, signature: str = "sig") -> None:
+        """Mark every settlement intent confirmed, as the chain outbox does once its transaction is confirmed
+        (test hook: the outbox is not behind this port). ``apply_settled`` then records the trades."""
+        for key, _ in self.intents:
+            self.confirmed.setdefault(key, signature)
 
     def balance(self, account: int, asset: Asset) -> tuple[int, int]:
         b = self.balances[(account, asset)]
@@ -248,6 +240,29 @@ class InMemoryMarketStore:
 
     async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]:
         return list(self.cleared_sets.get(start, []))
+
+    # ---------------------------------------------------------------------------------------------- settlement
+
+    async def apply_settled(self) -> int:
+        done = [t for t in self.trades if t.status == "pending" and trade_key(t.id) in self.confirmed]
+        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value) for t in done]):
+            self.balances[(m.account, m.asset)].locked -= m.amount
+        now = self.wall()
+        for t in done:  # what the settlement transaction moved out of escrow
+            self.paid[(t.seller, Asset.QUOTE)] = self.paid.get((t.seller, Asset.QUOTE), 0) + t.value - t.fee
+            self.paid[(TREASURY, Asset.QUOTE)] = self.paid.get((TREASURY, Asset.QUOTE), 0) + t.fee
+            self.paid[(t.buyer, Asset.ENERGY)] = self.paid.get((t.buyer, Asset.ENERGY), 0) + t.qty
+            t.status, t.signature, t.settled_at = "settled", self.confirmed[trade_key(t.id)], now
+        if done:
+            self.events.append(trades_event([(t.id, t.qty, t.price, t.signature) for t in done]))
+        for start in sorted({t.epoch_start for t in done}):
+            e = self.epoch_rows[start]
+            if e.status == EpochStatus.CLEARED and all(
+                t.status == "settled" for t in self.trades if t.epoch_start == start
+            ):
+                self.epoch_rows[start] = replace(e, status=EpochStatus.SETTLED.value)
+                self.events.append(settled_event(start))
+        return len(done)
 
     # ---------------------------------------------------------------------------------------------- closing
 

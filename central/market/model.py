@@ -250,3 +250,16 @@ def epoch_event(e: EpochSummary) -> dict[str, Any]:
             "order_set_hash": e.order_set_hash,
         },
     }
+
+
+def trades_event(trades: list[tuple[int, int, int, str | None]]) -> dict[str, Any]:
+    """Trades just settled: ``(id, qty, price, signature)`` each (the first 50 are listed)."""
+    return {
+        "type": "trades",
+        "count": len(trades),
+        "trades": [{"id": i, "qty": q, "price": p, "signature": s} for i, q, p, s in trades[:50]],
+    }
+
+
+def settled_event(start: datetime) -> dict[str, Any]:
+    return {"type": "epoch", "epoch": {"start": start.isoformat(), "status": "settled"}}

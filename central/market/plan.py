@@ -33,6 +33,9 @@ from central.market.model import (
 )
 from central.market.orders import OrderStatus, TimeInForce, outcomes
 
+#: The chain outbox's kind of the market's settlement intents (one per trade, key ``trade_key(id)``).
+SETTLEMENT_KIND = "market.settlement"
+
 
 def valid_at(o: BookOrder, t: datetime) -> bool:
     """The order has not expired by ``t``."""

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from central.chain.outbox import enqueue_many
 from central.market.errors import NotFoundError
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.events import lock_balances, notify
@@ -32,11 +33,12 @@ from central.market.model import (
     asset_of,
     epoch_event,
     order_event,
+    settled_event,
+    trades_event,
 )
 from central.market.placing import OrderPlacer, PlaceArgs
-from central.market.plan import check_cancel
+from central.market.plan import SETTLEMENT_KIND, check_cancel, spent_at_settlement, trade_key
 from central.market.port import OrderSetRow, Planner
-from central.market.settler import enqueue_trades
 
 #: Advisory-lock key of the clearer ("gtx-clr" in ASCII).
 CLEARING_LOCK_KEY = 0x6774782D636C72
@@ -49,6 +51,8 @@ def epoch_lock_key(start: datetime) -> tuple[int, int]:
     return EPOCH_LOCK_CLASS, int(start.timestamp()) % 2**31
 
 
+#: A settlement intent's payload: ``trade`` (the trade's id) and these columns (``plan.settlement_payload``).
+SETTLEMENT_FIELDS = ("buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee")
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
 
@@ -221,6 +225,42 @@ class PgMarketStore:
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    # ---------------------------------------------------------------------------------------------- settlement
+
+    async def apply_settled(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Driven from the (few) pending trades, each looking up its intent by the unique (kind, key) index.
+            trades = await conn.fetch(
+                "WITH done AS (SELECT t.id, i.signature FROM trades t CROSS JOIN LATERAL "
+                "(SELECT c.signature FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id "
+                "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
+                "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
+                "WHERE t.id = done.id AND t.status = 'pending' "
+                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
+                SETTLEMENT_KIND,
+            )
+            if not trades:
+                return 0
+            spent = spent_at_settlement([(t["buyer"], t["seller"], t["qty"], t["value"]) for t in trades])
+            await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
+            await conn.copy_records_to_table("_spent", records=[(m.account, m.asset.value, m.amount) for m in spent])
+            await lock_balances(conn, "_spent")
+            await conn.execute(
+                "UPDATE escrow_balances b SET locked = b.locked - s.amount, updated_at = now() FROM _spent s "
+                "WHERE b.account = s.account AND b.asset = s.asset"
+            )
+            epochs = sorted({t["epoch_start"] for t in trades})
+            finished = await conn.fetch(
+                "UPDATE epochs e SET status = 'settled', settled_at = now() WHERE e.start_at = ANY($1::timestamptz[]) "
+                "AND e.status = 'cleared' AND NOT EXISTS "
+                "(SELECT 1 FROM trades t WHERE t.epoch_start = e.start_at AND t.status = 'pending') RETURNING start_at",
+                epochs,
+            )
+            await notify(conn, trades_event([(t["id"], t["qty"], t["price"], t["signature"]) for t in trades]))
+            for e in finished:
+                await notify(conn, settled_event(e["start_at"]))
+            return len(trades)
+
     # ---------------------------------------------------------------------------------------------- closing
 
     async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
@@ -316,14 +356,12 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         ],
     )
     if plan.trades:  # settlement intents, in this same transaction (exactly once from clearing to chain)
-        await enqueue_trades(
-            conn,
-            await conn.fetch(
-                "SELECT id, buyer, seller, buyer_wallet, seller_wallet, qty, value, fee FROM trades "
-                "WHERE epoch_start = $1 ORDER BY seq",
-                epoch.start,
-            ),
+        rows = await conn.fetch(
+            f"SELECT id, {', '.join(SETTLEMENT_FIELDS)} FROM trades WHERE epoch_start = $1 ORDER BY seq",  # noqa: S608
+            epoch.start,
         )
+        payloads = [{"trade": t["id"]} | {k: t[k] for k in SETTLEMENT_FIELDS} for t in rows]
+        await enqueue_many(conn, SETTLEMENT_KIND, [(trade_key(p["trade"]), p) for p in payloads])
     r = await conn.fetchrow(
         "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
         "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, "

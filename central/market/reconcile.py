@@ -18,7 +18,7 @@ from solders.pubkey import Pubkey
 
 from central.ledger.port import Ledger
 from central.ledger.tokens import parse_token_account
-from central.market.settler import SETTLEMENT_KIND
+from central.market.plan import SETTLEMENT_KIND
 
 ESCROW_MISMATCHES = Gauge(
     "gtx_market_escrow_mismatches",

@@ -30,44 +30,18 @@ import asyncpg
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.pubkey import Pubkey
 
-from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import create_ata_idempotent, send_and_confirm
 from central.ledger.packing import Unit, pack
 from central.ledger.port import Ledger
 from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
-from central.market.events import lock_balances, notify
-from central.market.plan import spent_at_settlement, trade_key
+from central.market.plan import SETTLEMENT_KIND
+from central.market.postgres import PgMarketStore
 from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
-
-SETTLEMENT_KIND = "market.settlement"
-
-
-async def enqueue_trades(conn: asyncpg.Connection, trades: Sequence[asyncpg.Record]) -> int:
-    """Enqueue settlement intents for ``trades`` (rows with id, buyer, seller, wallets, qty, value, fee)."""
-    return await enqueue_many(
-        conn,
-        SETTLEMENT_KIND,
-        [
-            (
-                trade_key(t["id"]),
-                {
-                    "trade": t["id"],
-                    "buyer": t["buyer"],
-                    "seller": t["seller"],
-                    "buyer_wallet": t["buyer_wallet"],
-                    "seller_wallet": t["seller_wallet"],
-                    "qty": t["qty"],
-                    "value": t["value"],
-                    "fee": t["fee"],
-                },
-            )
-            for t in trades
-        ],
-    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +72,7 @@ class Settler:
         self.tables = tables
         self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
         self._hook = hook
+        self.store = PgMarketStore(pool, chain.addresses)
         self.outbox = self._outbox(())
         self._known_atas: set[Pubkey] = set()
 
@@ -208,47 +183,4 @@ class Settler:
 
     async def apply_confirmed(self) -> int:
         """Record every trade the outbox confirmed (one database transaction). Returns how many."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Driven from the (few) pending trades, each looking up its intent by the unique (kind, key) index.
-            trades = await conn.fetch(
-                "WITH done AS (SELECT t.id, i.signature FROM trades t CROSS JOIN LATERAL "
-                "(SELECT c.signature FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id "
-                "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
-                "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
-                "WHERE t.id = done.id AND t.status = 'pending' "
-                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
-                SETTLEMENT_KIND,
-            )
-            if not trades:
-                return 0
-            spent = spent_at_settlement([(t["buyer"], t["seller"], t["qty"], t["value"]) for t in trades])
-            await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
-            await conn.copy_records_to_table("_spent", records=[(m.account, m.asset.value, m.amount) for m in spent])
-            await lock_balances(conn, "_spent")
-            await conn.execute(
-                "UPDATE escrow_balances b SET locked = b.locked - s.amount, updated_at = now() FROM _spent s "
-                "WHERE b.account = s.account AND b.asset = s.asset"
-            )
-            epochs = sorted({t["epoch_start"] for t in trades})
-            finished = await conn.fetch(
-                "UPDATE epochs e SET status = 'settled', settled_at = now() WHERE e.start_at = ANY($1::timestamptz[]) "
-                "AND e.status = 'cleared' AND NOT EXISTS "
-                "(SELECT 1 FROM trades t WHERE t.epoch_start = e.start_at AND t.status = 'pending') RETURNING start_at",
-                epochs,
-            )
-            await notify(
-                conn,
-                {
-                    "type": "trades",
-                    "count": len(trades),
-                    "trades": [
-                        {"id": t["id"], "qty": t["qty"], "price": t["price"], "signature": t["signature"]}
-                        for t in trades[:50]
-                    ],
-                },
-            )
-            for e in finished:
-                await notify(
-                    conn, {"type": "epoch", "epoch": {"start": e["start_at"].isoformat(), "status": "settled"}}
-                )
-            return len(trades)
+        return await self.store.apply_settled()

@@ -80,7 +80,9 @@ async def test_clear_trades_rolls_gtc_expires_epoch_orders_on_the_fake() -> None
     assert [(t.qty, t.price, t.value, t.fee) for t in store.trades] == [(5000, 1500, 7500, 75)]
     assert [k for k, _ in store.intents] == ["trade:1"]
     assert await svc.clear_due() == []
-    assert store.settle_all() == 1
+    store.confirm_settlements()
+    assert await store.apply_settled() == 1
+    assert await store.apply_settled() == 0  # idempotent
     assert store.balance(acc_b1, Asset.QUOTE) == (10**5 - 7500, 0)
     assert store.paid == {(acc_s1, Asset.QUOTE): 7425, (TREASURY, Asset.QUOTE): 75, (acc_b1, Asset.ENERGY): 5000}
     assert (await svc.epoch(e.start)).status == "settled"  # type: ignore[union-attr]
@@ -197,7 +199,8 @@ async def test_escrow_is_conserved_and_never_negative(
                 if t.status == "pending" and (t.seller if asset == Asset.ENERGY else t.buyer) == acc
             )
             assert b.locked == orders_lock + owed
-        store.settle_all()
+        store.confirm_settlements()
+        await store.apply_settled()
         assert_no_negative(store)
     for asset in Asset:
         in_escrow = sum(b.available + b.locked for (_, a), b in store.balances.items() if a == asset)

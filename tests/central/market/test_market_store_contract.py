@@ -48,6 +48,8 @@ class Harness(Protocol):
 
     async def intents(self) -> list[tuple[str, dict[str, Any]]]: ...
 
+    async def confirm_settlements(self) -> None: ...
+
 
 @dataclass
 class MemoryHarness:
@@ -74,6 +76,9 @@ class MemoryHarness:
 
     async def intents(self) -> list[tuple[str, dict[str, Any]]]:
         return list(self.store.intents)
+
+    async def confirm_settlements(self) -> None:
+        self.store.confirm_settlements("sig")
 
 
 @dataclass
@@ -108,6 +113,9 @@ class PgHarness:
     async def intents(self) -> list[tuple[str, dict[str, Any]]]:
         rows = await self.pool.fetch("SELECT key, payload FROM chain_intent ORDER BY id")
         return [(r["key"], json.loads(r["payload"])) for r in rows]
+
+    async def confirm_settlements(self) -> None:
+        await self.pool.execute("UPDATE chain_intent SET state = 'confirmed', signature = 'sig', confirmed_at = now()")
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -267,3 +275,25 @@ async def test_expiry_and_wallet_less_orders_release_at_the_close(
     [after] = await svc.orders_of(uid)
     assert (after.status, after.locked) == ("expired", 0)
     assert (await harness.balances(await svc.account_of(uid)))["energy"] == (1000, 0)
+
+
+async def test_apply_settled_spends_the_owed_locks_and_settles_the_epoch(
+    harness: Harness, svc: MarketService, clock: Clock
+) -> None:
+    seller, buyer = await harness.trader(energy=10_000), await harness.trader(quote=100_000)
+    await svc.place(seller, "sell", 2000, 1000)
+    await svc.place(buyer, "buy", 3000, 2000)  # 1000 Wh unfilled: released at the close
+    clock.advance(60)
+    [e] = await svc.clear_due()
+    assert (e.status, e.price, e.volume) == ("cleared", 1500, 2000)
+    acc_s, acc_b = await svc.account_of(seller), await svc.account_of(buyer)
+    assert await harness.store.apply_settled() == 0  # nothing confirmed yet
+    assert (await harness.balances(acc_b))["quote"] == (100_000 - 3000, 3000)
+    await harness.confirm_settlements()
+    assert await harness.store.apply_settled() == 1
+    assert await harness.store.apply_settled() == 0  # once
+    assert (await harness.balances(acc_b))["quote"] == (100_000 - 3000, 0)
+    assert (await harness.balances(acc_s))["energy"] == (8000, 0)
+    assert (await svc.epoch(T0)).status == "settled"  # type: ignore[union-attr]
+    [fill] = await svc.fills_of(seller)
+    assert (fill["status"], fill["signature"], fill["fee"], fill["value"]) == ("settled", "sig", 30, 3000)
