@@ -8,25 +8,29 @@ would send through LISTEN/NOTIFY are appended to ``events``; settlement intents 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from central.market.epochs import Epoch, EpochStatus
-from central.market.errors import NotFoundError
+from central.market.errors import ConflictError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.model import (
     BookOrder,
     CancelTarget,
     ClosePlan,
+    DepositToSign,
     DepthLevel,
     EpochSummary,
     OrderRequest,
     OrderView,
     Placed,
     PlaceOutcome,
+    TransferRecord,
+    TransferState,
+    TransferView,
     asset_of,
     epoch_event,
     order_event,
@@ -34,7 +38,14 @@ from central.market.model import (
     trades_event,
 )
 from central.market.orders import OrderStatus
-from central.market.plan import check_cancel, settlement_payload, spent_at_settlement, trade_key
+from central.market.plan import (
+    OPEN_TRANSFERS,
+    check_cancel,
+    settlement_payload,
+    spent_at_settlement,
+    trade_key,
+    transfer_moves,
+)
 from central.market.port import OrderSetRow, Planner
 
 
@@ -72,6 +83,15 @@ class TradeRow:
 TREASURY = 0
 
 
+@dataclass
+class TransferRow:
+    rec: TransferRecord
+    status: str
+    signature: str | None
+    created_at: datetime
+    error: str | None = None
+
+
 def _wall() -> datetime:
     return datetime.now(UTC)
 
@@ -91,6 +111,8 @@ class InMemoryMarketStore:
     events: list[dict[str, Any]] = field(default_factory=list)
     #: What settlement paid out of escrow, by receiving account (``TREASURY``: fees) and asset.
     paid: dict[tuple[int, Asset], int] = field(default_factory=dict)
+    transfers: dict[UUID, TransferRow] = field(default_factory=dict)
+    opened: set[tuple[int, Asset]] = field(default_factory=set)
     #: Settlement intents the (absent) chain outbox confirmed: key -> transaction signature.
     confirmed: dict[str, str] = field(default_factory=dict)
     _closing: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -240,6 +262,94 @@ class InMemoryMarketStore:
 
     async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]:
         return list(self.cleared_sets.get(start, []))
+
+    # ---------------------------------------------------------------------------------------------- escrow
+
+    def _wallet(self, user_id: UUID) -> str:
+        w = self.wallets.get(user_id)
+        if w is None:
+            raise ConflictError("link a wallet first")
+        return w
+
+    async def wallet_and_account(self, user_id: UUID) -> tuple[str, int]:
+        return self._wallet(user_id), self._account(user_id)
+
+    async def escrow_opened(self, account: int, asset: Asset) -> bool:
+        return (account, asset) in self.opened
+
+    async def mark_opened(self, account: int, asset: Asset) -> None:
+        self.opened.add((account, asset))
+
+    async def escrow_balances(self, account: int) -> dict[str, dict[str, int | str]]:
+        out: dict[str, dict[str, int | str]] = {}
+        for a in Asset:
+            b = self.balances[(account, a)]
+            out[a.value] = {"address": f"escrow:{a.value}:{account}", "available": b.available, "locked": b.locked}
+        return out
+
+    def _insert(self, rec: TransferRecord) -> None:
+        status = "built" if rec.signature is None else "submitted"
+        self.transfers[rec.id] = TransferRow(rec, status, rec.signature, self.wall())
+
+    async def record_transfer(self, rec: TransferRecord) -> None:
+        self._insert(rec)
+
+    async def start_withdrawal(
+        self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
+    ) -> TransferRecord:
+        wallet, account = self._wallet(user_id), self._account(user_id)
+        b = self.balances[(account, asset)]
+        if b.available < amount:
+            raise InsufficientEscrowError(f"not enough available {asset.value} in escrow")
+        b.available -= amount
+        b.locked += amount
+        try:
+            rec = await build(account, wallet)
+        except BaseException:  # the transaction rolls back
+            b.available += amount
+            b.locked -= amount
+            raise
+        self._insert(rec)
+        return rec
+
+    async def submit_deposit(self, account: int, transfer_id: UUID, cosign: Callable[[DepositToSign], str]) -> None:
+        row = self.transfers.get(transfer_id)
+        if row is None or row.rec.account != account or row.rec.kind != "deposit":
+            raise NotFoundError("no such deposit")
+        signature = cosign(DepositToSign(row.status, row.rec.message, row.rec.wallet))
+        row.status, row.signature = "submitted", signature
+
+    async def transfer_state(self, transfer_id: UUID) -> TransferState:
+        row = self.transfers[transfer_id]
+        return TransferState(transfer_id, row.status, row.signature, row.rec.last_valid_block_height)
+
+    async def transfer_view(self, transfer_id: UUID) -> TransferView:
+        row = self.transfers[transfer_id]
+        r = row.rec
+        return TransferView(
+            r.id, r.asset.value, r.kind, r.amount, r.wallet, row.status, row.signature, row.error, row.created_at
+        )
+
+    async def open_transfers(self, only: UUID | None) -> list[TransferState]:
+        return [
+            await self.transfer_state(tid)
+            for tid, row in self.transfers.items()
+            if row.status in OPEN_TRANSFERS and only in (None, tid)
+        ]
+
+    async def finish_transfer(self, transfer_id: UUID, status: str, error: str | None) -> None:
+        row = self.transfers[transfer_id]
+        moves = transfer_moves(row.rec.kind, row.status, status, row.rec.amount)
+        if moves is None:
+            return
+        was = row.status
+        row.status, row.error = status, error
+        if was == "built":
+            return
+        b = self.balances[(row.rec.account, row.rec.asset)]
+        b.available += moves[0]
+        b.locked += moves[1]
+        self.events.append({"type": "account", "account": row.rec.account})
 
     # ---------------------------------------------------------------------------------------------- settlement
 

@@ -218,6 +218,66 @@ class ClosePlan:
         )
 
 
+# ------------------------------------------------------------------------------------------------- escrow transfers
+
+
+@dataclass(frozen=True)
+class TransferView:
+    id: UUID
+    asset: str
+    kind: str
+    amount: int
+    wallet: str
+    status: str
+    signature: str | None
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DepositRequest:
+    id: UUID
+    asset: str
+    amount: int
+    #: base64 of the unsigned v0 transaction; the wallet signs it and submits it back.
+    transaction: str
+    last_valid_block_height: int
+
+
+@dataclass(frozen=True)
+class TransferRecord:
+    """A transfer to record: unsigned (a deposit awaiting the wallet, ``built``) or signed (a withdrawal,
+    ``submitted``)."""
+
+    id: UUID
+    account: int
+    asset: Asset
+    kind: str
+    amount: int
+    wallet: str
+    #: The exact v0 message bytes built.
+    message: bytes
+    last_valid_block_height: int
+    signature: str | None
+
+
+@dataclass(frozen=True)
+class TransferState:
+    id: UUID
+    status: str
+    signature: str | None
+    last_valid_block_height: int
+
+
+@dataclass(frozen=True)
+class DepositToSign:
+    """A recorded deposit as ``submit_deposit`` checks it (under its row lock)."""
+
+    status: str
+    message: bytes
+    wallet: str
+
+
 # ------------------------------------------------------------------------------------------------- events
 
 

@@ -165,3 +165,21 @@ def spent_at_settlement(trades: Sequence[tuple[int, int, int, int]]) -> tuple[Es
         _add(spent, buyer, Asset.QUOTE, value)
         _add(spent, seller, Asset.ENERGY, qty)
     return _moves(spent)
+
+
+#: Transfer states still waiting for an outcome.
+OPEN_TRANSFERS = ("built", "submitted")
+
+
+def transfer_moves(kind: str, was: str, outcome: str, amount: int) -> tuple[int, int] | None:
+    """How a transfer's outcome moves its escrow balance: ``(available, locked)`` deltas, or None when the
+    transfer was already decided (nothing to record). A deposit credits available once confirmed; a withdrawal
+    (whose amount was moved from available to locked when it started) spends the lock once confirmed and returns
+    it to available otherwise. A transfer never sent (``built``) moved nothing."""
+    if was not in OPEN_TRANSFERS:
+        return None
+    if was == "built":
+        return (0, 0)
+    if kind == "deposit":
+        return (amount, 0) if outcome == "confirmed" else (0, 0)
+    return (0, -amount) if outcome == "confirmed" else (amount, -amount)

@@ -7,19 +7,24 @@ refused (``closed``). Only one close runs at a time (any number of callers may a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from central.market.escrow_seeds import Asset
 from central.market.model import (
     BookOrder,
     ClosePlan,
+    DepositToSign,
     DepthLevel,
     EpochSummary,
     OrderRequest,
     OrderView,
     Placed,
+    TransferRecord,
+    TransferState,
+    TransferView,
 )
 
 #: Plans the close of the epoch starting at the given time from its open orders (pure, ``plan.plan_close``).
@@ -71,3 +76,48 @@ class MarketStore(Protocol):
     async def fills_of(self, account: int, limit: int) -> list[dict[str, Any]]: ...
 
     async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]: ...
+
+
+class EscrowStore(Protocol):
+    """Escrow balances and the deposits/withdrawals that move them (the chain side is ``central.market.escrow``)."""
+
+    async def wallet_and_account(self, user_id: UUID) -> tuple[str, int]:
+        """The user's linked wallet and market account (created on first use). ``ConflictError`` without a wallet."""
+        ...
+
+    async def account_of(self, user_id: UUID) -> int: ...
+
+    async def escrow_opened(self, account: int, asset: Asset) -> bool: ...
+
+    async def mark_opened(self, account: int, asset: Asset) -> None: ...
+
+    async def escrow_balances(self, account: int) -> dict[str, dict[str, int | str]]:
+        """Per asset: its escrow ``address``, ``available`` and ``locked``."""
+        ...
+
+    async def record_transfer(self, rec: TransferRecord) -> None: ...
+
+    async def start_withdrawal(
+        self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
+    ) -> TransferRecord:
+        """In one transaction: the user's wallet and account (``ConflictError`` without a wallet), ``amount`` moved
+        from available to locked (``InsufficientEscrowError`` if not available), ``build(account, wallet)``'s
+        signed transfer recorded as submitted."""
+        ...
+
+    async def submit_deposit(self, account: int, transfer_id: UUID, cosign: Callable[[DepositToSign], str]) -> None:
+        """Under the deposit's row lock: ``cosign`` checks it (raises) and returns the transaction's signature,
+        recorded as submitted. ``NotFoundError`` when the account has no such deposit."""
+        ...
+
+    async def transfer_state(self, transfer_id: UUID) -> TransferState: ...
+
+    async def transfer_view(self, transfer_id: UUID) -> TransferView: ...
+
+    async def open_transfers(self, only: UUID | None) -> list[TransferState]:
+        """Transfers still built or submitted (all, or just ``only``)."""
+        ...
+
+    async def finish_transfer(self, transfer_id: UUID, status: str, error: str | None) -> None:
+        """Record the outcome and move the balance (``plan.transfer_moves``), once: a decided transfer is left."""
+        ...

@@ -10,6 +10,7 @@ locks live in memory: thousands of concurrent placements do not write row-lock s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -17,19 +18,23 @@ from uuid import UUID
 import asyncpg
 
 from central.chain.outbox import enqueue_many
-from central.market.errors import NotFoundError
+from central.market.errors import ConflictError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.events import lock_balances, notify
 from central.market.model import (
     BookOrder,
     CancelTarget,
     ClosePlan,
+    DepositToSign,
     DepthLevel,
     EpochSummary,
     OrderRequest,
     OrderView,
     Placed,
     PlaceOutcome,
+    TransferRecord,
+    TransferState,
+    TransferView,
     asset_of,
     epoch_event,
     order_event,
@@ -37,7 +42,7 @@ from central.market.model import (
     trades_event,
 )
 from central.market.placing import OrderPlacer, PlaceArgs
-from central.market.plan import SETTLEMENT_KIND, check_cancel, spent_at_settlement, trade_key
+from central.market.plan import SETTLEMENT_KIND, check_cancel, spent_at_settlement, trade_key, transfer_moves
 from central.market.port import OrderSetRow, Planner
 
 #: Advisory-lock key of the clearer ("gtx-clr" in ASCII).
@@ -100,6 +105,34 @@ async def account_in(conn: asyncpg.Connection, user_id: UUID, addresses: EscrowA
         [(acc, a.value, str(addresses.escrow(acc, a))) for a in Asset],
     )
     return int(acc)
+
+
+_TRANSFER_COLS = "id, asset, kind, amount, wallet, status, signature, error, created_at"
+
+
+async def _wallet(conn: asyncpg.Connection, user_id: UUID) -> str:
+    w = await conn.fetchval("SELECT address FROM wallets WHERE user_id = $1", user_id)
+    if w is None:
+        raise ConflictError("link a wallet first")
+    return str(w)
+
+
+async def _record(conn: asyncpg.Connection | asyncpg.Pool, rec: TransferRecord) -> None:
+    await conn.execute(
+        "INSERT INTO escrow_transfers (id, account, asset, kind, amount, wallet, message, last_valid_block_height, "
+        "status, signature, submitted_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text, CASE WHEN $10::text IS NULL THEN NULL ELSE now() END)",
+        rec.id,
+        rec.account,
+        rec.asset.value,
+        rec.kind,
+        rec.amount,
+        rec.wallet,
+        rec.message,
+        rec.last_valid_block_height,
+        "built" if rec.signature is None else "submitted",
+        rec.signature,
+    )
 
 
 class PgMarketStore:
@@ -224,6 +257,115 @@ class PgMarketStore:
             "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1", start
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    # ---------------------------------------------------------------------------------------------- escrow
+
+    async def wallet_and_account(self, user_id: UUID) -> tuple[str, int]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            wallet = await _wallet(conn, user_id)
+            return wallet, await account_in(conn, user_id, self.addresses)
+
+    async def escrow_opened(self, account: int, asset: Asset) -> bool:
+        return bool(
+            await self.pool.fetchval(
+                "SELECT opened FROM escrow_balances WHERE account = $1 AND asset = $2", account, asset.value
+            )
+        )
+
+    async def mark_opened(self, account: int, asset: Asset) -> None:
+        await self.pool.execute(
+            "UPDATE escrow_balances SET opened = true WHERE account = $1 AND asset = $2", account, asset.value
+        )
+
+    async def escrow_balances(self, account: int) -> dict[str, dict[str, int | str]]:
+        rows = await self.pool.fetch(
+            "SELECT asset, address, available, locked FROM escrow_balances WHERE account = $1", account
+        )
+        return {r["asset"]: {"address": r["address"], "available": r["available"], "locked": r["locked"]} for r in rows}
+
+    async def record_transfer(self, rec: TransferRecord) -> None:
+        await _record(self.pool, rec)
+
+    async def start_withdrawal(
+        self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
+    ) -> TransferRecord:
+        async with self.pool.acquire() as conn, conn.transaction():
+            wallet = await _wallet(conn, user_id)
+            account = await account_in(conn, user_id, self.addresses)
+            ok = await conn.fetchval(
+                "UPDATE escrow_balances SET available = available - $3, locked = locked + $3, updated_at = now() "
+                "WHERE account = $1 AND asset = $2 AND available >= $3 RETURNING 1",
+                account,
+                asset.value,
+                amount,
+            )
+            if ok is None:
+                raise InsufficientEscrowError(f"not enough available {asset.value} in escrow")
+            rec = await build(account, wallet)
+            await _record(conn, rec)
+            return rec
+
+    async def submit_deposit(self, account: int, transfer_id: UUID, cosign: Callable[[DepositToSign], str]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT status, message, wallet, signature FROM escrow_transfers "
+                "WHERE id = $1 AND account = $2 AND kind = 'deposit' FOR UPDATE",
+                transfer_id,
+                account,
+            )
+            if row is None:
+                raise NotFoundError("no such deposit")
+            signature = cosign(DepositToSign(row["status"], bytes(row["message"]), row["wallet"]))
+            await conn.execute(
+                "UPDATE escrow_transfers SET status = 'submitted', signature = $2, submitted_at = now() WHERE id = $1",
+                transfer_id,
+                signature,
+            )
+
+    async def transfer_state(self, transfer_id: UUID) -> TransferState:
+        r = await self.pool.fetchrow(
+            "SELECT id, status, signature, last_valid_block_height FROM escrow_transfers WHERE id = $1", transfer_id
+        )
+        return TransferState(r["id"], r["status"], r["signature"], r["last_valid_block_height"])
+
+    async def transfer_view(self, transfer_id: UUID) -> TransferView:
+        r = await self.pool.fetchrow(f"SELECT {_TRANSFER_COLS} FROM escrow_transfers WHERE id = $1", transfer_id)  # noqa: S608
+        return TransferView(**{k: r[k] for k in TransferView.__dataclass_fields__})
+
+    async def open_transfers(self, only: UUID | None) -> list[TransferState]:
+        rows = await self.pool.fetch(
+            "SELECT id, status, signature, last_valid_block_height FROM escrow_transfers "
+            "WHERE status IN ('built', 'submitted') AND ($1::uuid IS NULL OR id = $1)",
+            only,
+        )
+        return [TransferState(r["id"], r["status"], r["signature"], r["last_valid_block_height"]) for r in rows]
+
+    async def finish_transfer(self, transfer_id: UUID, status: str, error: str | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            r = await conn.fetchrow(
+                "SELECT account, asset, kind, amount, status FROM escrow_transfers WHERE id = $1 FOR UPDATE",
+                transfer_id,
+            )
+            moves = transfer_moves(r["kind"], r["status"], status, r["amount"])
+            if moves is None:
+                return
+            await conn.execute(
+                "UPDATE escrow_transfers SET status = $2, error = $3, finished_at = now() WHERE id = $1",
+                transfer_id,
+                status,
+                error,
+            )
+            if r["status"] == "built":
+                return  # never sent: no balance was touched
+            if moves != (0, 0):
+                await conn.execute(
+                    "UPDATE escrow_balances SET available = available + $3, locked = locked + $4, updated_at = now() "
+                    "WHERE account = $1 AND asset = $2",
+                    r["account"],
+                    r["asset"],
+                    *moves,
+                )
+            await notify(conn, {"type": "account", "account": r["account"]})
 
     # ---------------------------------------------------------------------------------------------- settlement
 
