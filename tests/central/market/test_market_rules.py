@@ -22,7 +22,7 @@ from central.market.epochs import EpochClock
 from central.market.errors import ConflictError, EpochClosedError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.memory import TREASURY, InMemoryMarketStore
-from central.market.model import BookOrder
+from central.market.model import BookOrder, TransferRecord
 from central.market.orders import OrderStatus
 from central.market.plan import plan_close
 from central.market.service import MarketService
@@ -267,3 +267,57 @@ def test_plan_is_deterministic_and_conserves_each_lock(orders: list[BookOrder], 
     assert {c.id for c in plan.changes} == {o.id for o in book}
     assert all(o.wallet and (o.expires_at is None or o.expires_at >= E0.end) for o in book if o.id in ids)
     assert plan.status == ("cleared" if plan.trades else "settled")
+
+
+transfers_st = st.lists(
+    st.tuples(
+        st.sampled_from(["deposit", "withdrawal"]),
+        st.integers(1, 1000),
+        st.sampled_from(["confirmed", "failed", "expired", None]),  # None: still in flight
+        st.booleans(),  # a deposit the wallet never submitted
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(transfers=transfers_st)
+async def test_transfers_conserve_escrow_and_never_go_negative(
+    transfers: list[tuple[str, int, str | None, bool]],
+) -> None:
+    store = InMemoryMarketStore()
+    uid = uuid.uuid4()
+    store.link_wallet(uid, "w")
+    wallet, acc = await store.wallet_and_account(uid)
+    in_flight: list[uuid.UUID] = []
+    net = 0  # confirmed deposits - confirmed withdrawals
+    for kind, amount, outcome, unsubmitted in transfers:
+        rec = TransferRecord(uuid.uuid4(), acc, Asset.QUOTE, kind, amount, wallet, b"m", 1, None)
+        if kind == "deposit":
+            await store.record_transfer(rec)
+            if not unsubmitted:
+                await store.submit_deposit(acc, rec.id, lambda _row: "s")
+        else:
+
+            async def build(_a: int, _w: str, rec: TransferRecord = rec) -> TransferRecord:
+                return replace(rec, signature="s")
+
+            try:
+                await store.start_withdrawal(uid, Asset.QUOTE, amount, build)
+            except InsufficientEscrowError:
+                continue
+        if outcome is None:
+            in_flight.append(rec.id)
+            continue
+        await store.finish_transfer(rec.id, outcome, None)
+        await store.finish_transfer(rec.id, "confirmed", None)  # a second outcome is ignored
+        sent = kind == "withdrawal" or not unsubmitted
+        if outcome == "confirmed" and sent:
+            net += amount if kind == "deposit" else -amount
+        assert_no_negative(store)
+    available, locked = store.balance(acc, Asset.QUOTE)
+    pending_withdrawals = sum(
+        store.transfers[t].rec.amount for t in in_flight if store.transfers[t].rec.kind == "withdrawal"
+    )
+    assert locked == pending_withdrawals
+    assert available + locked == net

@@ -26,7 +26,8 @@ from central.market.errors import (
 )
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.memory import InMemoryMarketStore
-from central.market.port import MarketStore
+from central.market.model import DepositToSign, TransferRecord, TransferState
+from central.market.port import EscrowStore, MarketStore
 from central.market.postgres import PgMarketStore
 from central.market.service import MarketService
 from tests.central.market.market_fixtures import T0, Clock, make_user
@@ -37,6 +38,9 @@ CLOCK = EpochClock(60)
 class Harness(Protocol):
     @property
     def store(self) -> MarketStore: ...
+
+    @property
+    def escrow(self) -> EscrowStore: ...
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID: ...
 
@@ -54,6 +58,10 @@ class Harness(Protocol):
 @dataclass
 class MemoryHarness:
     store: InMemoryMarketStore
+
+    @property
+    def escrow(self) -> EscrowStore:
+        return self.store
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID:
         uid = uuid.uuid4()
@@ -85,6 +93,10 @@ class MemoryHarness:
 class PgHarness:
     store: PgMarketStore
     pool: asyncpg.Pool
+
+    @property
+    def escrow(self) -> EscrowStore:
+        return self.store
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID:
         uid = await make_user(self.pool, wallet=Keypair() if wallet else None)
@@ -297,3 +309,84 @@ async def test_apply_settled_spends_the_owed_locks_and_settles_the_epoch(
     assert (await svc.epoch(T0)).status == "settled"  # type: ignore[union-attr]
     [fill] = await svc.fills_of(seller)
     assert (fill["status"], fill["signature"], fill["fee"], fill["value"]) == ("settled", "sig", 30, 3000)
+
+
+# ------------------------------------------------------------------------------------------------- escrow
+
+
+def record(account: int, kind: str, amount: int, wallet: str, *, signed: bool) -> TransferRecord:
+    return TransferRecord(
+        uuid.uuid4(), account, Asset.QUOTE, kind, amount, wallet, b"message", 1000, "sig-w" if signed else None
+    )
+
+
+async def test_escrow_deposit_lifecycle(harness: Harness) -> None:
+    store = harness.escrow
+    with pytest.raises(ConflictError, match="wallet"):
+        await store.wallet_and_account(await harness.trader(wallet=False))
+    uid = await harness.trader()
+    wallet, acc = await store.wallet_and_account(uid)
+    assert not await store.escrow_opened(acc, Asset.QUOTE)
+    await store.mark_opened(acc, Asset.QUOTE)
+    assert await store.escrow_opened(acc, Asset.QUOTE)
+    assert not await store.escrow_opened(acc, Asset.ENERGY)
+    dep = record(acc, "deposit", 700, wallet, signed=False)
+    await store.record_transfer(dep)
+    assert [t.id for t in await store.open_transfers(None)] == [dep.id]
+    assert await store.transfer_state(dep.id) == TransferState(dep.id, "built", None, 1000)
+    other = await store.account_of(await harness.trader())
+    with pytest.raises(NotFoundError):
+        await store.submit_deposit(other, dep.id, lambda _row: "never")
+
+    def refuse(row: DepositToSign) -> str:
+        assert (row.status, row.message, row.wallet) == ("built", b"message", wallet)
+        raise ConflictError("refused")
+
+    with pytest.raises(ConflictError, match="refused"):
+        await store.submit_deposit(acc, dep.id, refuse)
+    assert (await store.transfer_state(dep.id)).status == "built"
+    await store.submit_deposit(acc, dep.id, lambda _row: "sig-1")
+    assert await store.transfer_state(dep.id) == TransferState(dep.id, "submitted", "sig-1", 1000)
+    await store.finish_transfer(dep.id, "confirmed", None)
+    await store.finish_transfer(dep.id, "failed", "late")  # decided already: nothing changes
+    view = await store.transfer_view(dep.id)
+    assert (view.kind, view.asset, view.amount, view.wallet, view.status, view.signature, view.error) == (
+        "deposit",
+        "quote",
+        700,
+        wallet,
+        "confirmed",
+        "sig-1",
+        None,
+    )
+    balances = await store.escrow_balances(acc)
+    assert (balances["quote"]["available"], balances["quote"]["locked"]) == (700, 0)
+    assert set(balances) == {"energy", "quote"}
+    assert await store.open_transfers(None) == []
+    never_sent = record(acc, "deposit", 5, wallet, signed=False)
+    await store.record_transfer(never_sent)
+    await store.finish_transfer(never_sent.id, "expired", "not submitted before the blockhash expired")
+    assert (await store.transfer_view(never_sent.id)).status == "expired"
+    assert (await harness.balances(acc))["quote"] == (700, 0)
+
+
+async def test_escrow_withdrawal_locks_then_spends_or_returns(harness: Harness) -> None:
+    store = harness.escrow
+    uid = await harness.trader(quote=1000)
+    acc = await store.account_of(uid)
+
+    async def build(account: int, wallet: str) -> TransferRecord:
+        return record(account, "withdrawal", 600, wallet, signed=True)
+
+    with pytest.raises(InsufficientEscrowError):
+        await store.start_withdrawal(uid, Asset.QUOTE, 1001, build)
+    w1 = await store.start_withdrawal(uid, Asset.QUOTE, 600, build)
+    assert (await harness.balances(acc))["quote"] == (400, 600)
+    assert (await store.transfer_state(w1.id)).status == "submitted"
+    await store.finish_transfer(w1.id, "failed", "boom")
+    assert (await harness.balances(acc))["quote"] == (1000, 0)
+    w2 = await store.start_withdrawal(uid, Asset.QUOTE, 600, build)
+    assert [t.id for t in await store.open_transfers(w2.id)] == [w2.id]
+    await store.finish_transfer(w2.id, "confirmed", None)
+    await store.finish_transfer(w2.id, "confirmed", None)
+    assert (await harness.balances(acc))["quote"] == (400, 0)
