@@ -374,6 +374,12 @@ class InMemoryMarketStore:
                 self.events.append(settled_event(start))
         return len(done)
 
+    async def pending_settlements(self, limit: int) -> list[dict[str, Any]]:
+        return [p for k, p in self.intents if k not in self.confirmed][:limit]
+
+    async def open_settlements(self) -> int:
+        return sum(k not in self.confirmed for k, _ in self.intents)
+
     # ---------------------------------------------------------------------------------------------- closing
 
     async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:

@@ -57,12 +57,6 @@ class MarketStore(Protocol):
         intents, the epoch's figures) in one transaction. None when nothing is due or another close is running."""
         ...
 
-    async def apply_settled(self) -> int:
-        """Record every trade whose settlement intent the chain outbox confirmed, in one transaction: the trade
-        becomes settled (with the signature), the locks it owed are spent (``plan.spent_at_settlement``) and epochs
-        whose trades are all settled become settled. Idempotent. Returns how many trades."""
-        ...
-
     async def orders_of(self, account: int, *, open_only: bool, limit: int) -> list[OrderView]: ...
 
     async def depth(self, epoch_start: datetime) -> list[DepthLevel]: ...
@@ -120,4 +114,22 @@ class EscrowStore(Protocol):
 
     async def finish_transfer(self, transfer_id: UUID, status: str, error: str | None) -> None:
         """Record the outcome and move the balance (``plan.transfer_moves``), once: a decided transfer is left."""
+        ...
+
+
+class SettlementStore(Protocol):
+    """The settlement intents of trades (kept by the chain outbox) and recording their outcome."""
+
+    async def apply_settled(self) -> int:
+        """Record every trade whose settlement intent the chain outbox confirmed, in one transaction: the trade
+        becomes settled (with the signature), the locks it owed are spent (``plan.spent_at_settlement``) and epochs
+        whose trades are all settled become settled. Idempotent. Returns how many trades."""
+        ...
+
+    async def pending_settlements(self, limit: int) -> list[dict[str, Any]]:
+        """Payloads (``plan.settlement_payload``) of the oldest intents due for submission."""
+        ...
+
+    async def open_settlements(self) -> int:
+        """How many intents are submitted or due for submission."""
         ...

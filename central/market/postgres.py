@@ -10,6 +10,7 @@ locks live in memory: thousands of concurrent placements do not write row-lock s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -402,6 +403,24 @@ class PgMarketStore:
             for e in finished:
                 await notify(conn, settled_event(e["start_at"]))
             return len(trades)
+
+    async def pending_settlements(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT payload FROM chain_intent WHERE kind = $1 AND state = 'pending' "
+            "AND (not_before IS NULL OR not_before <= now()) ORDER BY id LIMIT $2",
+            SETTLEMENT_KIND,
+            limit,
+        )
+        return [json.loads(r["payload"]) for r in rows]
+
+    async def open_settlements(self) -> int:
+        return int(
+            await self.pool.fetchval(
+                "SELECT count(*) FROM chain_intent WHERE kind = $1 AND (state = 'submitted' OR (state = 'pending' "
+                "AND (not_before IS NULL OR not_before <= now())))",
+                SETTLEMENT_KIND,
+            )
+        )
 
     # ---------------------------------------------------------------------------------------------- closing
 

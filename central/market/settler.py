@@ -19,7 +19,6 @@ treats such trades as in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +37,7 @@ from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
 from central.market.plan import SETTLEMENT_KIND
+from central.market.port import SettlementStore
 from central.market.postgres import PgMarketStore
 from central.market.tables import LookupTables
 
@@ -72,7 +72,7 @@ class Settler:
         self.tables = tables
         self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
         self._hook = hook
-        self.store = PgMarketStore(pool, chain.addresses)
+        self.store: SettlementStore = PgMarketStore(pool, chain.addresses)
         self.outbox = self._outbox(())
         self._known_atas: set[Pubkey] = set()
 
@@ -91,18 +91,12 @@ class Settler:
     async def prepare_tables(self) -> None:
         if self.tables is None:
             return
-        rows = await self.pool.fetch(
-            "SELECT payload FROM chain_intent WHERE kind = $1 AND state = 'pending' "
-            "AND (not_before IS NULL OR not_before <= now()) ORDER BY id LIMIT $2",
-            SETTLEMENT_KIND,
-            self.config.batch_size,
-        )
-        if not rows:
+        payloads = await self.store.pending_settlements(self.config.batch_size)
+        if not payloads:
             return
         c = self.chain
         addresses = self.tables.statics()
-        for r in rows:
-            p = json.loads(r["payload"])
+        for p in payloads:
             addresses += [
                 c.escrow(p["seller"], Asset.ENERGY),
                 c.wallet_ata(Pubkey.from_string(p["buyer_wallet"]), Asset.ENERGY),
@@ -125,11 +119,7 @@ class Settler:
         while True:
             r = await self.settle_once()
             settled += r.settled
-            open_work = await self.pool.fetchval(
-                "SELECT count(*) FROM chain_intent WHERE kind = $1 AND (state = 'submitted' OR (state = 'pending' "
-                "AND (not_before IS NULL OR not_before <= now())))",
-                SETTLEMENT_KIND,
-            )
+            open_work = await self.store.open_settlements()
             if open_work == 0:
                 return settled + await self.apply_confirmed()
             if time.monotonic() > deadline:

@@ -27,7 +27,7 @@ from central.market.errors import (
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.memory import InMemoryMarketStore
 from central.market.model import DepositToSign, TransferRecord, TransferState
-from central.market.port import EscrowStore, MarketStore
+from central.market.port import EscrowStore, MarketStore, SettlementStore
 from central.market.postgres import PgMarketStore
 from central.market.service import MarketService
 from tests.central.market.market_fixtures import T0, Clock, make_user
@@ -41,6 +41,9 @@ class Harness(Protocol):
 
     @property
     def escrow(self) -> EscrowStore: ...
+
+    @property
+    def settlements(self) -> SettlementStore: ...
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID: ...
 
@@ -61,6 +64,10 @@ class MemoryHarness:
 
     @property
     def escrow(self) -> EscrowStore:
+        return self.store
+
+    @property
+    def settlements(self) -> SettlementStore:
         return self.store
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID:
@@ -96,6 +103,10 @@ class PgHarness:
 
     @property
     def escrow(self) -> EscrowStore:
+        return self.store
+
+    @property
+    def settlements(self) -> SettlementStore:
         return self.store
 
     async def trader(self, energy: int = 0, quote: int = 0, *, wallet: bool = True) -> uuid.UUID:
@@ -299,11 +310,23 @@ async def test_apply_settled_spends_the_owed_locks_and_settles_the_epoch(
     [e] = await svc.clear_due()
     assert (e.status, e.price, e.volume) == ("cleared", 1500, 2000)
     acc_s, acc_b = await svc.account_of(seller), await svc.account_of(buyer)
-    assert await harness.store.apply_settled() == 0  # nothing confirmed yet
+    settlements = harness.settlements
+    assert await settlements.apply_settled() == 0  # nothing confirmed yet
+    [payload] = await settlements.pending_settlements(10)
+    assert {k: payload[k] for k in ("buyer", "seller", "qty", "value", "fee")} == {
+        "buyer": acc_b,
+        "seller": acc_s,
+        "qty": 2000,
+        "value": 3000,
+        "fee": 30,
+    }
+    assert await settlements.open_settlements() == 1
     assert (await harness.balances(acc_b))["quote"] == (100_000 - 3000, 3000)
     await harness.confirm_settlements()
-    assert await harness.store.apply_settled() == 1
-    assert await harness.store.apply_settled() == 0  # once
+    assert await settlements.open_settlements() == 0
+    assert await settlements.pending_settlements(10) == []
+    assert await settlements.apply_settled() == 1
+    assert await settlements.apply_settled() == 0  # once
     assert (await harness.balances(acc_b))["quote"] == (100_000 - 3000, 0)
     assert (await harness.balances(acc_s))["energy"] == (8000, 0)
     assert (await svc.epoch(T0)).status == "settled"  # type: ignore[union-attr]
