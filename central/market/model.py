@@ -245,6 +245,18 @@ class DepositRequest:
 
 
 @dataclass(frozen=True)
+class EscrowRow:
+    """One escrow balance as the database holds it (on chain the escrow token account at ``address`` should hold
+    ``available + locked``)."""
+
+    account: int
+    asset: str
+    address: str
+    available: int
+    locked: int
+
+
+@dataclass(frozen=True)
 class TransferRecord:
     """A transfer to record: unsigned (a deposit awaiting the wallet, ``built``) or signed (a withdrawal,
     ``submitted``)."""

@@ -29,6 +29,7 @@ from central.market.model import (
     DepositToSign,
     DepthLevel,
     EpochSummary,
+    EscrowRow,
     OrderRequest,
     OrderView,
     Placed,
@@ -134,6 +135,25 @@ async def _record(conn: asyncpg.Connection | asyncpg.Pool, rec: TransferRecord) 
         "built" if rec.signature is None else "submitted",
         rec.signature,
     )
+
+
+async def escrow_snapshot(pool: asyncpg.Pool) -> tuple[list[EscrowRow], set[tuple[int, str]]]:
+    """Every escrow row and the (account, asset) pairs with work in flight (a transfer submitted, or a trade whose
+    settlement intent is submitted or confirmed but not yet applied), in one repeatable-read snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        rows = await conn.fetch(
+            "SELECT account, asset, address, available, locked FROM escrow_balances ORDER BY account, asset"
+        )
+        busy = await conn.fetch(
+            "SELECT account, asset FROM escrow_transfers WHERE status = 'submitted' "
+            "UNION SELECT x.account, x.asset FROM trades t CROSS JOIN LATERAL "
+            "(SELECT c.state FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id) i "
+            "CROSS JOIN LATERAL (VALUES (t.buyer, 'quote'), (t.seller, 'energy')) AS x(account, asset) "
+            "WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed')",
+            SETTLEMENT_KIND,
+        )
+    escrow = [EscrowRow(r["account"], r["asset"], r["address"], r["available"], r["locked"]) for r in rows]
+    return escrow, {(r["account"], r["asset"]) for r in busy}
 
 
 class PgMarketStore:

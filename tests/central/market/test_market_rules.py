@@ -22,9 +22,10 @@ from central.market.epochs import EpochClock
 from central.market.errors import ConflictError, EpochClosedError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.memory import TREASURY, InMemoryMarketStore
-from central.market.model import BookOrder, TransferRecord
+from central.market.model import BookOrder, EscrowRow, TransferRecord
 from central.market.orders import OrderStatus
 from central.market.plan import plan_close
+from central.market.reconcile import compare
 from central.market.service import MarketService
 from tests.central.market.market_fixtures import T0, Clock
 
@@ -321,3 +322,13 @@ async def test_transfers_conserve_escrow_and_never_go_negative(
     )
     assert locked == pending_withdrawals
     assert available + locked == net
+
+
+def test_reconciliation_compares_each_row_with_its_on_chain_amount() -> None:
+    rows = [EscrowRow(1, "quote", "a", 5, 3), EscrowRow(1, "energy", "b", 0, 0), EscrowRow(2, "quote", "c", 0, 7)]
+    report = compare(rows, [8, 1, 7], pending=2)
+    assert (report.checked, report.pending, report.ok) == (3, 2, False)
+    assert [(m.account, m.asset, m.on_chain, m.available, m.locked) for m in report.mismatches] == [
+        (1, "energy", 1, 0, 0)
+    ]
+    assert compare(rows, [8, 0, 7]).ok
