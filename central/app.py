@@ -36,7 +36,6 @@ from central.http.system import OPENAPI_CACHE, refresh_gauges
 from central.http.system import routes as system_routes
 from central.identity.mailer import Mailer, build_mailer
 from central.jobs import Job, JobRunner
-from central.ledger.config import LedgerConfig
 from central.ledger.runtime import LedgerRuntime, running_ledger
 from central.mqtt import Mqtt, PahoMqtt
 from central.observability.metrics import WORKERS
@@ -129,8 +128,7 @@ def create_app(
             app[POOL] = pool
             runtime = ledger_runtime
             if runtime is None and open_ledger:
-                runtime = await stack.enter_async_context(running_ledger(LedgerConfig.from_section(
-                    config.section("ledger"))))
+                runtime = await stack.enter_async_context(running_ledger(config.ledger))
             services = bootstrap(config, Adapters(
                 pool=pool, mqtt=client, ledger=runtime, mailer=mailer if mailer is not None else build_mailer(
                     config.mailer), signer=signer, tokens=tokens,

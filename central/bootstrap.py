@@ -19,10 +19,11 @@ import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateChain
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.routes import Certificates
-from central.certificates.service import CertificateConfig, CertificateService
+from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as utc_clock
 from central.config import CentralConfig
@@ -53,7 +54,6 @@ from central.market.feed import MarketFeed
 from central.market.settler import Settler
 from central.market.tables import LookupTables
 from central.minting.service import mint_outbox
-from central.minting.settings import MintingSettings
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
@@ -62,7 +62,6 @@ from central.services import (
     Minting,
     Readings,
     Services,
-    Settings,
     Wallets,
 )
 from central.wallets.chain import Chain, chain_from_setup
@@ -90,20 +89,7 @@ class Adapters:
     clock: Callable[[], datetime] = utc_clock
 
 
-def settings(config: CentralConfig) -> Settings:
-    """The subsystem config tables, parsed once (a bad value fails at start-up, not at first use)."""
-    return Settings(
-        ingest=IngestSettings.from_section(config.section("ingest")),
-        minting=MintingSettings.from_section(config.section("minting")),
-        market=MarketConfig.from_section(config.section("market")),
-        certificates=CertificateConfig.from_section(
-            config.section("certificates"), default_uri_base=config.http.public_base_url
-        ),
-    )
-
-
 def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
-    parsed = settings(config)
     pool = adapters.pool
     runtime = adapters.ledger
 
@@ -124,13 +110,13 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     )
     if runtime is not None and runtime.setup is not None:
         chain = chain_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
-        market = build_market(pool, runtime.ledger, runtime.setup, parsed.market)
+        market = build_market(pool, runtime.ledger, runtime.setup, config.market)
         certificates = build_certificates(
-            pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, parsed.certificates),
-            parsed.certificates, adapters.clock,
+            pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, config.certificates),
+            config.certificates, adapters.clock,
         )
 
-    minting = parsed.minting
+    minting = config.minting
     outbox = (
         mint_outbox(pool, chain, batch_size=minting.mint_batch, defer_seconds=minting.accrual_recheck_s)
         if minting.enabled and not isinstance(chain, Unavailable)
@@ -146,13 +132,12 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     )
     return Services(
         config=config,
-        settings=parsed,
         pool=pool,
         mqtt=adapters.mqtt,
         signer=adapters.signer,
         tokens=adapters.tokens,
         identity=identity,
-        ingest=build_ingest(pool, parsed.ingest) if adapters.mqtt is not None else Unavailable(
+        ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
         readings=Readings(hub),

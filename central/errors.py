@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
+import gtxconfig.errors
+
 T = TypeVar("T")
 
 
@@ -13,7 +15,7 @@ class CentralError(Exception):
     """Base of every error central raises on purpose."""
 
 
-class ConfigError(CentralError):
+class ConfigError(CentralError, gtxconfig.errors.ConfigError):
     """Configuration is invalid; the message says which setting and why."""
 
 

@@ -17,7 +17,6 @@ import asyncpg
 
 from central.accounting.service import AccountingService
 from central.certificates.routes import Certificates
-from central.certificates.service import CertificateConfig
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
 from central.errors import Unavailable
@@ -25,27 +24,14 @@ from central.http.auth import TokenCodec
 from central.identity.context import Identity
 from central.ingest.metrics import IngestMetrics
 from central.ingest.service import IngestService
-from central.ingest.settings import IngestSettings
 from central.ledger.runtime import LedgerRuntime
-from central.market.config import MarketConfig
 from central.market.context import Market
 from central.market.feed import MarketFeed
-from central.minting.settings import MintingSettings
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub
 from central.wallets.chain import Chain
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The subsystem config tables, parsed once."""
-
-    ingest: IngestSettings
-    minting: MintingSettings
-    market: MarketConfig
-    certificates: CertificateConfig
 
 
 @dataclass(frozen=True)
@@ -83,7 +69,6 @@ class MarketServices:
 @dataclass(frozen=True)
 class Services:
     config: CentralConfig
-    settings: Settings
     pool: asyncpg.Pool
     mqtt: Mqtt | None
     #: Central's message-signing key (protocol v1.1); present whenever MQTT is or a key file is configured.

@@ -27,7 +27,7 @@ def jobs(services: Services) -> Sequence[Job]:
             log.info("settlement windows final", extra={"windows": total})
 
     return [
-        Job("accounting", services.settings.minting.accounting_interval_s, settle,
+        Job("accounting", services.config.minting.accounting_interval_s, settle,
             lock=SessionLock(services.config.database.dsn, locks.ACCOUNTANT)),
     ]
 

@@ -28,7 +28,7 @@ def jobs(services: Services) -> Sequence[Job]:
         if resumed or expired:
             log.info("certificate sweep", extra={"resumed": resumed, "expired": expired})
 
-    interval = services.settings.certificates.expiry_sweep_s
+    interval = services.config.certificates.expiry_sweep_s
     return [
         Job("certificate-sweeper", interval, sweep, lock=XactLock(services.pool, locks.CERTIFICATE_SWEEP),
             initial_delay_s=interval),

@@ -19,7 +19,7 @@ def subscribe(services: Services, mqtt: Mqtt) -> None:
         return
     if services.signer is None:  # the app loads the key whenever MQTT is on
         raise ConfigError("ingest needs central's signing key (mqtt.signing_key_file)")
-    IngestMqtt(mqtt, ingest.service, ingest.metrics, signer=services.signer).register(services.settings.ingest)
+    IngestMqtt(mqtt, ingest.service, ingest.metrics, signer=services.signer).register(services.config.ingest)
 
 
 @contextlib.asynccontextmanager

@@ -53,7 +53,7 @@ async def api(pg_dsn: str, chain_env: Chain, tmp_path: Path) -> AsyncIterator[Ap
     )
 
     def over_test_chain(services: Services) -> Services:
-        certs = build_certificates(services.pool, chain_env.ops, services.settings.certificates)
+        certs = build_certificates(services.pool, chain_env.ops, services.config.certificates)
         return replace(services, certificates=certs)
 
     app = create_app(config, subsystems=(certificates_wiring.SUBSYSTEM,), customise=over_test_chain)
