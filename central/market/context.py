@@ -15,7 +15,7 @@ from central.market.settler import Settler
 class Market:
     config: MarketConfig
     book: MarketBook
-    #: None when no ledger is configured in this process (chain routes then answer 503).
-    escrow: Escrow | None
-    settler: Settler | None
-    ledger: Ledger | None
+    # Built only with a ledger: without one the composition root makes the whole market `Unavailable` (503).
+    escrow: Escrow
+    settler: Settler
+    ledger: Ledger

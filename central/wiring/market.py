@@ -35,18 +35,15 @@ def jobs(services: Services) -> Sequence[Job]:
         await market.book.clear_due()
 
     async def settle() -> None:
-        if market.settler is not None:
-            await market.settler.settle_once()
+        await market.settler.settle_once()
 
     async def resolve() -> None:
-        if market.escrow is not None:
-            await market.escrow.resolve_open()
+        await market.escrow.resolve_open()
 
     async def check_escrow() -> None:
-        if market.ledger is not None:
-            report = await reconcile(market.book.pool, market.ledger)
-            if report.mismatches:
-                log.error("escrow reconciliation found mismatches", extra={"count": len(report.mismatches)})
+        report = await reconcile(market.book.pool, market.ledger)
+        if report.mismatches:
+            log.error("escrow reconciliation found mismatches", extra={"count": len(report.mismatches)})
 
     found = [
         Job("market-clearer", config.clear_interval_s, clear),

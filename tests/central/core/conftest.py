@@ -53,7 +53,7 @@ async def client_factory() -> AsyncIterator[Callable[[web.Application], Any]]:
 
 
 class Api:
-    """A running central app (identity plug-in) with a test client and helpers to make logged-in users."""
+    """A running central app (identity subsystem) with a test client and helpers to make logged-in users."""
 
     def __init__(self, app: web.Application, client: TestClient[web.Request, web.Application]) -> None:
         self.app = app

@@ -1,4 +1,4 @@
-"""Every route of the full application (all installed plug-ins) declares its access, is documented in the
+"""Every route of the full application (every wired subsystem) declares its access, is documented in the
 OpenAPI document, and is enforced: for each route × (anonymous + every role), callers outside the declared roles
 get 401/403 and callers inside pass the access check (any other status, never 401/403 or 500)."""
 

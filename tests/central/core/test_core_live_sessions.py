@@ -1,6 +1,6 @@
 """Issue 10 D8: live WebSocket sessions must not outlive their token, their login, the password or the role.
 
-Real app (identity + readings plug-ins, PostgreSQL), real WebSocket client; two app instances on one database show
+Real app (identity + readings subsystems, PostgreSQL), real WebSocket client; two app instances on one database show
 that a revocation reaches the sockets of every central process (LISTEN/NOTIFY)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """End to end: protocol-signed readings published through a private Mosquitto into the real central app (ingest +
-readings plugins, PostgreSQL), acks back to the device, the owner's readings API and live WebSocket."""
+readings subsystems, PostgreSQL), acks back to the device, the owner's readings API and live WebSocket."""
 
 from __future__ import annotations
 

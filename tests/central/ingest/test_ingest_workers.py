@@ -56,7 +56,7 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
         f'[http]\nhost = "127.0.0.1"\nport = {port}\n'
         '[log]\nlevel = "WARNING"\n'
         '[ingest]\nconcurrency = 4\n'
-        # Other plug-ins load too under `serve`: keep their state in this test's directory, off shared ports.
+        # Other subsystems load too under `serve`: keep their state in this test's directory, off shared ports.
         f'[ledger]\ndata_dir = "{tmp_path / "ledger"}"\nkeys_dir = "{tmp_path / "keys"}"\nserve_rpc = false\n'
     )
     cfg.chmod(0o600)  # it holds the JWT secret inline: a secret file (central.secretfile)
@@ -70,7 +70,7 @@ async def test_two_serve_workers_split_the_readings(pg_dsn: str, tmp_path: Path,
         deadline = time.monotonic() + 60
         async with aiohttp.ClientSession() as http:
             last: object = None
-            while True:  # database and broker reachable (other plug-ins' readiness is not this test's concern)
+            while True:  # database and broker reachable (other subsystems' readiness is not this test's concern)
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
                         last = await resp.json()

@@ -1,4 +1,4 @@
-"""Fixtures shared by the market tests: ``env``, the central app with the ledger, readings and market plug-ins on a
+"""Fixtures shared by the market tests: ``env``, the central app with the ledger, readings and market subsystems on a
 test server (2-second epochs, fast background jobs)."""
 
 from __future__ import annotations

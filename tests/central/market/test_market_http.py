@@ -1,4 +1,4 @@
-"""The central app with the ledger, readings (live socket) and market plug-ins over HTTP and the WebSocket: deposits
+"""The central app with the ledger, readings (live socket) and market subsystems over HTTP and the WebSocket: deposits
 signed by the wallet, orders, epochs cleared and settled by the background jobs, the feed, withdrawals, roles and
 the reconciliation endpoint."""
 
