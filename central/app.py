@@ -82,13 +82,12 @@ def create_app(
     mqtt: Mqtt | None = None,
     mailer: Mailer | None = None,
     ledger_runtime: LedgerRuntime | None = None,
-    with_ledger: bool | None = None,
     customise: Callable[[Services], Services] | None = None,
 ) -> web.Application:
     """Build the application. ``subsystems`` replaces :data:`SUBSYSTEMS` (tests wire a few); ``mqtt`` / ``mailer``
     replace the configured adapters; ``ledger_runtime`` is an already-open ledger used instead of the configured
-    one, which is opened when ``with_ledger`` (default: when the ledger subsystem is wired). ``customise`` may
-    replace built services before anything starts (tests put a service over their own fake or chain there)."""
+    one, which is opened when the ledger subsystem is wired. ``customise`` may replace built services before
+    anything starts (tests put a service over their own fake or chain there)."""
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, auth_middleware],
         client_max_size=config.http.max_body_bytes,
@@ -111,6 +110,7 @@ def create_app(
     # HTTP challenges are signed too, so the key is loaded whenever MQTT is on or a key file is configured.
     signer = load_signing_key(config.mqtt.signing_key_file) if client is not None or config.mqtt.signing_key_file \
         else None
+    mail = mailer if mailer is not None else build_mailer(config.mailer)
 
     declared: list[Route] = list(system_routes.routes)
     for subsystem in subsystems:
@@ -120,7 +120,7 @@ def create_app(
         app.router.add_route(route.method, route.path, aiohttp_handler(route))
     app[ROUTES] = declared
 
-    open_ledger = with_ledger if with_ledger is not None else ledger.SUBSYSTEM in subsystems
+    open_ledger = ledger.SUBSYSTEM in subsystems
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
@@ -130,8 +130,7 @@ def create_app(
             if runtime is None and open_ledger:
                 runtime = await stack.enter_async_context(running_ledger(config.ledger))
             services = bootstrap(config, Adapters(
-                pool=pool, mqtt=client, ledger=runtime, mailer=mailer if mailer is not None else build_mailer(
-                    config.mailer), signer=signer, tokens=tokens,
+                pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens,
             ))
             if customise is not None:
                 services = customise(services)
