@@ -6,19 +6,23 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import uuid
 from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
+
 import central
 import central.wiring
-from central.app import SUBSYSTEMS, create_app
+from central.app import SUBSYSTEMS, TOKENS, create_app
 from central.bootstrap import Adapters, bootstrap
 from central.errors import Unavailable
 from central.http.auth import TokenCodec
+from central.http.roles import Role
 from central.http.routes import RouteTable
 from central.identity.mailer import build_mailer
 from central.services import Services
-from central.wiring import Subsystem
+from central.wiring import Subsystem, certificates, market, minting, wallets
 from tests.central.app_env import make_config
 
 CENTRAL = Path(central.__file__).parent
@@ -88,3 +92,24 @@ def test_app_serves_the_routes_of_every_wired_subsystem(tmp_path: Path) -> None:
         for table in subsystem.routes:
             for route in table.routes:
                 assert (route.method, route.path) in served, (subsystem.name, route.path)
+
+
+async def test_without_a_ledger_the_chain_backed_routes_answer_503_in_one_place(pg_dsn: str, tmp_path: Path) -> None:
+    """No ledger wired: bootstrap leaves market, certificates, the wallet chain and the mint outbox Unavailable, and
+    the error middleware answers each with 503 and the code it always had."""
+    wired = (market.SUBSYSTEM, certificates.SUBSYSTEM, minting.SUBSYSTEM, wallets.SUBSYSTEM)
+    client = TestClient(TestServer(create_app(make_config(pg_dsn, tmp_path), subsystems=wired)))
+    await client.start_server()
+    try:
+        admin = {"Authorization": f"Bearer {client.app[TOKENS].issue(uuid.uuid4(), Role.ADMIN)[0]}"}
+        expected = [
+            ("GET", "/api/v1/market/book", None, "unavailable"),
+            ("GET", "/api/v1/certificates", admin, "ledger_unavailable"),
+            ("GET", "/api/v1/admin/mints/problems", admin, "ledger_unavailable"),
+        ]
+        for method, path, headers, code in expected:
+            r = await client.request(method, path, headers=headers)
+            assert r.status == 503, (path, await r.text())
+            assert (await r.json())["error"]["code"] == code, path
+    finally:
+        await client.close()
