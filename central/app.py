@@ -11,7 +11,8 @@ At start-up, in one context (:func:`_run`), in this order, and stopped in the re
 5. one :class:`~central.jobs.JobRunner` with every subsystem's jobs (and the app's gauge refresher).
 
 The subsystems are listed in :data:`SUBSYSTEMS` as code (``central.wiring.<name>.SUBSYSTEM``);
-``tests/central/test_composition_root.py`` fails when a subsystem package is not wired. See ``docs/central.md``.
+``tests/central/test_composition_root.py`` fails when a subsystem package is not wired. See ``docs/central.md`` and
+``docs/decisions/0013-explicit-composition-root.md``.
 """
 
 from __future__ import annotations
