@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountWithSeedParams, TransferParams, create_account_with_seed, transfer
@@ -40,7 +39,6 @@ from central.certificates.token2022 import (
     update_field,
 )
 from central.ledger import builder
-from central.ledger.port import MAX_TRANSACTION_SIZE
 
 DECIMALS = 3
 MEMO_PREFIX = "gtx:rec:v1"
@@ -53,29 +51,6 @@ def mint_address(issuer: Pubkey, certificate_id: UUID) -> Pubkey:
 
 def holder_account(wallet: Pubkey, mint: Pubkey) -> Pubkey:
     return builder.associated_token_address(wallet, mint, TOKEN_2022_PROGRAM_ID)
-
-
-def transaction_size(instructions: Sequence[Instruction], payer: Pubkey) -> int:
-    """Serialized size of the signed v0 transaction these instructions make."""
-    return builder.transaction_size(builder.compile_message(payer, instructions, Hash.default()))
-
-
-def pack(
-    instructions: Sequence[Instruction], payer: Pubkey, limit: int = MAX_TRANSACTION_SIZE
-) -> list[list[Instruction]]:
-    """Split instructions, in order, into as few transactions of at most ``limit`` bytes as a greedy pass gives."""
-    groups: list[list[Instruction]] = []
-    current: list[Instruction] = []
-    for ix in instructions:
-        if current and transaction_size([*current, ix], payer) > limit:
-            groups.append(current)
-            current = []
-        current.append(ix)
-        if transaction_size(current, payer) > limit:
-            raise InvalidCertificateError("one instruction alone exceeds the transaction size limit")
-    if current:
-        groups.append(current)
-    return groups
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -19,9 +19,10 @@ from central.certificates.accounts import MintInfo, TokenAccountInfo, decode_min
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID
-from central.ledger import builder
-from central.ledger.errors import LedgerError
+from central.ledger import builder, cosign
+from central.ledger.errors import LedgerError, TransactionTooLargeError
 from central.ledger.keys import PlatformKey
+from central.ledger.packing import pack_instructions
 from central.ledger.port import Ledger
 
 
@@ -62,24 +63,31 @@ class CertificateChain:
     async def _send_signed(self, tx: VersionedTransaction, last_valid: int) -> Signature:
         """Send and confirm. A transaction that already landed (a retry after a crash between sending and
         recording: signatures are deterministic, so the retry is byte-identical) counts as sent."""
+        sig = tx.signatures[0]
         try:
-            (earlier,) = await self.ledger.get_signature_statuses([tx.signatures[0]])
+            (earlier,) = await self.ledger.get_signature_statuses([sig])
             if earlier is not None and earlier.err is None:
-                return tx.signatures[0]
-            sig = await self.ledger.send_transaction(tx, skip_preflight=False)
-            (status,) = await builder.wait_for_statuses(self.ledger, [sig], last_valid_block_height=last_valid)
+                return sig
+            sent = await cosign.send(self.ledger, tx)
+            if sent.refused:
+                raise ChainError(f"transaction refused: {sent.error}")
+            outcome = await cosign.await_outcome(self.ledger, sig, last_valid, levels=cosign.LANDED)
         except LedgerError as exc:
             raise ChainError(f"transaction refused: {exc}") from exc
-        if status is None:
+        if outcome.verdict is cosign.Verdict.EXPIRED:
             raise ChainError("transaction expired before it landed")
-        if status.err is not None:
-            raise ChainError(f"transaction failed: {status.err}")
+        if outcome.verdict is cosign.Verdict.FAILED:
+            raise ChainError(f"transaction failed: {outcome.error}")
         return sig
 
     async def send(self, instructions: Sequence[Instruction]) -> list[Signature]:
         """Send platform-signed instructions, packed into as few size-checked transactions as needed, in order."""
         signatures = []
-        for group in chain.pack(instructions, self.fee_payer):
+        try:
+            groups = pack_instructions(instructions, payer=self.fee_payer)
+        except TransactionTooLargeError:
+            raise InvalidCertificateError("one instruction alone exceeds the transaction size limit") from None
+        for group in groups:
             latest = await self.ledger.get_latest_blockhash()
             message = builder.compile_message(self.fee_payer, group, latest.blockhash)
             tx = builder.sign(message, [self._fee_payer, self._issuer])
@@ -185,25 +193,19 @@ class CertificateChain:
 
     async def user_message(self, instructions: Sequence[Instruction]) -> tuple[MessageV0, int]:
         """The message for the owner's wallet to sign (platform = fee payer) and its last valid block height."""
-        latest = await self.ledger.get_latest_blockhash()
-        message = builder.compile_message(self.fee_payer, instructions, latest.blockhash)
-        builder.check_size(message)
-        return message, latest.last_valid_block_height
+        request = await cosign.build(self.ledger, self.fee_payer, instructions)
+        return request.message, request.last_valid_block_height
 
     async def submit_user_transaction(
         self, signed: VersionedTransaction, expected: MessageV0, last_valid: int
     ) -> Signature:
         """Check the wallet(s) signed exactly the message we built, add the platform's signatures, send."""
-        if bytes(signed.message) != bytes(expected):
-            raise InvalidCertificateError("signed transaction differs from the one requested")
-        platform = {self.fee_payer: self._fee_payer, self.issuer: self._issuer}
-        data = to_bytes_versioned(expected)
-        signatures = list(signed.signatures)
-        if len(signatures) != expected.header.num_required_signatures:
-            raise InvalidCertificateError("wrong number of signatures")
-        for i, key in enumerate(builder.required_signers(expected)):
-            if key in platform:
-                signatures[i] = platform[key].sign_message(data)
-            elif not signatures[i].verify(key, data):
-                raise InvalidCertificateError(f"missing or bad signature of {key}")
-        return await self._send_signed(VersionedTransaction.populate(expected, signatures), last_valid)
+        try:
+            cosign.check_unchanged(signed, expected)
+        except cosign.TransactionRequestError:
+            raise InvalidCertificateError("signed transaction differs from the one requested") from None
+        try:
+            cosigned = cosign.cosign(signed, [self._fee_payer, self._issuer])
+        except cosign.TransactionRequestError as exc:
+            raise InvalidCertificateError(str(exc)) from None
+        return await self._send_signed(cosigned, last_valid)

@@ -20,7 +20,6 @@ from uuid import UUID, uuid4
 from solders.instruction import Instruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
@@ -38,6 +37,7 @@ from central.certificates.models import CertificateRecord, MeterInfo, RequestKin
 from central.certificates.operations import CertificateChain
 from central.certificates.store import CertificateStore, Directory, GenerationSource
 from central.errors import ConfigError
+from central.ledger import cosign
 
 RENEWABLE_SOURCES = frozenset({"solar", "wind", "hydro", "biomass", "geothermal", "tidal", "wave"})
 
@@ -105,8 +105,7 @@ class PreparedTransaction:
     @property
     def transaction(self) -> VersionedTransaction:
         """The transaction with empty signature slots, as wallets expect it (sign, then send back)."""
-        n = self.message.header.num_required_signatures
-        return VersionedTransaction.populate(self.message, [Signature.default()] * n)
+        return cosign.unsigned(self.message)
 
 
 class CertificateService:

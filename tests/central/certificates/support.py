@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
@@ -22,7 +22,7 @@ from central.certificates.operations import CertificateChain
 from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
 from central.certificates.validation import CertificateValidator
-from central.ledger import builder
+from central.ledger import builder, cosign
 from central.ledger.embedded import EmbeddedLedger
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
@@ -39,10 +39,7 @@ class Chain:
 
 def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTransaction:
     """What a wallet does: sign the message, leaving the platform's signature slots empty."""
-    data = to_bytes_versioned(message)
-    mine = {w.pubkey(): w for w in wallets}
-    sigs = [mine[k].sign_message(data) if k in mine else Signature.default() for k in builder.required_signers(message)]
-    return VersionedTransaction.populate(message, sigs)
+    return cosign.wallet_sign(message, wallets)
 
 
 async def user_submit(env: Chain, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
