@@ -171,7 +171,7 @@ class CertificateService:
 
         windows = await self.generation.final_windows(meter_id, period_start, period_end)
         wanted = (period_end - period_start) // window
-        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.settlement) may
+        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.window_energy) may
         # span several settlement windows.
         edges = [period_start, *(w.end for w in windows)]
         if not windows or [w.start for w in windows] != edges[:-1] or edges[-1] != period_end:

@@ -15,13 +15,13 @@ from central.errors import ConfigError
 class MintingSettings:
     #: Run accounting and minting in this process (every process may; they coordinate through PostgreSQL).
     enabled: bool = True
-    #: Settlement window length (must divide a UTC day).
+    #: Accounting window length (must divide a UTC day).
     window_ms: int = DEFAULT_WINDOW_MS
     #: How often to look for newly final windows.
     accounting_interval_s: float = 5.0
     #: Meters settled per accounting pass.
     accounting_batch: int = 2000
-    #: Settlement windows finalised per accounting pass at most (bounds one pass's transaction; a backlog is caught
+    #: Accounting windows finalised per accounting pass at most (bounds one pass's transaction; a backlog is caught
     #: up by the following passes from the checkpoints).
     accounting_max_windows: int = 10_000
     #: Mint intents claimed per outbox round.

@@ -1,5 +1,5 @@
 """End to end on real PostgreSQL and the embedded (LiteSVM) ledger: protocol-signed readings -> verified ingest ->
-settlement windows -> mint -> owner's on-chain energy balance equals the Wh in the database."""
+accounting windows -> mint -> owner's on-chain energy balance equals the Wh in the database."""
 
 from __future__ import annotations
 
