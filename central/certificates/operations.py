@@ -14,7 +14,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.accounts import MintInfo, TokenAccountInfo, decode_mint, decode_token_account
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
@@ -37,7 +37,7 @@ def _keypair(key: Keypair | PlatformKey) -> Keypair:
     return key.signer if isinstance(key, PlatformKey) else key
 
 
-class CertificateChain:
+class CertificateLedger:
     """Issues and administers certificate mints. ``issuer`` is mint (until sealed), freeze and metadata authority;
     ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
 
@@ -58,7 +58,7 @@ class CertificateChain:
         return self._fee_payer.pubkey()
 
     def mint_address_for(self, certificate_id: UUID) -> Pubkey:
-        return chain.mint_address(self.issuer, certificate_id)
+        return instructions.mint_address(self.issuer, certificate_id)
 
     async def _send_signed(self, tx: VersionedTransaction, last_valid: int) -> Signature:
         """Send and confirm. A transaction that already landed (a retry after a crash between sending and
@@ -105,8 +105,8 @@ class CertificateChain:
     async def issue(self, meta: CertificateMetadata, owner_wallet: Pubkey) -> Pubkey:
         """Create, describe, mint and seal the certificate's mint. Safe to call again after a partial failure:
         each stage is skipped when the chain already shows it done."""
-        rent = await self.ledger.get_minimum_balance_for_rent_exemption(chain.final_len(meta, self.uri_base))
-        plan = chain.issue_plan(
+        rent = await self.ledger.get_minimum_balance_for_rent_exemption(instructions.final_len(meta, self.uri_base))
+        plan = instructions.issue_plan(
             meta,
             uri_base=self.uri_base,
             issuer=self.issuer,
@@ -137,7 +137,7 @@ class CertificateChain:
             raise ChainError(f"mint {mint} vanished")
         if info.mint_authority is not None or info.freeze_authority != self.issuer:
             raise ChainError(f"mint {mint} authorities are not as issued")
-        if info.decimals != chain.DECIMALS or info.metadata_pointer != mint:
+        if info.decimals != instructions.DECIMALS or info.metadata_pointer != mint:
             raise ChainError(f"mint {mint} is not a certificate mint")
         try:
             on_chain = CertificateMetadata.from_fields(info.metadata.additional)
@@ -149,7 +149,7 @@ class CertificateChain:
     async def holdings(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> list[Holding]:
         """The certificate accounts of ``wallets`` that exist (their associated token accounts)."""
         unique = list(dict.fromkeys(wallets))
-        addresses = [chain.holder_account(w, mint) for w in unique]
+        addresses = [instructions.holder_account(w, mint) for w in unique]
         accounts = await self.ledger.get_multiple_accounts(addresses)
         out = []
         for wallet, address, account in zip(unique, addresses, accounts, strict=True):
@@ -172,7 +172,7 @@ class CertificateChain:
         """Freeze every not-yet-frozen account of ``wallets``; returns how many were frozen now."""
         targets = [h.address for h in await self.holdings(mint, wallets) if not h.account.frozen]
         if targets:
-            await self.send(chain.freeze_instructions(mint, self.issuer, targets))
+            await self.send(instructions.freeze_instructions(mint, self.issuer, targets))
         return len(targets)
 
     async def mark_revoked(self, mint: Pubkey, reason: str) -> None:
@@ -187,7 +187,7 @@ class CertificateChain:
             for k, v in ((KEY_STATUS, STATUS_REVOKED), (KEY_REVOCATION_REASON, reason))
         )
         top_up = await self.ledger.get_minimum_balance_for_rent_exemption(grown) - account.lamports
-        await self.send(chain.revocation_fields(mint, self.issuer, self.fee_payer, reason, top_up))
+        await self.send(instructions.revocation_fields(mint, self.issuer, self.fee_payer, reason, top_up))
 
     # --- transaction-request pattern: the platform builds and pays, the owner's wallet signs ---
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from central.app import POOL, Registry, background
 from central.certificates.errors import CertificateError
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger as CertificateChain
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.routes import CERTIFICATES, Certificates, routes
 from central.certificates.service import CertificateConfig, CertificateService

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from aiohttp import web
 
-from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateError,
@@ -23,6 +22,7 @@ from central.certificates.errors import (
     InvalidCertificateError,
     NotOwnerError,
 )
+from central.certificates.instructions import Retirement
 from central.certificates.models import CertificateRecord, Status
 from central.certificates.service import CertificateService, PreparedTransaction
 from central.certificates.validation import CertificateValidator, ValidationReport

@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain, metrics
+from central.certificates import instructions, metrics
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
@@ -34,7 +34,7 @@ from central.certificates.errors import (
     NotOwnerError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.store import CertificateStore, Directory, GenerationSource
 from central.errors import ConfigError
 from central.ledger import cosign
@@ -115,7 +115,7 @@ class CertificateService:
         store: CertificateStore,
         directory: Directory,
         generation: GenerationSource,
-        chain_ops: CertificateChain,
+        chain_ops: CertificateLedger,
         config: CertificateConfig,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -328,7 +328,7 @@ class CertificateService:
         mint = Pubkey.from_string(record.mint)
         recipient = Pubkey.from_string(to_wallet)
         request_id = uuid4()
-        ixs = chain.transfer_instructions(
+        ixs = instructions.transfer_instructions(
             mint,
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
@@ -347,13 +347,13 @@ class CertificateService:
         return await self._prepare(request, ixs)
 
     async def request_retirement(
-        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: chain.Retirement
+        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: instructions.Retirement
     ) -> PreparedTransaction:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
         request_id = uuid4()
-        ixs = chain.retire_instructions(
+        ixs = instructions.retire_instructions(
             Pubkey.from_string(record.mint),
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),

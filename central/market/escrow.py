@@ -35,10 +35,10 @@ from central.ledger.errors import LedgerError, TransactionFailedError
 from central.ledger.port import Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
-from central.market.chain import MarketChain
 from central.market.errors import ConflictError, InsufficientEscrowError, InvalidOrderError, MarketError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.events import notify
+from central.market.instructions import MarketInstructions
 
 log = logging.getLogger(__name__)
 MAX_AMOUNT = 2**63 - 1
@@ -93,7 +93,12 @@ def _amount(amount: int) -> int:
 
 class Escrow:
     def __init__(
-        self, pool: asyncpg.Pool, ledger: Ledger, chain: MarketChain, book: MarketBook, confirm_wait_s: float = 10.0
+        self,
+        pool: asyncpg.Pool,
+        ledger: Ledger,
+        chain: MarketInstructions,
+        book: MarketBook,
+        confirm_wait_s: float = 10.0,
     ) -> None:
         self.pool = pool
         self.ledger = ledger

@@ -13,9 +13,9 @@ from central.http.errors import ApiError, bad_request, conflict, not_found, too_
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.ledger.platform import Platform
 from central.minting.service import release_accrued
 from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
-from central.wallets.chain import Chain
 from central.wallets.errors import (
     BadWalletAddressError,
     LinkExpiredError,
@@ -33,7 +33,7 @@ from protocol.base58 import b58decode
 class ChainRef:
     """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
 
-    chain: Chain | None = None
+    chain: Platform | None = None
 
 
 CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
@@ -85,7 +85,7 @@ def _service(app: web.Application) -> WalletService:
     return WalletService(PgWalletStore(app[POOL]))
 
 
-def _chain(app: web.Application) -> Chain:
+def _chain(app: web.Application) -> Platform:
     ref = app.get(CHAIN)
     chain = ref.chain if ref is not None else None
     if chain is None:

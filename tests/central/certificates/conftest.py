@@ -11,7 +11,7 @@ import pytest
 from solders.keypair import Keypair
 
 from central.certificates.models import MeterInfo
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.service import CertificateService
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
@@ -28,7 +28,7 @@ async def chain_env() -> AsyncIterator[Chain]:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None))
     issuer, fee_payer = Keypair(), Keypair()
     await ledger.request_airdrop(fee_payer.pubkey(), 100 * 10**9)
-    ops = CertificateChain(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+    ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
     yield Chain(ledger, issuer, fee_payer, ops)
     await ledger.close()
 

@@ -18,7 +18,7 @@ from solders.transaction import VersionedTransaction
 
 from central.certificates.metadata import CertificateMetadata
 from central.certificates.models import WindowExport
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
 from central.certificates.validation import CertificateValidator
@@ -34,7 +34,7 @@ class Chain:
     ledger: EmbeddedLedger
     issuer: Keypair
     fee_payer: Keypair
-    ops: CertificateChain
+    ops: CertificateLedger
 
 
 def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTransaction:

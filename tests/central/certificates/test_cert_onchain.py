@@ -11,7 +11,7 @@ from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID, thaw_account
@@ -25,7 +25,7 @@ def _size(group: list[Instruction], payer: Pubkey) -> int:
     return builder.transaction_size(builder.compile_message(payer, group, Hash.default()))
 
 
-RETIREMENT = chain.Retirement("ACME Ltd", "Scope 2 market-based claim", T0, T0 + timedelta(days=30))
+RETIREMENT = instructions.Retirement("ACME Ltd", "Scope 2 market-based claim", T0, T0 + timedelta(days=30))
 
 
 def transfer(
@@ -39,7 +39,7 @@ def transfer(
     thaw: bool = True,
     self_paid: bool = False,
 ) -> list[Instruction]:
-    return chain.transfer_instructions(
+    return instructions.transfer_instructions(
         mint,
         certificate_id=meta.certificate_id,
         owner_wallet=owner.pubkey(),
@@ -54,7 +54,7 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
     owner = Keypair()
     meta = make_meta(energy_wh=4321)
     mint = await chain_env.ops.issue(meta, owner.pubkey())
-    assert mint == chain.mint_address(chain_env.issuer.pubkey(), meta.certificate_id)
+    assert mint == instructions.mint_address(chain_env.issuer.pubkey(), meta.certificate_id)
     info = await chain_env.ops.read_mint(mint)
     assert info is not None
     assert info.metadata is not None
@@ -67,7 +67,7 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
     assert await balance(chain_env, owner.pubkey(), mint) == 4321
     # The supply is fixed: the former mint authority can no longer mint.
     extra = builder.mint_to_checked(
-        mint, chain.holder_account(owner.pubkey(), mint), chain_env.issuer.pubkey(), amount=1, decimals=3,
+        mint, instructions.holder_account(owner.pubkey(), mint), chain_env.issuer.pubkey(), amount=1, decimals=3,
         token_program=TOKEN_2022_PROGRAM_ID,
     )  # fmt: skip
     with pytest.raises(ChainError):
@@ -82,8 +82,9 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
 async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
     owner = Keypair()
     meta = make_meta()
-    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(chain.final_len(meta, chain_env.ops.uri_base))
-    plan = chain.issue_plan(
+    final_len = instructions.final_len(meta, chain_env.ops.uri_base)
+    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(final_len)
+    plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
         fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=owner.pubkey(), final_rent=rent,
     )  # fmt: skip
@@ -98,7 +99,7 @@ async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
 
 async def test_every_issue_transaction_fits_the_packet_limit(chain_env: Chain) -> None:
     meta = make_meta(meter_serial="M" * 64, energy_source="S" * 64, issuer="I" * 64)
-    plan = chain.issue_plan(
+    plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
         fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=Keypair().pubkey(), final_rent=1,
     )  # fmt: skip
@@ -123,7 +124,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
     # Users hold no SOL: the platform paid the fee and the new account's rent.
     assert await chain_env.ledger.get_balance(prosumer.pubkey()) == 0
 
-    ixs = chain.retire_instructions(
+    ixs = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_250,
         retirement=RETIREMENT,
     )  # fmt: skip
@@ -139,7 +140,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
     assert '"op":"retire"' in memo_logs[0]
     assert '"from":"2026-06-01T10:00:00Z"' in memo_logs[0]
 
-    too_much = chain.retire_instructions(
+    too_much = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_751,
         retirement=RETIREMENT,
     )  # fmt: skip
@@ -205,13 +206,13 @@ async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: 
             await self_paid(
                 chain_env, owner, transfer(chain_env, mint, meta, owner, third, 1, thaw=False, self_paid=True)
             )
-    retire = chain.retire_instructions(
+    retire = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1, retirement=RETIREMENT
     )
     with pytest.raises(ChainError):
         await user_submit(chain_env, retire, consumer)
     # Only the issuer could thaw; a holder cannot.
-    thaw = thaw_account(chain.holder_account(consumer.pubkey(), mint), mint, consumer.pubkey())
+    thaw = thaw_account(instructions.holder_account(consumer.pubkey(), mint), mint, consumer.pubkey())
     with pytest.raises(LedgerError):
         await self_paid(chain_env, consumer, [thaw])
 
@@ -220,14 +221,14 @@ def test_bad_amounts_and_texts_are_refused() -> None:
     mint, wallet = Keypair().pubkey(), Keypair().pubkey()
     meta = make_meta()
     with pytest.raises(InvalidCertificateError):
-        chain.transfer_instructions(
+        instructions.transfer_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=wallet, to_wallet=wallet, fee_payer=wallet,
             amount_wh=0,
         )  # fmt: skip
     with pytest.raises(InvalidCertificateError):
-        chain.Retirement("", "purpose", T0, T0 + timedelta(hours=1))
+        instructions.Retirement("", "purpose", T0, T0 + timedelta(hours=1))
     with pytest.raises(InvalidCertificateError):
-        chain.Retirement("b", "p", T0, T0)
+        instructions.Retirement("b", "p", T0, T0)
     with pytest.raises(InvalidCertificateError):
         make_meta(energy_wh=0)
     with pytest.raises(InvalidCertificateError):

@@ -30,7 +30,7 @@ QUOTE_DECIMALS = 6
 
 
 @dataclass(frozen=True)
-class MarketChain:
+class MarketInstructions:
     """Keys and mints of the market. ``treasury`` is the wallet whose quote ATA receives fees."""
 
     fee_payer: PlatformKey
