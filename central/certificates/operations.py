@@ -33,10 +33,6 @@ class Holding:
     account: TokenAccountInfo
 
 
-def _keypair(key: Keypair | PlatformKey) -> Keypair:
-    return key.signer if isinstance(key, PlatformKey) else key
-
-
 class CertificateLedger:
     """Issues and administers certificate mints. ``issuer`` is mint (until sealed), freeze and metadata authority;
     ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
@@ -45,8 +41,8 @@ class CertificateLedger:
         self, ledger: Ledger, *, issuer: Keypair | PlatformKey, fee_payer: Keypair | PlatformKey, uri_base: str
     ) -> None:
         self.ledger = ledger
-        self._issuer = _keypair(issuer)
-        self._fee_payer = _keypair(fee_payer)
+        self._issuer = builder.keypair_of(issuer)
+        self._fee_payer = builder.keypair_of(fee_payer)
         self.uri_base = uri_base
 
     @property
@@ -105,45 +101,35 @@ class CertificateLedger:
     async def issue(self, meta: CertificateMetadata, owner_wallet: Pubkey) -> Pubkey:
         """Create, describe, mint and seal the certificate's mint. Safe to call again after a partial failure:
         each stage is skipped when the chain already shows it done."""
-        rent = await self.ledger.get_minimum_balance_for_rent_exemption(instructions.final_len(meta, self.uri_base))
         plan = instructions.issue_plan(
-            meta,
-            uri_base=self.uri_base,
-            issuer=self.issuer,
-            fee_payer=self.fee_payer,
-            owner_wallet=owner_wallet,
-            final_rent=rent,
+            meta, uri_base=self.uri_base, issuer=self.issuer, fee_payer=self.fee_payer, owner_wallet=owner_wallet
         )
         info = await self.read_mint(plan.mint)
         if info is None:
-            await self.send(plan.create)
+            await self.send(plan.create(await self.ledger.get_minimum_balance_for_rent_exemption(plan.final_len)))
             info = await self.read_mint(plan.mint)
         if info is None or info.metadata is None:
             raise ChainError(f"mint {plan.mint} was not created with metadata")
         if info.mint_authority is not None:
-            present = dict(info.metadata.additional)
-            todo = [ix for ix, (k, v) in zip(plan.fields, meta.fields(), strict=True) if present.get(k) != v]
+            todo = plan.missing_fields(dict(info.metadata.additional))
             if todo:
                 await self.send(todo)
             if info.supply != 0:
                 raise ChainError(f"mint {plan.mint} has supply before sealing")
             await self.send(plan.finish)
             info = await self.read_mint(plan.mint)
-        self._check_issued(plan.mint, info, meta)
+        self._check_issued(plan, info)
         return plan.mint
 
-    def _check_issued(self, mint: Pubkey, info: MintInfo | None, meta: CertificateMetadata) -> None:
+    def _check_issued(self, plan: instructions.IssuePlan, info: MintInfo | None) -> None:
+        mint = plan.mint
         if info is None or info.metadata is None:
             raise ChainError(f"mint {mint} vanished")
         if info.mint_authority is not None or info.freeze_authority != self.issuer:
             raise ChainError(f"mint {mint} authorities are not as issued")
-        if info.decimals != instructions.DECIMALS or info.metadata_pointer != mint:
+        if info.decimals != plan.decimals or info.metadata_pointer != mint:
             raise ChainError(f"mint {mint} is not a certificate mint")
-        try:
-            on_chain = CertificateMetadata.from_fields(info.metadata.additional)
-        except InvalidCertificateError as exc:
-            raise ChainError(f"mint {mint} metadata unreadable: {exc}") from exc
-        if on_chain != meta:
+        if not plan.shows(dict(info.metadata.additional)):
             raise ChainError(f"mint {mint} metadata differs from the certificate")
 
     async def holdings(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> list[Holding]:

@@ -82,13 +82,12 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
 async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
     owner = Keypair()
     meta = make_meta()
-    final_len = instructions.final_len(meta, chain_env.ops.uri_base)
-    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(final_len)
     plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
-        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=owner.pubkey(), final_rent=rent,
+        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=owner.pubkey(),
     )  # fmt: skip
-    await chain_env.ops.send(plan.create + plan.fields[:3])  # "crash" after the first stage and some fields
+    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(plan.final_len)
+    await chain_env.ops.send(plan.create(rent) + plan.fields[:3])  # "crash" after the first stage and some fields
     mint = await chain_env.ops.issue(meta, owner.pubkey())
     info = await chain_env.ops.read_mint(mint)
     assert info is not None
@@ -101,10 +100,10 @@ async def test_every_issue_transaction_fits_the_packet_limit(chain_env: Chain) -
     meta = make_meta(meter_serial="M" * 64, energy_source="S" * 64, issuer="I" * 64)
     plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
-        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=Keypair().pubkey(), final_rent=1,
+        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=Keypair().pubkey(),
     )  # fmt: skip
     payer = chain_env.fee_payer.pubkey()
-    for stage in (plan.create, plan.fields, plan.finish):
+    for stage in (plan.create(1), plan.fields, plan.finish):
         for group in pack_instructions(stage, payer=payer):
             assert _size(group, payer) <= 1232
     small = pack_instructions(plan.fields, payer=payer, max_size=560)  # a tighter limit really splits, keeping order
