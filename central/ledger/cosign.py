@@ -1,8 +1,8 @@
 """The one flow for transactions a user's wallet signs (the transaction-request pattern), step by step:
 
 1. ``build``: the platform compiles a v0 message, its fee payer paying, with a fresh blockhash; size-checked. The
-   ``Request`` keeps the exact message and the block height it is valid until; ``Request.unsigned`` is the
-   transaction with empty signature slots, serialized (``encode``) for the wallet.
+   ``Request`` keeps the exact message and the block height it is valid until; ``unsigned`` is the transaction
+   with empty signature slots, serialized (``encode``) for the wallet.
 2. The wallet signs its slot(s) and hands the transaction back: ``wallet_sign`` / ``sign_request`` are what a wallet
    does (the demo, tests, scripts and benchmarks use these, never their own copy).
 3. ``decode``, then ``check_unchanged``: the message must be byte-for-byte the one built (nothing swapped in).
@@ -60,15 +60,6 @@ class Request:
     message: MessageV0
     last_valid_block_height: int
 
-    @property
-    def message_bytes(self) -> bytes:
-        return bytes(to_bytes_versioned(self.message))
-
-    @property
-    def unsigned(self) -> VersionedTransaction:
-        """The transaction with every signature slot empty, as wallets expect it."""
-        return unsigned(self.message)
-
 
 async def build(ledger: Ledger, fee_payer: Pubkey, instructions: Sequence[Instruction]) -> Request:
     """Compile ``instructions`` with the platform's ``fee_payer`` and a fresh blockhash; size-checked
@@ -80,6 +71,7 @@ async def build(ledger: Ledger, fee_payer: Pubkey, instructions: Sequence[Instru
 
 
 def unsigned(message: MessageV0) -> VersionedTransaction:
+    """The transaction with every signature slot empty, as wallets expect it."""
     return VersionedTransaction.populate(message, [Signature.default()] * message.header.num_required_signatures)
 
 

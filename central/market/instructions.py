@@ -23,10 +23,8 @@ from central.ledger.builder import (
 )
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Unit
+from central.ledger.setup import ENERGY_DECIMALS, QUOTE_DECIMALS
 from central.market.escrow_seeds import Asset, EscrowAddresses, escrow_seed
-
-ENERGY_DECIMALS = 3
-QUOTE_DECIMALS = 6
 
 
 @dataclass(frozen=True)

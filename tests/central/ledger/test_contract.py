@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from central.ledger import cosign
 from central.ledger.builder import (
-    add_signature,
     associated_token_address,
     build_transaction,
     compile_message,
     create_token_account_with_seed,
     memo,
     mint_to_checked,
-    partially_sign,
     seeded_address,
     send_and_confirm,
     sign,
@@ -240,11 +238,12 @@ async def test_escrow_account_with_seed_and_transaction_request(chain: Chain) ->
     latest = await ledger.get_latest_blockhash()
     message = compile_message(platform.pubkey(), [
         transfer_checked(user_ata, mint, escrow, user.pubkey(), amount=1_500, decimals=3)], latest.blockhash)
-    request = partially_sign(message, [platform])  # the API's half
-    with pytest.raises(ValueError, match="does not verify"):
-        add_signature(request, user.pubkey(), Signature.new_unique())
-    wallet_sig = user.sign_message(to_bytes_versioned(request.message))  # the wallet signs the exact message
-    complete = add_signature(request, user.pubkey(), wallet_sig)
+    request = cosign.unsigned(message)  # what the API hands the wallet
+    forged = VersionedTransaction.populate(message, [Signature.default(), Signature.new_unique()])
+    with pytest.raises(cosign.TransactionRequestError, match="does not verify"):
+        cosign.cosign(forged, [platform])
+    signed = cosign.wallet_sign(request, [user])  # the wallet signs the exact message
+    complete = cosign.cosign(signed, [platform])  # the platform co-signs
     sig = await ledger.send_transaction(complete, skip_preflight=False)
     (status,) = await wait_for_statuses(ledger, [sig], last_valid_block_height=latest.last_valid_block_height)
     assert status is not None
