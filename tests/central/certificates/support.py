@@ -30,7 +30,7 @@ T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
 
 @dataclass
-class Chain:
+class CertLedgerEnv:
     ledger: EmbeddedLedger
     issuer: Keypair
     fee_payer: Keypair
@@ -42,12 +42,12 @@ def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTra
     return cosign.wallet_sign(message, wallets)
 
 
-async def user_submit(env: Chain, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
+async def user_submit(env: CertLedgerEnv, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
     message, last_valid = await env.ops.user_message(instructions)
     return await env.ops.submit_user_transaction(sign_partial(message, wallets), message, last_valid)
 
 
-async def self_paid(env: Chain, wallet: Keypair, instructions: Sequence[Instruction]) -> Signature:
+async def self_paid(env: CertLedgerEnv, wallet: Keypair, instructions: Sequence[Instruction]) -> Signature:
     """A transaction the holder signs and pays for themself, bypassing the platform entirely."""
     if await env.ledger.get_balance(wallet.pubkey()) == 0:
         await env.ledger.request_airdrop(wallet.pubkey(), 10**9)
@@ -56,7 +56,7 @@ async def self_paid(env: Chain, wallet: Keypair, instructions: Sequence[Instruct
     return await env.ledger.send_transaction(tx, skip_preflight=False)
 
 
-async def balance(env: Chain, wallet: Pubkey, mint: Pubkey) -> int:
+async def balance(env: CertLedgerEnv, wallet: Pubkey, mint: Pubkey) -> int:
     return await env.ops.balance(mint, wallet)
 
 
@@ -121,7 +121,7 @@ async def sign_and_submit(
 
 @dataclass
 class ServiceEnv:
-    chain: Chain
+    chain: CertLedgerEnv
     store: MemoryCertificateStore
     directory: MemoryDirectory
     generation: MemoryGeneration

@@ -18,7 +18,15 @@ from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID, thaw_account
 from central.ledger import builder
 from central.ledger.errors import LedgerError
 from central.ledger.packing import pack_instructions
-from tests.central.certificates.support import T0, Chain, balance, make_meta, self_paid, sign_partial, user_submit
+from tests.central.certificates.support import (
+    T0,
+    CertLedgerEnv,
+    balance,
+    make_meta,
+    self_paid,
+    sign_partial,
+    user_submit,
+)
 
 
 def _size(group: list[Instruction], payer: Pubkey) -> int:
@@ -29,7 +37,7 @@ RETIREMENT = instructions.Retirement("ACME Ltd", "Scope 2 market-based claim", T
 
 
 def transfer(
-    env: Chain,
+    env: CertLedgerEnv,
     mint: Pubkey,
     meta: CertificateMetadata,
     owner: Keypair,
@@ -50,7 +58,7 @@ def transfer(
     )
 
 
-async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None:
+async def test_issue_creates_sealed_mint_with_metadata(chain_env: CertLedgerEnv) -> None:
     owner = Keypair()
     meta = make_meta(energy_wh=4321)
     mint = await chain_env.ops.issue(meta, owner.pubkey())
@@ -79,7 +87,7 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
     assert again.supply == 4321
 
 
-async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
+async def test_issue_resumes_after_a_partial_run(chain_env: CertLedgerEnv) -> None:
     owner = Keypair()
     meta = make_meta()
     plan = instructions.issue_plan(
@@ -96,7 +104,7 @@ async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
     assert info.supply == meta.energy_wh
 
 
-async def test_every_issue_transaction_fits_the_packet_limit(chain_env: Chain) -> None:
+async def test_every_issue_transaction_fits_the_packet_limit(chain_env: CertLedgerEnv) -> None:
     meta = make_meta(meter_serial="M" * 64, energy_source="S" * 64, issuer="I" * 64)
     plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
@@ -113,7 +121,7 @@ async def test_every_issue_transaction_fits_the_packet_limit(chain_env: Chain) -
     await chain_env.ops.issue(meta, Keypair().pubkey())
 
 
-async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
+async def test_partial_transfer_then_partial_retire(chain_env: CertLedgerEnv) -> None:
     prosumer, consumer = Keypair(), Keypair()
     meta = make_meta(energy_wh=10_000)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -147,7 +155,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
         await user_submit(chain_env, too_much, consumer)
 
 
-async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_hold(chain_env: Chain) -> None:
+async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_hold(chain_env: CertLedgerEnv) -> None:
     prosumer, outsider = Keypair(), Keypair()
     meta = make_meta(energy_wh=100)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -161,7 +169,7 @@ async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_ho
     assert await balance(chain_env, prosumer.pubkey(), mint) == 100
 
 
-async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(chain_env: Chain) -> None:
+async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(chain_env: CertLedgerEnv) -> None:
     prosumer, thief = Keypair(), Keypair()
     meta = make_meta(energy_wh=500)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -177,7 +185,7 @@ async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(ch
     assert await balance(chain_env, prosumer.pubkey(), mint) == 500
 
 
-async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: Chain) -> None:
+async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: CertLedgerEnv) -> None:
     prosumer, consumer, third = Keypair(), Keypair(), Keypair()
     meta = make_meta(energy_wh=2_000)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())

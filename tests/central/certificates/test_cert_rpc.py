@@ -16,7 +16,7 @@ from central.certificates.operations import CertificateLedger
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.rpc import RpcLedger
-from tests.central.certificates.support import T0, URI_BASE, Chain, make_meta, user_submit
+from tests.central.certificates.support import T0, URI_BASE, CertLedgerEnv, make_meta, user_submit
 
 
 async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
         issuer, fee_payer, prosumer, consumer = Keypair(), Keypair(), Keypair(), Keypair()
         await ledger.request_airdrop(fee_payer.pubkey(), 10**10)
         ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
-        env = Chain(embedded, issuer, fee_payer, ops)
+        env = CertLedgerEnv(embedded, issuer, fee_payer, ops)
         meta = make_meta(energy_wh=900)
         mint = await ops.issue(meta, prosumer.pubkey())
         transfer = instructions.transfer_instructions(
