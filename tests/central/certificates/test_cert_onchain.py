@@ -27,6 +27,7 @@ from tests.central.certificates.support import (
     sign_partial,
     user_submit,
 )
+from tests.memo_logs import memo_texts
 
 
 def _size(group: list[Instruction], payer: Pubkey) -> int:
@@ -142,7 +143,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: CertLedgerEnv) ->
     assert info.supply == 10_000 - 1_250  # retirement reduces supply
     record = await chain_env.ledger.get_transaction(sig)
     assert record is not None
-    memo_logs = [line.replace('\\"', '"') for line in record.logs if "ACME Ltd" in line]
+    memo_logs = [text for text in memo_texts(record.logs) if "ACME Ltd" in text]
     assert memo_logs
     assert '"op":"retire"' in memo_logs[0]
     assert '"from":"2026-06-01T10:00:00Z"' in memo_logs[0]
