@@ -84,10 +84,9 @@ class CertificateLedger:
         except TransactionTooLargeError:
             raise InvalidCertificateError("one instruction alone exceeds the transaction size limit") from None
         for group in groups:
-            latest = await self.ledger.get_latest_blockhash()
-            message = builder.compile_message(self.fee_payer, group, latest.blockhash)
-            tx = builder.sign(message, [self._fee_payer, self._issuer])
-            signatures.append(await self._send_signed(tx, latest.last_valid_block_height))
+            request = await cosign.build(self.ledger, self.fee_payer, group)
+            tx = builder.sign(request.message, [self._fee_payer, self._issuer])
+            signatures.append(await self._send_signed(tx, request.last_valid_block_height))
         return signatures
 
     async def read_mint(self, mint: Pubkey) -> MintInfo | None:
