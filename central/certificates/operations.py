@@ -1,5 +1,5 @@
-"""Certificate operations against the ``Ledger`` port: issue (resumable), read, freeze, mark revoked, and
-submission of wallet-signed transactions the platform co-signs."""
+"""Certificate operations against the ``Ledger`` port (``CertificateLedger``): issue (resumable), read, freeze, mark
+revoked, and submission of wallet-signed transactions the platform co-signs (``central.ledger.cosign``)."""
 
 from __future__ import annotations
 
