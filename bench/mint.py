@@ -240,8 +240,8 @@ async def bench_env(slot_ms: int) -> AsyncIterator[Bench]:
         await migrate_dsn(dsn)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         assert pool is not None
-        cfg = LedgerConfig.from_section({"data_dir": f"{tmp.name}/ledger", "keys_dir": f"{tmp.name}/keys",
-                                         "slot_ms": slot_ms, "create_keys": True})
+        cfg = LedgerConfig(data_dir=Path(f"{tmp.name}/ledger"), keys_dir=Path(f"{tmp.name}/keys"), slot_ms=slot_ms,
+                           create_keys=True)
         assert cfg.data_dir is not None
         ledger = EmbeddedLedger(EmbeddedConfig(data_dir=cfg.data_dir, slot_ms=cfg.slot_ms, fsync_interval=0.05))
         setup = await init_ledger(cfg, ledger)

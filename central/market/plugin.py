@@ -96,7 +96,7 @@ async def _reconcile(m: Market) -> None:
 def install(registry: Registry) -> None:
     registry.add_routes(routes)
     app = registry.app
-    config = MarketConfig.from_section(registry.config.section("market"))
+    config = registry.config.market
     hub = app.get(LIVE_HUB)  # None when the readings plug-in (owner of the live socket) is not installed
     feed = MarketFeed(hub) if hub is not None else None
 

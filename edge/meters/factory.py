@@ -2,10 +2,9 @@
 
 The daemon's composition root calls::
 
-    maps = load_maps(cfg_maps_dir)                      # edge.meters.maps
-    doc = TomlDoc.load("/etc/gridtokenx/edge.toml")      # edge.meters.tomldoc
-    buses = parse_buses(doc); meters = parse_meters(doc, buses, maps)   # edge.meters.config
-    async with open_readers(buses, meters, maps) as readers:            # dict[serial, MeterReader]
+    cfg = load_config(Path("/etc/gridtokenx/edge.toml"))  # edge.config: cfg.buses, cfg.meters
+    maps = load_maps(cfg.maps_dir)                       # edge.meters.maps
+    async with open_readers(cfg.buses, cfg.meters, maps) as readers:   # dict[serial, MeterReader]
         sample = await readers["SDM630-0001234"].read()
 
 and the CLI uses :func:`read_once` (``gridtokenx-edge read --meter SERIAL``) and :func:`scan`

@@ -47,8 +47,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import gtxconfig
 from edge.errors import ConfigError
-from edge.meters.tomldoc import KeyPath, TomlDoc
+from gtxconfig.document import Document, KeyPath
 
 MAX_BLOCK_REGISTERS = 125
 REQUIRED_MEASUREMENTS = ("energy_import", "energy_export")
@@ -195,10 +196,10 @@ class MeterMap:
 class _Reader:
     """Typed access to one TOML document with errors that point at the line."""
 
-    def __init__(self, doc: TomlDoc) -> None:
+    def __init__(self, doc: Document) -> None:
         self.doc = doc
 
-    def fail(self, path: KeyPath, reason: str) -> ConfigError:
+    def fail(self, path: KeyPath, reason: str) -> gtxconfig.ConfigError:
         return self.doc.error(path, reason)
 
     def table(self, node: Any, path: KeyPath) -> Mapping[str, Any]:
@@ -340,7 +341,7 @@ def _block(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> Block:
     return Block(function=function, start=start, count=count)
 
 
-def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
+def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
     """Validate one map document. Raises ConfigError naming file, line and reason."""
     r = _Reader(doc)
     data = doc.data
@@ -413,7 +414,7 @@ def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one
 
 def load_map(path: str | Path) -> MeterMap:
     p = Path(path)
-    return parse_map(TomlDoc.load(p), default_id=p.stem)
+    return parse_map(Document.load(p, ConfigError), default_id=p.stem)
 
 
 def load_maps(directory: str | Path) -> dict[str, MeterMap]:

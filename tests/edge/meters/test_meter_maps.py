@@ -69,7 +69,7 @@ def test_good_file_and_defaults(tmp_path: Path) -> None:
 
 
 BAD = [
-    ("syntax", GOOD.replace('address = 0\nunit = "kWh"', 'address = 0\nunit = "kWh'), 17, "invalid TOML"),
+    ("syntax", GOOD.replace('address = 0\nunit = "kWh"', 'address = 0\nunit = "kWh'), 17, "not valid TOML"),
     ("bad type", GOOD.replace('type = "f32"', 'type = "float"'), 7, "type: invalid value 'float'"),
     ("unknown key", GOOD.replace("address = 2\n", "address = 2\nadress = 3\n"), 21, "adress: unknown key"),
     ("missing export", GOOD.split("[measurements.energy_export]", 1)[0], 15,
