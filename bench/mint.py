@@ -69,11 +69,11 @@ from central.ledger.builder import memo, mint_to_owner  # noqa: E402
 from central.ledger.config import LedgerConfig  # noqa: E402
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger  # noqa: E402
 from central.ledger.packing import Unit  # noqa: E402
+from central.ledger.platform import platform_from_setup  # noqa: E402
 from central.ledger.setup import LedgerSetup, init_ledger  # noqa: E402
 from central.ledger.tokens import parse_mint  # noqa: E402
 from central.minting.queries import minted_wh  # noqa: E402
 from central.minting.service import mint_outbox  # noqa: E402
-from central.wallets.chain import chain_from_setup  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
 from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
 
@@ -284,7 +284,7 @@ async def run_intents(args: argparse.Namespace) -> dict[str, object]:
                 intents.sort(key=lambda i: (i.window_start_ms, str(i.meter_id)))
             expected = sum(i.amount_wh for i in intents)
             n_items = len(intents)
-            outbox = mint_outbox(pool, chain_from_setup(b.ledger, setup, embedded=True), batch_size=args.batch)
+            outbox = mint_outbox(pool, platform_from_setup(b.ledger, setup, embedded=True), batch_size=args.batch)
             c0, t0 = time.process_time(), time.perf_counter()
             for i in range(0, len(intents), 10_000):
                 async with pool.acquire() as conn, conn.transaction():
@@ -318,7 +318,7 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
     async with bench_env(slot_ms) as b:
         pool = b.pool
         await seed(pool, meters, windows)
-        outbox = mint_outbox(pool, chain_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
+        outbox = mint_outbox(pool, platform_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
         store = PgAccountingStore(pool)
         accounting_s = mint_s = 0.0
         c0, t0 = time.process_time(), time.perf_counter()

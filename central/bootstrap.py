@@ -20,7 +20,7 @@ import asyncpg
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from central.certificates.config import CertificateConfig
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.routes import Certificates
 from central.certificates.service import CertificateService
@@ -41,16 +41,17 @@ from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
 from central.ledger.keys import load_or_create_key
+from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.port import Ledger
 from central.ledger.runtime import LedgerRuntime
 from central.ledger.setup import LedgerSetup
 from central.market.book import MarketBook
-from central.market.chain import MarketChain
 from central.market.config import MarketConfig
 from central.market.context import Market
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
+from central.market.instructions import MarketInstructions
 from central.market.settler import Settler
 from central.market.tables import LookupTables
 from central.minting.service import mint_outbox
@@ -64,7 +65,6 @@ from central.services import (
     Services,
     Wallets,
 )
-from central.wallets.chain import Chain, chain_from_setup
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
@@ -101,7 +101,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
-    chain: Chain | Unavailable = Unavailable(NO_LEDGER, "the ledger is not configured")
+    chain: Platform | Unavailable = Unavailable(NO_LEDGER, "the ledger is not configured")
     market: Market | Unavailable = Unavailable(
         "unavailable", "the market needs a ledger, and none is configured in this process"
     )
@@ -109,7 +109,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         NO_LEDGER, "certificates need the ledger, which is not configured"
     )
     if runtime is not None and runtime.setup is not None:
-        chain = chain_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
+        chain = platform_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
         market = build_market(pool, runtime.ledger, runtime.setup, config.market)
         certificates = build_certificates(
             pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, config.certificates),
@@ -182,7 +182,7 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
 
 
 def build_market(pool: asyncpg.Pool, ledger: Ledger, setup: LedgerSetup, config: MarketConfig) -> Market:
-    chain = MarketChain(
+    chain = MarketInstructions(
         setup.fee_payer, setup.escrow_authority, setup.energy_mint, setup.quote_mint, setup.treasury.pubkey
     )
     book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
@@ -193,17 +193,17 @@ def build_market(pool: asyncpg.Pool, ledger: Ledger, setup: LedgerSetup, config:
 
 def certificate_chain(
     ledger: Ledger, ledger_config: LedgerConfig, setup: LedgerSetup, config: CertificateConfig
-) -> CertificateChain:
+) -> CertificateLedger:
     """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``)
     and the platform fee payer."""
     issuer, _ = load_or_create_key(
         ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
     )
-    return CertificateChain(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
+    return CertificateLedger(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
 
 
 def build_certificates(
-    pool: asyncpg.Pool, chain_ops: CertificateChain, config: CertificateConfig,
+    pool: asyncpg.Pool, chain_ops: CertificateLedger, config: CertificateConfig,
     clock: Callable[[], datetime] = utc_clock,
 ) -> Certificates:
     store = PgCertificateStore(pool)

@@ -24,12 +24,12 @@ from central.http.auth import TokenCodec
 from central.identity.context import Identity
 from central.ingest.metrics import IngestMetrics
 from central.ingest.service import IngestService
+from central.ledger.platform import Platform
 from central.ledger.runtime import LedgerRuntime
 from central.market.context import Market
 from central.market.feed import MarketFeed
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub
-from central.wallets.chain import Chain
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 
@@ -50,7 +50,7 @@ class Readings:
 class Wallets:
     service: WalletService
     #: The ledger and platform keys wallets, minting and the faucet use.
-    chain: Chain | Unavailable
+    chain: Platform | Unavailable
 
 
 @dataclass(frozen=True)

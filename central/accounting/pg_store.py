@@ -18,8 +18,8 @@ import asyncpg
 from central.accounting.errors import AccountingError
 from central.accounting.mint_intent import MINT_KIND, MintIntent
 from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
-from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
+from central.accounting.window_energy import Checkpoint, ClosedWindows, MeterReading, Point
 from central.chain.outbox import enqueue_many
 
 _DUE = """
@@ -171,7 +171,7 @@ class PgAccountingStore:
             )
         return out
 
-    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, ClosedWindows]]) -> None:
         updates, inserts = [], []
         for a, s in results:
             cp = s.checkpoint

@@ -10,12 +10,12 @@ from uuid import UUID
 
 import asyncpg
 
-from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
     InsufficientGenerationError,
 )
+from central.certificates.instructions import Retirement
 from central.certificates.models import (
     CertificateRecord,
     Holding,

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateError,
@@ -21,6 +20,7 @@ from central.certificates.errors import (
     InvalidCertificateError,
     NotOwnerError,
 )
+from central.certificates.instructions import Retirement
 from central.certificates.models import CertificateRecord, Status
 from central.certificates.service import CertificateService, PreparedTransaction
 from central.certificates.validation import CertificateValidator, ValidationReport

@@ -19,11 +19,10 @@ from uuid import UUID, uuid4
 from solders.instruction import Instruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain, metrics
+from central.certificates import instructions, metrics
 from central.certificates.config import CertificateConfig
 from central.certificates.errors import (
     AlreadyCertifiedError,
@@ -35,8 +34,9 @@ from central.certificates.errors import (
     NotOwnerError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.store import CertificateStore, Directory, GenerationSource
+from central.ledger import cosign
 
 
 def add_months(t: datetime, months: int) -> datetime:
@@ -60,8 +60,7 @@ class PreparedTransaction:
     @property
     def transaction(self) -> VersionedTransaction:
         """The transaction with empty signature slots, as wallets expect it (sign, then send back)."""
-        n = self.message.header.num_required_signatures
-        return VersionedTransaction.populate(self.message, [Signature.default()] * n)
+        return cosign.unsigned(self.message)
 
 
 class CertificateService:
@@ -71,7 +70,7 @@ class CertificateService:
         store: CertificateStore,
         directory: Directory,
         generation: GenerationSource,
-        chain_ops: CertificateChain,
+        chain_ops: CertificateLedger,
         config: CertificateConfig,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -127,7 +126,7 @@ class CertificateService:
 
         windows = await self.generation.final_windows(meter_id, period_start, period_end)
         wanted = (period_end - period_start) // window
-        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.settlement) may
+        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.window_energy) may
         # span several settlement windows.
         edges = [period_start, *(w.end for w in windows)]
         if not windows or [w.start for w in windows] != edges[:-1] or edges[-1] != period_end:
@@ -284,7 +283,7 @@ class CertificateService:
         mint = Pubkey.from_string(record.mint)
         recipient = Pubkey.from_string(to_wallet)
         request_id = uuid4()
-        ixs = chain.transfer_instructions(
+        ixs = instructions.transfer_instructions(
             mint,
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
@@ -303,13 +302,13 @@ class CertificateService:
         return await self._prepare(request, ixs)
 
     async def request_retirement(
-        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: chain.Retirement
+        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: instructions.Retirement
     ) -> PreparedTransaction:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
         request_id = uuid4()
-        ixs = chain.retire_instructions(
+        ixs = instructions.retire_instructions(
             Pubkey.from_string(record.mint),
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),

@@ -15,8 +15,6 @@ except for transfers in flight (``submitted``), which ``resolve_open`` settles (
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import logging
 from uuid import UUID, uuid4
@@ -28,22 +26,16 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.chain.outbox import CONFIRMED_LEVELS
-from central.ledger.builder import (
-    check_size,
-    compile_message,
-    partially_sign,
-    send_and_confirm,
-    sign,
-    wait_for_statuses,
-)
-from central.ledger.errors import LedgerError, TransactionFailedError, TransactionRejectedError
+from central.ledger import cosign
+from central.ledger.builder import send_and_confirm, sign, wait_for_statuses
+from central.ledger.cosign import Verdict
+from central.ledger.errors import LedgerError, TransactionFailedError
 from central.ledger.port import Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
-from central.market.chain import MarketChain
 from central.market.errors import ConflictError, InvalidOrderError, MarketError
 from central.market.escrow_seeds import Asset
+from central.market.instructions import MarketInstructions
 from central.market.model import DepositRequest, DepositToSign, TransferRecord, TransferView
 from central.market.port import EscrowStore
 
@@ -75,7 +67,7 @@ class Escrow:
         self,
         pool: asyncpg.Pool,  # noqa: ARG002 - the book's store runs on it (kept for the callers' signature)
         ledger: Ledger,
-        chain: MarketChain,
+        chain: MarketInstructions,
         book: MarketBook,
         confirm_wait_s: float = 10.0,
     ) -> None:
@@ -109,10 +101,8 @@ class Escrow:
 
     async def _message(self, instructions: list[Instruction]) -> tuple[MessageV0, int]:
         """The v0 message of a transfer (fee payer: the platform) and the block height it is valid until."""
-        latest = await self.ledger.get_latest_blockhash()
-        message = compile_message(self.chain.fee_payer.pubkey, instructions, latest.blockhash)
-        check_size(message)
-        return message, latest.last_valid_block_height
+        request = await cosign.build(self.ledger, self.chain.fee_payer.pubkey, instructions)
+        return request.message, request.last_valid_block_height
 
     # ------------------------------------------------------------------------------------------------ deposits
 
@@ -123,36 +113,30 @@ class Escrow:
         await self.ensure_open(account, asset)
         tid = uuid4()
         message, height = await self._message(self.chain.deposit(tid, account, asset, wallet, amount))
-        tx = partially_sign(message, [])
         await self.store.record_transfer(_record(tid, account, asset, "deposit", amount, wallet, message, height, None))
-        return DepositRequest(tid, asset.value, amount, base64.b64encode(bytes(tx)).decode(), height)
+        return DepositRequest(tid, asset.value, amount, cosign.encode(cosign.unsigned(message)), height)
 
     async def submit_deposit(self, user_id: UUID, transfer_id: UUID, signed_b64: str) -> TransferView:
         try:
-            tx = VersionedTransaction.from_bytes(base64.b64decode(signed_b64, validate=True))
-        except (binascii.Error, ValueError, TypeError):
-            raise InvalidTransactionError("transaction is not a base64 serialized versioned transaction") from None
+            tx = cosign.decode(signed_b64)
+        except cosign.TransactionRequestError as e:
+            raise InvalidTransactionError(str(e)) from None
         signed: list[VersionedTransaction] = []
 
-        def cosign(row: DepositToSign) -> str:
-            message_bytes = to_bytes_versioned(tx.message)
-            if message_bytes != row.message:
-                raise InvalidTransactionError("the transaction is not the one built for this deposit")
+        def cosigned(row: DepositToSign) -> str:
+            try:
+                cosign.check_unchanged(tx, row.message)
+            except cosign.TransactionRequestError:
+                raise InvalidTransactionError("the transaction is not the one built for this deposit") from None
             if row.status != "built":
                 raise ConflictError(f"deposit is already {row.status}")
-            keys = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
-            wallet = Pubkey.from_string(row.wallet)
-            if len(tx.signatures) != len(keys) or wallet not in keys:
-                raise InvalidTransactionError("the transaction's signatures do not match its signers")
-            wallet_sig = tx.signatures[keys.index(wallet)]
-            if not wallet_sig.verify(wallet, message_bytes):
-                raise InvalidTransactionError("the wallet's signature does not verify")
-            fee_sig = self.chain.fee_payer.signer.sign_message(message_bytes)
-            sigs = [fee_sig if k == self.chain.fee_payer.pubkey else wallet_sig for k in keys]
-            signed.append(VersionedTransaction.populate(tx.message, sigs))
+            try:
+                signed.append(cosign.cosign(tx, [self.chain.fee_payer]))
+            except cosign.TransactionRequestError as e:
+                raise InvalidTransactionError(str(e)) from None
             return str(signed[-1].signatures[0])
 
-        await self.store.submit_deposit(await self.store.account_of(user_id), transfer_id, cosign)
+        await self.store.submit_deposit(await self.store.account_of(user_id), transfer_id, cosigned)
         await self._send(transfer_id, signed[-1])
         return await self._resolve_and_get(transfer_id)
 
@@ -177,14 +161,11 @@ class Escrow:
     # ------------------------------------------------------------------------------------------------ resolution
 
     async def _send(self, transfer_id: UUID, tx: VersionedTransaction) -> None:
-        try:
-            await self.ledger.send_transaction(tx, skip_preflight=False)
-        except TransactionFailedError as e:  # preflight refused it: it was never sent
-            await self._finish(transfer_id, "failed", str(e.err))
-        except TransactionRejectedError as e:  # refused outright (e.g. blockhash too old): cannot land
-            await self._finish(transfer_id, "expired", str(e))
-        except LedgerError:  # unknown: stays submitted; resolve_open decides later
-            log.warning("escrow transfer %s: send failed, will resolve later", transfer_id, exc_info=True)
+        sent = await cosign.send(self.ledger, tx)
+        if sent.verdict is not Verdict.OPEN:  # refused by preflight or outright: it was never executed
+            await self._finish(transfer_id, sent.verdict.value, sent.error)
+        elif sent.refused:  # unknown: stays submitted; resolve_open decides later
+            log.warning("escrow transfer %s: send failed (%s), will resolve later", transfer_id, sent.error)
 
     async def _resolve_and_get(self, transfer_id: UUID) -> TransferView:
         state = await self.store.transfer_state(transfer_id)
@@ -212,17 +193,14 @@ class Escrow:
         )
         decided = 0
         for r, st in zip(submitted, statuses, strict=True):
-            if st is not None and not st.ok:  # landed with an error: nothing moved
-                await self._finish(r.id, "failed", str(st.err))
-                decided += 1
-            elif st is not None and st.confirmation_status in CONFIRMED_LEVELS:
-                await self._finish(r.id, "confirmed", None)
-                decided += 1
-            elif st is not None:
-                pass  # processed but not yet confirmed: decided on a later pass
-            elif height > r.last_valid_block_height:
-                await self._finish(r.id, "expired", "blockhash expired before the transaction landed")
-                decided += 1
+            outcome = cosign.decide(st, height, r.last_valid_block_height)
+            if outcome.verdict is Verdict.OPEN:
+                continue  # not landed yet, or processed but not yet confirmed: decided on a later pass
+            error = outcome.error  # failed: landed with an error, nothing moved
+            if outcome.verdict is Verdict.EXPIRED:
+                error = "blockhash expired before the transaction landed"
+            await self._finish(r.id, outcome.verdict.value, error)
+            decided += 1
         for r in rows:
             if r.status == "built" and height > r.last_valid_block_height:
                 await self._finish(r.id, "expired", "not submitted before the blockhash expired")

@@ -6,7 +6,7 @@ The outbox carries the exactly-once discipline (write-ahead submission records, 
 and blockhash expiry, re-broadcast of identical bytes, failure isolation by retrying a failed batch's intents one
 per transaction). This module supplies:
 
-- the unit builder: one unit per trade (``MarketChain.trade_unit``: energy seller-escrow → buyer wallet, quote
+- the unit builder: one unit per trade (``MarketInstructions.trade_unit``: energy seller-escrow → buyer wallet, quote
   buyer-escrow → seller wallet (value - fee) and → treasury (fee), memo ``gtx:t:<id>``), after creating any
   missing destination ATA; the packer never splits a unit across transactions;
 - ``apply_confirmed``: for every trade whose intent the outbox has confirmed, in one database transaction: the
@@ -33,9 +33,9 @@ from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import create_ata_idempotent, send_and_confirm
 from central.ledger.packing import Unit, pack
 from central.ledger.port import Ledger
-from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
+from central.market.instructions import MarketInstructions
 from central.market.plan import SETTLEMENT_KIND
 from central.market.port import SettlementStore
 from central.market.postgres import PgMarketStore
@@ -58,7 +58,7 @@ class Settler:
         self,
         pool: asyncpg.Pool,
         ledger: Ledger,
-        chain: MarketChain,
+        chain: MarketInstructions,
         *,
         batch_size: int = 4096,
         tables: LookupTables | None = None,

@@ -14,13 +14,13 @@ from gtxconfig import Invalid, Range
 class MintingSettings:
     #: Run accounting and minting in this process (every process may; they coordinate through PostgreSQL).
     enabled: bool = True
-    #: Settlement window length (must divide a UTC day).
+    #: Accounting window length (must divide a UTC day).
     window_ms: int = DEFAULT_WINDOW_MS
     #: How often to look for newly final windows.
     accounting_interval_s: Annotated[float, Range(0.05, 3600)] = 5.0
     #: Meters settled per accounting pass.
     accounting_batch: Annotated[int, Range(1, 100_000)] = 2000
-    #: Settlement windows finalised per accounting pass at most (bounds one pass's transaction; a backlog is caught
+    #: Accounting windows finalised per accounting pass at most (bounds one pass's transaction; a backlog is caught
     #: up by the following passes from the checkpoints).
     accounting_max_windows: Annotated[int, Range(1, 1_000_000)] = 10_000
     #: Mint intents claimed per outbox round.

@@ -12,9 +12,9 @@ from central.http.errors import ApiError, bad_request, conflict, not_found, too_
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.ledger.platform import Platform
 from central.minting.service import release_accrued
 from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
-from central.wallets.chain import Chain
 from central.wallets.errors import (
     BadWalletAddressError,
     LinkExpiredError,
@@ -73,7 +73,7 @@ def _service(call: Call[Any, Any]) -> WalletService:
     return call.services.wallets.service
 
 
-def _chain(call: Call[Any, Any]) -> Chain:
+def _chain(call: Call[Any, Any]) -> Platform:
     return require(call.services.wallets.chain)
 
 

@@ -14,9 +14,9 @@ from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
 from central.ledger.setup import init_ledger
-from central.wallets.chain import Chain, chain_from_setup
 from central.wiring import wallets
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
@@ -25,12 +25,12 @@ from tests.central.pg import add_user
 
 
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Platform]]:
     config = make_config(pg_dsn, tmp_path)
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=20))
     ledger_config = LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True)
     setup = await init_ledger(ledger_config, ledger)
-    chain = chain_from_setup(ledger, setup, embedded=True)
+    chain = platform_from_setup(ledger, setup, embedded=True)
     runtime = LedgerRuntime(ledger, setup, ledger_config, rpc_url="")
     app = create_app(config, subsystems=(wallets.SUBSYSTEM,), ledger_runtime=runtime)
     client = TestClient(TestServer(app))
@@ -47,7 +47,7 @@ def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) ->
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Chain]) -> None:
+async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Platform]) -> None:
     client, chain = env
     pool = client.app[POOL]
     alice, mallory, admin = await add_user(pool), await add_user(pool), await add_user(pool, "admin")

@@ -19,14 +19,14 @@ from .outbox_support import apply_schema
 
 
 @dataclass
-class Chain:
+class LedgerEnv:
     ledger: Ledger
     #: The embedded ledger behind it (to advance slots in tests).
     embedded: EmbeddedLedger
     kind: str
 
 
-async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain]:
+async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[LedgerEnv]:
     embedded = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger", slot_ms=slot_ms))
     server: JsonRpcServer | None = None
     ledger: Ledger = embedded
@@ -36,7 +36,7 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain
             airdrop=True, airdrop_max_lamports=10**16, airdrop_lamports_per_address=10**17))
         ledger = RpcLedger(server.url)
     try:
-        yield Chain(ledger, embedded, kind)
+        yield LedgerEnv(ledger, embedded, kind)
     finally:
         if ledger is not embedded:
             await ledger.close()
@@ -46,14 +46,14 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain
 
 
 @pytest.fixture(params=["embedded", "rpc"])
-async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerEnv]:
     """Slots advance only when the test says so (``chain.embedded.advance_slots``)."""
     async for c in _chain(request.param, tmp_path, slot_ms=0):
         yield c
 
 
 @pytest.fixture(params=["embedded", "rpc"])
-async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerEnv]:
     """Slots advance with wall time (10 ms each), as on a cluster."""
     async for c in _chain(request.param, tmp_path, slot_ms=10):
         yield c
