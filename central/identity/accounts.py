@@ -19,8 +19,22 @@ import asyncpg
 
 from central.config import AuthConfig, IdentityConfig
 from central.http.auth import SESSIONS_CHANNEL, Revocation, TokenCodec
-from central.http.errors import ApiError, bad_request, conflict, forbidden, too_many_requests, unauthorized
 from central.http.roles import Role
+from central.identity.errors import (
+    EmailNotVerifiedError,
+    EmailTakenError,
+    InvalidCredentialsError,
+    InvalidRefreshTokenError,
+    InvalidTokenError,
+    LastAdminError,
+    LoginRateLimitedError,
+    RegistrationRateLimitedError,
+    RoleNotAllowedError,
+    UnknownUserError,
+    UserNotFoundError,
+    WeakPasswordError,
+    WrongPasswordError,
+)
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
 from central.identity.mailer import Mail, Mailer, MailError
 
@@ -69,8 +83,7 @@ class Accounts:
     # --- registration and verification -----------------------------------------------------------------------
     def _check_password(self, password: str) -> None:
         if len(password) < self._auth.min_password_length:
-            raise bad_request(f"password must have at least {self._auth.min_password_length} characters",
-                              "weak_password")
+            raise WeakPasswordError(f"password must have at least {self._auth.min_password_length} characters")
 
     async def create_user(self, email: str, password: str, role: Role, *, verified: bool = False) -> User:
         """Create an account (no e-mail sent). ``verified`` marks the address verified (admin/CLI creation)."""
@@ -84,7 +97,7 @@ class Accounts:
                 uuid.uuid4(), email, pw_hash, role.value, verified,
             )
         except asyncpg.UniqueViolationError:
-            raise conflict("an account with this e-mail address exists", "email_taken") from None
+            raise EmailTakenError("an account with this e-mail address exists") from None
         assert row is not None
         log.info("user created", extra={"user_id": str(row["id"]), "role": role.value})
         return _user(row)
@@ -96,15 +109,13 @@ class Accounts:
         e-mail address (429)."""
         allowed = SELF_SERVICE_ROLES | ({Role.INSTALLER} if self._identity.self_register_installers else set())
         if role not in allowed:
-            raise forbidden(f"role {role.value} cannot be self-registered", "role_not_allowed")
+            raise RoleNotAllowedError(f"role {role.value} cannot be self-registered")
         self._check_password(password)
         email = normalise_email(email)
         await self._check_register_limits(email, address)
         try:
             user = await self.create_user(email, password, role)
-        except ApiError as exc:
-            if exc.code != "email_taken":
-                raise
+        except EmailTakenError:
             await self._notify_existing(email)
             return None
         await self._send_token(user.id, user.email, "verify")
@@ -131,7 +142,7 @@ class Accounts:
                 oldest: datetime = rows[-1]["at"]
                 wait = max(1, math.ceil((oldest + timedelta(hours=1) - datetime.now(UTC)).total_seconds()))
                 log.warning("registration rate-limited", extra={"by": column, "address": address})
-                raise too_many_requests(wait, "too many registrations; try again later")
+                raise RegistrationRateLimitedError("too many registrations; try again later", wait)
         # Old rows are useless to the limits: keep the table small.
         await self._pool.execute("DELETE FROM registration_attempts WHERE at < now() - interval '1 day'")
 
@@ -188,7 +199,7 @@ class Accounts:
             token_hash(token), purpose,
         )
         if row is None:
-            raise bad_request("the token is invalid, expired or already used", "invalid_token")
+            raise InvalidTokenError("the token is invalid, expired or already used")
         user_id: UUID = row["user_id"]
         return user_id
 
@@ -237,7 +248,7 @@ class Accounts:
             wait = await self._retry_after(where, email, address, limit + own)
             if wait is not None:
                 log.warning("login rate-limited", extra={"by": by, "address": address})
-                raise too_many_requests(wait, "too many failed logins; try again later")
+                raise LoginRateLimitedError("too many failed logins; try again later", wait)
 
     async def _begin_attempt(self, email: str, address: str) -> int:
         """Record a password attempt as a failure *before* the password is checked, then check the limits again
@@ -250,7 +261,7 @@ class Accounts:
         )
         try:
             await self._check_login_limits(email, address, own=1)
-        except ApiError:
+        except LoginRateLimitedError:
             await self._pool.execute("DELETE FROM login_attempts WHERE id = $1", attempt)
             raise
         return attempt
@@ -267,9 +278,9 @@ class Accounts:
         if ok:
             await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         if not ok or row is None:
-            raise unauthorized("wrong e-mail address or password", "invalid_credentials")
+            raise InvalidCredentialsError("wrong e-mail address or password")
         if self._auth.require_verified_email and row["email_verified_at"] is None:
-            raise forbidden("verify your e-mail address first", "email_not_verified")
+            raise EmailNotVerifiedError("verify your e-mail address first")
         user = _user(row)
         return await self._new_session(self._pool, user, uuid.uuid4())
 
@@ -284,7 +295,7 @@ class Accounts:
         return Session(access, access_exp, refresh, expires, user)
 
     async def refresh(self, refresh_token: str) -> Session:
-        invalid = unauthorized("refresh token is invalid, expired or revoked", "invalid_refresh_token")
+        invalid = InvalidRefreshTokenError("refresh token is invalid, expired or revoked")
         async with self._pool.acquire() as conn:
             async with conn.transaction():
                 row = await conn.fetchrow(
@@ -328,12 +339,12 @@ class Accounts:
     async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
         row = await self._pool.fetchrow("SELECT email, password_hash FROM users WHERE id = $1", user_id)
         if row is None:
-            raise unauthorized()
+            raise UnknownUserError("authentication required")
         # The current password is checked like a login (same limits, same record), so a stolen access token
         # cannot be used to guess it.
         attempt = await self._begin_attempt(row["email"], address)
         if not await check_secret(current, row["password_hash"]):
-            raise bad_request("the current password is wrong", "invalid_credentials")
+            raise WrongPasswordError("the current password is wrong")
         await self._pool.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt)
         self._check_password(new)
         await self._set_password(self._pool, user_id, new)
@@ -368,7 +379,7 @@ class Accounts:
     async def get(self, user_id: UUID) -> User:
         row = await self._pool.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
         if row is None:
-            raise ApiError(404, "not_found", "no such user")
+            raise UserNotFoundError("no such user")
         return _user(row)
 
     async def list_users(self, limit: int, after: UUID | None) -> list[User]:
@@ -387,12 +398,12 @@ class Accounts:
                 )
                 ids = {r["id"] for r in admins}
                 if ids == {user_id}:
-                    raise ApiError(409, "last_admin", "the last admin account cannot lose its admin role")
+                    raise LastAdminError("the last admin account cannot lose its admin role")
             row = await conn.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
             if row is not None:
                 await _announce(conn, Revocation("role", user_id, role=role.value))
         if row is None:
-            raise ApiError(404, "not_found", "no such user")
+            raise UserNotFoundError("no such user")
         return _user(row)
 
 

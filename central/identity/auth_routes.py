@@ -11,8 +11,9 @@ from central.http import ANY_USER, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.middleware import TOKENS
 from central.identity.accounts import Session, User
 from central.identity.context import IDENTITY
+from central.identity.http_errors import ERRORS
 
-routes = RouteTable(tag="accounts")
+routes = RouteTable(tag="accounts", error_map=ERRORS)
 
 _EMAIL = meta(max_length=254, format="email", example="ada@example.org")
 _PASSWORD = meta(min_length=1, max_length=1024, write_only=True)

@@ -14,8 +14,9 @@ from central.http import Call, Role, RouteTable, meta, roles
 from central.http.errors import bad_request
 from central.identity.context import IDENTITY
 from central.identity.devices import Device, MeterInfo, NewMeter
+from central.identity.http_errors import ERRORS
 
-routes = RouteTable(tag="devices")
+routes = RouteTable(tag="devices", error_map=ERRORS)
 INSTALLERS = roles(Role.INSTALLER, Role.ADMIN)
 ADMINS = roles(Role.ADMIN)
 

@@ -26,8 +26,22 @@ from uuid import UUID
 import asyncpg
 
 from central.config import IdentityConfig
-from central.http.errors import ApiError, bad_request, conflict, not_found
 from central.http.roles import Role
+from central.identity.errors import (
+    BadChallengeSignatureError,
+    DeviceExistsError,
+    DeviceNotFoundError,
+    DeviceRevokedError,
+    DuplicateSerialError,
+    InvalidChallengeError,
+    InvalidDeviceIdError,
+    InvalidPairingCodeError,
+    NoPairingCodeError,
+    NoSigningKeyError,
+    NotSuspendedError,
+    SerialTakenError,
+    UnknownActionError,
+)
 from central.identity.hashing import METER_KEY_COST, hash_secret
 from central.mqtt import Mqtt, MqttError
 from protocol import topics
@@ -111,7 +125,7 @@ class Devices:
         """A device the caller may see (its installer, or an admin); 404 otherwise."""
         row = await self._pool.fetchrow("SELECT installer_id FROM devices WHERE device_id = $1", device_id)
         if row is None or (role is not Role.ADMIN and row["installer_id"] != user_id):
-            raise not_found("no such device")
+            raise DeviceNotFoundError("no such device")
         return (await self._load(self._pool, [device_id]))[0]
 
     async def list_devices(self, *, user_id: UUID, role: Role, limit: int, after: str | None) -> list[Device]:
@@ -128,13 +142,12 @@ class Devices:
         try:
             public_key = public_key_from_device_id(device_id)
         except MalformedError:
-            raise bad_request("device_id must be the base58 Ed25519 public key of the gateway",
-                              "invalid_device_id") from None
+            raise InvalidDeviceIdError("device_id must be the base58 Ed25519 public key of the gateway") from None
         try:
             code = normalize_pairing_code(pairing_code)
         except MalformedError:
-            raise bad_request("pairing_code must be the 8-character code shown on the gateway's status page",
-                              "invalid_pairing_code") from None
+            raise InvalidPairingCodeError(
+                "pairing_code must be the 8-character code shown on the gateway's status page") from None
         self._check_serials(meters)
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         try:
@@ -154,11 +167,11 @@ class Devices:
                     device_id, installer_id, event,
                 )
         except asyncpg.ForeignKeyViolationError:  # a stale registration's meter is referenced (never expected)
-            raise conflict("this device is already registered", "device_exists") from None
+            raise DeviceExistsError("this device is already registered") from None
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "devices_pkey":
-                raise conflict("this device is already registered", "device_exists") from None
-            raise conflict("a meter with this serial is already registered", "serial_taken") from None
+                raise DeviceExistsError("this device is already registered") from None
+            raise SerialTakenError("a meter with this serial is already registered") from None
         log.info("device registered", extra={"device_id": device_id, "meters": len(meters)})
         try:
             await self.send_mqtt_challenge(device_id, force=True)
@@ -170,7 +183,7 @@ class Devices:
     def _check_serials(meters: list[NewMeter]) -> None:
         serials = [m.serial for m in meters]
         if len(set(serials)) != len(serials):
-            raise bad_request("meter serials must be unique", "duplicate_serial")
+            raise DuplicateSerialError("meter serials must be unique")
 
     async def _take_over_stale(self, conn: asyncpg.Connection, device_id: str, site_label: str,
                                installer_id: UUID, code: str) -> bool:
@@ -214,14 +227,14 @@ class Devices:
     async def add_meters(self, device_id: str, meters: list[NewMeter], *, user_id: UUID, role: Role) -> Device:
         device = await self.get(device_id, user_id=user_id, role=role)
         if device.status == "revoked":
-            raise conflict("the device is revoked", "device_revoked")
+            raise DeviceRevokedError("the device is revoked")
         self._check_serials(meters)
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._insert_meters(conn, device_id, meters, hashes, self._config.pending_registration_ttl_s)
         except asyncpg.UniqueViolationError:
-            raise conflict("a meter with this serial is already registered", "serial_taken") from None
+            raise SerialTakenError("a meter with this serial is already registered") from None
         return (await self._load(self._pool, [device_id]))[0]
 
     # --- challenges ----------------------------------------------------------------------------------------------
@@ -235,7 +248,7 @@ class Devices:
             nonce, device_id, channel, expires_ms,
         )
         if row is None:
-            raise conflict("the device is revoked", "device_revoked")
+            raise DeviceRevokedError("the device is revoked")
         return Challenge(nonce, expires_ms)
 
     async def signed_challenge(self, device_id: str, channel: str) -> bytes:
@@ -244,14 +257,13 @@ class Devices:
         signer = self._require_signer()
         code = await self._pool.fetchval("SELECT pairing_code FROM devices WHERE device_id = $1", device_id)
         if code is None:
-            raise conflict("the device was registered without a pairing code; register it again",
-                           "no_pairing_code")
+            raise NoPairingCodeError("the device was registered without a pairing code; register it again")
         challenge = await self.new_challenge(device_id, channel)
         return _seal(signer, device_id, challenge, code)
 
     def _require_signer(self) -> DeviceKey:
         if self._signer is None:
-            raise ApiError(503, "unavailable", "central has no signing key (mqtt.signing_key_file)")
+            raise NoSigningKeyError("central has no signing key (mqtt.signing_key_file)")
         return self._signer
 
     async def send_mqtt_challenge(self, device_id: str, *, force: bool = False) -> bool:
@@ -311,14 +323,14 @@ class Devices:
                 nonce, device_id,
             )
             if row is None:
-                raise bad_request("unknown or already used challenge", "invalid_challenge")
+                raise InvalidChallengeError("unknown or already used challenge")
             if row["expires_ms"] < int(time.time() * 1000):
-                raise bad_request("the challenge has expired", "invalid_challenge")
+                raise InvalidChallengeError("the challenge has expired")
             try:
                 verify_challenge(bytes(row["public_key"]), nonce, row["expires_ms"], signature)
             except (BadSignatureError, MalformedError):
                 log.warning("challenge signature rejected", extra={"device_id": device_id})
-                raise bad_request("the signature does not verify under the device key", "bad_signature") from None
+                raise BadChallengeSignatureError("the signature does not verify under the device key") from None
             async with conn.transaction():
                 used = await conn.fetchrow(
                     "UPDATE device_challenges c SET used_at = now() FROM devices d"
@@ -327,7 +339,7 @@ class Devices:
                     nonce, device_id,
                 )
             if used is None:  # a concurrent right answer used it first
-                raise bad_request("unknown or already used challenge", "invalid_challenge")
+                raise InvalidChallengeError("unknown or already used challenge")
             if used["status"] != "pending":
                 return str(used["status"])
             async with conn.transaction():
@@ -378,20 +390,20 @@ class Devices:
             row = await conn.fetchrow("SELECT status, verified_at FROM devices WHERE device_id = $1 FOR UPDATE",
                                       device_id)
             if row is None:
-                raise not_found("no such device")
+                raise DeviceNotFoundError("no such device")
             current = row["status"]
             if current == "revoked":
-                raise conflict("the device is revoked; that is final", "device_revoked")
+                raise DeviceRevokedError("the device is revoked; that is final")
             if action == "suspend":
                 new = "suspended"
             elif action == "revoke":
                 new = "revoked"
             elif action == "reinstate":
                 if current != "suspended":
-                    raise conflict("only a suspended device can be reinstated", "not_suspended")
+                    raise NotSuspendedError("only a suspended device can be reinstated")
                 new = "verified" if row["verified_at"] is not None else "pending"
             else:
-                raise ApiError(400, "invalid_request", f"unknown action {action}")
+                raise UnknownActionError(f"unknown action {action}")
             await conn.execute("UPDATE devices SET status = $2 WHERE device_id = $1", device_id, new)
             await conn.execute(
                 "INSERT INTO device_events (device_id, actor_id, event, detail) VALUES ($1, $2, $3, $4)",

@@ -9,9 +9,10 @@ from uuid import UUID
 from central.http import OWNERS, Call, Role, RouteTable, meta, roles
 from central.identity.context import IDENTITY
 from central.identity.device_routes import SERIAL
+from central.identity.http_errors import ERRORS
 from central.identity.meters import OwnedMeter
 
-routes = RouteTable(tag="meters")
+routes = RouteTable(tag="meters", error_map=ERRORS)
 
 
 @dataclass(frozen=True)

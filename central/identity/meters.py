@@ -19,7 +19,13 @@ from uuid import UUID
 import asyncpg
 
 from central.config import IdentityConfig
-from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
+from central.identity.errors import (
+    ClaimRateLimitedError,
+    IdentityError,
+    InvalidMeterKeyError,
+    MeterClaimedError,
+    MeterNotOwnedError,
+)
 from central.identity.hashing import METER_KEY_COST, burn_check, check_secret
 
 log = logging.getLogger(__name__)
@@ -55,7 +61,7 @@ class Meters:
         self._config = config
 
     async def claim(self, user_id: UUID, serial: str, meter_key: str, *, address: str, user_agent: str) -> OwnedMeter:
-        error: ApiError | None = None
+        error: IdentityError | None = None
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('meter-claim:' || $1::uuid::text, 0))",
                                user_id)
@@ -76,11 +82,11 @@ class Meters:
             if len(recent) >= self._config.claim_attempts_per_hour:
                 outcome = "rate_limited"
                 wait = (recent[-1]["at"] + _HOUR - datetime.now(UTC)).total_seconds()
-                error = too_many_requests(math.ceil(wait), "too many meter-claim attempts; try again later")
+                error = ClaimRateLimitedError("too many meter-claim attempts; try again later", math.ceil(wait))
             elif len(serial_failures) >= self._config.claim_failures_per_serial_per_hour:
                 outcome = "rate_limited"
                 wait = (serial_failures[-1]["at"] + _HOUR - datetime.now(UTC)).total_seconds()
-                error = too_many_requests(math.ceil(wait), "too many meter-claim attempts; try again later")
+                error = ClaimRateLimitedError("too many meter-claim attempts; try again later", math.ceil(wait))
             else:
                 row = await conn.fetchrow(
                     "SELECT id, meter_key_hash, owner_id FROM meters WHERE serial = $1 FOR UPDATE", serial
@@ -92,7 +98,7 @@ class Meters:
                     ok = await check_secret(meter_key, row["meter_key_hash"])
                 if not ok or row is None:
                     outcome = "wrong_key"
-                    error = bad_request("unknown serial or wrong meter key", "invalid_meter_key")
+                    error = InvalidMeterKeyError("unknown serial or wrong meter key")
                 elif row["owner_id"] is None:
                     outcome = "claimed"
                     # the period starts once the row is locked, never before the previous owner's release
@@ -107,7 +113,7 @@ class Meters:
                     outcome = "already_owned"
                 else:
                     outcome = "claimed_by_other"
-                    error = conflict("this meter is already claimed by another account", "meter_claimed")
+                    error = MeterClaimedError("this meter is already claimed by another account")
             await conn.execute(
                 "INSERT INTO meter_claim_attempts (user_id, serial, address, user_agent, outcome)"
                 " VALUES ($1, $2, $3, $4, $5)",
@@ -134,7 +140,7 @@ class Meters:
                 "SELECT id FROM meters WHERE serial = $1 AND owner_id = $2 FOR UPDATE", serial, user_id
             )
             if meter_id is None:
-                raise not_found("you do not own a meter with this serial")
+                raise MeterNotOwnedError("you do not own a meter with this serial")
             at = await conn.fetchval(
                 "SELECT greatest(clock_timestamp(), (SELECT 'epoch'::timestamptz + boundary_ms * interval '1 ms'"
                 " FROM accounting_checkpoints WHERE meter_id = $1))", meter_id,
