@@ -44,16 +44,18 @@ from central.ledger.port import Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
 from central.market.chain import MarketChain
-from central.market.errors import ConflictError, InsufficientEscrowError, InvalidOrderError, MarketError, NotFoundError
+from central.market.errors import (
+    ConflictError,
+    InsufficientEscrowError,
+    InvalidOrderError,
+    InvalidTransactionError,
+    NotFoundError,
+)
 from central.market.escrow_seeds import Asset
 from central.market.events import notify
 
 log = logging.getLogger(__name__)
 MAX_AMOUNT = 2**63 - 1
-
-
-class InvalidTransactionError(MarketError):
-    """A submitted transaction is malformed, not the one built, or not signed by the wallet."""
 
 
 @dataclass(frozen=True)
