@@ -65,7 +65,7 @@ async def error_middleware(request: web.Request, handler: Next) -> web.StreamRes
         return await handler(request)
     except ApiError as exc:
         if exc.status >= 500 and exc.__cause__ is not None:  # a domain error mapped to a 500: operators see why
-            log.error("request failed", exc_info=exc.__cause__,
+            log.exception("request failed", exc_info=exc.__cause__,
                       extra={"method": request.method, "route": _route_label(request)})
         HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, exc.headers)

@@ -76,5 +76,4 @@ async def release_meter(call: Call[None, None]) -> None:
             response=list[ClaimAttemptOut], summary="The meter-claim audit trail, newest first")
 async def claim_attempts(call: Call[None, AttemptQuery]) -> list[ClaimAttemptOut]:
     rows = await call.app[IDENTITY].meters.attempts(call.query.user_id, call.query.limit)
-    return [ClaimAttemptOut(r["user_id"], r["serial"], r["address"], r["user_agent"], r["outcome"], r["at"])
-            for r in rows]
+    return [ClaimAttemptOut(r.user_id, r.serial, r.address, r.user_agent, r.outcome, r.at) for r in rows]
