@@ -10,7 +10,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from central.identity.model import ClaimableMeter, ClaimAttempt, OwnedMeter
+from central.identity.errors import DeviceExistsError, SerialTakenError
+from central.identity.model import (
+    ChallengeTarget,
+    ClaimableMeter,
+    ClaimAttempt,
+    Device,
+    MeterInfo,
+    NewMeter,
+    OpenChallenge,
+    OwnedMeter,
+    Registration,
+)
+from protocol.challenge import Challenge
 
 
 def _utc_now() -> datetime:
@@ -139,3 +151,239 @@ class MemoryMeterStore:
     async def attempts(self, user_id: UUID | None, limit: int) -> list[ClaimAttempt]:
         mine = [a for a in self._state.attempts if user_id is None or a.user_id == user_id]
         return list(reversed(mine))[:limit]
+
+
+# --- gateways ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceRow:
+    device_id: str
+    public_key: bytes
+    installer_id: UUID
+    site_label: str
+    pairing_code: str | None
+    created_at: datetime
+    status: str = "pending"
+    verified_at: datetime | None = None
+    online: bool = False
+    last_seen_at: datetime | None = None
+    last_challenge_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredChallenge:
+    nonce: bytes
+    device_id: str
+    channel: str
+    expires_ms: int
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class GatewayMeter:
+    serial: str
+    device_id: str
+    model: str
+    protocol: str
+    source: str | None
+    key_hash: str = field(repr=False)
+    owner_id: UUID | None = None
+
+
+@dataclass
+class _DeviceState:
+    devices: dict[str, DeviceRow] = field(default_factory=dict)
+    meters: dict[str, GatewayMeter] = field(default_factory=dict)
+    challenges: list[StoredChallenge] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    def copy(self) -> _DeviceState:
+        return _DeviceState(dict(self.devices), dict(self.meters), list(self.challenges), list(self.events))
+
+
+class _MemoryChallengeTx:
+    def __init__(self, state: _DeviceState, device_id: str, now: datetime) -> None:
+        self.state = state
+        self._device_id = device_id
+        self._now = now
+
+    async def target(self) -> ChallengeTarget | None:
+        d = self.state.devices.get(self._device_id)
+        return None if d is None else ChallengeTarget(d.status, d.pairing_code, d.last_challenge_at, self._now)
+
+    async def start_cooldown(self) -> None:
+        d = self.state.devices[self._device_id]
+        self.state.devices[self._device_id] = replace(d, last_challenge_at=self._now)
+
+    async def outstanding(self, valid_after_ms: int) -> Challenge | None:
+        open_ = [c for c in self.state.challenges if c.device_id == self._device_id and c.channel == "mqtt"
+                 and not c.used and c.expires_ms > valid_after_ms]  # fmt: skip
+        latest = max(open_, key=lambda c: c.expires_ms, default=None)
+        return None if latest is None else Challenge(latest.nonce, latest.expires_ms)
+
+    async def replace_outstanding(self, challenge: Challenge) -> None:
+        self.state.challenges = [c for c in self.state.challenges
+                                 if not (c.device_id == self._device_id and c.channel == "mqtt" and not c.used)]
+        self.state.challenges.append(StoredChallenge(challenge.nonce, self._device_id, "mqtt", challenge.expires_ms))
+
+
+class _MemoryStatusTx:
+    def __init__(self, state: _DeviceState, device_id: str) -> None:
+        self.state = state
+        self._device_id = device_id
+
+    async def current(self) -> tuple[str, bool] | None:
+        d = self.state.devices.get(self._device_id)
+        return None if d is None else (d.status, d.verified_at is not None)
+
+    async def set(self, status: str, actor_id: UUID, event: str, reason: str) -> None:  # noqa: ARG002 - unaudited
+        self.state.devices[self._device_id] = replace(self.state.devices[self._device_id], status=status)
+        self.state.events.append((self._device_id, event))
+
+
+class MemoryDeviceStore:
+    """Devices, their meters and challenges in memory; ``clock`` is the store's ``now()``."""
+
+    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._state = _DeviceState()
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    # --- test set-up and inspection --------------------------------------------------------------------------
+    def device_row(self, device_id: str) -> DeviceRow:
+        return self._state.devices[device_id]
+
+    def set_online(self, device_id: str, online: bool = True) -> None:
+        self._state.devices[device_id] = replace(self._state.devices[device_id], online=online)
+
+    @property
+    def challenges(self) -> list[StoredChallenge]:
+        return list(self._state.challenges)
+
+    @property
+    def events(self) -> list[tuple[str, str]]:
+        return list(self._state.events)
+
+    # --- DeviceStore ---------------------------------------------------------------------------------------------
+    async def visible(self, device_id: str, installer_id: UUID | None) -> bool:
+        d = self._state.devices.get(device_id)
+        return d is not None and (installer_id is None or d.installer_id == installer_id)
+
+    async def load(self, device_ids: list[str]) -> list[Device]:
+        rows = sorted((d for d in self._state.devices.values() if d.device_id in device_ids),
+                      key=lambda d: (d.created_at, d.device_id))  # fmt: skip
+        return [
+            Device(d.device_id, d.status, d.site_label, d.installer_id, d.created_at, d.verified_at, d.online,
+                   d.last_seen_at, [MeterInfo(m.serial, m.model, m.protocol, m.source, m.owner_id is not None)
+                                    for m in sorted(self._state.meters.values(), key=lambda m: m.serial)
+                                    if m.device_id == d.device_id])
+            for d in rows
+        ]  # fmt: skip
+
+    async def list_ids(self, installer_id: UUID | None, after: str | None, limit: int) -> list[str]:
+        ids = sorted(d.device_id for d in self._state.devices.values()
+                     if (installer_id is None or d.installer_id == installer_id)
+                     and (after is None or d.device_id > after))  # fmt: skip
+        return ids[:limit]
+
+    def _stale(self, d: DeviceRow, stale_after_s: int) -> bool:
+        return (d.status == "pending" and d.verified_at is None
+                and d.created_at < self._clock() - timedelta(seconds=stale_after_s))  # fmt: skip
+
+    def _insert_meters(self, state: _DeviceState, device_id: str, meters: list[NewMeter], hashes: list[str],
+                       stale_after_s: int) -> None:
+        for m, h in zip(meters, hashes, strict=True):
+            held = state.meters.get(m.serial)
+            if held is not None and held.device_id != device_id and self._stale(state.devices[held.device_id],
+                                                                                 stale_after_s):
+                held = None  # freed: that stale registration never sent a reading
+            if held is not None:
+                raise SerialTakenError("a meter with this serial is already registered")
+            state.meters[m.serial] = GatewayMeter(m.serial, device_id, m.model, m.protocol, m.source, h)
+
+    async def register(self, registration: Registration, stale_after_s: int) -> str:
+        r = registration
+        async with self._lock:
+            state = self._state.copy()
+            now = self._clock()
+            old = state.devices.get(r.device_id)
+            if old is not None and not self._stale(old, stale_after_s):
+                raise DeviceExistsError("this device is already registered")
+            event = "registered" if old is None else "replaced"
+            if old is not None:
+                state.challenges = [c for c in state.challenges if c.device_id != r.device_id]
+                state.meters = {s: m for s, m in state.meters.items() if m.device_id != r.device_id}
+            state.devices[r.device_id] = DeviceRow(r.device_id, r.public_key, r.installer_id, r.site_label,
+                                                   r.pairing_code, now)  # fmt: skip
+            self._insert_meters(state, r.device_id, r.meters, r.key_hashes, stale_after_s)
+            state.events.append((r.device_id, event))
+            self._state = state
+        return event
+
+    async def add_meters(self, device_id: str, meters: list[NewMeter], key_hashes: list[str],
+                         stale_after_s: int) -> None:
+        async with self._lock:
+            state = self._state.copy()
+            self._insert_meters(state, device_id, meters, key_hashes, stale_after_s)
+            self._state = state
+
+    async def pairing_code(self, device_id: str) -> str | None:
+        d = self._state.devices.get(device_id)
+        return None if d is None else d.pairing_code
+
+    async def status(self, device_id: str) -> str | None:
+        d = self._state.devices.get(device_id)
+        return None if d is None else d.status
+
+    async def add_challenge(self, device_id: str, channel: str, challenge: Challenge) -> bool:
+        d = self._state.devices.get(device_id)
+        if d is None or d.status == "revoked":
+            return False
+        self._state.challenges.append(StoredChallenge(challenge.nonce, device_id, channel, challenge.expires_ms))
+        return True
+
+    @asynccontextmanager
+    async def challenging(self, device_id: str) -> AsyncIterator[_MemoryChallengeTx]:
+        async with self._lock:
+            tx = _MemoryChallengeTx(self._state.copy(), device_id, self._clock())
+            yield tx
+            self._state = tx.state
+
+    async def open_challenge(self, device_id: str, nonce: bytes) -> OpenChallenge | None:
+        for c in self._state.challenges:
+            if c.nonce == nonce and c.device_id == device_id and not c.used:
+                return OpenChallenge(c.expires_ms, self._state.devices[device_id].public_key)
+        return None
+
+    async def use_challenge(self, device_id: str, nonce: bytes) -> str | None:
+        for i, c in enumerate(self._state.challenges):
+            if c.nonce == nonce and c.device_id == device_id and not c.used:
+                self._state.challenges[i] = replace(c, used=True)
+                return self._state.devices[device_id].status
+        return None
+
+    async def mark_verified(self, device_id: str) -> bool:
+        d = self._state.devices[device_id]
+        if d.status != "pending":
+            return False
+        self._state.devices[device_id] = replace(d, status="verified", verified_at=self._clock())
+        self._state.events.append((device_id, "verified"))
+        return True
+
+    async def pending_online_unchallenged(self, valid_after_ms: int, limit: int) -> list[str]:
+        covered = {c.device_id for c in self._state.challenges
+                   if c.channel == "mqtt" and not c.used and c.expires_ms > valid_after_ms}  # fmt: skip
+        return [d.device_id for d in self._state.devices.values()
+                if d.status == "pending" and d.online and d.pairing_code is not None
+                and d.device_id not in covered][:limit]  # fmt: skip
+
+    async def delete_expired_challenges(self, now_ms: int) -> int:
+        before = len(self._state.challenges)
+        self._state.challenges = [c for c in self._state.challenges if c.expires_ms >= now_ms]
+        return before - len(self._state.challenges)
+
+    @asynccontextmanager
+    async def changing_status(self, device_id: str) -> AsyncIterator[_MemoryStatusTx]:
+        async with self._lock:
+            tx = _MemoryStatusTx(self._state.copy(), device_id)
+            yield tx
+            self._state = tx.state

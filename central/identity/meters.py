@@ -1,4 +1,4 @@
-"""Meter ownership on PostgreSQL: the pure ``MeterService`` (``central.identity.service``, where the claim rules are
+"""Meter ownership on PostgreSQL: the pure ``MeterService`` (``central.identity.claims``, where the claim rules are
 documented) bound to its PostgreSQL store, as central wires it today."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncpg
 
 from central.config import IdentityConfig
+from central.identity.claims import MeterService
 from central.identity.model import ClaimAttempt, OwnedMeter
 from central.identity.postgres import PostgresMeterStore
-from central.identity.service import MeterService
 
 __all__ = ["ClaimAttempt", "Meters", "OwnedMeter"]
 

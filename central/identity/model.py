@@ -40,3 +40,66 @@ class ClaimAttempt:
     user_agent: str
     outcome: str
     at: datetime
+
+
+# --- gateways ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewMeter:
+    serial: str
+    model: str
+    protocol: str
+    source: str | None
+    meter_key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    serial: str
+    model: str
+    protocol: str
+    source: str | None
+    claimed: bool
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    status: str
+    site_label: str
+    installer_id: UUID | None
+    created_at: datetime
+    verified_at: datetime | None
+    online: bool
+    last_seen_at: datetime | None
+    meters: list[MeterInfo]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A gateway's registration as the store writes it (meter keys already hashed, in ``meters`` order)."""
+
+    device_id: str
+    public_key: bytes
+    installer_id: UUID
+    site_label: str
+    pairing_code: str = field(repr=False)
+    meters: list[NewMeter]
+    key_hashes: list[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ChallengeTarget:
+    """What deciding on an MQTT challenge needs, read under the device's lock; ``now`` is the store's clock."""
+
+    status: str
+    pairing_code: str | None = field(repr=False)
+    last_challenge_at: datetime | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class OpenChallenge:
+    """An unused challenge, with the key of the device it was issued to."""
+
+    expires_ms: int
+    public_key: bytes = field(repr=False)

@@ -8,7 +8,17 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from central.identity.model import ClaimableMeter, ClaimAttempt, OwnedMeter
+from central.identity.model import (
+    ChallengeTarget,
+    ClaimableMeter,
+    ClaimAttempt,
+    Device,
+    NewMeter,
+    OpenChallenge,
+    OwnedMeter,
+    Registration,
+)
+from protocol.challenge import Challenge
 
 
 class ClaimTx(Protocol):
@@ -56,4 +66,96 @@ class MeterStore(Protocol):
 
     async def attempts(self, user_id: UUID | None, limit: int) -> list[ClaimAttempt]:
         """The claim audit trail, newest first (one user's, or everybody's)."""
+        ...
+
+
+class ChallengeTx(Protocol):
+    """One MQTT challenge decision's unit of work, under the device's lock (concurrent triggers run one by one)."""
+
+    async def target(self) -> ChallengeTarget | None:
+        """The device (None: unknown)."""
+        ...
+
+    async def start_cooldown(self) -> None:
+        """Note that an unforced challenge is sent now (``last_challenge_at``)."""
+        ...
+
+    async def outstanding(self, valid_after_ms: int) -> Challenge | None:
+        """The latest unused MQTT challenge still valid after ``valid_after_ms``."""
+        ...
+
+    async def replace_outstanding(self, challenge: Challenge) -> None:
+        """Drop the device's unused MQTT challenges and store ``challenge`` as its outstanding one."""
+        ...
+
+
+class StatusTx(Protocol):
+    """One status change's unit of work, under the device's lock."""
+
+    async def current(self) -> tuple[str, bool] | None:
+        """The device's status and whether it was ever verified (None: unknown)."""
+        ...
+
+    async def set(self, status: str, actor_id: UUID, event: str, reason: str) -> None:
+        """Change the status and record the event."""
+        ...
+
+
+class DeviceStore(Protocol):
+    async def visible(self, device_id: str, installer_id: UUID | None) -> bool:
+        """The device exists and (unless ``installer_id`` is None: any) was registered by ``installer_id``."""
+        ...
+
+    async def load(self, device_ids: list[str]) -> list[Device]:
+        """The devices with their meters, by creation time."""
+        ...
+
+    async def list_ids(self, installer_id: UUID | None, after: str | None, limit: int) -> list[str]:
+        """Device ids by id (one installer's, or all), after the cursor."""
+        ...
+
+    async def register(self, registration: Registration, stale_after_s: int) -> str:
+        """Store a registration atomically; a stale one for the same device (``pending``, never verified, older than
+        ``stale_after_s``) is taken over, and serials held by other stale registrations are freed. Returns the event
+        recorded ("registered" or "replaced"). Raises ``DeviceExistsError`` or ``SerialTakenError``."""
+        ...
+
+    async def add_meters(self, device_id: str, meters: list[NewMeter], key_hashes: list[str],
+                         stale_after_s: int) -> None:
+        """Add meters to a device (serials of stale registrations are freed). Raises ``SerialTakenError``."""
+        ...
+
+    async def pairing_code(self, device_id: str) -> str | None:
+        ...
+
+    async def status(self, device_id: str) -> str | None:
+        ...
+
+    async def add_challenge(self, device_id: str, channel: str, challenge: Challenge) -> bool:
+        """Store a challenge for a device that is not revoked; False when there is no such device or it is."""
+        ...
+
+    def challenging(self, device_id: str) -> AbstractAsyncContextManager[ChallengeTx]:
+        ...
+
+    async def open_challenge(self, device_id: str, nonce: bytes) -> OpenChallenge | None:
+        """The unused challenge ``nonce`` of the device."""
+        ...
+
+    async def use_challenge(self, device_id: str, nonce: bytes) -> str | None:
+        """Mark the challenge used unless it already is; returns the device's status, None when it was used."""
+        ...
+
+    async def mark_verified(self, device_id: str) -> bool:
+        """``pending`` → ``verified`` (with its event); False when the device was no longer pending."""
+        ...
+
+    async def pending_online_unchallenged(self, valid_after_ms: int, limit: int) -> list[str]:
+        """Pending, online devices with a pairing code and no unused MQTT challenge valid after ``valid_after_ms``."""
+        ...
+
+    async def delete_expired_challenges(self, now_ms: int) -> int:
+        ...
+
+    def changing_status(self, device_id: str) -> AbstractAsyncContextManager[StatusTx]:
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -9,7 +11,21 @@ from uuid import UUID
 
 import asyncpg
 
-from central.identity.model import ClaimableMeter, ClaimAttempt, OwnedMeter
+from central.identity.errors import DeviceExistsError, SerialTakenError
+from central.identity.model import (
+    ChallengeTarget,
+    ClaimableMeter,
+    ClaimAttempt,
+    Device,
+    MeterInfo,
+    NewMeter,
+    OpenChallenge,
+    OwnedMeter,
+    Registration,
+)
+from protocol.challenge import Challenge
+
+log = logging.getLogger("central.identity.devices")
 
 _OWNED = (
     "SELECT m.id, m.serial, m.device_id, d.status AS device_status, m.model, m.protocol, m.source, m.claimed_at"
@@ -128,3 +144,242 @@ class PostgresMeterStore:
             user_id, limit,
         )  # fmt: skip
         return [_attempt(r) for r in rows]
+
+
+# --- gateways ----------------------------------------------------------------------------------------------------
+class _PgChallengeTx:
+    def __init__(self, conn: asyncpg.Connection, device_id: str) -> None:
+        self._conn = conn
+        self._device_id = device_id
+
+    async def target(self) -> ChallengeTarget | None:
+        row = await self._conn.fetchrow(
+            "SELECT status, pairing_code, last_challenge_at, now() AS now FROM devices WHERE device_id = $1"
+            " FOR UPDATE", self._device_id,
+        )  # fmt: skip
+        if row is None:
+            return None
+        return ChallengeTarget(row["status"], row["pairing_code"], row["last_challenge_at"], row["now"])
+
+    async def start_cooldown(self) -> None:
+        await self._conn.execute("UPDATE devices SET last_challenge_at = now() WHERE device_id = $1", self._device_id)
+
+    async def outstanding(self, valid_after_ms: int) -> Challenge | None:
+        row = await self._conn.fetchrow(
+            "SELECT nonce, expires_ms FROM device_challenges WHERE device_id = $1 AND channel = 'mqtt'"
+            " AND used_at IS NULL AND expires_ms > $2 ORDER BY expires_ms DESC LIMIT 1",
+            self._device_id, valid_after_ms,
+        )  # fmt: skip
+        return None if row is None else Challenge(bytes(row["nonce"]), row["expires_ms"])
+
+    async def replace_outstanding(self, challenge: Challenge) -> None:
+        await self._conn.execute(
+            "DELETE FROM device_challenges WHERE device_id = $1 AND channel = 'mqtt' AND used_at IS NULL",
+            self._device_id,
+        )
+        await self._conn.execute(
+            "INSERT INTO device_challenges (nonce, device_id, channel, expires_ms, expires_at)"
+            " VALUES ($1, $2, 'mqtt', $3::bigint, to_timestamp($3::bigint / 1000.0))",
+            challenge.nonce, self._device_id, challenge.expires_ms,
+        )  # fmt: skip
+
+
+class _PgStatusTx:
+    def __init__(self, conn: asyncpg.Connection, device_id: str) -> None:
+        self._conn = conn
+        self._device_id = device_id
+
+    async def current(self) -> tuple[str, bool] | None:
+        row = await self._conn.fetchrow(
+            "SELECT status, verified_at FROM devices WHERE device_id = $1 FOR UPDATE", self._device_id
+        )
+        return None if row is None else (row["status"], row["verified_at"] is not None)
+
+    async def set(self, status: str, actor_id: UUID, event: str, reason: str) -> None:
+        await self._conn.execute("UPDATE devices SET status = $2 WHERE device_id = $1", self._device_id, status)
+        await self._conn.execute(
+            "INSERT INTO device_events (device_id, actor_id, event, detail) VALUES ($1, $2, $3, $4)",
+            self._device_id, actor_id, event, reason,
+        )  # fmt: skip
+
+
+class PostgresDeviceStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def visible(self, device_id: str, installer_id: UUID | None) -> bool:
+        row = await self._pool.fetchrow("SELECT installer_id FROM devices WHERE device_id = $1", device_id)
+        return row is not None and (installer_id is None or row["installer_id"] == installer_id)
+
+    async def load(self, device_ids: list[str]) -> list[Device]:
+        rows = await self._pool.fetch(
+            "SELECT * FROM devices WHERE device_id = ANY($1) ORDER BY created_at, device_id", device_ids
+        )
+        meters = await self._pool.fetch(
+            "SELECT device_id, serial, model, protocol, source, owner_id IS NOT NULL AS claimed FROM meters"
+            " WHERE device_id = ANY($1) ORDER BY serial",
+            device_ids,
+        )
+        by_device: dict[str, list[MeterInfo]] = {}
+        for m in meters:
+            by_device.setdefault(m["device_id"], []).append(
+                MeterInfo(m["serial"], m["model"], m["protocol"], m["source"], m["claimed"])
+            )
+        return [
+            Device(r["device_id"], r["status"], r["site_label"], r["installer_id"], r["created_at"],
+                   r["verified_at"], r["online"], r["last_seen_at"], by_device.get(r["device_id"], []))
+            for r in rows
+        ]  # fmt: skip
+
+    async def list_ids(self, installer_id: UUID | None, after: str | None, limit: int) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT device_id FROM devices WHERE ($1::uuid IS NULL OR installer_id = $1)"
+            " AND ($2::text IS NULL OR device_id > $2) ORDER BY device_id LIMIT $3",
+            installer_id, after, limit,
+        )  # fmt: skip
+        return [r["device_id"] for r in rows]
+
+    async def register(self, registration: Registration, stale_after_s: int) -> str:
+        r = registration
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if await self._take_over_stale(conn, r, stale_after_s):
+                    event = "replaced"
+                else:
+                    await conn.execute(
+                        "INSERT INTO devices (device_id, public_key, installer_id, site_label, pairing_code)"
+                        " VALUES ($1, $2, $3, $4, $5)",
+                        r.device_id, r.public_key, r.installer_id, r.site_label, r.pairing_code,
+                    )  # fmt: skip
+                    event = "registered"
+                await _insert_meters(conn, r.device_id, r.meters, r.key_hashes, stale_after_s)
+                await conn.execute(
+                    "INSERT INTO device_events (device_id, actor_id, event) VALUES ($1, $2, $3)",
+                    r.device_id, r.installer_id, event,
+                )  # fmt: skip
+        except asyncpg.ForeignKeyViolationError:  # a stale registration's meter is referenced (never expected)
+            raise DeviceExistsError("this device is already registered") from None
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "devices_pkey":
+                raise DeviceExistsError("this device is already registered") from None
+            raise SerialTakenError("a meter with this serial is already registered") from None
+        return event
+
+    @staticmethod
+    async def _take_over_stale(conn: asyncpg.Connection, r: Registration, stale_after_s: int) -> bool:
+        """Hand a stale registration (``pending``, never verified, older than ``stale_after_s``) to the new
+        registrant: its meters and open challenges go, the device row is reset. False if there is none."""
+        old_installer = await conn.fetchrow(
+            "SELECT installer_id FROM devices WHERE device_id = $1 AND status = 'pending' AND verified_at IS NULL"
+            " AND created_at < now() - make_interval(secs => $2) FOR UPDATE",
+            r.device_id, float(stale_after_s),
+        )  # fmt: skip
+        if old_installer is None:
+            return False
+        await conn.execute("DELETE FROM device_challenges WHERE device_id = $1", r.device_id)
+        await conn.execute("DELETE FROM meters WHERE device_id = $1", r.device_id)
+        await conn.execute(
+            "UPDATE devices SET installer_id = $2, site_label = $3, created_at = now(), pairing_code = $4,"
+            " last_challenge_at = NULL WHERE device_id = $1",
+            r.device_id, r.installer_id, r.site_label, r.pairing_code,
+        )  # fmt: skip
+        log.warning("stale pending registration taken over",
+                    extra={"device_id": r.device_id, "previous_installer": str(old_installer["installer_id"])})
+        return True
+
+    async def add_meters(self, device_id: str, meters: list[NewMeter], key_hashes: list[str],
+                         stale_after_s: int) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await _insert_meters(conn, device_id, meters, key_hashes, stale_after_s)
+        except asyncpg.UniqueViolationError:
+            raise SerialTakenError("a meter with this serial is already registered") from None
+
+    async def pairing_code(self, device_id: str) -> str | None:
+        code: str | None = await self._pool.fetchval(
+            "SELECT pairing_code FROM devices WHERE device_id = $1", device_id
+        )
+        return code
+
+    async def status(self, device_id: str) -> str | None:
+        status: str | None = await self._pool.fetchval("SELECT status FROM devices WHERE device_id = $1", device_id)
+        return status
+
+    async def add_challenge(self, device_id: str, channel: str, challenge: Challenge) -> bool:
+        row = await self._pool.fetchrow(
+            "INSERT INTO device_challenges (nonce, device_id, channel, expires_ms, expires_at)"
+            " SELECT $1, device_id, $3, $4::bigint, to_timestamp($4::bigint / 1000.0) FROM devices"
+            " WHERE device_id = $2 AND status <> 'revoked' RETURNING nonce",
+            challenge.nonce, device_id, channel, challenge.expires_ms,
+        )  # fmt: skip
+        return row is not None
+
+    @asynccontextmanager
+    async def challenging(self, device_id: str) -> AsyncIterator[_PgChallengeTx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgChallengeTx(conn, device_id)
+
+    async def open_challenge(self, device_id: str, nonce: bytes) -> OpenChallenge | None:
+        row = await self._pool.fetchrow(
+            "SELECT c.expires_ms, d.public_key FROM device_challenges c JOIN devices d USING (device_id)"
+            " WHERE c.nonce = $1 AND c.device_id = $2 AND c.used_at IS NULL",
+            nonce, device_id,
+        )  # fmt: skip
+        return None if row is None else OpenChallenge(row["expires_ms"], bytes(row["public_key"]))
+
+    async def use_challenge(self, device_id: str, nonce: bytes) -> str | None:
+        status: str | None = await self._pool.fetchval(
+            "UPDATE device_challenges c SET used_at = now() FROM devices d"
+            " WHERE c.nonce = $1 AND c.device_id = $2 AND d.device_id = c.device_id AND c.used_at IS NULL"
+            " RETURNING d.status",
+            nonce, device_id,
+        )  # fmt: skip
+        return status
+
+    async def mark_verified(self, device_id: str) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval(
+                "UPDATE devices SET status = 'verified', verified_at = now() WHERE device_id = $1"
+                " AND status = 'pending' RETURNING status",
+                device_id,
+            )
+            if status is None:
+                return False
+            await conn.execute("INSERT INTO device_events (device_id, event) VALUES ($1, 'verified')", device_id)
+        return True
+
+    async def pending_online_unchallenged(self, valid_after_ms: int, limit: int) -> list[str]:
+        rows = await self._pool.fetch(
+            "SELECT d.device_id FROM devices d WHERE d.status = 'pending' AND d.online AND d.pairing_code IS NOT NULL"
+            " AND NOT EXISTS"
+            " (SELECT 1 FROM device_challenges c WHERE c.device_id = d.device_id AND c.channel = 'mqtt'"
+            " AND c.used_at IS NULL AND c.expires_ms > $1) LIMIT $2",
+            valid_after_ms, limit,
+        )  # fmt: skip
+        return [r["device_id"] for r in rows]
+
+    async def delete_expired_challenges(self, now_ms: int) -> int:
+        result: str = await self._pool.execute("DELETE FROM device_challenges WHERE expires_ms < $1", now_ms)
+        return int(result.rsplit(maxsplit=1)[-1])
+
+    @asynccontextmanager
+    async def changing_status(self, device_id: str) -> AsyncIterator[_PgStatusTx]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgStatusTx(conn, device_id)
+
+
+async def _insert_meters(conn: asyncpg.Connection, device_id: str, meters: list[NewMeter], hashes: list[str],
+                         stale_after_s: int) -> None:
+    # Serials held by another stale, never-verified registration are freed (that device never sent a reading).
+    await conn.execute(
+        "DELETE FROM meters m USING devices d WHERE m.serial = ANY($1) AND d.device_id = m.device_id"
+        " AND d.device_id <> $2 AND d.status = 'pending' AND d.verified_at IS NULL"
+        " AND d.created_at < now() - make_interval(secs => $3)",
+        [m.serial for m in meters], device_id, float(stale_after_s),
+    )  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO meters (id, serial, device_id, model, protocol, source, meter_key_hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(uuid.uuid4(), m.serial, device_id, m.model, m.protocol, m.source, h)
+         for m, h in zip(meters, hashes, strict=True)],
+    )  # fmt: skip

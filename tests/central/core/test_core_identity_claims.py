@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from central.config import IdentityConfig
+from central.identity.claims import MeterService
 from central.identity.errors import (
     ClaimRateLimitedError,
     InvalidMeterKeyError,
@@ -18,7 +19,6 @@ from central.identity.errors import (
 )
 from central.identity.hashing import hash_secret_sync
 from central.identity.memory import MemoryMeterStore, MeterRow
-from central.identity.service import MeterService
 
 KEY = "key-of-S-1"
 _KEY_HASH = hash_secret_sync(KEY, 4)  # cheap: the check uses the hash's own cost
