@@ -141,3 +141,8 @@ class MeterClaimedError(IdentityError):
 
 class MeterNotOwnedError(NotFoundError):
     """The caller owns no meter with this serial."""
+
+
+# --- mail --------------------------------------------------------------------------------------------------------
+class MailError(IdentityError):
+    """A message could not be handed to the mail system."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from central.http.roles import Role
+
 
 @dataclass(frozen=True)
 class OwnedMeter:
@@ -103,3 +105,42 @@ class OpenChallenge:
 
     expires_ms: int
     public_key: bytes = field(repr=False)
+
+
+# --- accounts ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    email: str
+    role: Role
+    email_verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An account with what logging in checks."""
+
+    user: User
+    password_hash: str = field(repr=False)
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    access_token: str = field(repr=False)
+    access_expires_at: int
+    refresh_token: str = field(repr=False)
+    refresh_expires_at: datetime
+    user: User
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """A stored refresh token (by its hash) and whether its account is disabled."""
+
+    user_id: UUID
+    family_id: UUID
+    expires_at: datetime
+    revoked: bool
+    disabled: bool

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
+from central.http.roles import Role
 from central.identity.model import (
     ChallengeTarget,
     ClaimableMeter,
     ClaimAttempt,
+    Credentials,
     Device,
     NewMeter,
     OpenChallenge,
     OwnedMeter,
+    RefreshRecord,
     Registration,
+    User,
 )
 from protocol.challenge import Challenge
 
@@ -159,3 +163,102 @@ class DeviceStore(Protocol):
 
     def changing_status(self, device_id: str) -> AbstractAsyncContextManager[StatusTx]:
         ...
+
+
+class TokenIssuer(Protocol):
+    """Issues access tokens (``central.http.auth.TokenCodec``)."""
+
+    def issue(self, user_id: UUID, role: Role, *, session: UUID | None = None) -> tuple[str, int]: ...
+
+
+class AccountOps(Protocol):
+    """What the account rules read and write; on ``AccountStore`` each call stands alone, inside
+    ``AccountStore.transaction()`` they commit together. Tokens are only ever handed over as hashes."""
+
+    # users
+    async def insert_user(self, email: str, password_hash: str, role: Role, verified: bool) -> User:
+        """Raises ``EmailTakenError``."""
+        ...
+
+    async def credentials(self, email: str) -> Credentials | None: ...
+
+    async def credentials_by_id(self, user_id: UUID) -> Credentials | None: ...
+
+    async def list_users(self, limit: int, after: UUID | None) -> list[User]: ...
+
+    async def mark_verified(self, user_id: UUID) -> User:
+        """Set the e-mail verified (kept when it already was)."""
+        ...
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None: ...
+
+    async def admins(self) -> set[UUID]:
+        """The admin accounts, locked until the end of the transaction (concurrent demotions see each other)."""
+        ...
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None: ...
+
+    # registration attempts
+    async def record_registration(self, email: str, address: str) -> int: ...
+
+    async def recent_registrations(self, by: Literal["address", "email"], value: str, within: timedelta,
+                                   limit: int) -> list[datetime]:
+        """When the registrations of the last ``within`` from this address (or for this e-mail) were made, newest
+        first."""
+        ...
+
+    async def delete_registration(self, attempt_id: int) -> None: ...
+
+    async def prune_registrations(self, older_than: timedelta) -> None: ...
+
+    # e-mail tokens
+    async def tokens_sent(self, user_id: UUID, purpose: str, within: timedelta) -> int: ...
+
+    async def add_token(self, token_hash: bytes, user_id: UUID, purpose: str, ttl_s: int) -> None: ...
+
+    async def use_token(self, token_hash: bytes, purpose: str) -> UUID | None:
+        """Mark an unused, unexpired token used; its user, or None."""
+        ...
+
+    async def burn_tokens(self, user_id: UUID, purpose: str) -> None:
+        """Mark every unused token of the user for ``purpose`` used."""
+        ...
+
+    # login attempts
+    async def recent_failures(self, email: str | None, address: str | None, within: timedelta,
+                              limit: int) -> list[datetime]:
+        """When failed password attempts of the last ``within`` were made (for the account and/or from the
+        address; None matches any), newest first."""
+        ...
+
+    async def record_failure(self, email: str, address: str) -> int:
+        """Record a password attempt as failed (until ``mark_success``); its id."""
+        ...
+
+    async def mark_success(self, attempt_id: int) -> None: ...
+
+    async def delete_attempt(self, attempt_id: int) -> None: ...
+
+    # sessions (refresh-token families)
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None: ...
+
+    async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
+        """The refresh token, locked until the end of the transaction."""
+        ...
+
+    async def revoke_refresh(self, token_hash: bytes) -> None: ...
+
+    async def revoke_family(self, family_id: UUID) -> None: ...
+
+    async def revoke_user(self, user_id: UUID) -> None:
+        """Revoke every session of the user."""
+        ...
+
+    async def announce(self, kind: str, user_id: UUID, family_id: UUID | None = None, role: Role | None = None) -> None:
+        """Tell every central process (live sockets) that sessions ended (``revoked``) or a role changed
+        (``role``); inside a transaction the notice goes out at commit."""
+        ...
+
+
+class AccountStore(AccountOps, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[AccountOps]: ...

@@ -7,21 +7,27 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
 
-from central.identity.errors import DeviceExistsError, SerialTakenError
+from central.http.auth import SESSIONS_CHANNEL, Revocation
+from central.http.roles import Role
+from central.identity.errors import DeviceExistsError, EmailTakenError, SerialTakenError
 from central.identity.model import (
     ChallengeTarget,
     ClaimableMeter,
     ClaimAttempt,
+    Credentials,
     Device,
     MeterInfo,
     NewMeter,
     OpenChallenge,
     OwnedMeter,
+    RefreshRecord,
     Registration,
+    User,
 )
 from protocol.challenge import Challenge
 
@@ -383,3 +389,184 @@ async def _insert_meters(conn: asyncpg.Connection, device_id: str, meters: list[
         [(uuid.uuid4(), m.serial, device_id, m.model, m.protocol, m.source, h)
          for m, h in zip(meters, hashes, strict=True)],
     )  # fmt: skip
+
+
+# --- accounts ----------------------------------------------------------------------------------------------------
+def _user(row: asyncpg.Record) -> User:
+    return User(row["id"], row["email"], Role(row["role"]), row["email_verified_at"] is not None, row["created_at"])
+
+
+def _credentials(row: asyncpg.Record | None) -> Credentials | None:
+    return None if row is None else Credentials(_user(row), row["password_hash"], row["disabled_at"] is not None)
+
+
+#: Conditions of ``recent_registrations`` (fixed column names, never input).
+_REGISTRATIONS_BY = {"address": "address = $1", "email": "email = $1"}
+
+
+class _PgAccountOps:
+    """The account operations on a pool (each statement alone) or a connection (inside its transaction)."""
+
+    def __init__(self, conn: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def insert_user(self, email: str, password_hash: str, role: Role, verified: bool) -> User:
+        try:
+            row = await self._conn.fetchrow(
+                "INSERT INTO users (id, email, password_hash, role, email_verified_at)"
+                " VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) RETURNING *",
+                uuid.uuid4(), email, password_hash, role.value, verified,
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            raise EmailTakenError("an account with this e-mail address exists") from None
+        assert row is not None
+        return _user(row)
+
+    async def credentials(self, email: str) -> Credentials | None:
+        return _credentials(await self._conn.fetchrow("SELECT * FROM users WHERE email = $1", email))
+
+    async def credentials_by_id(self, user_id: UUID) -> Credentials | None:
+        return _credentials(await self._conn.fetchrow("SELECT * FROM users WHERE id = $1", user_id))
+
+    async def list_users(self, limit: int, after: UUID | None) -> list[User]:
+        rows = await self._conn.fetch(
+            "SELECT * FROM users WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2", after, limit
+        )
+        return [_user(r) for r in rows]
+
+    async def mark_verified(self, user_id: UUID) -> User:
+        row = await self._conn.fetchrow(
+            "UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1 RETURNING *",
+            user_id,
+        )
+        assert row is not None
+        return _user(row)
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        await self._conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+    async def admins(self) -> set[UUID]:
+        rows = await self._conn.fetch("SELECT id FROM users WHERE role = $1 ORDER BY id FOR UPDATE", Role.ADMIN.value)
+        return {r["id"] for r in rows}
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None:
+        row = await self._conn.fetchrow("UPDATE users SET role = $2 WHERE id = $1 RETURNING *", user_id, role.value)
+        return None if row is None else _user(row)
+
+    async def record_registration(self, email: str, address: str) -> int:
+        attempt: int = await self._conn.fetchval(
+            "INSERT INTO registration_attempts (email, address) VALUES ($1, $2) RETURNING id", email, address
+        )
+        return attempt
+
+    async def recent_registrations(self, by: Literal["address", "email"], value: str, within: timedelta,
+                                   limit: int) -> list[datetime]:
+        rows = await self._conn.fetch(
+            f"SELECT at FROM registration_attempts WHERE {_REGISTRATIONS_BY[by]}"  # noqa: S608 - fixed conditions
+            " AND at > now() - $2::interval ORDER BY at DESC LIMIT $3",
+            value, within, limit,
+        )  # fmt: skip
+        return [r["at"] for r in rows]
+
+    async def delete_registration(self, attempt_id: int) -> None:
+        await self._conn.execute("DELETE FROM registration_attempts WHERE id = $1", attempt_id)
+
+    async def prune_registrations(self, older_than: timedelta) -> None:
+        await self._conn.execute("DELETE FROM registration_attempts WHERE at < now() - $1::interval", older_than)
+
+    async def tokens_sent(self, user_id: UUID, purpose: str, within: timedelta) -> int:
+        count: int = await self._conn.fetchval(
+            "SELECT count(*) FROM email_tokens WHERE user_id = $1 AND purpose = $2"
+            " AND created_at > now() - $3::interval",
+            user_id, purpose, within,
+        )  # fmt: skip
+        return count
+
+    async def add_token(self, token_hash: bytes, user_id: UUID, purpose: str, ttl_s: int) -> None:
+        await self._conn.execute(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, expires_at)"
+            " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+            token_hash, user_id, purpose, float(ttl_s),
+        )  # fmt: skip
+
+    async def use_token(self, token_hash: bytes, purpose: str) -> UUID | None:
+        user_id: UUID | None = await self._conn.fetchval(
+            "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2"
+            " AND used_at IS NULL AND expires_at > now() RETURNING user_id",
+            token_hash, purpose,
+        )  # fmt: skip
+        return user_id
+
+    async def burn_tokens(self, user_id: UUID, purpose: str) -> None:
+        await self._conn.execute(
+            "UPDATE email_tokens SET used_at = now() WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL",
+            user_id, purpose,
+        )  # fmt: skip
+
+    async def recent_failures(self, email: str | None, address: str | None, within: timedelta,
+                              limit: int) -> list[datetime]:
+        rows = await self._conn.fetch(
+            "SELECT at FROM login_attempts WHERE ($1::text IS NULL OR email = $1)"
+            " AND ($2::text IS NULL OR address = $2) AND NOT success"
+            " AND at > now() - $3::interval ORDER BY at DESC LIMIT $4",
+            email, address, within, limit,
+        )  # fmt: skip
+        return [r["at"] for r in rows]
+
+    async def record_failure(self, email: str, address: str) -> int:
+        attempt: int = await self._conn.fetchval(
+            "INSERT INTO login_attempts (email, address, success) VALUES ($1, $2, false) RETURNING id",
+            email, address,
+        )  # fmt: skip
+        return attempt
+
+    async def mark_success(self, attempt_id: int) -> None:
+        await self._conn.execute("UPDATE login_attempts SET success = true WHERE id = $1", attempt_id)
+
+    async def delete_attempt(self, attempt_id: int) -> None:
+        await self._conn.execute("DELETE FROM login_attempts WHERE id = $1", attempt_id)
+
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
+            token_hash, user_id, family_id, expires_at,
+        )  # fmt: skip
+
+    async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
+        row = await self._conn.fetchrow(
+            "SELECT t.user_id, t.family_id, t.expires_at, t.revoked_at, u.disabled_at FROM refresh_tokens t"
+            " JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 FOR UPDATE OF t",
+            token_hash,
+        )
+        if row is None:
+            return None
+        return RefreshRecord(row["user_id"], row["family_id"], row["expires_at"], row["revoked_at"] is not None,
+                             row["disabled_at"] is not None)  # fmt: skip
+
+    async def revoke_refresh(self, token_hash: bytes) -> None:
+        await self._conn.execute("UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1", token_hash)
+
+    async def revoke_family(self, family_id: UUID) -> None:
+        await self._conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id
+        )
+
+    async def revoke_user(self, user_id: UUID) -> None:
+        await self._conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
+        )
+
+    async def announce(self, kind: str, user_id: UUID, family_id: UUID | None = None, role: Role | None = None) -> None:
+        revocation = Revocation(kind, user_id, family_id, None if role is None else role.value)
+        await self._conn.execute("SELECT pg_notify($1, $2)", SESSIONS_CHANNEL, revocation.to_json())
+
+
+class PostgresAccountStore(_PgAccountOps):
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PgAccountOps]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield _PgAccountOps(conn)
