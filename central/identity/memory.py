@@ -8,19 +8,24 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import UUID, uuid4
 
-from central.identity.errors import DeviceExistsError, SerialTakenError
+from central.http.roles import Role
+from central.identity.errors import DeviceExistsError, EmailTakenError, SerialTakenError
 from central.identity.model import (
     ChallengeTarget,
     ClaimableMeter,
     ClaimAttempt,
+    Credentials,
     Device,
     MeterInfo,
     NewMeter,
     OpenChallenge,
     OwnedMeter,
+    RefreshRecord,
     Registration,
+    User,
 )
 from protocol.challenge import Challenge
 
@@ -387,3 +392,208 @@ class MemoryDeviceStore:
             tx = _MemoryStatusTx(self._state.copy(), device_id)
             yield tx
             self._state = tx.state
+
+
+# --- accounts ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UserRow:
+    user: User
+    password_hash: str = field(repr=False)
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class EmailToken:
+    token_hash: bytes
+    user_id: UUID
+    purpose: str
+    created_at: datetime
+    expires_at: datetime
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    email: str
+    address: str
+    at: datetime
+    success: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshRow:
+    token_hash: bytes
+    user_id: UUID
+    family_id: UUID
+    expires_at: datetime
+    revoked: bool = False
+
+
+@dataclass
+class _AccountState:
+    users: dict[UUID, UserRow] = field(default_factory=dict)
+    registrations: list[Attempt] = field(default_factory=list)
+    logins: list[Attempt] = field(default_factory=list)
+    tokens: list[EmailToken] = field(default_factory=list)
+    refresh: list[RefreshRow] = field(default_factory=list)
+    notices: list[tuple[str, UUID, UUID | None, Role | None]] = field(default_factory=list)
+    next_id: int = 1
+
+    def copy(self) -> _AccountState:
+        return _AccountState(dict(self.users), list(self.registrations), list(self.logins), list(self.tokens),
+                             list(self.refresh), list(self.notices), self.next_id)  # fmt: skip
+
+
+class _MemoryAccountOps:
+    def __init__(self, state: _AccountState, clock: Callable[[], datetime]) -> None:
+        self.state = state
+        self._clock = clock
+
+    def _id(self) -> int:
+        self.state.next_id += 1
+        return self.state.next_id - 1
+
+    def _row(self, user_id: UUID) -> UserRow:
+        return self.state.users[user_id]
+
+    async def insert_user(self, email: str, password_hash: str, role: Role, verified: bool) -> User:
+        if any(r.user.email == email for r in self.state.users.values()):
+            raise EmailTakenError("an account with this e-mail address exists")
+        user = User(uuid4(), email, role, verified, self._clock())
+        self.state.users[user.id] = UserRow(user, password_hash)
+        return user
+
+    async def credentials(self, email: str) -> Credentials | None:
+        row = next((r for r in self.state.users.values() if r.user.email == email), None)
+        return None if row is None else Credentials(row.user, row.password_hash, row.disabled)
+
+    async def credentials_by_id(self, user_id: UUID) -> Credentials | None:
+        row = self.state.users.get(user_id)
+        return None if row is None else Credentials(row.user, row.password_hash, row.disabled)
+
+    async def list_users(self, limit: int, after: UUID | None) -> list[User]:
+        ids = sorted(i for i in self.state.users if after is None or i > after)
+        return [self.state.users[i].user for i in ids[:limit]]
+
+    async def mark_verified(self, user_id: UUID) -> User:
+        row = self._row(user_id)
+        self.state.users[user_id] = replace(row, user=replace(row.user, email_verified=True))
+        return self.state.users[user_id].user
+
+    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        self.state.users[user_id] = replace(self._row(user_id), password_hash=password_hash)
+
+    async def admins(self) -> set[UUID]:
+        return {i for i, r in self.state.users.items() if r.user.role is Role.ADMIN}
+
+    async def set_role(self, user_id: UUID, role: Role) -> User | None:
+        row = self.state.users.get(user_id)
+        if row is None:
+            return None
+        self.state.users[user_id] = replace(row, user=replace(row.user, role=role))
+        return self.state.users[user_id].user
+
+    async def record_registration(self, email: str, address: str) -> int:
+        attempt = Attempt(self._id(), email, address, self._clock())
+        self.state.registrations.append(attempt)
+        return attempt.id
+
+    async def recent_registrations(self, by: Literal["address", "email"], value: str, within: timedelta,
+                                   limit: int) -> list[datetime]:
+        since = self._clock() - within
+        ats = [a.at for a in self.state.registrations if getattr(a, by) == value and a.at > since]
+        return sorted(ats, reverse=True)[:limit]
+
+    async def delete_registration(self, attempt_id: int) -> None:
+        self.state.registrations = [a for a in self.state.registrations if a.id != attempt_id]
+
+    async def prune_registrations(self, older_than: timedelta) -> None:
+        since = self._clock() - older_than
+        self.state.registrations = [a for a in self.state.registrations if a.at >= since]
+
+    async def tokens_sent(self, user_id: UUID, purpose: str, within: timedelta) -> int:
+        since = self._clock() - within
+        return sum(1 for t in self.state.tokens if t.user_id == user_id and t.purpose == purpose
+                   and t.created_at > since)  # fmt: skip
+
+    async def add_token(self, token_hash: bytes, user_id: UUID, purpose: str, ttl_s: int) -> None:
+        now = self._clock()
+        self.state.tokens.append(EmailToken(token_hash, user_id, purpose, now, now + timedelta(seconds=ttl_s)))
+
+    async def use_token(self, token_hash: bytes, purpose: str) -> UUID | None:
+        now = self._clock()
+        for i, t in enumerate(self.state.tokens):
+            if t.token_hash == token_hash and t.purpose == purpose and not t.used and t.expires_at > now:
+                self.state.tokens[i] = replace(t, used=True)
+                return t.user_id
+        return None
+
+    async def burn_tokens(self, user_id: UUID, purpose: str) -> None:
+        self.state.tokens = [replace(t, used=True) if t.user_id == user_id and t.purpose == purpose else t
+                             for t in self.state.tokens]  # fmt: skip
+
+    async def recent_failures(self, email: str | None, address: str | None, within: timedelta,
+                              limit: int) -> list[datetime]:
+        since = self._clock() - within
+        ats = [a.at for a in self.state.logins if not a.success and a.at > since
+               and (email is None or a.email == email) and (address is None or a.address == address)]  # fmt: skip
+        return sorted(ats, reverse=True)[:limit]
+
+    async def record_failure(self, email: str, address: str) -> int:
+        attempt = Attempt(self._id(), email, address, self._clock())
+        self.state.logins.append(attempt)
+        return attempt.id
+
+    async def mark_success(self, attempt_id: int) -> None:
+        self.state.logins = [replace(a, success=True) if a.id == attempt_id else a for a in self.state.logins]
+
+    async def delete_attempt(self, attempt_id: int) -> None:
+        self.state.logins = [a for a in self.state.logins if a.id != attempt_id]
+
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None:
+        self.state.refresh.append(RefreshRow(token_hash, user_id, family_id, expires_at))
+
+    async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
+        for r in self.state.refresh:
+            if r.token_hash == token_hash:
+                return RefreshRecord(r.user_id, r.family_id, r.expires_at, r.revoked, self._row(r.user_id).disabled)
+        return None
+
+    def _revoke(self, match: Callable[[RefreshRow], bool]) -> None:
+        self.state.refresh = [replace(r, revoked=True) if match(r) else r for r in self.state.refresh]
+
+    async def revoke_refresh(self, token_hash: bytes) -> None:
+        self._revoke(lambda r: r.token_hash == token_hash)
+
+    async def revoke_family(self, family_id: UUID) -> None:
+        self._revoke(lambda r: r.family_id == family_id)
+
+    async def revoke_user(self, user_id: UUID) -> None:
+        self._revoke(lambda r: r.user_id == user_id)
+
+    async def announce(self, kind: str, user_id: UUID, family_id: UUID | None = None, role: Role | None = None) -> None:
+        self.state.notices.append((kind, user_id, family_id, role))
+
+
+class MemoryAccountStore(_MemoryAccountOps):
+    """Accounts, attempts, e-mail tokens and sessions in memory; ``clock`` is the store's ``now()``. ``notices``
+    are the announcements that would reach other processes (only committed ones)."""
+
+    def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
+        super().__init__(_AccountState(), clock)
+        self._lock = asyncio.Lock()
+
+    def disable(self, user_id: UUID) -> None:
+        self.state.users[user_id] = replace(self.state.users[user_id], disabled=True)
+
+    @property
+    def notices(self) -> list[tuple[str, UUID, UUID | None, Role | None]]:
+        return list(self.state.notices)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MemoryAccountOps]:
+        async with self._lock:
+            tx = _MemoryAccountOps(self.state.copy(), self._clock)
+            yield tx
+            self.state = tx.state
