@@ -182,7 +182,7 @@ async def confirm_reset(call: Call[PasswordResetIn, None]) -> None:
     await call.app[IDENTITY].accounts.reset_password(call.body.token, call.body.new_password)
 
 
-@routes.get("/api/v1/me", access=ANY_USER, response=UserOut, summary="My account")
+@routes.get("/api/v1/me", access=ANY_USER, response=UserOut, errors=(404,), summary="My account")
 async def me(call: Call[None, None]) -> UserOut:
     return user_out(await call.app[IDENTITY].accounts.get(call.user.user_id))
 
