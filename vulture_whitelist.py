@@ -81,6 +81,10 @@ et, tb
 
 # In-process fakes and test hooks shipped in the packages, used by tests/, bench/ and the docs.
 InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateStore, InMemoryIngestStore
+InMemoryMarketStore
+_.link_wallet
+_.credit
+_.confirm_settlements
 InMemoryMqtt, InMemoryWalletStore, FakeLink, FakeMeterReader, ManualClock, static_meters, read_dev_mail
 _.add_reading
 _.add_device

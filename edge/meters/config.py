@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from edge.meters.maps import MeterMap, Protocol
+from edge.meters.maps import MeterMap, MeterProtocol
 from edge.meters.tomldoc import KeyPath, TomlDoc
 from protocol.record import MAX_SERIAL, MIN_SERIAL
 
@@ -55,8 +55,8 @@ class BusKind(StrEnum):
     DLMS_HDLC = "dlms-hdlc"
 
     @property
-    def protocol(self) -> Protocol:
-        return Protocol.DLMS if self.value.startswith("dlms") else Protocol.MODBUS
+    def protocol(self) -> MeterProtocol:
+        return MeterProtocol.DLMS if self.value.startswith("dlms") else MeterProtocol.MODBUS
 
     @property
     def is_serial(self) -> bool:
@@ -248,7 +248,7 @@ def parse_meters(  # noqa: PLR0912 - one flat validation pass
                 "model", f"map {model!r} is {meter_map.protocol.value} but bus {bus_name!r} is {bus.kind.value}"
             )
         poll = t.integer("poll_interval_s", 60, 1, 86_400)
-        if bus.kind.protocol is Protocol.MODBUS:
+        if bus.kind.protocol is MeterProtocol.MODBUS:
             for key in ("client_address", "server_address", "physical_address", "auth", "password"):
                 if key in t.t:
                     raise t.fail(key, "only DLMS meters take this key")
@@ -278,7 +278,7 @@ def parse_meters(  # noqa: PLR0912 - one flat validation pass
             )
             addr = (bus_name, cfg.server_address, cfg.physical_address)
         if addr in addresses:
-            clash_key = "unit_id" if bus.kind.protocol is Protocol.MODBUS else None
+            clash_key = "unit_id" if bus.kind.protocol is MeterProtocol.MODBUS else None
             raise t.fail(clash_key, f"same bus address as meter {addresses[addr]!r}")
         addresses[addr] = serial
         meters.append(cfg)

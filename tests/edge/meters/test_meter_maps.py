@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError
-from edge.meters.maps import DataType, Function, Protocol, WordOrder, default_maps_dir, load_map, load_maps
+from edge.meters.maps import DataType, Function, MeterProtocol, WordOrder, default_maps_dir, load_map, load_maps
 
 GOOD = """\
 [meter]
@@ -56,7 +56,7 @@ def test_shipped_maps_load_with_real_addresses() -> None:
     assert sunspec.scale_register is not None
     assert sunspec.scale_register.address == 40124
     dlms = maps["dlms-generic"]
-    assert dlms.protocol is Protocol.DLMS
+    assert dlms.protocol is MeterProtocol.DLMS
     assert dlms.measurements["power_active"].dlms is not None
     assert dlms.measurements["power_active"].dlms.obis == (1, 0, 16, 7, 0, 255)
 
