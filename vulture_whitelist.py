@@ -102,3 +102,10 @@ _.from_orders
 _.nr
 _.meter_replaced
 _.clock_unsynced
+
+# In-memory fakes of identity's store ports and their test-only helpers (used by tests/central/core).
+MemoryMeterStore, MemoryDeviceStore, MemoryAccountStore
+_.add_meter
+_.meter_row
+_.device_row
+_.disable
