@@ -106,3 +106,10 @@ _.settle_all
 
 # The advisory-lock registry's lists (central/locks.py), checked for uniqueness by tests/central/test_locks.py.
 KEYS, SPACES, TEXTS
+
+# In-memory fakes of identity's store ports and their test-only helpers (used by tests/central/core).
+MemoryMeterStore, MemoryDeviceStore, MemoryAccountStore
+_.add_meter
+_.meter_row
+_.device_row
+_.disable

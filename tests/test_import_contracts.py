@@ -77,6 +77,9 @@ def test_forbidden_import_fails_lint(tmp_path: Path, module: str, source: str, b
         ("central/ingest/core.py", "\nimport central.ingest.postgres  # noqa\n", "cores import no adapters"),
         ("central/accounting/window_energy.py", "\nimport aiohttp  # noqa\n", "cores import no adapters"),
         ("central/market/clearing.py", "\nimport central.market.book  # noqa\n", "cores import no adapters"),
+        # Identity's rules reaching their PostgreSQL store or asyncpg.
+        ("central/identity/claims.py", "\nimport asyncpg  # noqa\n", "identity's pure core"),
+        ("central/identity/users.py", "\nimport central.identity.postgres  # noqa\n", "identity's pure core"),
         # Another subsystem reaching into ingest's PostgreSQL adapter (readings used to, for one constant).
         ("central/readings/live.py", "\nimport central.ingest.postgres  # noqa\n", "only ingest imports its storage"),
         ("central/minting/queries.py", "\nimport central.accounting.pg_store  # noqa\n", "only accounting imports its"),

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from central.errors import ServiceUnavailableError
 from central.http.auth import TokenCodec, bearer_token
 from central.http.errors import STATUS_CODES, ApiError, error_response, forbidden, unauthorized
 from central.http.routes import PRINCIPAL, route_of
@@ -61,15 +60,15 @@ async def metrics_middleware(request: web.Request, handler: Next) -> web.StreamR
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Next) -> web.StreamResponse:  # noqa: PLR0911
+async def error_middleware(request: web.Request, handler: Next) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
+        if exc.status >= 500 and exc.__cause__ is not None:  # a domain error mapped to a 500: operators see why
+            log.exception("request failed", exc_info=exc.__cause__,
+                      extra={"method": request.method, "route": _route_label(request)})
         HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except ServiceUnavailableError as exc:  # a service the composition root left `Unavailable` (e.g. no ledger)
-        HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
-        return error_response(503, exc.code, exc.reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

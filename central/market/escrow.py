@@ -33,7 +33,7 @@ from central.ledger.errors import LedgerError, TransactionFailedError
 from central.ledger.port import Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
-from central.market.errors import ConflictError, InvalidOrderError, MarketError
+from central.market.errors import ConflictError, InvalidOrderError, InvalidTransactionError
 from central.market.escrow_seeds import Asset
 from central.market.instructions import MarketInstructions
 from central.market.model import DepositRequest, DepositToSign, TransferRecord, TransferView
@@ -43,10 +43,6 @@ __all__ = ["MAX_AMOUNT", "DepositRequest", "Escrow", "InvalidTransactionError", 
 
 log = logging.getLogger(__name__)
 MAX_AMOUNT = 2**63 - 1
-
-
-class InvalidTransactionError(MarketError):
-    """A submitted transaction is malformed, not the one built, or not signed by the wallet."""
 
 
 def _asset(name: str) -> Asset:

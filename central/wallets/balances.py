@@ -9,15 +9,7 @@ from solders.pubkey import Pubkey
 from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
 from central.ledger.errors import LedgerError
 from central.ledger.platform import QUOTE_DECIMALS, Platform
-from central.wallets.errors import WalletError
-
-
-class FaucetUnavailableError(WalletError):
-    """The quote faucet exists only on the embedded (development) ledger."""
-
-
-class ChainUnavailableError(WalletError):
-    """The ledger could not be reached or refused the request."""
+from central.wallets.errors import ChainUnavailableError, FaucetUnavailableError
 
 
 @dataclass(frozen=True, slots=True)

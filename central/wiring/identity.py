@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 from central import locks
 from central.db.leadership import XactLock
-from central.http.errors import ApiError
+from central.http.errors import map_error
 from central.identity import auth_routes, device_routes, meter_routes
+from central.identity.errors import IdentityError
+from central.identity.http_errors import ERRORS
 from central.jobs import Job
 from central.mqtt import Mqtt, MqttMessage
 from central.services import Services
@@ -48,8 +50,10 @@ def subscribe(services: Services, mqtt: Mqtt) -> None:
             return
         try:
             status = await devices.answer_challenge(device_id, reply.nonce, reply.signature)
-        except ApiError as exc:
-            log.warning("challenge reply refused", extra={"device_id": device_id, "code": exc.code})
+        except IdentityError as exc:
+            mapped = map_error(exc, ERRORS)
+            code = mapped.code if mapped is not None else type(exc).__name__
+            log.warning("challenge reply refused", extra={"device_id": device_id, "code": code})
             return
         log.info("challenge answered over MQTT", extra={"device_id": device_id, "status": status})
 

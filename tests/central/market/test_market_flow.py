@@ -14,8 +14,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.market.client import describe, sign_transaction_request
-from central.market.errors import InsufficientEscrowError, NotFoundError
-from central.market.escrow import InvalidTransactionError
+from central.market.errors import InsufficientEscrowError, InvalidTransactionError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import ESCROW_MISMATCHES, reconcile
 from central.market.settler import Settler
