@@ -75,7 +75,7 @@ from central.ledger.tokens import parse_mint  # noqa: E402
 from central.minting.queries import minted_wh  # noqa: E402
 from central.minting.service import mint_outbox  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -119,13 +119,15 @@ async def seed(pool: asyncpg.Pool, meters: int, windows: int) -> None:
             seq, prev = seqs[g.device_id]
             rec = sign_reading(
                 g,
-                meter_serial=serial,
-                seq=seq + 1,
-                timestamp_ms=T0 + k * W,
-                import_wh=10 * k,
-                export_wh=1000 + k * (100 + mid.int % 900),
-                power_w=None,
-                prev_hash=prev,
+                ReadingFields(
+                    meter_serial=serial,
+                    seq=seq + 1,
+                    timestamp_ms=T0 + k * W,
+                    import_wh=10 * k,
+                    export_wh=1000 + k * (100 + mid.int % 900),
+                    power_w=None,
+                    prev_hash=prev,
+                ),
             )
             seqs[g.device_id] = (rec.seq, rec.hash())
             readings.append(

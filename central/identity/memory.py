@@ -396,13 +396,6 @@ class MemoryDeviceStore:
 
 # --- accounts ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class UserRow:
-    user: User
-    password_hash: str = field(repr=False)
-    disabled: bool = False
-
-
-@dataclass(frozen=True)
 class EmailToken:
     token_hash: bytes
     user_id: UUID
@@ -432,7 +425,7 @@ class RefreshRow:
 
 @dataclass
 class _AccountState:
-    users: dict[UUID, UserRow] = field(default_factory=dict)
+    users: dict[UUID, Credentials] = field(default_factory=dict)
     registrations: list[Attempt] = field(default_factory=list)
     logins: list[Attempt] = field(default_factory=list)
     tokens: list[EmailToken] = field(default_factory=list)
@@ -454,23 +447,21 @@ class _MemoryAccountOps:
         self.state.next_id += 1
         return self.state.next_id - 1
 
-    def _row(self, user_id: UUID) -> UserRow:
+    def _row(self, user_id: UUID) -> Credentials:
         return self.state.users[user_id]
 
     async def insert_user(self, email: str, password_hash: str, role: Role, verified: bool) -> User:
         if any(r.user.email == email for r in self.state.users.values()):
             raise EmailTakenError("an account with this e-mail address exists")
         user = User(uuid4(), email, role, verified, self._clock())
-        self.state.users[user.id] = UserRow(user, password_hash)
+        self.state.users[user.id] = Credentials(user, password_hash, disabled=False)
         return user
 
     async def credentials(self, email: str) -> Credentials | None:
-        row = next((r for r in self.state.users.values() if r.user.email == email), None)
-        return None if row is None else Credentials(row.user, row.password_hash, row.disabled)
+        return next((r for r in self.state.users.values() if r.user.email == email), None)
 
     async def credentials_by_id(self, user_id: UUID) -> Credentials | None:
-        row = self.state.users.get(user_id)
-        return None if row is None else Credentials(row.user, row.password_hash, row.disabled)
+        return self.state.users.get(user_id)
 
     async def list_users(self, limit: int, after: UUID | None) -> list[User]:
         ids = sorted(i for i in self.state.users if after is None or i > after)
