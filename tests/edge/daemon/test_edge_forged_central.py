@@ -55,6 +55,7 @@ def _nothing_deleted(daemon: Daemon) -> bool:
     return st.depth == st.last_seq and st.dead_letters == 0
 
 
+@pytest.mark.slow
 async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # type: ignore[no-untyped-def]
     tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -151,6 +152,7 @@ async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # 
     assert raw_code not in caplog.text.replace("-", "")
 
 
+@pytest.mark.slow
 async def test_forged_sync_reply_for_the_outstanding_request_signs_nothing(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     """An impostor reads the sync request off the open broker and answers it (with a made-up chain head) as fast as
     central does: the gateway acts only on central's signed answer and its chain continues central's without a gap

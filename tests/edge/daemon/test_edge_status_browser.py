@@ -27,6 +27,7 @@ async def _until_records(central: CentralPeer, n: int) -> None:
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="apt-get install -y chromium")
 async def test_status_page_in_chromium_on_a_phone(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     sim_port = free_port()
