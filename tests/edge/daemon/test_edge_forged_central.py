@@ -28,7 +28,7 @@ from protocol.keys import DeviceKey
 from protocol.signed import format_pairing_code, pairing_code, seal_sync_reply
 from protocol.sync import SyncReply
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY, CentralPeer
-from tests.edge.daemon.conftest import PASSWORD, config_text
+from tests.edge.daemon.daemon_config import PASSWORD, config_text
 from tests.edge.daemon.in_process import fake_meters
 
 

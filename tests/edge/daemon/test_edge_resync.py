@@ -11,7 +11,7 @@ from edge.daemon import Daemon
 from edge.meters.fake import FakeMeterReader
 from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 from tests.edge.daemon.in_process import fake_meters, run_until
 
 

@@ -13,9 +13,9 @@ from edge.config import load_config
 from edge.daemon import Daemon
 from edge.meter_setup import meter_source
 from edge.simulator.modbus import ModbusSimulator
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import PASSWORD, config_text, meters_toml, sim_meters
+from tests.edge.daemon.daemon_config import PASSWORD, config_text, meters_toml, sim_meters
+from tests.services import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
