@@ -6,6 +6,7 @@ RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/gridtokenx gr
 WORKDIR /opt/gridtokenx
 COPY pyproject.toml README.md LICENSE ./
 COPY protocol ./protocol
+COPY gtxconfig ./gtxconfig
 COPY edge ./edge
 COPY central ./central
 COPY firmware-config ./firmware-config

@@ -48,8 +48,10 @@ DEMO_ARGS ?=
 demo: setup
 	$(PY) tests/demo.py $(DEMO_ARGS)
 
+# `make bench BENCH_BEFORE=<rev>` runs every benchmark from <rev> and from this tree back to back (bench/run.sh).
+BENCH_BEFORE ?=
 bench: setup
-	@for b in bench/*.py; do [ "$$b" = bench/baseline.py ] && continue; echo "== $$b"; $(PY) $$b || exit 1; done
+	@PY=$(PY) bash bench/run.sh $(BENCH_BEFORE)
 
 clean:
 	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -81,6 +81,10 @@ et, tb
 
 # In-process fakes and test hooks shipped in the packages, used by tests/, bench/ and the docs.
 InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateStore, InMemoryIngestStore
+InMemoryMarketStore
+_.link_wallet
+_.credit
+_.confirm_settlements
 InMemoryMqtt, InMemoryWalletStore, FakeLink, FakeMeterReader, ManualClock, static_meters, read_dev_mail
 _.add_reading
 _.add_device
@@ -98,3 +102,10 @@ _.from_orders
 _.nr
 _.meter_replaced
 _.clock_unsynced
+
+# In-memory fakes of identity's store ports and their test-only helpers (used by tests/central/core).
+MemoryMeterStore, MemoryDeviceStore, MemoryAccountStore
+_.add_meter
+_.meter_row
+_.device_row
+_.disable

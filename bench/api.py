@@ -50,7 +50,7 @@ from protocol.base58 import b58encode  # noqa: E402
 from protocol.batch import encode_batch  # noqa: E402
 from protocol.challenge import sign_challenge  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading  # noqa: E402
 from protocol.signed import pairing_code  # noqa: E402
 
 PG = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
@@ -175,8 +175,9 @@ def publish_readings(mqtt_port: int, key: DeviceKey, serial: str, count: int) ->
     now_ms = int(time.time() * 1000)
     prev, records = ZERO_HASH, []
     for seq in range(1, count + 1):
-        r = sign_reading(key, meter_serial=serial, seq=seq, timestamp_ms=now_ms + (seq - 1) * 100,
-                         import_wh=1_000 + seq * 3, export_wh=5_000 + seq * 7, power_w=1200, prev_hash=prev)
+        r = sign_reading(key, ReadingFields(meter_serial=serial, seq=seq, timestamp_ms=now_ms + (seq - 1) * 100,
+                                       import_wh=1_000 + seq * 3, export_wh=5_000 + seq * 7, power_w=1200,
+                                       prev_hash=prev))
         prev = r.hash()
         records.append(r)
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-{key.device_id[:8]}",

@@ -44,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from protocol import topics
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
-from protocol.record import ZERO_HASH, sign_reading
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading
 from protocol.signed import unseal_ack
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -105,13 +105,15 @@ def sign_device(args: tuple[bytes, int, int, int]) -> tuple[bytes, list[bytes]]:
             exp += 3
             rec = sign_reading(
                 key,
-                meter_serial=f"{METER_PREFIX}{key.device_id[:12]}",
-                seq=seq,
-                timestamp_ms=start_ms + seq * 1000,
-                import_wh=imp,
-                export_wh=exp,
-                power_w=420,
-                prev_hash=prev,
+                ReadingFields(
+                    meter_serial=f"{METER_PREFIX}{key.device_id[:12]}",
+                    seq=seq,
+                    timestamp_ms=start_ms + seq * 1000,
+                    import_wh=imp,
+                    export_wh=exp,
+                    power_w=420,
+                    prev_hash=prev,
+                ),
             )
             prev = rec.hash()
             recs.append(rec)

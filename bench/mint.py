@@ -70,13 +70,13 @@ from central.ledger.builder import memo, mint_to_owner  # noqa: E402
 from central.ledger.config import LedgerConfig  # noqa: E402
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger  # noqa: E402
 from central.ledger.packing import Unit  # noqa: E402
+from central.ledger.platform import platform_from_setup  # noqa: E402
 from central.ledger.setup import LedgerSetup, init_ledger  # noqa: E402
 from central.ledger.tokens import parse_mint  # noqa: E402
 from central.minting.queries import minted_wh  # noqa: E402
 from central.minting.service import mint_outbox  # noqa: E402
-from central.wallets.chain import chain_from_setup  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from protocol.record import ZERO_HASH, sign_reading  # noqa: E402
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -120,13 +120,15 @@ async def seed(pool: asyncpg.Pool, meters: int, windows: int) -> None:
             seq, prev = seqs[g.device_id]
             rec = sign_reading(
                 g,
-                meter_serial=serial,
-                seq=seq + 1,
-                timestamp_ms=T0 + k * W,
-                import_wh=10 * k,
-                export_wh=1000 + k * (100 + mid.int % 900),
-                power_w=None,
-                prev_hash=prev,
+                ReadingFields(
+                    meter_serial=serial,
+                    seq=seq + 1,
+                    timestamp_ms=T0 + k * W,
+                    import_wh=10 * k,
+                    export_wh=1000 + k * (100 + mid.int % 900),
+                    power_w=None,
+                    prev_hash=prev,
+                ),
             )
             seqs[g.device_id] = (rec.seq, rec.hash())
             readings.append(
@@ -240,8 +242,8 @@ async def bench_env(slot_ms: int) -> AsyncIterator[Bench]:
         await migrate_dsn(dsn)
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         assert pool is not None
-        cfg = LedgerConfig.from_section({"data_dir": f"{tmp.name}/ledger", "keys_dir": f"{tmp.name}/keys",
-                                         "slot_ms": slot_ms, "create_keys": True})
+        cfg = LedgerConfig(data_dir=Path(f"{tmp.name}/ledger"), keys_dir=Path(f"{tmp.name}/keys"), slot_ms=slot_ms,
+                           create_keys=True)
         assert cfg.data_dir is not None
         ledger = EmbeddedLedger(EmbeddedConfig(data_dir=cfg.data_dir, slot_ms=cfg.slot_ms, fsync_interval=0.05))
         setup = await init_ledger(cfg, ledger)
@@ -285,7 +287,7 @@ async def run_intents(args: argparse.Namespace) -> dict[str, object]:
                 intents.sort(key=lambda i: (i.window_start_ms, str(i.meter_id)))
             expected = sum(i.amount_wh for i in intents)
             n_items = len(intents)
-            outbox = mint_outbox(pool, chain_from_setup(b.ledger, setup, embedded=True), batch_size=args.batch)
+            outbox = mint_outbox(pool, platform_from_setup(b.ledger, setup, embedded=True), batch_size=args.batch)
             c0, t0 = time.process_time(), time.perf_counter()
             for i in range(0, len(intents), 10_000):
                 async with pool.acquire() as conn, conn.transaction():
@@ -319,7 +321,7 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
     async with bench_env(slot_ms) as b:
         pool = b.pool
         await seed(pool, meters, windows)
-        outbox = mint_outbox(pool, chain_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
+        outbox = mint_outbox(pool, platform_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
         store = PgAccountingStore(pool)
         accounting_s = mint_s = 0.0
         c0, t0 = time.process_time(), time.perf_counter()

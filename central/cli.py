@@ -90,7 +90,7 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
     if args.command == "ledger" and args.ledger_command == "init":
         from central.ledger.cli import init_command  # noqa: PLC0415
 
-        return init_command(config.section("ledger"))
+        return init_command(config.ledger)
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 

@@ -1,44 +1,42 @@
-"""Central configuration: parsed once from a TOML file (plus ``--set section.key=value`` overrides) into frozen,
+"""Central configuration: one TOML file (plus ``--set section.key=value`` overrides) parsed once into frozen,
 validated dataclasses that are passed explicitly. Library code never reads ``os.environ``.
 
-Sections this module knows (``[http]``, ``[database]``, ``[mqtt]``, ``[auth]``, ``[mailer]``, ``[log]``,
-``[identity]``) become typed dataclasses. Every other top-level table is kept verbatim (read-only) for the subsystem
-that owns it: ``config.section("ledger")`` returns that table and the subsystem parses it into its own frozen
-dataclass (raising ``ConfigError`` with the offending key).
+Every table has a typed field on :class:`CentralConfig` (``config.market``, ``config.ledger``, ...), built by the
+shared loader :mod:`gtxconfig` (docs/decisions/0012-config-loader.md): unknown keys, wrong types and values out of
+range each raise one ``ConfigError`` line naming the file, the line, the key and the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
+from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
+from central.ingest.settings import IngestSettings
+from central.ledger.config import LedgerConfig
+from central.market.config import MarketConfig
+from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
+from gtxconfig import Check, Document, Invalid, Range, build, build_table
 
-_KNOWN = ("http", "database", "mqtt", "auth", "mailer", "log", "identity")
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
+T = TypeVar("T")
+_POSITIVE = Check(lambda v: v > 0, "must be > 0")
 
 
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: Annotated[int, Range(0, 65535)] = 8080
+    workers: Annotated[int, Range(1, 64)] = 1
     #: Paths under which the OpenAPI document and docs page are served.
     public_base_url: str = "http://127.0.0.1:8080"
     #: Largest accepted request body (bytes).
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: Annotated[int, Range(1024)] = 1_048_576
     #: Trust ``X-Forwarded-For`` for the client address (only behind ONE reverse proxy you run, which appends the
     #: address it saw: its last hop is used; earlier hops are client-written).
     trust_forwarded_for: bool = False
@@ -46,13 +44,7 @@ class HttpConfig:
     #: temporary directory unless given) so ``/metrics`` aggregates every worker.
     metrics_dir: str = ""
     #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
-    idempotency_ttl_s: int = 86_400
-
-    def validate(self) -> None:
-        _require(0 <= self.port <= 65535, "http.port must be 0..65535")
-        _require(60 <= self.idempotency_ttl_s <= 30 * 86_400, "http.idempotency_ttl_s must be 60..2592000")
-        _require(1 <= self.workers <= 64, "http.workers must be 1..64")
-        _require(self.max_body_bytes >= 1024, "http.max_body_bytes must be >= 1024")
+    idempotency_ttl_s: Annotated[int, Range(60, 30 * 86_400)] = 86_400
 
 
 @dataclass(frozen=True)
@@ -62,12 +54,11 @@ class DatabaseConfig:
     pool_max: int = 10
     #: Apply pending migrations when the app starts (under an advisory lock, so many workers are safe).
     migrate_on_start: bool = True
-    command_timeout_s: float = 30.0
+    command_timeout_s: Annotated[float, _POSITIVE] = 30.0
 
     def validate(self) -> None:
-        _require(self.dsn.startswith(("postgresql://", "postgres://")), "database.dsn must be a postgresql:// URL")
-        _require(1 <= self.pool_min <= self.pool_max, "database.pool_min must be >= 1 and <= database.pool_max")
-        _require(self.command_timeout_s > 0, "database.command_timeout_s must be > 0")
+        _require(self.dsn.startswith(("postgresql://", "postgres://")), "dsn", "must be a postgresql:// URL")
+        _require(1 <= self.pool_min <= self.pool_max, "pool_min", "must be >= 1 and <= database.pool_max")
 
 
 @dataclass(frozen=True)
@@ -75,9 +66,9 @@ class MqttConfig:
     #: Set ``enabled = false`` to run without a broker (HTTP-only tools); subscriptions are then refused.
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: Annotated[int, Range(1, 65535)] = 1883
     client_id_prefix: str = "gtx-central"
-    keepalive_s: int = 30
+    keepalive_s: Annotated[int, Range(5, 3600)] = 30
     username: str = ""
     password_file: str = ""
     tls: bool = False
@@ -86,26 +77,20 @@ class MqttConfig:
     reconnect_max_s: float = 30.0
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
-    receive_maximum: int = 1000
+    receive_maximum: Annotated[int, Range(1, 65535)] = 1000
     #: MQTT v5 Maximum Packet Size announced to the broker: larger messages are never sent to this process.
-    max_packet_bytes: int = 1024 * 1024
+    max_packet_bytes: Annotated[int, Range(4096, 268_435_455)] = 1024 * 1024
     #: QoS 0 messages get no broker-side flow control: at most this many (and ``max_queued_qos0_bytes`` of payload)
     #: wait for their handlers in a process; more are dropped (counted, logged) instead of growing memory.
-    max_queued_qos0: int = 256
-    max_queued_qos0_bytes: int = 8 * 1024 * 1024
+    max_queued_qos0: Annotated[int, Range(0, 1_000_000)] = 256
+    max_queued_qos0_bytes: Annotated[int, Range(0, 2**31)] = 8 * 1024 * 1024
     #: File holding central's Ed25519 seed (64 hex digits, chmod 600): every ack, challenge and sync reply is signed
     #: with it (protocol v1.1). Central refuses to start with MQTT enabled and no key; ``gridtokenx-central
     #: signing-key init`` creates it.
     signing_key_file: str = ""
 
     def validate(self) -> None:
-        _require(0 < self.port <= 65535, "mqtt.port must be 1..65535")
-        _require(1 <= self.receive_maximum <= 65535, "mqtt.receive_maximum must be 1..65535")
-        _require(4096 <= self.max_packet_bytes <= 268_435_455, "mqtt.max_packet_bytes must be 4096..268435455")
-        _require(0 <= self.max_queued_qos0 <= 1_000_000, "mqtt.max_queued_qos0 must be 0..1000000")
-        _require(0 <= self.max_queued_qos0_bytes <= 2**31, "mqtt.max_queued_qos0_bytes must be 0..2147483648")
-        _require(5 <= self.keepalive_s <= 3600, "mqtt.keepalive_s must be 5..3600")
-        _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "mqtt.reconnect_min_s must be > 0 and <= max")
+        _require(0 < self.reconnect_min_s <= self.reconnect_max_s, "reconnect_min_s", "must be > 0 and <= max")
 
 
 @dataclass(frozen=True)
@@ -114,7 +99,7 @@ class AuthConfig:
     jwt_secret: str = field(default="", repr=False)
     jwt_secret_file: str = ""
     issuer: str = "gridtokenx-central"
-    access_ttl_s: int = 900
+    access_ttl_s: Annotated[int, Range(30, 3600)] = 900
     refresh_ttl_s: int = 30 * 24 * 3600
     verify_token_ttl_s: int = 24 * 3600
     reset_token_ttl_s: int = 3600
@@ -124,13 +109,13 @@ class AuthConfig:
     #: meets, which does not lock the owner out from elsewhere (issue 10 D14) —, per client address over all
     #: accounts, and per account over all addresses (a much higher ceiling against distributed guessing; reaching
     #: it refuses the account's logins from every address until failures leave the window).
-    login_max_failures_per_account_address: int = 5
-    login_max_failures_per_address: int = 20
-    login_max_failures_per_account: int = 100
+    login_max_failures_per_account_address: Annotated[int, Range(1)] = 5
+    login_max_failures_per_address: Annotated[int, Range(1)] = 20
+    login_max_failures_per_account: Annotated[int, Range(1)] = 100
     login_window_s: int = 900
     #: bcrypt cost for passwords (tests may lower it; meter keys always use 12).
-    password_bcrypt_cost: int = 12
-    min_password_length: int = 10
+    password_bcrypt_cost: Annotated[int, Range(4, 15)] = 12
+    min_password_length: Annotated[int, Range(8)] = 10
 
     def secret(self) -> bytes:
         """The signing key. Reads ``jwt_secret_file`` when no inline secret is set."""
@@ -149,16 +134,10 @@ class AuthConfig:
         raise ConfigError("auth.jwt_secret or auth.jwt_secret_file must be set")
 
     def validate(self) -> None:
-        _require(bool(self.jwt_secret or self.jwt_secret_file), "auth.jwt_secret or auth.jwt_secret_file must be set")
-        _require(not self.jwt_secret or len(self.jwt_secret) >= 32, "auth.jwt_secret must be at least 32 characters")
-        _require(30 <= self.access_ttl_s <= 3600, "auth.access_ttl_s must be 30..3600 (access tokens are short-lived)")
-        _require(self.refresh_ttl_s > self.access_ttl_s, "auth.refresh_ttl_s must exceed auth.access_ttl_s")
-        _require(4 <= self.password_bcrypt_cost <= 15, "auth.password_bcrypt_cost must be 4..15")
-        _require(self.login_max_failures_per_account >= 1, "auth.login_max_failures_per_account must be >= 1")
-        _require(self.login_max_failures_per_account_address >= 1,
-                 "auth.login_max_failures_per_account_address must be >= 1")
-        _require(self.login_max_failures_per_address >= 1, "auth.login_max_failures_per_address must be >= 1")
-        _require(self.min_password_length >= 8, "auth.min_password_length must be >= 8")
+        _require(bool(self.jwt_secret or self.jwt_secret_file), "jwt_secret",
+                 "auth.jwt_secret or auth.jwt_secret_file must be set")
+        _require(not self.jwt_secret or len(self.jwt_secret) >= 32, "jwt_secret", "must be at least 32 characters")
+        _require(self.refresh_ttl_s > self.access_ttl_s, "refresh_ttl_s", "must exceed auth.access_ttl_s")
 
 
 @dataclass(frozen=True)
@@ -168,16 +147,15 @@ class MailerConfig:
     dev_dir: str = ".demo/mail"
     from_addr: str = "GridTokenX <no-reply@gridtokenx.local>"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: Annotated[int, Range(1, 65535)] = 25
     smtp_starttls: bool = False
     smtp_username: str = ""
     smtp_password_file: str = ""
     smtp_timeout_s: float = 10.0
 
     def validate(self) -> None:
-        _require(self.kind in ("dev", "smtp"), "mailer.kind must be 'dev' or 'smtp'")
-        _require(self.kind != "dev" or bool(self.dev_dir), "mailer.dev_dir must be set for the dev mailer")
-        _require(0 < self.smtp_port <= 65535, "mailer.smtp_port must be 1..65535")
+        _require(self.kind in ("dev", "smtp"), "kind", "must be 'dev' or 'smtp'")
+        _require(self.kind != "dev" or bool(self.dev_dir), "dev_dir", "must be set for the dev mailer")
 
 
 @dataclass(frozen=True)
@@ -188,20 +166,19 @@ class LogConfig:
     access_log: bool = True
 
     def validate(self) -> None:
-        _require(
-            self.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "log.level must be DEBUG/INFO/WARNING/ERROR"
-        )
-        _require(self.format in ("json", "text"), "log.format must be 'json' or 'text'")
+        _require(self.level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"), "level",
+                 "must be DEBUG/INFO/WARNING/ERROR")
+        _require(self.format in ("json", "text"), "format", "must be 'json' or 'text'")
 
 
 @dataclass(frozen=True)
 class IdentityConfig:
-    challenge_ttl_s: int = 300
-    challenge_sweep_interval_s: float = 30.0
+    challenge_ttl_s: Annotated[int, Range(10, 3600)] = 300
+    challenge_sweep_interval_s: Annotated[float, _POSITIVE] = 30.0
     #: Meter-claim attempts allowed per user per hour.
-    claim_attempts_per_hour: int = 5
+    claim_attempts_per_hour: Annotated[int, Range(1)] = 5
     #: Wrong-key meter-claim attempts allowed per meter serial per hour, over all accounts.
-    claim_failures_per_serial_per_hour: int = 10
+    claim_failures_per_serial_per_hour: Annotated[int, Range(1)] = 10
     #: Base URL put into e-mailed links (verification, password reset).
     web_base_url: str = "http://127.0.0.1:8080"
     #: Let people register themselves as installers (else only admins create installer accounts: an installer
@@ -212,25 +189,16 @@ class IdentityConfig:
     pending_registration_ttl_s: int = 86_400
     #: A pending gateway has at most one outstanding MQTT challenge; a new one (on an ``online`` status or the
     #: sweeper) is issued no sooner than this after the previous one.
-    challenge_cooldown_s: int = 30
+    challenge_cooldown_s: Annotated[int, Range(1, 3600)] = 30
     #: Self-service registrations accepted per source address / per e-mail address per hour (each answer is the
     #: same whether or not the address has an account, so these limits are what bounds enumeration and mail
     #: flooding through ``/auth/register``).
-    register_max_per_address_per_hour: int = 10
-    register_max_per_email_per_hour: int = 3
+    register_max_per_address_per_hour: Annotated[int, Range(1)] = 10
+    register_max_per_email_per_hour: Annotated[int, Range(1)] = 3
 
     def validate(self) -> None:
-        _require(1 <= self.challenge_cooldown_s <= 3600, "identity.challenge_cooldown_s must be 1..3600")
-        _require(10 <= self.challenge_ttl_s <= 3600, "identity.challenge_ttl_s must be 10..3600")
         _require(self.pending_registration_ttl_s >= self.challenge_ttl_s,
-                 "identity.pending_registration_ttl_s must be >= identity.challenge_ttl_s")
-        _require(self.challenge_sweep_interval_s > 0, "identity.challenge_sweep_interval_s must be > 0")
-        _require(self.claim_attempts_per_hour >= 1, "identity.claim_attempts_per_hour must be >= 1")
-        _require(self.claim_failures_per_serial_per_hour >= 1,
-                 "identity.claim_failures_per_serial_per_hour must be >= 1")
-        _require(self.register_max_per_address_per_hour >= 1,
-                 "identity.register_max_per_address_per_hour must be >= 1")
-        _require(self.register_max_per_email_per_hour >= 1, "identity.register_max_per_email_per_hour must be >= 1")
+                 "pending_registration_ttl_s", "must be >= identity.challenge_ttl_s")
 
 
 @dataclass(frozen=True)
@@ -242,12 +210,11 @@ class CentralConfig:
     mailer: MailerConfig = field(default_factory=MailerConfig)
     log: LogConfig = field(default_factory=LogConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
-    #: Other subsystems' tables, verbatim and read-only (see :meth:`section`).
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
-
-    def section(self, name: str) -> Mapping[str, Any]:
-        """A subsystem's own table (empty when absent). The subsystem validates it into its own dataclass."""
-        return self.sections.get(name, MappingProxyType({}))
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    minting: MintingSettings = field(default_factory=MintingSettings)
+    market: MarketConfig = field(default_factory=MarketConfig)
+    certificates: CertificateConfig = field(default_factory=CertificateConfig)
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """Every configured file that holds a secret, as (setting, path); see :mod:`central.secretfile`."""
@@ -260,13 +227,9 @@ class CentralConfig:
         ):
             if value:
                 out.append((setting, Path(value)))
-        ledger = self.section("ledger")
-        keys_dir = ledger.get("keys_dir", "var/keys")
-        if isinstance(keys_dir, str) and keys_dir and Path(keys_dir).is_dir():
-            out.extend(("ledger.keys_dir keypair", p) for p in sorted(Path(keys_dir).glob("*.json")))
-        data_dir = ledger.get("data_dir", "var/ledger")
-        if isinstance(data_dir, str) and data_dir:
-            out.append(("ledger.data_dir faucet key", Path(data_dir) / "faucet.json"))
+        if self.ledger.keys_dir.is_dir():
+            out.extend(("ledger.keys_dir keypair", p) for p in sorted(self.ledger.keys_dir.glob("*.json")))
+        out.append(("ledger.data_dir faucet key", self.ledger.data_dir / "faucet.json"))
         return out
 
     def check_secret_files(self) -> None:
@@ -274,28 +237,33 @@ class CentralConfig:
         for setting, path in self.secret_files():
             check_secret_file(path, setting)
 
-    def validate(self) -> CentralConfig:
+    def validate(self, doc: Document | None = None) -> CentralConfig:
+        """Run the checks that span keys of one table (``validate`` of each section); errors name ``doc``'s lines."""
+        doc = doc or Document.from_mapping("<settings>", {}, ConfigError)
         for f in fields(self):
             sub = getattr(self, f.name)
             if hasattr(sub, "validate"):
-                sub.validate()
+                try:
+                    sub.validate()
+                except Invalid as exc:
+                    raise doc.error((f.name, exc.key), exc.reason) from None
         return self
 
 
-def _require(ok: bool, message: str) -> None:
+def _require(ok: bool, key: str, reason: str) -> None:
     if not ok:
-        raise ConfigError(message)
+        raise Invalid(key, reason)
 
 
 def _thaw(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
+    if isinstance(value, list | tuple):
         return [_thaw(v) for v in value]
     return value
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
+def _apply_override(raw: dict[str, Any], item: str) -> tuple[str, ...]:
     key, sep, text = item.partition("=")
     path = key.strip().split(".")
     if not sep or len(path) < 2 or not all(path):
@@ -311,68 +279,46 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             raise ConfigError(f"override {key.strip()!r}: {part!r} is not a table")
         node = nxt
     node[path[-1]] = value
+    return tuple(path)
 
 
-def _build(cls: type[Any], name: str, table: Any) -> Any:
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"[{name}] must be a table")
-    known = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, given in table.items():
-        if key not in known:
-            raise ConfigError(f"unknown setting {name}.{key}")
-        expected = type(getattr(cls(), key))
-        value = given
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{name}.{key} must be {expected.__name__}, got {type(value).__name__}")
-        kwargs[key] = value
-    return cls(**kwargs)
+def from_document(doc: Document) -> CentralConfig:
+    """Build and validate the config from a parsed document (every error names ``doc``'s file and line)."""
+    raw = _thaw(doc.data)
+    http = raw.get("http")
+    base_url = http.get("public_base_url") if isinstance(http, dict) else None
+    certificates = raw.get("certificates", {})
+    if isinstance(certificates, dict) and "uri_base" not in certificates:
+        # certificates.uri_base defaults to the public base URL's certificate path
+        url = base_url if isinstance(base_url, str) else HttpConfig.public_base_url
+        raw["certificates"] = {**certificates, "uri_base": url.rstrip("/") + "/api/v1/certificates"}
+    doc = dataclasses.replace(doc, data=raw)
+    return build(CentralConfig, doc).validate(doc)
 
 
-def from_mapping(raw: Mapping[str, Any]) -> CentralConfig:
-    """Build and validate a config from a parsed TOML document."""
-    classes: dict[str, type[Any]] = {
-        "http": HttpConfig,
-        "database": DatabaseConfig,
-        "mqtt": MqttConfig,
-        "auth": AuthConfig,
-        "mailer": MailerConfig,
-        "log": LogConfig,
-        "identity": IdentityConfig,
-    }
-    built: dict[str, Any] = {}
-    sections: dict[str, Any] = {}
-    for name, table in raw.items():
-        if name in classes:
-            built[name] = _build(classes[name], name, table)
-        elif isinstance(table, Mapping):
-            sections[name] = _freeze(_thaw(table))
-        else:
-            raise ConfigError(f"top-level setting {name!r} must be a [table]")
-    cfg = CentralConfig(**built, sections=MappingProxyType(sections))
-    return cfg.validate()
+def from_mapping(raw: Mapping[str, Any], source: str = "<settings>") -> CentralConfig:
+    """Build and validate a config from a parsed TOML document without a file (errors name ``source``)."""
+    return from_document(Document.from_mapping(source, raw, ConfigError))
+
+
+def parse_section(cls: type[T], name: str, table: Mapping[str, Any]) -> T:
+    """One table on its own (tools, tests): ``parse_section(LedgerConfig, "ledger", {...})``."""
+    return build_table(cls, table, name=name, error_type=ConfigError)
 
 
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> CentralConfig:
     """Read ``path`` (TOML; ``None`` = defaults only), apply overrides, validate."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with Path(path).open("rb") as fh:
-                raw = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        auth = raw.get("auth")
+    if path is None:
+        doc = Document.from_mapping("<defaults>", {}, ConfigError)
+    else:
+        doc = Document.load(path, ConfigError)
+        auth = doc.data.get("auth")
         if isinstance(auth, Mapping) and auth.get("jwt_secret"):
             # a secret written in the file itself makes the file a secret file (central.secretfile)
             check_secret_file(path, "config file (it holds auth.jwt_secret inline)")
-    for item in overrides:
-        _apply_override(raw, item)
-    return from_mapping(raw)
+    raw = _thaw(doc.data)
+    overridden = frozenset(_apply_override(raw, item) for item in overrides)
+    return from_document(dataclasses.replace(doc, data=raw, overridden=overridden))
 
 
 __all__ = [
@@ -384,6 +330,8 @@ __all__ = [
     "LogConfig",
     "MailerConfig",
     "MqttConfig",
+    "from_document",
     "from_mapping",
     "load_config",
+    "parse_section",
 ]

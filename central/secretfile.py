@@ -10,13 +10,13 @@ setting, the file and the fix, never the content.
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from central.errors import ConfigError
+from gtxconfig import secretfile
 
-#: Permission bits a secret file must not have: any access by group or others.
-FORBIDDEN_BITS = 0o077
+#: Permission bits a secret file must not have: any access by group or others (the shared rule, gtxconfig).
+FORBIDDEN_BITS = secretfile.FORBIDDEN_BITS
 
 
 class SecretFileError(ConfigError):
@@ -24,17 +24,6 @@ class SecretFileError(ConfigError):
 
 
 def check_secret_file(path: Path | str, setting: str) -> None:
-    """Raise :class:`SecretFileError` when ``path`` (the secret of ``setting``) is accessible by group or others.
+    """Raise :class:`SecretFileError` when ``path`` is accessible by group or others (:mod:`gtxconfig.secretfile`).
     A missing file is left to the reader of the setting (its own error says what is missing)."""
-    p = Path(path)
-    try:
-        mode = p.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise SecretFileError(f"{setting} {p} cannot be checked: {exc.strerror}") from None
-    if mode & FORBIDDEN_BITS:
-        raise SecretFileError(
-            f"{setting} {p} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); a secret file must be "
-            f"readable by its owner only: chmod 600 {p}"
-        )
+    secretfile.check_secret_file(path, setting, SecretFileError)

@@ -1,28 +1,44 @@
-"""The daemon's configuration: one TOML file, parsed once into frozen, validated objects.
+"""The daemon's configuration: one TOML file, parsed once into one frozen, validated :class:`EdgeConfig`.
 
-Every error names the file, the key and the reason (``ConfigError``). The ``[[bus]]`` and ``[[meter]]`` tables of
-the same file are parsed by ``edge.meters.config`` (see ``edge.meter_setup``).
+Read by the shared loader :mod:`gtxconfig` (docs/decisions/0012-config-loader.md): every error is one line naming
+the file, the line, the key and the reason (``ConfigError``). The ``[[bus]]`` and ``[[meter]]`` tables are read in
+the same pass by the rules of :mod:`edge.meters.config`; only the check of each meter's model against the meter maps
+waits for the maps (``edge.meter_setup.plan``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from edge.errors import ConfigError
+from edge.meters.config import BusConfig, MeterConfig, parse_buses, parse_meters
 from edge.secretfile import check_secret_file
+from gtxconfig import Check, Document, Invalid, KeyPath, Range, build, reject_unknown
+from gtxconfig.document import dotted_key
 from protocol.errors import MalformedError
 from protocol.keys import public_key_from_device_id
 
 DEFAULT_CONFIG_PATH = Path("/etc/gridtokenx/edge.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/gridtokenx-edge")
-# ``[[bus]]`` and ``[[meter]]`` tables belong to edge.meters (parsed there, with line numbers).
+# ``[[bus]]`` and ``[[meter]]`` tables: their rules live in edge.meters.config.
 METER_TABLES = ("bus", "meter")
+TABLES = ("device", "poll", "mqtt", "central", "outbox", "status", "logging", *METER_TABLES)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+_IP = Check(_is_ip, "must be an IP address")
+_LEVEL = Check(lambda v: v.lower() in {"debug", "info", "warning", "error"}, "must be debug, info, warning or error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +51,41 @@ class TlsConfig:
 @dataclass(frozen=True, slots=True)
 class MqttConfig:
     host: str = "127.0.0.1"
-    port: int = 1883
-    keepalive_s: int = 30
+    port: Annotated[int, Range(1, 65535)] = 1883
+    keepalive_s: Annotated[int, Range(5, 3600)] = 30
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: TlsConfig | None = None
-    batch_size: int = 200
-    inflight_batches: int = 8
-    ack_timeout_s: float = 30.0
-    backlog_rate: int = 5000
-    backlog_start_jitter_s: float = 5.0
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 120.0
+    batch_size: Annotated[int, Range(1, 1000)] = 200
+    inflight_batches: Annotated[int, Range(2, 256)] = 8
+    ack_timeout_s: Annotated[float, Range(0.5, 3600)] = 30.0
+    backlog_rate: Annotated[int, Range(1, 1_000_000)] = 5000
+    backlog_start_jitter_s: Annotated[float, Range(0, 3600)] = 5.0
+    reconnect_min_s: Annotated[float, Range(0.05, 3600)] = 1.0
+    reconnect_max_s: Annotated[float, Range(0.05, 86400)] = 120.0
+
+    def __post_init__(self) -> None:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise Invalid("reconnect_max_s", "must be >= reconnect_min_s")
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxConfig:
     path: Path
-    min_free_mb: int = 200
-    alarm_records: int = 1_000_000
-    dead_letter_after: int = 10
-    retry_after_s: float = 300.0
+    min_free_mb: Annotated[int, Range(0, 1_000_000)] = 200
+    alarm_records: Annotated[int, Range(1000, 1_000_000_000)] = 1_000_000
+    dead_letter_after: Annotated[int, Range(1, 10_000)] = 10
+    retry_after_s: Annotated[float, Range(0.1, 86400)] = 300.0
 
 
 @dataclass(frozen=True, slots=True)
 class StatusConfig:
     enabled: bool = True
-    bind: str = "127.0.0.1"  # management interface only by default (issue 10, D7); set a LAN address explicitly
-    port: int = 8080
+    #: management interface only by default (issue 10, D7); set a LAN address explicitly
+    bind: Annotated[str, _IP] = "127.0.0.1"
+    port: Annotated[int, Range(0, 65535)] = 8080
     password: str | None = field(default=None, repr=False)
-    refresh_s: int = 10
+    refresh_s: Annotated[int, Range(2, 3600)] = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,172 +109,144 @@ class EdgeConfig:
     log_level: str = "info"
     #: settings whose secret is written in the config file itself (the file must then be 0600, see edge.secretfile)
     inline_secrets: tuple[str, ...] = ()
+    #: ``[[bus]]`` and ``[[meter]]`` (structure checked; models are checked against the maps by meter_setup.plan)
+    buses: tuple[BusConfig, ...] = ()
+    meters: tuple[MeterConfig, ...] = ()
+    #: the parsed file, so later checks (meter models) can still name its lines
+    document: Document | None = field(default=None, repr=False, compare=False)
 
     @property
     def key_path(self) -> Path:
         return self.state_dir / "device.key"
 
 
-class _Table:
-    """A TOML table with the file name and dotted path, so every error message says where."""
+@dataclass(frozen=True, slots=True)
+class _DeviceTable:
+    state_dir: Path | None = None
 
-    def __init__(
-        self, source: Path, path: str, data: Mapping[str, Any], inline_secrets: list[str] | None = None
-    ) -> None:
-        self.source = source
-        self.path = path
-        self.data = data
-        self.used: set[str] = set()
-        #: dotted names of secrets given inline (shared by all tables of one file)
-        self.inline_secrets: list[str] = [] if inline_secrets is None else inline_secrets
 
-    def _where(self, key: str) -> str:
-        dotted = f"{self.path}.{key}" if self.path else key
-        return f"{self.source}: {dotted}"
+@dataclass(frozen=True, slots=True)
+class _PollTable:
+    maps_dir: Path | None = None
+    clock_check: Literal["adjtimex", "none"] = "adjtimex"
 
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(f"{self._where(key)}: {reason}")
 
-    def sub(self, key: str) -> _Table:
-        self.used.add(key)
-        value = self.data.get(key, {})
-        if not isinstance(value, Mapping):
-            raise self.fail(key, "must be a table")
-        return _Table(self.source, f"{self.path}.{key}" if self.path else key, value, self.inline_secrets)
+@dataclass(frozen=True, slots=True)
+class _LoggingTable:
+    level: Annotated[str, _LEVEL] = "info"
 
-    def has(self, key: str) -> bool:
-        return key in self.data
 
-    def str_(self, key: str, default: str | None = None) -> str | None:
-        self.used.add(key)
-        value = self.data.get(key, default)
+class _Reader:
+    """One pass over the document: the tables' raw values (copied, so secrets read from files can replace their
+    ``*_file`` keys) and the dotted names of secrets written inline."""
+
+    def __init__(self, doc: Document, base: Path) -> None:
+        self.doc, self.base = doc, base
+        self.inline_secrets: list[str] = []
+
+    def table(self, path: KeyPath) -> dict[str, Any]:
+        node: Any = self.doc.data
+        for part in path:
+            node = node.get(part, {}) if isinstance(node, Mapping) else node
+        if not isinstance(node, Mapping):
+            raise self.doc.error(path, "must be a table")
+        return dict(node)
+
+    def text(self, table: Mapping[str, Any], path: KeyPath, key: str) -> str | None:
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.doc.error((*path, key), f"must be a string, got {type(value).__name__}")
+        return value or None
+
+    def path(self, table: Mapping[str, Any], path: KeyPath, key: str) -> Path | None:
+        value = self.text(table, path, key)
         if value is None:
             return None
-        if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, got {type(value).__name__}")
-        return value
-
-    def req_str(self, key: str) -> str:
-        value = self.str_(key)
-        if not value:
-            raise self.fail(key, "is required")
-        return value
-
-    def int_(self, key: str, default: int, lo: int, hi: int) -> int:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be an integer, got {value!r}")
-        if not lo <= value <= hi:
-            raise self.fail(key, f"must be between {lo} and {hi}, got {value}")
-        return value
-
-    def num(self, key: str, default: float, lo: float, hi: float) -> float:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(key, f"must be a number, got {value!r}")
-        if not lo <= value <= hi:
-            raise self.fail(key, f"must be between {lo} and {hi}, got {value}")
-        return float(value)
-
-    def bool_(self, key: str, default: bool) -> bool:
-        self.used.add(key)
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, got {value!r}")
-        return value
-
-    def path_(self, key: str, base: Path) -> Path | None:
-        value = self.str_(key)
-        if not value:
-            return None
         p = Path(value)
-        return p if p.is_absolute() else (base / p)
+        return p if p.is_absolute() else self.base / p
 
-    def secret(self, key: str, base: Path) -> str | None:
-        """``key`` inline or ``key_file`` naming a file holding it (trailing newline stripped)."""
-        inline = self.str_(key)
-        file_ = self.path_(f"{key}_file", base)
+    def secret(self, table: dict[str, Any], path: KeyPath, key: str) -> None:
+        """``key`` inline or ``key_file`` naming a file holding it (trailing newline stripped): afterwards
+        ``table[key]`` holds the secret (or is absent) and ``key_file`` is gone."""
+        inline = self.text(table, path, key)
+        file_ = self.path(table, path, f"{key}_file")
+        table.pop(f"{key}_file", None)
+        table.pop(key, None)
         if inline and file_:
-            raise self.fail(key, f"give either {key} or {key}_file, not both")
+            raise self.doc.error((*path, key), f"give either {key} or {key}_file, not both")
         if file_ is not None:
-            check_secret_file(file_, f"{self._where(f'{key}_file')}:")
+            where = (*path, f"{key}_file")
+            line = self.doc.line_of(where)
+            check_secret_file(file_, f"{self.doc.source}{f':{line}' if line else ''}: {dotted_key(where)}:")
             try:
-                return file_.read_text(encoding="utf-8").rstrip("\r\n") or None
+                value = file_.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as e:
-                raise self.fail(f"{key}_file", f"cannot read {file_}: {e.strerror}") from None
-        if inline:
-            self.inline_secrets.append(f"{self.path}.{key}" if self.path else key)
-        return inline or None
-
-    def check_unknown(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise self.fail(unknown[0], "unknown key (misspelt?)")
+                raise self.doc.error(where, f"cannot read {file_}: {e.strerror}") from None
+            if value:
+                table[key] = value
+        elif inline:
+            self.inline_secrets.append(dotted_key((*path, key)))
+            table[key] = inline
 
 
-def _mqtt(t: _Table, base: Path) -> MqttConfig:
-    tls: TlsConfig | None = None
-    if t.has("tls"):
-        tt = t.sub("tls")
-        ca = tt.path_("ca_file", base)
-        if ca is None:
-            raise tt.fail("ca_file", "is required when [mqtt.tls] is present")
-        cert = tt.path_("cert_file", base)
-        key = tt.path_("key_file", base)
-        if (cert is None) != (key is None):
-            raise tt.fail("cert_file", "cert_file and key_file go together")
-        for name, p in (("ca_file", ca), ("cert_file", cert), ("key_file", key)):
-            if p is not None and not p.is_file():
-                raise tt.fail(name, f"file {p} does not exist")
-        if key is not None:
-            check_secret_file(key, f"{tt._where('key_file')}:")
-        tt.check_unknown()
-        tls = TlsConfig(ca, cert, key)
-    username = t.str_("username") or None
-    password = t.secret("password", base)
-    if password and not username:
-        raise t.fail("password", "a password needs a username")
-    rmin = t.num("reconnect_min_s", 1.0, 0.05, 3600)
-    rmax = t.num("reconnect_max_s", 120.0, 0.05, 86400)
-    if rmax < rmin:
-        raise t.fail("reconnect_max_s", "must be >= reconnect_min_s")
-    cfg = MqttConfig(
-        host=t.req_str("host"),
-        port=t.int_("port", 8883 if tls else 1883, 1, 65535),
-        keepalive_s=t.int_("keepalive_s", 30, 5, 3600),
-        username=username,
-        password=password,
-        tls=tls,
-        batch_size=t.int_("batch_size", 200, 1, 1000),
-        inflight_batches=t.int_("inflight_batches", 8, 2, 256),
-        ack_timeout_s=t.num("ack_timeout_s", 30.0, 0.5, 3600),
-        backlog_rate=t.int_("backlog_rate", 5000, 1, 1_000_000),
-        backlog_start_jitter_s=t.num("backlog_start_jitter_s", 5.0, 0, 3600),
-        reconnect_min_s=rmin,
-        reconnect_max_s=rmax,
-    )
-    t.check_unknown()
+def _mqtt(r: _Reader) -> MqttConfig:
+    path: KeyPath = ("mqtt",)
+    doc = r.doc
+    if "mqtt" not in doc.data:
+        raise doc.error(path, "the [mqtt] table is required")
+    t = r.table(path)
+    if "tls" in t:
+        _check_tls(r)
+        t.setdefault("port", 8883)
+    if not r.text(t, path, "host"):
+        raise doc.error((*path, "host"), "is required")
+    r.secret(t, path, "password")
+    if isinstance(t.get("username"), str) and not t["username"]:
+        del t["username"]
+    cfg = build(MqttConfig, doc, path, t, base=r.base)
+    if cfg.password and not cfg.username:
+        raise doc.error((*path, "password"), "a password needs a username")
     return cfg
 
 
-def _central(t: _Table, base: Path) -> CentralConfig:
+def _check_tls(r: _Reader) -> None:
+    """The files of ``[mqtt.tls]`` exist (and the client key is a secret file)."""
+    doc, path = r.doc, ("mqtt", "tls")
+    t = r.table(path)
+    files = {name: r.path(t, path, name) for name in ("ca_file", "cert_file", "key_file")}
+    if files["ca_file"] is None:
+        raise doc.error((*path, "ca_file"), "is required when [mqtt.tls] is present")
+    if (files["cert_file"] is None) != (files["key_file"] is None):
+        raise doc.error((*path, "cert_file"), "cert_file and key_file go together")
+    for name, p in files.items():
+        if p is not None and not p.is_file():
+            raise doc.error((*path, name), f"file {p} does not exist")
+    key = files["key_file"]
+    if key is not None:
+        line = doc.line_of((*path, "key_file"))
+        check_secret_file(key, f"{doc.source}{f':{line}' if line else ''}: mqtt.tls.key_file:")
+
+
+def _central(r: _Reader) -> CentralConfig:
     # A public key, not a secret: inline or in a file (e.g. a compose secret), without the secret-file rule, and an
     # inline one does not make edge.toml a secret file.
-    inline = t.str_("public_key")
-    file_ = t.path_("public_key_file", base)
+    path: KeyPath = ("central",)
+    doc = r.doc
+    t = r.table(path)
+    reject_unknown(doc, path, t, ("public_key", "public_key_file"))
+    inline = r.text(t, path, "public_key")
+    file_ = r.path(t, path, "public_key_file")
     if inline and file_:
-        raise t.fail("public_key", "give either public_key or public_key_file, not both")
+        raise doc.error((*path, "public_key"), "give either public_key or public_key_file, not both")
     text = inline
     if file_ is not None:
         try:
             text = file_.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as e:
-            raise t.fail("public_key_file", f"cannot read {file_}: {e.strerror}") from None
+            raise doc.error((*path, "public_key_file"), f"cannot read {file_}: {e.strerror}") from None
     if not text:
-        raise t.fail(
-            "public_key",
+        raise doc.error(
+            (*path, "public_key"),
             "is required: central's public key (base58; `gridtokenx-central signing-key show` prints it). The gateway "
             "acts only on messages central signed with it (protocol v1.1) and refuses to start without it",
         )
@@ -262,82 +255,48 @@ def _central(t: _Table, base: Path) -> CentralConfig:
         key = public_key_from_device_id(text)
     except MalformedError:
         shown = text if len(text) <= 60 else text[:57] + "..."
-        raise t.fail("public_key", f"must be an Ed25519 public key in base58 (32 bytes), got {shown!r}") from None
-    t.check_unknown()
+        raise doc.error(
+            (*path, "public_key"), f"must be an Ed25519 public key in base58 (32 bytes), got {shown!r}"
+        ) from None
     return CentralConfig(public_key=key)
 
 
-def _status(t: _Table, base: Path) -> StatusConfig:
-    enabled = t.bool_("enabled", True)
-    bind = t.str_("bind", "127.0.0.1") or "127.0.0.1"
-    try:
-        ipaddress.ip_address(bind)
-    except ValueError:
-        raise t.fail("bind", f"must be an IP address, got {bind!r}") from None
-    password = t.secret("password", base)
-    if enabled and not password:
-        raise t.fail("password", "the status page needs a password (or set enabled = false)")
-    if password is not None and len(password) < 8:
-        raise t.fail("password", "must be at least 8 characters")
-    cfg = StatusConfig(
-        enabled=enabled,
-        bind=bind,
-        port=t.int_("port", 8080, 0, 65535),
-        password=password,
-        refresh_s=t.int_("refresh_s", 10, 2, 3600),
-    )
-    t.check_unknown()
+def _status(r: _Reader) -> StatusConfig:
+    path: KeyPath = ("status",)
+    t = r.table(path)
+    r.secret(t, path, "password")
+    if t.get("bind") == "":
+        del t["bind"]
+    cfg = build(StatusConfig, r.doc, path, t, base=r.base)
+    if cfg.enabled and not cfg.password:
+        raise r.doc.error((*path, "password"), "the status page needs a password (or set enabled = false)")
+    if cfg.password is not None and len(cfg.password) < 8:
+        raise r.doc.error((*path, "password"), "must be at least 8 characters")
     return cfg
 
 
 def parse_config(text: str, source: Path) -> EdgeConfig:
     """Parse and validate TOML text; relative paths are resolved against the file's directory."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: {e}") from None
+    doc = Document.from_text(str(source), text, ConfigError)
     base = source.parent if source.parent != Path() else Path.cwd()
-    root = _Table(source, "", data)
-    dev = root.sub("device")
-    state_dir = dev.path_("state_dir", base) or DEFAULT_STATE_DIR
-    dev.check_unknown()
-
-    poll = root.sub("poll")
-    maps_dir = poll.path_("maps_dir", base)
-    clock_check = poll.str_("clock_check", "adjtimex") or "adjtimex"
-    if clock_check not in {"adjtimex", "none"}:
-        raise poll.fail("clock_check", f"must be 'adjtimex' or 'none', got {clock_check!r}")
-    poll.check_unknown()
-
-    if not root.has("mqtt"):
-        raise root.fail("mqtt", "the [mqtt] table is required")
-    mqtt = _mqtt(root.sub("mqtt"), base)
-    central = _central(root.sub("central"), base)
-
-    ob = root.sub("outbox")
-    outbox = OutboxConfig(
-        path=ob.path_("path", base) or state_dir / "outbox.sqlite",
-        min_free_mb=ob.int_("min_free_mb", 200, 0, 1_000_000),
-        alarm_records=ob.int_("alarm_records", 1_000_000, 1000, 1_000_000_000),
-        dead_letter_after=ob.int_("dead_letter_after", 10, 1, 10_000),
-        retry_after_s=ob.num("retry_after_s", 300.0, 0.1, 86400),
-    )
-    ob.check_unknown()
-
-    status = _status(root.sub("status"), base)
-
-    lg = root.sub("logging")
-    level = (lg.str_("level", "info") or "info").lower()
-    if level not in {"debug", "info", "warning", "error"}:
-        raise lg.fail("level", f"must be debug, info, warning or error, got {level!r}")
-    lg.check_unknown()
-
-    root.used.update(METER_TABLES)
-    root.check_unknown()
+    reject_unknown(doc, (), doc.data, TABLES)
+    r = _Reader(doc, base)
+    state_dir = build(_DeviceTable, doc, ("device",), r.table(("device",)), base=base).state_dir or DEFAULT_STATE_DIR
+    poll = build(_PollTable, doc, ("poll",), r.table(("poll",)), base=base)
+    mqtt = _mqtt(r)
+    central = _central(r)
+    outbox_table = r.table(("outbox",))
+    if not outbox_table.get("path"):
+        outbox_table["path"] = str(state_dir / "outbox.sqlite")
+    outbox = build(OutboxConfig, doc, ("outbox",), outbox_table, base=base)
+    status = _status(r)
+    level = build(_LoggingTable, doc, ("logging",), r.table(("logging",))).level.lower()
+    buses = parse_buses(doc)
+    meters = parse_meters(doc, buses)
     for table in METER_TABLES:  # DLMS LLS passwords of buses/meters are secrets in this file too
-        items = data.get(table)
+        items = doc.data.get(table)
         if isinstance(items, list):
-            root.inline_secrets.extend(
+            r.inline_secrets.extend(
                 f"{table}[{i}].password"
                 for i, item in enumerate(items)
                 if isinstance(item, Mapping) and item.get("password")
@@ -349,10 +308,13 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         central=central,
         outbox=outbox,
         status=status,
-        maps_dir=maps_dir,
-        clock_check=clock_check,
+        maps_dir=poll.maps_dir,
+        clock_check=poll.clock_check,
         log_level=level,
-        inline_secrets=tuple(root.inline_secrets),
+        inline_secrets=tuple(r.inline_secrets),
+        buses=buses,
+        meters=meters,
+        document=doc,
     )
 
 

@@ -24,7 +24,7 @@ from edge.outbox import Outbox, OutboxStats
 from edge.poller import Poller
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
-from edge.status import LinkState, MeterState, StatusBoard
+from edge.status import LinkState, MeterStatus, StatusBoard
 from edge.uplink import Uplink
 from edge.web import make_app
 from protocol.keys import DeviceKey
@@ -252,7 +252,7 @@ class Daemon:
                     outbox=outbox, signer=signer, board=board, on_record=uplink.wake, clock_synced=clock_check
                 )
                 for info, _ in meters:
-                    board.meters[info.serial] = MeterState(
+                    board.meters[info.serial] = MeterStatus(
                         info.serial, info.protocol, info.address, info.model, info.interval_s
                     )
                 if cfg.status.enabled:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from edge.config import EdgeConfig
 from edge.daemon import MeterInfo, MeterList, MeterSource
 from edge.errors import ConfigError, MeterError
-from edge.meters.config import BusConfig, BusKind, MeterConfig, parse_buses, parse_meters
+from edge.meters.config import BusConfig, BusKind, MeterConfig, check_models
 from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.maps import MeterMap, default_maps_dir, load_maps
-from edge.meters.tomldoc import TomlDoc
+from gtxconfig import Document
 
 SERIAL_MAX = 32  # protocol §1 Reading record: the serial travels in every signed record
 
@@ -27,11 +27,10 @@ class MeterPlan:
 
 
 def plan(cfg: EdgeConfig) -> MeterPlan:
-    """Parse the ``[[bus]]``/``[[meter]]`` tables of the config file and load the meter maps (errors name the line)."""
+    """Load the meter maps and check the config's meters against them (errors name the line)."""
     maps = load_maps(cfg.maps_dir or default_maps_dir())
-    doc = TomlDoc.load(cfg.source)
-    buses = parse_buses(doc)
-    meters = parse_meters(doc, buses, maps)
+    buses, meters = cfg.buses, cfg.meters
+    check_models(cfg.document or Document.from_mapping(str(cfg.source), {}, ConfigError), meters, buses, maps)
     for m in meters:
         if len(m.serial) > SERIAL_MAX:
             raise ConfigError(f"{cfg.source}: meter {m.serial!r}: serial longer than {SERIAL_MAX} characters")
@@ -122,7 +121,7 @@ def _bus_for(port: str, kind: str | None, buses: Sequence[BusConfig]) -> BusConf
 def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str) -> int:
     """``gridtokenx-edge scan --port …``: probe unit ids with each map's probe registers; name the models found."""
     maps = load_maps(cfg.maps_dir or default_maps_dir())
-    buses = parse_buses(TomlDoc.load(cfg.source)) if cfg.source.exists() else ()
+    buses = cfg.buses
     bus = _bus_for(port, kind, buses)
     addresses = _ids(ids)
     print(f"scanning {bus.address} ({bus.kind}) unit ids {addresses[0]}..{addresses[-1]} …")

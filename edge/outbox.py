@@ -28,6 +28,7 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 from edge.errors import EdgeError
 from edge.meters.base import MeterSample
 from protocol.batch import MAX_RECORDS
+from protocol.record import ReadingFields
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,7 @@ class SignedRecord:
 class RecordSigner(Protocol):
     """Builds and signs one protocol v1 record (``protocol.record.sign_reading`` in production)."""
 
-    def __call__(
-        self,
-        *,
-        meter_serial: str,
-        seq: int,
-        timestamp_ms: int,
-        import_wh: int,
-        export_wh: int,
-        power_w: int | None,
-        flags: int,
-        prev_hash: bytes,
-    ) -> SignedRecord: ...
+    def __call__(self, fields: ReadingFields) -> SignedRecord: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +251,10 @@ class Outbox:
         last_seq, last_hash = self.chain_head()
         seq = last_seq + 1
         rec = signer(
-            meter_serial=serial, seq=seq, timestamp_ms=ts, import_wh=imp, export_wh=exp, power_w=pw, flags=flags,
-            prev_hash=last_hash,
+            ReadingFields(
+                meter_serial=serial, seq=seq, timestamp_ms=ts, import_wh=imp, export_wh=exp, power_w=pw, flags=flags,
+                prev_hash=last_hash,
+            )
         )
         self._conn.execute(
             "INSERT INTO outbox(seq, meter_serial, timestamp_ms, record) VALUES (?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from edge.errors import MeterError
 from edge.meters.base import MeterReader
 from edge.outbox import Outbox, OutboxError, RecordSigner
-from edge.status import MeterState, StatusBoard
+from edge.status import MeterStatus, StatusBoard
 from protocol.errors import ProtocolError
 from protocol.record import Flags
 
@@ -48,7 +48,7 @@ class Poller:
         self._wall = wall
         self.stored = 0
 
-    async def poll(self, reader: MeterReader, state: MeterState, timeout_s: float) -> int | None:
+    async def poll(self, reader: MeterReader, state: MeterStatus, timeout_s: float) -> int | None:
         """One read; on success the reading is committed (signed, or pending resync). Returns its seq."""
         now_ms = int(self._wall() * 1000)
         try:
@@ -86,7 +86,7 @@ class Poller:
         self._on_record()
         return seq
 
-    async def run_meter(self, reader: MeterReader, state: MeterState) -> None:
+    async def run_meter(self, reader: MeterReader, state: MeterStatus) -> None:
         interval = state.interval_s
         last: float | None = None
         while True:

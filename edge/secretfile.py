@@ -8,13 +8,13 @@ file's content is never read before the check and never quoted.
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from edge.errors import ConfigError
+from gtxconfig import secretfile
 
-#: Permission bits a secret file must not have: any access by group or others.
-FORBIDDEN_BITS = 0o077
+#: Permission bits a secret file must not have: any access by group or others (the shared rule, gtxconfig).
+FORBIDDEN_BITS = secretfile.FORBIDDEN_BITS
 
 
 class SecretFileError(ConfigError):
@@ -22,16 +22,6 @@ class SecretFileError(ConfigError):
 
 
 def check_secret_file(path: Path, what: str) -> None:
-    """Raise :class:`SecretFileError` when ``path`` (a secret, described by ``what``) is accessible by group or
-    others. A missing file is left to the caller (its own error says what is missing)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise SecretFileError(f"{what} {path} cannot be checked: {e.strerror}") from None
-    if mode & FORBIDDEN_BITS:
-        raise SecretFileError(
-            f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}); a secret file must be "
-            f"readable by its owner only: chmod 600 {path}"
-        )
+    """Raise :class:`SecretFileError` when ``path`` is accessible by group or others (:mod:`gtxconfig.secretfile`).
+    A missing file is left to the reader of the setting (its own error says what is missing)."""
+    secretfile.check_secret_file(path, what, SecretFileError)

@@ -14,7 +14,7 @@ from edge.outbox import DeadLetter, OutboxStats
 
 
 @dataclass(slots=True)
-class MeterState:
+class MeterStatus:
     serial: str
     protocol: str
     address: str
@@ -118,7 +118,7 @@ class StatusBoard:
     version: str
     started_ms: int
     link: LinkState
-    meters: dict[str, MeterState] = field(default_factory=dict)
+    meters: dict[str, MeterStatus] = field(default_factory=dict)
     clock_synced: bool | None = None
     challenge_answered_ms: int | None = None
     accepted_after_challenge_ms: int | None = None

@@ -13,6 +13,7 @@ signature = Ed25519 over ``b"GTX/reading/v1\\x00" + bytes[0, 108+L)``; record ha
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -58,96 +59,67 @@ def _check_serial(serial: str) -> bytes:
     return raw
 
 
-def _check_fields(
-    public_key: bytes,
-    seq: int,
-    timestamp_ms: int,
-    import_wh: int,
-    export_wh: int,
-    power_w: int | None,
-    flags: int,
-    prev_hash: bytes,
-) -> None:
-    if len(public_key) != PUBLIC_KEY_SIZE:
-        raise MalformedError("device public key must be 32 bytes")
-    if not 1 <= seq < _U64:
-        raise MalformedError("seq must be 1..2**64-1")
-    if not -_I64 <= timestamp_ms < _I64:
-        raise MalformedError("timestamp_ms must fit in i64")
-    if not (0 <= import_wh < _U64 and 0 <= export_wh < _U64):
-        raise MalformedError("energy registers must fit in u64")
-    if power_w is not None and not POWER_NOT_AVAILABLE < power_w < 2**31:
-        raise MalformedError("power_w must fit in i32 (and -2**31 is reserved for 'not available')")
-    if not 0 <= flags < 2**16:
-        raise MalformedError("flags must fit in u16")
-    if flags & ~KNOWN_FLAGS:
-        raise BadFlagsError(f"reserved flag bits set: {flags:#06x}")
-    if len(prev_hash) != HASH_SIZE:
-        raise MalformedError("prev_hash must be 32 bytes")
-    if seq == 1 and prev_hash != ZERO_HASH:
-        raise ProtocolError("seq 1 must carry a zero prev_hash", Reason.CHAIN_MISMATCH)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingFields:
+    """What one reading record states before it is signed: everything but the device key and the signature.
 
+    A plain value: ``sign_reading`` and ``Reading`` validate it (``_checked_body``).
+    """
 
-def _body(
-    public_key: bytes,
-    serial: bytes,
-    seq: int,
-    timestamp_ms: int,
-    import_wh: int,
-    export_wh: int,
-    power_w: int | None,
-    flags: int,
-    prev_hash: bytes,
-) -> bytes:
-    power = POWER_NOT_AVAILABLE if power_w is None else power_w
-    return (
-        _HEAD.pack(MAGIC, VERSION, public_key, len(serial))
-        + serial
-        + _TAIL.pack(seq, timestamp_ms, import_wh, export_wh, power, flags, prev_hash)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """A signed reading record. Construction validates every field (not the signature: see ``verify``)."""
-
-    device_public_key: bytes
     meter_serial: str
     seq: int
     timestamp_ms: int
     import_wh: int
     export_wh: int
     power_w: int | None
-    flags: int
+    flags: int = 0
     prev_hash: bytes
+
+
+def _checked_body(public_key: bytes, f: ReadingFields) -> bytes:
+    """Validate every field and return bytes [0, 108+L): what the signature covers, without the domain prefix."""
+    serial = _check_serial(f.meter_serial)
+    if len(public_key) != PUBLIC_KEY_SIZE:
+        raise MalformedError("device public key must be 32 bytes")
+    if not 1 <= f.seq < _U64:
+        raise MalformedError("seq must be 1..2**64-1")
+    if not -_I64 <= f.timestamp_ms < _I64:
+        raise MalformedError("timestamp_ms must fit in i64")
+    if not (0 <= f.import_wh < _U64 and 0 <= f.export_wh < _U64):
+        raise MalformedError("energy registers must fit in u64")
+    if f.power_w is not None and not POWER_NOT_AVAILABLE < f.power_w < 2**31:
+        raise MalformedError("power_w must fit in i32 (and -2**31 is reserved for 'not available')")
+    if not 0 <= f.flags < 2**16:
+        raise MalformedError("flags must fit in u16")
+    if f.flags & ~KNOWN_FLAGS:
+        raise BadFlagsError(f"reserved flag bits set: {f.flags:#06x}")
+    if len(f.prev_hash) != HASH_SIZE:
+        raise MalformedError("prev_hash must be 32 bytes")
+    if f.seq == 1 and f.prev_hash != ZERO_HASH:
+        raise ProtocolError("seq 1 must carry a zero prev_hash", Reason.CHAIN_MISMATCH)
+    power = POWER_NOT_AVAILABLE if f.power_w is None else f.power_w
+    return (
+        _HEAD.pack(MAGIC, VERSION, public_key, len(serial))
+        + serial
+        + _TAIL.pack(f.seq, f.timestamp_ms, f.import_wh, f.export_wh, power, f.flags, f.prev_hash)
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading(ReadingFields):
+    """A signed reading record: its fields, the device's public key and the signature.
+
+    Construction validates every field (not the signature: see ``verify``).
+    """
+
+    device_public_key: bytes
     signature: bytes
     _raw: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        serial = _check_serial(self.meter_serial)
-        _check_fields(
-            self.device_public_key,
-            self.seq,
-            self.timestamp_ms,
-            self.import_wh,
-            self.export_wh,
-            self.power_w,
-            self.flags,
-            self.prev_hash,
-        )
+        body = _checked_body(self.device_public_key, self)
         if len(self.signature) != SIGNATURE_SIZE:
             raise MalformedError("signature must be 64 bytes")
-        body = _body(
-            self.device_public_key,
-            serial,
-            self.seq,
-            self.timestamp_ms,
-            self.import_wh,
-            self.export_wh,
-            self.power_w,
-            self.flags,
-            self.prev_hash,
-        )
         object.__setattr__(self, "_raw", body + self.signature)
 
     def encode(self) -> bytes:
@@ -181,34 +153,11 @@ class Reading:
         verify_signature(self.device_public_key, self.signed_message(), self.signature)
 
 
-def sign_reading(
-    key: DeviceKey,
-    *,
-    meter_serial: str,
-    seq: int,
-    timestamp_ms: int,
-    import_wh: int,
-    export_wh: int,
-    power_w: int | None,
-    flags: int = 0,
-    prev_hash: bytes,
-) -> Reading:
+def sign_reading(key: DeviceKey, fields: ReadingFields) -> Reading:
     """Build and sign a record with ``key``."""
-    serial = _check_serial(meter_serial)
-    _check_fields(key.public_key, seq, timestamp_ms, import_wh, export_wh, power_w, flags, prev_hash)
-    body = _body(key.public_key, serial, seq, timestamp_ms, import_wh, export_wh, power_w, flags, prev_hash)
-    return Reading(
-        device_public_key=key.public_key,
-        meter_serial=meter_serial,
-        seq=seq,
-        timestamp_ms=timestamp_ms,
-        import_wh=import_wh,
-        export_wh=export_wh,
-        power_w=power_w,
-        flags=flags,
-        prev_hash=prev_hash,
-        signature=key.sign(DOMAIN + body),
-    )
+    signature = key.sign(DOMAIN + _checked_body(key.public_key, fields))
+    values = {f.name: getattr(fields, f.name) for f in dataclasses.fields(ReadingFields)}
+    return Reading(device_public_key=key.public_key, signature=signature, **values)
 
 
 def decode_reading(data: bytes, *, verify: bool = True) -> Reading:

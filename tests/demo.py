@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's code, whatever the venv's edita
 
 from protocol.batch import decode_batch, encode_batch  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from protocol.record import ZERO_HASH, Reading, sign_reading  # noqa: E402
+from protocol.record import ZERO_HASH, Reading, ReadingFields, sign_reading  # noqa: E402
 
 
 def protocol_stage() -> None:
@@ -45,8 +45,8 @@ def protocol_stage() -> None:
         imp += max(power, 0) // 60
         exp += max(-power, 0) // 60
         r = sign_reading(
-            key, meter_serial="SDM630-DEMO", seq=i + 1, timestamp_ms=now + i * 60_000, import_wh=imp,
-            export_wh=exp, power_w=power, prev_hash=prev,
+            key, ReadingFields(meter_serial="SDM630-DEMO", seq=i + 1, timestamp_ms=now + i * 60_000, import_wh=imp,
+                               export_wh=exp, power_w=power, prev_hash=prev),
         )  # fmt: skip
         records.append(r)
         prev = r.hash()

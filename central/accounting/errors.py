@@ -8,4 +8,4 @@ class AccountingError(CentralError):
 
 
 class WindowConfigError(AccountingError):
-    """A settlement window length that cannot be aligned to UTC days."""
+    """A accounting window length that cannot be aligned to UTC days."""

@@ -1,4 +1,4 @@
-"""Merkle root over the signed record hashes a settlement window was computed from.
+"""Merkle root over the signed record hashes a accounting window was computed from.
 
 The tree (normative; the mint memo carries its root, anyone holding the records can recompute it):
 

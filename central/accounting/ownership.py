@@ -1,4 +1,4 @@
-"""Who a settlement window belongs to when a meter changes owner (docs/decisions/0006-ownership-proven-twice.md,
+"""Who a accounting window belongs to when a meter changes owner (docs/decisions/0006-ownership-proven-twice.md,
 docs/decisions/0007-exact-energy-accounting.md).
 
 The rule: each (meter, window) belongs to the owner who held the meter at the window's END. Ownership periods are

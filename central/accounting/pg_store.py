@@ -18,8 +18,8 @@ import asyncpg
 from central.accounting.errors import AccountingError
 from central.accounting.mint_intent import MINT_KIND, MintIntent
 from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
-from central.accounting.settlement import Checkpoint, MeterReading, Point, Settlement
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
+from central.accounting.window_energy import Checkpoint, ClosedWindows, MeterReading, Point
 from central.chain.outbox import enqueue_many
 
 _DUE = """
@@ -171,7 +171,7 @@ class PgAccountingStore:
             )
         return out
 
-    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, ClosedWindows]]) -> None:
         updates, inserts = [], []
         for a, s in results:
             cp = s.checkpoint
@@ -197,6 +197,7 @@ class PgAccountingStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 periods = await _ownership(conn, sorted({a.meter_id for a, _ in results}))
                 rows = []
+                intents: list[MintIntent] = []  # one per window with exported energy
                 for a, s in results:
                     for w in s.windows:
                         owner = owner_at_end(periods[a.meter_id], w.end_ms)
@@ -218,6 +219,13 @@ class PgAccountingStore:
                                 w.merkle_root,
                             )
                         )
+                        if w.export_wh > 0:
+                            intents.append(
+                                MintIntent(
+                                    id=0, meter_id=a.meter_id, owner_id=owner, window_start_ms=w.start_ms,
+                                    window_end_ms=w.end_ms, amount_wh=w.export_wh, window_root=w.merkle_root,
+                                )
+                            )
                 if updates:
                     status = await conn.execute(_UPDATE_CHECKPOINTS, *(list(col) for col in zip(*updates, strict=True)))
                     if status != f"UPDATE {len(updates)}":
@@ -226,8 +234,6 @@ class PgAccountingStore:
                     await conn.executemany(_INSERT_CHECKPOINT, inserts)
                 await conn.copy_records_to_table("energy_windows", records=rows, columns=_WINDOW_COLUMNS)
                 # one mint intent per window with exported energy, in the same transaction (chain outbox)
-                await enqueue_mints(
-                    conn, [MintIntent(0, r[0], r[3], r[1], r[2], r[5], r[11]) for r in rows if r[5] > 0]
-                )
+                await enqueue_mints(conn, intents)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrentAccountingError("windows or checkpoints recorded concurrently") from exc

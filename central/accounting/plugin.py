@@ -16,7 +16,6 @@ from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from central.app import CONFIG, POOL, Registry, background
 from central.errors import CentralError
-from central.minting.settings import MintingSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ async def settle_all(service: AccountingService, lock_conn: Any) -> int:
 
 
 def install(registry: Registry) -> None:
-    settings = MintingSettings.from_section(registry.config.section("minting"))
+    settings = registry.config.minting
     if not settings.enabled:
         return
 

@@ -1,4 +1,4 @@
-"""The accounting service: turns verified readings into final settlement windows, exactly once per (meter, window)."""
+"""The accounting service: turns verified readings into final accounting windows, exactly once per (meter, window)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from typing import Protocol
 
 from central.accounting.errors import AccountingError
 from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
-from central.accounting.settlement import Checkpoint, MeterReading, Settlement, Window, settle
 from central.accounting.window import window_start
+from central.accounting.window_energy import Checkpoint, ClosedWindows, MeterReading, Window, close_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class AccountingStore(Protocol):
         would give up to its last reading, so memory per pass is bounded and repeated passes catch up."""
         ...
 
-    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, ClosedWindows]]) -> None:
         """Atomically write the windows (each for the owner holding the meter at its end, read in the same
         transaction) and advance the checkpoints. Raises ``ConcurrentAccountingError`` (and
         writes nothing) when a window already exists or a checkpoint moved since it was read."""
@@ -111,7 +111,7 @@ class InMemoryAccountingStore:
             out[a.meter_id] = sorted((r for r in rs if r.timestamp_ms <= bound), key=lambda r: r.key)
         return out
 
-    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, Settlement]]) -> None:  # noqa: ARG002
+    async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, ClosedWindows]]) -> None:  # noqa: ARG002
         for account, s in results:
             if self.checkpoints.get(account.meter_id) != account.checkpoint:
                 raise ConcurrentAccountingError(f"checkpoint of meter {account.meter_id} moved")
@@ -137,15 +137,15 @@ def settle_accounts(
     readings: dict[uuid.UUID, list[MeterReading]],
     window_ms: int,
     max_windows: int | None = None,
-) -> list[tuple[MeterAccount, Settlement]]:
-    """Pure step of one accounting pass: the settlements that produced new windows, at most ``max_windows`` windows
-    in all (each settlement's checkpoint continues from its last window, so the next pass picks up the rest)."""
+) -> list[tuple[MeterAccount, ClosedWindows]]:
+    """Pure step of one accounting pass: the meters whose readings closed new windows, at most ``max_windows`` windows
+    in all (each result's checkpoint continues from its last window, so the next pass picks up the rest)."""
     out = []
     budget = max_windows
     for a in accounts:
         if budget is not None and budget <= 0:
             break
-        s = settle(readings.get(a.meter_id, []), a.checkpoint, window_ms, budget)
+        s = close_windows(readings.get(a.meter_id, []), a.checkpoint, window_ms, budget)
         if s.windows:
             out.append((a, s))
             if budget is not None:

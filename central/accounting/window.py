@@ -1,4 +1,4 @@
-"""Settlement windows: fixed-length, aligned to UTC (multiples of the window length since the Unix epoch)."""
+"""Accounting windows: fixed-length, aligned to UTC (multiples of the window length since the Unix epoch)."""
 
 from __future__ import annotations
 

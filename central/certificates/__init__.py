@@ -9,12 +9,15 @@ One Token-2022 mint per certificate, no custom program and no Metaplex:
   :mod:`central.certificates.metadata`: certificate id, meter serial, period, source, energy, issuer, issue and
   expiry dates, Merkle root of the backing windows' reading roots);
 - transfer (transfer_checked) and retirement (burn_checked + memo naming beneficiary, purpose, consumption period)
-  are signed by the holder's wallet through transaction requests; the platform co-signs as fee payer;
+  are signed by the holder's wallet through transaction requests (the one flow, ``central.ledger.cosign``); the
+  platform co-signs as fee payer;
 - revocation freezes holders (never thawed) and writes ``status``/``revocation_reason`` into the metadata;
   expiry (default 12 months after the period) is refused by the service and enforced on chain by the sweeper's
   freeze.
 
-Modules: ``token2022`` (extension instruction encoders), ``metadata``, ``accounts`` (decoders), ``chain`` (pure
-instruction builders), ``operations`` (against the ``Ledger`` port), ``service``, ``validation``, ``store`` /
-``pg_store`` (ports, fakes, PostgreSQL), ``routes`` / ``plugin`` (HTTP), ``client`` (API client and demo flow).
+Modules, in the order issuance walks through them: ``operations`` (``CertificateLedger``, against the ``Ledger``
+port) → ``instructions`` (pure builders; ``issue_plan`` in one pass) → ``metadata`` (the values) and ``token2022``
+(extension instruction encoders); ``accounts`` decodes what the chain shows. Around them: ``service``,
+``validation``, ``store`` / ``pg_store`` (ports, fakes, PostgreSQL), ``routes`` / ``plugin`` (HTTP), ``client``
+(API client and demo flow).
 """

@@ -11,16 +11,14 @@ demo, scripts and tests.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
-from solders.transaction import VersionedTransaction
 
 from central.certificates.errors import CertificateError
+from central.ledger.cosign import sign_request
 
 PREFIX = "/api/v1/certificates"
 
@@ -32,17 +30,6 @@ class ApiCallError(CertificateError):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
-
-
-def sign_request(transaction_b64: str, wallet: Keypair) -> str:
-    """What a wallet does with a transaction request: sign the message, fill its own signature slot."""
-    tx = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64, validate=True))
-    signers = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
-    if wallet.pubkey() not in signers:
-        raise ValueError("this wallet is not asked to sign the transaction")
-    signatures = list(tx.signatures)
-    signatures[signers.index(wallet.pubkey())] = wallet.sign_message(to_bytes_versioned(tx.message))
-    return base64.b64encode(bytes(VersionedTransaction.populate(tx.message, signatures))).decode()
 
 
 async def _call(http: aiohttp.ClientSession, method: str, path: str, token: str | None = None, **kw: Any) -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from central.certificates.chain import Retirement
+from central.certificates.instructions import Retirement
 from central.certificates.metadata import CertificateMetadata
 
 

@@ -1,5 +1,5 @@
-"""Certificate operations against the ``Ledger`` port: issue (resumable), read, freeze, mark revoked, and
-submission of wallet-signed transactions the platform co-signs."""
+"""Certificate operations against the ``Ledger`` port (``CertificateLedger``): issue (resumable), read, freeze, mark
+revoked, and submission of wallet-signed transactions the platform co-signs (``central.ledger.cosign``)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from uuid import UUID
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.accounts import MintInfo, TokenAccountInfo, decode_mint, decode_token_account
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID
-from central.ledger import builder
-from central.ledger.errors import LedgerError
+from central.ledger import builder, cosign
+from central.ledger.errors import LedgerError, TransactionTooLargeError
 from central.ledger.keys import PlatformKey
+from central.ledger.packing import pack_instructions
 from central.ledger.port import Ledger
 
 
@@ -32,11 +33,7 @@ class Holding:
     account: TokenAccountInfo
 
 
-def _keypair(key: Keypair | PlatformKey) -> Keypair:
-    return key.signer if isinstance(key, PlatformKey) else key
-
-
-class CertificateChain:
+class CertificateLedger:
     """Issues and administers certificate mints. ``issuer`` is mint (until sealed), freeze and metadata authority;
     ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
 
@@ -44,8 +41,8 @@ class CertificateChain:
         self, ledger: Ledger, *, issuer: Keypair | PlatformKey, fee_payer: Keypair | PlatformKey, uri_base: str
     ) -> None:
         self.ledger = ledger
-        self._issuer = _keypair(issuer)
-        self._fee_payer = _keypair(fee_payer)
+        self._issuer = builder.keypair_of(issuer)
+        self._fee_payer = builder.keypair_of(fee_payer)
         self.uri_base = uri_base
 
     @property
@@ -57,33 +54,39 @@ class CertificateChain:
         return self._fee_payer.pubkey()
 
     def mint_address_for(self, certificate_id: UUID) -> Pubkey:
-        return chain.mint_address(self.issuer, certificate_id)
+        return instructions.mint_address(self.issuer, certificate_id)
 
     async def _send_signed(self, tx: VersionedTransaction, last_valid: int) -> Signature:
         """Send and confirm. A transaction that already landed (a retry after a crash between sending and
         recording: signatures are deterministic, so the retry is byte-identical) counts as sent."""
+        sig = tx.signatures[0]
         try:
-            (earlier,) = await self.ledger.get_signature_statuses([tx.signatures[0]])
+            (earlier,) = await self.ledger.get_signature_statuses([sig])
             if earlier is not None and earlier.err is None:
-                return tx.signatures[0]
-            sig = await self.ledger.send_transaction(tx, skip_preflight=False)
-            (status,) = await builder.wait_for_statuses(self.ledger, [sig], last_valid_block_height=last_valid)
+                return sig
+            sent = await cosign.send(self.ledger, tx)
+            if sent.refused:
+                raise ChainError(f"transaction refused: {sent.error}")
+            outcome = await cosign.await_outcome(self.ledger, sig, last_valid, levels=cosign.LANDED)
         except LedgerError as exc:
             raise ChainError(f"transaction refused: {exc}") from exc
-        if status is None:
+        if outcome.verdict is cosign.Verdict.EXPIRED:
             raise ChainError("transaction expired before it landed")
-        if status.err is not None:
-            raise ChainError(f"transaction failed: {status.err}")
+        if outcome.verdict is cosign.Verdict.FAILED:
+            raise ChainError(f"transaction failed: {outcome.error}")
         return sig
 
     async def send(self, instructions: Sequence[Instruction]) -> list[Signature]:
         """Send platform-signed instructions, packed into as few size-checked transactions as needed, in order."""
         signatures = []
-        for group in chain.pack(instructions, self.fee_payer):
-            latest = await self.ledger.get_latest_blockhash()
-            message = builder.compile_message(self.fee_payer, group, latest.blockhash)
-            tx = builder.sign(message, [self._fee_payer, self._issuer])
-            signatures.append(await self._send_signed(tx, latest.last_valid_block_height))
+        try:
+            groups = pack_instructions(instructions, payer=self.fee_payer)
+        except TransactionTooLargeError:
+            raise InvalidCertificateError("one instruction alone exceeds the transaction size limit") from None
+        for group in groups:
+            request = await cosign.build(self.ledger, self.fee_payer, group)
+            tx = builder.sign(request.message, [self._fee_payer, self._issuer])
+            signatures.append(await self._send_signed(tx, request.last_valid_block_height))
         return signatures
 
     async def read_mint(self, mint: Pubkey) -> MintInfo | None:
@@ -97,51 +100,41 @@ class CertificateChain:
     async def issue(self, meta: CertificateMetadata, owner_wallet: Pubkey) -> Pubkey:
         """Create, describe, mint and seal the certificate's mint. Safe to call again after a partial failure:
         each stage is skipped when the chain already shows it done."""
-        rent = await self.ledger.get_minimum_balance_for_rent_exemption(chain.final_len(meta, self.uri_base))
-        plan = chain.issue_plan(
-            meta,
-            uri_base=self.uri_base,
-            issuer=self.issuer,
-            fee_payer=self.fee_payer,
-            owner_wallet=owner_wallet,
-            final_rent=rent,
+        plan = instructions.issue_plan(
+            meta, uri_base=self.uri_base, issuer=self.issuer, fee_payer=self.fee_payer, owner_wallet=owner_wallet
         )
         info = await self.read_mint(plan.mint)
         if info is None:
-            await self.send(plan.create)
+            await self.send(plan.create(await self.ledger.get_minimum_balance_for_rent_exemption(plan.final_len)))
             info = await self.read_mint(plan.mint)
         if info is None or info.metadata is None:
             raise ChainError(f"mint {plan.mint} was not created with metadata")
         if info.mint_authority is not None:
-            present = dict(info.metadata.additional)
-            todo = [ix for ix, (k, v) in zip(plan.fields, meta.fields(), strict=True) if present.get(k) != v]
+            todo = plan.missing_fields(dict(info.metadata.additional))
             if todo:
                 await self.send(todo)
             if info.supply != 0:
                 raise ChainError(f"mint {plan.mint} has supply before sealing")
             await self.send(plan.finish)
             info = await self.read_mint(plan.mint)
-        self._check_issued(plan.mint, info, meta)
+        self._check_issued(plan, info)
         return plan.mint
 
-    def _check_issued(self, mint: Pubkey, info: MintInfo | None, meta: CertificateMetadata) -> None:
+    def _check_issued(self, plan: instructions.IssuePlan, info: MintInfo | None) -> None:
+        mint = plan.mint
         if info is None or info.metadata is None:
             raise ChainError(f"mint {mint} vanished")
         if info.mint_authority is not None or info.freeze_authority != self.issuer:
             raise ChainError(f"mint {mint} authorities are not as issued")
-        if info.decimals != chain.DECIMALS or info.metadata_pointer != mint:
+        if info.decimals != plan.decimals or info.metadata_pointer != mint:
             raise ChainError(f"mint {mint} is not a certificate mint")
-        try:
-            on_chain = CertificateMetadata.from_fields(info.metadata.additional)
-        except InvalidCertificateError as exc:
-            raise ChainError(f"mint {mint} metadata unreadable: {exc}") from exc
-        if on_chain != meta:
+        if not plan.shows(dict(info.metadata.additional)):
             raise ChainError(f"mint {mint} metadata differs from the certificate")
 
     async def holdings(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> list[Holding]:
         """The certificate accounts of ``wallets`` that exist (their associated token accounts)."""
         unique = list(dict.fromkeys(wallets))
-        addresses = [chain.holder_account(w, mint) for w in unique]
+        addresses = [instructions.holder_account(w, mint) for w in unique]
         accounts = await self.ledger.get_multiple_accounts(addresses)
         out = []
         for wallet, address, account in zip(unique, addresses, accounts, strict=True):
@@ -164,7 +157,7 @@ class CertificateChain:
         """Freeze every not-yet-frozen account of ``wallets``; returns how many were frozen now."""
         targets = [h.address for h in await self.holdings(mint, wallets) if not h.account.frozen]
         if targets:
-            await self.send(chain.freeze_instructions(mint, self.issuer, targets))
+            await self.send(instructions.freeze_instructions(mint, self.issuer, targets))
         return len(targets)
 
     async def mark_revoked(self, mint: Pubkey, reason: str) -> None:
@@ -179,31 +172,25 @@ class CertificateChain:
             for k, v in ((KEY_STATUS, STATUS_REVOKED), (KEY_REVOCATION_REASON, reason))
         )
         top_up = await self.ledger.get_minimum_balance_for_rent_exemption(grown) - account.lamports
-        await self.send(chain.revocation_fields(mint, self.issuer, self.fee_payer, reason, top_up))
+        await self.send(instructions.revocation_fields(mint, self.issuer, self.fee_payer, reason, top_up))
 
     # --- transaction-request pattern: the platform builds and pays, the owner's wallet signs ---
 
     async def user_message(self, instructions: Sequence[Instruction]) -> tuple[MessageV0, int]:
         """The message for the owner's wallet to sign (platform = fee payer) and its last valid block height."""
-        latest = await self.ledger.get_latest_blockhash()
-        message = builder.compile_message(self.fee_payer, instructions, latest.blockhash)
-        builder.check_size(message)
-        return message, latest.last_valid_block_height
+        request = await cosign.build(self.ledger, self.fee_payer, instructions)
+        return request.message, request.last_valid_block_height
 
     async def submit_user_transaction(
         self, signed: VersionedTransaction, expected: MessageV0, last_valid: int
     ) -> Signature:
         """Check the wallet(s) signed exactly the message we built, add the platform's signatures, send."""
-        if bytes(signed.message) != bytes(expected):
-            raise InvalidCertificateError("signed transaction differs from the one requested")
-        platform = {self.fee_payer: self._fee_payer, self.issuer: self._issuer}
-        data = to_bytes_versioned(expected)
-        signatures = list(signed.signatures)
-        if len(signatures) != expected.header.num_required_signatures:
-            raise InvalidCertificateError("wrong number of signatures")
-        for i, key in enumerate(builder.required_signers(expected)):
-            if key in platform:
-                signatures[i] = platform[key].sign_message(data)
-            elif not signatures[i].verify(key, data):
-                raise InvalidCertificateError(f"missing or bad signature of {key}")
-        return await self._send_signed(VersionedTransaction.populate(expected, signatures), last_valid)
+        try:
+            cosign.check_unchanged(signed, expected)
+        except cosign.TransactionRequestError:
+            raise InvalidCertificateError("signed transaction differs from the one requested") from None
+        try:
+            cosigned = cosign.cosign(signed, [self._fee_payer, self._issuer])
+        except cosign.TransactionRequestError as exc:
+            raise InvalidCertificateError(str(exc)) from None
+        return await self._send_signed(cosigned, last_valid)

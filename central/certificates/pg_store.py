@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
 
-from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
     InsufficientGenerationError,
 )
+from central.certificates.instructions import Retirement
 from central.certificates.models import (
     CertificateRecord,
     Holding,
@@ -202,23 +202,20 @@ class PgCertificateStore:
             "UPDATE certificates SET status = 'expired' WHERE id = $1 AND status = 'active'", certificate_id
         )
 
-    async def get(self, certificate_id: UUID) -> CertificateRecord:
+    async def _one(self, column: Literal["id", "mint"], value: object, missing: str) -> CertificateRecord:
         row = await self.pool.fetchrow(
-            f"SELECT {_RECORD_COLUMNS} FROM certificates WHERE id = $1",  # noqa: S608 - fixed column list
-            certificate_id,
+            f"SELECT {_RECORD_COLUMNS} FROM certificates WHERE {column} = $1",  # noqa: S608 - fixed column list
+            value,
         )
         if row is None:
-            raise CertificateNotFoundError(f"no certificate {certificate_id}")
+            raise CertificateNotFoundError(missing)
         return _record(row)
 
+    async def get(self, certificate_id: UUID) -> CertificateRecord:
+        return await self._one("id", certificate_id, f"no certificate {certificate_id}")
+
     async def get_by_mint(self, mint: str) -> CertificateRecord:
-        row = await self.pool.fetchrow(
-            f"SELECT {_RECORD_COLUMNS} FROM certificates WHERE mint = $1",  # noqa: S608 - fixed column list
-            mint,
-        )
-        if row is None:
-            raise CertificateNotFoundError(f"no certificate with mint {mint}")
-        return _record(row)
+        return await self._one("mint", mint, f"no certificate with mint {mint}")
 
     async def list_all(self) -> list[CertificateRecord]:
         rows = await self.pool.fetch(

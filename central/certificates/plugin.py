@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from central.app import POOL, Registry, background
+from central.certificates.config import CertificateConfig
 from central.certificates.errors import CertificateError
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger as CertificateChain
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.routes import CERTIFICATES, Certificates, routes
-from central.certificates.service import CertificateConfig, CertificateService
+from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as validation_clock
 from central.ledger.config import LedgerConfig
@@ -66,9 +67,7 @@ def build(app: web.Application, config: CertificateConfig) -> Certificates | Non
 
 
 def install(registry: Registry) -> None:
-    config = CertificateConfig.from_section(
-        registry.config.section("certificates"), default_uri_base=registry.config.http.public_base_url
-    )
+    config = registry.config.certificates
     registry.add_routes(routes)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from aiohttp import web
 
-from central.certificates.chain import Retirement
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateError,
@@ -23,15 +22,27 @@ from central.certificates.errors import (
     InvalidCertificateError,
     NotOwnerError,
 )
+from central.certificates.instructions import Retirement
 from central.certificates.models import CertificateRecord, Status
 from central.certificates.service import CertificateService, PreparedTransaction
 from central.certificates.validation import CertificateValidator, ValidationReport
-from central.http.errors import ApiError, bad_request
+from central.http.errors import ApiError, ErrorMap, ErrorRule, bad_request
 from central.http.roles import ANY_USER, OWNERS, PUBLIC, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
 
-routes = RouteTable(tag="certificates")
+#: The certificate subsystem's exceptions over HTTP; any other ``CertificateError`` is a 500 that names nothing.
+ERRORS: ErrorMap = {
+    InvalidCertificateError: ErrorRule(400, "invalid_certificate_request"),
+    CertificateNotFoundError: ErrorRule(404, "not_found"),
+    NotOwnerError: ErrorRule(403, "not_holder"),
+    AlreadyCertifiedError: ErrorRule(409, "already_certified"),
+    InsufficientGenerationError: ErrorRule(409, "insufficient_generation"),
+    CertificateStateError: ErrorRule(409, "certificate_state"),
+    ChainError: ErrorRule(409, "chain_refused"),
+    CertificateError: ErrorRule(500, "internal", "certificate operation failed"),
+}
+routes = RouteTable(tag="certificates", error_map=ERRORS)
 
 _B58 = "^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 AUTHORITY = roles(Role.REC_AUTHORITY, Role.ADMIN)
@@ -177,22 +188,6 @@ def _certs(app: web.Application) -> Certificates:
     return certs
 
 
-def _api_error(exc: CertificateError) -> ApiError:
-    table: list[tuple[type[CertificateError], int, str]] = [
-        (InvalidCertificateError, 400, "invalid_certificate_request"),
-        (CertificateNotFoundError, 404, "not_found"),
-        (NotOwnerError, 403, "not_holder"),
-        (AlreadyCertifiedError, 409, "already_certified"),
-        (InsufficientGenerationError, 409, "insufficient_generation"),
-        (CertificateStateError, 409, "certificate_state"),
-        (ChainError, 409, "chain_refused"),
-    ]
-    for cls, status, code in table:
-        if isinstance(exc, cls):
-            return ApiError(status, code, str(exc))
-    return ApiError(500, "internal", "certificate operation failed")
-
-
 def _out(r: CertificateRecord) -> CertificateOut:
     return CertificateOut(
         r.id, r.mint, r.meter_id, r.meter_serial, r.owner_id, r.owner_wallet, r.period_start, r.period_end,
@@ -222,13 +217,10 @@ async def issue_certificate(call: Call[IssueIn, None]) -> CertificateOut:
     """Certifies all final, not yet certified export of the meter in the period (whole settlement windows, 15 min
     and up) and mints it to the meter owner's linked wallet: one Token-2022 mint, 1 base unit = 1 Wh."""
     b = call.body
-    try:
-        record = await _certs(call.app).service.issue(
-            actor_id=call.user.user_id, meter_id=b.meter_id, period_start=b.period_start, period_end=b.period_end,
-            expected_wh=b.expected_wh,
-        )  # fmt: skip
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    record = await _certs(call.app).service.issue(
+        actor_id=call.user.user_id, meter_id=b.meter_id, period_start=b.period_start, period_end=b.period_end,
+        expected_wh=b.expected_wh,
+    )  # fmt: skip
     return _out(record)
 
 
@@ -250,10 +242,7 @@ async def validate_certificate(call: Call[None, ValidateQuery]) -> ValidationOut
     if (q.certificate_id is None) == (q.mint is None):
         raise bad_request("give certificate_id or mint, not both")
     validator = _certs(call.app).validator
-    try:
-        report = await (validator.by_id(q.certificate_id) if q.certificate_id else validator.by_mint(q.mint or ""))
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    report = await (validator.by_id(q.certificate_id) if q.certificate_id else validator.by_mint(q.mint or ""))
     return _validation_out(report)
 
 
@@ -261,12 +250,9 @@ async def validate_certificate(call: Call[None, ValidateQuery]) -> ValidationOut
             summary="One certificate")  # fmt: skip
 async def get_certificate(call: Call[None, None]) -> CertificateOut:
     user = call.user
-    try:
-        record = await _certs(call.app).service.get(
-            call.path_uuid("certificate_id"), user_id=user.user_id, is_admin=user.role in SEES_ALL
-        )
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    record = await _certs(call.app).service.get(
+        call.path_uuid("certificate_id"), user_id=user.user_id, is_admin=user.role in SEES_ALL
+    )
     return _out(record)
 
 
@@ -275,10 +261,7 @@ async def get_certificate(call: Call[None, None]) -> CertificateOut:
 async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
     """Who retired how much of the certificate, for what and for which consumption period, with the burn's
     transaction signature to check on chain."""
-    try:
-        done = await _certs(call.app).service.retirements(call.path_uuid("certificate_id"))
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    done = await _certs(call.app).service.retirements(call.path_uuid("certificate_id"))
     out = []
     for r in done:
         assert r.retirement is not None
@@ -297,13 +280,10 @@ async def list_retirements(call: Call[None, None]) -> list[RetirementOut]:
 async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequestOut:
     """Returns a transaction the platform pays for; sign it with your wallet and submit it within its expiry."""
     b = call.body
-    try:
-        prepared = await _certs(call.app).service.request_transfer(
-            call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh,
-            to_user_id=b.to_user_id, to_wallet=b.to_wallet,
-        )  # fmt: skip
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    prepared = await _certs(call.app).service.request_transfer(
+        call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh,
+        to_user_id=b.to_user_id, to_wallet=b.to_wallet,
+    )  # fmt: skip
     return _request_out(prepared)
 
 
@@ -314,13 +294,10 @@ async def request_transfer(call: Call[CertificateTransferIn, None]) -> TxRequest
 async def request_retirement(call: Call[RetireIn, None]) -> TxRequestOut:
     """The memo names the beneficiary, the purpose and the consumption period; your wallet signs."""
     b = call.body
-    try:
-        retirement = Retirement(b.beneficiary, b.purpose, b.consumption_start, b.consumption_end)
-        prepared = await _certs(call.app).service.request_retirement(
-            call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh, retirement=retirement
-        )
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    retirement = Retirement(b.beneficiary, b.purpose, b.consumption_start, b.consumption_end)
+    prepared = await _certs(call.app).service.request_retirement(
+        call.path_uuid("certificate_id"), user_id=call.user.user_id, amount_wh=b.amount_wh, retirement=retirement
+    )
     return _request_out(prepared)
 
 
@@ -333,10 +310,7 @@ async def submit_request(call: Call[SubmitIn, None]) -> SubmitOut:
         raw = base64.b64decode(call.body.transaction, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise bad_request("transaction is not base64") from exc
-    try:
-        signature = await _certs(call.app).service.submit(call.path_uuid("request_id"), raw, user_id=call.user.user_id)
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    signature = await _certs(call.app).service.submit(call.path_uuid("request_id"), raw, user_id=call.user.user_id)
     return SubmitOut(signature)
 
 
@@ -345,10 +319,7 @@ async def submit_request(call: Call[SubmitIn, None]) -> SubmitOut:
              summary="Revoke a certificate (freezes every holder's account)")  # fmt: skip
 async def revoke_certificate(call: Call[RevokeIn, None]) -> CertificateOut:
     """Freezes the holders' token accounts (never thawed again) and records the reason on chain and here."""
-    try:
-        record = await _certs(call.app).service.revoke(
-            call.path_uuid("certificate_id"), actor_id=call.user.user_id, reason=call.body.reason
-        )
-    except CertificateError as exc:
-        raise _api_error(exc) from exc
+    record = await _certs(call.app).service.revoke(
+        call.path_uuid("certificate_id"), actor_id=call.user.user_id, reason=call.body.reason
+    )
     return _out(record)

@@ -11,20 +11,19 @@ the one mint) makes a second mint of the same certificate impossible.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 from solders.instruction import Instruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain, metrics
+from central.certificates import instructions, metrics
+from central.certificates.config import CertificateConfig
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
@@ -35,53 +34,9 @@ from central.certificates.errors import (
     NotOwnerError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.store import CertificateStore, Directory, GenerationSource
-from central.errors import ConfigError
-
-RENEWABLE_SOURCES = frozenset({"solar", "wind", "hydro", "biomass", "geothermal", "tidal", "wave"})
-
-
-@dataclass(frozen=True)
-class CertificateConfig:
-    issuer_name: str
-    uri_base: str
-    window_s: int = 900
-    expiry_months: int = 12
-    request_ttl_s: int = 120
-    expiry_sweep_s: float = 300.0
-    renewable_sources: frozenset[str] = field(default=RENEWABLE_SOURCES)
-
-    @classmethod
-    def from_section(cls, section: Mapping[str, Any], *, default_uri_base: str) -> CertificateConfig:
-        """Build from the ``[certificates]`` config table (unknown keys are an error)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ConfigError(f"unknown certificates setting(s): {', '.join(unknown)}")
-        values = {k: v for k, v in section.items() if k in {f.name for f in fields(cls)}}
-        values.setdefault("uri_base", default_uri_base.rstrip("/") + "/api/v1/certificates")
-        values.setdefault("issuer_name", "GridTokenX REC Authority")
-        if "renewable_sources" in values:
-            values["renewable_sources"] = frozenset(values["renewable_sources"])
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise ConfigError(f"bad certificates settings: {exc}") from exc
-
-    def __post_init__(self) -> None:
-        if not self.issuer_name or len(self.issuer_name) > 64:
-            raise ConfigError("certificates.issuer_name must be 1..64 characters")
-        if not self.uri_base.startswith(("https://", "http://")):
-            raise ConfigError("certificates.uri_base must be an http(s) URL")
-        if self.window_s <= 0 or 86_400 % self.window_s:
-            raise ConfigError("certificates.window_s must divide a day")
-        if not 1 <= self.expiry_months <= 120:
-            raise ConfigError("certificates.expiry_months must be 1..120")
-        if not 10 <= self.request_ttl_s <= 3600:
-            raise ConfigError("certificates.request_ttl_s must be 10..3600")
-        if self.expiry_sweep_s <= 0:
-            raise ConfigError("certificates.expiry_sweep_s must be positive")
+from central.ledger import cosign
 
 
 def add_months(t: datetime, months: int) -> datetime:
@@ -105,8 +60,7 @@ class PreparedTransaction:
     @property
     def transaction(self) -> VersionedTransaction:
         """The transaction with empty signature slots, as wallets expect it (sign, then send back)."""
-        n = self.message.header.num_required_signatures
-        return VersionedTransaction.populate(self.message, [Signature.default()] * n)
+        return cosign.unsigned(self.message)
 
 
 class CertificateService:
@@ -116,7 +70,7 @@ class CertificateService:
         store: CertificateStore,
         directory: Directory,
         generation: GenerationSource,
-        chain_ops: CertificateChain,
+        chain_ops: CertificateLedger,
         config: CertificateConfig,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -172,7 +126,7 @@ class CertificateService:
 
         windows = await self.generation.final_windows(meter_id, period_start, period_end)
         wanted = (period_end - period_start) // window
-        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.settlement) may
+        # Final windows must tile the period exactly; one gap window (an outage, central.accounting.window_energy) may
         # span several settlement windows.
         edges = [period_start, *(w.end for w in windows)]
         if not windows or [w.start for w in windows] != edges[:-1] or edges[-1] != period_end:
@@ -329,7 +283,7 @@ class CertificateService:
         mint = Pubkey.from_string(record.mint)
         recipient = Pubkey.from_string(to_wallet)
         request_id = uuid4()
-        ixs = chain.transfer_instructions(
+        ixs = instructions.transfer_instructions(
             mint,
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),
@@ -348,13 +302,13 @@ class CertificateService:
         return await self._prepare(request, ixs)
 
     async def request_retirement(
-        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: chain.Retirement
+        self, certificate_id: UUID, *, user_id: UUID, amount_wh: int, retirement: instructions.Retirement
     ) -> PreparedTransaction:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
         request_id = uuid4()
-        ixs = chain.retire_instructions(
+        ixs = instructions.retire_instructions(
             Pubkey.from_string(record.mint),
             certificate_id=record.id,
             owner_wallet=Pubkey.from_string(wallet),

@@ -16,12 +16,12 @@ from uuid import UUID
 
 from solders.pubkey import Pubkey
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.accounts import MintInfo
 from central.certificates.errors import CertificateNotFoundError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, SYMBOL, CertificateMetadata
 from central.certificates.models import CertificateRecord, Status
-from central.certificates.operations import CertificateChain, Holding
+from central.certificates.operations import CertificateLedger, Holding
 from central.certificates.store import CertificateStore
 
 
@@ -62,13 +62,13 @@ def _authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo) -> tuple[Certifi
         meta = CertificateMetadata.from_fields(info.metadata.additional)
     except InvalidCertificateError as exc:
         return None, [f"metadata is not a certificate: {exc}"]
-    if chain.mint_address(issuer, meta.certificate_id) != mint:
+    if instructions.mint_address(issuer, meta.certificate_id) != mint:
         problems.append("mint address is not the issuer's address for this certificate id")
     if info.mint_authority is not None:
         problems.append("mint authority not dropped: supply is not fixed")
     if info.freeze_authority != issuer or info.metadata.update_authority != issuer:
         problems.append("freeze or metadata authority is not the issuer")
-    if info.decimals != chain.DECIMALS or info.metadata_pointer != mint or info.metadata.mint != mint:
+    if info.decimals != instructions.DECIMALS or info.metadata_pointer != mint or info.metadata.mint != mint:
         problems.append("decimals or metadata pointer are not those of a certificate")
     if info.metadata.symbol != SYMBOL:
         problems.append("wrong symbol")
@@ -78,7 +78,7 @@ def _authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo) -> tuple[Certifi
 
 
 class CertificateValidator:
-    def __init__(self, chain_ops: CertificateChain, store: CertificateStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, chain_ops: CertificateLedger, store: CertificateStore, clock: Callable[[], datetime]) -> None:
         self.chain = chain_ops
         self.store = store
         self.clock = clock

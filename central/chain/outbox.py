@@ -44,6 +44,7 @@ from central.chain.errors import OutboxError
 from central.chain.metrics import INTENTS, OPEN_SUBMISSIONS, TRANSACTIONS
 from central.errors import CentralError
 from central.ledger.builder import sign
+from central.ledger.cosign import CONFIRMED_LEVELS, FINALIZED_ONLY, Verdict, decide
 from central.ledger.errors import LedgerError, LedgerUnavailableError
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Packed, Trailer, Unit, fits, pack
@@ -51,9 +52,6 @@ from central.ledger.port import Ledger, SignatureStatus
 
 log = logging.getLogger(__name__)
 
-#: Statuses counted as final enough to confirm an intent.
-CONFIRMED_LEVELS = frozenset({"confirmed", "finalized"})
-FINALIZED_ONLY = frozenset({"finalized"})
 
 
 @dataclass(frozen=True)
@@ -357,21 +355,19 @@ class ChainOutbox:
     def _classify(self, rows: Sequence[asyncpg.Record], statuses: Sequence[SignatureStatus | None], height: int,
                   result: StepResult) -> _Verdicts:
         v = _Verdicts()
+        levels = FINALIZED_ONLY if self.config.require_finalized else CONFIRMED_LEVELS
         for row, st in zip(rows, statuses, strict=True):
-            if st is not None and st.err is None:
-                levels = FINALIZED_ONLY if self.config.require_finalized else CONFIRMED_LEVELS
-                if st.confirmation_status in levels:
-                    v.confirmed.append((row["id"], st.slot))
-                else:
-                    result.open_submissions += 1
-            elif st is not None:
+            outcome = decide(st, height, row["last_valid_block_height"], levels)
+            if outcome.verdict is Verdict.CONFIRMED and st is not None:
+                v.confirmed.append((row["id"], st.slot))
+            elif outcome.verdict is Verdict.FAILED and st is not None:
                 target = v.failed_multi if row["intent_count"] > 1 else v.failed_solo
                 target.append((row["id"], json.dumps(st.err)))
-            elif height > row["last_valid_block_height"]:
+            elif outcome.verdict is Verdict.EXPIRED:
                 v.expired.append(row["id"])
             else:
                 result.open_submissions += 1
-                if float(row["age"]) >= self.config.rebroadcast_after:
+                if st is None and float(row["age"]) >= self.config.rebroadcast_after:
                     v.rebroadcast.append((row["id"], bytes(row["raw_tx"])))
         return v
 

@@ -1,6 +1,14 @@
-"""The one error shape every HTTP response uses: ``{"error": {"code": "...", "message": "..."}}``.
+"""The one error shape every HTTP response uses: ``{"error": {"code": "...", "message": "..."}}``, and the one way
+domain errors become it.
 
-Raise :class:`ApiError` (or a helper below) from a handler; the error middleware renders it. Anything else that
+Services raise their package's domain errors (one tree per package, rooted in ``central.errors.CentralError``) and
+know nothing of HTTP. Each subsystem declares, next to its routes, an :data:`ErrorMap` from its exception classes to
+an :class:`ErrorRule` (status, code) and hands it to its ``RouteTable``; the route adapter
+(:func:`central.http.routes.aiohttp_handler`) translates whatever a handler lets escape with :func:`map_error`. The
+exception's text is the message (domain errors never carry secrets), unless the rule fixes one.
+
+Handlers raise :class:`ApiError` (or a helper below) only for HTTP-level refusals of their own (a malformed path
+parameter, an unsupported combination of query parameters); the error middleware renders it. Anything else that
 escapes a handler becomes ``500 {"error": {"code": "internal", ...}}`` with the traceback logged server-side only.
 """
 
@@ -25,12 +33,15 @@ class ApiError(CentralError):
         self.headers = dict(headers or {})
 
 
+_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="gridtokenx"'}
+
+
 def bad_request(message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(400, code, message)
 
 
 def unauthorized(message: str = "authentication required", code: str = "unauthorized") -> ApiError:
-    return ApiError(401, code, message, {"WWW-Authenticate": 'Bearer realm="gridtokenx"'})
+    return ApiError(401, code, message, _WWW_AUTHENTICATE)
 
 
 def forbidden(message: str = "your role may not do this", code: str = "forbidden") -> ApiError:
@@ -45,9 +56,36 @@ def conflict(message: str, code: str = "conflict") -> ApiError:
     return ApiError(409, code, message)
 
 
-def too_many_requests(retry_after_s: int, message: str = "too many attempts; try again later",
-                      code: str = "rate_limited") -> ApiError:
-    return ApiError(429, code, message, {"Retry-After": str(max(1, int(retry_after_s)))})
+@dataclass(frozen=True)
+class ErrorRule:
+    """How one domain exception class (and its subclasses without a rule of their own) answers over HTTP."""
+
+    status: int
+    code: str
+    #: The client's message when the exception's own text is not for it; empty: ``str(exc)``.
+    message: str = ""
+    #: ``Retry-After`` (seconds) for an exception that carries no ``retry_after_s`` of its own.
+    retry_after_s: int | None = None
+
+
+#: A subsystem's declared translation of its exception tree to HTTP.
+ErrorMap = Mapping[type[BaseException], ErrorRule]
+
+def map_error(exc: BaseException, errors: ErrorMap) -> ApiError | None:
+    """The ``ApiError`` for ``exc`` under ``errors`` (the rule of its most specific mapped class), or None when no
+    class in its hierarchy is mapped. A 401 carries ``WWW-Authenticate``; a 429 or 503 carries ``Retry-After`` when
+    the exception (attribute ``retry_after_s``) or the rule gives one."""
+    for cls in type(exc).__mro__:
+        rule = errors.get(cls)
+        if rule is None:
+            continue
+        headers: dict[str, str] = dict(_WWW_AUTHENTICATE) if rule.status == 401 else {}
+        retry = getattr(exc, "retry_after_s", None)
+        retry = retry if isinstance(retry, int) else rule.retry_after_s
+        if retry is not None and rule.status in (429, 503):
+            headers["Retry-After"] = str(max(1, retry))
+        return ApiError(rule.status, rule.code, rule.message or str(exc), headers)
+    return None
 
 
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

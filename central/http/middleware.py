@@ -64,6 +64,9 @@ async def error_middleware(request: web.Request, handler: Next) -> web.StreamRes
     try:
         return await handler(request)
     except ApiError as exc:
+        if exc.status >= 500 and exc.__cause__ is not None:  # a domain error mapped to a 500: operators see why
+            log.exception("request failed", exc_info=exc.__cause__,
+                      extra={"method": request.method, "route": _route_label(request)})
         HTTP_ERRORS.labels(_route_label(request), exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, exc.headers)
     except web.HTTPException as exc:

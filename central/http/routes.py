@@ -11,6 +11,9 @@ aiohttp handler, the auth check and the OpenAPI document are all derived from th
 A route declared with ``idempotent=True`` accepts an ``Idempotency-Key`` header: a retry with the same key replays
 the first response instead of running again (:mod:`central.http.idempotency`).
 
+Handlers call services and let their domain errors propagate: ``RouteTable(tag=..., error_map=...)`` declares how the
+subsystem's exception tree answers (:func:`central.http.errors.map_error`), and every route of the table applies it.
+
 A handler returns a response dataclass (or a list of them, or None for 204) which is serialised with the declared
 status, or any ``web.StreamResponse`` (HTML pages, WebSockets, text) which is passed through unchanged.
 """
@@ -26,8 +29,9 @@ from uuid import UUID
 
 from aiohttp import web
 
+from central.errors import CentralError
 from central.http.auth import Principal
-from central.http.errors import ApiError, bad_request, error_response, not_found, unauthorized
+from central.http.errors import ApiError, ErrorMap, bad_request, error_response, map_error, not_found, unauthorized
 from central.http.idempotency import HEADER, IDEMPOTENCY, REPLAYED_HEADER, Stored, fingerprint, parse_key, storable
 from central.http.roles import Access
 from central.http.schema import ValidationError, dump, load, load_query
@@ -110,6 +114,8 @@ class Route:
     operation_id: str = ""
     #: Accepts an ``Idempotency-Key`` header (retries replay the first response; see central.http.idempotency).
     idempotent: bool = False
+    #: How the domain errors the handler lets escape answer (the route table's map).
+    error_map: ErrorMap = field(default_factory=dict)
 
     @property
     def op_id(self) -> str:
@@ -138,6 +144,8 @@ class RouteTable:
     """A subsystem's routes. Pass it to ``Registry.add_routes``."""
 
     tag: str = ""
+    #: The subsystem's domain exceptions → HTTP (status, code), applied to every route of the table.
+    error_map: ErrorMap = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
 
     def route(
@@ -178,6 +186,7 @@ class RouteTable:
                     content_type=content_type,
                     operation_id=operation_id,
                     idempotent=idempotent,
+                    error_map=self.error_map,
                 )
             )
             return fn
@@ -229,7 +238,13 @@ async def _run(request: web.Request, route: Route, principal: Principal | None, 
             query = load_query(route.query, request.query)
         except ValidationError as exc:
             raise bad_request(str(exc)) from None
-    result = await route.handler(Call(request, body, query, principal))
+    try:
+        result = await route.handler(Call(request, body, query, principal))
+    except CentralError as exc:
+        api = None if isinstance(exc, ApiError) else map_error(exc, route.error_map)
+        if api is None:
+            raise
+        raise api from exc
     if isinstance(result, web.StreamResponse):
         return result
     if result is None:

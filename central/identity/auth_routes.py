@@ -11,8 +11,9 @@ from central.http import ANY_USER, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.middleware import TOKENS
 from central.identity.accounts import Session, User
 from central.identity.context import IDENTITY
+from central.identity.http_errors import ERRORS
 
-routes = RouteTable(tag="accounts")
+routes = RouteTable(tag="accounts", error_map=ERRORS)
 
 _EMAIL = meta(max_length=254, format="email", example="ada@example.org")
 _PASSWORD = meta(min_length=1, max_length=1024, write_only=True)
@@ -181,7 +182,7 @@ async def confirm_reset(call: Call[PasswordResetIn, None]) -> None:
     await call.app[IDENTITY].accounts.reset_password(call.body.token, call.body.new_password)
 
 
-@routes.get("/api/v1/me", access=ANY_USER, response=UserOut, summary="My account")
+@routes.get("/api/v1/me", access=ANY_USER, response=UserOut, errors=(404,), summary="My account")
 async def me(call: Call[None, None]) -> UserOut:
     return user_out(await call.app[IDENTITY].accounts.get(call.user.user_id))
 

@@ -10,9 +10,9 @@ from central.config import CentralConfig
 from central.db import create_pool, migrate_dsn
 from central.errors import CentralError
 from central.http.auth import TokenCodec
-from central.http.errors import ApiError
 from central.http.roles import Role
 from central.identity.accounts import Accounts
+from central.identity.errors import IdentityError
 from central.identity.mailer import build_mailer
 
 
@@ -37,7 +37,7 @@ def create_user_command(config: CentralConfig, *, email: str, role: str, passwor
         password = sys.stdin.readline().rstrip("\n")
     try:
         user_id = asyncio.run(create_user(config, email, Role(role), password))
-    except ApiError as exc:
-        raise CentralError(exc.message) from None
+    except IdentityError as exc:
+        raise CentralError(str(exc)) from None
     print(f"created {role} {email.strip().lower()} ({user_id})")
     return 0

@@ -14,8 +14,9 @@ from central.http import Call, Role, RouteTable, meta, roles
 from central.http.errors import bad_request
 from central.identity.context import IDENTITY
 from central.identity.devices import Device, MeterInfo, NewMeter
+from central.identity.http_errors import ERRORS
 
-routes = RouteTable(tag="devices")
+routes = RouteTable(tag="devices", error_map=ERRORS)
 INSTALLERS = roles(Role.INSTALLER, Role.ADMIN)
 ADMINS = roles(Role.ADMIN)
 
@@ -157,7 +158,7 @@ async def send_challenge(call: Call[None, None]) -> ChallengeSent:
 
 
 @routes.get("/api/v1/devices/{device_id}/challenge", access=INSTALLERS, response=ChallengeOut,
-            errors=(404, 409), summary="Fetch a challenge for a tool to have the gateway sign (HTTP variant)")
+            errors=(404, 409, 503), summary="Fetch a challenge for a tool to have the gateway sign (HTTP variant)")
 async def get_challenge(call: Call[None, None]) -> web.Response:
     ids = call.app[IDENTITY].devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)

@@ -1,4 +1,4 @@
-"""The mailer port and its adapters.
+"""The mailer's adapters (the port, ``Mailer``, is in ``central.identity.mail``).
 
 - ``DevMailer`` records every message as a JSON file in ``mailer.dev_dir`` (``<time>-<id>.json`` with ``to``,
   ``subject``, ``body``, ``kind``, ``token`` for verification/reset links) and in memory; tests and the demo read
@@ -14,35 +14,18 @@ import os
 import smtplib
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 
 from central.config import MailerConfig
-from central.errors import CentralError
+from central.identity.errors import MailError
+from central.identity.mail import Mail, Mailer
 from central.secretfile import check_secret_file
 
-
-class MailError(CentralError):
-    """A message could not be handed to the mail system."""
-
-
-@dataclass(frozen=True)
-class Mail:
-    to: str
-    subject: str
-    body: str = field(repr=False)  # carries the token
-    #: What the message is for ("verify", "reset"), so the dev mailer's readers can find it.
-    kind: str = ""
-    #: The single-use token the message carries (dev mailer only records it; SMTP sends it inside ``body``).
-    token: str = field(default="", repr=False)
-
-
-class Mailer(Protocol):
-    async def send(self, mail: Mail) -> None: ...
+__all__ = ["MAILER", "DevMailer", "Mail", "MailError", "Mailer", "SmtpMailer", "build_mailer", "read_dev_mail"]
 
 
 class DevMailer:

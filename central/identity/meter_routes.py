@@ -9,9 +9,10 @@ from uuid import UUID
 from central.http import OWNERS, Call, Role, RouteTable, meta, roles
 from central.identity.context import IDENTITY
 from central.identity.device_routes import SERIAL
+from central.identity.http_errors import ERRORS
 from central.identity.meters import OwnedMeter
 
-routes = RouteTable(tag="meters")
+routes = RouteTable(tag="meters", error_map=ERRORS)
 
 
 @dataclass(frozen=True)
@@ -75,5 +76,4 @@ async def release_meter(call: Call[None, None]) -> None:
             response=list[ClaimAttemptOut], summary="The meter-claim audit trail, newest first")
 async def claim_attempts(call: Call[None, AttemptQuery]) -> list[ClaimAttemptOut]:
     rows = await call.app[IDENTITY].meters.attempts(call.query.user_id, call.query.limit)
-    return [ClaimAttemptOut(r["user_id"], r["serial"], r["address"], r["user_agent"], r["outcome"], r["at"])
-            for r in rows]
+    return [ClaimAttemptOut(r.user_id, r.serial, r.address, r.user_agent, r.outcome, r.at) for r in rows]

@@ -12,11 +12,10 @@ from central.ingest.metrics import IngestMetrics
 from central.ingest.mqtt import IngestMqtt
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
-from central.ingest.settings import IngestSettings
 
 
 def install(registry: Registry) -> None:
-    settings = IngestSettings.from_section(registry.config.section("ingest"))
+    settings = registry.config.ingest
     if not registry.mqtt_enabled:
         return
     app = registry.app

@@ -8,11 +8,14 @@ docs/decisions/0002-ledger-port-two-backends.md).
 - ``jsonrpc``: ``serve(embedded, host, port)`` — standard Solana JSON-RPC for the embedded ledger.
 - ``rpc``: ``RpcLedger(url)`` — the port over solana-py's ``AsyncClient`` (any cluster, or the endpoint above).
 - ``builder``: instructions (ATA, mint/transfer checked, memo, compute budget, seeded accounts), v0 compile, size
-  check, signing (full, partial, ``add_signature``), ``send_and_confirm``, ``wait_for_statuses``.
+  check, signing, ``send_and_confirm``, ``wait_for_statuses``.
+- ``cosign``: the one flow for transactions a user's wallet signs (build with the platform as fee payer, the
+  wallet's step, verify the message is unchanged, co-sign, send, ``decide`` — the chain outbox's reconciliation rule).
 - ``packing``: ``pack(units, ...)`` — greedy packing of instruction groups that must stay together.
 - ``lookup``: address lookup tables (create, extend, load).
 - ``config`` / ``setup`` / ``cli``: ``LedgerConfig``, ``init_ledger`` (idempotent platform setup), ``load_setup``,
   ``open_ledger``, ``init_command``; ``plugin``: the app plug-in (``app[LEDGER]``, ``app[LEDGER_SETUP]``).
-- ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600.
+- ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600; ``platform``: ``Platform``, the one
+  "ledger + platform keys and mints" bundle.
 The durable chain outbox built on this lives in ``central.chain``.
 """

@@ -176,27 +176,6 @@ def sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTransaction:
     return VersionedTransaction(message, [by_key[k] for k in needed])
 
 
-def partially_sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTransaction:
-    """Sign with the given signers and leave the other required signatures empty (transaction-request pattern:
-    the user's wallet adds its signature later, see ``add_signature``)."""
-    data = to_bytes_versioned(message)
-    by_key = {_pubkey_of(s): keypair_of(s) for s in signers}
-    sigs = [by_key[k].sign_message(data) if k in by_key else Signature.default() for k in required_signers(message)]
-    return VersionedTransaction.populate(message, sigs)
-
-
-def add_signature(tx: VersionedTransaction, signer: Pubkey, signature: Signature) -> VersionedTransaction:
-    """Insert ``signer``'s signature; raises ``ValueError`` if it is not a required signer or does not verify."""
-    keys = required_signers(tx.message)
-    if signer not in keys:
-        raise ValueError(f"{signer} is not a signer of this transaction")
-    if not signature.verify(signer, to_bytes_versioned(tx.message)):
-        raise ValueError(f"signature does not verify for {signer}")
-    sigs = list(tx.signatures)
-    sigs[keys.index(signer)] = signature
-    return VersionedTransaction.populate(tx.message, sigs)
-
-
 def build_transaction(payer: Signer, instructions: Sequence[Instruction], blockhash: Hash,
                       signers: Sequence[Signer] = (), *,
                       lookup_tables: Sequence[AddressLookupTableAccount] = ()) -> VersionedTransaction:

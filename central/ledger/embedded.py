@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from solders.account import Account
 from solders.address_lookup_table_account import AddressLookupTable
@@ -71,6 +72,40 @@ _TX_HEAD = struct.Struct("<Qq64sI")
 FAUCET_LAMPORTS = 500_000_000 * 10**9
 SLOT_HASHES_KEPT = MAX_PROCESSING_AGE + 1
 _GENESIS_SLOT = 1
+
+
+@dataclass(frozen=True)
+class _TxFrame:
+    """A transaction frame of the log (kind ``K_TX``): ``u8 kind | slot, block time, signature, tx length | tx |
+    u32 meta length | meta JSON | account images``. Encoded and decoded here only."""
+
+    slot: int
+    block_time: int
+    signature: bytes
+    raw_tx: bytes
+    meta_json: bytes
+    #: offset of the account images in the frame body
+    accounts_at: int
+
+    @staticmethod
+    def encode(slot: int, block_time: int, signature: bytes, raw_tx: bytes, meta_json: bytes,
+               accounts: bytes) -> bytes:
+        return (bytes([K_TX]) + _TX_HEAD.pack(slot, block_time, signature, len(raw_tx)) + raw_tx
+                + struct.pack("<I", len(meta_json)) + meta_json + accounts)
+
+    @staticmethod
+    def decode(body: bytes) -> _TxFrame:
+        slot, block_time, sig, txlen = _TX_HEAD.unpack_from(body, 1)
+        pos = 1 + _TX_HEAD.size
+        raw_tx = body[pos:pos + txlen]
+        pos += txlen
+        (mlen,) = struct.unpack_from("<I", body, pos)
+        return _TxFrame(slot, block_time, sig, raw_tx, body[pos + 4:pos + 4 + mlen], pos + 4 + mlen)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = json.loads(self.meta_json)
+        return meta
 
 
 @dataclass(frozen=True)
@@ -169,13 +204,11 @@ class EmbeddedLedger:
                 slot, h, ts = _SLOT.unpack_from(body, 1)
                 self._remember_slot(slot, Hash(h), ts)
             elif kind == K_TX:
-                slot, _bt, sig, txlen = _TX_HEAD.unpack_from(body, 1)
-                pos = 1 + _TX_HEAD.size + txlen
-                (mlen,) = struct.unpack_from("<I", body, pos)
-                meta = json.loads(body[pos + 4:pos + 4 + mlen])
-                accounts, _ = decode_accounts(body, pos + 4 + mlen)
+                frame = _TxFrame.decode(body)
+                accounts, _ = decode_accounts(body, frame.accounts_at)
                 self._set_accounts(accounts)
-                self._txs[Signature.from_bytes(sig)] = _TxEntry(slot, meta["err"], offset, None)
+                self._txs[Signature.from_bytes(frame.signature)] = _TxEntry(frame.slot, frame.meta["err"], offset,
+                                                                            None)
             else:
                 raise LedgerStoreError(f"unknown frame kind {kind} in {self._log.path}")
         self._apply_clock()
@@ -194,10 +227,7 @@ class EmbeddedLedger:
                        for h, s in self._hashes.items())
             for _sig, entry in entries:
                 body = log.read(entry.offset)
-                txlen = _TX_HEAD.unpack_from(body, 1)[3]
-                pos = 1 + _TX_HEAD.size + txlen
-                (mlen,) = struct.unpack_from("<I", body, pos)
-                out.append(body[:pos + 4 + mlen] + encode_accounts([]))
+                out.append(body[:_TxFrame.decode(body).accounts_at] + encode_accounts([]))
             return out
 
         offsets = log.rewrite(bodies())
@@ -401,8 +431,7 @@ class EmbeddedLedger:
             "loaded": {"writable": [str(k) for k in loaded_w], "readonly": [str(k) for k in loaded_r]},
         }
         meta_json = json.dumps(record, separators=(",", ":")).encode()
-        body = (bytes([K_TX]) + _TX_HEAD.pack(self._slot, self._block_time, bytes(sig), len(raw)) + raw
-                + struct.pack("<I", len(meta_json)) + meta_json + encode_accounts(images))
+        body = _TxFrame.encode(self._slot, self._block_time, bytes(sig), raw, meta_json, encode_accounts(images))
         offset = self._append(body)
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
         return sig
@@ -450,13 +479,10 @@ class EmbeddedLedger:
         else:
             assert self._log is not None
             body = self._log.read(entry.offset)
-        slot, block_time, _sig, txlen = _TX_HEAD.unpack_from(body, 1)
-        pos = 1 + _TX_HEAD.size
-        tx = VersionedTransaction.from_bytes(body[pos:pos + txlen])
-        pos += txlen
-        (mlen,) = struct.unpack_from("<I", body, pos)
-        meta = json.loads(body[pos + 4:pos + 4 + mlen])
-        rec = TransactionRecord(sig, slot, block_time, tx, meta["err"], meta["fee"], tuple(meta["logs"]))
+        frame = _TxFrame.decode(body)
+        meta = frame.meta
+        rec = TransactionRecord(sig, frame.slot, frame.block_time, VersionedTransaction.from_bytes(frame.raw_tx),
+                                meta["err"], meta["fee"], tuple(meta["logs"]))
         return rec, meta
 
     @property

@@ -190,3 +190,12 @@ def pack(units: Sequence[Unit], *, payer: Pubkey, blockhash: Hash,
         bound.signers |= new_signers
     flush()
     return out
+
+
+def pack_instructions(instructions: Sequence[Instruction], *, payer: Pubkey,
+                      max_size: int = MAX_TRANSACTION_SIZE) -> list[list[Instruction]]:
+    """Split instructions, in order, into as few transactions of at most ``max_size`` bytes as ``pack`` gives (each
+    instruction a unit of its own; no compute-budget header). For callers that compile each group later, with a
+    fresh blockhash."""
+    packed = pack([Unit((ix,)) for ix in instructions], payer=payer, blockhash=ANY_BLOCKHASH, max_size=max_size)
+    return [[ix for u in p.units for ix in u.instructions] for p in packed]

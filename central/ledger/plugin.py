@@ -122,7 +122,7 @@ async def _ready(app: web.Application) -> None:
 
 
 def install(registry: Registry) -> None:
-    cfg = LedgerConfig.from_section(registry.config.section("ledger"))
+    cfg = registry.config.ledger
     registry.app[LEDGER_CONFIG] = cfg
     registry.add_task(_ledger_ctx(cfg))
     registry.add_routes(routes)

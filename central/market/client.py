@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import base64
 
-from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
 
+from central.ledger.cosign import sign_request
 
-def sign_transaction_request(transaction_b64: str, wallet: Keypair) -> str:
-    """Sign a transaction request with ``wallet``; returns the base64 transaction to submit back.
-    Raises ``ValueError`` if the wallet is not one of the transaction's signers."""
-    tx = VersionedTransaction.from_bytes(base64.b64decode(transaction_b64, validate=True))
-    keys = list(tx.message.account_keys[: tx.message.header.num_required_signatures])
-    if wallet.pubkey() not in keys:
-        raise ValueError("this wallet is not asked to sign the transaction")
-    sigs = list(tx.signatures)
-    sigs[keys.index(wallet.pubkey())] = wallet.sign_message(to_bytes_versioned(tx.message))
-    return base64.b64encode(bytes(VersionedTransaction.populate(tx.message, sigs))).decode()
+#: The wallet's step of the one transaction-request flow (``central.ledger.cosign``), under the market's name.
+sign_transaction_request = sign_request
 
 
 def describe(transaction_b64: str) -> dict[str, object]:

@@ -25,3 +25,7 @@ class NotFoundError(MarketError):
 
 class ConflictError(MarketError):
     """The request conflicts with the current state (e.g. cancelling a filled order, no linked wallet)."""
+
+
+class InvalidTransactionError(MarketError):
+    """A submitted transaction is malformed, not the one built, or not signed by the wallet."""

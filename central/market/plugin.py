@@ -23,12 +23,12 @@ from central.app import POOL, Registry, background
 from central.ledger.plugin import LEDGER, LEDGER_SETUP
 from central.ledger.setup import LedgerSetup
 from central.market.book import MarketBook
-from central.market.chain import MarketChain
 from central.market.config import MarketConfig
 from central.market.context import MARKET, Market
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
+from central.market.instructions import MarketInstructions as MarketChain
 from central.market.reconcile import reconcile
 from central.market.routes import routes
 from central.market.settler import Settler
@@ -96,7 +96,7 @@ async def _reconcile(m: Market) -> None:
 def install(registry: Registry) -> None:
     registry.add_routes(routes)
     app = registry.app
-    config = MarketConfig.from_section(registry.config.section("market"))
+    config = registry.config.market
     hub = app.get(LIVE_HUB)  # None when the readings plug-in (owner of the live socket) is not installed
     feed = MarketFeed(hub) if hub is not None else None
 

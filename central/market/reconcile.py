@@ -10,6 +10,7 @@ The gauge ``gtx_market_escrow_mismatches`` exports the number of mismatches foun
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -18,7 +19,8 @@ from solders.pubkey import Pubkey
 
 from central.ledger.port import Ledger
 from central.ledger.tokens import parse_token_account
-from central.market.settler import SETTLEMENT_KIND
+from central.market.model import EscrowRow
+from central.market.postgres import escrow_snapshot
 
 ESCROW_MISMATCHES = Gauge(
     "gtx_market_escrow_mismatches",
@@ -48,13 +50,21 @@ class ReconcileReport:
         return not self.mismatches
 
 
+#: The escrow rows and the (account, asset) pairs with work in flight, read in one snapshot.
+Snapshot = Callable[[], Awaitable[tuple[list[EscrowRow], set[tuple[int, str]]]]]
+
+
 async def reconcile(pool: asyncpg.Pool, ledger: Ledger) -> ReconcileReport:
     """Compare every escrow row; a row that differs is read again once (both sides) before it counts, so work that
     lands between the database read and the chain read is not reported."""
-    first = await _check(pool, ledger, None)
+    return await reconcile_with(lambda: escrow_snapshot(pool), ledger)
+
+
+async def reconcile_with(snapshot: Snapshot, ledger: Ledger) -> ReconcileReport:
+    first = await _check(snapshot, ledger, None)
     if first.ok:
         return _export(first)
-    again = await _check(pool, ledger, {(m.account, m.asset) for m in first.mismatches})
+    again = await _check(snapshot, ledger, {(m.account, m.asset) for m in first.mismatches})
     return _export(ReconcileReport(first.checked, first.pending, again.mismatches))
 
 
@@ -64,27 +74,23 @@ def _export(report: ReconcileReport) -> ReconcileReport:
     return report
 
 
-async def _check(pool: asyncpg.Pool, ledger: Ledger, only: set[tuple[int, str]] | None) -> ReconcileReport:
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-        rows = await conn.fetch(
-            "SELECT account, asset, address, available, locked FROM escrow_balances ORDER BY account, asset"
-        )
-        busy = await conn.fetch(
-            "SELECT account, asset FROM escrow_transfers WHERE status = 'submitted' "
-            "UNION SELECT x.account, x.asset FROM trades t CROSS JOIN LATERAL "
-            "(SELECT c.state FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id) i "
-            "CROSS JOIN LATERAL (VALUES (t.buyer, 'quote'), (t.seller, 'energy')) AS x(account, asset) "
-            "WHERE t.status = 'pending' AND i.state IN ('submitted', 'confirmed')",
-            SETTLEMENT_KIND,
-        )
-    in_flight = {(r["account"], r["asset"]) for r in busy}
-    rows = [r for r in rows if only is None or (r["account"], r["asset"]) in only]
-    check = [r for r in rows if (r["account"], r["asset"]) not in in_flight]
-    accounts = await ledger.get_multiple_accounts([Pubkey.from_string(r["address"]) for r in check])
-    mismatches = []
-    for r, acc in zip(check, accounts, strict=True):
+async def _check(snapshot: Snapshot, ledger: Ledger, only: set[tuple[int, str]] | None) -> ReconcileReport:
+    rows, in_flight = await snapshot()
+    rows = [r for r in rows if only is None or (r.account, r.asset) in only]
+    check = [r for r in rows if (r.account, r.asset) not in in_flight]
+    accounts = await ledger.get_multiple_accounts([Pubkey.from_string(r.address) for r in check])
+    on_chain = []
+    for acc in accounts:
         info = parse_token_account(acc) if acc is not None else None
-        on_chain = info.amount if info is not None else 0
-        if on_chain != r["available"] + r["locked"]:
-            mismatches.append(Mismatch(r["account"], r["asset"], r["address"], on_chain, r["available"], r["locked"]))
-    return ReconcileReport(len(check), len(rows) - len(check), mismatches)
+        on_chain.append(info.amount if info is not None else 0)
+    return compare(check, on_chain, pending=len(rows) - len(check))
+
+
+def compare(rows: Sequence[EscrowRow], on_chain: Sequence[int], *, pending: int = 0) -> ReconcileReport:
+    """The invariant (pure): each row's on-chain amount equals its available + locked."""
+    mismatches = [
+        Mismatch(r.account, r.asset, r.address, amount, r.available, r.locked)
+        for r, amount in zip(rows, on_chain, strict=True)
+        if amount != r.available + r.locked
+    ]
+    return ReconcileReport(len(rows), pending, mismatches)

@@ -1,17 +1,16 @@
 """HTTP routes of the market: public book/epochs/trades, owners' orders, balances, deposits and withdrawals, and the
-admin reconciliation. Market errors map to statuses here: bad input 400, not found 404, epoch closed or state
-conflict 409, not enough escrow 422, no ledger in this process 503."""
+admin reconciliation. Market errors map to statuses through ``ERRORS`` (the route adapter applies it); no ledger in
+this process is a 503."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
-from central.http.errors import ApiError, bad_request, not_found
+from central.http.errors import ApiError, ErrorMap, ErrorRule, not_found
 from central.market.book import EpochSummary, OrderView
 from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
 from central.market.context import MARKET, Market
@@ -20,32 +19,26 @@ from central.market.errors import (
     EpochClosedError,
     InsufficientEscrowError,
     InvalidOrderError,
+    InvalidTransactionError,
     MarketError,
     NotFoundError,
 )
-from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, InvalidTransactionError, TransferView
+from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, TransferView
 from central.market.reconcile import Mismatch, reconcile
 
-routes = RouteTable(tag="market")
+#: The market's exceptions over HTTP: bad input 400, not found 404, epoch closed or state conflict 409, not enough
+#: escrow 422 (anything else the market refuses: 400).
+ERRORS: ErrorMap = {
+    InvalidOrderError: ErrorRule(400, "invalid_request"),
+    InvalidTransactionError: ErrorRule(400, "invalid_request"),
+    NotFoundError: ErrorRule(404, "not_found"),
+    EpochClosedError: ErrorRule(409, "epoch_closed"),
+    ConflictError: ErrorRule(409, "conflict"),
+    InsufficientEscrowError: ErrorRule(422, "insufficient_escrow"),
+    MarketError: ErrorRule(400, "invalid_request"),
+}
+routes = RouteTable(tag="market", error_map=ERRORS)
 ADMINS = roles(Role.ADMIN)
-T = TypeVar("T")
-
-
-async def _call(fn: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await fn()
-    except (InvalidOrderError, InvalidTransactionError) as e:
-        raise bad_request(str(e)) from None
-    except NotFoundError as e:
-        raise not_found(str(e)) from None
-    except EpochClosedError as e:
-        raise ApiError(409, "epoch_closed", str(e)) from None
-    except ConflictError as e:
-        raise ApiError(409, "conflict", str(e)) from None
-    except InsufficientEscrowError as e:
-        raise ApiError(422, "insufficient_escrow", str(e)) from None
-    except MarketError as e:
-        raise bad_request(str(e)) from None
 
 
 def _market(call: Call[Any, Any]) -> Market:
@@ -258,7 +251,7 @@ async def list_trades(call: Call[None, LimitQuery]) -> list[TradeOut]:
 )
 async def place_order(call: Call[OrderIn, None]) -> OrderView:
     b = call.body
-    return await _call(lambda: _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at))
+    return await _market(call).book.place(call.user.user_id, b.side, b.qty, b.price, b.tif, b.expires_at)
 
 
 @routes.get("/api/v1/market/orders", access=OWNERS, query=OrdersQuery, response=list[OrderView], summary="Your orders")
@@ -280,7 +273,7 @@ async def cancel_order(call: Call[None, None]) -> OrderView:
         order_id = int(call.path("order_id"))
     except ValueError:
         raise not_found("no such order") from None
-    return await _call(lambda: _market(call).book.cancel(call.user.user_id, order_id))
+    return await _market(call).book.cancel(call.user.user_id, order_id)
 
 
 @routes.get("/api/v1/market/fills", access=OWNERS, query=LimitQuery, response=list[FillOut], summary="Your trades")
@@ -314,7 +307,7 @@ async def get_balances(call: Call[None, None]) -> list[BalanceOut]:
 )
 async def request_deposit(call: Call[TransferIn, None]) -> DepositOut:
     b = call.body
-    return _deposit(await _call(lambda: _escrow(call).request_deposit(call.user.user_id, b.asset, b.amount)))
+    return _deposit(await _escrow(call).request_deposit(call.user.user_id, b.asset, b.amount))
 
 
 @routes.post(
@@ -327,7 +320,7 @@ async def request_deposit(call: Call[TransferIn, None]) -> DepositOut:
 )
 async def submit_deposit(call: Call[SignedIn, None]) -> TransferView:
     tid = call.path_uuid("transfer_id")
-    return await _call(lambda: _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction))
+    return await _escrow(call).submit_deposit(call.user.user_id, tid, call.body.transaction)
 
 
 @routes.post(
@@ -342,7 +335,7 @@ async def submit_deposit(call: Call[SignedIn, None]) -> TransferView:
 )
 async def withdraw(call: Call[TransferIn, None]) -> TransferView:
     b = call.body
-    return await _call(lambda: _escrow(call).withdraw(call.user.user_id, b.asset, b.amount))
+    return await _escrow(call).withdraw(call.user.user_id, b.asset, b.amount)
 
 
 # --------------------------------------------------------------------------------------------------- admin

@@ -6,7 +6,7 @@ The outbox carries the exactly-once discipline (write-ahead submission records, 
 and blockhash expiry, re-broadcast of identical bytes, failure isolation by retrying a failed batch's intents one
 per transaction). This module supplies:
 
-- the unit builder: one unit per trade (``MarketChain.trade_unit``: energy seller-escrow → buyer wallet, quote
+- the unit builder: one unit per trade (``MarketInstructions.trade_unit``: energy seller-escrow → buyer wallet, quote
   buyer-escrow → seller wallet (value - fee) and → treasury (fee), memo ``gtx:t:<id>``), after creating any
   missing destination ATA; the packer never splits a unit across transactions;
 - ``apply_confirmed``: for every trade whose intent the outbox has confirmed, in one database transaction: the
@@ -19,7 +19,6 @@ treats such trades as in flight.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,47 +29,19 @@ import asyncpg
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.pubkey import Pubkey
 
-from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue_many
+from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import create_ata_idempotent, send_and_confirm
 from central.ledger.packing import Unit, pack
 from central.ledger.port import Ledger
-from central.market.chain import MarketChain
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
-from central.market.events import lock_balances, notify
+from central.market.instructions import MarketInstructions
+from central.market.plan import SETTLEMENT_KIND
+from central.market.port import SettlementStore
+from central.market.postgres import PgMarketStore
 from central.market.tables import LookupTables
 
 log = logging.getLogger(__name__)
-
-SETTLEMENT_KIND = "market.settlement"
-
-
-def trade_key(trade_id: int) -> str:
-    return f"trade:{trade_id}"
-
-
-async def enqueue_trades(conn: asyncpg.Connection, trades: Sequence[asyncpg.Record]) -> int:
-    """Enqueue settlement intents for ``trades`` (rows with id, buyer, seller, wallets, qty, value, fee)."""
-    return await enqueue_many(
-        conn,
-        SETTLEMENT_KIND,
-        [
-            (
-                trade_key(t["id"]),
-                {
-                    "trade": t["id"],
-                    "buyer": t["buyer"],
-                    "seller": t["seller"],
-                    "buyer_wallet": t["buyer_wallet"],
-                    "seller_wallet": t["seller_wallet"],
-                    "qty": t["qty"],
-                    "value": t["value"],
-                    "fee": t["fee"],
-                },
-            )
-            for t in trades
-        ],
-    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +58,7 @@ class Settler:
         self,
         pool: asyncpg.Pool,
         ledger: Ledger,
-        chain: MarketChain,
+        chain: MarketInstructions,
         *,
         batch_size: int = 4096,
         tables: LookupTables | None = None,
@@ -101,6 +72,7 @@ class Settler:
         self.tables = tables
         self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
         self._hook = hook
+        self.store: SettlementStore = PgMarketStore(pool, chain.addresses)
         self.outbox = self._outbox(())
         self._known_atas: set[Pubkey] = set()
 
@@ -119,18 +91,12 @@ class Settler:
     async def prepare_tables(self) -> None:
         if self.tables is None:
             return
-        rows = await self.pool.fetch(
-            "SELECT payload FROM chain_intent WHERE kind = $1 AND state = 'pending' "
-            "AND (not_before IS NULL OR not_before <= now()) ORDER BY id LIMIT $2",
-            SETTLEMENT_KIND,
-            self.config.batch_size,
-        )
-        if not rows:
+        payloads = await self.store.pending_settlements(self.config.batch_size)
+        if not payloads:
             return
         c = self.chain
         addresses = self.tables.statics()
-        for r in rows:
-            p = json.loads(r["payload"])
+        for p in payloads:
             addresses += [
                 c.escrow(p["seller"], Asset.ENERGY),
                 c.wallet_ata(Pubkey.from_string(p["buyer_wallet"]), Asset.ENERGY),
@@ -153,11 +119,7 @@ class Settler:
         while True:
             r = await self.settle_once()
             settled += r.settled
-            open_work = await self.pool.fetchval(
-                "SELECT count(*) FROM chain_intent WHERE kind = $1 AND (state = 'submitted' OR (state = 'pending' "
-                "AND (not_before IS NULL OR not_before <= now())))",
-                SETTLEMENT_KIND,
-            )
+            open_work = await self.store.open_settlements()
             if open_work == 0:
                 return settled + await self.apply_confirmed()
             if time.monotonic() > deadline:
@@ -211,50 +173,4 @@ class Settler:
 
     async def apply_confirmed(self) -> int:
         """Record every trade the outbox confirmed (one database transaction). Returns how many."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            # Driven from the (few) pending trades, each looking up its intent by the unique (kind, key) index.
-            trades = await conn.fetch(
-                "WITH done AS (SELECT t.id, i.signature FROM trades t CROSS JOIN LATERAL "
-                "(SELECT c.signature FROM chain_intent c WHERE c.kind = $1 AND c.key = 'trade:' || t.id "
-                "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
-                "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
-                "WHERE t.id = done.id AND t.status = 'pending' "
-                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
-                SETTLEMENT_KIND,
-            )
-            if not trades:
-                return 0
-            spent: dict[tuple[int, str], int] = {}
-            for t in trades:
-                spent[(t["buyer"], "quote")] = spent.get((t["buyer"], "quote"), 0) + t["value"]
-                spent[(t["seller"], "energy")] = spent.get((t["seller"], "energy"), 0) + t["qty"]
-            await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
-            await conn.copy_records_to_table("_spent", records=[(a, s, v) for (a, s), v in spent.items()])
-            await lock_balances(conn, "_spent")
-            await conn.execute(
-                "UPDATE escrow_balances b SET locked = b.locked - s.amount, updated_at = now() FROM _spent s "
-                "WHERE b.account = s.account AND b.asset = s.asset"
-            )
-            epochs = sorted({t["epoch_start"] for t in trades})
-            finished = await conn.fetch(
-                "UPDATE epochs e SET status = 'settled', settled_at = now() WHERE e.start_at = ANY($1::timestamptz[]) "
-                "AND e.status = 'cleared' AND NOT EXISTS "
-                "(SELECT 1 FROM trades t WHERE t.epoch_start = e.start_at AND t.status = 'pending') RETURNING start_at",
-                epochs,
-            )
-            await notify(
-                conn,
-                {
-                    "type": "trades",
-                    "count": len(trades),
-                    "trades": [
-                        {"id": t["id"], "qty": t["qty"], "price": t["price"], "signature": t["signature"]}
-                        for t in trades[:50]
-                    ],
-                },
-            )
-            for e in finished:
-                await notify(
-                    conn, {"type": "epoch", "epoch": {"start": e["start_at"].isoformat(), "status": "settled"}}
-                )
-            return len(trades)
+        return await self.store.apply_settled()

@@ -17,14 +17,14 @@ from solders.pubkey import Pubkey
 
 from central.ledger.lookup import MAX_TABLE_ADDRESSES, create_table, extend_table, load_lookup_table
 from central.ledger.port import Ledger
-from central.market.chain import MarketChain
+from central.market.instructions import MarketInstructions
 
 #: Session advisory-lock key for growing the tables ("gtx-alt").
 TABLES_LOCK_KEY = 0x6774782D616C74
 
 
 class LookupTables:
-    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, chain: MarketChain) -> None:
+    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, chain: MarketInstructions) -> None:
         self.pool = pool
         self.ledger = ledger
         self.chain = chain

@@ -23,7 +23,7 @@ from central.accounting.mint_intent import MintIntent
 from central.accounting.mint_memo import MintLeaf, mint_memo
 from central.ledger.builder import associated_token_address, create_ata_idempotent, memo, mint_to_checked
 from central.ledger.packing import Unit, fits
-from central.wallets.chain import ENERGY_DECIMALS
+from central.ledger.platform import ENERGY_DECIMALS
 
 #: Compute units with margin (embedded ledger): ATA creation ~ 22k when it creates, mint_to_checked ~ 5k.
 CU_CREATE_ATA = 32_000

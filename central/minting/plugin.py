@@ -12,14 +12,13 @@ from aiohttp import web
 from central.app import POOL, Registry
 from central.minting.routes import MINT_OUTBOX, OutboxRef, routes
 from central.minting.service import mint_outbox
-from central.minting.settings import MintingSettings
 from central.wallets.plugin import find_chain
 
 log = logging.getLogger(__name__)
 
 
 def install(registry: Registry) -> None:
-    settings = MintingSettings.from_section(registry.config.section("minting"))
+    settings = registry.config.minting
     registry.app[MINT_OUTBOX] = OutboxRef()
     registry.add_routes(routes)
     if not settings.enabled:

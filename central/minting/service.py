@@ -22,8 +22,8 @@ from central.accounting.mint_intent import MINT_KIND, MintIntent
 from central.accounting.mint_memo import MintLeaf
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.packing import Unit
+from central.ledger.platform import Platform
 from central.minting.plan import MintAccounts, destination, memo_instruction, mint_units
-from central.wallets.chain import Chain
 
 
 async def release_accrued(conn: Any, owner_id: uuid.UUID) -> int:
@@ -40,7 +40,7 @@ async def release_accrued(conn: Any, owner_id: uuid.UUID) -> int:
 class MintBuilder:
     """The outbox's unit builder for energy mints, and the memo trailer for its transactions."""
 
-    def __init__(self, pool: Any, chain: Chain) -> None:
+    def __init__(self, pool: Any, chain: Platform) -> None:
         self._pool = pool
         self._chain = chain
         self._accounts = MintAccounts(chain.fee_payer.pubkey, chain.energy_mint, chain.mint_authority.pubkey)
@@ -73,7 +73,7 @@ class MintBuilder:
 
 def mint_outbox(
     pool: Any,
-    chain: Chain,
+    chain: Platform,
     *,
     batch_size: int = 4000,
     defer_seconds: float = 30.0,

@@ -8,16 +8,8 @@ from solders.pubkey import Pubkey
 
 from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
 from central.ledger.errors import LedgerError
-from central.wallets.chain import QUOTE_DECIMALS, Chain
-from central.wallets.errors import WalletError
-
-
-class FaucetUnavailableError(WalletError):
-    """The quote faucet exists only on the embedded (development) ledger."""
-
-
-class ChainUnavailableError(WalletError):
-    """The ledger could not be reached or refused the request."""
+from central.ledger.platform import QUOTE_DECIMALS, Platform
+from central.wallets.errors import ChainUnavailableError, FaucetUnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +18,7 @@ class Balances:
     quote: int
 
 
-async def balances(chain: Chain, wallet: str) -> Balances:
+async def balances(chain: Platform, wallet: str) -> Balances:
     owner = Pubkey.from_string(wallet)
     try:
         energy = await chain.ledger.get_token_account_balance(associated_token_address(owner, chain.energy_mint))
@@ -40,7 +32,7 @@ async def balances(chain: Chain, wallet: str) -> Balances:
     return Balances(energy.amount if energy else 0, quote.amount if quote else 0)
 
 
-async def faucet_quote(chain: Chain, wallet: str, amount: int) -> str:
+async def faucet_quote(chain: Platform, wallet: str, amount: int) -> str:
     """Mint ``amount`` quote base units to ``wallet`` (its ATA created if needed); returns the signature."""
     if chain.quote_mint is None or chain.quote_faucet_authority is None:
         raise FaucetUnavailableError("the quote faucet is available only on the embedded ledger")

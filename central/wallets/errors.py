@@ -1,4 +1,5 @@
-"""Errors of wallet linking (translated to HTTP statuses at the route boundary)."""
+"""The wallet subsystem's exceptions: linking, balances and the faucet (translated to HTTP statuses at the route
+boundary, ``central/wallets/routes.py``)."""
 
 from central.errors import CentralError
 
@@ -29,3 +30,11 @@ class WalletTakenError(WalletError):
 
 class TooManyLinkRequestsError(WalletError):
     """Too many unexpired link messages outstanding for one user; wait for them to expire."""
+
+
+class FaucetUnavailableError(WalletError):
+    """The quote faucet exists only on the embedded (development) ledger."""
+
+
+class ChainUnavailableError(WalletError):
+    """The ledger could not be reached or refused the request."""

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from central.app import Registry
 from central.ledger.embedded import EmbeddedLedger
+from central.ledger.platform import Platform as Chain
+from central.ledger.platform import platform_from_setup as chain_from_setup
 from central.ledger.plugin import LEDGER, LEDGER_CONFIG, LEDGER_SETUP
-from central.wallets.chain import Chain, chain_from_setup
 from central.wallets.routes import CHAIN, ChainRef, routes
 
 log = logging.getLogger(__name__)

@@ -9,15 +9,17 @@ from uuid import UUID
 from aiohttp import web
 
 from central.http.context import POOL
-from central.http.errors import ApiError, bad_request, conflict, not_found, too_many_requests
+from central.http.errors import ApiError, ErrorMap, ErrorRule, bad_request, not_found
 from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
+from central.ledger.platform import Platform
 from central.minting.service import release_accrued
-from central.wallets.balances import ChainUnavailableError, FaucetUnavailableError, balances, faucet_quote
-from central.wallets.chain import Chain
+from central.wallets.balances import balances, faucet_quote
 from central.wallets.errors import (
     BadWalletAddressError,
+    ChainUnavailableError,
+    FaucetUnavailableError,
     LinkExpiredError,
     LinkRejectedError,
     NonceRejectedError,
@@ -33,12 +35,23 @@ from protocol.base58 import b58decode
 class ChainRef:
     """Filled in at start-up by the wallets plugin (or directly by a test) once the ledger is known."""
 
-    chain: Chain | None = None
+    chain: Platform | None = None
 
 
 CHAIN = web.AppKey("gtx.wallets.chain", ChainRef)
 
-routes = RouteTable(tag="wallets")
+#: The wallet subsystem's exceptions over HTTP.
+ERRORS: ErrorMap = {
+    BadWalletAddressError: ErrorRule(400, "bad_wallet"),
+    TooManyLinkRequestsError: ErrorRule(429, "rate_limited", retry_after_s=int(DEFAULT_LINK_TTL.total_seconds())),
+    LinkRejectedError: ErrorRule(400, "link_rejected"),
+    LinkExpiredError: ErrorRule(400, "link_rejected"),
+    NonceRejectedError: ErrorRule(400, "link_rejected"),
+    WalletTakenError: ErrorRule(409, "wallet_taken"),
+    FaucetUnavailableError: ErrorRule(409, "faucet_unavailable"),
+    ChainUnavailableError: ErrorRule(503, "ledger_unavailable"),
+}
+routes = RouteTable(tag="wallets", error_map=ERRORS)
 
 _B58 = "^[1-9A-HJ-NP-Za-km-z]+$"
 
@@ -85,7 +98,7 @@ def _service(app: web.Application) -> WalletService:
     return WalletService(PgWalletStore(app[POOL]))
 
 
-def _chain(app: web.Application) -> Chain:
+def _chain(app: web.Application) -> Platform:
     ref = app.get(CHAIN)
     chain = ref.chain if ref is not None else None
     if chain is None:
@@ -104,12 +117,7 @@ def _chain(app: web.Application) -> Chain:
 )
 async def wallet_link_challenge(call: Call[LinkStart, None]) -> LinkChallengeOut:
     """Issues a single-use nonce (valid 10 minutes) inside the message the wallet must sign."""
-    try:
-        link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
-    except BadWalletAddressError as exc:
-        raise bad_request(str(exc), "bad_wallet") from exc
-    except TooManyLinkRequestsError as exc:
-        raise too_many_requests(int(DEFAULT_LINK_TTL.total_seconds()), str(exc)) from exc
+    link = await _service(call.app).start_link(call.user.user_id, call.body.wallet)
     return LinkChallengeOut(link.message(), link.nonce.hex(), link.expires)
 
 
@@ -129,21 +137,13 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
         signature = b58decode(call.body.signature)
     except ValueError as exc:
         raise bad_request("signature is not base58", "bad_signature") from exc
-    try:
-        linked = await _service(call.app).complete_link(call.user.user_id, call.body.message, signature)
-    except (LinkRejectedError, LinkExpiredError, NonceRejectedError) as exc:
-        raise bad_request(str(exc), "link_rejected") from exc
-    except WalletTakenError as exc:
-        raise conflict(str(exc), "wallet_taken") from exc
+    linked = await _service(call.app).complete_link(call.user.user_id, call.body.message, signature)
     await release_accrued(call.app[POOL], call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call.app, linked.address, linked.linked_at)
 
 
 async def _wallet_out(app: web.Application, address: str, linked_at: datetime) -> WalletOut:
-    try:
-        b = await balances(_chain(app), address)
-    except ChainUnavailableError as exc:
-        raise ApiError(503, "ledger_unavailable", str(exc)) from exc
+    b = await balances(_chain(app), address)
     return WalletOut(address, linked_at, b.energy_wh, b.quote)
 
 
@@ -174,10 +174,5 @@ async def quote_faucet(call: Call[FaucetIn, None]) -> FaucetOut:
     linked = await _service(call.app).wallet_of(call.body.user_id)
     if linked is None:
         raise not_found("that user has no linked wallet", "no_wallet")
-    try:
-        sig = await faucet_quote(_chain(call.app), linked.address, call.body.amount)
-    except FaucetUnavailableError as exc:
-        raise conflict(str(exc), "faucet_unavailable") from exc
-    except ChainUnavailableError as exc:
-        raise ApiError(503, "ledger_unavailable", str(exc)) from exc
+    sig = await faucet_quote(_chain(call.app), linked.address, call.body.amount)
     return FaucetOut(sig, linked.address)

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from edge.meters.maps import MeterMap, Protocol
-from edge.meters.tomldoc import KeyPath, TomlDoc
+from edge.meters.maps import MeterMap, MeterProtocol
+from gtxconfig import Document, KeyPath, reject_unknown
 from protocol.record import MAX_SERIAL, MIN_SERIAL
 
 
@@ -55,8 +55,8 @@ class BusKind(StrEnum):
     DLMS_HDLC = "dlms-hdlc"
 
     @property
-    def protocol(self) -> Protocol:
-        return Protocol.DLMS if self.value.startswith("dlms") else Protocol.MODBUS
+    def protocol(self) -> MeterProtocol:
+        return MeterProtocol.DLMS if self.value.startswith("dlms") else MeterProtocol.MODBUS
 
     @property
     def is_serial(self) -> bool:
@@ -120,16 +120,14 @@ _SERIAL = re.compile(rf"^[\x21-\x7e]{{{MIN_SERIAL},{MAX_SERIAL}}}$")  # as the s
 
 
 class _Table:
-    def __init__(self, doc: TomlDoc, path: KeyPath, table: Any) -> None:
+    def __init__(self, doc: Document, path: KeyPath, table: Any) -> None:
         self.doc, self.path = doc, path
         if not isinstance(table, dict):
             raise doc.error(path, "must be a table")
         self.t: Mapping[str, Any] = table
 
     def only(self, allowed: set[str]) -> None:
-        for key in self.t:
-            if key not in allowed:
-                raise self.doc.error((*self.path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        reject_unknown(self.doc, self.path, self.t, allowed)
 
     def fail(self, key: str | None, reason: str) -> Exception:
         return self.doc.error((*self.path, key) if key else self.path, reason)
@@ -164,14 +162,14 @@ class _Table:
         return str(v)
 
 
-def _tables(doc: TomlDoc, key: str) -> list[Any]:
+def _tables(doc: Document, key: str) -> list[Any]:
     raw = doc.data.get(key, [])
     if not isinstance(raw, list):
         raise doc.error((key,), f"must be an array of tables ([[{key}]])")
     return raw
 
 
-def parse_buses(doc: TomlDoc) -> tuple[BusConfig, ...]:
+def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
     """Parse every ``[[bus]]`` of ``doc``. Raises ConfigError with file, line and reason."""
     buses: list[BusConfig] = []
     seen: dict[str, int] = {}
@@ -217,10 +215,38 @@ def parse_buses(doc: TomlDoc) -> tuple[BusConfig, ...]:
     return tuple(buses)
 
 
-def parse_meters(  # noqa: PLR0912 - one flat validation pass
-    doc: TomlDoc, buses: Sequence[BusConfig], maps: Mapping[str, MeterMap]
+def check_models(
+    doc: Document, meters: Sequence[MeterConfig], buses: Sequence[BusConfig], maps: Mapping[str, MeterMap],
+    index: int = 0,
+) -> None:
+    """Every meter's model names a meter map that speaks its bus's protocol (errors name the ``model`` line);
+    ``meters`` are the ``[[meter]]`` tables from number ``index`` on."""
+    by_name = {b.name: b for b in buses}
+    for i, m in enumerate(meters, start=index):
+        meter_map = maps.get(m.model)
+        if meter_map is None:
+            raise doc.error(("meter", i, "model"), f"no meter map {m.model!r} (known: {', '.join(sorted(maps))})")
+        bus = by_name[m.bus]
+        if meter_map.protocol is not bus.kind.protocol:
+            raise doc.error(
+                ("meter", i, "model"),
+                f"map {m.model!r} is {meter_map.protocol.value} but bus {m.bus!r} is {bus.kind.value}",
+            )
+
+
+def parse_meters(
+    doc: Document, buses: Sequence[BusConfig], maps: Mapping[str, MeterMap] | None = None
 ) -> tuple[MeterConfig, ...]:
-    """Parse every ``[[meter]]`` of ``doc``, checking bus and model references and protocol fit."""
+    """Parse every ``[[meter]]`` of ``doc``, checking bus references and (given the maps) models."""
+    meters = _parse_meters(doc, buses, maps)
+    if maps is not None:
+        check_models(doc, meters, buses, maps)
+    return meters
+
+
+def _parse_meters(  # noqa: PLR0912 - one flat validation pass
+    doc: Document, buses: Sequence[BusConfig], maps: Mapping[str, MeterMap] | None
+) -> tuple[MeterConfig, ...]:
     by_name = {b.name: b for b in buses}
     meters: list[MeterConfig] = []
     serials: dict[str, int] = {}
@@ -240,15 +266,10 @@ def parse_meters(  # noqa: PLR0912 - one flat validation pass
         if bus is None:
             raise t.fail("bus", f"no [[bus]] named {bus_name!r} (known: {', '.join(by_name) or 'none'})")
         model = t.text("model")
-        meter_map = maps.get(model)
-        if meter_map is None:
-            raise t.fail("model", f"no meter map {model!r} (known: {', '.join(sorted(maps))})")
-        if meter_map.protocol is not bus.kind.protocol:
-            raise t.fail(
-                "model", f"map {model!r} is {meter_map.protocol.value} but bus {bus_name!r} is {bus.kind.value}"
-            )
+        if maps is not None:  # the model first: a meter on the wrong kind of bus is told so, not about its keys
+            check_models(doc, [MeterConfig(serial, bus_name, model)], buses, maps, index=i)
         poll = t.integer("poll_interval_s", 60, 1, 86_400)
-        if bus.kind.protocol is Protocol.MODBUS:
+        if bus.kind.protocol is MeterProtocol.MODBUS:
             for key in ("client_address", "server_address", "physical_address", "auth", "password"):
                 if key in t.t:
                     raise t.fail(key, "only DLMS meters take this key")
@@ -278,7 +299,7 @@ def parse_meters(  # noqa: PLR0912 - one flat validation pass
             )
             addr = (bus_name, cfg.server_address, cfg.physical_address)
         if addr in addresses:
-            clash_key = "unit_id" if bus.kind.protocol is Protocol.MODBUS else None
+            clash_key = "unit_id" if bus.kind.protocol is MeterProtocol.MODBUS else None
             raise t.fail(clash_key, f"same bus address as meter {addresses[addr]!r}")
         addresses[addr] = serial
         meters.append(cfg)

@@ -23,7 +23,7 @@ from edge.errors import MeterError
 from edge.meters.base import MeterSample
 from edge.meters.config import BusConfig, BusKind, DlmsAuth, MeterConfig, ScanHit
 from edge.meters.convert import build_sample, physical
-from edge.meters.maps import Measurement, MeterMap, Protocol
+from edge.meters.maps import Measurement, MeterMap, MeterProtocol
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,7 +37,7 @@ class DlmsBus:
     """A DLMS TCP endpoint or HDLC serial line: one session at a time, with retries and back-off."""
 
     def __init__(self, cfg: BusConfig) -> None:
-        if cfg.kind.protocol is not Protocol.DLMS:
+        if cfg.kind.protocol is not MeterProtocol.DLMS:
             raise ValueError(f"bus {cfg.name} is not a DLMS bus")
         self.cfg = cfg
         self._lock = asyncio.Lock()
@@ -147,7 +147,7 @@ class DlmsMeterReader:
 
 async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int]) -> list[ScanHit]:
     """Probe DLMS addresses (TCP: server logical address; HDLC: physical address, logical 1) as the public client."""
-    candidates = [m for m in maps.values() if m.protocol is Protocol.DLMS]
+    candidates = [m for m in maps.values() if m.protocol is MeterProtocol.DLMS]
     dbus = DlmsBus(bus)
     hits: list[ScanHit] = []
     try:

@@ -2,10 +2,9 @@
 
 The daemon's composition root calls::
 
-    maps = load_maps(cfg_maps_dir)                      # edge.meters.maps
-    doc = TomlDoc.load("/etc/gridtokenx/edge.toml")      # edge.meters.tomldoc
-    buses = parse_buses(doc); meters = parse_meters(doc, buses, maps)   # edge.meters.config
-    async with open_readers(buses, meters, maps) as readers:            # dict[serial, MeterReader]
+    cfg = load_config(Path("/etc/gridtokenx/edge.toml"))  # edge.config: cfg.buses, cfg.meters
+    maps = load_maps(cfg.maps_dir)                       # edge.meters.maps
+    async with open_readers(cfg.buses, cfg.meters, maps) as readers:   # dict[serial, MeterReader]
         sample = await readers["SDM630-0001234"].read()
 
 and the CLI uses :func:`read_once` (``gridtokenx-edge read --meter SERIAL``) and :func:`scan`
@@ -21,7 +20,7 @@ from edge.errors import ConfigError
 from edge.meters.base import MeterReader, MeterSample
 from edge.meters.config import BusConfig, MeterConfig, ScanHit
 from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
-from edge.meters.maps import MeterMap, Protocol
+from edge.meters.maps import MeterMap, MeterProtocol
 from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
 
 __all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
@@ -62,7 +61,7 @@ def build_readers(
         meter_map = maps.get(meter.model)
         if bus_cfg is None or meter_map is None:
             raise ConfigError(f"meter {meter.serial}: unknown bus {meter.bus!r} or model {meter.model!r}")
-        if meter_map.protocol is Protocol.MODBUS:
+        if meter_map.protocol is MeterProtocol.MODBUS:
             bus = result._modbus_buses.get(bus_cfg.name)
             if bus is None:
                 bus = result._modbus_buses[bus_cfg.name] = ModbusBus(bus_cfg)
@@ -107,9 +106,9 @@ async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable
     DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
     timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
     """
-    if bus.kind.protocol is Protocol.DLMS:
+    if bus.kind.protocol is MeterProtocol.DLMS:
         return await scan_dlms(bus, maps, addresses)
-    candidates = [m for m in maps.values() if m.protocol is Protocol.MODBUS]
+    candidates = [m for m in maps.values() if m.protocol is MeterProtocol.MODBUS]
     hits: list[ScanHit] = []
     modbus_bus = ModbusBus(bus)
     try:

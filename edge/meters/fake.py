@@ -2,7 +2,7 @@
 
 Three ways to drive it: stepping (the default: registers start at 1,000,000 / 500,000 Wh and advance by fixed steps,
 the clock by one second, per read), scripted (a sequence of samples and exceptions, returned in order, the last one
-repeating), or a simulated household (:class:`edge.simulator.profiles.MeterState`) with a time source.
+repeating), or a simulated household (:class:`edge.simulator.profiles.SimulatedRegisters`) with a time source.
 ``fail_with`` makes it behave like a meter that does not answer, with that message.
 """
 
@@ -14,7 +14,7 @@ from fractions import Fraction
 from edge.errors import MeterError
 from edge.meters.base import MeterSample
 from edge.meters.convert import build_sample
-from edge.simulator.profiles import MeterState
+from edge.simulator.profiles import SimulatedRegisters
 
 
 class FakeMeterReader:
@@ -23,7 +23,7 @@ class FakeMeterReader:
         serial: str,
         *,
         script: Iterable[MeterSample | Exception] | None = None,
-        state: MeterState | None = None,
+        state: SimulatedRegisters | None = None,
         time_source: Callable[[], float] | None = None,
         import_step: int = 10,
         export_step: int = 3,

@@ -47,8 +47,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import gtxconfig
 from edge.errors import ConfigError
-from edge.meters.tomldoc import KeyPath, TomlDoc
+from gtxconfig.document import Document, KeyPath
 
 MAX_BLOCK_REGISTERS = 125
 REQUIRED_MEASUREMENTS = ("energy_import", "energy_export")
@@ -57,7 +58,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _OBIS = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
-class Protocol(StrEnum):
+class MeterProtocol(StrEnum):
     MODBUS = "modbus"
     DLMS = "dlms"
 
@@ -185,7 +186,7 @@ class MeterMap:
     id: str
     model: str
     manufacturer: str
-    protocol: Protocol
+    protocol: MeterProtocol
     probes: tuple[Probe, ...]
     measurements: Mapping[str, Measurement]
     blocks: tuple[Block, ...]
@@ -195,10 +196,10 @@ class MeterMap:
 class _Reader:
     """Typed access to one TOML document with errors that point at the line."""
 
-    def __init__(self, doc: TomlDoc) -> None:
+    def __init__(self, doc: Document) -> None:
         self.doc = doc
 
-    def fail(self, path: KeyPath, reason: str) -> ConfigError:
+    def fail(self, path: KeyPath, reason: str) -> gtxconfig.ConfigError:
         return self.doc.error(path, reason)
 
     def table(self, node: Any, path: KeyPath) -> Mapping[str, Any]:
@@ -286,7 +287,7 @@ _MODBUS_POINT_KEYS = {"function", "address", "type", "word_order"}
 
 
 def _measurement(
-    r: _Reader, name: str, t: Mapping[str, Any], path: KeyPath, protocol: Protocol, defaults: Mapping[str, Any]
+    r: _Reader, name: str, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any]
 ) -> Measurement:
     if not _NAME.match(name):
         raise r.fail(path, f"measurement name {name!r} must be lower_snake_case")
@@ -297,7 +298,7 @@ def _measurement(
     if wanted is not None and UNITS[unit][0] != wanted:
         raise r.fail((*path, "unit"), f"{name} needs a unit of {wanted.value}, got {unit!r}")
     scale = _parse_scale(r, t["scale"], (*path, "scale")) if "scale" in t else Fraction(1)
-    if protocol is Protocol.DLMS:
+    if protocol is MeterProtocol.DLMS:
         r.only(t, path, {"obis", "class_id", "unit", "scale"})
         if UNITS[unit][1] != 1:
             raise r.fail((*path, "unit"), "DLMS values carry their own scaler: use the base unit (Wh, W)")
@@ -311,8 +312,10 @@ def _measurement(
     return Measurement(name=name, unit=unit, scale=scale, modbus=point, scale_register=scale_register)
 
 
-def _probe(r: _Reader, t: Mapping[str, Any], path: KeyPath, protocol: Protocol, defaults: Mapping[str, Any]) -> Probe:
-    if protocol is Protocol.DLMS:
+def _probe(
+    r: _Reader, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any]
+) -> Probe:
+    if protocol is MeterProtocol.DLMS:
         r.only(t, path, {"obis", "class_id"})
         return Probe(dlms=_dlms_point(r, t, path))
     r.only(t, path, {*_MODBUS_POINT_KEYS, "equals"})
@@ -338,7 +341,7 @@ def _block(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> Block:
     return Block(function=function, start=start, count=count)
 
 
-def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
+def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
     """Validate one map document. Raises ConfigError naming file, line and reason."""
     r = _Reader(doc)
     data = doc.data
@@ -352,12 +355,12 @@ def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one
         raise r.fail(("meter", "id"), f"map id {map_id!r} must be lower-case letters, digits, '.', '_' or '-'")
     model = r.text(meter, "model", ("meter",))
     manufacturer = r.text(meter, "manufacturer", ("meter",), "")
-    protocol: Protocol = r.enum(meter, "protocol", ("meter",), Protocol, None)
+    protocol: MeterProtocol = r.enum(meter, "protocol", ("meter",), MeterProtocol, None)
 
     defaults: Mapping[str, Any] = {}
     if "defaults" in data:
         defaults = r.table(data["defaults"], ("defaults",))
-        if protocol is Protocol.DLMS:
+        if protocol is MeterProtocol.DLMS:
             raise r.fail(("defaults",), "DLMS maps take no [defaults]")
         r.only(defaults, ("defaults",), {"function", "type", "word_order"})
         # Validate defaults themselves so a typo is reported where it was made.
@@ -384,7 +387,7 @@ def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one
     raw_blocks = data.get("block", [])
     if not isinstance(raw_blocks, list):
         raise r.fail(("block",), "must be an array of tables ([[block]])")
-    if raw_blocks and protocol is Protocol.DLMS:
+    if raw_blocks and protocol is MeterProtocol.DLMS:
         raise r.fail(("block",), "DLMS maps take no [[block]]")
     blocks = tuple(_block(r, r.table(b, ("block", i)), ("block", i)) for i, b in enumerate(raw_blocks))
     for name, m in measurements.items():
@@ -411,7 +414,7 @@ def parse_map(doc: TomlDoc, default_id: str) -> MeterMap:  # noqa: PLR0912 - one
 
 def load_map(path: str | Path) -> MeterMap:
     p = Path(path)
-    return parse_map(TomlDoc.load(p), default_id=p.stem)
+    return parse_map(Document.load(p, ConfigError), default_id=p.stem)
 
 
 def load_maps(directory: str | Path) -> dict[str, MeterMap]:

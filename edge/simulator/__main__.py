@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.errors import ConfigError
-from edge.meters.maps import Protocol, default_maps_dir, load_maps
+from edge.meters.maps import MeterProtocol, default_maps_dir, load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
-from edge.simulator.profiles import FastClock, Kind, MeterState, Profile
+from edge.simulator.profiles import FastClock, Kind, Profile, SimulatedRegisters
 from edge.simulator.ptypair import PtyPair
 
 
@@ -67,10 +67,10 @@ def _meters(args: argparse.Namespace, clock: FastClock) -> list[SimulatedModbusM
     now = clock()
     for unit, model, kind in specs:
         meter_map = maps.get(model)
-        if meter_map is None or meter_map.protocol is not Protocol.MODBUS:
+        if meter_map is None or meter_map.protocol is not MeterProtocol.MODBUS:
             raise ConfigError(f"unknown Modbus meter map {model!r} (known: {', '.join(sorted(maps))})")
         profile = Profile(kind, pv_peak_w=args.pv_peak_w, seed=unit)
-        state = MeterState(profile, now, import_wh=args.start_import_wh, export_wh=args.start_export_wh)
+        state = SimulatedRegisters(profile, now, import_wh=args.start_import_wh, export_wh=args.start_export_wh)
         meters.append(SimulatedModbusMeter(unit, meter_map, state, clock))
     return meters
 
@@ -92,7 +92,7 @@ async def _serve(args: argparse.Namespace) -> None:
         if args.dlms_port is not None:
             from edge.simulator.dlms_gurux import DlmsMeterModel, DlmsTcpSimulator  # noqa: PLC0415 - gurux is dev-only
 
-            state = MeterState(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=99), clock(),
+            state = SimulatedRegisters(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=99), clock(),
                                import_wh=args.start_import_wh, export_wh=args.start_export_wh)
             password = args.dlms_password.encode() if args.dlms_password else None
             dlms = DlmsTcpSimulator(DlmsMeterModel(state, clock, password=password), port=args.dlms_port,

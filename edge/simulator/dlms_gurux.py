@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace, TracebackType
 from typing import Any
 
-from edge.simulator.profiles import MeterState, TimeSource
+from edge.simulator.profiles import SimulatedRegisters, TimeSource
 
 # OBIS -> (exponent, DLMS unit code, measurement name); values are kept in base units (Wh, W).
 DEFAULT_REGISTERS: dict[str, tuple[int, int, str]] = {
@@ -49,7 +49,7 @@ DEFAULT_REGISTERS: dict[str, tuple[int, int, str]] = {
 class DlmsMeterModel:
     """What the simulated meter measures; shared by every connection to it."""
 
-    state: MeterState
+    state: SimulatedRegisters
     time_source: TimeSource
     password: bytes | None = None  # LLS password; None = lowest-level security only
     registers: dict[str, tuple[int, int, str]] | None = None

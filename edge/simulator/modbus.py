@@ -3,7 +3,8 @@
 A simulated meter speaks exactly the register map of a model file (``firmware-config/meters/*.toml``): probe
 registers hold the model's identification values, measurement registers are encoded with the map's type, word
 order, scale and unit, so what the edge reads back goes through the same code path as a real meter. Values are
-computed when a request arrives, from a :class:`~edge.simulator.profiles.MeterState` and an injectable time source.
+computed when a request arrives, from a :class:`~edge.simulator.profiles.SimulatedRegisters` and an injectable
+time source.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from edge.meters.convert import encode_words
-from edge.meters.maps import DataType, Function, MeterMap, Protocol, Quantity
-from edge.simulator.profiles import MeterState, TimeSource
+from edge.meters.maps import DataType, Function, MeterMap, MeterProtocol, Quantity
+from edge.simulator.profiles import SimulatedRegisters, TimeSource
 
 _RANGES = {
     DataType.U16: (0, 0xFFFF),
@@ -41,7 +42,7 @@ def _exponent(quantity: Quantity) -> int:
 
 def encode_registers(meter_map: MeterMap, values: dict[str, float]) -> dict[tuple[Function, int], int]:
     """Register image of ``meter_map`` holding ``values`` (base units). Energy is truncated, never rounded up."""
-    if meter_map.protocol is not Protocol.MODBUS:
+    if meter_map.protocol is not MeterProtocol.MODBUS:
         raise ValueError(f"{meter_map.id} is not a Modbus map")
     regs: dict[tuple[Function, int], int] = {}
 
@@ -76,7 +77,7 @@ def encode_registers(meter_map: MeterMap, values: dict[str, float]) -> dict[tupl
 class SimulatedModbusMeter:
     """One simulated meter: a unit id, a register map, a profile state and a time source."""
 
-    def __init__(self, unit_id: int, meter_map: MeterMap, state: MeterState, time_source: TimeSource) -> None:
+    def __init__(self, unit_id: int, meter_map: MeterMap, state: SimulatedRegisters, time_source: TimeSource) -> None:
         self.unit_id = unit_id
         self.meter_map = meter_map
         self.state = state

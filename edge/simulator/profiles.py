@@ -51,7 +51,7 @@ class Profile:
         return self.load_w(t) - self.pv_w(t)
 
 
-class MeterState:
+class SimulatedRegisters:
     """Cumulative import/export registers of one simulated meter, advanced by integrating the profile."""
 
     def __init__(self, profile: Profile, start: float, *, import_wh: int = 0, export_wh: int = 0) -> None:

@@ -14,7 +14,7 @@ from protocol.batch import encode_batch
 from protocol.challenge import challenge_message, sign_challenge
 from protocol.errors import Reason
 from protocol.keys import DeviceKey
-from protocol.record import DOMAIN, POWER_NOT_AVAILABLE, ZERO_HASH, Flags, Reading, sign_reading
+from protocol.record import DOMAIN, POWER_NOT_AVAILABLE, ZERO_HASH, Flags, Reading, ReadingFields, sign_reading
 from protocol.signed import (
     Kind,
     PairedChallenge,
@@ -109,23 +109,25 @@ def build() -> dict[str, Any]:
     central = DeviceKey.from_seed(SEED_CENTRAL)
 
     r1 = sign_reading(
-        a, meter_serial="SDM630-0001", seq=1, timestamp_ms=T0, import_wh=1_234_567, export_wh=89_012,
-        power_w=1520, prev_hash=ZERO_HASH,
+        a, ReadingFields(meter_serial="SDM630-0001", seq=1, timestamp_ms=T0, import_wh=1_234_567, export_wh=89_012,
+                         power_w=1520, prev_hash=ZERO_HASH),
     )  # fmt: skip
     r2 = sign_reading(
-        a, meter_serial="SDM630-0001", seq=2, timestamp_ms=T0 + 60_000, import_wh=1_234_567, export_wh=89_026,
-        power_w=-830, prev_hash=r1.hash(),
+        a, ReadingFields(meter_serial="SDM630-0001", seq=2, timestamp_ms=T0 + 60_000, import_wh=1_234_567,
+                         export_wh=89_026, power_w=-830, prev_hash=r1.hash()),
     )  # fmt: skip
     r3 = sign_reading(
-        a, meter_serial="SDM630-0001", seq=3, timestamp_ms=T0 + 120_000, import_wh=0, export_wh=0,
-        power_w=0, flags=Flags.METER_REPLACED, prev_hash=r2.hash(),
+        a, ReadingFields(meter_serial="SDM630-0001", seq=3, timestamp_ms=T0 + 120_000, import_wh=0, export_wh=0,
+                         power_w=0, flags=Flags.METER_REPLACED, prev_hash=r2.hash()),
     )  # fmt: skip
     rb = sign_reading(
-        b, meter_serial="A", seq=1, timestamp_ms=T0, import_wh=0, export_wh=0, power_w=None, prev_hash=ZERO_HASH,
+        b, ReadingFields(meter_serial="A", seq=1, timestamp_ms=T0, import_wh=0, export_wh=0, power_w=None,
+                         prev_hash=ZERO_HASH),
     )  # fmt: skip
     r32 = sign_reading(
-        b, meter_serial="X" * 16 + "0123456789!~#$%&", seq=2, timestamp_ms=T0 + 1, import_wh=2**64 - 1,
-        export_wh=2**63, power_w=2**31 - 1, flags=Flags.CLOCK_UNSYNCED | Flags.METER_REPLACED, prev_hash=rb.hash(),
+        b, ReadingFields(meter_serial="X" * 16 + "0123456789!~#$%&", seq=2, timestamp_ms=T0 + 1, import_wh=2**64 - 1,
+                         export_wh=2**63, power_w=2**31 - 1, flags=Flags.CLOCK_UNSYNCED | Flags.METER_REPLACED,
+                         prev_hash=rb.hash()),
     )  # fmt: skip
     assert len(r32.meter_serial) == 32
 

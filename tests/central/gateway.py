@@ -13,7 +13,7 @@ from central.ingest.service import IngestService
 from protocol.ack import Ack
 from protocol.batch import encode_batch
 from protocol.keys import DeviceKey
-from protocol.record import ZERO_HASH, Reading, sign_reading
+from protocol.record import ZERO_HASH, Reading, ReadingFields, sign_reading
 
 T0_MS = 1_790_000_000_000  # a fixed "now" for unit tests (2026-09)
 
@@ -52,14 +52,16 @@ class Gateway:
         self.now_ms += advance_ms
         rec = sign_reading(
             self.key,
-            meter_serial=serial,
-            seq=self.seq + 1 if seq is None else seq,
-            timestamp_ms=self.now_ms if timestamp_ms is None else timestamp_ms,
-            import_wh=imp,
-            export_wh=exp,
-            power_w=power_w,
-            flags=flags,
-            prev_hash=self.prev_hash if prev_hash is None else prev_hash,
+            ReadingFields(
+                meter_serial=serial,
+                seq=self.seq + 1 if seq is None else seq,
+                timestamp_ms=self.now_ms if timestamp_ms is None else timestamp_ms,
+                import_wh=imp,
+                export_wh=exp,
+                power_w=power_w,
+                flags=flags,
+                prev_hash=self.prev_hash if prev_hash is None else prev_hash,
+            ),
         )
         self.seq = rec.seq
         self.prev_hash = rec.hash()

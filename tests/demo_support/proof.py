@@ -13,6 +13,7 @@ from demo_support.report import kwh, say
 
 from protocol.base58 import b58decode
 from protocol.record import decode_reading
+from tests.memo_logs import memo_texts
 
 MINT_LEAF_DOMAIN = b"GTX/mint/v1\x00"
 
@@ -40,7 +41,7 @@ def merkle_root(hashes: list[bytes]) -> bytes:
 
 def _memo_texts(tx: Any) -> list[str]:
     """Memo-looking strings in a getTransaction result: log lines, and base58 instruction data decoded."""
-    texts = [str(line) for line in ((tx.get("meta") or {}).get("logMessages") or [])]
+    texts = memo_texts((tx.get("meta") or {}).get("logMessages") or [])
     for ix in (((tx.get("transaction") or {}).get("message") or {}).get("instructions") or []):
         data = ix.get("data")
         if isinstance(data, str):

@@ -225,7 +225,7 @@ def init_ledger(stack: Stack, gaps: Gaps) -> None:
                   f"exit {r.returncode}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.stdout}; "
                   "ran central.ledger.cli.init_command, which it would call, instead")
         code = ("import sys; from central.config import load_config; from central.ledger.cli import init_command; "
-                "sys.exit(init_command(load_config(sys.argv[1], []).section('ledger')))")
+                "sys.exit(init_command(load_config(sys.argv[1], []).ledger))")
         r = subprocess.run([sys.executable, "-c", code, str(stack.central_toml)], capture_output=True, text=True,
                            env=stack.procs.env, timeout=120, check=False)
         if r.returncode != 0:

@@ -9,7 +9,7 @@ from protocol.ack import Ack
 from protocol.challenge import Challenge, ChallengeReply
 from protocol.errors import MalformedError, Reason
 from protocol.keys import DeviceKey, public_key_from_device_id
-from protocol.record import ZERO_HASH, sign_reading
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading
 from protocol.sync import SyncReply, SyncRequest
 from protocol.wallet_link import WalletLink
 
@@ -78,7 +78,7 @@ def test_field_validation_on_signing() -> None:
     for change in ({"meter_serial": ""}, {"meter_serial": "a b"}, {"meter_serial": "é"}, {"seq": 0},
                    {"import_wh": -1}, {"power_w": -(2**31)}, {"flags": 8}, {"prev_hash": b"x"}):  # fmt: skip
         with pytest.raises(Exception, match=r"."):
-            sign_reading(KEY, **{**base, **change})  # type: ignore[arg-type]
+            sign_reading(KEY, ReadingFields(**{**base, **change}))  # type: ignore[arg-type]
 
 
 def test_wallet_link_rejects_trailing_newline_and_bad_text() -> None:

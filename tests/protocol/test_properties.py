@@ -15,7 +15,7 @@ from protocol.batch import decode_batch, encode_batch, split_batch
 from protocol.challenge import Challenge, ChallengeReply, sign_challenge, verify_challenge
 from protocol.errors import ProtocolError, Reason
 from protocol.keys import DeviceKey
-from protocol.record import ZERO_HASH, Reading, decode_reading, sign_reading
+from protocol.record import ZERO_HASH, Reading, ReadingFields, decode_reading, sign_reading
 from protocol.sync import SyncReply, SyncRequest
 from protocol.wallet_link import WalletLink, verify_wallet_link
 
@@ -31,14 +31,16 @@ def readings(draw: st.DrawFn, key: DeviceKey = KEY) -> Reading:
     seq = draw(st.integers(1, 2**64 - 1))
     return sign_reading(
         key,
-        meter_serial=draw(serials),
-        seq=seq,
-        timestamp_ms=draw(st.integers(-(2**63), 2**63 - 1)),
-        import_wh=draw(u64),
-        export_wh=draw(u64),
-        power_w=draw(st.one_of(st.none(), st.integers(-(2**31) + 1, 2**31 - 1))),
-        flags=draw(st.integers(0, 3)),
-        prev_hash=ZERO_HASH if seq == 1 else draw(st.binary(min_size=32, max_size=32)),
+        ReadingFields(
+            meter_serial=draw(serials),
+            seq=seq,
+            timestamp_ms=draw(st.integers(-(2**63), 2**63 - 1)),
+            import_wh=draw(u64),
+            export_wh=draw(u64),
+            power_w=draw(st.one_of(st.none(), st.integers(-(2**31) + 1, 2**31 - 1))),
+            flags=draw(st.integers(0, 3)),
+            prev_hash=ZERO_HASH if seq == 1 else draw(st.binary(min_size=32, max_size=32)),
+        ),
     )
 
 

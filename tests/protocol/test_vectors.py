@@ -14,7 +14,7 @@ from protocol.batch import decode_batch
 from protocol.challenge import challenge_message, verify_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
-from protocol.record import decode_reading, sign_reading
+from protocol.record import ReadingFields, decode_reading, sign_reading
 from protocol.vectors.build import render
 from protocol.wallet_link import WalletLink, verify_wallet_link
 
@@ -51,14 +51,16 @@ def test_record_vectors(vec: dict[str, Any]) -> None:
     f = vec["fields"]
     signed = sign_reading(
         key,
-        meter_serial=f["meter_serial"],
-        seq=f["seq"],
-        timestamp_ms=f["timestamp_ms"],
-        import_wh=f["import_wh"],
-        export_wh=f["export_wh"],
-        power_w=f["power_w"],
-        flags=f["flags"],
-        prev_hash=bytes.fromhex(f["prev_hash"]),
+        ReadingFields(
+            meter_serial=f["meter_serial"],
+            seq=f["seq"],
+            timestamp_ms=f["timestamp_ms"],
+            import_wh=f["import_wh"],
+            export_wh=f["export_wh"],
+            power_w=f["power_w"],
+            flags=f["flags"],
+            prev_hash=bytes.fromhex(f["prev_hash"]),
+        ),
     )
     assert signed.encode().hex() == vec["hex"]
     decoded = decode_reading(bytes.fromhex(vec["hex"]))

@@ -16,14 +16,14 @@ from solders.pubkey import Pubkey
 
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.keys import load_key
+from central.ledger.platform import Platform
 from central.minting.service import mint_outbox
-from central.wallets.chain import Chain
 
 
 async def main(dsn: str, ledger_dir: str, keys_dir: str, mint: str, point: str) -> None:
     keys = Path(keys_dir)
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=Path(ledger_dir), slot_ms=400))
-    chain = Chain(
+    chain = Platform(
         ledger=ledger,
         energy_mint=Pubkey.from_string(mint),
         mint_authority=load_key("mint_authority", keys / "mint_authority.json"),

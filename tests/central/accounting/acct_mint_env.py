@@ -14,9 +14,9 @@ from central.accounting import DEFAULT_WINDOW_MS
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from central.ledger.builder import associated_token_address
+from central.ledger.platform import Platform
 from central.ledger.tokens import parse_mint
 from central.minting.queries import minted_wh
-from central.wallets.chain import Chain
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
@@ -83,14 +83,14 @@ async def link_wallet(pool: asyncpg.Pool, user: uuid.UUID) -> DeviceKey:
     return wallet
 
 
-async def energy_balance(chain: Chain, wallet: str) -> int:
+async def energy_balance(chain: Platform, wallet: str) -> int:
     bal = await chain.ledger.get_token_account_balance(
         associated_token_address(Pubkey.from_string(wallet), chain.energy_mint)
     )
     return bal.amount if bal else 0
 
 
-async def energy_supply(chain: Chain) -> int:
+async def energy_supply(chain: Platform) -> int:
     acc = await chain.ledger.get_account(chain.energy_mint)
     assert acc is not None
     info = parse_mint(acc)

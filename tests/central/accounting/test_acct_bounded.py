@@ -1,6 +1,6 @@
 """D4 (issue 10): accounting work is bounded. A gap between readings is one window, not one per empty step (energy
 still exact and conserved), and a pass finalises at most ``max_windows`` windows, continuing from its checkpoint.
-Pure settlement first, then the accountant on real PostgreSQL."""
+Pure window closing first, then the accountant on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from central.accounting import DEFAULT_WINDOW_MS, MeterReading, settle
+from central.accounting import DEFAULT_WINDOW_MS, MeterReading, close_windows
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
-from central.accounting.settlement import Checkpoint, Window
+from central.accounting.window_energy import Checkpoint, Window
 from central.ingest.core import MAX_AGE_MS
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
-from tests.central.accounting.test_acct_settlement import rd, reference_windows, streams
+from tests.central.accounting.test_acct_window_energy import rd, reference_windows, streams
 from tests.central.gateway import Gateway, exact, ingest
 from tests.central.pg import add_device, add_meter, add_user
 
@@ -38,7 +38,7 @@ def test_gap_of_days_is_one_window_and_conserves_energy() -> None:
     # the probe's case: a reading 20 days before the others (345,600 five-second windows on main)
     readings = [rd(1, T0 - 20 * DAY + 7 * MIN, 1_000), rd(2, T0 + 3 * MIN, 901_000), rd(3, T0 + 2 * W, 902_000)]
     for window_ms in (5_000, W):
-        s = settle(readings, None, window_ms)
+        s = close_windows(readings, None, window_ms)
         assert len(s.windows) <= 4, [(w.start_ms, w.end_ms) for w in s.windows]
         assert s.checkpoint is not None
         assert s.checkpoint.boundary_ms == T0 + 2 * W
@@ -49,7 +49,7 @@ def test_gap_of_days_is_one_window_and_conserves_energy() -> None:
 
 def test_unset_clock_reading_does_not_explode() -> None:
     # timestamp near 0, then now: a handful of windows, not ~2 million
-    s = settle([rd(1, 1_234, 0), rd(2, T0 + 1, 500), rd(3, T0 + W + 1, 600)], None, W)
+    s = close_windows([rd(1, 1_234, 0), rd(2, T0 + 1, 500), rd(3, T0 + W + 1, 600)], None, W)
     assert len(s.windows) <= 3
     assert sum(w.export_wh for w in s.windows) == s.windows[-1].end_export
 
@@ -58,7 +58,7 @@ def _bounded_run(readings: list[MeterReading], window_ms: int, n: int) -> tuple[
     got: list[Window] = []
     cp: Checkpoint | None = None
     while True:
-        s = settle(readings, cp, window_ms, n)
+        s = close_windows(readings, cp, window_ms, n)
         assert len(s.windows) <= n
         if not s.windows:
             return got, cp
@@ -68,11 +68,11 @@ def _bounded_run(readings: list[MeterReading], window_ms: int, n: int) -> tuple[
 
 @given(streams(ties=True), st.sampled_from([5 * MIN, W, 3_600_000]), st.integers(1, 4))
 @settings(max_examples=150)
-def test_bounded_passes_equal_one_unbounded_settlement(
+def test_bounded_passes_equal_one_unbounded_pass(
     readings: list[MeterReading], window_ms: int, n: int
 ) -> None:
     got, cp = _bounded_run(readings, window_ms, n)
-    whole = settle(readings, None, window_ms)
+    whole = close_windows(readings, None, window_ms)
     assert got == list(whole.windows)
     assert cp == whole.checkpoint
     assert [(w.start_ms, w.import_wh, w.export_wh) for w in got] == reference_windows(readings, window_ms)

@@ -13,8 +13,8 @@ from central.accounting.mint_intent import MINT_KIND
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.db.migrations import MIGRATIONS_DIR
 from central.ledger.packing import Unit
+from central.ledger.platform import Platform
 from central.minting.service import MintBuilder, mint_outbox, release_accrued
-from central.wallets.chain import Chain
 from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.accounting.acct_mint_env import (
     T0,
@@ -30,7 +30,7 @@ from tests.central.accounting.acct_mint_env import minted_wh_in_db as minted_in_
 
 
 @pytest.fixture
-async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
+async def chain(tmp_path: Path) -> AsyncIterator[Platform]:
     c = await embedded_chain(tmp_path / "keys")
     try:
         yield c
@@ -38,7 +38,9 @@ async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
         await c.ledger.close()
 
 
-async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(pool: asyncpg.Pool, chain: Chain) -> None:
+async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(
+    pool: asyncpg.Pool, chain: Platform
+) -> None:
     alice = await add_user(pool)
     site = await seed_site(pool, [alice], ["BIG-1"])
     await feed(pool, site, T0, 3 * 500 + 1, {"BIG-1": 7})  # a reading every 5 min: 500 final 15-minute windows
@@ -59,7 +61,7 @@ async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(pool
 
 
 async def test_previously_failed_oversized_mints_are_minted_after_retry_and_migration(
-    pool: asyncpg.Pool, chain: Chain
+    pool: asyncpg.Pool, chain: Platform
 ) -> None:
     """Intents failed by the old code ("unit does not fit in one transaction") are minted again: some through the
     admin retry (solo), the rest through migration 0076, which puts them back to pending."""
@@ -93,7 +95,7 @@ async def test_previously_failed_oversized_mints_are_minted_after_retry_and_migr
 
 
 async def test_parts_that_do_not_fit_the_outbox_are_split_again_by_the_mint_builder(
-    pool: asyncpg.Pool, chain: Chain
+    pool: asyncpg.Pool, chain: Platform
 ) -> None:
     """The plan measures parts without a compute-unit price; an outbox configured with one adds an instruction, so
     the largest parts no longer fit. The outbox has the builder re-build halves of them: all are still minted."""

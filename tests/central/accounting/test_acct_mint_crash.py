@@ -12,8 +12,8 @@ from solders.pubkey import Pubkey
 
 from central.accounting.mint_intent import MINT_KIND
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.platform import Platform
 from central.minting.service import mint_outbox
-from central.wallets.chain import Chain
 from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.accounting.acct_mint_env import (
     T0,
@@ -30,7 +30,7 @@ from tests.central.crash_proc import run_until_killed
 HERE = Path(__file__).parent
 
 
-async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Chain, dict[str, str], int]:
+async def prepare(pool: asyncpg.Pool, tmp: Path) -> tuple[Platform, dict[str, str], int]:
     """60 owners with wallets, one meter each, 4 windows: 240 intents. Returns the closed chain's key files."""
     keys = tmp / "keys"
     chain = await embedded_chain(keys, tmp / "ledger", slot_ms=400)
@@ -50,17 +50,17 @@ def run_and_kill(dsn: str, tmp: Path, info: dict[str, str], point: str) -> None:
                      import_dir=HERE)
 
 
-async def restart_and_finish(pool: asyncpg.Pool, tmp: Path, chain: Chain, *, expire: bool) -> EmbeddedLedger:
+async def restart_and_finish(pool: asyncpg.Pool, tmp: Path, chain: Platform, *, expire: bool) -> EmbeddedLedger:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=tmp / "ledger", slot_ms=400))
     if expire:
         ledger.advance_slots(200)  # the recorded, unsent transaction can no longer land
-    restarted = Chain(ledger, chain.energy_mint, chain.mint_authority, chain.fee_payer)
+    restarted = Platform(ledger, chain.energy_mint, chain.mint_authority, chain.fee_payer)
     await mint_outbox(pool, restarted).drain()
     return ledger
 
 
 async def check_exactly_once(pool: asyncpg.Pool, ledger: EmbeddedLedger, mint: Pubkey, expected: int) -> None:
-    chain = Chain(ledger, mint, None, None)  # type: ignore[arg-type]
+    chain = Platform(ledger, mint, None, None)  # type: ignore[arg-type]
     states = dict(await pool.fetch("SELECT state, count(*) FROM chain_intent WHERE kind = $1 GROUP BY 1", MINT_KIND))
     assert states == {"confirmed": 240}
     assert await energy_supply(chain) == expected

@@ -1,5 +1,5 @@
 """End to end through the real central app (ingest, ledger, wallets, accounting and minting plugins): a gateway's
-protocol-signed readings through Mosquitto -> verified ingest -> settlement windows -> mint -> the owner's wallet
+protocol-signed readings through Mosquitto -> verified ingest -> accounting windows -> mint -> the owner's wallet
 over HTTP; then a restart of central."""
 
 from __future__ import annotations

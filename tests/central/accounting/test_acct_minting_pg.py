@@ -1,5 +1,5 @@
 """End to end on real PostgreSQL and the embedded (LiteSVM) ledger: protocol-signed readings -> verified ingest ->
-settlement windows -> mint -> owner's on-chain energy balance equals the Wh in the database."""
+accounting windows -> mint -> owner's on-chain energy balance equals the Wh in the database."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from solders.signature import Signature
 
 from central.accounting.mint_memo import MintLeaf, mints_root, parse_mint_memo
+from central.ledger.platform import Platform
 from central.minting.queries import mints_of
 from central.minting.service import mint_outbox, release_accrued
-from central.wallets.chain import Chain
 from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.accounting.acct_mint_env import (
     T0,
@@ -30,7 +30,7 @@ from tests.central.accounting.acct_mint_env import (
 
 
 @pytest.fixture
-async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
+async def chain(tmp_path: Path) -> AsyncIterator[Platform]:
     c = await embedded_chain(tmp_path / "keys")
     try:
         yield c
@@ -38,7 +38,7 @@ async def chain(tmp_path: Path) -> AsyncIterator[Chain]:
         await c.ledger.close()
 
 
-async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool, chain: Chain) -> None:
+async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool, chain: Platform) -> None:
     alice, bob = await add_user(pool), await add_user(pool)
     site = await seed_site(pool, [alice, alice, bob], ["A-1", "A-2", "B-1"])
     rate = {"A-1": 111, "A-2": 5, "B-1": 40}

@@ -7,7 +7,7 @@ import random
 import asyncpg
 import pytest
 
-from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, merkle_root, settle
+from central.accounting import DEFAULT_WINDOW_MS, METER_REPLACED, MeterReading, close_windows, merkle_root
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.plugin import accountant_lock, settle_all
 from central.accounting.service import AccountingService
@@ -59,7 +59,7 @@ async def test_windows_from_verified_readings_exact_and_once(pool: asyncpg.Pool)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_random_late_batches_with_replacement_match_one_shot_settlement(pool: asyncpg.Pool, seed: int) -> None:
+async def test_random_late_batches_with_replacement_match_one_shot_close(pool: asyncpg.Pool, seed: int) -> None:
     """Readings reach PostgreSQL in random late batches (with a meter replacement and re-sent duplicates) and the
     accountant runs between batches: the windows are exactly those of settling everything at once, and
     Σ window Wh = continuous register(last final boundary) - register(first reading)."""
@@ -93,7 +93,7 @@ async def test_random_late_batches_with_replacement_match_one_shot_settlement(po
         pass
 
     rows = await pool.fetch("SELECT * FROM energy_windows WHERE meter_id = $1 ORDER BY window_start_ms", meter)
-    one_shot = settle(
+    one_shot = close_windows(
         [MeterReading(r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.hash()) for r in records]
     )
     assert [(r["window_start_ms"], r["export_wh"], r["import_wh"]) for r in rows] == [

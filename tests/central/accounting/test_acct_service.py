@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from central.accounting import DEFAULT_WINDOW_MS, MeterReading, settle
+from central.accounting import DEFAULT_WINDOW_MS, MeterReading, close_windows
 from central.accounting.metrics import AccountingMetrics
 from central.accounting.service import AccountingService
 from central.accounting.store import InMemoryAccountingStore
-from tests.central.accounting.test_acct_settlement import streams
+from tests.central.accounting.test_acct_window_energy import streams
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % W
@@ -74,4 +74,4 @@ def test_bounded_horizon_passes_equal_one_shot(readings: list[MeterReading], hor
 
     asyncio.run(run())
     got = [store.windows[k].window for k in sorted(store.windows)]
-    assert got == list(settle(readings).windows)
+    assert got == list(close_windows(readings).windows)

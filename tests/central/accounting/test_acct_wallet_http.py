@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from central.app import POOL, Registry, create_app
 from central.http.middleware import TOKENS
 from central.http.roles import Role
+from central.ledger.platform import Platform
 from central.wallets import plugin as wallets_plugin
-from central.wallets.chain import Chain
 from central.wallets.routes import CHAIN, ChainRef
 from protocol.base58 import b58encode
 from protocol.keys import DeviceKey
@@ -23,7 +23,7 @@ from tests.central.pg import add_user
 
 
 @pytest.fixture
-async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Chain]]:
+async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Platform]]:
     config = make_config(pg_dsn, tmp_path)
     chain = await embedded_chain(tmp_path / "keys")
 
@@ -46,7 +46,7 @@ def auth(client: TestClient[Any, Any], user: Any, role: Role = Role.PROSUMER) ->
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Chain]) -> None:
+async def test_link_read_balances_and_faucet(env: tuple[TestClient[Any, Any], Platform]) -> None:
     client, chain = env
     pool = client.app[POOL]
     alice, mallory, admin = await add_user(pool), await add_user(pool), await add_user(pool, "admin")

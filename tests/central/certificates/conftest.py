@@ -11,7 +11,7 @@ import pytest
 from solders.keypair import Keypair
 
 from central.certificates.models import MeterInfo
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.service import CertificateService
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
@@ -19,22 +19,22 @@ from central.certificates.validation import CertificateValidator
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from tests.central.certificates.pg_world import HOUR, T0_MS, Site, World, link_wallet
 from tests.central.certificates.pg_world import T0 as PG_T0
-from tests.central.certificates.support import CONFIG, T0, URI_BASE, Chain, Clock, People, ServiceEnv
+from tests.central.certificates.support import CONFIG, T0, URI_BASE, CertLedgerEnv, Clock, People, ServiceEnv
 from tests.central.pg import add_user, open_pool
 
 
 @pytest.fixture
-async def chain_env() -> AsyncIterator[Chain]:
+async def chain_env() -> AsyncIterator[CertLedgerEnv]:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None))
     issuer, fee_payer = Keypair(), Keypair()
     await ledger.request_airdrop(fee_payer.pubkey(), 100 * 10**9)
-    ops = CertificateChain(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
-    yield Chain(ledger, issuer, fee_payer, ops)
+    ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+    yield CertLedgerEnv(ledger, issuer, fee_payer, ops)
     await ledger.close()
 
 
 @pytest.fixture
-def svc_env(chain_env: Chain) -> ServiceEnv:
+def svc_env(chain_env: CertLedgerEnv) -> ServiceEnv:
     store, directory, generation = MemoryCertificateStore(), MemoryDirectory(), MemoryGeneration()
     clock = Clock(T0 + timedelta(days=2))
     people = People(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), Keypair(), Keypair(), uuid.uuid4())
@@ -49,7 +49,7 @@ def svc_env(chain_env: Chain) -> ServiceEnv:
 
 
 @pytest.fixture
-async def world(pg_dsn: str, chain_env: Chain) -> AsyncIterator[World]:
+async def world(pg_dsn: str, chain_env: CertLedgerEnv) -> AsyncIterator[World]:
     pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     try:
         authority = await add_user(pool, "rec_authority")

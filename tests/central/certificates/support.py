@@ -11,18 +11,18 @@ from datetime import UTC, datetime, timedelta
 
 from solders.instruction import Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.certificates.metadata import CertificateMetadata
 from central.certificates.models import WindowExport
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.certificates.service import CertificateConfig, CertificateService, PreparedTransaction
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
 from central.certificates.validation import CertificateValidator
-from central.ledger import builder
+from central.ledger import builder, cosign
 from central.ledger.embedded import EmbeddedLedger
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
@@ -30,27 +30,24 @@ T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
 
 @dataclass
-class Chain:
+class CertLedgerEnv:
     ledger: EmbeddedLedger
     issuer: Keypair
     fee_payer: Keypair
-    ops: CertificateChain
+    ops: CertificateLedger
 
 
 def sign_partial(message: MessageV0, wallets: Sequence[Keypair]) -> VersionedTransaction:
     """What a wallet does: sign the message, leaving the platform's signature slots empty."""
-    data = to_bytes_versioned(message)
-    mine = {w.pubkey(): w for w in wallets}
-    sigs = [mine[k].sign_message(data) if k in mine else Signature.default() for k in builder.required_signers(message)]
-    return VersionedTransaction.populate(message, sigs)
+    return cosign.wallet_sign(message, wallets)
 
 
-async def user_submit(env: Chain, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
+async def user_submit(env: CertLedgerEnv, instructions: Sequence[Instruction], *wallets: Keypair) -> Signature:
     message, last_valid = await env.ops.user_message(instructions)
     return await env.ops.submit_user_transaction(sign_partial(message, wallets), message, last_valid)
 
 
-async def self_paid(env: Chain, wallet: Keypair, instructions: Sequence[Instruction]) -> Signature:
+async def self_paid(env: CertLedgerEnv, wallet: Keypair, instructions: Sequence[Instruction]) -> Signature:
     """A transaction the holder signs and pays for themself, bypassing the platform entirely."""
     if await env.ledger.get_balance(wallet.pubkey()) == 0:
         await env.ledger.request_airdrop(wallet.pubkey(), 10**9)
@@ -59,7 +56,7 @@ async def self_paid(env: Chain, wallet: Keypair, instructions: Sequence[Instruct
     return await env.ledger.send_transaction(tx, skip_preflight=False)
 
 
-async def balance(env: Chain, wallet: Pubkey, mint: Pubkey) -> int:
+async def balance(env: CertLedgerEnv, wallet: Pubkey, mint: Pubkey) -> int:
     return await env.ops.balance(mint, wallet)
 
 
@@ -124,7 +121,7 @@ async def sign_and_submit(
 
 @dataclass
 class ServiceEnv:
-    chain: Chain
+    chain: CertLedgerEnv
     store: MemoryCertificateStore
     directory: MemoryDirectory
     generation: MemoryGeneration

@@ -9,20 +9,22 @@ import pytest
 
 from central.certificates.plugin import certificate_chain
 from central.certificates.service import CertificateConfig
+from central.config import from_mapping, parse_section
 from central.errors import ConfigError
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.setup import init_ledger
 
 
-def test_config_from_section() -> None:
-    config = CertificateConfig.from_section({"expiry_months": 6}, default_uri_base="https://gtx.example/")
+def test_config_from_the_certificates_table() -> None:
+    config = from_mapping({"auth": {"jwt_secret": "s" * 40}, "http": {"public_base_url": "https://gtx.example/"},
+                           "certificates": {"expiry_months": 6}}).certificates
     assert config.uri_base == "https://gtx.example/api/v1/certificates"
     assert config.expiry_months == 6
     assert "solar" in config.renewable_sources
     for bad in ({"expiry_months": 0}, {"window_s": 7}, {"colour": "green"}, {"uri_base": "ftp://x"}):
-        with pytest.raises(ConfigError):
-            CertificateConfig.from_section(bad, default_uri_base="https://gtx.example")
+        with pytest.raises(ConfigError, match="certificates"):
+            parse_section(CertificateConfig, "certificates", bad)
 
 
 async def test_certificate_chain_uses_its_own_issuer_key_and_the_platform_fee_payer(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from central.certificates.plugin import CERT_CHAIN
 from central.http.roles import Role
 from tests.central.app_env import make_config
 from tests.central.certificates.pg_world import HOUR, T0, T0_MS, Site, link_wallet
-from tests.central.certificates.support import Chain
+from tests.central.certificates.support import CertLedgerEnv
 from tests.central.pg import add_user, open_pool
 
 
@@ -36,7 +36,7 @@ class Api:
 
 
 @pytest.fixture
-async def api(pg_dsn: str, chain_env: Chain, tmp_path: Path) -> AsyncIterator[Api]:
+async def api(pg_dsn: str, chain_env: CertLedgerEnv, tmp_path: Path) -> AsyncIterator[Api]:
     pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     users = {role: await add_user(pool, role) for role in ("rec_authority", "prosumer", "consumer")}
     wallets = {"prosumer": Keypair(), "consumer": Keypair()}

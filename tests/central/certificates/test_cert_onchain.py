@@ -5,24 +5,40 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID, thaw_account
 from central.ledger import builder
 from central.ledger.errors import LedgerError
-from tests.central.certificates.support import T0, Chain, balance, make_meta, self_paid, sign_partial, user_submit
+from central.ledger.packing import pack_instructions
+from tests.central.certificates.support import (
+    T0,
+    CertLedgerEnv,
+    balance,
+    make_meta,
+    self_paid,
+    sign_partial,
+    user_submit,
+)
+from tests.memo_logs import memo_texts
 
-RETIREMENT = chain.Retirement("ACME Ltd", "Scope 2 market-based claim", T0, T0 + timedelta(days=30))
+
+def _size(group: list[Instruction], payer: Pubkey) -> int:
+    return builder.transaction_size(builder.compile_message(payer, group, Hash.default()))
+
+
+RETIREMENT = instructions.Retirement("ACME Ltd", "Scope 2 market-based claim", T0, T0 + timedelta(days=30))
 
 
 def transfer(
-    env: Chain,
+    env: CertLedgerEnv,
     mint: Pubkey,
     meta: CertificateMetadata,
     owner: Keypair,
@@ -32,7 +48,7 @@ def transfer(
     thaw: bool = True,
     self_paid: bool = False,
 ) -> list[Instruction]:
-    return chain.transfer_instructions(
+    return instructions.transfer_instructions(
         mint,
         certificate_id=meta.certificate_id,
         owner_wallet=owner.pubkey(),
@@ -43,11 +59,11 @@ def transfer(
     )
 
 
-async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None:
+async def test_issue_creates_sealed_mint_with_metadata(chain_env: CertLedgerEnv) -> None:
     owner = Keypair()
     meta = make_meta(energy_wh=4321)
     mint = await chain_env.ops.issue(meta, owner.pubkey())
-    assert mint == chain.mint_address(chain_env.issuer.pubkey(), meta.certificate_id)
+    assert mint == instructions.mint_address(chain_env.issuer.pubkey(), meta.certificate_id)
     info = await chain_env.ops.read_mint(mint)
     assert info is not None
     assert info.metadata is not None
@@ -60,7 +76,7 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
     assert await balance(chain_env, owner.pubkey(), mint) == 4321
     # The supply is fixed: the former mint authority can no longer mint.
     extra = builder.mint_to_checked(
-        mint, chain.holder_account(owner.pubkey(), mint), chain_env.issuer.pubkey(), amount=1, decimals=3,
+        mint, instructions.holder_account(owner.pubkey(), mint), chain_env.issuer.pubkey(), amount=1, decimals=3,
         token_program=TOKEN_2022_PROGRAM_ID,
     )  # fmt: skip
     with pytest.raises(ChainError):
@@ -72,15 +88,15 @@ async def test_issue_creates_sealed_mint_with_metadata(chain_env: Chain) -> None
     assert again.supply == 4321
 
 
-async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
+async def test_issue_resumes_after_a_partial_run(chain_env: CertLedgerEnv) -> None:
     owner = Keypair()
     meta = make_meta()
-    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(chain.final_len(meta, chain_env.ops.uri_base))
-    plan = chain.issue_plan(
+    plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
-        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=owner.pubkey(), final_rent=rent,
+        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=owner.pubkey(),
     )  # fmt: skip
-    await chain_env.ops.send(plan.create + plan.fields[:3])  # "crash" after the first stage and some fields
+    rent = await chain_env.ledger.get_minimum_balance_for_rent_exemption(plan.final_len)
+    await chain_env.ops.send(plan.create(rent) + plan.fields[:3])  # "crash" after the first stage and some fields
     mint = await chain_env.ops.issue(meta, owner.pubkey())
     info = await chain_env.ops.read_mint(mint)
     assert info is not None
@@ -89,24 +105,24 @@ async def test_issue_resumes_after_a_partial_run(chain_env: Chain) -> None:
     assert info.supply == meta.energy_wh
 
 
-async def test_every_issue_transaction_fits_the_packet_limit(chain_env: Chain) -> None:
+async def test_every_issue_transaction_fits_the_packet_limit(chain_env: CertLedgerEnv) -> None:
     meta = make_meta(meter_serial="M" * 64, energy_source="S" * 64, issuer="I" * 64)
-    plan = chain.issue_plan(
+    plan = instructions.issue_plan(
         meta, uri_base=chain_env.ops.uri_base, issuer=chain_env.issuer.pubkey(),
-        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=Keypair().pubkey(), final_rent=1,
+        fee_payer=chain_env.fee_payer.pubkey(), owner_wallet=Keypair().pubkey(),
     )  # fmt: skip
     payer = chain_env.fee_payer.pubkey()
-    for stage in (plan.create, plan.fields, plan.finish):
-        for group in chain.pack(stage, payer):
-            assert chain.transaction_size(group, payer) <= 1232
-    small = chain.pack(plan.fields, payer, limit=560)  # a tighter limit really splits, keeping order
+    for stage in (plan.create(1), plan.fields, plan.finish):
+        for group in pack_instructions(stage, payer=payer):
+            assert _size(group, payer) <= 1232
+    small = pack_instructions(plan.fields, payer=payer, max_size=560)  # a tighter limit really splits, keeping order
     assert len(small) > 1
     assert [ix for group in small for ix in group] == plan.fields
-    assert all(chain.transaction_size(group, payer) <= 560 for group in small)
+    assert all(_size(group, payer) <= 560 for group in small)
     await chain_env.ops.issue(meta, Keypair().pubkey())
 
 
-async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
+async def test_partial_transfer_then_partial_retire(chain_env: CertLedgerEnv) -> None:
     prosumer, consumer = Keypair(), Keypair()
     meta = make_meta(energy_wh=10_000)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -116,7 +132,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
     # Users hold no SOL: the platform paid the fee and the new account's rent.
     assert await chain_env.ledger.get_balance(prosumer.pubkey()) == 0
 
-    ixs = chain.retire_instructions(
+    ixs = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_250,
         retirement=RETIREMENT,
     )  # fmt: skip
@@ -127,12 +143,12 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
     assert info.supply == 10_000 - 1_250  # retirement reduces supply
     record = await chain_env.ledger.get_transaction(sig)
     assert record is not None
-    memo_logs = [line.replace('\\"', '"') for line in record.logs if "ACME Ltd" in line]
+    memo_logs = [text for text in memo_texts(record.logs) if "ACME Ltd" in text]
     assert memo_logs
     assert '"op":"retire"' in memo_logs[0]
     assert '"from":"2026-06-01T10:00:00Z"' in memo_logs[0]
 
-    too_much = chain.retire_instructions(
+    too_much = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_751,
         retirement=RETIREMENT,
     )  # fmt: skip
@@ -140,7 +156,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: Chain) -> None:
         await user_submit(chain_env, too_much, consumer)
 
 
-async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_hold(chain_env: Chain) -> None:
+async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_hold(chain_env: CertLedgerEnv) -> None:
     prosumer, outsider = Keypair(), Keypair()
     meta = make_meta(energy_wh=100)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -154,7 +170,7 @@ async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_ho
     assert await balance(chain_env, prosumer.pubkey(), mint) == 100
 
 
-async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(chain_env: Chain) -> None:
+async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(chain_env: CertLedgerEnv) -> None:
     prosumer, thief = Keypair(), Keypair()
     meta = make_meta(energy_wh=500)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -170,7 +186,7 @@ async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(ch
     assert await balance(chain_env, prosumer.pubkey(), mint) == 500
 
 
-async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: Chain) -> None:
+async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: CertLedgerEnv) -> None:
     prosumer, consumer, third = Keypair(), Keypair(), Keypair()
     meta = make_meta(energy_wh=2_000)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
@@ -198,13 +214,13 @@ async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: 
             await self_paid(
                 chain_env, owner, transfer(chain_env, mint, meta, owner, third, 1, thaw=False, self_paid=True)
             )
-    retire = chain.retire_instructions(
+    retire = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1, retirement=RETIREMENT
     )
     with pytest.raises(ChainError):
         await user_submit(chain_env, retire, consumer)
     # Only the issuer could thaw; a holder cannot.
-    thaw = thaw_account(chain.holder_account(consumer.pubkey(), mint), mint, consumer.pubkey())
+    thaw = thaw_account(instructions.holder_account(consumer.pubkey(), mint), mint, consumer.pubkey())
     with pytest.raises(LedgerError):
         await self_paid(chain_env, consumer, [thaw])
 
@@ -213,14 +229,14 @@ def test_bad_amounts_and_texts_are_refused() -> None:
     mint, wallet = Keypair().pubkey(), Keypair().pubkey()
     meta = make_meta()
     with pytest.raises(InvalidCertificateError):
-        chain.transfer_instructions(
+        instructions.transfer_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=wallet, to_wallet=wallet, fee_payer=wallet,
             amount_wh=0,
         )  # fmt: skip
     with pytest.raises(InvalidCertificateError):
-        chain.Retirement("", "purpose", T0, T0 + timedelta(hours=1))
+        instructions.Retirement("", "purpose", T0, T0 + timedelta(hours=1))
     with pytest.raises(InvalidCertificateError):
-        chain.Retirement("b", "p", T0, T0)
+        instructions.Retirement("b", "p", T0, T0)
     with pytest.raises(InvalidCertificateError):
         make_meta(energy_wh=0)
     with pytest.raises(InvalidCertificateError):

@@ -11,8 +11,8 @@ import pytest
 from solders.pubkey import Pubkey
 
 from central.accounting.merkle import merkle_root
-from central.certificates.chain import Retirement
 from central.certificates.errors import AlreadyCertifiedError, CertificateStateError, InsufficientGenerationError
+from central.certificates.instructions import Retirement
 from central.certificates.models import Status
 from tests.central.certificates.pg_world import HOUR, T0, T0_MS, World
 from tests.central.certificates.support import sign_and_submit

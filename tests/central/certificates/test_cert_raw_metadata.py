@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from tests.central.certificates.support import Chain, make_meta
+from tests.central.certificates.support import CertLedgerEnv, make_meta
 
 TOKEN_2022 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
 
@@ -76,7 +76,7 @@ def parse(data: bytes) -> dict[str, object]:
     return out
 
 
-async def test_metadata_decodes_from_raw_account_bytes(chain_env: Chain) -> None:
+async def test_metadata_decodes_from_raw_account_bytes(chain_env: CertLedgerEnv) -> None:
     cert_id = uuid.UUID("0b9f1f3c-6a55-4e52-9d43-0d7a2f1b7c11")
     root = hashlib.sha256(b"signed readings of SN-RAW-7").digest()
     meta = make_meta(

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from solders.keypair import Keypair
 
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.errors import ChainError
 from central.certificates.metadata import CertificateMetadata
-from central.certificates.operations import CertificateChain
+from central.certificates.operations import CertificateLedger
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.rpc import RpcLedger
-from tests.central.certificates.support import T0, URI_BASE, Chain, make_meta, user_submit
+from tests.central.certificates.support import T0, URI_BASE, CertLedgerEnv, make_meta, user_submit
 
 
 async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
@@ -26,18 +26,18 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
     try:
         issuer, fee_payer, prosumer, consumer = Keypair(), Keypair(), Keypair(), Keypair()
         await ledger.request_airdrop(fee_payer.pubkey(), 10**10)
-        ops = CertificateChain(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
-        env = Chain(embedded, issuer, fee_payer, ops)
+        ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+        env = CertLedgerEnv(embedded, issuer, fee_payer, ops)
         meta = make_meta(energy_wh=900)
         mint = await ops.issue(meta, prosumer.pubkey())
-        transfer = chain.transfer_instructions(
+        transfer = instructions.transfer_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=prosumer.pubkey(), to_wallet=consumer.pubkey(),
             fee_payer=fee_payer.pubkey(), amount_wh=300, thaw_with=issuer.pubkey(),
         )  # fmt: skip
         await user_submit(env, transfer, prosumer)
-        retire = chain.retire_instructions(
+        retire = instructions.retire_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=100,
-            retirement=chain.Retirement("B", "P", T0, T0 + timedelta(days=1)),
+            retirement=instructions.Retirement("B", "P", T0, T0 + timedelta(days=1)),
         )  # fmt: skip
         await user_submit(env, retire, consumer)
         info = await ops.read_mint(mint)
@@ -47,9 +47,9 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
         assert CertificateMetadata.from_fields(info.metadata.additional) == meta
         assert await ops.freeze_holders(mint, [prosumer.pubkey(), consumer.pubkey()]) == 2
         await ops.mark_revoked(mint, "test")
-        again = chain.retire_instructions(
+        again = instructions.retire_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=100,
-            retirement=chain.Retirement("B", "P", T0, T0 + timedelta(days=1)), reference="second",
+            retirement=instructions.Retirement("B", "P", T0, T0 + timedelta(days=1)), reference="second",
         )  # fmt: skip
         with pytest.raises(ChainError):
             await user_submit(env, again, consumer)
@@ -61,7 +61,7 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
     # The embedded ledger persisted everything: reopened, the certificate is still there, sealed and revoked.
     reopened = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger"))
     try:
-        ops = CertificateChain(reopened, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+        ops = CertificateLedger(reopened, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
         info = await ops.read_mint(mint)
         assert info is not None
         assert info.metadata is not None

@@ -14,7 +14,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from central.accounting.merkle import merkle_root
-from central.certificates import chain
+from central.certificates import instructions
 from central.certificates.errors import (
     AlreadyCertifiedError,
     CertificateNotFoundError,
@@ -35,7 +35,7 @@ from tests.central.certificates.support import (
     window_exports,
 )
 
-RETIREMENT = chain.Retirement("Consumer Household 7", "renewable electricity claim", T0, T0 + timedelta(days=30))
+RETIREMENT = instructions.Retirement("Consumer Household 7", "renewable electricity claim", T0, T0 + timedelta(days=30))
 
 
 async def issue_hour(
@@ -169,7 +169,7 @@ async def test_submission_must_be_signed_by_the_holder(svc_env: ServiceEnv) -> N
     with pytest.raises(InvalidCertificateError):
         await svc_env.service.submit(prepared.request.id, b"garbage", user_id=p.prosumer)
     # a different transaction, even properly signed, is refused
-    retire = chain.retire_instructions(
+    retire = instructions.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=record.id, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=10, retirement=RETIREMENT,
     )  # fmt: skip
@@ -194,7 +194,7 @@ async def test_revoke_blocks_transfers(svc_env: ServiceEnv) -> None:
     with pytest.raises(CertificateStateError):  # ...and submissions of earlier ones
         await sign_and_submit(svc_env.service, pending, p.prosumer_wallet, p.prosumer)
     # ...and the chain refuses too, even a transaction the holder pays for themself.
-    ixs = chain.transfer_instructions(
+    ixs = instructions.transfer_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         to_wallet=p.consumer_wallet.pubkey(), fee_payer=p.prosumer_wallet.pubkey(), amount_wh=5,
     )  # fmt: skip
@@ -224,7 +224,7 @@ async def test_expiry_enforced(svc_env: ServiceEnv) -> None:
     # The sweep freezes holders, so the chain refuses even self-paid retirements.
     assert await svc_env.service.expire_due() == 1
     assert (await svc_env.store.get(cid)).status is Status.EXPIRED
-    ixs = chain.retire_instructions(
+    ixs = instructions.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=1, retirement=RETIREMENT,
     )  # fmt: skip
@@ -245,7 +245,7 @@ async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> 
     assert any("energy_wh" in m for m in report.mismatches)
     svc_env.store.records[cid] = record
     # 2. The holder retires on chain behind the service's back (paying their own fee).
-    ixs = chain.retire_instructions(
+    ixs = instructions.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=7, retirement=RETIREMENT,
     )  # fmt: skip

@@ -66,13 +66,13 @@ async def test_claim_list_release(api_factory) -> None:
     assert r.status == 200, "a released meter can be claimed by someone else"
 
     audit = await api.app[IDENTITY].meters.attempts(None, 100)
-    outcomes = [(a["serial"], a["outcome"]) for a in reversed(audit)]
+    outcomes = [(a.serial, a.outcome) for a in reversed(audit)]
     assert outcomes == [("S-1", "wrong_key"), ("NOPE", "wrong_key"), ("S-1", "claimed"), ("S-1", "already_owned"),
                         ("S-1", "claimed_by_other"), ("S-1", "claimed")]
     first = audit[-1]
-    assert first["user_agent"] == "gtx-test/1"
-    assert first["address"] == "127.0.0.1"
-    assert first["at"] is not None
+    assert first.user_agent == "gtx-test/1"
+    assert first.address == "127.0.0.1"
+    assert first.at is not None
 
 
 async def test_sixth_attempt_in_an_hour_is_429_with_retry_after(api_factory) -> None:
@@ -91,7 +91,7 @@ async def test_sixth_attempt_in_an_hour_is_429_with_retry_after(api_factory) -> 
     r = await api.client.post("/api/v1/meters/claim", headers=bearer(mallory),
                               json={"serial": "R-1", "meter_key": "key-of-R-1"})
     assert r.status == 429, "even the right key waits out the hour"
-    outcomes = sorted(a["outcome"] for a in await api.app[IDENTITY].meters.attempts(None, 100))
+    outcomes = sorted(a.outcome for a in await api.app[IDENTITY].meters.attempts(None, 100))
     assert outcomes == ["rate_limited"] * 3 + ["wrong_key"] * 5
     other = await api.token("prosumer")
     r = await api.client.post("/api/v1/meters/claim", headers=bearer(other),

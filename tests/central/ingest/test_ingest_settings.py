@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import pytest
 
+from central.config import parse_section
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
 from central.minting.settings import MintingSettings
 
 
 def test_defaults_and_overrides() -> None:
-    assert IngestSettings.from_section({}) == IngestSettings("central", 16, 300_000)
-    got = IngestSettings.from_section({"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
+    assert parse_section(IngestSettings, "ingest", {}) == IngestSettings("central", 16, 300_000)
+    got = parse_section(IngestSettings, "ingest",
+                        {"share_group": "ingest-b", "concurrency": 8, "max_future_ms": 60_000})
     assert (got.share_group, got.concurrency, got.max_future_ms) == ("ingest-b", 8, 60_000)
-    assert IngestSettings.from_section({}).max_age_ms == 60 * 86_400_000
-    assert IngestSettings.from_section({"max_age_ms": 3_600_000}).max_age_ms == 3_600_000
+    assert parse_section(IngestSettings, "ingest", {}).max_age_ms == 60 * 86_400_000
+    assert parse_section(IngestSettings, "ingest", {"max_age_ms": 3_600_000}).max_age_ms == 3_600_000
 
 
 @pytest.mark.parametrize(
@@ -22,12 +24,12 @@ def test_defaults_and_overrides() -> None:
 )
 def test_bad_settings_name_the_key(section: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="ingest"):
-        IngestSettings.from_section(section)
+        parse_section(IngestSettings, "ingest", section)
 
 
 def test_accounting_max_windows_setting() -> None:
-    assert MintingSettings.from_section({}).accounting_max_windows == 10_000
-    assert MintingSettings.from_section({"accounting_max_windows": 5}).accounting_max_windows == 5
+    assert parse_section(MintingSettings, "minting", {}).accounting_max_windows == 10_000
+    assert parse_section(MintingSettings, "minting", {"accounting_max_windows": 5}).accounting_max_windows == 5
     for bad in (0, 1_000_001, "5", True):
         with pytest.raises(ConfigError, match="accounting_max_windows"):
-            MintingSettings.from_section({"accounting_max_windows": bad})
+            parse_section(MintingSettings, "minting", {"accounting_max_windows": bad})

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from central.ingest.signature import BINDING, signature_valid
 from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey, verify_signature
-from protocol.record import ZERO_HASH, sign_reading
+from protocol.record import ZERO_HASH, ReadingFields, sign_reading
 
 
 def reference(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -37,8 +37,9 @@ def test_agrees_with_protocol_verifier(
 ) -> None:
     key = DeviceKey.from_seed(seed)
     rec = sign_reading(
-        key, meter_serial="M-1", seq=1, timestamp_ms=1, import_wh=import_wh, export_wh=0, power_w=None,
-        prev_hash=ZERO_HASH,
+        key,
+        ReadingFields(meter_serial="M-1", seq=1, timestamp_ms=1, import_wh=import_wh, export_wh=0, power_w=None,
+                      prev_hash=ZERO_HASH),
     )
     parts = {"message": bytearray(rec.signed_message()), "signature": bytearray(rec.signature),
              "key": bytearray(key.public_key)}

@@ -13,11 +13,11 @@ from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
-from tests.central.ledger.chain_env import Chain
+from tests.central.ledger.ledger_env import LedgerEnv
 from tests.central.ledger.outbox_support import apply_schema
 
 
-async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain]:
+async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[LedgerEnv]:
     embedded = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger", slot_ms=slot_ms))
     server: JsonRpcServer | None = None
     ledger: Ledger = embedded
@@ -31,7 +31,7 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain
         )
         ledger = RpcLedger(server.url)
     try:
-        yield Chain(ledger, embedded, kind)
+        yield LedgerEnv(ledger, embedded, kind)
     finally:
         if ledger is not embedded:
             await ledger.close()
@@ -41,14 +41,14 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Chain
 
 
 @pytest.fixture(params=["embedded", "rpc"])
-async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+async def chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerEnv]:
     """Slots advance only when the test says so (``chain.embedded.advance_slots``)."""
     async for c in _chain(request.param, tmp_path, slot_ms=0):
         yield c
 
 
 @pytest.fixture(params=["embedded", "rpc"])
-async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chain]:
+async def ticking_chain(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LedgerEnv]:
     """Slots advance with wall time (10 ms each), as on a cluster."""
     async for c in _chain(request.param, tmp_path, slot_ms=10):
         yield c

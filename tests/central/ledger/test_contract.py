@@ -5,19 +5,17 @@ from __future__ import annotations
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
-from solders.message import to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from central.ledger import cosign
 from central.ledger.builder import (
-    add_signature,
     associated_token_address,
     build_transaction,
     compile_message,
     create_token_account_with_seed,
     memo,
     mint_to_checked,
-    partially_sign,
     seeded_address,
     send_and_confirm,
     sign,
@@ -32,12 +30,12 @@ from central.ledger.errors import (
 )
 from central.ledger.port import MAX_PROCESSING_AGE, Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE, parse_mint, parse_token_account
-from tests.central.ledger.chain_env import Chain
+from tests.central.ledger.ledger_env import LedgerEnv
 
 from .helpers import SOL, funded, mint_to_owner, new_mint
 
 
-async def test_blockhash_and_block_height(chain: Chain) -> None:
+async def test_blockhash_and_block_height(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     first = await ledger.get_latest_blockhash()
     height = await ledger.get_block_height()
@@ -50,7 +48,7 @@ async def test_blockhash_and_block_height(chain: Chain) -> None:
     assert second.last_valid_block_height == first.last_valid_block_height + 3
 
 
-async def test_airdrop_balance_status_and_history(chain: Chain) -> None:
+async def test_airdrop_balance_status_and_history(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     kp = Keypair()
     assert await ledger.get_balance(kp.pubkey()) == 0
@@ -75,7 +73,7 @@ async def test_airdrop_balance_status_and_history(chain: Chain) -> None:
     assert await ledger.get_signature_statuses([Signature.new_unique()]) == [None]
 
 
-async def test_mint_and_token_balances(chain: Chain) -> None:
+async def test_mint_and_token_balances(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer = await funded(ledger)
     authority = Keypair()
@@ -103,7 +101,7 @@ async def test_mint_and_token_balances(chain: Chain) -> None:
     assert all(a is not None and a.data == ata_acc.data for a in many)
 
 
-async def _transfer_tx(ledger: Ledger, chain: Chain, amount: int) -> tuple[Keypair, Keypair, object, object]:
+async def _transfer_tx(ledger: Ledger, chain: LedgerEnv, amount: int) -> tuple[Keypair, Keypair, object, object]:
     payer = await funded(ledger)
     authority = Keypair()
     mint = await new_mint(ledger, payer, authority.pubkey())
@@ -113,7 +111,7 @@ async def _transfer_tx(ledger: Ledger, chain: Chain, amount: int) -> tuple[Keypa
     return payer, alice, (mint, src, dst), amount
 
 
-async def test_failed_transaction_lands_with_error_and_fee(chain: Chain) -> None:
+async def test_failed_transaction_lands_with_error_and_fee(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer, alice, (mint, src, dst), _ = await _transfer_tx(ledger, chain, 0)
     latest = await ledger.get_latest_blockhash()
@@ -134,7 +132,7 @@ async def test_failed_transaction_lands_with_error_and_fee(chain: Chain) -> None
     assert src_bal.amount == 1_000
 
 
-async def test_duplicate_send_applies_once(chain: Chain) -> None:
+async def test_duplicate_send_applies_once(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer, alice, (mint, src, dst), _ = await _transfer_tx(ledger, chain, 0)
     latest = await ledger.get_latest_blockhash()
@@ -150,7 +148,7 @@ async def test_duplicate_send_applies_once(chain: Chain) -> None:
         await ledger.send_transaction(tx, skip_preflight=False)
 
 
-async def test_expired_and_unknown_blockhash_rejected(chain: Chain) -> None:
+async def test_expired_and_unknown_blockhash_rejected(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer = await funded(ledger)
     latest = await ledger.get_latest_blockhash()
@@ -168,7 +166,7 @@ async def test_expired_and_unknown_blockhash_rejected(chain: Chain) -> None:
     assert await ledger.get_signature_statuses([late.signatures[0]]) == [None]
 
 
-async def test_oversize_rejected_by_builder_and_ledger(chain: Chain) -> None:
+async def test_oversize_rejected_by_builder_and_ledger(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer = await funded(ledger)
     latest = await ledger.get_latest_blockhash()
@@ -181,7 +179,7 @@ async def test_oversize_rejected_by_builder_and_ledger(chain: Chain) -> None:
         await ledger.send_transaction(tx)
 
 
-async def test_bad_signature_rejected_without_fee(chain: Chain) -> None:
+async def test_bad_signature_rejected_without_fee(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer = await funded(ledger)
     latest = await ledger.get_latest_blockhash()
@@ -193,7 +191,7 @@ async def test_bad_signature_rejected_without_fee(chain: Chain) -> None:
     assert await ledger.get_balance(payer.pubkey()) == before
 
 
-async def test_mint_many_in_one_transaction(chain: Chain) -> None:
+async def test_mint_many_in_one_transaction(chain: LedgerEnv) -> None:
     ledger = chain.ledger
     payer = await funded(ledger)
     authority = Keypair()
@@ -214,7 +212,7 @@ async def test_mint_many_in_one_transaction(chain: Chain) -> None:
     assert atas[0] == associated_token_address(owners[0], mint)
 
 
-async def test_escrow_account_with_seed_and_transaction_request(chain: Chain) -> None:
+async def test_escrow_account_with_seed_and_transaction_request(chain: LedgerEnv) -> None:
     """docs/decisions/0008-escrow-uniform-price-auction.md building blocks: a token account at a create_with_seed
     address owned by the escrow authority, funded by a user-signed transfer whose fee the platform pays (partial
     signing, then the wallet's signature)."""
@@ -240,11 +238,12 @@ async def test_escrow_account_with_seed_and_transaction_request(chain: Chain) ->
     latest = await ledger.get_latest_blockhash()
     message = compile_message(platform.pubkey(), [
         transfer_checked(user_ata, mint, escrow, user.pubkey(), amount=1_500, decimals=3)], latest.blockhash)
-    request = partially_sign(message, [platform])  # the API's half
-    with pytest.raises(ValueError, match="does not verify"):
-        add_signature(request, user.pubkey(), Signature.new_unique())
-    wallet_sig = user.sign_message(to_bytes_versioned(request.message))  # the wallet signs the exact message
-    complete = add_signature(request, user.pubkey(), wallet_sig)
+    request = cosign.unsigned(message)  # what the API hands the wallet
+    forged = VersionedTransaction.populate(message, [Signature.default(), Signature.new_unique()])
+    with pytest.raises(cosign.TransactionRequestError, match="does not verify"):
+        cosign.cosign(forged, [platform])
+    signed = cosign.wallet_sign(request, [user])  # the wallet signs the exact message
+    complete = cosign.cosign(signed, [platform])  # the platform co-signs
     sig = await ledger.send_transaction(complete, skip_preflight=False)
     (status,) = await wait_for_statuses(ledger, [sig], last_valid_block_height=latest.last_valid_block_height)
     assert status is not None

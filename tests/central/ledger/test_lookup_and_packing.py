@@ -23,7 +23,7 @@ from central.ledger.lookup import create_table, load_lookup_table
 from central.ledger.packing import Unit, pack
 from central.ledger.port import MAX_TRANSACTION_SIZE
 from central.ledger.tokens import TOKEN_PROGRAM_ID
-from tests.central.ledger.chain_env import Chain
+from tests.central.ledger.ledger_env import LedgerEnv
 
 from .helpers import funded, mint_to_owner, new_mint
 
@@ -70,7 +70,7 @@ def test_pack_respects_compute_budget_and_max_units() -> None:
     assert [len(p.units) for p in by_count] == [4, 4, 2]
 
 
-async def test_lookup_table_batches_settlement_style_units(ticking_chain: Chain) -> None:
+async def test_lookup_table_batches_settlement_style_units(ticking_chain: LedgerEnv) -> None:
     """One 'trade' = 3 transfers that must stay together; with a lookup table many more fit per transaction."""
     ledger = ticking_chain.ledger
     payer = await funded(ledger)

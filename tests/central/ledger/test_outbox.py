@@ -19,12 +19,12 @@ from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue
 from central.ledger.builder import memo, mint_to_owner
 from central.ledger.packing import Unit
 from central.ledger.port import MAX_PROCESSING_AGE
-from tests.central.ledger.chain_env import Chain
+from tests.central.ledger.ledger_env import LedgerEnv
 
 from .outbox_support import KIND, MintWorld, balance_of, make_outbox, make_world, supply
 
 
-async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_mints_each_intent_exactly_once_in_few_transactions(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     owners = [Keypair().pubkey() for _ in range(60)]
     items = [(f"m{i}:w{w}", {"owner": str(o), "amount": 1000 * w + i, "decimals": 3})
@@ -57,7 +57,7 @@ async def test_mints_each_intent_exactly_once_in_few_transactions(chain: Chain, 
     assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in items)
 
 
-async def test_a_failing_intent_is_isolated_and_reported(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_a_failing_intent_is_isolated_and_reported(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     good = [(f"g{i}", {"owner": str(Keypair().pubkey()), "amount": 10 + i, "decimals": 3}) for i in range(8)]
     bad = ("bad", {"owner": str(Keypair().pubkey()), "amount": 5, "decimals": 4})  # wrong decimals: fails on chain
@@ -77,7 +77,7 @@ async def test_a_failing_intent_is_isolated_and_reported(chain: Chain, pool: asy
     assert await supply(chain.ledger, world.mint) == sum(int(p["amount"]) for _, p in good)
 
 
-async def test_unsent_transaction_is_replaced_only_after_it_expired(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_unsent_transaction_is_replaced_only_after_it_expired(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     """Crash between record and send (simulated in-process): the recorded transaction never reached the ledger.
     The intent stays submitted while the transaction could still land, then is re-submitted exactly once."""
     world = await make_world(chain.ledger)
@@ -113,7 +113,7 @@ async def test_unsent_transaction_is_replaced_only_after_it_expired(chain: Chain
     assert await supply(chain.ledger, world.mint) == 777
 
 
-async def test_unconfirmed_send_is_rebroadcast_not_duplicated(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_unconfirmed_send_is_rebroadcast_not_duplicated(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     """Crash before sending, restart while the blockhash is valid: the SAME bytes are re-broadcast; it lands once."""
     world = await make_world(chain.ledger)
     owner = Keypair().pubkey()
@@ -136,7 +136,7 @@ async def test_unconfirmed_send_is_rebroadcast_not_duplicated(chain: Chain, pool
     assert await balance_of(chain.ledger, owner, world.mint) == 5
 
 
-async def test_builder_may_defer_intents(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_builder_may_defer_intents(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     outbox = make_outbox(pool, chain.ledger, world)
     inner = outbox._build
@@ -152,7 +152,7 @@ async def test_builder_may_defer_intents(chain: Chain, pool: asyncpg.Pool) -> No
     assert await outbox.counts() == {"confirmed": 3, "pending": 3}
 
 
-async def test_run_loop_confirms_and_stops(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_run_loop_confirms_and_stops(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     outbox = make_outbox(pool, chain.ledger, world)
     stop = asyncio.Event()
@@ -169,7 +169,7 @@ async def test_run_loop_confirms_and_stops(chain: Chain, pool: asyncpg.Pool) -> 
     assert await balance_of(chain.ledger, owner, world.mint) == 42
 
 
-async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     outbox = make_outbox(pool, chain.ledger, world)
     inner = outbox._build
@@ -190,7 +190,7 @@ async def test_a_unit_too_large_for_any_transaction_fails_alone(chain: Chain, po
     assert await supply(chain.ledger, world.mint) == 6
 
 
-async def test_require_finalized_confirms_only_what_is_on_disk(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_require_finalized_confirms_only_what_is_on_disk(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     outbox = make_outbox(pool, chain.ledger, world, require_finalized=True)
     await outbox.enqueue("f", {"owner": str(Keypair().pubkey()), "amount": 9, "decimals": 3})
@@ -203,7 +203,7 @@ async def test_require_finalized_confirms_only_what_is_on_disk(chain: Chain, poo
     assert status.confirmation_status == "finalized"
 
 
-def _grouping_outbox(pool: asyncpg.Pool, chain: Chain, world: MintWorld) -> ChainOutbox:
+def _grouping_outbox(pool: asyncpg.Pool, chain: LedgerEnv, world: MintWorld) -> ChainOutbox:
     """An outbox whose builder puts all intents of one owner into ONE unit (one mint of their sum) and whose memo
     names every intent: the unit grows with the owner's backlog, as energy mints did before issue 10 D1."""
 
@@ -224,7 +224,7 @@ def _grouping_outbox(pool: asyncpg.Pool, chain: Chain, world: MintWorld) -> Chai
                        build=build, trailer=names_every_intent)
 
 
-async def test_a_unit_too_large_with_several_intents_is_split_not_failed(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_a_unit_too_large_with_several_intents_is_split_not_failed(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     world = await make_world(chain.ledger)
     owner = Keypair().pubkey()
     outbox = _grouping_outbox(pool, chain, world)
@@ -236,7 +236,7 @@ async def test_a_unit_too_large_with_several_intents_is_split_not_failed(chain: 
     assert await balance_of(chain.ledger, owner, world.mint) == sum(range(150))
 
 
-async def test_solo_intents_of_a_failed_unit_are_sent_alone(chain: Chain, pool: asyncpg.Pool) -> None:
+async def test_solo_intents_of_a_failed_unit_are_sent_alone(chain: LedgerEnv, pool: asyncpg.Pool) -> None:
     """A multi-intent unit that fails on chain sends its intents back as solo; each is then built and sent alone, so
     the bad one fails by itself and the others are minted (no endless retry of the whole unit)."""
     world = await make_world(chain.ledger)

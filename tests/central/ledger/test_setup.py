@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from central.config import parse_section
 from central.errors import ConfigError
 from central.ledger.cli import init_command
 from central.ledger.config import LedgerConfig
@@ -20,8 +21,9 @@ from central.ledger.tokens import parse_mint
 
 
 def dev_config(tmp_path: Path, **kw: object) -> LedgerConfig:
-    return LedgerConfig.from_section({"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"),
-                                      "slot_ms": 0, "create_keys": True, **kw})
+    return parse_section(LedgerConfig, "ledger", {"data_dir": str(tmp_path / "ledger"),
+                                                  "keys_dir": str(tmp_path / "keys"), "slot_ms": 0,
+                                                  "create_keys": True, **kw})
 
 
 async def test_init_creates_everything_once_and_survives_restart(tmp_path: Path,
@@ -66,7 +68,7 @@ async def test_rpc_backend_uses_configured_quote_mint(tmp_path: Path) -> None:
     cluster = open_ledger(dev)
     server = await serve(cluster, "127.0.0.1", 0)  # type: ignore[arg-type]
     try:
-        rpc_cfg = LedgerConfig.from_section({
+        rpc_cfg = parse_section(LedgerConfig, "ledger", {
             "backend": "rpc", "rpc_url": server.url, "keys_dir": str(tmp_path / "prod-keys"), "create_keys": True,
             "quote_mint": str(dev_setup.quote_mint)})
         # The new platform's fee payer must be funded on a real cluster: init says so instead of guessing.
@@ -78,7 +80,7 @@ async def test_rpc_backend_uses_configured_quote_mint(tmp_path: Path) -> None:
         assert setup.quote_mint == dev_setup.quote_mint
         assert setup.energy_mint != dev_setup.energy_mint
         assert await init_ledger(rpc_cfg) == setup
-        wrong = LedgerConfig.from_section({
+        wrong = parse_section(LedgerConfig, "ledger", {
             "backend": "rpc", "rpc_url": server.url, "keys_dir": str(tmp_path / "prod-keys"),
             "quote_mint": str(setup.energy_mint)})  # 3 decimals, not 6
         with pytest.raises(LedgerError, match="decimals"):
@@ -90,13 +92,13 @@ async def test_rpc_backend_uses_configured_quote_mint(tmp_path: Path) -> None:
 
 def test_config_validation() -> None:
     with pytest.raises(ConfigError, match=r"ledger\.backend"):
-        LedgerConfig.from_section({"backend": "ganache"})
-    with pytest.raises(ConfigError, match=r"ledger\.quote_mint is required"):
-        LedgerConfig.from_section({"backend": "rpc", "rpc_url": "http://127.0.0.1:8899"})
-    with pytest.raises(ConfigError, match=r"unknown setting ledger\.nope"):
-        LedgerConfig.from_section({"nope": 1})
+        parse_section(LedgerConfig, "ledger", {"backend": "ganache"})
+    with pytest.raises(ConfigError, match=r"ledger\.quote_mint: is required"):
+        parse_section(LedgerConfig, "ledger", {"backend": "rpc", "rpc_url": "http://127.0.0.1:8899"})
+    with pytest.raises(ConfigError, match=r"ledger\.nope: unknown key"):
+        parse_section(LedgerConfig, "ledger", {"nope": 1})
     with pytest.raises(ConfigError, match="integer"):
-        LedgerConfig.from_section({"slot_ms": "fast"})
+        parse_section(LedgerConfig, "ledger", {"slot_ms": "fast"})
 
 
 async def test_init_reaches_a_running_embedded_ledger_through_its_endpoint(tmp_path: Path) -> None:
@@ -120,11 +122,12 @@ async def test_init_reaches_a_running_embedded_ledger_through_its_endpoint(tmp_p
 
 
 def test_cli_init_prints_addresses_not_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    section = {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "slot_ms": 0,
-               "create_keys": True}
-    assert init_command(section) == 0
+    config = parse_section(LedgerConfig, "ledger", {"data_dir": str(tmp_path / "ledger"),
+                                                    "keys_dir": str(tmp_path / "keys"), "slot_ms": 0,
+                                                    "create_keys": True})
+    assert init_command(config) == 0
     out = json.loads(capsys.readouterr().out)
-    setup = load_setup(LedgerConfig.from_section(section))
+    setup = load_setup(config)
     assert out["energy_mint"] == str(setup.energy_mint)
     assert str(setup.fee_payer.signer) not in json.dumps(out)
-    assert init_command(section) == 0  # idempotent
+    assert init_command(config) == 0  # idempotent

@@ -23,11 +23,11 @@ from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.keys import PlatformKey
 from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID
 from central.market.book import MarketBook
-from central.market.chain import MarketChain
 from central.market.client import sign_transaction_request
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.escrow_seeds import Asset
+from central.market.instructions import MarketInstructions
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ class Market:
 
     pool: asyncpg.Pool
     ledger: EmbeddedLedger
-    chain: MarketChain
+    chain: MarketInstructions
     mint_authority: Keypair
     book: MarketBook
     escrow: Escrow
@@ -153,7 +153,7 @@ async def make_market(
         energy = await new_mint(ledger, fee_payer, mint_authority.pubkey(), 3)
         quote = await new_mint(ledger, fee_payer, mint_authority.pubkey(), 6)
         treasury = Keypair().pubkey()
-        chain = MarketChain(fee_payer, PlatformKey.generate("escrow"), energy, quote, treasury)
+        chain = MarketInstructions(fee_payer, PlatformKey.generate("escrow"), energy, quote, treasury)
         await send_and_confirm(ledger, fee_payer, [create_ata_idempotent(fee_payer.pubkey, treasury, quote)])
         clock = Clock()
         book = MarketBook(pool, EpochClock(epoch_s), fee_bps, chain.addresses, now=clock)

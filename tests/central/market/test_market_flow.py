@@ -14,12 +14,12 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.market.client import describe, sign_transaction_request
-from central.market.errors import InsufficientEscrowError, NotFoundError
-from central.market.escrow import InvalidTransactionError
+from central.market.errors import InsufficientEscrowError, InvalidTransactionError, NotFoundError
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import ESCROW_MISMATCHES, reconcile
 from central.market.settler import Settler
 from tests.central.market.market_fixtures import Market, make_market
+from tests.memo_logs import memo_texts
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ async def test_full_flow_deposit_order_clear_settle_withdraw(market: Market) -> 
     assert trade["status"] == "settled"
     record = await m.ledger.get_transaction(Signature.from_string(trade["signature"]))
     assert record is not None
-    assert any(f"gtx:t:{trade['id']}" in line for line in record.logs)
+    assert f"gtx:t:{trade['id']}" in memo_texts(record.logs)
     assert (await m.book.epoch(epoch.start)).status == "settled"  # type: ignore[union-attr]
 
     w = await m.escrow.withdraw(seller, "energy", 3000)

@@ -119,7 +119,10 @@ async def test_openapi_declares_the_header(env: Env) -> None:
         p for p in op["parameters"] if p["name"] == "Idempotency-Key"
     ).items()
     assert {"409", "422"} <= set(op["responses"])
-    for path, method in (("/api/v1/market/orders/{order_id}", "delete"), ("/api/v1/market/withdrawals", "post"),
-                         ("/api/v1/wallet/link", "post")):
+    for path, method in (
+        ("/api/v1/market/orders/{order_id}", "delete"),
+        ("/api/v1/market/withdrawals", "post"),
+        ("/api/v1/wallet/link", "post"),
+    ):
         if path in doc["paths"]:
             assert any(p["name"] == "Idempotency-Key" for p in doc["paths"][path][method].get("parameters", []))

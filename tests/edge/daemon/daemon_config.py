@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edge.meters.maps import default_maps_dir, load_maps
 from edge.simulator.modbus import SimulatedModbusMeter
-from edge.simulator.profiles import FastClock, Kind, MeterState, Profile
+from edge.simulator.profiles import FastClock, Kind, Profile, SimulatedRegisters
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
 
 PASSWORD = "technician-pw-1"
@@ -65,6 +65,6 @@ def sim_meters(count: int, speed: float = 60.0) -> list[object]:
     out: list[object] = []
     for unit in range(1, count + 1):
         kind = Kind.PROSUMER if unit % 2 else Kind.CONSUMER
-        state = MeterState(Profile(kind, seed=unit), clock(), import_wh=1_000_000, export_wh=300_000)
+        state = SimulatedRegisters(Profile(kind, seed=unit), clock(), import_wh=1_000_000, export_wh=300_000)
         out.append(SimulatedModbusMeter(unit, maps["eastron-sdm630"], state, clock))
     return out

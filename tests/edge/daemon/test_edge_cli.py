@@ -35,7 +35,7 @@ def test_config_errors_exit_2_with_file_and_reason(tmp_path: Path, capsys: pytes
     cfg.write_text(config_text(tmp_path / "s").replace("batch_size = 50", "batch_size = -1"))
     assert main(["--config", str(cfg), "run"]) == 2
     err = capsys.readouterr().err
-    assert f"{cfg}: mqtt.batch_size: must be between 1 and 1000" in err
+    assert f"{cfg}:11: mqtt.batch_size: must be between 1 and 1000, got -1" in err
     assert main(["--config", str(tmp_path / "missing.toml"), "status"]) == 2
 
 

@@ -72,12 +72,15 @@ def test_missing_mqtt_table(tmp_path: Path) -> None:
         _parse(tmp_path, '[status]\nenabled = false\n')
 
 
-def test_password_file_and_meter_tables_left_to_edge_meters(tmp_path: Path) -> None:
+def test_password_file_and_meter_tables_in_the_same_pass(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("from-a-file-123\n")
     text = config_text(tmp_path / "s").replace('password = "technician-pw-1"', 'password_file = "pw"')
-    text += '\n[[bus]]\nname = "b"\n[[meter]]\nserial = "X"\n'
+    text += ('\n[[bus]]\nname = "b"\nkind = "modbus-tcp"\nhost = "127.0.0.1"\n'
+             '[[meter]]\nserial = "X1"\nbus = "b"\nmodel = "eastron-sdm630"\nunit_id = 1\n')
     cfg = _parse(tmp_path, text)
     assert cfg.status.password == "from-a-file-123"
+    assert [m.serial for m in cfg.meters] == ["X1"]
+    assert [b.name for b in cfg.buses] == ["b"]
 
 
 def test_status_page_binds_to_loopback_unless_configured(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from edge.meters.fake import FakeMeterReader
 from edge.outbox import Outbox
 from edge.poller import Poller, next_tick
 from edge.signing import ProtocolSigner
-from edge.status import LinkState, MeterState, StatusBoard
+from edge.status import LinkState, MeterStatus, StatusBoard
 from protocol.record import Flags, decode_reading
 
 
@@ -35,7 +35,7 @@ def _poller(outbox: Outbox, signer: ProtocolSigner, synced: bool = True) -> tupl
 async def test_failed_meter_gives_no_reading_and_is_shown_down(outbox: Outbox, signer: ProtocolSigner) -> None:
     p, _, woken = _poller(outbox, signer)
     meter = FakeMeterReader("M-1")
-    state = MeterState("M-1", "modbus-tcp", "h:502 unit 1", "SDM630", 60)
+    state = MeterStatus("M-1", "modbus-tcp", "h:502 unit 1", "SDM630", 60)
     assert await p.poll(meter, state, 1.0) == 1
     meter.fail_with = "no response from unit 1"
     assert await p.poll(meter, state, 1.0) is None
@@ -56,14 +56,14 @@ async def test_slow_meter_times_out(outbox: Outbox, signer: ProtocolSigner) -> N
             return await super().read()
 
     p, _, _ = _poller(outbox, signer)
-    state = MeterState("S", "modbus-rtu", "/dev/x", "m", 60)
+    state = MeterStatus("S", "modbus-rtu", "/dev/x", "m", 60)
     assert await p.poll(Slow("S"), state, 0.05) is None
     assert "no answer" in (state.last_error or "")
 
 
 async def test_unsynced_clock_flags_the_reading(outbox: Outbox, signer: ProtocolSigner) -> None:
     p, board, _ = _poller(outbox, signer, synced=False)
-    state = MeterState("M", "modbus-tcp", "a", "m", 60)
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
     await p.poll(FakeMeterReader("M"), state, 1.0)
     ((_, raw),) = outbox.fetch(0, None, 10)
     assert decode_reading(raw).flags == Flags.CLOCK_UNSYNCED
@@ -77,7 +77,7 @@ async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
     board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
     p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: True,
                wall=lambda: now[0])
-    state = MeterState("M", "modbus-tcp", "a", "m", 1)
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 1)
     meter = FakeMeterReader("M")
     task = asyncio.create_task(p.run_meter(meter, state))
     try:
@@ -105,7 +105,7 @@ async def test_unsignable_value_is_an_error_not_a_crash(outbox: Outbox, signer: 
             return MeterSample(1, -5, 0, None)
 
     p, _, _ = _poller(outbox, signer)
-    state = MeterState("B", "modbus-tcp", "a", "m", 60)
+    state = MeterStatus("B", "modbus-tcp", "a", "m", 60)
     assert await p.poll(Broken("B"), state, 1.0) is None
     assert "invalid reading" in (state.last_error or "")
     assert outbox.stats().depth == 0
@@ -118,7 +118,7 @@ async def test_the_commit_runs_on_the_outbox_thread_not_the_event_loop(outbox: O
     threads: set[str] = set()
     outbox._conn.set_trace_callback(lambda _sql: threads.add(threading.current_thread().name))
     try:
-        assert await p.poll(FakeMeterReader("M-1"), MeterState("M-1", "modbus-tcp", "h", "SDM630", 60), 1.0) == 1
+        assert await p.poll(FakeMeterReader("M-1"), MeterStatus("M-1", "modbus-tcp", "h", "SDM630", 60), 1.0) == 1
     finally:
         outbox._conn.set_trace_callback(None)
     assert threads

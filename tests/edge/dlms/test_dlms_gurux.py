@@ -14,7 +14,7 @@ from edge.meters.config import BusConfig, BusKind, DlmsAuth, MeterConfig
 from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.maps import MeterMap, default_maps_dir, load_map
 from edge.simulator.dlms_gurux import DlmsHdlcSimulator, DlmsMeterModel, DlmsTcpSimulator
-from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 from edge.simulator.ptypair import PtyPair
 from tests.edge.meters.meter_helpers import NOON
 from tests.services import free_port
@@ -24,7 +24,7 @@ PASSWORD = b"lls-test-pw"
 
 @pytest.fixture
 def model(clock: ManualClock) -> DlmsMeterModel:
-    state = MeterState(Profile(Kind.PROSUMER, seed=5), clock.now - 86400, import_wh=7_000_000, export_wh=50_000)
+    state = SimulatedRegisters(Profile(Kind.PROSUMER, seed=5), clock.now - 86400, import_wh=7_000_000, export_wh=50_000)
     return DlmsMeterModel(state, clock, password=PASSWORD)
 
 

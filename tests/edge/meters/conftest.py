@@ -6,7 +6,7 @@ import pytest
 
 from edge.meters.maps import MeterMap
 from edge.simulator.modbus import SimulatedModbusMeter
-from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 from tests.edge.meters.meter_helpers import MODELS
 
 
@@ -17,7 +17,7 @@ def sims(maps: dict[str, MeterMap], clock: ManualClock) -> list[SimulatedModbusM
         SimulatedModbusMeter(
             unit,
             maps[model],
-            MeterState(
+            SimulatedRegisters(
                 Profile(Kind.PROSUMER if unit % 2 else Kind.CONSUMER, seed=unit),
                 clock.now - 86400,
                 import_wh=1_000_000 * unit,

@@ -9,7 +9,7 @@ import pytest
 from edge.errors import ConfigError
 from edge.meters.config import BusKind, DlmsAuth, parse_buses, parse_meters
 from edge.meters.maps import default_maps_dir, load_maps
-from edge.meters.tomldoc import TomlDoc
+from gtxconfig.document import Document
 
 MAPS = load_maps(default_maps_dir())
 
@@ -53,8 +53,12 @@ password = "s3cret-pw"
 """
 
 
+def _doc(text: str) -> Document:
+    return Document.from_text("edge.toml", text, ConfigError)
+
+
 def test_parse_buses_and_meters() -> None:
-    doc = TomlDoc.from_text("edge.toml", CONFIG)
+    doc = _doc(CONFIG)
     buses = parse_buses(doc)
     assert [b.kind for b in buses] == [BusKind.MODBUS_RTU, BusKind.MODBUS_TCP, BusKind.DLMS_TCP]
     assert buses[0].inter_request_delay_s == 0.05
@@ -86,7 +90,7 @@ def test_parse_buses_and_meters() -> None:
     ],
 )
 def test_config_errors_name_line(old: str, new: str, line: int, reason: str) -> None:
-    doc = TomlDoc.from_text("edge.toml", CONFIG.replace(old, new, 1))
+    doc = _doc(CONFIG.replace(old, new, 1))
     with pytest.raises(ConfigError) as err:
         parse_meters(doc, parse_buses(doc), MAPS)
     assert f"edge.toml:{line}:" in str(err.value), str(err.value)
@@ -95,8 +99,7 @@ def test_config_errors_name_line(old: str, new: str, line: int, reason: str) -> 
 
 
 def test_dlms_hdlc_bus_and_meter() -> None:
-    doc = TomlDoc.from_text(
-        "edge.toml",
+    doc = _doc(
         '[[bus]]\nname = "optical"\nkind = "dlms-hdlc"\ndevice = "/dev/ttyUSB1"\nbaudrate = 9600\n\n'
         '[[meter]]\nserial = "LGZ-1"\nbus = "optical"\nmodel = "dlms-generic"\nphysical_address = 18\n',
     )

@@ -13,7 +13,7 @@ from edge.meters.factory import open_readers, scan
 from edge.meters.fake import FakeMeterReader
 from edge.meters.maps import load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
-from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 from tests.edge.meters.meter_helpers import NOON
 from tests.services import free_port
 
@@ -60,7 +60,7 @@ async def test_new_model_is_data_only(tmp_path: Path) -> None:
     (tmp_path / "acme-x1.toml").write_text(NEW_MODEL)
     maps = load_maps(tmp_path)
     clock = ManualClock(NOON)
-    state = MeterState(Profile(Kind.PROSUMER), NOON - 3600, import_wh=2**40)
+    state = SimulatedRegisters(Profile(Kind.PROSUMER), NOON - 3600, import_wh=2**40)
     port = free_port()
     bus = BusConfig(name="gw", kind=BusKind.MODBUS_TCP, host="127.0.0.1", port=port, timeout_s=0.3)
     async with ModbusSimulator.tcp([SimulatedModbusMeter(9, maps["acme-x1"], state, clock)], port=port):
@@ -94,7 +94,7 @@ async def test_fake_reader_script_and_failure() -> None:
 
 async def test_fake_reader_from_a_profile() -> None:
     clock = ManualClock(NOON)
-    fake = FakeMeterReader("P", state=MeterState(Profile(Kind.CONSUMER), NOON), time_source=clock)
+    fake = FakeMeterReader("P", state=SimulatedRegisters(Profile(Kind.CONSUMER), NOON), time_source=clock)
     first = await fake.read()
     clock.advance(3600)
     second = await fake.read()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import ConfigError
-from edge.meters.maps import DataType, Function, Protocol, WordOrder, default_maps_dir, load_map, load_maps
+from edge.meters.maps import DataType, Function, MeterProtocol, WordOrder, default_maps_dir, load_map, load_maps
 
 GOOD = """\
 [meter]
@@ -56,7 +56,7 @@ def test_shipped_maps_load_with_real_addresses() -> None:
     assert sunspec.scale_register is not None
     assert sunspec.scale_register.address == 40124
     dlms = maps["dlms-generic"]
-    assert dlms.protocol is Protocol.DLMS
+    assert dlms.protocol is MeterProtocol.DLMS
     assert dlms.measurements["power_active"].dlms is not None
     assert dlms.measurements["power_active"].dlms.obis == (1, 0, 16, 7, 0, 255)
 
@@ -69,7 +69,7 @@ def test_good_file_and_defaults(tmp_path: Path) -> None:
 
 
 BAD = [
-    ("syntax", GOOD.replace('address = 0\nunit = "kWh"', 'address = 0\nunit = "kWh'), 17, "invalid TOML"),
+    ("syntax", GOOD.replace('address = 0\nunit = "kWh"', 'address = 0\nunit = "kWh'), 17, "not valid TOML"),
     ("bad type", GOOD.replace('type = "f32"', 'type = "float"'), 7, "type: invalid value 'float'"),
     ("unknown key", GOOD.replace("address = 2\n", "address = 2\nadress = 3\n"), 21, "adress: unknown key"),
     ("missing export", GOOD.split("[measurements.energy_export]", 1)[0], 15,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.simulator.profiles import Kind, ManualClock, MeterState, Profile
+from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 
 MIDNIGHT = 1_700_006_400  # 2023-11-15 00:00 UTC
 
@@ -18,7 +18,7 @@ def test_prosumer_exports_at_noon_and_imports_at_night() -> None:
 
 
 def test_consumer_never_exports() -> None:
-    s = MeterState(Profile(Kind.CONSUMER), MIDNIGHT)
+    s = SimulatedRegisters(Profile(Kind.CONSUMER), MIDNIGHT)
     s.advance(MIDNIGHT + 86400)
     assert s.export_wh == 0
     assert 8_000 < s.import_wh < 40_000  # a plausible household day
@@ -26,8 +26,8 @@ def test_consumer_never_exports() -> None:
 
 def test_a_day_fast_forwarded_is_reproducible() -> None:
     clock = ManualClock(MIDNIGHT)
-    a = MeterState(Profile(Kind.PROSUMER, seed=3), clock.now, import_wh=100)
-    b = MeterState(Profile(Kind.PROSUMER, seed=3), clock.now, import_wh=100)
+    a = SimulatedRegisters(Profile(Kind.PROSUMER, seed=3), clock.now, import_wh=100)
+    b = SimulatedRegisters(Profile(Kind.PROSUMER, seed=3), clock.now, import_wh=100)
     for _ in range(24):
         clock.advance(3600)
         a.advance(clock())
@@ -40,7 +40,7 @@ def test_a_day_fast_forwarded_is_reproducible() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.floats(min_value=0, max_value=20_000), min_size=1, max_size=10))
 def test_registers_never_decrease(steps: list[float]) -> None:
-    s = MeterState(Profile(Kind.PROSUMER), MIDNIGHT)
+    s = SimulatedRegisters(Profile(Kind.PROSUMER), MIDNIGHT)
     t = float(MIDNIGHT)
     last = (0, 0)
     for step in steps:

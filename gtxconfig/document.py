@@ -1,4 +1,4 @@
-"""A parsed TOML file that can say on which line a key sits, so semantic errors name file, line and reason.
+"""A parsed TOML document that can say on which line a key sits, so every error names file, line, key and reason.
 
 ``tomllib`` reports the line of syntax errors but keeps no positions; :class:`KeyLines` recovers them with a small
 line scanner that follows ``[table]`` / ``[[array.of.tables]]`` headers and ``key = value`` lines (dotted keys
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError
+from gtxconfig.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
 
@@ -87,34 +87,56 @@ class KeyLines:
 
 
 @dataclass(frozen=True)
-class TomlDoc:
-    """A TOML document: its name (for messages), parsed data, and line lookup."""
+class Document:
+    """A TOML document: its name (for messages), parsed data, line lookup and the error class to raise."""
 
     source: str
     data: Mapping[str, Any]
     lines: KeyLines = field(repr=False)
+    error_type: type[ConfigError] = field(default=ConfigError, repr=False)
+    #: keys set outside the file (``--set section.key=value``): their errors say so instead of naming a line
+    overridden: frozenset[KeyPath] = frozenset()
 
     @classmethod
-    def from_text(cls, source: str, text: str) -> TomlDoc:
+    def from_text(cls, source: str, text: str, error_type: type[ConfigError] = ConfigError) -> Document:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             # tomllib's message already ends with "(at line N, column M)".
-            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-        return cls(source=source, data=data, lines=KeyLines(text))
+            raise error_type(f"{source}: not valid TOML: {exc}") from None
+        return cls(source=source, data=data, lines=KeyLines(text), error_type=error_type)
 
     @classmethod
-    def load(cls, path: str | Path) -> TomlDoc:
+    def load(cls, path: str | Path, error_type: type[ConfigError] = ConfigError) -> Document:
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: cannot read: {exc}") from None
-        return cls.from_text(str(p), text)
+        except OSError as exc:
+            raise error_type(f"{p}: cannot be read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise error_type(f"{p}: cannot be read: {exc}") from None
+        return cls.from_text(str(p), text, error_type)
+
+    @classmethod
+    def from_mapping(
+        cls, source: str, data: Mapping[str, Any], error_type: type[ConfigError] = ConfigError
+    ) -> Document:
+        """A document without a file (defaults, tests): errors name ``source`` and the key, without a line."""
+        return cls(source=source, data=data, lines=KeyLines(""), error_type=error_type)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        return self.lines.line_of(path)
 
     def error(self, path: Sequence[str | int], reason: str) -> ConfigError:
-        """A ConfigError naming file, line (when known) and the key path."""
+        """One line naming file, line (when known), the key path and the reason."""
+        dotted = dotted_key(path)
+        if any(tuple(path[: len(o)]) == o for o in self.overridden):
+            return self.error_type(f"--set {dotted}: {reason}")
         line = self.lines.line_of(path)
         where = f"{self.source}:{line}" if line is not None else self.source
-        dotted = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")
-        return ConfigError(f"{where}: {dotted}: {reason}" if dotted else f"{where}: {reason}")
+        return self.error_type(f"{where}: {dotted}: {reason}" if dotted else f"{where}: {reason}")
+
+
+def dotted_key(path: Sequence[str | int]) -> str:
+    """``("meter", 0, "bus")`` -> ``meter[0].bus``."""
+    return ".".join(f"[{p}]" if isinstance(p, int) else p for p in path).replace(".[", "[")

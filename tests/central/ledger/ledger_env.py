@@ -9,7 +9,7 @@ from central.ledger.port import Ledger
 
 
 @dataclass
-class Chain:
+class LedgerEnv:
     ledger: Ledger
     #: The embedded ledger behind it (to advance slots in tests).
     embedded: EmbeddedLedger

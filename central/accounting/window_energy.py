@@ -1,5 +1,6 @@
-"""Exact, conserved energy accounting per meter and settlement window (docs/decisions/0007-exact-energy-accounting.md).
-Pure: no I/O.
+"""Window energy: exact, conserved energy per meter and accounting window, and closing windows once final
+(docs/decisions/0007-exact-energy-accounting.md). Pure: no I/O. (Formerly ``accounting/settlement.py``, the name
+migration 0031 still uses; "settlement" now means only the market's on-chain trade settlement.)
 
 Definitions (normative for minting):
 
@@ -29,7 +30,7 @@ the gap, ``g`` the last boundary at or before the next reading. Its energy is ``
 sum still telescopes exactly; the following window carries the rest up to the next boundary. Gap windows are
 multiples of the window length and aligned like all windows.
 
-**Bounded work.** ``settle(..., max_windows=n)`` stops after ``n`` windows; the checkpoint is then the end of the
+**Bounded work.** ``close_windows(..., max_windows=n)`` stops after ``n`` windows; the checkpoint is then the end of the
 last of them and the next call continues from it, with the same result as one unbounded call.
 
 **Finality.** A window is final once a reading with ``ts >= end`` exists. Late readings finalise windows late;
@@ -110,7 +111,7 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One final settlement window of one meter."""
+    """One final accounting window of one meter."""
 
     start_ms: int
     end_ms: int
@@ -129,7 +130,7 @@ class Window:
 
 
 @dataclass(frozen=True, slots=True)
-class Settlement:
+class ClosedWindows:
     windows: tuple[Window, ...]
     checkpoint: Checkpoint | None
 
@@ -183,12 +184,12 @@ def _interpolate(ca: int, cc: int, ta: int, tc: int, b: int) -> int:
     return ca + (cc - ca) * (b - ta) // (tc - ta)
 
 
-def settle(
+def close_windows(
     readings: Iterable[MeterReading],
     checkpoint: Checkpoint | None = None,
     window_ms: int = DEFAULT_WINDOW_MS,
     max_windows: int | None = None,
-) -> Settlement:
+) -> ClosedWindows:
     """Final windows of one meter not yet covered by ``checkpoint``, and the checkpoint after them (at most
     ``max_windows`` windows; the returned checkpoint continues from the last one).
 
@@ -199,7 +200,7 @@ def settle(
         raise ValueError("max_windows must be at least 1")
     points = place(readings, checkpoint.anchor if checkpoint else None)
     if not points:
-        return Settlement((), checkpoint)
+        return ClosedWindows((), checkpoint)
     times = [p.timestamp_ms for p in points]
     last_ts = times[-1]
     if checkpoint is None:
@@ -247,10 +248,10 @@ def settle(
         lower = ia
         end += window_ms
     if not windows:
-        return Settlement((), checkpoint)
+        return ClosedWindows((), checkpoint)
     boundary = windows[-1].end_ms
     anchor = points[bisect_right(times, boundary) - 1]
-    return Settlement(
+    return ClosedWindows(
         tuple(windows),
         Checkpoint(boundary, v_imp, v_exp, anchor, origin_imp, origin_exp),
     )
@@ -259,10 +260,10 @@ def settle(
 __all__ = [
     "METER_REPLACED",
     "Checkpoint",
+    "ClosedWindows",
     "MeterReading",
     "Point",
-    "Settlement",
     "Window",
+    "close_windows",
     "place",
-    "settle",
 ]

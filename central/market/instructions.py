@@ -23,14 +23,12 @@ from central.ledger.builder import (
 )
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Unit
+from central.ledger.setup import ENERGY_DECIMALS, QUOTE_DECIMALS
 from central.market.escrow_seeds import Asset, EscrowAddresses, escrow_seed
-
-ENERGY_DECIMALS = 3
-QUOTE_DECIMALS = 6
 
 
 @dataclass(frozen=True)
-class MarketChain:
+class MarketInstructions:
     """Keys and mints of the market. ``treasury`` is the wallet whose quote ATA receives fees."""
 
     fee_payer: PlatformKey

@@ -13,12 +13,11 @@ the platform knows, and revocation can freeze them all (the Ledger port has no g
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from solders.hash import Hash
 from solders.instruction import Instruction
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountWithSeedParams, TransferParams, create_account_with_seed, transfer
@@ -40,7 +39,6 @@ from central.certificates.token2022 import (
     update_field,
 )
 from central.ledger import builder
-from central.ledger.port import MAX_TRANSACTION_SIZE
 
 DECIMALS = 3
 MEMO_PREFIX = "gtx:rec:v1"
@@ -55,38 +53,48 @@ def holder_account(wallet: Pubkey, mint: Pubkey) -> Pubkey:
     return builder.associated_token_address(wallet, mint, TOKEN_2022_PROGRAM_ID)
 
 
-def transaction_size(instructions: Sequence[Instruction], payer: Pubkey) -> int:
-    """Serialized size of the signed v0 transaction these instructions make."""
-    return builder.transaction_size(builder.compile_message(payer, instructions, Hash.default()))
-
-
-def pack(
-    instructions: Sequence[Instruction], payer: Pubkey, limit: int = MAX_TRANSACTION_SIZE
-) -> list[list[Instruction]]:
-    """Split instructions, in order, into as few transactions of at most ``limit`` bytes as a greedy pass gives."""
-    groups: list[list[Instruction]] = []
-    current: list[Instruction] = []
-    for ix in instructions:
-        if current and transaction_size([*current, ix], payer) > limit:
-            groups.append(current)
-            current = []
-        current.append(ix)
-        if transaction_size(current, payer) > limit:
-            raise InvalidCertificateError("one instruction alone exceeds the transaction size limit")
-    if current:
-        groups.append(current)
-    return groups
-
-
 @dataclass(frozen=True)
 class IssuePlan:
-    """Issuance in three idempotent stages: create the mint with its metadata, write the fields, mint and seal."""
+    """Issuance of one certificate, planned in one forward pass (certificate metadata → token-metadata values →
+    Token-2022 instructions), in three idempotent stages: create the mint with its metadata (``create``, once the
+    rent for ``final_len`` bytes is known), write the fields, mint and seal. The issuing code needs nothing else:
+    it compares what the chain shows with ``field_values`` and ``decimals`` and never goes back to the metadata."""
 
     mint: Pubkey
-    create: list[Instruction]
+    #: the mint's size once every field is written (fund its rent-exempt minimum up front)
+    final_len: int
+    #: the additional metadata fields in their on-chain order, and one ``update_field`` instruction per field
+    field_values: tuple[tuple[str, str], ...]
     fields: list[Instruction]
     finish: list[Instruction]
-    final_len: int
+    decimals: int
+    _seed: str
+    _payer: Pubkey
+    _issuer: Pubkey
+    _initialize: tuple[Instruction, ...]
+
+    def create(self, final_rent: int) -> list[Instruction]:
+        """Stage 1; ``final_rent`` must be the rent-exempt minimum for ``final_len`` bytes."""
+        account = create_account_with_seed(
+            CreateAccountWithSeedParams(
+                from_pubkey=self._payer,
+                to_pubkey=self.mint,
+                base=self._issuer,
+                seed=self._seed,
+                lamports=final_rent,
+                space=mint_len_at_creation(),
+                owner=TOKEN_2022_PROGRAM_ID,
+            )
+        )
+        return [account, *self._initialize]
+
+    def missing_fields(self, present: Mapping[str, str]) -> list[Instruction]:
+        """Stage 2 as far as the chain does not show it done yet."""
+        return [ix for ix, (k, v) in zip(self.fields, self.field_values, strict=True) if present.get(k) != v]
+
+    def shows(self, present: Mapping[str, str]) -> bool:
+        """Whether on-chain additional fields hold exactly the planned values."""
+        return all(present.get(k) == v for k, v in self.field_values)
 
 
 def issue_plan(
@@ -96,35 +104,18 @@ def issue_plan(
     issuer: Pubkey,
     fee_payer: Pubkey,
     owner_wallet: Pubkey,
-    final_rent: int,
 ) -> IssuePlan:
-    """``final_rent`` must be the rent-exempt minimum for ``final_len(meta, uri_base)`` bytes."""
     mint = mint_address(issuer, meta.certificate_id)
-    create = [
-        create_account_with_seed(
-            CreateAccountWithSeedParams(
-                from_pubkey=fee_payer,
-                to_pubkey=mint,
-                base=issuer,
-                seed=meta.certificate_id.hex,
-                lamports=final_rent,
-                space=mint_len_at_creation(),
-                owner=TOKEN_2022_PROGRAM_ID,
-            )
-        ),
+    name, uri, values = meta.name, meta.uri(uri_base), tuple(meta.fields())
+    initialize = (
         initialize_default_account_state_frozen(mint),
         initialize_metadata_pointer(mint, None, mint),
         builder.initialize_mint2(mint, DECIMALS, issuer, issuer, TOKEN_2022_PROGRAM_ID),
         initialize_token_metadata(
-            mint,
-            update_authority=issuer,
-            mint_authority=issuer,
-            name=meta.name,
-            symbol=md.SYMBOL,
-            uri=meta.uri(uri_base),
+            mint, update_authority=issuer, mint_authority=issuer, name=name, symbol=md.SYMBOL, uri=uri
         ),
-    ]
-    field_ixs = [update_field(mint, issuer, key, value) for key, value in meta.fields()]
+    )
+    field_ixs = [update_field(mint, issuer, key, value) for key, value in values]
     holder = holder_account(owner_wallet, mint)
     finish = [
         builder.create_ata_idempotent(fee_payer, owner_wallet, mint, TOKEN_2022_PROGRAM_ID),
@@ -135,11 +126,10 @@ def issue_plan(
         drop_mint_authority(mint, issuer),
         memo(issuer, {"op": "issue", "certificate": str(meta.certificate_id), "root": meta.readings_root.hex()}),
     ]
-    return IssuePlan(mint, create, field_ixs, finish, final_len(meta, uri_base))
-
-
-def final_len(meta: CertificateMetadata, uri_base: str) -> int:
-    return mint_len_with_metadata(meta.name, md.SYMBOL, meta.uri(uri_base), meta.fields())
+    final_len = mint_len_with_metadata(name, md.SYMBOL, uri, values)
+    return IssuePlan(
+        mint, final_len, values, field_ixs, finish, DECIMALS, meta.certificate_id.hex, fee_payer, issuer, initialize
+    )
 
 
 def memo(signer: Pubkey, body: dict[str, str | int]) -> Instruction:
