@@ -35,8 +35,8 @@ from edge.meters.base import MeterSample  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
 from edge.signing import ProtocolSigner  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from tests.conftest import Broker, free_port  # noqa: E402
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY, CentralPeer, wait_until  # noqa: E402
+from tests.services import Broker, free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STATUS_PW = "bench-status-pw"

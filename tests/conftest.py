@@ -16,86 +16,45 @@ name renamed when complete, so nobody ever clones a half-migrated template.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from central.db.migrations import MIGRATIONS_DIR, migrate_dsn
+from tests.services import Broker, free_port
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# -- How `make test` spreads the suite over the cores (pytest-xdist `--dist loadgroup --no-loadscope-reorder`) --------
+#
+# Every test of a file runs in one worker (as with `--dist loadfile`), so module-level state stays together: each
+# file is one xdist group, named after the file. A file marked ``pytest.mark.spread`` (its tests share nothing) is not
+# grouped: its tests may run on different workers at the same time. Files with a slow test are handed out first, so the
+# long ones start at once instead of being left for the end on one core; the many short files fill the gaps.
+
+
+def _has_slow(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker turns the xdist_group marks into scopes
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    slow_files = {item.path for item in items if _has_slow(item)}
+    for item in items:
+        if item.get_closest_marker("spread") is None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: collection order within each part
+
+
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_ADMIN_USER = os.environ.get("GTX_TEST_PG_USER", "postgres")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing answers on {host}:{port}")
-
-
-@dataclass
-class Broker:
-    """A private Mosquitto process. ``stop()``/``start()`` simulate an outage on the same port."""
-
-    port: int
-    workdir: Path
-    host: str = "127.0.0.1"
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def start(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "max_queued_messages 0\n"
-            "max_inflight_messages 0\n"
-            "log_dest none\n"
-        )
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.host, self.port)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self.proc = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 @pytest.fixture
@@ -184,22 +143,67 @@ def pg_template() -> str:
     return name
 
 
-def _private_db(template: str | None) -> Iterator[str]:
-    name = f"gtx_t_{uuid.uuid4().hex[:16]}"
-    _psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+class _Databases:
+    """This process's private test databases: a clone of the template is made ahead, while the previous test runs (a
+    clone costs a WAL-logged copy), and every database is dropped behind, in background threads, while the next tests
+    run (a drop costs a checkpoint; concurrent drops share one). ``close()`` at the end of the session waits for every
+    drop and drops the spare clone: nothing is left behind."""
+
+    def __init__(self) -> None:
+        self._maker = ThreadPoolExecutor(1, thread_name_prefix="gtx-db-clone")
+        self._dropper = ThreadPoolExecutor(4, thread_name_prefix="gtx-db-drop")
+        self._drops: list[Future[None]] = []
+        self._spare: Future[str] | None = None
+
+    def _create(self, template: str | None) -> str:
+        name = f"gtx_t_{uuid.uuid4().hex[:16]}"
+        _psql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        return name
+
+    def clone(self, template: str) -> str:
+        spare = self._spare or self._maker.submit(self._create, template)
+        self._spare = self._maker.submit(self._create, template)
+        return spare.result()
+
+    def empty(self) -> str:
+        return self._create(None)
+
+    def drop(self, name: str) -> None:
+        self._drops.append(self._dropper.submit(_psql, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self.drop(self._spare.result())
+        self._maker.shutdown()
+        self._dropper.shutdown()
+        for drop in self._drops:
+            drop.result()  # a failed drop fails the session
+
+
+@pytest.fixture(scope="session")
+def _databases() -> Iterator[_Databases]:
+    dbs = _Databases()
+    try:
+        yield dbs
+    finally:
+        dbs.close()
+
+
+@pytest.fixture
+def pg_dsn(pg_template: str, _databases: _Databases) -> Iterator[str]:
+    """A private database with every migration applied (a clone of the template), dropped afterwards."""
+    name = _databases.clone(pg_template)
     try:
         yield pg_url(name)
     finally:
-        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _databases.drop(name)
 
 
 @pytest.fixture
-def pg_dsn(pg_template: str) -> Iterator[str]:
-    """A private database with every migration applied (a clone of the template), dropped afterwards."""
-    yield from _private_db(pg_template)
-
-
-@pytest.fixture
-def empty_pg_dsn() -> Iterator[str]:
+def empty_pg_dsn(_databases: _Databases) -> Iterator[str]:
     """A private, empty database (no migrations), dropped afterwards (connections terminated first)."""
-    yield from _private_db(None)
+    name = _databases.empty()
+    try:
+        yield pg_url(name)
+    finally:
+        _databases.drop(name)

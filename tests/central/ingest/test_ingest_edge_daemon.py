@@ -23,8 +23,8 @@ from protocol.record import decode_reading
 from protocol.signed import format_pairing_code, pairing_code
 from tests.central.app_env import login
 from tests.central.device import CENTRAL_KEY
-from tests.conftest import free_port
 from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
+from tests.services import free_port
 
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"

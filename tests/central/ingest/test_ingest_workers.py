@@ -22,7 +22,7 @@ from protocol.batch import encode_batch
 from tests.central.device import DeviceClient, central_ack, write_signing_key
 from tests.central.gateway import Gateway
 from tests.central.ingest.ingest_db import Seed
-from tests.conftest import free_port
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -4,7 +4,6 @@ AsyncClient through the embedded ledger's JSON-RPC endpoint on a free port)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -14,16 +13,8 @@ from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
-
-from .outbox_support import apply_schema
-
-
-@dataclass
-class LedgerEnv:
-    ledger: Ledger
-    #: The embedded ledger behind it (to advance slots in tests).
-    embedded: EmbeddedLedger
-    kind: str
+from tests.central.ledger.ledger_env import LedgerEnv
+from tests.central.ledger.outbox_support import apply_schema
 
 
 async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[LedgerEnv]:
@@ -32,8 +23,12 @@ async def _chain(kind: str, tmp_path: Path, slot_ms: int) -> AsyncIterator[Ledge
     ledger: Ledger = embedded
     if kind == "rpc":
         # Development mode with caps far above what the contract tests fund.
-        server = await serve(embedded, "127.0.0.1", 0, limits=RpcLimits(
-            airdrop=True, airdrop_max_lamports=10**16, airdrop_lamports_per_address=10**17))
+        server = await serve(
+            embedded,
+            "127.0.0.1",
+            0,
+            limits=RpcLimits(airdrop=True, airdrop_max_lamports=10**16, airdrop_lamports_per_address=10**17),
+        )
         ledger = RpcLedger(server.url)
     try:
         yield LedgerEnv(ledger, embedded, kind)

@@ -30,8 +30,8 @@ from central.ledger.errors import (
 )
 from central.ledger.port import MAX_PROCESSING_AGE, Ledger
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE, parse_mint, parse_token_account
+from tests.central.ledger.ledger_env import LedgerEnv
 
-from .conftest import LedgerEnv
 from .helpers import SOL, funded, mint_to_owner, new_mint
 
 

@@ -23,8 +23,8 @@ from central.ledger.lookup import create_table, load_lookup_table
 from central.ledger.packing import Unit, pack
 from central.ledger.port import MAX_TRANSACTION_SIZE
 from central.ledger.tokens import TOKEN_PROGRAM_ID
+from tests.central.ledger.ledger_env import LedgerEnv
 
-from .conftest import LedgerEnv
 from .helpers import funded, mint_to_owner, new_mint
 
 PAYER = Keypair().pubkey()

@@ -19,8 +19,8 @@ from central.chain.outbox import ChainOutbox, Intent, OutboxConfig, enqueue
 from central.ledger.builder import memo, mint_to_owner
 from central.ledger.packing import Unit
 from central.ledger.port import MAX_PROCESSING_AGE
+from tests.central.ledger.ledger_env import LedgerEnv
 
-from .conftest import LedgerEnv
 from .outbox_support import KIND, MintWorld, balance_of, make_outbox, make_world, supply
 
 

@@ -9,10 +9,10 @@ from edge.cli import main
 from edge.config import load_config
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 from edge.meter_setup import describe, plan
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
-from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_config import config_text, meters_toml
 from tests.edge.daemon.daemon_proc import SimProcess
+from tests.services import free_port
 
 
 def test_init_creates_key_and_outbox_and_prints_device_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import pytest
 from edge.config import parse_config
 from edge.errors import ConfigError
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 
 
 def _parse(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import pytest
 
 from edge.config import load_config
 from edge.errors import ConfigError
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 
 METERS = """
 [[bus]]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_config import config_text, meters_toml
 from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, outbox_state
+from tests.services import free_port
 
 KILLS = 22
 

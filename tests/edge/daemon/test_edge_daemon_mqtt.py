@@ -18,9 +18,9 @@ from edge.meter_setup import meter_source
 from edge.simulator.modbus import ModbusSimulator
 from protocol import topics
 from protocol.record import decode_reading
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import PASSWORD, config_text, meters_toml, sim_meters
+from tests.edge.daemon.daemon_config import PASSWORD, config_text, meters_toml, sim_meters
+from tests.services import free_port
 
 
 def _get(port: int, path: str, password: str | None = PASSWORD) -> tuple[int, bytes]:

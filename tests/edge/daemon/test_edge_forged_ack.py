@@ -19,10 +19,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from protocol import topics
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.conftest import config_text, meters_toml
+from tests.edge.daemon.daemon_config import config_text, meters_toml
 from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, outbox_state
+from tests.services import free_port
 
 FORGED = json.dumps(
     {"v": 1, "first": 1, "last": 1_000_000_000, "accepted": 1_000_000_000, "duplicate": 0, "rejected": []}

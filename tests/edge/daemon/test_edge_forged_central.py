@@ -28,7 +28,7 @@ from protocol.keys import DeviceKey
 from protocol.signed import format_pairing_code, pairing_code, seal_sync_reply
 from protocol.sync import SyncReply
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY, CentralPeer
-from tests.edge.daemon.conftest import PASSWORD, config_text
+from tests.edge.daemon.daemon_config import PASSWORD, config_text
 from tests.edge.daemon.in_process import fake_meters
 
 
@@ -55,6 +55,7 @@ def _nothing_deleted(daemon: Daemon) -> bool:
     return st.depth == st.last_seq and st.dead_letters == 0
 
 
+@pytest.mark.slow
 async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # type: ignore[no-untyped-def]
     tmp_path: Path, broker, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -102,7 +103,12 @@ async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # 
             await _until(lambda: board.link.acked_records > 0, 20, "a genuine ack")
             meter.fail_with = "meter unplugged"  # no new readings: let everything drain
             assert daemon.outbox is not None
-            await _until(lambda: daemon.outbox.stats().depth == 0, 30, "outbox drained by genuine acks")  # type: ignore[union-attr]
+            # Drained, and the last ack's bookkeeping done (the outbox commits the delete before the counters move).
+            await _until(
+                lambda: daemon.outbox.stats().depth == 0 and board.link.inflight_batches == 0,  # type: ignore[union-attr]
+                30,
+                "outbox drained by genuine acks",
+            )
             acked, replayed = board.link.acked_records, ignored.replayed["ack"]
             central.publish_raw(topics.ack(dev), central.sent_on(topics.ack(dev))[0])
             await _until(lambda: ignored.replayed["ack"] == replayed + 1, 10, "replayed ack counted")
@@ -151,6 +157,7 @@ async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # 
     assert raw_code not in caplog.text.replace("-", "")
 
 
+@pytest.mark.slow
 async def test_forged_sync_reply_for_the_outstanding_request_signs_nothing(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     """An impostor reads the sync request off the open broker and answers it (with a made-up chain head) as fast as
     central does: the gateway acts only on central's signed answer and its chain continues central's without a gap

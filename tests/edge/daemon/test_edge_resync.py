@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.meters.fake import FakeMeterReader
 from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 from tests.edge.daemon.in_process import fake_meters, run_until
 
 
@@ -26,6 +28,7 @@ def _lose(db: Path) -> None:
         Path(f"{db}{suffix}").unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 async def test_lost_database_resyncs_chain_without_operator(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     src = tmp_path / "edge.toml"
     src.write_text(config_text(tmp_path / "state", mqtt_port=broker.port))

@@ -16,7 +16,7 @@ from edge.outbox import Outbox
 from edge.sdnotify import Notifier
 from edge.signing import ProtocolSigner
 from protocol.keys import DeviceKey
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 from tests.edge.daemon.in_process import fake_meters, run_until
 
 THIRTY_DAYS_4_METERS = 30 * 24 * 60 * 4  # 172,800 readings

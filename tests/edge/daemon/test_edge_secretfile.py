@@ -12,7 +12,7 @@ from edge.config import load_config
 from edge.errors import ConfigError
 from edge.keystore import KeyStoreError, load_or_create_seed
 from edge.secretfile import SecretFileError, check_secret_file
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 
 BAD_MODES = [0o640, 0o660, 0o604, 0o644, 0o610]
 

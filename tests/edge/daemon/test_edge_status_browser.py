@@ -13,9 +13,9 @@ from edge.config import load_config
 from edge.daemon import Daemon
 from edge.meter_setup import meter_source
 from edge.simulator.modbus import ModbusSimulator
-from tests.conftest import free_port
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import PASSWORD, config_text, meters_toml, sim_meters
+from tests.edge.daemon.daemon_config import PASSWORD, config_text, meters_toml, sim_meters
+from tests.services import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -27,6 +27,7 @@ async def _until_records(central: CentralPeer, n: int) -> None:
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="apt-get install -y chromium")
 async def test_status_page_in_chromium_on_a_phone(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     sim_port = free_port()

@@ -20,10 +20,10 @@ from cryptography.x509.oid import NameOID
 from edge.config import load_config
 from edge.daemon import Daemon, static_meters
 from edge.meters.fake import FakeMeterReader
-from tests.conftest import MOSQUITTO, free_port, wait_port
 from tests.edge.daemon.central_peer import CentralPeer
-from tests.edge.daemon.conftest import config_text
+from tests.edge.daemon.daemon_config import config_text
 from tests.edge.daemon.in_process import fake_meters, run_until
+from tests.services import MOSQUITTO, free_port, wait_port
 
 PASSWORDS = {"gw-0001": "gw-secret-123", "central": "central-secret-456"}
 

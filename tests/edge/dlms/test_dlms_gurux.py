@@ -16,8 +16,8 @@ from edge.meters.maps import MeterMap, default_maps_dir, load_map
 from edge.simulator.dlms_gurux import DlmsHdlcSimulator, DlmsMeterModel, DlmsTcpSimulator
 from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 from edge.simulator.ptypair import PtyPair
-from tests.conftest import free_port
 from tests.edge.meters.meter_helpers import NOON
+from tests.services import free_port
 
 PASSWORD = b"lls-test-pw"
 

@@ -14,8 +14,8 @@ from edge.meters.fake import FakeMeterReader
 from edge.meters.maps import load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
-from tests.conftest import free_port
 from tests.edge.meters.meter_helpers import NOON
+from tests.services import free_port
 
 # A made-up model with a layout no shipped map uses: u64 Wh holding registers, little-endian i32 power in 0.1 W.
 NEW_MODEL = """\

@@ -12,8 +12,8 @@ from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.maps import MeterMap
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
 from edge.simulator.profiles import ManualClock
-from tests.conftest import free_port
 from tests.edge.meters.meter_helpers import MODELS
+from tests.services import free_port
 
 
 def tcp_bus(port: int, **kw: float) -> BusConfig:

@@ -15,7 +15,7 @@ import pytest
 from edge.meters.config import BusConfig, BusKind, MeterConfig
 from edge.meters.factory import open_readers, scan
 from edge.meters.maps import default_maps_dir, load_maps
-from tests.conftest import free_port
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
