@@ -19,6 +19,7 @@ from uuid import UUID
 import asyncpg
 
 from central.chain.outbox import enqueue_many
+from central.market.epochs import Epoch, EpochStatus
 from central.market.errors import ConflictError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.events import lock_balances, notify
@@ -444,18 +445,29 @@ class PgMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
                 return None
             start = await conn.fetchval(
                 "SELECT start_at FROM epochs WHERE status IN ('open', 'closed') AND end_at <= $1 "
                 "ORDER BY start_at LIMIT 1",
-                now,
+                ended.end,
             )
             if start is None:
-                return None
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
+                # No row due, but the last ended epoch's first order may be on its way (it creates the row under the
+                # shared lock): wait for it under the exclusive lock, then the row is there, or create it (closed
+                # below) so that a later one is refused. Already cleared: nothing to do.
+                start = ended.start
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
+                await conn.execute(
+                    "INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", start, ended.end
+                )
+                status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", start)
+                if status not in (EpochStatus.OPEN, EpochStatus.CLOSED):
+                    return None
+            else:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
             await conn.execute("UPDATE epochs SET status = 'closed', closed_at = now() WHERE start_at = $1", start)
             # Orders taking part: open in this epoch (the plan drops the expired and the wallet-less).
             rows = await conn.fetch(
