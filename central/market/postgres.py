@@ -446,7 +446,20 @@ class PgMarketStore:
     # ---------------------------------------------------------------------------------------------- closing
 
     async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
+            # The current epoch's row (the next one of the epoch closing, in the usual case), committed before the
+            # close: its placers create it too, under its shared lock, after row-locking their escrow rows (batches);
+            # were it the close's uncommitted insert, such a placer would wait for the close while holding rows the
+            # close then locks to release (a deadlock).
+            await conn.execute(
+                "INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ended.end,
+                ended.end + (ended.end - ended.start),
+            )
+            return await self._close_next_due(conn, ended, planner)
+
+    async def _close_next_due(self, conn: asyncpg.Connection, ended: Epoch, planner: Planner) -> EpochSummary | None:
+        async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
                 return None
             start = await conn.fetchval(

@@ -265,3 +265,32 @@ async def test_clearer_waits_for_the_first_order_creating_the_epoch(
     assert (e.start, e.order_count) == (e0.start, 1)
     cleared = await pool.fetch("SELECT order_id FROM epoch_orders WHERE epoch_start = $1", e0.start)
     assert [r["order_id"] for r in cleared] == [row["id"]]
+
+
+async def test_close_does_not_deadlock_with_a_batch_creating_the_next_epoch(
+    pool: asyncpg.Pool, book: MarketBook, clock: Clock
+) -> None:
+    """A batch of the new epoch row-locks its escrow rows first, then creates the epoch's row; the close creates the
+    same row (the next epoch) and then locks escrow rows to release. The close's row must not be an uncommitted insert
+    the batch waits for while holding rows the close waits for (a deadlock)."""
+    uid = await trader(pool, book, quote=10_000)
+    acc = await book.account_of(uid)
+    await book.place(uid, "buy", 1000, 1000)  # in e0, expires at the close: its lock is released
+    clock.advance(60)
+    e1 = book.clock.at(clock.t)
+    async with pool.acquire() as batch, batch.transaction():  # market_place_orders: escrow rows first
+        await batch.execute("SELECT 1 FROM escrow_balances WHERE account = $1 ORDER BY asset FOR UPDATE", acc)
+        clearing = asyncio.ensure_future(book.clear_due())
+        await asyncio.sleep(0.3)
+        assert not clearing.done()  # waiting for the escrow row to release the expired order's lock
+        row = await batch.fetchrow(
+            "SELECT * FROM market_place_order($1, 'buy', 1000, 1000, 'epoch', NULL, $2, $3, 1000, 'quote', $4, $5)",
+            uid,
+            e1.start,
+            e1.end,
+            *epoch_lock_key(e1.start),
+        )
+        assert row is not None
+        assert row["outcome"] == "placed"
+    [e] = await clearing
+    assert (e.order_count, await balances(pool, book, uid)) == (1, {"energy": (0, 0), "quote": (9000, 1000)})
