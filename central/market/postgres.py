@@ -6,6 +6,10 @@ lock); closing takes the same lock exclusively, so an order is either in the boo
 locks live in memory: thousands of concurrent placements do not write row-lock state into the epoch row, as
 ``FOR SHARE`` would.) Only one close runs at a time: its whole transaction holds the advisory lock
 ``CLEARING_LOCK_KEY`` (``pg_try_advisory_xact_lock``), so any number of workers may clear safely.
+
+An epoch's row is created by its first order (under the shared lock), so "no row due" does not mean "no order": the
+close of the last ended epoch takes its lock and creates its row itself when missing (``close_next_due``). The close
+commits the current epoch's row before it locks anything: batches of that epoch lock escrow rows before creating it.
 """
 
 from __future__ import annotations
