@@ -61,3 +61,8 @@ class EpochClock:
 
     def next(self, epoch: Epoch) -> Epoch:
         return Epoch(epoch.end, epoch.end + self.length)
+
+    def last_ended(self, t: datetime) -> Epoch:
+        """The latest epoch that ended by ``t`` (the one before the epoch containing ``t``)."""
+        current = self.at(t)
+        return Epoch(current.start - self.length, current.start)

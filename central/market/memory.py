@@ -382,14 +382,17 @@ class InMemoryMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
         if self._closing.locked():
             return None
         async with self._closing:
-            due = [e.start for e in self.epoch_rows.values() if e.status in ("open", "closed") and e.end <= now]
-            if not due:
+            due = [e.start for e in self.epoch_rows.values() if e.status in ("open", "closed") and e.end <= ended.end]
+            if due:
+                start = min(due)
+            elif self._ensure_epoch(ended).status in (EpochStatus.OPEN, EpochStatus.CLOSED):
+                start = ended.start  # the last ended epoch, before its first order (refused from now on)
+            else:
                 return None
-            start = min(due)
             self.epoch_rows[start] = replace(self.epoch_rows[start], status=EpochStatus.CLOSED.value)
             wallet = {acc: self.wallets.get(uid) for uid, acc in self.accounts.items()}
             book = [

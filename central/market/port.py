@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from central.market.epochs import Epoch
 from central.market.escrow_seeds import Asset
 from central.market.model import (
     BookOrder,
@@ -51,10 +52,17 @@ class MarketStore(Protocol):
         ``NotFoundError`` for an order that is not the user's."""
         ...
 
-    async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
-        """Close the oldest epoch (open or closed) that ended by ``now``: mark it closed under its exclusive lock,
-        plan with ``planner`` from its open orders and apply the plan (orders, escrow, trades and their settlement
-        intents, the epoch's figures) in one transaction. None when nothing is due or another close is running."""
+    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+        """Close the oldest epoch (open or closed) that ended by ``ended.end``: mark it closed under its exclusive
+        lock, plan with ``planner`` from its open orders and apply the plan (orders, escrow, trades and their
+        settlement intents, the epoch's figures) in one transaction. None when nothing is due or another close is
+        running.
+
+        ``ended`` (the latest epoch that ended, by the caller's clock) is due even while it has no row: its first
+        order may still be on its way (it read the clock before the end, and creates the epoch's row under the
+        shared lock). So when no row is due, the store takes ``ended``'s lock exclusively (waiting for such an order
+        to commit), creates its row if still missing and closes it unless already cleared: a late first order is
+        then refused instead of landing in an epoch the clearer passed over."""
         ...
 
     async def orders_of(self, account: int, *, open_only: bool, limit: int) -> list[OrderView]: ...

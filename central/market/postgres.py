@@ -6,6 +6,10 @@ lock); closing takes the same lock exclusively, so an order is either in the boo
 locks live in memory: thousands of concurrent placements do not write row-lock state into the epoch row, as
 ``FOR SHARE`` would.) Only one close runs at a time: its whole transaction holds the advisory lock
 ``CLEARING_LOCK_KEY`` (``pg_try_advisory_xact_lock``), so any number of workers may clear safely.
+
+An epoch's row is created by its first order (under the shared lock), so "no row due" does not mean "no order": the
+close of the last ended epoch takes its lock and creates its row itself when missing (``close_next_due``). The close
+commits the current epoch's row before it locks anything: batches of that epoch lock escrow rows before creating it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncpg
 
 from central import locks
 from central.chain.outbox import enqueue_many
+from central.market.epochs import Epoch, EpochStatus
 from central.market.errors import ConflictError, InsufficientEscrowError, NotFoundError
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.events import lock_balances, notify
@@ -445,18 +450,42 @@ class PgMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, now: datetime, planner: Planner) -> EpochSummary | None:
-        async with self.pool.acquire() as conn, conn.transaction():
+    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+        async with self.pool.acquire() as conn:
+            # The current epoch's row (the next one of the epoch closing, in the usual case), committed before the
+            # close: its placers create it too, under its shared lock, after row-locking their escrow rows (batches);
+            # were it the close's uncommitted insert, such a placer would wait for the close while holding rows the
+            # close then locks to release (a deadlock).
+            await conn.execute(
+                "INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ended.end,
+                ended.end + (ended.end - ended.start),
+            )
+            return await self._close_next_due(conn, ended, planner)
+
+    async def _close_next_due(self, conn: asyncpg.Connection, ended: Epoch, planner: Planner) -> EpochSummary | None:
+        async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
                 return None
             start = await conn.fetchval(
                 "SELECT start_at FROM epochs WHERE status IN ('open', 'closed') AND end_at <= $1 "
                 "ORDER BY start_at LIMIT 1",
-                now,
+                ended.end,
             )
             if start is None:
-                return None
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
+                # No row due, but the last ended epoch's first order may be on its way (it creates the row under the
+                # shared lock): wait for it under the exclusive lock, then the row is there, or create it (closed
+                # below) so that a later one is refused. Already cleared: nothing to do.
+                start = ended.start
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
+                await conn.execute(
+                    "INSERT INTO epochs (start_at, end_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", start, ended.end
+                )
+                status = await conn.fetchval("SELECT status FROM epochs WHERE start_at = $1", start)
+                if status not in (EpochStatus.OPEN, EpochStatus.CLOSED):
+                    return None
+            else:
+                await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
             await conn.execute("UPDATE epochs SET status = 'closed', closed_at = now() WHERE start_at = $1", start)
             # Orders taking part: open in this epoch (the plan drops the expired and the wallet-less).
             rows = await conn.fetch(

@@ -135,7 +135,7 @@ class MarketService:
     async def clear_due(self) -> list[EpochSummary]:
         """Close and clear every epoch that has ended, oldest first. Returns [] if another process is clearing."""
         done: list[EpochSummary] = []
-        while (summary := await self.store.close_next_due(self.now(), self.plan)) is not None:
+        while (summary := await self.store.close_next_due(self.clock.last_ended(self.now()), self.plan)) is not None:
             log.info(
                 "epoch %s cleared: %d orders, %d trades, %d Wh at %s",
                 summary.start.isoformat(),

@@ -22,6 +22,7 @@ from central.market.errors import (
     NotFoundError,
 )
 from central.market.escrow_seeds import EscrowAddresses
+from central.market.model import PlaceOutcome
 from tests.central.market.market_fixtures import T0, Clock, make_user
 
 
@@ -221,3 +222,75 @@ async def test_order_waiting_on_the_closing_epoch_sees_the_close(pool: asyncpg.P
     with pytest.raises(EpochClosedError):
         await waiting
     assert await balances(pool, book, uid) == {"energy": (0, 0), "quote": (9000, 1000)}
+
+
+async def test_first_order_still_on_its_way_at_the_close_is_refused(
+    pool: asyncpg.Pool, book: MarketBook, clock: Clock
+) -> None:
+    """The epoch's first order read the clock before the end but reaches the database after the clearer: the clearer
+    must not decide "nothing due" (the epoch has no row yet) and leave the order to land in an epoch it passed over."""
+    uid = await trader(pool, book, quote=10_000)
+    clock.advance(59)
+    req = book.order_request(uid, "buy", 1000, 1000, "epoch", None)  # epoch e0, read before the close
+    clock.advance(1)
+    [e] = await book.clear_due()
+    assert (e.start, e.order_count) == (req.epoch.start, 0)
+    assert (await book.store.place(req)).outcome is PlaceOutcome.CLOSED
+    assert await balances(pool, book, uid) == {"energy": (0, 0), "quote": (10_000, 0)}
+
+
+async def test_clearer_waits_for_the_first_order_creating_the_epoch(
+    pool: asyncpg.Pool, book: MarketBook, clock: Clock
+) -> None:
+    """The epoch's first order holds the epoch's shared lock and has created its row, not yet committed, when the
+    clearer looks for due epochs: the clearer waits for it and clears the epoch with the order in its snapshot."""
+    uid = await trader(pool, book, quote=10_000)
+    clock.advance(59)
+    e0 = book.clock.at(clock.t)
+    async with pool.acquire() as placer, placer.transaction():  # the order's transaction, committed at the end
+        row = await placer.fetchrow(
+            "SELECT * FROM market_place_order($1, 'buy', 1000, 1000, 'epoch', NULL, $2, $3, 1000, 'quote', $4, $5)",
+            uid,
+            e0.start,
+            e0.end,
+            *epoch_lock_key(e0.start),
+        )
+        assert row is not None
+        assert row["outcome"] == "placed"
+        clock.advance(1)
+        clearing = asyncio.ensure_future(book.clear_due())
+        await asyncio.sleep(0.3)
+        assert not clearing.done()  # waiting for the order's shared lock on e0
+    [e] = await clearing
+    assert (e.start, e.order_count) == (e0.start, 1)
+    cleared = await pool.fetch("SELECT order_id FROM epoch_orders WHERE epoch_start = $1", e0.start)
+    assert [r["order_id"] for r in cleared] == [row["id"]]
+
+
+async def test_close_does_not_deadlock_with_a_batch_creating_the_next_epoch(
+    pool: asyncpg.Pool, book: MarketBook, clock: Clock
+) -> None:
+    """A batch of the new epoch row-locks its escrow rows first, then creates the epoch's row; the close creates the
+    same row (the next epoch) and then locks escrow rows to release. The close's row must not be an uncommitted insert
+    the batch waits for while holding rows the close waits for (a deadlock)."""
+    uid = await trader(pool, book, quote=10_000)
+    acc = await book.account_of(uid)
+    await book.place(uid, "buy", 1000, 1000)  # in e0, expires at the close: its lock is released
+    clock.advance(60)
+    e1 = book.clock.at(clock.t)
+    async with pool.acquire() as batch, batch.transaction():  # market_place_orders: escrow rows first
+        await batch.execute("SELECT 1 FROM escrow_balances WHERE account = $1 ORDER BY asset FOR UPDATE", acc)
+        clearing = asyncio.ensure_future(book.clear_due())
+        await asyncio.sleep(0.3)
+        assert not clearing.done()  # waiting for the escrow row to release the expired order's lock
+        row = await batch.fetchrow(
+            "SELECT * FROM market_place_order($1, 'buy', 1000, 1000, 'epoch', NULL, $2, $3, 1000, 'quote', $4, $5)",
+            uid,
+            e1.start,
+            e1.end,
+            *epoch_lock_key(e1.start),
+        )
+        assert row is not None
+        assert row["outcome"] == "placed"
+    [e] = await clearing
+    assert (e.order_count, await balances(pool, book, uid)) == (1, {"energy": (0, 0), "quote": (9000, 1000)})

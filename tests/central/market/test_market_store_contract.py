@@ -26,7 +26,7 @@ from central.market.errors import (
 )
 from central.market.escrow_seeds import Asset, EscrowAddresses
 from central.market.memory import InMemoryMarketStore
-from central.market.model import DepositToSign, TransferRecord, TransferState
+from central.market.model import DepositToSign, PlaceOutcome, TransferRecord, TransferState
 from central.market.port import EscrowStore, MarketStore, SettlementStore
 from central.market.postgres import PgMarketStore
 from central.market.service import MarketService
@@ -283,6 +283,20 @@ async def test_closed_epoch_refuses_changes_and_is_cleared(harness: Harness, svc
     clock.advance(60)
     [e1] = await svc.clear_due()  # the closed one once it has ended
     assert (e1.start, e1.order_count) == (o2.epoch_start, 2)  # the rolled GTC order and o2
+
+
+async def test_first_order_reaching_the_store_after_the_close_is_refused(
+    harness: Harness, svc: MarketService, clock: Clock
+) -> None:
+    uid = await harness.trader(quote=10_000)
+    clock.advance(59)
+    req = svc.order_request(uid, "buy", 1000, 1000, "epoch", None)  # read the clock before the end; no epoch row yet
+    clock.advance(1)
+    [e0] = await svc.clear_due()  # the ended epoch is closed even though no order created its row
+    assert (e0.start, e0.order_count) == (T0, 0)
+    assert (await svc.store.place(req)).outcome is PlaceOutcome.CLOSED
+    assert await svc.clear_due() == []
+    assert (await harness.balances(await svc.account_of(uid)))["quote"] == (10_000, 0)
 
 
 async def test_expiry_and_wallet_less_orders_release_at_the_close(
