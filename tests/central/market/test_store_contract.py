@@ -1,6 +1,6 @@
 """Contract of ``MarketStore``: the same cases on the in-memory fake and on PostgreSQL, through ``MarketService``.
 
-Whatever the unit tests on the fake (``test_market_rules``) show holds on PostgreSQL too when these pass on both.
+Whatever the unit tests on the fake (``test_rules``) show holds on PostgreSQL too when these pass on both.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The account rules on the in-memory store (no PostgreSQL): e-mail verification and reset tokens, the hourly mail
 limit, registration and login limits with their wait, refresh-token rotation and reuse, the last admin. The same
-service runs on PostgreSQL in test_core_accounts.py and test_core_admin.py."""
+service runs on PostgreSQL in test_accounts.py and test_admin.py."""
 
 from __future__ import annotations
 

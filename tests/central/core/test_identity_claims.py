@@ -1,5 +1,5 @@
 """The meter-claim rules on the in-memory store (no PostgreSQL): outcomes, the per-user and per-serial hourly
-limits with their wait, the audit trail, release. The same service runs on PostgreSQL in test_core_meters.py."""
+limits with their wait, the audit trail, release. The same service runs on PostgreSQL in test_meters.py."""
 
 from __future__ import annotations
 

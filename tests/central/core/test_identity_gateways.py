@@ -1,6 +1,6 @@
 """The gateway rules on the in-memory store (no PostgreSQL, no broker): registration checks and limits, stale
 take-over, the MQTT challenge cool-down, challenge answers, status changes. The same service runs on PostgreSQL and
-MQTT in test_core_devices.py and test_core_signed.py."""
+MQTT in test_devices.py and test_signed.py."""
 
 from __future__ import annotations
 

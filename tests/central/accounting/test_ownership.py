@@ -1,5 +1,5 @@
 """The ownership rule (``central.accounting.ownership``) and the in-memory store applying it; the PostgreSQL adapter
-is covered with real claims and readings in test_acct_ownership_pg."""
+is covered with real claims and readings in test_ownership_pg."""
 
 from __future__ import annotations
 

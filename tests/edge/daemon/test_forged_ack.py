@@ -3,7 +3,7 @@ Mosquitto, real ``python -m edge run``, simulated meters): the status page keeps
 polling and committing, and nothing is deleted from its outbox.
 
 Since the uplink applies an ack only to the batch actually in flight, the forged ack never reaches the outbox;
-``test_edge_outbox.py::test_apply_ack_refuses_a_huge_range_unread_and_deletes_nothing`` checks the outbox's own
+``test_outbox.py::test_apply_ack_refuses_a_huge_range_unread_and_deletes_nothing`` checks the outbox's own
 bound directly (and keeps meaning something once central-signed acks drop unsigned ones even earlier)."""
 
 from __future__ import annotations
