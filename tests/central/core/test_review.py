@@ -23,7 +23,7 @@ from central.identity.mailer import DevMailer, Mail, read_dev_mail
 from central.wiring import Subsystem
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
-from tests.central.core.conftest import Api
+from tests.central.core.support import Api
 from tests.central.device import central_challenge, registration
 
 
