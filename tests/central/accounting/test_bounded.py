@@ -19,7 +19,7 @@ from central.ingest.core import MAX_AGE_MS
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
-from tests.central.accounting.test_window_energy import rd, reference_windows, streams
+from tests.central.accounting.window_reference import rd, reference_windows, streams
 from tests.central.gateway import Gateway, exact, ingest
 from tests.central.pg import add_device, add_meter, add_user
 

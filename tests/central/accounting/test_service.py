@@ -14,7 +14,7 @@ from central.accounting import DEFAULT_WINDOW_MS, MeterReading, close_windows
 from central.accounting.metrics import AccountingMetrics
 from central.accounting.service import AccountingService
 from central.accounting.store import InMemoryAccountingStore
-from tests.central.accounting.test_window_energy import streams
+from tests.central.accounting.window_reference import streams
 
 W = DEFAULT_WINDOW_MS
 T0 = 1_800_000_000_000 - 1_800_000_000_000 % W
