@@ -30,11 +30,12 @@ from central.config import CentralConfig
 from central.errors import Unavailable
 from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
 from central.http.errors import ApiError
-from central.identity.accounts import Accounts
+from central.identity.claims import MeterService
 from central.identity.context import Identity
-from central.identity.devices import Devices
+from central.identity.gateways import DeviceService
 from central.identity.mailer import Mailer
-from central.identity.meters import Meters
+from central.identity.postgres import PostgresAccountStore, PostgresDeviceStore, PostgresMeterStore
+from central.identity.users import AccountService
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
@@ -93,11 +94,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = Identity(
-        accounts=Accounts(pool, config.auth, config.identity, adapters.tokens, adapters.mailer),
-        devices=Devices(pool, config.identity, adapters.mqtt, adapters.signer),
-        meters=Meters(pool, config.identity),
-    )
+    identity = build_identity(config, adapters)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -147,6 +144,19 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         minting=Minting(outbox),
         market=MarketServices(market, feed),
         certificates=certificates,
+    )
+
+
+def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+    """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
+    without it) and sealed with central's signing key."""
+    pool = adapters.pool
+    return Identity(
+        accounts=AccountService(
+            PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
+        ),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        meters=MeterService(PostgresMeterStore(pool), config.identity),
     )
 
 
