@@ -10,11 +10,11 @@ from central.config import CentralConfig
 from central.db import create_pool, migrate_dsn
 from central.errors import CentralError
 from central.http.auth import TokenCodec
-from central.http.roles import Role
 from central.identity.errors import IdentityError
 from central.identity.mailer import build_mailer
 from central.identity.postgres import PostgresAccountStore
 from central.identity.users import AccountService
+from central.roles import Role
 
 
 async def create_user(config: CentralConfig, email: str, role: Role, password: str) -> str:
