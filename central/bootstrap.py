@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -55,7 +56,7 @@ from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
 from central.market.settler import Settler
 from central.market.tables import LookupTables
-from central.minting.service import mint_outbox
+from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
@@ -139,7 +140,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ),
         readings=Readings(hub),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
-        wallets=Wallets(WalletService(PgWalletStore(pool)), chain),
+        wallets=build_wallets(pool, chain),
         accounting=accounting,
         minting=Minting(outbox),
         market=MarketServices(market, feed),
@@ -158,6 +159,16 @@ def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
         devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
         meters=MeterService(PostgresMeterStore(pool), config.identity),
     )
+
+
+def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
+    """Wallet linking on PostgreSQL; a completed link releases the owner's accrued (deferred) mint intents, so the
+    energy is minted to the new wallet now (minting's ``release_accrued``, injected: wallets sit below minting)."""
+
+    async def on_linked(owner_id: UUID) -> None:
+        await release_accrued(pool, owner_id)
+
+    return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:
