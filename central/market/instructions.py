@@ -1,6 +1,7 @@
 """The market's on-chain side, pure: which keys and mints, and the instructions for escrow, deposits, withdrawals
 and trade settlement (docs/decisions/0003-integer-units.md, docs/decisions/0008-escrow-uniform-price-auction.md).
-Nothing here does I/O; ``escrow`` and ``settler`` send what this builds.
+Nothing here does I/O and nothing here holds a key: the builders take the addresses they need (``for_platform``
+reads them off the one ``Platform``); ``escrow`` and ``settler`` sign with the platform's keys and send.
 
 Memos tie every chain movement to its database record: ``gtx:dep:<uuid>``, ``gtx:wd:<uuid>``, ``gtx:t:<trade id>``.
 """
@@ -21,33 +22,31 @@ from central.ledger.builder import (
     memo,
     transfer_checked,
 )
-from central.ledger.keys import PlatformKey
 from central.ledger.packing import Unit
+from central.ledger.platform import Platform
 from central.ledger.setup import ENERGY_DECIMALS, QUOTE_DECIMALS
 from central.market.escrow_seeds import Asset, EscrowAddresses, escrow_seed
 
 
 @dataclass(frozen=True)
 class MarketInstructions:
-    """Keys and mints of the market. ``treasury`` is the wallet whose quote ATA receives fees."""
+    """The market's instruction builder over its addresses: ``payer`` (the platform's fee payer), ``authority``
+    (the escrow authority), the mints, and ``treasury``, the wallet whose quote ATA receives fees."""
 
-    fee_payer: PlatformKey
-    escrow_authority: PlatformKey
+    payer: Pubkey
+    authority: Pubkey
     energy_mint: Pubkey
     quote_mint: Pubkey
     treasury: Pubkey
 
+    @classmethod
+    def for_platform(cls, platform: Platform) -> MarketInstructions:
+        authority, quote_mint, treasury = platform.market_keys()
+        return cls(platform.fee_payer.pubkey, authority.pubkey, platform.energy_mint, quote_mint, treasury)
+
     @cached_property
     def addresses(self) -> EscrowAddresses:
         return EscrowAddresses(self.authority)
-
-    @cached_property
-    def authority(self) -> Pubkey:
-        return self.escrow_authority.pubkey
-
-    @cached_property
-    def payer(self) -> Pubkey:
-        return self.fee_payer.pubkey
 
     @cached_property
     def _address_cache(self) -> dict[tuple[object, ...], Pubkey]:
