@@ -31,7 +31,7 @@ from solders.pubkey import Pubkey
 
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import create_ata_idempotent, send_and_confirm
-from central.ledger.packing import Unit, pack
+from central.ledger.packing import Unit, pack_instructions
 from central.ledger.platform import Platform
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
@@ -165,11 +165,9 @@ class Settler:
         self._known_atas.update(a for a, acc in zip(addresses, accounts, strict=True) if acc is not None)
         if not missing:
             return
-        payer = self._fee_payer
-        units = [Unit((create_ata_idempotent(self.chain.payer, *wanted[a]),), tag=0) for a in missing]
-        latest = await self.ledger.get_latest_blockhash()
-        for p in pack(units, payer=self.chain.payer, blockhash=latest.blockhash):
-            await send_and_confirm(self.ledger, payer, [ix for u in p.units for ix in u.instructions])
+        creations = [create_ata_idempotent(self.chain.payer, *wanted[a]) for a in missing]
+        for group in pack_instructions(creations, payer=self.chain.payer):
+            await send_and_confirm(self.ledger, self._fee_payer, group)
         self._known_atas.update(missing)
 
     async def apply_confirmed(self) -> int:
