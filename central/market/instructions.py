@@ -91,17 +91,16 @@ class MarketInstructions:
             lamports=rent_lamports,
         )
 
+    def move(self, asset: Asset, source: Pubkey, destination: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+        """``amount`` of ``asset`` from ``source`` to ``destination``, signed by ``owner`` (checked transfer)."""
+        return transfer_checked(
+            source, self.mint(asset), destination, owner, amount=amount, decimals=self.decimals(asset)
+        )
+
     def deposit(self, transfer_id: UUID, account: int, asset: Asset, wallet: Pubkey, amount: int) -> list[Instruction]:
         """The user's wallet moves ``amount`` from its ATA into its escrow (the wallet signs; the platform pays)."""
         return [
-            transfer_checked(
-                self.wallet_ata(wallet, asset),
-                self.mint(asset),
-                self.escrow(account, asset),
-                wallet,
-                amount=amount,
-                decimals=self.decimals(asset),
-            ),
+            self.move(asset, self.wallet_ata(wallet, asset), self.escrow(account, asset), wallet, amount),
             memo(f"gtx:dep:{transfer_id}"),
         ]
 
@@ -110,14 +109,7 @@ class MarketInstructions:
     ) -> list[Instruction]:
         return [
             create_ata_idempotent(self.payer, wallet, self.mint(asset)),
-            transfer_checked(
-                self.escrow(account, asset),
-                self.mint(asset),
-                self.wallet_ata(wallet, asset),
-                self.authority,
-                amount=amount,
-                decimals=self.decimals(asset),
-            ),
+            self.move(asset, self.escrow(account, asset), self.wallet_ata(wallet, asset), self.authority, amount),
             memo(f"gtx:wd:{transfer_id}"),
         ]
 
@@ -134,38 +126,13 @@ class MarketInstructions:
     ) -> Unit:
         """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
         (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already."""
-        auth = self.authority
-        ixs = [
-            transfer_checked(
-                self.escrow(seller, Asset.ENERGY),
-                self.energy_mint,
-                self.wallet_ata(buyer_wallet, Asset.ENERGY),
-                auth,
-                amount=qty,
-                decimals=ENERGY_DECIMALS,
-            )
-        ]
+        auth, quote = self.authority, Asset.QUOTE
+        ixs = [self.move(Asset.ENERGY, self.escrow(seller, Asset.ENERGY), self.wallet_ata(buyer_wallet, Asset.ENERGY),
+                         auth, qty)]
         if value - fee > 0:
-            ixs.append(
-                transfer_checked(
-                    self.escrow(buyer, Asset.QUOTE),
-                    self.quote_mint,
-                    self.wallet_ata(seller_wallet, Asset.QUOTE),
-                    auth,
-                    amount=value - fee,
-                    decimals=QUOTE_DECIMALS,
-                )
-            )
+            ixs.append(self.move(quote, self.escrow(buyer, quote), self.wallet_ata(seller_wallet, quote), auth,
+                                 value - fee))
         if fee > 0:
-            ixs.append(
-                transfer_checked(
-                    self.escrow(buyer, Asset.QUOTE),
-                    self.quote_mint,
-                    self.treasury_ata,
-                    auth,
-                    amount=fee,
-                    decimals=QUOTE_DECIMALS,
-                )
-            )
+            ixs.append(self.move(quote, self.escrow(buyer, quote), self.treasury_ata, auth, fee))
         ixs.append(memo(f"gtx:t:{trade_id}"))
         return Unit(tuple(ixs), tag=trade_id)
