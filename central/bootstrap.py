@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -30,11 +31,12 @@ from central.config import CentralConfig
 from central.errors import Unavailable
 from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
 from central.http.errors import ApiError
-from central.identity.accounts import Accounts
+from central.identity.claims import MeterService
 from central.identity.context import Identity
-from central.identity.devices import Devices
+from central.identity.gateways import DeviceService
 from central.identity.mailer import Mailer
-from central.identity.meters import Meters
+from central.identity.postgres import PostgresAccountStore, PostgresDeviceStore, PostgresMeterStore
+from central.identity.users import AccountService
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
@@ -52,7 +54,7 @@ from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
 from central.market.settler import Settler
 from central.market.tables import LookupTables
-from central.minting.service import mint_outbox
+from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
@@ -91,11 +93,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = Identity(
-        accounts=Accounts(pool, config.auth, config.identity, adapters.tokens, adapters.mailer),
-        devices=Devices(pool, config.identity, adapters.mqtt, adapters.signer),
-        meters=Meters(pool, config.identity),
-    )
+    identity = build_identity(config, adapters)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -142,12 +140,35 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ),
         readings=Readings(hub),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
-        wallets=Wallets(WalletService(PgWalletStore(pool)), chain),
+        wallets=build_wallets(pool, chain),
         accounting=accounting,
         minting=Minting(outbox),
         market=MarketServices(market, feed),
         certificates=certificates,
     )
+
+
+def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+    """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
+    without it) and sealed with central's signing key."""
+    pool = adapters.pool
+    return Identity(
+        accounts=AccountService(
+            PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
+        ),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        meters=MeterService(PostgresMeterStore(pool), config.identity),
+    )
+
+
+def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
+    """Wallet linking on PostgreSQL; a completed link releases the owner's accrued (deferred) mint intents, so the
+    energy is minted to the new wallet now (minting's ``release_accrued``, injected: wallets sit below minting)."""
+
+    async def on_linked(owner_id: UUID) -> None:
+        await release_accrued(pool, owner_id)
+
+    return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:
