@@ -42,11 +42,9 @@ from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.ledger.keys import load_or_create_key
+from central.ledger.keys import PlatformKey, load_or_create_key
 from central.ledger.platform import Platform, platform_from_setup
-from central.ledger.port import Ledger
 from central.ledger.runtime import LedgerRuntime
-from central.ledger.setup import LedgerSetup
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.context import Market
@@ -107,11 +105,13 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         NO_LEDGER, "certificates need the ledger, which is not configured"
     )
     if runtime is not None and runtime.setup is not None:
-        chain = platform_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
-        market = build_market(pool, runtime.ledger, runtime.setup, config.market)
+        chain = platform_from_setup(
+            runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
+            rec_issuer=load_rec_issuer(runtime.config),
+        )
+        market = build_market(pool, chain, config.market)
         certificates = build_certificates(
-            pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, config.certificates),
-            config.certificates, adapters.clock,
+            pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
 
     minting = config.minting
@@ -202,25 +202,28 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, ledger: Ledger, setup: LedgerSetup, config: MarketConfig) -> Market:
-    chain = MarketInstructions(
-        setup.fee_payer, setup.escrow_authority, setup.energy_mint, setup.quote_mint, setup.treasury.pubkey
+def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+    book = MarketBook(
+        pool, EpochClock(config.epoch_length_s), config.fee_bps,
+        MarketInstructions.for_platform(platform).addresses,
     )
-    book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
-    escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=config.confirm_wait_s)
-    settler = Settler(pool, ledger, chain, tables=LookupTables(pool, ledger, chain))
-    return Market(config, book, escrow, settler, ledger)
+    escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
+    settler = Settler(pool, platform, tables=LookupTables(pool, platform))
+    return Market(config, book, escrow, settler, platform)
 
 
-def certificate_chain(
-    ledger: Ledger, ledger_config: LedgerConfig, setup: LedgerSetup, config: CertificateConfig
-) -> CertificateLedger:
-    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``)
-    and the platform fee payer."""
+def load_rec_issuer(ledger_config: LedgerConfig) -> PlatformKey:
+    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``),
+    loaded once into the ``Platform``."""
     issuer, _ = load_or_create_key(
         ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
     )
-    return CertificateLedger(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
+    return issuer
+
+
+def certificate_chain(platform: Platform, config: CertificateConfig) -> CertificateLedger:
+    """Certificate operations on the platform (its ``rec_issuer`` key and its fee payer)."""
+    return CertificateLedger(platform, uri_base=config.uri_base)
 
 
 def build_certificates(
