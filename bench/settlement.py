@@ -76,7 +76,7 @@ async def bench(m: Market, traders: int, per_trader: int, tables: bool) -> None:
     t0 = time.perf_counter()
     [epoch] = await m.book.clear_due()
     t_clear = time.perf_counter() - t0
-    settler = Settler(m.pool, m.ledger, m.chain, tables=LookupTables(m.pool, m.ledger, m.chain) if tables else None)
+    settler = Settler(m.pool, m.platform, tables=LookupTables(m.pool, m.platform) if tables else None)
     if tables:  # returning users' addresses are in the market's lookup tables already: fill them outside the timing
         t0 = time.perf_counter()
         await settler.prepare_tables()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
@@ -30,21 +31,20 @@ from central.config import CentralConfig
 from central.errors import Unavailable
 from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
 from central.http.errors import ApiError
-from central.identity.accounts import Accounts
+from central.identity.claims import MeterService
 from central.identity.context import Identity
-from central.identity.devices import Devices
+from central.identity.gateways import DeviceService
 from central.identity.mailer import Mailer
-from central.identity.meters import Meters
+from central.identity.postgres import PostgresAccountStore, PostgresDeviceStore, PostgresMeterStore
+from central.identity.users import AccountService
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.ledger.keys import load_or_create_key
+from central.ledger.keys import PlatformKey, load_or_create_key
 from central.ledger.platform import Platform, platform_from_setup
-from central.ledger.port import Ledger
 from central.ledger.runtime import LedgerRuntime
-from central.ledger.setup import LedgerSetup
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.context import Market
@@ -54,7 +54,7 @@ from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
 from central.market.settler import Settler
 from central.market.tables import LookupTables
-from central.minting.service import mint_outbox
+from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
@@ -93,11 +93,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = Identity(
-        accounts=Accounts(pool, config.auth, config.identity, adapters.tokens, adapters.mailer),
-        devices=Devices(pool, config.identity, adapters.mqtt, adapters.signer),
-        meters=Meters(pool, config.identity),
-    )
+    identity = build_identity(config, adapters)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -109,11 +105,13 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         NO_LEDGER, "certificates need the ledger, which is not configured"
     )
     if runtime is not None and runtime.setup is not None:
-        chain = platform_from_setup(runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded")
-        market = build_market(pool, runtime.ledger, runtime.setup, config.market)
+        chain = platform_from_setup(
+            runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
+            rec_issuer=load_rec_issuer(runtime.config),
+        )
+        market = build_market(pool, chain, config.market)
         certificates = build_certificates(
-            pool, certificate_chain(runtime.ledger, runtime.config, runtime.setup, config.certificates),
-            config.certificates, adapters.clock,
+            pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
 
     minting = config.minting
@@ -142,12 +140,35 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ),
         readings=Readings(hub),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
-        wallets=Wallets(WalletService(PgWalletStore(pool)), chain),
+        wallets=build_wallets(pool, chain),
         accounting=accounting,
         minting=Minting(outbox),
         market=MarketServices(market, feed),
         certificates=certificates,
     )
+
+
+def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+    """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
+    without it) and sealed with central's signing key."""
+    pool = adapters.pool
+    return Identity(
+        accounts=AccountService(
+            PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
+        ),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        meters=MeterService(PostgresMeterStore(pool), config.identity),
+    )
+
+
+def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
+    """Wallet linking on PostgreSQL; a completed link releases the owner's accrued (deferred) mint intents, so the
+    energy is minted to the new wallet now (minting's ``release_accrued``, injected: wallets sit below minting)."""
+
+    async def on_linked(owner_id: UUID) -> None:
+        await release_accrued(pool, owner_id)
+
+    return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:
@@ -181,25 +202,28 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, ledger: Ledger, setup: LedgerSetup, config: MarketConfig) -> Market:
-    chain = MarketInstructions(
-        setup.fee_payer, setup.escrow_authority, setup.energy_mint, setup.quote_mint, setup.treasury.pubkey
+def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+    book = MarketBook(
+        pool, EpochClock(config.epoch_length_s), config.fee_bps,
+        MarketInstructions.for_platform(platform).addresses,
     )
-    book = MarketBook(pool, EpochClock(config.epoch_length_s), config.fee_bps, chain.addresses)
-    escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=config.confirm_wait_s)
-    settler = Settler(pool, ledger, chain, tables=LookupTables(pool, ledger, chain))
-    return Market(config, book, escrow, settler, ledger)
+    escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
+    settler = Settler(pool, platform, tables=LookupTables(pool, platform))
+    return Market(config, book, escrow, settler, platform)
 
 
-def certificate_chain(
-    ledger: Ledger, ledger_config: LedgerConfig, setup: LedgerSetup, config: CertificateConfig
-) -> CertificateLedger:
-    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``)
-    and the platform fee payer."""
+def load_rec_issuer(ledger_config: LedgerConfig) -> PlatformKey:
+    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``),
+    loaded once into the ``Platform``."""
     issuer, _ = load_or_create_key(
         ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
     )
-    return CertificateLedger(ledger, issuer=issuer, fee_payer=setup.fee_payer, uri_base=config.uri_base)
+    return issuer
+
+
+def certificate_chain(platform: Platform, config: CertificateConfig) -> CertificateLedger:
+    """Certificate operations on the platform (its ``rec_issuer`` key and its fee payer)."""
+    return CertificateLedger(platform, uri_base=config.uri_base)
 
 
 def build_certificates(

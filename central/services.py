@@ -30,7 +30,7 @@ from central.market.context import Market
 from central.market.feed import MarketFeed
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub
-from central.wallets.service import WalletService
+from central.wallets.service import OnLinked, WalletService
 from protocol.keys import DeviceKey
 
 
@@ -51,6 +51,8 @@ class Wallets:
     service: WalletService
     #: The ledger and platform keys wallets, minting and the faucet use.
     chain: Platform | Unavailable
+    #: Called after a wallet is linked: minting's release of the owner's accrued mints (wallets never import minting).
+    on_linked: OnLinked
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 docs/decisions/0007-exact-energy-accounting.md).
 
 The rule: each (meter, window) belongs to the owner who held the meter at the window's END. Ownership periods are
-recorded by ``Meters.claim`` (opens a period at the claim time) and ``Meters.release`` (closes it at the release
-time) in ``meter_ownerships`` (migration 0032), in the same transaction as the change of ``meters.owner_id``.
+recorded by ``MeterService.claim`` (opens a period at the claim time) and ``MeterService.release`` (closes it at the
+release time) in ``meter_ownerships`` (migration 0032), in the same transaction as the change of ``meters.owner_id``.
 A period holds the meter on the half-open interval ``(claimed_at, released_at]``, so a window that ends exactly when
 its owner releases the meter is still that owner's: all of its energy was measured while they held it.
 

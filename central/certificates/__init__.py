@@ -15,8 +15,8 @@ One Token-2022 mint per certificate, no custom program and no Metaplex:
   expiry (default 12 months after the period) is refused by the service and enforced on chain by the sweeper's
   freeze.
 
-Modules, in the order issuance walks through them: ``operations`` (``CertificateLedger``, against the ``Ledger``
-port) → ``instructions`` (pure builders; ``issue_plan`` in one pass) → ``metadata`` (the values) and ``token2022``
+Modules, in the order issuance walks through them: ``operations`` (``CertificateLedger``, on the one ``Platform``)
+→ ``instructions`` (pure builders; ``issue_plan`` in one pass) → ``metadata`` (the values) and ``token2022``
 (extension instruction encoders); ``accounts`` decodes what the chain shows. Around them: ``service``,
 ``validation``, ``store`` / ``pg_store`` (ports, fakes, PostgreSQL), ``routes`` (HTTP), ``client`` (API client and
 demo flow).

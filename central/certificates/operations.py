@@ -1,4 +1,4 @@
-"""Certificate operations against the ``Ledger`` port (``CertificateLedger``): issue (resumable), read, freeze, mark
+"""Certificate operations on the one ``Platform`` (``CertificateLedger``): issue (resumable), read, freeze, mark
 revoked, and submission of wallet-signed transactions the platform co-signs (``central.ledger.cosign``)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from solders.instruction import Instruction
-from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -21,9 +20,8 @@ from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STA
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID
 from central.ledger import builder, cosign
 from central.ledger.errors import LedgerError, TransactionTooLargeError
-from central.ledger.keys import PlatformKey
 from central.ledger.packing import pack_instructions
-from central.ledger.port import Ledger
+from central.ledger.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -34,15 +32,14 @@ class Holding:
 
 
 class CertificateLedger:
-    """Issues and administers certificate mints. ``issuer`` is mint (until sealed), freeze and metadata authority;
-    ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
+    """Issues and administers certificate mints. The platform's ``rec_issuer`` is mint (until sealed), freeze and
+    metadata authority; its ``fee_payer`` pays fees and rent (and co-signs user transactions)."""
 
-    def __init__(
-        self, ledger: Ledger, *, issuer: Keypair | PlatformKey, fee_payer: Keypair | PlatformKey, uri_base: str
-    ) -> None:
-        self.ledger = ledger
-        self._issuer = builder.keypair_of(issuer)
-        self._fee_payer = builder.keypair_of(fee_payer)
+    def __init__(self, platform: Platform, *, uri_base: str) -> None:
+        self.platform = platform
+        self.ledger = platform.ledger
+        self._issuer = platform.issuer().signer
+        self._fee_payer = platform.fee_payer.signer
         self.uri_base = uri_base
 
     @property

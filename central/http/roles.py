@@ -1,17 +1,13 @@
-"""Roles and per-route access declarations."""
+"""Per-route access declarations over the roles (the ``Role`` enum itself is ``central.roles``, re-exported here for
+route modules)."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from central.roles import Role
 
-class Role(enum.StrEnum):
-    CONSUMER = "consumer"
-    PROSUMER = "prosumer"
-    INSTALLER = "installer"
-    REC_AUTHORITY = "rec_authority"
-    ADMIN = "admin"
+__all__ = ["ALL_ROLES", "ANY_USER", "OWNERS", "PUBLIC", "Access", "Role", "roles"]
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)

@@ -8,8 +8,8 @@ from datetime import datetime
 from uuid import UUID
 
 from central.http import ANY_USER, PUBLIC, Call, Role, RouteTable, meta, roles
-from central.identity.accounts import Session, User
 from central.identity.http_errors import ERRORS
+from central.identity.model import Session, User
 
 routes = RouteTable(tag="accounts", error_map=ERRORS)
 

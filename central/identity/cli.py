@@ -10,17 +10,19 @@ from central.config import CentralConfig
 from central.db import create_pool, migrate_dsn
 from central.errors import CentralError
 from central.http.auth import TokenCodec
-from central.http.roles import Role
-from central.identity.accounts import Accounts
 from central.identity.errors import IdentityError
 from central.identity.mailer import build_mailer
+from central.identity.postgres import PostgresAccountStore
+from central.identity.users import AccountService
+from central.roles import Role
 
 
 async def create_user(config: CentralConfig, email: str, role: Role, password: str) -> str:
     await migrate_dsn(config.database.dsn)
     pool = await create_pool(config.database)
     try:
-        accounts = Accounts(pool, config.auth, config.identity, TokenCodec(config.auth), build_mailer(config.mailer))
+        store, mailer = PostgresAccountStore(pool), build_mailer(config.mailer)
+        accounts = AccountService(store, config.auth, config.identity, TokenCodec(config.auth), mailer)
         user = await accounts.create_user(email, password, role, verified=True)
         return str(user.id)
     finally:

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from central.http import Call, Role, RouteTable, meta, roles
 from central.http.errors import bad_request
-from central.identity.devices import Device, MeterInfo, NewMeter
 from central.identity.http_errors import ERRORS
+from central.identity.model import Device, MeterInfo, NewMeter
 
 routes = RouteTable(tag="devices", error_map=ERRORS)
 INSTALLERS = roles(Role.INSTALLER, Role.ADMIN)

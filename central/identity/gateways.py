@@ -25,7 +25,6 @@ from uuid import UUID
 
 from central.config import IdentityConfig
 from central.errors import CentralError
-from central.http.roles import Role
 from central.identity.claims import utc_now
 from central.identity.errors import (
     BadChallengeSignatureError,
@@ -44,6 +43,7 @@ from central.identity.errors import (
 from central.identity.hashing import METER_KEY_COST, hash_secret
 from central.identity.model import ChallengeTarget, Device, NewMeter, Registration
 from central.identity.port import DeviceStore
+from central.roles import Role
 from protocol import topics
 from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
 from protocol.errors import BadSignatureError, MalformedError

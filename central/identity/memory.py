@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import UUID, uuid4
 
-from central.http.roles import Role
 from central.identity.errors import DeviceExistsError, EmailTakenError, SerialTakenError
 from central.identity.model import (
     ChallengeTarget,
@@ -27,6 +26,7 @@ from central.identity.model import (
     Registration,
     User,
 )
+from central.roles import Role
 from protocol.challenge import Challenge
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from central.http import OWNERS, Call, Role, RouteTable, meta, roles
 from central.identity.device_routes import SERIAL
 from central.identity.http_errors import ERRORS
-from central.identity.meters import OwnedMeter
+from central.identity.model import OwnedMeter
 
 routes = RouteTable(tag="meters", error_map=ERRORS)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from central.http.roles import Role
+from central.roles import Role
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
-from central.http.roles import Role
 from central.identity.model import (
     ChallengeTarget,
     ClaimableMeter,
@@ -22,6 +21,7 @@ from central.identity.model import (
     Registration,
     User,
 )
+from central.roles import Role
 from protocol.challenge import Challenge
 
 

@@ -14,7 +14,6 @@ import asyncpg
 
 from central import locks
 from central.http.auth import SESSIONS_CHANNEL, Revocation
-from central.http.roles import Role
 from central.identity.errors import DeviceExistsError, EmailTakenError, SerialTakenError
 from central.identity.model import (
     ChallengeTarget,
@@ -30,6 +29,7 @@ from central.identity.model import (
     Registration,
     User,
 )
+from central.roles import Role
 from protocol.challenge import Challenge
 
 log = logging.getLogger("central.identity.devices")

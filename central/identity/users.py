@@ -16,7 +16,6 @@ from typing import Literal
 from uuid import UUID
 
 from central.config import AuthConfig, IdentityConfig
-from central.http.roles import Role
 from central.identity.claims import utc_now, wait_s
 from central.identity.errors import (
     EmailNotVerifiedError,
@@ -38,6 +37,7 @@ from central.identity.hashing import burn_check, check_secret, hash_secret, new_
 from central.identity.mail import Mail, Mailer
 from central.identity.model import Session, User
 from central.identity.port import AccountOps, AccountStore, TokenIssuer
+from central.roles import Role
 
 log = logging.getLogger("central.identity.accounts")
 

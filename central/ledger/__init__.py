@@ -17,6 +17,6 @@ docs/decisions/0002-ledger-port-two-backends.md).
   ``open_ledger``, ``init_command``; ``runtime``: the ledger of a running app (``LedgerRuntime``);
   ``routes``: ``GET /api/v1/ledger``.
 - ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600; ``platform``: ``Platform``, the one
-  "ledger + platform keys and mints" bundle.
+  "ledger + platform keys and mints" bundle (wallets, minting, market and certificates all take it).
 The durable chain outbox built on this lives in ``central.chain``.
 """

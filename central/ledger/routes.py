@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from central.errors import require
 from central.http import PUBLIC, Call, RouteTable
-from central.http.errors import ApiError
+from central.http.errors import ErrorMap, ErrorRule
 from central.ledger.errors import LedgerError
 
-routes = RouteTable(tag="ledger")
+#: A ledger that cannot be reached answers 503 (the client may retry).
+ERRORS: ErrorMap = {LedgerError: ErrorRule(503, "ledger_unavailable")}
+routes = RouteTable(tag="ledger", error_map=ERRORS)
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,7 @@ class LedgerInfo:
             summary="Ledger backend, JSON-RPC URL, mints and current slot")
 async def ledger_info(call: Call[None, None]) -> LedgerInfo:
     runtime = require(call.services.ledger)
-    try:
-        slot = await runtime.ledger.get_slot()
-    except LedgerError as e:
-        raise ApiError(503, "ledger_unavailable", str(e)) from None
+    slot = await runtime.ledger.get_slot()
     setup = runtime.setup
     return LedgerInfo(
         backend=runtime.config.backend, rpc_url=runtime.rpc_url, slot=slot, initialised=setup is not None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from central.ledger.platform import Platform
 from central.ledger.port import Ledger
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
@@ -18,4 +19,9 @@ class Market:
     # Built only with a ledger: without one the composition root makes the whole market `Unavailable` (503).
     escrow: Escrow
     settler: Settler
-    ledger: Ledger
+    #: the one "ledger + platform keys" bundle the escrow and the settler were built on
+    platform: Platform
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.platform.ledger

@@ -30,7 +30,7 @@ from central.ledger import cosign
 from central.ledger.builder import send_and_confirm, sign, wait_for_statuses
 from central.ledger.cosign import Verdict
 from central.ledger.errors import LedgerError, TransactionFailedError
-from central.ledger.port import Ledger
+from central.ledger.platform import Platform
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
 from central.market.errors import ConflictError, InvalidOrderError, InvalidTransactionError
@@ -62,13 +62,15 @@ class Escrow:
     def __init__(
         self,
         pool: asyncpg.Pool,  # noqa: ARG002 - the book's store runs on it (kept for the callers' signature)
-        ledger: Ledger,
-        chain: MarketInstructions,
+        platform: Platform,
         book: MarketBook,
         confirm_wait_s: float = 10.0,
     ) -> None:
-        self.ledger = ledger
-        self.chain = chain
+        self.platform = platform
+        self.ledger = platform.ledger
+        self.chain = MarketInstructions.for_platform(platform)
+        self._fee_payer = platform.fee_payer
+        self._authority = platform.market_keys()[0]
         #: The database side (balances, transfer records): the book's PostgreSQL store.
         self.store: EscrowStore = book.pg
         self.confirm_wait_s = confirm_wait_s
@@ -83,9 +85,9 @@ class Escrow:
             try:
                 await send_and_confirm(
                     self.ledger,
-                    self.chain.fee_payer,
+                    self._fee_payer,
                     self.chain.open_escrow(account, asset, rent),
-                    [self.chain.escrow_authority],
+                    [self._authority],
                 )
             except TransactionFailedError:
                 if await self.ledger.get_account(address) is None:  # not a concurrent creation: a real failure
@@ -97,7 +99,7 @@ class Escrow:
 
     async def _message(self, instructions: list[Instruction]) -> tuple[MessageV0, int]:
         """The v0 message of a transfer (fee payer: the platform) and the block height it is valid until."""
-        request = await cosign.build(self.ledger, self.chain.fee_payer.pubkey, instructions)
+        request = await cosign.build(self.ledger, self.chain.payer, instructions)
         return request.message, request.last_valid_block_height
 
     # ------------------------------------------------------------------------------------------------ deposits
@@ -127,7 +129,7 @@ class Escrow:
             if row.status != "built":
                 raise ConflictError(f"deposit is already {row.status}")
             try:
-                signed.append(cosign.cosign(tx, [self.chain.fee_payer]))
+                signed.append(cosign.cosign(tx, [self._fee_payer]))
             except cosign.TransactionRequestError as e:
                 raise InvalidTransactionError(str(e)) from None
             return str(signed[-1].signatures[0])
@@ -146,7 +148,7 @@ class Escrow:
         async def build(account: int, wallet_address: str) -> TransferRecord:
             wallet = Pubkey.from_string(wallet_address)
             message, height = await self._message(self.chain.withdrawal(tid, account, asset, wallet, amount))
-            signed.append(sign(message, [self.chain.fee_payer, self.chain.escrow_authority]))
+            signed.append(sign(message, [self._fee_payer, self._authority]))
             sig = signed[-1].signatures[0]
             return _record(tid, account, asset, "withdrawal", amount, wallet, message, height, sig)
 

@@ -1,6 +1,7 @@
 """The market's on-chain side, pure: which keys and mints, and the instructions for escrow, deposits, withdrawals
 and trade settlement (docs/decisions/0003-integer-units.md, docs/decisions/0008-escrow-uniform-price-auction.md).
-Nothing here does I/O; ``escrow`` and ``settler`` send what this builds.
+Nothing here does I/O and nothing here holds a key: the builders take the addresses they need (``for_platform``
+reads them off the one ``Platform``); ``escrow`` and ``settler`` sign with the platform's keys and send.
 
 Memos tie every chain movement to its database record: ``gtx:dep:<uuid>``, ``gtx:wd:<uuid>``, ``gtx:t:<trade id>``.
 """
@@ -21,33 +22,31 @@ from central.ledger.builder import (
     memo,
     transfer_checked,
 )
-from central.ledger.keys import PlatformKey
 from central.ledger.packing import Unit
+from central.ledger.platform import Platform
 from central.ledger.setup import ENERGY_DECIMALS, QUOTE_DECIMALS
 from central.market.escrow_seeds import Asset, EscrowAddresses, escrow_seed
 
 
 @dataclass(frozen=True)
 class MarketInstructions:
-    """Keys and mints of the market. ``treasury`` is the wallet whose quote ATA receives fees."""
+    """The market's instruction builder over its addresses: ``payer`` (the platform's fee payer), ``authority``
+    (the escrow authority), the mints, and ``treasury``, the wallet whose quote ATA receives fees."""
 
-    fee_payer: PlatformKey
-    escrow_authority: PlatformKey
+    payer: Pubkey
+    authority: Pubkey
     energy_mint: Pubkey
     quote_mint: Pubkey
     treasury: Pubkey
 
+    @classmethod
+    def for_platform(cls, platform: Platform) -> MarketInstructions:
+        authority, quote_mint, treasury = platform.market_keys()
+        return cls(platform.fee_payer.pubkey, authority.pubkey, platform.energy_mint, quote_mint, treasury)
+
     @cached_property
     def addresses(self) -> EscrowAddresses:
         return EscrowAddresses(self.authority)
-
-    @cached_property
-    def authority(self) -> Pubkey:
-        return self.escrow_authority.pubkey
-
-    @cached_property
-    def payer(self) -> Pubkey:
-        return self.fee_payer.pubkey
 
     @cached_property
     def _address_cache(self) -> dict[tuple[object, ...], Pubkey]:
@@ -92,17 +91,16 @@ class MarketInstructions:
             lamports=rent_lamports,
         )
 
+    def move(self, asset: Asset, source: Pubkey, destination: Pubkey, owner: Pubkey, amount: int) -> Instruction:
+        """``amount`` of ``asset`` from ``source`` to ``destination``, signed by ``owner`` (checked transfer)."""
+        return transfer_checked(
+            source, self.mint(asset), destination, owner, amount=amount, decimals=self.decimals(asset)
+        )
+
     def deposit(self, transfer_id: UUID, account: int, asset: Asset, wallet: Pubkey, amount: int) -> list[Instruction]:
         """The user's wallet moves ``amount`` from its ATA into its escrow (the wallet signs; the platform pays)."""
         return [
-            transfer_checked(
-                self.wallet_ata(wallet, asset),
-                self.mint(asset),
-                self.escrow(account, asset),
-                wallet,
-                amount=amount,
-                decimals=self.decimals(asset),
-            ),
+            self.move(asset, self.wallet_ata(wallet, asset), self.escrow(account, asset), wallet, amount),
             memo(f"gtx:dep:{transfer_id}"),
         ]
 
@@ -111,14 +109,7 @@ class MarketInstructions:
     ) -> list[Instruction]:
         return [
             create_ata_idempotent(self.payer, wallet, self.mint(asset)),
-            transfer_checked(
-                self.escrow(account, asset),
-                self.mint(asset),
-                self.wallet_ata(wallet, asset),
-                self.authority,
-                amount=amount,
-                decimals=self.decimals(asset),
-            ),
+            self.move(asset, self.escrow(account, asset), self.wallet_ata(wallet, asset), self.authority, amount),
             memo(f"gtx:wd:{transfer_id}"),
         ]
 
@@ -135,38 +126,13 @@ class MarketInstructions:
     ) -> Unit:
         """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
         (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already."""
-        auth = self.authority
-        ixs = [
-            transfer_checked(
-                self.escrow(seller, Asset.ENERGY),
-                self.energy_mint,
-                self.wallet_ata(buyer_wallet, Asset.ENERGY),
-                auth,
-                amount=qty,
-                decimals=ENERGY_DECIMALS,
-            )
-        ]
+        auth, quote = self.authority, Asset.QUOTE
+        ixs = [self.move(Asset.ENERGY, self.escrow(seller, Asset.ENERGY), self.wallet_ata(buyer_wallet, Asset.ENERGY),
+                         auth, qty)]
         if value - fee > 0:
-            ixs.append(
-                transfer_checked(
-                    self.escrow(buyer, Asset.QUOTE),
-                    self.quote_mint,
-                    self.wallet_ata(seller_wallet, Asset.QUOTE),
-                    auth,
-                    amount=value - fee,
-                    decimals=QUOTE_DECIMALS,
-                )
-            )
+            ixs.append(self.move(quote, self.escrow(buyer, quote), self.wallet_ata(seller_wallet, quote), auth,
+                                 value - fee))
         if fee > 0:
-            ixs.append(
-                transfer_checked(
-                    self.escrow(buyer, Asset.QUOTE),
-                    self.quote_mint,
-                    self.treasury_ata,
-                    auth,
-                    amount=fee,
-                    decimals=QUOTE_DECIMALS,
-                )
-            )
+            ixs.append(self.move(quote, self.escrow(buyer, quote), self.treasury_ata, auth, fee))
         ixs.append(memo(f"gtx:t:{trade_id}"))
         return Unit(tuple(ixs), tag=trade_id)

@@ -17,6 +17,7 @@ import asyncpg
 from prometheus_client import Gauge
 from solders.pubkey import Pubkey
 
+from central.ledger.platform import Platform
 from central.ledger.port import Ledger
 from central.ledger.tokens import parse_token_account
 from central.market.model import EscrowRow
@@ -54,10 +55,10 @@ class ReconcileReport:
 Snapshot = Callable[[], Awaitable[tuple[list[EscrowRow], set[tuple[int, str]]]]]
 
 
-async def reconcile(pool: asyncpg.Pool, ledger: Ledger) -> ReconcileReport:
+async def reconcile(pool: asyncpg.Pool, platform: Platform) -> ReconcileReport:
     """Compare every escrow row; a row that differs is read again once (both sides) before it counts, so work that
     lands between the database read and the chain read is not reported."""
-    return await reconcile_with(lambda: escrow_snapshot(pool), ledger)
+    return await reconcile_with(lambda: escrow_snapshot(pool), platform.ledger)
 
 
 async def reconcile_with(snapshot: Snapshot, ledger: Ledger) -> ReconcileReport:

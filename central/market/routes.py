@@ -345,5 +345,5 @@ async def withdraw(call: Call[TransferIn, None]) -> TransferView:
 )
 async def get_reconciliation(call: Call[None, None]) -> ReconcileOut:
     m = _market(call)
-    r = await reconcile(m.book.pool, m.ledger)
+    r = await reconcile(m.book.pool, m.platform)
     return ReconcileOut(r.checked, r.pending, r.mismatches)

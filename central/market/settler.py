@@ -31,8 +31,8 @@ from solders.pubkey import Pubkey
 
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import create_ata_idempotent, send_and_confirm
-from central.ledger.packing import Unit, pack
-from central.ledger.port import Ledger
+from central.ledger.packing import Unit, pack_instructions
+from central.ledger.platform import Platform
 from central.market.errors import MarketError
 from central.market.escrow_seeds import Asset
 from central.market.instructions import MarketInstructions
@@ -57,8 +57,7 @@ class Settler:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        ledger: Ledger,
-        chain: MarketInstructions,
+        platform: Platform,
         *,
         batch_size: int = 4096,
         tables: LookupTables | None = None,
@@ -66,8 +65,10 @@ class Settler:
         hook: Callable[[str], None] | None = None,
     ) -> None:
         self.pool = pool
-        self.ledger = ledger
-        self.chain = chain
+        self.ledger = platform.ledger
+        self.chain = chain = MarketInstructions.for_platform(platform)
+        self._fee_payer = platform.fee_payer
+        self._authority = platform.market_keys()[0]
         #: With tables, each pass first puts the addresses of the trades it will settle into lookup tables.
         self.tables = tables
         self.config = OutboxConfig(kind=SETTLEMENT_KIND, batch_size=batch_size, rebroadcast_after=rebroadcast_after)
@@ -81,8 +82,8 @@ class Settler:
             self.pool,
             self.ledger,
             self.config,
-            payer=self.chain.fee_payer,
-            signers=[self.chain.escrow_authority],
+            payer=self._fee_payer,
+            signers=[self._authority],
             build=self._build,
             lookup_tables=lookup_tables,
             hook=self._hook,
@@ -164,11 +165,9 @@ class Settler:
         self._known_atas.update(a for a, acc in zip(addresses, accounts, strict=True) if acc is not None)
         if not missing:
             return
-        payer = self.chain.fee_payer
-        units = [Unit((create_ata_idempotent(self.chain.payer, *wanted[a]),), tag=0) for a in missing]
-        latest = await self.ledger.get_latest_blockhash()
-        for p in pack(units, payer=self.chain.payer, blockhash=latest.blockhash):
-            await send_and_confirm(self.ledger, payer, [ix for u in p.units for ix in u.instructions])
+        creations = [create_ata_idempotent(self.chain.payer, *wanted[a]) for a in missing]
+        for group in pack_instructions(creations, payer=self.chain.payer):
+            await send_and_confirm(self.ledger, self._fee_payer, group)
         self._known_atas.update(missing)
 
     async def apply_confirmed(self) -> int:

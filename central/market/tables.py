@@ -17,7 +17,7 @@ from solders.pubkey import Pubkey
 
 from central import locks
 from central.ledger.lookup import MAX_TABLE_ADDRESSES, create_table, extend_table, load_lookup_table
-from central.ledger.port import Ledger
+from central.ledger.platform import Platform
 from central.market.instructions import MarketInstructions
 
 #: Session advisory-lock key for growing the tables (``central.locks``).
@@ -25,10 +25,11 @@ TABLES_LOCK_KEY = locks.MARKET_TABLES.key
 
 
 class LookupTables:
-    def __init__(self, pool: asyncpg.Pool, ledger: Ledger, chain: MarketInstructions) -> None:
+    def __init__(self, pool: asyncpg.Pool, platform: Platform) -> None:
         self.pool = pool
-        self.ledger = ledger
-        self.chain = chain
+        self.ledger = platform.ledger
+        self.chain = MarketInstructions.for_platform(platform)
+        self._fee_payer = platform.fee_payer
         self._tables: dict[Pubkey, AddressLookupTableAccount] = {}
         self._where: dict[Pubkey, Pubkey] = {}
 
@@ -58,7 +59,7 @@ class LookupTables:
         return [self._tables[t] for t in dict.fromkeys(self._where[a] for a in wanted)]
 
     async def _grow(self, conn: asyncpg.Connection, missing: list[Pubkey]) -> None:
-        payer = self.chain.fee_payer
+        payer = self._fee_payer
         while missing:
             newest = next(reversed(self._tables), None)
             room = MAX_TABLE_ADDRESSES - len(self._tables[newest].addresses) if newest is not None else 0

@@ -5,7 +5,8 @@
   (``central.accounting.pg_store.enqueue_mints``). So a window is minted at most once and never forgotten.
 - The outbox claims pending intents and asks :class:`MintBuilder` for units: the builder looks up the owners' linked
   wallets; intents of owners without one are left out, which the outbox defers (they *accrue*);
-  ``release_accrued`` makes them claimable at once after the owner links a wallet.
+  ``release_accrued`` makes them claimable at once after the owner links a wallet (``central.bootstrap`` binds it
+  as the wallets' ``on_linked``).
 - Everything about exactly-once submission (write-ahead record, reconcile by signature status and expiry before
   anything new, re-broadcast of the same bytes) is the outbox's; see its module docstring.
 """

@@ -13,7 +13,6 @@ from central.http.roles import ANY_USER, Role, roles
 from central.http.routes import Call, RouteTable
 from central.http.schema import meta
 from central.ledger.platform import Platform
-from central.minting.service import release_accrued
 from central.wallets.balances import balances, faucet_quote
 from central.wallets.errors import (
     BadWalletAddressError,
@@ -122,7 +121,7 @@ async def wallet_link(call: Call[LinkSigned, None]) -> WalletOut:
     except ValueError as exc:
         raise bad_request("signature is not base58", "bad_signature") from exc
     linked = await _service(call).complete_link(call.user.user_id, call.body.message, signature)
-    await release_accrued(call.services.pool, call.user.user_id)  # accrued energy is minted to the new wallet now
+    await call.services.wallets.on_linked(call.user.user_id)  # accrued energy is minted to the new wallet now
     return await _wallet_out(call, linked.address, linked.linked_at)
 
 

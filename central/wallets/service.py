@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +26,10 @@ from central.wallets.errors import (
 from central.wallets.store import LinkedWallet, WalletStore
 from protocol.errors import BadSignatureError, MalformedError
 from protocol.wallet_link import NONCE_SIZE, WalletLink, verify_wallet_link
+
+#: What runs right after a user linked a wallet (given the user's id); the composition root binds it to minting's
+#: ``release_accrued``, so energy accrued while the user had no wallet is minted to the new one at once.
+OnLinked = Callable[[uuid.UUID], Awaitable[object]]
 
 DEFAULT_LINK_TTL = timedelta(minutes=10)
 #: Unused, unexpired link messages one user may hold at once.

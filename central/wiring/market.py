@@ -41,7 +41,7 @@ def jobs(services: Services) -> Sequence[Job]:
         await market.escrow.resolve_open()
 
     async def check_escrow() -> None:
-        report = await reconcile(market.book.pool, market.ledger)
+        report = await reconcile(market.book.pool, market.platform)
         if report.mismatches:
             log.error("escrow reconciliation found mismatches", extra={"count": len(report.mismatches)})
 

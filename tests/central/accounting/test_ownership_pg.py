@@ -1,5 +1,5 @@
 """Energy attribution across a change of meter owner, on PostgreSQL, with real readings through verified ingest and
-real claims/releases through ``Meters``: each (meter, window) belongs to the owner holding the meter at the
+real claims/releases through ``MeterService``: each (meter, window) belongs to the owner holding the meter at the
 window's end (``central.accounting.ownership``), whenever its readings arrive."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
 from central.accounting.window import window_start
 from central.config import IdentityConfig
+from central.identity.claims import MeterService
 from central.identity.hashing import hash_secret_sync
-from central.identity.meters import Meters
+from central.identity.postgres import PostgresMeterStore
 from protocol.record import Reading
 from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter, add_user
@@ -30,16 +31,16 @@ SERIAL = "M-OWN"
 STEP_WH = 37  # exported per minute (per 100 ms in the short-window test)
 
 
-async def _setup(pool: asyncpg.Pool) -> tuple[Gateway, uuid.UUID, Meters, uuid.UUID, uuid.UUID]:
+async def _setup(pool: asyncpg.Pool) -> tuple[Gateway, uuid.UUID, MeterService, uuid.UUID, uuid.UUID]:
     a, b = await add_user(pool), await add_user(pool)
     gw = Gateway()
     await add_device(pool, gw.device_id, gw.key.public_key)
     meter = await add_meter(pool, gw.device_id, SERIAL, None)
     await pool.execute("UPDATE meters SET meter_key_hash = $2 WHERE id = $1", meter, hash_secret_sync(KEY, 4))
-    return gw, meter, Meters(pool, IdentityConfig()), a, b
+    return gw, meter, MeterService(PostgresMeterStore(pool), IdentityConfig()), a, b
 
 
-async def _claim(meters: Meters, user: uuid.UUID) -> None:
+async def _claim(meters: MeterService, user: uuid.UUID) -> None:
     await meters.claim(user, SERIAL, KEY, address="127.0.0.1", user_agent="pytest")
 
 
@@ -49,7 +50,7 @@ async def _settle(acct: AccountingService) -> None:
 
 
 async def _released_ms(pool: asyncpg.Pool, meter: uuid.UUID) -> int:
-    """When the meter was last released (``Meters.release`` stamps it on the meter)."""
+    """When the meter was last released (``MeterService.release`` stamps it on the meter)."""
     return _ms(await pool.fetchval("SELECT released_at FROM meters WHERE id = $1", meter))
 
 

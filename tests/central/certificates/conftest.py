@@ -11,7 +11,6 @@ import pytest
 from solders.keypair import Keypair
 
 from central.certificates.models import MeterInfo
-from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
 from central.certificates.service import CertificateService
 from central.certificates.store import MemoryCertificateStore, MemoryDirectory, MemoryGeneration
@@ -19,7 +18,7 @@ from central.certificates.validation import CertificateValidator
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from tests.central.certificates.pg_world import HOUR, T0_MS, Site, World, link_wallet
 from tests.central.certificates.pg_world import T0 as PG_T0
-from tests.central.certificates.support import CONFIG, T0, URI_BASE, CertLedgerEnv, Clock, People, ServiceEnv
+from tests.central.certificates.support import CONFIG, T0, CertLedgerEnv, Clock, People, ServiceEnv, cert_ops
 from tests.central.pg import add_user, open_pool
 
 
@@ -28,7 +27,7 @@ async def chain_env() -> AsyncIterator[CertLedgerEnv]:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None))
     issuer, fee_payer = Keypair(), Keypair()
     await ledger.request_airdrop(fee_payer.pubkey(), 100 * 10**9)
-    ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+    ops = cert_ops(ledger, issuer, fee_payer)
     yield CertLedgerEnv(ledger, issuer, fee_payer, ops)
     await ledger.close()
 

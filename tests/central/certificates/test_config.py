@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from central.bootstrap import certificate_chain
+from central.bootstrap import certificate_chain, load_rec_issuer
 from central.certificates.service import CertificateConfig
 from central.config import from_mapping, parse_section
 from central.errors import ConfigError
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
+from central.ledger.platform import platform_from_setup
 from central.ledger.setup import init_ledger
 
 
@@ -33,11 +34,13 @@ async def test_certificate_chain_uses_its_own_issuer_key_and_the_platform_fee_pa
         ledger_config = LedgerConfig(keys_dir=tmp_path / "keys", create_keys=True, data_dir=tmp_path / "ledger")
         setup = await init_ledger(ledger_config, ledger)
         config = CertificateConfig(issuer_name="REC", uri_base="https://gtx.example/api/v1/certificates")
-        ops = certificate_chain(ledger, ledger_config, setup, config)
+        ops = certificate_chain(
+            platform_from_setup(ledger, setup, embedded=True, rec_issuer=load_rec_issuer(ledger_config)), config
+        )
         key_file = tmp_path / "keys" / "rec_issuer.json"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert ops.fee_payer == setup.fee_payer.pubkey
         assert ops.issuer not in {setup.fee_payer.pubkey, setup.mint_authority.pubkey}
-        assert certificate_chain(ledger, ledger_config, setup, config).issuer == ops.issuer  # loaded, not re-made
+        assert load_rec_issuer(ledger_config).pubkey == ops.issuer  # loaded, not re-made
     finally:
         await ledger.close()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from central.config import IdentityConfig
+from central.identity.claims import MeterService
 from central.identity.hashing import hash_secret_sync
-from central.identity.meters import Meters
+from central.identity.postgres import PostgresMeterStore
 from tests.central.certificates.pg_world import HOUR, MINUTE_MS, T0, T0_MS, World
 
 pytestmark = pytest.mark.usefixtures("world")
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("world")
 async def test_late_production_of_the_previous_owner_is_certified_to_them(world: World) -> None:
     pool, site = world.pool, world.site
     await pool.execute("UPDATE meters SET meter_key_hash = $2 WHERE id = $1", site.meter_id, hash_secret_sync("k", 4))
-    meters = Meters(pool, IdentityConfig())
+    meters = MeterService(PostgresMeterStore(pool), IdentityConfig())
     await meters.release(world.prosumer, site.serial)  # type: ignore[arg-type]
     await meters.claim(world.consumer, site.serial, "k", address="127.0.0.1", user_agent="pytest")  # type: ignore[arg-type]
     # the gateway was offline: the prosumer's second hour of production arrives after the consumer's claim

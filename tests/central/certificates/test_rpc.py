@@ -12,11 +12,10 @@ from solders.keypair import Keypair
 from central.certificates import instructions
 from central.certificates.errors import ChainError
 from central.certificates.metadata import CertificateMetadata
-from central.certificates.operations import CertificateLedger
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.rpc import RpcLedger
-from tests.central.certificates.support import T0, URI_BASE, CertLedgerEnv, make_meta, user_submit
+from tests.central.certificates.support import T0, CertLedgerEnv, cert_ops, make_meta, user_submit
 
 
 async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
@@ -26,7 +25,7 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
     try:
         issuer, fee_payer, prosumer, consumer = Keypair(), Keypair(), Keypair(), Keypair()
         await ledger.request_airdrop(fee_payer.pubkey(), 10**10)
-        ops = CertificateLedger(ledger, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+        ops = cert_ops(ledger, issuer, fee_payer)
         env = CertLedgerEnv(embedded, issuer, fee_payer, ops)
         meta = make_meta(energy_wh=900)
         mint = await ops.issue(meta, prosumer.pubkey())
@@ -61,7 +60,7 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
     # The embedded ledger persisted everything: reopened, the certificate is still there, sealed and revoked.
     reopened = EmbeddedLedger(EmbeddedConfig(data_dir=tmp_path / "ledger"))
     try:
-        ops = CertificateLedger(reopened, issuer=issuer, fee_payer=fee_payer, uri_base=URI_BASE)
+        ops = cert_ops(reopened, issuer, fee_payer)
         info = await ops.read_mint(mint)
         assert info is not None
         assert info.metadata is not None

@@ -34,7 +34,7 @@ async def _wait_status(api, token: str, device_id: str, status: str, seconds: fl
 
 async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
-    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
+    await api.app[MQTT].wait_connected(5)
     installer = await api.token("installer")
     device = gateway_factory()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer), json={
@@ -69,7 +69,7 @@ async def test_device_verified_by_mqtt_challenge(api_factory, broker, gateway_fa
 
 async def test_device_that_comes_online_later_is_challenged(api_factory, broker, gateway_factory) -> None:
     api = await api_factory(broker)
-    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
+    await api.app[MQTT].wait_connected(5)
     installer = await api.token("installer")
     key = DeviceKey.generate()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),

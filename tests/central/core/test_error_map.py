@@ -10,6 +10,7 @@ from central.errors import CentralError
 from central.http.errors import ErrorMap, ErrorRule, map_error
 from central.identity import errors as identity_errors
 from central.identity.http_errors import ERRORS as IDENTITY_ERRORS
+from central.ledger.routes import ERRORS as LEDGER_ERRORS
 from central.market.routes import ERRORS as MARKET_ERRORS
 from central.wallets.routes import ERRORS as WALLET_ERRORS
 
@@ -61,7 +62,7 @@ def test_headers_and_fixed_messages() -> None:
     assert api.headers == {"Retry-After": "600"}
 
 
-@pytest.mark.parametrize("table", [IDENTITY_ERRORS, MARKET_ERRORS, CERTIFICATE_ERRORS, WALLET_ERRORS])
+@pytest.mark.parametrize("table", [IDENTITY_ERRORS, MARKET_ERRORS, CERTIFICATE_ERRORS, WALLET_ERRORS, LEDGER_ERRORS])
 def test_declared_maps_are_sane(table: ErrorMap) -> None:
     for cls, rule in table.items():
         assert issubclass(cls, CentralError), cls

@@ -12,7 +12,7 @@ import pytest
 
 from central.cli import main
 from central.errors import ConfigError
-from central.http.context import CONFIG, SERVICES
+from central.http.context import CONFIG, MQTT
 from central.signing import load_signing_key
 from protocol import topics
 from protocol.challenge import ChallengeReply, sign_challenge
@@ -69,7 +69,7 @@ async def test_http_challenge_is_signed_by_central_with_the_pairing_mac(api_fact
 async def test_gateway_ignores_challenges_of_a_registration_with_the_wrong_code(api_factory, broker,
                                                                                 gateway_factory) -> None:
     api = await api_factory(broker)
-    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
+    await api.app[MQTT].wait_connected(5)
     installer = await api.token("installer")
     device = gateway_factory()
     r = await api.client.post("/api/v1/devices", headers=bearer(installer),
@@ -86,7 +86,7 @@ async def test_gateway_ignores_challenges_of_a_registration_with_the_wrong_code(
 
 async def test_wrong_mqtt_answers_do_not_spend_the_nonce(api_factory, broker) -> None:
     api = await api_factory(broker)
-    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
+    await api.app[MQTT].wait_connected(5)
     installer = await api.token("installer")
     key = DeviceKey.generate()
     dev = DeviceClient(broker.host, broker.port, [topics.challenge(key.device_id)])
@@ -108,7 +108,7 @@ async def test_wrong_mqtt_answers_do_not_spend_the_nonce(api_factory, broker) ->
 
 async def test_online_flood_creates_at_most_one_challenge_per_cooldown(api_factory, broker) -> None:
     api = await api_factory(broker, identity={"challenge_cooldown_s": 3600})
-    await api.app[SERVICES].identity.devices._mqtt.wait_connected(5)
+    await api.app[MQTT].wait_connected(5)
     installer = await api.token("installer")
     key = DeviceKey.generate()
     dev = DeviceClient(broker.host, broker.port, [topics.challenge(key.device_id)])

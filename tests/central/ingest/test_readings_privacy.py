@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient
 from central.app import POOL, TOKENS
 from central.config import IdentityConfig
 from central.http import Role
-from central.identity.meters import Meters
+from central.identity.claims import MeterService
+from central.identity.postgres import PostgresMeterStore
 from central.wiring import ingest as ingest_wiring
 from central.wiring import readings as readings_wiring
 from tests.central.app_env import make_config, running_app
@@ -41,7 +42,7 @@ async def test_new_owner_sees_only_readings_after_the_release(central: TestClien
     old = [gw.read(METER, timestamp_ms=now - 3 * WINDOW_MS + i * 60_000) for i in range(5)]
     await ingest(ingest_service(pool, now), gw.device_id, old)
 
-    await Meters(pool, IdentityConfig()).release(first, METER)
+    await MeterService(PostgresMeterStore(pool), IdentityConfig()).release(first, METER)
     await pool.execute("UPDATE meters SET owner_id = $1, claimed_at = now() WHERE serial = $2", second, METER)
     released_ms = await pool.fetchval("SELECT (extract(epoch FROM released_at) * 1000)::bigint FROM meters")
     new = [gw.read(METER, timestamp_ms=released_ms + 1000 + i * 1000) for i in range(3)]

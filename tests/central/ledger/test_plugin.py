@@ -16,6 +16,7 @@ from central.ledger.builder import associated_token_address, mint_to_owner, send
 from central.ledger.rpc import RpcLedger
 from central.wiring import ledger as ledger_wiring
 from tests.central.app_env import ledger_of, setup_of
+from tests.services import free_port
 
 
 def app_config(pg_dsn: str, tmp_path: Path) -> CentralConfig:
@@ -93,5 +94,30 @@ async def test_central_restart_keeps_the_embedded_ledger(pg_dsn: str, tmp_path: 
         record = await ledger_of(again).ledger.get_transaction(sig)
         assert record is not None
         assert record.err is None
+    finally:
+        await client.close()
+
+
+async def test_unreachable_ledger_answers_503_through_the_error_map(pg_dsn: str, tmp_path: Path) -> None:
+    """An RPC cluster that does not answer: ``GET /api/v1/ledger`` is a 503 ``ledger_unavailable`` (the ledger's
+    domain error mapped at the HTTP boundary), not a 500, and the app keeps serving."""
+    config = app_config(pg_dsn, tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = from_mapping({
+        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 2},
+        "mqtt": {"enabled": False},
+        "auth": {"jwt_secret": config.auth.jwt_secret, "password_bcrypt_cost": 4},
+        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
+        "log": {"access_log": False},
+        "ledger": {"backend": "rpc", "rpc_url": dead, "keys_dir": str(tmp_path / "keys"),
+                   "quote_mint": str(Keypair().pubkey())},
+    })
+    client = TestClient(TestServer(create_app(config, subsystems=(ledger_wiring.SUBSYSTEM,))))
+    await client.start_server()
+    try:
+        for _ in range(2):
+            resp = await client.get("/api/v1/ledger")
+            assert resp.status == 503
+            assert (await resp.json())["error"]["code"] == "ledger_unavailable"
     finally:
         await client.close()

@@ -21,6 +21,7 @@ from central.ledger.builder import (
 )
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.keys import PlatformKey
+from central.ledger.platform import Platform
 from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID
 from central.market.book import MarketBook
 from central.market.client import sign_transaction_request
@@ -77,6 +78,7 @@ class Market:
 
     pool: asyncpg.Pool
     ledger: EmbeddedLedger
+    platform: Platform
     chain: MarketInstructions
     mint_authority: Keypair
     book: MarketBook
@@ -87,7 +89,7 @@ class Market:
         """Mint tokens into the wallet's ATAs (as minting would)."""
         ixs = []
         for mint, amount, dec in ((self.chain.energy_mint, energy, 3), (self.chain.quote_mint, quote, 6)):
-            ixs.append(create_ata_idempotent(self.chain.fee_payer.pubkey, wallet.pubkey(), mint))
+            ixs.append(create_ata_idempotent(self.chain.payer, wallet.pubkey(), mint))
             if amount:
                 ixs.append(
                     mint_to_checked(
@@ -98,7 +100,7 @@ class Market:
                         decimals=dec,
                     )
                 )
-        await send_and_confirm(self.ledger, self.chain.fee_payer, ixs, [self.mint_authority])
+        await send_and_confirm(self.ledger, self.platform.fee_payer, ixs, [self.mint_authority])
 
     async def token_balance(self, address: Pubkey) -> int:
         b = await self.ledger.get_token_account_balance(address)
@@ -153,11 +155,15 @@ async def make_market(
         energy = await new_mint(ledger, fee_payer, mint_authority.pubkey(), 3)
         quote = await new_mint(ledger, fee_payer, mint_authority.pubkey(), 6)
         treasury = Keypair().pubkey()
-        chain = MarketInstructions(fee_payer, PlatformKey.generate("escrow"), energy, quote, treasury)
+        platform = Platform(
+            ledger, energy, PlatformKey("mint_authority", mint_authority), fee_payer, quote_mint=quote,
+            escrow_authority=PlatformKey.generate("escrow"), treasury=treasury,
+        )
+        chain = MarketInstructions.for_platform(platform)
         await send_and_confirm(ledger, fee_payer, [create_ata_idempotent(fee_payer.pubkey, treasury, quote)])
         clock = Clock()
         book = MarketBook(pool, EpochClock(epoch_s), fee_bps, chain.addresses, now=clock)
-        escrow = Escrow(pool, ledger, chain, book, confirm_wait_s=5.0)
-        yield Market(pool, ledger, chain, mint_authority, book, escrow, clock)
+        escrow = Escrow(pool, platform, book, confirm_wait_s=5.0)
+        yield Market(pool, ledger, platform, chain, mint_authority, book, escrow, clock)
     finally:
         await ledger.close()

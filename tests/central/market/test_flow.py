@@ -29,7 +29,7 @@ async def market(pool: asyncpg.Pool) -> AsyncIterator[Market]:
 
 
 async def invariant(m: Market) -> None:
-    report = await reconcile(m.pool, m.ledger)
+    report = await reconcile(m.pool, m.platform)
     assert report.mismatches == []
     assert report.pending == 0
     assert ESCROW_MISMATCHES._value.get() == 0
@@ -67,7 +67,7 @@ async def test_full_flow_deposit_order_clear_settle_withdraw(market: Market) -> 
     # value = floor(5000 * 1100 / 1000) = 5500, fee = floor(5500 * 100 / 10000) = 55; 1700 of the lock released.
     assert (await escrow_of(m, buyer))["quote"] == (500_000 - 5500, 5500)
 
-    settler = Settler(m.pool, m.ledger, m.chain)
+    settler = Settler(m.pool, m.platform)
     assert await settler.settle_all() == 1
     await invariant(m)
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 5000
@@ -99,8 +99,8 @@ async def test_deposit_must_be_the_built_message_signed_by_the_wallet(market: Ma
     uid, wallet = await m.trader(quote=1000)
     req = await m.escrow.request_deposit(uid, "quote", 600)
     info = describe(req.transaction)
-    assert info["fee_payer"] == str(m.chain.fee_payer.pubkey)
-    assert info["signers"] == [str(m.chain.fee_payer.pubkey), str(wallet.pubkey())]
+    assert info["fee_payer"] == str(m.chain.payer)
+    assert info["signers"] == [str(m.chain.payer), str(wallet.pubkey())]
     # Signed by someone else.
     with pytest.raises(ValueError, match="not asked"):
         sign_transaction_request(req.transaction, Keypair())

@@ -30,7 +30,7 @@ async def market(pool: asyncpg.Pool) -> AsyncIterator[Market]:
 
 
 async def invariant(m: Market) -> None:
-    report = await reconcile(m.pool, m.ledger)
+    report = await reconcile(m.pool, m.platform)
     assert report.mismatches == []
 
 
@@ -55,7 +55,7 @@ async def test_many_trades_batched_rationed_fees_exact(market: Market) -> None:
     [epoch] = await m.book.clear_due()
     trades = await m.pool.fetch("SELECT * FROM trades ORDER BY seq")
     assert epoch.trade_count == len(trades) > 12
-    settler = Settler(m.pool, m.ledger, m.chain)
+    settler = Settler(m.pool, m.platform)
     assert await settler.settle_all() == len(trades)
     await invariant(m)
     batches = await m.pool.fetch("SELECT * FROM chain_submission WHERE kind = 'market.settlement'")
@@ -117,7 +117,7 @@ async def test_no_self_trade_on_chain(market: Market) -> None:
     trades = await m.pool.fetch("SELECT buyer, seller, qty FROM trades")
     assert all(t["buyer"] != t["seller"] for t in trades)
     assert epoch.volume == 1000  # user nets 3000 of its 4000 Wh bid against its own 3000 Wh ask
-    await Settler(m.pool, m.ledger, m.chain).settle_all()
+    await Settler(m.pool, m.platform).settle_all()
     await invariant(m)
     assert await m.wallet_balance(wallet, Asset.ENERGY) == 1000
     assert await m.wallet_balance(o_wallet, Asset.QUOTE) > 0
@@ -141,7 +141,7 @@ async def _settle_and_crash_at(m: Market, crash_point: str) -> None:
             raise CrashError
 
     with pytest.raises(CrashError):
-        await Settler(m.pool, m.ledger, m.chain, hook=crash).settle_once()
+        await Settler(m.pool, m.platform, hook=crash).settle_once()
 
 
 async def test_crash_after_send_before_record_settles_exactly_once(market: Market) -> None:
@@ -150,9 +150,9 @@ async def test_crash_after_send_before_record_settles_exactly_once(market: Marke
     await _settle_and_crash_at(m, "after_send")
     assert await m.pool.fetchval("SELECT status FROM trades") == "pending"
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000  # landed on chain, not yet recorded
-    assert (await reconcile(m.pool, m.ledger)).pending == 2  # the seller's energy and buyer's quote are in flight
+    assert (await reconcile(m.pool, m.platform)).pending == 2  # the seller's energy and buyer's quote are in flight
     # A fresh settler (after the "restart") records it; nothing is sent twice.
-    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 1
+    assert await Settler(m.pool, m.platform).settle_all() == 1
     assert await m.pool.fetchval("SELECT count(*) FROM chain_submission") == 1
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
     assert await m.wallet_balance(s_wallet, Asset.QUOTE) == 4000 - 4000 * 137 // 10_000
@@ -166,7 +166,7 @@ async def test_crash_after_record_before_send_lands_once(market: Market) -> None
     await _settle_and_crash_at(m, "before_send")
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 0  # recorded, never sent
     # Restarted: the recorded transaction is still valid, so the same bytes are re-broadcast (never a new one).
-    assert await Settler(m.pool, m.ledger, m.chain, rebroadcast_after=0.0).settle_all() == 1
+    assert await Settler(m.pool, m.platform, rebroadcast_after=0.0).settle_all() == 1
     assert [r["state"] for r in await m.pool.fetch("SELECT state FROM chain_submission")] == ["confirmed"]
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
     await invariant(m)
@@ -178,7 +178,7 @@ async def test_crash_after_record_then_expiry_rebuilds_once(market: Market) -> N
 
     await _settle_and_crash_at(m, "before_send")
     m.ledger.advance_slots(200)  # the recorded transaction can no longer land
-    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 1
+    assert await Settler(m.pool, m.platform).settle_all() == 1
     states = [r["state"] for r in await m.pool.fetch("SELECT state FROM chain_submission ORDER BY id")]
     assert states == ["expired", "confirmed"]
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
@@ -199,7 +199,7 @@ async def test_a_failing_trade_does_not_block_the_others(market: Market) -> None
     await m.pool.execute(
         "UPDATE chain_intent SET payload = jsonb_set(payload, '{qty}', '999999') WHERE key = $1", f"trade:{bad['id']}"
     )
-    assert await Settler(m.pool, m.ledger, m.chain).settle_all() == 2
+    assert await Settler(m.pool, m.platform).settle_all() == 2
     assert await m.wallet_balance(b_wallet, Asset.ENERGY) == 4000
     states = dict(await m.pool.fetch("SELECT key, state FROM chain_intent"))
     assert states.pop(f"trade:{bad['id']}") == "failed"
@@ -218,8 +218,8 @@ async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool
             await m.book.place(uid, "buy", 3000, 1100)
         m.clock.advance(60)
         [epoch] = await m.book.clear_due()
-        tables = LookupTables(m.pool, m.ledger, m.chain)
-        assert await Settler(m.pool, m.ledger, m.chain, tables=tables).settle_all() == epoch.trade_count == 10
+        tables = LookupTables(m.pool, m.platform)
+        assert await Settler(m.pool, m.platform, tables=tables).settle_all() == epoch.trade_count == 10
         subs = await m.pool.fetch("SELECT signature FROM chain_submission WHERE state = 'confirmed'")
         assert len(subs) == 1  # ten trades (30 transfers + 10 memos) in one 1232-byte transaction
         rec = await m.ledger.get_transaction(Signature.from_string(subs[0]["signature"]))
@@ -229,7 +229,7 @@ async def test_lookup_tables_pack_more_trades_per_transaction(pool: asyncpg.Pool
         assert msg.address_table_lookups
         assert await m.pool.fetchval("SELECT count(*) FROM market_lookup_tables") == 1
         # A second settler (another worker) reuses the recorded table.
-        again = LookupTables(m.pool, m.ledger, m.chain)
+        again = LookupTables(m.pool, m.platform)
         assert [t.key for t in await again.cover(tables.statics())] == [
             t.key for t in await tables.cover(tables.statics())
         ]
