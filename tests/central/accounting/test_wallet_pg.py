@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from central.wallets.pg_store import PgWalletStore
-from tests.central.accounting.test_wallet_link import check_wallet_linking
+from tests.central.accounting.wallet_cases import check_wallet_linking
 from tests.central.pg import add_user
 
 

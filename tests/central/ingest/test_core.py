@@ -1,5 +1,5 @@
 """Ingest decisions through the service with the in-memory store (fast; the same cases run against PostgreSQL and
-Mosquitto in test_ingest_pipeline.py)."""
+Mosquitto in test_postgres.py and test_end_to_end.py)."""
 
 from __future__ import annotations
 
