@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -53,48 +54,60 @@ def _add(amounts: dict[tuple[int, Asset], int], account: int, asset: Asset, v: i
 def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: int) -> ClosePlan:
     """Close ``epoch``: clear its live orders (valid at its end, owner with a wallet), roll GTC orders still valid
     at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan."""
-    ordered = sorted(orders, key=lambda o: o.id)
-    live = [o for o in ordered if valid_at(o, epoch.end) and o.wallet]
-    gone = [o for o in ordered if not (valid_at(o, epoch.end) and o.wallet)]
-    n = len(live)
-    ids = np.fromiter((o.id for o in live), np.int64, n)
-    accounts = np.fromiter((o.account for o in live), np.int64, n)
-    sides = np.fromiter((Side.BUY if o.side == "buy" else Side.SELL for o in live), np.int64, n)
+    # Columnar throughout (one pass over the orders, numpy arrays turned into lists once): a book holds tens of
+    # thousands of orders, and per-element numpy indexing or repeated attribute passes cost more than the clearing.
+    ordered = sorted(orders, key=attrgetter("id"))
+    end, nxt_end = epoch.end, nxt.end
+    live: list[BookOrder] = []
+    gone: list[BookOrder] = []
+    for o in ordered:
+        (live if (o.expires_at is None or o.expires_at >= end) and o.wallet else gone).append(o)
+    ids_l = [o.id for o in live]
+    accounts_l = [o.account for o in live]
+    sides_l = [Side.BUY.value if o.side == "buy" else Side.SELL.value for o in live]
+    qty_l = [o.qty for o in live]
+    price_l = [o.price for o in live]
+    sides = np.array(sides_l, dtype=np.int64)
     book = OrderBook.from_arrays(
-        order_id=ids,
-        user=accounts,
+        order_id=np.array(ids_l, dtype=np.int64),
+        user=np.array(accounts_l, dtype=np.int64),
         side=sides,
-        qty=np.fromiter((o.qty for o in live), np.int64, n),
-        price=np.fromiter((o.price for o in live), np.int64, n),
+        qty=np.array(qty_l, dtype=np.int64),
+        price=np.array(price_l, dtype=np.int64),
     )
     result = clear(book, fee_bps)
-    continues = np.fromiter((o.tif == TimeInForce.GTC and valid_at(o, nxt.end) for o in live), np.int64, n)
-    locked_before = np.fromiter((o.locked for o in live), np.int64, n)
+    gtc = TimeInForce.GTC
+    continues = np.array(
+        [o.tif == gtc and (o.expires_at is None or o.expires_at >= nxt_end) for o in live], dtype=np.int64
+    )
+    locked_before = np.array([o.locked for o in live], dtype=np.int64)
     out = outcomes(result, locked_before, continues)
 
-    entries = tuple(
-        EpochEntry(o.id, o.account, int(sides[i]), o.qty, o.price, int(result.filled[i]), int(result.netted[i]))
-        for i, o in enumerate(live)
-    )
-    changes = [
-        OrderChange(
-            o.id,
-            int(out.filled_now[i]),
-            int(out.locked_after[i]),
-            out.status[i],
-            nxt.start if out.status[i] is OrderStatus.OPEN else epoch.start,
+    filled = result.filled.tolist()
+    entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, result.netted.tolist()))
+    opened, start = nxt.start, epoch.start
+    open_ = OrderStatus.OPEN
+    changes = list(
+        map(
+            OrderChange,
+            ids_l,
+            out.filled_now.tolist(),
+            out.locked_after.tolist(),
+            out.status,
+            [opened if st is open_ else start for st in out.status],
         )
-        for i, o in enumerate(live)
-    ]
-    changes += [OrderChange(o.id, 0, 0, OrderStatus.EXPIRED, epoch.start) for o in gone]
+    )
+    expired = OrderStatus.EXPIRED
+    changes += [OrderChange(o.id, 0, 0, expired, start) for o in gone]
     release: dict[tuple[int, Asset], int] = {}
     owed: dict[tuple[int, Asset], int] = {}
-    for i, o in enumerate(live):
-        _add(release, o.account, asset_of(o.side), int(out.release[i]))
-        _add(owed, o.account, asset_of(o.side), int(out.owed[i]))
+    assets = [asset_of(o.side) for o in live]
+    for acc, asset, rel, ow in zip(accounts_l, assets, out.release.tolist(), out.owed.tolist(), strict=True):
+        _add(release, acc, asset, rel)
+        _add(owed, acc, asset, ow)
     for o in gone:
         _add(release, o.account, asset_of(o.side), o.locked)
-    wallet = {o.account: o.wallet for o in live}
+    wallet = {o.account: str(o.wallet) for o in live}
     trades = tuple(
         TradeIntent(
             t.seq,
@@ -102,8 +115,8 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
             t.sell_order_id,
             t.buyer,
             t.seller,
-            str(wallet[t.buyer]),
-            str(wallet[t.seller]),
+            wallet[t.buyer],
+            wallet[t.seller],
             t.qty,
             t.price,
             t.value,

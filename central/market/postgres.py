@@ -66,6 +66,7 @@ def epoch_lock_key(start: datetime) -> tuple[int, int]:
 
 #: A settlement intent's payload: ``trade`` (the trade's id) and these columns (``plan.settlement_payload``).
 SETTLEMENT_FIELDS = ("buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee")
+_PAYLOAD_KEYS = ("trade", *SETTLEMENT_FIELDS)
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
 
@@ -495,7 +496,8 @@ class PgMarketStore:
                 "WHERE o.status = 'open' AND o.epoch_start = $1",
                 start,
             )
-            plan = planner(start, [BookOrder(**dict(r)) for r in rows])
+            # Positional: the columns above are BookOrder's fields in order (no per-row dict for a large book).
+            plan = planner(start, [BookOrder(*r) for r in rows])
             summary = await _apply(conn, plan)
             await notify(conn, epoch_event(summary))
             return summary
@@ -571,7 +573,7 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
             f"SELECT id, {', '.join(SETTLEMENT_FIELDS)} FROM trades WHERE epoch_start = $1 ORDER BY seq",  # noqa: S608
             epoch.start,
         )
-        payloads = [{"trade": t["id"]} | {k: t[k] for k in SETTLEMENT_FIELDS} for t in rows]
+        payloads = [dict(zip(_PAYLOAD_KEYS, t, strict=True)) for t in rows]
         await enqueue_many(conn, SETTLEMENT_KIND, [(trade_key(p["trade"]), p) for p in payloads])
     r = await conn.fetchrow(
         "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
