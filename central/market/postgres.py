@@ -489,18 +489,25 @@ class PgMarketStore:
                 await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *epoch_lock_key(start))
             await conn.execute("UPDATE epochs SET status = 'closed', closed_at = now() WHERE start_at = $1", start)
             # Orders taking part: open in this epoch (the plan drops the expired and the wallet-less).
-            rows = await conn.fetch(
-                "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
-                "w.address AS wallet FROM orders o JOIN market_accounts a ON a.account = o.account "
-                "LEFT JOIN wallets w ON w.user_id = a.user_id "
-                "WHERE o.status = 'open' AND o.epoch_start = $1",
-                start,
+            # (The records are dropped before planning: fewer live objects, fewer full garbage collections.)
+            orders = _book_orders(
+                await conn.fetch(
+                    "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
+                    "w.address AS wallet FROM orders o JOIN market_accounts a ON a.account = o.account "
+                    "LEFT JOIN wallets w ON w.user_id = a.user_id "
+                    "WHERE o.status = 'open' AND o.epoch_start = $1",
+                    start,
+                )
             )
-            # Positional: the columns above are BookOrder's fields in order (no per-row dict for a large book).
-            plan = planner(start, [BookOrder(*r) for r in rows])
+            plan = planner(start, orders)
             summary = await _apply(conn, plan)
             await notify(conn, epoch_event(summary))
             return summary
+
+
+def _book_orders(rows: list[asyncpg.Record]) -> list[BookOrder]:
+    """Positional: the close's query selects BookOrder's fields in order (no per-row dict for a large book)."""
+    return [BookOrder(*r) for r in rows]
 
 
 async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
