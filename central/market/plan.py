@@ -38,11 +38,6 @@ from central.market.orders import OrderStatus, TimeInForce, outcomes
 SETTLEMENT_KIND = "market.settlement"
 
 
-def valid_at(o: BookOrder, t: datetime) -> bool:
-    """The order has not expired by ``t``."""
-    return o.expires_at is None or o.expires_at >= t
-
-
 def _moves(amounts: dict[tuple[int, Asset], int]) -> tuple[EscrowMove, ...]:
     return tuple(EscrowMove(acc, asset, v) for (acc, asset), v in sorted(amounts.items()) if v)
 
