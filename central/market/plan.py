@@ -12,7 +12,6 @@ Escrow conservation (docs/decisions/0008-escrow-uniform-price-auction.md), per a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
