@@ -3,11 +3,9 @@ into transactions that fit, instead of one unit that can never fit and is failed
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import asyncpg
-import pytest
 
 from central.accounting.mint_intent import MINT_KIND
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
@@ -15,7 +13,6 @@ from central.db.migrations import MIGRATIONS_DIR
 from central.ledger.packing import Unit
 from central.ledger.platform import Platform
 from central.minting.service import MintBuilder, mint_outbox, release_accrued
-from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.accounting.acct_mint_env import (
     T0,
     account_all,
@@ -27,15 +24,6 @@ from tests.central.accounting.acct_mint_env import (
     seed_site,
 )
 from tests.central.accounting.acct_mint_env import minted_wh_in_db as minted_in_db
-
-
-@pytest.fixture
-async def chain(tmp_path: Path) -> AsyncIterator[Platform]:
-    c = await embedded_chain(tmp_path / "keys")
-    try:
-        yield c
-    finally:
-        await c.ledger.close()
 
 
 async def test_wallet_linked_after_500_exported_windows_gets_all_500_minted(

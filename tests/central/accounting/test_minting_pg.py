@@ -3,18 +3,13 @@ accounting windows -> mint -> owner's on-chain energy balance equals the Wh in t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import asyncpg
-import pytest
 from solders.signature import Signature
 
 from central.accounting.mint_memo import MintLeaf, mints_root, parse_mint_memo
 from central.ledger.platform import Platform
 from central.minting.queries import mints_of
 from central.minting.service import mint_outbox, release_accrued
-from tests.central.accounting.acct_chain import embedded_chain
 from tests.central.accounting.acct_mint_env import (
     T0,
     W,
@@ -27,15 +22,6 @@ from tests.central.accounting.acct_mint_env import (
     minted_wh_in_db,
     seed_site,
 )
-
-
-@pytest.fixture
-async def chain(tmp_path: Path) -> AsyncIterator[Platform]:
-    c = await embedded_chain(tmp_path / "keys")
-    try:
-        yield c
-    finally:
-        await c.ledger.close()
 
 
 async def test_end_to_end_balance_equals_database_and_accrual(pool: asyncpg.Pool, chain: Platform) -> None:
