@@ -3,7 +3,6 @@ migration applied by the app's migration runner."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import aiohttp
@@ -11,24 +10,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from solders.keypair import Keypair
 
 from central.app import POOL, create_app
-from central.config import CentralConfig, from_mapping
+from central.config import CentralConfig
 from central.ledger.builder import associated_token_address, mint_to_owner, send_and_confirm
 from central.ledger.rpc import RpcLedger
 from central.wiring import ledger as ledger_wiring
-from tests.central.app_env import ledger_of, setup_of
+from tests.central.app_env import ledger_of, make_config, setup_of
 from tests.services import free_port
 
 
 def app_config(pg_dsn: str, tmp_path: Path) -> CentralConfig:
-    return from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 2},
-        "mqtt": {"enabled": False},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "create_keys": True,
-                   "rpc_port": 0, "slot_ms": 50},
-    })
+    return make_config(pg_dsn, tmp_path, database={"pool_max": 2}, ledger={"create_keys": True, "slot_ms": 50})
 
 
 async def test_app_serves_ledger_info_and_json_rpc(pg_dsn: str, tmp_path: Path) -> None:
@@ -101,17 +92,9 @@ async def test_central_restart_keeps_the_embedded_ledger(pg_dsn: str, tmp_path: 
 async def test_unreachable_ledger_answers_503_through_the_error_map(pg_dsn: str, tmp_path: Path) -> None:
     """An RPC cluster that does not answer: ``GET /api/v1/ledger`` is a 503 ``ledger_unavailable`` (the ledger's
     domain error mapped at the HTTP boundary), not a 500, and the app keeps serving."""
-    config = app_config(pg_dsn, tmp_path)
     dead = f"http://127.0.0.1:{free_port()}"
-    config = from_mapping({
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 2},
-        "mqtt": {"enabled": False},
-        "auth": {"jwt_secret": config.auth.jwt_secret, "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        "ledger": {"backend": "rpc", "rpc_url": dead, "keys_dir": str(tmp_path / "keys"),
-                   "quote_mint": str(Keypair().pubkey())},
-    })
+    config = make_config(pg_dsn, tmp_path, ledger={"backend": "rpc", "rpc_url": dead,
+                                                   "quote_mint": str(Keypair().pubkey())})
     client = TestClient(TestServer(create_app(config, subsystems=(ledger_wiring.SUBSYSTEM,))))
     await client.start_server()
     try:

@@ -3,7 +3,6 @@ test server (2-second epochs, fast background jobs)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,38 +10,21 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import create_app
-from central.config import from_mapping
 from central.wiring import ledger as ledger_wiring
 from central.wiring import market as market_wiring
 from central.wiring import readings as readings_wiring
-from tests.central.app_env import ledger_of, setup_of
+from tests.central.app_env import ledger_of, make_config, setup_of
 from tests.central.market.http_env import Env
 
 
 @pytest.fixture
 async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
-    config = from_mapping(
-        {
-            "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 8},
-            "mqtt": {"enabled": False},
-            "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-            "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-            "log": {"access_log": False},
-            "ledger": {
-                "data_dir": str(tmp_path / "ledger"),
-                "keys_dir": str(tmp_path / "keys"),
-                "create_keys": True,
-                "serve_rpc": False,
-                "slot_ms": 20,
-            },
-            "market": {
-                "epoch_length_s": 2,
-                "fee_bps": 100,
-                "clear_interval_s": 0.1,
-                "settle_interval_s": 0.1,
-                "reconcile_interval_s": 0.5,
-            },
-        }
+    config = make_config(
+        pg_dsn, tmp_path,
+        database={"pool_max": 8},
+        ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 20},
+        market={"epoch_length_s": 2, "fee_bps": 100, "clear_interval_s": 0.1, "settle_interval_s": 0.1,
+                "reconcile_interval_s": 0.5},
     )
     wired = (ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)
     app = create_app(config, subsystems=wired)

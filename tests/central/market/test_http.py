@@ -5,7 +5,6 @@ the reconciliation endpoint."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from central.app import POOL, create_app
-from central.config import from_mapping
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.market.verify import recompute
 from central.wiring import ledger as ledger_wiring
 from central.wiring import market as market_wiring
 from central.wiring import readings as readings_wiring
-from tests.central.app_env import ledger_of, setup_of
+from tests.central.app_env import ledger_of, make_config, setup_of
 from tests.central.market.http_env import Env, auth, deposit, funded_user, ws_next
 from tests.central.market.market_fixtures import make_user
 
@@ -133,26 +131,16 @@ async def test_feed_crosses_worker_processes_through_postgres(pg_dsn: str, tmp_p
     """Two app instances (as two workers): an order placed through one reaches a socket held by the other, via
     LISTEN/NOTIFY. The second instance reaches the ledger over the first one's JSON-RPC."""
     port = _free_port()
-    base = {
-        "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 4},
-        "mqtt": {"enabled": False},
-        "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
-        "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
-        "log": {"access_log": False},
-        "ledger": {
-            "data_dir": str(tmp_path / "ledger"),
-            "keys_dir": str(tmp_path / "keys"),
-            "create_keys": True,
-            "serve_rpc": True,
-            "rpc_port": port,
-            "slot_ms": 20,
-        },
-        "market": {"epoch_length_s": 900},
-    }
+    config = make_config(
+        pg_dsn, tmp_path,
+        database={"pool_max": 4},
+        ledger={"create_keys": True, "serve_rpc": True, "rpc_port": port, "slot_ms": 20},
+        market={"epoch_length_s": 900},
+    )
     wired = (ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)
-    a = TestClient(TestServer(create_app(from_mapping(base), subsystems=wired)))
+    a = TestClient(TestServer(create_app(config, subsystems=wired)))
     await a.start_server()
-    b = TestClient(TestServer(create_app(from_mapping(base), subsystems=wired)))  # same secret: one platform
+    b = TestClient(TestServer(create_app(config, subsystems=wired)))  # same secret: one platform
     await b.start_server()
     try:
         setup, ledger = setup_of(a.app), ledger_of(a.app).ledger
