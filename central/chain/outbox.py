@@ -45,7 +45,7 @@ from central.chain.metrics import INTENTS, OPEN_SUBMISSIONS, TRANSACTIONS
 from central.errors import CentralError
 from central.ledger.builder import sign
 from central.ledger.cosign import CONFIRMED_LEVELS, FINALIZED_ONLY, Verdict, decide
-from central.ledger.errors import LedgerError, LedgerUnavailableError
+from central.ledger.errors import LedgerError, LedgerUnavailableError, TransactionTooLargeError
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Packed, Trailer, Unit, fits, pack
 from central.ledger.port import Ledger, SignatureStatus
@@ -191,11 +191,27 @@ class ChainOutbox:
         does not fit goes to ``rejected``. A unit carrying a ``solo`` intent with others is split too, so that every
         solo intent is sent (and succeeds or fails) alone. Intents the builder leaves out of a re-build go to
         ``left_out``. Units are salted with their intents' attempt counts: a retry never rebuilds a byte-identical
-        transaction (which the ledger would deduplicate against the failed or expired one)."""
+        transaction (which the ledger would deduplicate against the failed or expired one).
+
+        ``pack`` checks each unit's size as it packs, so in the usual round (no unit mixes a solo intent with others,
+        every unit fits alone) it is tried first and nothing is measured twice; only when it refuses a unit as too
+        large are the units checked one by one and split."""
+        if not any(self._mixes_solo(u, by_id) for u in units):
+            with contextlib.suppress(TransactionTooLargeError):
+                return self._pack_salted(units, by_id, blockhash)
         fitting = await self._fitting(units, by_id, blockhash, rejected, left_out)
+        return self._pack_salted(fitting, by_id, blockhash)
+
+    def _mixes_solo(self, unit: Unit, by_id: Mapping[int, Intent]) -> bool:
+        ids = self._unit_ids(unit)
+        return len(ids) > 1 and any(by_id[i].solo for i in ids)
+
+    def _pack_salted(self, units: Sequence[Unit], by_id: Mapping[int, Intent], blockhash: Any) -> list[Packed]:
+        """Salt every unit with its intents' attempts and pack solo units one per transaction, the others together.
+        Raises ``TransactionTooLargeError`` if a unit cannot fit a transaction alone."""
         solo_units: list[Unit] = []
         batch_units: list[Unit] = []
-        for unit in fitting:
+        for unit in units:
             ids = self._unit_ids(unit)
             salted = replace(unit, salt=sum(by_id[i].attempts for i in ids))
             (solo_units if any(by_id[i].solo for i in ids) else batch_units).append(salted)
@@ -207,8 +223,8 @@ class ChainOutbox:
         out: list[Unit] = []
         for u in units:
             ids = self._unit_ids(u)
-            solo = [i for i in ids if by_id[i].solo]
-            if len(ids) > 1 and solo:
+            if self._mixes_solo(u, by_id):
+                solo = [i for i in ids if by_id[i].solo]
                 rest = [i for i in ids if not by_id[i].solo]
                 parts = [[i] for i in solo] + ([rest] if rest else [])
             elif self._fits(u, blockhash):
