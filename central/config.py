@@ -19,7 +19,7 @@ from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
 from gtxconfig import Check, Document, Invalid, Range, build, build_table
@@ -214,6 +214,7 @@ class CentralConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
+    zones: ZonesConfig = field(default_factory=ZonesConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
 
     def secret_files(self) -> list[tuple[str, Path]]:
