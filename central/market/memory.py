@@ -77,10 +77,16 @@ class TradeRow:
     status: str = "pending"
     signature: str | None = None
     settled_at: datetime | None = None
+    #: Zonal trades (``qty`` is what the seller sends): what the buyer receives and each side's grid fee.
+    delivered: int | None = None
+    grid_fee_seller: int = 0
+    grid_fee_buyer: int = 0
 
 
 #: The account ``paid`` books fees to.
 TREASURY = 0
+#: The account ``paid`` books grid fees and losses to.
+GRID_OPERATOR = -1
 
 
 @dataclass
@@ -355,13 +361,21 @@ class InMemoryMarketStore:
 
     async def apply_settled(self) -> int:
         done = [t for t in self.trades if t.status == "pending" and trade_key(t.id) in self.confirmed]
-        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value) for t in done]):
+        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value + t.grid_fee_buyer) for t in done]):
             self.balances[(m.account, m.asset)].locked -= m.amount
         now = self.wall()
         for t in done:  # what the settlement transaction moved out of escrow
-            self.paid[(t.seller, Asset.QUOTE)] = self.paid.get((t.seller, Asset.QUOTE), 0) + t.value - t.fee
-            self.paid[(TREASURY, Asset.QUOTE)] = self.paid.get((TREASURY, Asset.QUOTE), 0) + t.fee
-            self.paid[(t.buyer, Asset.ENERGY)] = self.paid.get((t.buyer, Asset.ENERGY), 0) + t.qty
+            got = t.qty if t.delivered is None else t.delivered
+            grid = t.grid_fee_seller + t.grid_fee_buyer
+            for key, amount in (
+                ((t.seller, Asset.QUOTE), t.value - t.fee - t.grid_fee_seller),
+                ((TREASURY, Asset.QUOTE), t.fee),
+                ((t.buyer, Asset.ENERGY), got),
+                ((GRID_OPERATOR, Asset.QUOTE), grid),
+                ((GRID_OPERATOR, Asset.ENERGY), t.qty - got),
+            ):
+                if amount:
+                    self.paid[key] = self.paid.get(key, 0) + amount
             t.status, t.signature, t.settled_at = "settled", self.confirmed[trade_key(t.id)], now
         if done:
             self.events.append(trades_event([(t.id, t.qty, t.price, t.signature) for t in done]))
@@ -446,6 +460,9 @@ class InMemoryMarketStore:
                     t.value,
                     t.fee,
                     now,
+                    delivered=t.delivered,
+                    grid_fee_seller=t.grid_fee_seller,
+                    grid_fee_buyer=t.grid_fee_buyer,
                 )
             )
             self.intents.append((trade_key(tid), settlement_payload(tid, t)))

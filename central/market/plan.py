@@ -12,12 +12,14 @@ Escrow conservation (docs/decisions/0008-escrow-uniform-price-auction.md), per a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-from central.market.clearing import OrderBook, Side, clear
+from central.market.clearing import I64, ClearingResult, OrderBook, Side, clear
+from central.market.config import ZonesConfig
 from central.market.epochs import Epoch, EpochStatus
 from central.market.errors import ConflictError, EpochClosedError
 from central.market.escrow_seeds import Asset
@@ -29,9 +31,12 @@ from central.market.model import (
     EscrowMove,
     OrderChange,
     TradeIntent,
+    ZoneOutcome,
     asset_of,
 )
-from central.market.orders import OrderStatus, TimeInForce, outcomes
+from central.market.orders import OrderStatus, TimeInForce, outcomes, outcomes_of
+from central.market.zonal import ZonalResult, clear_zonal
+from central.market.zones import ZoneParams
 
 #: The chain outbox's kind of the market's settlement intents (one per trade, key ``trade_key(id)``).
 SETTLEMENT_KIND = "market.settlement"
@@ -45,9 +50,12 @@ def _add(amounts: dict[tuple[int, Asset], int], account: int, asset: Asset, v: i
     amounts[(account, asset)] = amounts.get((account, asset), 0) + v
 
 
-def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: int) -> ClosePlan:
+def plan_close(
+    epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: int, zoning: ZonesConfig | None = None
+) -> ClosePlan:
     """Close ``epoch``: clear its live orders (valid at its end, owner with a wallet), roll GTC orders still valid
-    at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan."""
+    at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan.
+    With ``zoning`` the clearing is zonal (``central.market.zonal``; each order in its owner's meter's zone)."""
     # Columnar throughout (one pass over the orders, numpy arrays turned into lists once): a book holds tens of
     # thousands of orders, and per-element numpy indexing or repeated attribute passes cost more than the clearing.
     ordered = sorted(orders, key=attrgetter("id"))
@@ -69,16 +77,33 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         qty=np.array(qty_l, dtype=np.int64),
         price=np.array(price_l, dtype=np.int64),
     )
-    result = clear(book, fee_bps)
     gtc = TimeInForce.GTC
     continues = np.array(
         [o.tif == gtc and (o.expires_at is None or o.expires_at >= nxt_end) for o in live], dtype=np.int64
     )
     locked_before = np.array([o.locked for o in live], dtype=np.int64)
-    out = outcomes(result, locked_before, continues)
+    wallet = {o.account: str(o.wallet) for o in live}
+    if zoning is not None:
+        z = _zonal(epoch, book, live, wallet, zoning, fee_bps)
+        out = outcomes_of(book, z.result.filled, z.owed, locked_before, continues)
+        trades, netted, zone_l = z.trades, z.result.netted.tolist(), z.result.zone.tolist()
+        figures: tuple[int | None, int | None, int | None, int, int, bytes] = (
+            None, None, None, 0, z.result.volume, z.result.order_set_hash
+        )
+        zone_params, zone_outcomes = z.result.params.encode(), z.outcomes
+    else:
+        result = clear(book, fee_bps)
+        out = outcomes(result, locked_before, continues)
+        trades = _trades(result, wallet)
+        netted, zone_l = result.netted.tolist(), [0] * len(live)
+        figures = (
+            result.price, result.marginal_bid, result.marginal_ask, result.curve_volume, result.volume,
+            result.order_set_hash,
+        )
+        zone_params, zone_outcomes = None, ()
 
-    filled = result.filled.tolist()
-    entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, result.netted.tolist()))
+    filled = out.filled_now.tolist()
+    entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, netted, zone_l))
     opened, start = nxt.start, epoch.start
     open_ = OrderStatus.OPEN
     changes = list(
@@ -101,8 +126,29 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         _add(owed, acc, asset, ow)
     for o in gone:
         _add(release, o.account, asset_of(o.side), o.locked)
-    wallet = {o.account: str(o.wallet) for o in live}
-    trades = tuple(
+    return ClosePlan(
+        epoch=epoch,
+        next=nxt,
+        fee_bps=fee_bps,
+        entries=entries,
+        changes=tuple(changes),
+        releases=_moves(release),
+        owed=_moves(owed),
+        trades=trades,
+        status=EpochStatus.CLEARED if trades else EpochStatus.SETTLED,
+        price=figures[0],
+        marginal_bid=figures[1],
+        marginal_ask=figures[2],
+        curve_volume=figures[3],
+        volume=figures[4],
+        order_set_hash=figures[5],
+        zone_params=zone_params,
+        zones=zone_outcomes,
+    )
+
+
+def _trades(result: ClearingResult, wallet: dict[int, str]) -> tuple[TradeIntent, ...]:
+    return tuple(
         TradeIntent(
             t.seq,
             t.buy_order_id,
@@ -118,23 +164,59 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         )
         for t in result.trades()
     )
-    return ClosePlan(
-        epoch=epoch,
-        next=nxt,
-        fee_bps=fee_bps,
-        entries=entries,
-        changes=tuple(changes),
-        releases=_moves(release),
-        owed=_moves(owed),
-        trades=trades,
-        status=EpochStatus.CLEARED if trades else EpochStatus.SETTLED,
-        price=result.price,
-        marginal_bid=result.marginal_bid,
-        marginal_ask=result.marginal_ask,
-        curve_volume=result.curve_volume,
-        volume=result.volume,
-        order_set_hash=result.order_set_hash,
+
+
+@dataclass(frozen=True)
+class _Zonal:
+    result: ZonalResult
+    owed: I64
+    trades: tuple[TradeIntent, ...]
+    outcomes: tuple[ZoneOutcome, ...]
+
+
+def _zonal(
+    epoch: Epoch, book: OrderBook, live: list[BookOrder], wallet: dict[int, str], zoning: ZonesConfig, fee_bps: int
+) -> _Zonal:
+    """Zonal clearing of the live orders (docs/decisions/0014-zonal-clearing.md). The utility's tariffs are left out
+    here: its trades need a funded utility account to settle on chain, which the market does not have yet, so every
+    trade planned here is a peer trade."""
+    full = zoning.params_at(epoch.start)
+    params = ZoneParams(tuple(replace(z, retail=0, feed_in=0) for z in full.zones))
+    zone = np.array([zoning.zone_of_meter(o.meter or "") for o in live], dtype=np.int64)
+    result = clear_zonal(book, zone, params, fee_bps)
+    owed = np.zeros(len(book), dtype=np.int64)
+    peer = ~result.is_utility
+    np.add.at(owed, result.trade_buy[peer], result.buyer_pays[peer])
+    np.add.at(owed, result.trade_sell[peer], result.trade_sent[peer])
+    ids, users = book.order_id.tolist(), book.user.tolist()
+    operator = zoning.grid_operator or None
+    trades = tuple(
+        TradeIntent(
+            k, ids[b], ids[s], users[b], users[s], wallet[users[b]], wallet[users[s]], sent, p, v, f,
+            zone=m, delivered=d, grid_fee_seller=gs, grid_fee_buyer=gb, grid_operator=operator,
+        )
+        for k, (b, s, m, p, sent, d, v, gs, gb, f) in enumerate(
+            zip(
+                result.trade_buy.tolist(), result.trade_sell.tolist(), result.trade_market.tolist(),
+                result.trade_price.tolist(), result.trade_sent.tolist(), result.trade_delivered.tolist(),
+                result.trade_value.tolist(), result.trade_grid_fee_seller.tolist(),
+                result.trade_grid_fee_buyer.tolist(), result.trade_fee.tolist(), strict=True,
+            )
+        )
     )
+    n_z = len(params)
+    fees = np.zeros(n_z, dtype=np.int64)
+    losses = np.zeros(n_z, dtype=np.int64)
+    np.add.at(fees, result.trade_market, result.trade_grid_fee)
+    np.add.at(losses, result.trade_market, result.trade_loss)
+    outcomes = tuple(
+        ZoneOutcome(i, z.name, None if p < 0 else p, v, f, lo)
+        for i, (z, p, v, f, lo) in enumerate(
+            zip(params.zones, result.zone_price.tolist(), result.zone_volume.tolist(), fees.tolist(),
+                losses.tolist(), strict=True)
+        )
+    )
+    return _Zonal(result, owed, trades, outcomes)
 
 
 def check_cancel(t: CancelTarget) -> None:
@@ -161,12 +243,18 @@ def settlement_payload(trade_id: int, t: TradeIntent) -> dict[str, Any]:
         "qty": t.qty,
         "value": t.value,
         "fee": t.fee,
+        "delivered": t.qty if t.delivered is None else t.delivered,
+        "grid_fee_seller": t.grid_fee_seller,
+        "grid_fee_buyer": t.grid_fee_buyer,
+        "grid_operator": t.grid_operator,
     }
 
 
 def spent_at_settlement(trades: Sequence[tuple[int, int, int, int]]) -> tuple[EscrowMove, ...]:
-    """The locks settled trades spend: per ``(buyer, seller, qty, value)``, the buyer's quote ``value`` and the
-    seller's ``qty`` Wh (the seller's share ``value - fee`` and the fee leave the buyer's quote escrow)."""
+    """The locks settled trades spend: per ``(buyer, seller, qty, paid)``, the buyer's quote ``paid`` (the value,
+    plus the buyer's grid fee in a zonal trade) and the seller's ``qty`` Wh sent (the seller's share, the grid fees
+    and the platform fee all leave the buyer's quote escrow; the delivered Wh and the loss the seller's energy
+    escrow)."""
     spent: dict[tuple[int, Asset], int] = {}
     for buyer, seller, qty, value in trades:
         _add(spent, buyer, Asset.QUOTE, value)

@@ -67,7 +67,10 @@ def epoch_lock_key(start: datetime) -> tuple[int, int]:
 
 
 #: A settlement intent's payload: ``trade`` (the trade's id) and these columns (``plan.settlement_payload``).
-SETTLEMENT_FIELDS = ("buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee")
+SETTLEMENT_FIELDS = (
+    "buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee", "delivered", "grid_fee_seller",
+    "grid_fee_buyer", "grid_operator",
+)
 _PAYLOAD_KEYS = ("trade", *SETTLEMENT_FIELDS)
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
@@ -408,12 +411,15 @@ class PgMarketStore:
                 "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
                 "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
                 "WHERE t.id = done.id AND t.status = 'pending' "
-                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
+                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.grid_fee_buyer, "
+                "t.signature",
                 SETTLEMENT_KIND,
             )
             if not trades:
                 return 0
-            spent = spent_at_settlement([(t["buyer"], t["seller"], t["qty"], t["value"]) for t in trades])
+            spent = spent_at_settlement(
+                [(t["buyer"], t["seller"], t["qty"], t["value"] + t["grid_fee_buyer"]) for t in trades]
+            )
             await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
             await conn.copy_records_to_table("_spent", records=[(m.account, m.asset.value, m.amount) for m in spent])
             await lock_balances(conn, "_spent")
@@ -495,7 +501,8 @@ class PgMarketStore:
             orders = _book_orders(
                 await conn.fetch(
                     "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
-                    "w.address AS wallet FROM orders o JOIN market_accounts a ON a.account = o.account "
+                    "w.address AS wallet, (SELECT min(m.serial) FROM meters m WHERE m.owner_id = a.user_id) AS meter "
+                    "FROM orders o JOIN market_accounts a ON a.account = o.account "
                     "LEFT JOIN wallets w ON w.user_id = a.user_id "
                     "WHERE o.status = 'open' AND o.epoch_start = $1",
                     start,
@@ -533,7 +540,8 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
     await conn.copy_records_to_table(
         "epoch_orders",
         records=[
-            (epoch.start, e.order_id, e.account, e.side, e.qty, e.price, e.filled, e.netted) for e in plan.entries
+            (epoch.start, e.order_id, e.account, e.side, e.qty, e.price, e.filled, e.netted, e.zone)
+            for e in plan.entries
         ],
     )
     # Order updates (through a temp table: one statement for any book size).
@@ -571,6 +579,11 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
             "price",
             "value",
             "fee",
+            "zone",
+            "delivered",
+            "grid_fee_seller",
+            "grid_fee_buyer",
+            "grid_operator",
         ],
         records=[
             (
@@ -586,10 +599,24 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
                 t.price,
                 t.value,
                 t.fee,
+                t.zone,
+                t.delivered,
+                t.grid_fee_seller,
+                t.grid_fee_buyer,
+                t.grid_operator,
             )
             for t in plan.trades
         ],
     )
+    if plan.zones:
+        await conn.copy_records_to_table(
+            "epoch_zones",
+            records=[
+                (epoch.start, z.zone, z.name, z.price, z.volume, z.grid_fees, z.losses, z.utility_bought,
+                 z.utility_sold)
+                for z in plan.zones
+            ],
+        )
     if plan.trades:  # settlement intents, in this same transaction (exactly once from clearing to chain)
         rows = await conn.fetch(
             f"SELECT id, {', '.join(SETTLEMENT_FIELDS)} FROM trades WHERE epoch_start = $1 ORDER BY seq",  # noqa: S608
@@ -599,7 +626,7 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         await enqueue_many(conn, SETTLEMENT_KIND, [(trade_key(p["trade"]), p) for p in payloads])
     r = await conn.fetchrow(
         "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
-        "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, "
+        "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, zone_params = $12, "
         "cleared_at = now(), settled_at = CASE WHEN $2 = 'settled' THEN now() END "
         "WHERE start_at = $1 RETURNING *",
         epoch.start,
@@ -613,5 +640,6 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         plan.order_count,
         len(plan.trades),
         plan.order_set_hash,
+        plan.zone_params,
     )
     return epoch_summary(r)

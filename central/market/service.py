@@ -16,6 +16,7 @@ from uuid import UUID
 import numpy as np
 
 from central.market.clearing import OrderBook
+from central.market.config import ZonesConfig
 from central.market.epochs import EpochClock
 from central.market.errors import ConflictError, EpochClosedError, InsufficientEscrowError, InvalidOrderError
 from central.market.model import BookOrder, ClosePlan, EpochSummary, OrderRequest, OrderView, PlaceOutcome
@@ -37,11 +38,14 @@ class MarketService:
         clock: EpochClock,
         fee_bps: int,
         now: Callable[[], datetime] = utc_now,
+        zoning: ZonesConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.fee_bps = fee_bps
         self.now = now
+        #: Grid zones (None: one zone, the single auction of docs/decisions/0008-escrow-uniform-price-auction.md).
+        self.zoning = zoning
 
     async def account_of(self, user_id: UUID) -> int:
         return await self.store.account_of(user_id)
@@ -130,7 +134,7 @@ class MarketService:
 
     def plan(self, start: datetime, orders: Sequence[BookOrder]) -> ClosePlan:
         epoch = self.clock.starting(start)
-        return plan_close(epoch, self.clock.next(epoch), orders, self.fee_bps)
+        return plan_close(epoch, self.clock.next(epoch), orders, self.fee_bps, self.zoning)
 
     async def clear_due(self) -> list[EpochSummary]:
         """Close and clear every epoch that has ended, oldest first. Returns [] if another process is clearing."""
