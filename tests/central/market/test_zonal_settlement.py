@@ -1,0 +1,119 @@
+"""A multi-zone epoch end to end on real PostgreSQL and the embedded ledger: orders in their meters' zones, zonal
+clearing at the epoch close, settlement paying grid fees and losses to the grid operator in each trade's own
+transaction, escrow reconciled, and the published order set recomputing the trades."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import numpy as np
+import pytest
+from solders.keypair import Keypair
+from solders.signature import Signature
+
+from central.ledger.tokens import MEMO_PROGRAM_ID
+from central.market.clearing import OrderBook
+from central.market.config import ZoneConfig, ZonesConfig
+from central.market.escrow_seeds import Asset
+from central.market.reconcile import reconcile
+from central.market.settler import Settler
+from central.market.zonal import clear_zonal, zonal_order_set_hash
+from central.market.zones import ZoneParams
+from tests.central.market.market_fixtures import Market, give_meter, make_market
+
+OPERATOR = Keypair()
+
+
+@pytest.fixture
+async def market(pool: asyncpg.Pool) -> AsyncIterator[Market]:
+    zoning = ZonesConfig(
+        grid_operator=str(OPERATOR.pubkey()),
+        zone=(
+            ZoneConfig("grid"),
+            ZoneConfig("a", parent="grid", fee_per_kwh=10, fee_bps=100, loss_bps=200, meters=("SN-S", "SN-B1")),
+            ZoneConfig("b", parent="grid", fee_per_kwh=10, meters=("SN-B2",)),
+        ),
+    )
+    async for m in make_market(pool, fee_bps=100, zoning=zoning):
+        yield m
+
+
+async def test_multi_zone_epoch_settles_with_grid_fees_to_the_operator(market: Market) -> None:
+    """Zone a: seller S sells 10000 Wh @100, B1 buys 4000 @180; zone b: B2 buys 3000 @200.
+    Market a: 4000 Wh at floor((180 + 100) / 2) = 140: value 560, platform fee 5, no grid fee, no loss.
+    S's 6000 Wh left go to the grid market across a (Λ 200, F 10, P 100): 5880 Wh at ceil(113.17) = 114; B2 across
+    b (F 10): 3000 Wh at floor((200·10000 − 10·10000) / 10000) = 190. Grid market: 3000 Wh at floor(304 / 2) = 152:
+    value 456; S's grid fee 10·3 + floor(4.56) = 34, B2's 10·3 = 30; platform fee min(4, 456 − 34) = 4; B2 pays 486,
+    S receives 418, the operator 64, the treasury 4. Energy: S sends ceil(3000·10000/9800) = 3062, B2 receives 3000,
+    the operator gets the 62 Wh lost."""
+    m = market
+    s_uid, s_wallet = await m.trader(energy=10_000)
+    b1_uid, b1_wallet = await m.trader(quote=1_000_000)
+    b2_uid, b2_wallet = await m.trader(quote=1_000_000)
+    for uid, serial in ((s_uid, "SN-S"), (b1_uid, "SN-B1"), (b2_uid, "SN-B2")):
+        await give_meter(m.pool, uid, serial)
+    assert await m.deposit(s_uid, s_wallet, "energy", 10_000) == "confirmed"
+    for uid, wallet in ((b1_uid, b1_wallet), (b2_uid, b2_wallet)):
+        assert await m.deposit(uid, wallet, "quote", 1_000_000) == "confirmed"
+    await m.book.place(s_uid, "sell", 10_000, 100)
+    await m.book.place(b1_uid, "buy", 4000, 180)
+    await m.book.place(b2_uid, "buy", 3000, 200)
+    m.clock.advance(60)
+    [epoch] = await m.book.clear_due()
+    assert epoch.trade_count == 2
+
+    rows = await m.pool.fetch(
+        "SELECT zone, qty, delivered, price, value, fee, grid_fee_seller, grid_fee_buyer, grid_operator "
+        "FROM trades ORDER BY seq"
+    )
+    op = str(OPERATOR.pubkey())
+    assert [tuple(r) for r in rows] == [
+        (1, 4000, 4000, 140, 560, 5, 0, 0, op),
+        (0, 3062, 3000, 152, 456, 4, 34, 30, op),
+    ]
+    zones = await m.pool.fetch("SELECT zone, name, price, volume, grid_fees, losses FROM epoch_zones ORDER BY zone")
+    assert [tuple(z) for z in zones] == [
+        (0, "grid", 152, 3000, 64, 62),
+        (1, "a", 140, 4000, 0, 0),
+        (2, "b", None, 0, 0, 0),
+    ]
+
+    settler = Settler(m.pool, m.platform)
+    assert await settler.settle_all() == 2
+    assert (await reconcile(m.pool, m.platform)).mismatches == []
+
+    # On chain: the operator got both sides' grid fees and the loss; everyone else their share, to the base unit.
+    assert await m.wallet_balance(OPERATOR, Asset.QUOTE) == 64
+    assert await m.wallet_balance(OPERATOR, Asset.ENERGY) == 62
+    assert await m.wallet_balance(b1_wallet, Asset.ENERGY) == 4000
+    assert await m.wallet_balance(b2_wallet, Asset.ENERGY) == 3000
+    assert await m.wallet_balance(s_wallet, Asset.QUOTE) == 555 + 418
+    assert await m.token_balance(m.chain.treasury_ata) == 9
+    assert await m.token_balance(m.chain.escrow(await m.book.account_of(b2_uid), Asset.QUOTE)) == 1_000_000 - 486
+    assert await m.token_balance(m.chain.escrow(await m.book.account_of(s_uid), Asset.ENERGY)) == 10_000 - 7062
+
+    # The cross-zone trade's transfers (loss and grid fee included) travel in one transaction with its memo.
+    tid, sig = await m.pool.fetchrow("SELECT id, signature FROM trades WHERE zone = 0")
+    rec = await m.ledger.get_transaction(Signature.from_string(sig))
+    assert rec is not None
+    msg = rec.transaction.message
+    keys = list(msg.account_keys)
+    memos = [bytes(ix.data).decode() for ix in msg.instructions if keys[ix.program_id_index] == MEMO_PROGRAM_ID]
+    assert f"gtx:t:{tid}" in memos
+    assert m.chain.wallet_ata(OPERATOR.pubkey(), Asset.QUOTE) in keys
+    assert m.chain.wallet_ata(OPERATOR.pubkey(), Asset.ENERGY) in keys
+
+    # Anyone can recompute the trades from the published order set and zone parameters.
+    e = await m.pool.fetchrow("SELECT order_set_hash, zone_params FROM epochs WHERE trade_count = 2")
+    cols = np.array(
+        [tuple(r) for r in await m.pool.fetch(
+            "SELECT order_id, account, side, qty, price, zone FROM epoch_orders ORDER BY order_id")],
+        dtype=np.int64,
+    ).T
+    book = OrderBook.from_arrays(order_id=cols[0], user=cols[1], side=cols[2], qty=cols[3], price=cols[4])
+    params = ZoneParams.decode(e["zone_params"])
+    assert zonal_order_set_hash(book, cols[5], params) == e["order_set_hash"]
+    again = clear_zonal(book, cols[5], params, 100)
+    assert again.trade_sent.tolist() == [r["qty"] for r in rows]
+    assert again.trade_grid_fee.tolist() == [r["grid_fee_seller"] + r["grid_fee_buyer"] for r in rows]
