@@ -45,6 +45,7 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    ZoneOutcome,
     asset_of,
     epoch_event,
     order_event,
@@ -285,9 +286,27 @@ class PgMarketStore:
         )
         return [dict(r) for r in rows]
 
+    async def epoch_zoning(self, start: datetime) -> tuple[bytes | None, list[int], list[ZoneOutcome]]:
+        """A zonal epoch's published zone parameters (None: single zone), its orders' zones in order-id order and
+        each zone's outcome."""
+        params = await self.pool.fetchval("SELECT zone_params FROM epochs WHERE start_at = $1", start)
+        zones = await self.pool.fetch(
+            "SELECT zone FROM epoch_orders WHERE epoch_start = $1 ORDER BY order_id", start
+        )
+        rows = await self.pool.fetch(
+            "SELECT zone, name, price, volume, grid_fees, losses, utility_bought, utility_sold FROM epoch_zones "
+            "WHERE epoch_start = $1 ORDER BY zone",
+            start,
+        )
+        return params, [r[0] for r in zones], [ZoneOutcome(*r) for r in rows]
+
+    async def meter_exists(self, serial: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM meters WHERE serial = $1)", serial))
+
     async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]:
         rows = await self.pool.fetch(
-            "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1", start
+            "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1 ORDER BY order_id",
+            start,
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
