@@ -43,9 +43,11 @@ A sell's Wh sent never exceed its remaining quantity and a buy's payments never 
 base unit per trade.
 
 **Utility (outside option).** After the root market, every order with Wh left whose limit accepts its zone's utility
-price trades the rest with the utility: a buy with ``b >= retail`` buys at ``retail``, a sell with ``a <= feed_in``
-sells at ``feed_in`` (no grid fee — the tariff includes the network —, no loss, no platform fee; ``value =
-floor(q price / 1000)``). Utility trades come after all peer trades, in time priority; their counterparty index is -1.
+price trades the rest with the utility (within the utility's capacity for the epoch, ``ZoneParams.utility_energy``
+Wh to sell and ``utility_quote`` to pay, taken in time priority; -1 = unlimited): a buy with ``b >= retail`` buys at
+``retail``, a sell with ``a <= feed_in`` sells at ``feed_in`` (no grid fee — the tariff includes the network —, no
+loss, no platform fee; ``value = floor(q price / 1000)``). Utility trades come after all peer trades, in time
+priority; their counterparty index is -1.
 
 **Order-set hash** (``ZonalResult.order_set_hash``): SHA-256 of ``b"GTX-ORDERSET-Z1\\n"`` ‖ u32 length ‖
 ``ZoneParams.encode()`` ‖ u64 count ‖ one 37-byte record per order sorted by order id: u64 order_id ‖ u64 user ‖
@@ -403,6 +405,61 @@ class _Pass:
         acc.chunks.append((idx[eb], idx[ea], market, p, x, sent, delivered, value, gs, gb, pf))
 
 
+def _utility_take(rem: I64, buy: npt.NDArray[np.bool_], price: I64, params: ZoneParams) -> I64:
+    """What the utility takes of each order (time priority) within its capacity: Wh it can sell to buyers, quote
+    it can pay sellers (the order at the margin is filled partly, later ones not at all)."""
+    take = rem.copy()
+    if params.utility_energy >= 0:
+        r = rem[buy]
+        before = np.cumsum(r) - r
+        take[buy] = np.clip(params.utility_energy - before, 0, r)
+    if params.utility_quote >= 0:
+        sell = ~buy
+        r, p = rem[sell], price[sell]
+        full = r * p // 1000
+        left = params.utility_quote - (np.cumsum(full) - full)
+        # The most Wh q with floor(q p / 1000) <= left is ((left + 1) 1000 - 1) // p.
+        take[sell] = np.where(full <= left, r, np.clip(((left + 1) * 1000 - 1) // p, 0, r))
+    return take
+
+
+def _utility(book: OrderBook, zarr: I64, params: ZoneParams, acc: _Acc) -> I64:
+    """The utility stage: the rest of every order whose limit accepts its zone's tariff (within the capacity)."""
+    zs = params.zones
+    rem = book.qty - acc.filled
+    retail = np.array([z.retail for z in zs], dtype=np.int64)[zarr]
+    feed_in = np.array([z.feed_in for z in zs], dtype=np.int64)[zarr]
+    is_buy = book.side == Side.BUY
+    accepts = np.where(is_buy, (retail > 0) & (book.price >= retail), (feed_in > 0) & (book.price <= feed_in))
+    u_mask = (rem > 0) & accepts
+    u_idx = book.id_order[u_mask[book.id_order]]
+    u_buy = is_buy[u_idx]
+    u_price = np.where(u_buy, retail[u_idx], feed_in[u_idx])
+    u_rem = _utility_take(rem[u_idx], u_buy, u_price, params)
+    some = u_rem > 0
+    u_idx, u_buy, u_price, u_rem = u_idx[some], u_buy[some], u_price[some], u_rem[some]
+    u_zero = np.zeros(u_idx.size, dtype=np.int64)
+    utility_filled = np.zeros(len(book), dtype=np.int64)
+    utility_filled[u_idx] = u_rem
+    acc.filled[u_idx] += u_rem
+    acc.chunks.append(
+        (
+            np.where(u_buy, u_idx, UTILITY),
+            np.where(u_buy, UTILITY, u_idx),
+            zarr[u_idx],
+            u_price,
+            u_rem,
+            u_rem,
+            u_rem,
+            u_rem * u_price // 1000,
+            u_zero,
+            u_zero,
+            u_zero,
+        )
+    )
+    return utility_filled
+
+
 def clear_zonal(book: OrderBook, zone: npt.ArrayLike, params: ZoneParams, fee_bps: int) -> ZonalResult:
     """Clear one epoch over the zone tree (rules in the module docstring)."""
     if not 0 <= fee_bps <= B:
@@ -439,37 +496,7 @@ def clear_zonal(book: OrderBook, zone: npt.ArrayLike, params: ZoneParams, fee_bp
         c_idx, c_mkt = idx[go], parent[c]
         c_lam, c_fee, c_pct = lam[go] + b_loss[c], fee[go] + b_fee[c], pct[go] + b_bps[c]
 
-    # The utility: the rest of every order whose limit accepts its zone's utility price.
-    rem = book.qty - acc.filled
-    retail = np.array([z.retail for z in zs], dtype=np.int64)[zarr]
-    feed_in = np.array([z.feed_in for z in zs], dtype=np.int64)[zarr]
-    is_buy = book.side == Side.BUY
-    accepts = np.where(is_buy, (retail > 0) & (book.price >= retail), (feed_in > 0) & (book.price <= feed_in))
-    u_mask = (rem > 0) & accepts
-    u_idx = book.id_order[u_mask[book.id_order]]
-    u_rem = rem[u_idx]
-    u_buy = is_buy[u_idx]
-    u_price = np.where(u_buy, retail[u_idx], feed_in[u_idx])
-    u_value = u_rem * u_price // 1000
-    u_zero = np.zeros(u_idx.size, dtype=np.int64)
-    utility_filled = np.zeros(n, dtype=np.int64)
-    utility_filled[u_idx] = u_rem
-    acc.filled[u_idx] += u_rem
-    acc.chunks.append(
-        (
-            np.where(u_buy, u_idx, UTILITY),
-            np.where(u_buy, UTILITY, u_idx),
-            zarr[u_idx],
-            u_price,
-            u_rem,
-            u_rem,
-            u_rem,
-            u_value,
-            u_zero,
-            u_zero,
-            u_zero,
-        )
-    )
+    utility_filled = _utility(book, zarr, params, acc)
     cols = [np.concatenate([ch[i] for ch in acc.chunks]).astype(np.int64, copy=False) for i in range(11)]
     return ZonalResult(
         book,

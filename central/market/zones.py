@@ -54,8 +54,13 @@ class ZoneParams:
     root is zone 0 and a forward pass visits parents first)."""
 
     zones: tuple[Zone, ...]
+    #: What the utility can deliver this epoch: Wh it can sell and quote base units it can pay (-1 = unlimited).
+    utility_energy: int = -1
+    utility_quote: int = -1
 
     def __post_init__(self) -> None:
+        if self.utility_energy < -1 or self.utility_quote < -1:
+            raise InvalidOrderError("utility capacities are -1 (unlimited) or >= 0")
         zs = self.zones
         if not zs or len(zs) > MAX_ZONES:
             raise InvalidOrderError(f"a zone tree has 1..{MAX_ZONES} zones")
@@ -131,7 +136,8 @@ class ZoneParams:
 
     def encode(self) -> bytes:
         """Canonical bytes: u32 count, then per zone u16 name length ‖ UTF-8 name ‖ u32 parent (0xFFFFFFFF = root)
-        ‖ u64 fee_per_kwh ‖ u32 fee_bps ‖ u32 loss_bps ‖ u64 retail ‖ u64 feed_in (little-endian)."""
+        ‖ u64 fee_per_kwh ‖ u32 fee_bps ‖ u32 loss_bps ‖ u64 retail ‖ u64 feed_in, then i64 utility_energy ‖
+        i64 utility_quote (little-endian)."""
         parts = [struct.pack("<I", len(self.zones))]
         for z in self.zones:
             name = z.name.encode()
@@ -148,6 +154,7 @@ class ZoneParams:
                     z.feed_in,
                 )
             )
+        parts.append(struct.pack("<qq", self.utility_energy, self.utility_quote))
         return b"".join(parts)
 
     @classmethod
@@ -165,8 +172,10 @@ class ZoneParams:
                 zones.append(
                     Zone(name, ROOT if parent == _NO_PARENT else parent, Boundary(fee, bps, loss), retail, feed_in)
                 )
+            energy, quote = struct.unpack_from("<qq", data, off)
+            off += 16
         except (struct.error, UnicodeDecodeError) as exc:
             raise InvalidOrderError(f"malformed zone parameters: {exc}") from None
         if off != len(data):
             raise InvalidOrderError("trailing bytes after the zone parameters")
-        return cls(tuple(zones))
+        return cls(tuple(zones), energy, quote)

@@ -127,7 +127,9 @@ def zone_trees(draw: st.DrawFn) -> ZoneParams:
                  draw(st.sampled_from([0, 30, 60])))
         )
         budget.append((pf + fee, pb + bps, pl + loss))
-    return ZoneParams(tuple(zones))
+    energy = draw(st.one_of(st.just(-1), st.integers(0, 30_000)))
+    quote = draw(st.one_of(st.just(-1), st.integers(0, 5_000)))
+    return ZoneParams(tuple(zones), energy, quote)
 
 
 @st.composite
@@ -191,6 +193,12 @@ def test_conservation_fees_and_limits(case: tuple[OrderBook, list[int], ZonePara
     np.add.at(paid, r.trade_buy[r.trade_buy >= 0], r.buyer_pays[r.trade_buy >= 0])
     assert (paid <= r.filled * price // 1000).all()
 
+    # The utility stays within its capacity.
+    if params.utility_energy >= 0:
+        assert int(r.trade_delivered[util & (r.trade_sell == UTILITY)].sum()) <= params.utility_energy
+    if params.utility_quote >= 0:
+        assert int(r.trade_value[util & (r.trade_buy == UTILITY)].sum()) <= params.utility_quote
+
     # Every boundary between seller and buyer is on a paid path, and each side pays exactly its path's fees/loss.
     per_order_market: dict[tuple[int, int], int] = {}
     for t in range(r.trade_qty.size):
@@ -201,7 +209,7 @@ def test_conservation_fees_and_limits(case: tuple[OrderBook, list[int], ZonePara
             o = b if b != UTILITY else s
             assert m == zone[o]
             assert int(r.trade_price[t]) == (params.zones[m].retail if b != UTILITY else params.zones[m].feed_in)
-            assert int(r.trade_qty[t]) == int(r.utility_filled[o]) == int(qty[o] - (r.filled[o] - r.utility_filled[o]))
+            assert int(r.trade_qty[t]) == int(r.utility_filled[o]) <= int(qty[o] - (r.filled[o] - r.utility_filled[o]))
             continue
         assert book.user[b] != book.user[s], "no self-trade"
         fs, ps, ls, cs = path_sums(params, int(zone[s]), m)
@@ -308,3 +316,20 @@ def test_invalid_inputs_are_refused() -> None:
         ZoneParams((Zone("a", ROOT, Boundary(fee_per_kwh=1)),))
     with pytest.raises(InvalidOrderError):
         decode_zonal_order_set(b"GTX-ORDERSET-V1\n")
+
+
+def test_the_utility_within_its_capacity() -> None:
+    """Capacity 2000 Wh to sell and 50 quote units to pay, in time priority: buyers #1 (1500) and #2 (1000 → 500);
+    sellers at feed-in 40: #3 (800 Wh, value 32) fits, #4 (1000 Wh, value 40) gets the Wh worth at most 18 left:
+    q = ((18 + 1)·1000 − 1) // 40 = 474 (value floor(474·40/1000) = 18), #5 nothing."""
+    zs = (Zone("grid", ROOT, retail=300, feed_in=40), Zone("x", 0, Boundary(), 300, 40))
+    params = ZoneParams(zs, utility_energy=2000, utility_quote=50)
+    only_buys = OrderBook.from_orders([Order(1, 1, B, 1500, 310), Order(2, 2, B, 1000, 300)])
+    r = clear_zonal(only_buys, [1, 1], params, 0)
+    assert r.utility_filled.tolist() == [1500, 500]
+    only_sells = OrderBook.from_orders([Order(3, 3, S, 800, 30), Order(4, 4, S, 1000, 40), Order(5, 5, S, 100, 10)])
+    r = clear_zonal(only_sells, [1, 1, 1], params, 0)
+    assert r.utility_filled.tolist() == [800, 474, 0]
+    assert r.trade_value.tolist() == [32, 18]
+    assert int(r.trade_value.sum()) <= 50
+    assert ZoneParams.decode(params.encode()).utility_quote == 50
