@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
+from uuid import UUID
 
 from central.market.clearing import MAX_FEE_BPS, MAX_PRICE
 from central.market.epochs import DAY_S
@@ -42,6 +43,16 @@ class MarketConfig:
 _BPS = Range(0, MAX_PATH_BPS)
 _PRICE = Range(0, MAX_PRICE)
 _HOUR = Range(0, 23)
+
+
+def _is_uuid_or_empty(v: str) -> bool:
+    if not v:
+        return True
+    try:
+        UUID(v)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,7 @@ class ZonesConfig:
     [zones]
     grid_operator = "<wallet>"      # receives grid fees (quote) and losses (energy); needed once a fee or loss is set
     default_zone = "grid"           # zone of meters no zone lists ("" = the root)
+    utility_user = "<user id>"      # the utility's account (escrow funded by the operator); "" = no utility
 
     [[zones.zone]]
     name = "grid"
@@ -110,6 +122,9 @@ class ZonesConfig:
 
     grid_operator: str = ""
     default_zone: str = ""
+    #: The utility's user id ("" = no utility: tariffs are not offered). Its market account trades at the zones'
+    #: tariffs, within what its escrow holds (Wh to sell, quote to pay).
+    utility_user: Annotated[str, Check(_is_uuid_or_empty, "must be a user id (UUID) or empty")] = ""
     zone: tuple[ZoneConfig, ...] = ()
     _by_hour: tuple[ZoneParams, ...] = field(init=False, repr=False, compare=False, default=())
     _meter_zone: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
@@ -146,6 +161,10 @@ class ZonesConfig:
             raise Invalid("grid_operator", "is required once a zone has a grid fee or a loss")
         object.__setattr__(self, "_by_hour", by_hour)
         object.__setattr__(self, "_meter_zone", meters)
+
+    @property
+    def utility(self) -> UUID | None:
+        return UUID(self.utility_user) if self.utility_user else None
 
     def params_at(self, at: datetime) -> ZoneParams:
         """The zone tree in force for an epoch starting at ``at`` (time of use by its UTC hour)."""

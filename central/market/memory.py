@@ -31,6 +31,7 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    UtilityState,
     asset_of,
     epoch_event,
     order_event,
@@ -65,8 +66,8 @@ class OrderRow:
 class TradeRow:
     id: int
     epoch_start: datetime
-    buy_order: int
-    sell_order: int
+    buy_order: int | None
+    sell_order: int | None
     buyer: int
     seller: int
     qty: int
@@ -396,7 +397,7 @@ class InMemoryMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(self, ended: Epoch, planner: Planner, utility: UUID | None = None) -> EpochSummary | None:
         if self._closing.locked():
             return None
         async with self._closing:
@@ -424,7 +425,16 @@ class InMemoryMarketStore:
                 for r in self.orders.values()
                 if (o := r.view).status == OrderStatus.OPEN and o.epoch_start == start
             ]
-            summary = self._apply(planner(start, book))
+            state = None
+            if utility is not None and utility in self.accounts and utility in self.wallets:
+                acc = self.accounts[utility]
+                state = UtilityState(
+                    acc,
+                    self.wallets[utility],
+                    self.balances[(acc, Asset.ENERGY)].available,
+                    self.balances[(acc, Asset.QUOTE)].available,
+                )
+            summary = self._apply(planner(start, book, state))
             self.events.append(epoch_event(summary))
             return summary
 
@@ -444,6 +454,10 @@ class InMemoryMarketStore:
             b = self.balances[(m.account, m.asset)]
             b.available += m.amount
             b.locked -= m.amount
+        for m in plan.reserved:
+            b = self.balances[(m.account, m.asset)]
+            b.available -= m.amount
+            b.locked += m.amount
         now = self.wall()
         for t in plan.trades:
             tid = len(self.trades) + 1

@@ -131,6 +131,17 @@ class BookOrder:
 
 
 @dataclass(frozen=True)
+class UtilityState:
+    """The utility's market account as the close reads it (under its escrow rows' locks): its wallet and what it
+    has available to sell (Wh) and to pay (quote) — its capacity for the epoch."""
+
+    account: int
+    wallet: str
+    energy: int
+    quote: int
+
+
+@dataclass(frozen=True)
 class EscrowMove:
     """An amount of one account's escrow asset (the direction is given by the list it is in)."""
 
@@ -168,8 +179,9 @@ class TradeIntent:
     """A trade to record, with its destination wallets fixed at the close; each becomes one settlement intent."""
 
     seq: int
-    buy_order: int
-    sell_order: int
+    #: None: the utility's side of a utility trade (it places no orders).
+    buy_order: int | None
+    sell_order: int | None
     buyer: int
     seller: int
     buyer_wallet: str
@@ -231,6 +243,8 @@ class ClosePlan:
     #: Zonal clearing only: the epoch's zone parameters (``ZoneParams.encode()``) and each zone's outcome.
     zone_params: bytes | None = None
     zones: tuple[ZoneOutcome, ...] = ()
+    #: Available escrow moved to locked until settlement spends it: what the utility owes its trades.
+    reserved: tuple[EscrowMove, ...] = ()
 
     @property
     def order_count(self) -> int:

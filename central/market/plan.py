@@ -21,7 +21,7 @@ import numpy as np
 from central.market.clearing import I64, ClearingResult, OrderBook, Side, clear
 from central.market.config import ZonesConfig
 from central.market.epochs import Epoch, EpochStatus
-from central.market.errors import ConflictError, EpochClosedError
+from central.market.errors import ConflictError, EpochClosedError, InvalidOrderError
 from central.market.escrow_seeds import Asset
 from central.market.model import (
     BookOrder,
@@ -31,11 +31,12 @@ from central.market.model import (
     EscrowMove,
     OrderChange,
     TradeIntent,
+    UtilityState,
     ZoneOutcome,
     asset_of,
 )
 from central.market.orders import OrderStatus, TimeInForce, outcomes, outcomes_of
-from central.market.zonal import ZonalResult, clear_zonal
+from central.market.zonal import UTILITY, ZonalResult, clear_zonal
 from central.market.zones import ZoneParams
 
 #: The chain outbox's kind of the market's settlement intents (one per trade, key ``trade_key(id)``).
@@ -51,11 +52,17 @@ def _add(amounts: dict[tuple[int, Asset], int], account: int, asset: Asset, v: i
 
 
 def plan_close(
-    epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: int, zoning: ZonesConfig | None = None
+    epoch: Epoch,
+    nxt: Epoch,
+    orders: Iterable[BookOrder],
+    fee_bps: int,
+    zoning: ZonesConfig | None = None,
+    utility: UtilityState | None = None,
 ) -> ClosePlan:
     """Close ``epoch``: clear its live orders (valid at its end, owner with a wallet), roll GTC orders still valid
     at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan.
-    With ``zoning`` the clearing is zonal (``central.market.zonal``; each order in its owner's meter's zone)."""
+    With ``zoning`` the clearing is zonal (``central.market.zonal``; each order in its owner's meter's zone), and
+    with ``utility`` the utility trades at the zones' tariffs (its own orders, if any, expire untraded)."""
     # Columnar throughout (one pass over the orders, numpy arrays turned into lists once): a book holds tens of
     # thousands of orders, and per-element numpy indexing or repeated attribute passes cost more than the clearing.
     ordered = sorted(orders, key=attrgetter("id"))
@@ -63,7 +70,8 @@ def plan_close(
     live: list[BookOrder] = []
     gone: list[BookOrder] = []
     for o in ordered:
-        (live if (o.expires_at is None or o.expires_at >= end) and o.wallet else gone).append(o)
+        ok = (o.expires_at is None or o.expires_at >= end) and o.wallet
+        (live if ok and (utility is None or o.account != utility.account) else gone).append(o)
     ids_l = [o.id for o in live]
     accounts_l = [o.account for o in live]
     sides_l = [Side.BUY.value if o.side == "buy" else Side.SELL.value for o in live]
@@ -84,13 +92,13 @@ def plan_close(
     locked_before = np.array([o.locked for o in live], dtype=np.int64)
     wallet = {o.account: str(o.wallet) for o in live}
     if zoning is not None:
-        z = _zonal(epoch, book, live, wallet, zoning, fee_bps)
+        z = _zonal(epoch, book, live, wallet, zoning, fee_bps, utility)
         out = outcomes_of(book, z.result.filled, z.owed, locked_before, continues)
         trades, netted, zone_l = z.trades, z.result.netted.tolist(), z.result.zone.tolist()
         figures: tuple[int | None, int | None, int | None, int, int, bytes] = (
             None, None, None, 0, z.result.volume, z.result.order_set_hash
         )
-        zone_params, zone_outcomes = z.result.params.encode(), z.outcomes
+        zone_params, zone_outcomes, reserved = z.result.params.encode(), z.outcomes, z.reserved
     else:
         result = clear(book, fee_bps)
         out = outcomes(result, locked_before, continues)
@@ -100,7 +108,7 @@ def plan_close(
             result.price, result.marginal_bid, result.marginal_ask, result.curve_volume, result.volume,
             result.order_set_hash,
         )
-        zone_params, zone_outcomes = None, ()
+        zone_params, zone_outcomes, reserved = None, (), ()
 
     filled = out.filled_now.tolist()
     entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, netted, zone_l))
@@ -144,6 +152,7 @@ def plan_close(
         order_set_hash=figures[5],
         zone_params=zone_params,
         zones=zone_outcomes,
+        reserved=reserved,
     )
 
 
@@ -172,51 +181,80 @@ class _Zonal:
     owed: I64
     trades: tuple[TradeIntent, ...]
     outcomes: tuple[ZoneOutcome, ...]
+    reserved: tuple[EscrowMove, ...]
 
 
 def _zonal(
-    epoch: Epoch, book: OrderBook, live: list[BookOrder], wallet: dict[int, str], zoning: ZonesConfig, fee_bps: int
+    epoch: Epoch,
+    book: OrderBook,
+    live: list[BookOrder],
+    wallet: dict[int, str],
+    zoning: ZonesConfig,
+    fee_bps: int,
+    utility: UtilityState | None,
 ) -> _Zonal:
-    """Zonal clearing of the live orders (docs/decisions/0014-zonal-clearing.md). The utility's tariffs are left out
-    here: its trades need a funded utility account to settle on chain, which the market does not have yet, so every
-    trade planned here is a peer trade."""
+    """Zonal clearing of the live orders (docs/decisions/0014-zonal-clearing.md). With the utility's account, its
+    tariffs apply within what its escrow holds (its capacity); without one they are left out (the published zone
+    parameters say which)."""
     full = zoning.params_at(epoch.start)
-    params = ZoneParams(tuple(replace(z, retail=0, feed_in=0) for z in full.zones))
+    if utility is None:
+        params = ZoneParams(tuple(replace(z, retail=0, feed_in=0) for z in full.zones))
+    else:
+        params = ZoneParams(full.zones, utility.energy, utility.quote)
     zone = np.array([zoning.zone_of_meter(o.meter or "") for o in live], dtype=np.int64)
     result = clear_zonal(book, zone, params, fee_bps)
     owed = np.zeros(len(book), dtype=np.int64)
-    peer = ~result.is_utility
-    np.add.at(owed, result.trade_buy[peer], result.buyer_pays[peer])
-    np.add.at(owed, result.trade_sell[peer], result.trade_sent[peer])
+    tb, ts = result.trade_buy, result.trade_sell
+    np.add.at(owed, tb[tb >= 0], result.buyer_pays[tb >= 0])
+    np.add.at(owed, ts[ts >= 0], result.trade_sent[ts >= 0])
     ids, users = book.order_id.tolist(), book.user.tolist()
     operator = zoning.grid_operator or None
-    trades = tuple(
-        TradeIntent(
-            k, ids[b], ids[s], users[b], users[s], wallet[users[b]], wallet[users[s]], sent, p, v, f,
-            zone=m, delivered=d, grid_fee_seller=gs, grid_fee_buyer=gb, grid_operator=operator,
+
+    def party(i: int) -> tuple[int | None, int, str]:
+        if i == UTILITY:
+            if utility is None:  # the engine trades with the utility only when the tariffs are in the parameters
+                raise InvalidOrderError("a utility trade without a utility")
+            return None, utility.account, utility.wallet
+        return ids[i], users[i], wallet[users[i]]
+
+    trades = []
+    for k, (b, s, m, p, sent, d, v, gs, gb, f) in enumerate(
+        zip(
+            tb.tolist(), ts.tolist(), result.trade_market.tolist(), result.trade_price.tolist(),
+            result.trade_sent.tolist(), result.trade_delivered.tolist(), result.trade_value.tolist(),
+            result.trade_grid_fee_seller.tolist(), result.trade_grid_fee_buyer.tolist(), result.trade_fee.tolist(),
+            strict=True,
         )
-        for k, (b, s, m, p, sent, d, v, gs, gb, f) in enumerate(
-            zip(
-                result.trade_buy.tolist(), result.trade_sell.tolist(), result.trade_market.tolist(),
-                result.trade_price.tolist(), result.trade_sent.tolist(), result.trade_delivered.tolist(),
-                result.trade_value.tolist(), result.trade_grid_fee_seller.tolist(),
-                result.trade_grid_fee_buyer.tolist(), result.trade_fee.tolist(), strict=True,
+    ):
+        (bo, bu, bw), (so, su, sw) = party(b), party(s)
+        peer = UTILITY not in (b, s)
+        trades.append(
+            TradeIntent(
+                k, bo, so, bu, su, bw, sw, sent, p, v, f, zone=m, delivered=d, grid_fee_seller=gs,
+                grid_fee_buyer=gb, grid_operator=operator if peer else None,
             )
         )
-    )
     n_z = len(params)
-    fees = np.zeros(n_z, dtype=np.int64)
-    losses = np.zeros(n_z, dtype=np.int64)
-    np.add.at(fees, result.trade_market, result.trade_grid_fee)
-    np.add.at(losses, result.trade_market, result.trade_loss)
+    per_zone = {name: np.zeros(n_z, dtype=np.int64) for name in ("fees", "losses", "bought", "sold")}
+    mkt = result.trade_market
+    np.add.at(per_zone["fees"], mkt, result.trade_grid_fee)
+    np.add.at(per_zone["losses"], mkt, result.trade_loss)
+    np.add.at(per_zone["bought"], mkt[ts == UTILITY], result.trade_delivered[ts == UTILITY])
+    np.add.at(per_zone["sold"], mkt[tb == UTILITY], result.trade_sent[tb == UTILITY])
     outcomes = tuple(
-        ZoneOutcome(i, z.name, None if p < 0 else p, v, f, lo)
-        for i, (z, p, v, f, lo) in enumerate(
-            zip(params.zones, result.zone_price.tolist(), result.zone_volume.tolist(), fees.tolist(),
-                losses.tolist(), strict=True)
+        ZoneOutcome(i, z.name, None if p < 0 else p, v, f, lo, ub, us)
+        for i, (z, p, v, f, lo, ub, us) in enumerate(
+            zip(params.zones, result.zone_price.tolist(), result.zone_volume.tolist(),
+                *(per_zone[k].tolist() for k in ("fees", "losses", "bought", "sold")), strict=True)
         )
     )
-    return _Zonal(result, owed, trades, outcomes)
+    reserved: tuple[EscrowMove, ...] = ()
+    if utility is not None:
+        reserved = _moves({
+            (utility.account, Asset.ENERGY): int(result.trade_sent[ts == UTILITY].sum()),
+            (utility.account, Asset.QUOTE): int(result.trade_value[tb == UTILITY].sum()),
+        })
+    return _Zonal(result, owed, tuple(trades), outcomes, reserved)
 
 
 def check_cancel(t: CancelTarget) -> None:

@@ -45,6 +45,7 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    UtilityState,
     ZoneOutcome,
     asset_of,
     epoch_event,
@@ -478,7 +479,7 @@ class PgMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(self, ended: Epoch, planner: Planner, utility: UUID | None = None) -> EpochSummary | None:
         async with self.pool.acquire() as conn:
             # The current epoch's row (the next one of the epoch closing, in the usual case), committed before the
             # close: its placers create it too, under its shared lock, after row-locking their escrow rows (batches);
@@ -489,9 +490,11 @@ class PgMarketStore:
                 ended.end,
                 ended.end + (ended.end - ended.start),
             )
-            return await self._close_next_due(conn, ended, planner)
+            return await self._close_next_due(conn, ended, planner, utility)
 
-    async def _close_next_due(self, conn: asyncpg.Connection, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def _close_next_due(
+        self, conn: asyncpg.Connection, ended: Epoch, planner: Planner, utility: UUID | None
+    ) -> EpochSummary | None:
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
                 return None
@@ -527,11 +530,30 @@ class PgMarketStore:
                     start,
                 )
             )
+            state = await _utility_state(conn, utility) if utility is not None else None
             with _collector_paused():  # the plan allocates tens of thousands of small objects, none of them cyclic
-                plan = planner(start, orders)
+                plan = planner(start, orders, state)
             summary = await _apply(conn, plan)
             await notify(conn, epoch_event(summary))
             return summary
+
+
+async def _utility_state(conn: asyncpg.Connection, user_id: UUID) -> UtilityState | None:
+    """The utility's account, wallet and available escrow, its escrow rows locked until the close commits."""
+    row = await conn.fetchrow(
+        "SELECT a.account, w.address FROM market_accounts a JOIN wallets w ON w.user_id = a.user_id "
+        "WHERE a.user_id = $1",
+        user_id,
+    )
+    if row is None:
+        return None
+    bal = {
+        r["asset"]: r["available"]
+        for r in await conn.fetch(
+            "SELECT asset, available FROM escrow_balances WHERE account = $1 ORDER BY asset FOR UPDATE", row[0]
+        )
+    }
+    return UtilityState(row[0], row[1], bal.get(Asset.ENERGY.value, 0), bal.get(Asset.QUOTE.value, 0))
 
 
 @contextmanager
@@ -583,6 +605,14 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         "UPDATE escrow_balances b SET available = b.available + r.amount, locked = b.locked - r.amount, "
         "updated_at = now() FROM _rel r WHERE b.account = r.account AND b.asset = r.asset"
     )
+    for m in plan.reserved:  # the utility's side of its trades, locked until settlement spends it
+        await conn.execute(
+            "UPDATE escrow_balances SET available = available - $3, locked = locked + $3, updated_at = now() "
+            "WHERE account = $1 AND asset = $2",
+            m.account,
+            m.asset.value,
+            m.amount,
+        )
     await conn.copy_records_to_table(
         "trades",
         columns=[

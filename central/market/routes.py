@@ -157,7 +157,7 @@ class FillOut:
     id: int
     epoch_start: datetime
     side: str
-    order_id: int
+    order_id: int | None = field(metadata=meta(description="null: the utility's side of a utility trade"))
     qty: int
     price: int
     value: int

@@ -29,3 +29,7 @@ CREATE TABLE epoch_zones (
     utility_sold   bigint NOT NULL DEFAULT 0,     -- Wh its meters sold to the utility
     PRIMARY KEY (epoch_start, zone)
 );
+
+-- The utility trades without orders (docs/decisions/0014-zonal-clearing.md): its side of a utility trade has none.
+ALTER TABLE trades ALTER COLUMN buy_order DROP NOT NULL, ALTER COLUMN sell_order DROP NOT NULL,
+    ADD CONSTRAINT trades_one_order CHECK (buy_order IS NOT NULL OR sell_order IS NOT NULL);

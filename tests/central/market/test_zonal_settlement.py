@@ -20,7 +20,7 @@ from central.market.reconcile import reconcile
 from central.market.settler import Settler
 from central.market.zonal import clear_zonal, zonal_order_set_hash
 from central.market.zones import ZoneParams
-from tests.central.market.market_fixtures import Market, give_meter, make_market
+from tests.central.market.market_fixtures import Market, give_meter, make_market, make_user
 
 OPERATOR = Keypair()
 
@@ -117,3 +117,60 @@ async def test_multi_zone_epoch_settles_with_grid_fees_to_the_operator(market: M
     again = clear_zonal(book, cols[5], params, 100)
     assert again.trade_sent.tolist() == [r["qty"] for r in rows]
     assert again.trade_grid_fee.tolist() == [r["grid_fee_seller"] + r["grid_fee_buyer"] for r in rows]
+
+
+async def test_the_utility_buys_and_sells_at_its_tariffs_and_settles(pool: asyncpg.Pool) -> None:
+    """Zone a's boundary costs 1000 units/kWh, so nothing crosses. P (zone a) sells 1500 Wh @55 <= feed-in 60: the
+    utility buys it at 60 (value 90); C (zone b) buys 2000 Wh @260 >= retail 250: the utility sells at 250 (value
+    500). No grid fee, loss or platform fee on utility trades; the utility's escrow funds them."""
+    utility_wallet = Keypair()
+    utility_uid = await make_user(pool, "admin", wallet=utility_wallet)
+    tariff = {"retail": 250, "feed_in": 60}
+    zoning = ZonesConfig(
+        grid_operator=str(OPERATOR.pubkey()),
+        utility_user=str(utility_uid),
+        zone=(
+            ZoneConfig("grid"),
+            ZoneConfig("a", parent="grid", fee_per_kwh=1000, meters=("U-P",), **tariff),
+            ZoneConfig("b", parent="grid", meters=("U-C",), **tariff),
+        ),
+    )
+    async for m in make_market(pool, fee_bps=100, zoning=zoning):
+        await m.fund_wallet(utility_wallet, energy=5000, quote=1000)
+        assert await m.deposit(utility_uid, utility_wallet, "energy", 5000) == "confirmed"
+        assert await m.deposit(utility_uid, utility_wallet, "quote", 1000) == "confirmed"
+        p_uid, p_wallet = await m.trader(energy=1500)
+        c_uid, c_wallet = await m.trader(quote=100_000)
+        await give_meter(m.pool, p_uid, "U-P")
+        await give_meter(m.pool, c_uid, "U-C")
+        assert await m.deposit(p_uid, p_wallet, "energy", 1500) == "confirmed"
+        assert await m.deposit(c_uid, c_wallet, "quote", 100_000) == "confirmed"
+        await m.book.place(p_uid, "sell", 1500, 55)
+        await m.book.place(c_uid, "buy", 2000, 260)
+        m.clock.advance(60)
+        [epoch] = await m.book.clear_due()
+        assert epoch.trade_count == 2
+        u_acc = await m.book.account_of(utility_uid)
+        rows = await m.pool.fetch(
+            "SELECT buyer, seller, buy_order IS NULL AS b_none, sell_order IS NULL AS s_none, zone, qty, delivered, "
+            "price, value, fee, grid_fee_seller + grid_fee_buyer AS grid FROM trades ORDER BY seq"
+        )
+        p_acc, c_acc = await m.book.account_of(p_uid), await m.book.account_of(c_uid)
+        assert [tuple(r) for r in rows] == [
+            (u_acc, p_acc, True, False, 1, 1500, 1500, 60, 90, 0, 0),
+            (c_acc, u_acc, False, True, 2, 2000, 2000, 250, 500, 0, 0),
+        ]
+        zones = await m.pool.fetch("SELECT name, utility_bought, utility_sold FROM epoch_zones ORDER BY zone")
+        assert [tuple(z) for z in zones] == [("grid", 0, 0), ("a", 0, 1500), ("b", 2000, 0)]
+
+        assert await Settler(m.pool, m.platform).settle_all() == 2
+        assert (await reconcile(m.pool, m.platform)).mismatches == []
+        assert await m.wallet_balance(c_wallet, Asset.ENERGY) == 2000
+        assert await m.wallet_balance(p_wallet, Asset.QUOTE) == 90
+        assert await m.wallet_balance(utility_wallet, Asset.QUOTE) == 500
+        assert await m.wallet_balance(utility_wallet, Asset.ENERGY) == 1500
+        assert await m.token_balance(m.chain.escrow(u_acc, Asset.ENERGY)) == 5000 - 2000
+        assert await m.token_balance(m.chain.escrow(u_acc, Asset.QUOTE)) == 1000 - 90
+        rows = await m.pool.fetch("SELECT asset, available, locked FROM escrow_balances WHERE account = $1", u_acc)
+        balances = {r["asset"]: (r["available"], r["locked"]) for r in rows}
+        assert balances == {"energy": (3000, 0), "quote": (910, 0)}

@@ -62,6 +62,7 @@ def test_tree_time_of_use_and_meters() -> None:
                    {"name": "c", "parent": "b", "loss_bps": 3000}]}, "path to the root exceeds a limit"),
         ({"zone": [{"name": "grid"}, {"name": "b", "parent": "grid", "tou": [{"hours": [24]}]}]}, "hours"),
         ({"zone": [{"name": "grid", "fee_per_kwh": 1}]}, "the root zone has no boundary"),
+        ({"utility_user": "not-a-uuid"}, "zones.utility_user: must be a user id"),
     ],
 )
 def test_invalid_trees_are_refused_with_the_key(change: dict[str, Any], message: str) -> None:

@@ -95,8 +95,8 @@ async def test_zones_meter_zone_and_epoch_results(env: Env) -> None:
     published = await (await client.get(f"/api/v1/market/epochs/{epoch['start']}/orders")).json()
     assert published["encoding"].startswith("GTX-ORDERSET-Z1")
     params = ZoneParams.decode(bytes.fromhex(published["zone_params"]))
-    # The tree cleared with: fees and losses in force; tariffs left out (the market plans peer trades only until
-    # utility settlement is wired), so the published set says exactly what was cleared.
+    # The tree cleared with: fees and losses in force; tariffs left out (no utility account is configured), so the
+    # published set says exactly what was cleared.
     assert params.zones[1].boundary.fee_per_kwh == 10
     assert all((z.retail, z.feed_in) == (0, 0) for z in params.zones)
     o = published["orders"]
