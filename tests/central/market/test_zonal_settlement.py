@@ -125,14 +125,13 @@ async def test_the_utility_buys_and_sells_at_its_tariffs_and_settles(pool: async
     500). No grid fee, loss or platform fee on utility trades; the utility's escrow funds them."""
     utility_wallet = Keypair()
     utility_uid = await make_user(pool, "admin", wallet=utility_wallet)
-    tariff = {"retail": 250, "feed_in": 60}
     zoning = ZonesConfig(
         grid_operator=str(OPERATOR.pubkey()),
         utility_user=str(utility_uid),
         zone=(
             ZoneConfig("grid"),
-            ZoneConfig("a", parent="grid", fee_per_kwh=1000, meters=("U-P",), **tariff),
-            ZoneConfig("b", parent="grid", meters=("U-C",), **tariff),
+            ZoneConfig("a", parent="grid", fee_per_kwh=1000, meters=("U-P",), retail=250, feed_in=60),
+            ZoneConfig("b", parent="grid", meters=("U-C",), retail=250, feed_in=60),
         ),
     )
     async for m in make_market(pool, fee_bps=100, zoning=zoning):
