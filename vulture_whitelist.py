@@ -113,3 +113,4 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+_.set_online
