@@ -10,6 +10,8 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from central.accounting.mint_intent import MINT_KIND
+from central.identity.device_routes import device_out
+from central.identity.postgres import PostgresDeviceStore
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
@@ -35,6 +37,11 @@ async def test_status_records_the_gateways_health(seed: Seed, service: IngestSer
     assert (row["online"], row["outbox_depth"], row["outbox_oldest_age_s"], row["meters_down"], row["alarms"]) == (
         True, 1234, 600, 1, ["clock", "meters_down"])
     assert row["last_seen_at"] is not None
+    # The installer's and the admin's device views carry it (GET /api/v1/devices).
+    [device] = await PostgresDeviceStore(seed.pool).load([gw.device_id])
+    assert (device.outbox_depth, device.outbox_oldest_age_s, device.meters_down, device.alarms) == (
+        1234, 600, 1, ("clock", "meters_down"))
+    assert device_out(device).alarms == ["clock", "meters_down"]
     # The last will carries no health: the figures are cleared, not left stale.
     assert await service.handle_status(gw.device_id, b'{"v":1,"online":false}') is False
     row = await seed.pool.fetchrow("SELECT * FROM devices WHERE device_id = $1", gw.device_id)
