@@ -14,7 +14,7 @@ from solders.system_program import (
     extend_lookup_table,
 )
 
-from central.ledger.builder import Signer, keypair_of, send_and_confirm
+from central.ledger.builder import Signer, pubkey_of, send_and_confirm
 from central.ledger.errors import LedgerError
 from central.ledger.port import Ledger
 
@@ -46,12 +46,11 @@ async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: 
     new = [a for a in dict.fromkeys(addresses) if a not in current]
     if len(current) + len(new) > MAX_TABLE_ADDRESSES:
         raise LedgerError(f"lookup table {table} would exceed {MAX_TABLE_ADDRESSES} addresses")
-    payer_kp, auth_kp = keypair_of(payer), keypair_of(authority)
     for i in range(0, len(new), EXTEND_CHUNK):
         ix = extend_lookup_table(ExtendLookupTableParams(
-            payer_address=payer_kp.pubkey(), lookup_table_address=table, authority_address=auth_kp.pubkey(),
+            payer_address=pubkey_of(payer), lookup_table_address=table, authority_address=pubkey_of(authority),
             new_addresses=new[i:i + EXTEND_CHUNK]))
-        await send_and_confirm(ledger, payer_kp, [ix], [auth_kp])
+        await send_and_confirm(ledger, payer, [ix], [authority])
     if new:
         await _next_slot(ledger)
 
@@ -59,11 +58,10 @@ async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: 
 async def create_table(ledger: Ledger, payer: Signer, authority: Signer,
                        addresses: Sequence[Pubkey] = ()) -> Pubkey:
     """Create a lookup table owned by ``authority`` and fill it with ``addresses``. Returns its address."""
-    payer_kp, auth_kp = keypair_of(payer), keypair_of(authority)
     slot = await ledger.get_slot()
     ix, table = create_lookup_table(CreateLookupTableParams(
-        authority_address=auth_kp.pubkey(), payer_address=payer_kp.pubkey(), recent_slot=slot))
-    await send_and_confirm(ledger, payer_kp, [ix], [auth_kp] if auth_kp.pubkey() != payer_kp.pubkey() else [])
+        authority_address=pubkey_of(authority), payer_address=pubkey_of(payer), recent_slot=slot))
+    await send_and_confirm(ledger, payer, [ix], [authority] if pubkey_of(authority) != pubkey_of(payer) else [])
     if addresses:
-        await extend_table(ledger, payer_kp, auth_kp, table, addresses)
+        await extend_table(ledger, payer, authority, table, addresses)
     return table
