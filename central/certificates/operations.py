@@ -47,6 +47,11 @@ class CertificateLedger:
         return self._issuer.pubkey
 
     @property
+    def past_issuers(self) -> tuple[Pubkey, ...]:
+        """Earlier issuer keys (rotated away), oldest first: their certificates stay authentic."""
+        return self.platform.past_issuers
+
+    @property
     def fee_payer(self) -> Pubkey:
         return self._fee_payer.pubkey
 
