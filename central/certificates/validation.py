@@ -54,7 +54,7 @@ class ValidationReport:
         return out
 
 
-def _authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo,
+def authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo,
                   past_issuers: Sequence[Pubkey] = ()) -> tuple[CertificateMetadata | None, list[str]]:
     problems: list[str] = []
     if info.metadata is None:
@@ -107,7 +107,7 @@ class CertificateValidator:
         if info is None:
             report = ValidationReport(mint_text, certificate_id)
             return await self._with_db(report, await self._record(certificate_id, mint_text), [])
-        meta, problems = _authenticity(self.chain.issuer, mint, info, self.chain.past_issuers)
+        meta, problems = authenticity(self.chain.issuer, mint, info, self.chain.past_issuers)
         record = await self._record(meta.certificate_id if meta else certificate_id, mint_text)
         wallets = (
             [] if record is None else [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]

@@ -1,0 +1,126 @@
+"""Platform keys in a PKCS#11 token (SoftHSM2): minting, settlement and certificate issuance run with every
+platform key in the token, and no code path can read a private key's bytes (docs/decisions/0014)."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pkcs11 import Attribute
+from solders.signature import Signature
+
+from central.certificates.operations import CertificateLedger
+from central.certificates.validation import authenticity
+from central.config import parse_section
+from central.errors import ConfigError
+from central.ledger import hsm
+from central.ledger.config import LedgerConfig
+from central.ledger.errors import KeyMissingError, KeyStoreError
+from central.ledger.hsm import HsmKey
+from central.ledger.keys import PlatformKey
+from central.ledger.keystore import TokenKeyStore
+from central.ledger.setup import KEY_ROLES
+from gtxhsm import HsmError, Token, TokenKey
+from tests.central.hsm_platform import URI_BASE, hsm_platform, issue_certificate, mint_some, settle_one_trade
+from tests.hsm_support import softhsm_token
+
+# What a platform key may offer; nothing here returns private key material.
+PLATFORM_KEY_API = {"name", "pubkey", "sign_message", "generate", "label"}
+TOKEN_KEY_API = {"label", "public_key", "sign", "attribute"}
+
+
+async def test_minting_settlement_and_certificates_with_every_platform_key_in_the_token(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    async with hsm_platform(tmp_path) as env:
+        p = env.platform
+        keys = [p.mint_authority, p.fee_payer, p.escrow_authority, p.issuer()]
+        assert all(isinstance(k, HsmKey) for k in keys), keys
+        assert isinstance(env.keys, TokenKeyStore)
+        # nothing on disk holds a key: the key directory has no key file
+        assert not list(env.config.keys_dir.glob("*.json"))
+        assert sorted(env.keys._names()) == sorted([*KEY_ROLES, "rec_issuer"])
+
+        await mint_some(pool, p, "HSM-1")  # energy tokens: the mint authority and fee payer sign in the token
+        await settle_one_trade(pool, p)  # escrow authority and fee payer sign deposits and the settlement
+        mint, cert_id, _ = await issue_certificate(p)  # the REC issuer and fee payer sign issuance
+        ops = CertificateLedger(p, uri_base=URI_BASE)
+        info = await ops.read_mint(mint)
+        assert info is not None
+        meta, problems = authenticity(ops.issuer, mint, info)
+        assert problems == []
+        assert meta is not None
+        assert meta.certificate_id == cert_id
+        assert info.freeze_authority == p.issuer().pubkey
+
+
+async def test_token_keys_are_sensitive_not_extractable_and_offer_no_secret(tmp_path: Path) -> None:
+    with softhsm_token(tmp_path / "hsm") as settings, Token.open(settings) as token:
+        key = token.generate("gtx-fee_payer")
+        assert key.attribute(Attribute.EXTRACTABLE) is False
+        assert key.attribute(Attribute.SENSITIVE) is True
+        assert key.attribute(Attribute.NEVER_EXTRACTABLE) is True
+        with pytest.raises(HsmError, match="refused attribute VALUE"):
+            key.attribute(Attribute.VALUE)  # the token refuses the private value itself
+        # the signature is a real Ed25519 signature by the key's public half
+        platform_key = HsmKey("fee_payer", key)
+        message = b"solana transaction message bytes"
+        signature = platform_key.sign_message(message)
+        assert isinstance(signature, Signature)
+        assert signature.verify(platform_key.pubkey, message)
+        assert not signature.verify(platform_key.pubkey, message + b"!")
+        # structure: neither class has anything that could hand out key bytes
+        assert {n for n in dir(HsmKey) if not n.startswith("_")} <= PLATFORM_KEY_API
+        assert {n for n in dir(TokenKey) if not n.startswith("_")} <= TOKEN_KEY_API
+        assert not hasattr(platform_key, "signer")
+        assert "secret" not in repr(platform_key).lower()
+        with pytest.raises(TypeError):
+            pickle.dumps(platform_key)
+        with pytest.raises(TypeError):
+            pickle.dumps(key)
+        with pytest.raises(HsmError, match="already has a key"):
+            token.generate("gtx-fee_payer")  # a key is never replaced
+
+
+def test_no_module_of_the_pkcs11_path_reads_private_key_bytes() -> None:
+    """The PKCS#11 path (``central.ledger.hsm``, ``gtxhsm``) never asks the token for ``CKA_VALUE`` and never builds
+    a ``Keypair``: its only private-key operation is ``sign``."""
+    import gtxhsm.token as token_module  # noqa: PLC0415
+
+    for module in (hsm, token_module):
+        text = Path(module.__file__ or "").read_text()
+        assert "Attribute.VALUE" not in text
+        assert "Keypair" not in text
+        assert "from_seed" not in text
+        assert "private_bytes" not in text
+    assert not issubclass(HsmKey, type(PlatformKey.generate("x")))  # not a file key: no ``signer``
+
+
+async def test_token_errors_name_the_token_never_the_pin(tmp_path: Path) -> None:
+    with softhsm_token(tmp_path / "hsm") as settings:
+        pin = settings.pin_file.read_text().strip()
+        config = parse_section(LedgerConfig, "ledger", {
+            "key_store": "pkcs11", "keys_dir": str(tmp_path / "k"), "hsm": {
+                "module": str(settings.module), "token_label": settings.token_label,
+                "pin_file": str(settings.pin_file)}})
+        store = TokenKeyStore(config.hsm)
+        try:
+            with pytest.raises(KeyMissingError, match="gtx-mint_authority"):
+                store.load("mint_authority")
+        finally:
+            store.close()
+        settings.pin_file.write_text("0000\n")
+        with pytest.raises(KeyStoreError, match="cannot log in") as wrong:
+            TokenKeyStore(config.hsm)
+        assert pin not in str(wrong.value)
+        settings.pin_file.chmod(0o644)
+        with pytest.raises(KeyStoreError, match="chmod 600"):
+            TokenKeyStore(config.hsm)
+        with pytest.raises(ConfigError, match="pin_file must be set"):
+            parse_section(LedgerConfig, "ledger", {"key_store": "pkcs11"})
+        settings.pin_file.chmod(0o600)
+        with pytest.raises(KeyStoreError, match="no token labelled 'nope'"):
+            TokenKeyStore(replace(config.hsm, token_label="nope"))
