@@ -87,6 +87,19 @@ def transfer_checked(source: Pubkey, mint: Pubkey, destination: Pubkey, owner: P
     ])
 
 
+#: SPL Token ``SetAuthority`` authority types (the same in Token-2022).
+AUTHORITY_MINT_TOKENS = 0
+AUTHORITY_FREEZE_ACCOUNT = 1
+
+
+def set_authority(account: Pubkey, current: Pubkey, new: Pubkey | None, authority_type: int,
+                  token_program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
+    """Move (or with ``new=None`` drop) a mint's or account's authority; ``current`` signs."""
+    option = bytes([1]) + bytes(new) if new is not None else bytes([0])
+    return Instruction(token_program, bytes([6, authority_type]) + option,
+                       [AccountMeta(account, False, True), AccountMeta(current, True, False)])
+
+
 def initialize_mint2(mint: Pubkey, decimals: int, mint_authority: Pubkey, freeze_authority: Pubkey | None = None,
                      token_program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
     freeze = bytes([1]) + bytes(freeze_authority) if freeze_authority is not None else bytes(33)

@@ -38,6 +38,14 @@ async def load_lookup_table(ledger: Ledger, table: Pubkey) -> AddressLookupTable
     return AddressLookupTableAccount(table, list(AddressLookupTable.deserialize(acc.data).addresses))
 
 
+async def table_authority(ledger: Ledger, table: Pubkey) -> Pubkey | None:
+    """Who may extend the table (None once frozen)."""
+    acc = await ledger.get_account(table)
+    if acc is None:
+        raise LedgerError(f"address lookup table {table} does not exist")
+    return AddressLookupTable.deserialize(acc.data).meta.authority
+
+
 async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: Pubkey,
                        addresses: Sequence[Pubkey]) -> None:
     """Append ``addresses`` (those not already in the table) in size-safe chunks, then wait until they are usable
