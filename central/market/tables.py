@@ -4,8 +4,9 @@ trades fit in a 1232-byte transaction.
 
 Tables are created and extended by the fee payer (also their authority; after a rotation of the fee payer's key the
 older tables are still read, and new addresses go to tables of the new payer) and recorded in
-``market_lookup_tables`` so every worker reuses them. Growing them is serialised across processes by a session advisory lock. A table entry is
-usable one slot after the extension (``central.ledger.lookup.extend_table`` waits for it).
+``market_lookup_tables`` so every worker reuses them. Growing them is serialised across processes by a session
+advisory lock. A table entry is usable one slot after the extension (``central.ledger.lookup.extend_table`` waits
+for it).
 """
 
 from __future__ import annotations
