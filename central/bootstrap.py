@@ -46,6 +46,7 @@ from central.ledger.keys import PlatformKey
 from central.ledger.keystore import FileKeyStore, KeyStore
 from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.context import Market
@@ -71,7 +72,7 @@ from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 
 #: The certificate issuer's key role: mint authority until sealed, freeze and metadata authority for good.
-ISSUER_ROLE = "rec_issuer"
+ISSUER_ROLE = REC_ISSUER_ROLE
 
 NO_LEDGER = "ledger_unavailable"
 

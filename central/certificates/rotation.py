@@ -26,8 +26,9 @@ from central.ledger.keystore import KeyStore
 from central.ledger.packing import pack_instructions
 from central.ledger.port import Ledger
 from central.ledger.rotation import Rotation
+from central.ledger.setup import REC_ISSUER_ROLE
 
-ISSUER_ROLE = "rec_issuer"
+ISSUER_ROLE = REC_ISSUER_ROLE
 
 
 async def _moves(ledger: Ledger, mints: Sequence[Pubkey], old: Pubkey, new: Pubkey) -> list[Instruction]:

@@ -8,14 +8,22 @@ import json
 from central.ledger.config import LedgerConfig
 from central.ledger.keystore import open_key_store
 from central.ledger.rotation import Rotation, rotate_fee_payer, rotate_mint_authority
-from central.ledger.setup import describe, init_ledger, open_ledger
+from central.ledger.setup import REC_ISSUER_ROLE, describe, init_ledger, open_ledger
 
 
 def init_command(config: LedgerConfig) -> int:
     """``ledger init``: idempotent platform setup; prints the public addresses as JSON. ``config`` is
-    ``config.ledger``. Raises ``CentralError`` subclasses (the CLI prints them, exit 1)."""
-    setup = asyncio.run(init_ledger(config))
-    print(json.dumps(describe(setup), indent=2))
+    ``config.ledger``. With ``create_keys`` the certificate issuer's key is created too (in the same store).
+    Raises ``CentralError`` subclasses (the CLI prints them, exit 1)."""
+    keys = open_key_store(config)
+    try:
+        setup = asyncio.run(init_ledger(config, keys=keys))
+        out = describe(setup)
+        if config.create_keys or keys.exists(REC_ISSUER_ROLE):
+            out[REC_ISSUER_ROLE] = str(keys.load_or_create(REC_ISSUER_ROLE, create=config.create_keys)[0].pubkey)
+    finally:
+        keys.close()
+    print(json.dumps(out, indent=2))
     return 0
 
 

@@ -39,6 +39,9 @@ ENERGY_SEED = "gtx-energy-v1"
 QUOTE_SEED = "gtx-quote-v1"
 KEY_ROLES = ("mint_authority", "fee_payer", "escrow_authority", "treasury")
 MINTS_FILE = "mints.json"
+#: The certificate issuer's key role (mint authority until sealed, freeze and metadata authority of certificate
+#: mints); kept in the same store, loaded by the certificates subsystem.
+REC_ISSUER_ROLE = "rec_issuer"
 
 
 @dataclass(frozen=True)
