@@ -1,5 +1,6 @@
 """Platform keys in a PKCS#11 token (SoftHSM2): minting, settlement and certificate issuance run with every
-platform key in the token, and no code path can read a private key's bytes (docs/decisions/0014)."""
+platform key in the token, and no code path can read a private key's bytes
+(docs/decisions/0014-keys-in-pkcs11-tokens.md)."""
 
 from __future__ import annotations
 
