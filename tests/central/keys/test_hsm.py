@@ -10,14 +10,19 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pkcs11 import Attribute
+from solders.hash import Hash
+from solders.message import to_bytes_versioned
 from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
 from central.certificates.operations import CertificateLedger
 from central.certificates.validation import authenticity
 from central.config import parse_section
 from central.errors import ConfigError
-from central.ledger import hsm
+from central.ledger import builder, hsm
 from central.ledger.config import LedgerConfig
 from central.ledger.errors import KeyMissingError, KeyStoreError
 from central.ledger.hsm import HsmKey
@@ -27,6 +32,8 @@ from central.ledger.setup import KEY_ROLES
 from gtxhsm import HsmError, Token, TokenKey
 from tests.central.hsm_platform import URI_BASE, hsm_platform, issue_certificate, mint_some, settle_one_trade
 from tests.hsm_support import softhsm_token
+
+settings_profile = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # What a platform key may offer; nothing here returns private key material.
 PLATFORM_KEY_API = {"name", "pubkey", "sign_message", "generate", "label"}
@@ -125,3 +132,33 @@ async def test_token_errors_name_the_token_never_the_pin(tmp_path: Path) -> None
         settings.pin_file.chmod(0o600)
         with pytest.raises(KeyStoreError, match="no token labelled 'nope'"):
             TokenKeyStore(replace(config.hsm, token_label="nope"))
+
+
+def test_transactions_signed_through_the_token_verify_and_match_in_memory_signing(tmp_path: Path) -> None:
+    """Hypothesis: for any memo and signer set, a transaction signed through ``sign_message`` (token keys mixed with
+    file keys) carries a valid signature for every signer, and for file keys the populate path is byte-identical to
+    solders' own signing (Ed25519 is deterministic)."""
+    with softhsm_token(tmp_path / "hsm") as token_settings, Token.open(token_settings) as token:
+        payer = HsmKey("fee_payer", token.generate("gtx-fee_payer"))
+        authority = HsmKey("mint_authority", token.generate("gtx-mint_authority"))
+
+        @settings_profile
+        @given(text=st.binary(min_size=1, max_size=200), extra=st.integers(min_value=0, max_value=2))
+        def check(text: bytes, extra: int) -> None:
+            files = [PlatformKey.generate(f"k{i}") for i in range(extra)]
+            ix = builder.memo(text, [authority.pubkey, *(k.pubkey for k in files)])
+            message = builder.compile_message(payer.pubkey, [ix], Hash.new_unique())
+            tx = builder.sign(message, [payer, authority, *files])
+            data = bytes(to_bytes_versioned(message))
+            keys = builder.required_signers(message)
+            assert len(tx.signatures) == len(keys) == 2 + extra
+            assert all(sig.verify(key, data) for sig, key in zip(tx.signatures, keys, strict=True))
+            tampered = data[:-1] + bytes([data[-1] ^ 1])
+            assert not tx.signatures[0].verify(payer.pubkey, tampered)
+            if files:  # in memory: the populate path equals solders' own signing
+                file_message = builder.compile_message(files[0].pubkey, [builder.memo(text, [])], Hash.new_unique())
+                fast = builder.sign(file_message, files)
+                slow = VersionedTransaction.populate(file_message, builder.signatures_for(file_message, files))
+                assert bytes(fast) == bytes(slow)
+
+        check()
