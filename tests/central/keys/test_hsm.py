@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pkcs11 import Attribute
 from solders.hash import Hash
+from solders.keypair import Keypair
 from solders.message import to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from central.app import TOKENS, create_app
+from central.certificates import client
 from central.certificates.operations import CertificateLedger
 from central.certificates.validation import authenticity
 from central.config import parse_section
 from central.errors import ConfigError
+from central.http.roles import Role
 from central.ledger import builder, hsm
 from central.ledger.config import LedgerConfig
 from central.ledger.errors import KeyMissingError, KeyStoreError
@@ -29,8 +36,13 @@ from central.ledger.hsm import HsmKey
 from central.ledger.keys import PlatformKey
 from central.ledger.keystore import TokenKeyStore
 from central.ledger.setup import KEY_ROLES
+from central.wiring import certificates as certificates_wiring
+from central.wiring import ledger as ledger_wiring
 from gtxhsm import HsmError, Token, TokenKey
+from tests.central.app_env import ledger_of, make_config
+from tests.central.certificates.pg_world import T0, T0_MS, Site, link_wallet
 from tests.central.hsm_platform import URI_BASE, hsm_platform, issue_certificate, mint_some, settle_one_trade
+from tests.central.pg import add_user, open_pool
 from tests.hsm_support import softhsm_token
 
 settings_profile = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,3 +174,38 @@ def test_transactions_signed_through_the_token_verify_and_match_in_memory_signin
                 assert bytes(fast) == bytes(slow)
 
         check()
+
+
+async def test_app_runs_on_token_keys_through_the_composition_root(pg_dsn: str, tmp_path: Path) -> None:
+    """No test-built platform: the app opens the configured token (``ledger.key_store = "pkcs11"``), generates the
+    platform keys there (``create_keys``) and issues a certificate with them over HTTP; no key file is written."""
+    pool = await open_pool(pg_dsn, min_size=2, max_size=8)
+    try:
+        authority, prosumer = await add_user(pool, "rec_authority"), await add_user(pool, "prosumer")
+        await link_wallet(pool, prosumer, Keypair())
+        site = Site(pool, prosumer, "SN-HSM-1")
+        await site.install()
+        await site.produce(T0_MS, 15, 10)
+        with softhsm_token(tmp_path / "hsm") as token:
+            hsm_table = {"module": str(token.module), "token_label": token.token_label,
+                         "pin_file": str(token.pin_file)}
+            config = make_config(pg_dsn, tmp_path, ledger={"create_keys": True, "serve_rpc": False,
+                                                           "key_store": "pkcs11", "hsm": hsm_table})
+            app = create_app(config, subsystems=(ledger_wiring.SUBSYSTEM, certificates_wiring.SUBSYSTEM))
+            bearer = app[TOKENS].issue(authority, Role.REC_AUTHORITY)[0]
+            test_client = TestClient(TestServer(app))
+            await test_client.start_server()
+            try:
+                platform_keys = ledger_of(test_client.app).setup
+                assert platform_keys is not None
+                assert isinstance(platform_keys.fee_payer, HsmKey)
+                async with aiohttp.ClientSession(str(test_client.make_url(""))) as session:
+                    cert = await client.issue(session, bearer, str(site.meter_id), T0, T0 + timedelta(minutes=15))
+                    report = await client.validate(session, certificate_id=cert["id"])
+            finally:
+                await test_client.close()
+        assert cert["energy_wh"] == 150
+        assert report["valid"] is True
+        assert not list((tmp_path / "keys").glob("*.json"))  # every key stayed in the token
+    finally:
+        await pool.close()
