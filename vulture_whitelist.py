@@ -96,6 +96,7 @@ _.wait_connected
 
 # Public API of the packages used by tests/, bench/, the demo and external clients (not by the packages themselves).
 parse_mint_memo, list_mine, demo_flow, mint_to_owner, add_signature, minted_wh, sign_transaction_request
+reload_module  # gtxhsm: tests re-initialise SoftHSM2 for each private token (tests/hsm_support.py)
 decode_batch, decode_address, SHARED_READINGS, BINDING
 _.append_many
 _.from_orders

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests and the demo use are there and answering on 127.0.0.1:
-# PostgreSQL (5432), Mosquitto (1883; tests also start private brokers from the same binary), promtool and Chromium
-# (status-page tests). Starts what is installed but stopped; as root, installs what is missing with apt;
+# PostgreSQL (5432), Mosquitto (1883; tests also start private brokers from the same binary), promtool, SoftHSM2
+# (PKCS#11 token of the HSM tests) and Chromium (status-page tests). Starts what is installed but stopped; as root,
+# installs what is missing with apt;
 # otherwise stops with the exact command to run.
 set -uo pipefail
 
@@ -48,6 +49,9 @@ fi
 
 # promtool (Prometheus): `make test` runs the alert rules' unit tests with it. Only the tool is needed; nothing starts.
 if ! command -v promtool >/dev/null 2>&1; then apt_install --no-install-recommends prometheus; fi
+
+# SoftHSM2: the PKCS#11 token of the HSM tests (platform keys, the gateway's device key) and the demo's HSM option
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then apt_install softhsm2; fi
 
 # Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi

@@ -74,15 +74,18 @@ def _run(cfg: EdgeConfig) -> int:
 def _init(cfg: EdgeConfig) -> int:
     import segno  # noqa: PLC0415
 
-    from edge.keystore import load_or_create_seed  # noqa: PLC0415
+    from edge.devicekey import load_device_key  # noqa: PLC0415
     from edge.outbox import Outbox  # noqa: PLC0415
-    from protocol.keys import DeviceKey  # noqa: PLC0415
 
-    loaded = load_or_create_seed(cfg.key_path)
-    key = DeviceKey.from_seed(loaded.seed)
+    loaded = load_device_key(cfg)
+    key = loaded.key
+    loaded.close()
     Outbox.open(cfg.outbox.path, new_device=loaded.created).close()
     print("new device key generated" if loaded.created else "device key already present (unchanged)")
-    print(f"key file:  {cfg.key_path} (never copy it off the gateway)")
+    if cfg.pkcs11 is None:
+        print(f"key file:  {cfg.key_path} (never copy it off the gateway)")
+    else:
+        print(f"key:       {cfg.pkcs11.key_label!r} in PKCS#11 token {cfg.pkcs11.token_label!r} (it never leaves it)")
     print(f"outbox:    {cfg.outbox.path}")
     print(f"device id: {key.device_id}")
     segno.make(key.device_id, error="m").terminal(compact=True)

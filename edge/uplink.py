@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.config import MqttConfig, OutboxConfig
+from edge.devicekey import DeviceSigner
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import StatusBoard
 from protocol import topics
@@ -81,7 +82,7 @@ class Uplink:
     def __init__(
         self,
         *,
-        key: DeviceKey,
+        key: DeviceSigner,
         central_public_key: bytes,
         outbox: Outbox,
         signer: RecordSigner,
@@ -93,10 +94,14 @@ class Uplink:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
         rng: random.Random | None = None,
+        pairing_secret: bytes | None = None,
     ) -> None:
         self._key = key
         self._central_pk = bytes(central_public_key)
-        self._pairing_code = pairing_code(key.seed)  # never logged, never published
+        if pairing_secret is None:  # a file key: the pairing code comes from its seed
+            assert isinstance(key, DeviceKey)
+            pairing_secret = key.seed
+        self._pairing_code = pairing_code(pairing_secret)  # never logged, never published
         self._answered: dict[bytes, int] = {}  # challenge nonce -> expires_ms, insertion order
         self._outbox = outbox
         self._signer = signer

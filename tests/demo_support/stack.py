@@ -20,6 +20,8 @@ from demo_support.report import Gaps, say
 
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MARKER = ".gridtokenx-demo"
 
@@ -34,6 +36,7 @@ class Settings:
     window_s: int  # settlement window (minting, certificates)
     epoch_s: int  # market epoch
     poll_s: int  # edge poll interval
+    hsm: bool = False  # every platform key in a SoftHSM2 token (PKCS#11) instead of key files
 
 
 @dataclass
@@ -142,7 +145,7 @@ backend = "embedded"
 data_dir = "{st / 'ledger'}"
 keys_dir = "{st / 'keys'}"
 create_keys = true
-rpc_host = "127.0.0.1"
+{_hsm_settings(st) if s.hsm else ""}rpc_host = "127.0.0.1"
 rpc_port = {rpc_port}
 slot_ms = 100
 
@@ -162,8 +165,33 @@ window_s = {s.window_s}
 """
 
 
+def _hsm_settings(st: Path) -> str:
+    pin_file = st / "softhsm" / "user.pin"
+    return (f'key_store = "pkcs11"\n'
+            f'hsm = {{ module = "{SOFTHSM_MODULE}", token_label = "gridtokenx-demo", pin_file = "{pin_file}" }}\n')
+
+
+def softhsm_token(state: Path, procs: Processes) -> None:
+    """A SoftHSM2 token for the platform keys in ``state/softhsm`` (its own softhsm2.conf, which the children find
+    through ``SOFTHSM2_CONF``); central generates its keys there (``ledger init`` with ``create_keys``)."""
+    d = state / "softhsm"
+    (d / "tokens").mkdir(parents=True)
+    conf = d / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {d / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    pin = secrets.token_hex(8)
+    pin_file = d / "user.pin"
+    pin_file.write_text(pin + "\n", encoding="utf-8")
+    pin_file.chmod(0o600)
+    procs.env["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "gridtokenx-demo", "--pin", pin,
+                    "--so-pin", secrets.token_hex(8)], check=True, capture_output=True, env=procs.env, timeout=60)
+    say(f"softhsm2         token 'gridtokenx-demo' in {d}: every platform key is generated there (PKCS#11)")
+
+
 def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     http_port, mqtt_port, rpc_port, sim_port, status_port = (free_port() for _ in range(5))
+    if s.hsm:
+        softhsm_token(s.state, procs)
     central_toml = s.state / "central.toml"
     central_toml.write_text(central_config(s, dsn=dsn, http_port=http_port, mqtt_port=mqtt_port, rpc_port=rpc_port),
                             encoding="utf-8")
