@@ -35,6 +35,14 @@ HEADERS = {
     "belgium": "/FLU5\\253769484_A",
     "luxembourg-smarty": "/Lux5\\u2SAG00001234",
 }
+#: variant -> the shipped meter map whose probe names the simulator's header (firmware-config/meters)
+MAP_IDS = {
+    "dsmr2.2": "dsmr22-generic",
+    "dsmr4": "kaifa-ma309-nl",
+    "dsmr5": "iskraemeco-am550-nl",
+    "belgium": "sagemcom-s211-be",
+    "luxembourg-smarty": "sagemcom-t210-d-lu",
+}
 SYSTEM_TITLE = b"SAG" + bytes.fromhex("1005001234")
 
 

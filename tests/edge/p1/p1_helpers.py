@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from edge.meters.config import BusConfig, BusKind, MeterConfig
-from edge.simulator.p1 import SimulatedP1Meter
+from edge.simulator.p1 import MAP_IDS, SimulatedP1Meter
 from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 
 NOON = 1_700_006_400 + 12 * 3600
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 #: variant -> the shipped map whose probe names the simulator's header
-VARIANT_MAPS = {
-    "dsmr2.2": "dsmr22-generic",
-    "dsmr4": "kaifa-ma309-nl",
-    "dsmr5": "iskraemeco-am550-nl",
-    "belgium": "sagemcom-s211-be",
-    "luxembourg-smarty": "sagemcom-t210-d-lu",
-}
+VARIANT_MAPS = MAP_IDS
 
 
 def sim_meter(variant: str, clock: ManualClock, *, key: bytes | None = None, import_wh: int = 1_234_567,
