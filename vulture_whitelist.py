@@ -113,3 +113,6 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+
+# The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
+_.inject

@@ -322,7 +322,7 @@ def _p1_codes(r: _Reader, t: Mapping[str, Any], key: str, path: KeyPath, variant
     if not codes or not all(isinstance(c, str) and valid_obis(c) for c in codes):
         raise r.fail((*path, key), "must be a P1 register like \"1-0:1.8.1\" or a non-empty list of them")
     for c in codes:
-        if variant is not None and variant.pattern_for(c) is None:
+        if variant is not None and not variant.knows(c):
             raise r.fail((*path, key), f"P1 variant {variant.name!r} has no register {c}")
     return tuple(codes)
 

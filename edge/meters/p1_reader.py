@@ -208,7 +208,8 @@ class P1MeterReader:
         except MeterError as exc:
             raise MeterError(f"meter {self.serial} ({self._map.id}): {exc}") from exc
         c = self.counters
-        extra = {**sample.extra, "p1_crc_errors": float(c.crc_errors), "p1_truncated": float(c.truncated)}
+        extra = {**sample.extra, "p1_crc_errors": float(c.crc_errors), "p1_truncated": float(c.truncated),
+                 "p1_decrypt_errors": float(c.decrypt_errors)}
         return MeterSample(sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, extra,
                            meter_time_ms=values.meter_time_ms)
 

@@ -1,21 +1,19 @@
-"""The P1 telegram variants the gateway reads, each backed by one of ``dsmr_parser``'s telegram specifications.
+"""The P1 telegram variants the gateway reads (pure data).
 
 A meter map names its variant (``[p1] variant = "dsmr5"``); the variant fixes the telegram's framing (CRC or not,
-plain or encrypted), the serial settings its port uses, and which OBIS registers a map may name.
+plain or encrypted), the serial settings its port uses by default, and which registers a map may name. The register
+lists are those of ``dsmr_parser``'s telegram specification of the same variant (tests/edge/p1/test_oracle.py checks
+each against it; docs/decisions/0014-dsmr-parser-for-p1.md says why the gateway does not import it).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Any
 
-from dsmr_parser import telegram_specifications as specs
-
-#: Luxmetering E-Meter P1 specification 1.1.3 §3.2.5: the authentication key every Smarty meter uses (public).
-SMARTY_AUTHENTICATION_KEY = bytes.fromhex(specs.MSN["authentication_key"])
+#: Luxmetering E-Meter P1 specification 1.1.3, section 3.2.5: the authentication key every Smarty meter uses (public).
+SMARTY_AUTHENTICATION_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
 _OBIS = re.compile(r"^(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
@@ -24,53 +22,50 @@ _OBIS = re.compile(r"^(\d{1,3})-(\d{1,3}):(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 class Variant:
     name: str
     description: str
-    spec: Mapping[str, Any] = field(repr=False)  # dsmr_parser's plaintext specification (after any decryption)
+    #: the registers (``C.D.E`` of ``A-B:C.D.E``) the variant's telegrams carry and a map may name
+    registers: frozenset[str] = field(repr=False)
     crc: bool
     encrypted: bool
-    baudrate: int
-    bytesize: int
-    parity: str
+    baudrate: int = 115_200
+    bytesize: int = 8
+    parity: str = "N"
     #: a fixed, published authentication key (Smarty); None: the meter's own key is needed (``auth_key_file``)
     fixed_auth_key: bytes | None = field(default=None, repr=False)
 
-    @property
-    def serial_settings(self) -> str:
-        return f"{self.baudrate} {self.bytesize}{self.parity}1"
-
-    def pattern_for(self, obis: str) -> str | None:
-        """The specification's line pattern that reads register ``obis`` (``1-0:1.8.1``), or None if it has none."""
-        line = f"{obis}(0)\r\n"
-        for obj in self.spec["objects"]:
-            ref = obj["obis_reference"]
-            if re.match(ref, line, re.DOTALL | re.MULTILINE):
-                return str(ref)
-        return None
+    def knows(self, obis: str) -> bool:
+        """Whether telegrams of this variant carry register ``obis`` (``1-0:1.8.1``)."""
+        return obis.partition(":")[2] in self.registers
 
 
-def _plain(spec: Mapping[str, Any]) -> dict[str, Any]:
-    out = deepcopy(dict(spec))
-    out.pop("general_global_cipher", None)
-    out.pop("authentication_key", None)
-    return out
+def _r(text: str) -> frozenset[str]:
+    return frozenset(text.split())
 
 
-_PLAIN_CRC = (115_200, 8, "N")
+_PHASES = "32.7.0 52.7.0 72.7.0 31.7.0 51.7.0 71.7.0 21.7.0 41.7.0 61.7.0 22.7.0 42.7.0 62.7.0"
+_TARIFFS = "1.8.1 1.8.2 2.8.1 2.8.2 1.7.0 2.7.0"
 VARIANTS: Mapping[str, Variant] = {
     v.name: v
     for v in (
-        Variant("dsmr2.2", "Netherlands DSMR 2.2 / 3.0 (no CRC)", specs.V2_2, False, False, 9600, 7, "E"),
-        Variant("dsmr4", "Netherlands DSMR 4.x", specs.V4, True, False, 115_200, 7, "E"),
-        Variant("dsmr5", "Netherlands DSMR 5.x", specs.V5, True, False, *_PLAIN_CRC),
-        Variant("belgium", "Belgium e-MUCS (Fluvius)", specs.BELGIUM_FLUVIUS, True, False, *_PLAIN_CRC),
-        Variant("luxembourg", "Luxembourg Smarty, unencrypted output", specs.LUXEMBOURG_SMARTY, True, False,
-                *_PLAIN_CRC),
-        Variant("luxembourg-smarty", "Luxembourg Smarty (AES-128-GCM, per-meter key)", _plain(specs.MSN), True, True,
-                *_PLAIN_CRC, fixed_auth_key=SMARTY_AUTHENTICATION_KEY),
+        Variant("dsmr2.2", "Netherlands DSMR 2.2 / 3.0 (no CRC)", _r(_TARIFFS), False, False, 9600, 7, "E"),
+        Variant("dsmr4", "Netherlands DSMR 4.x",
+                _r(f"{_TARIFFS} 31.7.0 51.7.0 71.7.0 21.7.0 41.7.0 61.7.0 22.7.0 42.7.0 62.7.0"), True, False,
+                115_200, 7, "E"),
+        Variant("dsmr5", "Netherlands DSMR 5.x", _r(f"1.8.0 {_TARIFFS} {_PHASES}"), True, False),
+        Variant("belgium", "Belgium e-MUCS (Fluvius)", _r(f"{_TARIFFS} {_PHASES}"), True, False),
+        Variant("luxembourg", "Luxembourg Smarty, unencrypted output", _r(f"1.8.0 2.8.0 {_TARIFFS} {_PHASES}"), True,
+                False),
+        Variant("luxembourg-smarty", "Luxembourg Smarty (AES-128-GCM, per-meter key)",
+                _r(f"1.8.0 2.8.0 {_TARIFFS} {_PHASES} 3.8.0 4.8.0 3.7.0 4.7.0"), True, True,
+                fixed_auth_key=SMARTY_AUTHENTICATION_KEY),
         Variant("austria-sagemcom", "Austria Sagemcom T210-D-r (AES-128-GCM, encryption + authentication key)",
-                _plain(specs.SAGEMCOM_T210_D_R), True, True, *_PLAIN_CRC),
-        Variant("sweden", "Sweden (branschrekommendation lokalt gränssnitt)", specs.SWEDEN, True, False, *_PLAIN_CRC),
-        Variant("hungary", "Hungary E.ON (DSMR 5 based)", specs.EON_HUNGARY, True, False, *_PLAIN_CRC),
-        Variant("iskra-ie", "Iskra IE.x (no CRC)", specs.ISKRA_IE, False, False, *_PLAIN_CRC),
+                _r("1.8.0 1.8.1 1.8.2 2.8.0 2.8.1 2.8.2 1.7.0 2.7.0 3.8.0 3.8.1 3.8.2 4.8.0 4.8.1 4.8.2 3.7.0 4.7.0"),
+                True, True),
+        Variant("sweden", "Sweden (lokalt gränssnitt)", _r(f"1.8.0 2.8.0 3.8.0 4.8.0 1.7.0 2.7.0 {_PHASES}"), True,
+                False),
+        Variant("hungary", "Hungary E.ON (DSMR 5 based)",
+                _r("1.8.0 1.8.1 1.8.2 1.8.3 1.8.4 2.8.0 2.8.1 2.8.2 2.8.3 2.8.4 3.8.0 4.8.0 1.7.0 2.7.0 "
+                   "32.7.0 52.7.0 72.7.0 31.7.0 51.7.0 71.7.0"), True, False),
+        Variant("iskra-ie", "Iskra IE.x (no CRC)", _r(f"{_TARIFFS} {_PHASES}"), False, False),
     )
 }
 
