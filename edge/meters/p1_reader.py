@@ -79,7 +79,7 @@ class P1MeterReader:
 
     @property
     def where(self) -> str:
-        return self._bus.device if self._bus.kind is BusKind.P1_SERIAL else f"{self._bus.host}:{self._bus.port}"  # type: ignore[return-value]
+        return str(self._bus.device) if self._bus.kind is BusKind.P1_SERIAL else f"{self._bus.host}:{self._bus.port}"
 
     def start(self) -> None:
         """Start listening (inside the running loop); ``read`` starts it too if nobody did."""
@@ -235,8 +235,12 @@ class P1MeterReader:
 
 # ---- scan ---------------------------------------------------------------------------------------------------------
 
-#: serial settings tried by ``scan`` on a P1 port: DSMR 5 (8N1), DSMR 4 (7E1), DSMR 2.2 (9600 7E1)
-SCAN_SETTINGS = ((115_200, 8, "N"), (115_200, 7, "E"), (9600, 7, "E"))
+#: serial settings tried by ``scan`` on a P1 port: those of the variants, 115200 8N1 (DSMR 5) first, then 115200 7E1
+#: (DSMR 4) and 9600 7E1 (DSMR 2.2)
+SCAN_SETTINGS = tuple(sorted(
+    dict.fromkeys((v.baudrate, v.bytesize, v.parity) for v in VARIANTS.values()),
+    key=lambda s: (-s[0], -s[1]),
+))
 
 
 def detect_variant(telegram: bytes) -> str:
