@@ -6,7 +6,6 @@ from edge.meters.config import BusConfig, BusKind, MeterConfig
 from edge.simulator.p1 import MAP_IDS, SimulatedP1Meter
 from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
 
-NOON = 1_700_006_400 + 12 * 3600
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
 #: variant -> the shipped map whose probe names the simulator's header
 VARIANT_MAPS = MAP_IDS
