@@ -17,6 +17,7 @@ from edge.poller import Poller
 from edge.secretfile import SecretFileError
 from edge.signing import ProtocolSigner
 from edge.status import LinkState, MeterStatus, StatusBoard
+from edge.web import render_page
 from tests.edge.daemon.daemon_config import config_text
 
 KEY_HEX = "00112233445566778899aabbccddeeff"
@@ -117,3 +118,19 @@ async def test_meter_clock_alarm_set_and_cleared(outbox: Outbox, signer: Protoco
     assert "meter_clock:P1-1" not in board.alarms
     assert state.to_dict()["meter_clock_offset_s"] == -2
     assert outbox.stats().depth == 2  # the readings themselves are stored either way (flagged by the alarm)
+
+
+def test_status_page_shows_the_meter_clock_and_p1_counters_never_a_key(tmp_path: Path, outbox: Outbox) -> None:
+    _key(tmp_path)
+    cfg = _load(_config(tmp_path, 'model = "sagemcom-t210-d-lu"\nkey_file = "LU-1.key"'))
+    board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
+    (info,) = describe(plan(cfg))
+    state = board.meters[info.serial] = MeterStatus(info.serial, info.protocol, info.address, info.model,
+                                                    info.interval_s, max_clock_skew_s=info.max_clock_skew_s)
+    state.record_ok(MeterSample(1, 2, 3, 4, {"p1_crc_errors": 2.0}, meter_time_ms=-4000), 1)
+    state.clock_offset_ms = -4000
+    page = render_page(board.snapshot(10_000, outbox.stats(), []), 10)
+    assert "-4 s against the gateway" in page
+    assert "p1_crc_errors" in page
+    assert KEY_HEX not in page
+    assert KEY_HEX not in repr(board)
