@@ -115,3 +115,6 @@ _.meter_row
 _.device_row
 _.disable
 _.set_online
+
+# The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
+_.inject

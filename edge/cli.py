@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--port", required=True, help="bus name from the config, a serial device or host:port")
     sc.add_argument("--kind", default=None, help="bus kind when --port is not a configured bus name")
     sc.add_argument("--ids", default="1-247", help="unit ids to probe, e.g. 1-10 or 1,2,5 (default 1-247)")
+    sc.add_argument("--listen", type=float, default=11.0, metavar="S",
+                    help="P1 ports: seconds to listen for a telegram per serial setting (default 11)")
     st = sub.add_parser("status", parents=[common], help="ask the running daemon for its status")
     st.add_argument("--json", action="store_true", help="print the raw JSON")
     return p
@@ -145,7 +147,7 @@ def _dispatch(args: argparse.Namespace, cfg: EdgeConfig) -> int:
 
     if args.command == "read":
         return read_command(cfg, args.meter)
-    return scan_command(cfg, args.port, args.kind, args.ids)
+    return scan_command(cfg, args.port, args.kind, args.ids, args.listen)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,8 @@ class MeterInfo:
     address: str
     model: str
     interval_s: int
+    #: P1 meters: alarm when the meter's clock and the gateway's differ by more than this (0: no check)
+    max_clock_skew_s: int = 0
 
 
 MeterList = Sequence[tuple[MeterInfo, MeterReader]]
@@ -259,7 +261,8 @@ class Daemon:
                 )
                 for info, _ in meters:
                     board.meters[info.serial] = MeterStatus(
-                        info.serial, info.protocol, info.address, info.model, info.interval_s
+                        info.serial, info.protocol, info.address, info.model, info.interval_s,
+                        max_clock_skew_s=info.max_clock_skew_s,
                     )
                 if cfg.status.enabled:
                     runner = await self._start_web()

@@ -18,7 +18,7 @@ import asyncpg
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
 
-from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
+from edge.demo import DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 
@@ -37,6 +37,7 @@ class Settings:
     epoch_s: int  # market epoch
     poll_s: int  # edge poll interval
     hsm: bool = False  # every platform key in a SoftHSM2 token (PKCS#11) instead of key files
+    p1: bool = False  # one more meter: a DSMR P1 meter pushing telegrams over TCP
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Stack:
     device_id: str = ""
     central: Proc | None = None
     edge: Proc | None = None
+    p1_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -74,7 +76,8 @@ class Stack:
         return str(Path(sys.executable).parent / name)
 
     def serials(self) -> list[str]:
-        return [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        modbus = [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        return [*modbus, DEMO_P1_SERIAL] if self.settings.p1 else modbus
 
 
 def fresh_state_dir(state: Path) -> None:
@@ -198,14 +201,15 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     central_toml.chmod(0o600)
     central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
+    p1_port = free_port() if s.p1 else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key)
+                                  central_public_key=central_key, p1_port=p1_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml)
+                 edge_toml, p1_port=p1_port)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -232,14 +236,20 @@ def start_broker(stack: Stack) -> None:
 
 def start_simulator(stack: Stack) -> None:
     s = stack.settings
+    # the P1 meter is the last owner: prosumer or consumer by its place, as people.py deals the roles out
+    p1 = [] if stack.p1_port is None else ["--p1-port", str(stack.p1_port), "--p1-kind",
+                                           "prosumer" if s.meters % 2 == 0 else "consumer"]
     proc = stack.procs.start("simulator", [
         sys.executable, "-m", "edge.simulator", "--port", str(stack.sim_port), "--count", str(s.meters),
-        "--speed", str(s.speed),
+        "--speed", str(s.speed), *p1,
     ])
     line = wait_for_line(proc, '"ready": true', 20)
     kinds = [m["kind"] for m in json.loads(line)["meters"]]
     say(f"edge.simulator   pid {proc.pid:<7} modbus-tcp 127.0.0.1:{stack.sim_port}: {len(kinds)} SDM630 meters "
         f"({', '.join(kinds)}), time x{s.speed}")
+    if stack.p1_port is not None:
+        say(f"edge.simulator   pid {proc.pid:<7} p1-tcp 127.0.0.1:{stack.p1_port}: DSMR 5 P1 meter {DEMO_P1_SERIAL} "
+            "pushing a telegram every second (like a ser2net or Wi-Fi P1 dongle)")
 
 
 def init_ledger(stack: Stack, gaps: Gaps) -> None:
