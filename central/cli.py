@@ -4,6 +4,7 @@
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
     ksub.add_parser("show", help="print the public key to pin in gateway configurations (central_public_key)")
+    broker = sub.add_parser("broker", help="the MQTT broker's access control (Mosquitto dynamic security)")
+    bsub = broker.add_subparsers(dest="broker_command", required=True)
+    binit = bsub.add_parser("init", help="write mqtt.password_file and the plugin's first configuration file, unless "
+                                         "they exist")
+    binit.add_argument("--dynsec-file", required=True, help="the plugin's file (plugin_opt_config_file)")
     return p
 
 
@@ -91,6 +97,12 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.ledger)
+    if args.command == "broker" and args.broker_command == "init":
+        from pathlib import Path  # noqa: PLC0415
+
+        from central.broker.cli import init_command as broker_init  # noqa: PLC0415
+
+        return broker_init(config.mqtt, Path(args.dynsec_file))
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 

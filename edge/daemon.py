@@ -17,6 +17,7 @@ from aiohttp import web
 
 from edge.clock import make_clock_check
 from edge.config import EdgeConfig
+from edge.credential import broker_login
 from edge.keystore import load_or_create_seed
 from edge.meters.base import MeterReader
 from edge.mqtt_link import MqttLink
@@ -224,7 +225,7 @@ class Daemon:
         signer = ProtocolSigner(key)
         loop = asyncio.get_running_loop()
         link = MqttLink(
-            cfg.mqtt,
+            broker_login(cfg.mqtt, key.device_id, loaded.seed),
             client_id=key.device_id,
             status_topic="",
             subscriptions=(),

@@ -153,6 +153,7 @@ async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
 async def send_challenge(call: Call[None, None]) -> ChallengeSent:
     ids = call.services.identity.devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
+    await ids.grant_broker_access(call.path("device_id"), replace=False)  # repairs a grant that failed
     return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id"), force=True))
 
 
