@@ -86,7 +86,9 @@ class Client:
         self.c.loop_stop()
 
     def subscribe(self, topic_filter: str) -> list[ReasonCode]:
-        _rc, mid = self.c.subscribe(topic_filter, qos=1)
+        _rc, sub_mid = self.c.subscribe(topic_filter, qos=1)
+        assert sub_mid is not None
+        mid: int = sub_mid
         assert wait_for(lambda: mid in self.subacks), f"no SUBACK for {topic_filter}"
         return self.subacks[mid]
 

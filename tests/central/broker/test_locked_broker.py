@@ -31,7 +31,7 @@ def _device() -> tuple[DeviceKey, str]:
 
 
 def _refused(client: Client) -> bool:
-    return bool(client.connect_results) and client.connect_results[-1].is_failure or (
+    return (bool(client.connect_results) and client.connect_results[-1].is_failure) or (
         not client.connect_results and bool(client.disconnects))
 
 
@@ -68,7 +68,9 @@ async def test_a_gateway_uses_only_its_own_topics_and_central_alone_reads_and_ac
     dev_a = Client(locked.port, a.device_id, pw_a).start_and_wait()
     dev_b = Client(locked.port, b.device_id, pw_b).start_and_wait()
     try:
-        assert central.connected and dev_a.connected and dev_b.connected
+        assert central.connected
+        assert dev_a.connected
+        assert dev_b.connected
         assert not central.subscribe(topics.SHARED_READINGS)[0].is_failure
         assert not central.subscribe(topics.status("+"))[0].is_failure
         assert not dev_b.subscribe(topics.ack(b.device_id))[0].is_failure
@@ -111,7 +113,8 @@ async def test_a_revoked_gateway_is_disconnected_and_cannot_reconnect(
     dev_a = Client(locked.port, a.device_id, pw_a).start_and_wait()
     dev_b = Client(locked.port, b.device_id, pw_b).start_and_wait()
     try:
-        assert dev_a.connected and dev_b.connected
+        assert dev_a.connected
+        assert dev_b.connected
         await access.revoke(a.device_id)
         assert wait_for(lambda: dev_a.disconnects, 5), "the revoked gateway is still connected"
         assert dev_b.connected  # the others stay
