@@ -199,7 +199,7 @@ async def reinstate_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
 
 
 @routes.post("/api/v1/devices/{device_id}/revoke", access=ADMINS, body=StatusChangeIn, response=DeviceOut,
-             errors=(404, 409), summary="Revoke a gateway for good")
+             errors=(404, 409, 503), summary="Revoke a gateway for good (its broker access too: it is disconnected)")
 async def revoke_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
     return await _status(call, "revoke")
 
