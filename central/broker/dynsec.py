@@ -50,11 +50,13 @@ class DynsecAccess:
     async def _run(self, *commands: dict[str, Any]) -> list[str]:
         """Send commands in one message (the plugin runs them in order); each one's error text ("" when it
         succeeded)."""
+        names = ", ".join(c["command"] for c in commands)
+        if not self._mqtt.connected:  # never queue a command for later: it would change the broker behind our back
+            raise BrokerTimeoutError(f"{names} not sent: central is not connected to the broker")
         loop = asyncio.get_running_loop()
         ids = [uuid.uuid4().hex for _ in commands]
         futures = [loop.create_future() for _ in commands]
         self._waiting.update(zip(ids, futures, strict=True))
-        names = ", ".join(c["command"] for c in commands)
         try:
             payload = json.dumps(
                 {"commands": [{**c, "correlationData": i} for c, i in zip(commands, ids, strict=True)]}

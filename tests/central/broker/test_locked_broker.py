@@ -76,8 +76,8 @@ async def test_a_gateway_uses_only_its_own_topics_and_central_alone_reads_and_ac
         assert not dev_b.subscribe(topics.ack(b.device_id))[0].is_failure
 
         # A may not listen beyond its own acks, challenges and sync replies
-        for topic_filter in ("gtx/v1/#", "#", topics.readings("+"), topics.ack(b.device_id),
-                             topics.readings(a.device_id), "$CONTROL/dynamic-security/#"):
+        for topic_filter in ("gtx/v1/#", "#", f"gtx/v1/d/{a.device_id}/#", topics.readings("+"),
+                             topics.ack(b.device_id), topics.readings(a.device_id), "$CONTROL/dynamic-security/#"):
             assert dev_a.subscribe(topic_filter)[0].value == NOT_AUTHORIZED, topic_filter
         for kind in (topics.TopicKind.ACK, topics.TopicKind.CHALLENGE, topics.TopicKind.SYNC_REPLY):
             assert not dev_a.subscribe(topics.topic(a.device_id, kind))[0].is_failure
