@@ -5,6 +5,7 @@
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
     gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
+    gridtokenx-central ... broker sync   (every registered gateway's broker access again, after the broker lost it)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     binit = bsub.add_parser("init", help="write mqtt.password_file and the plugin's first configuration file, unless "
                                          "they exist")
     binit.add_argument("--dynsec-file", required=True, help="the plugin's file (plugin_opt_config_file)")
+    bsub.add_parser("sync", help="grant every registered gateway its broker access (if missing), remove revoked ones'")
     return p
 
 
@@ -97,12 +99,8 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.ledger)
-    if args.command == "broker" and args.broker_command == "init":
-        from pathlib import Path  # noqa: PLC0415
-
-        from central.broker.cli import init_command as broker_init  # noqa: PLC0415
-
-        return broker_init(config.mqtt, Path(args.dynsec_file))
+    if args.command == "broker":
+        return _broker(args, config)
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 
@@ -114,6 +112,18 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         print(public_key_text(key))
         return 0
     raise CentralError(f"unknown command {args.command}")
+
+
+def _broker(args: argparse.Namespace, config: CentralConfig) -> int:
+    if args.broker_command == "init":
+        from pathlib import Path  # noqa: PLC0415
+
+        from central.broker.cli import init_command  # noqa: PLC0415
+
+        return init_command(config.mqtt, Path(args.dynsec_file))
+    from central.identity.cli import sync_broker_command  # noqa: PLC0415
+
+    return sync_broker_command(config)
 
 
 if __name__ == "__main__":

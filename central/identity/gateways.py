@@ -180,6 +180,26 @@ class DeviceService:
             return False
         return True
 
+    async def sync_broker_access(self, page: int = 500) -> tuple[int, int, int]:
+        """Make the broker agree with the registry after its state was lost or changed behind central's back: every
+        registered, not revoked gateway gets its client if it has none (existing ones are left alone), every revoked
+        one loses it. Returns (granted or kept, revoked, not granted: no pairing code or the broker refused)."""
+        if self._broker is None:
+            return 0, 0, 0
+        granted = revoked = missed = 0
+        after: str | None = None
+        while ids := await self._store.list_ids(None, after, page):
+            after = ids[-1]
+            for device_id in ids:
+                if await self._store.status(device_id) == "revoked":
+                    await self._broker.revoke(device_id)
+                    revoked += 1
+                elif await self.grant_broker_access(device_id, replace=False):
+                    granted += 1
+                else:
+                    missed += 1
+        return granted, revoked, missed
+
     # --- challenges ----------------------------------------------------------------------------------------------
     def _fresh_challenge(self) -> Challenge:
         return Challenge(os.urandom(NONCE_SIZE), self._now_ms() + self._config.challenge_ttl_s * 1000)

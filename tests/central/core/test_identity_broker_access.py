@@ -119,3 +119,14 @@ async def test_without_broker_access_nothing_is_granted() -> None:
     key = DeviceKey.generate()
     await service.register(key.device_id, "roof", [], uuid4(), pairing_code(key.seed))
     assert not await service.grant_broker_access(key.device_id)
+
+
+async def test_sync_restores_what_the_broker_lost(world: World) -> None:
+    keys = [DeviceKey.generate() for _ in range(3)]
+    for key in keys:
+        await world.register(key)
+    await world.service.set_status(keys[2].device_id, "revoke", world.admin, "stolen")
+    world.access.clients.clear()  # the broker's state was lost
+    world.access.clients[keys[2].device_id] = "left behind"
+    assert await world.service.sync_broker_access(page=2) == (2, 1, 0)
+    assert world.access.clients == {k.device_id: _gateway_password(k) for k in keys[:2]}
