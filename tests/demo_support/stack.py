@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import paho.mqtt.client as paho
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
 from tests.locked_broker import SHIPPED, local_config
@@ -228,6 +230,27 @@ def start_broker(stack: Stack) -> None:
     wait_until_port(proc, stack.tls_port, 10)
     say(f"mosquitto        pid {proc.pid:<7} shipped config (dynamic security, anonymous refused): gateways "
         f"mqtts://127.0.0.1:{stack.tls_port}, central mqtt://127.0.0.1:{stack.mqtt_port}")
+    say(f"                 a client without credentials: {anonymous_connect(stack.mqtt_port)}")
+
+
+def anonymous_connect(port: int) -> str:
+    """What the broker answers a client that brings no user name (the broker's own CONNACK reason)."""
+    answers: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        for _ in range(50):
+            if answers:
+                break
+            client.loop(timeout=0.1)
+    except OSError as exc:
+        return f"no connection ({exc})"
+    finally:
+        client.disconnect()
+    if not answers:
+        return "no answer"
+    return "ACCEPTED (the broker is open!)" if answers[0] == "Success" else f"refused: {answers[0]}"
 
 
 def start_simulator(stack: Stack) -> None:
