@@ -95,7 +95,7 @@ class ZoneConfig:
 
 @dataclass(frozen=True)
 class ZonesConfig:
-    """``[zones]``: the grid zone tree (docs/decisions/0014-zonal-clearing.md). No zones = one zone, no fees.
+    """``[zones]``: the grid zone tree (docs/decisions/0017-zonal-clearing.md). No zones = one zone, no fees.
 
     ```toml
     [zones]

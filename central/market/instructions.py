@@ -132,7 +132,7 @@ class MarketInstructions:
         """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
         (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already.
 
-        A zonal trade (docs/decisions/0014-zonal-clearing.md) moves, in the same transaction, the loss
+        A zonal trade (docs/decisions/0017-zonal-clearing.md) moves, in the same transaction, the loss
         (``qty - delivered`` Wh of the seller's) and the grid fees (both sides', out of the buyer's quote escrow) to
         the grid operator's wallet: the seller sends ``qty``, the buyer receives ``delivered`` and pays
         ``value + grid_fee_buyer``, the seller receives ``value - grid_fee_seller - fee``."""

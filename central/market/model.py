@@ -190,7 +190,7 @@ class TradeIntent:
     price: int
     value: int
     fee: int
-    #: Zonal clearing (docs/decisions/0014-zonal-clearing.md): the market (zone) that cleared it, the Wh the buyer
+    #: Zonal clearing (docs/decisions/0017-zonal-clearing.md): the market (zone) that cleared it, the Wh the buyer
     #: receives (``qty`` is what the seller sends; the difference is the loss), the grid fees each side pays and the
     #: grid operator's wallet that receives them (and the loss).
     zone: int = 0

@@ -193,7 +193,7 @@ def _zonal(
     fee_bps: int,
     utility: UtilityState | None,
 ) -> _Zonal:
-    """Zonal clearing of the live orders (docs/decisions/0014-zonal-clearing.md). With the utility's account, its
+    """Zonal clearing of the live orders (docs/decisions/0017-zonal-clearing.md). With the utility's account, its
     tariffs apply within what its escrow holds (its capacity); without one they are left out (the published zone
     parameters say which)."""
     full = zoning.params_at(epoch.start)

@@ -123,7 +123,7 @@ class MeterZoneOut:
 
 @dataclass(frozen=True)
 class EpochZoneOut:
-    """One zone's market in a cleared epoch (docs/decisions/0014-zonal-clearing.md)."""
+    """One zone's market in a cleared epoch (docs/decisions/0017-zonal-clearing.md)."""
 
     zone: int
     name: str

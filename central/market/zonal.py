@@ -1,6 +1,6 @@
 """Zonal clearing for one epoch: a hierarchy of uniform-price call auctions over the zone tree, then the utility as
 the outside option. Pure (no I/O), vectorised with numpy, integer-only, deterministic
-(docs/decisions/0014-zonal-clearing.md says why this method).
+(docs/decisions/0017-zonal-clearing.md says why this method).
 
 Inputs: the epoch's order book (``central.market.clearing.OrderBook``), each order's zone (an index into
 ``ZoneParams``, the tree with this epoch's fees, losses and utility prices) and the platform fee in bps.

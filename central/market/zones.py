@@ -1,5 +1,5 @@
 """Grid zones (pure): the zone tree with each boundary's grid fee and loss, and the utility's prices, as they apply
-to one epoch (docs/decisions/0014-zonal-clearing.md).
+to one epoch (docs/decisions/0017-zonal-clearing.md).
 
 A zone's *boundary* is the line between it and its parent. Energy that leaves or enters zone ``z`` (the root has no
 boundary) pays ``z``'s grid fee — ``fee_per_kwh`` quote base units per kWh plus ``fee_bps`` of the trade's value —

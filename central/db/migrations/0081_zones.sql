@@ -1,4 +1,4 @@
--- Issue 16, grid zones (docs/decisions/0014-zonal-clearing.md). A zonal trade: ``qty`` is what the seller sends,
+-- Issue 16, grid zones (docs/decisions/0017-zonal-clearing.md). A zonal trade: ``qty`` is what the seller sends,
 -- ``delivered`` what the buyer receives (the difference, the loss, goes to the grid operator), ``zone`` the market
 -- (zone index in the epoch's zone parameters) that cleared it, the grid fees each side pays and the grid operator's
 -- wallet that receives fees and loss. Plain (single-zone) trades keep the defaults.
@@ -30,6 +30,6 @@ CREATE TABLE epoch_zones (
     PRIMARY KEY (epoch_start, zone)
 );
 
--- The utility trades without orders (docs/decisions/0014-zonal-clearing.md): its side of a utility trade has none.
+-- The utility trades without orders (docs/decisions/0017-zonal-clearing.md): its side of a utility trade has none.
 ALTER TABLE trades ALTER COLUMN buy_order DROP NOT NULL, ALTER COLUMN sell_order DROP NOT NULL,
     ADD CONSTRAINT trades_one_order CHECK (buy_order IS NOT NULL OR sell_order IS NOT NULL);
