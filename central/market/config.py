@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
+from solders.pubkey import Pubkey
+
 from central.market.clearing import MAX_FEE_BPS, MAX_PRICE
 from central.market.epochs import DAY_S
 from central.market.errors import InvalidOrderError
@@ -43,6 +45,16 @@ class MarketConfig:
 _BPS = Range(0, MAX_PATH_BPS)
 _PRICE = Range(0, MAX_PRICE)
 _HOUR = Range(0, 23)
+
+
+def _is_pubkey_or_empty(v: str) -> bool:
+    if not v:
+        return True
+    try:
+        Pubkey.from_string(v)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_uuid_or_empty(v: str) -> bool:
@@ -99,9 +111,9 @@ class ZonesConfig:
 
     ```toml
     [zones]
-    grid_operator = "<wallet>"      # receives grid fees (quote) and losses (energy); needed once a fee or loss is set
+    grid_operator = "6aiCznzG1uio372aZuQsqSLSpGiut3WtcBqJi4Pf7rXH"  # gets grid fees and losses
     default_zone = "grid"           # zone of meters no zone lists ("" = the root)
-    utility_user = "<user id>"      # the utility's account (escrow funded by the operator); "" = no utility
+    utility_user = "5f0c6f1e-8d3a-4b7e-9a51-0c2d3e4f5a6b"  # the utility's user (its escrow funds its trades); "" = none
 
     [[zones.zone]]
     name = "grid"
@@ -120,7 +132,7 @@ class ZonesConfig:
     The root comes first and every zone after its parent. Parsed once: the zone tree of each hour of the day is
     built here (``params_at``), validated (path limits of ``central.market.zones``)."""
 
-    grid_operator: str = ""
+    grid_operator: Annotated[str, Check(_is_pubkey_or_empty, "must be a wallet address (base58) or empty")] = ""
     default_zone: str = ""
     #: The utility's user id ("" = no utility: tariffs are not offered). Its market account trades at the zones'
     #: tariffs, within what its escrow holds (Wh to sell, quote to pay).

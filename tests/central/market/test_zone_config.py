@@ -12,7 +12,7 @@ from central.market.config import ZonesConfig
 from central.market.zones import ROOT, Boundary
 from gtxconfig import build_table
 
-OPERATOR = "GridOperator1111111111111111111111111111111"
+OPERATOR = "6aiCznzG1uio372aZuQsqSLSpGiut3WtcBqJi4Pf7rXH"
 
 
 def zones(data: dict[str, Any]) -> ZonesConfig:
@@ -63,6 +63,7 @@ def test_tree_time_of_use_and_meters() -> None:
         ({"zone": [{"name": "grid"}, {"name": "b", "parent": "grid", "tou": [{"hours": [24]}]}]}, "hours"),
         ({"zone": [{"name": "grid", "fee_per_kwh": 1}]}, "the root zone has no boundary"),
         ({"utility_user": "not-a-uuid"}, "zones.utility_user: must be a user id"),
+        ({"grid_operator": "not-a-key"}, "zones.grid_operator: must be a wallet address"),
     ],
 )
 def test_invalid_trees_are_refused_with_the_key(change: dict[str, Any], message: str) -> None:
