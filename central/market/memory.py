@@ -82,6 +82,7 @@ class TradeRow:
     delivered: int | None = None
     grid_fee_seller: int = 0
     grid_fee_buyer: int = 0
+    zone: int = 0
 
 
 #: The account ``paid`` books fees to.
@@ -250,19 +251,24 @@ class InMemoryMarketStore:
             if account not in (t.buyer, t.seller):
                 continue
             buy = t.buyer == account
+            got = t.qty if t.delivered is None else t.delivered
             out.append(
                 {
                     "id": t.id,
                     "epoch_start": t.epoch_start,
                     "side": "buy" if buy else "sell",
                     "order_id": t.buy_order if buy else t.sell_order,
-                    "qty": t.qty,
+                    "qty": got if buy else t.qty,
                     "price": t.price,
                     "value": t.value,
                     "fee": 0 if buy else t.fee,
                     "status": t.status,
                     "signature": t.signature,
                     "settled_at": t.settled_at,
+                    "zone": t.zone,
+                    "grid_fee": t.grid_fee_buyer if buy else t.grid_fee_seller,
+                    "loss": t.qty - got,
+                    "utility": t.buy_order is None or t.sell_order is None,
                 }
             )
         return out[:limit]
@@ -397,7 +403,9 @@ class InMemoryMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner, utility: UUID | None = None) -> EpochSummary | None:
+    async def close_next_due(
+        self, ended: Epoch, planner: Planner, utility: UUID | None = None, *, zoned: bool = False  # noqa: ARG002
+    ) -> EpochSummary | None:
         if self._closing.locked():
             return None
         async with self._closing:
@@ -475,6 +483,7 @@ class InMemoryMarketStore:
                     t.fee,
                     now,
                     delivered=t.delivered,
+                    zone=t.zone,
                     grid_fee_seller=t.grid_fee_seller,
                     grid_fee_buyer=t.grid_fee_buyer,
                 )

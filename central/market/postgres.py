@@ -74,6 +74,16 @@ SETTLEMENT_FIELDS = (
     "grid_fee_buyer", "grid_operator",
 )
 _PAYLOAD_KEYS = ("trade", *SETTLEMENT_FIELDS)
+#: The closing epoch's open orders as ``BookOrder``s; zoned, with the owner's meter (the lowest serial) that places
+#: the order in a grid zone.
+_CLOSE_ORDERS = (
+    "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
+    "w.address AS wallet, NULL AS meter FROM orders o JOIN market_accounts a ON a.account = o.account "
+    "LEFT JOIN wallets w ON w.user_id = a.user_id WHERE o.status = 'open' AND o.epoch_start = $1"
+)
+_CLOSE_ORDERS_ZONED = _CLOSE_ORDERS.replace(
+    "NULL AS meter", "(SELECT min(m.serial) FROM meters m WHERE m.owner_id = a.user_id) AS meter"
+)
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
 
@@ -279,9 +289,12 @@ class PgMarketStore:
     async def fills_of(self, account: int, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT id, epoch_start, CASE WHEN buyer = $1 THEN 'buy' ELSE 'sell' END AS side, "
-            "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, qty, price, value, "
-            "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at FROM trades "
-            "WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
+            "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, "
+            "CASE WHEN buyer = $1 THEN coalesce(delivered, qty) ELSE qty END AS qty, price, value, "
+            "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at, zone, "
+            "CASE WHEN buyer = $1 THEN grid_fee_buyer ELSE grid_fee_seller END AS grid_fee, "
+            "qty - coalesce(delivered, qty) AS loss, (buy_order IS NULL OR sell_order IS NULL) AS utility "
+            "FROM trades WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
             account,
             limit,
         )
@@ -479,7 +492,9 @@ class PgMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner, utility: UUID | None = None) -> EpochSummary | None:
+    async def close_next_due(
+        self, ended: Epoch, planner: Planner, utility: UUID | None = None, *, zoned: bool = False
+    ) -> EpochSummary | None:
         async with self.pool.acquire() as conn:
             # The current epoch's row (the next one of the epoch closing, in the usual case), committed before the
             # close: its placers create it too, under its shared lock, after row-locking their escrow rows (batches);
@@ -490,10 +505,10 @@ class PgMarketStore:
                 ended.end,
                 ended.end + (ended.end - ended.start),
             )
-            return await self._close_next_due(conn, ended, planner, utility)
+            return await self._close_next_due(conn, ended, planner, utility, zoned=zoned)
 
     async def _close_next_due(
-        self, conn: asyncpg.Connection, ended: Epoch, planner: Planner, utility: UUID | None
+        self, conn: asyncpg.Connection, ended: Epoch, planner: Planner, utility: UUID | None, *, zoned: bool
     ) -> EpochSummary | None:
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
@@ -522,11 +537,7 @@ class PgMarketStore:
             # (The records are dropped before planning: fewer live objects, fewer full garbage collections.)
             orders = _book_orders(
                 await conn.fetch(
-                    "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
-                    "w.address AS wallet, (SELECT min(m.serial) FROM meters m WHERE m.owner_id = a.user_id) AS meter "
-                    "FROM orders o JOIN market_accounts a ON a.account = o.account "
-                    "LEFT JOIN wallets w ON w.user_id = a.user_id "
-                    "WHERE o.status = 'open' AND o.epoch_start = $1",
+                    _CLOSE_ORDERS_ZONED if zoned else _CLOSE_ORDERS,
                     start,
                 )
             )

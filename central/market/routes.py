@@ -157,14 +157,18 @@ class FillOut:
     id: int
     epoch_start: datetime
     side: str
-    order_id: int | None = field(metadata=meta(description="null: the utility's side of a utility trade"))
-    qty: int
+    order_id: int | None = field(metadata=meta(description="your order (null only for the utility's own account)"))
+    qty: int = field(metadata=meta(description="Wh you received (buy) or sent (sell)"))
     price: int
     value: int
     fee: int
     status: str
     signature: str | None
     settled_at: datetime | None
+    zone: int = field(default=0, metadata=meta(description="index of the zone whose market cleared it"))
+    grid_fee: int = field(default=0, metadata=meta(description="grid fee of your side (quote base units)"))
+    loss: int = field(default=0, metadata=meta(description="Wh lost crossing zones (sent minus delivered)"))
+    utility: bool = field(default=False, metadata=meta(description="traded with the utility (outside option)"))
 
 
 @dataclass(frozen=True)

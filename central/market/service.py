@@ -149,7 +149,9 @@ class MarketService:
         done: list[EpochSummary] = []
         utility = self.zoning.utility if self.zoning is not None else None
         while (
-            summary := await self.store.close_next_due(self.clock.last_ended(self.now()), self.plan, utility)
+            summary := await self.store.close_next_due(
+                self.clock.last_ended(self.now()), self.plan, utility, zoned=self.zoning is not None
+            )
         ) is not None:
             log.info(
                 "epoch %s cleared: %d orders, %d trades, %d Wh at %s",

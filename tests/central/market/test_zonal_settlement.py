@@ -79,6 +79,13 @@ async def test_multi_zone_epoch_settles_with_grid_fees_to_the_operator(market: M
         (2, "b", None, 0, 0, 0),
     ]
 
+    [b2_fill] = await m.book.fills_of(b2_uid)
+    assert (b2_fill["qty"], b2_fill["value"], b2_fill["grid_fee"], b2_fill["loss"], b2_fill["utility"]) == (
+        3000, 456, 30, 62, False
+    )
+    s_fills = await m.book.fills_of(s_uid)
+    assert [(f["qty"], f["grid_fee"], f["zone"]) for f in s_fills] == [(3062, 34, 0), (4000, 0, 1)]
+
     settler = Settler(m.pool, m.platform)
     assert await settler.settle_all() == 2
     assert (await reconcile(m.pool, m.platform)).mismatches == []
@@ -162,6 +169,9 @@ async def test_the_utility_buys_and_sells_at_its_tariffs_and_settles(pool: async
         zones = await m.pool.fetch("SELECT name, utility_bought, utility_sold FROM epoch_zones ORDER BY zone")
         assert [tuple(z) for z in zones] == [("grid", 0, 0), ("a", 0, 1500), ("b", 2000, 0)]
 
+        [c_fill] = await m.book.fills_of(c_uid)
+        assert (c_fill["side"], c_fill["qty"], c_fill["value"], c_fill["utility"]) == ("buy", 2000, 500, True)
+        assert [f["order_id"] is None for f in await m.book.fills_of(utility_uid)] == [True, True]
         assert await Settler(m.pool, m.platform).settle_all() == 2
         assert (await reconcile(m.pool, m.platform)).mismatches == []
         assert await m.wallet_balance(c_wallet, Asset.ENERGY) == 2000
