@@ -160,7 +160,7 @@ def path_sums(params: ZoneParams, z: int, market: int) -> tuple[int, int, int, l
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(zonal_books())
 def test_conservation_fees_and_limits(case: tuple[OrderBook, list[int], ZoneParams, int]) -> None:
     book, zone_list, params, fee_bps = case
@@ -241,7 +241,7 @@ def test_conservation_fees_and_limits(case: tuple[OrderBook, list[int], ZonePara
             assert int(r.trade_delivered[mine].sum()) == -((-xs * (BPS - lb)) // BPS)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(zonal_books())
 def test_recomputed_from_the_published_order_set(case: tuple[OrderBook, list[int], ZoneParams, int]) -> None:
     book, zone_list, params, fee_bps = case
@@ -264,7 +264,7 @@ def test_recomputed_from_the_published_order_set(case: tuple[OrderBook, list[int
     assert trades(r3) == trades(r)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(zonal_books())
 def test_one_zone_without_utility_is_the_single_auction(case: tuple[OrderBook, list[int], ZoneParams, int]) -> None:
     book, _, _, fee_bps = case
