@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.dlms.apdu import (
-    CONFORMANCE_GET,
-    Association,
     ASSOCIATION_LN,
     CONFIRMED_SERVICE_ERROR,
+    CONFORMANCE_GET,
     EXCEPTION_RESPONSE,
+    Association,
     build_aarq,
     build_action_request,
     build_get_next,

@@ -132,6 +132,9 @@ class ModbusPoint:
         return self.type.words
 
 
+PUSH_LAYOUTS = ("obis-value-scaler",)
+
+
 @dataclass(frozen=True, slots=True)
 class DlmsPoint:
     obis: tuple[int, int, int, int, int, int]
@@ -191,6 +194,11 @@ class MeterMap:
     measurements: Mapping[str, Measurement]
     blocks: tuple[Block, ...]
     source: str
+    #: DLMS: the object holding the meter's expected invocation (frame) counter, read to re-synchronise ours.
+    frame_counter: DlmsPoint | None = None
+    #: DLMS: the meter pushes DATA-NOTIFICATIONs (``"obis-value-scaler"``: a structure of OBIS octet-string, value,
+    #: scaler_unit triples, as Austrian/Kaifa customer interfaces send) instead of being polled.
+    push_layout: str | None = None
 
 
 class _Reader:
@@ -341,7 +349,7 @@ def _block(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> Block:
     return Block(function=function, start=start, count=count)
 
 
-def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
+def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912, PLR0915 - one flat validation pass
     """Validate one map document. Raises ConfigError naming file, line and reason."""
     r = _Reader(doc)
     data = doc.data
@@ -349,13 +357,28 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
     meter = r.table(data.get("meter"), ("meter",)) if "meter" in data else None
     if meter is None:
         raise r.fail((), "missing [meter] table")
-    r.only(meter, ("meter",), {"id", "model", "manufacturer", "protocol", "notes"})
+    r.only(meter, ("meter",), {"id", "model", "manufacturer", "protocol", "notes", "frame_counter_obis",
+                               "push_layout"})
     map_id = r.text(meter, "id", ("meter",), default_id)
     if not _ID.match(map_id):
         raise r.fail(("meter", "id"), f"map id {map_id!r} must be lower-case letters, digits, '.', '_' or '-'")
     model = r.text(meter, "model", ("meter",))
     manufacturer = r.text(meter, "manufacturer", ("meter",), "")
     protocol: MeterProtocol = r.enum(meter, "protocol", ("meter",), MeterProtocol, None)
+    frame_counter: DlmsPoint | None = None
+    push_layout: str | None = None
+    for key in ("frame_counter_obis", "push_layout"):
+        if key in meter and protocol is not MeterProtocol.DLMS:
+            raise r.fail(("meter", key), "only DLMS maps take this key")
+    if protocol is MeterProtocol.DLMS:
+        fc = _dlms_point(r, {"obis": meter.get("frame_counter_obis", "0.0.43.1.0.255"), "class_id": 3},
+                         ("meter", "frame_counter_obis"))
+        frame_counter = DlmsPoint(fc.obis, 1)  # a Data object (class 1), attribute 2
+        if "push_layout" in meter:
+            push_layout = r.text(meter, "push_layout", ("meter",))
+            if push_layout not in PUSH_LAYOUTS:
+                raise r.fail(("meter", "push_layout"), f"unknown push layout {push_layout!r} (known: "
+                             f"{', '.join(PUSH_LAYOUTS)})")
 
     defaults: Mapping[str, Any] = {}
     if "defaults" in data:
@@ -409,6 +432,8 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
         measurements=measurements,
         blocks=blocks,
         source=doc.source,
+        frame_counter=frame_counter,
+        push_layout=push_layout,
     )
 
 

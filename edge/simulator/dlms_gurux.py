@@ -8,8 +8,9 @@ serves as an independent peer to test our own client against (docs/decisions/001
 
 Workarounds for gurux-dlms 1.0.203 acting as a server:
 
-- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` and (after HLS pass 3) ``notifyConnected()`` which ``GXDLMSServer`` does not define, and calls
-  ``server.onPostRead()`` without the ``args`` argument the base class declares: both defined here.
+- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` and (after HLS pass 3) ``notifyConnected()`` which
+  ``GXDLMSServer`` does not define, and calls ``server.onPostRead()`` without the ``args`` argument the base class
+  declares: all defined here.
 - The handler calls ``sr.setReply``, ``sr.getConnectionInfo`` and ``sr.setCount`` which ``GXServerReply`` lacks:
   :class:`_Reply` adds them.
 - ``handleSnrmRequest`` dereferences ``self.hdlc`` (None by default) and calls a missing ``GXHdlcSettings.update``:
@@ -27,7 +28,8 @@ Workarounds for gurux-dlms 1.0.203 acting as a server:
   invocation-counter-error, and the frame-counter object 0-0:43.1.0.255 reports the next counter it accepts.
   Its constructor stores the ciphering as ``settings.ciphering`` while all code reads ``settings.cipher``.
   ``handleGloDedRequest`` passes its keys one argument off (no glo- request deciphers) and the LN command handler
-  calls a missing ``settings.setConnected`` and ``association.getAssociationStatus``: all supplied. Nothing enforces the configured security either: an AARQ with less than the meter's policy is refused here.
+  calls a missing ``settings.setConnected`` and ``association.getAssociationStatus``: all supplied. Nothing
+  enforces the configured security either: an AARQ with less than the meter's policy is refused here.
 - ``GXDLMSRegister.scaler`` is the *multiplier* (10**scaler), and the exponent sent for attribute 3 is computed as
   ``floor(log10(multiplier))``, which is off by one for 1000 (log gives 2.9999...). Registers here keep the
   integer exponent and encode attribute 3 themselves.
@@ -99,21 +101,18 @@ def _gurux() -> SimpleNamespace:
     """Import gurux lazily (GPL, test-only): nothing imports it at module import time."""
     import gurux_dlms  # noqa: PLC0415 - lazy on purpose, see docstring
     from gurux_dlms import enums  # noqa: PLC0415
-    from gurux_dlms._HDLCInfo import _HDLCInfo  # noqa: PLC0415
-    from gurux_dlms.ConnectionState import ConnectionState  # noqa: PLC0415
-    from gurux_dlms.GXDLMS import GXDLMS  # noqa: PLC0415
-    from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: PLC0415
-    from gurux_dlms.GXCiphering import GXCiphering  # noqa: PLC0415
-    from gurux_dlms.objects.enums import AssociationStatus  # noqa: PLC0415
-    from gurux_dlms.GXSecure import GXSecure  # noqa: PLC0415
-    from gurux_dlms.objects import GXDLMSAssociationLogicalName, GXDLMSData, GXDLMSRegister  # noqa: PLC0415
-    from gurux_dlms.secure import GXDLMSSecureServer  # noqa: PLC0415
-
     from gurux_dlms._GXAPDU import _GXAPDU  # noqa: PLC0415
-
-    from gurux_dlms.ValueEventArgs import ValueEventArgs  # noqa: PLC0415
-
+    from gurux_dlms._HDLCInfo import _HDLCInfo  # noqa: PLC0415
     from gurux_dlms.AesGcmParameter import AesGcmParameter  # noqa: PLC0415
+    from gurux_dlms.ConnectionState import ConnectionState  # noqa: PLC0415
+    from gurux_dlms.GXCiphering import GXCiphering  # noqa: PLC0415
+    from gurux_dlms.GXDLMS import GXDLMS  # noqa: PLC0415
+    from gurux_dlms.GXSecure import GXSecure  # noqa: PLC0415
+    from gurux_dlms.internal._GXCommon import _GXCommon  # noqa: PLC0415
+    from gurux_dlms.objects import GXDLMSAssociationLogicalName, GXDLMSData, GXDLMSRegister  # noqa: PLC0415
+    from gurux_dlms.objects.enums import AssociationStatus  # noqa: PLC0415
+    from gurux_dlms.secure import GXDLMSSecureServer  # noqa: PLC0415
+    from gurux_dlms.ValueEventArgs import ValueEventArgs  # noqa: PLC0415
 
     _hook_decrypt(GXCiphering)
     _fix_glo_request(GXDLMS, GXCiphering, AesGcmParameter)
@@ -158,7 +157,7 @@ def _fix_aare(apdu: Any, authentication: Any) -> None:
         return
 
     def generate(cls: Any, settings: Any, data: Any, result: Any, diagnostic: Any, cipher: Any, error: Any,
-                 encrypted: Any) -> None:
+                 encrypted: Any) -> None:  # noqa: ARG001 - gurux's signature
         ciphered = bool(cipher and cipher.isCiphered())
         hls = settings.authentication > authentication.LOW
         context = bytes.fromhex("60857405080103" if ciphered else "60857405080101")
@@ -193,7 +192,7 @@ def _fix_glo_request(dlms: Any, ciphering: Any, parameter: Any) -> None:
     if getattr(dlms, "_gtx_glo_fixed", False):
         return
 
-    def handle(cls: Any, settings: Any, data: Any) -> None:
+    def handle(cls: Any, settings: Any, data: Any) -> None:  # noqa: ARG001 - a classmethod's cls
         if (data.moreData & 1) != 0:  # RequestTypes.FRAME: wait for the whole APDU
             data.data.position = data.data.position - 1
             return
@@ -325,11 +324,10 @@ def build_server(model: DlmsMeterModel, *, hdlc: bool, logical: int = 1, physica
                 counter_error.append(counter)
                 return
             sec.next_client_counter = counter + 1
-            if self.settings.cipher.invocationCounter < sec.server_counter:
-                self.settings.cipher.invocationCounter = sec.server_counter
+            self.settings.cipher.invocationCounter = max(self.settings.cipher.invocationCounter, sec.server_counter)
 
         def _public(self) -> bool:
-            return self.settings.clientAddress == 16
+            return bool(self.settings.clientAddress == 16)
 
         def handleAarqRequest(self, data: Any, connectionInfo: Any) -> None:
             if sec is None:
