@@ -87,12 +87,17 @@ class DlmsMeterModel:
     #: Exponent used when reporting energy: 3 reports kWh-resolution registers as value * 10**3 Wh.
     online: bool = True
     reads: int = 0
+    pushes: int = 0
+    #: Raw register values by measurement name, instead of the simulated profile (tests pin exact values).
+    pinned: dict[str, int] | None = None
 
     def raw_value(self, obis: str) -> int:
         regs = self.registers or DEFAULT_REGISTERS
         exponent, _unit, name = regs[obis]
-        value = self.state.snapshot(self.time_source())[name]
         self.reads += 1
+        if self.pinned is not None and name in self.pinned:
+            return self.pinned[name]
+        value = self.state.snapshot(self.time_source())[name]
         scaled = value / 10**exponent
         return int(scaled) if name.startswith("energy") else round(scaled)
 
@@ -599,3 +604,88 @@ class DlmsHdlcSimulator:
             asyncio.get_running_loop().remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+def _axdr_register(obis: str, value: int, exponent: int, unit: int, energy: bool) -> bytes:
+    """One ``octet-string(OBIS), value, structure{scaler, unit}`` triple, encoded here by hand (not by our codec)."""
+    parts = bytes(int(x) for x in obis.split("."))
+    raw = (b"\x15" + value.to_bytes(8, "big")) if energy else (b"\x05" + value.to_bytes(4, "big", signed=True))
+    return b"\x09\x06" + parts + raw + b"\x02\x02\x0f" + exponent.to_bytes(1, "big", signed=True) + bytes([0x16, unit])
+
+
+def push_apdu(model: DlmsMeterModel, *, date_time: bytes | None = None) -> bytes:
+    """A DATA-NOTIFICATION with every register of ``model``, general-glo-ciphered by gurux with the model's keys
+    and the meter's next invocation counter (plain when the model has no security)."""
+    regs = model.registers or DEFAULT_REGISTERS
+    body = b"\x02" + bytes([len(regs) * 3]) + b"".join(
+        _axdr_register(obis, model.raw_value(obis), exponent, unit, name.startswith("energy"))
+        for obis, (exponent, unit, name) in regs.items()
+    )
+    model.pushes += 1
+    stamp = b"\x00" if date_time is None else b"\x0c" + date_time
+    apdu = b"\x0f" + model.pushes.to_bytes(4, "big") + stamp + body
+    sec = model.security
+    if sec is None:
+        return apdu
+    from gurux_dlms.AesGcmParameter import AesGcmParameter  # noqa: PLC0415 - lazy, GPL test-only
+    from gurux_dlms.enums import Security  # noqa: PLC0415
+    from gurux_dlms.GXDLMSChippering import GXDLMSChippering  # noqa: PLC0415
+
+    p = AesGcmParameter(0xDB, sec.system_title, sec.ek, sec.ak)
+    p.security = Security(sec.policy)
+    sec.server_counter += 1
+    p.invocationCounter = sec.server_counter
+    return bytes(GXDLMSChippering.encryptAesGcm(p, apdu))
+
+
+class DlmsPushSender:
+    """A meter's customer interface pushing ciphered DATA-NOTIFICATIONs over the TCP wrapper every ``period_s``
+    (0 = only when :meth:`push` is called). Reconnects when the gateway is away."""
+
+    def __init__(self, model: DlmsMeterModel, *, host: str, port: int, period_s: float = 0.0) -> None:
+        self.model, self.host, self.port, self.period_s = model, host, port, period_s
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.sent: list[bytes] = []
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        if self._writer is None or self._writer.is_closing():
+            _, self._writer = await asyncio.open_connection(self.host, self.port)
+        return self._writer
+
+    async def send(self, apdu: bytes) -> None:
+        """Send one APDU in a wrapper frame (client wPort 1 -> 1, as push setups commonly use)."""
+        writer = await self._connect()
+        writer.write(b"\x00\x01\x00\x01\x00\x01" + len(apdu).to_bytes(2, "big") + apdu)
+        await writer.drain()
+
+    async def push(self) -> bytes:
+        if not self.model.online:
+            return b""
+        apdu = push_apdu(self.model)
+        await self.send(apdu)
+        self.sent.append(apdu)
+        return apdu
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                await self.push()
+            await asyncio.sleep(self.period_s)
+
+    async def __aenter__(self) -> DlmsPushSender:
+        if self.period_s > 0:
+            self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
