@@ -263,7 +263,10 @@ def build_server(model: DlmsMeterModel, *, hdlc: bool, logical: int = 1, physica
             ic = int.from_bytes(answer[1:5], "big") if len(answer) == 17 else 0
             expected = g.GXSecure.secure(settings, settings.cipher, ic, settings.stoCChallenge,
                                          settings.sourceSystemTitle)
-            if bytes(expected) != answer:
+            counter_error.clear()
+            if int(settings.cipher.security) == 0:  # in clear the f(StoC) counter is the only one to check
+                settings.gtx_on_counter(ic)
+            if bytes(expected) != answer or counter_error:
                 self.associationStatus = g.AssociationStatus.NON_ASSOCIATED
                 sec.rejected += 1
                 e.error = 3  # read-write denied
