@@ -58,7 +58,7 @@ DEFAULT_REGISTERS: dict[str, tuple[int, int, str]] = {
 
 
 @dataclass
-class DlmsSecurity:
+class DlmsMeterSecurity:
     """A ciphered meter's settings: authentication ``none`` | ``low`` | ``high-gmac``; ``policy`` the SC bits
     required on every xDLMS APDU (0, 0x10, 0x20, 0x30); global keys and the meter's system title."""
 
@@ -82,7 +82,7 @@ class DlmsMeterModel:
     state: SimulatedRegisters
     time_source: TimeSource
     password: bytes | None = None  # LLS password; None = lowest-level security only
-    security: DlmsSecurity | None = None  # HLS-GMAC / ciphering (GXDLMSSecureServer)
+    security: DlmsMeterSecurity | None = None  # HLS-GMAC / ciphering (GXDLMSSecureServer)
     registers: dict[str, tuple[int, int, str]] | None = None
     #: Exponent used when reporting energy: 3 reports kWh-resolution registers as value * 10**3 Wh.
     online: bool = True

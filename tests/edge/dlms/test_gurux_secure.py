@@ -23,8 +23,8 @@ from edge.meters.maps import MeterMap
 from edge.simulator.dlms_gurux import (
     DlmsHdlcSimulator,
     DlmsMeterModel,
+    DlmsMeterSecurity,
     DlmsPushSender,
-    DlmsSecurity as SimSecurity,
     DlmsTcpSimulator,
 )
 from edge.simulator.profiles import Kind, ManualClock, Profile, SimulatedRegisters
@@ -38,7 +38,7 @@ PASSWORD = b"lls-secret"
 
 def make_model(clock: ManualClock, authentication: str, policy: int) -> DlmsMeterModel:
     state = SimulatedRegisters(Profile(Kind.PROSUMER, seed=7), clock.now - 86400, import_wh=9_000_000, export_wh=70_000)
-    sec = SimSecurity(ek=EK, ak=AK, system_title=METER_TITLE, authentication=authentication, policy=policy)
+    sec = DlmsMeterSecurity(ek=EK, ak=AK, system_title=METER_TITLE, authentication=authentication, policy=policy)
     return DlmsMeterModel(state, clock, password=PASSWORD, security=sec)
 
 
@@ -178,7 +178,8 @@ def test_counters_are_never_reused_across_restarts(tmp_path: Path) -> None:
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(imp=st.integers(0, 2**64 - 1), exp=st.integers(0, 2**64 - 1), power=st.integers(-(2**31), 2**31 - 1))
 def test_wh_equals_the_register_exactly(
-    imp: int, exp: int, power: int, clock: ManualClock, maps: dict[str, MeterMap], tmp_path_factory: pytest.TempPathFactory
+    imp: int, exp: int, power: int, clock: ManualClock, maps: dict[str, MeterMap],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     model = make_model(clock, "high-gmac", 0x30)
     model.pinned = {"energy_import": imp, "energy_export": exp, "power_active": power, "voltage_l1": 2300}
@@ -203,9 +204,9 @@ def push_meter(keys: Keys = Keys(EK, AK)) -> MeterConfig:  # noqa: B008
                        meter_system_title=METER_TITLE)
 
 
-async def wait_for(cond: object, timeout: float = 3.0) -> None:
+async def wait_for(cond: object, within_s: float = 3.0) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within_s
     while not cond():  # type: ignore[operator]
         if loop.time() > end:
             raise AssertionError("condition not met")
