@@ -38,9 +38,10 @@ def outbox_state(db: Path) -> tuple[int, int]:
 class SimProcess:
     """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, extra: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60",
+             *extra],
             cwd=REPO,
             env=CHILD_ENV,
             stdout=subprocess.PIPE,
