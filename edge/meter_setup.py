@@ -141,7 +141,12 @@ def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str) -> int:
     addresses = _ids(ids)
     print(f"scanning {bus.address} ({bus.kind}) unit ids {addresses[0]}..{addresses[-1]} …")
     hits = asyncio.run(scan(bus, maps, addresses))
+    named = [h for h in hits if h.map_ids]
     for h in hits:
-        print(f"unit {h.address:>3}: {', '.join(h.models)}  (map {', '.join(h.map_ids)})")
-    print(f"{len(hits)} meter(s) found")
-    return 0 if hits else 1
+        if h.map_ids:
+            print(f"unit {h.address:>3}: {', '.join(h.models)}  (map {', '.join(h.map_ids)})")
+        else:
+            print(f"unit {h.address:>3}: not named -- {h.reason}")
+    print(f"{len(named)} meter(s) found" + (f", {len(hits) - len(named)} unit(s) answered but not named"
+                                            if len(hits) > len(named) else ""))
+    return 0 if named else 1

@@ -144,11 +144,13 @@ class MeterConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScanHit:
-    """A device that answered a scan: its address on the bus and the model maps whose probes all matched."""
+    """A device that answered a scan: its address on the bus and the model maps whose probes all matched. A device
+    that answered but matched no map has empty ``map_ids`` and ``reason`` says why it was not named."""
 
     address: int
     map_ids: tuple[str, ...]
     models: tuple[str, ...]
+    reason: str = ""
 
 
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

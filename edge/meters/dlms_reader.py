@@ -221,6 +221,24 @@ class DlmsMeterReader:
         """The bus is owned by the factory and closed there."""
 
 
+async def _probe_map(client: DlmsClient, m: MeterMap, why: list[str]) -> bool:
+    """True when every probe of ``m`` reads (and starts with its prefix); else the reason is appended to ``why``."""
+    for p in m.probes:
+        assert p.dlms is not None
+        try:
+            value = await client.get(p.dlms.class_id, p.dlms.obis, 2)
+        except DataAccessError as e:
+            why.append(f"{m.id}: {p.dlms.obis_text}: {e}")
+            return False
+        if p.prefix is not None:
+            raw = value.value.encode() if isinstance(value.value, str) else value.value
+            if not isinstance(raw, bytes) or not raw.startswith(p.prefix):
+                why.append(f"{m.id}: {p.dlms.obis_text} is {raw!r}, expected it to start with "
+                           f"{p.prefix.decode(errors='replace')!r}")
+                return False
+    return True
+
+
 async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int]) -> list[ScanHit]:
     """Probe DLMS addresses (TCP: server logical address; HDLC: physical address, logical 1) as the public client."""
     candidates = [m for m in maps.values() if m.protocol is MeterProtocol.DLMS]
@@ -233,24 +251,26 @@ async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Ite
             else:
                 meter = MeterConfig(serial="scan", bus=bus.name, model="", server_address=1, physical_address=address)
 
-            async def probe(client: DlmsClient) -> list[MeterMap]:
-                found = []
-                for m in candidates:
-                    try:
-                        for p in m.probes:
-                            assert p.dlms is not None
-                            await client.get(p.dlms.class_id, p.dlms.obis, 2)
-                    except DataAccessError:
-                        continue
-                    found.append(m)
-                return found
+            why: list[str] = []
+
+            async def probe(client: DlmsClient, why: list[str] = why) -> list[MeterMap]:
+                return [m for m in candidates if await _probe_map(client, m, why)]
 
             try:
                 found = await dbus.session(meter, probe, retries=0)
+            except AssociationRejectedError as e:
+                hits.append(ScanHit(address, (), (), f"answers, but refused the public client: {e} (a ciphered "
+                                                     "meter? configure it with its keys and use read --meter)"))
+                continue
             except MeterError:
                 continue
             if found:
                 hits.append(ScanHit(address, tuple(m.id for m in found), tuple(m.model for m in found)))
+            elif why:
+                denied = any("read-write denied" in w or "scope of access" in w for w in why)
+                hint = (" -- the public client may not read the probe objects: a ciphered meter? configure it with "
+                        "its keys and use read --meter") if denied else ""
+                hits.append(ScanHit(address, (), (), "answers, but no meter map matched: " + "; ".join(why) + hint))
     finally:
         await dbus.close()
     return hits

@@ -24,7 +24,7 @@ from edge.meters.dlms_push import DlmsPushBus, DlmsPushMeterReader
 from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
 from edge.meters.frame_counters import FrameCounterStore
 from edge.meters.maps import MeterMap, MeterProtocol
-from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
+from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_check, wall_clock_ms
 
 __all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
 
@@ -136,9 +136,12 @@ async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable
 
     Modbus: ``addresses`` are unit ids, probed with each Modbus map's probe registers. DLMS: ``addresses`` are
     server logical addresses (dlms-tcp) or physical addresses (dlms-hdlc), probed as the public client with each
-    DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
-    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
+    DLMS map's probe OBIS codes. Silent addresses are left out; an address that answers but matches no map is
+    listed without a model and with the reason (what it answered, or what it refused). Each probe is tried once (no
+    retries) with the bus's timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
     """
+    if bus.kind is BusKind.DLMS_PUSH:
+        raise ConfigError(f"bus {bus.name}: a dlms-push bus is not scanned (its meters push); use read --meter")
     if bus.kind.protocol is MeterProtocol.DLMS:
         return await scan_dlms(bus, maps, addresses)
     candidates = [m for m in maps.values() if m.protocol is MeterProtocol.MODBUS]
@@ -146,9 +149,18 @@ async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable
     modbus_bus = ModbusBus(bus)
     try:
         for unit_id in addresses:
-            found = [m for m in candidates if await probe_matches(modbus_bus, unit_id, m.probes)]
+            found: list[MeterMap] = []
+            why: list[str] = []
+            for m in candidates:
+                matched, reason = await probe_check(modbus_bus, unit_id, m.probes)
+                if matched:
+                    found.append(m)
+                elif reason is not None:
+                    why.append(f"{m.id}: {reason}")
             if found:
                 hits.append(ScanHit(unit_id, tuple(m.id for m in found), tuple(m.model for m in found)))
+            elif why:  # it answered, but no map's probes matched: say what it answered
+                hits.append(ScanHit(unit_id, (), (), "answers, but no meter map matched: " + "; ".join(why)))
     finally:
         await modbus_bus.close()
     return hits

@@ -168,6 +168,8 @@ class Probe:
     modbus: ModbusPoint | None = None
     equals: frozenset[int] = frozenset()
     dlms: DlmsPoint | None = None
+    #: DLMS: the attribute-2 string must start with these bytes (e.g. the manufacturer's FLAG id).
+    prefix: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +326,15 @@ def _probe(
     r: _Reader, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any]
 ) -> Probe:
     if protocol is MeterProtocol.DLMS:
-        r.only(t, path, {"obis", "class_id"})
-        return Probe(dlms=_dlms_point(r, t, path))
+        r.only(t, path, {"obis", "class_id", "starts_with"})
+        if "starts_with" not in t:
+            return Probe(dlms=_dlms_point(r, t, path))
+        # A Data object (class 1) holding a string, e.g. the logical device name 0.0.42.0.0.255 whose first three
+        # characters are the manufacturer's FLAG id ("LGZ", "ISK", "KFM").
+        prefix = r.text(t, "starts_with", path)
+        named = _dlms_point(r, {"obis": t.get("obis"), "class_id": 3}, path)
+        class_id = r.integer(t, "class_id", path, 1, 0xFFFF) if "class_id" in t else 1
+        return Probe(dlms=DlmsPoint(named.obis, class_id), prefix=prefix.encode())
     r.only(t, path, {*_MODBUS_POINT_KEYS, "equals"})
     point = _modbus_point(r, t, path, defaults)
     if point.type.is_float:

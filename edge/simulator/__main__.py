@@ -177,7 +177,8 @@ async def _ciphered(args: argparse.Namespace, clock: FastClock, stack: contextli
         sec = DlmsMeterSecurity(ek=ek, ak=ak, system_title=CIPHERED_TITLE, authentication=args.dlms_auth,
                                 policy=_POLICIES[args.dlms_security])
         password = args.dlms_password.encode() if args.dlms_password else None
-        models["ciphered"] = model = DlmsMeterModel(state, clock, password=password, security=sec)
+        models["ciphered"] = model = DlmsMeterModel(state, clock, password=password, security=sec,
+                                                    logical_device_name=b"LGZ" + CIPHERED_TITLE[3:].hex().encode())
         await stack.enter_async_context(DlmsTcpSimulator(model, port=args.dlms_ciphered_port, host=args.host))
         out["dlms_ciphered"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_ciphered_port,
                                 "model": "landis-gyr-e450", "auth": args.dlms_auth, "security": args.dlms_security}

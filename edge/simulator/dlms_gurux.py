@@ -90,6 +90,8 @@ class DlmsMeterModel:
     pushes: int = 0
     #: Raw register values by measurement name, instead of the simulated profile (tests pin exact values).
     pinned: dict[str, int] | None = None
+    #: The logical device name (0.0.42.0.0.255), starting with the manufacturer's FLAG id; None = not present.
+    logical_device_name: bytes | None = None
 
     def raw_value(self, obis: str) -> int:
         regs = self.registers or DEFAULT_REGISTERS
@@ -306,6 +308,11 @@ def build_server(model: DlmsMeterModel, *, hdlc: bool, logical: int = 1, physica
                 self.items.append(reg)
             # GXDLMSLNCommandHandler calls settings.setConnected after HLS pass 3; GXDLMSSettings lacks it.
             self.settings.setConnected = lambda value: setattr(self.settings, "connected", value)
+            if model.logical_device_name is not None:
+                ldn = g.GXDLMSData("0.0.42.0.0.255")
+                ldn.value = model.logical_device_name
+                ldn.setDataType(2, g.DataType.OCTET_STRING)
+                self.items.append(ldn)
             if sec is not None:
                 counter = FrameCounter(sec.frame_counter_obis)
                 counter.setDataType(2, g.DataType.UINT32)
@@ -406,7 +413,8 @@ def build_server(model: DlmsMeterModel, *, hdlc: bool, logical: int = 1, physica
             if sec is not None and self._public():
                 # The public client reads the frame counter only (as real meters allow).
                 name = arg.target.logicalName
-                return g.AccessMode.READ if name == sec.frame_counter_obis else g.AccessMode.NO_ACCESS
+                public = name in (sec.frame_counter_obis, "0.0.42.0.0.255")
+                return g.AccessMode.READ if public else g.AccessMode.NO_ACCESS
             return g.AccessMode.READ
 
         def onGetMethodAccess(self, arg: Any) -> Any:

@@ -17,7 +17,7 @@ from edge.dlms.security import Keys
 from edge.errors import MeterError
 from edge.meters.config import BusConfig, BusKind, DlmsAuth, DlmsSecurity, MeterConfig
 from edge.meters.dlms_reader import KeyCheckError
-from edge.meters.factory import open_readers, read_once
+from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.frame_counters import FrameCounterStore
 from edge.meters.maps import MeterMap
 from edge.simulator.dlms_gurux import (
@@ -271,3 +271,23 @@ def test_replace_keeps_keys_out_of_repr() -> None:
     m = replace(meter(DlmsAuth.HLS_GMAC, DlmsSecurity.AUTH_ENC))
     assert EK.hex() not in repr(m)
     assert AK.hex() not in repr(m)
+
+
+async def test_scan_names_a_ciphered_meter_by_its_logical_device_name_and_says_why_not_otherwise(
+    clock: ManualClock, maps: dict[str, MeterMap]
+) -> None:
+    model = make_model(clock, "high-gmac", 0x30)
+    port = free_port()
+    async with DlmsTcpSimulator(model, port=port):
+        # Without a logical device name the public client can read nothing the maps probe: not named, and why.
+        hits = await scan(tcp(port, timeout_s=0.5), maps, [1, 2])
+        assert [(h.address, h.map_ids) for h in hits] == [(1, ())]
+        assert "read-write denied" in hits[0].reason
+        assert "ciphered meter?" in hits[0].reason
+        model.logical_device_name = b"LGZ0012345678"
+        hits = await scan(tcp(port, timeout_s=0.5), maps, [1])
+        assert [(h.address, h.map_ids) for h in hits] == [(1, ("landis-gyr-e450",))]
+        model.logical_device_name = b"XYZ0012345678"
+        hits = await scan(tcp(port, timeout_s=0.5), maps, [1])
+        assert hits[0].map_ids == ()
+        assert "expected it to start with 'LGZ'" in hits[0].reason

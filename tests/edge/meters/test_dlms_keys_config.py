@@ -100,7 +100,7 @@ def test_keys_file_must_be_private(tmp_path: Path, mode: int) -> None:
 )
 def test_key_mistakes_are_named_never_quoted(tmp_path: Path, meter: str, contents: str | None, reason: str) -> None:
     k = keys_file(tmp_path, (contents or "").format(ek=EK, ak=AK)) if contents is not None else tmp_path / "none"
-    with pytest.raises(ConfigError, match="edge.toml:") as err:
+    with pytest.raises(ConfigError, match=r"edge\.toml:") as err:
         parse(tmp_path, meter.format(k=k))
     assert reason in str(err.value)
     assert EK not in str(err.value)
