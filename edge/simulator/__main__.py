@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--start-export-wh", type=int, default=400_000)
     p.add_argument("--dlms-port", type=int, help="also serve one DLMS/COSEM meter (gurux-dlms, dev extra) on this port")
     p.add_argument("--dlms-password", default=None, help="LLS password of the DLMS meter (default: public client only)")
-    p.add_argument("--dlms-ciphered-port", type=int, help="also serve a ciphered DLMS meter (gurux secure server)")
+    p.add_argument("--dlms-ciphered-port", type=int, action="append", default=[],
+                   help="also serve a ciphered DLMS meter (gurux secure server) on this port; repeat for more meters")
     p.add_argument("--dlms-auth", default="high-gmac", choices=["none", "low", "high-gmac"],
                    help="authentication of the ciphered meter's reading client (default high-gmac)")
     p.add_argument("--dlms-security", default="auth-enc", choices=list(_POLICIES),
@@ -116,7 +117,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     modbus_endpoint = args.port is not None or bool(args.device) or args.pty
-    dlms_any = args.dlms_port is not None or args.dlms_ciphered_port is not None or args.dlms_push is not None
+    dlms_any = args.dlms_port is not None or bool(args.dlms_ciphered_port) or args.dlms_push is not None
     if not modbus_endpoint and not dlms_any:
         raise ConfigError("nothing to serve: give --port, --device, --pty and/or --dlms-port")
     if meters and not modbus_endpoint:
@@ -133,7 +134,7 @@ async def _serve(args: argparse.Namespace) -> None:
                                     host=args.host)
             await stack.enter_async_context(dlms)
             ready["dlms"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_port, "model": "dlms-generic"}
-        if args.dlms_ciphered_port is not None or args.dlms_push is not None:
+        if args.dlms_ciphered_port or args.dlms_push is not None:
             ready.update(await _ciphered(args, clock, stack))
         if not meters:
             print(json.dumps(ready), flush=True)
@@ -171,17 +172,22 @@ async def _ciphered(args: argparse.Namespace, clock: FastClock, stack: contextli
     ek, ak = _keys(args.dlms_keys_file)
     out: dict[str, object] = {}
     models: dict[str, DlmsMeterModel] = {}
-    if args.dlms_ciphered_port is not None:
-        state = SimulatedRegisters(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=98), clock(),
+    for i, port in enumerate(args.dlms_ciphered_port):
+        state = SimulatedRegisters(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=98 - i), clock(),
                                    import_wh=args.start_import_wh, export_wh=args.start_export_wh)
-        sec = DlmsMeterSecurity(ek=ek, ak=ak, system_title=CIPHERED_TITLE, authentication=args.dlms_auth,
+        title = CIPHERED_TITLE[:7] + bytes([CIPHERED_TITLE[7] + i])
+        sec = DlmsMeterSecurity(ek=ek, ak=ak, system_title=title, authentication=args.dlms_auth,
                                 policy=_POLICIES[args.dlms_security])
         password = args.dlms_password.encode() if args.dlms_password else None
-        models["ciphered"] = model = DlmsMeterModel(state, clock, password=password, security=sec,
-                                                    logical_device_name=b"LGZ" + CIPHERED_TITLE[3:].hex().encode())
-        await stack.enter_async_context(DlmsTcpSimulator(model, port=args.dlms_ciphered_port, host=args.host))
-        out["dlms_ciphered"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_ciphered_port,
-                                "model": "landis-gyr-e450", "auth": args.dlms_auth, "security": args.dlms_security}
+        name = "ciphered" if i == 0 else f"ciphered-{i + 1}"
+        models[name] = model = DlmsMeterModel(state, clock, password=password, security=sec,
+                                              logical_device_name=b"LGZ" + title[3:].hex().encode())
+        await stack.enter_async_context(DlmsTcpSimulator(model, port=port, host=args.host))
+        out.setdefault("dlms_ciphered", {"kind": "dlms-tcp", "host": args.host, "port": port,
+                                         "model": "landis-gyr-e450", "auth": args.dlms_auth,
+                                         "security": args.dlms_security})
+    if len(args.dlms_ciphered_port) > 1:
+        out["dlms_ciphered_ports"] = list(args.dlms_ciphered_port)
     if args.dlms_push is not None:
         host, _, port = str(args.dlms_push).rpartition(":")
         state = SimulatedRegisters(Profile(Kind.CONSUMER, seed=97), clock(), import_wh=args.start_import_wh,
