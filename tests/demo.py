@@ -77,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-db", action="store_true", help="drop the database at the end")
     p.add_argument("--meters", type=int, default=4, help="simulated meters (alternating prosumer/consumer; >= 2)")
     p.add_argument("--speed", type=int, default=3600, help="simulated seconds per real second (default: 1 s = 1 h)")
+    p.add_argument("--dlms-ciphered", action="store_true",
+                   help="add a ciphered DLMS meter (HLS-GMAC, authenticated+encrypted APDUs) as one more prosumer")
     return p
 
 
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     stage(1, "Protocol v1: readings signed at the edge, chained, batched")
     protocol_stage()
     settings = Settings(root=ROOT, state=args.state_dir.resolve(), db_name=args.db, meters=args.meters,
-                        speed=args.speed, window_s=5, epoch_s=6 if args.quick else 10, poll_s=1)
+                        speed=args.speed, window_s=5, epoch_s=6 if args.quick else 10, poll_s=1,
+                        dlms_ciphered=args.dlms_ciphered)
     procs = Processes(settings.state / "logs", child_env(ROOT))
     gaps = Gaps()
     code = 0

@@ -18,7 +18,7 @@ import asyncpg
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
 
-from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
+from edge.demo import DEMO_DLMS_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MARKER = ".gridtokenx-demo"
@@ -34,6 +34,7 @@ class Settings:
     window_s: int  # settlement window (minting, certificates)
     epoch_s: int  # market epoch
     poll_s: int  # edge poll interval
+    dlms_ciphered: bool = False  # plus a ciphered DLMS meter (HLS-GMAC, auth+enc; issue 13)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Stack:
     device_id: str = ""
     central: Proc | None = None
     edge: Proc | None = None
+    dlms_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -71,7 +73,8 @@ class Stack:
         return str(Path(sys.executable).parent / name)
 
     def serials(self) -> list[str]:
-        return [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        modbus = [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        return modbus + ([DEMO_DLMS_SERIAL] if self.dlms_port is not None else [])
 
 
 def fresh_state_dir(state: Path) -> None:
@@ -170,14 +173,15 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     central_toml.chmod(0o600)
     central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
+    dlms_port = free_port() if s.dlms_ciphered else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key)
+                                  central_public_key=central_key, dlms_ciphered_port=dlms_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml)
+                 edge_toml, dlms_port=dlms_port)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -207,11 +211,15 @@ def start_simulator(stack: Stack) -> None:
     proc = stack.procs.start("simulator", [
         sys.executable, "-m", "edge.simulator", "--port", str(stack.sim_port), "--count", str(s.meters),
         "--speed", str(s.speed),
+        *(["--dlms-ciphered-port", str(stack.dlms_port)] if stack.dlms_port is not None else []),
     ])
     line = wait_for_line(proc, '"ready": true', 20)
     kinds = [m["kind"] for m in json.loads(line)["meters"]]
     say(f"edge.simulator   pid {proc.pid:<7} modbus-tcp 127.0.0.1:{stack.sim_port}: {len(kinds)} SDM630 meters "
         f"({', '.join(kinds)}), time x{s.speed}")
+    if stack.dlms_port is not None:
+        say(f"                 dlms-tcp 127.0.0.1:{stack.dlms_port}: a ciphered Landis+Gyr E450 (prosumer; HLS-GMAC, "
+            "authenticated+encrypted APDUs, keys in a 0600 file)")
 
 
 def init_ledger(stack: Stack, gaps: Gaps) -> None:
