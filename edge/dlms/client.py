@@ -148,9 +148,15 @@ class DlmsClient:
                 raise DlmsDecodeError("HLS AARE without the meter's system title or challenge")
             answer = gmac(sec.keys, sec.system_title, sec.counters.next_counter(), aare.challenge)
             self._invoke = (self._invoke + 1) % 16
-            result = parse_action_response(await self._request(
+            reply = await self._request(
                 build_action_request(self._invoke, 15, ASSOCIATION_LN, 1, encode(Data(Tag.OCTET_STRING, answer)))
-            ))
+            )
+            try:
+                result = parse_action_response(reply)
+            except DlmsDecodeError:
+                raise
+            except DlmsError as e:  # the meter did not accept our f(StoC): it does not hold our keys
+                raise CipherError(f"meter refused our HLS-GMAC answer ({e}): wrong EK/AK or system title") from None
             if result is None or result.tag is not Tag.OCTET_STRING or not isinstance(result.value, bytes):
                 raise CipherError("meter did not answer the HLS-GMAC challenge")
             check_gmac(sec.keys, self._server_title, challenge, result.value)

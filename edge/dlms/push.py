@@ -110,12 +110,14 @@ class PushReceiver:
         self.host, self.port, self._on_apdu = host, port, on_apdu
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.errors = 0
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        self._writers.add(writer)
         decoder = WrapperDecoder()
         try:
             while data := await reader.read(4096):
@@ -130,6 +132,7 @@ class PushReceiver:
         except OSError:
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -146,8 +149,8 @@ class PushReceiver:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
+            for w in list(self._writers):  # the handlers then see end of stream and finish by themselves
+                w.close()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
             self._server = None

@@ -111,11 +111,13 @@ async def test_hdlc_on_a_pty_with_hls_and_ciphering(clock: ManualClock, maps: di
     store.close()
 
 
+@pytest.mark.parametrize("policy", [0x30, 0x00], ids=["auth-enc", "hls-only"])
 @pytest.mark.parametrize("which", ["ek", "ak"])
 async def test_wrong_key_is_one_clear_line_and_no_reading(
-    which: str, clock: ManualClock, maps: dict[str, MeterMap], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    which: str, policy: int, clock: ManualClock, maps: dict[str, MeterMap], tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    model = make_model(clock, "high-gmac", 0x30)
+    model = make_model(clock, "high-gmac", policy)
     bad = bytes.fromhex("ffeeddccbbaa99887766554433221100")
     keys = Keys(bad, AK) if which == "ek" else Keys(EK, bad)
     store = FrameCounterStore(tmp_path / "fc.sqlite")
@@ -124,8 +126,8 @@ async def test_wrong_key_is_one_clear_line_and_no_reading(
     async with DlmsTcpSimulator(model, port=port):
         reads = model.reads
         with pytest.raises(KeyCheckError) as err:
-            await read_once(tcp(port, retries=2), meter(DlmsAuth.HLS_GMAC, DlmsSecurity.AUTH_ENC, keys), maps,
-                            counters=store)
+            sec = DlmsSecurity.AUTH_ENC if policy else DlmsSecurity.NONE
+            await read_once(tcp(port, retries=2), meter(DlmsAuth.HLS_GMAC, sec, keys), maps, counters=store)
         assert model.reads == reads  # no register was read, no reading made up
     text = str(err.value)
     assert "\n" not in text
