@@ -50,7 +50,7 @@ def test_read_and_scan_a_ciphered_meter(tmp_path: Path, capsys: pytest.CaptureFi
         assert main(["--config", str(cfg), "read", "--meter", DLMS_SERIAL]) == 1
         out = capsys.readouterr().out
         no_answer = [line for line in out.splitlines() if line.startswith("NO ANSWER")]
-        assert no_answer == [line for line in out.splitlines()[1:]]  # nothing but the header and that line
+        assert no_answer == out.splitlines()[1:]  # nothing but the header and that line
         assert f"meter {DLMS_SERIAL}:" in no_answer[0]
         assert "import" not in out
         for secret in (EK_HEX, AK_HEX):

@@ -125,8 +125,8 @@ async def test_wrong_key_is_one_clear_line_and_no_reading(
     caplog.set_level(logging.DEBUG)
     async with DlmsTcpSimulator(model, port=port):
         reads = model.reads
+        sec = DlmsSecurity.AUTH_ENC if policy else DlmsSecurity.NONE
         with pytest.raises(KeyCheckError) as err:
-            sec = DlmsSecurity.AUTH_ENC if policy else DlmsSecurity.NONE
             await read_once(tcp(port, retries=2), meter(DlmsAuth.HLS_GMAC, sec, keys), maps, counters=store)
         assert model.reads == reads  # no register was read, no reading made up
     text = str(err.value)
