@@ -96,6 +96,7 @@ _.wait_connected
 
 # Public API of the packages used by tests/, bench/, the demo and external clients (not by the packages themselves).
 parse_mint_memo, list_mine, demo_flow, mint_to_owner, add_signature, minted_wh, sign_transaction_request
+reload_module  # gtxhsm: tests re-initialise SoftHSM2 for each private token (tests/hsm_support.py)
 decode_batch, decode_address, SHARED_READINGS, BINDING
 _.append_many
 _.from_orders
@@ -113,3 +114,7 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+_.set_online
+
+# The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
+_.inject

@@ -42,9 +42,11 @@ from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.ledger.keys import PlatformKey, load_or_create_key
+from central.ledger.keys import PlatformKey
+from central.ledger.keystore import FileKeyStore, KeyStore
 from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.context import Market
@@ -70,7 +72,7 @@ from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 
 #: The certificate issuer's key role: mint authority until sealed, freeze and metadata authority for good.
-ISSUER_ROLE = "rec_issuer"
+ISSUER_ROLE = REC_ISSUER_ROLE
 
 NO_LEDGER = "ledger_unavailable"
 
@@ -105,9 +107,10 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         NO_LEDGER, "certificates need the ledger, which is not configured"
     )
     if runtime is not None and runtime.setup is not None:
+        keys = runtime.keys or FileKeyStore(runtime.config.keys_dir)
         chain = platform_from_setup(
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
-            rec_issuer=load_rec_issuer(runtime.config),
+            rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
         market = build_market(pool, chain, config.market)
         certificates = build_certificates(
@@ -212,12 +215,11 @@ def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -
     return Market(config, book, escrow, settler, platform)
 
 
-def load_rec_issuer(ledger_config: LedgerConfig) -> PlatformKey:
-    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``),
-    loaded once into the ``Platform``."""
-    issuer, _ = load_or_create_key(
-        ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
-    )
+def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:
+    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json`` or the token's ``<prefix>-rec_issuer``;
+    created only when ``ledger.create_keys``), loaded once into the ``Platform``."""
+    store = keys or FileKeyStore(ledger_config.keys_dir)
+    issuer, _ = store.load_or_create(ISSUER_ROLE, create=ledger_config.create_keys)
     return issuer
 
 

@@ -4,6 +4,7 @@
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    keys = sub.add_parser("keys", help="the platform's keys (files or a PKCS#11 token): show, rotate")
+    keysub = keys.add_subparsers(dest="keys_command", required=True)
+    keysub.add_parser("show", help="each role's public key, where it is kept and its retired keys")
+    rotate = keysub.add_parser("rotate", help="rotate a role's key (stop central first; resumable)")
+    rotate.add_argument("--role", required=True, choices=["fee-payer", "mint-authority", "rec-authority"])
     key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
@@ -91,6 +97,8 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.ledger)
+    if args.command == "keys":
+        return _keys(args, config)
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 
@@ -102,6 +110,21 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         print(public_key_text(key))
         return 0
     raise CentralError(f"unknown command {args.command}")
+
+
+def _keys(args: argparse.Namespace, config: CentralConfig) -> int:
+    from central.ledger import cli as ledger_cli  # noqa: PLC0415
+
+    if args.keys_command == "show":
+        from central.certificates.rotation import ISSUER_ROLE  # noqa: PLC0415
+        from central.ledger.setup import KEY_ROLES  # noqa: PLC0415
+
+        return ledger_cli.show_command(config.ledger, (*KEY_ROLES, ISSUER_ROLE))
+    if args.role == "rec-authority":
+        from central.certificates.cli import rotate_issuer_command  # noqa: PLC0415
+
+        return rotate_issuer_command(config.database.dsn, config.ledger)
+    return ledger_cli.rotate_command(config.ledger, args.role)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,8 @@ class CentralConfig:
         ):
             if value:
                 out.append((setting, Path(value)))
+        if self.ledger.key_store == "pkcs11":
+            out.append(("ledger.hsm.pin_file", self.ledger.hsm.pin_file))
         if self.ledger.keys_dir.is_dir():
             out.extend(("ledger.keys_dir keypair", p) for p in sorted(self.ledger.keys_dir.glob("*.json")))
         out.append(("ledger.data_dir faucet key", self.ledger.data_dir / "faucet.json"))

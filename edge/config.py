@@ -89,6 +89,17 @@ class StatusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Pkcs11KeyConfig:
+    """``[device.pkcs11]``: the device key in a secure element (NXP SE050, ...) reached through its PKCS#11 module
+    (``[device] key_store = "pkcs11"``). The key is generated there on first start and never leaves it."""
+
+    module: Path
+    pin_file: Path
+    token_label: str = "gridtokenx-edge"  # noqa: S105 - a token's name, not a secret
+    key_label: str = "gtx-device"
+
+
+@dataclass(frozen=True, slots=True)
 class CentralConfig:
     """Central's Ed25519 public key, pinned here and never learned from the broker (protocol §10): the gateway acts
     only on acks, challenges and sync replies that central signed with the matching key."""
@@ -114,6 +125,9 @@ class EdgeConfig:
     meters: tuple[MeterConfig, ...] = ()
     #: the parsed file, so later checks (meter models) can still name its lines
     document: Document | None = field(default=None, repr=False, compare=False)
+    #: where the device key lives: ``file`` (``state_dir/device.key``, the default) or ``pkcs11`` (``pkcs11``)
+    key_store: str = "file"
+    pkcs11: Pkcs11KeyConfig | None = None
 
     @property
     def key_path(self) -> Path:
@@ -123,6 +137,8 @@ class EdgeConfig:
 @dataclass(frozen=True, slots=True)
 class _DeviceTable:
     state_dir: Path | None = None
+    key_store: Literal["file", "pkcs11"] = "file"
+    pkcs11: Pkcs11KeyConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +297,14 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
     base = source.parent if source.parent != Path() else Path.cwd()
     reject_unknown(doc, (), doc.data, TABLES)
     r = _Reader(doc, base)
-    state_dir = build(_DeviceTable, doc, ("device",), r.table(("device",)), base=base).state_dir or DEFAULT_STATE_DIR
+    device = build(_DeviceTable, doc, ("device",), r.table(("device",)), base=base)
+    state_dir = device.state_dir or DEFAULT_STATE_DIR
+    if device.key_store == "pkcs11":
+        if device.pkcs11 is None:
+            raise doc.error(("device", "key_store"), "key_store = \"pkcs11\" needs a [device.pkcs11] table")
+        line = doc.line_of(("device", "pkcs11", "pin_file"))
+        check_secret_file(device.pkcs11.pin_file,
+                          f"{doc.source}{f':{line}' if line else ''}: device.pkcs11.pin_file:")
     poll = build(_PollTable, doc, ("poll",), r.table(("poll",)), base=base)
     mqtt = _mqtt(r)
     central = _central(r)
@@ -315,6 +338,8 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         buses=buses,
         meters=meters,
         document=doc,
+        key_store=device.key_store,
+        pkcs11=device.pkcs11 if device.key_store == "pkcs11" else None,
     )
 
 

@@ -23,6 +23,8 @@ DEMO_SERIAL_PREFIX = "DEMO-SDM630-"
 DEMO_DLMS_SERIAL = "DEMO-E450-01"
 #: The simulator's demo keys (``python -m edge.simulator`` without --dlms-keys-file): never a real meter's.
 DEMO_DLMS_KEYS = 'ek = "000102030405060708090a0b0c0d0e0f"\nak = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"\n'
+#: the demo's DSMR P1 meter (``--p1``): a DSMR 5 meter pushing telegrams over TCP, like a ser2net or Wi-Fi dongle
+DEMO_P1_SERIAL = "DEMO-P1-01"
 
 
 def demo_config_text(
@@ -39,6 +41,7 @@ def demo_config_text(
     central_public_key: str,
     dlms_ciphered_port: int | None = None,
     dlms_keys_file: Path | None = None,
+    p1_port: int | None = None,
 ) -> str:
     lines = [
         "# Demo configuration written by edge.demo: simulated meters, local broker, no TLS.",
@@ -84,6 +87,19 @@ def demo_config_text(
             'auth = "hls-gmac"', 'security = "auth-enc"', f'keys_file = "{dlms_keys_file}"',
             f"poll_interval_s = {interval_s}",
         ]
+    if p1_port is not None:
+        lines += [
+            "[[bus]]",
+            'name = "p1"',
+            'kind = "p1-tcp"',
+            f'host = "{sim_host}"',
+            f"port = {p1_port}",
+            "[[meter]]",
+            f'serial = "{DEMO_P1_SERIAL}"',
+            'bus = "p1"',
+            'model = "iskraemeco-am550-nl"',
+            f"poll_interval_s = {interval_s}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -99,6 +115,7 @@ def write_demo_config(
     status_password: str | None = None,
     central_public_key: str,
     dlms_ciphered_port: int | None = None,
+    p1_port: int | None = None,
 ) -> Path:
     """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path. With
     ``dlms_ciphered_port`` a ciphered DLMS meter is added, its keys in ``directory/dlms.keys.toml`` (0600)."""
@@ -121,6 +138,7 @@ def write_demo_config(
         central_public_key=central_public_key,
         dlms_ciphered_port=dlms_ciphered_port,
         dlms_keys_file=keys,
+        p1_port=p1_port,
     )
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")
@@ -138,11 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status-port", type=int, default=8080)
     ap.add_argument("--status-password", default=None)
     ap.add_argument("--central-public-key", required=True, help="central's public key (base58), pinned by the edge")
+    ap.add_argument("--p1-port", type=int, default=None, help="also a DSMR P1 meter (simulator's --p1-port)")
     a = ap.parse_args(argv)
     path = write_demo_config(
         a.directory, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, sim_port=a.sim_port, meters=a.meters,
         interval_s=a.interval, status_port=a.status_port, status_password=a.status_password,
-        central_public_key=a.central_public_key,
+        central_public_key=a.central_public_key, p1_port=a.p1_port,
     )
     print(path)
     return 0

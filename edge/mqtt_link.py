@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.config import MqttConfig
 from edge.status import LinkState
-from protocol import topics
+from protocol.status import OFFLINE_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MqttLink:
         info = client.publish(topic, payload, qos=qos, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    async def stop(self, final_status: bytes = topics.OFFLINE_STATUS, wait_s: float = 5.0) -> None:
+    async def stop(self, final_status: bytes = OFFLINE_STATUS, wait_s: float = 5.0) -> None:
         """Publish the final (offline) status, disconnect cleanly, join the network thread."""
         with self._lock:
             client = self._client if self._connected else None
@@ -120,7 +120,7 @@ class MqttLink:
         )
         client.max_inflight_messages_set(max(20, cfg.inflight_batches + 4))
         client.max_queued_messages_set(0)
-        client.will_set(self._status_topic, topics.OFFLINE_STATUS, qos=1, retain=True)
+        client.will_set(self._status_topic, OFFLINE_STATUS, qos=1, retain=True)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:

@@ -65,6 +65,13 @@ class DeviceOut:
     online: bool
     last_seen_at: datetime | None
     meters: list[MeterInfoOut]
+    outbox_depth: int | None = field(default=None, metadata=meta(
+        description="readings waiting on the gateway for central's ack (from its last status message)"))
+    outbox_oldest_age_s: int | None = field(default=None, metadata=meta(
+        description="age of the oldest of them, seconds"))
+    meters_down: int | None = field(default=None, metadata=meta(description="meters whose last read failed"))
+    alarms: list[str] = field(default_factory=list, metadata=meta(
+        description="keys of the gateway's alarms (clock, meters_down, outbox_large, ...); texts on its status page"))
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,8 @@ class DevicePage:
 
 def device_out(d: Device) -> DeviceOut:
     return DeviceOut(d.device_id, d.status, d.site_label, d.installer_id, d.created_at, d.verified_at, d.online,
-                     d.last_seen_at, [_meter(m) for m in d.meters])
+                     d.last_seen_at, [_meter(m) for m in d.meters], d.outbox_depth, d.outbox_oldest_age_s,
+                     d.meters_down, list(d.alarms))
 
 
 def _meter(m: MeterInfo) -> MeterInfoOut:

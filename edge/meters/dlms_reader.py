@@ -259,8 +259,9 @@ async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Ite
             try:
                 found = await dbus.session(meter, probe, retries=0)
             except AssociationRejectedError as e:
-                hits.append(ScanHit(address, (), (), f"answers, but refused the public client: {e} (a ciphered "
-                                                     "meter? configure it with its keys and use read --meter)"))
+                hits.append(ScanHit(address, (), (), reason=f"answers, but refused the public client: {e} (a "
+                                                            "ciphered meter? configure it with its keys and use read "
+                                                            "--meter)"))
                 continue
             except MeterError:
                 continue
@@ -270,7 +271,8 @@ async def scan_dlms(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Ite
                 denied = any("read-write denied" in w or "scope of access" in w for w in why)
                 hint = (" -- the public client may not read the probe objects: a ciphered meter? configure it with "
                         "its keys and use read --meter") if denied else ""
-                hits.append(ScanHit(address, (), (), "answers, but no meter map matched: " + "; ".join(why) + hint))
+                hits.append(ScanHit(address, (), (), reason="answers, but no meter map matched: " + "; ".join(why)
+                                    + hint))
     finally:
         await dbus.close()
     return hits

@@ -18,7 +18,9 @@ import asyncpg
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
 
-from edge.demo import DEMO_DLMS_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
+from edge.demo import DEMO_DLMS_SERIAL, DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MARKER = ".gridtokenx-demo"
@@ -34,6 +36,8 @@ class Settings:
     window_s: int  # settlement window (minting, certificates)
     epoch_s: int  # market epoch
     poll_s: int  # edge poll interval
+    hsm: bool = False  # every platform key in a SoftHSM2 token (PKCS#11) instead of key files
+    p1: bool = False  # one more meter: a DSMR P1 meter pushing telegrams over TCP
     dlms_ciphered: bool = False  # plus a ciphered DLMS meter (HLS-GMAC, auth+enc; issue 13)
 
 
@@ -53,6 +57,7 @@ class Stack:
     device_id: str = ""
     central: Proc | None = None
     edge: Proc | None = None
+    p1_port: int | None = None
     dlms_port: int | None = None
 
     @property
@@ -74,7 +79,8 @@ class Stack:
 
     def serials(self) -> list[str]:
         modbus = [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
-        return modbus + ([DEMO_DLMS_SERIAL] if self.dlms_port is not None else [])
+        return [*modbus, *([DEMO_P1_SERIAL] if self.settings.p1 else []),
+                *([DEMO_DLMS_SERIAL] if self.dlms_port is not None else [])]
 
 
 def fresh_state_dir(state: Path) -> None:
@@ -145,7 +151,7 @@ backend = "embedded"
 data_dir = "{st / 'ledger'}"
 keys_dir = "{st / 'keys'}"
 create_keys = true
-rpc_host = "127.0.0.1"
+{_hsm_settings(st) if s.hsm else ""}rpc_host = "127.0.0.1"
 rpc_port = {rpc_port}
 slot_ms = 100
 
@@ -165,23 +171,49 @@ window_s = {s.window_s}
 """
 
 
+def _hsm_settings(st: Path) -> str:
+    pin_file = st / "softhsm" / "user.pin"
+    return (f'key_store = "pkcs11"\n'
+            f'hsm = {{ module = "{SOFTHSM_MODULE}", token_label = "gridtokenx-demo", pin_file = "{pin_file}" }}\n')
+
+
+def softhsm_token(state: Path, procs: Processes) -> None:
+    """A SoftHSM2 token for the platform keys in ``state/softhsm`` (its own softhsm2.conf, which the children find
+    through ``SOFTHSM2_CONF``); central generates its keys there (``ledger init`` with ``create_keys``)."""
+    d = state / "softhsm"
+    (d / "tokens").mkdir(parents=True)
+    conf = d / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {d / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    pin = secrets.token_hex(8)
+    pin_file = d / "user.pin"
+    pin_file.write_text(pin + "\n", encoding="utf-8")
+    pin_file.chmod(0o600)
+    procs.env["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "gridtokenx-demo", "--pin", pin,
+                    "--so-pin", secrets.token_hex(8)], check=True, capture_output=True, env=procs.env, timeout=60)
+    say(f"softhsm2         token 'gridtokenx-demo' in {d}: every platform key is generated there (PKCS#11)")
+
+
 def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     http_port, mqtt_port, rpc_port, sim_port, status_port = (free_port() for _ in range(5))
+    if s.hsm:
+        softhsm_token(s.state, procs)
     central_toml = s.state / "central.toml"
     central_toml.write_text(central_config(s, dsn=dsn, http_port=http_port, mqtt_port=mqtt_port, rpc_port=rpc_port),
                             encoding="utf-8")
     central_toml.chmod(0o600)
     central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
+    p1_port = free_port() if s.p1 else None
     dlms_port = free_port() if s.dlms_ciphered else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key, dlms_ciphered_port=dlms_port)
+                                  central_public_key=central_key, p1_port=p1_port, dlms_ciphered_port=dlms_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml, dlms_port=dlms_port)
+                 edge_toml, p1_port=p1_port, dlms_port=dlms_port)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -208,15 +240,21 @@ def start_broker(stack: Stack) -> None:
 
 def start_simulator(stack: Stack) -> None:
     s = stack.settings
+    # the P1 meter is the last owner: prosumer or consumer by its place, as people.py deals the roles out
+    p1 = [] if stack.p1_port is None else ["--p1-port", str(stack.p1_port), "--p1-kind",
+                                           "prosumer" if s.meters % 2 == 0 else "consumer"]
     proc = stack.procs.start("simulator", [
         sys.executable, "-m", "edge.simulator", "--port", str(stack.sim_port), "--count", str(s.meters),
-        "--speed", str(s.speed),
+        "--speed", str(s.speed), *p1,
         *(["--dlms-ciphered-port", str(stack.dlms_port)] if stack.dlms_port is not None else []),
     ])
     line = wait_for_line(proc, '"ready": true', 20)
     kinds = [m["kind"] for m in json.loads(line)["meters"]]
     say(f"edge.simulator   pid {proc.pid:<7} modbus-tcp 127.0.0.1:{stack.sim_port}: {len(kinds)} SDM630 meters "
         f"({', '.join(kinds)}), time x{s.speed}")
+    if stack.p1_port is not None:
+        say(f"edge.simulator   pid {proc.pid:<7} p1-tcp 127.0.0.1:{stack.p1_port}: DSMR 5 P1 meter {DEMO_P1_SERIAL} "
+            "pushing a telegram every second (like a ser2net or Wi-Fi P1 dongle)")
     if stack.dlms_port is not None:
         say(f"                 dlms-tcp 127.0.0.1:{stack.dlms_port}: a ciphered Landis+Gyr E450 (prosumer; HLS-GMAC, "
             "authenticated+encrypted APDUs, keys in a 0600 file)")

@@ -20,7 +20,7 @@ from protocol.batch import decode_batch
 from protocol.challenge import ChallengeReply, verify_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey, public_key_from_device_id
-from protocol.record import ZERO_HASH, decode_reading, record_hash
+from protocol.record import ZERO_HASH, record_hash
 from protocol.signed import PairedChallenge, seal_ack, seal_challenge, seal_sync_reply
 from protocol.sync import SyncReply, SyncRequest
 
@@ -181,12 +181,6 @@ class CentralPeer:
     def seqs(self) -> list[int]:
         with self._lock:
             return sorted(self.records)
-
-    def serials(self) -> set[str]:
-        """The meter serials of every record received."""
-        with self._lock:
-            raws = list(self.records.values())
-        return {decode_reading(raw, verify=False).meter_serial for raw in raws}
 
     def check_chain(self) -> int:
         """Every seq 1..N present, each record's prev_hash = hash of the one before. Returns N."""

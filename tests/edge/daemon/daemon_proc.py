@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,9 +39,10 @@ def outbox_state(db: Path) -> tuple[int, int]:
 class SimProcess:
     """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
 
-    def __init__(self, port: int, count: int, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, port: int, count: int, *, p1_port: int | None = None, extra: tuple[str, ...] = ()) -> None:
+        p1 = [] if p1_port is None else ["--p1-port", str(p1_port), "--p1-period", "0.5"]  # one DSMR 5 P1 meter
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60",
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1,
              *extra],
             cwd=REPO,
             env=CHILD_ENV,
@@ -108,6 +110,11 @@ class DaemonProcess:
 
     def __exit__(self, *_exc: object) -> None:
         self.kill()
+
+
+def meters_seen(central: CentralPeer) -> set[str]:
+    """The meter serials of every record central received."""
+    return {decode_reading(raw).meter_serial for raw in central.records.values()}
 
 
 def drain_and_stop(daemon: DaemonProcess, central: CentralPeer, sim: SimProcess, db: Path) -> tuple[int, int]:

@@ -30,7 +30,7 @@ def test_read_and_scan_a_ciphered_meter(tmp_path: Path, capsys: pytest.CaptureFi
     state = tmp_path / "s"
     cfg.write_text(config_text(state) + toml + push)
     cfg.chmod(0o600)
-    sim = SimProcess(port, 1, (*sim_args, "--dlms-push", f"127.0.0.1:{push_port}", "--dlms-push-period", "0.5"))
+    sim = SimProcess(port, 1, extra=(*sim_args, "--dlms-push", f"127.0.0.1:{push_port}", "--dlms-push-period", "0.5"))
     try:
         for _ in range(2):  # two separate commands: the second continues the counters the first stored
             assert main(["--config", str(cfg), "read", "--meter", DLMS_SERIAL]) == 0
