@@ -37,6 +37,7 @@ class FrameCounterStore:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA cache_size=-64")  # one row per meter: 64 KiB of page cache is plenty
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS frame_counter (meter TEXT PRIMARY KEY, reserved INTEGER NOT NULL)"
             )
