@@ -19,7 +19,7 @@ from edge.meters.config import BusConfig, BusKind, DlmsAuth, DlmsSecurity, Meter
 from edge.meters.dlms_reader import KeyCheckError
 from edge.meters.factory import open_readers, read_once, scan
 from edge.meters.frame_counters import FrameCounterStore
-from edge.meters.maps import MeterMap
+from edge.meters.maps import MeterMap, default_maps_dir, load_map
 from edge.simulator.dlms_gurux import (
     DlmsHdlcSimulator,
     DlmsMeterModel,
@@ -293,3 +293,33 @@ async def test_scan_names_a_ciphered_meter_by_its_logical_device_name_and_says_w
         hits = await scan(tcp(port, timeout_s=0.5), maps, [1])
         assert hits[0].map_ids == ()
         assert "expected it to start with 'LGZ'" in hits[0].reason
+
+
+@pytest.mark.parametrize("meter_obis", ["0.0.43.1.1.255", "0.0.43.1.0.255"])
+async def test_resync_reads_the_frame_counter_the_map_names(
+    meter_obis: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    # A model whose counter object is 0-0:43.1.1.255: the map says so, and resync reads that object.
+    text = (default_maps_dir() / "landis-gyr-e450.toml").read_text()
+    (tmp_path / "e450-fc1.toml").write_text(
+        text.replace('id = "landis-gyr-e450"', 'id = "e450-fc1"').replace('"0.0.43.1.0.255"', '"0.0.43.1.1.255"')
+    )
+    maps = {"e450-fc1": load_map(tmp_path / "e450-fc1.toml")}
+    assert maps["e450-fc1"].frame_counter is not None
+    assert maps["e450-fc1"].frame_counter.obis == (0, 0, 43, 1, 1, 255)
+    model = make_model(clock, "high-gmac", 0x30)
+    assert model.security is not None
+    model.security.frame_counter_obis = meter_obis
+    model.security.next_client_counter = 5000  # the meter has seen counters up to 4999 from another gateway
+    m = replace(meter(DlmsAuth.HLS_GMAC, DlmsSecurity.AUTH_ENC), model="e450-fc1")
+    store = FrameCounterStore(tmp_path / "fc.sqlite")
+    port = free_port()
+    async with DlmsTcpSimulator(model, port=port):
+        if meter_obis == "0.0.43.1.1.255":
+            s = await read_once(tcp(port), m, maps, counters=store)
+            assert s.import_wh == model.state.import_wh
+            assert store.peek("E450-1") > 5000
+        else:  # the meter keeps its counter elsewhere than the map says: one clear line, no reading
+            with pytest.raises(KeyCheckError, match=r"frame counter 0\.0\.43\.1\.1\.255 cannot be read"):
+                await read_once(tcp(port), m, maps, counters=store)
+    store.close()

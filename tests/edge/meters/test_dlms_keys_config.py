@@ -136,3 +136,19 @@ def test_maps_carry_frame_counter_and_push_layout() -> None:
     assert MAPS["landis-gyr-e450"].frame_counter.obis == (0, 0, 43, 1, 0, 255)
     assert MAPS["kaifa-ma309-push"].push_layout == "obis-value-scaler"
     assert MAPS["eastron-sdm630"].frame_counter is None
+
+
+def test_keys_never_reach_the_config_repr_or_the_status_page(tmp_path: Path) -> None:
+    from edge.config import parse_config  # noqa: PLC0415
+    from edge.meter_setup import describe, plan  # noqa: PLC0415
+    from tests.edge.daemon.daemon_config import config_text  # noqa: PLC0415
+
+    keys = keys_file(tmp_path)
+    text = config_text(tmp_path / "state") + config(tmp_path, f'auth = "hls-gmac"\nkeys_file = "{keys}"')
+    cfg = parse_config(text, tmp_path / "edge.toml")
+    infos = describe(plan(cfg))
+    for shown in (repr(cfg), repr(infos)):
+        assert EK not in shown
+        assert AK not in shown
+        assert repr(bytes.fromhex(EK))[2:-1] not in shown  # nor as a bytes repr
+        assert repr(bytes.fromhex(AK))[2:-1] not in shown
