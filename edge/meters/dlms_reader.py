@@ -42,6 +42,8 @@ UNIT_CODES = {"Wh": 30, "W": 27, "V": 35, "A": 33, "Hz": 44, "VA": 28, "var": 29
 
 
 PUBLIC_CLIENT = 16
+#: Invocation counters one session may use (AARQ, HLS pass 3, a GET per attribute, data blocks): reserved up front.
+SESSION_COUNTERS = 64
 FRAME_COUNTER = DlmsPoint((0, 0, 43, 1, 0, 255), 1)
 
 
@@ -133,6 +135,9 @@ class DlmsBus:
         attempts = 1 + (self.cfg.retries if retries is None else retries)
         password = meter.password if meter.auth is DlmsAuth.LOW else None
         security = self._security(meter)
+        if security is not None and self.counters is not None:
+            # Reserve the session's counters (stored and fsynced) on a worker thread, not on the event loop.
+            await asyncio.to_thread(self.counters.ensure, meter.serial, SESSION_COUNTERS * attempts)
         reason = "no attempt"
         async with self._lock:
             for attempt in range(attempts):

@@ -3,7 +3,9 @@
 A counter value used twice with the same key breaks AES-GCM and is refused by the meter, so a value is durable
 before it is used: the store reserves a block of values (``block`` at a time, committed with ``synchronous=FULL``)
 and hands them out from memory; after a crash or restart the next value starts above the last reserved block, so
-a counter is never reused (some are skipped, which meters accept). ``resync`` moves a meter's counter up to what
+a counter is never reused (some are skipped, which meters accept). The DLMS bus calls
+:meth:`FrameCounterStore.ensure` on a worker thread before each session, so the commit and its fsync never block the
+event loop. ``resync`` moves a meter's counter up to what
 the meter expects (read from its frame-counter object) when it rejected ours; a counter never moves down.
 """
 
@@ -54,16 +56,18 @@ class FrameCounterStore:
         row = self._conn.execute("SELECT reserved FROM frame_counter WHERE meter = ?", (meter,)).fetchone()
         return int(row[0]) if row else 1  # counters start at 1
 
-    def _reserve(self, meter: str, start: int) -> None:
-        """Durably reserve [start, start + block) for ``meter``."""
-        limit = min(start + self.block, MAX_COUNTER + 1)
+    def _reserve(self, meter: str, start: int, count: int = 0) -> None:
+        """Durably reserve [start, start + max(block, count)) for ``meter`` (from the stored limit on, when that is
+        higher: a value below it may have been used before a crash)."""
+        size = max(self.block, count)
+        limit = min(start + size, MAX_COUNTER + 1)
         if start > MAX_COUNTER:
             raise FrameCounterError(f"meter {meter}: invocation counter exhausted; the meter needs new keys")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             stored = self._reserved(meter)
             start = max(start, stored)
-            limit = max(limit, min(start + self.block, MAX_COUNTER + 1))
+            limit = max(limit, min(start + size, MAX_COUNTER + 1))
             self._conn.execute(
                 "INSERT INTO frame_counter (meter, reserved) VALUES (?, ?) "
                 "ON CONFLICT (meter) DO UPDATE SET reserved = excluded.reserved",
@@ -86,6 +90,20 @@ class FrameCounterStore:
             value = self._next[meter]
             self._next[meter] = value + 1
             return value
+
+    def ensure(self, meter: str, count: int) -> None:
+        """Have at least ``count`` counters of ``meter`` reserved in memory, so that the next ``count`` calls of
+        :meth:`next_counter` do not touch the disk (call it off the event loop before a session)."""
+        with self._lock:
+            if meter not in self._next:
+                self._reserve(meter, self._reserved(meter), count)
+            elif self._limit[meter] - self._next[meter] < count:
+                # Extend the reservation from its end. When nobody else (a `read --meter` beside the daemon)
+                # reserved meanwhile, the new block follows ours and our unused counters stay usable.
+                old_next, old_limit = self._next[meter], self._limit[meter]
+                self._reserve(meter, old_limit, count)
+                if self._next[meter] == old_limit:
+                    self._next[meter] = old_next
 
     def resync(self, meter: str, expected: int) -> None:
         """The meter accepts counters from ``expected`` on: move ours up to it (never down)."""
@@ -115,6 +133,9 @@ class MeterCounters:
 
     def next_counter(self) -> int:
         return self._store.next_counter(self.meter)
+
+    def ensure(self, count: int) -> None:
+        self._store.ensure(self.meter, count)
 
     def resync(self, expected: int) -> None:
         self._store.resync(self.meter, expected)

@@ -323,3 +323,27 @@ async def test_resync_reads_the_frame_counter_the_map_names(
             with pytest.raises(KeyCheckError, match=r"frame counter 0\.0\.43\.1\.1\.255 cannot be read"):
                 await read_once(tcp(port), m, maps, counters=store)
     store.close()
+
+
+def test_ensure_reserves_ahead_so_a_session_does_not_touch_the_disk(tmp_path: Path) -> None:
+    store = FrameCounterStore(tmp_path / "fc.sqlite", block=8)
+    store.ensure("M", 20)  # more than a block: reserved in one go
+    reserved = store._reserved("M")
+    assert reserved >= 21
+    used = [store.next_counter("M") for _ in range(20)]
+    assert store._reserved("M") == reserved  # no further reservation was needed
+    assert used == list(range(1, 21))
+    store.close()
+
+
+def test_two_processes_sharing_the_store_never_share_a_counter(tmp_path: Path) -> None:
+    # The daemon and a `read --meter` beside it: each reserves its own blocks in the same file.
+    daemon, cli = FrameCounterStore(tmp_path / "fc.sqlite", block=4), FrameCounterStore(tmp_path / "fc.sqlite", block=4)
+    used: list[int] = []
+    for _ in range(6):
+        used += [daemon.next_counter("M"), cli.next_counter("M")]
+        daemon.ensure("M", 3)
+        cli.ensure("M", 5)
+    assert len(used) == len(set(used))
+    daemon.close()
+    cli.close()
