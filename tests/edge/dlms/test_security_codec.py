@@ -139,3 +139,15 @@ def test_aarq_carries_context_title_mechanism_and_user_information(
     assert apdu._ber_items(items[0xBE]) == [(0x04, info)]
     with pytest.raises(ValueError, match="not both"):
         apdu.build_aarq(b"pw", challenge=challenge)
+
+
+def test_golden_vector_glo_get_request() -> None:
+    # The DLMS UA Green Book's worked example of security suite 0 (authenticated and encrypted GET-Request): EK
+    # 00..0F, AK D0..DF, system title 4D4D4D0000BC614E, invocation counter 01234567.
+    keys = Keys(bytes.fromhex("000102030405060708090A0B0C0D0E0F"), bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"))
+    title = bytes.fromhex("4D4D4D0000BC614E")
+    plain = bytes.fromhex("C0010000080000010000FF0200")
+    ciphered = bytes.fromhex("C81E3001234567411312FF935A47566827C467BC7D825C3BE4A77C3FCC056B6B")
+    assert security.wrap_glo(SecurityPolicy.AUTHENTICATED_ENCRYPTED, keys, title, 0x01234567, plain) == ciphered
+    opened = security.unwrap(keys, title, ciphered)
+    assert (opened.apdu, opened.counter) == (plain, 0x01234567)
