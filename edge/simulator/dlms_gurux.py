@@ -8,8 +8,7 @@ serves as an independent peer to test our own client against (docs/decisions/001
 
 Workarounds for gurux-dlms 1.0.203 acting as a server:
 
-- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` and (after HLS pass 3) ``notifyConnected()`` which
-  ``GXDLMSServer`` does not define, and calls ``server.onPostRead()`` without the ``args`` argument the base class
+- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` which ``GXDLMSServer`` does not define, and calls ``server.onPostRead()`` without the ``args`` argument the base class
   declares: all defined here.
 - The handler calls ``sr.setReply``, ``sr.getConnectionInfo`` and ``sr.setCount`` which ``GXServerReply`` lacks:
   :class:`_Reply` adds them.
@@ -19,17 +18,19 @@ Workarounds for gurux-dlms 1.0.203 acting as a server:
   association's object list and fails: an association object is added up front.
 - ``handleReleaseRequest`` omits the LLC header on HDLC and mis-sizes the RLRE; the UA parameter length is
   written with swapped arguments: both replaced.
-- Secure server (``GXDLMSSecureServer``): ``generateAARE`` crashes on the system title and mis-sizes the challenge:
-  replaced (see :func:`_fix_aare`). The association's ``invoke`` for reply_to_HLS_authentication calls
-  ``int()`` on the octet-string parameter (a TypeError): HLS-GMAC pass 3/4 is done here with gurux's own
-  ``GXSecure.secure``; ``handleMethodRequest`` calls ``list()`` on a single ``ValueEventArgs``: it is made iterable.
-  The server does not check the client's invocation counter at all: a decipher hook refuses
-  a counter that is not above the last one accepted (as meters do), answering exception-response
-  invocation-counter-error, and the frame-counter object 0-0:43.1.0.255 reports the next counter it accepts.
-  Its constructor stores the ciphering as ``settings.ciphering`` while all code reads ``settings.cipher``.
-  ``handleGloDedRequest`` passes its keys one argument off (no glo- request deciphers) and the LN command handler
-  calls a missing ``settings.setConnected`` and ``association.getAssociationStatus``: all supplied. Nothing
-  enforces the configured security either: an AARQ with less than the meter's policy is refused here.
+- Secure server (``GXDLMSSecureServer``), nine more:
+  its constructor stores the ciphering as ``settings.ciphering`` while all code reads ``settings.cipher``;
+  ``generateAARE`` crashes on the system title and mis-sizes the challenge (replaced, :func:`_fix_aare`);
+  the glo-initiate-response does not advance the invocation counter (the next APDU would reuse it);
+  ``handleGloDedRequest`` passes its keys one argument off, so no glo- request deciphers (:func:`_fix_glo_request`);
+  the association's ``invoke`` for reply_to_HLS_authentication calls ``int()`` on the octet-string parameter (HLS
+  pass 3/4 is done here with gurux's own ``GXSecure.secure``); ``handleMethodRequest`` calls ``list()`` on a single
+  ``ValueEventArgs`` (made iterable); the LN command handler calls a missing ``server.notifyConnected``,
+  ``settings.setConnected`` and ``association.getAssociationStatus`` (all supplied).
+  gurux checks neither the client's invocation counter nor the configured security: a decipher hook refuses a
+  counter below the next one the meter accepts (answering exception-response invocation-counter-error, as meters
+  do, and counting it), the frame-counter object 0-0:43.1.0.255 reports that next counter, and an AARQ with less
+  than the meter's policy is refused here.
 - ``GXDLMSRegister.scaler`` is the *multiplier* (10**scaler), and the exponent sent for attribute 3 is computed as
   ``floor(log10(multiplier))``, which is off by one for 1000 (log gives 2.9999...). Registers here keep the
   integer exponent and encode attribute 3 themselves.
