@@ -8,8 +8,8 @@ serves as an independent peer to test our own client against (docs/decisions/001
 
 Workarounds for gurux-dlms 1.0.203 acting as a server:
 
-- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` which ``GXDLMSServer`` does not define, and calls ``server.onPostRead()`` without the ``args`` argument the base class
-  declares: all defined here.
+- ``GXDLMSLNCommandHandler`` calls ``server.notifyRead()`` which ``GXDLMSServer`` does not define, and calls
+  ``server.onPostRead()`` without the ``args`` argument the base class declares: both defined here.
 - The handler calls ``sr.setReply``, ``sr.getConnectionInfo`` and ``sr.setCount`` which ``GXServerReply`` lacks:
   :class:`_Reply` adds them.
 - ``handleSnrmRequest`` dereferences ``self.hdlc`` (None by default) and calls a missing ``GXHdlcSettings.update``:
