@@ -47,6 +47,7 @@ from solders.transaction import VersionedTransaction
 from central.ledger.builder import build_transaction, compile_message, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import LedgerError
+from central.ledger.history import token_accounts_by_owner
 from central.ledger.jsonrpc import FAUCET_RESERVE, METHODS, U64_MAX, JsonRpcServer, RpcLimits, jsonrpc_app, serve
 from central.ledger.tokens import TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import b58decode, b58encode
@@ -234,7 +235,7 @@ async def test_wallet_methods(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
     again = EmbeddedLedger(EmbeddedConfig(data_dir=ledger.config.data_dir, slot_ms=0))
     try:
         assert again.genesis_hash == genesis  # survives restarts
-        assert again.token_accounts_by_owner(alice.pubkey()) == [(src, again.account(src))]
+        assert token_accounts_by_owner(again, alice.pubkey()) == [(src, again.account(src))]
     finally:
         await again.close()
 
