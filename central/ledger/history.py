@@ -10,6 +10,7 @@ valid; the parent of a block is the previous one of those.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,9 +53,17 @@ class History:
         self._by_slot: dict[int, list[Signature]] = {}
         self._slots: list[int] = []
 
-    def _catch_up(self) -> None:
+    async def catch_up(self, chunk: int = 2000) -> None:
+        """Index what landed since the last question, ``chunk`` transactions at a time with the event loop free in
+        between (the first question on a large ledger reads its whole history from the log)."""
+        while self._indexed < len(self._ledger.order):
+            self._catch_up(chunk)
+            await asyncio.sleep(0)
+
+    def _catch_up(self, limit: int | None = None) -> None:
         order = self._ledger.order
-        while self._indexed < len(order):
+        end = len(order) if limit is None else min(len(order), self._indexed + limit)
+        while self._indexed < end:
             sig = order[self._indexed]
             found = self._ledger.transaction(sig)
             self._indexed += 1

@@ -125,6 +125,7 @@ async def get_signatures_for_address(ledger: EmbeddedLedger, params: list[Any]) 
     before = signature(cfg["before"]) if cfg.get("before") is not None else None
     until = signature(cfg["until"]) if cfg.get("until") is not None else None
     out: list[object] = []
+    await history_of(ledger).catch_up()
     for sig in history_of(ledger).signatures_for_address(address, limit=limit, before=before, until=until):
         found = ledger.transaction(sig)
         status = ledger.status(sig)
@@ -182,6 +183,7 @@ async def get_block(ledger: EmbeddedLedger, params: list[Any]) -> object:
     cfg = config(params, 1) if isinstance(param(params, 1), dict) else {"encoding": param(params, 1, "json")}
     if slot > ledger.slot:
         raise RpcError(-32004, f"Block not available for slot {slot}")
+    await history_of(ledger).catch_up()
     block = history_of(ledger).block(slot)
     if block is None:
         raise RpcError(-32007, f"Slot {slot} was skipped, or missing due to ledger jump to recent snapshot")
@@ -190,6 +192,7 @@ async def get_block(ledger: EmbeddedLedger, params: list[Any]) -> object:
 
 async def get_block_time(ledger: EmbeddedLedger, params: list[Any]) -> object:
     slot = _slot_param(params, 0, "slot")
+    await history_of(ledger).catch_up()
     block = history_of(ledger).block(slot)
     if block is None:
         raise RpcError(-32004, f"Block not available for slot {slot}")
@@ -243,6 +246,7 @@ async def get_recent_prioritization_fees(ledger: EmbeddedLedger, params: list[An
         raise invalid("Invalid params: expected a list of at most 128 public keys")
     accounts = {pubkey(a) for a in wanted}
     history = history_of(ledger)
+    await history.catch_up()
     out: list[object] = []
     for slot, _h in ledger.recent_blocks():
         block = history.block(slot)

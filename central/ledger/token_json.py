@@ -19,7 +19,6 @@ from central.ledger.tokens import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import ui_amount
 
 ADDRESS_LOOKUP_TABLE_PROGRAM_ID = Pubkey.from_string("AddressLookupTab1e1111111111111111111111111")
-NATIVE_MINT = Pubkey.from_string("So11111111111111111111111111111111111111112")
 _MINT_LEN = 82
 _ACCOUNT_LEN = 165
 _MULTISIG_LEN = 355
