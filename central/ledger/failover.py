@@ -10,7 +10,11 @@
   died before or after forwarding it — the outcome is unknown), the *same signed bytes* go to the next provider.
   Same bytes, same signature: a transaction can land at most once whichever providers received it, so nothing is
   doubled, and nothing is lost as long as one provider is up. Answers about the transaction itself (rejected,
-  blockhash not found, preflight failure) are not transport failures and are raised as they are. When every
+  blockhash not found, preflight failure) are not transport failures and are raised as they are — except after an
+  earlier provider failed mid-send: then a refusal ("already processed" with preflight, or a lagging provider's
+  "blockhash not found") may be about a transaction that landed through the dead one, so it is raised as
+  ``SendOutcomeUnknownError`` (a ``LedgerUnavailableError``: the outcome is learned from the signature status,
+  never assumed). When every
   provider fails the send, ``LedgerUnavailableError`` is raised and the chain outbox's reconciliation decides the
   outcome by signature status (it re-broadcasts the same bytes while they are still valid, and rebuilds only once
   the transaction can no longer land).
@@ -38,7 +42,12 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.ledger.errors import LedgerError, LedgerUnavailableError
+from central.ledger.errors import (
+    LedgerError,
+    LedgerUnavailableError,
+    TransactionFailedError,
+    TransactionRejectedError,
+)
 from central.ledger.port import LatestBlockhash, Ledger, SignatureStatus, TokenAmount, TransactionRecord
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,10 @@ PROVIDER_UP = Gauge("gtx_ledger_rpc_provider_up", "1 while a ledger RPC provider
                     "ledger.rpc_urls, from 1).", ["provider"])
 PROVIDER_HEIGHT = Gauge("gtx_ledger_rpc_provider_block_height", "Last block height a ledger RPC provider reported.",
                         ["provider"])
+
+
+class SendOutcomeUnknownError(LedgerUnavailableError):
+    """A provider refused a transaction after another one failed mid-send: it may have landed through the other."""
 
 
 @dataclass
@@ -116,6 +129,8 @@ class FailoverLedger:
         for p in self._order():
             try:
                 result = await op(p)
+            except SendOutcomeUnknownError:
+                raise
             except LedgerUnavailableError as e:
                 self._mark_down(p, e)
                 errors.append(f"{p.name}: {type(e).__name__}")
@@ -171,8 +186,22 @@ class FailoverLedger:
 
     async def send_transaction(self, tx: VersionedTransaction, *, skip_preflight: bool = True) -> Signature:
         # The same bytes to each provider in turn until one takes them (see the module docstring).
-        return await self._first(lambda p: p.ledger.send_transaction(tx, skip_preflight=skip_preflight),
-                                 "sendTransaction")
+        failed: list[str] = []
+
+        async def send(p: _Provider) -> Signature:
+            try:
+                return await p.ledger.send_transaction(tx, skip_preflight=skip_preflight)
+            except LedgerUnavailableError:
+                failed.append(p.name)
+                raise
+            except (TransactionRejectedError, TransactionFailedError) as e:
+                if not failed:
+                    raise
+                raise SendOutcomeUnknownError(
+                    f"{p.name} refused a transaction that {', '.join(failed)} may have forwarded before failing "
+                    f"({type(e).__name__}); its outcome is known only from its signature status") from None
+
+        return await self._first(send, "sendTransaction")
 
     async def get_signature_statuses(self, signatures: Sequence[Signature]) -> list[SignatureStatus | None]:
         async def statuses(p: _Provider) -> list[SignatureStatus | None]:

@@ -25,8 +25,8 @@ from solders.signature import Signature
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import associated_token_address, create_ata_idempotent, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.errors import LedgerUnavailableError
-from central.ledger.failover import FailoverLedger
+from central.ledger.errors import LedgerUnavailableError, TransactionRejectedError
+from central.ledger.failover import FailoverLedger, SendOutcomeUnknownError
 from central.ledger.jsonrpc import JsonRpcServer, serve
 from central.ledger.keys import PlatformKey
 from central.ledger.packing import Unit
@@ -253,3 +253,34 @@ async def test_statuses_never_come_from_a_provider_behind_the_height_already_rea
         await ledger.get_signature_statuses([sig])
     behind.height = 1_000  # caught up: it may answer now
     assert await ledger.get_signature_statuses([sig]) == [None]
+
+
+class _Sender:
+    """A provider whose send fails in transport (``dies``) or is refused as already processed."""
+
+    def __init__(self, *, dies: bool) -> None:
+        self.dies = dies
+        self.sent = 0
+
+    async def send_transaction(self, _tx: object, *, skip_preflight: bool = True) -> Signature:
+        self.sent += 1
+        if self.dies:
+            raise LedgerUnavailableError("connection reset")
+        raise TransactionRejectedError("transaction rejected: AlreadyProcessed")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_refusal_after_a_provider_died_mid_send_is_an_unknown_outcome() -> None:
+    """Provider 1 may have forwarded the transaction before dying; provider 2's "already processed" must not be
+    read as "never landed" (a wallet-signed deposit would be called expired while its tokens moved)."""
+    dying, refusing = _Sender(dies=True), _Sender(dies=False)
+    tx = object()
+    ledger = FailoverLedger([dying, refusing])  # type: ignore[list-item]
+    with pytest.raises(SendOutcomeUnknownError, match="provider 1 may have forwarded"):
+        await ledger.send_transaction(tx, skip_preflight=False)  # type: ignore[arg-type]
+    assert (dying.sent, refusing.sent) == (1, 1)
+    alone = FailoverLedger([_Sender(dies=False)])  # type: ignore[list-item]
+    with pytest.raises(TransactionRejectedError):  # nobody failed before: the refusal is the answer
+        await alone.send_transaction(tx, skip_preflight=False)  # type: ignore[arg-type]
