@@ -27,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from solders.account import Account
 from solders.address_lookup_table_account import AddressLookupTable
@@ -60,53 +59,22 @@ from central.ledger.port import (
     TokenAmount,
     TransactionRecord,
 )
-from central.ledger.store import LogFile, decode_accounts, encode_accounts
+from central.ledger.store import (
+    K_ACCOUNTS,
+    K_BLOCKS,
+    K_SLOT,
+    K_TX,
+    LogFile,
+    TxFrame,
+    decode_accounts,
+    encode_accounts,
+)
 from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAMS, parse_token_account
 
-K_ACCOUNTS = 1
-K_SLOT = 2
-K_TX = 3
-K_BLOCKS = 4  # (slot, blockhash, time) of blocks holding transactions, written by compaction
-
 _SLOT = struct.Struct("<Q32sq")
-_TX_HEAD = struct.Struct("<Qq64sI")
 FAUCET_LAMPORTS = 500_000_000 * 10**9
 SLOT_HASHES_KEPT = MAX_PROCESSING_AGE + 1
 _GENESIS_SLOT = 1
-
-
-@dataclass(frozen=True)
-class _TxFrame:
-    """A transaction frame of the log (kind ``K_TX``): ``u8 kind | slot, block time, signature, tx length | tx |
-    u32 meta length | meta JSON | account images``. Encoded and decoded here only."""
-
-    slot: int
-    block_time: int
-    signature: bytes
-    raw_tx: bytes
-    meta_json: bytes
-    #: offset of the account images in the frame body
-    accounts_at: int
-
-    @staticmethod
-    def encode(slot: int, block_time: int, signature: bytes, raw_tx: bytes, meta_json: bytes,
-               accounts: bytes) -> bytes:
-        return (bytes([K_TX]) + _TX_HEAD.pack(slot, block_time, signature, len(raw_tx)) + raw_tx
-                + struct.pack("<I", len(meta_json)) + meta_json + accounts)
-
-    @staticmethod
-    def decode(body: bytes) -> _TxFrame:
-        slot, block_time, sig, txlen = _TX_HEAD.unpack_from(body, 1)
-        pos = 1 + _TX_HEAD.size
-        raw_tx = body[pos:pos + txlen]
-        pos += txlen
-        (mlen,) = struct.unpack_from("<I", body, pos)
-        return _TxFrame(slot, block_time, sig, raw_tx, body[pos + 4:pos + 4 + mlen], pos + 4 + mlen)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = json.loads(self.meta_json)
-        return meta
 
 
 @dataclass(frozen=True)
@@ -209,7 +177,7 @@ class EmbeddedLedger:
                 slot, h, ts = _SLOT.unpack_from(body, 1)
                 self._remember_slot(slot, Hash(h), ts)
             elif kind == K_TX:
-                frame = _TxFrame.decode(body)
+                frame = TxFrame.decode(body)
                 accounts, _ = decode_accounts(body, frame.accounts_at)
                 self._set_accounts(accounts)
                 sig = Signature.from_bytes(frame.signature)
@@ -242,7 +210,7 @@ class EmbeddedLedger:
                        for h, s in self._hashes.items())
             for _sig, entry in entries:
                 body = log.read(entry.offset)
-                out.append(body[:_TxFrame.decode(body).accounts_at] + encode_accounts([]))
+                out.append(body[:TxFrame.decode(body).accounts_at] + encode_accounts([]))
             return out
 
         offsets = log.rewrite(bodies())
@@ -446,7 +414,7 @@ class EmbeddedLedger:
             "loaded": {"writable": [str(k) for k in loaded_w], "readonly": [str(k) for k in loaded_r]},
         }
         meta_json = json.dumps(record, separators=(",", ":")).encode()
-        body = _TxFrame.encode(self._slot, self._block_time, bytes(sig), raw, meta_json, encode_accounts(images))
+        body = TxFrame.encode(self._slot, self._block_time, bytes(sig), raw, meta_json, encode_accounts(images))
         offset = self._append(body)
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
         self.order.append(sig)
@@ -496,7 +464,7 @@ class EmbeddedLedger:
         else:
             assert self._log is not None
             body = self._log.read(entry.offset)
-        frame = _TxFrame.decode(body)
+        frame = TxFrame.decode(body)
         meta = frame.meta
         rec = TransactionRecord(sig, frame.slot, frame.block_time, VersionedTransaction.from_bytes(frame.raw_tx),
                                 meta["err"], meta["fee"], tuple(meta["logs"]))
