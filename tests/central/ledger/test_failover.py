@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
@@ -35,9 +33,9 @@ from central.ledger.rpc import RpcLedger
 from central.ledger.tokens import parse_mint
 from tests.central.ledger.helpers import mint_to_owner
 from tests.central.ledger.outbox_support import MintWorld, make_world, mint_builder, trailer
-from tests.services import free_port, wait_port
+from tests.central.ledger.proxies import Proxies, held_by
+from tests.services import free_port
 
-ROOT = Path(__file__).resolve().parents[3]
 MINTS = 60
 SETTLEMENTS = 40
 
@@ -53,30 +51,13 @@ async def upstream(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedLedger, JsonRp
         await ledger.close()
 
 
-class Proxies:
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, upstream: str, *extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-        port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "tests.central.ledger.rpc_proxy_proc", "--upstream", upstream,
-                                 "--port", str(port), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        self.procs.append(proc)
-        wait_port("127.0.0.1", port, timeout=20)
-        return f"http://127.0.0.1:{port}", proc
-
-
 @pytest.fixture
 def proxies() -> Iterator[Proxies]:
     p = Proxies()
     try:
         yield p
     finally:
-        for proc in p.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        p.stop()
 
 
 async def test_reads_move_to_a_healthy_provider() -> None:
@@ -117,13 +98,6 @@ def settle_builder(world: MintWorld, escrow: PlatformKey, escrow_ata: Pubkey):  
         return units
 
     return build
-
-
-def held_by(log: Path) -> list[tuple[str, str]]:
-    """(forwarded|dropped, signature) of every submission the proxy held."""
-    if not log.exists():
-        return []
-    return [(w[0], w[1]) for w in (line.split() for line in log.read_text().splitlines()) if len(w) == 2]
 
 
 @pytest.mark.slow
