@@ -41,8 +41,11 @@ from central.ledger.errors import (
     TransactionRejectedError,
 )
 from central.ledger.port import MAX_SIGNATURES_PER_QUERY
+from central.ledger.rpc_cluster import METHODS as CLUSTER_METHODS
 from central.ledger.rpc_history import METHODS as HISTORY_METHODS
 from central.ledger.rpc_params import (
+    FEATURE_SET,
+    SOLANA_CORE_VERSION,
     U64_MAX,
     Handler,
     RpcError,
@@ -59,8 +62,6 @@ from central.ledger.transaction_json import b58decode
 
 log = logging.getLogger(__name__)
 
-SOLANA_CORE_VERSION = "2.2.0"
-FEATURE_SET = 3294202862
 LAMPORTS_PER_SIGNATURE = 5000
 
 #: JSON-RPC airdrops never take the faucet below this: the rest is for central's own fee-payer top-ups.
@@ -297,6 +298,7 @@ METHODS: dict[str, Handler] = {
     "getEpochInfo": get_epoch_info,
     **TOKEN_METHODS,
     **HISTORY_METHODS,
+    **CLUSTER_METHODS,
 }
 
 

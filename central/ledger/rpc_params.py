@@ -20,6 +20,8 @@ from central.ledger.token_json import mint_of, parsed_account
 from central.ledger.transaction_json import b58encode
 
 API_VERSION = "2.2.0"
+SOLANA_CORE_VERSION = "2.2.0"
+FEATURE_SET = 3294202862
 U64_MAX = 2**64 - 1
 #: Every commitment a node accepts (the legacy names included); the embedded ledger answers them all alike.
 COMMITMENTS = frozenset({"processed", "confirmed", "finalized", "recent", "single", "singleGossip", "root", "max"})

@@ -107,6 +107,10 @@ async def check_against_database(state: Path, dsn: str) -> None:
     assert got["rent165"] > 0
     assert "Minimum context slot has not been reached" in got["minContextSlotError"]
     assert "airdrops are disabled" in got["airdrop"]
+    assert got["supply"] >= sum(got["largestAccounts"]) > 0
+    assert got["largestAccounts"] == sorted(got["largestAccounts"], reverse=True)
+    assert got["clusterNodes"] == 1
+    assert got["voteAccounts"] == {"current": [], "delinquent": []}
 
     # Minted energy: supply = Σ token accounts = Σ confirmed mints in the database.
     minted_total = sum(int(r["export_wh"]) for r in db["mints"])

@@ -60,6 +60,12 @@ out.epochSchedule = await conn.getEpochSchedule();
 out.firstAvailableBlock = await conn.getFirstAvailableBlock();
 out.transactionCount = await conn.getTransactionCount();
 out.prioritizationFees = await conn.getRecentPrioritizationFees();
+out.supply = (await conn.getSupply()).value.total;
+out.largestAccounts = (await conn.getLargestAccounts()).value.map((a) => a.lamports);
+out.clusterNodes = (await conn.getClusterNodes()).length;
+out.slotLeader = await conn.getSlotLeader();
+out.voteAccounts = await conn.getVoteAccounts();
+out.performanceSamples = await conn.getRecentPerformanceSamples(5);
 const latest = await conn.getLatestBlockhash();
 out.blockhashValid = (await conn.isBlockhashValid(latest.blockhash)).value;
 try {

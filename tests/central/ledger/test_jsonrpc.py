@@ -370,7 +370,10 @@ async def test_any_parameters_get_a_json_rpc_answer_never_http_500(requests: lis
             for a in answers:
                 assert ("result" in a) != ("error" in a), a
                 if "error" in a:
-                    assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32015), a
+                    # -32004 block not available, -32007 slot skipped, -32008 no snapshot, -32016 minContextSlot: node
+                    # answers about the ledger's state, not failures
+                    assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32004, -32007, -32008,
+                                                  -32015, -32016), a
     finally:
         await ledger.close()
 
