@@ -45,6 +45,7 @@ from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    archive,
     certificates,
     identity,
     ingest,
@@ -62,6 +63,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,
+    archive.SUBSYSTEM,
     ledger.SUBSYSTEM,
     wallets.SUBSYSTEM,
     accounting.SUBSYSTEM,

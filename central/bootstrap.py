@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.archive.directory import DirectoryArchiveStore
+from central.archive.pg import ArchiveReader, PgArchive
+from central.archive.service import ArchiveService
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
@@ -138,7 +142,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
-        readings=Readings(hub),
+        readings=build_readings(pool, hub, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
         accounting=accounting,
@@ -169,6 +173,13 @@ def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
         await release_accrued(pool, owner_id)
 
     return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
+
+
+def build_readings(pool: asyncpg.Pool, hub: LiveHub, config: CentralConfig) -> Readings:
+    """The live hub, and the reading archive on its store (a directory; the same keys fit an object store)."""
+    store = DirectoryArchiveStore(Path(config.archive.directory))
+    archiver = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
+    return Readings(hub, ArchiveReader(store), archiver)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:

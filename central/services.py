@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from central.accounting.service import AccountingService
+from central.archive.pg import ArchiveReader
+from central.archive.service import ArchiveService
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
@@ -44,6 +46,10 @@ class Ingest:
 class Readings:
     #: The process's live WebSocket hub; the market adds its channels at build time.
     hub: LiveHub
+    #: Archived readings (read paths fall back to it for archived ranges).
+    archive: ArchiveReader
+    #: The partition and archive duty (the ``reading-archive`` job).
+    archiver: ArchiveService
 
 
 @dataclass(frozen=True)
