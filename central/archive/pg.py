@@ -47,6 +47,15 @@ ORDER BY r.device_key, r.seq
 """
 
 
+_HOT = """
+SELECT d.device_id, d.public_key, m.id AS meter_id, m.serial, r.seq, r.timestamp_ms, r.import_wh, r.export_wh,
+       r.power_w, r.flags, r.prev_hash, r.signature, r.device_key, r.meter_key
+FROM meters m JOIN reading_rows r ON r.meter_key = m.meter_key JOIN devices d ON d.device_key = r.device_key
+WHERE m.id = $1 AND r.timestamp_ms >= $2 AND r.timestamp_ms < $3 AND (r.timestamp_ms, r.seq, d.device_id) > ($4, $5, $6)
+ORDER BY r.timestamp_ms, r.seq, d.device_id LIMIT $7
+"""
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Partition:
     from_ms: int
@@ -182,3 +191,26 @@ class ArchiveReader:
                 for r in group
                 if r.meter_key == meter_key and from_ms <= r.timestamp_ms < to_ms
             ]
+
+
+async def meter_rows(
+    conn: asyncpg.Pool | asyncpg.Connection, meter_id: uuid.UUID, from_ms: int, to_ms: int, *,
+    after: tuple[int, int, str] | None = None, limit: int | None = None, archive: ArchiveReader | None = None,
+) -> list[ArchivedReading]:
+    """The meter's readings with from_ms <= timestamp_ms < to_ms (and after the ``after`` cursor), hot and archived,
+    in (timestamp, seq, device id) order; at most ``limit``."""
+    cursor = after if after is not None else (from_ms - 1, 2**63 - 1, "")
+    hot = [
+        archived(r)
+        for r in await conn.fetch(_HOT, meter_id, from_ms, to_ms, cursor[0], cursor[1], cursor[2], limit or 2**62)
+    ]
+    if archive is None:
+        return hot
+    old = [
+        r for r in await archive.meter_readings(conn, meter_id, from_ms, to_ms)
+        if (r.timestamp_ms, r.seq, r.device_id) > cursor
+    ]
+    if not old:
+        return hot
+    merged = sorted(hot + old, key=lambda r: (r.timestamp_ms, r.seq, r.device_id))
+    return merged if limit is None else merged[:limit]
