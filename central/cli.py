@@ -4,6 +4,8 @@
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central archive verify FILE   (re-check every signature and hash chain of a reading archive file)
+    gridtokenx-central ... archive run   (create reading partitions ahead, archive the old ones, now)
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    archive = sub.add_parser("archive", help="reading archive files")
+    asub = archive.add_subparsers(dest="archive_command", required=True)
+    verify = asub.add_parser("verify", help="re-check every signature and hash chain of an archive file")
+    verify.add_argument("file")
+    asub.add_parser("run", help="one archive round now: partitions ahead, archive (export, check, drop) old ones")
     key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
@@ -50,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "archive" and args.archive_command == "verify":
+        from central.archive.cli import verify_command  # noqa: PLC0415 - needs no config, database or secrets
+
+        return verify_command(args.file)
     overrides: list[str] = list(args.set)
     if args.command == "serve":
         if args.workers is not None:
@@ -91,6 +102,10 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.ledger)
+    if args.command == "archive":
+        from central.archive.cli import run_command  # noqa: PLC0415
+
+        return run_command(config)
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 
