@@ -62,6 +62,7 @@ from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
+    Archive,
     Ingest,
     MarketServices,
     Minting,
@@ -142,7 +143,8 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
-        readings=build_readings(pool, hub, config),
+        readings=Readings(hub),
+        archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
         accounting=accounting,
@@ -175,11 +177,11 @@ def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
     return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
 
 
-def build_readings(pool: asyncpg.Pool, hub: LiveHub, config: CentralConfig) -> Readings:
-    """The live hub, and the reading archive on its store (a directory; the same keys fit an object store)."""
+def build_archive(pool: asyncpg.Pool, config: CentralConfig) -> Archive:
+    """The reading archive on its store (a directory; the same keys fit an object store)."""
     store = DirectoryArchiveStore(Path(config.archive.directory))
-    archiver = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
-    return Readings(hub, ArchiveReader(store), archiver)
+    service = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
+    return Archive(ArchiveReader(store), service)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:

@@ -46,10 +46,14 @@ class Ingest:
 class Readings:
     #: The process's live WebSocket hub; the market adds its channels at build time.
     hub: LiveHub
-    #: Archived readings (read paths fall back to it for archived ranges).
-    archive: ArchiveReader
-    #: The partition and archive duty (the ``reading-archive`` job).
-    archiver: ArchiveService
+
+
+@dataclass(frozen=True)
+class Archive:
+    #: Archived readings (the read paths fall back to it for archived ranges).
+    reader: ArchiveReader
+    #: The partition upkeep and archive duty (the ``reading-archive`` job).
+    service: ArchiveService
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class Services:
     identity: Identity
     ingest: Ingest | Unavailable
     readings: Readings
+    archive: Archive
     ledger: LedgerRuntime | Unavailable
     wallets: Wallets
     accounting: AccountingService | Unavailable

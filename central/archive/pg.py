@@ -92,6 +92,23 @@ class PgArchive:
         await self.pool.execute("SELECT reading_partition_for(t) FROM unnest($1::bigint[]) AS t", starts)
         return len(starts)
 
+    async def pack_before(self, cutoff_ms: int) -> int:
+        """Rebuild the indexes of partitions whose range ended before ``cutoff_ms`` and were not packed yet (once
+        each; REINDEX CONCURRENTLY does not block ingest). Returns how many were packed."""
+        packed = {r["from_ms"] for r in await self.pool.fetch("SELECT from_ms FROM reading_partitions_packed")}
+        done = 0
+        for p in await self.partitions():
+            if p.to_ms <= cutoff_ms and p.from_ms not in packed:
+                try:
+                    await self.pool.execute(f'REINDEX TABLE CONCURRENTLY "{p.name}"')
+                except asyncpg.UndefinedTableError:
+                    continue  # archived meanwhile
+                await self.pool.execute(
+                    "INSERT INTO reading_partitions_packed (from_ms) VALUES ($1) ON CONFLICT DO NOTHING", p.from_ms
+                )
+                done += 1
+        return done
+
     async def archive_before(self, cutoff_ms: int, work_dir: Path | None = None) -> list[Manifest]:
         """Archive and drop every partition whose range ends at or before ``cutoff_ms``, oldest first."""
         return [
@@ -131,6 +148,7 @@ class PgArchive:
                     )
                     await conn.execute("SET LOCAL lock_timeout = '10s'")
                     await conn.execute(f'DROP TABLE "{p.name}"')
+                    await conn.execute("DELETE FROM reading_partitions_packed WHERE from_ms = $1", p.from_ms)
             except asyncpg.PostgresError as exc:
                 raise ArchiveError(f"archiving {p.name} failed: {type(exc).__name__}: {exc}") from exc
         return manifest

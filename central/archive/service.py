@@ -1,5 +1,6 @@
-"""The archive duty, one round: create the reading partitions ahead of the clock, then archive (export, check,
-drop) every partition whose range ended more than ``after_days`` ago. Run by one leader at a time (the
+"""The archive duty, one round: create the reading partitions ahead of the clock, pack the indexes of partitions
+closed for a day (once), then archive (export, check, drop) every partition whose range ended more than
+``after_days`` ago. Run by one leader at a time (the
 ``reading-archive`` job)."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ArchiveService:
         """One round; returns how many partitions were archived."""
         now = self.clock_ms()
         await self.archive.ensure_ahead(now, self.settings.ahead_days * DAY_MS)
+        await self.archive.pack_before(now - DAY_MS)
         done = await self.archive.archive_before(now - self.settings.after_days * DAY_MS, self.work_dir)
         for m in done:
             log.info("readings archived", extra={"key": m.key, "readings": m.readings, "bytes": m.size})

@@ -172,7 +172,7 @@ class MintProofOut:
 )
 async def mint_proof_route(call: Call[None, None]) -> MintProofOut:
     """Owners see their own mints' proofs, admins any."""
-    proof = await mint_proof(call.services.pool, call.path("key"), call.services.readings.archive)
+    proof = await mint_proof(call.services.pool, call.path("key"), call.services.archive.reader)
     if proof is None or (proof.owner_id != call.user.user_id and call.user.role != Role.ADMIN):
         raise not_found("no such mint", "no_mint")
     return MintProofOut(

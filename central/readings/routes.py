@@ -73,7 +73,7 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     try:
         return await list_readings(
             call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit,
-            archive=call.services.readings.archive,
+            archive=call.services.archive.reader,
         )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
@@ -94,7 +94,7 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
         return await window_energy(
-            call.services.pool, meter_id, from_ms=start, to_ms=end, archive=call.services.readings.archive
+            call.services.pool, meter_id, from_ms=start, to_ms=end, archive=call.services.archive.reader
         )
     except QueryError as exc:
         raise bad_request(str(exc)) from None

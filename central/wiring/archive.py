@@ -19,7 +19,7 @@ def jobs(services: Services) -> Sequence[Job]:
         return ()
 
     async def upkeep() -> None:
-        await services.readings.archiver.run_once()
+        await services.archive.service.run_once()
 
     return [
         Job("reading-archive", settings.interval_s, upkeep,

@@ -12,12 +12,15 @@
 -- Partitioned by RANGE (timestamp_ms) in spans of ``reading_partitioning.span_ms`` (default 1 day), aligned to the
 -- epoch. Partitions are plain declarative ones, created ahead by the ``reading-partitions`` job and on demand by
 -- ingest (``reading_partition_for``), never by a DEFAULT partition (rows there would block attaching a partition).
--- pg_partman is not used: the only maintenance needed is "create ahead" and "archive then drop", and the archive must
--- export and check a partition before it is dropped, which is our job's logic anyway.
+-- pg_partman is not used: the maintenance needed is "create ahead", "pack once written" and "archive then drop", and
+-- the archive must export and check a partition before it is dropped, which is our job's logic anyway.
 --
 -- Indexes (each partition): (device_key, seq) for ingest's dedup/chain checks and the live feed; (meter_key,
--- timestamp_ms, seq) for the readings API and accounting. Uniqueness of (device, seq) is ingest's (it judges under
--- the per-device lock); a unique index would have to include the partition key and could not enforce it anyway.
+-- timestamp_ms) for the readings API and accounting (ties in time are few; they are sorted after the index scan).
+-- Uniqueness of (device, seq) is ingest's (it judges under the per-device lock); a unique index would have to include
+-- the partition key and could not enforce it anyway. Every device and meter appends at its own place in these
+-- indexes, so their pages split half-full and stay so while a partition is written; once a partition's range is a
+-- day old the job rebuilds its indexes (REINDEX CONCURRENTLY, packed to the fillfactor) and records it here.
 --
 -- Existing data: this migration moves every row of the old ``readings`` table in one transaction (fine for the
 -- databases that exist today; a large one would be copied in slices with the same INSERT ... SELECT, by time range,
@@ -47,7 +50,13 @@ CREATE TABLE reading_rows (
     signature    bytea    NOT NULL CHECK (length(signature) = 64)
 ) PARTITION BY RANGE (timestamp_ms);
 CREATE INDEX reading_rows_device_seq ON reading_rows (device_key, seq);
-CREATE INDEX reading_rows_meter_time ON reading_rows (meter_key, timestamp_ms, seq);
+CREATE INDEX reading_rows_meter_time ON reading_rows (meter_key, timestamp_ms);
+
+-- Partitions whose indexes were packed after their range closed (central.archive.pg, the reading-archive job).
+CREATE TABLE reading_partitions_packed (
+    from_ms   bigint      PRIMARY KEY,
+    packed_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- Archived partitions (central.archive): one file per partition range, checked before the partition was dropped.
 CREATE TABLE reading_archives (

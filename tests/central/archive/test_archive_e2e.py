@@ -86,14 +86,16 @@ async def _scenario(pool: asyncpg.Pool, pg_dsn: str, tmp_path: Path, capsys: pyt
             "SELECT count(*) FROM reading_rows WHERE timestamp_ms BETWEEN $1 AND $2", T0_MS, last) == 0
         assert await pool.fetchval("SELECT count(*) FROM reading_archives") == len(manifests)
         for m in manifests:
-            assert m.key.startswith("readings/") and m.key.endswith(f"/{m.from_ms}-{m.to_ms}.parquet")
+            assert m.key.startswith("readings/")
+            assert m.key.endswith(f"/{m.from_ms}-{m.to_ms}.parquet")
             assert m.size / m.readings < 600  # tiny file here; the per-reading figure at scale is bench's
 
         # a mint proof for a window in the archived period: its signed records come back from the archive
         proof = await (await http.get(f"/api/v1/mints/{mints[-1]['key']}/proof", headers=prosumer_h)).json()
         records = [bytes.fromhex(r) for r in proof["records"]]
         hashes = [bytes.fromhex(h) for h in proof["record_hashes"]]
-        assert records and [hashlib.sha256(r).digest() for r in records] == hashes
+        assert records
+        assert [hashlib.sha256(r).digest() for r in records] == hashes
         for raw in records:
             decode_reading(raw, verify=True)  # each one signed by the gateway's key
         assert set(records) <= set(originals)

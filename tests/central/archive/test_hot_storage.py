@@ -46,7 +46,7 @@ async def test_a_stored_reading_costs_at_most_300_bytes(pool: asyncpg.Pool) -> N
     count = await pool.fetchval("SELECT count(*) FROM reading_rows")
     assert count == 12 * 5 * 4 * 48
     size = await pool.fetchval(BYTES_PER_READING)
-    print(f"hot storage: {size / count:.0f} B per stored reading ({count} readings)")  # noqa: T201 - the figure
+    print(f"hot storage: {size / count:.0f} B per stored reading ({count} readings)")
     assert size / count <= HOT_BUDGET, f"{size / count:.0f} B per stored reading"
     # two days: two daily partitions were created on demand by ingest
     names = await pool.fetch("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
