@@ -23,8 +23,8 @@
 -- day old the job rebuilds its indexes (REINDEX CONCURRENTLY, packed to the fillfactor) and records it here.
 --
 -- Existing data: this migration moves every row of the old ``readings`` table in one transaction (fine for the
--- databases that exist today; a large one would be copied in slices with the same INSERT ... SELECT, by time range,
--- before applying). Afterwards the old table is dropped.
+-- databases that exist today; a database too large for one transaction needs the move split into the schema part,
+-- time slices of the same INSERT ... SELECT and the drop: docs/scaling.md). Afterwards the old table is dropped.
 
 ALTER TABLE devices ADD COLUMN device_key integer GENERATED ALWAYS AS IDENTITY;
 ALTER TABLE devices ADD CONSTRAINT devices_device_key UNIQUE (device_key);
