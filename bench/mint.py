@@ -84,7 +84,7 @@ WINDOW_MS = W
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
 METERS_PER_GATEWAY = 100
 
-#: ``reading_rows`` (migration 0080); seeded into ``readings_all`` (same columns) and revealed round by round.
+#: ``reading_rows`` (migration 0090); seeded into ``readings_all`` (same columns) and revealed round by round.
 READING_COLUMNS = (
     "seq",
     "timestamp_ms",

@@ -18,6 +18,7 @@ import asyncpg
 from central.accounting.service import AccountingService
 from central.archive.pg import ArchiveReader
 from central.archive.service import ArchiveService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
@@ -87,6 +88,8 @@ class Services:
     signer: DeviceKey | None
     tokens: TokenCodec
     identity: Identity
+    #: The broker's access control (Mosquitto dynamic security) when central manages it.
+    broker: DynsecAccess | Unavailable
     ingest: Ingest | Unavailable
     readings: Readings
     archive: Archive

@@ -1,5 +1,5 @@
 """PostgreSQL adapter of :class:`central.ingest.port.IngestStore` (tables in migrations 0002_readings.sql and
-0080_compact_readings.sql).
+0090_compact_readings.sql).
 
 A group of batches (of distinct devices) = one transaction in four round trips: ``BEGIN`` + per-device advisory
 locks in one global order (so worker processes sharing the readings subscription judge one device's batches one at a
@@ -34,6 +34,7 @@ from central.ingest.model import (
 from central.ingest.port import PendingBatch
 from central.locks import INGEST_DEVICE
 from protocol.record import POWER_NOT_AVAILABLE, assemble
+from protocol.status import DeviceStatus
 
 #: First key of the two-key advisory lock taken per device while a batch is judged and stored.
 LOCK_NAMESPACE = INGEST_DEVICE.space
@@ -44,7 +45,7 @@ _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # prev_hash | signature | ts | device_key | meter_key | public_key. $1 device ids, $2 first seqs, $3 last seqs
 # (aligned); $4/$5 (device id, meter serial) pairs. For 'device' rows ``ts`` is the registration time
 # (``devices.created_at``) in ms; for readings their timestamp. Stored records come back in pieces
-# (``reading_rows``, migration 0080); their hashes are computed here from the rebuilt bytes.
+# (``reading_rows``, migration 0090); their hashes are computed here from the rebuilt bytes.
 _LOAD = """
 WITH q AS (
     SELECT q.device_id, q.first_seq, q.last_seq, d.device_key
@@ -301,10 +302,17 @@ class PgIngestStore:
             raise StoreError(f"looking up a device failed: {type(exc).__name__}") from exc
         return bool(found)
 
-    async def set_online(self, device_id: str, online: bool) -> None:
+    async def record_status(self, device_id: str, status: DeviceStatus) -> None:
         try:
             await self._pool.execute(
-                "UPDATE devices SET online = $2, last_seen_at = now() WHERE device_id = $1", device_id, online
+                "UPDATE devices SET online = $2, last_seen_at = now(), outbox_depth = $3, outbox_oldest_age_s = $4, "
+                "meters_down = $5, alarms = $6 WHERE device_id = $1",
+                device_id,
+                status.online,
+                status.outbox_depth,
+                status.oldest_age_s,
+                status.meters_down,
+                list(status.alarms),
             )
         except _DB_ERRORS as exc:
             raise StoreError(f"recording device status failed: {type(exc).__name__}") from exc

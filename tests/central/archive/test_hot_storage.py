@@ -1,4 +1,4 @@
-"""The hot readings schema (migration 0080) on real PostgreSQL: what a stored reading costs, partitions made on
+"""The hot readings schema (migration 0090) on real PostgreSQL: what a stored reading costs, partitions made on
 demand, and the move of readings stored before the migration."""
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def test_stored_records_rebuild_byte_for_byte(pool: asyncpg.Pool) -> None:
 
 async def test_readings_stored_before_the_migration_are_moved(empty_pg_dsn: str, tmp_path: Path) -> None:
     for f in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if f.name < "0080":
+        if f.name < "0090":
             shutil.copy(f, tmp_path / f.name)
     await migrate_dsn(empty_pg_dsn, tmp_path)
     pool = await asyncpg.create_pool(empty_pg_dsn, min_size=1, max_size=2)
@@ -88,8 +88,8 @@ async def test_readings_stored_before_the_migration_are_moved(empty_pg_dsn: str,
                 gw.device_id, r.seq, meter, r.meter_serial, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w,
                 r.flags, r.prev_hash, r.hash(), r.encode(),
             )
-        shutil.copy(MIGRATIONS_DIR / "0080_compact_readings.sql", tmp_path)
-        assert "0080_compact_readings.sql" in await migrate_dsn(empty_pg_dsn, tmp_path)
+        shutil.copy(MIGRATIONS_DIR / "0090_compact_readings.sql", tmp_path)
+        assert "0090_compact_readings.sql" in await migrate_dsn(empty_pg_dsn, tmp_path)
         rows = await pool.fetch("SELECT raw, record_hash, meter_id FROM readings ORDER BY seq")
         assert [bytes(r["raw"]) for r in rows] == [r.encode() for r in records]
         assert [bytes(r["record_hash"]) for r in rows] == [r.hash() for r in records]
