@@ -47,6 +47,7 @@ from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    archive,
     broker,
     certificates,
     identity,
@@ -66,6 +67,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,
+    archive.SUBSYSTEM,
     ledger.SUBSYSTEM,
     wallets.SUBSYSTEM,
     accounting.SUBSYSTEM,
