@@ -55,6 +55,8 @@ from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
 from central.market.settler import Settler
+from central.market.standing_pg import PgStandingStore
+from central.market.standing_service import StandingOrders
 from central.market.tables import LookupTables
 from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
@@ -212,7 +214,7 @@ def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))
-    return Market(config, book, escrow, settler, platform)
+    return Market(config, book, escrow, settler, platform, StandingOrders(PgStandingStore(pool), book))
 
 
 def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:
