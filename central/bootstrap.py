@@ -54,6 +54,8 @@ from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
+from central.market.matching_pg import PgMatchingStore
+from central.market.matching_service import Matching
 from central.market.settler import Settler
 from central.market.standing_pg import PgStandingStore
 from central.market.standing_service import StandingOrders
@@ -114,7 +116,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
             rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
-        market = build_market(pool, chain, config.market)
+        market = build_market(pool, chain, config.market, adapters.signer)
         certificates = build_certificates(
             pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
@@ -207,14 +209,17 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+def build_market(
+    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, signer: DeviceKey | None = None
+) -> Market:
     book = MarketBook(
         pool, EpochClock(config.epoch_length_s), config.fee_bps,
         MarketInstructions.for_platform(platform).addresses,
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))
-    return Market(config, book, escrow, settler, platform, StandingOrders(PgStandingStore(pool), book))
+    matching = Matching(PgMatchingStore(pool), platform, signer, confirm_wait_s=config.confirm_wait_s)
+    return Market(config, book, escrow, settler, platform, StandingOrders(PgStandingStore(pool), book), matching)
 
 
 def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:

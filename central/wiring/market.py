@@ -18,7 +18,7 @@ from central import locks
 from central.db.leadership import XactLock
 from central.errors import Unavailable
 from central.jobs import Job
-from central.market import routes, standing_routes
+from central.market import matching_routes, routes, standing_routes
 from central.market.reconcile import reconcile
 from central.services import Services
 from central.wiring import Subsystem
@@ -42,6 +42,7 @@ def jobs(services: Services) -> Sequence[Job]:
 
     async def resolve() -> None:
         await market.escrow.resolve_open()
+        await market.matching.resolve_open()
 
     async def check_escrow() -> None:
         report = await reconcile(market.book.pool, market.platform)
@@ -77,4 +78,6 @@ async def lifetime(services: Services) -> AsyncIterator[None]:
         await feed.stop()
 
 
-SUBSYSTEM = Subsystem("market", routes=(routes.routes, standing_routes.routes), jobs=jobs, lifetime=lifetime)
+SUBSYSTEM = Subsystem(
+    "market", routes=(routes.routes, standing_routes.routes, matching_routes.routes), jobs=jobs, lifetime=lifetime
+)
