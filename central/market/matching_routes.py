@@ -18,7 +18,7 @@ from central.http import OWNERS, PUBLIC, Call, RouteTable, meta
 from central.market.matching import Statement, to_csv, verify_claim
 from central.market.matching_pg import Redemption
 from central.market.matching_service import MAX_REDEEM_WH, Matching
-from central.market.routes import ERRORS
+from central.market.routes import ERRORS, SignedIn
 
 routes = RouteTable(tag="market", error_map=ERRORS)
 
@@ -48,11 +48,6 @@ class RedemptionOut:
         default=None, metadata=meta(description="base64 unsigned burn + memo for your wallet to sign (when built)")
     )
     last_valid_block_height: int = 0
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    transaction: str = field(metadata=meta(min_length=1, max_length=4096, description="base64, wallet-signed"))
 
 
 @dataclass(frozen=True)
@@ -154,3 +149,4 @@ async def verify(call: Call[VerifyIn, None]) -> VerifyOut:
     except (binascii.Error, ValueError):
         return VerifyOut(False)
     return VerifyOut(verify_claim(_matching(call).public_key(), call.body.claim, sig))
+

@@ -29,6 +29,8 @@ from central.market.orders import lock_amount
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+#: The largest day limit (energy Wh or quote base units) a standing order may set.
+MAX_LIMIT = MAX_QTY_WH * MAX_PRICE
 #: How far back the forecast looks (same hour and weekday over this many weeks).
 FORECAST_WEEKS = 4
 
@@ -61,8 +63,8 @@ class StandingSpec:
             return f"price must be 1..{MAX_PRICE}"
         for name in ("max_qty_wh", "daily_energy_wh", "daily_spend"):
             v = getattr(self, name)
-            if v is not None and not 1 <= v <= MAX_QTY_WH * MAX_PRICE:
-                return f"{name} must be positive"
+            if v is not None and not 1 <= v <= (MAX_QTY_WH if name == "max_qty_wh" else MAX_LIMIT):
+                return f"{name} is out of range"
         if self.side == "sell" and self.daily_spend is not None:
             return "daily_spend applies to buy standing orders only"
         return None

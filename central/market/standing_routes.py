@@ -11,7 +11,7 @@ from central.http import OWNERS, Call, RouteTable, meta
 from central.http.errors import not_found
 from central.market.clearing import MAX_PRICE, MAX_QTY_WH
 from central.market.routes import ERRORS, LimitQuery
-from central.market.standing import RunView, StandingSpec, StandingView
+from central.market.standing import MAX_LIMIT, RunView, StandingSpec, StandingView
 from central.market.standing_service import StandingOrders
 
 routes = RouteTable(tag="market", error_map=ERRORS)
@@ -30,9 +30,12 @@ class StandingIn:
         )
     )
     max_qty_wh: int | None = field(default=None, metadata=_WH)
-    daily_energy_wh: int | None = field(default=None, metadata=meta(minimum=1, description="Wh placed per UTC day"))
+    daily_energy_wh: int | None = field(
+        default=None, metadata=meta(minimum=1, maximum=MAX_LIMIT, description="Wh placed per UTC day")
+    )
     daily_spend: int | None = field(
-        default=None, metadata=meta(minimum=1, description="quote base units locked per UTC day (buy only)")
+        default=None,
+        metadata=meta(minimum=1, maximum=MAX_LIMIT, description="quote base units locked per UTC day (buy only)"),
     )
 
 

@@ -18,7 +18,7 @@ from central import locks
 from central.db.leadership import XactLock
 from central.errors import Unavailable
 from central.jobs import Job
-from central.market import matching_routes, routes, standing_routes
+from central.market import matching_routes, report_routes, routes, standing_routes
 from central.market.reconcile import reconcile
 from central.services import Services
 from central.wiring import Subsystem
@@ -79,5 +79,8 @@ async def lifetime(services: Services) -> AsyncIterator[None]:
 
 
 SUBSYSTEM = Subsystem(
-    "market", routes=(routes.routes, standing_routes.routes, matching_routes.routes), jobs=jobs, lifetime=lifetime
+    "market",
+    routes=(routes.routes, standing_routes.routes, matching_routes.routes, report_routes.routes),
+    jobs=jobs,
+    lifetime=lifetime,
 )
