@@ -1,4 +1,4 @@
-"""PostgreSQL side of hourly consumption matching (tables in migration 0096; windows from 0031)."""
+"""PostgreSQL side of hourly consumption matching (tables in migration 0101; windows from 0031)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PostgreSQL adapter of :class:`central.market.standing.StandingStore` (tables in migration 0095)."""
+"""PostgreSQL adapter of :class:`central.market.standing.StandingStore` (tables in migration 0100)."""
 
 from __future__ import annotations
 
