@@ -1,4 +1,4 @@
-"""PostgreSQL adapter of the accounting store: reads ``reading_rows`` (central-ingest, migration 0100),
+"""PostgreSQL adapter of the accounting store: reads ``reading_rows`` (central-ingest, migration 0090),
 ``meters``/``devices`` (central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031)
 and, in the same transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy.
 

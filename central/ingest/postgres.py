@@ -45,7 +45,7 @@ _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 # prev_hash | signature | ts | device_key | meter_key | public_key. $1 device ids, $2 first seqs, $3 last seqs
 # (aligned); $4/$5 (device id, meter serial) pairs. For 'device' rows ``ts`` is the registration time
 # (``devices.created_at``) in ms; for readings their timestamp. Stored records come back in pieces
-# (``reading_rows``, migration 0100); their hashes are computed here from the rebuilt bytes.
+# (``reading_rows``, migration 0090); their hashes are computed here from the rebuilt bytes.
 _LOAD = """
 WITH q AS (
     SELECT q.device_id, q.first_seq, q.last_seq, d.device_key

@@ -1,5 +1,5 @@
 """Read side of stored readings: per-meter pages and 15-minute window energy, from the hot table (``reading_rows``,
-migration 0100; the signed record rebuilt from its pieces) and, for archived ranges, from the archive files
+migration 0090; the signed record rebuilt from its pieces) and, for archived ranges, from the archive files
 (``central.archive``), merged in one order: (timestamp, seq, device id)."""
 
 from __future__ import annotations

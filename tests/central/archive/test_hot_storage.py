@@ -1,4 +1,4 @@
-"""The hot readings schema (migration 0100) on real PostgreSQL: what a stored reading costs, partitions made on
+"""The hot readings schema (migration 0090) on real PostgreSQL: what a stored reading costs, partitions made on
 demand, and the move of readings stored before the migration."""
 
 from __future__ import annotations
