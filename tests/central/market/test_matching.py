@@ -6,6 +6,7 @@ endpoint and a tampered one does not."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from solders.signature import Signature
 
 from central.app import POOL
+from central.http.context import SERVICES
 from central.http.roles import Role
 from central.ledger.builder import associated_token_address
 from central.ledger.cosign import sign_request
@@ -146,3 +148,26 @@ async def test_hourly_matching_statement_equals_burns_and_import(env: Env) -> No
     assert await v.json() == {"valid": False}
     empty = await (await client.get("/api/v1/market/matching/statement?month=2026-03", headers=ho)).json()
     assert (empty["import_wh"], empty["hours"]) == (0, [])
+
+
+async def test_an_unsigned_redemption_expires_and_gives_its_wh_back(env: Env) -> None:
+    client, setup, ledger = env
+    pool = client.app[POOL]
+    uid, _ = await funded_user(client, setup, ledger, "consumer", energy=5000)
+    h = auth(client, uid, Role.CONSUMER)
+    serial = f"m-{uid.hex[:10]}"
+    await add_windows(pool, uid, serial)
+    body = {"meter": serial, "hour": H1.isoformat(), "amount": 1000}
+    r = await client.post("/api/v1/market/redemptions", json=body, headers=h)
+    assert r.status == 201
+    built = await r.json()
+    r = await client.post("/api/v1/market/redemptions", json=body, headers=h)
+    assert r.status == 409  # all of the hour is reserved by the first, not yet signed
+    matching = client.app[SERVICES].market.market.matching
+    async with asyncio.timeout(30):  # never signed: once its blockhash is past, it expires (the escrow job does this)
+        while (await matching.store.get(uid, uuid.UUID(built["id"]))).status == "built":
+            await asyncio.sleep(0.2)
+            await matching.resolve_open()
+    assert (await matching.store.get(uid, uuid.UUID(built["id"]))).status == "expired"
+    r = await client.post("/api/v1/market/redemptions", json=body, headers=h)
+    assert r.status == 201  # the hour's Wh are free again
