@@ -59,7 +59,11 @@ from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
+from central.market.matching_pg import PgMatchingStore
+from central.market.matching_service import Matching
 from central.market.settler import Settler
+from central.market.standing_pg import PgStandingStore
+from central.market.standing_service import StandingOrders
 from central.market.tables import LookupTables
 from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
@@ -119,7 +123,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
             rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
-        market = build_market(pool, chain, config.market, config.zones)
+        market = build_market(pool, chain, config.market, config.zones, adapters.signer)
         certificates = build_certificates(
             pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
@@ -233,7 +237,8 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
 
 
 def build_market(
-    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, zones: ZonesConfig | None = None
+    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, zones: ZonesConfig | None = None,
+    signer: DeviceKey | None = None,
 ) -> Market:
     """The market; zonal clearing once ``[zones]`` lists zones (docs/decisions/0017-zonal-clearing.md)."""
     book = MarketBook(
@@ -243,7 +248,8 @@ def build_market(
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))
-    return Market(config, book, escrow, settler, platform)
+    matching = Matching(PgMatchingStore(pool), platform, signer, confirm_wait_s=config.confirm_wait_s)
+    return Market(config, book, escrow, settler, platform, StandingOrders(PgStandingStore(pool), book), matching)
 
 
 def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:

@@ -8,6 +8,7 @@ clear_interval_s = 1.0        # how often each worker checks for epochs to clear
 settle_interval_s = 0.5       # settler pass interval when idle
 reconcile_interval_s = 60.0   # escrow reconciliation job (0 = off)
 confirm_wait_s = 10.0         # deposits/withdrawals: how long a request waits for confirmation
+standing_interval_s = 1.0     # how often the leader looks for standing orders due in the open epoch
 ```
 """
 
@@ -38,6 +39,7 @@ class MarketConfig:
     settle_interval_s: Annotated[float, _POSITIVE] = 0.5
     reconcile_interval_s: Annotated[float, Range(0)] = 60.0
     confirm_wait_s: Annotated[float, _POSITIVE] = 10.0
+    standing_interval_s: Annotated[float, _POSITIVE] = 1.0
 
 
 # ------------------------------------------------------------------------------------------------- zones
