@@ -7,8 +7,8 @@ purchase costs the buyer ``value + grid_fee`` (``quote_out``) and delivers ``del
 Totals count settled lines only (they are the ones the chain has seen: ``reconciled``); pending lines are listed and
 counted apart.
 
-Grid fees, losses and the utility come with zones (docs/decisions: zonal clearing); until then the store reports
-them as 0/``False`` and these rules already account for them.
+Grid fees, losses and the utility come from zonal trades (docs/decisions/0017-zonal-clearing.md); a single-zone
+trade has none (0, ``delivered = qty``, ``False``).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ class ReportLine:
     price: int  # quote base units per kWh
     value: int  # quote base units (qty * price // 1000)
     platform_fee: int  # the seller's platform fee (0 on the buy side)
-    grid_fee: int  # this side's grid fee (0 until zones)
-    delivered: int  # Wh the buyer received (= qty until zones)
-    utility: bool  # the counterparty is the utility (outside option; False until zones)
+    grid_fee: int  # this side's grid fee (0 on a single-zone trade)
+    delivered: int  # Wh the buyer received (qty less the loss)
+    utility: bool  # the counterparty is the utility (the outside option)
     status: str  # 'pending' | 'settled'
     signature: str | None
 

@@ -9,13 +9,16 @@ import asyncpg
 
 from central.market.report import ReportLine
 
-# Zones (migration of the zones branch) fill the three zero columns: the grid fee is ``grid_fee_buyer`` /
-# ``grid_fee_seller`` for the user's side, ``delivered`` is ``coalesce(delivered, qty)``, and ``utility`` is whether
-# the counterparty is the configured utility's account.
+# Zonal trades (migration 0091, docs/decisions/0017-zonal-clearing.md): the grid fee of the user's side,
+# ``delivered`` (what the buyer received: ``qty`` less the loss; NULL on a single-zone trade), and whether the
+# counterparty was the utility (the utility's side of a trade has no order).
 _LINES_SQL = """
 SELECT t.id AS trade_id, t.epoch_start, CASE WHEN t.buyer = $1 THEN 'buy' ELSE 'sell' END AS side, t.qty, t.price,
        t.value, CASE WHEN t.buyer = $1 THEN 0 ELSE t.fee END AS platform_fee,
-       0::bigint AS grid_fee, t.qty AS delivered, false AS utility, t.status, t.signature
+       CASE WHEN t.buyer = $1 THEN t.grid_fee_buyer ELSE t.grid_fee_seller END AS grid_fee,
+       coalesce(t.delivered, t.qty) AS delivered,
+       CASE WHEN t.buyer = $1 THEN t.sell_order IS NULL ELSE t.buy_order IS NULL END AS utility,
+       t.status, t.signature
 FROM trades t
 WHERE (t.buyer = $1 OR t.seller = $1) AND t.epoch_start >= $2 AND t.epoch_start < $3
 ORDER BY t.epoch_start, t.id
