@@ -20,6 +20,7 @@ async def create_pool(config: DatabaseConfig) -> asyncpg.Pool:
             min_size=config.pool_min,
             max_size=config.pool_max,
             command_timeout=config.command_timeout_s,
+            server_settings=config.server_settings(),
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {_safe(exc)}") from None
