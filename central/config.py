@@ -69,6 +69,13 @@ class DatabaseConfig:
     keepalive_count: Annotated[int, Range(1, 100)] = 3
     tcp_user_timeout_ms: Annotated[int, Range(0, 3_600_000)] = 10_000
 
+    #: A streaming-replication standby for bulk reads (readings, energy); empty: every read goes to the primary.
+    #: Access checks and what users write are always read on the primary (central/db/replica.py).
+    replica_dsn: str = ""
+    #: The standby is used while its replay lag is at most this (seconds), else reads fall back to the primary.
+    replica_max_lag_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
+    replica_pool_max: Annotated[int, Range(1, 1000)] = 10
+
     def server_settings(self) -> dict[str, str]:
         """Session settings every connection of this node sends (application name, keepalive)."""
         return {
@@ -81,6 +88,8 @@ class DatabaseConfig:
 
     def validate(self) -> None:
         _require(self.dsn.startswith(("postgresql://", "postgres://")), "dsn", "must be a postgresql:// URL")
+        _require(not self.replica_dsn or self.replica_dsn.startswith(("postgresql://", "postgres://")), "replica_dsn",
+                 "must be a postgresql:// URL")
         _require(1 <= self.pool_min <= self.pool_max, "pool_min", "must be >= 1 and <= database.pool_max")
 
 

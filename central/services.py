@@ -19,6 +19,7 @@ from central.accounting.service import AccountingService
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
+from central.db.replica import ReadPools
 from central.errors import Unavailable
 from central.http.auth import TokenCodec
 from central.identity.context import Identity
@@ -44,6 +45,8 @@ class Ingest:
 class Readings:
     #: The process's live WebSocket hub; the market adds its channels at build time.
     hub: LiveHub
+    #: Bulk reads (readings, energy): the read replica while it is fresh enough, else the primary.
+    reads: ReadPools
 
 
 @dataclass(frozen=True)
