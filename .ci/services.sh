@@ -63,6 +63,10 @@ if ! command -v promtool >/dev/null 2>&1; then apt_install --no-install-recommen
 # SoftHSM2: the PKCS#11 token of the HSM tests (platform keys, the gateway's device key) and the demo's HSM option
 if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then apt_install softhsm2; fi
 
+# ejabberd (its MQTT 5 service: tests/central/nodes/test_ejabberd.py; each test starts its own, RUNLEVEL=1 keeps the
+# package from starting a system-wide one)
+if [ ! -x /usr/sbin/ejabberdctl ]; then RUNLEVEL=1 apt_install --no-install-recommends ejabberd; fi
+
 # Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 exit 0

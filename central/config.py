@@ -107,6 +107,10 @@ class MqttConfig:
     ca_file: str = ""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    #: Subscribe to device messages through MQTT v5 shared subscriptions (``$share/central/...``), which split them
+    #: between central processes. ``false`` for a broker without them (ejabberd 23.01: docs/scaling.md): plain
+    #: subscriptions, so run ONE central process (with ``http.workers = 1``) on such a broker.
+    shared_subscriptions: bool = True
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
     receive_maximum: Annotated[int, Range(1, 65535)] = 1000

@@ -43,11 +43,6 @@ class SessionLock:
         self._conn: asyncpg.Connection | None = None
         self._held = False
 
-    @property
-    def held(self) -> bool:
-        """This node holds the lock (as of its last round)."""
-        return self._held and self._conn is not None and not self._conn.is_closed()
-
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[bool]:
         if self._conn is None or self._conn.is_closed():
@@ -58,12 +53,6 @@ class SessionLock:
         else:  # still leader? (a dropped session loses the lock; the next round reconnects and competes again)
             await self._conn.fetchval("SELECT 1")
         yield self._held
-
-    async def release(self) -> None:
-        """Give up leadership (the session stays open; another node's next round may win)."""
-        if self._held and self._conn is not None and not self._conn.is_closed():
-            await self._conn.execute("SELECT pg_advisory_unlock($1)", self.key.key)
-        self._held = False
 
     async def close(self) -> None:
         self._held = False
