@@ -82,6 +82,7 @@ et, tb
 # In-process fakes and test hooks shipped in the packages, used by tests/, bench/ and the docs.
 InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateStore, InMemoryIngestStore
 InMemoryMarketStore
+InMemoryBrokerAccess  # central.broker.memory, the BrokerAccess fake (tests/central/core/test_identity_broker_access.py)
 _.link_wallet
 _.credit
 _.confirm_settlements
@@ -114,6 +115,10 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+
+# The archive format's one-call writer (all records at once): the format tests build their files with it; production
+# streams row groups through ArchiveWriter (central/archive/pg.py).
+write_file
 _.set_online
 
 # The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.

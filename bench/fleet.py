@@ -264,9 +264,9 @@ async def _lags(
             "SELECT extract(epoch FROM c.updated_at) - extract(epoch FROM w.finalised_at) AS lag FROM chain_intent c "
             "JOIN energy_windows w ON c.key = w.meter_id::text || ':' || w.window_start_ms::text "
             "WHERE c.kind = 'energy-mint' AND c.state = 'confirmed'")
-        size = await conn.fetchval(  # a partitioned table: every partition; a plain one: itself
-            "SELECT coalesce(nullif((SELECT sum(pg_total_relation_size(relid)) "
-            "FROM pg_partition_tree('readings'::regclass)), 0), pg_total_relation_size('readings'::regclass))")
+        size = await conn.fetchval(  # every partition of the hot readings table (table + indexes + TOAST)
+            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint "
+            "FROM pg_partition_tree('reading_rows'::regclass)")
         return close, [float(m["lag"]) for m in mints], len(windows), len(mints), int(size)
     finally:
         await conn.close()
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> None:
         cpu = tree_cpu(central.pid) + cpu_seconds(broker.proc.pid) - cpu0
         pg_cpu = postgres_delta(pg0)
         close, mint, n_windows, n_mints, size = asyncio.run(_lags(dsn, fleet.device_acked_at, start_ms))
-        stored = asyncio.run(_scalar(dsn, "SELECT count(*) FROM readings"))
+        stored = asyncio.run(_scalar(dsn, "SELECT count(*) FROM reading_rows"))
         acked = sum(fleet.acked.values())
         span = t_acked - t_start
         rate = acked / span
@@ -356,7 +356,7 @@ def run(args: argparse.Namespace) -> None:
             print("  central RSS over time (all processes): "
                   + ", ".join(f"{s:.0f} s {r / 2**20:.0f} MiB" for s, r in marks) + f"; peak {peak:.0f} MiB")
         per_reading = size / max(stored, 1)
-        print(f"  bytes per stored reading (readings table + indexes + TOAST): {per_reading:,.0f} B")
+        print(f"  bytes per stored reading (reading_rows partitions + indexes + TOAST, as written): {per_reading:,.0f} B")
         cpu_per_reading = (cpu + pg_cpu) / max(acked, 1)
         print(f"  CPU per reading, whole pipeline (central incl. accounting and minting, broker, PostgreSQL): "
               f"{cpu_per_reading * 1e6:,.0f} µs ({cpu:.1f} s central + broker, {pg_cpu:.1f} s PostgreSQL)")

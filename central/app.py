@@ -47,6 +47,8 @@ from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    archive,
+    broker,
     certificates,
     identity,
     ingest,
@@ -61,9 +63,11 @@ log = logging.getLogger(__name__)
 
 #: Every subsystem, in start order (lifetimes start in this order and stop in reverse).
 SUBSYSTEMS: tuple[Subsystem, ...] = (
+    broker.SUBSYSTEM,
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,
+    archive.SUBSYSTEM,
     ledger.SUBSYSTEM,
     wallets.SUBSYSTEM,
     accounting.SUBSYSTEM,

@@ -14,12 +14,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.archive.directory import DirectoryArchiveStore
+from central.archive.pg import ArchiveReader, PgArchive
+from central.archive.service import ArchiveService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
@@ -61,6 +66,7 @@ from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
+    Archive,
     Ingest,
     MarketServices,
     Minting,
@@ -98,7 +104,8 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = build_identity(config, adapters)
+    broker = build_broker(config, adapters.mqtt)
+    identity = build_identity(config, adapters, None if isinstance(broker, Unavailable) else broker)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -141,10 +148,12 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         signer=adapters.signer,
         tokens=adapters.tokens,
         identity=identity,
+        broker=broker,
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
         readings=Readings(hub, ReadPools(pool, adapters.replica, max_lag_s=config.database.replica_max_lag_s)),
+        archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
         accounting=accounting,
@@ -154,15 +163,26 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     )
 
 
-def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+def build_broker(config: CentralConfig, mqtt: Mqtt | None) -> DynsecAccess | Unavailable:
+    """The broker's access control through central's MQTT link when ``[broker] dynsec`` is on."""
+    if not config.broker.dynsec:
+        return Unavailable("broker_unmanaged", "central does not manage broker access ([broker] dynsec = false)")
+    if mqtt is None:
+        return Unavailable("mqtt_disabled", "broker access needs MQTT (mqtt.enabled = false)")
+    return DynsecAccess(mqtt, timeout_s=config.broker.command_timeout_s)
+
+
+def build_identity(config: CentralConfig, adapters: Adapters, broker: DynsecAccess | None = None) -> Identity:
     """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
-    without it) and sealed with central's signing key."""
+    without it) and sealed with central's signing key; registering and revoking a gateway change its broker access
+    when central manages it."""
     pool = adapters.pool
     return Identity(
         accounts=AccountService(
             PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
         ),
-        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer,
+                              broker=broker),
         meters=MeterService(PostgresMeterStore(pool), config.identity),
     )
 
@@ -175,6 +195,13 @@ def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
         await release_accrued(pool, owner_id)
 
     return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
+
+
+def build_archive(pool: asyncpg.Pool, config: CentralConfig) -> Archive:
+    """The reading archive on its store (a directory; the same keys fit an object store)."""
+    store = DirectoryArchiveStore(Path(config.archive.directory))
+    service = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
+    return Archive(ArchiveReader(store), service)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:

@@ -4,7 +4,11 @@
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central archive verify FILE   (re-check every signature and hash chain of a reading archive file)
+    gridtokenx-central ... archive run   (create reading partitions ahead, archive the old ones, now)
     gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
+    gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
+    gridtokenx-central ... broker sync   (every registered gateway's broker access again, after the broker lost it)
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from central.config import CentralConfig, load_config
 from central.errors import CentralError
@@ -42,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    archive = sub.add_parser("archive", help="reading archive files")
+    asub = archive.add_subparsers(dest="archive_command", required=True)
+    verify = asub.add_parser("verify", help="re-check every signature and hash chain of an archive file")
+    verify.add_argument("file")
+    asub.add_parser("run", help="one archive round now: partitions ahead, archive (export, check, drop) old ones")
     keys = sub.add_parser("keys", help="the platform's keys (files or a PKCS#11 token): show, rotate")
     keysub = keys.add_subparsers(dest="keys_command", required=True)
     keysub.add_parser("show", help="each role's public key, where it is kept and its retired keys")
@@ -51,11 +61,21 @@ def _parser() -> argparse.ArgumentParser:
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
     ksub.add_parser("show", help="print the public key to pin in gateway configurations (central_public_key)")
+    broker = sub.add_parser("broker", help="the MQTT broker's access control (Mosquitto dynamic security)")
+    bsub = broker.add_subparsers(dest="broker_command", required=True)
+    binit = bsub.add_parser("init", help="write mqtt.password_file and the plugin's first configuration file, unless "
+                                         "they exist")
+    binit.add_argument("--dynsec-file", required=True, help="the plugin's file (plugin_opt_config_file)")
+    bsub.add_parser("sync", help="grant every registered gateway its broker access (if missing), remove revoked ones'")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "archive" and args.archive_command == "verify":
+        from central.archive.cli import verify_command  # noqa: PLC0415 - needs no config, database or secrets
+
+        return verify_command(args.file)
     overrides: list[str] = list(args.set)
     if args.command == "serve":
         if args.workers is not None:
@@ -79,40 +99,57 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
     config.check_secret_files()  # every command: refuse group/other-readable secrets before touching anything
-    if args.command == "migrate":
-        from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
-
-        applied = asyncio.run(migrate_dsn(config.database.dsn))
-        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
-        return 0
-    if args.command == "serve":
-        from central.serve import run  # noqa: PLC0415
-
-        return run(config, args.config, overrides)
-    if args.command == "users" and args.users_command == "create":
-        from central.identity.cli import create_user_command  # noqa: PLC0415
-
-        return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
-    if args.command == "ledger" and args.ledger_command == "init":
-        from central.ledger.cli import init_command  # noqa: PLC0415
-
-        return init_command(config.ledger)
-    if args.command == "keys":
-        return _keys(args, config)
-    if args.command == "signing-key":
-        from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
-
-        if args.signing_key_command == "init":
-            key, created = init_signing_key(config.mqtt.signing_key_file)
-            print(("created " if created else "exists ") + config.mqtt.signing_key_file, file=sys.stderr)
-        else:
-            key = load_signing_key(config.mqtt.signing_key_file)
-        print(public_key_text(key))
-        return 0
-    raise CentralError(f"unknown command {args.command}")
+    command = _COMMANDS.get(args.command)
+    if command is None:
+        raise CentralError(f"unknown command {args.command}")
+    return command(args, config, overrides)
 
 
-def _keys(args: argparse.Namespace, config: CentralConfig) -> int:
+def _migrate(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
+
+    applied = asyncio.run(migrate_dsn(config.database.dsn))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def _archive(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.archive.cli import run_command  # noqa: PLC0415 - `archive verify` is handled before the config
+
+    return run_command(config)
+
+
+def _serve(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
+    from central.serve import run  # noqa: PLC0415
+
+    return run(config, args.config, overrides)
+
+
+def _users(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.identity.cli import create_user_command  # noqa: PLC0415
+
+    return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
+
+
+def _ledger(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.ledger.cli import init_command  # noqa: PLC0415
+
+    return init_command(config.ledger)
+
+
+def _signing_key(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
+
+    if args.signing_key_command == "init":
+        key, created = init_signing_key(config.mqtt.signing_key_file)
+        print(("created " if created else "exists ") + config.mqtt.signing_key_file, file=sys.stderr)
+    else:
+        key = load_signing_key(config.mqtt.signing_key_file)
+    print(public_key_text(key))
+    return 0
+
+
+def _keys(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
     from central.ledger import cli as ledger_cli  # noqa: PLC0415
 
     if args.keys_command == "show":
@@ -125,6 +162,31 @@ def _keys(args: argparse.Namespace, config: CentralConfig) -> int:
 
         return rotate_issuer_command(config.database.dsn, config.ledger)
     return ledger_cli.rotate_command(config.ledger, args.role)
+
+
+def _broker(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    if args.broker_command == "init":
+        from pathlib import Path  # noqa: PLC0415
+
+        from central.broker.cli import init_command  # noqa: PLC0415
+
+        return init_command(config.mqtt, Path(args.dynsec_file))
+    from central.identity.cli import sync_broker_command  # noqa: PLC0415
+
+    return sync_broker_command(config)
+
+
+#: One function per top-level command (each parser's subcommands are required, so the name is enough).
+_COMMANDS: dict[str, Callable[[argparse.Namespace, CentralConfig, list[str]], int]] = {
+    "migrate": _migrate,
+    "serve": _serve,
+    "users": _users,
+    "ledger": _ledger,
+    "keys": _keys,
+    "broker": _broker,
+    "archive": _archive,
+    "signing-key": _signing_key,
+}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from central.accounting.service import AccountingService
+from central.archive.pg import ArchiveReader
+from central.archive.service import ArchiveService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
@@ -50,6 +53,14 @@ class Readings:
 
 
 @dataclass(frozen=True)
+class Archive:
+    #: Archived readings (the read paths fall back to it for archived ranges).
+    reader: ArchiveReader
+    #: The partition upkeep and archive duty (the ``reading-archive`` job).
+    service: ArchiveService
+
+
+@dataclass(frozen=True)
 class Wallets:
     service: WalletService
     #: The ledger and platform keys wallets, minting and the faucet use.
@@ -80,8 +91,11 @@ class Services:
     signer: DeviceKey | None
     tokens: TokenCodec
     identity: Identity
+    #: The broker's access control (Mosquitto dynamic security) when central manages it.
+    broker: DynsecAccess | Unavailable
     ingest: Ingest | Unavailable
     readings: Readings
+    archive: Archive
     ledger: LedgerRuntime | Unavailable
     wallets: Wallets
     accounting: AccountingService | Unavailable

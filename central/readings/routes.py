@@ -73,8 +73,10 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     q = call.query
     start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
-        pool = await call.services.readings.reads.bulk()
-        return await list_readings(pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit)
+        return await list_readings(
+            await call.services.readings.reads.bulk(), meter_id, from_ms=start, to_ms=end, cursor=q.cursor,
+            limit=q.limit, archive=call.services.archive.reader,
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 
@@ -93,7 +95,10 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     if start >= end:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
-        return await window_energy(await call.services.readings.reads.bulk(), meter_id, from_ms=start, to_ms=end)
+        return await window_energy(
+            await call.services.readings.reads.bulk(), meter_id, from_ms=start, to_ms=end,
+            archive=call.services.archive.reader,
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 

@@ -5,6 +5,7 @@ daemon's SQLite outbox read beside it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,13 +37,23 @@ def outbox_state(db: Path) -> tuple[int, int]:
         conn.close()
 
 
+def init_gateway(cfg: Path) -> str:
+    """``python -m edge init`` on ``cfg``; the device id it prints."""
+    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
+                         check=True, env=CHILD_ENV).stdout.decode()
+    found = re.search(r"device id: (\S+)", out)
+    assert found, out
+    return found.group(1)
+
+
 class SimProcess:
     """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
 
-    def __init__(self, port: int, count: int, *, p1_port: int | None = None) -> None:
+    def __init__(self, port: int, count: int, *, p1_port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         p1 = [] if p1_port is None else ["--p1-port", str(p1_port), "--p1-period", "0.5"]  # one DSMR 5 P1 meter
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1],
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1,
+             *extra],
             cwd=REPO,
             env=CHILD_ENV,
             stdout=subprocess.PIPE,
