@@ -356,7 +356,8 @@ def run(args: argparse.Namespace) -> None:
             print("  central RSS over time (all processes): "
                   + ", ".join(f"{s:.0f} s {r / 2**20:.0f} MiB" for s, r in marks) + f"; peak {peak:.0f} MiB")
         per_reading = size / max(stored, 1)
-        print(f"  bytes per stored reading (reading_rows partitions + indexes + TOAST, as written): {per_reading:,.0f} B")
+        print(f"  bytes per stored reading (reading_rows partitions + indexes + TOAST, as written): "
+              f"{per_reading:,.0f} B")
         cpu_per_reading = (cpu + pg_cpu) / max(acked, 1)
         print(f"  CPU per reading, whole pipeline (central incl. accounting and minting, broker, PostgreSQL): "
               f"{cpu_per_reading * 1e6:,.0f} µs ({cpu:.1f} s central + broker, {pg_cpu:.1f} s PostgreSQL)")
