@@ -37,10 +37,11 @@ async def count(client: TestClient[Any, Any], meter: Any, owner: Any) -> int:
     return len((await r.json())["readings"])
 
 
-async def until(predicate: Any, timeout_s: float = 30) -> None:
+async def until(predicate: Any, what: str, timeout_s: float = 120) -> None:
+    """Poll; generous: the standby replays the whole shared test cluster's WAL, slow while other tests run."""
     deadline = time.monotonic() + timeout_s
     while not await predicate():
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.1)
 
 
@@ -77,12 +78,12 @@ async def test_bulk_reads_on_the_standby_ownership_on_the_primary(pg_dsn: str, t
                     assert await replica.fetchval("SELECT count(*) FROM meters WHERE id = $1", meter2) == 0
 
                     reads.max_lag_s = 0.0  # the standby now lags too much: the primary answers
-                    await until(lambda: _primary_answers(client, meter, owner))
+                    await until(lambda: _primary_answers(client, meter, owner), "the primary answering")
                     assert await reads.bulk() is reads.primary
 
                     await replica.execute("SELECT pg_wal_replay_resume()")
                     reads.max_lag_s = 3600.0
-                    await until(lambda: _replayed(replica, meter2))
+                    await until(lambda: _replayed(replica, meter2), "the standby replaying again")
                     assert await count(client, meter, owner) == 9
             finally:
                 await replica.close()
