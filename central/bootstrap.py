@@ -54,7 +54,7 @@ from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
 from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.market.context import Market
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
@@ -122,7 +122,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
             rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
-        market = build_market(pool, chain, config.market)
+        market = build_market(pool, chain, config.market, config.zones)
         certificates = build_certificates(
             pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
@@ -235,10 +235,14 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+def build_market(
+    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, zones: ZonesConfig | None = None
+) -> Market:
+    """The market; zonal clearing once ``[zones]`` lists zones (docs/decisions/0017-zonal-clearing.md)."""
     book = MarketBook(
         pool, EpochClock(config.epoch_length_s), config.fee_bps,
         MarketInstructions.for_platform(platform).addresses,
+        zoning=zones if zones is not None and zones.zone else None,
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))

@@ -21,7 +21,7 @@ from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
 from gtxconfig import Check, Document, Invalid, Match, Range, build, build_table
@@ -252,6 +252,7 @@ class CentralConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
+    zones: ZonesConfig = field(default_factory=ZonesConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
