@@ -135,11 +135,12 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(_pool(config))
             app[POOL] = pool
+            replica = await stack.enter_async_context(_replica(config)) if config.database.replica_dsn else None
             runtime = ledger_runtime
             if runtime is None and open_ledger:
                 runtime = await stack.enter_async_context(running_ledger(config.ledger))
             services = bootstrap(config, Adapters(
-                pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens,
+                pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens, replica=replica,
             ))
             if customise is not None:
                 services = customise(services)
@@ -171,6 +172,16 @@ async def _pool(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
                 applied = await apply_migrations(conn)
             if applied:
                 log.info("migrations applied", extra={"migrations": applied})
+        yield pool
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _replica(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
+    """The read replica's pool (never migrated: a standby is read-only and replays the primary's migrations)."""
+    pool = await create_pool(config.database, replica=True)
+    try:
         yield pool
     finally:
         await pool.close()

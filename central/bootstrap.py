@@ -33,6 +33,7 @@ from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as utc_clock
 from central.config import CentralConfig
+from central.db.replica import ReadPools
 from central.errors import Unavailable
 from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
 from central.http.errors import ApiError
@@ -99,6 +100,8 @@ class Adapters:
     signer: DeviceKey | None
     tokens: TokenCodec
     clock: Callable[[], datetime] = utc_clock
+    #: The read replica's pool (``[database] replica_dsn``), None without one.
+    replica: asyncpg.Pool | None = None
 
 
 def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
@@ -153,7 +156,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
-        readings=Readings(hub),
+        readings=Readings(hub, ReadPools(pool, adapters.replica, max_lag_s=config.database.replica_max_lag_s)),
         archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),

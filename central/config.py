@@ -24,7 +24,7 @@ from central.ledger.config import LedgerConfig
 from central.market.config import MarketConfig, ZonesConfig
 from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
-from gtxconfig import Check, Document, Invalid, Range, build, build_table
+from gtxconfig import Check, Document, Invalid, Match, Range, build, build_table
 
 T = TypeVar("T")
 _POSITIVE = Check(lambda v: v > 0, "must be > 0")
@@ -57,9 +57,41 @@ class DatabaseConfig:
     #: Apply pending migrations when the app starts (under an advisory lock, so many workers are safe).
     migrate_on_start: bool = True
     command_timeout_s: Annotated[float, _POSITIVE] = 30.0
+    #: Names this node's sessions in ``pg_stat_activity`` (several central nodes: one name each, so that the
+    #: holder of a duty's advisory lock can be told apart; see docs/scaling.md).
+    application_name: Annotated[str, Match(r"[A-Za-z0-9_.:-]{1,63}", "1..63 letters, digits, _ . : -")] = (
+        "gridtokenx-central"
+    )
+    #: TCP keepalive PostgreSQL applies to this node's sessions (server side): a node whose host vanished without
+    #: closing its sockets loses its sessions, and with them the leaderships they hold, after about
+    #: ``keepalive_idle_s + keepalive_count * keepalive_interval_s`` seconds (a killed process on a live host
+    #: loses them at once: its kernel closes the sockets). ``tcp_user_timeout_ms`` bounds unacknowledged sends.
+    keepalive_idle_s: Annotated[int, Range(1, 7200)] = 5
+    keepalive_interval_s: Annotated[int, Range(1, 600)] = 2
+    keepalive_count: Annotated[int, Range(1, 100)] = 3
+    tcp_user_timeout_ms: Annotated[int, Range(0, 3_600_000)] = 10_000
+
+    #: A streaming-replication standby for bulk reads (readings, energy); empty: every read goes to the primary.
+    #: Access checks and what users write are always read on the primary (central/db/replica.py).
+    replica_dsn: str = ""
+    #: The standby is used while its replay lag is at most this (seconds), else reads fall back to the primary.
+    replica_max_lag_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
+    replica_pool_max: Annotated[int, Range(1, 1000)] = 10
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings every connection of this node sends (application name, keepalive)."""
+        return {
+            "application_name": self.application_name,
+            "tcp_keepalives_idle": str(self.keepalive_idle_s),
+            "tcp_keepalives_interval": str(self.keepalive_interval_s),
+            "tcp_keepalives_count": str(self.keepalive_count),
+            "tcp_user_timeout": str(self.tcp_user_timeout_ms),
+        }
 
     def validate(self) -> None:
         _require(self.dsn.startswith(("postgresql://", "postgres://")), "dsn", "must be a postgresql:// URL")
+        _require(not self.replica_dsn or self.replica_dsn.startswith(("postgresql://", "postgres://")), "replica_dsn",
+                 "must be a postgresql:// URL")
         _require(1 <= self.pool_min <= self.pool_max, "pool_min", "must be >= 1 and <= database.pool_max")
 
 
@@ -77,6 +109,10 @@ class MqttConfig:
     ca_file: str = ""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    #: Subscribe to device messages through MQTT v5 shared subscriptions (``$share/central/...``), which split them
+    #: between central processes. ``false`` for a broker without them (ejabberd 23.01: docs/scaling.md): plain
+    #: subscriptions, so run ONE central process (with ``http.workers = 1``) on such a broker.
+    shared_subscriptions: bool = True
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
     receive_maximum: Annotated[int, Range(1, 65535)] = 1000
