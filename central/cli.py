@@ -5,6 +5,7 @@
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
     gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
+    gridtokenx-central ... backup --out DIR | restore --from DIR   (central stopped; docs/operations.md)
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     keysub.add_parser("show", help="each role's public key, where it is kept and its retired keys")
     rotate = keysub.add_parser("rotate", help="rotate a role's key (stop central first; resumable)")
     rotate.add_argument("--role", required=True, choices=["fee-payer", "mint-authority", "rec-authority"])
+    back = sub.add_parser("backup", help="database, embedded ledger and key files into a new directory with a "
+                          "checksummed manifest (stop central first)")
+    back.add_argument("--out", required=True, help="the backup directory to create")
+    rest = sub.add_parser("restore", help="restore a backup into a new database and empty ledger and keys "
+                          "directories (central stopped)")
+    rest.add_argument("--from", dest="source", required=True, help="the backup directory")
     key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
@@ -97,8 +104,8 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         from central.ledger.cli import init_command  # noqa: PLC0415
 
         return init_command(config.ledger)
-    if args.command == "keys":
-        return _keys(args, config)
+    if args.command in ("keys", "backup", "restore"):
+        return _keys(args, config) if args.command == "keys" else _backup(args, config)
     if args.command == "signing-key":
         from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 
@@ -110,6 +117,21 @@ def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[s
         print(public_key_text(key))
         return 0
     raise CentralError(f"unknown command {args.command}")
+
+
+def _backup(args: argparse.Namespace, config: CentralConfig) -> int:
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from central.backup import snapshot  # noqa: PLC0415
+
+    if args.command == "backup":
+        manifest = snapshot.backup(config, Path(args.out))
+    else:
+        manifest = snapshot.restore(config, Path(args.source))
+    print(json.dumps({"command": args.command, "files": manifest["files"],
+                      "migrations": len(manifest["database"]["migrations"])}, indent=1))
+    return 0
 
 
 def _keys(args: argparse.Namespace, config: CentralConfig) -> int:
