@@ -24,12 +24,18 @@ AUDITED_ROLES = frozenset({Role.ADMIN, Role.REC_AUTHORITY})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+def _clean(value: str) -> str:
+    """A path parameter as stored: printable text only (no NUL or lone surrogate, which jsonb refuses), capped."""
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else "\ufffd" for c in value[:256])
+
+
 def audited(method: str, role: Role) -> bool:
     return method.upper() not in _READ_METHODS and role in AUDITED_ROLES
 
 
 class AuditLog:
-    """Writes ``admin_audit`` rows on the app's pool (given as a getter: the pool opens at start-up)."""
+    """Writes ``admin_audit`` rows on the app's pool (given as a getter: the pool opens at start-up). If the row
+    cannot be written the action does not run (the error middleware answers 500): no unaudited admin action."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
         self._pool = pool
@@ -39,7 +45,8 @@ class AuditLog:
         row_id = await self._pool().fetchval(
             "INSERT INTO admin_audit (actor_id, actor_role, method, route, params, address) "
             "VALUES ($1, $2, $3, $4, $5::jsonb, $6) RETURNING id",
-            actor, role.value, method, route, json.dumps(params, sort_keys=True), address[:64])
+            actor, role.value, method, route, json.dumps({k: _clean(v) for k, v in params.items()}, sort_keys=True),
+            _clean(address[:64]))
         assert isinstance(row_id, int)
         return row_id
 

@@ -232,6 +232,11 @@ async def test_every_admin_action_is_audited(pg_dsn: str, tmp_path: Path) -> Non
             assert row["finished_at"] is not None
             assert row["email"] == "admin@example.org"
             assert target in row["params"]
+            # Path parameters jsonb cannot hold (NUL, a lone surrogate) are stored replaced, never a 500.
+            for raw in ("%00x", "%ED%A0%80"):
+                odd = await central.post(f"/api/v1/devices/{raw}/suspend", json={"reason": "x"}, headers=admin)
+                assert odd.status in (400, 404), await odd.text()
+                assert await conn.fetchval("SELECT status FROM admin_audit ORDER BY id DESC LIMIT 1") == odd.status
             # Reads and owners' writes are not admin actions.
             assert (await central.get("/api/v1/admin/users", headers=admin)).status == 200
             assert await conn.fetchval("SELECT count(*) FROM admin_audit WHERE method = 'GET'") == 0
