@@ -82,6 +82,7 @@ et, tb
 # In-process fakes and test hooks shipped in the packages, used by tests/, bench/ and the docs.
 InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateStore, InMemoryIngestStore
 InMemoryMarketStore
+InMemoryBrokerAccess  # central.broker.memory, the BrokerAccess fake (tests/central/core/test_identity_broker_access.py)
 _.link_wallet
 _.credit
 _.confirm_settlements

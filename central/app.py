@@ -50,6 +50,7 @@ from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    broker,
     certificates,
     identity,
     ingest,
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 #: Every subsystem, in start order (lifetimes start in this order and stop in reverse).
 SUBSYSTEMS: tuple[Subsystem, ...] = (
+    broker.SUBSYSTEM,
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,

@@ -20,6 +20,7 @@ import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
@@ -95,7 +96,8 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = build_identity(config, adapters)
+    broker = build_broker(config, adapters.mqtt)
+    identity = build_identity(config, adapters, None if isinstance(broker, Unavailable) else broker)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -138,6 +140,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         signer=adapters.signer,
         tokens=adapters.tokens,
         identity=identity,
+        broker=broker,
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
@@ -151,15 +154,26 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     )
 
 
-def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+def build_broker(config: CentralConfig, mqtt: Mqtt | None) -> DynsecAccess | Unavailable:
+    """The broker's access control through central's MQTT link when ``[broker] dynsec`` is on."""
+    if not config.broker.dynsec:
+        return Unavailable("broker_unmanaged", "central does not manage broker access ([broker] dynsec = false)")
+    if mqtt is None:
+        return Unavailable("mqtt_disabled", "broker access needs MQTT (mqtt.enabled = false)")
+    return DynsecAccess(mqtt, timeout_s=config.broker.command_timeout_s)
+
+
+def build_identity(config: CentralConfig, adapters: Adapters, broker: DynsecAccess | None = None) -> Identity:
     """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
-    without it) and sealed with central's signing key."""
+    without it) and sealed with central's signing key; registering and revoking a gateway change its broker access
+    when central manages it."""
     pool = adapters.pool
     return Identity(
         accounts=AccountService(
             PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
         ),
-        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer,
+                              broker=broker),
         meters=MeterService(PostgresMeterStore(pool), config.identity),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+from central.broker.config import BrokerConfig
 from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
@@ -256,6 +257,7 @@ class CentralConfig:
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """Every configured file that holds a secret, as (setting, path); see :mod:`central.secretfile`."""
@@ -366,6 +368,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
 
 __all__ = [
     "AuthConfig",
+    "BrokerConfig",
     "CentralConfig",
     "DatabaseConfig",
     "HttpConfig",

@@ -55,6 +55,10 @@ class MqttConfig:
     keepalive_s: Annotated[int, Range(5, 3600)] = 30
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: ``"device-key"``: log in to the broker as user name = the device id with the password derived from the device
+    #: key (``protocol.broker``; central grants that credential when the gateway is registered, issue 14), so no
+    #: password is stored beside the key. Empty: ``username``/``password``/``password_file`` as given.
+    credential: Annotated[str, Check(lambda v: v in {"", "device-key"}, "must be \"device-key\" or empty")] = ""
     tls: TlsConfig | None = None
     batch_size: Annotated[int, Range(1, 1000)] = 200
     inflight_batches: Annotated[int, Range(2, 256)] = 8
@@ -222,6 +226,8 @@ def _mqtt(r: _Reader) -> MqttConfig:
     cfg = build(MqttConfig, doc, path, t, base=r.base)
     if cfg.password and not cfg.username:
         raise doc.error((*path, "password"), "a password needs a username")
+    if cfg.credential and (cfg.username or cfg.password):
+        raise doc.error((*path, "credential"), "credential = \"device-key\" replaces username and password")
     return cfg
 
 

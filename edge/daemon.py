@@ -17,6 +17,7 @@ from aiohttp import web
 
 from edge.clock import make_clock_check
 from edge.config import EdgeConfig
+from edge.credential import broker_login
 from edge.devicekey import LoadedKey, load_device_key
 from edge.meters.base import MeterReader
 from edge.mqtt_link import MqttLink
@@ -231,7 +232,7 @@ class Daemon:
         signer = ProtocolSigner(key)
         loop = asyncio.get_running_loop()
         link = MqttLink(
-            cfg.mqtt,
+            broker_login(cfg.mqtt, key.device_id, loaded.pairing_secret),
             client_id=key.device_id,
             status_topic="",
             subscriptions=(),

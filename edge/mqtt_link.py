@@ -36,6 +36,29 @@ class LinkEvents(Protocol):
     def on_message(self, topic: str, payload: bytes) -> None: ...
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the TLS handshake fails (a broker certificate the gateway does not trust): paho leaves the
+    failed socket to the garbage collector, one per reconnect attempt."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(ca_file: str, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+    """TLS client context: the broker's certificate must chain to ``ca_file`` and name the host connected to."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verify_mode CERT_REQUIRED, check_hostname on
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    ctx.sslsocket_class = _ClosingSSLSocket
+    return ctx
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -124,13 +147,11 @@ class MqttLink:
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file),
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            client.tls_set_context(tls_context(
+                str(cfg.tls.ca_file),
+                str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            ))
         client.on_socket_open = _set_nodelay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

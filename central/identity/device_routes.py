@@ -161,6 +161,7 @@ async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
 async def send_challenge(call: Call[None, None]) -> ChallengeSent:
     ids = call.services.identity.devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
+    await ids.grant_broker_access(call.path("device_id"), replace=False)  # repairs a grant that failed
     return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id"), force=True))
 
 
@@ -206,7 +207,7 @@ async def reinstate_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
 
 
 @routes.post("/api/v1/devices/{device_id}/revoke", access=ADMINS, body=StatusChangeIn, response=DeviceOut,
-             errors=(404, 409), summary="Revoke a gateway for good")
+             errors=(404, 409, 503), summary="Revoke a gateway for good (its broker access too: it is disconnected)")
 async def revoke_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
     return await _status(call, "revoke")
 

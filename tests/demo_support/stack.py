@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import paho.mqtt.client as paho
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.demo import DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
+from tests.locked_broker import SHIPPED, local_config
+from tests.pki import Pki, make_pki
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 
@@ -53,6 +57,9 @@ class Stack:
     status_password: str
     central_toml: Path
     edge_toml: Path
+    #: The broker's TLS listener (the gateway's) beside ``mqtt_port`` (central's plain one), and the CA it pins.
+    tls_port: int = 0
+    broker_dir: Path | None = None
     device_id: str = ""
     central: Proc | None = None
     edge: Proc | None = None
@@ -126,6 +133,11 @@ dsn = "{dsn}"
 host = "127.0.0.1"
 port = {mqtt_port}
 signing_key_file = "{st / 'central-signing.key'}"
+username = "gtx-central"
+password_file = "{st / 'broker' / 'central.password'}"
+
+[broker]
+dynsec = true
 
 [auth]
 jwt_secret = "{secrets.token_urlsafe(48)}"
@@ -192,7 +204,7 @@ def softhsm_token(state: Path, procs: Processes) -> None:
 
 
 def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
-    http_port, mqtt_port, rpc_port, sim_port, status_port = (free_port() for _ in range(5))
+    http_port, mqtt_port, rpc_port, sim_port, status_port, tls_port = (free_port() for _ in range(6))
     if s.hsm:
         softhsm_token(s.state, procs)
     central_toml = s.state / "central.toml"
@@ -207,9 +219,16 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
                                   central_public_key=central_key, p1_port=p1_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
+    # the gateway talks TLS to the broker's 8883-style listener, verifying its certificate against the demo's CA, and
+    # logs in with its key-derived credential (granted when the installer registers it; refused until then)
+    broker_dir = (s.state / "broker").resolve()
+    pki = make_pki(broker_dir / "pki", name="demo")
+    text = text.replace(f"port = {mqtt_port}\n", f'port = {tls_port}\ncredential = "device-key"\n', 1)
+    text = text.replace("reconnect_max_s = 10\n", "reconnect_max_s = 2\n", 1)
+    text = text.replace("[central]\n", f'[mqtt.tls]\nca_file = "{pki.ca}"\n[central]\n', 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml, p1_port=p1_port)
+                 edge_toml, p1_port=p1_port, tls_port=tls_port, broker_dir=broker_dir)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -226,12 +245,44 @@ def central_signing_key(central_toml: Path, procs: Processes) -> str:
 
 
 def start_broker(stack: Stack) -> None:
-    conf = stack.settings.state / "mosquitto.conf"
-    conf.write_text(f"listener {stack.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest stdout\n", encoding="utf-8")
+    """``gridtokenx-central broker init`` (central's broker password, the dynamic-security plugin's first file), then
+    Mosquitto from the shipped firmware-config/mosquitto/mosquitto.conf, only its ports and paths made local."""
+    d = stack.broker_dir
+    assert d is not None
+    r = stack.central_cli("broker", "init", "--dynsec-file", str(d / "dynamic-security.json"))
+    if r.returncode != 0:
+        raise RuntimeError(f"gridtokenx-central broker init failed (exit {r.returncode}): {r.stderr.strip()[-800:]}")
+    conf = d / "mosquitto.conf"
+    pki = Pki(d / "pki" / "ca.pem", d / "pki" / "server.pem", d / "pki" / "server.key")
+    text = local_config(SHIPPED.read_text(encoding="utf-8"), workdir=d, tls_port=stack.tls_port,
+                        plain_port=stack.mqtt_port, pki=pki)
+    conf.write_text(text.replace(f"log_dest file {d / 'mosquitto.log'}", "log_dest stdout"), encoding="utf-8")
     proc = stack.procs.start("mosquitto", [MOSQUITTO, "-c", str(conf)])
     wait_until_port(proc, stack.mqtt_port, 10)
-    say(f"mosquitto        pid {proc.pid:<7} mqtt://127.0.0.1:{stack.mqtt_port} (private broker, MQTT v5)")
+    wait_until_port(proc, stack.tls_port, 10)
+    say(f"mosquitto        pid {proc.pid:<7} shipped config (dynamic security, anonymous refused): gateways "
+        f"mqtts://127.0.0.1:{stack.tls_port}, central mqtt://127.0.0.1:{stack.mqtt_port}")
+    say(f"                 a client without credentials: {anonymous_connect(stack.mqtt_port)}")
+
+
+def anonymous_connect(port: int) -> str:
+    """What the broker answers a client that brings no user name (the broker's own CONNACK reason)."""
+    answers: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        for _ in range(50):
+            if answers:
+                break
+            client.loop(timeout=0.1)
+    except OSError as exc:
+        return f"no connection ({exc})"
+    finally:
+        client.disconnect()
+    if not answers:
+        return "no answer"
+    return "ACCEPTED (the broker is open!)" if answers[0] == "Success" else f"refused: {answers[0]}"
 
 
 def start_simulator(stack: Stack) -> None:

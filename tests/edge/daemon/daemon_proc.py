@@ -5,6 +5,7 @@ daemon's SQLite outbox read beside it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -34,6 +35,15 @@ def outbox_state(db: Path) -> tuple[int, int]:
         return int(last), view.table("outbox").count + view.table("pending").count
     finally:
         conn.close()
+
+
+def init_gateway(cfg: Path) -> str:
+    """``python -m edge init`` on ``cfg``; the device id it prints."""
+    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
+                         check=True, env=CHILD_ENV).stdout.decode()
+    found = re.search(r"device id: (\S+)", out)
+    assert found, out
+    return found.group(1)
 
 
 class SimProcess:
