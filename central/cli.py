@@ -170,7 +170,7 @@ def _backup(args: argparse.Namespace, config: CentralConfig, _overrides: list[st
     import json  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from central.backup import snapshot  # noqa: PLC0415
+    from central import backup as snapshot  # noqa: PLC0415
 
     if args.command == "backup":
         manifest = snapshot.backup(config, Path(args.out))

@@ -19,10 +19,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from solders.keypair import Keypair
 
+from central import backup as snapshot
 from central.accounting.mint_intent import MINT_KIND
 from central.accounting.mint_memo import parse_mint_memo
 from central.app import POOL, create_app
-from central.backup import snapshot
 from central.config import CentralConfig
 from central.http.roles import Role
 from central.ledger.embedded import EmbeddedLedger

@@ -1,4 +1,5 @@
-"""``gridtokenx-central backup`` and ``restore``: one directory holding everything central's state is made of.
+"""Backups that restore (``gridtokenx-central backup`` and ``restore``; docs/operations.md, "Backup and restore"):
+one directory holding everything central's state is made of, with a manifest of checksums.
 
 What goes in (``manifest.json`` lists each file with its size and SHA-256):
 
