@@ -91,6 +91,10 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         statuses = set(r.errors) | ({400, 409, 422} if r.idempotent else set())
         if r.body is not None or r.query is not None:
             statuses.add(400)
+        if r.body is not None:
+            statuses.add(413)  # beyond http.max_body_bytes (http.auth_max_body_bytes on the auth routes)
+        if r.path.startswith("/api/"):
+            statuses.add(429)  # the route class's rate limit (central/http/ratelimit.py)
         if not r.access.public:
             statuses |= {401, 403}
             op["security"] = [{"bearerAuth": []}]
