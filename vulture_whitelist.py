@@ -15,6 +15,7 @@ claim_meter, my_meters, release_meter, claim_attempts
 issue_certificate, validate_certificate, get_certificate, list_retirements, submit_request, revoke_certificate
 get_book, list_epochs, get_epoch, get_epoch_orders, list_trades, place_order, list_orders, cancel_order, list_fills
 get_balances, get_reconciliation
+get_epoch_zones, list_zones, get_meter_zone
 my_mints, mint_problems, retry_mint, mint_proof_route
 meter_readings, meter_energy, ledger_info
 wallet_link_challenge, wallet_link, my_wallet, quote_faucet
@@ -105,6 +106,11 @@ _.nr
 _.meter_replaced
 _.clock_unsynced
 _.settle_all
+decode_zonal_order_set
+_.seller_receives
+_.is_utility
+_.single
+_.crossed
 
 # The advisory-lock registry's lists (central/locks.py), checked for uniqueness by tests/central/test_locks.py.
 KEYS, SPACES, TEXTS
@@ -115,6 +121,10 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+
+# The archive format's one-call writer (all records at once): the format tests build their files with it; production
+# streams row groups through ArchiveWriter (central/archive/pg.py).
+write_file
 _.set_online
 
 # The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.

@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.archive.directory import DirectoryArchiveStore
+from central.archive.pg import ArchiveReader, PgArchive
+from central.archive.service import ArchiveService
 from central.broker.dynsec import DynsecAccess
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
@@ -49,7 +53,7 @@ from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
 from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.market.context import Market
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
@@ -61,6 +65,7 @@ from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
+    Archive,
     Ingest,
     MarketServices,
     Minting,
@@ -114,7 +119,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
             rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
-        market = build_market(pool, chain, config.market)
+        market = build_market(pool, chain, config.market, config.zones)
         certificates = build_certificates(
             pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
@@ -145,6 +150,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
         readings=Readings(hub),
+        archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
         accounting=accounting,
@@ -188,6 +194,13 @@ def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
     return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
 
 
+def build_archive(pool: asyncpg.Pool, config: CentralConfig) -> Archive:
+    """The reading archive on its store (a directory; the same keys fit an object store)."""
+    store = DirectoryArchiveStore(Path(config.archive.directory))
+    service = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
+    return Archive(ArchiveReader(store), service)
+
+
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:
     metrics = IngestMetrics.for_registry()
     service = IngestService(
@@ -219,10 +232,14 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+def build_market(
+    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, zones: ZonesConfig | None = None
+) -> Market:
+    """The market; zonal clearing once ``[zones]`` lists zones (docs/decisions/0017-zonal-clearing.md)."""
     book = MarketBook(
         pool, EpochClock(config.epoch_length_s), config.fee_bps,
         MarketInstructions.for_platform(platform).addresses,
+        zoning=zones if zones is not None and zones.zone else None,
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))

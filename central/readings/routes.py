@@ -72,7 +72,8 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
         return await list_readings(
-            call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit
+            call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit,
+            archive=call.services.archive.reader,
         )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
@@ -92,7 +93,9 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     if start >= end:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
-        return await window_energy(call.services.pool, meter_id, from_ms=start, to_ms=end)
+        return await window_energy(
+            call.services.pool, meter_id, from_ms=start, to_ms=end, archive=call.services.archive.reader
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 
