@@ -29,11 +29,14 @@ from central.bootstrap import Adapters, bootstrap
 from central.config import CentralConfig
 from central.db import apply_migrations, create_pool
 from central.errors import Unavailable
+from central.http.audit import AUDIT, AuditLog
 from central.http.auth import TokenCodec
 from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, SERVICES, ReadyCheck
 from central.http.idempotency import IDEMPOTENCY, PgIdempotency
 from central.http.middleware import ACCESS_LOG, TOKENS, auth_middleware, error_middleware, metrics_middleware
+from central.http.ratelimit import AUTH_BODY_LIMIT, RATE_LIMITER, RateLimiter, rate_limit_middleware
 from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, aiohttp_handler
+from central.http.security import SECURITY, Security, add_headers, cors_middleware
 from central.http.system import OPENAPI_CACHE, refresh_gauges
 from central.http.system import routes as system_routes
 from central.identity.mailer import Mailer, build_mailer
@@ -98,7 +101,7 @@ def create_app(
     one, which is opened when the ledger subsystem is wired. ``customise`` may replace built services before
     anything starts (tests put a service over their own fake or chain there)."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, error_middleware, cors_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=config.http.max_body_bytes,
     )
     tokens = TokenCodec(config.auth)
@@ -108,6 +111,11 @@ def create_app(
     app[OPENAPI_CACHE] = {}
     app[TRUST_FORWARDED] = config.http.trust_forwarded_for
     app[MAX_BODY] = config.http.max_body_bytes
+    app[AUTH_BODY_LIMIT] = config.http.auth_max_body_bytes
+    app[RATE_LIMITER] = RateLimiter(config.http.rate_limit)
+    app[SECURITY] = Security.of(config.http)
+    app.on_response_prepare.append(add_headers)
+    app[AUDIT] = AuditLog(lambda: app[POOL])
     app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
     app[ACCESS_LOG] = config.log.access_log
 

@@ -9,6 +9,7 @@ range each raise one ``ConfigError`` line naming the file, the line, the key and
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -30,6 +31,30 @@ T = TypeVar("T")
 _POSITIVE = Check(lambda v: v > 0, "must be > 0")
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+
+
+@dataclass(frozen=True)
+class RateClass:
+    """One route class's token bucket: ``burst`` requests at once, refilled at ``per_s`` a second."""
+
+    per_s: Annotated[float, _POSITIVE]
+    burst: Annotated[int, Range(1, 1_000_000)]
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """``[http.rate_limit]``: auth routes per client address; writes and reads per user (per address when
+    anonymous). Limits hold per worker process (``serve --workers N``: N times these per node)."""
+
+    enabled: bool = True
+    auth: RateClass = field(default_factory=lambda: RateClass(per_s=1.0, burst=20))
+    write: RateClass = field(default_factory=lambda: RateClass(per_s=50.0, burst=200))
+    read: RateClass = field(default_factory=lambda: RateClass(per_s=500.0, burst=1000))
+    #: Buckets kept per class; beyond it, full (idle) buckets are dropped first, then the oldest.
+    max_keys: Annotated[int, Range(100, 10_000_000)] = 100_000
+
+
 @dataclass(frozen=True)
 class HttpConfig:
     host: str = "127.0.0.1"
@@ -47,6 +72,22 @@ class HttpConfig:
     metrics_dir: str = ""
     #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
     idempotency_ttl_s: Annotated[int, Range(60, 30 * 86_400)] = 86_400
+    #: Largest request body of the auth routes (``/api/v1/auth/...``: login, register, reset; bytes).
+    auth_max_body_bytes: Annotated[int, Range(1024)] = 16_384
+    #: Browser origins allowed to call the API cross-origin (``https://app.example.org``); none by default. Listed
+    #: origins may send credentials; any other origin gets no CORS headers (and its preflight a 403).
+    cors_origins: tuple[str, ...] = ()
+    #: Send ``Strict-Transport-Security`` on every response (central itself, or the proxy in front, speaks TLS).
+    #: With ``trust_forwarded_for`` it is also sent when the proxy says ``X-Forwarded-Proto: https``.
+    hsts: bool = False
+    hsts_max_age_s: Annotated[int, Range(0, 2 * 365 * 86_400)] = 365 * 86_400
+    #: Per-route-class token buckets (central/http/ratelimit.py), kept in each worker's memory.
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+    def __post_init__(self) -> None:
+        for i, origin in enumerate(self.cors_origins):
+            if not _ORIGIN.fullmatch(origin):
+                raise Invalid(f"cors_origins[{i}]", "must be an origin: scheme://host[:port], no path, no '*'")
 
 
 @dataclass(frozen=True)
