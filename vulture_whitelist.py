@@ -146,3 +146,20 @@ _.energy_out_wh
 _.last_epoch
 _.last_outcome
 _.last_reason
+
+# DLMS security (edge/dlms/, edge/meters/): encoders the tests use to play a meter's side (a pushed data
+# notification, general-glo-ciphering of a meter's answer), the counter store's look at the next counter, the push
+# receiver's counters (read by tests/edge/dlms/test_gurux_secure.py), and the security levels taken from config by value.
+build_data_notification
+wrap_general_glo
+_.peek
+_.received_count
+_.dropped
+AUTH, ENC, AUTH_ENC
+
+# gurux's server calls these overrides and flags by name (edge/simulator/dlms_gurux.py).
+_.generateAARE
+_.handleGloDedRequest
+_.getAssociationStatus
+_.setConnected
+_.notifyConnected

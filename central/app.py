@@ -107,17 +107,7 @@ def create_app(
     tokens = TokenCodec(config.auth)
     app[CONFIG] = config
     app[TOKENS] = tokens
-    app[READY_CHECKS] = {}
-    app[OPENAPI_CACHE] = {}
-    app[TRUST_FORWARDED] = config.http.trust_forwarded_for
-    app[MAX_BODY] = config.http.max_body_bytes
-    app[AUTH_BODY_LIMIT] = config.http.auth_max_body_bytes
-    app[RATE_LIMITER] = RateLimiter(config.http.rate_limit)
-    app[SECURITY] = Security.of(config.http)
-    app.on_response_prepare.append(add_headers)
-    app[AUDIT] = AuditLog(lambda: app[POOL])
-    app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
-    app[ACCESS_LOG] = config.log.access_log
+    _http_layer(app, config)
 
     client: Mqtt | None = mqtt
     if client is None and config.mqtt.enabled:
@@ -168,6 +158,21 @@ def create_app(
 
     app.cleanup_ctx.append(run)
     return app
+
+
+def _http_layer(app: web.Application, config: CentralConfig) -> None:
+    """The HTTP layer's own state: limits, security headers, audit log, idempotency, access log."""
+    app[READY_CHECKS] = {}
+    app[OPENAPI_CACHE] = {}
+    app[TRUST_FORWARDED] = config.http.trust_forwarded_for
+    app[MAX_BODY] = config.http.max_body_bytes
+    app[AUTH_BODY_LIMIT] = config.http.auth_max_body_bytes
+    app[RATE_LIMITER] = RateLimiter(config.http.rate_limit)
+    app[SECURITY] = Security.of(config.http)
+    app.on_response_prepare.append(add_headers)
+    app[AUDIT] = AuditLog(lambda: app[POOL])
+    app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
+    app[ACCESS_LOG] = config.log.access_log
 
 
 @contextlib.asynccontextmanager

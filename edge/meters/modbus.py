@@ -190,11 +190,6 @@ async def read_points(bus: ModbusBus, unit_id: int, meter_map: MeterMap) -> Mapp
     return values
 
 
-async def probe_matches(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> bool:
-    """True if every probe register reads back one of its expected values. Silence/refusal means no match."""
-    return (await probe_check(bus, unit_id, probes))[0]
-
-
 async def probe_check(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> tuple[bool, str | None]:
     """(matched, why not): ``why not`` says what the unit answered when it answered but did not match, and is None
     when it stayed silent."""
