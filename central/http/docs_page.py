@@ -57,8 +57,9 @@ fetch('/api/openapi.json').then(r=>r.json()).then(doc=>{const groups={};
      ' <input data-in="'+esc(p.in)+'" name="'+esc(p.name)+'"></label>';
    if(op.requestBody){const s=op.requestBody.content['application/json'].schema;
      html+='<label>JSON body</label><textarea>'+esc(JSON.stringify(example(s,doc),null,2))+'</textarea>'}
-   html+='<p>Responses: '+Object.keys(op.responses).map(esc).join(', ')+'</p><button onclick="run(this)">Send</button><pre></pre></div></details>'}}
- document.getElementById('ops').innerHTML=html});
+   html+='<p>Responses: '+Object.keys(op.responses).map(esc).join(', ')+'</p><button type="button">Send</button><pre></pre></div></details>'}}
+ const ops=document.getElementById('ops');ops.innerHTML=html;
+ ops.addEventListener('click',e=>{if(e.target.matches('button'))run(e.target)})});
 </script></body></html>
 """
 
