@@ -98,15 +98,17 @@ async def staff_and_owners(api: Api, web: WebStack) -> None:
     await asyncio.gather(*(people.register(api, st, o) for o in web.api_owners()))
 
 
-async def claim_and_link(api: Api, owners: list[Owner]) -> None:
+async def owners_claim_and_link(web: WebStack) -> None:
     """Owners other than the browser's claim their meters and link their wallets through the API."""
-    for o in owners:
-        meter = await api.post("/api/v1/meters/claim", {"serial": o.serial, "meter_key": o.meter_key}, o)
-        o.meter_id = meter["id"]
-        challenge = await api.post("/api/v1/wallet/link-challenge", {"wallet": o.address}, o)
-        signature = o.wallet.sign_message(challenge["message"].encode("utf-8"))
-        await api.post("/api/v1/wallet/link", {"message": challenge["message"],
-                                                "signature": b58encode(bytes(signature))}, o)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        api = Api(session, web.base_url)
+        for o in web.api_owners():
+            meter = await api.post("/api/v1/meters/claim", {"serial": o.serial, "meter_key": o.meter_key}, o)
+            o.meter_id = meter["id"]
+            challenge = await api.post("/api/v1/wallet/link-challenge", {"wallet": o.address}, o)
+            signature = o.wallet.sign_message(challenge["message"].encode("utf-8"))
+            await api.post("/api/v1/wallet/link", {"message": challenge["message"],
+                                                    "signature": b58encode(bytes(signature))}, o)
 
 
 async def stop(web: WebStack) -> None:

@@ -86,8 +86,8 @@ function Issue({ onDone }: { onDone: () => void }) {
         }
       >
         <Field label={t("cert.meterId")} name="meter-id" value={meter} onChange={setMeter} />
-        <Field label={t("cert.from")} name="period-start" type="datetime-local" value={from} onChange={setFrom} />
-        <Field label={t("cert.to")} name="period-end" type="datetime-local" value={to} onChange={setTo} />
+        <Field label={t("cert.from")} name="period-start" value={from} onChange={setFrom} />
+        <Field label={t("cert.to")} name="period-end" value={to} onChange={setTo} />
         <Alert error={act.error} done={act.done} />
         <button type="submit" disabled={act.busy}>
           {t("cert.issue")}

@@ -58,6 +58,41 @@ function Scanner({ onCode }: { onCode: (deviceId: string, pairing: string) => vo
   );
 }
 
+function AddMeter({ deviceId, onDone }: { deviceId: string; onDone: () => void }) {
+  const { t } = useI18n();
+  const [serial, setSerial] = useState("");
+  const [key, setKey] = useState("");
+  const [source, setSource] = useState("");
+  const act = useAction();
+  const id = deviceId.slice(0, 8);
+  return (
+    <Form
+      label={`${t("inst.addMeter")} ${id}`}
+      onSubmit={() =>
+        act.run(async () => {
+          await call(() =>
+            api.POST("/api/v1/devices/{device_id}/meters", {
+              params: { path: { device_id: deviceId } },
+              body: [{ serial, meter_key: key, model: "Eastron SDM630", protocol: "modbus-tcp", source: source || null }],
+            }),
+          );
+          setSerial("");
+          setKey("");
+          onDone();
+        })
+      }
+    >
+      <Field label={t("meters.serial")} name={`add-serial-${id}`} value={serial} onChange={setSerial} autoComplete="off" />
+      <Field label={t("meters.key")} name={`add-key-${id}`} type="password" value={key} onChange={setKey} autoComplete="off" />
+      <Field label={t("inst.source")} name={`add-source-${id}`} value={source} onChange={setSource} required={false} />
+      <Alert error={act.error} />
+      <button type="submit" disabled={act.busy}>
+        {t("inst.addMeter")}
+      </button>
+    </Form>
+  );
+}
+
 export default function Installer() {
   const { t } = useI18n();
   const { user } = useAuth();
@@ -122,6 +157,7 @@ export default function Installer() {
               <li key={d.device_id} data-testid="device">
                 <b>{d.site_label || short(d.device_id)}</b> · <span data-testid="device-status">{t("inst.status", { status: d.status })}</span> ·{" "}
                 {d.online ? "online" : "offline"} · {t("inst.lastSeen")} {d.last_seen_at ? fmtTime(d.last_seen_at) : "—"} · {d.meters.length} meters
+                <AddMeter deviceId={d.device_id} onDone={devices.reload} />
                 {user?.role === "admin" ? (
                   <>
                     {" "}
