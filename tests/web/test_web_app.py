@@ -15,9 +15,10 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -28,6 +29,7 @@ from tests.web.camera import qr_y4m
 from tests.web.webstack import WebStack
 
 pytestmark = pytest.mark.slow
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 XSS_LABEL = "<img src=x onerror=window.__xss=1>"
@@ -39,11 +41,11 @@ ASK_PRICE = 120_000  # quote base units per kWh
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
-    stack = asyncio.run(webstack.start(tmp_path_factory.mktemp("web") / "state"))
+    stack = run(webstack.start(tmp_path_factory.mktemp("web") / "state"))
     try:
         yield stack
     finally:
-        asyncio.run(webstack.stop(stack))
+        run(webstack.stop(stack))
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +61,14 @@ def chromium(pw: Playwright) -> Iterator[Browser]:
     br.close()
 
 
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end in a thread of its own: Playwright's sync API keeps an event loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def api(web: WebStack, method: str, path: str, user: Any = None, body: Any = None) -> Any:
-    return asyncio.run(webstack.call(web, method, path, user, body))
+    return run(webstack.call(web, method, path, user, body))
 
 
 def eventually(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 1.0) -> Any:
@@ -112,7 +120,7 @@ def test_app_is_served_under_a_strict_csp_and_the_session_lives_in_an_httponly_c
     json_type = {"Content-Type": "application/json"}
     status, _, body = _http(url, "POST", json_type, creds)  # no CSRF header: refused before the password is checked
     assert status == 403
-    assert json.loads(body)["code"] == "csrf_header_missing"
+    assert json.loads(body)["error"]["code"] == "csrf_header_missing"
     cross = {**json_type, "X-GTX-CSRF": "1", "Origin": "http://evil.example"}
     assert _http(url, "POST", cross, creds)[0] == 403
 
@@ -182,7 +190,7 @@ def test_installer_registers_the_gateway_by_scanning_its_qr_code(web: WebStack, 
         assert_clean(page)
     finally:
         br.close()
-    asyncio.run(webstack.owners_claim_and_link(web))
+    run(webstack.owners_claim_and_link(web))
 
 
 # ------------------------------------------------------------------------------------------------------ household
@@ -202,14 +210,14 @@ def _counterparty_bid(web: WebStack, qty: int, price: int) -> None:
     buyer = web.cast.consumers[0]
     need = -(-qty * price // 1000)
 
-    async def run() -> None:
+    async def bid() -> None:
         async with aiohttp.ClientSession() as s:
             a = Api(s, web.base_url)
             await a.post("/api/v1/admin/faucet/quote", {"user_id": buyer.id, "amount": 10 * need}, web.cast.admin)
             await market.deposit(a, buyer, "quote", need)
             await a.post("/api/v1/market/orders", {"side": "buy", "qty": qty, "price": price, "tif": "gtc"}, buyer)
 
-    asyncio.run(run())
+    run(bid())
 
 
 def test_household_journey(web: WebStack, chromium: Browser) -> None:

@@ -93,8 +93,8 @@ export async function call<D>(run: () => Promise<Result<D>>): Promise<D> {
     throw new ApiFailure(0, "network");
   }
   if (res.error !== undefined || !res.response.ok) {
-    const err = res.error as { code?: unknown } | undefined;
-    const code = err && typeof err.code === "string" ? err.code : `http_${res.response.status}`;
+    const err = res.error as { error?: { code?: unknown } } | undefined;
+    const code = typeof err?.error?.code === "string" ? err.error.code : `http_${res.response.status}`;
     throw new ApiFailure(res.response.status, code);
   }
   return res.data as D;

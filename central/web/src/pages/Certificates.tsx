@@ -6,6 +6,9 @@ import { Link } from "../router";
 import { Alert, Card, Field, Form, fmtTime, fmtWh, short, useAction, useLoad } from "../ui";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
 
+/** Certificate times are whole seconds (central/certificates/metadata.py). */
+const wholeSeconds = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+
 function HolderActions({ cert, onDone }: { cert: Schemas["CertificateOut"]; onDone: () => void }) {
   const { t } = useI18n();
   const signer = useSigner();
@@ -47,7 +50,7 @@ function HolderActions({ cert, onDone }: { cert: Schemas["CertificateOut"]; onDo
               await call(() =>
                 api.POST("/api/v1/certificates/{certificate_id}/retire", {
                   params: { path, header: idem() },
-                  body: { amount_wh: Number(amount), beneficiary, purpose, consumption_start: start.toISOString(), consumption_end: now.toISOString() },
+                  body: { amount_wh: Number(amount), beneficiary, purpose, consumption_start: wholeSeconds(start), consumption_end: wholeSeconds(now) },
                 }),
               ),
             );
