@@ -9,7 +9,7 @@ export interface Series {
   bars?: boolean;
 }
 
-export default function Chart({ x, ys, series, title, height = 260 }: { x: number[]; ys: number[][]; series: Series[]; title: string; height?: number }) {
+export default function Chart({ x, ys, series, title, height = 260, xRange, time = true }: { x: number[]; ys: number[][]; series: Series[]; title: string; height?: number; xRange?: [number, number]; time?: boolean }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const node = el.current;
@@ -21,9 +21,9 @@ export default function Chart({ x, ys, series, title, height = 260 }: { x: numbe
         width,
         height,
         cursor: { drag: { x: true, y: false } },
-        scales: { x: { time: true } },
+        scales: { x: xRange ? { time, range: () => xRange } : { time } },
         series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, fill: s.bars ? s.color : undefined, paths: s.bars ? bars : undefined }))],
-        axes: [{}, { size: 60 }],
+        axes: [{}, { size: 80 }],
       },
       [x, ...ys] as uPlot.AlignedData,
       node,
@@ -34,6 +34,6 @@ export default function Chart({ x, ys, series, title, height = 260 }: { x: numbe
       window.removeEventListener("resize", resize);
       plot.destroy();
     };
-  }, [x, ys, series, height]);
+  }, [x, ys, series, height, xRange?.[0], xRange?.[1], time]); // eslint-disable-line react-hooks/exhaustive-deps
   return <div ref={el} className="chart" role="img" aria-label={title} />;
 }

@@ -59,7 +59,7 @@ export const en = {
   "dash.month": "This month",
   "dash.import": "Import",
   "dash.export": "Export",
-  "dash.self": "Self-consumption",
+  "dash.net": "Net export",
   "dash.windows": "Energy per 15-minute window",
   "dash.range.day": "Day",
   "dash.range.week": "Week",

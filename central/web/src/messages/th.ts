@@ -57,7 +57,7 @@ export const th: Partial<Record<keyof typeof en, string>> = {
   "dash.month": "เดือนนี้",
   "dash.import": "ซื้อเข้า",
   "dash.export": "ขายออก",
-  "dash.self": "ใช้เอง",
+  "dash.net": "ส่งออกสุทธิ",
   "dash.windows": "พลังงานต่อช่วง 15 นาที",
   "dash.range.day": "วัน",
   "dash.range.week": "สัปดาห์",

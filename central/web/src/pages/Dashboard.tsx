@@ -57,8 +57,8 @@ function Totals({ title, imp, exp }: { title: string; imp: number; exp: number }
           <b>{fmtWh(exp)}</b>
         </div>
         <div>
-          {t("dash.self")}
-          <b>{fmtWh(Math.max(0, imp > 0 ? Math.min(imp, exp) : 0))}</b>
+          {t("dash.net")}
+          <b>{fmtWh(exp - imp)}</b>
         </div>
       </div>
     </Card>
@@ -145,7 +145,7 @@ export default function Dashboard() {
           ))}
         </div>
         <Suspense fallback={<p>{t("app.loading")}</p>}>
-          <Chart x={chart.x} ys={chart.ys} series={series} title={t("dash.windows")} />
+          <Chart x={chart.x} ys={chart.ys} series={series} title={t("dash.windows")} xRange={[(now - RANGES[range]) / 1000, now / 1000]} />
         </Suspense>
       </Card>
       <div className="grid">

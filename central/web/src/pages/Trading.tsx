@@ -7,7 +7,7 @@ import { WalletConnect, Wallets, useSigner } from "../wallet";
 
 const Chart = lazy(() => import("../Chart"));
 
-function Countdown({ end }: { end: string }) {
+function Countdown({ end, onEnd }: { end: string; onEnd: () => void }) {
   const { t } = useI18n();
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
@@ -15,6 +15,12 @@ function Countdown({ end }: { end: string }) {
     return () => clearInterval(id);
   }, []);
   const left = Math.max(0, Math.round((new Date(end).getTime() - now) / 1000));
+  useEffect(() => {
+    if (left === 0) {
+      const id = setTimeout(onEnd, 1000);
+      return () => clearTimeout(id);
+    }
+  }, [left, onEnd]);
   const time = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
   return (
     <p className="alert ok" role="timer" aria-live="off">
@@ -139,7 +145,7 @@ export default function Trading() {
   return (
     <Wallets>
       <h1>{t("trade.title")}</h1>
-      {book.data ? <Countdown end={book.data.epoch_end} /> : null}
+      {book.data ? <Countdown end={book.data.epoch_end} onEnd={book.reload} /> : null}
       <Alert error={book.error} />
       <div className="grid">
         <Card title={t("trade.place")}>
@@ -175,7 +181,7 @@ export default function Trading() {
         <Card title={t("trade.book")}>
           {depth && depth.x.length > 1 ? (
             <Suspense fallback={<p>{t("app.loading")}</p>}>
-              <Chart x={depth.x} ys={depth.ys} series={[{ label: t("trade.bids"), color: "#0a6b2f" }, { label: t("trade.asks"), color: "#a4141b" }]} title={t("trade.book")} height={200} />
+              <Chart time={false} x={depth.x} ys={depth.ys} series={[{ label: t("trade.bids"), color: "#0a6b2f" }, { label: t("trade.asks"), color: "#a4141b" }]} title={t("trade.book")} height={200} />
             </Suspense>
           ) : null}
           <div className="table-wrap">
