@@ -101,26 +101,47 @@ async def meter_owner(conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID) -
     return True, row["owner_id"], row["visible_from_ms"] or 0
 
 
-async def list_readings(
+_OWNED = """
+WITH m AS (
+    SELECT owner_id, coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
+    FROM meters WHERE id = $1
+)
+SELECT m.owner_id, r.device_id, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags, r.record_hash,
+       r.raw
+FROM m LEFT JOIN LATERAL (
+    SELECT device_id, seq, timestamp_ms, import_wh, export_wh, power_w, flags, record_hash, raw FROM readings
+    WHERE meter_id = $1 AND timestamp_ms >= greatest($2, m.visible_from_ms) AND timestamp_ms < $3 {after}
+    ORDER BY timestamp_ms, seq, device_id LIMIT $4
+) r ON m.owner_id = $5
+"""
+_OWNED_FIRST = _OWNED.format(after="")
+_OWNED_AFTER = _OWNED.format(after="AND (timestamp_ms, seq, device_id) > ($6, $7, $8)")
+
+
+async def owned_readings(
     conn: asyncpg.Pool | asyncpg.Connection,
     meter_id: UUID,
+    owner_id: UUID,
     *,
     from_ms: int,
     to_ms: int,
     cursor: str | None = None,
     limit: int = 100,
-) -> ReadingsPage:
-    """Readings of ``meter_id`` with from_ms <= timestamp_ms < to_ms, oldest first, ``limit`` per page."""
+) -> ReadingsPage | None:
+    """Readings of ``meter_id`` with from_ms <= timestamp_ms < to_ms, oldest first, ``limit`` per page, for the
+    meter's current owner, in one round trip: the ownership check, the clipping of the range to what the owner may
+    see (from the meter's last release) and the page are one statement (two statements made a 10-row page half as
+    fast as ``GET /api/v1/me``). None when the meter does not exist or is not ``owner_id``'s."""
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be 1..{MAX_PAGE}")
-    after = decode_cursor(cursor) if cursor else (from_ms - 1, 2**63 - 1, "")
-    rows = await conn.fetch(
-        "SELECT device_id, seq, timestamp_ms, import_wh, export_wh, power_w, flags, record_hash, raw FROM readings "
-        "WHERE meter_id = $1 AND timestamp_ms >= $2 AND timestamp_ms < $3 "
-        "AND (timestamp_ms, seq, device_id) > ($4, $5, $6) "
-        "ORDER BY timestamp_ms, seq, device_id LIMIT $7",
-        meter_id, from_ms, to_ms, after[0], after[1], after[2], limit + 1,
-    )
+    if cursor:
+        ts, seq, device = decode_cursor(cursor)
+        rows = await conn.fetch(_OWNED_AFTER, meter_id, from_ms, to_ms, limit + 1, owner_id, ts, seq, device)
+    else:
+        rows = await conn.fetch(_OWNED_FIRST, meter_id, from_ms, to_ms, limit + 1, owner_id)
+    if not rows or rows[0]["owner_id"] != owner_id:
+        return None
+    rows = [r for r in rows if r["seq"] is not None]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None

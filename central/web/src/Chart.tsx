@@ -9,7 +9,7 @@ export interface Series {
   bars?: boolean;
 }
 
-export default function Chart({ x, ys, series, title, height = 260, xRange, time = true }: { x: number[]; ys: number[][]; series: Series[]; title: string; height?: number; xRange?: [number, number]; time?: boolean }) {
+export default function Chart({ x, ys, series, title, height = 260, xRange, time = true, onReady }: { x: number[]; ys: number[][]; series: Series[]; title: string; height?: number; xRange?: [number, number]; time?: boolean; onReady?: () => void }) {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const node = el.current;
@@ -28,6 +28,7 @@ export default function Chart({ x, ys, series, title, height = 260, xRange, time
       [x, ...ys] as uPlot.AlignedData,
       node,
     );
+    onReady?.();
     const resize = () => plot.setSize({ width: Math.max(200, node.clientWidth), height });
     window.addEventListener("resize", resize);
     return () => {
