@@ -12,25 +12,42 @@ interface Page {
   nav?: MessageKey;
 }
 
+// Each page's chunk; the current page's starts loading at once, beside the session refresh (not after it).
+const loaders: Record<string, () => Promise<{ default: ComponentType }>> = {
+  login: () => import("./pages/Login"),
+  signup: () => import("./pages/Signup"),
+  verify: () => import("./pages/Verify"),
+  reset: () => import("./pages/Reset"),
+  validate: () => import("./pages/Validate"),
+  dashboard: () => import("./pages/Dashboard"),
+  meters: () => import("./pages/Meters"),
+  trading: () => import("./pages/Trading"),
+  gateways: () => import("./pages/Installer"),
+  admin: () => import("./pages/Admin"),
+  settings: () => import("./pages/Settings"),
+  certificates: () => import("./pages/Certificates"),
+};
+void loaders[location.pathname.replace(/^\/app\/?/, "").split("/")[0]]?.();
+
 const HOUSE: Role[] = ["consumer", "prosumer"];
 // Every page is its own chunk (route-level splitting): the first page loads only this file and its own code.
 const pages: Record<string, Page> = {
-  login: { component: lazy(() => import("./pages/Login")), roles: "public" },
-  signup: { component: lazy(() => import("./pages/Signup")), roles: "public" },
-  verify: { component: lazy(() => import("./pages/Verify")), roles: "public" },
-  reset: { component: lazy(() => import("./pages/Reset")), roles: "public" },
-  validate: { component: lazy(() => import("./pages/Validate")), roles: "public" },
-  dashboard: { component: lazy(() => import("./pages/Dashboard")), roles: HOUSE, nav: "nav.dashboard" },
-  meters: { component: lazy(() => import("./pages/Meters")), roles: HOUSE, nav: "nav.meters" },
-  trading: { component: lazy(() => import("./pages/Trading")), roles: HOUSE, nav: "nav.trading" },
+  login: { component: lazy(loaders.login), roles: "public" },
+  signup: { component: lazy(loaders.signup), roles: "public" },
+  verify: { component: lazy(loaders.verify), roles: "public" },
+  reset: { component: lazy(loaders.reset), roles: "public" },
+  validate: { component: lazy(loaders.validate), roles: "public" },
+  dashboard: { component: lazy(loaders.dashboard), roles: HOUSE, nav: "nav.dashboard" },
+  meters: { component: lazy(loaders.meters), roles: HOUSE, nav: "nav.meters" },
+  trading: { component: lazy(loaders.trading), roles: HOUSE, nav: "nav.trading" },
   certificates: {
-    component: lazy(() => import("./pages/Certificates")),
+    component: lazy(loaders.certificates),
     roles: [...HOUSE, "rec_authority", "admin"],
     nav: "nav.certificates",
   },
-  gateways: { component: lazy(() => import("./pages/Installer")), roles: ["installer", "admin"], nav: "nav.installer" },
-  admin: { component: lazy(() => import("./pages/Admin")), roles: ["admin"], nav: "nav.admin" },
-  settings: { component: lazy(() => import("./pages/Settings")), roles: "any", nav: "nav.settings" },
+  gateways: { component: lazy(loaders.gateways), roles: ["installer", "admin"], nav: "nav.installer" },
+  admin: { component: lazy(loaders.admin), roles: ["admin"], nav: "nav.admin" },
+  settings: { component: lazy(loaders.settings), roles: "any", nav: "nav.settings" },
 };
 
 function home(role: Role): string {

@@ -4,7 +4,9 @@ import { useI18n } from "../i18n";
 import { Link } from "../router";
 import { Alert, Card, fmtTime, fmtWh, short, useLoad } from "../ui";
 
-const Chart = lazy(() => import("../Chart"));
+// Fetched as soon as this page loads, beside its API calls (not after the first of them answers).
+const chart = import("../Chart");
+const Chart = lazy(() => chart);
 const DAY = 86_400_000;
 const RANGES = { day: DAY, week: 7 * DAY, month: 30 * DAY } as const;
 type Range = keyof typeof RANGES;
