@@ -83,6 +83,7 @@ et, tb
 # In-process fakes and test hooks shipped in the packages, used by tests/, bench/ and the docs.
 InMemoryAccountingStore, MemoryGeneration, MemoryDirectory, MemoryCertificateStore, InMemoryIngestStore
 InMemoryMarketStore
+InMemoryBrokerAccess  # central.broker.memory, the BrokerAccess fake (tests/central/core/test_identity_broker_access.py)
 _.link_wallet
 _.credit
 _.confirm_settlements
@@ -97,6 +98,7 @@ _.wait_connected
 
 # Public API of the packages used by tests/, bench/, the demo and external clients (not by the packages themselves).
 parse_mint_memo, list_mine, demo_flow, mint_to_owner, add_signature, minted_wh, sign_transaction_request
+reload_module  # gtxhsm: tests re-initialise SoftHSM2 for each private token (tests/hsm_support.py)
 decode_batch, decode_address, SHARED_READINGS, BINDING
 _.append_many
 _.from_orders
@@ -114,3 +116,7 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+_.set_online
+
+# The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
+_.inject

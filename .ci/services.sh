@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the local services the tests and the demo use are there and answering on 127.0.0.1:
-# PostgreSQL (5432), Mosquitto (1883; tests also start private brokers from the same binary) and Chromium
-# (status-page tests). Starts what is installed but stopped; as root, installs what is missing with apt;
+# PostgreSQL (5432), Mosquitto (1883; tests also start private brokers from the same binary), promtool, SoftHSM2
+# (PKCS#11 token of the HSM tests) and Chromium (status-page tests). Starts what is installed but stopped; as root,
+# installs what is missing with apt;
 # otherwise stops with the exact command to run.
 set -uo pipefail
 
@@ -12,7 +13,7 @@ is_root() { [ "$(id -u)" = 0 ]; }
 apt_updated=0
 apt_install() {
     if ! is_root; then
-        echo "services: '$1' is missing. Install it with: sudo apt-get update && sudo apt-get install -y $*" >&2
+        echo "services: '${*: -1}' is missing. Install it with: sudo apt-get update && sudo apt-get install -y $*" >&2
         exit 1
     fi
     if [ $apt_updated = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null; apt_updated=1; fi
@@ -45,6 +46,12 @@ if ! answers 127.0.0.1 1883; then
     for _ in $(seq 1 20); do answers 127.0.0.1 1883 && break; sleep 0.25; done
     answers 127.0.0.1 1883 || { echo "services: Mosquitto does not answer on 127.0.0.1:1883" >&2; exit 1; }
 fi
+
+# promtool (Prometheus): `make test` runs the alert rules' unit tests with it. Only the tool is needed; nothing starts.
+if ! command -v promtool >/dev/null 2>&1; then apt_install --no-install-recommends prometheus; fi
+
+# SoftHSM2: the PKCS#11 token of the HSM tests (platform keys, the gateway's device key) and the demo's HSM option
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then apt_install softhsm2; fi
 
 # Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi

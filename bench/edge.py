@@ -3,9 +3,10 @@
     .venv/bin/python bench/edge.py [--duration 60] [--backlog 30000]
 
 1. Steady state: the real daemon (``python -m edge run``) polls 10 simulated SDM630 meters (``python -m
-   edge.simulator``, a real pymodbus server) every 10 s and publishes to a private Mosquitto, where a test peer acks
-   as central would. RSS (VmRSS) and CPU (utime+stime from /proc) are sampled after a warm-up.
-   Targets: RSS <= 60 MB, CPU <= 2 % of one core.
+   edge.simulator``, a real pymodbus server) every 10 s and 10 DSMR 5 P1 meters (the same simulator, each pushing
+   one telegram a second over its own TCP port, all of which the daemon reads, checks and keeps) and publishes to a
+   private Mosquitto, where a test peer acks as central would. RSS (VmRSS) and CPU (utime+stime from /proc) are
+   sampled after a warm-up. Targets: RSS <= 60 MB, CPU <= 3 % of one core (issue 13; 2 % before the P1 meters).
 2. Outbox commit rate: signed readings committed one per transaction (WAL, synchronous=FULL), in the state dir's
    file system, and in batches of 10 (one poll tick of 10 meters per transaction).
 3. Backlog drain: an outbox pre-filled with ``--backlog`` signed readings; the daemon starts, connects and drains
@@ -52,7 +53,7 @@ def fetch_page(port: int, path: str) -> int:
 
 def config(
     state: Path, mqtt_port: int, sim_port: int | None, meters: int, interval: int, status_port: int | None = None,
-    **mqtt: object,
+    p1_port: int | None = None, p1_meters: int = 0, **mqtt: object,
 ) -> str:
     m = {"batch_size": 200, "inflight_batches": 8, "backlog_rate": 5000, "backlog_start_jitter_s": 0, **mqtt}
     text = (
@@ -75,6 +76,13 @@ def config(
                 f'[[meter]]\nserial = "BENCH-{i:02d}"\nbus = "sim"\nmodel = "eastron-sdm630"\nunit_id = {i}\n'
                 f"poll_interval_s = {interval}\n"
             )
+    for i in range(p1_meters):
+        assert p1_port is not None
+        text += (
+            f'[[bus]]\nname = "p1-{i}"\nkind = "p1-tcp"\nhost = "127.0.0.1"\nport = {p1_port + i}\n'
+            f'[[meter]]\nserial = "BENCH-P1-{i:02d}"\nbus = "p1-{i}"\nmodel = "iskraemeco-am550-nl"\n'
+            f"poll_interval_s = {interval}\n"
+        )
     return text
 
 
@@ -105,10 +113,33 @@ def stop(p: subprocess.Popen[bytes]) -> None:
             p.wait()
 
 
+P1_METERS = 10
+
+
+def free_port_run(n: int) -> int:
+    """The first of ``n`` consecutive free TCP ports (one per P1 meter: each P1 port carries one meter)."""
+    while True:
+        first = free_port()
+        if first + n < 65536 and all(_free(first + i) for i in range(1, n)):
+            return first
+
+
+def _free(port: int) -> bool:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def steady_state(work: Path, broker: Broker, duration: float) -> None:
-    sim_port = free_port()
+    sim_port, p1_port = free_port(), free_port_run(P1_METERS)
     sim = subprocess.Popen(
-        [sys.executable, "-m", "edge.simulator", "--port", str(sim_port), "--count", "10"],
+        [sys.executable, "-m", "edge.simulator", "--port", str(sim_port), "--count", "10",
+         "--p1-port", str(p1_port), "--p1-count", str(P1_METERS), "--p1-period", "1"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -117,7 +148,8 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
     sim.stdout.readline()
     cfg = work / "steady.toml"
     status_port = free_port()
-    cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10, status_port=status_port))
+    cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10, status_port=status_port, p1_port=p1_port,
+                          p1_meters=P1_METERS))
     cfg.chmod(0o600)  # it holds the status password inline: a secret file (edge/secretfile.py)
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
@@ -144,10 +176,11 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
             os.kill(sim.pid, signal.SIGTERM)
             sim.wait(10)
             sim.stdout.close()
-    print(f"steady state, 10 meters every 10 s, {elapsed:.0f} s after {warmup:.0f} s warm-up:")
+    print(f"steady state, 10 Modbus + {P1_METERS} P1 meters (1 telegram/s each) read every 10 s, {elapsed:.0f} s after "
+          f"{warmup:.0f} s warm-up:")
     print(f"  RSS            {rss / 1e6:6.1f} MB (max {rss_max / 1e6:.1f} MB)   target <= 60 MB")
-    print(f"  CPU            {100 * (cpu1 - cpu0) / elapsed:6.2f} % of one core          target <= 2 %")
-    print(f"  readings acked {n} ({n / elapsed:.2f}/s, expected 1.00/s)")
+    print(f"  CPU            {100 * (cpu1 - cpu0) / elapsed:6.2f} % of one core          target <= 3 %")
+    print(f"  readings acked {n} ({n / elapsed:.2f}/s, expected {(10 + P1_METERS) / 10:.2f}/s)")
 
 
 def commit_rate(work: Path, n: int = 2000) -> None:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import asyncpg
 from aiohttp import web
 
+from central.accounting.mint_intent import MINT_KIND
 from central.bootstrap import Adapters, bootstrap
 from central.config import CentralConfig
 from central.db import apply_migrations, create_pool
@@ -40,12 +41,14 @@ from central.identity.mailer import Mailer, build_mailer
 from central.jobs import Job, JobRunner
 from central.ledger.runtime import LedgerRuntime, running_ledger
 from central.mqtt import Mqtt, PahoMqtt
+from central.observability import health
 from central.observability.metrics import WORKERS
 from central.services import Services
 from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    broker,
     certificates,
     identity,
     ingest,
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 
 #: Every subsystem, in start order (lifetimes start in this order and stop in reverse).
 SUBSYSTEMS: tuple[Subsystem, ...] = (
+    broker.SUBSYSTEM,
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,
@@ -73,6 +77,8 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
 
 #: How often each worker refreshes its pool and broker gauges.
 GAUGES_INTERVAL_S = 5.0
+#: How often the fleet, minting-backlog and chain-outbox gauges are read from the database.
+HEALTH_INTERVAL_S = 15.0
 
 __all__ = ["CONFIG", "MQTT", "POOL", "SERVICES", "SUBSYSTEMS", "TOKENS", "create_app"]
 
@@ -153,7 +159,7 @@ def create_app(
                 stack.push_async_callback(client.stop)
             for subsystem in subsystems:
                 await stack.enter_async_context(subsystem.lifetime(services))
-            runner = JobRunner([_gauges(app), *(j for s in subsystems for j in s.jobs(services))])
+            runner = JobRunner([_gauges(app), _health(pool), *(j for s in subsystems for j in s.jobs(services))])
             await stack.enter_async_context(runner)
             yield
 
@@ -209,3 +215,12 @@ def _gauges(app: web.Application) -> Job:
 def _log_unavailable(services: Services) -> None:
     if isinstance(services.wallets.chain, Unavailable):
         log.warning("no ledger configured: wallet balances, faucet, minting, market and certificates are unavailable")
+
+
+def _health(pool: asyncpg.Pool) -> Job:
+    """The database-derived health gauges (``central.observability.health``) the alert rules read."""
+
+    async def refresh() -> None:
+        await health.refresh(pool, MINT_KIND)
+
+    return Job("health-gauges", HEALTH_INTERVAL_S, refresh)

@@ -20,6 +20,7 @@ import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
 from central.certificates.pg_store import PgCertificateStore, PgDirectory, PgGeneration
@@ -42,9 +43,11 @@ from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.ledger.keys import PlatformKey, load_or_create_key
+from central.ledger.keys import PlatformKey
+from central.ledger.keystore import FileKeyStore, KeyStore
 from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
+from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.context import Market
@@ -70,7 +73,7 @@ from central.wallets.service import WalletService
 from protocol.keys import DeviceKey
 
 #: The certificate issuer's key role: mint authority until sealed, freeze and metadata authority for good.
-ISSUER_ROLE = "rec_issuer"
+ISSUER_ROLE = REC_ISSUER_ROLE
 
 NO_LEDGER = "ledger_unavailable"
 
@@ -93,7 +96,8 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     pool = adapters.pool
     runtime = adapters.ledger
 
-    identity = build_identity(config, adapters)
+    broker = build_broker(config, adapters.mqtt)
+    identity = build_identity(config, adapters, None if isinstance(broker, Unavailable) else broker)
     hub = live_hub(pool, adapters.tokens)
     feed = MarketFeed(hub)
 
@@ -105,9 +109,10 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         NO_LEDGER, "certificates need the ledger, which is not configured"
     )
     if runtime is not None and runtime.setup is not None:
+        keys = runtime.keys or FileKeyStore(runtime.config.keys_dir)
         chain = platform_from_setup(
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
-            rec_issuer=load_rec_issuer(runtime.config),
+            rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
         market = build_market(pool, chain, config.market)
         certificates = build_certificates(
@@ -135,6 +140,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         signer=adapters.signer,
         tokens=adapters.tokens,
         identity=identity,
+        broker=broker,
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
@@ -148,15 +154,26 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
     )
 
 
-def build_identity(config: CentralConfig, adapters: Adapters) -> Identity:
+def build_broker(config: CentralConfig, mqtt: Mqtt | None) -> DynsecAccess | Unavailable:
+    """The broker's access control through central's MQTT link when ``[broker] dynsec`` is on."""
+    if not config.broker.dynsec:
+        return Unavailable("broker_unmanaged", "central does not manage broker access ([broker] dynsec = false)")
+    if mqtt is None:
+        return Unavailable("mqtt_disabled", "broker access needs MQTT (mqtt.enabled = false)")
+    return DynsecAccess(mqtt, timeout_s=config.broker.command_timeout_s)
+
+
+def build_identity(config: CentralConfig, adapters: Adapters, broker: DynsecAccess | None = None) -> Identity:
     """The pure identity services on their PostgreSQL stores; gateway challenges are published over MQTT (none
-    without it) and sealed with central's signing key."""
+    without it) and sealed with central's signing key; registering and revoking a gateway change its broker access
+    when central manages it."""
     pool = adapters.pool
     return Identity(
         accounts=AccountService(
             PostgresAccountStore(pool), config.auth, config.identity, adapters.tokens, adapters.mailer
         ),
-        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer),
+        devices=DeviceService(PostgresDeviceStore(pool), config.identity, adapters.mqtt, adapters.signer,
+                              broker=broker),
         meters=MeterService(PostgresMeterStore(pool), config.identity),
     )
 
@@ -212,12 +229,11 @@ def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -
     return Market(config, book, escrow, settler, platform)
 
 
-def load_rec_issuer(ledger_config: LedgerConfig) -> PlatformKey:
-    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json``; created only when ``ledger.create_keys``),
-    loaded once into the ``Platform``."""
-    issuer, _ = load_or_create_key(
-        ISSUER_ROLE, ledger_config.keys_dir / f"{ISSUER_ROLE}.json", create=ledger_config.create_keys
-    )
+def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:
+    """The certificate issuer's own key (``<keys_dir>/rec_issuer.json`` or the token's ``<prefix>-rec_issuer``;
+    created only when ``ledger.create_keys``), loaded once into the ``Platform``."""
+    store = keys or FileKeyStore(ledger_config.keys_dir)
+    issuer, _ = store.load_or_create(ISSUER_ROLE, create=ledger_config.create_keys)
     return issuer
 
 

@@ -5,6 +5,9 @@
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... openapi   (print the OpenAPI document, no server needed)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
+    gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
+    gridtokenx-central ... broker sync   (every registered gateway's broker access again, after the broker lost it)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 
 from central.config import CentralConfig, HttpConfig, load_config
 from central.errors import CentralError
@@ -42,11 +46,22 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    keys = sub.add_parser("keys", help="the platform's keys (files or a PKCS#11 token): show, rotate")
+    keysub = keys.add_subparsers(dest="keys_command", required=True)
+    keysub.add_parser("show", help="each role's public key, where it is kept and its retired keys")
+    rotate = keysub.add_parser("rotate", help="rotate a role's key (stop central first; resumable)")
+    rotate.add_argument("--role", required=True, choices=["fee-payer", "mint-authority", "rec-authority"])
     key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
     sub.add_parser("openapi", help="print the OpenAPI document (the web app's API types are generated from it)")
     ksub.add_parser("show", help="print the public key to pin in gateway configurations (central_public_key)")
+    broker = sub.add_parser("broker", help="the MQTT broker's access control (Mosquitto dynamic security)")
+    bsub = broker.add_subparsers(dest="broker_command", required=True)
+    binit = bsub.add_parser("init", help="write mqtt.password_file and the plugin's first configuration file, unless "
+                                         "they exist")
+    binit.add_argument("--dynsec-file", required=True, help="the plugin's file (plugin_opt_config_file)")
+    bsub.add_parser("sync", help="grant every registered gateway its broker access (if missing), remove revoked ones'")
     return p
 
 
@@ -85,35 +100,87 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
     config.check_secret_files()  # every command: refuse group/other-readable secrets before touching anything
-    if args.command == "migrate":
-        from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
+    command = _COMMANDS.get(args.command)
+    if command is None:
+        raise CentralError(f"unknown command {args.command}")
+    return command(args, config, overrides)
 
-        applied = asyncio.run(migrate_dsn(config.database.dsn))
-        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
-        return 0
-    if args.command == "serve":
-        from central.serve import run  # noqa: PLC0415
 
-        return run(config, args.config, overrides)
-    if args.command == "users" and args.users_command == "create":
-        from central.identity.cli import create_user_command  # noqa: PLC0415
+def _migrate(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.db import migrate_dsn  # noqa: PLC0415 - keep `--help` free of asyncpg imports
 
-        return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
-    if args.command == "ledger" and args.ledger_command == "init":
-        from central.ledger.cli import init_command  # noqa: PLC0415
+    applied = asyncio.run(migrate_dsn(config.database.dsn))
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
 
-        return init_command(config.ledger)
-    if args.command == "signing-key":
-        from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
 
-        if args.signing_key_command == "init":
-            key, created = init_signing_key(config.mqtt.signing_key_file)
-            print(("created " if created else "exists ") + config.mqtt.signing_key_file, file=sys.stderr)
-        else:
-            key = load_signing_key(config.mqtt.signing_key_file)
-        print(public_key_text(key))
-        return 0
-    raise CentralError(f"unknown command {args.command}")
+def _serve(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
+    from central.serve import run  # noqa: PLC0415
+
+    return run(config, args.config, overrides)
+
+
+def _users(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.identity.cli import create_user_command  # noqa: PLC0415
+
+    return create_user_command(config, email=args.email, role=args.role, password_file=args.password_file)
+
+
+def _ledger(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.ledger.cli import init_command  # noqa: PLC0415
+
+    return init_command(config.ledger)
+
+
+def _signing_key(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.signing import init_signing_key, load_signing_key, public_key_text  # noqa: PLC0415
+
+    if args.signing_key_command == "init":
+        key, created = init_signing_key(config.mqtt.signing_key_file)
+        print(("created " if created else "exists ") + config.mqtt.signing_key_file, file=sys.stderr)
+    else:
+        key = load_signing_key(config.mqtt.signing_key_file)
+    print(public_key_text(key))
+    return 0
+
+
+def _keys(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.ledger import cli as ledger_cli  # noqa: PLC0415
+
+    if args.keys_command == "show":
+        from central.certificates.rotation import ISSUER_ROLE  # noqa: PLC0415
+        from central.ledger.setup import KEY_ROLES  # noqa: PLC0415
+
+        return ledger_cli.show_command(config.ledger, (*KEY_ROLES, ISSUER_ROLE))
+    if args.role == "rec-authority":
+        from central.certificates.cli import rotate_issuer_command  # noqa: PLC0415
+
+        return rotate_issuer_command(config.database.dsn, config.ledger)
+    return ledger_cli.rotate_command(config.ledger, args.role)
+
+
+def _broker(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    if args.broker_command == "init":
+        from pathlib import Path  # noqa: PLC0415
+
+        from central.broker.cli import init_command  # noqa: PLC0415
+
+        return init_command(config.mqtt, Path(args.dynsec_file))
+    from central.identity.cli import sync_broker_command  # noqa: PLC0415
+
+    return sync_broker_command(config)
+
+
+#: One function per top-level command (each parser's subcommands are required, so the name is enough).
+_COMMANDS: dict[str, Callable[[argparse.Namespace, CentralConfig, list[str]], int]] = {
+    "migrate": _migrate,
+    "serve": _serve,
+    "users": _users,
+    "ledger": _ledger,
+    "keys": _keys,
+    "broker": _broker,
+    "signing-key": _signing_key,
+}
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+from central.broker.config import BrokerConfig
 from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
@@ -215,6 +216,7 @@ class CentralConfig:
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def secret_files(self) -> list[tuple[str, Path]]:
         """Every configured file that holds a secret, as (setting, path); see :mod:`central.secretfile`."""
@@ -227,6 +229,8 @@ class CentralConfig:
         ):
             if value:
                 out.append((setting, Path(value)))
+        if self.ledger.key_store == "pkcs11":
+            out.append(("ledger.hsm.pin_file", self.ledger.hsm.pin_file))
         if self.ledger.keys_dir.is_dir():
             out.extend(("ledger.keys_dir keypair", p) for p in sorted(self.ledger.keys_dir.glob("*.json")))
         out.append(("ledger.data_dir faucet key", self.ledger.data_dir / "faucet.json"))
@@ -323,6 +327,7 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
 
 __all__ = [
     "AuthConfig",
+    "BrokerConfig",
     "CentralConfig",
     "DatabaseConfig",
     "HttpConfig",

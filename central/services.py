@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from central.accounting.service import AccountingService
+from central.broker.dynsec import DynsecAccess
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
@@ -77,6 +78,8 @@ class Services:
     signer: DeviceKey | None
     tokens: TokenCodec
     identity: Identity
+    #: The broker's access control (Mosquitto dynamic security) when central manages it.
+    broker: DynsecAccess | Unavailable
     ingest: Ingest | Unavailable
     readings: Readings
     ledger: LedgerRuntime | Unavailable

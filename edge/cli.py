@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--port", required=True, help="bus name from the config, a serial device or host:port")
     sc.add_argument("--kind", default=None, help="bus kind when --port is not a configured bus name")
     sc.add_argument("--ids", default="1-247", help="unit ids to probe, e.g. 1-10 or 1,2,5 (default 1-247)")
+    sc.add_argument("--listen", type=float, default=11.0, metavar="S",
+                    help="P1 ports: seconds to listen for a telegram per serial setting (default 11)")
     st = sub.add_parser("status", parents=[common], help="ask the running daemon for its status")
     st.add_argument("--json", action="store_true", help="print the raw JSON")
     return p
@@ -74,15 +76,18 @@ def _run(cfg: EdgeConfig) -> int:
 def _init(cfg: EdgeConfig) -> int:
     import segno  # noqa: PLC0415
 
-    from edge.keystore import load_or_create_seed  # noqa: PLC0415
+    from edge.devicekey import load_device_key  # noqa: PLC0415
     from edge.outbox import Outbox  # noqa: PLC0415
-    from protocol.keys import DeviceKey  # noqa: PLC0415
 
-    loaded = load_or_create_seed(cfg.key_path)
-    key = DeviceKey.from_seed(loaded.seed)
+    loaded = load_device_key(cfg)
+    key = loaded.key
+    loaded.close()
     Outbox.open(cfg.outbox.path, new_device=loaded.created).close()
     print("new device key generated" if loaded.created else "device key already present (unchanged)")
-    print(f"key file:  {cfg.key_path} (never copy it off the gateway)")
+    if cfg.pkcs11 is None:
+        print(f"key file:  {cfg.key_path} (never copy it off the gateway)")
+    else:
+        print(f"key:       {cfg.pkcs11.key_label!r} in PKCS#11 token {cfg.pkcs11.token_label!r} (it never leaves it)")
     print(f"outbox:    {cfg.outbox.path}")
     print(f"device id: {key.device_id}")
     segno.make(key.device_id, error="m").terminal(compact=True)
@@ -142,7 +147,7 @@ def _dispatch(args: argparse.Namespace, cfg: EdgeConfig) -> int:
 
     if args.command == "read":
         return read_command(cfg, args.meter)
-    return scan_command(cfg, args.port, args.kind, args.ids)
+    return scan_command(cfg, args.port, args.kind, args.ids, args.listen)
 
 
 def main(argv: list[str] | None = None) -> int:

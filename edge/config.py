@@ -55,6 +55,10 @@ class MqttConfig:
     keepalive_s: Annotated[int, Range(5, 3600)] = 30
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: ``"device-key"``: log in to the broker as user name = the device id with the password derived from the device
+    #: key (``protocol.broker``; central grants that credential when the gateway is registered, issue 14), so no
+    #: password is stored beside the key. Empty: ``username``/``password``/``password_file`` as given.
+    credential: Annotated[str, Check(lambda v: v in {"", "device-key"}, "must be \"device-key\" or empty")] = ""
     tls: TlsConfig | None = None
     batch_size: Annotated[int, Range(1, 1000)] = 200
     inflight_batches: Annotated[int, Range(2, 256)] = 8
@@ -89,6 +93,17 @@ class StatusConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Pkcs11KeyConfig:
+    """``[device.pkcs11]``: the device key in a secure element (NXP SE050, ...) reached through its PKCS#11 module
+    (``[device] key_store = "pkcs11"``). The key is generated there on first start and never leaves it."""
+
+    module: Path
+    pin_file: Path
+    token_label: str = "gridtokenx-edge"  # noqa: S105 - a token's name, not a secret
+    key_label: str = "gtx-device"
+
+
+@dataclass(frozen=True, slots=True)
 class CentralConfig:
     """Central's Ed25519 public key, pinned here and never learned from the broker (protocol §10): the gateway acts
     only on acks, challenges and sync replies that central signed with the matching key."""
@@ -114,6 +129,9 @@ class EdgeConfig:
     meters: tuple[MeterConfig, ...] = ()
     #: the parsed file, so later checks (meter models) can still name its lines
     document: Document | None = field(default=None, repr=False, compare=False)
+    #: where the device key lives: ``file`` (``state_dir/device.key``, the default) or ``pkcs11`` (``pkcs11``)
+    key_store: str = "file"
+    pkcs11: Pkcs11KeyConfig | None = None
 
     @property
     def key_path(self) -> Path:
@@ -123,6 +141,8 @@ class EdgeConfig:
 @dataclass(frozen=True, slots=True)
 class _DeviceTable:
     state_dir: Path | None = None
+    key_store: Literal["file", "pkcs11"] = "file"
+    pkcs11: Pkcs11KeyConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +226,8 @@ def _mqtt(r: _Reader) -> MqttConfig:
     cfg = build(MqttConfig, doc, path, t, base=r.base)
     if cfg.password and not cfg.username:
         raise doc.error((*path, "password"), "a password needs a username")
+    if cfg.credential and (cfg.username or cfg.password):
+        raise doc.error((*path, "credential"), "credential = \"device-key\" replaces username and password")
     return cfg
 
 
@@ -281,7 +303,14 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
     base = source.parent if source.parent != Path() else Path.cwd()
     reject_unknown(doc, (), doc.data, TABLES)
     r = _Reader(doc, base)
-    state_dir = build(_DeviceTable, doc, ("device",), r.table(("device",)), base=base).state_dir or DEFAULT_STATE_DIR
+    device = build(_DeviceTable, doc, ("device",), r.table(("device",)), base=base)
+    state_dir = device.state_dir or DEFAULT_STATE_DIR
+    if device.key_store == "pkcs11":
+        if device.pkcs11 is None:
+            raise doc.error(("device", "key_store"), "key_store = \"pkcs11\" needs a [device.pkcs11] table")
+        line = doc.line_of(("device", "pkcs11", "pin_file"))
+        check_secret_file(device.pkcs11.pin_file,
+                          f"{doc.source}{f':{line}' if line else ''}: device.pkcs11.pin_file:")
     poll = build(_PollTable, doc, ("poll",), r.table(("poll",)), base=base)
     mqtt = _mqtt(r)
     central = _central(r)
@@ -315,6 +344,8 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         buses=buses,
         meters=meters,
         document=doc,
+        key_store=device.key_store,
+        pkcs11=device.pkcs11 if device.key_store == "pkcs11" else None,
     )
 
 

@@ -17,7 +17,8 @@ from aiohttp import web
 
 from edge.clock import make_clock_check
 from edge.config import EdgeConfig
-from edge.keystore import load_or_create_seed
+from edge.credential import broker_login
+from edge.devicekey import LoadedKey, load_device_key
 from edge.meters.base import MeterReader
 from edge.mqtt_link import MqttLink
 from edge.outbox import Outbox, OutboxStats
@@ -27,7 +28,6 @@ from edge.signing import ProtocolSigner
 from edge.status import LinkState, MeterStatus, StatusBoard
 from edge.uplink import Uplink
 from edge.web import make_app
-from protocol.keys import DeviceKey
 from protocol.signed import format_pairing_code, pairing_code
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ class MeterInfo:
     address: str
     model: str
     interval_s: int
+    #: P1 meters: alarm when the meter's clock and the gateway's differ by more than this (0: no check)
+    max_clock_skew_s: int = 0
 
 
 MeterList = Sequence[tuple[MeterInfo, MeterReader]]
@@ -205,12 +207,18 @@ class Daemon:
         while uplink.connected and board.link.inflight_batches and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
+    def _device_key(self) -> LoadedKey:
+        cfg = self.cfg
+        loaded = load_device_key(cfg)
+        if loaded.created:
+            where = str(cfg.key_path) if cfg.pkcs11 is None else f"pkcs11 token {cfg.pkcs11.token_label}"
+            log.info("generated the device key", extra={"device_id": loaded.key.device_id, "path": where})
+        return loaded
+
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.cfg
-        loaded = load_or_create_seed(cfg.key_path)
-        key = DeviceKey.from_seed(loaded.seed)
-        if loaded.created:
-            log.info("generated the device key", extra={"device_id": key.device_id, "path": str(cfg.key_path)})
+        loaded = self._device_key()
+        key = loaded.key
         outbox = self.outbox = Outbox.open(cfg.outbox.path, new_device=loaded.created)
         clock_check = make_clock_check(cfg.clock_check)
         board = self.board = StatusBoard(
@@ -219,12 +227,12 @@ class Daemon:
             started_ms=_now_ms(),
             link=LinkState(broker=f"{'mqtts' if cfg.mqtt.tls else 'mqtt'}://{cfg.mqtt.host}:{cfg.mqtt.port}"),
             clock_synced=clock_check(),
-            pairing_code=format_pairing_code(pairing_code(loaded.seed)),
+            pairing_code=format_pairing_code(pairing_code(loaded.pairing_secret)),
         )
         signer = ProtocolSigner(key)
         loop = asyncio.get_running_loop()
         link = MqttLink(
-            cfg.mqtt,
+            broker_login(cfg.mqtt, key.device_id, loaded.pairing_secret),
             client_id=key.device_id,
             status_topic="",
             subscriptions=(),
@@ -233,6 +241,7 @@ class Daemon:
         )
         uplink = self.uplink = Uplink(
             key=key, central_public_key=cfg.central.public_key, outbox=outbox, signer=signer, link=link,
+            pairing_secret=loaded.pairing_secret,
             mqtt=cfg.mqtt, outbox_cfg=cfg.outbox, board=board,
             version=self.version,
         )
@@ -253,7 +262,8 @@ class Daemon:
                 )
                 for info, _ in meters:
                     board.meters[info.serial] = MeterStatus(
-                        info.serial, info.protocol, info.address, info.model, info.interval_s
+                        info.serial, info.protocol, info.address, info.model, info.interval_s,
+                        max_clock_skew_s=info.max_clock_skew_s,
                     )
                 if cfg.status.enabled:
                     runner = await self._start_web()
@@ -291,3 +301,4 @@ class Daemon:
                        "mqtt_acked": board.link.acked_records},
             )
             outbox.close()
+            loaded.close()

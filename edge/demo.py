@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 
 DEMO_SERIAL_PREFIX = "DEMO-SDM630-"
+#: the demo's DSMR P1 meter (``--p1``): a DSMR 5 meter pushing telegrams over TCP, like a ser2net or Wi-Fi dongle
+DEMO_P1_SERIAL = "DEMO-P1-01"
 
 
 def demo_config_text(
@@ -34,6 +36,7 @@ def demo_config_text(
     status_port: int = 8080,
     status_password: str,
     central_public_key: str,
+    p1_port: int | None = None,
 ) -> str:
     lines = [
         "# Demo configuration written by edge.demo: simulated meters, local broker, no TLS.",
@@ -71,6 +74,19 @@ def demo_config_text(
             f"unit_id = {unit}",
             f"poll_interval_s = {interval_s}",
         ]
+    if p1_port is not None:
+        lines += [
+            "[[bus]]",
+            'name = "p1"',
+            'kind = "p1-tcp"',
+            f'host = "{sim_host}"',
+            f"port = {p1_port}",
+            "[[meter]]",
+            f'serial = "{DEMO_P1_SERIAL}"',
+            'bus = "p1"',
+            'model = "iskraemeco-am550-nl"',
+            f"poll_interval_s = {interval_s}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -85,6 +101,7 @@ def write_demo_config(
     status_port: int = 8080,
     status_password: str | None = None,
     central_public_key: str,
+    p1_port: int | None = None,
 ) -> Path:
     """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -99,6 +116,7 @@ def write_demo_config(
         status_port=status_port,
         status_password=status_password or secrets.token_urlsafe(12),
         central_public_key=central_public_key,
+        p1_port=p1_port,
     )
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")
@@ -116,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status-port", type=int, default=8080)
     ap.add_argument("--status-password", default=None)
     ap.add_argument("--central-public-key", required=True, help="central's public key (base58), pinned by the edge")
+    ap.add_argument("--p1-port", type=int, default=None, help="also a DSMR P1 meter (simulator's --p1-port)")
     a = ap.parse_args(argv)
     path = write_demo_config(
         a.directory, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, sim_port=a.sim_port, meters=a.meters,
         interval_s=a.interval, status_port=a.status_port, status_password=a.status_password,
-        central_public_key=a.central_public_key,
+        central_public_key=a.central_public_key, p1_port=a.p1_port,
     )
     print(path)
     return 0

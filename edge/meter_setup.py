@@ -13,7 +13,7 @@ from edge.daemon import MeterInfo, MeterList, MeterSource
 from edge.errors import ConfigError, MeterError
 from edge.meters.config import BusConfig, BusKind, MeterConfig, check_models
 from edge.meters.factory import open_readers, read_once, scan
-from edge.meters.maps import MeterMap, default_maps_dir, load_maps
+from edge.meters.maps import MeterMap, MeterProtocol, default_maps_dir, load_maps
 from gtxconfig import Document
 
 SERIAL_MAX = 32  # protocol §1 Reading record: the serial travels in every signed record
@@ -38,6 +38,8 @@ def plan(cfg: EdgeConfig) -> MeterPlan:
 
 
 def _address(bus: BusConfig, meter: MeterConfig) -> str:
+    if bus.kind.protocol is MeterProtocol.P1:
+        return bus.address
     if bus.kind.protocol.value == "modbus":
         return f"{bus.address} unit {meter.unit_id}"
     return f"{bus.address} server {meter.server_address}"
@@ -49,7 +51,8 @@ def describe(p: MeterPlan) -> list[MeterInfo]:
     for m in p.meters:
         bus = by_name[m.bus]
         model = p.maps[m.model]
-        out.append(MeterInfo(m.serial, str(bus.kind), _address(bus, m), model.model, m.poll_interval_s))
+        skew = m.max_clock_skew_s if model.protocol is MeterProtocol.P1 else 0
+        out.append(MeterInfo(m.serial, str(bus.kind), _address(bus, m), model.model, m.poll_interval_s, skew))
     return out
 
 
@@ -84,6 +87,9 @@ def read_command(cfg: EdgeConfig, serial: str) -> int:
     print(f"import  {sample.import_wh} Wh")
     print(f"export  {sample.export_wh} Wh")
     print(f"power   {'n/a' if sample.power_w is None else f'{sample.power_w} W'}")
+    if sample.meter_time_ms is not None:
+        offset_s = (sample.meter_time_ms - sample.timestamp_ms) / 1000
+        print(f"clock   meter {sample.meter_time_ms} ms, {offset_s:+.0f} s against the gateway")
     for k, v in sorted(sample.extra.items()):
         print(f"{k:<7} {v:g}")
     return 0
@@ -113,16 +119,36 @@ def _bus_for(port: str, kind: str | None, buses: Sequence[BusConfig]) -> BusConf
         except ValueError:
             raise ConfigError(f"--port {port!r} / --kind {kind!r}: not a usable TCP bus") from None
     try:
-        return BusConfig(name="scan", kind=BusKind(kind or "modbus-rtu"), device=port)
+        bus_kind = BusKind(kind or "modbus-rtu")
+        return BusConfig(name="scan", kind=bus_kind, device=port,
+                         baudrate=115_200 if bus_kind is BusKind.P1_SERIAL else 9600)
     except ValueError:
         raise ConfigError(f"--kind {kind!r}: one of {', '.join(k.value for k in BusKind)}") from None
 
 
-def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str) -> int:
-    """``gridtokenx-edge scan --port …``: probe unit ids with each map's probe registers; name the models found."""
+def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str, listen_s: float = 11.0) -> int:
+    """``gridtokenx-edge scan --port …``: probe unit ids with each map's probe registers; name the models found.
+    On a P1 port: listen for a telegram, name its variant (and serial settings) and the model."""
     maps = load_maps(cfg.maps_dir or default_maps_dir())
     buses = cfg.buses
     bus = _bus_for(port, kind, buses)
+    if bus.kind.protocol is MeterProtocol.P1:
+        print(f"listening on {bus.address} ({bus.kind}) for a P1 telegram …")
+        try:
+            found = asyncio.run(scan(bus, maps, listen_s=listen_s))
+        except MeterError as e:
+            print(f"NO P1 STREAM: {e}")
+            return 1
+        if not found:
+            print("no P1 telegram heard (check the cable, that the port is enabled, and the serial settings)")
+            return 1
+        hit = found[0]
+        print(hit.detail)
+        if not hit.models:
+            print("no meter map names it: its header matches no map of this variant (add a map, or use a generic one)")
+            return 1
+        print(f"model   {', '.join(hit.models)}  (map {', '.join(hit.map_ids)})")
+        return 0
     addresses = _ids(ids)
     print(f"scanning {bus.address} ({bus.kind}) unit ids {addresses[0]}..{addresses[-1]} …")
     hits = asyncio.run(scan(bus, maps, addresses))

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.config import MqttConfig
 from edge.status import LinkState
-from protocol import topics
+from protocol.status import OFFLINE_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,29 @@ class LinkEvents(Protocol):
     def on_disconnected(self) -> None: ...
 
     def on_message(self, topic: str, payload: bytes) -> None: ...
+
+
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """Closes itself when the TLS handshake fails (a broker certificate the gateway does not trust): paho leaves the
+    failed socket to the garbage collector, one per reconnect attempt."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
+def tls_context(ca_file: str, cert_file: str | None, key_file: str | None) -> ssl.SSLContext:
+    """TLS client context: the broker's certificate must chain to ``ca_file`` and name the host connected to."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verify_mode CERT_REQUIRED, check_hostname on
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(cafile=ca_file)
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    ctx.sslsocket_class = _ClosingSSLSocket
+    return ctx
 
 
 def _now_ms() -> int:
@@ -86,7 +109,7 @@ class MqttLink:
         info = client.publish(topic, payload, qos=qos, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    async def stop(self, final_status: bytes = topics.OFFLINE_STATUS, wait_s: float = 5.0) -> None:
+    async def stop(self, final_status: bytes = OFFLINE_STATUS, wait_s: float = 5.0) -> None:
         """Publish the final (offline) status, disconnect cleanly, join the network thread."""
         with self._lock:
             client = self._client if self._connected else None
@@ -120,17 +143,15 @@ class MqttLink:
         )
         client.max_inflight_messages_set(max(20, cfg.inflight_batches + 4))
         client.max_queued_messages_set(0)
-        client.will_set(self._status_topic, topics.OFFLINE_STATUS, qos=1, retain=True)
+        client.will_set(self._status_topic, OFFLINE_STATUS, qos=1, retain=True)
         if cfg.username:
             client.username_pw_set(cfg.username, cfg.password)
         if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file),
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+            client.tls_set_context(tls_context(
+                str(cfg.tls.ca_file),
+                str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                str(cfg.tls.key_file) if cfg.tls.key_file else None,
+            ))
         client.on_socket_open = _set_nodelay
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from edge.errors import MeterError
-from edge.meters.base import MeterReader
+from edge.meters.base import MeterReader, MeterSample
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import MeterStatus, StatusBoard
 from protocol.errors import ProtocolError
@@ -82,9 +82,28 @@ class Poller:
         if state.consecutive_failures:
             log.info("meter answers again", extra={"meter": state.serial})
         state.record_ok(sample, now_ms)
+        self._check_meter_clock(sample, state)
         self.stored += 1
         self._on_record()
         return seq
+
+    def _check_meter_clock(self, sample: MeterSample, state: MeterStatus) -> None:
+        """Meters that send their own clock (P1): an alarm while it and the gateway's differ by more than the bound."""
+        if sample.meter_time_ms is None:
+            return
+        offset = state.clock_offset_ms = sample.meter_time_ms - sample.timestamp_ms
+        bound = state.max_clock_skew_s
+        message = None
+        if bound and abs(offset) > bound * 1000:
+            way = "ahead of" if offset > 0 else "behind"
+            message = (f"meter {state.serial}: its clock is {abs(offset) // 1000} s {way} the gateway's (bound "
+                       f"{bound} s): check the gateway's time sync (NTP), else report the meter's clock to the grid "
+                       "operator")
+        if self._board.alarm(f"meter_clock:{state.serial}", message):
+            if message:
+                log.warning("ALARM %s", message, extra={"alarm": "meter_clock", "meter": state.serial})
+            else:
+                log.info("alarm cleared", extra={"alarm": "meter_clock", "meter": state.serial})
 
     async def run_meter(self, reader: MeterReader, state: MeterStatus) -> None:
         interval = state.interval_s

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from edge.devicekey import DeviceSigner
 from edge.outbox import SignedRecord
-from protocol.keys import DeviceKey
 from protocol.record import ReadingFields, sign_reading
 
 
 class ProtocolSigner:
     """Signs protocol v1 records with the device key."""
 
-    def __init__(self, key: DeviceKey) -> None:
+    def __init__(self, key: DeviceSigner) -> None:
         self._key = key
 
     def __repr__(self) -> str:

@@ -27,6 +27,10 @@ class MeterStatus:
     ok: int = 0
     failed: int = 0
     consecutive_failures: int = 0
+    #: meters that report their own clock (P1): the bound of the clock alarm, 0 = no check
+    max_clock_skew_s: int = 0
+    #: meter clock minus gateway clock at the last reading that carried one
+    clock_offset_ms: int | None = None
 
     @property
     def up(self) -> bool | None:
@@ -65,6 +69,7 @@ class MeterStatus:
                 "power_w": s.power_w,
                 "extra": dict(s.extra),
             },
+            "meter_clock_offset_s": None if self.clock_offset_ms is None else round(self.clock_offset_ms / 1000),
             "last_ok_ms": self.last_ok_ms,
             "last_error": self.last_error,
             "last_error_ms": self.last_error_ms,

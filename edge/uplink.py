@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.config import MqttConfig, OutboxConfig
+from edge.devicekey import DeviceSigner
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import StatusBoard
 from protocol import topics
@@ -39,6 +40,7 @@ from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
 from protocol.signed import PairedChallenge, pairing_code, unseal_ack, unseal_challenge, unseal_sync_reply
+from protocol.status import MAX_ALARMS, STATUS_INTERVAL_S, DeviceStatus
 from protocol.sync import SyncReply, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ class Uplink:
     def __init__(
         self,
         *,
-        key: DeviceKey,
+        key: DeviceSigner,
         central_public_key: bytes,
         outbox: Outbox,
         signer: RecordSigner,
@@ -92,10 +94,14 @@ class Uplink:
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
         rng: random.Random | None = None,
+        pairing_secret: bytes | None = None,
     ) -> None:
         self._key = key
         self._central_pk = bytes(central_public_key)
-        self._pairing_code = pairing_code(key.seed)  # never logged, never published
+        if pairing_secret is None:  # a file key: the pairing code comes from its seed
+            assert isinstance(key, DeviceKey)
+            pairing_secret = key.seed
+        self._pairing_code = pairing_code(pairing_secret)  # never logged, never published
         self._answered: dict[bytes, int] = {}  # challenge nonce -> expires_ms, insertion order
         self._outbox = outbox
         self._signer = signer
@@ -126,6 +132,8 @@ class Uplink:
         self._tokens_at = 0.0
         self._sync_nonce: bytes | None = None
         self._sync_sent_at = 0.0
+        self._status_at = 0.0
+        self._status_key: tuple[tuple[str, ...], int] = ((), 0)
         self._wake = asyncio.Event()
         # Link events and verified messages, handled in arrival order by the uplink task (``drain``), so that their
         # outbox work runs on the outbox thread and never interleaves with a pump (issue 10, D3).
@@ -159,12 +167,7 @@ class Uplink:
         self._backlog_not_before = now + self._rng.uniform(0, self._cfg.backlog_start_jitter_s)
         self._tokens, self._tokens_at = 0.0, now
         self._sync_nonce = None
-        self._link.publish(
-            self.topic_status,
-            topics.status_payload(online=True, version=self._version, last_seq=last_seq),
-            qos=1,
-            retain=True,
-        )
+        await self._publish_status(now)
         log.info("uplink connected", extra={"backlog_below_seq": self._live_start})
         self.wake()
 
@@ -368,6 +371,8 @@ class Uplink:
         if not self.connected:
             return 1.0
         now = self._mono()
+        if now - self._status_at >= STATUS_INTERVAL_S or self._health_key() != self._status_key:
+            await self._publish_status(now)
         await self._maybe_sync(now)
         self._expire(now)
         size = self._cfg.batch_size
@@ -404,6 +409,30 @@ class Uplink:
         if self._tokens < 1:
             next_in = min(next_in, (1 - self._tokens) / self._cfg.backlog_rate)
         return max(0.005, next_in)
+
+    def _health_key(self) -> tuple[tuple[str, ...], int]:
+        """What makes the status worth republishing at once (not only every ``STATUS_INTERVAL_S``)."""
+        board = self._board
+        return tuple(sorted(board.alarms)), sum(1 for m in board.meters.values() if m.up is False)
+
+    async def _publish_status(self, now: float) -> None:
+        """The retained status (protocol/status.py): online, outbox depth and age, meters down, alarm keys. Central
+        reads it for the fleet's health; it carries nothing secret."""
+        stats = await self._outbox.call(self._outbox.stats)
+        self._status_key = self._health_key()
+        oldest_ms = stats.oldest_timestamp_ms
+        oldest = None if oldest_ms is None else max(0, (self._wall() - oldest_ms) // 1000)
+        status = DeviceStatus(
+            online=True,
+            version=self._version,
+            last_seq=stats.last_seq,
+            outbox_depth=stats.depth + stats.pending_unsigned,
+            oldest_age_s=oldest,
+            meters_down=self._status_key[1],
+            alarms=self._status_key[0][:MAX_ALARMS],
+        )
+        self._status_at = now
+        self._link.publish(self.topic_status, status.to_json(), qos=1, retain=True)
 
     async def _maybe_sync(self, now: float) -> None:
         if not await self._outbox.call(_needs_sync, self._outbox):

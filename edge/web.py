@@ -189,6 +189,8 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
                 f"<tr><th>Power</th><td>{power}</td></tr>",
             ]
             out += [f"<tr><th>{e(k)}</th><td>{v:g}</td></tr>" for k, v in sorted(last["extra"].items())]
+        if m.get("meter_clock_offset_s") is not None:  # meters that send their own clock (P1)
+            out.append(f"<tr><th>Meter clock</th><td>{m['meter_clock_offset_s']:+d} s against the gateway</td></tr>")
         out += [
             f"<tr><th>Last good read</th><td>{_ts(m['last_ok_ms'], now)}</td></tr>",
             f"<tr><th>Success rate</th><td>{rate} ({m['reads_ok']} ok, {m['reads_failed']} failed)</td></tr>",

@@ -11,7 +11,7 @@ from typing import Self
 
 from protocol._json import check_size, dump, get_hex, get_int, load_object
 from protocol.errors import MalformedError
-from protocol.keys import SIGNATURE_SIZE, DeviceKey, verify_signature
+from protocol.keys import SIGNATURE_SIZE, SigningKey, verify_signature
 
 DOMAIN = b"GTX/challenge/v1\x00"
 NONCE_SIZE = 32
@@ -26,7 +26,7 @@ def challenge_message(nonce: bytes, public_key: bytes, expires_ms: int) -> bytes
     return DOMAIN + bytes(nonce) + bytes(public_key) + struct.pack("<q", expires_ms)
 
 
-def sign_challenge(key: DeviceKey, nonce: bytes, expires_ms: int) -> bytes:
+def sign_challenge(key: SigningKey, nonce: bytes, expires_ms: int) -> bytes:
     return key.sign(challenge_message(nonce, key.public_key, expires_ms))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
@@ -12,6 +14,16 @@ from protocol.errors import BadSignatureError, MalformedError
 SEED_SIZE = 32
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
+
+
+class SigningKey(Protocol):
+    """What signing needs of a key: ``DeviceKey`` (the seed in memory) or a key in a secure element whose private
+    half never leaves it (the gateway's PKCS#11 option, ``edge.keystore``)."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, message: bytes) -> bytes: ...
 
 
 class DeviceKey:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntFlag
 
 from protocol.errors import BadFlagsError, MalformedError, ProtocolError, Reason
-from protocol.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, DeviceKey, device_id, verify_signature
+from protocol.keys import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, SigningKey, device_id, verify_signature
 
 MAGIC = b"GTXR"
 VERSION = 1
@@ -153,7 +153,7 @@ class Reading(ReadingFields):
         verify_signature(self.device_public_key, self.signed_message(), self.signature)
 
 
-def sign_reading(key: DeviceKey, fields: ReadingFields) -> Reading:
+def sign_reading(key: SigningKey, fields: ReadingFields) -> Reading:
     """Build and sign a record with ``key``."""
     signature = key.sign(DOMAIN + _checked_body(key.public_key, fields))
     values = {f.name: getattr(fields, f.name) for f in dataclasses.fields(ReadingFields)}

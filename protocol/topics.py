@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 
 from protocol.errors import MalformedError
@@ -10,7 +9,6 @@ from protocol.keys import public_key_from_device_id
 
 PREFIX = "gtx/v1/d"
 SHARE_GROUP = "central"
-OFFLINE_STATUS = b'{"v":1,"online":false}'
 
 
 class TopicKind(StrEnum):
@@ -78,8 +76,3 @@ def parse(name: str) -> tuple[str, TopicKind]:
         raise MalformedError(f"unknown topic kind {kind!r}") from exc
     public_key_from_device_id(device)
     return device, parsed
-
-
-def status_payload(*, online: bool, **extra: object) -> bytes:
-    """Retained status JSON; ``{"v":1,"online":false}`` is also the last will."""
-    return json.dumps({"v": 1, "online": online, **extra}, separators=(",", ":")).encode()

@@ -27,9 +27,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from central.db.migrations import MIGRATIONS_DIR, migrate_dsn
 from tests.services import Broker, free_port
+
+# Tests never assert on wall-clock time, Hypothesis's per-example deadline included: on a loaded machine (two cores,
+# eight workers) a 200 ms deadline fails examples that took 17 ms a moment later ("unreliable test timings").
+settings.register_profile("gridtokenx", deadline=None)
+settings.load_profile("gridtokenx")
 
 # -- How `make test` spreads the suite over the cores (pytest-xdist `--dist loadgroup --no-loadscope-reorder`) --------
 #

@@ -39,10 +39,13 @@ def test_edge_configs_validate(name: str, tmp_path: Path) -> None:
     central_pub = tmp_path / "central.pub"
     central_pub.write_text(central.device_id + "\n")
     central_pub.chmod(0o644)  # a public key: not subject to the secret-file rule
+    broker_ca = tmp_path / "broker_ca"
+    broker_ca.write_text("-----BEGIN CERTIFICATE-----\n")  # only its existence is checked here
     text = (
         path.read_text()
         .replace("/run/secrets/edge_status_password", str(password))
         .replace("/run/secrets/central_public_key", str(central_pub))
+        .replace("/run/secrets/broker_ca", str(broker_ca))
         .replace("REPLACE_WITH_CENTRAL_PUBLIC_KEY", central.device_id)
     )
     config = parse_config(text, path)

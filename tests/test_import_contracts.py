@@ -1,6 +1,6 @@
 """The import layers in ``pyproject.toml`` hold for the real tree, and ``lint-imports`` fails when one is crossed.
 
-Each forbidden import is added to a temporary copy of the four packages (never to the real tree), so the test shows
+Each forbidden import is added to a temporary copy of the five packages (never to the real tree), so the test shows
 that the contracts bite, not only that today's code happens to pass them.
 """
 
@@ -34,7 +34,7 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 
 def _copy_tree(dest: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.json", "*.sql", "*.html", "*.css")
-    for package in ("protocol", "gtxconfig", "edge", "central"):
+    for package in ("protocol", "gtxconfig", "gtxhsm", "edge", "central"):
         shutil.copytree(ROOT / package, dest / package, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     return dest
@@ -55,6 +55,8 @@ def test_real_tree_keeps_every_contract() -> None:
         ("central/_forbidden.py", "import edge\n", "edge and central never import each other"),
         ("gtxconfig/_forbidden.py", "import central.errors\n", "gtxconfig (the shared config loader) is pure"),
         ("gtxconfig/_forbidden.py", "import edge.errors\n", "gtxconfig (the shared config loader) is pure"),
+        ("gtxhsm/_forbidden.py", "import central.errors\n", "gtxhsm (Ed25519 keys in a PKCS#11 token, shared)"),
+        ("gtxhsm/_forbidden.py", "from edge import errors\n", "gtxhsm (Ed25519 keys in a PKCS#11 token, shared)"),
         ("central/ingest/_forbidden.py", "import asyncpg\n", None),  # not a declared core: allowed
     ],
 )

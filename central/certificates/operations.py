@@ -38,17 +38,22 @@ class CertificateLedger:
     def __init__(self, platform: Platform, *, uri_base: str) -> None:
         self.platform = platform
         self.ledger = platform.ledger
-        self._issuer = platform.issuer().signer
-        self._fee_payer = platform.fee_payer.signer
+        self._issuer = platform.issuer()
+        self._fee_payer = platform.fee_payer
         self.uri_base = uri_base
 
     @property
     def issuer(self) -> Pubkey:
-        return self._issuer.pubkey()
+        return self._issuer.pubkey
+
+    @property
+    def past_issuers(self) -> tuple[Pubkey, ...]:
+        """Earlier issuer keys (rotated away), oldest first: their certificates stay authentic."""
+        return self.platform.past_issuers
 
     @property
     def fee_payer(self) -> Pubkey:
-        return self._fee_payer.pubkey()
+        return self._fee_payer.pubkey
 
     def mint_address_for(self, certificate_id: UUID) -> Pubkey:
         return instructions.mint_address(self.issuer, certificate_id)

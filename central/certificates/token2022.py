@@ -40,6 +40,7 @@ TOKEN_IX_DEFAULT_ACCOUNT_STATE_EXTENSION = 28
 TOKEN_IX_METADATA_POINTER_EXTENSION = 39
 EXTENSION_INITIALIZE = 0  # sub-instruction 0 of both extensions is Initialize
 AUTHORITY_MINT_TOKENS = 0
+AUTHORITY_FREEZE_ACCOUNT = 1
 STATE_FROZEN = 2
 DEFAULT_ACCOUNT_STATE_LEN = 1
 
@@ -59,6 +60,7 @@ def _discriminator(namespace: str) -> bytes:
 
 METADATA_INITIALIZE = _discriminator("spl_token_metadata_interface:initialize_account")
 METADATA_UPDATE_FIELD = _discriminator("spl_token_metadata_interface:updating_field")
+METADATA_UPDATE_AUTHORITY = _discriminator("spl_token_metadata_interface:update_the_authority")
 
 
 class Field(IntEnum):
@@ -150,6 +152,23 @@ def update_field(mint: Pubkey, update_authority: Pubkey, key: str, value: str) -
     accounts = [
         AccountMeta(mint, is_signer=False, is_writable=True),
         AccountMeta(update_authority, is_signer=True, is_writable=False),
+    ]
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
+
+
+def freeze_authority_to(mint: Pubkey, current: Pubkey, new: Pubkey) -> Instruction:
+    """SetAuthority(FreezeAccount, new): key rotation of the certificate issuer."""
+    data = bytes([TOKEN_IX_SET_AUTHORITY, AUTHORITY_FREEZE_ACCOUNT, 1]) + bytes(new)
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [_writable(mint), _signer(current)])
+
+
+def metadata_authority_to(mint: Pubkey, current: Pubkey, new: Pubkey) -> Instruction:
+    """Token-metadata ``UpdateAuthority``: the metadata's update authority becomes ``new`` (an
+    ``OptionalNonZeroPubkey``: 32 bytes). Accounts: [writable] metadata (the mint), [signer] current authority."""
+    data = METADATA_UPDATE_AUTHORITY + bytes(new)
+    accounts = [
+        AccountMeta(mint, is_signer=False, is_writable=True),
+        AccountMeta(current, is_signer=True, is_writable=False),
     ]
     return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
 

@@ -8,7 +8,7 @@ issuer, and the mint's metadata names the id it must derive from.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -54,7 +54,8 @@ class ValidationReport:
         return out
 
 
-def _authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo) -> tuple[CertificateMetadata | None, list[str]]:
+def authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo,
+                  past_issuers: Sequence[Pubkey] = ()) -> tuple[CertificateMetadata | None, list[str]]:
     problems: list[str] = []
     if info.metadata is None:
         return None, ["mint carries no token metadata"]
@@ -62,7 +63,8 @@ def _authenticity(issuer: Pubkey, mint: Pubkey, info: MintInfo) -> tuple[Certifi
         meta = CertificateMetadata.from_fields(info.metadata.additional)
     except InvalidCertificateError as exc:
         return None, [f"metadata is not a certificate: {exc}"]
-    if instructions.mint_address(issuer, meta.certificate_id) != mint:
+    # a certificate issued before a rotation of the issuer's key keeps the address derived from the key of the day
+    if all(instructions.mint_address(k, meta.certificate_id) != mint for k in (issuer, *past_issuers)):
         problems.append("mint address is not the issuer's address for this certificate id")
     if info.mint_authority is not None:
         problems.append("mint authority not dropped: supply is not fixed")
@@ -84,7 +86,14 @@ class CertificateValidator:
         self.clock = clock
 
     async def by_id(self, certificate_id: UUID) -> ValidationReport:
-        return await self.by_mint(str(self.chain.mint_address_for(certificate_id)), certificate_id)
+        mint = self.chain.mint_address_for(certificate_id)
+        if self.chain.past_issuers and await self.chain.read_mint(mint) is None:
+            for past in reversed(self.chain.past_issuers):  # issued before the issuer's key was rotated
+                earlier = instructions.mint_address(past, certificate_id)
+                if await self.chain.read_mint(earlier) is not None:
+                    mint = earlier
+                    break
+        return await self.by_mint(str(mint), certificate_id)
 
     async def by_mint(self, mint_text: str, certificate_id: UUID | None = None) -> ValidationReport:
         try:
@@ -98,7 +107,7 @@ class CertificateValidator:
         if info is None:
             report = ValidationReport(mint_text, certificate_id)
             return await self._with_db(report, await self._record(certificate_id, mint_text), [])
-        meta, problems = _authenticity(self.chain.issuer, mint, info)
+        meta, problems = authenticity(self.chain.issuer, mint, info, self.chain.past_issuers)
         record = await self._record(meta.certificate_id if meta else certificate_id, mint_text)
         wallets = (
             [] if record is None else [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]

@@ -1,4 +1,6 @@
-"""``gridtokenx-central users create``: bootstrap accounts (the first admin) from the command line."""
+"""``gridtokenx-central users create``: bootstrap accounts (the first admin) from the command line;
+``gridtokenx-central broker sync``: give the broker every registered gateway's access again (after its state was
+lost)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,17 @@ import asyncio
 import sys
 from pathlib import Path
 
+from central.broker.dynsec import DynsecAccess
 from central.config import CentralConfig
 from central.db import create_pool, migrate_dsn
 from central.errors import CentralError
 from central.http.auth import TokenCodec
 from central.identity.errors import IdentityError
+from central.identity.gateways import DeviceService
 from central.identity.mailer import build_mailer
-from central.identity.postgres import PostgresAccountStore
+from central.identity.postgres import PostgresAccountStore, PostgresDeviceStore
 from central.identity.users import AccountService
+from central.mqtt import PahoMqtt
 from central.roles import Role
 
 
@@ -43,3 +48,29 @@ def create_user_command(config: CentralConfig, *, email: str, role: str, passwor
         raise CentralError(str(exc)) from None
     print(f"created {role} {email.strip().lower()} ({user_id})")
     return 0
+
+
+async def sync_broker(config: CentralConfig) -> tuple[int, int, int]:
+    """Grant every registered, not revoked gateway its broker client (existing ones untouched), remove revoked ones'
+    (``DeviceService.sync_broker_access``) through a MQTT link of central's own credential."""
+    if not config.broker.dynsec or not config.mqtt.enabled:
+        raise CentralError("broker sync needs [broker] dynsec = true and MQTT enabled")
+    pool = await create_pool(config.database)
+    mqtt = PahoMqtt(config.mqtt)
+    access = DynsecAccess(mqtt, timeout_s=config.broker.command_timeout_s)
+    access.subscribe()
+    try:
+        await mqtt.start()
+        await mqtt.wait_connected(config.broker.command_timeout_s)
+        devices = DeviceService(PostgresDeviceStore(pool), config.identity, None, broker=access)
+        return await devices.sync_broker_access()
+    finally:
+        await mqtt.stop()
+        await pool.close()
+
+
+def sync_broker_command(config: CentralConfig) -> int:
+    granted, revoked, missed = asyncio.run(sync_broker(config))
+    print(f"broker access: {granted} gateway(s) granted or kept, {revoked} revoked gateway(s) removed, "
+          f"{missed} not granted (no pairing code, or see the log)")
+    return 0 if missed == 0 else 1

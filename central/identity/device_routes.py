@@ -65,6 +65,13 @@ class DeviceOut:
     online: bool
     last_seen_at: datetime | None
     meters: list[MeterInfoOut]
+    outbox_depth: int | None = field(default=None, metadata=meta(
+        description="readings waiting on the gateway for central's ack (from its last status message)"))
+    outbox_oldest_age_s: int | None = field(default=None, metadata=meta(
+        description="age of the oldest of them, seconds"))
+    meters_down: int | None = field(default=None, metadata=meta(description="meters whose last read failed"))
+    alarms: list[str] = field(default_factory=list, metadata=meta(
+        description="keys of the gateway's alarms (clock, meters_down, outbox_large, ...); texts on its status page"))
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,8 @@ class DevicePage:
 
 def device_out(d: Device) -> DeviceOut:
     return DeviceOut(d.device_id, d.status, d.site_label, d.installer_id, d.created_at, d.verified_at, d.online,
-                     d.last_seen_at, [_meter(m) for m in d.meters])
+                     d.last_seen_at, [_meter(m) for m in d.meters], d.outbox_depth, d.outbox_oldest_age_s,
+                     d.meters_down, list(d.alarms))
 
 
 def _meter(m: MeterInfo) -> MeterInfoOut:
@@ -153,6 +161,7 @@ async def add_meters(call: Call[list[MeterIn], None]) -> DeviceOut:
 async def send_challenge(call: Call[None, None]) -> ChallengeSent:
     ids = call.services.identity.devices
     await ids.get(call.path("device_id"), user_id=call.user.user_id, role=call.user.role)
+    await ids.grant_broker_access(call.path("device_id"), replace=False)  # repairs a grant that failed
     return ChallengeSent(await ids.send_mqtt_challenge(call.path("device_id"), force=True))
 
 
@@ -198,7 +207,7 @@ async def reinstate_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
 
 
 @routes.post("/api/v1/devices/{device_id}/revoke", access=ADMINS, body=StatusChangeIn, response=DeviceOut,
-             errors=(404, 409), summary="Revoke a gateway for good")
+             errors=(404, 409, 503), summary="Revoke a gateway for good (its broker access too: it is disconnected)")
 async def revoke_device(call: Call[StatusChangeIn, None]) -> DeviceOut:
     return await _status(call, "revoke")
 

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from central.broker.errors import BrokerError
+from central.broker.port import BrokerAccess
 from central.config import IdentityConfig
 from central.errors import CentralError
 from central.identity.claims import utc_now
@@ -45,6 +47,7 @@ from central.identity.model import ChallengeTarget, Device, NewMeter, Registrati
 from central.identity.port import DeviceStore
 from central.roles import Role
 from protocol import topics
+from protocol.broker import broker_password
 from protocol.challenge import NONCE_SIZE, Challenge, verify_challenge
 from protocol.errors import BadSignatureError, MalformedError
 from protocol.keys import DeviceKey, public_key_from_device_id
@@ -100,8 +103,10 @@ def _seal(signer: DeviceKey, device_id: str, challenge: Challenge, code: str) ->
 
 class DeviceService:
     def __init__(self, store: DeviceStore, config: IdentityConfig, publisher: Publisher | None,
-                 signer: DeviceKey | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+                 signer: DeviceKey | None = None, clock: Callable[[], datetime] = utc_now,
+                 broker: BrokerAccess | None = None) -> None:
         self._store = store
+        self._broker = broker
         self._config = config
         self._publisher = publisher
         self._signer = signer
@@ -138,6 +143,7 @@ class DeviceService:
         registration = Registration(device_id, public_key, installer_id, site_label, code, meters, list(hashes))
         await self._store.register(registration, self._config.pending_registration_ttl_s)
         log.info("device registered", extra={"device_id": device_id, "meters": len(meters)})
+        await self.grant_broker_access(device_id)
         try:
             await self.send_mqtt_challenge(device_id, force=True)
         except IdentityError:
@@ -154,6 +160,45 @@ class DeviceService:
         hashes = await asyncio.gather(*(hash_secret(m.meter_key, METER_KEY_COST) for m in meters))
         await self._store.add_meters(device_id, meters, list(hashes), self._config.pending_registration_ttl_s)
         return (await self._store.load([device_id]))[0]
+
+    # --- broker access -------------------------------------------------------------------------------------------
+    async def grant_broker_access(self, device_id: str, *, replace: bool = True) -> bool:
+        """Give a registered, not revoked gateway its broker client: anew (``replace``: at registration, which may
+        be a new pairing code), or only if it has none (an installer's challenge request repairs a grant that
+        failed). False when there is no broker access to manage, the device has no pairing code or is revoked, or
+        the broker did not take it (logged)."""
+        if self._broker is None:
+            return False
+        code = await self._store.pairing_code(device_id)
+        if code is None or await self._store.status(device_id) in (None, "revoked"):
+            return False
+        password = await asyncio.to_thread(broker_password, code, device_id)
+        try:
+            await self._broker.grant(device_id, password, replace=replace)
+        except BrokerError as exc:
+            log.warning("broker access not granted", extra={"device_id": device_id, "error": str(exc)})
+            return False
+        return True
+
+    async def sync_broker_access(self, page: int = 500) -> tuple[int, int, int]:
+        """Make the broker agree with the registry after its state was lost or changed behind central's back: every
+        registered, not revoked gateway gets its client if it has none (existing ones are left alone), every revoked
+        one loses it. Returns (granted or kept, revoked, not granted: no pairing code or the broker refused)."""
+        if self._broker is None:
+            return 0, 0, 0
+        granted = revoked = missed = 0
+        after: str | None = None
+        while ids := await self._store.list_ids(None, after, page):
+            after = ids[-1]
+            for device_id in ids:
+                if await self._store.status(device_id) == "revoked":
+                    await self._broker.revoke(device_id)
+                    revoked += 1
+                elif await self.grant_broker_access(device_id, replace=False):
+                    granted += 1
+                else:
+                    missed += 1
+        return granted, revoked, missed
 
     # --- challenges ----------------------------------------------------------------------------------------------
     def _fresh_challenge(self) -> Challenge:
@@ -255,6 +300,8 @@ class DeviceService:
             if current is None:
                 raise DeviceNotFoundError("no such device")
             new = next_status(current[0], action, current[1])
+            if new == "revoked" and self._broker is not None:
+                await self._broker.revoke(device_id)  # BrokerError: nothing recorded, the admin tries again
             await tx.set(new, actor_id, action, reason)
         log.info("device status changed", extra={"device_id": device_id, "action": action, "status": new})
         return (await self._store.load([device_id]))[0]

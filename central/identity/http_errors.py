@@ -1,5 +1,6 @@
 """How identity's exceptions answer over HTTP (applied by the route adapter to every identity route)."""
 
+from central.broker.errors import BrokerError
 from central.http.errors import ErrorMap, ErrorRule
 from central.identity import errors as e
 
@@ -30,4 +31,6 @@ ERRORS: ErrorMap = {
     e.BadChallengeSignatureError: ErrorRule(400, "bad_signature"),
     e.InvalidMeterKeyError: ErrorRule(400, "invalid_meter_key"),
     e.MeterClaimedError: ErrorRule(409, "meter_claimed"),
+    # the broker did not take a revocation (nothing was recorded): the admin tries again
+    BrokerError: ErrorRule(503, "broker_unavailable", retry_after_s=5),
 }

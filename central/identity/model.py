@@ -74,6 +74,11 @@ class Device:
     online: bool
     last_seen_at: datetime | None
     meters: list[MeterInfo]
+    #: From the gateway's last status message (protocol/status.py); None/empty until it reports them.
+    outbox_depth: int | None = None
+    outbox_oldest_age_s: int | None = None
+    meters_down: int | None = None
+    alarms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,8 @@ class PostgresDeviceStore:
             )
         return [
             Device(r["device_id"], r["status"], r["site_label"], r["installer_id"], r["created_at"],
-                   r["verified_at"], r["online"], r["last_seen_at"], by_device.get(r["device_id"], []))
+                   r["verified_at"], r["online"], r["last_seen_at"], by_device.get(r["device_id"], []),
+                   r["outbox_depth"], r["outbox_oldest_age_s"], r["meters_down"], tuple(r["alarms"]))
             for r in rows
         ]  # fmt: skip
 

@@ -18,6 +18,7 @@ from central.ingest.model import (
     StoredReading,
 )
 from central.ingest.port import PendingBatch
+from protocol.status import DeviceStatus
 
 
 @dataclass
@@ -25,6 +26,7 @@ class DeviceRow:
     state: DeviceState
     online: bool = False
     last_seen_ms: int | None = None
+    status: DeviceStatus | None = None
 
 
 @dataclass
@@ -110,8 +112,9 @@ class InMemoryIngestStore:
     async def device_known(self, device_id: str) -> bool:
         return device_id in self.devices
 
-    async def set_online(self, device_id: str, online: bool) -> None:
+    async def record_status(self, device_id: str, status: DeviceStatus) -> None:
         row = self.devices.get(device_id)
         if row is not None:
-            row.online = online
+            row.online = status.online
+            row.status = status
             row.last_seen_ms = int(time.time() * 1000)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from central.ingest.model import BatchContext, BatchOutcome, ChainHead, ContextQuery
+from protocol.status import DeviceStatus
 
 Decide = Callable[[BatchContext], BatchOutcome]
 
@@ -36,6 +37,6 @@ class IngestStore(Protocol):
 
     async def device_known(self, device_id: str) -> bool: ...
 
-    async def set_online(self, device_id: str, online: bool) -> None:
-        """Record a device's status message (unknown devices are ignored)."""
+    async def record_status(self, device_id: str, status: DeviceStatus) -> None:
+        """Record a device's status message: online, last seen, and its health (unknown devices are ignored)."""
         ...

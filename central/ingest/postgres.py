@@ -31,6 +31,7 @@ from central.ingest.model import (
 )
 from central.ingest.port import PendingBatch
 from central.locks import INGEST_DEVICE
+from protocol.status import DeviceStatus
 
 #: First key of the two-key advisory lock taken per device while a batch is judged and stored.
 LOCK_NAMESPACE = INGEST_DEVICE.space
@@ -250,10 +251,17 @@ class PgIngestStore:
             raise StoreError(f"looking up a device failed: {type(exc).__name__}") from exc
         return bool(found)
 
-    async def set_online(self, device_id: str, online: bool) -> None:
+    async def record_status(self, device_id: str, status: DeviceStatus) -> None:
         try:
             await self._pool.execute(
-                "UPDATE devices SET online = $2, last_seen_at = now() WHERE device_id = $1", device_id, online
+                "UPDATE devices SET online = $2, last_seen_at = now(), outbox_depth = $3, outbox_oldest_age_s = $4, "
+                "meters_down = $5, alarms = $6 WHERE device_id = $1",
+                device_id,
+                status.online,
+                status.outbox_depth,
+                status.oldest_age_s,
+                status.meters_down,
+                list(status.alarms),
             )
         except _DB_ERRORS as exc:
             raise StoreError(f"recording device status failed: {type(exc).__name__}") from exc

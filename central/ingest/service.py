@@ -5,7 +5,6 @@ Transport-free: the MQTT adapter parses topics and publishes what these methods 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 
@@ -26,6 +25,7 @@ from protocol.ack import Ack
 from protocol.errors import ProtocolError
 from protocol.keys import public_key_from_device_id
 from protocol.record import ZERO_HASH
+from protocol.status import DeviceStatus
 from protocol.sync import SyncReply, SyncRequest
 
 
@@ -110,14 +110,16 @@ class IngestService:
         return SyncReply(request.nonce, head.last_seq, head.last_hash)
 
     async def handle_status(self, device_id: str, payload: bytes) -> bool | None:
-        """Track online/offline from the retained status message; returns the state recorded (None if unparsable)."""
-        online = parse_status(payload)
-        if online is None:
+        """Record the retained status message (online/offline and the gateway's health: outbox depth, meters down,
+        alarms); returns the online state recorded (None if the payload is not a v1 status)."""
+        try:
+            status = DeviceStatus.from_json(payload)
+        except ProtocolError:
             self._metrics.count_message("status", "malformed")
             return None
-        await self._store.set_online(device_id, online)
+        await self._store.record_status(device_id, status)
         self._metrics.count_message("status", "ok")
-        return online
+        return status.online
 
 
 def verify_until_bad(batch: ParsedBatch) -> dict[int, bool]:
@@ -134,16 +136,3 @@ def verify_until_bad(batch: ParsedBatch) -> dict[int, bool]:
 
 def _never(_candidate: Candidate) -> bool:
     return False
-
-
-def parse_status(payload: bytes) -> bool | None:
-    """``{"v":1,"online":bool,...}`` → bool; an empty payload (retained message cleared) means offline."""
-    if not payload:
-        return False
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(obj, dict) or obj.get("v") != 1 or not isinstance(obj.get("online"), bool):
-        return None
-    return bool(obj["online"])

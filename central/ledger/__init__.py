@@ -16,7 +16,10 @@ docs/decisions/0002-ledger-port-two-backends.md).
 - ``config`` / ``setup`` / ``cli``: ``LedgerConfig``, ``init_ledger`` (idempotent platform setup), ``load_setup``,
   ``open_ledger``, ``init_command``; ``runtime``: the ledger of a running app (``LedgerRuntime``);
   ``routes``: ``GET /api/v1/ledger``.
-- ``keys``: ``PlatformKey`` (never prints its secret), key files with mode 0600; ``platform``: ``Platform``, the one
-  "ledger + platform keys and mints" bundle (wallets, minting, market and certificates all take it).
+- ``keys``: ``PlatformKey`` (signs a message, never prints its secret) and ``FileKey`` (key files, mode 0600);
+  ``hsm``: ``HsmKey``, a key in a PKCS#11 token (``gtxhsm``); ``keystore``: where the roles' keys live (files or a
+  token) with next/retired keys for rotation; ``rotation``: fee payer and mint authority rotation
+  (docs/decisions/0014-keys-in-pkcs11-tokens.md); ``platform``: ``Platform``, the one "ledger + platform keys and
+  mints" bundle (wallets, minting, market and certificates all take it).
 The durable chain outbox built on this lives in ``central.chain``.
 """

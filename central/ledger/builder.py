@@ -25,7 +25,7 @@ from solders.system_program import CreateAccountWithSeedParams, create_account_w
 from solders.transaction import VersionedTransaction
 
 from central.ledger.errors import LedgerUnavailableError, TransactionFailedError, TransactionTooLargeError
-from central.ledger.keys import PlatformKey
+from central.ledger.keys import FileKey, PlatformKey
 from central.ledger.port import MAX_TRANSACTION_SIZE, Ledger, SignatureStatus
 from central.ledger.tokens import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
@@ -85,6 +85,19 @@ def transfer_checked(source: Pubkey, mint: Pubkey, destination: Pubkey, owner: P
         AccountMeta(destination, False, True),
         AccountMeta(owner, True, False),
     ])
+
+
+#: SPL Token ``SetAuthority`` authority types (the same in Token-2022).
+AUTHORITY_MINT_TOKENS = 0
+AUTHORITY_FREEZE_ACCOUNT = 1
+
+
+def set_authority(account: Pubkey, current: Pubkey, new: Pubkey | None, authority_type: int,
+                  token_program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
+    """Move (or with ``new=None`` drop) a mint's or account's authority; ``current`` signs."""
+    option = bytes([1]) + bytes(new) if new is not None else bytes([0])
+    return Instruction(token_program, bytes([6, authority_type]) + option,
+                       [AccountMeta(account, False, True), AccountMeta(current, True, False)])
 
 
 def initialize_mint2(mint: Pubkey, decimals: int, mint_authority: Pubkey, freeze_authority: Pubkey | None = None,
@@ -153,37 +166,51 @@ def check_size(message: MessageV0) -> int:
     return size
 
 
-def keypair_of(s: Signer) -> Keypair:
-    return s.signer if isinstance(s, PlatformKey) else s
-
-
-def _pubkey_of(s: Signer) -> Pubkey:
+def pubkey_of(s: Signer) -> Pubkey:
     return s.pubkey if isinstance(s, PlatformKey) else s.pubkey()
+
+
+def _in_memory(s: Signer) -> Keypair | None:
+    if isinstance(s, Keypair):
+        return s
+    return s.signer if isinstance(s, FileKey) else None
 
 
 def required_signers(message: MessageV0 | Message | MessageV1) -> list[Pubkey]:
     return list(message.account_keys[:message.header.num_required_signatures])
 
 
-def sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTransaction:
-    """Sign with exactly the required signers, picked from ``signers`` (extra ones are ignored).
-    Raises ``ValueError`` naming the missing public keys."""
-    by_key = {_pubkey_of(s): keypair_of(s) for s in signers}
+def signatures_for(message: MessageV0, signers: Sequence[Signer]) -> list[Signature]:
+    """Each required signer's signature of ``message``, in order; ``ValueError`` names the missing public keys.
+    Keys in a token (``HsmKey``) are asked for their signature of the message bytes; nothing reads their secret."""
+    by_key = {pubkey_of(s): s for s in signers}
     needed = required_signers(message)
     missing = [str(k) for k in needed if k not in by_key]
     if missing:
         raise ValueError(f"missing signers: {', '.join(missing)}")
-    return VersionedTransaction(message, [by_key[k] for k in needed])
+    data = bytes(to_bytes_versioned(message))
+    return [by_key[k].sign_message(data) for k in needed]
+
+
+def sign(message: MessageV0, signers: Sequence[Signer]) -> VersionedTransaction:
+    """Sign with exactly the required signers, picked from ``signers`` (extra ones are ignored).
+    Raises ``ValueError`` naming the missing public keys."""
+    by_key = {pubkey_of(s): s for s in signers}
+    needed = required_signers(message)
+    keypairs = [_in_memory(by_key[k]) for k in needed if k in by_key]
+    if len(keypairs) == len(needed) and all(kp is not None for kp in keypairs):
+        # every signer is in memory (file keys): solders signs in one call
+        return VersionedTransaction(message, [kp for kp in keypairs if kp is not None])
+    return VersionedTransaction.populate(message, signatures_for(message, signers))
 
 
 def build_transaction(payer: Signer, instructions: Sequence[Instruction], blockhash: Hash,
                       signers: Sequence[Signer] = (), *,
                       lookup_tables: Sequence[AddressLookupTableAccount] = ()) -> VersionedTransaction:
     """Compile, size-check and sign (payer plus ``signers``)."""
-    payer_kp = keypair_of(payer)
-    message = compile_message(payer_kp.pubkey(), instructions, blockhash, lookup_tables)
+    message = compile_message(pubkey_of(payer), instructions, blockhash, lookup_tables)
     check_size(message)
-    return sign(message, [payer_kp, *signers])
+    return sign(message, [payer, *signers])
 
 
 # ------------------------------------------------------------------------------------------------- confirmation

@@ -22,20 +22,42 @@ create_keys = false              # development: generate missing key files (mode
 energy_mint = ""                 # optional: use this existing mint instead of the derived one
 quote_mint = ""                  # rpc: required (the payment token on that cluster); embedded: created
 min_fee_payer_lamports = 1000000000   # init refuses (rpc) / tops up by airdrop (embedded) below this
+key_store = "file"               # or "pkcs11": platform keys in an HSM (docs/operations.md, "Keys and the HSM")
+
+[ledger.hsm]                     # key_store = "pkcs11" only
+module = "/usr/lib/softhsm/libsofthsm2.so"   # the token's PKCS#11 module
+token_label = "gridtokenx"
+pin_file = "/etc/gridtokenx/hsm.pin"         # the user PIN; a secret file (chmod 600)
+label_prefix = "gtx"             # key labels: gtx-mint_authority, gtx-fee_payer, gtx-escrow_authority, ...
 ```
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from solders.pubkey import Pubkey
 
-from gtxconfig import Invalid, Range
+from gtxconfig import Invalid, Match, Range
 
 _U64 = Range(1, 2**64 - 1)
+
+
+@dataclass(frozen=True)
+class HsmConfig:
+    """``[ledger.hsm]``: the PKCS#11 token that holds the platform's keys when ``ledger.key_store = "pkcs11"``."""
+
+    module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    token_label: str = "gridtokenx"  # noqa: S105 - a token's name, not a secret
+    #: the user PIN, in a secret file (mode 600); never inline
+    pin_file: Path = Path()
+    #: each role's key is labelled ``<label_prefix>-<role>`` (``gtx-fee_payer``, ...)
+    label_prefix: Annotated[str, Match(r"[A-Za-z0-9_.-]{1,32}", "1..32 letters, digits, _ . -")] = "gtx"
+
+    def label(self, name: str) -> str:
+        return f"{self.label_prefix}-{name}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,9 @@ class LedgerConfig:
     energy_mint: str = ""
     quote_mint: str = ""
     min_fee_payer_lamports: Annotated[int, Range(0)] = 10**9
+    #: where the platform's keys live: ``file`` (``keys_dir``, development) or ``pkcs11`` (``[ledger.hsm]``)
+    key_store: Literal["file", "pkcs11"] = "file"
+    hsm: HsmConfig = field(default_factory=HsmConfig)
 
     def __post_init__(self) -> None:
         for name in ("energy_mint", "quote_mint"):
@@ -75,3 +100,5 @@ class LedgerConfig:
                 raise Invalid("rpc_url", "must be an http(s) URL when ledger.backend = \"rpc\"")
             if not self.quote_mint:
                 raise Invalid("quote_mint", "is required when ledger.backend = \"rpc\"")
+        if self.key_store == "pkcs11" and self.hsm.pin_file == Path():
+            raise Invalid("hsm", "pin_file must be set when ledger.key_store = \"pkcs11\"")

@@ -35,7 +35,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.ledger.builder import Signer, check_size, compile_message, keypair_of, required_signers
+from central.ledger.builder import Signer, check_size, compile_message, pubkey_of, required_signers
 from central.ledger.errors import (
     LedgerError,
     LedgerUnavailableError,
@@ -143,7 +143,7 @@ def cosign(signed: VersionedTransaction, platform: Sequence[Signer]) -> Versione
     signatures = list(signed.signatures)
     if len(signatures) != len(keys):
         raise TransactionRequestError(Refusal.SIGNATURES, "the transaction's signatures do not match its signers")
-    ours = {kp.pubkey(): kp for kp in (keypair_of(s) for s in platform)}
+    ours = {pubkey_of(s): s for s in platform}
     for i, key in enumerate(keys):
         if key in ours:
             signatures[i] = ours[key].sign_message(data)

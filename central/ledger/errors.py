@@ -44,6 +44,15 @@ class LedgerStoreError(LedgerError):
     """The embedded ledger's on-disk store is unusable (unwritable directory, corrupt snapshot)."""
 
 
-class KeyFileError(LedgerError):
+class KeyStoreError(LedgerError):
+    """The platform's key store (key files or a PKCS#11 token) cannot give a key: missing, unsafe, the token cannot
+    be opened or refused an operation. Messages name files, tokens and labels, never a secret or a PIN."""
+
+
+class KeyMissingError(KeyStoreError):
+    """The key store has no key for this role (``ledger init`` creates them, ``keys init`` on a token)."""
+
+
+class KeyFileError(KeyStoreError):
     """A platform keypair file is missing, unreadable, has unsafe permissions or is malformed. The message names the
     file, never its content."""

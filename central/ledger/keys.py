@@ -1,8 +1,9 @@
-"""Platform keypairs loaded from files, wrapped so that they never print their secret.
+"""Platform keys, wrapped so that they never print their secret: ``PlatformKey`` (sign a message, show the public
+key) and its file kind, ``FileKey``; the PKCS#11 kind is ``central.ledger.hsm.HsmKey``.
 
 A solders ``Keypair``'s ``str()`` is the base58 secret key, so a stray f-string or log call would leak it. Every
-platform key is held in a ``PlatformKey`` whose ``repr``/``str`` show only the role and public key; the raw
-``Keypair`` is reached through ``.signer`` at the point of signing.
+platform key is held in a ``PlatformKey`` whose ``repr``/``str`` show only the role and public key; a file key's raw
+``Keypair`` is reached through ``FileKey.signer`` only.
 
 Key files use the Solana CLI format (a JSON array of the 64 secret-key bytes). Like ssh, a key file readable by group
 or others is refused.
@@ -16,36 +17,41 @@ from pathlib import Path
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 
 from central.ledger.errors import KeyFileError
 from central.secretfile import FORBIDDEN_BITS
 
 
 class PlatformKey:
-    """A named keypair whose string forms never contain the secret."""
+    """A named platform key: its public key and a way to sign. Its string forms never contain a secret.
 
-    __slots__ = ("_keypair", "_pubkey", "name")
+    Two kinds: ``FileKey`` (a keypair loaded from a file, for development) and ``central.ledger.hsm.HsmKey`` (the
+    private key stays in a PKCS#11 token: the object holds a handle and asks the token for each signature). Code
+    that signs uses ``sign_message`` only; nothing on this base class, and nothing on ``HsmKey``, returns private
+    key bytes."""
 
-    def __init__(self, name: str, keypair: Keypair) -> None:
+    __slots__ = ("_pubkey", "name")
+
+    def __init__(self, name: str, pubkey: Pubkey) -> None:
         self.name = name
-        self._keypair = keypair
-        self._pubkey = keypair.pubkey()  # Keypair.pubkey() derives it anew each call (~20 µs)
+        self._pubkey = pubkey
 
     @classmethod
-    def generate(cls, name: str) -> PlatformKey:
-        return cls(name, Keypair())
+    def generate(cls, name: str) -> FileKey:
+        """A fresh in-memory file-kind key (development and tests)."""
+        return FileKey(name, Keypair())
 
     @property
     def pubkey(self) -> Pubkey:
         return self._pubkey
 
-    @property
-    def signer(self) -> Keypair:
-        """The solders keypair, for signing only. Never log or format it."""
-        return self._keypair
+    def sign_message(self, message: bytes) -> Signature:
+        """The Ed25519 signature of ``message`` (a serialized transaction message)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"PlatformKey({self.name!r}, pubkey={self.pubkey})"
+        return f"{type(self).__name__}({self.name!r}, pubkey={self.pubkey})"
 
     __str__ = __repr__
 
@@ -59,7 +65,25 @@ class PlatformKey:
         raise TypeError("platform keys are not picklable")
 
 
-def load_key(name: str, path: Path) -> PlatformKey:
+class FileKey(PlatformKey):
+    """A platform key loaded from a key file: the keypair is in this process's memory (development)."""
+
+    __slots__ = ("_keypair",)
+
+    def __init__(self, name: str, keypair: Keypair) -> None:
+        super().__init__(name, keypair.pubkey())  # Keypair.pubkey() derives it anew each call (~20 µs)
+        self._keypair = keypair
+
+    @property
+    def signer(self) -> Keypair:
+        """The solders keypair, for signing only. Never log or format it."""
+        return self._keypair
+
+    def sign_message(self, message: bytes) -> Signature:
+        return self._keypair.sign_message(message)
+
+
+def load_key(name: str, path: Path) -> FileKey:
     """Load a keypair file; errors name the file, never its content."""
     try:
         st = path.stat()
@@ -79,10 +103,10 @@ def load_key(name: str, path: Path) -> PlatformKey:
     if keypair is None:
         # Deliberately no detail: parser messages can quote file content.
         raise KeyFileError(f"{name} key file {path} is not a Solana keypair file (JSON array of 64 bytes)")
-    return PlatformKey(name, keypair)
+    return FileKey(name, keypair)
 
 
-def write_key(key: PlatformKey, path: Path) -> None:
+def write_key(key: FileKey, path: Path) -> None:
     """Write a new key file with mode 0600, atomically; refuse to overwrite an existing one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(list(bytes(key.signer))).encode()
@@ -101,7 +125,7 @@ def write_key(key: PlatformKey, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_or_create_key(name: str, path: Path, *, create: bool) -> tuple[PlatformKey, bool]:
+def load_or_create_key(name: str, path: Path, *, create: bool) -> tuple[FileKey, bool]:
     """Load ``path``; if it is missing and ``create`` (development), generate one with mode 0600.
     Returns the key and whether it was created."""
     if not path.exists() and create:

@@ -14,7 +14,7 @@ from solders.system_program import (
     extend_lookup_table,
 )
 
-from central.ledger.builder import Signer, keypair_of, send_and_confirm
+from central.ledger.builder import Signer, pubkey_of, send_and_confirm
 from central.ledger.errors import LedgerError
 from central.ledger.port import Ledger
 
@@ -38,6 +38,14 @@ async def load_lookup_table(ledger: Ledger, table: Pubkey) -> AddressLookupTable
     return AddressLookupTableAccount(table, list(AddressLookupTable.deserialize(acc.data).addresses))
 
 
+async def table_authority(ledger: Ledger, table: Pubkey) -> Pubkey | None:
+    """Who may extend the table (None once frozen)."""
+    acc = await ledger.get_account(table)
+    if acc is None:
+        raise LedgerError(f"address lookup table {table} does not exist")
+    return AddressLookupTable.deserialize(acc.data).meta.authority
+
+
 async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: Pubkey,
                        addresses: Sequence[Pubkey]) -> None:
     """Append ``addresses`` (those not already in the table) in size-safe chunks, then wait until they are usable
@@ -46,12 +54,11 @@ async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: 
     new = [a for a in dict.fromkeys(addresses) if a not in current]
     if len(current) + len(new) > MAX_TABLE_ADDRESSES:
         raise LedgerError(f"lookup table {table} would exceed {MAX_TABLE_ADDRESSES} addresses")
-    payer_kp, auth_kp = keypair_of(payer), keypair_of(authority)
     for i in range(0, len(new), EXTEND_CHUNK):
         ix = extend_lookup_table(ExtendLookupTableParams(
-            payer_address=payer_kp.pubkey(), lookup_table_address=table, authority_address=auth_kp.pubkey(),
+            payer_address=pubkey_of(payer), lookup_table_address=table, authority_address=pubkey_of(authority),
             new_addresses=new[i:i + EXTEND_CHUNK]))
-        await send_and_confirm(ledger, payer_kp, [ix], [auth_kp])
+        await send_and_confirm(ledger, payer, [ix], [authority])
     if new:
         await _next_slot(ledger)
 
@@ -59,11 +66,10 @@ async def extend_table(ledger: Ledger, payer: Signer, authority: Signer, table: 
 async def create_table(ledger: Ledger, payer: Signer, authority: Signer,
                        addresses: Sequence[Pubkey] = ()) -> Pubkey:
     """Create a lookup table owned by ``authority`` and fill it with ``addresses``. Returns its address."""
-    payer_kp, auth_kp = keypair_of(payer), keypair_of(authority)
     slot = await ledger.get_slot()
     ix, table = create_lookup_table(CreateLookupTableParams(
-        authority_address=auth_kp.pubkey(), payer_address=payer_kp.pubkey(), recent_slot=slot))
-    await send_and_confirm(ledger, payer_kp, [ix], [auth_kp] if auth_kp.pubkey() != payer_kp.pubkey() else [])
+        authority_address=pubkey_of(authority), payer_address=pubkey_of(payer), recent_slot=slot))
+    await send_and_confirm(ledger, payer, [ix], [authority] if pubkey_of(authority) != pubkey_of(payer) else [])
     if addresses:
-        await extend_table(ledger, payer_kp, auth_kp, table, addresses)
+        await extend_table(ledger, payer, authority, table, addresses)
     return table

@@ -35,6 +35,8 @@ class Platform:
     treasury: Pubkey | None = None
     #: the certificate issuer: mint (until sealed), freeze and metadata authority of certificate mints
     rec_issuer: PlatformKey | None = None
+    #: public keys of earlier certificate issuers (rotated away): certificate mints derived from them stay authentic
+    past_issuers: tuple[Pubkey, ...] = ()
 
     def market_keys(self) -> tuple[PlatformKey, Pubkey, Pubkey]:
         """The escrow authority, the quote mint and the treasury, which the market cannot run without."""
@@ -50,7 +52,8 @@ class Platform:
 
 
 def platform_from_setup(
-    ledger: Ledger, setup: LedgerSetup, *, embedded: bool, rec_issuer: PlatformKey | None = None
+    ledger: Ledger, setup: LedgerSetup, *, embedded: bool, rec_issuer: PlatformKey | None = None,
+    past_issuers: tuple[Pubkey, ...] = (),
 ) -> Platform:
     """The ``Platform`` from the ledger subsystem's platform setup (and the certificate issuer's key, loaded
     separately: it is not one of the setup's keys). On the embedded ledger the mint authority also controls the
@@ -65,4 +68,5 @@ def platform_from_setup(
         escrow_authority=setup.escrow_authority,
         treasury=setup.treasury.pubkey,
         rec_issuer=rec_issuer,
+        past_issuers=past_issuers,
     )

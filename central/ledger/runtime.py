@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.errors import KeyFileError, LedgerError, LedgerStoreError
+from central.ledger.errors import KeyFileError, KeyMissingError, LedgerError, LedgerStoreError
 from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
+from central.ledger.keystore import KeyStore, open_key_store
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
 from central.ledger.setup import LedgerSetup, init_ledger, load_setup
@@ -35,6 +36,8 @@ class LedgerRuntime:
     setup: LedgerSetup | None
     config: LedgerConfig
     rpc_url: str
+    #: where the platform's keys are (files or a PKCS#11 token); open while the runtime is
+    keys: KeyStore | None = None
 
     async def check_ready(self) -> None:
         if self.setup is None:
@@ -72,17 +75,21 @@ async def running_ledger(cfg: LedgerConfig) -> AsyncIterator[LedgerRuntime]:
     else:
         ledger = RpcLedger(cfg.rpc_url, commitment=cfg.commitment)
         rpc_url = cfg.rpc_url
+    keys: KeyStore | None = None
     try:
+        keys = open_key_store(cfg)
         setup: LedgerSetup | None = None
         if cfg.create_keys and owner:
-            setup = await init_ledger(cfg, ledger)
+            setup = await init_ledger(cfg, ledger, keys)
         else:
             try:
-                setup = load_setup(cfg)
-            except KeyFileError as e:
+                setup = load_setup(cfg, keys)
+            except (KeyFileError, KeyMissingError) as e:
                 log.warning("ledger not initialised (run `gridtokenx-central ledger init`): %s", e)
-        yield LedgerRuntime(ledger, setup, cfg, rpc_url)
+        yield LedgerRuntime(ledger, setup, cfg, rpc_url, keys)
     finally:
+        if keys is not None:
+            keys.close()
         if server is not None:
             await server.close()
         await ledger.close()

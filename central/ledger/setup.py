@@ -1,10 +1,12 @@
 """Platform setup on the ledger (``gridtokenx-central ledger init``), idempotent.
 
-- Platform keypairs from ``keys_dir`` (created with mode 0600 when missing and ``create_keys``, for development):
-  mint authority, fee payer, escrow authority, treasury.
+- Platform keys from the key store (``central.ledger.keystore``: files in ``keys_dir``, created with mode 0600 when
+  missing and ``create_keys``, for development; or a PKCS#11 token): mint authority, fee payer, escrow authority,
+  treasury.
 - The energy mint (3 decimals: 1 token = 1 kWh, 1 base unit = 1 Wh) at an address derived with
   ``create_with_seed(mint_authority, "gtx-energy-v1", token program)`` — stable, no extra key file — unless
-  ``energy_mint`` names an existing one.
+  ``energy_mint`` names an existing one (or ``keys_dir/mints.json`` records it: written when the mint authority is
+  first rotated, as the derivation then no longer points at it).
 - The quote mint (6 decimals): created the same way on the embedded ledger (seed ``gtx-quote-v1``, the mint authority
   can mint it for the dev faucet); on a real cluster it is ``quote_mint`` from the configuration and only checked.
 - The treasury's associated token accounts for both mints.
@@ -13,6 +15,8 @@ Running it again changes nothing; a mint that exists with other decimals or anot
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,8 @@ from central.ledger.builder import associated_token_address, create_ata_idempote
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import LedgerError, LedgerStoreError
-from central.ledger.keys import PlatformKey, load_key, load_or_create_key
+from central.ledger.keys import PlatformKey
+from central.ledger.keystore import FileKeyStore, KeyStore, open_key_store
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
 from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID, parse_mint
@@ -33,6 +38,10 @@ QUOTE_DECIMALS = 6
 ENERGY_SEED = "gtx-energy-v1"
 QUOTE_SEED = "gtx-quote-v1"
 KEY_ROLES = ("mint_authority", "fee_payer", "escrow_authority", "treasury")
+MINTS_FILE = "mints.json"
+#: The certificate issuer's key role (mint authority until sealed, freeze and metadata authority of certificate
+#: mints); kept in the same store, loaded by the certificates subsystem.
+REC_ISSUER_ROLE = "rec_issuer"
 
 
 @dataclass(frozen=True)
@@ -56,21 +65,51 @@ def key_path(config: LedgerConfig, role: str) -> Path:
     return config.keys_dir / f"{role}.json"
 
 
-def _keys(config: LedgerConfig, *, create: bool) -> dict[str, PlatformKey]:
-    out: dict[str, PlatformKey] = {}
-    for role in KEY_ROLES:
-        if create:
-            out[role] = load_or_create_key(role, key_path(config, role), create=True)[0]
-        else:
-            out[role] = load_key(role, key_path(config, role))
+def _keys(store: KeyStore, *, create: bool) -> dict[str, PlatformKey]:
+    return {role: store.load_or_create(role, create=create)[0] for role in KEY_ROLES}
+
+
+def mints_path(config: LedgerConfig) -> Path:
+    """The mints' addresses, recorded when the mint authority is first rotated (they are derived from the first
+    mint authority's public key, which is then no longer the current one). Public facts, kept beside the keys."""
+    return config.keys_dir / MINTS_FILE
+
+
+def recorded_mints(config: LedgerConfig) -> dict[str, str]:
+    path = mints_path(config)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        out = {k: str(Pubkey.from_string(data[k])) for k in ("energy_mint", "quote_mint")}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LedgerError(f"{path} is not a mint record (JSON with energy_mint and quote_mint)") from None
     return out
+
+
+def record_mints(config: LedgerConfig, setup: LedgerSetup) -> None:
+    """Pin the mints' addresses (idempotent; written once, mode 600, like every JSON file in ``keys_dir``)."""
+    path = mints_path(config)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"energy_mint": str(setup.energy_mint), "quote_mint": str(setup.quote_mint)}).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _setup(config: LedgerConfig, keys: dict[str, PlatformKey]) -> LedgerSetup:
     authority = keys["mint_authority"].pubkey
-    energy = (Pubkey.from_string(config.energy_mint) if config.energy_mint
+    recorded = recorded_mints(config)
+    energy_text = config.energy_mint or recorded.get("energy_mint", "")
+    quote_text = config.quote_mint or recorded.get("quote_mint", "")
+    energy = (Pubkey.from_string(energy_text) if energy_text
               else Pubkey.create_with_seed(authority, ENERGY_SEED, TOKEN_PROGRAM_ID))
-    quote = (Pubkey.from_string(config.quote_mint) if config.quote_mint
+    quote = (Pubkey.from_string(quote_text) if quote_text
              else Pubkey.create_with_seed(authority, QUOTE_SEED, TOKEN_PROGRAM_ID))
     treasury = keys["treasury"].pubkey
     return LedgerSetup(keys["mint_authority"], keys["fee_payer"], keys["escrow_authority"], keys["treasury"],
@@ -78,9 +117,10 @@ def _setup(config: LedgerConfig, keys: dict[str, PlatformKey]) -> LedgerSetup:
                        associated_token_address(treasury, quote))
 
 
-def load_setup(config: LedgerConfig) -> LedgerSetup:
-    """The platform setup from existing key files, without touching the ledger (service start-up)."""
-    return _setup(config, _keys(config, create=False))
+def load_setup(config: LedgerConfig, keys: KeyStore | None = None) -> LedgerSetup:
+    """The platform setup from existing keys (``keys``, else the key files of ``keys_dir``), without touching the
+    ledger (service start-up)."""
+    return _setup(config, _keys(keys or FileKeyStore(config.keys_dir), create=False))
 
 
 def open_ledger(config: LedgerConfig) -> Ledger:
@@ -121,13 +161,16 @@ async def _ensure_mint(ledger: Ledger, setup: LedgerSetup, mint: Pubkey, seed: s
     return True
 
 
-async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None) -> LedgerSetup:
+async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None, keys: KeyStore | None = None) -> LedgerSetup:
     """Idempotent platform setup (see module docstring). Uses ``ledger`` if given, else opens (and closes) the
-    configured one. Keys are created only when ``config.create_keys``."""
+    configured one; ``keys`` likewise (the configured key store). Keys are created only when
+    ``config.create_keys``."""
     own = ledger is None
+    own_keys = keys is None
+    store = open_key_store(config) if keys is None else keys
     active = open_ledger(config) if ledger is None else ledger
     try:
-        setup = _setup(config, _keys(config, create=config.create_keys))
+        setup = _setup(config, _keys(store, create=config.create_keys))
         embedded = config.backend == "embedded"  # possibly reached through its JSON-RPC endpoint
         balance = await active.get_balance(setup.fee_payer.pubkey)
         if balance < config.min_fee_payer_lamports:
@@ -152,6 +195,8 @@ async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None) -> Led
     finally:
         if own:
             await active.close()
+        if own_keys:
+            store.close()
 
 
 def describe(setup: LedgerSetup) -> dict[str, str | int]:

@@ -2,9 +2,11 @@
 wallet ATAs, mints, treasury ATA) costs one byte instead of 32 once it sits in a table, so about twice as many
 trades fit in a 1232-byte transaction.
 
-Tables are created and extended by the fee payer (also their authority) and recorded in ``market_lookup_tables`` so
-every worker reuses them. Growing them is serialised across processes by a session advisory lock. A table entry is
-usable one slot after the extension (``central.ledger.lookup.extend_table`` waits for it).
+Tables are created and extended by the fee payer (also their authority; after a rotation of the fee payer's key the
+older tables are still read, and new addresses go to tables of the new payer) and recorded in
+``market_lookup_tables`` so every worker reuses them. Growing them is serialised across processes by a session
+advisory lock. A table entry is usable one slot after the extension (``central.ledger.lookup.extend_table`` waits
+for it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.pubkey import Pubkey
 
 from central import locks
-from central.ledger.lookup import MAX_TABLE_ADDRESSES, create_table, extend_table, load_lookup_table
+from central.ledger.lookup import MAX_TABLE_ADDRESSES, create_table, extend_table, load_lookup_table, table_authority
 from central.ledger.platform import Platform
 from central.market.instructions import MarketInstructions
 
@@ -32,12 +34,16 @@ class LookupTables:
         self._fee_payer = platform.fee_payer
         self._tables: dict[Pubkey, AddressLookupTableAccount] = {}
         self._where: dict[Pubkey, Pubkey] = {}
+        #: tables this fee payer may extend (its own: after a fee payer rotation, older tables are read-only)
+        self._ours: set[Pubkey] = set()
 
     async def _reload(self) -> None:
         for row in await self.pool.fetch("SELECT address FROM market_lookup_tables ORDER BY created_at, address"):
             table = Pubkey.from_string(row["address"])
             account = await load_lookup_table(self.ledger, table)
             self._tables[table] = account
+            if await table_authority(self.ledger, table) == self._fee_payer.pubkey:
+                self._ours.add(table)
             for a in account.addresses:
                 self._where.setdefault(a, table)
 
@@ -61,11 +67,12 @@ class LookupTables:
     async def _grow(self, conn: asyncpg.Connection, missing: list[Pubkey]) -> None:
         payer = self._fee_payer
         while missing:
-            newest = next(reversed(self._tables), None)
+            newest = next((t for t in reversed(self._tables) if t in self._ours), None)
             room = MAX_TABLE_ADDRESSES - len(self._tables[newest].addresses) if newest is not None else 0
             if newest is None or room == 0:
                 newest = await create_table(self.ledger, payer, payer)
                 await conn.execute("INSERT INTO market_lookup_tables (address) VALUES ($1)", str(newest))
+                self._ours.add(newest)
                 room = MAX_TABLE_ADDRESSES
             chunk, missing = missing[:room], missing[room:]
             await extend_table(self.ledger, payer, payer, newest, chunk)

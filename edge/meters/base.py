@@ -18,6 +18,8 @@ class MeterSample:
     ``import_wh``/``export_wh`` are the cumulative A+ / A- registers in Wh; ``power_w`` is instantaneous active
     power (positive = import) or ``None`` when the meter does not provide it. ``extra`` carries any further mapped
     measurements (voltage_l1, …) as display values for the status page, never used for money or energy.
+    ``meter_time_ms`` is the meter's own clock for this reading when the meter reports one (a P1 telegram's
+    timestamp), compared with the gateway clock for the clock alarm; it is not signed.
     """
 
     timestamp_ms: int
@@ -25,6 +27,7 @@ class MeterSample:
     export_wh: int
     power_w: int | None
     extra: Mapping[str, float] = field(default_factory=dict)
+    meter_time_ms: int | None = None
 
 
 class MeterReader(Protocol):

@@ -5,6 +5,7 @@ TOML shape::
     [[bus]]
     name = "rs485"                  # unique; meters refer to it
     kind = "modbus-rtu"             # modbus-tcp | modbus-rtu | modbus-rtu-over-tcp | dlms-tcp | dlms-hdlc
+                                    # | p1-serial | p1-tcp (DSMR P1: serial port, or ser2net / Wi-Fi dongle)
     device = "/dev/ttyUSB0"         # serial kinds (modbus-rtu, dlms-hdlc)
     baudrate = 9600                 # serial; default 9600
     parity = "N"                    # N | E | O; default N
@@ -29,6 +30,11 @@ TOML shape::
     # physical_address = 17         # HDLC lower (physical) server address; dlms-hdlc only; default 17
     # auth = "none"                 # none | low (LLS password)
     # password = "..."              # LLS password (auth "low"); never logged
+    # P1 meters (bus kind p1-serial / p1-tcp, one meter per bus):
+    # key_file = "keys/LU-1.key"    # encrypted variants: the meter's AES key, 32 hex digits, mode 0600
+    # auth_key_file = "..."         # only where the variant has no published authentication key
+    # stale_after_s = 30            # DOWN when no complete telegram arrived for this long; default 30
+    # max_clock_skew_s = 60         # alarm when the meter's clock differs more from the gateway's; 0 = off
 
 Several meters may share one bus (several unit ids on one RS-485 line or behind one TCP gateway); access to a bus
 is serialised by the reader factory.
@@ -40,10 +46,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from edge.meters.maps import MeterMap, MeterProtocol
+from edge.p1.variants import VARIANTS
+from edge.secretfile import check_secret_file
 from gtxconfig import Document, KeyPath, reject_unknown
+from gtxconfig.document import dotted_key
 from protocol.record import MAX_SERIAL, MIN_SERIAL
 
 
@@ -53,14 +63,18 @@ class BusKind(StrEnum):
     MODBUS_RTU_OVER_TCP = "modbus-rtu-over-tcp"
     DLMS_TCP = "dlms-tcp"
     DLMS_HDLC = "dlms-hdlc"
+    P1_SERIAL = "p1-serial"
+    P1_TCP = "p1-tcp"
 
     @property
     def protocol(self) -> MeterProtocol:
+        if self.value.startswith("p1"):
+            return MeterProtocol.P1
         return MeterProtocol.DLMS if self.value.startswith("dlms") else MeterProtocol.MODBUS
 
     @property
     def is_serial(self) -> bool:
-        return self in (BusKind.MODBUS_RTU, BusKind.DLMS_HDLC)
+        return self in (BusKind.MODBUS_RTU, BusKind.DLMS_HDLC, BusKind.P1_SERIAL)
 
 
 class DlmsAuth(StrEnum):
@@ -104,6 +118,14 @@ class MeterConfig:
     physical_address: int = 17
     auth: DlmsAuth = DlmsAuth.NONE
     password: bytes = field(default=b"", repr=False)
+    #: P1: the meter's encryption key (from ``key_file``) and, where the variant has no published one, its
+    #: authentication key (``auth_key_file``); never logged, never in status output
+    key: bytes = field(default=b"", repr=False)
+    auth_key: bytes = field(default=b"", repr=False)
+    #: P1: the meter is DOWN when its newest complete telegram is older than this
+    stale_after_s: int = 30
+    #: P1: alarm when the meter's own clock and the gateway's differ by more than this (0: no check)
+    max_clock_skew_s: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +135,7 @@ class ScanHit:
     address: int
     map_ids: tuple[str, ...]
     models: tuple[str, ...]
+    detail: str = ""  # what was found (P1: the variant and header), also when no map names it
 
 
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -162,6 +185,56 @@ class _Table:
         return str(v)
 
 
+_P1_KEYS = ("key_file", "auth_key_file", "stale_after_s", "max_clock_skew_s")
+KEY_BYTES = 16
+
+
+def _key_file(doc: Document, t: _Table, key: str) -> bytes:
+    """A P1 meter's AES-128 key: 32 hex digits in a file only its owner may read (the secret-file rule). The error
+    names the setting and the file, never the content."""
+    if key not in t.t:
+        return b""
+    text = t.text(key)
+    path = Path(text)
+    if not path.is_absolute():
+        path = Path(doc.source).resolve().parent / path
+    line = doc.line_of(("meter", t.path[1], key))
+    check_secret_file(path, f"{doc.source}{f':{line}' if line else ''}: {dotted_key((*t.path, key))}:")
+    try:
+        raw = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise t.fail(key, f"file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError):
+        raise t.fail(key, f"cannot read {path} as text") from None
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        value = b""
+    if len(value) != KEY_BYTES:
+        raise t.fail(key, f"{path} must hold the {KEY_BYTES}-byte key as {2 * KEY_BYTES} hex digits")
+    return value
+
+
+def _only_p1_keys(t: _Table, protocol: MeterProtocol) -> None:
+    if protocol is not MeterProtocol.P1:
+        for key in _P1_KEYS:
+            if key in t.t:
+                raise t.fail(key, "only P1 meters take this key")
+
+
+def _p1_meter(doc: Document, t: _Table, base: MeterConfig) -> MeterConfig:
+    for key in ("unit_id", "client_address", "server_address", "physical_address", "auth", "password"):
+        if key in t.t:
+            raise t.fail(key, "a P1 meter takes no bus address (one meter per P1 port)")
+    return replace(
+        base,
+        key=_key_file(doc, t, "key_file"),
+        auth_key=_key_file(doc, t, "auth_key_file"),
+        stale_after_s=t.integer("stale_after_s", 30, 2, 3600),
+        max_clock_skew_s=t.integer("max_clock_skew_s", 60, 0, 86_400),
+    )
+
+
 def _tables(doc: Document, key: str) -> list[Any]:
     raw = doc.data.get(key, [])
     if not isinstance(raw, list):
@@ -200,7 +273,7 @@ def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
                 replace(
                     common,
                     device=t.text("device"),
-                    baudrate=t.integer("baudrate", 9600, 300, 921_600),
+                    baudrate=t.integer("baudrate", 115_200 if kind is BusKind.P1_SERIAL else 9600, 300, 921_600),
                     parity=t.choice("parity", "N", ["N", "E", "O"]),
                     stopbits=t.integer("stopbits", 1, 1, 2),
                     bytesize=t.integer("bytesize", 8, 7, 8),
@@ -210,7 +283,7 @@ def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
             for key in ("device", "baudrate", "parity", "stopbits", "bytesize"):
                 if key in t.t:
                     raise t.fail(key, f"not used by a {kind.value} bus (it takes 'host' and 'port')")
-            default_port = 4059 if kind is BusKind.DLMS_TCP else 502
+            default_port = {BusKind.DLMS_TCP: 4059, BusKind.P1_TCP: 8088}.get(kind, 502)
             buses.append(replace(common, host=t.text("host"), port=t.integer("port", default_port, 1, 65535)))
     return tuple(buses)
 
@@ -232,6 +305,19 @@ def check_models(
                 ("meter", i, "model"),
                 f"map {m.model!r} is {meter_map.protocol.value} but bus {m.bus!r} is {bus.kind.value}",
             )
+        if meter_map.p1_variant is not None:
+            _check_p1_keys(doc, i, m, meter_map.p1_variant)
+
+
+def _check_p1_keys(doc: Document, i: int, m: MeterConfig, variant_name: str) -> None:
+    variant = VARIANTS[variant_name]
+    if variant.encrypted and not m.key:
+        raise doc.error(("meter", i, "model"), f"map {m.model!r} is encrypted ({variant.name}): the meter needs "
+                        "key_file (its key from the grid operator)")
+    if not variant.encrypted and (m.key or m.auth_key):
+        raise doc.error(("meter", i, "model"), f"map {m.model!r} ({variant.name}) is not encrypted: remove key_file")
+    if variant.encrypted and variant.fixed_auth_key is None and not m.auth_key:
+        raise doc.error(("meter", i, "model"), f"map {m.model!r} ({variant.name}) also needs auth_key_file")
 
 
 def parse_meters(
@@ -254,7 +340,7 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
     for i, raw in enumerate(_tables(doc, "meter")):
         t = _Table(doc, ("meter", i), raw)
         t.only({"serial", "bus", "model", "unit_id", "poll_interval_s", "client_address", "server_address",
-                "physical_address", "auth", "password"})
+                "physical_address", "auth", "password", *_P1_KEYS})
         serial = t.text("serial")
         if not _SERIAL.match(serial):
             raise t.fail("serial", f"printable ASCII without spaces, {MIN_SERIAL}..{MAX_SERIAL} characters")
@@ -269,7 +355,11 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
         if maps is not None:  # the model first: a meter on the wrong kind of bus is told so, not about its keys
             check_models(doc, [MeterConfig(serial, bus_name, model)], buses, maps, index=i)
         poll = t.integer("poll_interval_s", 60, 1, 86_400)
-        if bus.kind.protocol is MeterProtocol.MODBUS:
+        _only_p1_keys(t, bus.kind.protocol)
+        if bus.kind.protocol is MeterProtocol.P1:
+            cfg = _p1_meter(doc, t, MeterConfig(serial=serial, bus=bus_name, model=model, poll_interval_s=poll))
+            addr = (bus_name, 0, 0)
+        elif bus.kind.protocol is MeterProtocol.MODBUS:
             for key in ("client_address", "server_address", "physical_address", "auth", "password"):
                 if key in t.t:
                     raise t.fail(key, "only DLMS meters take this key")
@@ -299,6 +389,8 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
             )
             addr = (bus_name, cfg.server_address, cfg.physical_address)
         if addr in addresses:
+            if bus.kind.protocol is MeterProtocol.P1:
+                raise t.fail("bus", f"a P1 port carries one meter, and bus {bus_name!r} has {addresses[addr]!r}")
             clash_key = "unit_id" if bus.kind.protocol is MeterProtocol.MODBUS else None
             raise t.fail(clash_key, f"same bus address as meter {addresses[addr]!r}")
         addresses[addr] = serial

@@ -22,6 +22,7 @@ from edge.meters.config import BusConfig, MeterConfig, ScanHit
 from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
 from edge.meters.maps import MeterMap, MeterProtocol
 from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
+from edge.meters.p1_reader import P1MeterReader, scan_p1
 
 __all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
 
@@ -61,7 +62,11 @@ def build_readers(
         meter_map = maps.get(meter.model)
         if bus_cfg is None or meter_map is None:
             raise ConfigError(f"meter {meter.serial}: unknown bus {meter.bus!r} or model {meter.model!r}")
-        if meter_map.protocol is MeterProtocol.MODBUS:
+        if meter_map.protocol is MeterProtocol.P1:
+            p1 = P1MeterReader(meter, meter_map, bus_cfg, clock=clock)
+            p1.start()  # P1 pushes: listen from now on, so the first tick finds a telegram
+            result.readers[meter.serial] = p1
+        elif meter_map.protocol is MeterProtocol.MODBUS:
             bus = result._modbus_buses.get(bus_cfg.name)
             if bus is None:
                 bus = result._modbus_buses[bus_cfg.name] = ModbusBus(bus_cfg)
@@ -98,14 +103,19 @@ async def read_once(
         return await readers[meter.serial].read()
 
 
-async def scan(bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int] = range(1, 248)) -> list[ScanHit]:
+async def scan(
+    bus: BusConfig, maps: Mapping[str, MeterMap], addresses: Iterable[int] = range(1, 248), *, listen_s: float = 11.0
+) -> list[ScanHit]:
     """Probe each address on ``bus`` with every map's probes; name the models found.
 
     Modbus: ``addresses`` are unit ids, probed with each Modbus map's probe registers. DLMS: ``addresses`` are
     server logical addresses (dlms-tcp) or physical addresses (dlms-hdlc), probed as the public client with each
     DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
-    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout.
+    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout. P1: no addresses; the port is
+    listened to (up to ``listen_s`` per serial setting) and the telegram's variant and model are named.
     """
+    if bus.kind.protocol is MeterProtocol.P1:
+        return await scan_p1(bus, maps, listen_s)
     if bus.kind.protocol is MeterProtocol.DLMS:
         return await scan_dlms(bus, maps, addresses)
     candidates = [m for m in maps.values() if m.protocol is MeterProtocol.MODBUS]

@@ -33,6 +33,11 @@ File shape (see ``firmware-config/meters/*.toml`` for complete, commented exampl
 DLMS maps name points by OBIS code instead (``obis = "1.0.1.8.0.255"``, ``class_id = 3`` or ``4``); the unit must
 be the SI unit the meter reports in its scaler_unit attribute (Wh, W, V, ...), and the reading is checked against it.
 
+P1 maps (``protocol = "p1"``) name the telegram variant (``[p1] variant = "dsmr5"``), probes by the telegram's
+identification line (``header = "/ISk5\\2M550"``) or, for encrypted telegrams, the system title
+(``system_title = "SAG"``), and measurements by telegram registers, summed: ``obis = ["1-0:1.8.1", "1-0:1.8.2"]``,
+optionally less ``minus = ["1-0:2.7.0"]``; ``unit`` is the unit the telegram writes (kWh, kW, V, A) and is checked.
+
 Adding a model is adding a file: nothing here knows any model. A bad file raises ``ConfigError`` naming the file,
 line and reason.
 """
@@ -49,6 +54,7 @@ from typing import Any
 
 import gtxconfig
 from edge.errors import ConfigError
+from edge.p1.variants import VARIANTS, Variant, valid_obis
 from gtxconfig.document import Document, KeyPath
 
 MAX_BLOCK_REGISTERS = 125
@@ -61,6 +67,7 @@ _OBIS = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d
 class MeterProtocol(StrEnum):
     MODBUS = "modbus"
     DLMS = "dlms"
+    P1 = "p1"
 
 
 class Function(StrEnum):
@@ -143,6 +150,14 @@ class DlmsPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class P1Point:
+    """Registers of a P1 telegram (``1-0:1.8.1``): the measurement is the sum of ``plus`` less the sum of ``minus``."""
+
+    plus: tuple[str, ...]
+    minus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     name: str
     unit: str
@@ -150,6 +165,7 @@ class Measurement:
     modbus: ModbusPoint | None = None
     scale_register: ModbusPoint | None = None
     dlms: DlmsPoint | None = None
+    p1: P1Point | None = None
 
     @property
     def quantity(self) -> Quantity:
@@ -165,6 +181,10 @@ class Probe:
     modbus: ModbusPoint | None = None
     equals: frozenset[int] = frozenset()
     dlms: DlmsPoint | None = None
+    #: P1: the telegram's identification line starts with this (compared case-insensitively) ...
+    header: str | None = None
+    #: ... or, for encrypted telegrams, the system title's text starts with this (its first 3 bytes: the maker)
+    system_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +211,8 @@ class MeterMap:
     measurements: Mapping[str, Measurement]
     blocks: tuple[Block, ...]
     source: str
+    #: P1 maps: the telegram variant (``edge.p1.variants``), e.g. "dsmr5", "belgium", "luxembourg-smarty"
+    p1_variant: str | None = None
 
 
 class _Reader:
@@ -286,8 +308,28 @@ def _dlms_point(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> DlmsPoint:
 _MODBUS_POINT_KEYS = {"function", "address", "type", "word_order"}
 
 
+P1_UNITS = ("kWh", "Wh", "kW", "W", "V", "A")
+
+
+def _p1_codes(r: _Reader, t: Mapping[str, Any], key: str, path: KeyPath, variant: Variant | None,
+              *, required: bool) -> tuple[str, ...]:
+    raw = t.get(key)
+    if raw is None:
+        if required:
+            raise r.fail(path, f"missing required key '{key}'")
+        return ()
+    codes = raw if isinstance(raw, list) else [raw]
+    if not codes or not all(isinstance(c, str) and valid_obis(c) for c in codes):
+        raise r.fail((*path, key), "must be a P1 register like \"1-0:1.8.1\" or a non-empty list of them")
+    for c in codes:
+        if variant is not None and not variant.knows(c):
+            raise r.fail((*path, key), f"P1 variant {variant.name!r} has no register {c}")
+    return tuple(codes)
+
+
 def _measurement(
-    r: _Reader, name: str, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any]
+    r: _Reader, name: str, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any],
+    variant: Variant | None = None,
 ) -> Measurement:
     if not _NAME.match(name):
         raise r.fail(path, f"measurement name {name!r} must be lower_snake_case")
@@ -298,6 +340,14 @@ def _measurement(
     if wanted is not None and UNITS[unit][0] != wanted:
         raise r.fail((*path, "unit"), f"{name} needs a unit of {wanted.value}, got {unit!r}")
     scale = _parse_scale(r, t["scale"], (*path, "scale")) if "scale" in t else Fraction(1)
+    if protocol is MeterProtocol.P1:
+        r.only(t, path, {"obis", "minus", "unit"})
+        if unit not in P1_UNITS:
+            raise r.fail((*path, "unit"), f"a P1 register's unit is one of {', '.join(P1_UNITS)} (as the telegram "
+                         "writes it)")
+        plus = _p1_codes(r, t, "obis", path, variant, required=True)
+        return Measurement(name=name, unit=unit, scale=scale,
+                           p1=P1Point(plus, _p1_codes(r, t, "minus", path, variant, required=False)))
     if protocol is MeterProtocol.DLMS:
         r.only(t, path, {"obis", "class_id", "unit", "scale"})
         if UNITS[unit][1] != 1:
@@ -315,6 +365,15 @@ def _measurement(
 def _probe(
     r: _Reader, t: Mapping[str, Any], path: KeyPath, protocol: MeterProtocol, defaults: Mapping[str, Any]
 ) -> Probe:
+    if protocol is MeterProtocol.P1:
+        r.only(t, path, {"header", "system_title"})
+        if ("header" in t) == ("system_title" in t):
+            raise r.fail(path, "a P1 probe takes either 'header' or 'system_title'")
+        key = "header" if "header" in t else "system_title"
+        text = r.text(t, key, path)
+        if not text or not text.isascii():
+            raise r.fail((*path, key), "must be a non-empty ASCII string")
+        return Probe(header=text) if key == "header" else Probe(system_title=text)
     if protocol is MeterProtocol.DLMS:
         r.only(t, path, {"obis", "class_id"})
         return Probe(dlms=_dlms_point(r, t, path))
@@ -345,7 +404,7 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
     """Validate one map document. Raises ConfigError naming file, line and reason."""
     r = _Reader(doc)
     data = doc.data
-    r.only(data, (), {"meter", "defaults", "probe", "measurements", "block"})
+    r.only(data, (), {"meter", "defaults", "probe", "measurements", "block", "p1"})
     meter = r.table(data.get("meter"), ("meter",)) if "meter" in data else None
     if meter is None:
         raise r.fail((), "missing [meter] table")
@@ -357,11 +416,12 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
     manufacturer = r.text(meter, "manufacturer", ("meter",), "")
     protocol: MeterProtocol = r.enum(meter, "protocol", ("meter",), MeterProtocol, None)
 
+    variant = _p1_variant(r, data, protocol)
     defaults: Mapping[str, Any] = {}
     if "defaults" in data:
         defaults = r.table(data["defaults"], ("defaults",))
-        if protocol is MeterProtocol.DLMS:
-            raise r.fail(("defaults",), "DLMS maps take no [defaults]")
+        if protocol is not MeterProtocol.MODBUS:
+            raise r.fail(("defaults",), f"{protocol.value.upper()} maps take no [defaults]")
         r.only(defaults, ("defaults",), {"function", "type", "word_order"})
         # Validate defaults themselves so a typo is reported where it was made.
         for key, kind in (("function", Function), ("type", DataType), ("word_order", WordOrder)):
@@ -377,7 +437,9 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
 
     raw_measurements = r.table(data.get("measurements", {}), ("measurements",))
     measurements = {
-        name: _measurement(r, name, r.table(t, ("measurements", name)), ("measurements", name), protocol, defaults)
+        name: _measurement(
+            r, name, r.table(t, ("measurements", name)), ("measurements", name), protocol, defaults, variant
+        )
         for name, t in raw_measurements.items()
     }
     for name in REQUIRED_MEASUREMENTS:
@@ -387,8 +449,8 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
     raw_blocks = data.get("block", [])
     if not isinstance(raw_blocks, list):
         raise r.fail(("block",), "must be an array of tables ([[block]])")
-    if raw_blocks and protocol is MeterProtocol.DLMS:
-        raise r.fail(("block",), "DLMS maps take no [[block]]")
+    if raw_blocks and protocol is not MeterProtocol.MODBUS:
+        raise r.fail(("block",), f"{protocol.value.upper()} maps take no [[block]]")
     blocks = tuple(_block(r, r.table(b, ("block", i)), ("block", i)) for i, b in enumerate(raw_blocks))
     for name, m in measurements.items():
         for point, key in ((m.modbus, "address"), (m.scale_register, "scale_register")):
@@ -409,7 +471,24 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
         measurements=measurements,
         blocks=blocks,
         source=doc.source,
+        p1_variant=variant.name if variant is not None else None,
     )
+
+
+def _p1_variant(r: _Reader, data: Mapping[str, Any], protocol: MeterProtocol) -> Variant | None:
+    if protocol is not MeterProtocol.P1:
+        if "p1" in data:
+            raise r.fail(("p1",), "only P1 maps (protocol = \"p1\") take a [p1] table")
+        return None
+    t = r.table(data.get("p1"), ("p1",)) if "p1" in data else None
+    if t is None:
+        raise r.fail((), "missing [p1] table (variant = \"dsmr5\", ...)")
+    r.only(t, ("p1",), {"variant"})
+    name = r.text(t, "variant", ("p1",))
+    variant = VARIANTS.get(name)
+    if variant is None:
+        raise r.fail(("p1", "variant"), f"unknown P1 variant {name!r} (known: {', '.join(VARIANTS)})")
+    return variant
 
 
 def load_map(path: str | Path) -> MeterMap:

@@ -6,6 +6,8 @@ Examples::
     python -m edge.simulator --port 5020 --meter 1:eastron-sdm630:prosumer --meter 2:carlo-gavazzi-em24:consumer
     python -m edge.simulator --pty --count 2 --speed 60            # RTU on a pty pair, time runs 60x faster
     python -m edge.simulator --port 5020 --count 2 --dlms-port 4059 # plus a DLMS/COSEM meter (gurux, dev extra)
+    python -m edge.simulator --p1-port 8088 --p1-count 2           # DSMR 5 P1 meters pushing on TCP 8088, 8089
+    python -m edge.simulator --p1-pty --p1-variant luxembourg-smarty --p1-key-file lu.key   # encrypted, on a pty
 
 On start it prints one JSON line (``{"ready": true, ...}``) naming the endpoint (for ``--pty`` the device the
 gateway should open) and the meters, then serves until SIGTERM or SIGINT.
@@ -25,6 +27,7 @@ from pathlib import Path
 from edge.errors import ConfigError
 from edge.meters.maps import MeterProtocol, default_maps_dir, load_maps
 from edge.simulator.modbus import ModbusSimulator, SimulatedModbusMeter
+from edge.simulator.p1 import MAP_IDS, P1Simulator, SimulatedP1Meter
 from edge.simulator.profiles import FastClock, Kind, Profile, SimulatedRegisters
 from edge.simulator.ptypair import PtyPair
 
@@ -49,7 +52,44 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--start-export-wh", type=int, default=400_000)
     p.add_argument("--dlms-port", type=int, help="also serve one DLMS/COSEM meter (gurux-dlms, dev extra) on this port")
     p.add_argument("--dlms-password", default=None, help="LLS password of the DLMS meter (default: public client only)")
+    p.add_argument("--p1-port", type=int, help="serve P1 meters pushing telegrams on TCP ports from this one up")
+    p.add_argument("--p1-pty", action="store_true", help="serve one P1 meter on a new pty pair; prints the other end")
+    p.add_argument("--p1-count", type=int, default=1, help="P1 meters with --p1-port (default 1)")
+    p.add_argument("--p1-variant", default="dsmr5", choices=sorted(MAP_IDS), help="P1 telegram variant")
+    p.add_argument("--p1-key-file", type=Path, help="AES key (32 hex digits) for encrypted variants")
+    p.add_argument("--p1-kind", choices=[k.value for k in Kind], default="prosumer",
+                   help="household of the first P1 meter; the next ones alternate (default prosumer)")
+    p.add_argument("--p1-period", type=float, default=1.0, help="seconds between two telegrams (default 1)")
     return p
+
+
+async def _serve_p1(args: argparse.Namespace, clock: FastClock, stack: contextlib.AsyncExitStack) -> list[object]:
+    """The P1 meters of ``--p1-port``/``--p1-pty``; their endpoints for the ready line."""
+    if args.p1_port is None and not args.p1_pty:
+        return []
+    key = None
+    if args.p1_variant == "luxembourg-smarty":
+        if args.p1_key_file is None:
+            raise ConfigError("--p1-variant luxembourg-smarty needs --p1-key-file")
+        key = bytes.fromhex(args.p1_key_file.read_text().strip())
+    out: list[object] = []
+    for i in range(1 if args.p1_pty else args.p1_count):
+        kinds = (Kind(args.p1_kind), Kind.CONSUMER if args.p1_kind == "prosumer" else Kind.PROSUMER)
+        state = SimulatedRegisters(Profile(kinds[i % 2], pv_peak_w=args.pv_peak_w, seed=200 + i), clock(),
+                                   import_wh=args.start_import_wh, export_wh=args.start_export_wh)
+        sim = await stack.enter_async_context(
+            P1Simulator(SimulatedP1Meter(args.p1_variant, state, clock, key=key), period_s=args.p1_period)
+        )
+        endpoint: dict[str, object] = {"variant": args.p1_variant, "model": MAP_IDS[args.p1_variant]}
+        if args.p1_pty:
+            pair = await stack.enter_async_context(PtyPair())
+            sim.serve_serial(pair.a)
+            endpoint |= {"kind": "p1-serial", "device": pair.b}
+        else:
+            port = await sim.serve_tcp(args.host, args.p1_port + i)
+            endpoint |= {"kind": "p1-tcp", "host": args.host, "port": port}
+        out.append(endpoint)
+    return out
 
 
 def _meters(args: argparse.Namespace, clock: FastClock) -> list[SimulatedModbusMeter]:
@@ -83,8 +123,9 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     modbus_endpoint = args.port is not None or bool(args.device) or args.pty
-    if not modbus_endpoint and args.dlms_port is None:
-        raise ConfigError("nothing to serve: give --port, --device, --pty and/or --dlms-port")
+    p1_wanted = args.p1_port is not None or args.p1_pty
+    if not modbus_endpoint and args.dlms_port is None and not p1_wanted:
+        raise ConfigError("nothing to serve: give --port, --device, --pty, --dlms-port and/or --p1-port/--p1-pty")
     if meters and not modbus_endpoint:
         raise ConfigError("Modbus meters need --port, --device or --pty")
     ready: dict[str, object] = {"ready": True}
@@ -99,6 +140,8 @@ async def _serve(args: argparse.Namespace) -> None:
                                     host=args.host)
             await stack.enter_async_context(dlms)
             ready["dlms"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_port, "model": "dlms-generic"}
+        if p1_wanted:
+            ready["p1"] = await _serve_p1(args, clock, stack)
         if not meters:
             print(json.dumps(ready), flush=True)
             await stop.wait()

@@ -26,8 +26,10 @@ from tests.central.device import write_signing_key
 PASSWORD = "correct horse battery"
 
 
-def make_config(pg_dsn: str, tmp_path: Path, broker: Any = None, **sections: dict[str, Any]) -> CentralConfig:
-    """Every section a test needs set to private, fast values; ``sections`` update them table by table."""
+def make_config(pg_dsn: str, tmp_path: Path, mqtt_broker: Any = None, /, **sections: dict[str, Any]) -> CentralConfig:
+    """Every section a test needs set to private, fast values; ``sections`` update them table by table (the
+    ``[broker]`` table too: the private broker to connect to is the positional ``mqtt_broker``)."""
+    broker = mqtt_broker
     raw: dict[str, Any] = {
         "database": {"dsn": pg_dsn, "pool_min": 1, "pool_max": 6},
         # Central's signing key (protocol v1.1) also signs HTTP challenges, so it is set with or without a broker.

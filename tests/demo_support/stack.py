@@ -15,10 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import paho.mqtt.client as paho
 from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_until_http, wait_until_port
 from demo_support.report import Gaps, say
+from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.demo import DEMO_SERIAL_PREFIX, write_demo_config
+from edge.demo import DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
+from tests.locked_broker import SHIPPED, local_config
+from tests.pki import Pki, make_pki
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MARKER = ".gridtokenx-demo"
@@ -34,6 +40,8 @@ class Settings:
     window_s: int  # settlement window (minting, certificates)
     epoch_s: int  # market epoch
     poll_s: int  # edge poll interval
+    hsm: bool = False  # every platform key in a SoftHSM2 token (PKCS#11) instead of key files
+    p1: bool = False  # one more meter: a DSMR P1 meter pushing telegrams over TCP
 
 
 @dataclass
@@ -49,9 +57,13 @@ class Stack:
     status_password: str
     central_toml: Path
     edge_toml: Path
+    #: The broker's TLS listener (the gateway's) beside ``mqtt_port`` (central's plain one), and the CA it pins.
+    tls_port: int = 0
+    broker_dir: Path | None = None
     device_id: str = ""
     central: Proc | None = None
     edge: Proc | None = None
+    p1_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -71,7 +83,8 @@ class Stack:
         return str(Path(sys.executable).parent / name)
 
     def serials(self) -> list[str]:
-        return [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        modbus = [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
+        return [*modbus, DEMO_P1_SERIAL] if self.settings.p1 else modbus
 
 
 def fresh_state_dir(state: Path) -> None:
@@ -120,6 +133,11 @@ dsn = "{dsn}"
 host = "127.0.0.1"
 port = {mqtt_port}
 signing_key_file = "{st / 'central-signing.key'}"
+username = "gtx-central"
+password_file = "{st / 'broker' / 'central.password'}"
+
+[broker]
+dynsec = true
 
 [auth]
 jwt_secret = "{secrets.token_urlsafe(48)}"
@@ -142,7 +160,7 @@ backend = "embedded"
 data_dir = "{st / 'ledger'}"
 keys_dir = "{st / 'keys'}"
 create_keys = true
-rpc_host = "127.0.0.1"
+{_hsm_settings(st) if s.hsm else ""}rpc_host = "127.0.0.1"
 rpc_port = {rpc_port}
 slot_ms = 100
 
@@ -162,22 +180,55 @@ window_s = {s.window_s}
 """
 
 
+def _hsm_settings(st: Path) -> str:
+    pin_file = st / "softhsm" / "user.pin"
+    return (f'key_store = "pkcs11"\n'
+            f'hsm = {{ module = "{SOFTHSM_MODULE}", token_label = "gridtokenx-demo", pin_file = "{pin_file}" }}\n')
+
+
+def softhsm_token(state: Path, procs: Processes) -> None:
+    """A SoftHSM2 token for the platform keys in ``state/softhsm`` (its own softhsm2.conf, which the children find
+    through ``SOFTHSM2_CONF``); central generates its keys there (``ledger init`` with ``create_keys``)."""
+    d = state / "softhsm"
+    (d / "tokens").mkdir(parents=True)
+    conf = d / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {d / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    pin = secrets.token_hex(8)
+    pin_file = d / "user.pin"
+    pin_file.write_text(pin + "\n", encoding="utf-8")
+    pin_file.chmod(0o600)
+    procs.env["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "gridtokenx-demo", "--pin", pin,
+                    "--so-pin", secrets.token_hex(8)], check=True, capture_output=True, env=procs.env, timeout=60)
+    say(f"softhsm2         token 'gridtokenx-demo' in {d}: every platform key is generated there (PKCS#11)")
+
+
 def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
-    http_port, mqtt_port, rpc_port, sim_port, status_port = (free_port() for _ in range(5))
+    http_port, mqtt_port, rpc_port, sim_port, status_port, tls_port = (free_port() for _ in range(6))
+    if s.hsm:
+        softhsm_token(s.state, procs)
     central_toml = s.state / "central.toml"
     central_toml.write_text(central_config(s, dsn=dsn, http_port=http_port, mqtt_port=mqtt_port, rpc_port=rpc_port),
                             encoding="utf-8")
     central_toml.chmod(0o600)
     central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
+    p1_port = free_port() if s.p1 else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key)
+                                  central_public_key=central_key, p1_port=p1_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
+    # the gateway talks TLS to the broker's 8883-style listener, verifying its certificate against the demo's CA, and
+    # logs in with its key-derived credential (granted when the installer registers it; refused until then)
+    broker_dir = (s.state / "broker").resolve()
+    pki = make_pki(broker_dir / "pki", name="demo")
+    text = text.replace(f"port = {mqtt_port}\n", f'port = {tls_port}\ncredential = "device-key"\n', 1)
+    text = text.replace("reconnect_max_s = 10\n", "reconnect_max_s = 2\n", 1)
+    text = text.replace("[central]\n", f'[mqtt.tls]\nca_file = "{pki.ca}"\n[central]\n', 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml)
+                 edge_toml, p1_port=p1_port, tls_port=tls_port, broker_dir=broker_dir)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -194,24 +245,62 @@ def central_signing_key(central_toml: Path, procs: Processes) -> str:
 
 
 def start_broker(stack: Stack) -> None:
-    conf = stack.settings.state / "mosquitto.conf"
-    conf.write_text(f"listener {stack.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "log_dest stdout\n", encoding="utf-8")
+    """``gridtokenx-central broker init`` (central's broker password, the dynamic-security plugin's first file), then
+    Mosquitto from the shipped firmware-config/mosquitto/mosquitto.conf, only its ports and paths made local."""
+    d = stack.broker_dir
+    assert d is not None
+    r = stack.central_cli("broker", "init", "--dynsec-file", str(d / "dynamic-security.json"))
+    if r.returncode != 0:
+        raise RuntimeError(f"gridtokenx-central broker init failed (exit {r.returncode}): {r.stderr.strip()[-800:]}")
+    conf = d / "mosquitto.conf"
+    pki = Pki(d / "pki" / "ca.pem", d / "pki" / "server.pem", d / "pki" / "server.key")
+    text = local_config(SHIPPED.read_text(encoding="utf-8"), workdir=d, tls_port=stack.tls_port,
+                        plain_port=stack.mqtt_port, pki=pki)
+    conf.write_text(text.replace(f"log_dest file {d / 'mosquitto.log'}", "log_dest stdout"), encoding="utf-8")
     proc = stack.procs.start("mosquitto", [MOSQUITTO, "-c", str(conf)])
     wait_until_port(proc, stack.mqtt_port, 10)
-    say(f"mosquitto        pid {proc.pid:<7} mqtt://127.0.0.1:{stack.mqtt_port} (private broker, MQTT v5)")
+    wait_until_port(proc, stack.tls_port, 10)
+    say(f"mosquitto        pid {proc.pid:<7} shipped config (dynamic security, anonymous refused): gateways "
+        f"mqtts://127.0.0.1:{stack.tls_port}, central mqtt://127.0.0.1:{stack.mqtt_port}")
+    say(f"                 a client without credentials: {anonymous_connect(stack.mqtt_port)}")
+
+
+def anonymous_connect(port: int) -> str:
+    """What the broker answers a client that brings no user name (the broker's own CONNACK reason)."""
+    answers: list[str] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(str(reason))
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        for _ in range(50):
+            if answers:
+                break
+            client.loop(timeout=0.1)
+    except OSError as exc:
+        return f"no connection ({exc})"
+    finally:
+        client.disconnect()
+    if not answers:
+        return "no answer"
+    return "ACCEPTED (the broker is open!)" if answers[0] == "Success" else f"refused: {answers[0]}"
 
 
 def start_simulator(stack: Stack) -> None:
     s = stack.settings
+    # the P1 meter is the last owner: prosumer or consumer by its place, as people.py deals the roles out
+    p1 = [] if stack.p1_port is None else ["--p1-port", str(stack.p1_port), "--p1-kind",
+                                           "prosumer" if s.meters % 2 == 0 else "consumer"]
     proc = stack.procs.start("simulator", [
         sys.executable, "-m", "edge.simulator", "--port", str(stack.sim_port), "--count", str(s.meters),
-        "--speed", str(s.speed),
+        "--speed", str(s.speed), *p1,
     ])
     line = wait_for_line(proc, '"ready": true', 20)
     kinds = [m["kind"] for m in json.loads(line)["meters"]]
     say(f"edge.simulator   pid {proc.pid:<7} modbus-tcp 127.0.0.1:{stack.sim_port}: {len(kinds)} SDM630 meters "
         f"({', '.join(kinds)}), time x{s.speed}")
+    if stack.p1_port is not None:
+        say(f"edge.simulator   pid {proc.pid:<7} p1-tcp 127.0.0.1:{stack.p1_port}: DSMR 5 P1 meter {DEMO_P1_SERIAL} "
+            "pushing a telegram every second (like a ser2net or Wi-Fi P1 dongle)")
 
 
 def init_ledger(stack: Stack, gaps: Gaps) -> None:

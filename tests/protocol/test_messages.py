@@ -10,6 +10,7 @@ from protocol.challenge import Challenge, ChallengeReply
 from protocol.errors import MalformedError, Reason
 from protocol.keys import DeviceKey, public_key_from_device_id
 from protocol.record import ZERO_HASH, ReadingFields, sign_reading
+from protocol.status import OFFLINE_STATUS, DeviceStatus
 from protocol.sync import SyncReply, SyncRequest
 from protocol.wallet_link import WalletLink
 
@@ -63,7 +64,7 @@ def test_topics() -> None:
     for bad in ("gtx/v1/d/notakey/readings", f"gtx/v1/d/{did}/bogus", "other/topic", f"gtx/v1/d/{did}"):
         with pytest.raises(MalformedError):
             topics.parse(bad)
-    assert topics.status_payload(online=False) == topics.OFFLINE_STATUS
+    assert DeviceStatus(online=False).to_json() == OFFLINE_STATUS == b'{"v":1,"online":false}'  # protocol §7
 
 
 def test_device_id_must_be_canonical() -> None:

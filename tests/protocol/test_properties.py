@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from protocol.challenge import Challenge, ChallengeReply, sign_challenge, verify
 from protocol.errors import ProtocolError, Reason
 from protocol.keys import DeviceKey
 from protocol.record import ZERO_HASH, Reading, ReadingFields, decode_reading, sign_reading
+from protocol.status import MAX_ALARM_KEY, MAX_ALARMS, MAX_COUNT, DeviceStatus
 from protocol.sync import SyncReply, SyncRequest
 from protocol.wallet_link import WalletLink, verify_wallet_link
 
@@ -140,3 +142,31 @@ def test_wallet_link_round_trip_and_tamper(user: uuid.UUID, nonce: bytes, when: 
         verify_wallet_link(WalletLink(other_user, link.wallet, nonce, link.expires), sig)
     with pytest.raises(ProtocolError):
         verify_wallet_link(WalletLink(user, KEY.device_id, nonce, link.expires), sig)
+
+
+@st.composite
+def device_statuses(draw: st.DrawFn) -> DeviceStatus:
+    count = st.one_of(st.none(), st.integers(0, MAX_COUNT))
+    keys = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x2FFF), min_size=1, max_size=MAX_ALARM_KEY)
+    return DeviceStatus(
+        online=draw(st.booleans()),
+        version=draw(st.one_of(st.none(), st.text(max_size=64))),
+        last_seq=draw(count),
+        outbox_depth=draw(count),
+        oldest_age_s=draw(count),
+        meters_down=draw(count),
+        alarms=tuple(sorted(draw(st.sets(keys, max_size=MAX_ALARMS)))),
+    )
+
+
+@given(device_statuses())
+def test_device_status_round_trips(status: DeviceStatus) -> None:
+    assert DeviceStatus.from_json(status.to_json()) == status
+
+
+@given(device_statuses(), st.integers(MAX_COUNT + 1, 2**70) | st.integers(-(2**70), -1))
+def test_device_status_refuses_counts_out_of_range(status: DeviceStatus, bad: int) -> None:
+    obj = json.loads(status.to_json())
+    obj["outbox_depth"] = bad
+    with pytest.raises(ProtocolError):
+        DeviceStatus.from_json(json.dumps(obj).encode())

@@ -24,7 +24,7 @@ from central.certificates.store import MemoryCertificateStore, MemoryDirectory, 
 from central.certificates.validation import CertificateValidator
 from central.ledger import builder, cosign
 from central.ledger.embedded import EmbeddedLedger
-from central.ledger.keys import PlatformKey
+from central.ledger.keys import FileKey, PlatformKey
 from central.ledger.platform import Platform
 from central.ledger.port import Ledger
 
@@ -140,7 +140,7 @@ CONFIG = CertificateConfig(issuer_name="GridTokenX REC Authority", uri_base=URI_
 def cert_ops(ledger: Ledger, issuer: Keypair, fee_payer: Keypair) -> CertificateLedger:
     """Certificate operations on a platform with these issuer and fee payer keys (its mints play no part)."""
     platform = Platform(
-        ledger, Pubkey.new_unique(), PlatformKey.generate("mint_authority"), PlatformKey("fee_payer", fee_payer),
-        rec_issuer=PlatformKey("rec_issuer", issuer),
+        ledger, Pubkey.new_unique(), PlatformKey.generate("mint_authority"), FileKey("fee_payer", fee_payer),
+        rec_issuer=FileKey("rec_issuer", issuer),
     )
     return CertificateLedger(platform, uri_base=URI_BASE)

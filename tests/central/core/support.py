@@ -19,6 +19,7 @@ from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import ProtocolError
 from protocol.keys import DeviceKey
 from protocol.signed import pairing_code
+from protocol.status import DeviceStatus
 from tests.central.device import central_challenge
 
 
@@ -72,7 +73,7 @@ class TestDevice:
         assert self._subscribed.wait(5)
 
     def announce_online(self) -> None:
-        self._client.publish(topics.status(self.device_id), topics.status_payload(online=True), qos=1, retain=True)
+        self._client.publish(topics.status(self.device_id), DeviceStatus(online=True).to_json(), qos=1, retain=True)
 
     @property
     def pairing_code(self) -> str:

@@ -19,6 +19,7 @@ from protocol.challenge import ChallengeReply, sign_challenge
 from protocol.errors import BadSignatureError
 from protocol.keys import DeviceKey, public_key_from_device_id
 from protocol.signed import pairing_code, unseal_challenge
+from protocol.status import DeviceStatus
 from tests.central.device import DeviceClient, central_challenge, registration
 
 
@@ -117,8 +118,8 @@ async def test_online_flood_creates_at_most_one_challenge_per_cooldown(api_facto
         assert r.status == 201
         first = central_challenge(await dev.next(topics.challenge(key.device_id)), key.seed)
         for _ in range(300):  # spoofed `online` statuses of the pending device
-            dev.client.publish(topics.status(key.device_id), topics.status_payload(online=True), qos=1)
-        dev.publish(topics.status(key.device_id), topics.status_payload(online=True))
+            dev.client.publish(topics.status(key.device_id), DeviceStatus(online=True).to_json(), qos=1)
+        dev.publish(topics.status(key.device_id), DeviceStatus(online=True).to_json())
         await asyncio.sleep(2.0)  # let central work through the flood
         published = []
         while not dev.inbox[topics.challenge(key.device_id)].empty():

@@ -6,9 +6,6 @@ meter, and verified readings arrive and verify independently."""
 from __future__ import annotations
 
 import asyncio
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +20,11 @@ from protocol.record import decode_reading
 from protocol.signed import format_pairing_code, pairing_code
 from tests.central.app_env import login
 from tests.central.device import CENTRAL_KEY
-from tests.edge.daemon.daemon_proc import CHILD_ENV, REPO, DaemonProcess, SimProcess
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, init_gateway
 from tests.services import free_port
 
 SERIAL = "EDGE-E2E-0001"
 METER_KEY = "utility-key-edge-e2e"
-
-
-def init_gateway(cfg: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
-                         check=True, env=CHILD_ENV).stdout.decode()
-    found = re.search(r"device id: (\S+)", out)
-    assert found, out
-    return found.group(1)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 
 from central.chain.outbox import ChainOutbox, Intent, OutboxConfig
 from central.ledger.builder import associated_token_address, memo, mint_to_owner
-from central.ledger.keys import PlatformKey
+from central.ledger.keys import FileKey, PlatformKey
 from central.ledger.packing import Unit
 from central.ledger.port import Ledger
 from central.ledger.tokens import parse_mint
@@ -48,8 +48,8 @@ class MintWorld:
     @classmethod
     def from_json(cls, text: str) -> MintWorld:
         d = json.loads(text)
-        return cls(PlatformKey("fee_payer", Keypair.from_bytes(bytes(d["payer"]))),
-                   PlatformKey("mint_authority", Keypair.from_bytes(bytes(d["authority"]))),
+        return cls(FileKey("fee_payer", Keypair.from_bytes(bytes(d["payer"]))),
+                   FileKey("mint_authority", Keypair.from_bytes(bytes(d["authority"]))),
                    Pubkey.from_string(d["mint"]))
 
 

@@ -20,7 +20,7 @@ from central.ledger.builder import (
     send_and_confirm,
 )
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.keys import PlatformKey
+from central.ledger.keys import FileKey, PlatformKey
 from central.ledger.platform import Platform
 from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID
 from central.market.book import MarketBook
@@ -156,7 +156,7 @@ async def make_market(
         quote = await new_mint(ledger, fee_payer, mint_authority.pubkey(), 6)
         treasury = Keypair().pubkey()
         platform = Platform(
-            ledger, energy, PlatformKey("mint_authority", mint_authority), fee_payer, quote_mint=quote,
+            ledger, energy, FileKey("mint_authority", mint_authority), fee_payer, quote_mint=quote,
             escrow_authority=PlatformKey.generate("escrow"), treasury=treasury,
         )
         chain = MarketInstructions.for_platform(platform)

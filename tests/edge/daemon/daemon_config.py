@@ -57,6 +57,15 @@ def meters_toml(sim_port: int, serials: list[str], interval_s: int = 1, model: s
     return out
 
 
+def p1_meter_toml(p1_port: int, serial: str, interval_s: int = 1) -> str:
+    """One DSMR 5 P1 meter (the simulator's ``--p1-port``) on its own TCP bus."""
+    return (
+        f'\n[[bus]]\nname = "p1-{serial}"\nkind = "p1-tcp"\nhost = "127.0.0.1"\nport = {p1_port}\n'
+        f'\n[[meter]]\nserial = "{serial}"\nbus = "p1-{serial}"\nmodel = "iskraemeco-am550-nl"\n'
+        f"poll_interval_s = {interval_s}\nstale_after_s = 3\n"
+    )
+
+
 def sim_meters(count: int, speed: float = 60.0) -> list[object]:
     """``count`` simulated SDM630s (units 1..count, alternating prosumer/consumer) on a fast clock."""
 

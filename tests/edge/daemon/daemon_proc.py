@@ -5,6 +5,7 @@ daemon's SQLite outbox read beside it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from protocol.record import decode_reading
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,12 +37,22 @@ def outbox_state(db: Path) -> tuple[int, int]:
         conn.close()
 
 
+def init_gateway(cfg: Path) -> str:
+    """``python -m edge init`` on ``cfg``; the device id it prints."""
+    out = subprocess.run([sys.executable, "-m", "edge", "--config", str(cfg), "init"], cwd=REPO, capture_output=True,
+                         check=True, env=CHILD_ENV).stdout.decode()
+    found = re.search(r"device id: (\S+)", out)
+    assert found, out
+    return found.group(1)
+
+
 class SimProcess:
     """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, *, p1_port: int | None = None) -> None:
+        p1 = [] if p1_port is None else ["--p1-port", str(p1_port), "--p1-period", "0.5"]  # one DSMR 5 P1 meter
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60"],
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1],
             cwd=REPO,
             env=CHILD_ENV,
             stdout=subprocess.PIPE,
@@ -107,6 +119,11 @@ class DaemonProcess:
 
     def __exit__(self, *_exc: object) -> None:
         self.kill()
+
+
+def meters_seen(central: CentralPeer) -> set[str]:
+    """The meter serials of every record central received."""
+    return {decode_reading(raw).meter_serial for raw in central.records.values()}
 
 
 def drain_and_stop(daemon: DaemonProcess, central: CentralPeer, sim: SimProcess, db: Path) -> tuple[int, int]:

@@ -37,6 +37,9 @@ def _line_of(text: str, fragment: str) -> int:
         ("unit_id = 1", "unit_id = true", "meter[0].unit_id", "must be an integer"),
         ("batch_size = 50", "batch_size = 5000", "mqtt.batch_size", "must be between 1 and 1000, got 5000"),
         ("unit_id = 1", "unit_id = 300", "meter[0].unit_id", "must be between 1 and 247, got 300"),
+        ("batch_size = 50", 'credential = "password"', "mqtt.credential", 'must be "device-key" or empty'),
+        ("batch_size = 50", 'credential = "device-key"\nusername = "gw"', "mqtt.credential",
+         'credential = "device-key" replaces username and password'),
     ],
 )
 def test_typo_wrong_type_and_out_of_range_are_one_line(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.daemon_config import config_text, meters_toml
-from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, outbox_state
+from tests.edge.daemon.daemon_config import config_text, meters_toml, p1_meter_toml
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, meters_seen, outbox_state
 from tests.services import free_port
 
 KILLS = 22
@@ -19,14 +19,15 @@ KILLS = 22
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing_and_never_reuses_a_seq(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(20261129)
-    sim_port = free_port()
+    sim_port, p1_port = free_port(), free_port()
     config = tmp_path / "edge.toml"
     state = tmp_path / "state"
     config.write_text(
         config_text(state, mqtt_port=broker.port, extra='[logging]\nlevel = "warning"\n')
         + meters_toml(sim_port, ["CR-1", "CR-2", "CR-3", "CR-4"])
+        + p1_meter_toml(p1_port, "CR-P1")
     )
-    sim = SimProcess(sim_port, 4)
+    sim = SimProcess(sim_port, 4, p1_port=p1_port)  # and a P1 meter pushing telegrams
     db = state / "outbox.sqlite"
     try:
         with CentralPeer(broker.host, broker.port) as central, DaemonProcess(config, tmp_path / "daemon.log") as daemon:
@@ -51,6 +52,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_never_reuses_a_seq(tmp_path
     finally:
         sim.stop()
     assert left == 0
+    assert "CR-P1" in meters_seen(central)  # the P1 meter's readings went through the same guarantees
     assert central.conflicts == []  # no seq ever carried two different records
     assert central.errors == []  # every batch decoded and every signature verified
     n = central.check_chain()  # every seq 1..N, unbroken hash chain

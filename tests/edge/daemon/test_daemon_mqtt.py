@@ -16,8 +16,8 @@ from edge.config import load_config
 from edge.daemon import Daemon
 from edge.meter_setup import meter_source
 from edge.simulator.modbus import ModbusSimulator
-from protocol import topics
 from protocol.record import decode_reading
+from protocol.status import OFFLINE_STATUS, DeviceStatus
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.daemon_config import PASSWORD, config_text, meters_toml, sim_meters
 from tests.services import free_port
@@ -76,6 +76,16 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             snap = json.loads(body)
             unauth, _ = await asyncio.to_thread(_get, daemon.web_port, "/api/status", "wrong-password")
             assert unauth == 401
+            # The retained status (protocol/status.py) carries the gateway's health for central's fleet view.
+            await _until(lambda: "meters_down" in DeviceStatus.from_json(central.status.get(device_id, b"")).alarms,
+                         10, "a status naming the meters_down alarm")
+            health = DeviceStatus.from_json(central.status[device_id])
+            assert health.online is True
+            assert health.outbox_depth is not None
+            assert health.last_seq is not None
+            assert health.meters_down == 1
+            assert "meters_down" in health.alarms
+            assert "pairing" not in central.status[device_id].decode()
             # the technician's CLI asks the running daemon (exit 1: the dead meter raises an alarm)
             src.write_text(src.read_text().replace("port = 0", f"port = {daemon.web_port}"))
             assert await asyncio.to_thread(main, ["--config", str(src), "status"]) == 1
@@ -83,7 +93,7 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             stop.set()
             await asyncio.wait_for(task, 15)
             # the retained offline status travels through the broker to the peer's own network thread: wait for it
-            await _until(lambda: central.status.get(device_id) == topics.OFFLINE_STATUS, 5, "offline status")
+            await _until(lambda: central.status.get(device_id) == OFFLINE_STATUS, 5, "offline status")
     assert central.challenge_replies == [(device_id, True)]
     assert central.errors == []
     assert central.conflicts == []
@@ -104,7 +114,7 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
     assert by_serial["SDM-DOWN"]["last_error"]
     assert by_serial["SDM-DOWN"]["address"] == f"127.0.0.1:{sim_port} unit 3"
     # clean shutdown: final status offline (retained), everything acked was deleted
-    assert central.status[device_id] == topics.OFFLINE_STATUS
+    assert central.status[device_id] == OFFLINE_STATUS
     assert n >= 6
     assert f"device   {device_id}" in cli_out
     assert "SDM-DOWN" in cli_out

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.daemon_config import config_text, meters_toml
-from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, outbox_state
+from tests.edge.daemon.daemon_config import config_text, meters_toml, p1_meter_toml
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, meters_seen, outbox_state
 from tests.services import free_port
 
 
 @pytest.mark.slow
 def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
-    sim_port = free_port()
+    sim_port, p1_port = free_port(), free_port()
     config = tmp_path / "edge.toml"
     state = tmp_path / "state"
     db = state / "outbox.sqlite"
@@ -24,8 +24,8 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
         .replace("batch_size = 50", "batch_size = 2")
         .replace("backlog_rate = 2000", "backlog_rate = 3")
     )
-    config.write_text(text + meters_toml(sim_port, ["OU-1", "OU-2", "OU-3", "OU-4"]))
-    sim = SimProcess(sim_port, 4)
+    config.write_text(text + meters_toml(sim_port, ["OU-1", "OU-2", "OU-3", "OU-4"]) + p1_meter_toml(p1_port, "OU-P1"))
+    sim = SimProcess(sim_port, 4, p1_port=p1_port)  # and a P1 meter pushing telegrams
     try:
         with CentralPeer(broker.host, broker.port) as central, DaemonProcess(config, tmp_path / "daemon.log") as daemon:
             daemon.start()
@@ -42,6 +42,7 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
     finally:
         sim.stop()
     assert left == 0
+    assert "OU-P1" in meters_seen(central)  # the P1 meter's readings went through the same guarantees
     assert central.conflicts == []
     assert central.errors == []
     assert central.check_chain() == last_seq  # nothing lost, nothing duplicated with different content

@@ -1,0 +1,104 @@
+"""Cutting a P1 byte stream into telegrams (pure, no I/O).
+
+Plain telegrams run from ``/`` to ``!`` followed by the CRC (4 hex digits; none in DSMR 2.2/3) and CR LF. A ``/``
+before the ``!`` means the telegram in progress was cut off (the meter or the line restarted): it is dropped and
+reported as truncated; so is anything longer than :data:`MAX_TELEGRAM`. Bytes before the first ``/`` (the tail of
+a telegram already under way when the port was opened) are skipped silently.
+
+Encrypted telegrams (Luxembourg Smarty, Austrian customer interfaces) are DLMS general-glo-ciphering APDUs:
+``0xDB``, the system-title length and system title, ``0x82`` and a two-byte length, then that many bytes.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_TELEGRAM = 16 * 1024
+_END = re.compile(rb"!([0-9A-Fa-f]{4})?\r\n")
+_END_PREFIX = re.compile(rb"![0-9A-Fa-f]{0,4}\r?$")
+GLO_CIPHER_TAG = 0xDB
+LONG_LENGTH_2 = 0x82
+
+
+class Truncated:
+    """A telegram that did not reach its end; ``reason`` says how it ended."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+Item = bytes | Truncated
+
+
+class PlainFramer:
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Item]:
+        buf = self._buf
+        buf += data
+        out: list[Item] = []
+        while True:
+            start = buf.find(b"/")
+            if start < 0:
+                buf.clear()
+                return out
+            if start:
+                del buf[:start]
+            bang = buf.find(b"!", 1)
+            nxt = buf.find(b"/", 1)
+            if nxt > 0 and (bang < 0 or nxt < bang):
+                out.append(Truncated("a new telegram started before the end of the previous one"))
+                del buf[:nxt]
+                continue
+            if bang < 0:
+                if len(buf) > MAX_TELEGRAM:
+                    out.append(Truncated(f"no end mark within {MAX_TELEGRAM} bytes"))
+                    buf.clear()
+                return out
+            m = _END.match(buf, bang)
+            if m is None:
+                if _END_PREFIX.match(buf, bang):
+                    return out  # the CRC and CR LF are still on their way
+                out.append(Truncated("malformed end of telegram"))
+                del buf[: bang + 1]
+                continue
+            out.append(bytes(buf[: m.end()]))
+            del buf[: m.end()]
+
+
+class CipherFramer:
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Item]:
+        buf = self._buf
+        buf += data
+        out: list[Item] = []
+        while True:
+            start = buf.find(GLO_CIPHER_TAG)
+            if start < 0:
+                buf.clear()
+                return out
+            if start:
+                del buf[:start]
+            if len(buf) < 2:
+                return out
+            title_len = buf[1]
+            header = 2 + title_len + 3
+            if len(buf) < header:
+                return out
+            if title_len != 8 or buf[2 + title_len] != LONG_LENGTH_2:
+                del buf[:1]  # not a frame start: resynchronise on the next tag byte
+                continue
+            size = header + int.from_bytes(buf[header - 2 : header], "big")
+            if size > MAX_TELEGRAM:
+                out.append(Truncated(f"frame length {size} is beyond {MAX_TELEGRAM} bytes"))
+                del buf[:1]
+                continue
+            if len(buf) < size:
+                return out
+            out.append(bytes(buf[:size]))
+            del buf[:size]

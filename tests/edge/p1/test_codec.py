@@ -1,0 +1,137 @@
+"""The P1 codec without I/O: CRC16, framing (truncated telegrams), decryption, exact conversion, maps as data."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from dsmr_parser.parsers import TelegramParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.errors import ConfigError
+from edge.meters.maps import MeterMap, load_map
+from edge.meters.p1_reader import name_stream, registers
+from edge.p1.crc import crc16
+from edge.p1.errors import CrcError, DecryptError, TelegramError
+from edge.p1.framing import CipherFramer, PlainFramer, Truncated
+from edge.p1.telegram import TelegramDecoder, check_crc, decrypt
+from edge.p1.variants import SMARTY_AUTHENTICATION_KEY, VARIANTS
+from edge.simulator.p1 import Registers, encrypt, telegram
+from tests.edge.p1.p1_helpers import KEY, VARIANT_MAPS
+
+WH = st.integers(0, 999_999_999)  # the telegram's F9(3,3) register: 999999.999 kWh
+
+
+@given(st.binary(max_size=600))
+def test_crc16_is_the_one_dsmr_parser_checks(data: bytes) -> None:
+    assert crc16(data) == TelegramParser.crc16(data.decode("latin-1"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(variant=st.sampled_from(sorted(VARIANT_MAPS)), imp=WH, exp=WH, power=st.integers(-99_999, 99_999))
+def test_each_reading_is_the_registers_exactly(
+    maps: dict[str, MeterMap], variant: str, imp: int, exp: int, power: int
+) -> None:
+    if variant == "dsmr2.2":  # 5.3 kWh digits, power in 10 W
+        imp, exp, power = imp % 100_000_000, exp % 100_000_000, power // 10 * 10
+    meter_map = maps[VARIANT_MAPS[variant]]
+    plain = telegram(variant, Registers(imp, exp, power), when_s=time.time())
+    decoder = TelegramDecoder(VARIANTS[meter_map.p1_variant or ""], registers(meter_map))
+    values = decoder.decode(plain).values
+    assert values["energy_import"] == imp  # a Fraction equal to the integer: exact, no float anywhere
+    assert values["energy_export"] == exp
+    assert values["power_active"] == power
+
+
+def test_meter_timestamp_is_kept() -> None:
+    when = 1_796_601_346  # 2026-12-06 23:55:46 UTC, winter time
+    meter_map = load_map(Path("firmware-config/meters/iskraemeco-am550-nl.toml"))
+    decoder = TelegramDecoder(VARIANTS["dsmr5"], registers(meter_map))
+    assert decoder.decode(telegram("dsmr5", Registers(1, 2, 3), when_s=when)).meter_time_ms == when * 1000
+    summer = 1_780_000_000  # June: the S flag
+    assert decoder.decode(telegram("dsmr5", Registers(1, 2, 3), when_s=summer)).meter_time_ms == summer * 1000
+
+
+def test_crc_mismatch_and_missing_register_are_errors() -> None:
+    plain = telegram("dsmr5", Registers(1000, 2000, 5), when_s=time.time())
+    check_crc(plain)
+    bad = plain.replace(b"1-0:1.8.1(0", b"1-0:1.8.1(9")
+    with pytest.raises(CrcError):
+        check_crc(bad)
+    meter_map = load_map(Path("firmware-config/meters/iskraemeco-am550-nl.toml"))
+    decoder = TelegramDecoder(VARIANTS["dsmr5"], registers(meter_map))
+    body = plain[: plain.rfind(b"!") + 1].replace(b"1-0:2.8.2(", b"1-0:9.9.9(")
+    with pytest.raises(TelegramError, match=r"no register 1-0:2\.8\.2"):
+        decoder.decode(body + f"{crc16(body):04X}\r\n".encode())
+    body = plain[: plain.rfind(b"!") + 1].replace(b"*kWh)\r\n1-0:1.8.2", b"*MWh)\r\n1-0:1.8.2", 1)
+    with pytest.raises(TelegramError, match="in 'MWh'"):
+        decoder.decode(body + f"{crc16(body):04X}\r\n".encode())
+
+
+def test_framer_drops_truncated_telegrams_and_keeps_whole_ones() -> None:
+    a = telegram("dsmr5", Registers(1000, 2000, 5), when_s=time.time())
+    b = telegram("dsmr5", Registers(1001, 2000, 5), when_s=time.time())
+    framer = PlainFramer()
+    items = framer.feed(b"tail of an earlier one!ABCD\r\n" + a[:100])
+    assert items == []  # the tail before the first '/' is skipped; the start of `a` waits for its end
+    items = framer.feed(b + a[:-3])
+    assert isinstance(items[0], Truncated)  # `a` was cut off by the start of `b`
+    assert items[1:] == [b]
+    assert framer.feed(a[-3:]) == [a]  # CRC and CR LF in a separate chunk
+    one_byte_at_a_time = [i for ch in b for i in framer.feed(bytes([ch]))]
+    assert one_byte_at_a_time == [b]
+
+
+def test_encrypted_frames_right_and_wrong_key() -> None:
+    plain = telegram("luxembourg-smarty", Registers(5_000, 6_000, 7), when_s=time.time())
+    frames = encrypt(plain, KEY, 41) + encrypt(plain, KEY, 42)
+    out = CipherFramer().feed(b"\x00\x13" + frames[:50]) + CipherFramer().feed(frames)
+    assert len(out) == 2
+    assert all(isinstance(f, bytes) for f in out)
+    assert decrypt(out[0], KEY, SMARTY_AUTHENTICATION_KEY) == plain  # type: ignore[arg-type]
+    with pytest.raises(DecryptError, match="wrong key"):
+        decrypt(out[1], bytes(16), SMARTY_AUTHENTICATION_KEY)  # type: ignore[arg-type]
+    damaged = bytearray(out[1])  # type: ignore[arg-type]
+    damaged[40] ^= 1
+    with pytest.raises(DecryptError):
+        decrypt(bytes(damaged), KEY, SMARTY_AUTHENTICATION_KEY)
+
+
+def test_name_stream_names_variant_and_model(maps: dict[str, MeterMap]) -> None:
+    for variant, map_id in VARIANT_MAPS.items():
+        plain = telegram(variant, Registers(1, 2, 3), when_s=time.time())
+        data = encrypt(plain, KEY, 7) if variant == "luxembourg-smarty" else plain
+        hit = name_stream(b"garbage" + data, maps)
+        assert hit is not None
+        assert hit.map_ids == (map_id,), variant
+    unknown = telegram("dsmr5", Registers(1, 2, 3), when_s=time.time(), header="/ABC5\\UNKNOWN")
+    hit = name_stream(unknown, maps)
+    assert hit is not None
+    assert hit.map_ids == ()
+    assert "dsmr5" in hit.detail
+    assert "/ABC5" in hit.detail
+    assert name_stream(b"\x00\x01 nothing here", maps) is None
+
+
+def _map(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "m.toml"
+    p.write_text('[meter]\nmodel = "X"\nprotocol = "p1"\n' + body)
+    return p
+
+
+def test_p1_map_errors_name_the_line(tmp_path: Path) -> None:
+    ok_measure = ('[[probe]]\nheader = "/X"\n[measurements.energy_import]\nobis = ["1-0:1.8.1"]\nunit = "kWh"\n'
+                  '[measurements.energy_export]\nobis = "1-0:2.8.1"\nunit = "kWh"\n')
+    assert load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure)).p1_variant == "dsmr5"
+    with pytest.raises(ConfigError, match=r"m.toml:5: p1.variant: unknown P1 variant 'dsmr9'"):
+        load_map(_map(tmp_path, '[p1]\nvariant = "dsmr9"\n' + ok_measure))
+    with pytest.raises(ConfigError, match="missing \\[p1\\] table"):
+        load_map(_map(tmp_path, ok_measure))
+    with pytest.raises(ConfigError, match=r"variant 'dsmr5' has no register 1-0:2\.8\.0"):
+        load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure.replace('"1-0:2.8.1"', '"1-0:2.8.0"')))
+    with pytest.raises(ConfigError, match="a P1 register's unit"):
+        load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure.replace('"kWh"', '"MWh"', 1)))
+    with pytest.raises(ConfigError, match="either 'header' or 'system_title'"):
+        load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure.replace('header = "/X"', "")))
