@@ -647,7 +647,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a gateway for good */
+        /** Revoke a gateway for good (its broker access too: it is disconnected) */
         post: operations["revoke_device"];
         delete?: never;
         options?: never;
@@ -1378,6 +1378,8 @@ export interface components {
             transaction: string;
         };
         DeviceOut: {
+            /** @description keys of the gateway's alarms (clock, meters_down, outbox_large, ...); texts on its status page */
+            alarms?: string[];
             /**
              * Format: date-time
              * @description RFC 3339 with a UTC offset, between 1970 and 9000 (UTC)
@@ -1388,7 +1390,13 @@ export interface components {
             installer_id: string | null;
             last_seen_at: string | null;
             meters: components["schemas"]["MeterInfoOut"][];
+            /** @description meters whose last read failed */
+            meters_down?: number | null;
             online: boolean;
+            /** @description readings waiting on the gateway for central's ack (from its last status message) */
+            outbox_depth?: number | null;
+            /** @description age of the oldest of them, seconds */
+            outbox_oldest_age_s?: number | null;
             /** @description Must not contain NUL characters or lone surrogates. */
             site_label: string;
             /** @description Must not contain NUL characters or lone surrogates. */
@@ -4198,6 +4206,15 @@ export interface operations {
             };
             /** @description Conflict with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
