@@ -69,7 +69,11 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     """Verified readings of a meter you own, oldest first, with the signed record bytes (hex) of each."""
     meter_id = call.path_uuid("meter_id")
     q = call.query
-    start, end = _range(q.from_ms, q.to_ms, 0)  # clipped to what the owner may see by the query itself
+    try:
+        start, end = _range(q.from_ms, q.to_ms, 0)  # clipped to what the owner may see by the query itself
+    except ApiError:
+        await _own_meter(call)  # someone else's meter, or none, is a 404 whatever the range
+        raise
     try:
         page = await owned_readings(call.services.pool, meter_id, call.user.user_id, from_ms=start, to_ms=end,
                                     cursor=q.cursor, limit=q.limit)
