@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup services web web-types lint test test-fast demo bench clean
+.PHONY: setup services web web-types web-types-check lint test test-fast demo bench clean
 
 # pip is upgraded first: the current pip installs the dependencies ~8 s faster than the venv's own 23.2 (measured).
 $(STAMP): pyproject.toml

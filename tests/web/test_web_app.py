@@ -394,6 +394,13 @@ def test_admin_sees_reconciliation_with_no_mismatch(web: WebStack, chromium: Bro
     expect(page.get_by_role("region", name="Users and roles")).to_contain_text(web.browser_owner.email)
     expect(page.get_by_role("region", name="Meter-claim audit trail")).to_contain_text(web.browser_owner.serial)
     assert_clean(page)
+    # the language switch: Thai from the catalogue, kept across a reload
+    page.get_by_label("Language").select_option("th")
+    expect(page.get_by_role("heading", level=1)).to_have_text("การดูแลระบบ")
+    expect(page.get_by_role("link", name="ตั้งค่า")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", level=1)).to_have_text("การดูแลระบบ")
+    assert page.evaluate("document.documentElement.lang") == "th"
     ctx.close()
 
 
