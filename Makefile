@@ -13,7 +13,14 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[edge,central,dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) services web
+# The web3.js compatibility test's npm packages (tests/compat/package-lock.json), installed when missing or stale.
+NODE_STAMP := tests/compat/node_modules/.package-lock.json
+$(NODE_STAMP): tests/compat/package-lock.json
+	@command -v node >/dev/null 2>&1 || { echo "setup: Node.js 20 is needed for tests/compat (apt-get install nodejs)" >&2; exit 1; }
+	@cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP) services web
 
 # The web app (central/web: React + TypeScript + Vite), built into central/web/dist, which central serves at / and
 # /app/*. `npm ci` from the committed lock file when node_modules is older than it; the build when any source is newer
@@ -82,4 +89,4 @@ bench: setup
 	@PY=$(PY) bash bench/run.sh $(BENCH_BEFORE)
 
 clean:
-	rm -rf .demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf .demo tests/compat/node_modules .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

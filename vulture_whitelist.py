@@ -116,6 +116,10 @@ _.add_meter
 _.meter_row
 _.device_row
 _.disable
+
+# The archive format's one-call writer (all records at once): the format tests build their files with it; production
+# streams row groups through ArchiveWriter (central/archive/pg.py).
+write_file
 _.set_online
 
 # The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.

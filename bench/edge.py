@@ -3,10 +3,12 @@
     .venv/bin/python bench/edge.py [--duration 60] [--backlog 30000]
 
 1. Steady state: the real daemon (``python -m edge run``) polls 10 simulated SDM630 meters (``python -m
-   edge.simulator``, a real pymodbus server) every 10 s and 10 DSMR 5 P1 meters (the same simulator, each pushing
-   one telegram a second over its own TCP port, all of which the daemon reads, checks and keeps) and publishes to a
-   private Mosquitto, where a test peer acks as central would. RSS (VmRSS) and CPU (utime+stime from /proc) are
-   sampled after a warm-up. Targets: RSS <= 60 MB, CPU <= 3 % of one core (issue 13; 2 % before the P1 meters).
+   edge.simulator``, a real pymodbus server) every 10 s, 10 DSMR 5 P1 meters (the same simulator, each pushing
+   one telegram a second over its own TCP port, all of which the daemon reads, checks and keeps) and 4 ciphered DLMS
+   meters (gurux's secure server: HLS-GMAC, authenticated+encrypted APDUs, frame counters in the state dir) and
+   publishes to a private Mosquitto, where a test peer acks as central would. RSS (VmRSS) and CPU (utime+stime from
+   /proc) are sampled after a warm-up. Targets: RSS <= 60 MB, CPU <= 3 % of one core (issue 13; 2 % before the P1
+   and ciphered DLMS meters).
 2. Outbox commit rate: signed readings committed one per transaction (WAL, synchronous=FULL), in the state dir's
    file system, and in batches of 10 (one poll tick of 10 meters per transaction).
 3. Backlog drain: an outbox pre-filled with ``--backlog`` signed readings; the daemon starts, connects and drains
@@ -51,9 +53,14 @@ def fetch_page(port: int, path: str) -> int:
         return len(r.read())
 
 
+DLMS_CIPHERED = 4
+KEYS = f'ek = "{bytes(range(16)).hex()}"\nak = "{bytes(range(0xD0, 0xE0)).hex()}"\n'  # the simulator's demo keys
+
+
 def config(
     state: Path, mqtt_port: int, sim_port: int | None, meters: int, interval: int, status_port: int | None = None,
-    p1_port: int | None = None, p1_meters: int = 0, **mqtt: object,
+    p1_port: int | None = None, p1_meters: int = 0, dlms_ports: tuple[int, ...] = (), keys_file: Path | None = None,
+    **mqtt: object,
 ) -> str:
     m = {"batch_size": 200, "inflight_batches": 8, "backlog_rate": 5000, "backlog_start_jitter_s": 0, **mqtt}
     text = (
@@ -82,6 +89,12 @@ def config(
             f'[[bus]]\nname = "p1-{i}"\nkind = "p1-tcp"\nhost = "127.0.0.1"\nport = {p1_port + i}\n'
             f'[[meter]]\nserial = "BENCH-P1-{i:02d}"\nbus = "p1-{i}"\nmodel = "iskraemeco-am550-nl"\n'
             f"poll_interval_s = {interval}\n"
+        )
+    for i, port in enumerate(dlms_ports, start=1):
+        text += (
+            f'[[bus]]\nname = "dlms-{i}"\nkind = "dlms-tcp"\nhost = "127.0.0.1"\nport = {port}\n'
+            f'[[meter]]\nserial = "BENCH-DLMS-{i}"\nbus = "dlms-{i}"\nmodel = "landis-gyr-e450"\nauth = "hls-gmac"\n'
+            f'security = "auth-enc"\nkeys_file = "{keys_file}"\npoll_interval_s = {interval}\n'
         )
     return text
 
@@ -137,9 +150,14 @@ def _free(port: int) -> bool:
 
 def steady_state(work: Path, broker: Broker, duration: float) -> None:
     sim_port, p1_port = free_port(), free_port_run(P1_METERS)
+    dlms_ports = tuple(free_port() for _ in range(DLMS_CIPHERED))
+    keys_file = work / "dlms.keys.toml"
+    keys_file.write_text(KEYS)
+    keys_file.chmod(0o600)
     sim = subprocess.Popen(
         [sys.executable, "-m", "edge.simulator", "--port", str(sim_port), "--count", "10",
-         "--p1-port", str(p1_port), "--p1-count", str(P1_METERS), "--p1-period", "1"],
+         "--p1-port", str(p1_port), "--p1-count", str(P1_METERS), "--p1-period", "1",
+         *[a for p in dlms_ports for a in ("--dlms-ciphered-port", str(p))]],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -149,7 +167,7 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
     cfg = work / "steady.toml"
     status_port = free_port()
     cfg.write_text(config(work / "steady", broker.port, sim_port, 10, 10, status_port=status_port, p1_port=p1_port,
-                          p1_meters=P1_METERS))
+                          p1_meters=P1_METERS, dlms_ports=dlms_ports, keys_file=keys_file))
     cfg.chmod(0o600)  # it holds the status password inline: a secret file (edge/secretfile.py)
     with CentralPeer(broker.host, broker.port, verify=True) as central:
         daemon = start(cfg)
@@ -176,11 +194,11 @@ def steady_state(work: Path, broker: Broker, duration: float) -> None:
             os.kill(sim.pid, signal.SIGTERM)
             sim.wait(10)
             sim.stdout.close()
-    print(f"steady state, 10 Modbus + {P1_METERS} P1 meters (1 telegram/s each) read every 10 s, {elapsed:.0f} s after "
-          f"{warmup:.0f} s warm-up:")
+    print(f"steady state, 10 Modbus + {P1_METERS} P1 meters (1 telegram/s each) + {DLMS_CIPHERED} ciphered DLMS "
+          f"meters read every 10 s, {elapsed:.0f} s after {warmup:.0f} s warm-up:")
     print(f"  RSS            {rss / 1e6:6.1f} MB (max {rss_max / 1e6:.1f} MB)   target <= 60 MB")
     print(f"  CPU            {100 * (cpu1 - cpu0) / elapsed:6.2f} % of one core          target <= 3 %")
-    print(f"  readings acked {n} ({n / elapsed:.2f}/s, expected {(10 + P1_METERS) / 10:.2f}/s)")
+    print(f"  readings acked {n} ({n / elapsed:.2f}/s, expected {(10 + P1_METERS + DLMS_CIPHERED) / 10:.2f}/s)")
 
 
 def commit_rate(work: Path, n: int = 2000) -> None:

@@ -1,6 +1,8 @@
 """Ingest benchmark: N simulated gateways publish pre-signed reading batches through a private Mosquitto into the
 real ingest (worker processes sharing ``$share/central/gtx/v1/d/+/readings``) → PostgreSQL; prints the sustained
-verified readings per second and the publish → ack latency (p50/p99).
+verified readings per second and the publish → ack latency (p50/p99); then what a stored reading costs: bytes per
+reading in PostgreSQL (table + indexes over every partition) and, after archiving every partition
+(``central.archive``: export, read back, compare, drop), bytes per reading in the archive files (signatures included).
 
     .venv/bin/python bench/ingest.py                       # 10,000 readings/s offered for 20 s, 2 workers
     .venv/bin/python bench/ingest.py --rate 0              # closed loop: as fast as acks come back (saturation)
@@ -288,6 +290,7 @@ def run(args: argparse.Namespace) -> None:
                 server.extend(timings.get(timeout=15))
         count = asyncio.run(_count(dsn))
         _report(args, res, count)
+        asyncio.run(_storage(dsn))
         span = res.last_ack - res.started  # type: ignore[attr-defined]
         print(
             "  CPU seconds during the run ("
@@ -354,9 +357,53 @@ def DeviceKey_id(public_key: bytes) -> str:  # noqa: N802 - reads as the protoco
 async def _count(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM readings"))
+        return int(await conn.fetchval("SELECT count(*) FROM reading_rows"))
     finally:
         await conn.close()
+
+
+HOT_BYTES = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS bytes, count(*) AS partitions
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'reading_rows'::regclass
+"""
+
+
+async def _storage(dsn: str) -> None:
+    """Bytes per stored reading, hot (PostgreSQL) and archived (after archiving every partition of the run)."""
+    from central.archive.directory import DirectoryArchiveStore  # noqa: PLC0415
+    from central.archive.pg import PgArchive  # noqa: PLC0415
+
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        rows = int(await pool.fetchval("SELECT count(*) FROM reading_rows"))
+        hot = await pool.fetchrow(HOT_BYTES)
+        heap = int(await pool.fetchval(
+            "SELECT coalesce(sum(pg_relation_size(i.inhrelid)), 0)::bigint FROM pg_inherits i "
+            "WHERE i.inhparent = 'reading_rows'::regclass"))
+        if not rows:
+            print("  storage: no readings stored")
+            return
+        print(f"  hot storage: {hot['bytes'] / rows:.0f} B per stored reading (table + indexes; table alone "
+              f"{heap / rows:.0f} B) over {rows:,} readings in {hot['partitions']} partition(s); budget 300 B")
+        with tempfile.TemporaryDirectory(prefix="gtx-bench-archive-") as tmp:
+            store = DirectoryArchiveStore(Path(tmp))
+            await PgArchive(pool, store).pack_before(2**62)
+            packed = await pool.fetchrow(HOT_BYTES)
+            print(f"  hot storage once a partition is closed and packed (the archive job's REINDEX): "
+                  f"{packed['bytes'] / rows:.0f} B per stored reading")
+            t = time.perf_counter()
+            manifests = await PgArchive(pool, store).archive_before(2**62, Path(tmp))
+            took = time.perf_counter() - t
+            archived = sum(m.readings for m in manifests)
+            data = sum(m.size for m in manifests)
+            index = sum((Path(tmp) / k).stat().st_size for k in store.keys("readings/") if k.endswith(".index.parquet"))
+            print(f"  archived: {(data + index) / max(archived, 1):.1f} B per reading incl. its 64-byte signature "
+                  f"(file {data / max(archived, 1):.1f} B + meter index {index / max(archived, 1):.1f} B) over "
+                  f"{archived:,} readings in {len(manifests)} file(s); exported, read back, compared and dropped at "
+                  f"{archived / took:,.0f} readings/s; budget 100 B")
+    finally:
+        await pool.close()
 
 
 def _drive(args: argparse.Namespace, port: int, signed: list[tuple[bytes, list[bytes]]]) -> Results:

@@ -75,7 +75,7 @@ from central.ledger.tokens import parse_mint  # noqa: E402
 from central.minting.queries import minted_wh  # noqa: E402
 from central.minting.service import mint_outbox  # noqa: E402
 from protocol.keys import DeviceKey  # noqa: E402
-from protocol.record import ZERO_HASH, ReadingFields, sign_reading  # noqa: E402
+from protocol.record import POWER_NOT_AVAILABLE, ZERO_HASH, ReadingFields, sign_reading  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -84,19 +84,18 @@ WINDOW_MS = W
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % W
 METERS_PER_GATEWAY = 100
 
+#: ``reading_rows`` (migration 0090); seeded into ``readings_all`` (same columns) and revealed round by round.
 READING_COLUMNS = (
-    "device_id",
     "seq",
-    "meter_id",
-    "meter_serial",
     "timestamp_ms",
     "import_wh",
     "export_wh",
+    "device_key",
+    "meter_key",
     "power_w",
     "flags",
     "prev_hash",
-    "record_hash",
-    "raw",
+    "signature",
 )
 
 
@@ -131,20 +130,8 @@ async def seed(pool: asyncpg.Pool, meters: int, windows: int) -> None:
             )
             seqs[g.device_id] = (rec.seq, rec.hash())
             readings.append(
-                (
-                    g.device_id,
-                    rec.seq,
-                    mid,
-                    serial,
-                    rec.timestamp_ms,
-                    rec.import_wh,
-                    rec.export_wh,
-                    None,
-                    0,
-                    rec.prev_hash,
-                    rec.hash(),
-                    rec.encode(),
-                )
+                (rec.seq, rec.timestamp_ms, rec.import_wh, rec.export_wh, g.device_id, mid, POWER_NOT_AVAILABLE, 0,
+                 rec.prev_hash, rec.signature)
             )
     async with pool.acquire() as conn:
         await conn.copy_records_to_table("users", records=users, columns=("id", "email", "password_hash", "role"))
@@ -164,7 +151,12 @@ async def seed(pool: asyncpg.Pool, meters: int, windows: int) -> None:
             records=[(u, w, now, n[0]) for (u, w), n in zip(wallets, nonces, strict=True)],
             columns=("user_id", "address", "linked_at", "link_nonce"),
         )
-        await conn.copy_records_to_table("readings", records=readings, columns=READING_COLUMNS)
+        device_keys = dict(await conn.fetch("SELECT device_id, device_key FROM devices"))
+        meter_keys = dict(await conn.fetch("SELECT id, meter_key FROM meters"))
+        rows = [(*r[:4], device_keys[r[4]], meter_keys[r[5]], *r[6:]) for r in readings]
+        await conn.execute("CREATE TABLE readings_all (LIKE reading_rows)")
+        await conn.copy_records_to_table("readings_all", records=rows, columns=READING_COLUMNS)
+        await conn.execute("SELECT reading_partition_for(t) FROM (SELECT DISTINCT timestamp_ms FROM readings_all) x(t)")
 
 
 def builder(setup: LedgerSetup, *, group: bool):  # type: ignore[no-untyped-def]
@@ -320,6 +312,8 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
     async with bench_env(slot_ms) as b:
         pool = b.pool
         await seed(pool, meters, windows)
+        if mode == "backlog":  # every reading there at once (steady mode reveals them round by round, timed)
+            await pool.execute("INSERT INTO reading_rows SELECT * FROM readings_all")
         outbox = mint_outbox(pool, platform_from_setup(b.ledger, b.setup, embedded=True), batch_size=batch)
         store = PgAccountingStore(pool)
         accounting_s = mint_s = 0.0
@@ -334,13 +328,10 @@ async def run_from_readings(mode: str, meters: int, windows: int, batch: int, sl
             transactions = totals.transactions
         else:
             final = transactions = 0
-            async with pool.acquire() as conn:  # hide readings beyond the current round, then reveal them
-                await conn.execute("ALTER TABLE readings RENAME TO readings_all")
-                await conn.execute("CREATE TABLE readings (LIKE readings_all INCLUDING ALL)")
-            for k in range(windows + 1):
+            for k in range(windows + 1):  # readings revealed round by round
                 async with pool.acquire() as conn:
                     await conn.execute(
-                        "INSERT INTO readings SELECT * FROM readings_all WHERE timestamp_ms = $1", T0 + k * W
+                        "INSERT INTO reading_rows SELECT * FROM readings_all WHERE timestamp_ms = $1", T0 + k * W
                     )
                 t = time.perf_counter()
                 final += await AccountingService(store, batch_meters=meters).settle_due()

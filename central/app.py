@@ -48,6 +48,7 @@ from central.signing import load_signing_key
 from central.wiring import (
     Subsystem,
     accounting,
+    archive,
     broker,
     certificates,
     identity,
@@ -67,6 +68,7 @@ SUBSYSTEMS: tuple[Subsystem, ...] = (
     identity.SUBSYSTEM,
     ingest.SUBSYSTEM,
     readings.SUBSYSTEM,
+    archive.SUBSYSTEM,
     ledger.SUBSYSTEM,
     wallets.SUBSYSTEM,
     accounting.SUBSYSTEM,

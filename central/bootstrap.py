@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from central.accounting.pg_store import PgAccountingStore
 from central.accounting.service import AccountingService
+from central.archive.directory import DirectoryArchiveStore
+from central.archive.pg import ArchiveReader, PgArchive
+from central.archive.service import ArchiveService
 from central.broker.dynsec import DynsecAccess
 from central.certificates.config import CertificateConfig
 from central.certificates.operations import CertificateLedger
@@ -61,6 +65,7 @@ from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
 from central.readings.live import LiveHub, ReadingsChannel
 from central.services import (
+    Archive,
     Ingest,
     MarketServices,
     Minting,
@@ -145,6 +150,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
         readings=Readings(hub),
+        archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
         accounting=accounting,
@@ -186,6 +192,13 @@ def build_wallets(pool: asyncpg.Pool, chain: Platform | Unavailable) -> Wallets:
         await release_accrued(pool, owner_id)
 
     return Wallets(WalletService(PgWalletStore(pool)), chain, on_linked)
+
+
+def build_archive(pool: asyncpg.Pool, config: CentralConfig) -> Archive:
+    """The reading archive on its store (a directory; the same keys fit an object store)."""
+    store = DirectoryArchiveStore(Path(config.archive.directory))
+    service = ArchiveService(PgArchive(pool, store, row_group_rows=config.archive.row_group_rows), config.archive)
+    return Archive(ArchiveReader(store), service)
 
 
 def build_ingest(pool: asyncpg.Pool, settings: IngestSettings) -> Ingest:

@@ -5,6 +5,8 @@
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
     gridtokenx-central ... openapi   (print the OpenAPI document, no server needed)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
+    gridtokenx-central archive verify FILE   (re-check every signature and hash chain of a reading archive file)
+    gridtokenx-central ... archive run   (create reading partitions ahead, archive the old ones, now)
     gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
     gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
     gridtokenx-central ... broker sync   (every registered gateway's broker access again, after the broker lost it)
@@ -46,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="platform setup on the ledger")
     lsub = ledger.add_subparsers(dest="ledger_command", required=True)
     lsub.add_parser("init", help="create (or check) platform keys, mints and treasury accounts; idempotent")
+    archive = sub.add_parser("archive", help="reading archive files")
+    asub = archive.add_subparsers(dest="archive_command", required=True)
+    verify = asub.add_parser("verify", help="re-check every signature and hash chain of an archive file")
+    verify.add_argument("file")
+    asub.add_parser("run", help="one archive round now: partitions ahead, archive (export, check, drop) old ones")
     keys = sub.add_parser("keys", help="the platform's keys (files or a PKCS#11 token): show, rotate")
     keysub = keys.add_subparsers(dest="keys_command", required=True)
     keysub.add_parser("show", help="each role's public key, where it is kept and its retired keys")
@@ -67,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "archive" and args.archive_command == "verify":
+        from central.archive.cli import verify_command  # noqa: PLC0415 - needs no config, database or secrets
+
+        return verify_command(args.file)
     overrides: list[str] = list(args.set)
     if args.command == "openapi":
         import json  # noqa: PLC0415
@@ -112,6 +123,12 @@ def _migrate(_args: argparse.Namespace, config: CentralConfig, _overrides: list[
     applied = asyncio.run(migrate_dsn(config.database.dsn))
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
+
+
+def _archive(_args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    from central.archive.cli import run_command  # noqa: PLC0415 - `archive verify` is handled before the config
+
+    return run_command(config)
 
 
 def _serve(args: argparse.Namespace, config: CentralConfig, overrides: list[str]) -> int:
@@ -179,6 +196,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, CentralConfig, list[str]], in
     "ledger": _ledger,
     "keys": _keys,
     "broker": _broker,
+    "archive": _archive,
     "signing-key": _signing_key,
 }
 

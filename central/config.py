@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+from central.archive.settings import ArchiveSettings
 from central.broker.config import BrokerConfig
 from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
@@ -216,6 +217,7 @@ class CentralConfig:
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     broker: BrokerConfig = field(default_factory=BrokerConfig)
 
     def secret_files(self) -> list[tuple[str, Path]]:
@@ -251,6 +253,9 @@ class CentralConfig:
                     sub.validate()
                 except Invalid as exc:
                     raise doc.error((f.name, exc.key), exc.reason) from None
+        if self.archive.after_days * 86_400_000 <= self.ingest.max_age_ms + self.ingest.max_future_ms:
+            # ingest must never need (or write) a reading in a range already archived
+            raise doc.error(("archive", "after_days"), "must be more days than ingest.max_age_ms spans")
         return self
 
 

@@ -54,6 +54,8 @@ CERTIFICATE_SWEEP = LockKey("certificate-sweep", 0x6774782D726563)
 MARKET_CLEARING = LockKey("market-clearing", 0x6774782D636C72)
 #: Growing the market's address lookup tables ("gtx-alt").
 MARKET_TABLES = LockKey("market-tables", 0x6774782D616C74)
+#: The reading partition and archive duty ("gtx-arc"): one process creates ahead and archives per round.
+READING_ARCHIVE = LockKey("reading-archive", 0x6774782D617263)
 
 #: Per device, while a batch of its readings is judged and stored ("GTXR").
 INGEST_DEVICE = LockSpace("ingest-device", 0x4754_5852)
@@ -65,6 +67,8 @@ METER_CLAIM_USER = LockText("meter-claim-user", "meter-claim:")
 #: Per meter serial: serialises wrong-key counting across accounts.
 METER_CLAIM_SERIAL = LockText("meter-claim-serial", "meter-claim-serial:")
 
-KEYS: tuple[LockKey, ...] = (MIGRATIONS, ACCOUNTANT, CHALLENGE_SWEEP, CERTIFICATE_SWEEP, MARKET_CLEARING, MARKET_TABLES)
+KEYS: tuple[LockKey, ...] = (
+    MIGRATIONS, ACCOUNTANT, CHALLENGE_SWEEP, CERTIFICATE_SWEEP, MARKET_CLEARING, MARKET_TABLES, READING_ARCHIVE,
+)
 SPACES: tuple[LockSpace, ...] = (INGEST_DEVICE, MARKET_EPOCH)
 TEXTS: tuple[LockText, ...] = (METER_CLAIM_USER, METER_CLAIM_SERIAL)

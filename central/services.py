@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from central.accounting.service import AccountingService
+from central.archive.pg import ArchiveReader
+from central.archive.service import ArchiveService
 from central.broker.dynsec import DynsecAccess
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
@@ -45,6 +47,14 @@ class Ingest:
 class Readings:
     #: The process's live WebSocket hub; the market adds its channels at build time.
     hub: LiveHub
+
+
+@dataclass(frozen=True)
+class Archive:
+    #: Archived readings (the read paths fall back to it for archived ranges).
+    reader: ArchiveReader
+    #: The partition upkeep and archive duty (the ``reading-archive`` job).
+    service: ArchiveService
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class Services:
     broker: DynsecAccess | Unavailable
     ingest: Ingest | Unavailable
     readings: Readings
+    archive: Archive
     ledger: LedgerRuntime | Unavailable
     wallets: Wallets
     accounting: AccountingService | Unavailable

@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 DEMO_SERIAL_PREFIX = "DEMO-SDM630-"
+DEMO_DLMS_SERIAL = "DEMO-E450-01"
+#: The simulator's demo keys (``python -m edge.simulator`` without --dlms-keys-file): never a real meter's.
+DEMO_DLMS_KEYS = 'ek = "000102030405060708090a0b0c0d0e0f"\nak = "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"\n'
 #: the demo's DSMR P1 meter (``--p1``): a DSMR 5 meter pushing telegrams over TCP, like a ser2net or Wi-Fi dongle
 DEMO_P1_SERIAL = "DEMO-P1-01"
 
@@ -36,6 +39,8 @@ def demo_config_text(
     status_port: int = 8080,
     status_password: str,
     central_public_key: str,
+    dlms_ciphered_port: int | None = None,
+    dlms_keys_file: Path | None = None,
     p1_port: int | None = None,
 ) -> str:
     lines = [
@@ -74,6 +79,14 @@ def demo_config_text(
             f"unit_id = {unit}",
             f"poll_interval_s = {interval_s}",
         ]
+    if dlms_ciphered_port is not None:  # a ciphered household meter: HLS-GMAC, authenticated+encrypted APDUs
+        lines += [
+            "[[bus]]", 'name = "dlms-ciphered"', 'kind = "dlms-tcp"', f'host = "{sim_host}"',
+            f"port = {dlms_ciphered_port}",
+            "[[meter]]", f'serial = "{DEMO_DLMS_SERIAL}"', 'bus = "dlms-ciphered"', 'model = "landis-gyr-e450"',
+            'auth = "hls-gmac"', 'security = "auth-enc"', f'keys_file = "{dlms_keys_file}"',
+            f"poll_interval_s = {interval_s}",
+        ]
     if p1_port is not None:
         lines += [
             "[[bus]]",
@@ -101,11 +114,18 @@ def write_demo_config(
     status_port: int = 8080,
     status_password: str | None = None,
     central_public_key: str,
+    dlms_ciphered_port: int | None = None,
     p1_port: int | None = None,
 ) -> Path:
-    """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path."""
+    """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path. With
+    ``dlms_ciphered_port`` a ciphered DLMS meter is added, its keys in ``directory/dlms.keys.toml`` (0600)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "edge.toml"
+    keys: Path | None = None
+    if dlms_ciphered_port is not None:
+        keys = directory.resolve() / "dlms.keys.toml"
+        keys.touch(mode=0o600)
+        keys.write_text(DEMO_DLMS_KEYS, encoding="utf-8")
     text = demo_config_text(
         directory.resolve() / "state",
         mqtt_host=mqtt_host,
@@ -116,6 +136,8 @@ def write_demo_config(
         status_port=status_port,
         status_password=status_password or secrets.token_urlsafe(12),
         central_public_key=central_public_key,
+        dlms_ciphered_port=dlms_ciphered_port,
+        dlms_keys_file=keys,
         p1_port=p1_port,
     )
     path.touch(mode=0o600)

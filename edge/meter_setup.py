@@ -13,6 +13,7 @@ from edge.daemon import MeterInfo, MeterList, MeterSource
 from edge.errors import ConfigError, MeterError
 from edge.meters.config import BusConfig, BusKind, MeterConfig, check_models
 from edge.meters.factory import open_readers, read_once, scan
+from edge.meters.frame_counters import FrameCounterStore
 from edge.meters.maps import MeterMap, MeterProtocol, default_maps_dir, load_maps
 from gtxconfig import Document
 
@@ -63,10 +64,20 @@ def meter_source(cfg: EdgeConfig) -> MeterSource:
 
     @contextlib.asynccontextmanager
     async def source() -> AsyncIterator[MeterList]:
-        async with open_readers(p.buses, p.meters, p.maps) as readers:
-            yield [(info, readers[info.serial]) for info in infos]
+        counters = _counters(cfg, p.meters)
+        try:
+            async with open_readers(p.buses, p.meters, p.maps, counters=counters) as readers:
+                yield [(info, readers[info.serial]) for info in infos]
+        finally:
+            if counters is not None:
+                counters.close()
 
     return source
+
+
+def _counters(cfg: EdgeConfig, meters: Sequence[MeterConfig]) -> FrameCounterStore | None:
+    """The invocation-counter store in the state directory, when a meter needs one."""
+    return FrameCounterStore.in_state_dir(cfg.state_dir) if any(m.secured for m in meters) else None
 
 
 def read_command(cfg: EdgeConfig, serial: str) -> int:
@@ -79,11 +90,15 @@ def read_command(cfg: EdgeConfig, serial: str) -> int:
     bus = next(b for b in p.buses if b.name == meter.bus)
     info = next(i for i in describe(p) if i.serial == serial)
     print(f"meter   {serial}  model {info.model}  at {info.address} ({info.protocol})")
+    counters = _counters(cfg, [meter])
     try:
-        sample = asyncio.run(read_once(bus, meter, p.maps))
+        sample = asyncio.run(read_once(bus, meter, p.maps, counters=counters, push_wait_s=bus.timeout_s))
     except MeterError as e:
         print(f"NO ANSWER: {e}")
         return 1
+    finally:
+        if counters is not None:
+            counters.close()
     print(f"import  {sample.import_wh} Wh")
     print(f"export  {sample.export_wh} Wh")
     print(f"power   {'n/a' if sample.power_w is None else f'{sample.power_w} W'}")
@@ -152,7 +167,12 @@ def scan_command(cfg: EdgeConfig, port: str, kind: str | None, ids: str, listen_
     addresses = _ids(ids)
     print(f"scanning {bus.address} ({bus.kind}) unit ids {addresses[0]}..{addresses[-1]} …")
     hits = asyncio.run(scan(bus, maps, addresses))
+    named = [h for h in hits if h.map_ids]
     for h in hits:
-        print(f"unit {h.address:>3}: {', '.join(h.models)}  (map {', '.join(h.map_ids)})")
-    print(f"{len(hits)} meter(s) found")
-    return 0 if hits else 1
+        if h.map_ids:
+            print(f"unit {h.address:>3}: {', '.join(h.models)}  (map {', '.join(h.map_ids)})")
+        else:
+            print(f"unit {h.address:>3}: not named -- {h.reason}")
+    print(f"{len(named)} meter(s) found" + (f", {len(hits) - len(named)} unit(s) answered but not named"
+                                            if len(hits) > len(named) else ""))
+    return 0 if named else 1

@@ -201,3 +201,26 @@ def decode_reading(data: bytes, *, verify: bool = True) -> Reading:
 def record_hash(data: bytes) -> bytes:
     """SHA-256 of a complete encoded record (what the next record's prev_hash holds)."""
     return hashlib.sha256(data).digest()
+
+
+def assemble(
+    public_key: bytes,
+    meter_serial: str,
+    seq: int,
+    timestamp_ms: int,
+    import_wh: int,
+    export_wh: int,
+    power_w: int,
+    flags: int,
+    prev_hash: bytes,
+    signature: bytes,
+) -> bytes:
+    """The record bytes from its parts, without validating them (for stores that keep a record in pieces and rebuild
+    it: the signature then proves the parts). ``power_w`` is the wire value (``POWER_NOT_AVAILABLE`` for n/a)."""
+    serial = meter_serial.encode("ascii")
+    return (
+        _HEAD.pack(MAGIC, VERSION, public_key, len(serial))
+        + serial
+        + _TAIL.pack(seq, timestamp_ms, import_wh, export_wh, power_w, flags, prev_hash)
+        + signature
+    )

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--meters", type=int, default=4, help="simulated meters (alternating prosumer/consumer; >= 2)")
     p.add_argument("--p1", action="store_true", help="one more simulated meter: a DSMR P1 meter pushing telegrams")
     p.add_argument("--speed", type=int, default=3600, help="simulated seconds per real second (default: 1 s = 1 h)")
+    p.add_argument("--dlms-ciphered", action="store_true",
+                   help="add a ciphered DLMS meter (HLS-GMAC, authenticated+encrypted APDUs) as one more prosumer")
     p.add_argument("--hsm", action="store_true",
                    help="keep every platform key in a SoftHSM2 token (PKCS#11) instead of key files")
     return p
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     protocol_stage()
     settings = Settings(root=ROOT, state=args.state_dir.resolve(), db_name=args.db, meters=args.meters,
                         speed=args.speed, window_s=5, epoch_s=6 if args.quick else 10, poll_s=1, hsm=args.hsm,
-                        p1=args.p1)
+                        p1=args.p1, dlms_ciphered=args.dlms_ciphered)
     procs = Processes(settings.state / "logs", child_env(ROOT))
     gaps = Gaps()
     code = 0

@@ -1,6 +1,6 @@
-"""PostgreSQL adapter of the accounting store: reads ``readings`` (central-ingest), ``meters``/``devices``
-(central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031) and, in the same
-transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy.
+"""PostgreSQL adapter of the accounting store: reads ``reading_rows`` (central-ingest, migration 0090),
+``meters``/``devices`` (central-core), writes ``accounting_checkpoints`` and ``energy_windows`` (migration 0031)
+and, in the same transaction, one chain-outbox mint intent (``central.minting``) per window with exported energy.
 
 Each window's ``owner_id`` (and so its mint intent, and any certificate later issued over it) is the owner holding
 the meter at the window's end, from ``meter_ownerships`` (migration 0032; rule in ``central.accounting.ownership``),
@@ -9,6 +9,7 @@ entirely before or entirely after the attribution."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from central.accounting.ownership import OwnershipPeriod, instant, owner_at_end
 from central.accounting.store import ConcurrentAccountingError, MeterAccount
 from central.accounting.window_energy import Checkpoint, ClosedWindows, MeterReading, Point
 from central.chain.outbox import enqueue_many
+from protocol.record import assemble
 
 _DUE = """
 SELECT m.id AS meter_id, m.owner_id, c.window_ms, c.boundary_ms, c.cum_import, c.cum_export, c.anchor_ts,
@@ -31,29 +33,34 @@ JOIN devices d ON d.device_id = m.device_id AND d.status = 'verified'
 LEFT JOIN accounting_checkpoints c ON c.meter_id = m.id
 WHERE m.owner_id IS NOT NULL
   AND EXISTS (
-      SELECT 1 FROM readings r
-      WHERE r.meter_id = m.id
+      SELECT 1 FROM reading_rows r
+      WHERE r.meter_key = m.meter_key
         AND r.timestamp_ms >= $1::bigint + coalesce(
             c.boundary_ms,
             (SELECT min(r2.timestamp_ms) - mod(min(r2.timestamp_ms), $1::bigint)
-             FROM readings r2 WHERE r2.meter_id = m.id)))
+             FROM reading_rows r2 WHERE r2.meter_key = m.meter_key)))
 ORDER BY m.id
 LIMIT $2
 """
 
+# Readings from the anchor's (timestamp, seq) on (the record hash, the last part of the order, is computed from the
+# rebuilt record here, and the core drops what is not after the anchor), up to the first one at or after the cutoff.
 _AFTER = """
-SELECT r.meter_id, r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.record_hash
-FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[]) AS k(meter_id, ts, seq, h, start_ms)
+SELECT k.meter_id, r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.power_w, r.prev_hash, r.signature,
+       d.public_key, m.serial
+FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS k(meter_id, ts, seq, start_ms)
+JOIN meters m ON m.id = k.meter_id
 CROSS JOIN LATERAL (
-    SELECT coalesce(k.start_ms, (SELECT min(x.timestamp_ms) - mod(min(x.timestamp_ms), $6::bigint)
-                                 FROM readings x WHERE x.meter_id = k.meter_id)) + $7::bigint AS cutoff
+    SELECT coalesce(k.start_ms, (SELECT min(x.timestamp_ms) - mod(min(x.timestamp_ms), $5::bigint)
+                                 FROM reading_rows x WHERE x.meter_key = m.meter_key)) + $6::bigint AS cutoff
 ) c
 CROSS JOIN LATERAL (
-    SELECT min(y.timestamp_ms) AS bound FROM readings y WHERE y.meter_id = k.meter_id AND y.timestamp_ms >= c.cutoff
+    SELECT min(y.timestamp_ms) AS bound FROM reading_rows y
+    WHERE y.meter_key = m.meter_key AND y.timestamp_ms >= c.cutoff
 ) b
-JOIN readings r ON r.meter_id = k.meter_id AND (r.timestamp_ms, r.seq, r.record_hash) > (k.ts, k.seq, k.h)
+JOIN reading_rows r ON r.meter_key = m.meter_key AND (r.timestamp_ms, r.seq) >= (k.ts, k.seq)
                AND r.timestamp_ms <= coalesce(b.bound, c.cutoff)
-ORDER BY r.meter_id, r.timestamp_ms, r.seq, r.record_hash
+JOIN devices d ON d.device_key = r.device_key
 """
 
 _WINDOW_COLUMNS = (
@@ -154,21 +161,25 @@ class PgAccountingStore:
     async def readings_after(
         self, accounts: Sequence[MeterAccount], window_ms: int, horizon_ms: int
     ) -> dict[uuid.UUID, list[MeterReading]]:
-        ids, ts, seq, hashes, starts = [], [], [], [], []
+        ids, ts, seq, starts = [], [], [], []
         for a in accounts:
             ids.append(a.meter_id)
             cp = a.checkpoint
             ts.append(cp.anchor.timestamp_ms if cp else -1)
             seq.append(cp.anchor.seq if cp else 0)
-            hashes.append(cp.anchor.record_hash if cp else b"")
             starts.append(cp.boundary_ms if cp else None)
         out: dict[uuid.UUID, list[MeterReading]] = {a.meter_id: [] for a in accounts}
-        for r in await self._pool.fetch(_AFTER, ids, ts, seq, hashes, starts, window_ms, horizon_ms):
-            out[r["meter_id"]].append(
-                MeterReading(
-                    r["timestamp_ms"], r["seq"], r["import_wh"], r["export_wh"], r["flags"], bytes(r["record_hash"])
-                )
+        for r in await self._pool.fetch(_AFTER, ids, ts, seq, starts, window_ms, horizon_ms):
+            raw = assemble(
+                bytes(r["public_key"]), r["serial"], r["seq"], r["timestamp_ms"], r["import_wh"], r["export_wh"],
+                r["power_w"], r["flags"], r["prev_hash"], r["signature"],
             )
+            digest = hashlib.sha256(raw).digest()
+            out[r["meter_id"]].append(
+                MeterReading(r["timestamp_ms"], r["seq"], r["import_wh"], r["export_wh"], r["flags"], digest)
+            )
+        for found in out.values():
+            found.sort(key=lambda m: m.key)
         return out
 
     async def record(self, window_ms: int, results: Sequence[tuple[MeterAccount, ClosedWindows]]) -> None:

@@ -15,7 +15,11 @@ rpc_airdrop_lamports_per_address = 1000000000000  # per address per hour
 rpc_airdrops_per_hour = 1000                      # all addresses together
 rpc_max_batch = 100              # requests per JSON-RPC batch
 rpc_max_body_bytes = 524288      # bytes per request body
-rpc_url = ""                     # rpc: cluster URL (required)
+rpc_url = ""                     # rpc: cluster URL (this or rpc_urls required)
+rpc_urls = []                    # rpc: more URLs of the same cluster for failover, in order of preference
+rpc_retry_after_ms = 5000        # rpc failover: a provider that failed is skipped this long
+rpc_health_interval_ms = 2000    # rpc failover: health check of every provider (block height)
+rpc_max_lag_slots = 150          # rpc failover: a provider this far behind the best one is not used
 commitment = "confirmed"         # rpc
 keys_dir = "var/keys"            # mint_authority.json, fee_payer.json, escrow_authority.json, treasury.json
 create_keys = false              # development: generate missing key files (mode 0600)
@@ -77,6 +81,10 @@ class LedgerConfig:
     rpc_max_batch: Annotated[int, Range(1, 10_000)] = 100
     rpc_max_body_bytes: Annotated[int, Range(1024, 64 * 1024 * 1024)] = 512 * 1024
     rpc_url: str = ""
+    rpc_urls: tuple[str, ...] = ()
+    rpc_retry_after_ms: Annotated[int, Range(0, 3_600_000)] = 5000
+    rpc_health_interval_ms: Annotated[int, Range(100, 3_600_000)] = 2000
+    rpc_max_lag_slots: Annotated[int, Range(1)] = 150
     commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
     keys_dir: Path = Path("var/keys")
     create_keys: bool = False
@@ -95,10 +103,20 @@ class LedgerConfig:
                     Pubkey.from_string(value)
                 except ValueError:
                     raise Invalid(name, "is not a base-58 public key") from None
+        for url in self.rpc_urls:
+            if not url.startswith(("http://", "https://")):
+                raise Invalid("rpc_urls", "must hold http(s) URLs")
         if self.backend == "rpc":
-            if not self.rpc_url.startswith(("http://", "https://")):
-                raise Invalid("rpc_url", "must be an http(s) URL when ledger.backend = \"rpc\"")
+            if not self.rpc_url.startswith(("http://", "https://")) and not self.rpc_urls:
+                raise Invalid("rpc_url", "must be an http(s) URL when ledger.backend = \"rpc\" (or set rpc_urls)")
+            if self.rpc_url and not self.rpc_url.startswith(("http://", "https://")):
+                raise Invalid("rpc_url", "must be an http(s) URL")
             if not self.quote_mint:
                 raise Invalid("quote_mint", "is required when ledger.backend = \"rpc\"")
         if self.key_store == "pkcs11" and self.hsm.pin_file == Path():
             raise Invalid("hsm", "pin_file must be set when ledger.key_store = \"pkcs11\"")
+
+    @property
+    def provider_urls(self) -> tuple[str, ...]:
+        """Every RPC provider of the rpc backend, in order of preference (``rpc_url`` first), without repeats."""
+        return tuple(dict.fromkeys(u for u in (self.rpc_url, *self.rpc_urls) if u))

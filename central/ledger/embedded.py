@@ -27,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from solders.account import Account
 from solders.address_lookup_table_account import AddressLookupTable
@@ -60,52 +59,22 @@ from central.ledger.port import (
     TokenAmount,
     TransactionRecord,
 )
-from central.ledger.store import LogFile, decode_accounts, encode_accounts
+from central.ledger.store import (
+    K_ACCOUNTS,
+    K_BLOCKS,
+    K_SLOT,
+    K_TX,
+    LogFile,
+    TxFrame,
+    decode_accounts,
+    encode_accounts,
+)
 from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAMS, parse_token_account
 
-K_ACCOUNTS = 1
-K_SLOT = 2
-K_TX = 3
-
 _SLOT = struct.Struct("<Q32sq")
-_TX_HEAD = struct.Struct("<Qq64sI")
 FAUCET_LAMPORTS = 500_000_000 * 10**9
 SLOT_HASHES_KEPT = MAX_PROCESSING_AGE + 1
 _GENESIS_SLOT = 1
-
-
-@dataclass(frozen=True)
-class _TxFrame:
-    """A transaction frame of the log (kind ``K_TX``): ``u8 kind | slot, block time, signature, tx length | tx |
-    u32 meta length | meta JSON | account images``. Encoded and decoded here only."""
-
-    slot: int
-    block_time: int
-    signature: bytes
-    raw_tx: bytes
-    meta_json: bytes
-    #: offset of the account images in the frame body
-    accounts_at: int
-
-    @staticmethod
-    def encode(slot: int, block_time: int, signature: bytes, raw_tx: bytes, meta_json: bytes,
-               accounts: bytes) -> bytes:
-        return (bytes([K_TX]) + _TX_HEAD.pack(slot, block_time, signature, len(raw_tx)) + raw_tx
-                + struct.pack("<I", len(meta_json)) + meta_json + accounts)
-
-    @staticmethod
-    def decode(body: bytes) -> _TxFrame:
-        slot, block_time, sig, txlen = _TX_HEAD.unpack_from(body, 1)
-        pos = 1 + _TX_HEAD.size
-        raw_tx = body[pos:pos + txlen]
-        pos += txlen
-        (mlen,) = struct.unpack_from("<I", body, pos)
-        return _TxFrame(slot, block_time, sig, raw_tx, body[pos + 4:pos + 4 + mlen], pos + 4 + mlen)
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = json.loads(self.meta_json)
-        return meta
 
 
 @dataclass(frozen=True)
@@ -149,6 +118,10 @@ class EmbeddedLedger:
         self._genesis_hash: Hash | None = None
         self._block_time = int(time.time())
         self._txs: dict[Signature, _TxEntry] = {}
+        #: Every landed signature in landing order, and the blocks (slot -> blockhash, time) holding them: the
+        #: history JSON-RPC serves (``central.ledger.history``).
+        self.order: list[Signature] = []
+        self.blocks: dict[int, tuple[Hash, int]] = {}
         self._lamports: dict[Pubkey, int] = {}
         #: Token view (mint, owner, program, amount) of every account written through this ledger (None: not a
         #: token account), so pre-transaction token balances need no account reads.
@@ -204,11 +177,18 @@ class EmbeddedLedger:
                 slot, h, ts = _SLOT.unpack_from(body, 1)
                 self._remember_slot(slot, Hash(h), ts)
             elif kind == K_TX:
-                frame = _TxFrame.decode(body)
+                frame = TxFrame.decode(body)
                 accounts, _ = decode_accounts(body, frame.accounts_at)
                 self._set_accounts(accounts)
-                self._txs[Signature.from_bytes(frame.signature)] = _TxEntry(frame.slot, frame.meta["err"], offset,
-                                                                            None)
+                sig = Signature.from_bytes(frame.signature)
+                self._txs[sig] = _TxEntry(frame.slot, frame.meta["err"], offset, None)
+                self.order.append(sig)
+                if frame.slot == self._slot:
+                    self.blocks.setdefault(frame.slot, (self._latest, frame.block_time))
+            elif kind == K_BLOCKS:
+                for pos in range(1, len(body), _SLOT.size):
+                    slot, h, ts = _SLOT.unpack_from(body, pos)
+                    self.blocks[slot] = (Hash(h), ts)
             else:
                 raise LedgerStoreError(f"unknown frame kind {kind} in {self._log.path}")
         self._apply_clock()
@@ -223,11 +203,14 @@ class EmbeddedLedger:
 
         def bodies() -> list[bytes]:
             out = [bytes([K_ACCOUNTS]) + encode_accounts(accounts[i:i + 1000]) for i in range(0, len(accounts), 1000)]
+            blocks = sorted(self.blocks.items())
+            out.extend(bytes([K_BLOCKS]) + b"".join(_SLOT.pack(s, bytes(h), ts) for s, (h, ts) in blocks[i:i + 1000])
+                       for i in range(0, len(blocks), 1000))
             out.extend(bytes([K_SLOT]) + _SLOT.pack(s, bytes(h), self._block_time)
                        for h, s in self._hashes.items())
             for _sig, entry in entries:
                 body = log.read(entry.offset)
-                out.append(body[:_TxFrame.decode(body).accounts_at] + encode_accounts([]))
+                out.append(body[:TxFrame.decode(body).accounts_at] + encode_accounts([]))
             return out
 
         offsets = log.rewrite(bodies())
@@ -431,9 +414,11 @@ class EmbeddedLedger:
             "loaded": {"writable": [str(k) for k in loaded_w], "readonly": [str(k) for k in loaded_r]},
         }
         meta_json = json.dumps(record, separators=(",", ":")).encode()
-        body = _TxFrame.encode(self._slot, self._block_time, bytes(sig), raw, meta_json, encode_accounts(images))
+        body = TxFrame.encode(self._slot, self._block_time, bytes(sig), raw, meta_json, encode_accounts(images))
         offset = self._append(body)
         self._txs[sig] = _TxEntry(self._slot, err, offset, body if offset < 0 else None)
+        self.order.append(sig)
+        self.blocks.setdefault(self._slot, (self._latest, self._block_time))
         return sig
 
     def _preflight(self, tx: VersionedTransaction) -> None:
@@ -479,7 +464,7 @@ class EmbeddedLedger:
         else:
             assert self._log is not None
             body = self._log.read(entry.offset)
-        frame = _TxFrame.decode(body)
+        frame = TxFrame.decode(body)
         meta = frame.meta
         rec = TransactionRecord(sig, frame.slot, frame.block_time, VersionedTransaction.from_bytes(frame.raw_tx),
                                 meta["err"], meta["fee"], tuple(meta["logs"]))
@@ -517,6 +502,19 @@ class EmbeddedLedger:
     def transaction_count(self) -> int:
         return len(self._txs)
 
+    def recent_blocks(self) -> list[tuple[int, Hash]]:
+        """The blocks whose blockhash is still valid, oldest first."""
+        self._tick()
+        return [(s, h) for h, s in self._hashes.items()]
+
+    def known_accounts(self) -> list[Pubkey]:
+        """Every account ever written through this ledger (``getProgramAccounts`` scans them)."""
+        return list(self._known)
+
+    def token_entries(self) -> list[tuple[Pubkey, tuple[str, str, str, int]]]:
+        """(address, (mint, owner, program, amount)) of every token account."""
+        return [(a, e) for a, e in self._tok.items() if e is not None]
+
     def blockhash_valid(self, blockhash: Hash) -> bool:
         self._tick()
         slot = self._hashes.get(blockhash)
@@ -539,24 +537,6 @@ class EmbeddedLedger:
             return json.loads(sim.to_json())["err"], list(meta.logs()), meta.compute_units_consumed()
         meta = sim.meta()
         return None, list(meta.logs()), meta.compute_units_consumed()
-
-    def token_accounts_by_owner(self, owner: Pubkey, *, mint: Pubkey | None = None,
-                                program: Pubkey | None = None) -> list[tuple[Pubkey, Account]]:
-        """Token accounts whose token owner is ``owner`` (every token account was written through this ledger,
-        so the token cache indexes them all)."""
-        owner_s = str(owner)
-        mint_s = str(mint) if mint is not None else None
-        prog_s = str(program) if program is not None else None
-        out: list[tuple[Pubkey, Account]] = []
-        for address, entry in self._tok.items():
-            if entry is None or entry[1] != owner_s:
-                continue
-            if (mint_s is not None and entry[0] != mint_s) or (prog_s is not None and entry[2] != prog_s):
-                continue
-            acc = self.account(address)
-            if acc is not None:
-                out.append((address, acc))
-        return sorted(out, key=lambda kv: bytes(kv[0]))
 
     # ----------------------------------------------------------------------------------------------- the port
 

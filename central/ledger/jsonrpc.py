@@ -22,12 +22,10 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from solders.account import Account
 from solders.hash import Hash, ParseHashError
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
@@ -42,19 +40,30 @@ from central.ledger.errors import (
     TransactionFailedError,
     TransactionRejectedError,
 )
-from central.ledger.port import MAX_ACCOUNTS_PER_QUERY, MAX_SIGNATURES_PER_QUERY
-from central.ledger.tokens import TOKEN_PROGRAM_ID, parse_token_account
-from central.ledger.transaction_json import b58decode, b58encode, encode_transaction, ui_amount
+from central.ledger.port import MAX_SIGNATURES_PER_QUERY
+from central.ledger.rpc_cluster import METHODS as CLUSTER_METHODS
+from central.ledger.rpc_history import METHODS as HISTORY_METHODS
+from central.ledger.rpc_params import (
+    FEATURE_SET,
+    SOLANA_CORE_VERSION,
+    U64_MAX,
+    Handler,
+    RpcError,
+    check_config,
+    config,
+    context,
+    invalid,
+    param,
+    pubkey,
+    u64,
+)
+from central.ledger.rpc_tokens import METHODS as TOKEN_METHODS
+from central.ledger.transaction_json import b58decode
 
 log = logging.getLogger(__name__)
 
-SOLANA_CORE_VERSION = "2.2.0"
-FEATURE_SET = 3294202862
-API_VERSION = "2.2.0"
-U64_MAX = 2**64 - 1
 LAMPORTS_PER_SIGNATURE = 5000
 
-Handler = Callable[[EmbeddedLedger, list[Any]], Awaitable[object]]
 #: JSON-RPC airdrops never take the faucet below this: the rest is for central's own fee-payer top-ups.
 FAUCET_RESERVE = FAUCET_LAMPORTS // 2
 
@@ -108,67 +117,6 @@ class _AirdropBudget:
         self.granted.append((now, address, lamports))
 
 
-class RpcError(Exception):
-    def __init__(self, code: int, message: str, data: object = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-
-def _invalid(msg: str) -> RpcError:
-    return RpcError(-32602, msg)
-
-
-def _param(params: list[Any], i: int, default: object = None) -> Any:
-    return params[i] if len(params) > i and params[i] is not None else default
-
-
-def _u64(value: object, what: str, *, minimum: int = 0) -> int:
-    """A JSON integer (not a boolean) in ``minimum..2^64-1``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= U64_MAX:
-        raise _invalid(f"Invalid params: {what} must be an integer in {minimum}..{U64_MAX}")
-    return value
-
-
-def _pubkey(value: object) -> Pubkey:
-    if not isinstance(value, str):
-        raise _invalid("Invalid param: expected a base-58 public key string")
-    try:
-        return Pubkey.from_string(value)
-    except ValueError:
-        raise _invalid("Invalid param: Invalid") from None
-
-
-def _config(params: list[Any], i: int) -> dict[str, Any]:
-    cfg = _param(params, i, {})
-    if not isinstance(cfg, dict):
-        raise _invalid("Invalid params: configuration must be an object")
-    return cfg
-
-
-def _context(ledger: EmbeddedLedger) -> dict[str, object]:
-    return {"slot": ledger.slot, "apiVersion": API_VERSION}
-
-
-def _account_json(acc: Account | None, encoding: str) -> dict[str, object] | None:
-    if acc is None:
-        return None
-    data = [b58encode(acc.data), "base58"] if encoding == "base58" else [base64.b64encode(acc.data).decode(), "base64"]
-    return {"data": data, "executable": acc.executable, "lamports": acc.lamports, "owner": str(acc.owner),
-            "rentEpoch": U64_MAX if acc.rent_epoch == U64_MAX else acc.rent_epoch, "space": len(acc.data)}
-
-
-def _encoding(cfg: dict[str, Any]) -> str:
-    enc = cfg.get("encoding", "base64")
-    # A real node falls back to base64 for jsonParsed when it has no parser for the account; we never parse.
-    if enc in ("base64", "jsonParsed"):
-        return "base64"
-    if enc == "base58":
-        return "base58"
-    raise _invalid(f"Invalid params: unsupported encoding {enc!r} (this endpoint serves base64)")
-
-
 async def get_health(_ledger: EmbeddedLedger, _params: list[Any]) -> object:
     return "ok"
 
@@ -187,12 +135,12 @@ async def get_block_height(ledger: EmbeddedLedger, _params: list[Any]) -> object
 
 async def get_latest_blockhash(ledger: EmbeddedLedger, _params: list[Any]) -> object:
     latest = ledger.latest_blockhash()
-    return {"context": _context(ledger),
+    return {"context": context(ledger),
             "value": {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}}
 
 
 async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    cfg = _config(params, 1)
+    cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
     skip = bool(cfg.get("skipPreflight", False))
     try:
@@ -211,52 +159,31 @@ async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
 
 
 async def get_signature_statuses(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    sigs = _param(params, 0)
+    sigs = param(params, 0)
     if not isinstance(sigs, list) or len(sigs) > MAX_SIGNATURES_PER_QUERY:
-        raise _invalid(f"Invalid params: expected a list of at most {MAX_SIGNATURES_PER_QUERY} signatures")
+        raise invalid(f"Invalid params: expected a list of at most {MAX_SIGNATURES_PER_QUERY} signatures")
     out: list[object] = []
     for s in sigs:
         try:
             status = ledger.status(Signature.from_string(s))
         except (ValueError, TypeError):
-            raise _invalid("Invalid param: Invalid signature") from None
+            raise invalid("Invalid param: Invalid signature") from None
         if status is None:
             out.append(None)
         else:
             out.append({"slot": status.slot, "confirmations": None, "err": status.err,
                         "status": {"Ok": None} if status.err is None else {"Err": status.err},
                         "confirmationStatus": status.confirmation_status})
-    return {"context": _context(ledger), "value": out}
-
-
-async def get_account_info(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    address = _pubkey(_param(params, 0))
-    enc = _encoding(_config(params, 1))
-    return {"context": _context(ledger), "value": _account_json(ledger.account(address), enc)}
-
-
-async def get_multiple_accounts(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    keys = _param(params, 0)
-    if not isinstance(keys, list) or len(keys) > MAX_ACCOUNTS_PER_QUERY:
-        raise _invalid(f"Invalid params: expected a list of at most {MAX_ACCOUNTS_PER_QUERY} public keys")
-    enc = _encoding(_config(params, 1))
-    return {"context": _context(ledger), "value": [_account_json(ledger.account(_pubkey(k)), enc) for k in keys]}
+    return {"context": context(ledger), "value": out}
 
 
 async def get_balance(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    acc = ledger.account(_pubkey(_param(params, 0)))
-    return {"context": _context(ledger), "value": acc.lamports if acc is not None else 0}
-
-
-async def get_token_account_balance(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    bal = ledger.token_balance(_pubkey(_param(params, 0)))
-    if bal is None:
-        raise _invalid("Invalid param: could not find account")
-    return {"context": _context(ledger), "value": ui_amount(bal.amount, bal.decimals)}
+    acc = ledger.account(pubkey(param(params, 0)))
+    return {"context": context(ledger), "value": acc.lamports if acc is not None else 0}
 
 
 async def get_minimum_balance_for_rent_exemption(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    size = _u64(_param(params, 0), "the data length")
+    size = u64(param(params, 0), "the data length")
     return ledger.rent_exempt_minimum(size)
 
 
@@ -272,8 +199,8 @@ def _airdrop_handler(limits: RpcLimits) -> Handler:
     budget = _AirdropBudget(limits)
 
     async def airdrop(ledger: EmbeddedLedger, params: list[Any]) -> object:
-        address = _pubkey(_param(params, 0))
-        lamports = _u64(_param(params, 1), "lamports", minimum=1)
+        address = pubkey(param(params, 0))
+        lamports = u64(param(params, 1), "lamports", minimum=1)
         now = time.monotonic()
         refused = budget.check(address, lamports, now)
         if refused is None and ledger.faucet_lamports - lamports < FAUCET_RESERVE:
@@ -292,30 +219,10 @@ def _airdrop_handler(limits: RpcLimits) -> Handler:
     return airdrop
 
 
-async def get_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    try:
-        sig = Signature.from_string(_param(params, 0))
-    except (ValueError, TypeError):
-        raise _invalid("Invalid param: Invalid signature") from None
-    cfg = _config(params, 1) if isinstance(_param(params, 1), dict) else {"encoding": _param(params, 1, "json")}
-    encoding = cfg.get("encoding", "json")
-    if encoding not in ("json", "base64", "base58"):
-        raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
-    found = ledger.transaction(sig)
-    if found is None:
-        return None
-    record, meta = found
-    if isinstance(record.transaction.version(), int) and cfg.get("maxSupportedTransactionVersion") is None:
-        raise RpcError(-32015, "Transaction version (0) is not supported by the requesting client. "
-                               "Please try the request again with the following configuration parameter: "
-                               "\"maxSupportedTransactionVersion\": 0")
-    return encode_transaction(record, meta, encoding, ledger.mint_decimals)
-
-
 def _decode_tx(params: list[Any], cfg: dict[str, Any]) -> VersionedTransaction:
-    raw_param = _param(params, 0)
+    raw_param = param(params, 0)
     if not isinstance(raw_param, str):
-        raise _invalid("Invalid params: expected an encoded transaction")
+        raise invalid("Invalid params: expected an encoded transaction")
     encoding = cfg.get("encoding", "base58")
     try:
         if encoding == "base64":
@@ -323,43 +230,43 @@ def _decode_tx(params: list[Any], cfg: dict[str, Any]) -> VersionedTransaction:
         elif encoding == "base58":
             raw = b58decode(raw_param)
         else:
-            raise _invalid(f"Invalid params: unsupported encoding {encoding!r}")
+            raise invalid(f"Invalid params: unsupported encoding {encoding!r}")
         return VersionedTransaction.from_bytes(raw)
     except (ValueError, TypeError):
-        raise _invalid("Invalid params: failed to deserialize VersionedTransaction") from None
+        raise invalid("Invalid params: failed to deserialize VersionedTransaction") from None
 
 
 async def simulate_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    cfg = _config(params, 1)
+    cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
     err, logs, units = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
     replacement = None
     if cfg.get("replaceRecentBlockhash"):
         latest = ledger.latest_blockhash()
         replacement = {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}
-    return {"context": _context(ledger),
+    return {"context": context(ledger),
             "value": {"err": err, "logs": logs, "accounts": None, "unitsConsumed": units, "returnData": None,
                       "innerInstructions": None, "replacementBlockhash": replacement}}
 
 
 async def get_fee_for_message(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    raw = _param(params, 0)
+    raw = param(params, 0)
     if not isinstance(raw, str):
-        raise _invalid("Invalid params: expected a base64 message")
+        raise invalid("Invalid params: expected a base64 message")
     try:
         data = base64.b64decode(raw, validate=True)
         header = MessageV0.from_bytes(data[1:]).header if data and data[0] & 0x80 else Message.from_bytes(data).header
     except (ValueError, TypeError):
-        raise _invalid("Invalid params: failed to deserialize message") from None
-    return {"context": _context(ledger), "value": LAMPORTS_PER_SIGNATURE * header.num_required_signatures}
+        raise invalid("Invalid params: failed to deserialize message") from None
+    return {"context": context(ledger), "value": LAMPORTS_PER_SIGNATURE * header.num_required_signatures}
 
 
 async def is_blockhash_valid(ledger: EmbeddedLedger, params: list[Any]) -> object:
     try:
-        h = Hash.from_string(_param(params, 0))
+        h = Hash.from_string(param(params, 0))
     except (ValueError, TypeError, ParseHashError):  # ParseHashError (wrong length) is not a ValueError
-        raise _invalid("Invalid param: Invalid blockhash") from None
-    return {"context": _context(ledger), "value": ledger.blockhash_valid(h)}
+        raise invalid("Invalid param: Invalid blockhash") from None
+    return {"context": context(ledger), "value": ledger.blockhash_valid(h)}
 
 
 async def get_genesis_hash(ledger: EmbeddedLedger, _params: list[Any]) -> object:
@@ -372,39 +279,6 @@ async def get_epoch_info(ledger: EmbeddedLedger, _params: list[Any]) -> object:
             "transactionCount": ledger.transaction_count}
 
 
-def _parsed_token_account(ledger: EmbeddedLedger, acc: Account) -> dict[str, object] | None:
-    info = parse_token_account(acc)
-    if info is None:
-        return None
-    decimals = ledger.mint_decimals(info.mint)
-    return {"program": "spl-token" if acc.owner == TOKEN_PROGRAM_ID else "spl-token-2022",
-            "parsed": {"info": {"isNative": False, "mint": str(info.mint), "owner": str(info.owner),
-                                "state": "frozen" if info.frozen else "initialized",
-                                "tokenAmount": ui_amount(info.amount, decimals)},
-                       "type": "account"},
-            "space": len(acc.data)}
-
-
-async def get_token_accounts_by_owner(ledger: EmbeddedLedger, params: list[Any]) -> object:
-    owner = _pubkey(_param(params, 0))
-    selector = _param(params, 1)
-    if not isinstance(selector, dict) or len(selector) != 1 or not ({"mint", "programId"} & selector.keys()):
-        raise _invalid("Invalid params: expected {\"mint\": ...} or {\"programId\": ...}")
-    mint = _pubkey(selector["mint"]) if "mint" in selector else None
-    program = _pubkey(selector["programId"]) if "programId" in selector else None
-    cfg = _config(params, 2)
-    parsed = cfg.get("encoding") == "jsonParsed"
-    enc = "base64" if parsed else _encoding(cfg)
-    value = []
-    for address, acc in ledger.token_accounts_by_owner(owner, mint=mint, program=program):
-        body = _account_json(acc, enc)
-        assert body is not None
-        if parsed:
-            body["data"] = _parsed_token_account(ledger, acc)
-        value.append({"pubkey": str(address), "account": body})
-    return {"context": _context(ledger), "value": value}
-
-
 METHODS: dict[str, Handler] = {
     "getHealth": get_health,
     "getVersion": get_version,
@@ -413,20 +287,18 @@ METHODS: dict[str, Handler] = {
     "getLatestBlockhash": get_latest_blockhash,
     "sendTransaction": send_transaction,
     "getSignatureStatuses": get_signature_statuses,
-    "getAccountInfo": get_account_info,
-    "getMultipleAccounts": get_multiple_accounts,
     "getBalance": get_balance,
-    "getTokenAccountBalance": get_token_account_balance,
     "getMinimumBalanceForRentExemption": get_minimum_balance_for_rent_exemption,
     "requestAirdrop": request_airdrop,
-    "getTransaction": get_transaction,
     # What wallets and explorers commonly ask besides the project's own subset.
     "simulateTransaction": simulate_transaction,
     "getFeeForMessage": get_fee_for_message,
     "isBlockhashValid": is_blockhash_valid,
     "getGenesisHash": get_genesis_hash,
     "getEpochInfo": get_epoch_info,
-    "getTokenAccountsByOwner": get_token_accounts_by_owner,
+    **TOKEN_METHODS,
+    **HISTORY_METHODS,
+    **CLUSTER_METHODS,
 }
 
 
@@ -434,7 +306,8 @@ async def _dispatch(ledger: EmbeddedLedger, handler: Handler | None, params: obj
     if handler is None:
         raise RpcError(-32601, "Method not found")
     if not isinstance(params, list):
-        raise _invalid("Invalid params: expected an array")
+        raise invalid("Invalid params: expected an array")
+    check_config(ledger, params)
     return await handler(ledger, params)
 
 

@@ -22,7 +22,7 @@ from central.ledger.jsonrpc import JsonRpcServer, RpcLimits, serve
 from central.ledger.keystore import KeyStore, open_key_store
 from central.ledger.port import Ledger
 from central.ledger.rpc import RpcLedger
-from central.ledger.setup import LedgerSetup, init_ledger, load_setup
+from central.ledger.setup import LedgerSetup, init_ledger, load_setup, open_rpc
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,8 @@ async def running_ledger(cfg: LedgerConfig) -> AsyncIterator[LedgerRuntime]:
             server = await serve(ledger, cfg.rpc_host, cfg.rpc_port, limits=rpc_limits(cfg))
         rpc_url = server.url if server else f"http://{cfg.rpc_host}:{cfg.rpc_port}"
     else:
-        ledger = RpcLedger(cfg.rpc_url, commitment=cfg.commitment)
-        rpc_url = cfg.rpc_url
+        ledger = open_rpc(cfg)
+        rpc_url = cfg.provider_urls[0]
     keys: KeyStore | None = None
     try:
         keys = open_key_store(cfg)

@@ -27,6 +27,7 @@ from central.ledger.builder import associated_token_address, create_ata_idempote
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import LedgerError, LedgerStoreError
+from central.ledger.failover import FailoverLedger
 from central.ledger.keys import PlatformKey
 from central.ledger.keystore import FileKeyStore, KeyStore, open_key_store
 from central.ledger.port import Ledger
@@ -123,12 +124,21 @@ def load_setup(config: LedgerConfig, keys: KeyStore | None = None) -> LedgerSetu
     return _setup(config, _keys(keys or FileKeyStore(config.keys_dir), create=False))
 
 
+def open_rpc(config: LedgerConfig) -> Ledger:
+    """The rpc backend: one ``RpcLedger``, or a ``FailoverLedger`` over every URL of ``rpc_url`` + ``rpc_urls``."""
+    urls = config.provider_urls
+    if len(urls) == 1:
+        return RpcLedger(urls[0], commitment=config.commitment)
+    return FailoverLedger([RpcLedger(u, commitment=config.commitment) for u in urls],
+                          retry_after_s=config.rpc_retry_after_ms / 1000, max_lag_slots=config.rpc_max_lag_slots)
+
+
 def open_ledger(config: LedgerConfig) -> Ledger:
     """Build the configured adapter (composition roots only). Close it with ``await ledger.close()``.
     An embedded ledger whose directory another process owns (a running server) is reached through that
     process's JSON-RPC endpoint."""
     if config.backend == "rpc":
-        return RpcLedger(config.rpc_url, commitment=config.commitment)
+        return open_rpc(config)
     try:
         return EmbeddedLedger(EmbeddedConfig(data_dir=config.data_dir, slot_ms=config.slot_ms,
                                              fsync_interval=config.fsync_interval_ms / 1000))

@@ -11,26 +11,70 @@ Durability design (the embedded ledger runs inside central, thousands of transac
 - Replay on open rebuilds the whole state; ``compact`` rewrites the log to the latest state of each account plus the
   transaction records (without their account images), atomically (write temp, fsync, rename, fsync directory).
 
-Frame: ``u32 body length | u32 crc32(body) | body``; body = ``u8 kind | payload`` (kinds in ``embedded``).
+Frame: ``u32 body length | u32 crc32(body) | body``; body = ``u8 kind | payload`` (the kinds below).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from solders.account import Account
 from solders.pubkey import Pubkey
 
 from central.ledger.errors import LedgerStoreError
 
+K_ACCOUNTS = 1
+K_SLOT = 2
+K_TX = 3
+K_BLOCKS = 4  # (slot, blockhash, time) of blocks holding transactions, written by compaction
+
 _HEADER = struct.Struct("<II")
+_TX_HEAD = struct.Struct("<Qq64sI")
 _ACCOUNT_HEAD = struct.Struct("<32sQ32sBQI")
 _MAX_FRAME = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TxFrame:
+    """A transaction frame of the log (kind ``K_TX``): ``u8 kind | slot, block time, signature, tx length | tx |
+    u32 meta length | meta JSON | account images``. Encoded and decoded here only (the embedded ledger writes
+    and replays them)."""
+
+    slot: int
+    block_time: int
+    signature: bytes
+    raw_tx: bytes
+    meta_json: bytes
+    #: offset of the account images in the frame body
+    accounts_at: int
+
+    @staticmethod
+    def encode(slot: int, block_time: int, signature: bytes, raw_tx: bytes, meta_json: bytes,
+               accounts: bytes) -> bytes:
+        return (bytes([K_TX]) + _TX_HEAD.pack(slot, block_time, signature, len(raw_tx)) + raw_tx
+                + struct.pack("<I", len(meta_json)) + meta_json + accounts)
+
+    @staticmethod
+    def decode(body: bytes) -> TxFrame:
+        slot, block_time, sig, txlen = _TX_HEAD.unpack_from(body, 1)
+        pos = 1 + _TX_HEAD.size
+        raw_tx = body[pos:pos + txlen]
+        pos += txlen
+        (mlen,) = struct.unpack_from("<I", body, pos)
+        return TxFrame(slot, block_time, sig, raw_tx, body[pos + 4:pos + 4 + mlen], pos + 4 + mlen)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = json.loads(self.meta_json)
+        return meta
 
 
 def encode_accounts(accounts: Iterable[tuple[Pubkey, Account | None]]) -> bytes:

@@ -156,6 +156,11 @@ class MintProofOut:
     tx_root: str = field(metadata=meta(description="the root in the transaction's memo (gtx:mint:v1 ... root=)"))
     signature: str | None
     status: str
+    records: list[str] = field(
+        default_factory=list,
+        metadata=meta(description="the signed records (hex, protocol v1 reading records) behind record_hashes, in "
+                      "order; hot or from the archive"),
+    )
 
 
 @routes.get(
@@ -167,7 +172,7 @@ class MintProofOut:
 )
 async def mint_proof_route(call: Call[None, None]) -> MintProofOut:
     """Owners see their own mints' proofs, admins any."""
-    proof = await mint_proof(call.services.pool, call.path("key"))
+    proof = await mint_proof(call.services.pool, call.path("key"), call.services.archive.reader)
     if proof is None or (proof.owner_id != call.user.user_id and call.user.role != Role.ADMIN):
         raise not_found("no such mint", "no_mint")
     return MintProofOut(
@@ -183,4 +188,5 @@ async def mint_proof_route(call: Call[None, None]) -> MintProofOut:
         proof.tx_root.hex(),
         proof.signature,
         proof.status,
+        [r.hex() for r in proof.records],
     )

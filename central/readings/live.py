@@ -37,8 +37,10 @@ from uuid import UUID
 import asyncpg
 from aiohttp import WSMsgType, web
 
+from central.archive.pg import archived
 from central.errors import CentralError
 from central.ingest.events import NOTIFY_CHANNEL
+from protocol.record import POWER_NOT_AVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -405,24 +407,27 @@ class ReadingsChannel:
         note = json.loads(payload)
         owners = sorted({str(s.caller.user_id) for s in sessions})
         rows = await hub.pool.fetch(
-            "SELECT r.device_id, r.seq, r.meter_id, r.meter_serial, r.timestamp_ms, r.import_wh, r.export_wh, "
-            "r.power_w, r.flags, r.record_hash, m.owner_id FROM readings r JOIN meters m ON m.id = r.meter_id "
-            "WHERE r.device_id = $1 AND r.seq BETWEEN $2 AND $3 AND r.meter_id = ANY($4::uuid[]) "
+            "SELECT d.device_id, d.public_key, m.id AS meter_id, m.serial, r.seq, r.timestamp_ms, r.import_wh, "
+            "r.export_wh, r.power_w, r.flags, r.prev_hash, r.signature, r.device_key, r.meter_key, m.owner_id "
+            "FROM devices d JOIN reading_rows r ON r.device_key = d.device_key "
+            "JOIN meters m ON m.meter_key = r.meter_key "
+            "WHERE d.device_id = $1 AND r.seq BETWEEN $2 AND $3 AND m.id = ANY($4::uuid[]) "
             "AND m.owner_id = ANY($5::uuid[]) ORDER BY r.seq",
             note["device"], note["first"], note["last"], note["meters"], owners,
         )
         for row in rows:
+            reading = archived(row)
             data = {
                 "meter_id": str(row["meter_id"]),
-                "meter_serial": row["meter_serial"],
-                "device_id": row["device_id"],
-                "seq": row["seq"],
-                "timestamp_ms": row["timestamp_ms"],
-                "import_wh": row["import_wh"],
-                "export_wh": row["export_wh"],
-                "power_w": row["power_w"],
-                "flags": row["flags"],
-                "record_hash": bytes(row["record_hash"]).hex(),
+                "meter_serial": reading.meter_serial,
+                "device_id": reading.device_id,
+                "seq": reading.seq,
+                "timestamp_ms": reading.timestamp_ms,
+                "import_wh": reading.import_wh,
+                "export_wh": reading.export_wh,
+                "power_w": None if reading.power_w == POWER_NOT_AVAILABLE else reading.power_w,
+                "flags": reading.flags,
+                "record_hash": reading.record_hash().hex(),
             }
             for s in sessions:
                 only = s.subscriptions.get(self.name)

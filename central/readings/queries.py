@@ -1,20 +1,29 @@
-"""Read side of stored readings (table ``readings``, migration 0002): per-meter pages and 15-minute window energy."""
+"""Read side of stored readings: per-meter pages and 15-minute window energy, from the hot table (``reading_rows``,
+migration 0090; the signed record rebuilt from its pieces) and, for archived ranges, from the archive files
+(``central.archive``), merged in one order: (timestamp, seq, device id)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
 
+from central.archive.pg import ArchiveReader, archived, meter_rows
+from central.archive.record import ArchivedReading
 from central.errors import CentralError
+from protocol.record import POWER_NOT_AVAILABLE, Flags
 
 WINDOW_MS = 15 * 60 * 1000
 MAX_PAGE = 1000
 MAX_WINDOWS = 31 * 24 * 4  # a month of 15-minute windows per request
+#: How far back the energy query looks for the reading before its range.
+LOOKBACK_MS = 7 * 86_400_000
+METER_REPLACED = int(Flags.METER_REPLACED)
 
 
 class QueryError(CentralError):
@@ -75,18 +84,30 @@ def decode_cursor(text: str) -> tuple[int, int, str]:
         raise QueryError("cursor is not one this API issued") from None
 
 
-def _reading(row: Any) -> ReadingOut:
+def _out(r: ArchivedReading) -> ReadingOut:
+    raw = r.raw()
     return ReadingOut(
-        device_id=row["device_id"],
-        seq=row["seq"],
-        timestamp_ms=row["timestamp_ms"],
-        import_wh=row["import_wh"],
-        export_wh=row["export_wh"],
-        power_w=row["power_w"],
-        flags=row["flags"],
-        record_hash=bytes(row["record_hash"]).hex(),
-        record=bytes(row["raw"]).hex(),
+        device_id=r.device_id,
+        seq=r.seq,
+        timestamp_ms=r.timestamp_ms,
+        import_wh=r.import_wh,
+        export_wh=r.export_wh,
+        power_w=None if r.power_w == POWER_NOT_AVAILABLE else r.power_w,
+        flags=r.flags,
+        record_hash=hashlib.sha256(raw).hexdigest(),
+        record=raw.hex(),
     )
+
+
+_LAST_BEFORE = """
+SELECT d.device_id, d.public_key, m.id AS meter_id, m.serial, r.seq, r.timestamp_ms, r.import_wh, r.export_wh,
+       r.power_w, r.flags, r.prev_hash, r.signature, r.device_key, r.meter_key
+FROM meters m JOIN reading_rows r ON r.meter_key = m.meter_key JOIN devices d ON d.device_key = r.device_key
+WHERE m.id = $1 AND r.timestamp_ms < $2
+ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1
+"""
+
+Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
 async def meter_owner(conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID) -> tuple[bool, UUID | None, int]:
@@ -101,61 +122,37 @@ async def meter_owner(conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID) -
     return True, row["owner_id"], row["visible_from_ms"] or 0
 
 
-_OWNED = """
-WITH m AS (
-    SELECT owner_id, coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
-    FROM meters WHERE id = $1
-)
-SELECT m.owner_id, r.device_id, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags, r.record_hash,
-       r.raw
-FROM m LEFT JOIN LATERAL (
-    SELECT device_id, seq, timestamp_ms, import_wh, export_wh, power_w, flags, record_hash, raw FROM readings
-    WHERE meter_id = $1 AND timestamp_ms >= greatest($2, m.visible_from_ms) AND timestamp_ms < $3 {after}
-    ORDER BY timestamp_ms, seq, device_id LIMIT $4
-) r ON m.owner_id = $5
-"""
-_OWNED_FIRST = _OWNED.format(after="")
-_OWNED_AFTER = _OWNED.format(after="AND (timestamp_ms, seq, device_id) > ($6, $7, $8)")
-
-
-async def owned_readings(
+async def list_readings(
     conn: asyncpg.Pool | asyncpg.Connection,
     meter_id: UUID,
-    owner_id: UUID,
     *,
     from_ms: int,
     to_ms: int,
     cursor: str | None = None,
     limit: int = 100,
-) -> ReadingsPage | None:
-    """Readings of ``meter_id`` with from_ms <= timestamp_ms < to_ms, oldest first, ``limit`` per page, for the
-    meter's current owner, in one round trip: the ownership check, the clipping of the range to what the owner may
-    see (from the meter's last release) and the page are one statement (two statements made a 10-row page half as
-    fast as ``GET /api/v1/me``). None when the meter does not exist or is not ``owner_id``'s."""
+    archive: ArchiveReader | None = None,
+) -> ReadingsPage:
+    """Readings of ``meter_id`` with from_ms <= timestamp_ms < to_ms, oldest first, ``limit`` per page."""
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError(f"limit must be 1..{MAX_PAGE}")
-    if cursor:
-        ts, seq, device = decode_cursor(cursor)
-        rows = await conn.fetch(_OWNED_AFTER, meter_id, from_ms, to_ms, limit + 1, owner_id, ts, seq, device)
-    else:
-        rows = await conn.fetch(_OWNED_FIRST, meter_id, from_ms, to_ms, limit + 1, owner_id)
-    if not rows or rows[0]["owner_id"] != owner_id:
-        return None
-    rows = [r for r in rows if r["seq"] is not None]
+    after = decode_cursor(cursor) if cursor else None
+    rows = await meter_rows(conn, meter_id, from_ms, to_ms, after=after, limit=limit + 1, archive=archive)
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
-    next_cursor = encode_cursor(last["timestamp_ms"], last["seq"], last["device_id"]) if more and last else None
-    return ReadingsPage(meter_id, [_reading(r) for r in rows], next_cursor)
+    next_cursor = encode_cursor(last.timestamp_ms, last.seq, last.device_id) if more and last else None
+    return ReadingsPage(meter_id, [_out(r) for r in rows], next_cursor)
 
 
 async def window_energy(
-    conn: asyncpg.Pool | asyncpg.Connection, meter_id: UUID, *, from_ms: int, to_ms: int
+    conn: Conn, meter_id: UUID, *, from_ms: int, to_ms: int, archive: ArchiveReader | None = None,
+    lookback_ms: int = LOOKBACK_MS,
 ) -> MeterEnergy:
     """Import/export Wh per 15-minute window (aligned to UTC) for windows starting in [from_ms, to_ms).
 
-    Raw register deltas: the first reading in the range is diffed against the meter's last reading before it.
-    Exact, interpolated accounting per settlement window is the accounting subsystem's job.
+    Raw register deltas: the first reading in the range is diffed against the meter's last reading before it (in the
+    archive, looked for up to ``lookback_ms`` back). Exact, interpolated accounting per settlement window is the
+    accounting subsystem's job.
     """
     start = from_ms - from_ms % WINDOW_MS
     end = to_ms + (-to_ms) % WINDOW_MS
@@ -163,26 +160,19 @@ async def window_energy(
         raise QueryError("the time range is empty")
     if (end - start) // WINDOW_MS > MAX_WINDOWS:
         raise QueryError(f"at most {MAX_WINDOWS} windows per request")
-    rows = await conn.fetch(
-        """
-        WITH r AS (
-            SELECT timestamp_ms, seq, import_wh, export_wh, flags FROM readings
-            WHERE meter_id = $1 AND timestamp_ms >= $2 AND timestamp_ms < $3
-            UNION ALL
-            (SELECT timestamp_ms, seq, import_wh, export_wh, flags FROM readings
-             WHERE meter_id = $1 AND timestamp_ms < $2 ORDER BY timestamp_ms DESC, seq DESC LIMIT 1)
-        ), d AS (
-            SELECT timestamp_ms,
-                   CASE WHEN flags & 2 = 2 THEN 0 ELSE import_wh - lag(import_wh) OVER w END AS di,
-                   CASE WHEN flags & 2 = 2 THEN 0 ELSE export_wh - lag(export_wh) OVER w END AS de
-            FROM r WINDOW w AS (ORDER BY timestamp_ms, seq)
-        )
-        SELECT timestamp_ms - timestamp_ms % $4 AS start_ms,
-               coalesce(sum(di), 0)::bigint AS import_wh, coalesce(sum(de), 0)::bigint AS export_wh,
-               count(*) AS n
-        FROM d WHERE timestamp_ms >= $2 GROUP BY 1 ORDER BY 1
-        """,
-        meter_id, start, end, WINDOW_MS,
-    )
-    windows = [WindowEnergy(r["start_ms"], r["import_wh"], r["export_wh"], r["n"]) for r in rows]
+    rows = await meter_rows(conn, meter_id, start, end, archive=archive)
+    before = await conn.fetchrow(_LAST_BEFORE, meter_id, start)
+    previous = archived(before) if before is not None else None
+    if previous is None and archive is not None:  # archived ranges are older than every hot one
+        old = await archive.meter_readings(conn, meter_id, start - lookback_ms, start)
+        previous = old[-1] if old else None
+    sums: dict[int, list[int]] = {}
+    for r in sorted(rows, key=lambda r: (r.timestamp_ms, r.seq)):
+        window = sums.setdefault(r.timestamp_ms - r.timestamp_ms % WINDOW_MS, [0, 0, 0])
+        if previous is not None and not r.flags & METER_REPLACED:
+            window[0] += r.import_wh - previous.import_wh
+            window[1] += r.export_wh - previous.export_wh
+        window[2] += 1
+        previous = r
+    windows = [WindowEnergy(s, v[0], v[1], v[2]) for s, v in sorted(sums.items())]
     return MeterEnergy(meter_id, WINDOW_MS, windows)

@@ -19,8 +19,8 @@ from central.readings.queries import (
     MeterEnergy,
     QueryError,
     ReadingsPage,
+    list_readings,
     meter_owner,
-    owned_readings,
     window_energy,
 )
 
@@ -67,21 +67,16 @@ async def _own_meter(call: Call[Any, Any]) -> tuple[UUID, int]:
 )
 async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     """Verified readings of a meter you own, oldest first, with the signed record bytes (hex) of each."""
-    meter_id = call.path_uuid("meter_id")
+    meter_id, visible_from_ms = await _own_meter(call)
     q = call.query
+    start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
-        start, end = _range(q.from_ms, q.to_ms, 0)  # clipped to what the owner may see by the query itself
-    except ApiError:
-        await _own_meter(call)  # someone else's meter, or none, is a 404 whatever the range
-        raise
-    try:
-        page = await owned_readings(call.services.pool, meter_id, call.user.user_id, from_ms=start, to_ms=end,
-                                    cursor=q.cursor, limit=q.limit)
+        return await list_readings(
+            call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit,
+            archive=call.services.archive.reader,
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
-    if page is None:
-        raise not_found("no such meter among yours")
-    return page
 
 
 @routes.get(
@@ -98,7 +93,9 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     if start >= end:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
-        return await window_energy(call.services.pool, meter_id, from_ms=start, to_ms=end)
+        return await window_energy(
+            call.services.pool, meter_id, from_ms=start, to_ms=end, archive=call.services.archive.reader
+        )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
 

@@ -1,17 +1,21 @@
-"""xDLMS / ACSE APDUs a reading client needs (IEC 62056-5-3): AARQ/AARE, GET-Request/Response (normal and
-with data block), RLRQ/RLRE. Logical-name referencing, no ciphering. Pure functions over bytes.
+"""xDLMS / ACSE APDUs a reading client needs (IEC 62056-5-3): AARQ/AARE (lowest level, LLS, HLS-GMAC; with or
+without the ciphering application context), GET-Request/Response (normal and with data block), ACTION for the
+HLS pass 3/4 reply_to_HLS_authentication, RLRQ/RLRE, and DATA-NOTIFICATION. Logical-name referencing. Pure functions
+over bytes; the ciphering itself is in ``security``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.dlms.axdr import Data, decode, decode_length, encode_length
+from edge.dlms.axdr import Data, decode, decode_length, encode, encode_length
 from edge.dlms.errors import AssociationRejectedError, DataAccessError, DlmsDecodeError, DlmsError
 
 # 2.16.756.5.8.1.1: logical name referencing, no ciphering; 2.16.756.5.8.2.1: low level security (password).
 APP_CONTEXT_LN = bytes.fromhex("60857405080101")
+APP_CONTEXT_LN_CIPHERED = bytes.fromhex("60857405080103")  # 2.16.756.5.8.1.3
 MECHANISM_LLS = bytes.fromhex("60857405080201")
+MECHANISM_HLS_GMAC = bytes.fromhex("60857405080205")  # 2.16.756.5.8.2.5
 # Conformance block bit n (Green Book numbering, bit 0 first on the wire) is 1 << (23 - n).
 CONFORMANCE_BLOCK_TRANSFER_WITH_GET = 1 << (23 - 11)
 CONFORMANCE_GET = 1 << (23 - 19)
@@ -21,6 +25,9 @@ DLMS_VERSION = 6
 
 AARQ_TAG, AARE_TAG, RLRQ_TAG, RLRE_TAG = 0x60, 0x61, 0x62, 0x63
 GET_REQUEST, GET_RESPONSE = 0xC0, 0xC4
+ACTION_REQUEST, ACTION_RESPONSE = 0xC3, 0xC7
+DATA_NOTIFICATION = 0x0F
+ASSOCIATION_LN = (0, 0, 40, 0, 0, 255)  # current association (class 15)
 EXCEPTION_RESPONSE, CONFIRMED_SERVICE_ERROR = 0xD8, 0x0E
 INITIATE_REQUEST, INITIATE_RESPONSE = 0x01, 0x08
 
@@ -51,14 +58,24 @@ def initiate_request(max_pdu: int = 0xFFFF, conformance: int = CONFORMANCE) -> b
     )
 
 
-def build_aarq(password: bytes | None = None, *, max_pdu: int = 0xFFFF) -> bytes:
-    """AARQ for lowest-level security (``password`` None) or LLS (the password as calling-authentication-value)."""
-    body = _ber(0xA1, _ber(0x06, APP_CONTEXT_LN))
-    if password is not None:
+def build_aarq(password: bytes | None = None, *, max_pdu: int = 0xFFFF, ciphered: bool = False,
+               system_title: bytes | None = None, challenge: bytes | None = None,
+               user_information: bytes | None = None) -> bytes:
+    """AARQ for lowest-level security (nothing), LLS (``password``: the calling-authentication-value) or HLS-GMAC
+    (``challenge``: the client-to-server challenge). ``ciphered`` selects the ciphering application context and
+    sends ``system_title`` as calling-AP-title; ``user_information`` replaces the plain InitiateRequest (a
+    glo-initiate-request)."""
+    if password is not None and challenge is not None:
+        raise ValueError("LLS password or HLS challenge, not both")
+    body = _ber(0xA1, _ber(0x06, APP_CONTEXT_LN_CIPHERED if ciphered else APP_CONTEXT_LN))
+    if system_title is not None:
+        body += _ber(0xA6, _ber(0x04, system_title))
+    if password is not None or challenge is not None:
         body += _ber(0x8A, b"\x07\x80")  # sender-acse-requirements: authentication
-        body += _ber(0x8B, MECHANISM_LLS)
-        body += _ber(0xAC, _ber(0x80, password))
-    body += _ber(0xBE, _ber(0x04, initiate_request(max_pdu)))
+        body += _ber(0x8B, MECHANISM_LLS if password is not None else MECHANISM_HLS_GMAC)
+        body += _ber(0xAC, _ber(0x80, password if password is not None else challenge or b""))
+    info = initiate_request(max_pdu) if user_information is None else user_information
+    body += _ber(0xBE, _ber(0x04, info))
     return _ber(AARQ_TAG, body)
 
 
@@ -69,16 +86,32 @@ class Association:
     conformance: int
     max_pdu: int
     dlms_version: int
+    #: HLS: the meter's system title (responding-AP-title) and server-to-client challenge.
+    system_title: bytes | None = None
+    challenge: bytes | None = None
 
 
-def parse_aare(apdu: bytes) -> Association:
-    """Parse an AARE. Raises AssociationRejectedError when the meter refused."""
+@dataclass(frozen=True, slots=True)
+class Aare:
+    """The fields of an AARE a client acts on, before its user-information is deciphered."""
+
+    result: int
+    diagnostic: int
+    user_information: bytes
+    system_title: bytes | None
+    challenge: bytes | None
+
+
+def parse_aare_fields(apdu: bytes) -> Aare:  # noqa: PLR0912 - one branch per AARE field
+    """The AARE's result, diagnostic, responding-AP-title, responding-authentication-value and user-information."""
     if not apdu or apdu[0] != AARE_TAG:
         raise DlmsDecodeError(f"expected AARE, got tag 0x{apdu[:1].hex()}")
     length, pos = decode_length(apdu, 1)
     if pos + length != len(apdu):
         raise DlmsDecodeError("AARE length mismatch")
     result, diagnostic, user_info = None, 0, b""
+    title: bytes | None = None
+    challenge: bytes | None = None
     for tag, value in _ber_items(apdu[pos:]):
         if tag == 0xA2:
             inner = _ber_items(value)
@@ -95,14 +128,29 @@ def parse_aare(apdu: bytes) -> Association:
             inner = _ber_items(value)
             if inner and inner[0][0] == 0x04:
                 user_info = inner[0][1]
+        elif tag == 0xA4:
+            inner = _ber_items(value)
+            if inner and inner[0][0] == 0x04:
+                title = inner[0][1]
+        elif tag == 0xAA:
+            inner = _ber_items(value)
+            if inner and inner[0][0] == 0x80:
+                challenge = inner[0][1]
     if result is None:
         raise DlmsDecodeError("AARE without result")
-    if result != 0:
-        raise AssociationRejectedError(result, diagnostic)
-    return _parse_initiate_response(user_info)
+    return Aare(result, diagnostic, user_info, title, challenge)
 
 
-def _parse_initiate_response(ui: bytes) -> Association:
+def parse_aare(apdu: bytes) -> Association:
+    """Parse an AARE with a plain InitiateResponse. Raises AssociationRejectedError when the meter refused."""
+    aare = parse_aare_fields(apdu)
+    if aare.result != 0:
+        raise AssociationRejectedError(aare.result, aare.diagnostic)
+    return parse_initiate_response(aare.user_information)
+
+
+def parse_initiate_response(ui: bytes) -> Association:
+    """The xDLMS InitiateResponse carried in an AARE's user-information (plain, or as deciphered)."""
     if not ui:
         raise DlmsDecodeError("AARE without xDLMS InitiateResponse")
     if ui[0] == CONFIRMED_SERVICE_ERROR:
@@ -187,6 +235,82 @@ def parse_get_response(apdu: bytes) -> GetResult:  # noqa: PLR0912 - one branch 
             raise DlmsDecodeError("data block length mismatch")
         return GetResult(invoke, block=bytes(apdu[pos:]), block_number=number, last=last)
     raise DlmsDecodeError(f"unsupported GET-Response type {kind}")
+
+
+def build_action_request(invoke_id: int, class_id: int, obis: tuple[int, ...], method: int,
+                         parameter: bytes) -> bytes:
+    """ACTION-Request-Normal with an A-XDR encoded ``parameter``."""
+    if len(obis) != 6:
+        raise ValueError("OBIS code has six parts")
+    return (
+        bytes([ACTION_REQUEST, 0x01, 0xC0 | (invoke_id & 0x0F)])
+        + class_id.to_bytes(2, "big")
+        + bytes(obis)
+        + bytes([method & 0xFF, 0x01])
+        + parameter
+    )
+
+
+def parse_action_response(apdu: bytes) -> Data | None:
+    """ACTION-Response-Normal: the return parameter (None when absent). Raises DlmsError when the action failed."""
+    if not apdu:
+        raise DlmsDecodeError("empty APDU")
+    if apdu[0] in (EXCEPTION_RESPONSE, CONFIRMED_SERVICE_ERROR):
+        raise DlmsError(f"meter refused the action ({apdu.hex()})")
+    if apdu[0] != ACTION_RESPONSE or len(apdu) < 4 or apdu[1] != 0x01:
+        raise DlmsDecodeError(f"expected ACTION-Response-Normal, got {apdu[:4].hex()}")
+    if apdu[3] != 0:
+        raise DlmsError(f"action failed (result {apdu[3]})")
+    if len(apdu) < 5:
+        raise DlmsDecodeError("truncated ACTION-Response-Normal")
+    if apdu[4] == 0 or len(apdu) == 5:
+        return None
+    if apdu[5] == 0x01 and len(apdu) == 7:
+        raise DataAccessError(apdu[6])
+    if apdu[5] != 0x00:
+        raise DlmsDecodeError("bad ACTION return parameter")
+    data, pos = decode(apdu, 6)
+    if pos != len(apdu):
+        raise DlmsDecodeError("trailing bytes after ACTION data")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A DATA-NOTIFICATION: long-invoke-id, the optional date-time (12 octets) and the body."""
+
+    invoke_id: int
+    date_time: bytes | None
+    body: Data
+
+
+def parse_data_notification(apdu: bytes) -> Notification:
+    if len(apdu) < 6 or apdu[0] != DATA_NOTIFICATION:
+        raise DlmsDecodeError(f"expected DATA-NOTIFICATION, got {apdu[:1].hex()}")
+    invoke = int.from_bytes(apdu[1:5], "big")
+    pos = 5
+    stamp: bytes | None = None
+    if apdu[pos] == 0x00:
+        pos += 1
+    elif apdu[pos] == 0x0C and len(apdu) >= pos + 13:
+        stamp = bytes(apdu[pos + 1 : pos + 13])
+        pos += 13
+    elif apdu[pos] == 0x09 and len(apdu) >= pos + 14 and apdu[pos + 1] == 0x0C:  # as a tagged octet-string
+        stamp = bytes(apdu[pos + 2 : pos + 14])
+        pos += 14
+    else:
+        raise DlmsDecodeError("bad DATA-NOTIFICATION date-time")
+    body, end = decode(apdu, pos)
+    if end != len(apdu):
+        raise DlmsDecodeError("trailing bytes after DATA-NOTIFICATION body")
+    return Notification(invoke, stamp, body)
+
+
+def build_data_notification(invoke_id: int, date_time: bytes | None, body: Data) -> bytes:
+    if date_time is not None and len(date_time) != 12:
+        raise ValueError("date-time is 12 octets")
+    stamp = b"\x00" if date_time is None else b"\x0c" + date_time
+    return bytes([DATA_NOTIFICATION]) + invoke_id.to_bytes(4, "big") + stamp + encode(body)
 
 
 def build_rlrq() -> bytes:

@@ -39,3 +39,7 @@ class DataAccessError(DlmsError):
                 9: "object class inconsistent", 11: "object unavailable", 12: "type unmatched",
                 13: "scope of access violated", 14: "data block unavailable", 250: "other reason"}.get(code, "error")
         super().__init__(f"data access result {code} ({name})")
+
+
+class CounterRejectedError(DlmsError):
+    """The meter refused our invocation (frame) counter as already used: re-synchronise it and try once more."""

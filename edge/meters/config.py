@@ -28,8 +28,12 @@ TOML shape::
     # client_address = 16           # 16 = public client (auth "none"), 17 = reading client (auth "low")
     # server_address = 1            # logical device (1 = management logical device)
     # physical_address = 17         # HDLC lower (physical) server address; dlms-hdlc only; default 17
-    # auth = "none"                 # none | low (LLS password)
+    # auth = "none"                 # none | low (LLS password) | hls-gmac (HLS mechanism 5, needs keys_file)
     # password = "..."              # LLS password (auth "low"); never logged
+    # security = "auth-enc"         # APDU protection, suite 0: none | auth | enc | auth-enc (needs keys_file)
+    # keys_file = "keys/E450.toml"  # 0600; ek = "<32 hex>", ak = "<32 hex>" (the meter's global unicast keys)
+    # system_title = "4754580000000001"  # our (client) system title, 8 bytes hex; default 4754580000000001
+    # meter_system_title = "..."    # push meters: the system title the meter sends (names it on a dlms-push bus)
     # P1 meters (bus kind p1-serial / p1-tcp, one meter per bus):
     # key_file = "keys/LU-1.key"    # encrypted variants: the meter's AES key, 32 hex digits, mode 0600
     # auth_key_file = "..."         # only where the variant has no published authentication key
@@ -43,12 +47,14 @@ is serialised by the reader factory.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from edge.dlms.security import Keys, SecurityPolicy
 from edge.meters.maps import MeterMap, MeterProtocol
 from edge.p1.variants import VARIANTS
 from edge.secretfile import check_secret_file
@@ -63,6 +69,7 @@ class BusKind(StrEnum):
     MODBUS_RTU_OVER_TCP = "modbus-rtu-over-tcp"
     DLMS_TCP = "dlms-tcp"
     DLMS_HDLC = "dlms-hdlc"
+    DLMS_PUSH = "dlms-push"  # meters push (ciphered) DATA-NOTIFICATIONs to our TCP port (host/port to listen on)
     P1_SERIAL = "p1-serial"
     P1_TCP = "p1-tcp"
 
@@ -80,6 +87,24 @@ class BusKind(StrEnum):
 class DlmsAuth(StrEnum):
     NONE = "none"
     LOW = "low"
+    HLS_GMAC = "hls-gmac"
+
+
+class DlmsSecurity(StrEnum):
+    """APDU protection (security suite 0): the SC bits 0x10 (authenticated) and 0x20 (encrypted)."""
+
+    NONE = "none"
+    AUTH = "auth"
+    ENC = "enc"
+    AUTH_ENC = "auth-enc"
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        return {"none": SecurityPolicy.NONE, "auth": SecurityPolicy.AUTHENTICATED, "enc": SecurityPolicy.ENCRYPTED,
+                "auth-enc": SecurityPolicy.AUTHENTICATED_ENCRYPTED}[self.value]
+
+
+DEFAULT_SYSTEM_TITLE = bytes.fromhex("4754580000000001")  # "GTX" + 5 bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +143,15 @@ class MeterConfig:
     physical_address: int = 17
     auth: DlmsAuth = DlmsAuth.NONE
     password: bytes = field(default=b"", repr=False)
+    security: DlmsSecurity = DlmsSecurity.NONE
+    keys: Keys | None = field(default=None, repr=False)
+    system_title: bytes = DEFAULT_SYSTEM_TITLE
+    meter_system_title: bytes | None = None
+
+    @property
+    def secured(self) -> bool:
+        """Needs keys: HLS-GMAC and/or ciphered APDUs."""
+        return self.auth is DlmsAuth.HLS_GMAC or self.security is not DlmsSecurity.NONE
     #: P1: the meter's encryption key (from ``key_file``) and, where the variant has no published one, its
     #: authentication key (``auth_key_file``); never logged, never in status output
     key: bytes = field(default=b"", repr=False)
@@ -130,12 +164,15 @@ class MeterConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScanHit:
-    """A device that answered a scan: its address on the bus and the model maps whose probes all matched."""
+    """A device that answered a scan: its address on the bus and the model maps whose probes all matched. A device
+    that answered but matched no map has empty ``map_ids`` and ``reason`` says why it was not named."""
 
     address: int
     map_ids: tuple[str, ...]
     models: tuple[str, ...]
     detail: str = ""  # what was found (P1: the variant and header), also when no map names it
+    #: why a unit that answered was not named (DLMS/Modbus: what it answered or refused)
+    reason: str = ""
 
 
 _BUS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -260,7 +297,8 @@ def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
         common = BusConfig(
             name=name,
             kind=kind,
-            timeout_s=t.millis("timeout_ms", 1000 if kind.is_serial else 3000, 10, 60_000),
+            timeout_s=t.millis("timeout_ms", 1000 if kind.is_serial else 30_000 if kind is BusKind.DLMS_PUSH else 3000,
+                               10, 600_000),
             inter_request_delay_s=t.millis("inter_request_delay_ms", 20, 0, 10_000),
             retries=t.integer("retries", 2, 0, 10),
             backoff_s=t.millis("backoff_ms", 200, 0, 60_000),
@@ -283,9 +321,54 @@ def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
             for key in ("device", "baudrate", "parity", "stopbits", "bytesize"):
                 if key in t.t:
                     raise t.fail(key, f"not used by a {kind.value} bus (it takes 'host' and 'port')")
-            default_port = {BusKind.DLMS_TCP: 4059, BusKind.P1_TCP: 8088}.get(kind, 502)
+            default_port = {BusKind.DLMS_TCP: 4059, BusKind.DLMS_PUSH: 4059, BusKind.P1_TCP: 8088}.get(kind, 502)
             buses.append(replace(common, host=t.text("host"), port=t.integer("port", default_port, 1, 65535)))
     return tuple(buses)
+
+
+def _title(t: _Table, key: str) -> bytes | None:
+    raw = t.t.get(key)
+    if raw is None:
+        return None
+    try:
+        title = bytes.fromhex(raw) if isinstance(raw, str) else b""
+    except ValueError:
+        title = b""
+    if len(title) != 8:
+        raise t.fail(key, "a system title is 8 bytes, written as 16 hex digits")
+    return title
+
+
+def _keys(doc: Document, t: _Table) -> Keys:
+    """Read the meter's EK/AK from ``keys_file`` (a secret file: mode 0600, checked before it is read). Errors name
+    the file and the key, never its content."""
+    raw = t.t.get("keys_file")
+    if not isinstance(raw, str) or not raw:
+        raise t.fail(None, "this meter needs 'keys_file' (a 0600 file with ek and ak, from the grid operator)")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = Path(doc.source).parent / path
+    line = doc.line_of((*t.path, "keys_file"))
+    check_secret_file(path, f"{doc.source}{f':{line}' if line else ''}: {'.'.join(map(str, t.path))}.keys_file:")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise t.fail("keys_file", f"cannot read {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise t.fail("keys_file", f"{path} is not a TOML file with ek = \"...\" and ak = \"...\"") from None
+    unknown = set(data) - {"ek", "ak"}
+    if unknown:
+        raise t.fail("keys_file", f"{path}: unknown key(s) {', '.join(sorted(unknown))} (expected ek and ak)")
+    keys: dict[str, bytes] = {}
+    for name in ("ek", "ak"):
+        value = data.get(name)
+        try:
+            keys[name] = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            keys[name] = b""
+        if len(keys[name]) != 16:
+            raise t.fail("keys_file", f"{path}: {name} must be 32 hex digits (a 16-byte AES key)")
+    return Keys(keys["ek"], keys["ak"])
 
 
 def check_models(
@@ -330,7 +413,7 @@ def parse_meters(
     return meters
 
 
-def _parse_meters(  # noqa: PLR0912 - one flat validation pass
+def _parse_meters(  # noqa: PLR0912, PLR0915 - one flat validation pass
     doc: Document, buses: Sequence[BusConfig], maps: Mapping[str, MeterMap] | None
 ) -> tuple[MeterConfig, ...]:
     by_name = {b.name: b for b in buses}
@@ -340,7 +423,8 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
     for i, raw in enumerate(_tables(doc, "meter")):
         t = _Table(doc, ("meter", i), raw)
         t.only({"serial", "bus", "model", "unit_id", "poll_interval_s", "client_address", "server_address",
-                "physical_address", "auth", "password", *_P1_KEYS})
+                "physical_address", "auth", "password", "security", "keys_file", "system_title",
+                "meter_system_title", *_P1_KEYS})
         serial = t.text("serial")
         if not _SERIAL.match(serial):
             raise t.fail("serial", f"printable ASCII without spaces, {MIN_SERIAL}..{MAX_SERIAL} characters")
@@ -360,7 +444,8 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
             cfg = _p1_meter(doc, t, MeterConfig(serial=serial, bus=bus_name, model=model, poll_interval_s=poll))
             addr = (bus_name, 0, 0)
         elif bus.kind.protocol is MeterProtocol.MODBUS:
-            for key in ("client_address", "server_address", "physical_address", "auth", "password"):
+            for key in ("client_address", "server_address", "physical_address", "auth", "password", "security",
+                        "keys_file", "system_title", "meter_system_title"):
                 if key in t.t:
                     raise t.fail(key, "only DLMS meters take this key")
             unit_id = t.integer("unit_id", None, 1, 247)
@@ -376,18 +461,35 @@ def _parse_meters(  # noqa: PLR0912 - one flat validation pass
                     raise t.fail("auth", "auth = \"low\" needs a non-empty 'password'")
             elif password is not None:
                 raise t.fail("password", "a password is only used with auth = \"low\"")
+            security = DlmsSecurity(t.choice("security", "none", [s.value for s in DlmsSecurity]))
+            default_client = {DlmsAuth.NONE: 16, DlmsAuth.LOW: 17, DlmsAuth.HLS_GMAC: 1}[auth]
             cfg = MeterConfig(
                 serial=serial,
                 bus=bus_name,
                 model=model,
                 poll_interval_s=poll,
-                client_address=t.integer("client_address", 16 if auth is DlmsAuth.NONE else 17, 1, 127),
+                client_address=t.integer("client_address", default_client, 1, 127),
                 server_address=t.integer("server_address", 1, 0, 0x3FFF),
                 physical_address=t.integer("physical_address", 17, 0, 0x3FFF),
                 auth=auth,
                 password=password.encode() if isinstance(password, str) else b"",
+                security=security,
+                system_title=_title(t, "system_title") or DEFAULT_SYSTEM_TITLE,
+                meter_system_title=_title(t, "meter_system_title"),
             )
+            if bus.kind is BusKind.DLMS_PUSH:
+                if cfg.meter_system_title is None:
+                    raise t.fail(None, "a meter on a dlms-push bus needs 'meter_system_title' (it names the meter)")
+                if cfg.auth is not DlmsAuth.NONE:
+                    raise t.fail("auth", "a pushing meter does not associate: leave auth out")
+            if cfg.secured or bus.kind is BusKind.DLMS_PUSH:
+                cfg = replace(cfg, keys=_keys(doc, t))
+            elif "keys_file" in t.t:
+                raise t.fail("keys_file", "keys are used with auth = \"hls-gmac\" or a security other than \"none\"")
             addr = (bus_name, cfg.server_address, cfg.physical_address)
+            if bus.kind is BusKind.DLMS_PUSH:
+                assert cfg.meter_system_title is not None
+                addr = (bus_name, int.from_bytes(cfg.meter_system_title, "big"), -1)
         if addr in addresses:
             if bus.kind.protocol is MeterProtocol.P1:
                 raise t.fail("bus", f"a P1 port carries one meter, and bus {bus_name!r} has {addresses[addr]!r}")

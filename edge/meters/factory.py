@@ -13,15 +13,18 @@ and the CLI uses :func:`read_once` (``gridtokenx-edge read --meter SERIAL``) and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, MeterError
 from edge.meters.base import MeterReader, MeterSample
-from edge.meters.config import BusConfig, MeterConfig, ScanHit
+from edge.meters.config import BusConfig, BusKind, MeterConfig, ScanHit
+from edge.meters.dlms_push import DlmsPushBus, DlmsPushMeterReader
 from edge.meters.dlms_reader import DlmsBus, DlmsMeterReader, scan_dlms
+from edge.meters.frame_counters import FrameCounterStore
 from edge.meters.maps import MeterMap, MeterProtocol
-from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_matches, wall_clock_ms
+from edge.meters.modbus import Clock, ModbusBus, ModbusMeterReader, probe_check, wall_clock_ms
 from edge.meters.p1_reader import P1MeterReader, scan_p1
 
 __all__ = ["MeterSet", "ScanHit", "build_readers", "open_readers", "read_once", "scan"]
@@ -34,6 +37,12 @@ class MeterSet:
         self.readers: dict[str, MeterReader] = {}
         self._modbus_buses: dict[str, ModbusBus] = {}
         self._dlms_buses: dict[str, DlmsBus] = {}
+        self._push_buses: dict[str, DlmsPushBus] = {}
+
+    async def start(self) -> None:
+        """Start listening on push buses (pushes arrive between polls)."""
+        for pbus in self._push_buses.values():
+            await pbus.start()
 
     async def aclose(self) -> None:
         for reader in self.readers.values():
@@ -42,6 +51,9 @@ class MeterSet:
             await bus.close()
         for dbus in self._dlms_buses.values():
             await dbus.close()
+        for pbus in self._push_buses.values():
+            await pbus.close()
+        self._push_buses.clear()
         self.readers.clear()
         self._modbus_buses.clear()
         self._dlms_buses.clear()
@@ -53,8 +65,10 @@ def build_readers(
     maps: Mapping[str, MeterMap],
     *,
     clock: Clock = wall_clock_ms,
+    counters: FrameCounterStore | None = None,
 ) -> MeterSet:
-    """Build (without connecting) one client per used bus and one reader per meter. Must run inside the loop."""
+    """Build (without connecting) one client per used bus and one reader per meter. Must run inside the loop.
+    ``counters`` holds the invocation counters of ciphered DLMS meters (the gateway's state directory)."""
     by_name = {b.name: b for b in buses}
     result = MeterSet()
     for meter in meters:
@@ -71,10 +85,15 @@ def build_readers(
             if bus is None:
                 bus = result._modbus_buses[bus_cfg.name] = ModbusBus(bus_cfg)
             result.readers[meter.serial] = ModbusMeterReader(meter, meter_map, bus, clock=clock)
+        elif bus_cfg.kind is BusKind.DLMS_PUSH:
+            pbus = result._push_buses.get(bus_cfg.name)
+            if pbus is None:
+                pbus = result._push_buses[bus_cfg.name] = DlmsPushBus(bus_cfg)
+            result.readers[meter.serial] = DlmsPushMeterReader(meter, meter_map, pbus, clock=clock)
         else:
             dbus = result._dlms_buses.get(bus_cfg.name)
             if dbus is None:
-                dbus = result._dlms_buses[bus_cfg.name] = DlmsBus(bus_cfg)
+                dbus = result._dlms_buses[bus_cfg.name] = DlmsBus(bus_cfg, counters)
             result.readers[meter.serial] = DlmsMeterReader(meter, meter_map, dbus, clock=clock)
     return result
 
@@ -86,21 +105,35 @@ async def open_readers(
     maps: Mapping[str, MeterMap],
     *,
     clock: Clock = wall_clock_ms,
+    counters: FrameCounterStore | None = None,
 ) -> AsyncIterator[dict[str, MeterReader]]:
     """``async with open_readers(...) as readers``: readers keyed by serial; every client is closed on exit."""
-    meter_set = build_readers(buses, meters, maps, clock=clock)
+    meter_set = build_readers(buses, meters, maps, clock=clock, counters=counters)
     try:
+        await meter_set.start()
         yield meter_set.readers
     finally:
         await meter_set.aclose()
 
 
 async def read_once(
-    bus: BusConfig, meter: MeterConfig, maps: Mapping[str, MeterMap], *, clock: Clock = wall_clock_ms
+    bus: BusConfig, meter: MeterConfig, maps: Mapping[str, MeterMap], *, clock: Clock = wall_clock_ms,
+    counters: FrameCounterStore | None = None, push_wait_s: float = 0.0,
 ) -> MeterSample:
-    """One-shot read of one meter (for technicians). Raises MeterError when it does not answer."""
-    async with open_readers([bus], [meter], maps, clock=clock) as readers:
-        return await readers[meter.serial].read()
+    """One-shot read of one meter (for technicians). Raises MeterError when it does not answer. A pushing meter is
+    listened to for up to ``push_wait_s`` seconds for its next notification."""
+    async with open_readers([bus], [meter], maps, clock=clock, counters=counters) as readers:
+        reader = readers[meter.serial]
+        if bus.kind is BusKind.DLMS_PUSH and push_wait_s > 0:
+            deadline = asyncio.get_running_loop().time() + push_wait_s
+            while True:
+                try:
+                    return await reader.read()
+                except MeterError:
+                    if asyncio.get_running_loop().time() >= deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+        return await reader.read()
 
 
 async def scan(
@@ -110,10 +143,14 @@ async def scan(
 
     Modbus: ``addresses`` are unit ids, probed with each Modbus map's probe registers. DLMS: ``addresses`` are
     server logical addresses (dlms-tcp) or physical addresses (dlms-hdlc), probed as the public client with each
-    DLMS map's probe OBIS codes. Silent addresses are left out. Each probe is tried once (no retries) with the bus's
-    timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout. P1: no addresses; the port is
-    listened to (up to ``listen_s`` per serial setting) and the telegram's variant and model are named.
+    DLMS map's probe OBIS codes. Silent addresses are left out; an address that answers but matches no map is
+    listed without a model and with the reason (what it answered, or what it refused). Each probe is tried once (no
+    retries) with the bus's timeout, so scanning all 247 ids of a silent RS-485 line takes 247 x timeout. P1: no
+    addresses; the port is listened to (up to ``listen_s`` per serial setting) and the telegram's variant and model
+    are named.
     """
+    if bus.kind is BusKind.DLMS_PUSH:
+        raise ConfigError(f"bus {bus.name}: a dlms-push bus is not scanned (its meters push); use read --meter")
     if bus.kind.protocol is MeterProtocol.P1:
         return await scan_p1(bus, maps, listen_s)
     if bus.kind.protocol is MeterProtocol.DLMS:
@@ -123,9 +160,18 @@ async def scan(
     modbus_bus = ModbusBus(bus)
     try:
         for unit_id in addresses:
-            found = [m for m in candidates if await probe_matches(modbus_bus, unit_id, m.probes)]
+            found: list[MeterMap] = []
+            why: list[str] = []
+            for m in candidates:
+                matched, reason = await probe_check(modbus_bus, unit_id, m.probes)
+                if matched:
+                    found.append(m)
+                elif reason is not None:
+                    why.append(f"{m.id}: {reason}")
             if found:
                 hits.append(ScanHit(unit_id, tuple(m.id for m in found), tuple(m.model for m in found)))
+            elif why:  # it answered, but no map's probes matched: say what it answered
+                hits.append(ScanHit(unit_id, (), (), reason="answers, but no meter map matched: " + "; ".join(why)))
     finally:
         await modbus_bus.close()
     return hits

@@ -139,6 +139,9 @@ class ModbusPoint:
         return self.type.words
 
 
+PUSH_LAYOUTS = ("obis-value-scaler",)
+
+
 @dataclass(frozen=True, slots=True)
 class DlmsPoint:
     obis: tuple[int, int, int, int, int, int]
@@ -181,6 +184,8 @@ class Probe:
     modbus: ModbusPoint | None = None
     equals: frozenset[int] = frozenset()
     dlms: DlmsPoint | None = None
+    #: DLMS: the attribute-2 string must start with these bytes (e.g. the manufacturer's FLAG id).
+    prefix: bytes | None = None
     #: P1: the telegram's identification line starts with this (compared case-insensitively) ...
     header: str | None = None
     #: ... or, for encrypted telegrams, the system title's text starts with this (its first 3 bytes: the maker)
@@ -211,6 +216,11 @@ class MeterMap:
     measurements: Mapping[str, Measurement]
     blocks: tuple[Block, ...]
     source: str
+    #: DLMS: the object holding the meter's expected invocation (frame) counter, read to re-synchronise ours.
+    frame_counter: DlmsPoint | None = None
+    #: DLMS: the meter pushes DATA-NOTIFICATIONs (``"obis-value-scaler"``: a structure of OBIS octet-string, value,
+    #: scaler_unit triples, as Austrian/Kaifa customer interfaces send) instead of being polled.
+    push_layout: str | None = None
     #: P1 maps: the telegram variant (``edge.p1.variants``), e.g. "dsmr5", "belgium", "luxembourg-smarty"
     p1_variant: str | None = None
 
@@ -375,8 +385,15 @@ def _probe(
             raise r.fail((*path, key), "must be a non-empty ASCII string")
         return Probe(header=text) if key == "header" else Probe(system_title=text)
     if protocol is MeterProtocol.DLMS:
-        r.only(t, path, {"obis", "class_id"})
-        return Probe(dlms=_dlms_point(r, t, path))
+        r.only(t, path, {"obis", "class_id", "starts_with"})
+        if "starts_with" not in t:
+            return Probe(dlms=_dlms_point(r, t, path))
+        # A Data object (class 1) holding a string, e.g. the logical device name 0.0.42.0.0.255 whose first three
+        # characters are the manufacturer's FLAG id ("LGZ", "ISK", "KFM").
+        prefix = r.text(t, "starts_with", path)
+        named = _dlms_point(r, {"obis": t.get("obis"), "class_id": 3}, path)
+        class_id = r.integer(t, "class_id", path, 1, 0xFFFF) if "class_id" in t else 1
+        return Probe(dlms=DlmsPoint(named.obis, class_id), prefix=prefix.encode())
     r.only(t, path, {*_MODBUS_POINT_KEYS, "equals"})
     point = _modbus_point(r, t, path, defaults)
     if point.type.is_float:
@@ -400,7 +417,7 @@ def _block(r: _Reader, t: Mapping[str, Any], path: KeyPath) -> Block:
     return Block(function=function, start=start, count=count)
 
 
-def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - one flat validation pass
+def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912, PLR0915 - one flat validation pass
     """Validate one map document. Raises ConfigError naming file, line and reason."""
     r = _Reader(doc)
     data = doc.data
@@ -408,13 +425,28 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
     meter = r.table(data.get("meter"), ("meter",)) if "meter" in data else None
     if meter is None:
         raise r.fail((), "missing [meter] table")
-    r.only(meter, ("meter",), {"id", "model", "manufacturer", "protocol", "notes"})
+    r.only(meter, ("meter",), {"id", "model", "manufacturer", "protocol", "notes", "frame_counter_obis",
+                               "push_layout"})
     map_id = r.text(meter, "id", ("meter",), default_id)
     if not _ID.match(map_id):
         raise r.fail(("meter", "id"), f"map id {map_id!r} must be lower-case letters, digits, '.', '_' or '-'")
     model = r.text(meter, "model", ("meter",))
     manufacturer = r.text(meter, "manufacturer", ("meter",), "")
     protocol: MeterProtocol = r.enum(meter, "protocol", ("meter",), MeterProtocol, None)
+    frame_counter: DlmsPoint | None = None
+    push_layout: str | None = None
+    for key in ("frame_counter_obis", "push_layout"):
+        if key in meter and protocol is not MeterProtocol.DLMS:
+            raise r.fail(("meter", key), "only DLMS maps take this key")
+    if protocol is MeterProtocol.DLMS:
+        fc = _dlms_point(r, {"obis": meter.get("frame_counter_obis", "0.0.43.1.0.255"), "class_id": 3},
+                         ("meter", "frame_counter_obis"))
+        frame_counter = DlmsPoint(fc.obis, 1)  # a Data object (class 1), attribute 2
+        if "push_layout" in meter:
+            push_layout = r.text(meter, "push_layout", ("meter",))
+            if push_layout not in PUSH_LAYOUTS:
+                raise r.fail(("meter", "push_layout"), f"unknown push layout {push_layout!r} (known: "
+                             f"{', '.join(PUSH_LAYOUTS)})")
 
     variant = _p1_variant(r, data, protocol)
     defaults: Mapping[str, Any] = {}
@@ -471,6 +503,8 @@ def parse_map(doc: Document, default_id: str) -> MeterMap:  # noqa: PLR0912 - on
         measurements=measurements,
         blocks=blocks,
         source=doc.source,
+        frame_counter=frame_counter,
+        push_layout=push_layout,
         p1_variant=variant.name if variant is not None else None,
     )
 

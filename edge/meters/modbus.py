@@ -104,7 +104,7 @@ class ModbusBus:
                 try:
                     return await self._once(unit_id, function, address, count)
                 except _DeviceRefusedError as exc:
-                    raise MeterError(f"bus {self.name}: {exc}") from None
+                    raise ModbusRefusedError(f"bus {self.name}: {exc}") from None
                 except (ModbusException, OSError, TimeoutError, MeterError) as exc:
                     reason = str(exc) or type(exc).__name__
                     log.debug("bus %s unit %s attempt %d failed: %s", self.name, unit_id, attempt + 1, reason)
@@ -120,6 +120,10 @@ class ModbusBus:
 
 class _DeviceRefusedError(Exception):
     """The device answered with a Modbus exception response."""
+
+
+class ModbusRefusedError(MeterError):
+    """The device answered, with a Modbus exception response (it is there, but refused the request)."""
 
 
 def _plan(points: list[ModbusPoint], blocks: tuple[Block, ...]) -> list[tuple[Function, int, int]]:
@@ -177,16 +181,28 @@ async def read_points(bus: ModbusBus, unit_id: int, meter_map: MeterMap) -> Mapp
 
 async def probe_matches(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> bool:
     """True if every probe register reads back one of its expected values. Silence/refusal means no match."""
+    return (await probe_check(bus, unit_id, probes))[0]
+
+
+async def probe_check(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> tuple[bool, str | None]:
+    """(matched, why not): ``why not`` says what the unit answered when it answered but did not match, and is None
+    when it stayed silent."""
     for probe in probes:
         assert probe.modbus is not None
         p = probe.modbus
+        where = f"{p.function.value} register 0x{p.address:04X}"
         try:
             words = await bus.read_registers(unit_id, p.function, p.address, p.count, retries=0)
+        except ModbusRefusedError as e:
+            return False, f"{where} refused ({str(e).split(': ', 1)[-1]})"
         except MeterError:
-            return False
-        if decode_words(words, p.type, p.word_order) not in probe.equals:
-            return False
-    return True
+            return False, None
+        value = decode_words(words, p.type, p.word_order)
+        if value not in probe.equals:
+            shown = f"0x{value:04X}" if isinstance(value, int) else repr(value)
+            expected = " or ".join(f"0x{v:04X}" for v in sorted(probe.equals))
+            return False, f"{where} reads {shown}, expected {expected}"
+    return True, None
 
 
 class ModbusMeterReader:

@@ -6,6 +6,8 @@ Examples::
     python -m edge.simulator --port 5020 --meter 1:eastron-sdm630:prosumer --meter 2:carlo-gavazzi-em24:consumer
     python -m edge.simulator --pty --count 2 --speed 60            # RTU on a pty pair, time runs 60x faster
     python -m edge.simulator --port 5020 --count 2 --dlms-port 4059 # plus a DLMS/COSEM meter (gurux, dev extra)
+    python -m edge.simulator --dlms-ciphered-port 4060 --dlms-keys-file keys.toml   # a ciphered DLMS meter
+    python -m edge.simulator --dlms-push 127.0.0.1:4061 --dlms-keys-file keys.toml  # pushing ciphered notifications
     python -m edge.simulator --p1-port 8088 --p1-count 2           # DSMR 5 P1 meters pushing on TCP 8088, 8089
     python -m edge.simulator --p1-pty --p1-variant luxembourg-smarty --p1-key-file lu.key   # encrypted, on a pty
 
@@ -52,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--start-export-wh", type=int, default=400_000)
     p.add_argument("--dlms-port", type=int, help="also serve one DLMS/COSEM meter (gurux-dlms, dev extra) on this port")
     p.add_argument("--dlms-password", default=None, help="LLS password of the DLMS meter (default: public client only)")
+    p.add_argument("--dlms-ciphered-port", type=int, action="append", default=[],
+                   help="also serve a ciphered DLMS meter (gurux secure server) on this port; repeat for more meters")
+    p.add_argument("--dlms-auth", default="high-gmac", choices=["none", "low", "high-gmac"],
+                   help="authentication of the ciphered meter's reading client (default high-gmac)")
+    p.add_argument("--dlms-security", default="auth-enc", choices=list(_POLICIES),
+                   help="APDU protection of the ciphered meter (security suite 0; default auth-enc)")
+    p.add_argument("--dlms-keys-file", type=Path, default=None,
+                   help="TOML file with ek and ak (hex) of the ciphered/pushing meter (default: fixed demo keys)")
+    p.add_argument("--dlms-push", default=None, metavar="HOST:PORT",
+                   help="push ciphered DATA-NOTIFICATIONs (a Kaifa-style customer interface) to this gateway port")
+    p.add_argument("--dlms-push-period", type=float, default=1.0, help="seconds between pushes (default 1)")
+    p.add_argument("--stats-file", type=Path, default=None,
+                   help="on stop, write the DLMS meters' counters (rejected invocation counters, ...) here as JSON")
     p.add_argument("--p1-port", type=int, help="serve P1 meters pushing telegrams on TCP ports from this one up")
     p.add_argument("--p1-pty", action="store_true", help="serve one P1 meter on a new pty pair; prints the other end")
     p.add_argument("--p1-count", type=int, default=1, help="P1 meters with --p1-port (default 1)")
@@ -61,6 +76,25 @@ def _parser() -> argparse.ArgumentParser:
                    help="household of the first P1 meter; the next ones alternate (default prosumer)")
     p.add_argument("--p1-period", type=float, default=1.0, help="seconds between two telegrams (default 1)")
     return p
+
+
+_POLICIES = {"none": 0x00, "auth": 0x10, "enc": 0x20, "auth-enc": 0x30}
+#: Demo keys for ``make demo`` and tests (never a real meter's): EK 00..0f, AK d0..df.
+DEMO_KEYS = (bytes(range(16)), bytes(range(0xD0, 0xE0)))
+CIPHERED_TITLE = bytes.fromhex("4C475A0012345678")  # the ciphered meter's system title
+PUSH_TITLE = bytes.fromhex("4B464D0000000309")  # the pushing meter's system title
+
+
+def _keys(path: Path | None) -> tuple[bytes, bytes]:
+    if path is None:
+        return DEMO_KEYS
+    import tomllib  # noqa: PLC0415
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return bytes.fromhex(data["ek"]), bytes.fromhex(data["ak"])
+    except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError):
+        raise ConfigError(f"--dlms-keys-file {path}: expected ek = \"<32 hex>\" and ak = \"<32 hex>\"") from None
 
 
 async def _serve_p1(args: argparse.Namespace, clock: FastClock, stack: contextlib.AsyncExitStack) -> list[object]:
@@ -123,9 +157,11 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     modbus_endpoint = args.port is not None or bool(args.device) or args.pty
+    dlms_any = args.dlms_port is not None or bool(args.dlms_ciphered_port) or args.dlms_push is not None
     p1_wanted = args.p1_port is not None or args.p1_pty
-    if not modbus_endpoint and args.dlms_port is None and not p1_wanted:
-        raise ConfigError("nothing to serve: give --port, --device, --pty, --dlms-port and/or --p1-port/--p1-pty")
+    if not modbus_endpoint and not dlms_any and not p1_wanted:
+        raise ConfigError("nothing to serve: give --port, --device, --pty, --dlms-port, --dlms-ciphered-port, "
+                          "--dlms-push and/or --p1-port/--p1-pty")
     if meters and not modbus_endpoint:
         raise ConfigError("Modbus meters need --port, --device or --pty")
     ready: dict[str, object] = {"ready": True}
@@ -140,6 +176,8 @@ async def _serve(args: argparse.Namespace) -> None:
                                     host=args.host)
             await stack.enter_async_context(dlms)
             ready["dlms"] = {"kind": "dlms-tcp", "host": args.host, "port": args.dlms_port, "model": "dlms-generic"}
+        if args.dlms_ciphered_port or args.dlms_push is not None:
+            ready.update(await _ciphered(args, clock, stack))
         if p1_wanted:
             ready["p1"] = await _serve_p1(args, clock, stack)
         if not meters:
@@ -165,6 +203,58 @@ async def _serve(args: argparse.Namespace) -> None:
         ]
         print(json.dumps(ready), flush=True)  # the CLI's one machine-readable output line
         await stop.wait()
+
+
+async def _ciphered(args: argparse.Namespace, clock: FastClock, stack: contextlib.AsyncExitStack) -> dict[str, object]:
+    from edge.simulator.dlms_gurux import (  # noqa: PLC0415 - gurux is dev-only
+        DlmsMeterModel,
+        DlmsMeterSecurity,
+        DlmsPushSender,
+        DlmsTcpSimulator,
+    )
+
+    ek, ak = _keys(args.dlms_keys_file)
+    out: dict[str, object] = {}
+    models: dict[str, DlmsMeterModel] = {}
+    for i, port in enumerate(args.dlms_ciphered_port):
+        state = SimulatedRegisters(Profile(Kind.PROSUMER, pv_peak_w=args.pv_peak_w, seed=98 - i), clock(),
+                                   import_wh=args.start_import_wh, export_wh=args.start_export_wh)
+        title = CIPHERED_TITLE[:7] + bytes([CIPHERED_TITLE[7] + i])
+        sec = DlmsMeterSecurity(ek=ek, ak=ak, system_title=title, authentication=args.dlms_auth,
+                                policy=_POLICIES[args.dlms_security])
+        password = args.dlms_password.encode() if args.dlms_password else None
+        name = "ciphered" if i == 0 else f"ciphered-{i + 1}"
+        models[name] = model = DlmsMeterModel(state, clock, password=password, security=sec,
+                                              logical_device_name=b"LGZ" + title[3:].hex().encode())
+        await stack.enter_async_context(DlmsTcpSimulator(model, port=port, host=args.host))
+        out.setdefault("dlms_ciphered", {"kind": "dlms-tcp", "host": args.host, "port": port,
+                                         "model": "landis-gyr-e450", "auth": args.dlms_auth,
+                                         "security": args.dlms_security})
+    if len(args.dlms_ciphered_port) > 1:
+        out["dlms_ciphered_ports"] = list(args.dlms_ciphered_port)
+    if args.dlms_push is not None:
+        host, _, port = str(args.dlms_push).rpartition(":")
+        state = SimulatedRegisters(Profile(Kind.CONSUMER, seed=97), clock(), import_wh=args.start_import_wh,
+                                   export_wh=args.start_export_wh)
+        models["push"] = model = DlmsMeterModel(
+            state, clock, security=DlmsMeterSecurity(ek=ek, ak=ak, system_title=PUSH_TITLE, authentication="none"))
+        try:
+            sender = DlmsPushSender(model, host=host or "127.0.0.1", port=int(port), period_s=args.dlms_push_period)
+        except ValueError:
+            raise ConfigError(f"--dlms-push {args.dlms_push!r}: expected HOST:PORT") from None
+        await stack.enter_async_context(sender)
+        out["dlms_push"] = {"to": args.dlms_push, "model": "kaifa-ma309-push", "system_title": PUSH_TITLE.hex()}
+    if args.stats_file is not None:
+        stats_file: Path = args.stats_file
+
+        def write_stats() -> None:
+            stats = {name: {"rejected": m.security.rejected if m.security else 0,
+                            "next_client_counter": m.security.next_client_counter if m.security else 0,
+                            "reads": m.reads, "pushes": m.pushes} for name, m in models.items()}
+            stats_file.write_text(json.dumps(stats))
+
+        stack.callback(write_stats)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

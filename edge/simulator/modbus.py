@@ -154,8 +154,11 @@ class ModbusSimulator:
     async def start(self) -> None:
         devices = [m.device() for m in self.meters]
         # pymodbus' SimCore answers unknown unit ids with an exception response (KeyError inside); a real bus is
-        # silent. A catch-all device (id 0 = "every id not defined") that raises NoSuchIdException makes it so.
-        devices.append(SimDevice(id=0, simdata=[SimData(address=0, values=0)], action=_silent))
+        # silent. A catch-all device (id 0 = "every id not defined") that raises NoSuchIdException makes it so; its
+        # data spans every address, or SimCore would answer "illegal data address" before calling the action.
+        bits = [SimData(address=0, values=False, datatype=SimType.BITS)]
+        every = [SimData(address=0, count=0x10000, values=0, datatype=SimType.REGISTERS)]
+        devices.append(SimDevice(id=0, simdata=(bits, list(bits), every, list(every)), action=_silent))
         if self.port is not None:
             self._server = ModbusTcpServer(
                 devices, address=(self.host, self.port), framer=FramerType.SOCKET, ignore_missing_devices=True

@@ -41,6 +41,7 @@ def make_config(pg_dsn: str, tmp_path: Path, mqtt_broker: Any = None, /, **secti
         "log": {"access_log": False},
         # The ledger's state and JSON-RPC port stay private to this test.
         "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "rpc_port": 0},
+        "archive": {"directory": str(tmp_path / "archive")},
     }
     for name, table in sections.items():
         raw.setdefault(name, {}).update(table)

@@ -36,7 +36,8 @@ def test_every_registry_value_is_listed() -> None:
 def test_no_module_invents_its_own_key() -> None:
     """Advisory-lock calls take their key from a parameter or a name, never from a literal in the SQL."""
     literal = re.compile(r"pg_(try_)?advisory_(xact_)?lock(_shared)?\(\s*(0x[0-9a-fA-F]+|\d+|hashtext\w*\(\s*')")
-    constant = re.compile(r"^\w*(LOCK|NAMESPACE)\w*\s*(:[^=]*)?=\s*[-\d]", re.MULTILINE)
+    # LOCK / NAMESPACE as a whole part of the name (``ARCHIVE_LOCK``, ``LOCK_KEY``), not inside one (``K_BLOCKS``).
+    constant = re.compile(r"^(\w*_)?(LOCK|NAMESPACE)S?(_\w*)?\s*(:[^=]*)?=\s*[-\d]", re.MULTILINE)
     offenders = [
         str(path.relative_to(CENTRAL)) for path in CENTRAL.rglob("*.py")
         if path.name != "locks.py" and (literal.search(path.read_text()) or constant.search(path.read_text()))

@@ -19,6 +19,7 @@ from demo_support.report import kwh, say
 from demo_support.stack import Stack
 from solders.keypair import Keypair
 
+from edge.demo import DEMO_DLMS_SERIAL
 from protocol.base58 import b58encode
 from protocol.record import decode_reading
 
@@ -62,7 +63,8 @@ def make_cast(stack: Stack) -> Cast:
 
     owners = []
     for i, serial in enumerate(stack.serials()):
-        role = "prosumer" if i % 2 == 0 else "consumer"  # the simulator alternates prosumer/consumer meters too
+        # the simulator alternates prosumer/consumer meters too; its ciphered DLMS meter is a prosumer
+        role = "prosumer" if i % 2 == 0 or serial == DEMO_DLMS_SERIAL else "consumer"
         name = NAMES[i % len(NAMES)] + ("" if i < len(NAMES) else str(i))
         owners.append(Owner(name, f"{name.lower()}@demo.gridtokenx.local", pw(), role, serial=serial,
                             meter_key=secrets.token_urlsafe(12)))
@@ -128,8 +130,9 @@ async def read_pairing_code(api: Api, stack: Stack) -> str:
 
 async def provision_gateway(api: Api, stack: Stack, cast: Cast, pairing_code: str) -> dict[str, Any]:
     """Register the gateway with its pairing code, and its meters (meter keys as the utility would issue them)."""
-    meters = [{"serial": o.serial, "model": "Eastron SDM630", "protocol": "modbus-tcp", "meter_key": o.meter_key,
-               "source": "solar" if o.role == "prosumer" else None} for o in cast.owners]
+    meters = [{"serial": o.serial, "meter_key": o.meter_key, "source": "solar" if o.role == "prosumer" else None,
+               **({"model": "Landis+Gyr E450", "protocol": "dlms-tcp"} if o.serial == DEMO_DLMS_SERIAL
+                  else {"model": "Eastron SDM630", "protocol": "modbus-tcp"})} for o in cast.owners]
     device: dict[str, Any] = await api.post("/api/v1/devices", {
         "device_id": stack.device_id, "pairing_code": pairing_code, "site_label": "Demo street 1, Sunnyvale",
         "meters": meters}, cast.installer)

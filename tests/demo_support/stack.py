@@ -20,7 +20,7 @@ from demo_support.procs import Proc, Processes, free_port, wait_for_line, wait_u
 from demo_support.report import Gaps, say
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.demo import DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
+from edge.demo import DEMO_DLMS_SERIAL, DEMO_P1_SERIAL, DEMO_SERIAL_PREFIX, write_demo_config
 from tests.locked_broker import SHIPPED, local_config
 from tests.pki import Pki, make_pki
 
@@ -42,6 +42,7 @@ class Settings:
     poll_s: int  # edge poll interval
     hsm: bool = False  # every platform key in a SoftHSM2 token (PKCS#11) instead of key files
     p1: bool = False  # one more meter: a DSMR P1 meter pushing telegrams over TCP
+    dlms_ciphered: bool = False  # plus a ciphered DLMS meter (HLS-GMAC, auth+enc; issue 13)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Stack:
     central: Proc | None = None
     edge: Proc | None = None
     p1_port: int | None = None
+    dlms_port: int | None = None
 
     @property
     def base_url(self) -> str:
@@ -84,7 +86,8 @@ class Stack:
 
     def serials(self) -> list[str]:
         modbus = [f"{DEMO_SERIAL_PREFIX}{unit:02d}" for unit in range(1, self.settings.meters + 1)]
-        return [*modbus, DEMO_P1_SERIAL] if self.settings.p1 else modbus
+        return [*modbus, *([DEMO_P1_SERIAL] if self.settings.p1 else []),
+                *([DEMO_DLMS_SERIAL] if self.dlms_port is not None else [])]
 
 
 def fresh_state_dir(state: Path) -> None:
@@ -214,9 +217,10 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     central_key = central_signing_key(central_toml, procs)
     password = secrets.token_urlsafe(9)
     p1_port = free_port() if s.p1 else None
+    dlms_port = free_port() if s.dlms_ciphered else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key, p1_port=p1_port)
+                                  central_public_key=central_key, p1_port=p1_port, dlms_ciphered_port=dlms_port)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     # the gateway talks TLS to the broker's 8883-style listener, verifying its certificate against the demo's CA, and
@@ -228,7 +232,7 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     text = text.replace("[central]\n", f'[mqtt.tls]\nca_file = "{pki.ca}"\n[central]\n', 1)
     edge_toml.write_text(text, encoding="utf-8")
     return Stack(s, procs, dsn, mqtt_port, sim_port, http_port, rpc_port, status_port, password, central_toml,
-                 edge_toml, p1_port=p1_port, tls_port=tls_port, broker_dir=broker_dir)
+                 edge_toml, p1_port=p1_port, tls_port=tls_port, broker_dir=broker_dir, dlms_port=dlms_port)
 
 
 def central_signing_key(central_toml: Path, procs: Processes) -> str:
@@ -293,6 +297,7 @@ def start_simulator(stack: Stack) -> None:
     proc = stack.procs.start("simulator", [
         sys.executable, "-m", "edge.simulator", "--port", str(stack.sim_port), "--count", str(s.meters),
         "--speed", str(s.speed), *p1,
+        *(["--dlms-ciphered-port", str(stack.dlms_port)] if stack.dlms_port is not None else []),
     ])
     line = wait_for_line(proc, '"ready": true', 20)
     kinds = [m["kind"] for m in json.loads(line)["meters"]]
@@ -301,6 +306,9 @@ def start_simulator(stack: Stack) -> None:
     if stack.p1_port is not None:
         say(f"edge.simulator   pid {proc.pid:<7} p1-tcp 127.0.0.1:{stack.p1_port}: DSMR 5 P1 meter {DEMO_P1_SERIAL} "
             "pushing a telegram every second (like a ser2net or Wi-Fi P1 dongle)")
+    if stack.dlms_port is not None:
+        say(f"                 dlms-tcp 127.0.0.1:{stack.dlms_port}: a ciphered Landis+Gyr E450 (prosumer; HLS-GMAC, "
+            "authenticated+encrypted APDUs, keys in a 0600 file)")
 
 
 def init_ledger(stack: Stack, gaps: Gaps) -> None:

@@ -47,6 +47,7 @@ from solders.transaction import VersionedTransaction
 from central.ledger.builder import build_transaction, compile_message, transfer_checked
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.errors import LedgerError
+from central.ledger.history import token_accounts_by_owner
 from central.ledger.jsonrpc import FAUCET_RESERVE, METHODS, U64_MAX, JsonRpcServer, RpcLimits, jsonrpc_app, serve
 from central.ledger.tokens import TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import b58decode, b58encode
@@ -234,7 +235,7 @@ async def test_wallet_methods(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
     again = EmbeddedLedger(EmbeddedConfig(data_dir=ledger.config.data_dir, slot_ms=0))
     try:
         assert again.genesis_hash == genesis  # survives restarts
-        assert again.token_accounts_by_owner(alice.pubkey()) == [(src, again.account(src))]
+        assert token_accounts_by_owner(again, alice.pubkey()) == [(src, again.account(src))]
     finally:
         await again.close()
 
@@ -369,7 +370,10 @@ async def test_any_parameters_get_a_json_rpc_answer_never_http_500(requests: lis
             for a in answers:
                 assert ("result" in a) != ("error" in a), a
                 if "error" in a:
-                    assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32015), a
+                    # -32004 block not available, -32007 slot skipped, -32008 no snapshot, -32016 minContextSlot: node
+                    # answers about the ledger's state, not failures
+                    assert a["error"]["code"] in (-32600, -32601, -32602, -32002, -32003, -32004, -32007, -32008,
+                                                  -32015, -32016), a
     finally:
         await ledger.close()
 

@@ -58,13 +58,17 @@ async def test_restart_keeps_balances_history_and_blockhashes(tmp_path: Path) ->
         # A blockhash handed out before the restart is still usable within its validity.
         later = build_transaction(payer, [memo("after restart")], latest.blockhash)
         await again.send_transaction(later, skip_preflight=False)
-        # Compaction keeps everything.
+        # The history JSON-RPC serves (landing order, blocks) survived the restart; compaction keeps everything.
+        order, blocks = list(again.order), dict(again.blocks)
+        assert order[-2:] == [sig, later.signatures[0]]
+        assert blocks[record.slot][1] == record.block_time
         again.compact()
         assert (await again.get_transaction(sig)) == record
     finally:
         await again.close()
     third = EmbeddedLedger(cfg)
     try:
+        assert (third.order, third.blocks) == (order, blocks)
         dst_bal = await third.get_token_account_balance(dst)
         assert dst_bal is not None
         assert dst_bal.amount == 1_234

@@ -11,7 +11,9 @@ from solders.keypair import Keypair
 
 from central.app import POOL, create_app
 from central.config import CentralConfig
+from central.http.routes import SERVICES
 from central.ledger.builder import associated_token_address, mint_to_owner, send_and_confirm
+from central.ledger.failover import FailoverLedger
 from central.ledger.rpc import RpcLedger
 from central.wiring import ledger as ledger_wiring
 from tests.central.app_env import ledger_of, make_config, setup_of
@@ -104,3 +106,33 @@ async def test_unreachable_ledger_answers_503_through_the_error_map(pg_dsn: str,
             assert (await resp.json())["error"]["code"] == "ledger_unavailable"
     finally:
         await client.close()
+
+
+async def test_rpc_backend_with_several_urls_fails_over(pg_dsn: str, tmp_path: Path) -> None:
+    """``ledger.rpc_urls``: the app reaches the ledger through the provider that answers, and runs the providers'
+    health check as a job."""
+    owner = create_app(app_config(pg_dsn, tmp_path), subsystems=(ledger_wiring.SUBSYSTEM,))
+    owner_client = TestClient(TestServer(owner))
+    await owner_client.start_server()
+    try:
+        live = ledger_of(owner).rpc_url
+        dead = f"http://127.0.0.1:{free_port()}"
+        config = make_config(pg_dsn, tmp_path, ledger={
+            "backend": "rpc", "rpc_url": dead, "rpc_urls": [live, dead],
+            "quote_mint": str(setup_of(owner).quote_mint)})
+        assert config.ledger.provider_urls == (dead, live)
+        app = create_app(config, subsystems=(ledger_wiring.SUBSYSTEM,))
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            assert isinstance(ledger_of(app).ledger, FailoverLedger)
+            assert [j.name for j in ledger_wiring.jobs(app[SERVICES])] == ["ledger-rpc-health"]
+            resp = await client.get("/api/v1/ledger")
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["energy_mint"] == str(setup_of(owner).energy_mint)
+            ready = await client.get("/readyz")
+            assert ready.status == 200, await ready.text()
+        finally:
+            await client.close()
+    finally:
+        await owner_client.close()

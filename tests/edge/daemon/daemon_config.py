@@ -77,3 +77,21 @@ def sim_meters(count: int, speed: float = 60.0) -> list[object]:
         state = SimulatedRegisters(Profile(kind, seed=unit), clock(), import_wh=1_000_000, export_wh=300_000)
         out.append(SimulatedModbusMeter(unit, maps["eastron-sdm630"], state, clock))
     return out
+
+
+DLMS_SERIAL = "LGZ-CIPH-1"
+
+
+def dlms_ciphered(tmp: Path, port: int, serial: str = DLMS_SERIAL, interval_s: int = 1) -> tuple[str, tuple[str, ...]]:
+    """A ciphered DLMS meter (HLS-GMAC, authenticated+encrypted APDUs): its ``[[bus]]``/``[[meter]]`` TOML (keys
+    in a 0600 file beside it) and the simulator arguments serving it, with stats written to ``tmp/sim-stats.json``."""
+    keys = tmp / f"{serial}.keys.toml"
+    keys.write_text(f'ek = "{bytes(range(16)).hex()}"\nak = "{bytes(range(0xD0, 0xE0)).hex()}"\n')
+    keys.chmod(0o600)
+    toml = (
+        f'\n[[bus]]\nname = "dlms-ciphered"\nkind = "dlms-tcp"\nhost = "127.0.0.1"\nport = {port}\ntimeout_ms = 1500\n'
+        f'\n[[meter]]\nserial = "{serial}"\nbus = "dlms-ciphered"\nmodel = "landis-gyr-e450"\nauth = "hls-gmac"\n'
+        f'security = "auth-enc"\nkeys_file = "{keys}"\npoll_interval_s = {interval_s}\n'
+    )
+    return toml, ("--dlms-ciphered-port", str(port), "--dlms-keys-file", str(keys), "--stats-file",
+                  str(tmp / "sim-stats.json"))

@@ -49,10 +49,11 @@ def init_gateway(cfg: Path) -> str:
 class SimProcess:
     """``python -m edge.simulator`` in its own process (survives the daemon being killed), stopped by PID."""
 
-    def __init__(self, port: int, count: int, *, p1_port: int | None = None) -> None:
+    def __init__(self, port: int, count: int, *, p1_port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         p1 = [] if p1_port is None else ["--p1-port", str(p1_port), "--p1-period", "0.5"]  # one DSMR 5 P1 meter
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1],
+            [sys.executable, "-m", "edge.simulator", "--port", str(port), "--count", str(count), "--speed", "60", *p1,
+             *extra],
             cwd=REPO,
             env=CHILD_ENV,
             stdout=subprocess.PIPE,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.edge.daemon.central_peer import CentralPeer, wait_until
-from tests.edge.daemon.daemon_config import config_text, meters_toml, p1_meter_toml
+from tests.edge.daemon.daemon_config import DLMS_SERIAL, config_text, dlms_ciphered, meters_toml, p1_meter_toml
 from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, drain_and_stop, meters_seen, outbox_state
 from tests.services import free_port
 
@@ -24,8 +25,10 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
         .replace("batch_size = 50", "batch_size = 2")
         .replace("backlog_rate = 2000", "backlog_rate = 3")
     )
-    config.write_text(text + meters_toml(sim_port, ["OU-1", "OU-2", "OU-3", "OU-4"]) + p1_meter_toml(p1_port, "OU-P1"))
-    sim = SimProcess(sim_port, 4, p1_port=p1_port)  # and a P1 meter pushing telegrams
+    dlms_toml, dlms_args = dlms_ciphered(tmp_path, free_port())  # plus a ciphered DLMS meter (issue 13)
+    config.write_text(text + meters_toml(sim_port, ["OU-1", "OU-2", "OU-3", "OU-4"]) + p1_meter_toml(p1_port, "OU-P1")
+                      + dlms_toml)
+    sim = SimProcess(sim_port, 4, p1_port=p1_port, extra=dlms_args)  # and a P1 meter pushing telegrams
     try:
         with CentralPeer(broker.host, broker.port) as central, DaemonProcess(config, tmp_path / "daemon.log") as daemon:
             daemon.start()
@@ -54,3 +57,5 @@ def test_broker_outage_loses_nothing_and_live_readings_are_not_starved(tmp_path:
     # live readings arrived while the (rate-limited) backlog was still draining: not starved behind it
     assert min(t for t, _ in live) < max(t for t, _ in backlog)
     assert outage_start < restart
+    assert DLMS_SERIAL in meters_seen(central)
+    assert json.loads((tmp_path / "sim-stats.json").read_text())["ciphered"]["rejected"] == 0

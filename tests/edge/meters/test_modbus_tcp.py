@@ -103,3 +103,20 @@ async def test_reconnects_after_gateway_restart(sims: list[SimulatedModbusMeter]
         async with ModbusSimulator.tcp(sims, port=port):
             again = await readers["M2"].read()
     assert again.import_wh >= first.import_wh
+
+
+async def test_scan_says_why_a_unit_that_answers_is_not_named(
+    sims: list[SimulatedModbusMeter], maps: dict[str, MeterMap]
+) -> None:
+    # Only the SDM630 map is known: the EM24 (unit 2) refuses its probe register, the SDM120 (unit 4) answers it
+    # with another meter code; unit 9 is silent and not listed.
+    only = {"eastron-sdm630": maps["eastron-sdm630"]}
+    port = free_port()
+    async with ModbusSimulator.tcp(sims, port=port):
+        hits = await scan(tcp_bus(port, timeout_s=0.3), only, [1, 2, 4, 9])
+    assert [(h.address, h.map_ids) for h in hits] == [(1, ("eastron-sdm630",)), (2, ()), (4, ())]
+    assert hits[1].reason.startswith("answers, but no meter map matched: eastron-sdm630: holding register 0xFC02 "
+                                     "refused (unit 2 refused holding 64514+1 (exception code 2")
+    assert hits[2].reason == (
+        "answers, but no meter map matched: eastron-sdm630: holding register 0xFC02 reads 0x0020, expected 0x0070"
+    )
