@@ -1652,6 +1652,8 @@ export interface components {
             path: components["schemas"]["ProofStep"][];
             /** @description SHA-256 of each signed record used, in order (hex) */
             record_hashes: string[];
+            /** @description the signed records (hex, protocol v1 reading records) behind record_hashes, in order; hot or from the archive */
+            records?: string[];
             signature: string | null;
             /** @description Must not contain NUL characters or lone surrogates. */
             status: string;
