@@ -16,6 +16,7 @@ claim_meter, my_meters, release_meter, claim_attempts
 issue_certificate, validate_certificate, get_certificate, list_retirements, submit_request, revoke_certificate
 get_book, list_epochs, get_epoch, get_epoch_orders, list_trades, place_order, list_orders, cancel_order, list_fills
 get_balances, get_reconciliation
+get_epoch_zones, list_zones, get_meter_zone
 my_mints, mint_problems, retry_mint, mint_proof_route
 meter_readings, meter_energy, ledger_info
 wallet_link_challenge, wallet_link, my_wallet, quote_faucet
@@ -106,6 +107,11 @@ _.nr
 _.meter_replaced
 _.clock_unsynced
 _.settle_all
+decode_zonal_order_set
+_.seller_receives
+_.is_utility
+_.single
+_.crossed
 
 # The advisory-lock registry's lists (central/locks.py), checked for uniqueness by tests/central/test_locks.py.
 KEYS, SPACES, TEXTS
@@ -124,3 +130,37 @@ _.set_online
 
 # The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
 _.inject
+
+# Issue 16: standing orders, hourly matching and reports — route handlers (registered by decorator), response fields
+# read by clients, and the memo parser a verifier (and tests/central/market/test_matching.py) uses.
+create_standing, list_standing, get_standing, pause_standing, resume_standing, delete_standing, list_runs
+request_redemption, submit_redemption, get_statement, get_statement_csv, get_claim, get_report, get_report_csv
+parse_memo
+_.algorithm
+_.canonical_form
+_.avg_sell_price
+_.avg_buy_price
+_.utility_sold_wh
+_.utility_bought_wh
+_.energy_in_wh
+_.energy_out_wh
+_.last_epoch
+_.last_outcome
+_.last_reason
+
+# DLMS security (edge/dlms/, edge/meters/): encoders the tests use to play a meter's side (a pushed data
+# notification, general-glo-ciphering of a meter's answer), the counter store's look at the next counter, the push
+# receiver's counters (read by tests/edge/dlms/test_gurux_secure.py), and the security levels taken from config by value.
+build_data_notification
+wrap_general_glo
+_.peek
+_.received_count
+_.dropped
+AUTH, ENC, AUTH_ENC
+
+# gurux's server calls these overrides and flags by name (edge/simulator/dlms_gurux.py).
+_.generateAARE
+_.handleGloDedRequest
+_.getAssociationStatus
+_.setConnected
+_.notifyConnected

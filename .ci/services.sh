@@ -33,6 +33,16 @@ if ! answers 127.0.0.1 5432; then
     for _ in $(seq 1 30); do answers 127.0.0.1 5432 && break; sleep 0.5; done
     answers 127.0.0.1 5432 || { echo "services: PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
 fi
+# Streaming replication from 127.0.0.1 (the read-replica tests start a standby with pg_basebackup -R).
+hba=$(ls /etc/postgresql/*/main/pg_hba.conf 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$hba" ] && ! grep -Eq '^host[[:space:]]+replication[[:space:]]+all[[:space:]]+127\.0\.0\.1/32' "$hba"; then
+    if is_root; then
+        echo "host replication all 127.0.0.1/32 trust" >>"$hba"
+        psql -h 127.0.0.1 -U postgres -qAtc "SELECT pg_reload_conf()" >/dev/null
+    else
+        echo "services: add 'host replication all 127.0.0.1/32 trust' to $hba and reload PostgreSQL" >&2
+    fi
+fi
 
 # Mosquitto
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then apt_install mosquitto; fi
@@ -52,6 +62,10 @@ if ! command -v promtool >/dev/null 2>&1; then apt_install --no-install-recommen
 
 # SoftHSM2: the PKCS#11 token of the HSM tests (platform keys, the gateway's device key) and the demo's HSM option
 if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then apt_install softhsm2; fi
+
+# ejabberd (its MQTT 5 service: tests/central/nodes/test_ejabberd.py; each test starts its own, RUNLEVEL=1 keeps the
+# package from starting a system-wide one)
+if [ ! -x /usr/sbin/ejabberdctl ]; then RUNLEVEL=1 apt_install --no-install-recommends ejabberd; fi
 
 # Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi

@@ -29,11 +29,14 @@ from central.bootstrap import Adapters, bootstrap
 from central.config import CentralConfig
 from central.db import apply_migrations, create_pool
 from central.errors import Unavailable
+from central.http.audit import AUDIT, AuditLog
 from central.http.auth import TokenCodec
 from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES, SERVICES, ReadyCheck
 from central.http.idempotency import IDEMPOTENCY, PgIdempotency
 from central.http.middleware import ACCESS_LOG, TOKENS, auth_middleware, error_middleware, metrics_middleware
+from central.http.ratelimit import AUTH_BODY_LIMIT, RATE_LIMITER, RateLimiter, rate_limit_middleware
 from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, aiohttp_handler
+from central.http.security import SECURITY, Security, add_headers, cors_middleware
 from central.http.system import OPENAPI_CACHE, refresh_gauges
 from central.http.system import routes as system_routes
 from central.http.webapp import routes as web_routes
@@ -109,18 +112,13 @@ def create_app(
     one, which is opened when the ledger subsystem is wired. ``customise`` may replace built services before
     anything starts (tests put a service over their own fake or chain there)."""
     app = web.Application(
-        middlewares=[metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, error_middleware, cors_middleware, auth_middleware, rate_limit_middleware],
         client_max_size=config.http.max_body_bytes,
     )
     tokens = TokenCodec(config.auth)
     app[CONFIG] = config
     app[TOKENS] = tokens
-    app[READY_CHECKS] = {}
-    app[OPENAPI_CACHE] = {}
-    app[TRUST_FORWARDED] = config.http.trust_forwarded_for
-    app[MAX_BODY] = config.http.max_body_bytes
-    app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
-    app[ACCESS_LOG] = config.log.access_log
+    _http_layer(app, config)
 
     client: Mqtt | None = mqtt
     if client is None and config.mqtt.enabled:
@@ -143,11 +141,12 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(_pool(config))
             app[POOL] = pool
+            replica = await stack.enter_async_context(_replica(config)) if config.database.replica_dsn else None
             runtime = ledger_runtime
             if runtime is None and open_ledger:
                 runtime = await stack.enter_async_context(running_ledger(config.ledger))
             services = bootstrap(config, Adapters(
-                pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens,
+                pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens, replica=replica,
             ))
             if customise is not None:
                 services = customise(services)
@@ -169,6 +168,21 @@ def create_app(
     return app
 
 
+def _http_layer(app: web.Application, config: CentralConfig) -> None:
+    """The HTTP layer's own state: limits, security headers, audit log, idempotency, access log."""
+    app[READY_CHECKS] = {}
+    app[OPENAPI_CACHE] = {}
+    app[TRUST_FORWARDED] = config.http.trust_forwarded_for
+    app[MAX_BODY] = config.http.max_body_bytes
+    app[AUTH_BODY_LIMIT] = config.http.auth_max_body_bytes
+    app[RATE_LIMITER] = RateLimiter(config.http.rate_limit)
+    app[SECURITY] = Security.of(config.http)
+    app.on_response_prepare.append(add_headers)
+    app[AUDIT] = AuditLog(lambda: app[POOL])
+    app[IDEMPOTENCY] = PgIdempotency(lambda: app[POOL], config.http.idempotency_ttl_s)
+    app[ACCESS_LOG] = config.log.access_log
+
+
 @contextlib.asynccontextmanager
 async def _pool(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
     config.check_secret_files()  # before the database (and its migrations) is touched
@@ -179,6 +193,16 @@ async def _pool(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
                 applied = await apply_migrations(conn)
             if applied:
                 log.info("migrations applied", extra={"migrations": applied})
+        yield pool
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _replica(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
+    """The read replica's pool (never migrated: a standby is read-only and replays the primary's migrations)."""
+    pool = await create_pool(config.database, replica=True)
+    try:
         yield pool
     finally:
         await pool.close()

@@ -33,6 +33,7 @@ from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.certificates.validation import utc_now as utc_clock
 from central.config import CentralConfig
+from central.db.replica import ReadPools
 from central.errors import Unavailable
 from central.http.auth import SESSIONS_CHANNEL, TokenCodec, TokenInfo
 from central.http.errors import ApiError
@@ -53,13 +54,17 @@ from central.ledger.platform import Platform, platform_from_setup
 from central.ledger.runtime import LedgerRuntime
 from central.ledger.setup import REC_ISSUER_ROLE
 from central.market.book import MarketBook
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.market.context import Market
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.feed import MarketFeed
 from central.market.instructions import MarketInstructions
+from central.market.matching_pg import PgMatchingStore
+from central.market.matching_service import Matching
 from central.market.settler import Settler
+from central.market.standing_pg import PgStandingStore
+from central.market.standing_service import StandingOrders
 from central.market.tables import LookupTables
 from central.minting.service import mint_outbox, release_accrued
 from central.mqtt import Mqtt
@@ -95,6 +100,8 @@ class Adapters:
     signer: DeviceKey | None
     tokens: TokenCodec
     clock: Callable[[], datetime] = utc_clock
+    #: The read replica's pool (``[database] replica_dsn``), None without one.
+    replica: asyncpg.Pool | None = None
 
 
 def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
@@ -119,7 +126,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
             runtime.ledger, runtime.setup, embedded=runtime.config.backend == "embedded",
             rec_issuer=load_rec_issuer(runtime.config, keys), past_issuers=tuple(keys.retired(ISSUER_ROLE)),
         )
-        market = build_market(pool, chain, config.market)
+        market = build_market(pool, chain, config.market, config.zones, adapters.signer)
         certificates = build_certificates(
             pool, certificate_chain(chain, config.certificates), config.certificates, adapters.clock
         )
@@ -149,7 +156,7 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
-        readings=Readings(hub),
+        readings=Readings(hub, ReadPools(pool, adapters.replica, max_lag_s=config.database.replica_max_lag_s)),
         archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),
@@ -232,14 +239,20 @@ def live_hub(pool: asyncpg.Pool, tokens: TokenCodec) -> LiveHub:
     return hub
 
 
-def build_market(pool: asyncpg.Pool, platform: Platform, config: MarketConfig) -> Market:
+def build_market(
+    pool: asyncpg.Pool, platform: Platform, config: MarketConfig, zones: ZonesConfig | None = None,
+    signer: DeviceKey | None = None,
+) -> Market:
+    """The market; zonal clearing once ``[zones]`` lists zones (docs/decisions/0017-zonal-clearing.md)."""
     book = MarketBook(
         pool, EpochClock(config.epoch_length_s), config.fee_bps,
         MarketInstructions.for_platform(platform).addresses,
+        zoning=zones if zones is not None and zones.zone else None,
     )
     escrow = Escrow(pool, platform, book, confirm_wait_s=config.confirm_wait_s)
     settler = Settler(pool, platform, tables=LookupTables(pool, platform))
-    return Market(config, book, escrow, settler, platform)
+    matching = Matching(PgMatchingStore(pool), platform, signer, confirm_wait_s=config.confirm_wait_s)
+    return Market(config, book, escrow, settler, platform, StandingOrders(PgStandingStore(pool), book), matching)
 
 
 def load_rec_issuer(ledger_config: LedgerConfig, keys: KeyStore | None = None) -> PlatformKey:

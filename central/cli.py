@@ -10,6 +10,7 @@
     gridtokenx-central ... keys show | keys rotate --role fee-payer|mint-authority|rec-authority
     gridtokenx-central ... broker init --dynsec-file F   (the broker's first dynamic-security file, central's password)
     gridtokenx-central ... broker sync   (every registered gateway's broker access again, after the broker lost it)
+    gridtokenx-central ... backup --out DIR | restore --from DIR   (central stopped; docs/operations.md)
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
                                          "they exist")
     binit.add_argument("--dynsec-file", required=True, help="the plugin's file (plugin_opt_config_file)")
     bsub.add_parser("sync", help="grant every registered gateway its broker access (if missing), remove revoked ones'")
+    back = sub.add_parser("backup", help="database, embedded ledger and key files into a new directory with a "
+                          "checksummed manifest (stop central first)")
+    back.add_argument("--out", required=True, help="the backup directory to create")
+    rest = sub.add_parser("restore", help="restore a backup into a new database and empty ledger and keys "
+                          "directories (central stopped)")
+    rest.add_argument("--from", dest="source", required=True, help="the backup directory")
     return p
 
 
@@ -188,6 +195,21 @@ def _broker(args: argparse.Namespace, config: CentralConfig, _overrides: list[st
     return sync_broker_command(config)
 
 
+def _backup(args: argparse.Namespace, config: CentralConfig, _overrides: list[str]) -> int:
+    import json  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from central import backup as snapshot  # noqa: PLC0415
+
+    if args.command == "backup":
+        manifest = snapshot.backup(config, Path(args.out))
+    else:
+        manifest = snapshot.restore(config, Path(args.source))
+    print(json.dumps({"command": args.command, "files": manifest["files"],
+                      "migrations": len(manifest["database"]["migrations"])}, indent=1))
+    return 0
+
+
 #: One function per top-level command (each parser's subcommands are required, so the name is enough).
 _COMMANDS: dict[str, Callable[[argparse.Namespace, CentralConfig, list[str]], int]] = {
     "migrate": _migrate,
@@ -198,6 +220,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, CentralConfig, list[str]], in
     "broker": _broker,
     "archive": _archive,
     "signing-key": _signing_key,
+    "backup": _backup,
+    "restore": _backup,
 }
 
 

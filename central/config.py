@@ -9,6 +9,7 @@ range each raise one ``ConfigError`` line naming the file, the line, the key and
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -21,13 +22,37 @@ from central.certificates.config import CertificateConfig
 from central.errors import ConfigError
 from central.ingest.settings import IngestSettings
 from central.ledger.config import LedgerConfig
-from central.market.config import MarketConfig
+from central.market.config import MarketConfig, ZonesConfig
 from central.minting.settings import MintingSettings
 from central.secretfile import check_secret_file
-from gtxconfig import Check, Document, Invalid, Range, build, build_table
+from gtxconfig import Check, Document, Invalid, Match, Range, build, build_table
 
 T = TypeVar("T")
 _POSITIVE = Check(lambda v: v > 0, "must be > 0")
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
+
+
+@dataclass(frozen=True)
+class RateClass:
+    """One route class's token bucket: ``burst`` requests at once, refilled at ``per_s`` a second."""
+
+    per_s: Annotated[float, _POSITIVE]
+    burst: Annotated[int, Range(1, 1_000_000)]
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """``[http.rate_limit]``: auth routes per client address; writes and reads per user (per address when
+    anonymous). Limits hold per worker process (``serve --workers N``: N times these per node)."""
+
+    enabled: bool = True
+    auth: RateClass = field(default_factory=lambda: RateClass(per_s=1.0, burst=20))
+    write: RateClass = field(default_factory=lambda: RateClass(per_s=50.0, burst=200))
+    read: RateClass = field(default_factory=lambda: RateClass(per_s=500.0, burst=1000))
+    #: Buckets kept per class; beyond it, full (idle) buckets are dropped first, then the oldest.
+    max_keys: Annotated[int, Range(100, 10_000_000)] = 100_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,22 @@ class HttpConfig:
     metrics_dir: str = ""
     #: How long a stored ``Idempotency-Key`` answer is replayed (seconds; central/http/idempotency.py).
     idempotency_ttl_s: Annotated[int, Range(60, 30 * 86_400)] = 86_400
+    #: Largest request body of the auth routes (``/api/v1/auth/...``: login, register, reset; bytes).
+    auth_max_body_bytes: Annotated[int, Range(1024)] = 16_384
+    #: Browser origins allowed to call the API cross-origin (``https://app.example.org``); none by default. Listed
+    #: origins may send credentials; any other origin gets no CORS headers (and its preflight a 403).
+    cors_origins: tuple[str, ...] = ()
+    #: Send ``Strict-Transport-Security`` on every response (central itself, or the proxy in front, speaks TLS).
+    #: With ``trust_forwarded_for`` it is also sent when the proxy says ``X-Forwarded-Proto: https``.
+    hsts: bool = False
+    hsts_max_age_s: Annotated[int, Range(0, 2 * 365 * 86_400)] = 365 * 86_400
+    #: Per-route-class token buckets (central/http/ratelimit.py), kept in each worker's memory.
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+
+    def __post_init__(self) -> None:
+        for i, origin in enumerate(self.cors_origins):
+            if not _ORIGIN.fullmatch(origin):
+                raise Invalid(f"cors_origins[{i}]", "must be an origin: scheme://host[:port], no path, no '*'")
 
 
 @dataclass(frozen=True)
@@ -57,9 +98,41 @@ class DatabaseConfig:
     #: Apply pending migrations when the app starts (under an advisory lock, so many workers are safe).
     migrate_on_start: bool = True
     command_timeout_s: Annotated[float, _POSITIVE] = 30.0
+    #: Names this node's sessions in ``pg_stat_activity`` (several central nodes: one name each, so that the
+    #: holder of a duty's advisory lock can be told apart; see docs/scaling.md).
+    application_name: Annotated[str, Match(r"[A-Za-z0-9_.:-]{1,63}", "1..63 letters, digits, _ . : -")] = (
+        "gridtokenx-central"
+    )
+    #: TCP keepalive PostgreSQL applies to this node's sessions (server side): a node whose host vanished without
+    #: closing its sockets loses its sessions, and with them the leaderships they hold, after about
+    #: ``keepalive_idle_s + keepalive_count * keepalive_interval_s`` seconds (a killed process on a live host
+    #: loses them at once: its kernel closes the sockets). ``tcp_user_timeout_ms`` bounds unacknowledged sends.
+    keepalive_idle_s: Annotated[int, Range(1, 7200)] = 5
+    keepalive_interval_s: Annotated[int, Range(1, 600)] = 2
+    keepalive_count: Annotated[int, Range(1, 100)] = 3
+    tcp_user_timeout_ms: Annotated[int, Range(0, 3_600_000)] = 10_000
+
+    #: A streaming-replication standby for bulk reads (readings, energy); empty: every read goes to the primary.
+    #: Access checks and what users write are always read on the primary (central/db/replica.py).
+    replica_dsn: str = ""
+    #: The standby is used while its replay lag is at most this (seconds), else reads fall back to the primary.
+    replica_max_lag_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
+    replica_pool_max: Annotated[int, Range(1, 1000)] = 10
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings every connection of this node sends (application name, keepalive)."""
+        return {
+            "application_name": self.application_name,
+            "tcp_keepalives_idle": str(self.keepalive_idle_s),
+            "tcp_keepalives_interval": str(self.keepalive_interval_s),
+            "tcp_keepalives_count": str(self.keepalive_count),
+            "tcp_user_timeout": str(self.tcp_user_timeout_ms),
+        }
 
     def validate(self) -> None:
         _require(self.dsn.startswith(("postgresql://", "postgres://")), "dsn", "must be a postgresql:// URL")
+        _require(not self.replica_dsn or self.replica_dsn.startswith(("postgresql://", "postgres://")), "replica_dsn",
+                 "must be a postgresql:// URL")
         _require(1 <= self.pool_min <= self.pool_max, "pool_min", "must be >= 1 and <= database.pool_max")
 
 
@@ -77,6 +150,10 @@ class MqttConfig:
     ca_file: str = ""
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    #: Subscribe to device messages through MQTT v5 shared subscriptions (``$share/central/...``), which split them
+    #: between central processes. ``false`` for a broker without them (ejabberd 23.01: docs/scaling.md): plain
+    #: subscriptions, so run ONE central process (with ``http.workers = 1``) on such a broker.
+    shared_subscriptions: bool = True
     #: MQTT v5 Receive Maximum: unacknowledged QoS 1/2 messages the broker may have in flight to this process
     #: (messages are acknowledged after their handlers finish, so this bounds the work queued in memory).
     receive_maximum: Annotated[int, Range(1, 65535)] = 1000
@@ -216,6 +293,7 @@ class CentralConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     minting: MintingSettings = field(default_factory=MintingSettings)
     market: MarketConfig = field(default_factory=MarketConfig)
+    zones: ZonesConfig = field(default_factory=ZonesConfig)
     certificates: CertificateConfig = field(default_factory=CertificateConfig)
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     broker: BrokerConfig = field(default_factory=BrokerConfig)

@@ -54,6 +54,8 @@ CERTIFICATE_SWEEP = LockKey("certificate-sweep", 0x6774782D726563)
 MARKET_CLEARING = LockKey("market-clearing", 0x6774782D636C72)
 #: Growing the market's address lookup tables ("gtx-alt").
 MARKET_TABLES = LockKey("market-tables", 0x6774782D616C74)
+#: The standing-order placer ("gtx-sto"): one leader places the epoch's standing orders.
+MARKET_STANDING = LockKey("market-standing", 0x6774782D73746F)
 #: The reading partition and archive duty ("gtx-arc"): one process creates ahead and archives per round.
 READING_ARCHIVE = LockKey("reading-archive", 0x6774782D617263)
 
@@ -69,6 +71,7 @@ METER_CLAIM_SERIAL = LockText("meter-claim-serial", "meter-claim-serial:")
 
 KEYS: tuple[LockKey, ...] = (
     MIGRATIONS, ACCOUNTANT, CHALLENGE_SWEEP, CERTIFICATE_SWEEP, MARKET_CLEARING, MARKET_TABLES, READING_ARCHIVE,
+    MARKET_STANDING,
 )
 SPACES: tuple[LockSpace, ...] = (INGEST_DEVICE, MARKET_EPOCH)
 TEXTS: tuple[LockText, ...] = (METER_CLAIM_USER, METER_CLAIM_SERIAL)

@@ -269,7 +269,8 @@ class PahoMqtt(_Base):
         qos = max(s.qos for s in self._subs if s.topic_filter == topic_filter)
         props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
         props.SubscriptionIdentifier = self._filter_ids[topic_filter]
-        client.subscribe(topic_filter, qos=qos, properties=props)
+        wire = topic_filter if self._config.shared_subscriptions else strip_share(topic_filter)
+        client.subscribe(wire, qos=qos, properties=props)
 
     async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Hand the message to the client (queued while disconnected; QoS >= 1 is retried by paho)."""

@@ -22,6 +22,7 @@ from central.broker.dynsec import DynsecAccess
 from central.certificates.routes import Certificates
 from central.chain.outbox import ChainOutbox
 from central.config import CentralConfig
+from central.db.replica import ReadPools
 from central.errors import Unavailable
 from central.http.auth import TokenCodec
 from central.identity.context import Identity
@@ -47,6 +48,8 @@ class Ingest:
 class Readings:
     #: The process's live WebSocket hub; the market adds its channels at build time.
     hub: LiveHub
+    #: Bulk reads (readings, energy): the read replica while it is fresh enough, else the primary.
+    reads: ReadPools
 
 
 @dataclass(frozen=True)

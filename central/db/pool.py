@@ -12,14 +12,16 @@ class DatabaseError(CentralError):
     """The database cannot be reached or refused an operation; the message never carries the DSN's password."""
 
 
-async def create_pool(config: DatabaseConfig) -> asyncpg.Pool:
-    """Open the pool, translating connection failures into :class:`DatabaseError`."""
+async def create_pool(config: DatabaseConfig, *, replica: bool = False) -> asyncpg.Pool:
+    """Open the pool (of the primary, or of the read replica: ``replica=True``), translating connection failures into
+    :class:`DatabaseError`."""
     try:
         pool = await asyncpg.create_pool(
-            config.dsn,
-            min_size=config.pool_min,
-            max_size=config.pool_max,
+            config.replica_dsn if replica else config.dsn,
+            min_size=1 if replica else config.pool_min,
+            max_size=config.replica_pool_max if replica else config.pool_max,
             command_timeout=config.command_timeout_s,
+            server_settings=config.server_settings(),
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {_safe(exc)}") from None

@@ -87,12 +87,8 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
         elif r.content_type != "application/json":
             ok["content"] = {r.content_type: {"schema": {"type": "string", "pattern": NO_NUL_PATTERN}}}
         responses[str(r.status)] = ok
-        # An idempotency key in use by a running request is 409; one used for another request 422.
-        statuses = set(r.errors) | ({400, 409, 422} if r.idempotent else set())
-        if r.body is not None or r.query is not None:
-            statuses.add(400)
+        statuses = _error_statuses(r)
         if not r.access.public:
-            statuses |= {401, 403}
             op["security"] = [{"bearerAuth": []}]
         for status in sorted(statuses):
             responses[str(status)] = {
@@ -116,6 +112,20 @@ def build_openapi(routes: Sequence[Route], *, title: str, version: str, server_u
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
+
+
+def _error_statuses(r: Route) -> set[int]:
+    # An idempotency key in use by a running request is 409; one used for another request 422.
+    statuses = set(r.errors) | ({400, 409, 422} if r.idempotent else set())
+    if r.body is not None or r.query is not None:
+        statuses.add(400)
+    if r.body is not None:
+        statuses.add(413)  # beyond http.max_body_bytes (http.auth_max_body_bytes on the auth routes)
+    if r.path.startswith("/api/"):
+        statuses.add(429)  # the route class's rate limit (central/http/ratelimit.py)
+    if not r.access.public:
+        statuses |= {401, 403}
+    return statuses
 
 
 def _response_schema(reg: SchemaRegistry, response: Any) -> dict[str, Any]:

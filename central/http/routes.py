@@ -21,15 +21,18 @@ status, or any ``web.StreamResponse`` (HTML pages, WebSockets, text) which is pa
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
+import asyncpg
 from aiohttp import web
 
 from central.errors import CentralError, ServiceUnavailableError
+from central.http.audit import AUDIT, AuditLog, audited
 from central.http.auth import Principal
 from central.http.errors import ApiError, ErrorMap, bad_request, error_response, map_error, not_found, unauthorized
 from central.http.idempotency import HEADER, IDEMPOTENCY, REPLAYED_HEADER, Stored, fingerprint, parse_key, storable
@@ -43,6 +46,7 @@ B = TypeVar("B")
 Q = TypeVar("Q")
 
 _ROUTE_ATTR = "__gtx_route__"
+_log = logging.getLogger("central.http")
 
 #: Every subsystem's services (a ``central.services.Services``, built by ``central.bootstrap.bootstrap`` once the
 #: adapters are open); handlers read it as ``call.services``.
@@ -149,6 +153,8 @@ TRUST_FORWARDED = web.AppKey("gtx.trust_forwarded", bool)
 #: The authenticated caller, set by the auth middleware (None on public routes without a valid token).
 PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("gtx.principal")
 MAX_BODY = web.AppKey("gtx.max_body", int)
+#: A smaller body limit for this request's route class (set by the rate-limit middleware: auth routes).
+BODY_LIMIT: web.RequestKey[int] = web.RequestKey("gtx.body_limit")
 
 
 @dataclass
@@ -229,15 +235,46 @@ def aiohttp_handler(route: Route) -> Callable[[web.Request], Awaitable[web.Strea
 
     async def handle(request: web.Request) -> web.StreamResponse:
         principal = request.get(PRINCIPAL)
-        key = parse_key(request.headers.get(HEADER)) if route.idempotent else None
-        raw = await _read_raw(request) if route.body is not None else b""
-        if key is not None and principal is not None:
-            return await _idempotent(request, route, principal, key, raw)
-        return await _run(request, route, principal, raw)
+        log = request.app.get(AUDIT)
+        if log is None or principal is None or not audited(route.method, principal.role):
+            return await _handle(request, route, principal)
+        return await _audited(request, route, principal, log)
 
     handle.__name__ = route.handler.__name__
     setattr(handle, _ROUTE_ATTR, route)
     return handle
+
+
+async def _handle(request: web.Request, route: Route, principal: Principal | None) -> web.StreamResponse:
+    key = parse_key(request.headers.get(HEADER)) if route.idempotent else None
+    raw = await _read_raw(request) if route.body is not None else b""
+    if key is not None and principal is not None:
+        return await _idempotent(request, route, principal, key, raw)
+    return await _run(request, route, principal, raw)
+
+
+async def _audited(request: web.Request, route: Route, principal: Principal, log: AuditLog) -> web.StreamResponse:
+    """An admin's (or REC authority's) action: on record before it runs, completed with how it ended."""
+    row = await log.begin(actor=principal.user_id, role=principal.role, method=route.method, route=route.path,
+                          params=dict(request.match_info), address=client_address(request))
+    status: int = 500
+    code: str | None = "internal"
+    try:
+        resp = await _handle(request, route, principal)
+        status, code = resp.status, None
+    except ApiError as exc:
+        status, code = exc.status, exc.code
+        raise
+    except web.HTTPException as exc:
+        status, code = exc.status, None
+        raise
+    else:
+        return resp
+    finally:
+        try:
+            await log.finish(row, status, code)
+        except (asyncpg.PostgresError, OSError):  # the row stays open (status NULL): still on record
+            _log.exception("audit row not completed", extra={"audit_id": row})
 
 
 async def _run(request: web.Request, route: Route, principal: Principal | None, raw: bytes) -> web.StreamResponse:
@@ -307,7 +344,7 @@ async def _idempotent(
 
 
 async def _read_raw(request: web.Request) -> bytes:
-    limit = request.app.get(MAX_BODY, 1_048_576)
+    limit = min(request.app.get(MAX_BODY, 1_048_576), request.get(BODY_LIMIT, 1 << 62))
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"request body exceeds {limit} bytes")
     # ``StreamReader.read(n)`` returns whatever one chunk holds: read until EOF (or past the limit).

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from central.http.context import CONFIG, MQTT, POOL, READY_CHECKS, ROUTES
-from central.http.docs_page import DOCS_HTML
+from central.http.docs_page import DOCS_CSP, DOCS_HTML
 from central.http.openapi import build_openapi
 from central.http.roles import PUBLIC
 from central.http.routes import Call, Route, RouteTable
@@ -100,4 +100,4 @@ async def openapi_json(call: Call[None, None]) -> web.Response:
 
 @routes.get("/api/docs", access=PUBLIC, content_type="text/html", summary="Interactive API documentation")
 async def docs(_call: Call[None, None]) -> web.Response:
-    return web.Response(text=DOCS_HTML, content_type="text/html")
+    return web.Response(text=DOCS_HTML, content_type="text/html", headers={"Content-Security-Policy": DOCS_CSP})

@@ -87,6 +87,17 @@ def transfer_checked(source: Pubkey, mint: Pubkey, destination: Pubkey, owner: P
     ])
 
 
+def burn_checked(account: Pubkey, mint: Pubkey, owner: Pubkey, *, amount: int, decimals: int,
+                 token_program: Pubkey = TOKEN_PROGRAM_ID) -> Instruction:
+    """SPL Token ``BurnChecked`` (15): ``amount`` base units leave ``account`` (signed by its ``owner``) and the
+    mint's supply."""
+    return Instruction(token_program, bytes([15]) + amount.to_bytes(8, "little") + bytes([decimals]), [
+        AccountMeta(account, False, True),
+        AccountMeta(mint, False, True),
+        AccountMeta(owner, True, False),
+    ])
+
+
 #: SPL Token ``SetAuthority`` authority types (the same in Token-2022).
 AUTHORITY_MINT_TOKENS = 0
 AUTHORITY_FREEZE_ACCOUNT = 1

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from central.market.config import ZonesConfig
 from central.market.epochs import EpochClock
 from central.market.escrow_seeds import EscrowAddresses
 from central.market.model import EpochSummary, OrderView
@@ -39,11 +40,12 @@ class MarketBook(MarketService):
         fee_bps: int,
         addresses: EscrowAddresses,
         now: Callable[[], datetime] = utc_now,
+        zoning: ZonesConfig | None = None,
     ) -> None:
         self.pool = pool
         self.addresses = addresses
         self.pg = PgMarketStore(pool, addresses)
-        super().__init__(self.pg, clock, fee_bps, now)
+        super().__init__(self.pg, clock, fee_bps, now, zoning)
 
     async def account(self, conn: asyncpg.Connection, user_id: UUID) -> int:
         """The user's market account number, created (with its two escrow rows) on first use, in ``conn``."""

@@ -252,7 +252,7 @@ def trade_fee(value: int, fee_bps: int) -> int:
     return value * fee_bps // 10_000
 
 
-def _fee_array(value: I64, fee_bps: int) -> I64:
+def fee_array(value: I64, fee_bps: int) -> I64:
     # floor(value * bps / 10000) without the int64 overflow of value * bps: value = 10000 q + r.
     q, r = np.divmod(value, 10_000)
     fee: I64 = q * fee_bps + r * fee_bps // 10_000
@@ -278,7 +278,7 @@ def _curve_volume(cb: I64, bp: I64, ca: I64, ap: I64) -> int:
     return lo
 
 
-def _net_side(fill: I64, users: I64, netting_users: I64, amount: I64) -> None:
+def net_side(fill: I64, users: I64, netting_users: I64, amount: I64) -> None:
     """Remove ``amount[u]`` Wh from ``fill`` (priority order) for each netting user u, lowest priority first."""
     pos = np.flatnonzero(np.isin(users, netting_users))[::-1]  # reverse priority
     grp = np.searchsorted(netting_users, users[pos])
@@ -292,7 +292,7 @@ def _net_side(fill: I64, users: I64, netting_users: I64, amount: I64) -> None:
     fill[pos] = f - np.clip(amount[grp] - before, 0, f)
 
 
-def _per_user_sum(users: I64, fill: I64, netting_users: I64) -> I64:
+def per_user_sum(users: I64, fill: I64, netting_users: I64) -> I64:
     mask = np.isin(users, netting_users)
     out = np.zeros(netting_users.size, dtype=np.int64)
     np.add.at(out, np.searchsorted(netting_users, users[mask]), fill[mask])
@@ -339,10 +339,10 @@ def clear(book: OrderBook, fee_bps: int) -> ClearingResult:
     ub, ua = book.user[b_ord], book.user[a_ord]
     both = np.intersect1d(ub, ua)
     if both.size:
-        amount = np.minimum(_per_user_sum(ub, fb, both), _per_user_sum(ua, fa, both))
+        amount = np.minimum(per_user_sum(ub, fb, both), per_user_sum(ua, fa, both))
         fb0, fa0 = fb.copy(), fa.copy()
-        _net_side(fb, ub, both, amount)
-        _net_side(fa, ua, both, amount)
+        net_side(fb, ub, both, amount)
+        net_side(fa, ua, both, amount)
         netted[b_ord] = fb0 - fb
         netted[a_ord] = fa0 - fa
     filled[b_ord] = fb
@@ -362,7 +362,7 @@ def clear(book: OrderBook, fee_bps: int) -> ClearingResult:
     t_buy = b_ord[np.searchsorted(cb2, ends, "left")]
     t_sell = a_ord[np.searchsorted(ca2, ends, "left")]
     value = qty * price // 1000
-    fee = _fee_array(value, fee_bps)
+    fee = fee_array(value, fee_bps)
     return ClearingResult(
         book, digest, fee_bps, volume, int(cb2[-1]), price, pb, pa, filled, netted, t_buy, t_sell, qty, value, fee
     )

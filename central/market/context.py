@@ -9,7 +9,9 @@ from central.ledger.port import Ledger
 from central.market.book import MarketBook
 from central.market.config import MarketConfig
 from central.market.escrow import Escrow
+from central.market.matching_service import Matching
 from central.market.settler import Settler
+from central.market.standing_service import StandingOrders
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,10 @@ class Market:
     settler: Settler
     #: the one "ledger + platform keys" bundle the escrow and the settler were built on
     platform: Platform
+    #: standing orders, placed every epoch by the leader-only job through ``book.place``
+    standing: StandingOrders
+    #: hourly consumption matching (burns against metered import, statements, claims)
+    matching: Matching
 
     @property
     def ledger(self) -> Ledger:

@@ -123,16 +123,36 @@ class MarketInstructions:
         qty: int,
         value: int,
         fee: int,
+        *,
+        delivered: int | None = None,
+        grid_fee_seller: int = 0,
+        grid_fee_buyer: int = 0,
+        grid_operator: Pubkey | None = None,
     ) -> Unit:
         """One trade, atomically: energy seller-escrow → buyer wallet; quote buyer-escrow → seller wallet
-        (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already."""
-        auth, quote = self.authority, Asset.QUOTE
-        ixs = [self.move(Asset.ENERGY, self.escrow(seller, Asset.ENERGY), self.wallet_ata(buyer_wallet, Asset.ENERGY),
-                         auth, qty)]
-        if value - fee > 0:
-            ixs.append(self.move(quote, self.escrow(buyer, quote), self.wallet_ata(seller_wallet, quote), auth,
-                                 value - fee))
+        (value - fee) and → treasury (fee); memo with the trade id. Destination ATAs must exist already.
+
+        A zonal trade (docs/decisions/0017-zonal-clearing.md) moves, in the same transaction, the loss
+        (``qty - delivered`` Wh of the seller's) and the grid fees (both sides', out of the buyer's quote escrow) to
+        the grid operator's wallet: the seller sends ``qty``, the buyer receives ``delivered`` and pays
+        ``value + grid_fee_buyer``, the seller receives ``value - grid_fee_seller - fee``."""
+        auth, quote, energy = self.authority, Asset.QUOTE, Asset.ENERGY
+        got = qty if delivered is None else delivered
+        loss, grid_fee = qty - got, grid_fee_seller + grid_fee_buyer
+        if min(got, loss, grid_fee_seller, grid_fee_buyer, fee, value - grid_fee_seller - fee) < 0:
+            raise ValueError(f"trade {trade_id}: amounts out of range")
+        if (loss or grid_fee) and grid_operator is None:
+            raise ValueError(f"trade {trade_id}: grid fee or loss without a grid operator")
+        seller_energy, buyer_quote = self.escrow(seller, energy), self.escrow(buyer, quote)
+        ixs = [self.move(energy, seller_energy, self.wallet_ata(buyer_wallet, energy), auth, got)]
+        if loss and grid_operator is not None:
+            ixs.append(self.move(energy, seller_energy, self.wallet_ata(grid_operator, energy), auth, loss))
+        if value - grid_fee_seller - fee > 0:
+            ixs.append(self.move(quote, buyer_quote, self.wallet_ata(seller_wallet, quote), auth,
+                                 value - grid_fee_seller - fee))
         if fee > 0:
-            ixs.append(self.move(quote, self.escrow(buyer, quote), self.treasury_ata, auth, fee))
+            ixs.append(self.move(quote, buyer_quote, self.treasury_ata, auth, fee))
+        if grid_fee and grid_operator is not None:
+            ixs.append(self.move(quote, buyer_quote, self.wallet_ata(grid_operator, quote), auth, grid_fee))
         ixs.append(memo(f"gtx:t:{trade_id}"))
         return Unit(tuple(ixs), tag=trade_id)

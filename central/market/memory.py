@@ -31,6 +31,7 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    UtilityState,
     asset_of,
     epoch_event,
     order_event,
@@ -65,8 +66,8 @@ class OrderRow:
 class TradeRow:
     id: int
     epoch_start: datetime
-    buy_order: int
-    sell_order: int
+    buy_order: int | None
+    sell_order: int | None
     buyer: int
     seller: int
     qty: int
@@ -77,10 +78,17 @@ class TradeRow:
     status: str = "pending"
     signature: str | None = None
     settled_at: datetime | None = None
+    #: Zonal trades (``qty`` is what the seller sends): what the buyer receives and each side's grid fee.
+    delivered: int | None = None
+    grid_fee_seller: int = 0
+    grid_fee_buyer: int = 0
+    zone: int = 0
 
 
 #: The account ``paid`` books fees to.
 TREASURY = 0
+#: The account ``paid`` books grid fees and losses to.
+GRID_OPERATOR = -1
 
 
 @dataclass
@@ -243,19 +251,24 @@ class InMemoryMarketStore:
             if account not in (t.buyer, t.seller):
                 continue
             buy = t.buyer == account
+            got = t.qty if t.delivered is None else t.delivered
             out.append(
                 {
                     "id": t.id,
                     "epoch_start": t.epoch_start,
                     "side": "buy" if buy else "sell",
                     "order_id": t.buy_order if buy else t.sell_order,
-                    "qty": t.qty,
+                    "qty": got if buy else t.qty,
                     "price": t.price,
                     "value": t.value,
                     "fee": 0 if buy else t.fee,
                     "status": t.status,
                     "signature": t.signature,
                     "settled_at": t.settled_at,
+                    "zone": t.zone,
+                    "grid_fee": t.grid_fee_buyer if buy else t.grid_fee_seller,
+                    "loss": t.qty - got,
+                    "utility": t.buy_order is None or t.sell_order is None,
                 }
             )
         return out[:limit]
@@ -355,13 +368,21 @@ class InMemoryMarketStore:
 
     async def apply_settled(self) -> int:
         done = [t for t in self.trades if t.status == "pending" and trade_key(t.id) in self.confirmed]
-        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value) for t in done]):
+        for m in spent_at_settlement([(t.buyer, t.seller, t.qty, t.value + t.grid_fee_buyer) for t in done]):
             self.balances[(m.account, m.asset)].locked -= m.amount
         now = self.wall()
         for t in done:  # what the settlement transaction moved out of escrow
-            self.paid[(t.seller, Asset.QUOTE)] = self.paid.get((t.seller, Asset.QUOTE), 0) + t.value - t.fee
-            self.paid[(TREASURY, Asset.QUOTE)] = self.paid.get((TREASURY, Asset.QUOTE), 0) + t.fee
-            self.paid[(t.buyer, Asset.ENERGY)] = self.paid.get((t.buyer, Asset.ENERGY), 0) + t.qty
+            got = t.qty if t.delivered is None else t.delivered
+            grid = t.grid_fee_seller + t.grid_fee_buyer
+            for key, amount in (
+                ((t.seller, Asset.QUOTE), t.value - t.fee - t.grid_fee_seller),
+                ((TREASURY, Asset.QUOTE), t.fee),
+                ((t.buyer, Asset.ENERGY), got),
+                ((GRID_OPERATOR, Asset.QUOTE), grid),
+                ((GRID_OPERATOR, Asset.ENERGY), t.qty - got),
+            ):
+                if amount:
+                    self.paid[key] = self.paid.get(key, 0) + amount
             t.status, t.signature, t.settled_at = "settled", self.confirmed[trade_key(t.id)], now
         if done:
             self.events.append(trades_event([(t.id, t.qty, t.price, t.signature) for t in done]))
@@ -382,7 +403,9 @@ class InMemoryMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(
+        self, ended: Epoch, planner: Planner, utility: UUID | None = None, *, zoned: bool = False  # noqa: ARG002
+    ) -> EpochSummary | None:
         if self._closing.locked():
             return None
         async with self._closing:
@@ -410,7 +433,16 @@ class InMemoryMarketStore:
                 for r in self.orders.values()
                 if (o := r.view).status == OrderStatus.OPEN and o.epoch_start == start
             ]
-            summary = self._apply(planner(start, book))
+            state = None
+            if utility is not None and utility in self.accounts and utility in self.wallets:
+                acc = self.accounts[utility]
+                state = UtilityState(
+                    acc,
+                    self.wallets[utility],
+                    self.balances[(acc, Asset.ENERGY)].available,
+                    self.balances[(acc, Asset.QUOTE)].available,
+                )
+            summary = self._apply(planner(start, book, state))
             self.events.append(epoch_event(summary))
             return summary
 
@@ -430,6 +462,10 @@ class InMemoryMarketStore:
             b = self.balances[(m.account, m.asset)]
             b.available += m.amount
             b.locked -= m.amount
+        for m in plan.reserved:
+            b = self.balances[(m.account, m.asset)]
+            b.available -= m.amount
+            b.locked += m.amount
         now = self.wall()
         for t in plan.trades:
             tid = len(self.trades) + 1
@@ -446,6 +482,10 @@ class InMemoryMarketStore:
                     t.value,
                     t.fee,
                     now,
+                    delivered=t.delivered,
+                    zone=t.zone,
+                    grid_fee_seller=t.grid_fee_seller,
+                    grid_fee_buyer=t.grid_fee_buyer,
                 )
             )
             self.intents.append((trade_key(tid), settlement_payload(tid, t)))

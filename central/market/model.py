@@ -126,6 +126,19 @@ class BookOrder:
     expires_at: datetime | None
     #: The owner's linked wallet (None: no wallet, the order cannot trade).
     wallet: str | None
+    #: The serial of the owner's meter that places it in a grid zone (None: the default zone).
+    meter: str | None = None
+
+
+@dataclass(frozen=True)
+class UtilityState:
+    """The utility's market account as the close reads it (under its escrow rows' locks): its wallet and what it
+    has available to sell (Wh) and to pay (quote) — its capacity for the epoch."""
+
+    account: int
+    wallet: str
+    energy: int
+    quote: int
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,7 @@ class EpochEntry:
     price: int
     filled: int
     netted: int
+    zone: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,8 +179,9 @@ class TradeIntent:
     """A trade to record, with its destination wallets fixed at the close; each becomes one settlement intent."""
 
     seq: int
-    buy_order: int
-    sell_order: int
+    #: None: the utility's side of a utility trade (it places no orders).
+    buy_order: int | None
+    sell_order: int | None
     buyer: int
     seller: int
     buyer_wallet: str
@@ -175,6 +190,33 @@ class TradeIntent:
     price: int
     value: int
     fee: int
+    #: Zonal clearing (docs/decisions/0017-zonal-clearing.md): the market (zone) that cleared it, the Wh the buyer
+    #: receives (``qty`` is what the seller sends; the difference is the loss), the grid fees each side pays and the
+    #: grid operator's wallet that receives them (and the loss).
+    zone: int = 0
+    delivered: int | None = None
+    grid_fee_seller: int = 0
+    grid_fee_buyer: int = 0
+    grid_operator: str | None = None
+
+    @property
+    def buyer_pays(self) -> int:
+        return self.value + self.grid_fee_buyer
+
+
+@dataclass(frozen=True)
+class ZoneOutcome:
+    """One zone's market in an epoch: its uniform price (None: it did not cross), m-Wh traded there, the grid
+    fees and losses of its trades, and what its meters bought from / sold to the utility."""
+
+    zone: int
+    name: str
+    price: int | None
+    volume: int
+    grid_fees: int
+    losses: int
+    utility_bought: int = 0
+    utility_sold: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +240,11 @@ class ClosePlan:
     curve_volume: int
     volume: int
     order_set_hash: bytes
+    #: Zonal clearing only: the epoch's zone parameters (``ZoneParams.encode()``) and each zone's outcome.
+    zone_params: bytes | None = None
+    zones: tuple[ZoneOutcome, ...] = ()
+    #: Available escrow moved to locked until settlement spends it: what the utility owes its trades.
+    reserved: tuple[EscrowMove, ...] = ()
 
     @property
     def order_count(self) -> int:

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from central.market.clearing import I64, MAX_PRICE, MAX_QTY_WH, ClearingResult, Side
+from central.market.clearing import I64, MAX_PRICE, MAX_QTY_WH, ClearingResult, OrderBook, Side
 from central.market.errors import InvalidOrderError
 
 
@@ -78,14 +78,17 @@ class OrderOutcome:
 
 def outcomes(result: ClearingResult, locked_before: I64, continues: I64) -> OrderOutcome:
     """``continues[i]`` is 1 if order i may take part in the next epoch (GTC and still valid then)."""
-    book = result.book
-    n = len(book)
-    filled = result.filled
-    owed = np.zeros(n, dtype=np.int64)
-    is_buy = book.side == Side.BUY
+    owed = np.zeros(len(result.book), dtype=np.int64)
     if result.trade_buy.size:
         np.add.at(owed, result.trade_buy, result.trade_value)
         np.add.at(owed, result.trade_sell, result.trade_qty)
+    return outcomes_of(result.book, result.filled, owed, locked_before, continues)
+
+
+def outcomes_of(book: OrderBook, filled: I64, owed: I64, locked_before: I64, continues: I64) -> OrderOutcome:
+    """The outcome per order given what it filled (Wh) and what it owes to settlement (buy: quote, sell: Wh)."""
+    n = len(book)
+    is_buy = book.side == Side.BUY
     remaining = book.qty - filled
     keep = (continues != 0) & (remaining > 0)
     remaining_lock = np.where(is_buy, remaining * book.price // 1000, remaining)

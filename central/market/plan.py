@@ -12,14 +12,16 @@ Escrow conservation (docs/decisions/0008-escrow-uniform-price-auction.md), per a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-from central.market.clearing import OrderBook, Side, clear
+from central.market.clearing import I64, ClearingResult, OrderBook, Side, clear
+from central.market.config import ZonesConfig
 from central.market.epochs import Epoch, EpochStatus
-from central.market.errors import ConflictError, EpochClosedError
+from central.market.errors import ConflictError, EpochClosedError, InvalidOrderError
 from central.market.escrow_seeds import Asset
 from central.market.model import (
     BookOrder,
@@ -29,9 +31,13 @@ from central.market.model import (
     EscrowMove,
     OrderChange,
     TradeIntent,
+    UtilityState,
+    ZoneOutcome,
     asset_of,
 )
-from central.market.orders import OrderStatus, TimeInForce, outcomes
+from central.market.orders import OrderStatus, TimeInForce, outcomes, outcomes_of
+from central.market.zonal import UTILITY, ZonalResult, clear_zonal
+from central.market.zones import ZoneParams
 
 #: The chain outbox's kind of the market's settlement intents (one per trade, key ``trade_key(id)``).
 SETTLEMENT_KIND = "market.settlement"
@@ -45,9 +51,18 @@ def _add(amounts: dict[tuple[int, Asset], int], account: int, asset: Asset, v: i
     amounts[(account, asset)] = amounts.get((account, asset), 0) + v
 
 
-def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: int) -> ClosePlan:
+def plan_close(
+    epoch: Epoch,
+    nxt: Epoch,
+    orders: Iterable[BookOrder],
+    fee_bps: int,
+    zoning: ZonesConfig | None = None,
+    utility: UtilityState | None = None,
+) -> ClosePlan:
     """Close ``epoch``: clear its live orders (valid at its end, owner with a wallet), roll GTC orders still valid
-    at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan."""
+    at ``nxt``'s end into ``nxt`` and expire the rest. Deterministic: the same order set gives the same plan.
+    With ``zoning`` the clearing is zonal (``central.market.zonal``; each order in its owner's meter's zone), and
+    with ``utility`` the utility trades at the zones' tariffs (its own orders, if any, expire untraded)."""
     # Columnar throughout (one pass over the orders, numpy arrays turned into lists once): a book holds tens of
     # thousands of orders, and per-element numpy indexing or repeated attribute passes cost more than the clearing.
     ordered = sorted(orders, key=attrgetter("id"))
@@ -55,7 +70,8 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
     live: list[BookOrder] = []
     gone: list[BookOrder] = []
     for o in ordered:
-        (live if (o.expires_at is None or o.expires_at >= end) and o.wallet else gone).append(o)
+        ok = (o.expires_at is None or o.expires_at >= end) and o.wallet
+        (live if ok and (utility is None or o.account != utility.account) else gone).append(o)
     ids_l = [o.id for o in live]
     accounts_l = [o.account for o in live]
     sides_l = [Side.BUY.value if o.side == "buy" else Side.SELL.value for o in live]
@@ -69,16 +85,33 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         qty=np.array(qty_l, dtype=np.int64),
         price=np.array(price_l, dtype=np.int64),
     )
-    result = clear(book, fee_bps)
     gtc = TimeInForce.GTC
     continues = np.array(
         [o.tif == gtc and (o.expires_at is None or o.expires_at >= nxt_end) for o in live], dtype=np.int64
     )
     locked_before = np.array([o.locked for o in live], dtype=np.int64)
-    out = outcomes(result, locked_before, continues)
+    wallet = {o.account: str(o.wallet) for o in live}
+    if zoning is not None:
+        z = _zonal(epoch, book, live, wallet, zoning, fee_bps, utility)
+        out = outcomes_of(book, z.result.filled, z.owed, locked_before, continues)
+        trades, netted, zone_l = z.trades, z.result.netted.tolist(), z.result.zone.tolist()
+        figures: tuple[int | None, int | None, int | None, int, int, bytes] = (
+            None, None, None, 0, z.result.volume, z.result.order_set_hash
+        )
+        zone_params, zone_outcomes, reserved = z.result.params.encode(), z.outcomes, z.reserved
+    else:
+        result = clear(book, fee_bps)
+        out = outcomes(result, locked_before, continues)
+        trades = _trades(result, wallet)
+        netted, zone_l = result.netted.tolist(), [0] * len(live)
+        figures = (
+            result.price, result.marginal_bid, result.marginal_ask, result.curve_volume, result.volume,
+            result.order_set_hash,
+        )
+        zone_params, zone_outcomes, reserved = None, (), ()
 
-    filled = result.filled.tolist()
-    entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, result.netted.tolist()))
+    filled = out.filled_now.tolist()
+    entries = tuple(map(EpochEntry, ids_l, accounts_l, sides_l, qty_l, price_l, filled, netted, zone_l))
     opened, start = nxt.start, epoch.start
     open_ = OrderStatus.OPEN
     changes = list(
@@ -101,8 +134,30 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         _add(owed, acc, asset, ow)
     for o in gone:
         _add(release, o.account, asset_of(o.side), o.locked)
-    wallet = {o.account: str(o.wallet) for o in live}
-    trades = tuple(
+    return ClosePlan(
+        epoch=epoch,
+        next=nxt,
+        fee_bps=fee_bps,
+        entries=entries,
+        changes=tuple(changes),
+        releases=_moves(release),
+        owed=_moves(owed),
+        trades=trades,
+        status=EpochStatus.CLEARED if trades else EpochStatus.SETTLED,
+        price=figures[0],
+        marginal_bid=figures[1],
+        marginal_ask=figures[2],
+        curve_volume=figures[3],
+        volume=figures[4],
+        order_set_hash=figures[5],
+        zone_params=zone_params,
+        zones=zone_outcomes,
+        reserved=reserved,
+    )
+
+
+def _trades(result: ClearingResult, wallet: dict[int, str]) -> tuple[TradeIntent, ...]:
+    return tuple(
         TradeIntent(
             t.seq,
             t.buy_order_id,
@@ -118,23 +173,88 @@ def plan_close(epoch: Epoch, nxt: Epoch, orders: Iterable[BookOrder], fee_bps: i
         )
         for t in result.trades()
     )
-    return ClosePlan(
-        epoch=epoch,
-        next=nxt,
-        fee_bps=fee_bps,
-        entries=entries,
-        changes=tuple(changes),
-        releases=_moves(release),
-        owed=_moves(owed),
-        trades=trades,
-        status=EpochStatus.CLEARED if trades else EpochStatus.SETTLED,
-        price=result.price,
-        marginal_bid=result.marginal_bid,
-        marginal_ask=result.marginal_ask,
-        curve_volume=result.curve_volume,
-        volume=result.volume,
-        order_set_hash=result.order_set_hash,
+
+
+@dataclass(frozen=True)
+class _Zonal:
+    result: ZonalResult
+    owed: I64
+    trades: tuple[TradeIntent, ...]
+    outcomes: tuple[ZoneOutcome, ...]
+    reserved: tuple[EscrowMove, ...]
+
+
+def _zonal(
+    epoch: Epoch,
+    book: OrderBook,
+    live: list[BookOrder],
+    wallet: dict[int, str],
+    zoning: ZonesConfig,
+    fee_bps: int,
+    utility: UtilityState | None,
+) -> _Zonal:
+    """Zonal clearing of the live orders (docs/decisions/0017-zonal-clearing.md). With the utility's account, its
+    tariffs apply within what its escrow holds (its capacity); without one they are left out (the published zone
+    parameters say which)."""
+    full = zoning.params_at(epoch.start)
+    if utility is None:
+        params = ZoneParams(tuple(replace(z, retail=0, feed_in=0) for z in full.zones))
+    else:
+        params = ZoneParams(full.zones, utility.energy, utility.quote)
+    zone = np.array([zoning.zone_of_meter(o.meter or "") for o in live], dtype=np.int64)
+    result = clear_zonal(book, zone, params, fee_bps)
+    owed = np.zeros(len(book), dtype=np.int64)
+    tb, ts = result.trade_buy, result.trade_sell
+    np.add.at(owed, tb[tb >= 0], result.buyer_pays[tb >= 0])
+    np.add.at(owed, ts[ts >= 0], result.trade_sent[ts >= 0])
+    ids, users = book.order_id.tolist(), book.user.tolist()
+    operator = zoning.grid_operator or None
+
+    def party(i: int) -> tuple[int | None, int, str]:
+        if i == UTILITY:
+            if utility is None:  # the engine trades with the utility only when the tariffs are in the parameters
+                raise InvalidOrderError("a utility trade without a utility")
+            return None, utility.account, utility.wallet
+        return ids[i], users[i], wallet[users[i]]
+
+    trades = []
+    for k, (b, s, m, p, sent, d, v, gs, gb, f) in enumerate(
+        zip(
+            tb.tolist(), ts.tolist(), result.trade_market.tolist(), result.trade_price.tolist(),
+            result.trade_sent.tolist(), result.trade_delivered.tolist(), result.trade_value.tolist(),
+            result.trade_grid_fee_seller.tolist(), result.trade_grid_fee_buyer.tolist(), result.trade_fee.tolist(),
+            strict=True,
+        )
+    ):
+        (bo, bu, bw), (so, su, sw) = party(b), party(s)
+        peer = UTILITY not in (b, s)
+        trades.append(
+            TradeIntent(
+                k, bo, so, bu, su, bw, sw, sent, p, v, f, zone=m, delivered=d, grid_fee_seller=gs,
+                grid_fee_buyer=gb, grid_operator=operator if peer else None,
+            )
+        )
+    n_z = len(params)
+    per_zone = {name: np.zeros(n_z, dtype=np.int64) for name in ("fees", "losses", "bought", "sold")}
+    mkt = result.trade_market
+    np.add.at(per_zone["fees"], mkt, result.trade_grid_fee)
+    np.add.at(per_zone["losses"], mkt, result.trade_loss)
+    np.add.at(per_zone["bought"], mkt[ts == UTILITY], result.trade_delivered[ts == UTILITY])
+    np.add.at(per_zone["sold"], mkt[tb == UTILITY], result.trade_sent[tb == UTILITY])
+    outcomes = tuple(
+        ZoneOutcome(i, z.name, None if p < 0 else p, v, f, lo, ub, us)
+        for i, (z, p, v, f, lo, ub, us) in enumerate(
+            zip(params.zones, result.zone_price.tolist(), result.zone_volume.tolist(),
+                *(per_zone[k].tolist() for k in ("fees", "losses", "bought", "sold")), strict=True)
+        )
     )
+    reserved: tuple[EscrowMove, ...] = ()
+    if utility is not None:
+        reserved = _moves({
+            (utility.account, Asset.ENERGY): int(result.trade_sent[ts == UTILITY].sum()),
+            (utility.account, Asset.QUOTE): int(result.trade_value[tb == UTILITY].sum()),
+        })
+    return _Zonal(result, owed, tuple(trades), outcomes, reserved)
 
 
 def check_cancel(t: CancelTarget) -> None:
@@ -161,12 +281,18 @@ def settlement_payload(trade_id: int, t: TradeIntent) -> dict[str, Any]:
         "qty": t.qty,
         "value": t.value,
         "fee": t.fee,
+        "delivered": t.qty if t.delivered is None else t.delivered,
+        "grid_fee_seller": t.grid_fee_seller,
+        "grid_fee_buyer": t.grid_fee_buyer,
+        "grid_operator": t.grid_operator,
     }
 
 
 def spent_at_settlement(trades: Sequence[tuple[int, int, int, int]]) -> tuple[EscrowMove, ...]:
-    """The locks settled trades spend: per ``(buyer, seller, qty, value)``, the buyer's quote ``value`` and the
-    seller's ``qty`` Wh (the seller's share ``value - fee`` and the fee leave the buyer's quote escrow)."""
+    """The locks settled trades spend: per ``(buyer, seller, qty, paid)``, the buyer's quote ``paid`` (the value,
+    plus the buyer's grid fee in a zonal trade) and the seller's ``qty`` Wh sent (the seller's share, the grid fees
+    and the platform fee all leave the buyer's quote escrow; the delivered Wh and the loss the seller's energy
+    escrow)."""
     spent: dict[tuple[int, Asset], int] = {}
     for buyer, seller, qty, value in trades:
         _add(spent, buyer, Asset.QUOTE, value)

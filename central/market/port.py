@@ -26,10 +26,12 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    UtilityState,
 )
 
-#: Plans the close of the epoch starting at the given time from its open orders (pure, ``plan.plan_close``).
-Planner = Callable[[datetime, Sequence[BookOrder]], ClosePlan]
+#: Plans the close of the epoch starting at the given time from its open orders and the utility's account (None:
+#: no utility) (pure, ``plan.plan_close``).
+Planner = Callable[[datetime, Sequence[BookOrder], UtilityState | None], ClosePlan]
 
 #: One order of a cleared set: order id, account, side (0 buy, 1 sell), qty, price.
 OrderSetRow = tuple[int, int, int, int, int]
@@ -52,11 +54,15 @@ class MarketStore(Protocol):
         ``NotFoundError`` for an order that is not the user's."""
         ...
 
-    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(
+        self, ended: Epoch, planner: Planner, utility: UUID | None = None, *, zoned: bool = False
+    ) -> EpochSummary | None:
         """Close the oldest epoch (open or closed) that ended by ``ended.end``: mark it closed under its exclusive
         lock, plan with ``planner`` from its open orders and apply the plan (orders, escrow, trades and their
         settlement intents, the epoch's figures) in one transaction. None when nothing is due or another close is
-        running.
+        running. With ``utility`` (the utility's user id), the planner also gets the utility's account and available
+        escrow (``UtilityState``, read under its escrow rows' locks; None if it has no account or wallet yet);
+        ``zoned``: each order carries its owner's meter serial (``BookOrder.meter``, for its grid zone).
 
         ``ended`` (the latest epoch that ended, by the caller's clock) is due even while it has no row: its first
         order may still be on its way (it read the clock before the end, and creates the epoch's row under the

@@ -45,6 +45,8 @@ from central.market.model import (
     TransferRecord,
     TransferState,
     TransferView,
+    UtilityState,
+    ZoneOutcome,
     asset_of,
     epoch_event,
     order_event,
@@ -67,8 +69,21 @@ def epoch_lock_key(start: datetime) -> tuple[int, int]:
 
 
 #: A settlement intent's payload: ``trade`` (the trade's id) and these columns (``plan.settlement_payload``).
-SETTLEMENT_FIELDS = ("buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee")
+SETTLEMENT_FIELDS = (
+    "buyer", "seller", "buyer_wallet", "seller_wallet", "qty", "value", "fee", "delivered", "grid_fee_seller",
+    "grid_fee_buyer", "grid_operator",
+)
 _PAYLOAD_KEYS = ("trade", *SETTLEMENT_FIELDS)
+#: The closing epoch's open orders as ``BookOrder``s; zoned, with the owner's meter (the lowest serial) that places
+#: the order in a grid zone.
+_CLOSE_ORDERS = (
+    "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
+    "w.address AS wallet, NULL AS meter FROM orders o JOIN market_accounts a ON a.account = o.account "
+    "LEFT JOIN wallets w ON w.user_id = a.user_id WHERE o.status = 'open' AND o.epoch_start = $1"
+)
+_CLOSE_ORDERS_ZONED = _CLOSE_ORDERS.replace(
+    "NULL AS meter", "(SELECT min(m.serial) FROM meters m WHERE m.owner_id = a.user_id) AS meter"
+)
 _ORDER_COLS = "id, side, qty, price, filled, tif, expires_at, epoch_start, locked, status, created_at"
 _ACCOUNT_SQL = "SELECT account FROM market_accounts WHERE user_id = $1"
 
@@ -274,17 +289,38 @@ class PgMarketStore:
     async def fills_of(self, account: int, limit: int) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT id, epoch_start, CASE WHEN buyer = $1 THEN 'buy' ELSE 'sell' END AS side, "
-            "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, qty, price, value, "
-            "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at FROM trades "
-            "WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
+            "CASE WHEN buyer = $1 THEN buy_order ELSE sell_order END AS order_id, "
+            "CASE WHEN buyer = $1 THEN coalesce(delivered, qty) ELSE qty END AS qty, price, value, "
+            "CASE WHEN buyer = $1 THEN 0 ELSE fee END AS fee, status, signature, settled_at, zone, "
+            "CASE WHEN buyer = $1 THEN grid_fee_buyer ELSE grid_fee_seller END AS grid_fee, "
+            "qty - coalesce(delivered, qty) AS loss, (buy_order IS NULL OR sell_order IS NULL) AS utility "
+            "FROM trades WHERE buyer = $1 OR seller = $1 ORDER BY id DESC LIMIT $2",
             account,
             limit,
         )
         return [dict(r) for r in rows]
 
+    async def epoch_zoning(self, start: datetime) -> tuple[bytes | None, list[int], list[ZoneOutcome]]:
+        """A zonal epoch's published zone parameters (None: single zone), its orders' zones in order-id order and
+        each zone's outcome."""
+        params = await self.pool.fetchval("SELECT zone_params FROM epochs WHERE start_at = $1", start)
+        zones = await self.pool.fetch(
+            "SELECT zone FROM epoch_orders WHERE epoch_start = $1 ORDER BY order_id", start
+        )
+        rows = await self.pool.fetch(
+            "SELECT zone, name, price, volume, grid_fees, losses, utility_bought, utility_sold FROM epoch_zones "
+            "WHERE epoch_start = $1 ORDER BY zone",
+            start,
+        )
+        return params, [r[0] for r in zones], [ZoneOutcome(*r) for r in rows]
+
+    async def meter_exists(self, serial: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM meters WHERE serial = $1)", serial))
+
     async def epoch_order_set(self, start: datetime) -> list[OrderSetRow]:
         rows = await self.pool.fetch(
-            "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1", start
+            "SELECT order_id, account, side, qty, price FROM epoch_orders WHERE epoch_start = $1 ORDER BY order_id",
+            start,
         )
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
@@ -408,12 +444,15 @@ class PgMarketStore:
                 "AND c.state = 'confirmed') i WHERE t.status = 'pending') "
                 "UPDATE trades t SET status = 'settled', signature = done.signature, settled_at = now() FROM done "
                 "WHERE t.id = done.id AND t.status = 'pending' "
-                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.signature",
+                "RETURNING t.id, t.epoch_start, t.buyer, t.seller, t.qty, t.price, t.value, t.fee, t.grid_fee_buyer, "
+                "t.signature",
                 SETTLEMENT_KIND,
             )
             if not trades:
                 return 0
-            spent = spent_at_settlement([(t["buyer"], t["seller"], t["qty"], t["value"]) for t in trades])
+            spent = spent_at_settlement(
+                [(t["buyer"], t["seller"], t["qty"], t["value"] + t["grid_fee_buyer"]) for t in trades]
+            )
             await conn.execute("CREATE TEMP TABLE _spent (account bigint, asset text, amount bigint) ON COMMIT DROP")
             await conn.copy_records_to_table("_spent", records=[(m.account, m.asset.value, m.amount) for m in spent])
             await lock_balances(conn, "_spent")
@@ -453,7 +492,9 @@ class PgMarketStore:
 
     # ---------------------------------------------------------------------------------------------- closing
 
-    async def close_next_due(self, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def close_next_due(
+        self, ended: Epoch, planner: Planner, utility: UUID | None = None, *, zoned: bool = False
+    ) -> EpochSummary | None:
         async with self.pool.acquire() as conn:
             # The current epoch's row (the next one of the epoch closing, in the usual case), committed before the
             # close: its placers create it too, under its shared lock, after row-locking their escrow rows (batches);
@@ -464,9 +505,11 @@ class PgMarketStore:
                 ended.end,
                 ended.end + (ended.end - ended.start),
             )
-            return await self._close_next_due(conn, ended, planner)
+            return await self._close_next_due(conn, ended, planner, utility, zoned=zoned)
 
-    async def _close_next_due(self, conn: asyncpg.Connection, ended: Epoch, planner: Planner) -> EpochSummary | None:
+    async def _close_next_due(
+        self, conn: asyncpg.Connection, ended: Epoch, planner: Planner, utility: UUID | None, *, zoned: bool
+    ) -> EpochSummary | None:
         async with conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", CLEARING_LOCK_KEY):
                 return None
@@ -494,18 +537,34 @@ class PgMarketStore:
             # (The records are dropped before planning: fewer live objects, fewer full garbage collections.)
             orders = _book_orders(
                 await conn.fetch(
-                    "SELECT o.id, o.account, o.side, o.qty - o.filled AS qty, o.price, o.locked, o.tif, o.expires_at, "
-                    "w.address AS wallet FROM orders o JOIN market_accounts a ON a.account = o.account "
-                    "LEFT JOIN wallets w ON w.user_id = a.user_id "
-                    "WHERE o.status = 'open' AND o.epoch_start = $1",
+                    _CLOSE_ORDERS_ZONED if zoned else _CLOSE_ORDERS,
                     start,
                 )
             )
+            state = await _utility_state(conn, utility) if utility is not None else None
             with _collector_paused():  # the plan allocates tens of thousands of small objects, none of them cyclic
-                plan = planner(start, orders)
+                plan = planner(start, orders, state)
             summary = await _apply(conn, plan)
             await notify(conn, epoch_event(summary))
             return summary
+
+
+async def _utility_state(conn: asyncpg.Connection, user_id: UUID) -> UtilityState | None:
+    """The utility's account, wallet and available escrow, its escrow rows locked until the close commits."""
+    row = await conn.fetchrow(
+        "SELECT a.account, w.address FROM market_accounts a JOIN wallets w ON w.user_id = a.user_id "
+        "WHERE a.user_id = $1",
+        user_id,
+    )
+    if row is None:
+        return None
+    bal = {
+        r["asset"]: r["available"]
+        for r in await conn.fetch(
+            "SELECT asset, available FROM escrow_balances WHERE account = $1 ORDER BY asset FOR UPDATE", row[0]
+        )
+    }
+    return UtilityState(row[0], row[1], bal.get(Asset.ENERGY.value, 0), bal.get(Asset.QUOTE.value, 0))
 
 
 @contextmanager
@@ -533,7 +592,8 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
     await conn.copy_records_to_table(
         "epoch_orders",
         records=[
-            (epoch.start, e.order_id, e.account, e.side, e.qty, e.price, e.filled, e.netted) for e in plan.entries
+            (epoch.start, e.order_id, e.account, e.side, e.qty, e.price, e.filled, e.netted, e.zone)
+            for e in plan.entries
         ],
     )
     # Order updates (through a temp table: one statement for any book size).
@@ -556,6 +616,14 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         "UPDATE escrow_balances b SET available = b.available + r.amount, locked = b.locked - r.amount, "
         "updated_at = now() FROM _rel r WHERE b.account = r.account AND b.asset = r.asset"
     )
+    for m in plan.reserved:  # the utility's side of its trades, locked until settlement spends it
+        await conn.execute(
+            "UPDATE escrow_balances SET available = available - $3, locked = locked + $3, updated_at = now() "
+            "WHERE account = $1 AND asset = $2",
+            m.account,
+            m.asset.value,
+            m.amount,
+        )
     await conn.copy_records_to_table(
         "trades",
         columns=[
@@ -571,6 +639,11 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
             "price",
             "value",
             "fee",
+            "zone",
+            "delivered",
+            "grid_fee_seller",
+            "grid_fee_buyer",
+            "grid_operator",
         ],
         records=[
             (
@@ -586,10 +659,24 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
                 t.price,
                 t.value,
                 t.fee,
+                t.zone,
+                t.delivered,
+                t.grid_fee_seller,
+                t.grid_fee_buyer,
+                t.grid_operator,
             )
             for t in plan.trades
         ],
     )
+    if plan.zones:
+        await conn.copy_records_to_table(
+            "epoch_zones",
+            records=[
+                (epoch.start, z.zone, z.name, z.price, z.volume, z.grid_fees, z.losses, z.utility_bought,
+                 z.utility_sold)
+                for z in plan.zones
+            ],
+        )
     if plan.trades:  # settlement intents, in this same transaction (exactly once from clearing to chain)
         rows = await conn.fetch(
             f"SELECT id, {', '.join(SETTLEMENT_FIELDS)} FROM trades WHERE epoch_start = $1 ORDER BY seq",  # noqa: S608
@@ -599,7 +686,7 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         await enqueue_many(conn, SETTLEMENT_KIND, [(trade_key(p["trade"]), p) for p in payloads])
     r = await conn.fetchrow(
         "UPDATE epochs SET status = $2, fee_bps = $3, price = $4, marginal_bid = $5, marginal_ask = $6, "
-        "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, "
+        "curve_volume = $7, volume = $8, order_count = $9, trade_count = $10, order_set_hash = $11, zone_params = $12, "
         "cleared_at = now(), settled_at = CASE WHEN $2 = 'settled' THEN now() END "
         "WHERE start_at = $1 RETURNING *",
         epoch.start,
@@ -613,5 +700,6 @@ async def _apply(conn: asyncpg.Connection, plan: ClosePlan) -> EpochSummary:
         plan.order_count,
         len(plan.trades),
         plan.order_set_hash,
+        plan.zone_params,
     )
     return epoch_summary(r)

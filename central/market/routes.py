@@ -9,11 +9,14 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+import numpy as np
+
 from central.errors import require
 from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.errors import ErrorMap, ErrorRule, not_found
 from central.market.book import EpochSummary, OrderView
 from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
+from central.market.config import ZonesConfig
 from central.market.context import Market
 from central.market.errors import (
     ConflictError,
@@ -26,6 +29,8 @@ from central.market.errors import (
 )
 from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, TransferView
 from central.market.reconcile import Mismatch, reconcile
+from central.market.zonal import zonal_order_set_hash
+from central.market.zones import ZoneParams
 
 #: The market's exceptions over HTTP: bad input 400, not found 404, epoch closed or state conflict 409, not enough
 #: escrow 422 (anything else the market refuses: 400).
@@ -75,6 +80,7 @@ class EpochOrder:
     side: int
     qty: int
     price: int
+    zone: int = field(default=0, metadata=meta(description="index of the order's grid zone in zone_params"))
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,56 @@ class EpochOrdersOut:
     order_set_hash: str
     encoding: str
     orders: list[EpochOrder]
+    zone_params: str | None = field(
+        default=None,
+        metadata=meta(description="hex of the epoch's zone parameters (ZoneParams.encode(), central/market/zones.py); "
+                      "null for a single-zone epoch"),
+    )
+
+
+@dataclass(frozen=True)
+class ZoneOut:
+    """A grid zone and, for the hour asked, what crossing its boundary costs and the utility's tariffs there."""
+
+    name: str
+    parent: str | None
+    fee_per_kwh: int = field(metadata=meta(description="quote base units per kWh crossing the zone's boundary"))
+    fee_bps: int = field(metadata=meta(description="bps of the trade's value crossing the boundary"))
+    loss_bps: int = field(metadata=meta(description="bps of the energy lost crossing the boundary"))
+    retail: int = field(metadata=meta(description="the utility sells here at this price per kWh (0: not offered)"))
+    feed_in: int = field(metadata=meta(description="the utility buys here at this price per kWh (0: not offered)"))
+
+
+@dataclass(frozen=True)
+class ZonesOut:
+    at: datetime
+    grid_operator: str | None
+    zones: list[ZoneOut]
+
+
+@dataclass(frozen=True)
+class MeterZoneOut:
+    serial: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class EpochZoneOut:
+    """One zone's market in a cleared epoch (docs/decisions/0017-zonal-clearing.md)."""
+
+    zone: int
+    name: str
+    price: int | None = field(metadata=meta(description="the zone market's uniform price; null: it did not cross"))
+    volume: int = field(metadata=meta(description="Wh traded in the zone's market"))
+    grid_fees: int = field(metadata=meta(description="grid fees of the trades it cleared (quote base units)"))
+    losses: int = field(metadata=meta(description="Wh lost crossing boundaries in the trades it cleared"))
+    utility_bought: int = field(metadata=meta(description="Wh its meters bought from the utility"))
+    utility_sold: int = field(metadata=meta(description="Wh its meters sold to the utility"))
+
+
+@dataclass(frozen=True)
+class ZonesQuery:
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,14 +157,18 @@ class FillOut:
     id: int
     epoch_start: datetime
     side: str
-    order_id: int
-    qty: int
+    order_id: int | None = field(metadata=meta(description="your order (null only for the utility's own account)"))
+    qty: int = field(metadata=meta(description="Wh you received (buy) or sent (sell)"))
     price: int
     value: int
     fee: int
     status: str
     signature: str | None
     settled_at: datetime | None
+    zone: int = field(default=0, metadata=meta(description="index of the zone whose market cleared it"))
+    grid_fee: int = field(default=0, metadata=meta(description="grid fee of your side (quote base units)"))
+    loss: int = field(default=0, metadata=meta(description="Wh lost crossing zones (sent minus delivered)"))
+    utility: bool = field(default=False, metadata=meta(description="traded with the utility (outside option)"))
 
 
 @dataclass(frozen=True)
@@ -218,11 +278,79 @@ async def get_epoch_orders(call: Call[None, None]) -> EpochOrdersOut:
     if e is None or e.order_set_hash is None:
         raise not_found("no such cleared epoch")
     orders = await book.epoch_order_set(e.start)
+    params, zones, _ = await book.pg.epoch_zoning(e.start)
+    if params is None:
+        return EpochOrdersOut(
+            order_set_hash(orders).hex(),
+            "GTX-ORDERSET-V1 (central/market/clearing.py)",
+            [EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price) for o in orders.orders()],
+        )
+    tree = ZoneParams.decode(params)
     return EpochOrdersOut(
-        order_set_hash(orders).hex(),
-        "GTX-ORDERSET-V1 (central/market/clearing.py)",
-        [EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price) for o in orders.orders()],
+        zonal_order_set_hash(orders, np.array(zones, dtype=np.int64), tree).hex(),
+        "GTX-ORDERSET-Z1 (central/market/zonal.py)",
+        [
+            EpochOrder(o.order_id, o.user, int(o.side), o.qty, o.price, z)
+            for o, z in zip(orders.orders(), zones, strict=True)
+        ],
+        params.hex(),
     )
+
+
+@routes.get(
+    "/api/v1/market/epochs/{start}/zones",
+    access=PUBLIC,
+    response=list[EpochZoneOut],
+    errors=(404,),
+    summary="Each grid zone's market in a cleared epoch: price, volume, grid fees, losses, utility",
+)
+async def get_epoch_zones(call: Call[None, None]) -> list[EpochZoneOut]:
+    book = _market(call).book
+    e = await book.epoch(_start(call))
+    if e is None or e.order_set_hash is None:
+        raise not_found("no such cleared epoch")
+    _, _, outcomes = await book.pg.epoch_zoning(e.start)
+    return [EpochZoneOut(**vars(z)) for z in outcomes]
+
+
+@routes.get(
+    "/api/v1/market/zones",
+    access=PUBLIC,
+    query=ZonesQuery,
+    response=ZonesOut,
+    summary="The grid zone tree with the fees, losses and utility tariffs in force at a time (default: now)",
+)
+async def list_zones(call: Call[None, ZonesQuery]) -> ZonesOut:
+    book = _market(call).book
+    zoning = book.zoning or ZonesConfig()
+    at = call.query.at or book.now()
+    tree = zoning.params_at(at)
+    names = [z.name for z in tree.zones]
+    return ZonesOut(
+        at,
+        zoning.grid_operator or None,
+        [
+            ZoneOut(z.name, None if z.parent < 0 else names[z.parent], z.boundary.fee_per_kwh, z.boundary.fee_bps,
+                    z.boundary.loss_bps, z.retail, z.feed_in)
+            for z in tree.zones
+        ],
+    )
+
+
+@routes.get(
+    "/api/v1/market/meters/{serial}/zone",
+    access=PUBLIC,
+    response=MeterZoneOut,
+    errors=(404,),
+    summary="The grid zone a meter belongs to (its owner's orders clear there)",
+)
+async def get_meter_zone(call: Call[None, None]) -> MeterZoneOut:
+    book = _market(call).book
+    serial = call.path("serial")
+    if not await book.pg.meter_exists(serial):
+        raise not_found("no such meter")
+    zoning = book.zoning or ZonesConfig()
+    return MeterZoneOut(serial, zoning.names[zoning.zone_of_meter(serial)])
 
 
 @routes.get("/api/v1/market/trades", access=PUBLIC, query=LimitQuery, response=list[TradeOut], summary="Recent trades")

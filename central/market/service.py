@@ -16,9 +16,18 @@ from uuid import UUID
 import numpy as np
 
 from central.market.clearing import OrderBook
+from central.market.config import ZonesConfig
 from central.market.epochs import EpochClock
 from central.market.errors import ConflictError, EpochClosedError, InsufficientEscrowError, InvalidOrderError
-from central.market.model import BookOrder, ClosePlan, EpochSummary, OrderRequest, OrderView, PlaceOutcome
+from central.market.model import (
+    BookOrder,
+    ClosePlan,
+    EpochSummary,
+    OrderRequest,
+    OrderView,
+    PlaceOutcome,
+    UtilityState,
+)
 from central.market.orders import SIDE_NAMES, TimeInForce, lock_amount, parse_side, validate_order
 from central.market.plan import plan_close
 from central.market.port import MarketStore
@@ -37,11 +46,14 @@ class MarketService:
         clock: EpochClock,
         fee_bps: int,
         now: Callable[[], datetime] = utc_now,
+        zoning: ZonesConfig | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.fee_bps = fee_bps
         self.now = now
+        #: Grid zones (None: one zone, the single auction of docs/decisions/0008-escrow-uniform-price-auction.md).
+        self.zoning = zoning
 
     async def account_of(self, user_id: UUID) -> int:
         return await self.store.account_of(user_id)
@@ -128,14 +140,19 @@ class MarketService:
 
     # ---------------------------------------------------------------------------------------------- clearing
 
-    def plan(self, start: datetime, orders: Sequence[BookOrder]) -> ClosePlan:
+    def plan(self, start: datetime, orders: Sequence[BookOrder], utility: UtilityState | None = None) -> ClosePlan:
         epoch = self.clock.starting(start)
-        return plan_close(epoch, self.clock.next(epoch), orders, self.fee_bps)
+        return plan_close(epoch, self.clock.next(epoch), orders, self.fee_bps, self.zoning, utility)
 
     async def clear_due(self) -> list[EpochSummary]:
         """Close and clear every epoch that has ended, oldest first. Returns [] if another process is clearing."""
         done: list[EpochSummary] = []
-        while (summary := await self.store.close_next_due(self.clock.last_ended(self.now()), self.plan)) is not None:
+        utility = self.zoning.utility if self.zoning is not None else None
+        while (
+            summary := await self.store.close_next_due(
+                self.clock.last_ended(self.now()), self.plan, utility, zoned=self.zoning is not None
+            )
+        ) is not None:
             log.info(
                 "epoch %s cleared: %d orders, %d trades, %d Wh at %s",
                 summary.start.isoformat(),

@@ -104,6 +104,9 @@ class Settler:
                 c.escrow(p["buyer"], Asset.QUOTE),
                 c.wallet_ata(Pubkey.from_string(p["seller_wallet"]), Asset.QUOTE),
             ]
+            if op := p.get("grid_operator"):
+                operator = Pubkey.from_string(op)
+                addresses += [c.wallet_ata(operator, Asset.ENERGY), c.wallet_ata(operator, Asset.QUOTE)]
         self.outbox = self._outbox(await self.tables.cover(addresses))
 
     async def settle_once(self) -> SettleReport:
@@ -129,13 +132,16 @@ class Settler:
                 await asyncio.sleep(0.01)
 
     async def _build(self, intents: Sequence[Intent]) -> list[Unit]:
+        operators = {op for i in intents if (op := i.payload.get("grid_operator"))}
         await self._ensure_atas(
             [(i.payload["buyer_wallet"], Asset.ENERGY) for i in intents]
             + [(i.payload["seller_wallet"], Asset.QUOTE) for i in intents]
+            + [(op, asset) for op in sorted(operators) for asset in (Asset.ENERGY, Asset.QUOTE)]
         )
         out = []
         for i in intents:
             p: dict[str, Any] = i.payload
+            op = p.get("grid_operator")
             unit = self.chain.trade_unit(
                 p["trade"],
                 p["buyer"],
@@ -145,6 +151,11 @@ class Settler:
                 p["qty"],
                 p["value"],
                 p["fee"],
+                # Zonal trades (absent from intents enqueued before zones existed: a plain trade).
+                delivered=p.get("delivered"),
+                grid_fee_seller=p.get("grid_fee_seller", 0),
+                grid_fee_buyer=p.get("grid_fee_buyer", 0),
+                grid_operator=Pubkey.from_string(op) if op else None,
             )
             out.append(replace(unit, tag=i.id))
         return out

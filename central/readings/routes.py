@@ -53,7 +53,9 @@ def _range(from_ms: int | None, to_ms: int | None, visible_from_ms: int) -> tupl
 
 
 async def _own_meter(call: Call[Any, Any]) -> tuple[UUID, int]:
-    """The meter id, and the first ms its current owner may see (a previous owner's history stays theirs)."""
+    """The meter id, and the first ms its current owner may see (a previous owner's history stays theirs). Always
+    asked of the primary: a meter claimed a moment ago is the claimer's at once (read-your-writes); only the bulk
+    queries below may go to the read replica."""
     meter_id = call.path_uuid("meter_id")
     exists, owner, visible_from_ms = await meter_owner(call.services.pool, meter_id)
     if not exists or owner != call.user.user_id:
@@ -72,8 +74,8 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     start, end = _range(q.from_ms, q.to_ms, visible_from_ms)
     try:
         return await list_readings(
-            call.services.pool, meter_id, from_ms=start, to_ms=end, cursor=q.cursor, limit=q.limit,
-            archive=call.services.archive.reader,
+            await call.services.readings.reads.bulk(), meter_id, from_ms=start, to_ms=end, cursor=q.cursor,
+            limit=q.limit, archive=call.services.archive.reader,
         )
     except QueryError as exc:
         raise bad_request(str(exc)) from None
@@ -94,7 +96,8 @@ async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
         return MeterEnergy(meter_id=meter_id, window_ms=WINDOW_MS, windows=[])
     try:
         return await window_energy(
-            call.services.pool, meter_id, from_ms=start, to_ms=end, archive=call.services.archive.reader
+            await call.services.readings.reads.bulk(), meter_id, from_ms=start, to_ms=end,
+            archive=call.services.archive.reader,
         )
     except QueryError as exc:
         raise bad_request(str(exc)) from None

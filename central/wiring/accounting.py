@@ -1,5 +1,6 @@
 """Accounting: every ``minting.accounting_interval_s`` settle the meters with newly final windows (and enqueue their
-mints). One accountant at a time across processes (session advisory lock on a connection of its own)."""
+mints). One accountant at a time across processes and nodes (a sticky session advisory lock on a connection of its
+own: the leader keeps it until it stops or dies)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def jobs(services: Services) -> Sequence[Job]:
 
     return [
         Job("accounting", services.config.minting.accounting_interval_s, settle,
-            lock=SessionLock(services.config.database.dsn, locks.ACCOUNTANT)),
+            lock=SessionLock(services.config.database.dsn, locks.ACCOUNTANT,
+                             services.config.database.server_settings())),
     ]
 
 

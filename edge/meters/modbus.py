@@ -45,6 +45,10 @@ class ModbusBus:
         self._sleep = sleep
         self._lock = asyncio.Lock()
         self._last_request = 0.0
+        #: Units whose last attempt got no answer: they get one attempt, not 1 + retries, until they answer again,
+        #: so a dead meter holds a shared bus (RS-485 is silent for a missing unit) for one timeout per tick and
+        #: does not starve the meters that answer.
+        self._silent: set[int] = set()
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
         if cfg.kind is BusKind.MODBUS_RTU:
             assert cfg.device is not None
@@ -93,6 +97,8 @@ class ModbusBus:
         self, unit_id: int, function: Function, address: int, count: int, *, retries: int | None = None
     ) -> list[int]:
         attempts = 1 + (self.cfg.retries if retries is None else retries)
+        if unit_id in self._silent:
+            attempts = 1
         reason = "no attempt"
         async with self._lock:
             for attempt in range(attempts):
@@ -102,12 +108,17 @@ class ModbusBus:
                 if quiet > 0:
                     await self._sleep(quiet)
                 try:
-                    return await self._once(unit_id, function, address, count)
+                    registers = await self._once(unit_id, function, address, count)
                 except _DeviceRefusedError as exc:
+                    self._silent.discard(unit_id)
                     raise ModbusRefusedError(f"bus {self.name}: {exc}") from None
                 except (ModbusException, OSError, TimeoutError, MeterError) as exc:
+                    self._silent.add(unit_id)
                     reason = str(exc) or type(exc).__name__
                     log.debug("bus %s unit %s attempt %d failed: %s", self.name, unit_id, attempt + 1, reason)
+                else:
+                    self._silent.discard(unit_id)
+                    return registers
                 finally:
                     self._last_request = time.monotonic()
         raise MeterError(f"bus {self.name}: unit {unit_id} did not answer after {attempts} attempt(s): {reason}")
@@ -177,11 +188,6 @@ async def read_points(bus: ModbusBus, unit_id: int, meter_map: MeterMap) -> Mapp
                 raise MeterError(f"{name}: scale factor not implemented by the device")
         values[name] = physical(raw, m, exponent)
     return values
-
-
-async def probe_matches(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> bool:
-    """True if every probe register reads back one of its expected values. Silence/refusal means no match."""
-    return (await probe_check(bus, unit_id, probes))[0]
 
 
 async def probe_check(bus: ModbusBus, unit_id: int, probes: tuple[Probe, ...]) -> tuple[bool, str | None]:

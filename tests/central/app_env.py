@@ -39,6 +39,9 @@ def make_config(pg_dsn: str, tmp_path: Path, mqtt_broker: Any = None, /, **secti
         "auth": {"jwt_secret": secrets.token_urlsafe(48), "password_bcrypt_cost": 4},
         "mailer": {"kind": "dev", "dev_dir": str(tmp_path / "mail")},
         "log": {"access_log": False},
+        # Tests log in and call from one address at machine speed: the per-worker buckets (central/http/ratelimit.py)
+        # are tested on their own (tests/central/test_http_hardening.py), off elsewhere.
+        "http": {"rate_limit": {"enabled": False}},
         # The ledger's state and JSON-RPC port stay private to this test.
         "ledger": {"data_dir": str(tmp_path / "ledger"), "keys_dir": str(tmp_path / "keys"), "rpc_port": 0},
         "archive": {"directory": str(tmp_path / "archive")},

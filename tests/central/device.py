@@ -23,7 +23,7 @@ from protocol.sync import SyncReply
 
 
 class DeviceClient:
-    def __init__(self, host: str, port: int, subscribe: list[str]) -> None:
+    def __init__(self, host: str, port: int, subscribe: list[str], *, username: str = "", password: str = "") -> None:
         self.inbox: dict[str, queue.Queue[bytes]] = {t: queue.Queue() for t in subscribe}
         self._subscribed = threading.Event()
         self._pending = len(subscribe)
@@ -33,6 +33,8 @@ class DeviceClient:
         )
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect(host, port)
         self.client.loop_start()
         for t in subscribe:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))  # demo_support imports itself as a top-level package
+    # demo_support imports itself as a top-level package; appended, so tests/central never shadows central
+    sys.path.append(str(ROOT / "tests"))
 
 import aiohttp  # noqa: E402
 from demo_support import people, stack  # noqa: E402

@@ -125,6 +125,11 @@ async def test_one_accountant_at_a_time(pool: asyncpg.Pool, pg_dsn: str) -> None
             async with contender.hold() as second:
                 assert not second  # the other session holds the lock: this one's round is skipped
         async with contender.hold() as second:
+            assert not second  # leadership is sticky: the holder keeps it between its rounds
+        async with holder.hold() as first:
+            assert first
+        await holder.close()  # the leader stops (or dies: its session ends)
+        async with contender.hold() as second:
             assert second
             assert await service.settle_due() == 2
     finally:

@@ -25,6 +25,7 @@ from central.ledger.platform import Platform
 from central.ledger.tokens import MINT_SIZE, TOKEN_PROGRAM_ID
 from central.market.book import MarketBook
 from central.market.client import sign_transaction_request
+from central.market.config import ZonesConfig
 from central.market.epochs import EpochClock
 from central.market.escrow import Escrow
 from central.market.escrow_seeds import Asset
@@ -70,6 +71,19 @@ async def make_user(pool: asyncpg.Pool, role: str = "prosumer", wallet: Keypair 
                 nonce,
             )
     return uid
+
+
+async def give_meter(pool: asyncpg.Pool, owner: uuid.UUID, serial: str) -> None:
+    """A meter (on its own device) owned by ``owner``: what places the owner's orders in a grid zone."""
+    device = Keypair().pubkey()
+    await pool.execute(
+        "INSERT INTO devices (device_id, public_key, status) VALUES ($1, $2, 'verified')", str(device), bytes(device)
+    )
+    await pool.execute(
+        "INSERT INTO meters (id, serial, device_id, model, protocol, meter_key_hash, owner_id, claimed_at) "
+        "VALUES ($1, $2, $3, 'test', 'modbus', 'x', $4, now())",
+        uuid.uuid4(), serial, str(device), owner,
+    )
 
 
 @dataclass
@@ -145,7 +159,7 @@ async def new_mint(ledger: EmbeddedLedger, payer: PlatformKey, authority: Pubkey
 
 
 async def make_market(
-    pool: asyncpg.Pool, *, epoch_s: int = 60, fee_bps: int = 100, slot_ms: int = 0
+    pool: asyncpg.Pool, *, epoch_s: int = 60, fee_bps: int = 100, slot_ms: int = 0, zoning: ZonesConfig | None = None
 ) -> AsyncIterator[Market]:
     ledger = EmbeddedLedger(EmbeddedConfig(data_dir=None, slot_ms=slot_ms))
     try:
@@ -162,7 +176,7 @@ async def make_market(
         chain = MarketInstructions.for_platform(platform)
         await send_and_confirm(ledger, fee_payer, [create_ata_idempotent(fee_payer.pubkey, treasury, quote)])
         clock = Clock()
-        book = MarketBook(pool, EpochClock(epoch_s), fee_bps, chain.addresses, now=clock)
+        book = MarketBook(pool, EpochClock(epoch_s), fee_bps, chain.addresses, now=clock, zoning=zoning)
         escrow = Escrow(pool, platform, book, confirm_wait_s=5.0)
         yield Market(pool, ledger, platform, chain, mint_authority, book, escrow, clock)
     finally:

@@ -80,10 +80,20 @@ async def test_silent_meter_raises_after_retries(sims: list[SimulatedModbusMeter
         with pytest.raises(MeterError, match=r"M1 .*did not answer after 3 attempt"):
             await readers["M1"].read()
         assert sims[0].requests == 3
+        # Still silent: one attempt per read now, so a dead meter holds the shared bus for one timeout, not three.
+        with pytest.raises(MeterError, match=r"M1 .*did not answer after 1 attempt"):
+            await readers["M1"].read()
+        assert sims[0].requests == 4
         # The other meters on the same gateway are unaffected, and the meter comes back when it answers again.
         assert (await readers["M2"].read()).import_wh > 0
         sims[0].online = True
         assert (await readers["M1"].read()).import_wh > 0
+        # Answering again restores its retries.
+        sims[0].online = False
+        before = sims[0].requests
+        with pytest.raises(MeterError, match=r"M1 .*did not answer after 3 attempt"):
+            await readers["M1"].read()
+        assert sims[0].requests == before + 3
 
 
 async def test_nothing_listening_is_a_meter_error(maps: dict[str, MeterMap]) -> None:

@@ -1,0 +1,1 @@
+"""Several independent central nodes sharing PostgreSQL, the broker and one ledger."""
