@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup services lint test test-fast demo bench clean
+.PHONY: setup services web web-types web-types-check lint test test-fast demo bench clean
 
 # pip is upgraded first: the current pip installs the dependencies ~8 s faster than the venv's own 23.2 (measured).
 $(STAMP): pyproject.toml
@@ -20,7 +20,33 @@ $(NODE_STAMP): tests/compat/package-lock.json
 	@cd tests/compat && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
-setup: $(STAMP) $(NODE_STAMP) services
+setup: $(STAMP) $(NODE_STAMP) services web
+
+# The web app (central/web: React + TypeScript + Vite), built into central/web/dist, which central serves at / and
+# /app/*. `npm ci` from the committed lock file when node_modules is older than it; the build when any source is newer
+# than the last build.
+WEB := central/web
+WEB_SRC := $(shell find $(WEB)/src -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "web: npm is missing (Node 20): sudo apt-get install -y nodejs npm" >&2; exit 1; }
+	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(WEB)/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SRC)
+	@cd $(WEB) && npm run --silent build >/dev/null
+	@echo "web app built into $(WEB)/dist"
+web: $(WEB)/dist/index.html
+
+# The API types the web app is typed with (src/api/schema.d.ts) must be generated from the current OpenAPI document
+# (`gridtokenx-central openapi`, no server needed). Regenerate with `make web-types`.
+web-types: $(STAMP) $(WEB)/node_modules/.package-lock.json
+	@$(PY) -m central.cli openapi > $(WEB)/openapi.json
+	@cd $(WEB) && npx --no-install openapi-typescript openapi.json -o src/api/schema.d.ts >/dev/null
+web-types-check: $(STAMP) $(WEB)/node_modules/.package-lock.json
+	@tmp=$$(mktemp -d); $(PY) -m central.cli openapi > $$tmp/openapi.json && \
+	(cd $(WEB) && npx --no-install openapi-typescript $$tmp/openapi.json -o $$tmp/schema.d.ts >/dev/null) && \
+	if ! diff -q $$tmp/schema.d.ts $(WEB)/src/api/schema.d.ts >/dev/null; then \
+	  echo "central/web/src/api/schema.d.ts is stale: the API changed. Run: make web-types" >&2; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp
 
 services:
 	@bash .ci/services.sh
@@ -30,6 +56,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/vulture
+	@$(MAKE) --no-print-directory web-types-check
 
 # Every test, slow ones included, spread over the cores by pytest-xdist. A file's tests run in one worker (one xdist
 # group per file, so module-level state stays together) unless the file is marked `spread`; files with slow tests are

@@ -10,6 +10,7 @@ _ = Whitelist()
 # aiohttp handlers registered by the `@routes.get/post/put/delete` decorators (central/http/routes.py).
 healthz, readyz, openapi_json, docs
 confirm_reset, me
+session_login, session_refresh, session_logout, page
 register_device, get_device, send_challenge, get_challenge, suspend_device, reinstate_device, revoke_device
 claim_meter, my_meters, release_meter, claim_attempts
 issue_certificate, validate_certificate, get_certificate, list_retirements, submit_request, revoke_certificate

@@ -39,6 +39,7 @@ from central.http.routes import MAX_BODY, TRUST_FORWARDED, Route, aiohttp_handle
 from central.http.security import SECURITY, Security, add_headers, cors_middleware
 from central.http.system import OPENAPI_CACHE, refresh_gauges
 from central.http.system import routes as system_routes
+from central.http.webapp import routes as web_routes
 from central.identity.mailer import Mailer, build_mailer
 from central.jobs import Job, JobRunner
 from central.ledger.runtime import LedgerRuntime, running_ledger
@@ -87,6 +88,16 @@ HEALTH_INTERVAL_S = 15.0
 __all__ = ["CONFIG", "MQTT", "POOL", "SERVICES", "SUBSYSTEMS", "TOKENS", "create_app"]
 
 
+def declared_routes(subsystems: Sequence[Subsystem] = SUBSYSTEMS) -> list[Route]:
+    """Every route the app serves, in registration order (the OpenAPI document is built from these)."""
+    declared: list[Route] = list(system_routes.routes)
+    for subsystem in subsystems:
+        for table in subsystem.routes:
+            declared.extend(table.routes)
+    declared.extend(web_routes.routes)
+    return declared
+
+
 def create_app(
     config: CentralConfig,
     *,
@@ -119,10 +130,7 @@ def create_app(
         else None
     mail = mailer if mailer is not None else build_mailer(config.mailer)
 
-    declared: list[Route] = list(system_routes.routes)
-    for subsystem in subsystems:
-        for table in subsystem.routes:
-            declared.extend(table.routes)
+    declared = declared_routes(subsystems)
     for route in declared:
         app.router.add_route(route.method, route.path, aiohttp_handler(route))
     app[ROUTES] = declared

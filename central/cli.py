@@ -3,6 +3,7 @@
     gridtokenx-central [-c central.toml] [--set section.key=value ...] migrate
     gridtokenx-central ... serve [--workers N] [--host H] [--port P]
     gridtokenx-central ... users create --email E --role admin [--password-file F]  (else read from stdin)
+    gridtokenx-central ... openapi   (print the OpenAPI document, no server needed)
     gridtokenx-central ... ledger init   (idempotent platform keys, mints and treasury accounts; prints addresses)
     gridtokenx-central archive verify FILE   (re-check every signature and hash chain of a reading archive file)
     gridtokenx-central ... archive run   (create reading partitions ahead, archive the old ones, now)
@@ -20,7 +21,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from central.config import CentralConfig, load_config
+from central.config import CentralConfig, HttpConfig, load_config
 from central.errors import CentralError
 from central.observability.logs import configure_logging
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("signing-key", help="central's message-signing key (protocol v1.1)")
     ksub = key.add_subparsers(dest="signing_key_command", required=True)
     ksub.add_parser("init", help="create mqtt.signing_key_file (mode 600) unless it exists; print the public key")
+    sub.add_parser("openapi", help="print the OpenAPI document (the web app's API types are generated from it)")
     ksub.add_parser("show", help="print the public key to pin in gateway configurations (central_public_key)")
     broker = sub.add_parser("broker", help="the MQTT broker's access control (Mosquitto dynamic security)")
     bsub = broker.add_subparsers(dest="broker_command", required=True)
@@ -84,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return verify_command(args.file)
     overrides: list[str] = list(args.set)
+    if args.command == "openapi":
+        import json  # noqa: PLC0415
+
+        from central.app import declared_routes  # noqa: PLC0415
+        from central.http.openapi import build_openapi  # noqa: PLC0415
+
+        doc = build_openapi(declared_routes(), title="GridTokenX central API", version="1",
+                            server_url=HttpConfig.public_base_url)
+        print(json.dumps(doc, indent=1, sort_keys=True))
+        return 0
     if args.command == "serve":
         if args.workers is not None:
             overrides.append(f"http.workers={args.workers}")

@@ -111,6 +111,11 @@ def check_story(code: int, text: str) -> None:
     assert "verified by central=True" in text
     assert " 0 dead letters" in text  # every reading the gateway signed was accepted by central
 
+    # it ends with the web app's address and the demo users' logins
+    assert re.match(r"http://127\.0\.0\.1:\d+/ ", summary_value(text, "web app"))
+    for role in ("admin", "installer", "rec_authority", "prosumer", "consumer"):
+        assert re.search(rf"^\s+{role}\s+\S+@demo\.gridtokenx\.local\s+password \S+$", text, re.MULTILINE), role
+
     # every process the demo started was stopped, each by its PID, cleanly
     stopped = summary_value(text, "stopped")
     for name in ("edge", "central", "simulator", "mosquitto"):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from central import locks
 from central.db.leadership import XactLock
 from central.http.errors import map_error
-from central.identity import auth_routes, device_routes, meter_routes
+from central.identity import auth_routes, device_routes, meter_routes, session_routes
 from central.identity.errors import IdentityError
 from central.identity.http_errors import ERRORS
 from central.jobs import Job
@@ -72,7 +72,7 @@ def subscribe(services: Services, mqtt: Mqtt) -> None:
 
 SUBSYSTEM = Subsystem(
     "identity",
-    routes=(auth_routes.routes, device_routes.routes, meter_routes.routes),
+    routes=(auth_routes.routes, session_routes.routes, device_routes.routes, meter_routes.routes),
     jobs=jobs,
     subscribe=subscribe,
 )

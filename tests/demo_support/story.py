@@ -80,7 +80,7 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
             return True
 
         if not await attempt(gaps, "stage 3 (identity)", identity):
-            return finish(st, gaps, out, keep_running)
+            return finish(st, gaps, out, keep_running, cast)
 
         info: energy.Mints | None = None
 
@@ -137,7 +137,7 @@ async def run_story(s: stack.Settings, procs: Processes, gaps: Gaps, *, quick: b
             say(f"central ingest in total: {people.ingest_summary(outcomes)}")
             if set(outcomes) - {"accepted"}:
                 say("(records of a gateway not yet verified are refused, kept by the gateway and sent again)")
-    return finish(st, gaps, out, keep_running)
+    return finish(st, gaps, out, keep_running, cast)
 
 
 async def edge_status(session: aiohttp.ClientSession, st: stack.Stack) -> None:
@@ -152,7 +152,7 @@ async def edge_status(session: aiohttp.ClientSession, st: stack.Stack) -> None:
         f"outbox, {dl['count']} dead letters, alarms {[a['key'] for a in s['alarms']] or 'none'}")
 
 
-def finish(st: stack.Stack, gaps: Gaps, out: Outcome, keep_running: bool) -> int:
+def finish(st: stack.Stack, gaps: Gaps, out: Outcome, keep_running: bool, cast: people.Cast) -> int:
     stage(7, "Summary and where to look next")
     total = sum(out.minted.values())
     say(f"minted energy     : {total} Wh ({kwh(total)}) to {len(out.minted)} prosumers, on chain = database")
@@ -183,6 +183,9 @@ def finish(st: stack.Stack, gaps: Gaps, out: Outcome, keep_running: bool) -> int
         for n in gaps.notes:
             say(f"  - {n}")
     say(f"demo time         : {elapsed().strip()}")
+    say(f"web app           : {st.base_url}/   (log in as any demo user below; `make demo DEMO_ARGS=--keep-running`)")
+    for user in [cast.admin, cast.installer, cast.authority, *cast.owners]:
+        say(f"  {user.role:<14} {user.email:<40} password {user.password}")
     if keep_running:
         if sys.stdin.isatty():
             say("everything keeps running; press Ctrl-C to stop")

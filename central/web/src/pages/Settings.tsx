@@ -1,0 +1,95 @@
+import { useState } from "react";
+import { api, call, idem } from "../api/client";
+import { useAuth } from "../auth";
+import { b58encode } from "../base58";
+import { useI18n } from "../i18n";
+import { navigate } from "../router";
+import { Alert, Card, Field, Form, short, useAction, useLoad } from "../ui";
+import { WalletConnect, Wallets, useSigner } from "../wallet";
+
+function LinkWallet() {
+  const { t } = useI18n();
+  const signer = useSigner();
+  const wallet = useLoad(async () => {
+    try {
+      return await call(() => api.GET("/api/v1/wallet"));
+    } catch {
+      return null;
+    }
+  });
+  const act = useAction();
+  return (
+    <Card title={t("wallet.title")}>
+      <p>{wallet.data ? t("wallet.linked", { address: wallet.data.address }) : t("wallet.none")}</p>
+      <WalletConnect />
+      {signer.connected && signer.publicKey ? (
+        <button
+          type="button"
+          disabled={act.busy}
+          onClick={() =>
+            act.run(async () => {
+              const address = signer.publicKey!.toBase58();
+              const ch = await call(() => api.POST("/api/v1/wallet/link-challenge", { body: { wallet: address } }));
+              if (!signer.signMessage) throw new Error("wallet cannot sign messages");
+              const sig = await signer.signMessage(new TextEncoder().encode(ch.message));
+              await call(() =>
+                api.POST("/api/v1/wallet/link", { body: { message: ch.message, signature: b58encode(sig) }, params: { header: idem() } }),
+              );
+              wallet.reload();
+              return t("wallet.linkDone");
+            })
+          }
+        >
+          {t("wallet.link")}
+        </button>
+      ) : null}
+      <Alert error={act.error} done={act.done} />
+    </Card>
+  );
+}
+
+export default function Settings() {
+  const { t } = useI18n();
+  const { user, logout } = useAuth();
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const pw = useAction();
+  return (
+    <Wallets>
+      <h1>{t("settings.title")}</h1>
+      <div className="grid">
+        <Card title={t("settings.profile")}>
+          <p>{user?.email}</p>
+          <p>{t("settings.roleIs", { role: user?.role ?? "" })}</p>
+          <p className="muted mono">{short(user?.id ?? "")}</p>
+        </Card>
+        <LinkWallet />
+        <Card title={t("settings.password")}>
+          <Form
+            label={t("settings.password")}
+            onSubmit={() =>
+              pw.run(async () => {
+                await call(() => api.POST("/api/v1/auth/password", { body: { current_password: current, new_password: next } }));
+                await logout();
+                navigate("/app/login");
+              })
+            }
+          >
+            <Field label={t("auth.currentPassword")} name="current" type="password" value={current} onChange={setCurrent} autoComplete="current-password" />
+            <Field label={t("auth.newPassword")} name="next" type="password" value={next} onChange={setNext} autoComplete="new-password" />
+            <Alert error={pw.error} />
+            <button type="submit" disabled={pw.busy}>
+              {t("settings.password")}
+            </button>
+          </Form>
+          <p className="muted">{t("settings.logoutEverywhere")}</p>
+        </Card>
+        <Card title={t("settings.sessions")}>
+          <button type="button" className="secondary" onClick={() => logout().then(() => navigate("/app/login"))}>
+            {t("settings.logoutHere")}
+          </button>
+        </Card>
+      </div>
+    </Wallets>
+  );
+}
