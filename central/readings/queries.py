@@ -176,3 +176,139 @@ async def window_energy(
         previous = r
     windows = [WindowEnergy(s, v[0], v[1], v[2]) for s, v in sorted(sums.items())]
     return MeterEnergy(meter_id, WINDOW_MS, windows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# One round trip per page (issue 12, bench/api.py): ownership, release clipping, the archive check and the page (or
+# the window sums) in one statement. ``$owner`` NULL skips the ownership condition: the caller checked it on the
+# primary and runs the statement on the read replica (``central.db.replica``). When an archived range overlaps the
+# request the statement says so and the caller takes the archive-merging path above (archived ranges are older
+# than every hot one, so pages of recent readings never open the archive).
+
+_OWNED_PAGE = """
+WITH m AS (SELECT id, owner_id, meter_key, serial,
+                  coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
+           FROM meters WHERE id = $1)
+SELECT m.owner_id, m.visible_from_ms, m.id AS meter_id, m.serial,
+       EXISTS (SELECT 1 FROM reading_archives a WHERE a.from_ms < $3 AND a.to_ms > greatest($2, m.visible_from_ms))
+           AS archived,
+       r.device_id, r.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags, r.prev_hash,
+       r.signature, r.device_key, r.meter_key
+FROM m LEFT JOIN LATERAL (
+    SELECT d.device_id, d.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags,
+           r.prev_hash, r.signature, r.device_key, r.meter_key
+    FROM reading_rows r JOIN devices d ON d.device_key = r.device_key
+    WHERE r.meter_key = m.meter_key AND ($8::uuid IS NULL OR m.owner_id = $8)
+      AND r.timestamp_ms >= greatest($2, m.visible_from_ms) AND r.timestamp_ms < $3
+      AND (r.timestamp_ms, r.seq, d.device_id) > ($4, $5, $6)
+    ORDER BY r.timestamp_ms, r.seq, d.device_id LIMIT $7
+) r ON true
+ORDER BY r.timestamp_ms, r.seq, r.device_id
+"""
+
+#: ``lo``: the first window the owner may see (whole windows after the last release), aligned down; the reading
+#: before it is the base of the first delta (hot table; ``archived`` asks whether the archive may hold it or the
+#: range). Sums as :func:`window_energy` computes them.
+_OWNED_ENERGY = """
+WITH m AS (SELECT id, owner_id, meter_key,
+                  coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
+           FROM meters WHERE id = $1),
+b AS (
+    SELECT m.*, greatest($2, m.visible_from_ms + (900000 - m.visible_from_ms % 900000) % 900000)
+               AS start_ms
+    FROM m
+),
+c AS (
+    SELECT b.*, b.start_ms - ((b.start_ms % 900000) + 900000) % 900000 AS lo
+    FROM b WHERE b.start_ms < $3 AND ($5::uuid IS NULL OR b.owner_id = $5)
+),
+pts AS (
+    (SELECT r.timestamp_ms, r.seq, d.device_id, r.import_wh, r.export_wh, r.flags, false AS counted
+     FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
+     JOIN devices d ON d.device_key = r.device_key
+     ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1)
+    UNION ALL
+    SELECT r.timestamp_ms, r.seq, d.device_id, r.import_wh, r.export_wh, r.flags, true
+    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
+    JOIN devices d ON d.device_key = r.device_key
+),
+deltas AS (
+    SELECT timestamp_ms, counted, flags, import_wh - lag(import_wh) OVER w AS di,
+           export_wh - lag(export_wh) OVER w AS de
+    FROM pts WINDOW w AS (ORDER BY timestamp_ms, seq, device_id)
+),
+wins AS (
+    SELECT timestamp_ms - ((timestamp_ms % 900000) + 900000) % 900000 AS window_ms,
+           sum(CASE WHEN flags & 2 = 0 THEN coalesce(di, 0) ELSE 0 END)::bigint AS import_wh,
+           sum(CASE WHEN flags & 2 = 0 THEN coalesce(de, 0) ELSE 0 END)::bigint AS export_wh,
+           count(*)::bigint AS readings
+    FROM deltas WHERE counted GROUP BY 1
+)
+SELECT b.owner_id, b.visible_from_ms, b.start_ms,
+       EXISTS (SELECT 1 FROM reading_archives a WHERE a.from_ms < $4 AND a.to_ms > b.start_ms - $6::bigint - 900000)
+           AS archived,
+       w.window_ms, w.import_wh, w.export_wh, w.readings
+FROM b LEFT JOIN wins w ON true
+ORDER BY w.window_ms
+"""
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What a one-statement query found: whether the meter exists, its owner, the first ms they may see, and whether
+    an archived range overlaps the request (then the caller takes the archive-merging path)."""
+
+    exists: bool
+    owner: UUID | None
+    visible_from_ms: int
+    archived: bool
+
+
+_NO_CURSOR = (-(2**63), 0, "")
+# the statements above spell these constants out
+assert WINDOW_MS == 900_000 and METER_REPLACED == 2  # noqa: PT018
+
+
+async def owned_page(
+    conn: Conn, meter_id: UUID, owner: UUID | None, *, from_ms: int, to_ms: int, cursor: str | None, limit: int,
+) -> tuple[Owned, ReadingsPage | None]:
+    """Ownership (``owner`` None: not checked here) and one page of readings with from_ms <= timestamp_ms < to_ms,
+    clipped to the owner's visible range, in one statement. The page is None when the meter is not ``owner``'s or
+    the range touches the archive."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError(f"limit must be 1..{MAX_PAGE}")
+    after = decode_cursor(cursor) if cursor else _NO_CURSOR
+    rows = await conn.fetch(_OWNED_PAGE, meter_id, from_ms, to_ms, after[0], after[1], after[2], limit + 1, owner)
+    if not rows:
+        return Owned(False, None, 0, False), None
+    head = rows[0]
+    found = Owned(True, head["owner_id"], head["visible_from_ms"], head["archived"])
+    if (owner is not None and found.owner != owner) or found.archived:
+        return found, None
+    got = [archived(r) for r in rows if r["device_id"] is not None]
+    more = len(got) > limit
+    got = got[:limit]
+    last = got[-1] if got else None
+    next_cursor = encode_cursor(last.timestamp_ms, last.seq, last.device_id) if more and last else None
+    return found, ReadingsPage(meter_id, [_out(r) for r in got], next_cursor)
+
+
+async def owned_energy(
+    conn: Conn, meter_id: UUID, owner: UUID | None, *, from_ms: int, to_ms: int, lookback_ms: int = LOOKBACK_MS,
+) -> tuple[Owned, MeterEnergy | None]:
+    """Ownership (``owner`` None: not checked here) and the energy per window of :func:`window_energy` for whole
+    windows from max(from_ms, the owner's first whole window) to to_ms, in one statement. The energy is None when
+    the meter is not ``owner``'s or the archive may hold readings it needs."""
+    end = to_ms + (-to_ms) % WINDOW_MS
+    rows = await conn.fetch(_OWNED_ENERGY, meter_id, from_ms, to_ms, end, owner, lookback_ms)
+    if not rows:
+        return Owned(False, None, 0, False), None
+    head = rows[0]
+    found = Owned(True, head["owner_id"], head["visible_from_ms"], head["archived"])
+    if (owner is not None and found.owner != owner) or (found.archived and head["start_ms"] < to_ms):
+        return found, None
+    windows = [
+        WindowEnergy(r["window_ms"], r["import_wh"], r["export_wh"], r["readings"])
+        for r in rows if r["window_ms"] is not None
+    ]
+    return found, MeterEnergy(meter_id, WINDOW_MS, windows)
