@@ -188,18 +188,31 @@ async def window_energy(
 _OWNED_PAGE = """
 WITH m AS (SELECT id, owner_id, meter_key, serial,
                   coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
-           FROM meters WHERE id = $1)
-SELECT m.owner_id, m.visible_from_ms, m.id AS meter_id, m.serial,
-       EXISTS (SELECT 1 FROM reading_archives a WHERE a.from_ms < $3 AND a.to_ms > greatest($2, m.visible_from_ms))
-           AS archived,
+           FROM meters WHERE id = $1),
+k AS MATERIALIZED (
+    SELECT m.*, greatest($2, m.visible_from_ms) AS lo,
+           EXISTS (SELECT 1 FROM reading_archives a WHERE a.from_ms < $3 AND a.to_ms > greatest($2, m.visible_from_ms))
+               AS archived
+    FROM m
+)
+SELECT k.owner_id, k.visible_from_ms, k.id AS meter_id, k.serial, k.archived,
        r.device_id, r.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags, r.prev_hash,
        r.signature, r.device_key, r.meter_key
-FROM m LEFT JOIN LATERAL (
+FROM k LEFT JOIN LATERAL (
+    -- Candidates in index order: the rows at the cursor's timestamp, and those after it up to the timestamp of the
+    -- page's last row (ties in time included), then sorted in full order; not every row of the range.
     SELECT d.device_id, d.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags,
            r.prev_hash, r.signature, r.device_key, r.meter_key
     FROM reading_rows r JOIN devices d ON d.device_key = r.device_key
-    WHERE r.meter_key = m.meter_key AND ($8::uuid IS NULL OR m.owner_id = $8)
-      AND r.timestamp_ms >= greatest($2, m.visible_from_ms) AND r.timestamp_ms < $3
+    WHERE r.meter_key = k.meter_key AND ($8::uuid IS NULL OR k.owner_id = $8) AND NOT k.archived
+      AND r.timestamp_ms >= k.lo AND r.timestamp_ms >= $4 AND r.timestamp_ms < $3
+      AND r.timestamp_ms <= coalesce((
+          SELECT max(t.timestamp_ms) FROM (
+              SELECT r2.timestamp_ms FROM reading_rows r2
+              WHERE r2.meter_key = k.meter_key AND r2.timestamp_ms >= k.lo AND r2.timestamp_ms > $4
+                AND r2.timestamp_ms < $3
+              ORDER BY r2.timestamp_ms LIMIT $7
+          ) t), $4)
       AND (r.timestamp_ms, r.seq, d.device_id) > ($4, $5, $6)
     ORDER BY r.timestamp_ms, r.seq, d.device_id LIMIT $7
 ) r ON true
@@ -213,14 +226,20 @@ _OWNED_ENERGY = """
 WITH m AS (SELECT id, owner_id, meter_key,
                   coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
            FROM meters WHERE id = $1),
-b AS (
+b0 AS (
     SELECT m.*, greatest($2, m.visible_from_ms + (900000 - m.visible_from_ms % 900000) % 900000)
                AS start_ms
     FROM m
 ),
+b AS (
+    SELECT b0.*,
+           EXISTS (SELECT 1 FROM reading_archives a
+                   WHERE a.from_ms < $4 AND a.to_ms > b0.start_ms - $6::bigint - 900000) AS archived
+    FROM b0
+),
 c AS (
     SELECT b.*, b.start_ms - ((b.start_ms % 900000) + 900000) % 900000 AS lo
-    FROM b WHERE b.start_ms < $3 AND ($5::uuid IS NULL OR b.owner_id = $5)
+    FROM b WHERE b.start_ms < $3 AND ($5::uuid IS NULL OR b.owner_id = $5) AND NOT b.archived
 ),
 pts AS (
     (SELECT r.timestamp_ms, r.seq, d.device_id, r.import_wh, r.export_wh, r.flags, false AS counted
@@ -244,9 +263,7 @@ wins AS (
            count(*)::bigint AS readings
     FROM deltas WHERE counted GROUP BY 1
 )
-SELECT b.owner_id, b.visible_from_ms, b.start_ms,
-       EXISTS (SELECT 1 FROM reading_archives a WHERE a.from_ms < $4 AND a.to_ms > b.start_ms - $6::bigint - 900000)
-           AS archived,
+SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived,
        w.window_ms, w.import_wh, w.export_wh, w.readings
 FROM b LEFT JOIN wins w ON true
 ORDER BY w.window_ms

@@ -51,7 +51,10 @@ async def test_pages_and_energy_match_the_two_step_queries(pool: asyncpg.Pool) -
             cursor = None
             while True:
                 found, page = await owned_page(pool, meter, owner, from_ms=start, to_ms=end, cursor=cursor, limit=7)
-                assert found.exists and found.owner == owner and not found.archived and page is not None
+                assert found.exists
+                assert found.owner == owner
+                assert not found.archived
+                assert page is not None
                 expected = await list_readings(pool, meter, from_ms=clipped, to_ms=end, cursor=cursor, limit=7)
                 assert page == expected
                 if page.next_cursor is None:
@@ -69,14 +72,19 @@ async def test_pages_and_energy_match_the_two_step_queries(pool: asyncpg.Pool) -
         # somebody else's meter, or no meter at all: no rows, only the answer that decides the 404
         found, page = await owned_page(pool, meter, stranger, from_ms=T0, to_ms=T0 + N * STEP_MS, cursor=None,
                                        limit=10)
-        assert found.exists and found.owner == owner and page is None
+        assert found.exists
+        assert found.owner == owner
+        assert page is None
         found, energy = await owned_energy(pool, meter, stranger, from_ms=T0, to_ms=T0 + N * STEP_MS)
-        assert found.owner == owner and energy is None
+        assert found.owner == owner
+        assert energy is None
         found, page = await owned_page(pool, uuid.uuid4(), owner, from_ms=T0, to_ms=T0 + 1, cursor=None, limit=1)
-        assert not found.exists and page is None
+        assert not found.exists
+        assert page is None
     # a window sum is the register difference across it (the reading before the range is the base)
     found, energy = await owned_energy(pool, meter, owner, from_ms=T0 + 15 * STEP_MS, to_ms=T0 + 18 * STEP_MS)
-    assert energy is not None and [w.export_wh for w in energy.windows] == [21]
+    assert energy is not None
+    assert [w.export_wh for w in energy.windows] == [21]
 
 
 async def test_an_archived_range_is_reported_not_read(pool: asyncpg.Pool) -> None:
@@ -89,10 +97,14 @@ async def test_an_archived_range_is_reported_not_read(pool: asyncpg.Pool) -> Non
                        "VALUES ($1, $2, $3, 0, 0, $4)", far, far + 86_400_000, f"test/{far}", bytes(32))
     try:
         found, page = await owned_page(pool, meter, owner, from_ms=far, to_ms=T0 + WINDOW_MS, cursor=None, limit=5)
-        assert found.archived and page is None
+        assert found.archived
+        assert page is None
         found, page = await owned_page(pool, meter, owner, from_ms=T0, to_ms=T0 + WINDOW_MS, cursor=None, limit=5)
-        assert not found.archived and page is not None and len(page.readings) == 3
+        assert not found.archived
+        assert page is not None
+        assert len(page.readings) == 3
         found, energy = await owned_energy(pool, meter, owner, from_ms=far + 1000, to_ms=T0 + WINDOW_MS)
-        assert found.archived and energy is None
+        assert found.archived
+        assert energy is None
     finally:
         await pool.execute("DELETE FROM reading_archives WHERE object_key = $1", f"test/{far}")
