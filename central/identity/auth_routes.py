@@ -143,7 +143,8 @@ async def resend_verification(call: Call[EmailIn, None]) -> Accepted:
 @routes.post("/api/v1/auth/login", access=PUBLIC, body=LoginIn, response=TokenPair, errors=(401, 403, 429),
              summary="Log in: access token + refresh token (rate-limited per account and per address)")
 async def login(call: Call[LoginIn, None]) -> TokenPair:
-    session = await call.services.identity.accounts.login(call.body.email, call.body.password, call.address)
+    session = await call.services.identity.accounts.login(call.body.email, call.body.password, call.address,
+                                                          call.user_agent)
     return _pair(session, call.services.tokens.ttl_s)
 
 

@@ -65,6 +65,10 @@ class UnknownUserError(IdentityError):
     """The authenticated caller's account no longer exists."""
 
 
+class SessionNotFoundError(NotFoundError):
+    """No active session of this user has that id."""
+
+
 class UserNotFoundError(NotFoundError):
     """No account with this id."""
 

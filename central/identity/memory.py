@@ -24,6 +24,7 @@ from central.identity.model import (
     OwnedMeter,
     RefreshRecord,
     Registration,
+    SessionInfo,
     User,
 )
 from central.roles import Role
@@ -421,6 +422,8 @@ class RefreshRow:
     family_id: UUID
     expires_at: datetime
     revoked: bool = False
+    user_agent: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -542,8 +545,30 @@ class _MemoryAccountOps:
     async def delete_attempt(self, attempt_id: int) -> None:
         self.state.logins = [a for a in self.state.logins if a.id != attempt_id]
 
-    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None:
-        self.state.refresh.append(RefreshRow(token_hash, user_id, family_id, expires_at))
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime,
+                          user_agent: str | None = None) -> None:
+        if user_agent is None:
+            user_agent = next((r.user_agent for r in self.state.refresh if r.family_id == family_id), "")
+        self.state.refresh.append(RefreshRow(token_hash, user_id, family_id, expires_at, user_agent=user_agent))
+
+    async def sessions(self, user_id: UUID, now: datetime) -> list[SessionInfo]:
+        families: dict[UUID, list[RefreshRow]] = {}
+        for r in self.state.refresh:
+            if r.user_id == user_id:
+                families.setdefault(r.family_id, []).append(r)
+        out = [
+            SessionInfo(f, max(rows, key=lambda r: r.created_at).user_agent, min(r.created_at for r in rows),
+                        max(r.created_at for r in rows))
+            for f, rows in families.items() if any(not r.revoked and r.expires_at > now for r in rows)
+        ]
+        return sorted(out, key=lambda s: s.last_used_at, reverse=True)
+
+    async def revoke_user_family(self, user_id: UUID, family_id: UUID) -> bool:
+        now = datetime.now(UTC)
+        live = [r for r in self.state.refresh
+                if r.user_id == user_id and r.family_id == family_id and not r.revoked and r.expires_at > now]
+        self._revoke(lambda r: r.user_id == user_id and r.family_id == family_id)
+        return bool(live)
 
     async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
         for r in self.state.refresh:

@@ -141,6 +141,17 @@ class Session:
 
 
 @dataclass(frozen=True)
+class SessionInfo:
+    """One active session (a refresh-token family: one login): the browser it was opened from, when it began and
+    when it was last used (its last refresh)."""
+
+    id: UUID
+    user_agent: str
+    created_at: datetime
+    last_used_at: datetime
+
+
+@dataclass(frozen=True)
 class RefreshRecord:
     """A stored refresh token (by its hash) and whether its account is disabled."""
 

@@ -19,6 +19,7 @@ from central.identity.model import (
     OwnedMeter,
     RefreshRecord,
     Registration,
+    SessionInfo,
     User,
 )
 from central.roles import Role
@@ -240,7 +241,18 @@ class AccountOps(Protocol):
     async def delete_attempt(self, attempt_id: int) -> None: ...
 
     # sessions (refresh-token families)
-    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None: ...
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime,
+                          user_agent: str | None = None) -> None:
+        """``user_agent`` None: the family's (a rotation keeps the login's)."""
+        ...
+
+    async def sessions(self, user_id: UUID, now: datetime) -> list[SessionInfo]:
+        """The user's sessions with a refresh token neither revoked nor expired at ``now``, last used first."""
+        ...
+
+    async def revoke_user_family(self, user_id: UUID, family_id: UUID) -> bool:
+        """Revoke the session ``family_id`` if it is ``user_id``'s and still has a live token."""
+        ...
 
     async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
         """The refresh token, locked until the end of the transaction."""

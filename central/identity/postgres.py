@@ -27,6 +27,7 @@ from central.identity.model import (
     OwnedMeter,
     RefreshRecord,
     Registration,
+    SessionInfo,
     User,
 )
 from central.roles import Role
@@ -528,11 +529,31 @@ class _PgAccountOps:
     async def delete_attempt(self, attempt_id: int) -> None:
         await self._conn.execute("DELETE FROM login_attempts WHERE id = $1", attempt_id)
 
-    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime) -> None:
+    async def add_refresh(self, token_hash: bytes, user_id: UUID, family_id: UUID, expires_at: datetime,
+                          user_agent: str | None = None) -> None:
         await self._conn.execute(
-            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at) VALUES ($1, $2, $3, $4)",
-            token_hash, user_id, family_id, expires_at,
+            "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at, user_agent) VALUES ($1, $2, $3,"
+            " $4, coalesce($5, (SELECT user_agent FROM refresh_tokens WHERE family_id = $3 LIMIT 1), ''))",
+            token_hash, user_id, family_id, expires_at, user_agent,
         )  # fmt: skip
+
+    async def sessions(self, user_id: UUID, now: datetime) -> list[SessionInfo]:
+        rows = await self._conn.fetch(
+            "SELECT family_id, min(created_at) AS created_at, max(created_at) AS last_used_at,"
+            " (array_agg(user_agent ORDER BY created_at DESC))[1] AS user_agent FROM refresh_tokens"
+            " WHERE user_id = $1 GROUP BY family_id"
+            " HAVING bool_or(revoked_at IS NULL AND expires_at > $2) ORDER BY last_used_at DESC",
+            user_id, now,
+        )  # fmt: skip
+        return [SessionInfo(r["family_id"], r["user_agent"], r["created_at"], r["last_used_at"]) for r in rows]
+
+    async def revoke_user_family(self, user_id: UUID, family_id: UUID) -> bool:
+        status = await self._conn.execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND family_id = $2"
+            " AND revoked_at IS NULL AND expires_at > now()",
+            user_id, family_id,
+        )  # fmt: skip
+        return str(status) != "UPDATE 0"
 
     async def refresh_record(self, token_hash: bytes) -> RefreshRecord | None:
         row = await self._conn.fetchrow(

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from uuid import UUID
 
 from aiohttp import web
 
-from central.http import PUBLIC, Call, RouteTable
+from central.http import ANY_USER, PUBLIC, Call, RouteTable
 from central.http.errors import ApiError, unauthorized
 from central.http.schema import dump
 from central.identity.auth_routes import LoginIn, UserOut, user_out
 from central.identity.http_errors import ERRORS
-from central.identity.model import Session
+from central.identity.model import Session, SessionInfo
 
 routes = RouteTable(tag="accounts", error_map=ERRORS)
 
@@ -74,7 +75,8 @@ def _cookie(request: web.Request) -> str:
                      "(needs the X-GTX-CSRF: 1 header)")
 async def session_login(call: Call[LoginIn, None]) -> web.Response:
     _check_csrf(call.request)
-    session = await call.services.identity.accounts.login(call.body.email, call.body.password, call.address)
+    session = await call.services.identity.accounts.login(call.body.email, call.body.password, call.address,
+                                                          call.user_agent)
     return _session_response(session, call.services.tokens.ttl_s)
 
 
@@ -98,3 +100,49 @@ async def session_logout(call: Call[None, None]) -> web.Response:
     resp = web.Response(status=204)
     resp.del_cookie(COOKIE, path=COOKIE_PATH, secure=True, httponly=True, samesite="Strict")
     return resp
+
+
+# --- active sessions (the settings page): every login of mine, ending one or all -----------------------------------
+
+
+@dataclass(frozen=True)
+class SessionOut:
+    """One active session (a login): the browser it was opened from (its User-Agent), when it began, when it was last
+    used (its last token refresh), and whether it is the session of this request's access token."""
+
+    id: UUID
+    user_agent: str
+    created_at: datetime
+    last_used_at: datetime
+    current: bool
+
+
+def _current_session(call: Call[None, None]) -> UUID | None:
+    header = call.request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return call.services.tokens.inspect(header[len("Bearer "):]).session
+
+
+def _session_out(s: SessionInfo, current: UUID | None) -> SessionOut:
+    return SessionOut(s.id, s.user_agent, s.created_at, s.last_used_at, s.id == current)
+
+
+@routes.get("/api/v1/me/sessions", access=ANY_USER, response=list[SessionOut],
+            summary="My active sessions (logins), last used first; `current` marks this one")
+async def my_sessions(call: Call[None, None]) -> list[SessionOut]:
+    current = _current_session(call)
+    return [_session_out(s, current) for s in await call.services.identity.accounts.sessions(call.user.user_id)]
+
+
+@routes.delete("/api/v1/me/sessions/{session_id}", access=ANY_USER, status=204, errors=(404,),
+               summary="End one of my sessions (its refresh token stops working, its live sockets close; an access "
+                       "token it already holds lasts until it expires)")
+async def end_session(call: Call[None, None]) -> None:
+    await call.services.identity.accounts.end_session(call.user.user_id, call.path_uuid("session_id"))
+
+
+@routes.post("/api/v1/me/sessions/end-all", access=ANY_USER, status=204,
+             summary="Log out everywhere: every session of mine ends, this one included")
+async def end_all_sessions(call: Call[None, None]) -> None:
+    await call.services.identity.accounts.end_all_sessions(call.user.user_id)

@@ -28,6 +28,7 @@ from central.identity.errors import (
     MailError,
     RegistrationRateLimitedError,
     RoleNotAllowedError,
+    SessionNotFoundError,
     UnknownUserError,
     UserNotFoundError,
     WeakPasswordError,
@@ -35,7 +36,7 @@ from central.identity.errors import (
 )
 from central.identity.hashing import burn_check, check_secret, hash_secret, new_token, token_hash
 from central.identity.mail import Mail, Mailer
-from central.identity.model import Session, User
+from central.identity.model import Session, SessionInfo, User
 from central.identity.port import AccountOps, AccountStore, TokenIssuer
 from central.roles import Role
 
@@ -198,7 +199,7 @@ class AccountService:
             raise
         return attempt
 
-    async def login(self, email: str, password: str, address: str) -> Session:
+    async def login(self, email: str, password: str, address: str, user_agent: str = "") -> Session:
         email = normalise_email(email)
         attempt = await self._begin_attempt(email, address)
         found = await self._store.credentials(email)
@@ -213,12 +214,13 @@ class AccountService:
             raise InvalidCredentialsError("wrong e-mail address or password")
         if self._auth.require_verified_email and not found.user.email_verified:
             raise EmailNotVerifiedError("verify your e-mail address first")
-        return await self._new_session(self._store, found.user, uuid.uuid4())
+        return await self._new_session(self._store, found.user, uuid.uuid4(), user_agent[:512])
 
-    async def _new_session(self, tx: AccountOps, user: User, family: UUID) -> Session:
+    async def _new_session(self, tx: AccountOps, user: User, family: UUID, user_agent: str | None = None) -> Session:
+        """``user_agent`` None: a rotation, the family keeps its login's."""
         refresh = new_token()
         expires = self._clock() + timedelta(seconds=self._auth.refresh_ttl_s)
-        await tx.add_refresh(token_hash(refresh), user.id, family, expires)
+        await tx.add_refresh(token_hash(refresh), user.id, family, expires, user_agent)
         access, access_exp = self._tokens.issue(user.id, user.role, session=family)
         return Session(access, access_exp, refresh, expires, user)
 
@@ -250,6 +252,24 @@ class AccountService:
                 return
             await tx.revoke_family(record.family_id)
             await tx.announce("revoked", record.user_id, record.family_id)
+
+    # --- active sessions (settings page) -------------------------------------------------------------------------
+    async def sessions(self, user_id: UUID) -> list[SessionInfo]:
+        """The user's active sessions (logins whose refresh token is neither revoked nor expired), last used first."""
+        return await self._store.sessions(user_id, self._clock())
+
+    async def end_session(self, user_id: UUID, session_id: UUID) -> None:
+        """End one of the user's sessions (its refresh tokens revoked, its live sockets closed)."""
+        async with self._store.transaction() as tx:
+            if not await tx.revoke_user_family(user_id, session_id):
+                raise SessionNotFoundError("no such active session")
+            await tx.announce("revoked", user_id, session_id)
+
+    async def end_all_sessions(self, user_id: UUID) -> None:
+        """Log out everywhere: every session of the user ends, this one included."""
+        async with self._store.transaction() as tx:
+            await tx.revoke_user(user_id)
+            await tx.announce("revoked", user_id)
 
     # --- passwords ---------------------------------------------------------------------------------------------
     async def change_password(self, user_id: UUID, current: str, new: str, *, address: str = "unknown") -> None:
