@@ -91,7 +91,7 @@ function Shell() {
   return (
     <>
       <a className="skip" href="#main">
-        Skip to content
+        {t("app.skip")}
       </a>
       <header className="top">
         <Link href={role ? home(role) : "/app/login"} className="brand">

@@ -117,7 +117,7 @@ export default function Certificates() {
       {certs.data?.map((c) => (
         <Card key={c.id} title={`${c.meter_serial} · ${fmtWh(c.energy_wh)}`}>
           <p>
-            {c.energy_source} · {fmtTime(c.period_start)} – {fmtTime(c.period_end)} · {c.status} · {fmtWh(c.retired_wh)} retired
+            {c.energy_source} · {fmtTime(c.period_start)} – {fmtTime(c.period_end)} · {c.status} · {t("cert.retiredWh", { wh: fmtWh(c.retired_wh) })}
           </p>
           <p className="mono">{short(c.mint, 12)}</p>
           <p>

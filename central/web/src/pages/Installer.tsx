@@ -156,7 +156,7 @@ export default function Installer() {
             {devices.data?.map((d) => (
               <li key={d.device_id} data-testid="device">
                 <b>{d.site_label || short(d.device_id)}</b> · <span data-testid="device-status">{t("inst.status", { status: d.status })}</span> ·{" "}
-                {d.online ? "online" : "offline"} · {t("inst.lastSeen")} {d.last_seen_at ? fmtTime(d.last_seen_at) : "—"} · {d.meters.length} meters
+                {d.online ? t("inst.online") : t("inst.offline")} · {t("inst.lastSeen")} {d.last_seen_at ? fmtTime(d.last_seen_at) : "—"} · {t("inst.meterCount", { n: d.meters.length })}
                 <AddMeter deviceId={d.device_id} onDone={devices.reload} />
                 {user?.role === "admin" ? (
                   <>

@@ -4,7 +4,7 @@ import { useAuth } from "../auth";
 import { b58encode } from "../base58";
 import { useI18n } from "../i18n";
 import { navigate } from "../router";
-import { Alert, Card, Field, Form, short, useAction, useLoad } from "../ui";
+import { Alert, Card, Field, Form, fmtTime, short, useAction, useLoad } from "../ui";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
 
 function LinkWallet() {
@@ -48,6 +48,66 @@ function LinkWallet() {
   );
 }
 
+/** My active sessions (logins): browser, began, last used; end one, this one, or all of them. */
+function Sessions() {
+  const { t } = useI18n();
+  const { logout } = useAuth();
+  const list = useLoad(() => call(() => api.GET("/api/v1/me/sessions")));
+  const act = useAction();
+  const away = () => logout().then(() => navigate("/app/login"));
+  return (
+    <Card title={t("settings.sessions")}>
+      <Alert error={list.error ?? act.error} done={act.done} />
+      <ul className="plain" aria-label={t("settings.sessions")}>
+        {list.data?.map((s) => (
+          <li key={s.id} data-testid="session">
+            <b>{s.user_agent || t("settings.session.unknown")}</b>
+            {s.current ? ` · ${t("settings.session.current")}` : ""}
+            <br />
+            <span className="muted">
+              {t("settings.session.times", { created: fmtTime(s.created_at), used: fmtTime(s.last_used_at) })}
+            </span>{" "}
+            {s.current ? null : (
+              <button
+                type="button"
+                className="linkish"
+                disabled={act.busy}
+                onClick={() =>
+                  act.run(async () => {
+                    await call(() => api.DELETE("/api/v1/me/sessions/{session_id}", { params: { path: { session_id: s.id } } }));
+                    list.reload();
+                    return t("settings.session.ended");
+                  })
+                }
+              >
+                {t("settings.session.end")}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      <div className="row">
+        <button type="button" className="secondary" onClick={away}>
+          {t("settings.logoutHere")}
+        </button>
+        <button
+          type="button"
+          className="secondary"
+          disabled={act.busy}
+          onClick={() =>
+            act.run(async () => {
+              await call(() => api.POST("/api/v1/me/sessions/end-all"));
+              await away();
+            })
+          }
+        >
+          {t("settings.logoutEverywhere")}
+        </button>
+      </div>
+    </Card>
+  );
+}
+
 export default function Settings() {
   const { t } = useI18n();
   const { user, logout } = useAuth();
@@ -82,13 +142,9 @@ export default function Settings() {
               {t("settings.password")}
             </button>
           </Form>
-          <p className="muted">{t("settings.logoutEverywhere")}</p>
+          <p className="muted">{t("settings.password.endsSessions")}</p>
         </Card>
-        <Card title={t("settings.sessions")}>
-          <button type="button" className="secondary" onClick={() => logout().then(() => navigate("/app/login"))}>
-            {t("settings.logoutHere")}
-          </button>
-        </Card>
+        <Sessions />
       </div>
     </Wallets>
   );

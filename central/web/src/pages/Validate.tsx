@@ -25,7 +25,7 @@ export default function Validate() {
           <ul className="plain">
             <li>{d.status}</li>
             {d.supply_wh != null ? <li>{fmtWh(d.supply_wh)}</li> : null}
-            {d.retired_wh != null ? <li>{fmtWh(d.retired_wh)} retired</li> : null}
+            {d.retired_wh != null ? <li>{t("cert.retiredWh", { wh: fmtWh(d.retired_wh) })}</li> : null}
             {d.expires_at ? <li>{fmtTime(d.expires_at)}</li> : null}
           </ul>
           <ul className="plain" aria-label="retirements">
