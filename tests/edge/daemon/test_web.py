@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 import segno
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.config import StatusConfig
 from edge.web import MAX_HEAD, StatusServer, qr_payload, render_page
@@ -189,3 +191,41 @@ def test_software_version_is_the_installed_distributions(tmp_path: Any) -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gridtokenx\nVersion: 9.8.7\n\nVersion: body\n")
     assert software_version([str(tmp_path)]) == "9.8.7"
     assert software_version([str(tmp_path / "missing")]) == "0+unknown"
+
+
+_TOKEN = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0xFF), min_size=0, max_size=40)
+_LINE = st.text(alphabet=st.characters(min_codepoint=0x00, max_codepoint=0xFF, blacklist_characters="\r\n"),
+                max_size=80)
+
+
+@st.composite
+def request_heads(draw: st.DrawFn) -> bytes:
+    """What a scanner, a broken client or an attacker on the LAN may send as a request head."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=300)) + b"\r\n\r\n"
+    method = draw(st.sampled_from(["GET", "HEAD", "POST", "OPTIONS", "get", ""]) | _TOKEN)
+    target = draw(st.sampled_from(["/", "/api/status", "/healthz", "/nope", "*", ""]) | _TOKEN)
+    version = draw(st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/1.1 extra"]) | _TOKEN)
+    lines = [f"{method} {target} {version}", *draw(st.lists(_LINE, max_size=6))]
+    if draw(st.booleans()):
+        auth = draw(st.sampled_from([f"t:{PW}", f"t:{PW}x", ":", ""]) | _LINE)
+        lines.append("Authorization: Basic " + base64.b64encode(auth.encode("latin-1", "replace")).decode())
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+@settings(max_examples=150, deadline=None)
+@given(request_heads())
+def test_any_request_head_gets_a_status_and_never_an_internal_error(head: bytes) -> None:
+    """Hypothesis: whatever arrives, the server answers with one of its statuses (never 500, never silence), and
+    keeps answering a good request afterwards."""
+
+    async def exchange() -> tuple[bytes, bytes]:
+        async with serving() as (_, _client, where):
+            answer = await _raw(where, head)
+            after = await _raw(where, b"GET /healthz HTTP/1.1\r\n\r\n")
+        return answer, after
+
+    answer, after = asyncio.run(exchange())
+    assert answer[:9] == b"HTTP/1.1 ", answer[:80]
+    assert int(answer[9:12]) in {200, 400, 401, 404, 405, 431}, answer[:80]
+    assert after.startswith(b"HTTP/1.1 200 ")
