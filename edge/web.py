@@ -5,8 +5,8 @@
 
 The server is a small HTTP/1.1 responder on ``asyncio.start_server`` (GET and HEAD of three fixed paths, one request
 per connection, bounded head size, read timeout and connection count). It replaced aiohttp here: importing
-``aiohttp.web`` cost the daemon 11.5 MB of its 60 MB budget (issue 13) for three routes a technician opens now and (docs/decisions/0018-edge-status-server.md)
-then. The QR code library is imported the first time the page is rendered.
+``aiohttp.web`` cost the daemon 11.5 MB of its 60 MB budget (issue 13) for three routes a technician opens now and
+then (docs/decisions/0018-edge-status-server.md). The QR code library is imported the first time the page is rendered.
 """
 
 from __future__ import annotations
