@@ -74,9 +74,9 @@ export function ZonesCard() {
   );
 }
 
-export function EpochZonesCard({ epochs }: { epochs: { start: string; status: string }[] }) {
+export function EpochZonesCard({ epochs }: { epochs: { start: string; order_set_hash?: string | null }[] }) {
   const { t } = useI18n();
-  const cleared = epochs.filter((e) => e.status !== "open");
+  const cleared = epochs.filter((e) => e.order_set_hash);
   const [pick, setPick] = useState<string>("");
   const start = pick || cleared[0]?.start || "";
   const rows = useLoad(async () => (start ? call(() => api.GET("/api/v1/market/epochs/{start}/zones", { params: { path: { start } } })) : []), [start]);
