@@ -94,7 +94,7 @@ function VerifyEpoch({ start, expected }: { start: string; expected: string | nu
         onClick={() =>
           act.run(async () => {
             const set = await call(() => api.GET("/api/v1/market/epochs/{start}/orders", { params: { path: { start } } }));
-            const mine = await orderSetHash(set.orders);
+            const mine = await orderSetHash(set.orders, set.zone_params);
             if (mine !== set.order_set_hash || (expected && expected !== mine)) throw new Error("mismatch");
             return t("trade.verify.ok", { hash: short(mine) });
           })
