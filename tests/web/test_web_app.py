@@ -528,7 +528,7 @@ def test_household_sees_zones_runs_standing_orders_redeems_an_hour_and_a_strange
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download the signed claim").click()
     claim = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
-    assert claim["claim"]["matched_wh"] == st["matched_wh"]
+    assert claim["claim"]["statement"]["matched_wh"] == st["matched_wh"]
     share = page.get_by_test_id("claim-link").get_attribute("href")
     assert share is not None
     assert share.startswith("/app/claim#")
@@ -547,7 +547,8 @@ def test_household_sees_zones_runs_standing_orders_redeems_an_hour_and_a_strange
     assert_clean(page)
     ctx.close()
     # anyone, logged out, at phone and desktop size: the shared link says valid; a tampered claim is not, inert
-    tampered = {"claim": {**claim["claim"], "month": XSS_CLAIM_MONTH}, "signature": claim["signature"]}
+    statement = {**claim["claim"]["statement"], "month": XSS_CLAIM_MONTH}
+    tampered = {"claim": {**claim["claim"], "statement": statement}, "signature": claim["signature"]}
     for size in (b.PHONE, b.DESKTOP):
         ctx = b.new_context(chromium, viewport=size)
         page = ctx.new_page()

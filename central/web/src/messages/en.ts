@@ -260,6 +260,7 @@ export const en = {
   "claim.invalid": "Not valid: the signature or the totals do not match. Do not rely on this claim.",
   "claim.paste": "Check a claim file",
   "claim.file": "Paste the claim file's content (JSON)",
+  "claim.issued": "Issued",
   "claim.check": "Check",
   "claim.unreadable": "That is not a claim file. Paste the whole file you downloaded.",
   "report.title": "Reports",

@@ -180,6 +180,7 @@ export const th: Partial<Record<keyof typeof en, string>> = {
   "claim.invalid": "ไม่ถูกต้อง: ลายเซ็นหรือยอดรวมไม่ตรงกัน อย่าใช้คำรับรองนี้",
   "claim.paste": "ตรวจสอบไฟล์คำรับรอง",
   "claim.file": "วางเนื้อหาไฟล์คำรับรอง (JSON)",
+  "claim.issued": "ออกเมื่อ",
   "claim.check": "ตรวจสอบ",
   "claim.unreadable": "นี่ไม่ใช่ไฟล์คำรับรอง วางเนื้อหาทั้งไฟล์ที่ดาวน์โหลด",
   "report.title": "รายงาน",

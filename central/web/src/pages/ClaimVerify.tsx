@@ -24,7 +24,9 @@ export default function ClaimVerify() {
       setValid(out.valid);
     });
   }, [claim]); // eslint-disable-line react-hooks/exhaustive-deps
-  const c = claim?.claim;
+  const st = claim?.claim.statement;
+  const c = st && typeof st === "object" ? (st as Record<string, unknown>) : undefined;
+  const issued = typeof claim?.claim.issued_at === "string" ? claim.claim.issued_at : null;
   const month = typeof c?.month === "string" ? c.month : null;
   const imp = num(c?.import_wh);
   const matched = num(c?.matched_wh);
@@ -43,6 +45,7 @@ export default function ClaimVerify() {
           )}
           <ul className="plain">
             {month ? <li>{t("match.month")}: <span data-testid="claim-month">{month}</span></li> : null}
+            {issued ? <li>{t("claim.issued")}: <span data-testid="claim-issued">{issued}</span></li> : null}
             {imp != null ? <li>{t("match.import")}: {fmtWh(imp)}</li> : null}
             {matched != null ? <li>{t("match.matched")}: {fmtWh(matched)}</li> : null}
             {share != null ? <li>{t("match.share")}: {(share / 100).toFixed(2)} %</li> : null}
