@@ -159,7 +159,7 @@ export default function Matching() {
             <Chart x={chart.x} ys={chart.ys} series={series} title={t("match.hours")} height={220} />
           </Suspense>
         ) : null}
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table aria-label={t("match.hours")}>
             <thead>
               <tr>

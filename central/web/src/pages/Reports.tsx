@@ -82,7 +82,7 @@ export default function Reports() {
         </Card>
         <Card title={t("report.totals")}>
           <Alert error={rep.error} />
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table aria-label={t("report.totals")}>
               <tbody>
                 {rows.map(([k, v]) => (
@@ -97,7 +97,7 @@ export default function Reports() {
         </Card>
       </div>
       <Card title={t("report.lines")}>
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table aria-label={t("report.lines")}>
             <thead>
               <tr>

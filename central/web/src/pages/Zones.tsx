@@ -93,7 +93,7 @@ export function EpochZonesCard({ epochs }: { epochs: { start: string; order_set_
         </select>
       </div>
       <Alert error={rows.error} />
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0}>
         <table aria-label={t("zones.epochs")}>
           <thead>
             <tr>
