@@ -15,6 +15,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ def _run(cfg: EdgeConfig) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # asyncio.to_thread's pool (frame-counter reservations, MQTT shutdown): two threads, not up to cpu+4 of them
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-io"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await Daemon(cfg, source, notifier=Notifier(os.environ.get("NOTIFY_SOCKET"))).run(stop)

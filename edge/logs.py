@@ -33,5 +33,5 @@ def setup_logging(level: str, stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "pymodbus"):
+    for noisy in ("pymodbus",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,32 +2,38 @@
 
 ``/`` (HTML) and ``/api/status`` (JSON) need the password from the config (HTTP Basic, any user name);
 ``/healthz`` answers without it and reveals nothing.
+
+The server is a small HTTP/1.1 responder on ``asyncio.start_server`` (GET and HEAD of three fixed paths, one request
+per connection, bounded head size, read timeout and connection count). It replaced aiohttp here: importing
+``aiohttp.web`` cost the daemon 11.5 MB of its 60 MB budget (issue 13) for three routes a technician opens now and
+then (docs/decisions/0018-edge-status-server.md). The QR code library is imported the first time the page is rendered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
+import functools
 import hmac
 import html
 import inspect
+import json
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import segno
-from aiohttp import web
-
 from edge.config import StatusConfig
+
+log = logging.getLogger(__name__)
 
 #: The snapshot for the page: a plain function, or a coroutine function (the daemon's reads its outbox off the
 #: event loop).
 StatusProvider = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-PROVIDER_KEY: web.AppKey[StatusProvider] = web.AppKey("provider")
-CONFIG_KEY: web.AppKey[StatusConfig] = web.AppKey("config", StatusConfig)
 
 FREE_FAILURES = 3  # wrong passwords an address may send before it has to wait
 MAX_DELAY_S = 300.0
@@ -57,11 +63,7 @@ class Backoff:
         self._seen.pop(addr, None)
 
 
-BACKOFF_KEY: web.AppKey[Backoff] = web.AppKey("backoff", Backoff)
-
-
-def _authorised(request: web.Request, password: str) -> bool:
-    header = request.headers.get("Authorization", "")
+def _authorised(header: str, password: str) -> bool:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return False
@@ -71,28 +73,6 @@ def _authorised(request: web.Request, password: str) -> bool:
         return False
     _, _, given = decoded.partition(":")
     return hmac.compare_digest(given.encode(), password.encode())
-
-
-@web.middleware
-async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/healthz":
-        return await handler(request)
-    password = request.app[CONFIG_KEY].password or ""
-    backoff = request.app[BACKOFF_KEY]
-    addr = request.remote or "?"  # the peer; X-Forwarded-For is not honoured
-    wait = backoff.wait_s(addr)
-    if wait > 0:
-        return web.Response(status=429, text="too many wrong passwords\n", headers={"Retry-After": str(int(wait) + 1)})
-    if not password or not _authorised(request, password):
-        if "Authorization" in request.headers:
-            backoff.failed(addr)
-        return web.Response(
-            status=401,
-            text="password required\n",
-            headers={"WWW-Authenticate": 'Basic realm="GridTokenX gateway", charset="UTF-8"'},
-        )
-    backoff.succeeded(addr)
-    return await handler(request)
 
 
 def _age(seconds: int | None) -> str:
@@ -143,6 +123,15 @@ def qr_payload(device_id: str, pairing_code: str | None) -> str:
     return device_id if not pairing_code else f"gridtokenx:{device_id}?pairing={pairing_code}"
 
 
+@functools.lru_cache(maxsize=4)
+def _qr_svg(payload: str) -> str:
+    """The inline SVG of the QR code (the payload stays the same for the daemon's life: rendered once)."""
+    import segno  # noqa: PLC0415 - only when a page is rendered
+
+    svg: str = segno.make(payload, error="m").svg_inline(scale=4, border=2)
+    return svg
+
+
 def render_page(s: dict[str, Any], refresh_s: int) -> str:
     e = html.escape
     now = int(s["now_ms"])
@@ -155,7 +144,7 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
     ]
     out += [f"<div class='alarm' data-alarm='{e(a['key'])}'>⚠ {e(a['message'])}</div>" for a in s["alarms"]]
     code = s.get("pairing_code")
-    qr = segno.make(qr_payload(s["device_id"], code), error="m").svg_inline(scale=4, border=2)
+    qr = _qr_svg(qr_payload(s["device_id"], code))
     out += [
         "<section id='device'><h2>Device</h2><table>",
         f"<tr><th>Device id</th><td class='mono' id='device-id'>{e(s['device_id'])}</td></tr>",
@@ -251,31 +240,134 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
     return "".join(out)
 
 
-async def _snapshot(request: web.Request) -> dict[str, Any]:
-    snap = request.app[PROVIDER_KEY]()
-    return await snap if inspect.isawaitable(snap) else snap
+MAX_HEAD = 16 * 1024  # request line + headers
+HEAD_TIMEOUT_S = 10.0
+MAX_CONNECTIONS = 16
+PAGE_PATHS = ("/", "/api/status")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+           429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+TEXT = "text/plain; charset=utf-8"
 
 
-async def _page(request: web.Request) -> web.Response:
-    snap = await _snapshot(request)
-    body = render_page(snap, request.app[CONFIG_KEY].refresh_s)
-    return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = TEXT
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def encode(self, *, head_only: bool = False) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {REASONS.get(self.status, 'Error')}", f"Content-Type: {self.content_type}",
+                 f"Content-Length: {len(self.body)}", "Connection: close", "X-Content-Type-Options: nosniff",
+                 *(f"{k}: {v}" for k, v in self.headers.items())]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head_only else self.body)
 
 
-async def _api(request: web.Request) -> web.Response:
-    return web.json_response(await _snapshot(request), headers={"Cache-Control": "no-store"})
+def _text(status: int, text: str, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(status, text.encode(), TEXT, headers or {})
 
 
-async def _health(_request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
+class StatusServer:
+    """The status page's HTTP server. ``await start()`` binds (port 0: any free port, see :attr:`port`)."""
 
+    def __init__(self, cfg: StatusConfig, provider: StatusProvider, backoff: Backoff | None = None) -> None:
+        self.cfg = cfg
+        self._provider = provider
+        self.backoff = backoff or Backoff()
+        self._server: asyncio.Server | None = None
+        self._open = 0
+        self.port: int | None = None
 
-def make_app(cfg: StatusConfig, provider: StatusProvider) -> web.Application:
-    app = web.Application(middlewares=[_auth])
-    app[CONFIG_KEY] = cfg
-    app[PROVIDER_KEY] = provider
-    app[BACKOFF_KEY] = Backoff()
-    app.router.add_get("/", _page)
-    app.router.add_get("/api/status", _api)
-    app.router.add_get("/healthz", _health)
-    return app
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Listen on ``host:port`` (default: the config's); returns the bound port. OSError when it cannot bind."""
+        self._server = await asyncio.start_server(
+            self._connection, host or self.cfg.bind, self.cfg.port if port is None else port, limit=MAX_HEAD
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+            self._server = None
+
+    async def handle(self, method: str, path: str, headers: Mapping[str, str], peer: str) -> Response:
+        """One request (header names in lower case) from address ``peer``: the response, auth and backoff applied."""
+        if method not in ("GET", "HEAD"):
+            return _text(405, "method not allowed\n", {"Allow": "GET, HEAD"})
+        if path == "/healthz":
+            return _text(200, "ok\n")
+        refused = self._refused(headers.get("authorization"), peer)
+        if refused is not None:
+            return refused
+        if path not in PAGE_PATHS:
+            return _text(404, "not found\n")
+        snap = self._provider()
+        data = await snap if inspect.isawaitable(snap) else snap
+        no_store = {"Cache-Control": "no-store"}
+        if path == "/":
+            page = render_page(data, self.cfg.refresh_s)
+            return Response(200, page.encode(), "text/html; charset=utf-8", no_store)
+        return Response(200, json.dumps(data).encode(), "application/json; charset=utf-8", no_store)
+
+    def _refused(self, given: str | None, peer: str) -> Response | None:
+        """401 or 429 unless ``given`` (the Authorization header) holds the password and ``peer`` may try."""
+        password = self.cfg.password or ""
+        wait = self.backoff.wait_s(peer)
+        if wait > 0:
+            return _text(429, "too many wrong passwords\n", {"Retry-After": str(int(wait) + 1)})
+        if not password or not _authorised(given or "", password):
+            if given is not None:
+                self.backoff.failed(peer)
+            return _text(401, "password required\n",
+                         {"WWW-Authenticate": 'Basic realm="GridTokenX gateway", charset="UTF-8"'})
+        self.backoff.succeeded(peer)
+        return None
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
+        try:
+            if self._open > MAX_CONNECTIONS:
+                response, method = _text(503, "busy\n"), "GET"
+            else:
+                response, method = await self._respond(reader, writer)
+            writer.write(response.encode(head_only=method == "HEAD"))
+            await asyncio.wait_for(writer.drain(), HEAD_TIMEOUT_S)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._open -= 1
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def _respond(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[Response, str]:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
+        except asyncio.LimitOverrunError:
+            return _text(431, "request head too large\n"), "GET"
+        try:
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, target, version = request_line.split(" ")
+        except ValueError:
+            return _text(400, "bad request\n"), "GET"
+        if not version.startswith("HTTP/1."):
+            return _text(400, "bad request\n"), "GET"
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            if not line:
+                continue
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                return _text(400, "bad request\n"), "GET"
+            headers.setdefault(name.lower(), value.strip())
+        peer = writer.get_extra_info("peername")
+        addr = str(peer[0]) if isinstance(peer, tuple) and peer else "?"  # X-Forwarded-For is not honoured
+        try:
+            return await self.handle(method, target.split("?", 1)[0], headers, addr), method
+        except Exception:
+            log.exception("status page request failed", extra={"path": target.split("?", 1)[0]})
+            return _text(500, "internal error\n"), method

@@ -16,6 +16,7 @@ from central.certificates.token2022 import (
     TLV_HEADER_LEN,
     ExtensionType,
 )
+from central.ledger.byte_reader import ByteReader
 
 
 class AccountState(IntEnum):
@@ -70,31 +71,8 @@ def _nonzero_pubkey(raw: bytes) -> Pubkey | None:
     return None if raw == bytes(32) else Pubkey(raw)
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise InvalidCertificateError("token metadata is truncated")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u32(self) -> int:
-        value: int = struct.unpack("<I", self.take(4))[0]
-        return value
-
-    def string(self) -> str:
-        try:
-            return self.take(self.u32()).decode()
-        except UnicodeDecodeError as exc:
-            raise InvalidCertificateError("token metadata string is not UTF-8") from exc
-
-
 def decode_token_metadata(value: bytes) -> TokenMetadata:
-    r = _Reader(value)
+    r = ByteReader(value, lambda why: InvalidCertificateError(f"token metadata: {why}"))
     update_authority = _nonzero_pubkey(r.take(32))
     mint = Pubkey(r.take(32))
     name, symbol, uri = r.string(), r.string(), r.string()

@@ -15,6 +15,7 @@ from solders.address_lookup_table_account import AddressLookupTable
 from solders.pubkey import Pubkey
 from solders.token.state import Mint, Multisig, TokenAccount
 
+from central.ledger.byte_reader import ByteReader
 from central.ledger.tokens import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from central.ledger.transaction_json import ui_amount
 
@@ -35,27 +36,8 @@ def _key(raw: bytes) -> str | None:
     return None if raw == bytes(32) else str(Pubkey.from_bytes(raw))
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("truncated")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def u32(self) -> int:
-        return int(struct.unpack("<I", self.take(4))[0])
-
-    def string(self) -> str:
-        return self.take(self.u32()).decode()
-
-
 def _token_metadata(value: bytes) -> dict[str, object]:
-    r = _Reader(value)
+    r = ByteReader(value)
     update_authority = _key(r.take(32))
     mint = str(Pubkey.from_bytes(r.take(32)))
     name, symbol, uri = r.string(), r.string(), r.string()

@@ -37,11 +37,49 @@ XSS_SERIAL = "<img/src=x/onerror=__xss=2>"
 XSS_BENEFICIARY = "<script>window.__xss=3</script>"
 XSS_PURPOSE = "<img src=x onerror=window.__xss=4>"
 ASK_PRICE = 120_000  # quote base units per kWh
+XSS_CLAIM_MONTH = "<img src=x onerror=window.__xss=5>"
+#: The stack's grid zones (issue 16): every meter in feeder-a (no trade crosses a boundary, so the journeys' prices
+#: are unchanged); the tree, its fees, losses, time-of-use and tariffs are what the trading page shows.
+ZONES = """[zones]
+grid_operator = "FCCGr4qf9KtggNjGxDjZLuVyv29vu1Q9gxSA7XQoWu96"
+default_zone = "feeder-a"
+
+[[zones.zone]]
+name = "grid"
+retail = 300000
+feed_in = 80000
+
+[[zones.zone]]
+name = "substation-1"
+parent = "grid"
+fee_per_kwh = 10
+loss_bps = 50
+
+[[zones.zone]]
+name = "feeder-a"
+parent = "substation-1"
+fee_per_kwh = 5
+fee_bps = 20
+loss_bps = 100
+retail = 250000
+feed_in = 90000
+
+[[zones.zone.tou]]
+hours = [17, 18, 19, 20]
+fee_per_kwh = 15
+retail = 350000
+
+[[zones.zone]]
+name = "feeder-b"
+parent = "substation-1"
+fee_per_kwh = 7
+loss_bps = 120
+"""
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
-    stack = run(webstack.start(tmp_path_factory.mktemp("web") / "state"))
+    stack = run(webstack.start(tmp_path_factory.mktemp("web") / "state", zones=ZONES))
     try:
         yield stack
     finally:
@@ -404,14 +442,139 @@ def test_admin_sees_reconciliation_with_no_mismatch(web: WebStack, chromium: Bro
     ctx.close()
 
 
+# ------------------------------------------------------------------------------------ market depth (issue 16)
+
+
+def _import_hour(web: WebStack, user: Any) -> tuple[str, str, int]:
+    """An hour (and its month) in which the user's meter imported energy that is not matched yet, by the API."""
+    now = time.gmtime()
+    months = [f"{now.tm_year + (now.tm_mon - 1 + k) // 12}-{(now.tm_mon - 1 + k) % 12 + 1:02d}" for k in (0, 1, 2)]
+
+    def find() -> tuple[str, str, int] | None:
+        for month in months:
+            st = api(web, "GET", f"/api/v1/market/matching/statement?month={month}", user)
+            for h in st["hours"]:
+                if h["import_wh"] - h["matched_wh"] >= 2:
+                    return month, h["hour"], h["import_wh"] - h["matched_wh"]
+        return None
+
+    found: tuple[str, str, int] = eventually(find, 60, "an hour of metered import to match", 2)
+    return found
+
+
+def test_household_sees_zones_runs_standing_orders_redeems_an_hour_and_a_stranger_verifies_the_claim(
+        web: WebStack, chromium: Browser) -> None:
+    ada = web.browser_owner
+    assert ada.meter_id, "needs the household journey first"
+    ctx = b.new_context(chromium, viewport=b.DESKTOP, wallet_secret=bytes(ada.wallet))
+    page = ctx.new_page()
+    b.login(page, web.base_url, ada.email, ada.password)
+    # trading: the zone tree with fees, losses and tariffs (time of use by hour), my meter's zone, per-zone results
+    page.goto(f"{web.base_url}/app/trading")
+    tree = page.get_by_role("list", name="Zone tree")
+    page.get_by_label("Tariffs at hour (time of use)").select_option("9")
+    expect(tree.get_by_test_id("zone").filter(has_text="feeder-a").last).to_contain_text(
+        "grid fee 5 per kWh + 20 bp · loss 1.00 % · utility sells at 250000 · utility buys at 90000")
+    page.get_by_label("Tariffs at hour (time of use)").select_option("18")
+    expect(tree.get_by_test_id("zone").filter(has_text="feeder-a").last).to_contain_text(
+        "grid fee 15 per kWh + 20 bp · loss 1.00 % · utility sells at 350000")
+    expect(tree).to_contain_text("substation-1")
+    expect(tree).to_contain_text("feeder-b")
+    expect(page.get_by_test_id("meter-zone")).to_have_text(f"Meter {ada.serial} is in zone feeder-a")
+    expect(page.get_by_test_id("epoch-zone").first).to_be_visible(timeout=20_000)
+    expect(page.get_by_test_id("fill").first).to_contain_text("grid fee 0 · loss 0 Wh · with a household")
+    assert_clean(page)
+    # standing orders: create, runs every epoch (placed or skipped with a reason), pause, resume, delete
+    page.get_by_role("link", name="Standing orders").click()
+    page.get_by_label("Side").select_option("sell")
+    page.get_by_label("Sell at no less than (quote units per kWh)").fill(str(ASK_PRICE))
+    page.get_by_label("Daily energy limit (Wh, optional)").fill("500")
+    page.get_by_role("button", name="Create standing order").click()
+    expect(page.get_by_role("status")).to_contain_text("Standing order created")
+    item = page.get_by_test_id("standing").first
+    expect(item).to_contain_text(f"sell at no less than {ASK_PRICE}")
+    expect(item).to_contain_text("Daily energy limit (Wh, optional): 500 Wh")
+    expect(item.get_by_test_id("standing-status")).to_have_text("state: active")
+    sid = api(web, "GET", "/api/v1/market/standing", ada)[0]["id"]
+    eventually(lambda: api(web, "GET", f"/api/v1/market/standing/{sid}/runs", ada), 40, "a standing-order run", 1)
+    item.get_by_role("button", name=f"Recent runs #{sid}").click()
+    expect(item.get_by_test_id("run").first).to_contain_text(re.compile("placed|skipped: "))
+    item.get_by_role("button", name=f"Pause #{sid}").click()
+    expect(item.get_by_test_id("standing-status")).to_have_text("state: paused")
+    item.get_by_role("button", name=f"Resume #{sid}").click()
+    expect(item.get_by_test_id("standing-status")).to_have_text("state: active")
+    item.get_by_role("button", name=f"Delete #{sid}").click()
+    expect(page.get_by_test_id("standing")).to_have_count(0)
+    # matching: the wallet signs the burn of tokens against an hour's import; the statement shows it
+    month, hour, unmatched = _import_hour(web, ada)
+    amount = min(unmatched, 50) // 2 or 1
+    page.get_by_role("link", name="Matching").click()
+    page.get_by_label("Month").fill(month)
+    page.get_by_role("button", name="Connect GTX Test Wallet").click()
+    signed_before = page.evaluate("window.__gtxTestWallet.signed")
+    page.get_by_label("Hour (UTC)").fill(hour[:13] + ":00")
+    page.get_by_label("Energy to redeem (Wh)").fill(str(amount))
+    page.get_by_role("button", name="Sign and redeem").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Redeemed {amount} Wh: confirmed", timeout=30_000)
+    assert page.evaluate("window.__gtxTestWallet.signed") == signed_before + 1
+    st = api(web, "GET", f"/api/v1/market/matching/statement?month={month}", ada)
+    row = next(h for h in st["hours"] if h["hour"] == hour)
+    assert row["matched_wh"] >= amount
+    expect(page.get_by_test_id("match-totals")).to_contain_text(f"{st['share_bp'] / 100:.2f} %")
+    expect(page.locator(".chart canvas").first).to_be_visible()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download statement (CSV)").click()
+    assert ada.serial in Path(dl.value.path()).read_text(encoding="utf-8")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download the signed claim").click()
+    claim = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+    assert claim["claim"]["statement"]["matched_wh"] == st["matched_wh"]
+    share = page.get_by_test_id("claim-link").get_attribute("href")
+    assert share is not None
+    assert share.startswith("/app/claim#")
+    assert_clean(page)
+    # reports: the period's totals and its CSV / JSON
+    page.get_by_role("link", name="Reports").click()
+    totals = page.get_by_role("table", name="Totals")
+    expect(totals).to_contain_text("Energy sold")
+    expect(page.get_by_test_id("report-line").first).to_be_visible()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download CSV").click()
+    assert "grid_fee" in Path(dl.value.path()).read_text(encoding="utf-8")
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download JSON").click()
+    assert json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))["totals"]["sold_wh"] > 0
+    assert_clean(page)
+    ctx.close()
+    # anyone, logged out, at phone and desktop size: the shared link says valid; a tampered claim is not, inert
+    statement = {**claim["claim"]["statement"], "month": XSS_CLAIM_MONTH}
+    tampered = {"claim": {**claim["claim"], "statement": statement}, "signature": claim["signature"]}
+    for size in (b.PHONE, b.DESKTOP):
+        ctx = b.new_context(chromium, viewport=size)
+        page = ctx.new_page()
+        page.goto(f"{web.base_url}{share}")
+        expect(page.get_by_test_id("claim-validity")).to_have_text(
+            "Valid: GridTokenX signed this claim and its totals add up.")
+        expect(page.get_by_test_id("claim-month")).to_have_text(month)
+        assert b.horizontal_overflow(page) == 0
+        assert b.axe_serious(page) == []
+        page.get_by_label("Paste the claim file's content (JSON)").fill(json.dumps(tampered))
+        page.get_by_role("button", name="Check", exact=True).click()
+        expect(page.get_by_test_id("claim-validity")).to_have_text(re.compile("^Not valid"))
+        expect(page.get_by_test_id("claim-month")).to_have_text(XSS_CLAIM_MONTH)
+        assert page.locator("main img, main script").count() == 0
+        assert_clean(page)
+        ctx.close()
+
+
 # ---------------------------------------------------------------------------------- every page, both sizes, axe
 
 PAGES = {
-    "household": ["dashboard", "meters", "trading", "certificates", "settings"],
+    "household": ["dashboard", "meters", "trading", "standing", "matching", "reports", "certificates", "settings"],
     "installer": ["gateways", "settings"],
     "authority": ["certificates", "settings"],
     "admin": ["admin", "gateways", "certificates", "settings"],
-    None: ["login", "signup", "verify", "reset"],
+    None: ["login", "signup", "verify", "reset", "claim"],
 }
 
 

@@ -51,8 +51,9 @@ class WebStack:
         return people.verification_token(self.st.settings.state / "mail", email)
 
 
-async def start(state: Path, *, meters: int = 4) -> WebStack:
-    """Start everything; the caller stops it with :func:`stop` (every process by its PID)."""
+async def start(state: Path, *, meters: int = 4, zones: str = "") -> WebStack:
+    """Start everything; the caller stops it with :func:`stop` (every process by its PID). ``zones``: a ``[zones]``
+    section (TOML) appended to central's configuration (grid zones, fees, losses, tariffs)."""
     if not (WEB_DIST / "index.html").is_file():
         raise RuntimeError(f"the web app is not built ({WEB_DIST}): run `make web`")
     db_name = f"gtx_web_{secrets.token_hex(4)}"
@@ -63,6 +64,9 @@ async def start(state: Path, *, meters: int = 4) -> WebStack:
     try:
         dsn = await stack.fresh_database(db_name)
         st = stack.prepare(settings, procs, dsn)
+        if zones:
+            with st.central_toml.open("a", encoding="utf-8") as f:
+                f.write("\n" + zones)
         stack.start_broker(st)
         stack.start_simulator(st)
         stack.init_ledger(st, Gaps())

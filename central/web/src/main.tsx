@@ -26,6 +26,10 @@ const loaders: Record<string, () => Promise<{ default: ComponentType }>> = {
   admin: () => import("./pages/Admin"),
   settings: () => import("./pages/Settings"),
   certificates: () => import("./pages/Certificates"),
+  standing: () => import("./pages/Standing"),
+  matching: () => import("./pages/Matching"),
+  reports: () => import("./pages/Reports"),
+  claim: () => import("./pages/ClaimVerify"),
 };
 const firstPage = location.pathname.replace(/^\/app\/?/, "").split("/")[0];
 void loaders[firstPage]?.();
@@ -44,6 +48,10 @@ const pages: Record<string, Page> = {
   dashboard: { component: lazy(loaders.dashboard), roles: HOUSE, nav: "nav.dashboard" },
   meters: { component: lazy(loaders.meters), roles: HOUSE, nav: "nav.meters" },
   trading: { component: lazy(loaders.trading), roles: HOUSE, nav: "nav.trading" },
+  standing: { component: lazy(loaders.standing), roles: HOUSE, nav: "nav.standing" },
+  matching: { component: lazy(loaders.matching), roles: HOUSE, nav: "nav.matching" },
+  reports: { component: lazy(loaders.reports), roles: HOUSE, nav: "nav.reports" },
+  claim: { component: lazy(loaders.claim), roles: "public" },
   certificates: {
     component: lazy(loaders.certificates),
     roles: [...HOUSE, "rec_authority", "admin"],

@@ -12,6 +12,7 @@ from central.http.context import ROUTES
 from central.http.openapi import openapi_path
 from central.http.roles import Role
 from central.http.routes import route_of
+from central.identity.session_routes import CSRF_HEADER
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 
@@ -39,16 +40,22 @@ async def test_every_route_is_declared_documented_and_enforced(config_factory, b
         assert op["x-access"] == ("public" if r.access.public else sorted(x.value for x in r.access.roles))
 
     tokens = {role: app[TOKENS].issue(uuid.uuid4(), role)[0] for role in Role}
+    # The cookie-session routes want their CSRF header (a browser's fetch sends it); the refresh route's credential is
+    # the session cookie, not a bearer token, so without one it answers 401 whoever calls.
+    csrf = {CSRF_HEADER: "1"}
+    cookie_credential = {("POST", "/api/v1/auth/session/refresh")}
     checked = 0
     for r in declared:
         url = _concrete(r.path)
-        callers: list[tuple[Role | None, dict[str, str]]] = [(None, {})]
-        callers += [(role, {"Authorization": f"Bearer {tok}"}) for role, tok in tokens.items()]
+        callers: list[tuple[Role | None, dict[str, str]]] = [(None, dict(csrf))]
+        callers += [(role, {"Authorization": f"Bearer {tok}", **csrf}) for role, tok in tokens.items()]
         for role, headers in callers:
             resp = await client.request(r.method, url, headers=headers)
             await resp.read()
             label = f"{r.method} {r.path} as {role.value if role else 'anonymous'}"
-            if r.access.allows(role):
+            if (r.method, r.path) in cookie_credential:
+                assert resp.status == 401, f"{label} without a session cookie: {resp.status}"
+            elif r.access.allows(role):
                 assert resp.status not in (401, 403, 500), f"{label}: {resp.status}"
             elif role is None:
                 assert resp.status == 401, f"{label}: {resp.status}"

@@ -4,6 +4,7 @@ import { useI18n } from "../i18n";
 import { Alert, Card, Field, Form, fmtTime, fmtWh, short, useAction, useLoad } from "../ui";
 import { orderSetHash } from "../verify";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
+import { EpochZonesCard, ZonesCard } from "./Zones";
 
 const Chart = lazy(() => import("../Chart"));
 
@@ -93,7 +94,7 @@ function VerifyEpoch({ start, expected }: { start: string; expected: string | nu
         onClick={() =>
           act.run(async () => {
             const set = await call(() => api.GET("/api/v1/market/epochs/{start}/orders", { params: { path: { start } } }));
-            const mine = await orderSetHash(set.orders);
+            const mine = await orderSetHash(set.orders, set.zone_params);
             if (mine !== set.order_set_hash || (expected && expected !== mine)) throw new Error("mismatch");
             return t("trade.verify.ok", { hash: short(mine) });
           })
@@ -232,8 +233,9 @@ export default function Trading() {
         <Card title={t("trade.fills")}>
           <ul className="plain">
             {fills.data?.map((f) => (
-              <li key={f.id}>
-                {f.side} {fmtWh(f.qty)} @ {f.price} · {f.status} {f.signature ? <span className="mono">{short(f.signature)}</span> : null}
+              <li key={f.id} data-testid="fill">
+                {f.side} {fmtWh(f.qty)} @ {f.price} · {f.status} · {t("trade.fill.gridFee", { fee: f.grid_fee ?? 0 })} · {t("trade.fill.loss", { loss: fmtWh(f.loss ?? 0) })}
+                {f.utility ? ` · ${t("trade.fill.utility")}` : ` · ${t("trade.fill.peer")}`} {f.signature ? <span className="mono">{short(f.signature)}</span> : null}
               </li>
             ))}
           </ul>
@@ -270,6 +272,10 @@ export default function Trading() {
           </table>
         </div>
       </Card>
+      <div className="grid">
+        <ZonesCard />
+        <EpochZonesCard epochs={epochs.data ?? []} />
+      </div>
     </Wallets>
   );
 }
