@@ -142,7 +142,7 @@ async def end_session(call: Call[None, None]) -> None:
     await call.services.identity.accounts.end_session(call.user.user_id, call.path_uuid("session_id"))
 
 
-@routes.post("/api/v1/me/sessions/end-all", access=ANY_USER, status=204,
+@routes.delete("/api/v1/me/sessions", access=ANY_USER, status=204,
              summary="Log out everywhere: every session of mine ends, this one included")
 async def end_all_sessions(call: Call[None, None]) -> None:
     await call.services.identity.accounts.end_all_sessions(call.user.user_id)

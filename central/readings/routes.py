@@ -56,6 +56,15 @@ def _requested(from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
     return start, end
 
 
+async def _checked_range(call: Call[Any, Any], from_ms: int | None, to_ms: int | None) -> tuple[int, int]:
+    """The requested range; an empty one is refused (400) only for a meter of the caller's (else 404 first)."""
+    try:
+        return _requested(from_ms, to_ms)
+    except ApiError:
+        await _own_meter(call)
+        raise
+
+
 def _range(from_ms: int | None, to_ms: int | None, visible_from_ms: int) -> tuple[int, int]:
     """The requested range, clipped to what the meter's current owner may see (possibly empty)."""
     start, end = _requested(from_ms, to_ms)
@@ -97,7 +106,7 @@ def _check_owned(found: Owned, owner: UUID | None) -> None:
 async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
     """Verified readings of a meter you own, oldest first, with the signed record bytes (hex) of each."""
     q = call.query
-    start, end = _requested(q.from_ms, q.to_ms)
+    start, end = await _checked_range(call, q.from_ms, q.to_ms)
     meter_id, bulk, owner, visible = await _bulk_and_owner(call)
     try:
         found, page = await owned_page(bulk, meter_id, owner, from_ms=min(max(start, visible), end), to_ms=end,
@@ -122,7 +131,7 @@ async def meter_readings(call: Call[None, ReadingsQuery]) -> ReadingsPage:
 )
 async def meter_energy(call: Call[None, RangeQuery]) -> MeterEnergy:
     """Import and export Wh per UTC-aligned 15-minute window, from raw register deltas (at most 31 days)."""
-    requested = _requested(call.query.from_ms, call.query.to_ms)
+    requested = await _checked_range(call, call.query.from_ms, call.query.to_ms)
     meter_id, bulk, owner, visible = await _bulk_and_owner(call)
     # Whole windows only, and none that holds a previous owner's readings (a window is diffed against the reading
     # before it).

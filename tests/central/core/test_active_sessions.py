@@ -65,7 +65,7 @@ async def test_list_end_one_and_end_all(api_factory: Any) -> None:
     r = await api.client.delete(f"/api/v1/me/sessions/{uuid.uuid4()}", headers=bearer(first))
     assert r.status == 404
 
-    r = await api.client.post("/api/v1/me/sessions/end-all", headers=bearer(desktop["access_token"]))
+    r = await api.client.delete("/api/v1/me/sessions", headers=bearer(desktop["access_token"]))
     assert r.status == 204
     r = await api.client.post("/api/v1/auth/refresh", json={"refresh_token": desktop["refresh_token"]})
     assert r.status == 401, "log out everywhere ends this session too"
@@ -77,5 +77,5 @@ async def test_sessions_need_a_login(api_factory: Any) -> None:
     api = await api_factory()
     r = await api.client.get("/api/v1/me/sessions")
     assert r.status == 401
-    r = await api.client.post("/api/v1/me/sessions/end-all")
+    r = await api.client.delete("/api/v1/me/sessions")
     assert r.status == 401

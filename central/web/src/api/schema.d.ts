@@ -1234,24 +1234,8 @@ export interface paths {
         get: operations["my_sessions"];
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/me/sessions/end-all": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
         /** Log out everywhere: every session of mine ends, this one included */
-        post: operations["end_all_sessions"];
-        delete?: never;
+        delete: operations["end_all_sessions"];
         options?: never;
         head?: never;
         patch?: never;

@@ -96,7 +96,7 @@ function Sessions() {
           disabled={act.busy}
           onClick={() =>
             act.run(async () => {
-              await call(() => api.POST("/api/v1/me/sessions/end-all"));
+              await call(() => api.DELETE("/api/v1/me/sessions"));
               await away();
             })
           }
