@@ -9,6 +9,6 @@ import pytest
 
 
 def test_this_file_is_one_xdist_group(request: pytest.FixtureRequest) -> None:
-    if request.config.getoption("dist", "no") != "loadgroup":
+    if not getattr(request.config.option, "loadgroup", False):  # set on xdist workers under --dist loadgroup
         pytest.skip("not running under pytest-xdist --dist loadgroup")
     assert request.node.nodeid.endswith("@tests/test_xdist_grouping.py"), request.node.nodeid
