@@ -7,20 +7,6 @@ from vulture.whitelist_utils import Whitelist
 
 _ = Whitelist()
 
-# aiohttp handlers registered by the `@routes.get/post/put/delete` decorators (central/http/routes.py).
-healthz, readyz, openapi_json, docs
-confirm_reset, me
-session_login, session_refresh, session_logout, page
-register_device, get_device, send_challenge, get_challenge, suspend_device, reinstate_device, revoke_device
-claim_meter, my_meters, release_meter, claim_attempts
-issue_certificate, validate_certificate, get_certificate, list_retirements, submit_request, revoke_certificate
-get_book, list_epochs, get_epoch, get_epoch_orders, list_trades, place_order, list_orders, cancel_order, list_fills
-get_balances, get_reconciliation
-get_epoch_zones, list_zones, get_meter_zone
-my_mints, mint_problems, retry_mint, mint_proof_route
-meter_readings, meter_energy, ledger_info
-wallet_link_challenge, wallet_link, my_wallet, quote_faucet
-
 # Dataclass fields of response/result records: serialised to JSON (asdict, OpenAPI schema) or read by tests/clients.
 window_starts_s, window_seconds
 readings_merkle_root, retired_at, certified_wh, supply_wh, holder_accounts, frozen_accounts, db_found, db_agrees
