@@ -117,10 +117,8 @@ _.set_online
 # The P1 simulator's fault injection (edge/simulator/p1.py), used by tests/edge/p1/test_reader.py.
 _.inject
 
-# Issue 16: standing orders, hourly matching and reports — route handlers (registered by decorator), response fields
-# read by clients, and the memo parser a verifier (and tests/central/market/test_matching.py) uses.
-create_standing, list_standing, get_standing, pause_standing, resume_standing, delete_standing, list_runs
-request_redemption, submit_redemption, get_statement, get_statement_csv, get_claim, get_report, get_report_csv
+# Issue 16: standing orders, hourly matching and reports — response fields read by clients, and the memo parser a
+# verifier (and tests/central/market/test_matching.py) uses.
 parse_memo
 _.algorithm
 _.canonical_form
