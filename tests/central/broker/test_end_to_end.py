@@ -123,7 +123,7 @@ async def test_readings_flow_through_the_locked_broker_until_the_gateway_is_revo
         status = ""
         for i in range(90):  # the gateway logs in at its next attempt and answers a challenge
             # Ask again every 5 s, not every 0.5 s: under CI load a challenge every half second kept the gateway
-            # unverified for 30 s once (its answers trailed the newer challenges); the wait is a limit, not a speed check.
+            # unverified for 30 s once (its answers trailed newer challenges); the wait is a limit, not a speed check.
             if i % 10 == 0:
                 await central.post(f"/api/v1/devices/{device_id}/challenge", headers=installer)
             await asyncio.sleep(0.5)
