@@ -141,12 +141,22 @@ class PgArchive:
                         )
                     manifest = await asyncio.to_thread(self._store_checked, key, path, index, writer.rows, digest,
                                                        p.from_ms, p.to_ms)
+                # Record and drop in a second, short transaction that locks the parent table before the partition,
+                # in the order writers take them: dropping a partition needs the parent's ACCESS EXCLUSIVE lock, and
+                # asking for it while holding the partition's SHARE lock deadlocked with a concurrent insert
+                # (parent first, then partition). The partition is older than ingest accepts, so nothing is written
+                # to it in between; the row count is checked again under the lock all the same.
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await conn.execute("SET LOCAL lock_timeout = '10s'")
+                    await conn.execute("LOCK TABLE reading_rows IN ACCESS EXCLUSIVE MODE")
+                    again = int(await conn.fetchval(f'SELECT count(*) FROM "{p.name}"'))  # noqa: S608
+                    if again != count:
+                        raise ArchiveMismatchError(f"{p.name}: {again - count} rows arrived while archiving; kept")
                     await conn.execute(
                         "INSERT INTO reading_archives (from_ms, to_ms, object_key, readings, bytes, sha256) "
                         "VALUES ($1, $2, $3, $4, $5, $6)",
                         p.from_ms, p.to_ms, key, manifest.readings, manifest.size, bytes.fromhex(manifest.sha256),
                     )
-                    await conn.execute("SET LOCAL lock_timeout = '10s'")
                     await conn.execute(f'DROP TABLE "{p.name}"')
                     await conn.execute("DELETE FROM reading_partitions_packed WHERE from_ms = $1", p.from_ms)
             except asyncpg.PostgresError as exc:
