@@ -3,6 +3,17 @@
 One network thread owns the connection. Every attempt uses a fresh paho client with clean start, so nothing
 paho queued for a dead connection is replayed behind the uplink's back (the uplink resends from the outbox).
 Reconnects back off exponentially with jitter. Events are handed to the asyncio loop thread-safely.
+
+Only the network thread touches the socket. paho, driven by ``loop()`` from a thread of our own (not its
+``loop_start``), writes a packet at once from whichever thread calls ``publish()``; the event loop's publishes then
+raced the network thread's reads and acknowledgements on the same TLS connection, the broker got corrupted records
+("decryption failed or bad record mac", logged as "disconnected: Protocol error") and dropped the session, losing
+the challenge answer in it (issue 12). A ``on_socket_register_write`` callback makes paho only queue the packet and
+wake the network thread, which writes it.
+
+MQTT 5 flow control: at most the broker's Receive Maximum (CONNACK) QoS 1 publishes are in flight; paho 2.2 does not
+read it, so the link sets paho's in-flight limit to it (20, Mosquitto's default, until a CONNACK says otherwise;
+paho cannot change it during a session, so a lower value applies from the next one).
 """
 
 from __future__ import annotations
@@ -63,6 +74,12 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+#: MQTT 5 Receive Maximum assumed until the broker's CONNACK gives one: Mosquitto's default ``max_inflight_messages``.
+DEFAULT_RECEIVE_MAXIMUM = 20
+#: The protocol's value when a CONNACK carries no Receive Maximum.
+UNLIMITED_RECEIVE_MAXIMUM = 65535
+
+
 class MqttLink:
     def __init__(
         self,
@@ -88,6 +105,7 @@ class MqttLink:
         self._connected = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._receive_maximum = DEFAULT_RECEIVE_MAXIMUM
 
     # ---- public API (event loop thread) ---------------------------------------------------------------------------
 
@@ -110,16 +128,14 @@ class MqttLink:
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     async def stop(self, final_status: bytes = OFFLINE_STATUS, wait_s: float = 5.0) -> None:
-        """Publish the final (offline) status, disconnect cleanly, join the network thread."""
+        """Publish the final (offline) status, disconnect cleanly (the network thread sends the DISCONNECT), join
+        the network thread."""
         with self._lock:
             client = self._client if self._connected else None
         if client is not None:
             info = client.publish(self._status_topic, final_status, qos=1, retain=True)
             await asyncio.to_thread(_wait_published, info, wait_s)
         self._stop.set()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.disconnect()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, wait_s + 2)
         self._state.state = "stopped"
@@ -141,7 +157,9 @@ class MqttLink:
             client_id=self._client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
-        client.max_inflight_messages_set(max(20, cfg.inflight_batches + 4))
+        # a batch window plus status, challenge answer and sync request, within what the broker receives at once;
+        # publishes beyond it wait in paho's queue (unbounded) until a PUBACK frees a slot
+        client.max_inflight_messages_set(min(max(20, cfg.inflight_batches + 4), self._receive_maximum))
         client.max_queued_messages_set(0)
         client.will_set(self._status_topic, OFFLINE_STATUS, qos=1, retain=True)
         if cfg.username:
@@ -153,6 +171,7 @@ class MqttLink:
                 str(cfg.tls.key_file) if cfg.tls.key_file else None,
             ))
         client.on_socket_open = _set_nodelay
+        client.on_socket_register_write = _written_by_network_thread
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -163,6 +182,7 @@ class MqttLink:
             self._state.last_error = f"broker refused connection: {reason}"
             log.error("broker refused connection", extra={"reason": str(reason)})
             return
+        self._note_receive_maximum(client, _p)
         client.subscribe([(t, 1) for t in self._subs])
         with self._lock:
             self._connected = True
@@ -170,6 +190,17 @@ class MqttLink:
         st.state, st.since_ms, st.last_error = "connected", _now_ms(), None
         st.connects += 1
         self._emit("on_connected")
+
+    def _note_receive_maximum(self, client: mqtt.Client, properties: Any) -> None:
+        """Remember the broker's Receive Maximum for the next sessions' paho clients."""
+        value = getattr(properties, "ReceiveMaximum", UNLIMITED_RECEIVE_MAXIMUM) if properties is not None else (
+            UNLIMITED_RECEIVE_MAXIMUM)
+        if not isinstance(value, int) or value < 1:
+            return
+        self._receive_maximum = value
+        if client.max_inflight_messages > value:
+            log.warning("broker receives fewer messages at once than this session may send; the next session keeps "
+                        "to it", extra={"receive_maximum": value, "inflight": client.max_inflight_messages})
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         with self._lock:
@@ -208,8 +239,9 @@ class MqttLink:
                         break
                 self._on_disconnect(client, None, None, "network loop ended")
                 if self._stop.is_set():
-                    # finish the clean DISCONNECT the stopper queued
+                    # a clean DISCONNECT (the broker drops the will), written here like every other packet
                     with contextlib.suppress(Exception):
+                        client.disconnect()
                         client.loop(timeout=0.2)
             if self._stop.is_set():
                 break
@@ -225,6 +257,12 @@ class MqttLink:
 def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
     with contextlib.suppress(RuntimeError, ValueError):
         info.wait_for_publish(timeout)
+
+
+def _written_by_network_thread(_client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+    """paho ``on_socket_register_write`` callback. Its presence alone matters: paho then only queues a packet and
+    wakes ``loop()`` (through its socket pair) instead of writing it from the calling thread, so the network thread
+    is the only one that reads or writes the (TLS) socket."""
 
 
 def _set_nodelay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
