@@ -10,7 +10,9 @@ they sign; revoked is final.
 Protocol v1.1 (issue 10 D2): registration needs the gateway's pairing code (shown only on its status page and QR
 code); every challenge is signed with central's key and carries an HMAC keyed with that code, and a gateway signs only
 such challenges. Issue 10 D10: a pending device has at most one outstanding MQTT challenge; ``online`` statuses and the
-sweeper re-publish it (or issue a new one once it lapsed) no more often than ``identity.challenge_cooldown_s``.
+sweeper re-publish it (or issue a new one once it lapsed) no more often than ``identity.challenge_cooldown_s``, except
+that the cool-down ends when the device goes offline: its next session is challenged as soon as it is online (issue
+12).
 """
 
 from __future__ import annotations
@@ -281,6 +283,22 @@ class DeviceService:
         if await self._store.status(device_id) != "pending":
             return False
         return await self.send_mqtt_challenge(device_id)  # at most once per cool-down, whatever the status flood
+
+    async def session_ended(self, device_id: str) -> bool:
+        """A pending device went offline (its ``offline`` status: a clean stop or the broker's last will). The
+        challenge sent into that session may have gone with it, unanswered (devices connect with a clean start), so
+        the cool-down ends: the ``online`` status of its next session gets the challenge at once, not up to
+        ``identity.challenge_cooldown_s`` later (an installer waits for it in front of the gateway). Only the
+        device's own client and the broker may publish its status, and a re-publication reuses the outstanding
+        challenge, so a gateway reconnecting in a loop costs one message per session and no new challenge. False
+        when nothing changed (not pending, or no cool-down running)."""
+        async with self._store.challenging(device_id) as tx:
+            target = await tx.target()
+            if target is None or target.status != "pending" or target.last_challenge_at is None:
+                return False
+            await tx.end_cooldown()
+        log.info("challenge cool-down ended: the pending device went offline", extra={"device_id": device_id})
+        return True
 
     async def rechallenge_online_pending(self) -> int:
         """Challenge pending devices marked online whose previous challenge has lapsed; returns how many."""

@@ -220,6 +220,10 @@ class _MemoryChallengeTx:
         d = self.state.devices[self._device_id]
         self.state.devices[self._device_id] = replace(d, last_challenge_at=self._now)
 
+    async def end_cooldown(self) -> None:
+        d = self.state.devices[self._device_id]
+        self.state.devices[self._device_id] = replace(d, last_challenge_at=None)
+
     async def outstanding(self, valid_after_ms: int) -> Challenge | None:
         open_ = [c for c in self.state.challenges if c.device_id == self._device_id and c.channel == "mqtt"
                  and not c.used and c.expires_ms > valid_after_ms]  # fmt: skip

@@ -85,6 +85,10 @@ class ChallengeTx(Protocol):
         """Note that an unforced challenge is sent now (``last_challenge_at``)."""
         ...
 
+    async def end_cooldown(self) -> None:
+        """Let the next unforced challenge go at once (``last_challenge_at`` cleared)."""
+        ...
+
     async def outstanding(self, valid_after_ms: int) -> Challenge | None:
         """The latest unused MQTT challenge still valid after ``valid_after_ms``."""
         ...

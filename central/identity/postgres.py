@@ -172,6 +172,9 @@ class _PgChallengeTx:
     async def start_cooldown(self) -> None:
         await self._conn.execute("UPDATE devices SET last_challenge_at = now() WHERE device_id = $1", self._device_id)
 
+    async def end_cooldown(self) -> None:
+        await self._conn.execute("UPDATE devices SET last_challenge_at = NULL WHERE device_id = $1", self._device_id)
+
     async def outstanding(self, valid_after_ms: int) -> Challenge | None:
         row = await self._conn.fetchrow(
             "SELECT nonce, expires_ms FROM device_challenges WHERE device_id = $1 AND channel = 'mqtt'"

@@ -65,6 +65,8 @@ def subscribe(services: Services, mqtt: Mqtt) -> None:
             return
         if online:
             await devices.challenge_if_pending(device_id)
+        else:  # its session ended (the will, or a clean stop): the next one is challenged at once
+            await devices.session_ended(device_id)
 
     mqtt.subscribe(topics.shared(topics.TopicKind.CHALLENGE_REPLY), on_reply, qos=1, concurrency=2)
     mqtt.subscribe(topics.shared(topics.TopicKind.STATUS), on_status, qos=1)

@@ -149,6 +149,28 @@ async def test_challenge_cool_down() -> None:
     assert len(world.broker.sent) == 4
 
 
+async def test_a_pending_device_that_went_offline_is_challenged_again_as_soon_as_it_is_back() -> None:
+    world = World(challenge_cooldown_s=3600)
+    key = DeviceKey.generate()
+    await world.register(key)
+    assert await world.service.challenge_if_pending(key.device_id)  # online: the cool-down starts
+    assert not await world.service.challenge_if_pending(key.device_id)
+    # the session drops with the challenge in it (issue 12): the will's offline status, then online again
+    assert await world.service.session_ended(key.device_id)
+    assert await world.service.challenge_if_pending(key.device_id), "not an hour later"
+    assert not await world.service.challenge_if_pending(key.device_id), "the cool-down runs again"
+    sent = [unseal_challenge(p, CENTRAL.public_key, key.device_id) for _, p in world.broker.sent]
+    assert len(sent) == 3
+    assert {c.nonce for c in sent} == {sent[0].nonce}, "the outstanding challenge, re-published"
+    assert not await world.service.session_ended(DeviceKey.generate().device_id)  # unknown device
+    await world.service.answer_challenge(key.device_id, sent[0].nonce,
+                                         sign_challenge(key, sent[0].nonce, sent[0].expires_ms))
+    assert not await world.service.session_ended(key.device_id), "verified: no challenge to send again"
+    other = DeviceKey.generate()
+    await world.register(other)  # forced: no cool-down running
+    assert not await world.service.session_ended(other.device_id)
+
+
 async def test_sweeper_rechallenges_online_pending_devices_once_their_challenge_lapsed(world: World) -> None:
     key = DeviceKey.generate()
     await world.register(key)

@@ -136,6 +136,35 @@ async def test_online_flood_creates_at_most_one_challenge_per_cooldown(api_facto
         dev.close()
 
 
+async def test_a_pending_gateway_back_after_a_dropped_session_is_challenged_at_once(api_factory, broker) -> None:
+    """Issue 12: the session the challenge went to drops (the broker publishes the gateway's will), the gateway
+    reconnects and says it is online: central re-publishes the challenge at once, not a cool-down later."""
+    api = await api_factory(broker, identity={"challenge_cooldown_s": 3600})
+    await api.app[MQTT].wait_connected(5)
+    installer = await api.token("installer")
+    key = DeviceKey.generate()
+    topic = topics.challenge(key.device_id)
+    dev = DeviceClient(broker.host, broker.port, [topic])
+    try:
+        r = await api.client.post("/api/v1/devices", headers=bearer(installer), json=registration(key))
+        assert r.status == 201
+        first = central_challenge(await dev.next(topic), key.seed)
+        dev.publish(topics.status(key.device_id), DeviceStatus(online=True).to_json())
+        assert central_challenge(await dev.next(topic), key.seed).nonce == first.nonce  # the cool-down starts
+        dev.publish(topics.status(key.device_id), DeviceStatus(online=True).to_json())
+        await asyncio.sleep(1.0)
+        assert dev.inbox[topic].empty(), "within the cool-down"
+        dev.publish(topics.status(key.device_id), DeviceStatus(online=False).to_json())  # the will
+        dev.publish(topics.status(key.device_id), DeviceStatus(online=True).to_json())  # the next session
+        again = central_challenge(await dev.next(topic, 5.0), key.seed)
+        assert again.nonce == first.nonce, "the outstanding challenge, not a new one"
+        reply = ChallengeReply(again.nonce, sign_challenge(key, again.nonce, again.expires_ms))
+        dev.publish(topics.challenge_reply(key.device_id), reply.to_json())
+        assert await _status(api, installer, key.device_id, "verified") == "verified"
+    finally:
+        dev.close()
+
+
 def test_signing_key_cli_and_file_permissions(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "keys" / "central-signing.key"
     setting = f'mqtt.signing_key_file="{path}"'
