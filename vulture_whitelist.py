@@ -25,6 +25,7 @@ MODBUS_TCP, LITTLE, dlms_version
 
 # paho-mqtt callbacks and MQTT v5 CONNECT properties, assigned on the client and called/read by paho.
 _.on_socket_open
+_.on_socket_register_write
 _.on_connect
 _.on_disconnect
 _.on_message

@@ -10,6 +10,7 @@ answer was lost. Every write now happens on the network thread: the session must
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import threading
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from protocol.keys import DeviceKey
 from protocol.signed import pairing_code
 from tests.central.broker.mqtt_client import Client, wait_for
 from tests.locked_broker import LockedBroker
+from tests.services import MOSQUITTO, Broker, free_port, wait_port
 
 BURST = 100  # readings the gateway publishes at once, five times the broker's Receive Maximum
 MESSAGES = 300  # messages central sends the gateway, each answered at once
@@ -102,3 +104,43 @@ def _send_all(central: Client, device_id: str, payloads: list[bytes]) -> None:
                                qos=1) for p in payloads]
     for info in infos:
         info.wait_for_publish(10)
+
+
+class _FewInflightBroker(Broker):
+    """A private anonymous Mosquitto that receives at most 5 QoS 1 messages at once (CONNACK Receive Maximum 5)."""
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                        "max_inflight_messages 5\nlog_dest none\n")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.host, self.port)
+
+
+async def test_the_link_keeps_to_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    """paho 2.2 ignores the CONNACK's Receive Maximum: the link caps paho's in-flight limit at it (20 until a CONNACK
+    says otherwise; paho cannot change it within a session, so a lower one applies from the next session)."""
+    broker = _FewInflightBroker(free_port(), tmp_path)
+    state = LinkState(broker=f"mqtt://127.0.0.1:{broker.port}")
+    cfg = MqttConfig(host="127.0.0.1", port=broker.port, inflight_batches=64, reconnect_min_s=0.05,
+                     reconnect_max_s=0.1)
+    link = MqttLink(cfg, client_id="receive-max", status_topic="gtx/v1/d/receive-max/status",
+                    subscriptions=("gtx/v1/d/receive-max/ack",), loop=asyncio.get_running_loop(), state=state)
+    broker.start()
+    try:
+        link.start(_Answering(link, "receive-max"))
+        assert await asyncio.to_thread(wait_for, lambda: state.connects == 1, 10), state.last_error
+        assert _inflight_limit(link) == 20  # the first session: Mosquitto's default, not inflight_batches + 4
+        broker.stop()
+        broker.start()
+        assert await asyncio.to_thread(wait_for, lambda: state.connects == 2, 15), state.last_error
+        assert _inflight_limit(link) == 5
+    finally:
+        await link.stop(wait_s=1)
+        broker.stop()
+
+
+def _inflight_limit(link: MqttLink) -> int:
+    client = link._client  # the current session's paho client
+    assert client is not None
+    return client.max_inflight_messages
