@@ -26,6 +26,13 @@ from demo_support.report import Gaps  # noqa: E402
 from protocol.base58 import b58encode  # noqa: E402
 
 WEB_DIST = ROOT / "central" / "web" / "dist"
+#: Every user of these tests (a dozen browsers and the API calls beside them) comes from 127.0.0.1, so they share one
+#: auth bucket (per address: 1 a second, 20 at once by default). Setting up the cast alone spends the burst, and every
+#: full page load asks for a session refresh: the page tour logging in as each role was refused (429) once the pages
+#: got faster. The limit itself is tested in tests/central; here it allows a busy office behind one address.
+AUTH_RATE = """[http.rate_limit]
+auth = { per_s = 20.0, burst = 200 }
+"""
 
 
 @dataclass
@@ -64,9 +71,8 @@ async def start(state: Path, *, meters: int = 4, zones: str = "") -> WebStack:
     try:
         dsn = await stack.fresh_database(db_name)
         st = stack.prepare(settings, procs, dsn)
-        if zones:
-            with st.central_toml.open("a", encoding="utf-8") as f:
-                f.write("\n" + zones)
+        with st.central_toml.open("a", encoding="utf-8") as f:
+            f.write("\n" + AUTH_RATE + ("\n" + zones if zones else ""))
         stack.start_broker(st)
         stack.start_simulator(st)
         stack.init_ledger(st, Gaps())
