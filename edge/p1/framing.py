@@ -32,6 +32,17 @@ class Truncated:
 Item = bytes | Truncated
 
 
+def _skip_to(buf: bytearray, start_mark: bytes | int) -> bool:
+    """Drop the bytes before the first ``start_mark``; ``False`` (and ``buf`` emptied) when there is none."""
+    start = buf.find(start_mark)
+    if start < 0:
+        buf.clear()
+        return False
+    if start:
+        del buf[:start]
+    return True
+
+
 class PlainFramer:
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -41,12 +52,8 @@ class PlainFramer:
         buf += data
         out: list[Item] = []
         while True:
-            start = buf.find(b"/")
-            if start < 0:
-                buf.clear()
+            if not _skip_to(buf, b"/"):
                 return out
-            if start:
-                del buf[:start]
             bang = buf.find(b"!", 1)
             nxt = buf.find(b"/", 1)
             if nxt > 0 and (bang < 0 or nxt < bang):
@@ -78,12 +85,8 @@ class CipherFramer:
         buf += data
         out: list[Item] = []
         while True:
-            start = buf.find(GLO_CIPHER_TAG)
-            if start < 0:
-                buf.clear()
+            if not _skip_to(buf, GLO_CIPHER_TAG):
                 return out
-            if start:
-                del buf[:start]
             if len(buf) < 2:
                 return out
             title_len = buf[1]
