@@ -67,6 +67,10 @@ if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/
 # package from starting a system-wide one)
 if [ ! -x /usr/sbin/ejabberdctl ]; then RUNLEVEL=1 apt_install --no-install-recommends ejabberd; fi
 
+# wrk: bench/api.py's load generator (C; the aiohttp fallback spends a core of this 2-core kind of machine on itself
+# and skews every ratio it prints)
+if ! command -v wrk >/dev/null 2>&1; then apt_install wrk; fi
+
 # Chromium (headless, driven by Playwright with executable_path; never `playwright install`)
 if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 exit 0

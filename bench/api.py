@@ -401,23 +401,40 @@ def main() -> int:
             print(f"  target >= {TARGET_RPS} req/s at p99 < {TARGET_P99_MS:.0f} ms")
         print_baseline("bench/api.py")
         trivial: float | None = None  # the same run's /healthz rate: the trivial-request baseline
-        me_rps: float | None = None  # the same run's GET /api/v1/me: readings and energy pages must reach >= 0.8x
-        for name, path, headers in cases:
+        assert server is not None
+
+        def measure(path: str, headers: dict[str, str]) -> tuple[dict[str, float], float]:
+            """The load run's figures and the server's CPU per request (HTTP workers + PostgreSQL backends, us),
+            which the machine's other load does not change."""
+            workers, backends = server_pids(server.pid, db)
+            w0, b0 = cpu_seconds(workers), cpu_seconds(backends)
             if use_wrk:
                 res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
             else:
                 res = asyncio.run(run_python(base + path, headers, args.duration, args.connections))
+            n = max(res["requests"], 1.0)
+            res["cpu_http_us"] = 1e6 * (cpu_seconds(workers) - w0) / n
+            res["cpu_db_us"] = 1e6 * (cpu_seconds(backends) - b0) / n
+            return res, res["cpu_http_us"] + res["cpu_db_us"]
+
+        for name, path, headers in cases:
+            # the readings and energy pages against GET /api/v1/me measured right before each of them (a pair under
+            # the same load), by throughput and by server CPU per request; target >= 0.8x
+            me = measure("/api/v1/me", auth) if path.startswith("/api/v1/meters/") else None
+            res, cpu = measure(path, headers)
             ok = res["rps"] >= TARGET_RPS and res["p99"] < TARGET_P99_MS and res["non2xx"] == 0
             trivial = res["rps"] if trivial is None and path == "/healthz" else trivial
-            me_rps = res["rps"] if path == "/api/v1/me" else me_rps
-            vs_me = f"  {res['rps'] / me_rps:.2f}x /me" if me_rps and path.startswith("/api/v1/meters/") else ""
+            vs_me = ""
+            if me is not None:
+                vs_me = (f"  {res['rps'] / me[0]['rps']:.2f}x /me ({me[0]['rps']:.0f} req/s just before; "
+                         f"by CPU/request {me[1] / cpu:.2f}x)")
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}{_vs(res['rps'], trivial)}"
-                  f"{vs_me}")
+                  f"  server CPU {cpu:.0f} us/request (HTTP {res['cpu_http_us']:.0f}, PostgreSQL "
+                  f"{res['cpu_db_us']:.0f}){vs_me}")
         if tokens:
             print(f"  target >= {TARGET_ORDERS} orders/s at p99 < {TARGET_P99_MS:.0f} ms")
             load = os.getloadavg()[0]
-            assert server is not None
             workers, backends = server_pids(server.pid, db)
             cpu0 = cpu_seconds(workers), cpu_seconds(backends)
             if use_wrk:

@@ -12,7 +12,7 @@ usable with Chromium's CPU throttled 4x (DevTools Protocol ``Emulation.setCPUThr
    ``gtx:dashboard-usable`` performance mark the dashboard sets once its totals, chart, balances and mints are on
    screen (target <= 1.5 s throttled); the log-in page's first contentful paint is the browser's same-run baseline.
 
-    .venv/bin/python bench/web.py [--runs 5] [--settle 20]
+    .venv/bin/python bench/web.py [--runs 5] [--settle 20] [--waterfall]
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ def timed(page: Page, url: str, rate: float, mark: str | None) -> float:
                 "performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint')"
                 ".map(e => e.startTime)")
             if got:
+                if mark and "--waterfall" in sys.argv:  # what the page fetched before it was usable, in order
+                    entries: Any = page.evaluate(
+                        "performance.getEntriesByType('resource').map(e => [e.name, e.startTime, e.responseEnd])")
+                    print(f"    {rate:g}x: usable at {got[0]:.0f} ms; fetched before that:")
+                    for name, start, end in entries:
+                        if end <= got[0]:
+                            print(f"      {start:6.0f} .. {end:6.0f} ms  {name.split('/', 3)[-1][:90]}")
                 return float(got[0])
             time.sleep(0.05)
         raise TimeoutError(f"{url}: no {mark or 'first contentful paint'} within 60 s")
@@ -104,6 +111,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--settle", type=float, default=20.0, help="seconds of readings and mints before measuring")
+    ap.add_argument("--waterfall", action="store_true", help="print what each dashboard run fetched, and when")
     args = ap.parse_args()
     if not (DIST / "index.html").is_file():
         print("bench/web.py: the web app is not built: run `make web`", file=sys.stderr)

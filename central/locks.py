@@ -58,6 +58,10 @@ MARKET_TABLES = LockKey("market-tables", 0x6774782D616C74)
 MARKET_STANDING = LockKey("market-standing", 0x6774782D73746F)
 #: The reading partition and archive duty ("gtx-arc"): one process creates ahead and archives per round.
 READING_ARCHIVE = LockKey("reading-archive", 0x6774782D617263)
+#: Any one structural change of the reading partitions ("gtx-arw"): packing (REINDEX CONCURRENTLY) and archiving
+#: (export, then DROP) exclude each other across processes, whoever runs them (the job's leader, the ``archive run``
+#: command, a test); REINDEX CONCURRENTLY waits for older snapshots while holding the partition, so the two deadlock.
+READING_PARTITIONS = LockKey("reading-partitions", 0x6774782D617277)
 
 #: Per device, while a batch of its readings is judged and stored ("GTXR").
 INGEST_DEVICE = LockSpace("ingest-device", 0x4754_5852)
@@ -71,7 +75,7 @@ METER_CLAIM_SERIAL = LockText("meter-claim-serial", "meter-claim-serial:")
 
 KEYS: tuple[LockKey, ...] = (
     MIGRATIONS, ACCOUNTANT, CHALLENGE_SWEEP, CERTIFICATE_SWEEP, MARKET_CLEARING, MARKET_TABLES, READING_ARCHIVE,
-    MARKET_STANDING,
+    MARKET_STANDING, READING_PARTITIONS,
 )
 SPACES: tuple[LockSpace, ...] = (INGEST_DEVICE, MARKET_EPOCH)
 TEXTS: tuple[LockText, ...] = (METER_CLAIM_USER, METER_CLAIM_SERIAL)

@@ -9,6 +9,10 @@ Archiving one partition (``archive_partition``), in one transaction:
    written; store the file, its index and its manifest; read the stored object back and compare again;
 4. record it in ``reading_archives`` and ``DROP TABLE`` the partition (short lock timeout: a busy moment fails the
    round, which is retried; the stored file is simply written again).
+
+Packing and archiving hold ``locks.READING_PARTITIONS`` whoever runs them (the job's leader, the ``archive run``
+command): REINDEX CONCURRENTLY of a partition holds it while it waits for every older snapshot, so an archive
+transaction waiting for that partition deadlocked with it.
 """
 
 from __future__ import annotations
@@ -18,17 +22,22 @@ import hashlib
 import re
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from central import locks
 from central.archive import parquet
 from central.archive.errors import ArchiveError, ArchiveMismatchError
 from central.archive.record import ArchivedReading
 from central.archive.store import ArchiveStore, Manifest, index_key, manifest_key, object_key
+
+#: How often a process waiting for another's packing or archiving asks again (seconds).
+_BUSY_POLL_S = 0.2
 
 _PARTITION = re.compile(r"^reading_rows_p-?\d+$")
 _BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
@@ -77,6 +86,23 @@ class PgArchive:
         self.store = store
         self.row_group_rows = row_group_rows
 
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Hold ``locks.READING_PARTITIONS`` (a session lock on a connection of its own, outside any transaction).
+
+        Taken by polling ``pg_try_advisory_lock``, never by waiting in ``pg_advisory_lock``: a statement waiting for
+        the lock holds a snapshot, which the holder's REINDEX CONCURRENTLY would wait for — a deadlock through this
+        process that PostgreSQL cannot see."""
+        async with self.pool.acquire() as conn:
+            while not await conn.fetchval(  # noqa: ASYNC110 - held by another process; no event to wait on
+                "SELECT pg_try_advisory_lock($1)", locks.READING_PARTITIONS.key
+            ):
+                await asyncio.sleep(_BUSY_POLL_S)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", locks.READING_PARTITIONS.key)
+
     async def partitions(self) -> list[Partition]:
         out = []
         for r in await self.pool.fetch(_PARTITIONS):
@@ -95,6 +121,10 @@ class PgArchive:
     async def pack_before(self, cutoff_ms: int) -> int:
         """Rebuild the indexes of partitions whose range ended before ``cutoff_ms`` and were not packed yet (once
         each; REINDEX CONCURRENTLY does not block ingest). Returns how many were packed."""
+        async with self._exclusive():
+            return await self._pack_before(cutoff_ms)
+
+    async def _pack_before(self, cutoff_ms: int) -> int:
         packed = {r["from_ms"] for r in await self.pool.fetch("SELECT from_ms FROM reading_partitions_packed")}
         done = 0
         for p in await self.partitions():
@@ -111,13 +141,20 @@ class PgArchive:
 
     async def archive_before(self, cutoff_ms: int, work_dir: Path | None = None) -> list[Manifest]:
         """Archive and drop every partition whose range ends at or before ``cutoff_ms``, oldest first."""
-        return [
-            await self.archive_partition(p, work_dir) for p in await self.partitions() if p.to_ms <= cutoff_ms
-        ]
+        async with self._exclusive():
+            return [
+                await self._archive_partition(p, work_dir) for p in await self.partitions() if p.to_ms <= cutoff_ms
+            ]
 
     async def archive_partition(self, p: Partition, work_dir: Path | None = None) -> Manifest:
         if not _PARTITION.match(p.name):
             raise ArchiveError(f"{p.name!r} is not a readings partition")
+        async with self._exclusive():
+            if p not in await self.partitions():
+                raise ArchiveError(f"{p.name} is no longer there (archived meanwhile by another process?)")
+            return await self._archive_partition(p, work_dir)
+
+    async def _archive_partition(self, p: Partition, work_dir: Path | None) -> Manifest:
         key = object_key(p.from_ms, p.to_ms)
         with tempfile.TemporaryDirectory(prefix="gtx-archive-", dir=work_dir) as tmp:
             path, index = Path(tmp) / "readings.parquet", Path(tmp) / "index.parquet"

@@ -221,7 +221,12 @@ ORDER BY r.timestamp_ms, r.seq, r.device_id
 
 #: ``lo``: the first window the owner may see (whole windows after the last release), aligned down; the reading
 #: before it is the base of the first delta (hot table; ``archived`` asks whether the archive may hold it or the
-#: range). Sums as :func:`window_energy` computes them.
+#: range). Sums as :func:`window_energy` computes them, without ordering every reading: within a window the deltas
+#: telescope, so a window's sum is its last reading's registers minus the previous window's last (or the base; the
+#: very first reading has no predecessor and counts 0). One pass, one group per window, no sort of the readings.
+#: Where that shortcut would not be exact the row says so and the caller takes :func:`window_energy`: a reading
+#: flagged METER_REPLACED (its own delta counts 0), or readings of two gateways in one window (ties in time
+#: between them are broken by device id there).
 _OWNED_ENERGY = """
 WITH m AS (SELECT id, owner_id, meter_key,
                   coalesce((extract(epoch FROM released_at) * 1000)::bigint, 0) AS visible_from_ms
@@ -241,30 +246,22 @@ c AS (
     SELECT b.*, b.start_ms - ((b.start_ms % 900000) + 900000) % 900000 AS lo
     FROM b WHERE b.start_ms < $3 AND ($5::uuid IS NULL OR b.owner_id = $5) AND NOT b.archived
 ),
-pts AS (
-    (SELECT r.timestamp_ms, r.seq, d.device_id, r.import_wh, r.export_wh, r.flags, false AS counted
-     FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
-     JOIN devices d ON d.device_key = r.device_key
-     ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1)
-    UNION ALL
-    SELECT r.timestamp_ms, r.seq, d.device_id, r.import_wh, r.export_wh, r.flags, true
-    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
-    JOIN devices d ON d.device_key = r.device_key
-),
-deltas AS (
-    SELECT timestamp_ms, counted, flags, import_wh - lag(import_wh) OVER w AS di,
-           export_wh - lag(export_wh) OVER w AS de
-    FROM pts WINDOW w AS (ORDER BY timestamp_ms, seq, device_id)
+base AS (
+    SELECT ARRAY[r.import_wh, r.export_wh] AS registers
+    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
+    ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1
 ),
 wins AS (
-    SELECT timestamp_ms - ((timestamp_ms % 900000) + 900000) % 900000 AS window_ms,
-           sum(CASE WHEN flags & 2 = 0 THEN coalesce(di, 0) ELSE 0 END)::bigint AS import_wh,
-           sum(CASE WHEN flags & 2 = 0 THEN coalesce(de, 0) ELSE 0 END)::bigint AS export_wh,
-           count(*)::bigint AS readings
-    FROM deltas WHERE counted GROUP BY 1
+    SELECT r.timestamp_ms - ((r.timestamp_ms % 900000) + 900000) % 900000 AS window_ms,
+           count(*)::bigint AS readings,
+           min(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS first,
+           max(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS last,
+           bool_or(r.flags & 2 <> 0) OR min(r.device_key) <> max(r.device_key) AS inexact
+    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
+    GROUP BY 1
 )
-SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived,
-       w.window_ms, w.import_wh, w.export_wh, w.readings
+SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived, (SELECT registers FROM base) AS base,
+       w.window_ms, w.readings, w.first, w.last, w.inexact
 FROM b LEFT JOIN wins w ON true
 ORDER BY w.window_ms
 """
@@ -315,7 +312,8 @@ async def owned_energy(
 ) -> tuple[Owned, MeterEnergy | None]:
     """Ownership (``owner`` None: not checked here) and the energy per window of :func:`window_energy` for whole
     windows from max(from_ms, the owner's first whole window) to to_ms, in one statement. The energy is None when
-    the meter is not ``owner``'s or the archive may hold readings it needs."""
+    the meter is not ``owner``'s, the archive may hold readings it needs, or a window needs reading-by-reading sums
+    (see ``_OWNED_ENERGY``)."""
     end = to_ms + (-to_ms) % WINDOW_MS
     rows = await conn.fetch(_OWNED_ENERGY, meter_id, from_ms, to_ms, end, owner, lookback_ms)
     if not rows:
@@ -324,8 +322,15 @@ async def owned_energy(
     found = Owned(True, head["owner_id"], head["visible_from_ms"], head["archived"])
     if (owner is not None and found.owner != owner) or (found.archived and head["start_ms"] < to_ms):
         return found, None
-    windows = [
-        WindowEnergy(r["window_ms"], r["import_wh"], r["export_wh"], r["readings"])
-        for r in rows if r["window_ms"] is not None
-    ]
+    if any(r["inexact"] for r in rows):
+        return found, None  # a replaced meter or two gateways in a window: the caller sums reading by reading
+    windows = []
+    previous = head["base"]  # [import, export] of the reading before the first window, or None
+    for r in rows:
+        if r["window_ms"] is None:
+            continue
+        first, last = r["first"], r["last"]  # [timestamp, seq, import, export]
+        since = previous if previous is not None else first[2:]
+        windows.append(WindowEnergy(r["window_ms"], last[2] - since[0], last[3] - since[1], r["readings"]))
+        previous = last[2:]
     return found, MeterEnergy(meter_id, WINDOW_MS, windows)

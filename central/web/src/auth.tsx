@@ -1,5 +1,5 @@
 import { createContext, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import { CSRF, api, call, onSessionEnded, refreshSession, sessionUser, setAccessToken, setSessionUser, type Schemas } from "./api/client";
+import { CSRF, api, call, onSessionEnded, openSession, sessionUser, setAccessToken, setSessionUser, type Schemas } from "./api/client";
 
 type User = Schemas["UserOut"];
 interface Auth {
@@ -17,7 +17,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   useEffect(() => {
     onSessionEnded(() => setUser(null));
     // A reload keeps no token: the HttpOnly cookie gives a fresh access token, if there is a session.
-    refreshSession().then((ok) => {
+    openSession().then((ok) => {
       setUser(ok ? sessionUser : null);
       setReady(true);
     });

@@ -1,6 +1,7 @@
 import { StrictMode, Suspense, lazy, type ComponentType, type LazyExoticComponent } from "react";
 import { createRoot } from "react-dom/client";
 import "./styles.css";
+import { openSession } from "./api/client";
 import { AuthProvider, useAuth } from "./auth";
 import { I18nProvider, useI18n, type Lang, type MessageKey } from "./i18n";
 import { Link, navigate, useLocation } from "./router";
@@ -33,6 +34,8 @@ const loaders: Record<string, () => Promise<{ default: ComponentType }>> = {
 };
 const firstPage = location.pathname.replace(/^\/app\/?/, "").split("/")[0];
 void loaders[firstPage]?.();
+// The session refresh starts now too, before React's first render, which it does not need.
+void openSession();
 // The dashboard's chart (uPlot) is a chunk of its own that the dashboard imports when it loads: fetch it beside the
 // dashboard's chunk rather than after it (one chunk waterfall less before the page is usable).
 if (firstPage === "dashboard") void import("./Chart");

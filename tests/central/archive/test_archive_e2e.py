@@ -40,7 +40,6 @@ async def poll(check: Callable[[], Any]) -> None:
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.xfail(reason="intermittent deadlock while dropping the partition (issue 15 left open)", strict=False)
 async def test_archived_period_still_proves(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pool = await open_pool(pg_dsn, min_size=2, max_size=8)
     try:

@@ -3,6 +3,7 @@ dropped, and an archived range closed to new rows; and its config check against 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -61,3 +62,34 @@ def test_archive_age_must_exceed_ingest_age() -> None:
     with pytest.raises(ConfigError, match=r"archive\.after_days: must be more days than ingest\.max_age_ms"):
         from_mapping({"auth": auth, "archive": {"after_days": 30}, "ingest": {"max_age_ms": 60 * DAY_MS}})
     assert from_mapping({"auth": auth, "archive": {"after_days": 61}}).archive.after_days == 61
+
+
+async def test_packing_and_archiving_at_once_do_not_deadlock(pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """Two processes' duties on the same partitions at once (the job's leader packing while ``archive run`` or
+    another node archives). REINDEX CONCURRENTLY holds the partition while it waits for every older snapshot; an
+    archive transaction waiting for that partition was one of those snapshots: PostgreSQL reported a deadlock and
+    the round failed. An open reader makes the REINDEX wait, so the two overlap every time."""
+    gw = Gateway()
+    await add_device(pool, gw.device_id, gw.key.public_key)
+    await add_meter(pool, gw.device_id, "UPKEEP-2", await add_user(pool))
+    day0 = T0_MS - T0_MS % DAY_MS
+    rows = [gw.read("UPKEEP-2", timestamp_ms=day0 + d * DAY_MS + k * 3_600_000) for d in range(3) for k in range(4)]
+    await ingest(ingest_service(pool, day0 + 4 * DAY_MS), gw.device_id, rows)
+    store = DirectoryArchiveStore(tmp_path / "archive")
+    packer, archiver = PgArchive(pool, store), PgArchive(pool, store)
+    reader = await pool.acquire()
+    try:
+        tx = reader.transaction(isolation="repeatable_read")
+        await tx.start()
+        await reader.fetchval("SELECT count(*) FROM reading_rows")  # an old snapshot REINDEX CONCURRENTLY waits for
+        packing = asyncio.create_task(packer.pack_before(day0 + 3 * DAY_MS))
+        await asyncio.sleep(0.5)
+        archiving = asyncio.create_task(archiver.archive_before(day0 + 3 * DAY_MS))
+        await asyncio.sleep(0.5)
+        await tx.rollback()
+        packed, manifests = await asyncio.wait_for(asyncio.gather(packing, archiving), 60)
+    finally:
+        await pool.release(reader)
+    assert sum(m.readings for m in manifests) == len(rows)
+    assert await pool.fetchval("SELECT count(*) FROM reading_rows") == 0
+    assert packed in (0, 3)  # packed first, or found nothing left to pack

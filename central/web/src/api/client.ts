@@ -44,6 +44,14 @@ const auth: Middleware = {
 export const api = createClient<paths>({ baseUrl: "" });
 api.use(auth);
 
+let opening: Promise<boolean> | null = null;
+/** The page load's session refresh, asked once: main.tsx starts it before React renders, AuthProvider awaits the
+ * same promise (one round trip, not two, and not after the first render). */
+export function openSession(): Promise<boolean> {
+  opening ??= refreshSession();
+  return opening;
+}
+
 /** Ask for a new access token with the session cookie; false when there is no session. */
 export function refreshSession(): Promise<boolean> {
   if (!refreshing) {
