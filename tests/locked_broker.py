@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
-import signal
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -16,7 +14,7 @@ from pathlib import Path
 
 from central.broker.acl import initial_config
 from tests.pki import Pki, make_pki
-from tests.services import MOSQUITTO, free_port, wait_port
+from tests.services import free_port, mosquitto, terminate, wait_port
 
 SHIPPED = Path(__file__).resolve().parent.parent / "firmware-config" / "mosquitto" / "mosquitto.conf"
 
@@ -86,8 +84,7 @@ class LockedBroker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(local_config(SHIPPED.read_text(), workdir=self.workdir, tls_port=self.tls_port,
                                      plain_port=self.port, pki=self.pki))
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = mosquitto(conf)
         try:
             wait_port(self.host, self.port)
             wait_port(self.host, self.tls_port)
@@ -96,13 +93,6 @@ class LockedBroker:
             raise
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None

@@ -31,6 +31,23 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing answers on {host}:{port}")
 
 
+def mosquitto(conf: Path) -> subprocess.Popen[bytes]:
+    """A Mosquitto process on configuration file ``conf``, its output discarded (stop it with :func:`terminate`)."""
+    return subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0, kill_timeout: float | None = 5.0) -> None:
+    """Stop a child by its PID if it still runs: SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=kill_timeout)
+
+
 @dataclass
 class Broker:
     """A private Mosquitto process. ``stop()``/``start()`` simulate an outage on the same port."""
@@ -52,19 +69,12 @@ class Broker:
             "max_inflight_messages 0\n"
             "log_dest none\n"
         )
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = mosquitto(conf)
         wait_port(self.host, self.port)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     @property

@@ -1,6 +1,6 @@
 """PostgreSQL side of the archive: create partitions ahead, archive old ones, read archived readings back.
 
-Archiving one partition (``archive_partition``), in one transaction:
+Archiving one partition (``archive_before``, oldest first):
 
 1. ``LOCK TABLE <partition> IN SHARE MODE``: reads go on, nothing can be written to it until the end (ingest never
    writes there anyway: the range is older than ``ingest.max_age_ms``);
@@ -146,15 +146,10 @@ class PgArchive:
                 await self._archive_partition(p, work_dir) for p in await self.partitions() if p.to_ms <= cutoff_ms
             ]
 
-    async def archive_partition(self, p: Partition, work_dir: Path | None = None) -> Manifest:
+    async def _archive_partition(self, p: Partition, work_dir: Path | None) -> Manifest:
+        """Export, check and drop one partition; the caller holds ``locks.READING_PARTITIONS``."""
         if not _PARTITION.match(p.name):
             raise ArchiveError(f"{p.name!r} is not a readings partition")
-        async with self._exclusive():
-            if p not in await self.partitions():
-                raise ArchiveError(f"{p.name} is no longer there (archived meanwhile by another process?)")
-            return await self._archive_partition(p, work_dir)
-
-    async def _archive_partition(self, p: Partition, work_dir: Path | None) -> Manifest:
         key = object_key(p.from_ms, p.to_ms)
         with tempfile.TemporaryDirectory(prefix="gtx-archive-", dir=work_dir) as tmp:
             path, index = Path(tmp) / "readings.parquet", Path(tmp) / "index.parquet"

@@ -69,7 +69,30 @@ def _signer_or_multisig(info: dict[str, object], accounts: Sequence[str], i: int
         info[name] = _acc(accounts, i)
 
 
-def _token(data: bytes, accounts: Sequence[str]) -> tuple[str, dict[str, object]]:  # noqa: PLR0911, PLR0912, PLR0915 - one branch per instruction
+#: The token instructions that move or allow an amount: tag -> (type, the accounts before the authority in their order,
+#: the authority's name). 3, 4, 7, 8 carry the amount (a string); their checked forms 12 to 15 the decimals too.
+_AMOUNT_INSTRUCTIONS = {
+    3: ("transfer", ("source", "destination"), "authority"),
+    4: ("approve", ("source", "delegate"), "owner"),
+    7: ("mintTo", ("mint", "account"), "mintAuthority"),
+    8: ("burn", ("account", "mint"), "authority"),
+    12: ("transferChecked", ("source", "mint", "destination"), "authority"),
+    13: ("approveChecked", ("source", "mint", "delegate"), "owner"),
+    14: ("mintToChecked", ("mint", "account"), "mintAuthority"),
+    15: ("burnChecked", ("account", "mint"), "authority"),
+}
+
+
+def _amount_instruction(tag: int, accounts: Sequence[str], amount_key: str,
+                        amount: object) -> tuple[str, dict[str, object]]:
+    name, roles, authority = _AMOUNT_INSTRUCTIONS[tag]
+    info: dict[str, object] = {role: _acc(accounts, i) for i, role in enumerate(roles)}
+    info[amount_key] = amount
+    _signer_or_multisig(info, accounts, len(roles), authority)
+    return name, info
+
+
+def _token(data: bytes, accounts: Sequence[str]) -> tuple[str, dict[str, object]]:  # noqa: PLR0911, PLR0912 - one branch per instruction
     if not data:
         raise _UnparsedError
     tag = data[0]
@@ -96,22 +119,7 @@ def _token(data: bytes, accounts: Sequence[str]) -> tuple[str, dict[str, object]
             info["rentSysvar"] = _acc(a, 2)
         return ("initializeAccount2" if tag == 16 else "initializeAccount3"), info
     if tag in (3, 4, 7, 8):  # transfer, approve, mintTo, burn (unchecked: amount as a string)
-        amount = str(_u64(data, 1))
-        if tag == 3:
-            info = {"source": _acc(a, 0), "destination": _acc(a, 1), "amount": amount}
-            _signer_or_multisig(info, a, 2, "authority")
-            return "transfer", info
-        if tag == 4:
-            info = {"source": _acc(a, 0), "delegate": _acc(a, 1), "amount": amount}
-            _signer_or_multisig(info, a, 2, "owner")
-            return "approve", info
-        if tag == 7:
-            info = {"mint": _acc(a, 0), "account": _acc(a, 1), "amount": amount}
-            _signer_or_multisig(info, a, 2, "mintAuthority")
-            return "mintTo", info
-        info = {"account": _acc(a, 0), "mint": _acc(a, 1), "amount": amount}
-        _signer_or_multisig(info, a, 2, "authority")
-        return "burn", info
+        return _amount_instruction(tag, a, "amount", str(_u64(data, 1)))
     if tag == 5:
         info = {"source": _acc(a, 0)}
         _signer_or_multisig(info, a, 1, "owner")
@@ -134,24 +142,7 @@ def _token(data: bytes, accounts: Sequence[str]) -> tuple[str, dict[str, object]
     if tag in (12, 13, 14, 15):  # the checked forms carry decimals: amounts as UiTokenAmount
         if len(data) < 10:
             raise _UnparsedError
-        checked, dec = _u64(data, 1), data[9]
-        token_amount = ui_amount(checked, dec)
-        if tag == 12:
-            info = {"source": _acc(a, 0), "mint": _acc(a, 1), "destination": _acc(a, 2),
-                    "tokenAmount": token_amount}
-            _signer_or_multisig(info, a, 3, "authority")
-            return "transferChecked", info
-        if tag == 13:
-            info = {"source": _acc(a, 0), "mint": _acc(a, 1), "delegate": _acc(a, 2), "tokenAmount": token_amount}
-            _signer_or_multisig(info, a, 3, "owner")
-            return "approveChecked", info
-        if tag == 14:
-            info = {"mint": _acc(a, 0), "account": _acc(a, 1), "tokenAmount": token_amount}
-            _signer_or_multisig(info, a, 2, "mintAuthority")
-            return "mintToChecked", info
-        info = {"account": _acc(a, 0), "mint": _acc(a, 1), "tokenAmount": token_amount}
-        _signer_or_multisig(info, a, 2, "authority")
-        return "burnChecked", info
+        return _amount_instruction(tag, a, "tokenAmount", ui_amount(_u64(data, 1), data[9]))
     return _token_extension(tag, data, a)
 
 

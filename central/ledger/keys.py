@@ -11,6 +11,7 @@ or others is refused.
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 from pathlib import Path
@@ -23,7 +24,7 @@ from central.ledger.errors import KeyFileError
 from central.secretfile import FORBIDDEN_BITS
 
 
-class PlatformKey:
+class PlatformKey(abc.ABC):
     """A named platform key: its public key and a way to sign. Its string forms never contain a secret.
 
     Two kinds: ``FileKey`` (a keypair loaded from a file, for development) and ``central.ledger.hsm.HsmKey`` (the
@@ -46,9 +47,9 @@ class PlatformKey:
     def pubkey(self) -> Pubkey:
         return self._pubkey
 
+    @abc.abstractmethod
     def sign_message(self, message: bytes) -> Signature:
         """The Ed25519 signature of ``message`` (a serialized transaction message)."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, pubkey={self.pubkey})"

@@ -11,6 +11,7 @@ next key in place, and running the rotation again finishes it.
 
 from __future__ import annotations
 
+import abc
 import re
 from pathlib import Path
 
@@ -28,32 +29,37 @@ def next_name(role: str) -> str:
     return role + NEXT
 
 
-class KeyStore:
-    """The roles' keys in one store. Subclasses implement the five primitive operations on names."""
+class KeyStore(abc.ABC):
+    """The roles' keys in one store. Subclasses implement the five primitive operations on names, and ``where``."""
 
     kind = "abstract"
 
+    @abc.abstractmethod
     def _has(self, name: str) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _load(self, role: str, name: str) -> PlatformKey:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _generate(self, role: str, name: str) -> PlatformKey:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _rename(self, name: str, new_name: str) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _names(self) -> list[str]:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: only the token store has a session to release
         """Release the store (a token session)."""
 
+    @abc.abstractmethod
     def where(self, role: str) -> str:
         """Where a role's key is, for messages (a path or a token label; never a secret)."""
-        raise NotImplementedError
 
     def exists(self, role: str) -> bool:
         return self._has(role)

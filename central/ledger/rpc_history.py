@@ -7,6 +7,7 @@ signatures / accounts / none), ``getBlocks``, ``getBlocksWithLimit``, ``getBlock
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from solders.message import MessageV0
@@ -137,6 +138,14 @@ async def get_signatures_for_address(ledger: EmbeddedLedger, params: list[Any]) 
     return out
 
 
+def _block_transactions(ledger: EmbeddedLedger, block: Block) -> Iterator[tuple[TransactionRecord, dict[str, object]]]:
+    """The block's transactions (record and stored meta), in block order; any the ledger no longer holds left out."""
+    for sig in block.signatures:
+        found = ledger.transaction(sig)
+        if found is not None:
+            yield found
+
+
 def _block_json(ledger: EmbeddedLedger, block: Block, cfg: dict[str, Any]) -> dict[str, object]:
     encoding = cfg.get("encoding", "json")
     if encoding not in TX_ENCODINGS:
@@ -153,11 +162,7 @@ def _block_json(ledger: EmbeddedLedger, block: Block, cfg: dict[str, Any]) -> di
         out["signatures"] = [str(s) for s in block.signatures]
     elif details != "none":
         txs: list[object] = []
-        for sig in block.signatures:
-            found = ledger.transaction(sig)
-            if found is None:
-                continue
-            record, meta = found
+        for record, meta in _block_transactions(ledger, block):
             _check_version(record, cfg)
             if details == "full":
                 txs.append(transaction_json(ledger, record, meta, encoding, with_slot=False))
@@ -178,13 +183,18 @@ def _slot_param(params: list[Any], i: int, what: str) -> int:
     return u64(param(params, i), what)
 
 
+async def _block(ledger: EmbeddedLedger, slot: int) -> Block | None:
+    """The block at ``slot`` once the history has caught up with the ledger (``None``: no block there)."""
+    await history_of(ledger).catch_up()
+    return history_of(ledger).block(slot)
+
+
 async def get_block(ledger: EmbeddedLedger, params: list[Any]) -> object:
     slot = _slot_param(params, 0, "slot")
     cfg = config(params, 1) if isinstance(param(params, 1), dict) else {"encoding": param(params, 1, "json")}
     if slot > ledger.slot:
         raise RpcError(-32004, f"Block not available for slot {slot}")
-    await history_of(ledger).catch_up()
-    block = history_of(ledger).block(slot)
+    block = await _block(ledger, slot)
     if block is None:
         raise RpcError(-32007, f"Slot {slot} was skipped, or missing due to ledger jump to recent snapshot")
     return _block_json(ledger, block, cfg)
@@ -192,8 +202,7 @@ async def get_block(ledger: EmbeddedLedger, params: list[Any]) -> object:
 
 async def get_block_time(ledger: EmbeddedLedger, params: list[Any]) -> object:
     slot = _slot_param(params, 0, "slot")
-    await history_of(ledger).catch_up()
-    block = history_of(ledger).block(slot)
+    block = await _block(ledger, slot)
     if block is None:
         raise RpcError(-32004, f"Block not available for slot {slot}")
     return block.block_time
@@ -253,11 +262,7 @@ async def get_recent_prioritization_fees(ledger: EmbeddedLedger, params: list[An
         if block is None or not block.signatures:
             continue
         prices: list[int] = []
-        for sig in block.signatures:
-            found = ledger.transaction(sig)
-            if found is None:
-                continue
-            record, meta = found
+        for record, meta in _block_transactions(ledger, block):
             keys = all_keys(record, meta)
             if accounts and not accounts <= set(keys):
                 continue

@@ -14,7 +14,7 @@ import numpy as np
 from central.errors import require
 from central.http import OWNERS, PUBLIC, Call, Role, RouteTable, meta, roles
 from central.http.errors import ErrorMap, ErrorRule, not_found
-from central.market.book import EpochSummary, OrderView
+from central.market.book import EpochSummary, MarketBook, OrderView
 from central.market.clearing import MAX_PRICE, MAX_QTY_WH, order_set_hash
 from central.market.config import ZonesConfig
 from central.market.context import Market
@@ -237,6 +237,16 @@ def _start(call: Call[Any, Any]) -> datetime:
         raise not_found("no such epoch") from None
 
 
+async def _cleared_epoch(call: Call[Any, Any]) -> tuple[MarketBook, EpochSummary]:
+    """The market book and the cleared epoch named by the path's ``start``; 404 when there is no such epoch or it
+    has not cleared yet."""
+    book = _market(call).book
+    e = await book.epoch(_start(call))
+    if e is None or e.order_set_hash is None:
+        raise not_found("no such cleared epoch")
+    return book, e
+
+
 # --------------------------------------------------------------------------------------------------- public
 
 
@@ -273,10 +283,7 @@ async def get_epoch(call: Call[None, None]) -> EpochSummary:
     summary="The exact order set an epoch cleared (recompute its hash and trades)",
 )
 async def get_epoch_orders(call: Call[None, None]) -> EpochOrdersOut:
-    book = _market(call).book
-    e = await book.epoch(_start(call))
-    if e is None or e.order_set_hash is None:
-        raise not_found("no such cleared epoch")
+    book, e = await _cleared_epoch(call)
     orders = await book.epoch_order_set(e.start)
     params, zones, _ = await book.pg.epoch_zoning(e.start)
     if params is None:
@@ -305,10 +312,7 @@ async def get_epoch_orders(call: Call[None, None]) -> EpochOrdersOut:
     summary="Each grid zone's market in a cleared epoch: price, volume, grid fees, losses, utility",
 )
 async def get_epoch_zones(call: Call[None, None]) -> list[EpochZoneOut]:
-    book = _market(call).book
-    e = await book.epoch(_start(call))
-    if e is None or e.order_set_hash is None:
-        raise not_found("no such cleared epoch")
+    book, e = await _cleared_epoch(call)
     _, _, outcomes = await book.pg.epoch_zoning(e.start)
     return [EpochZoneOut(**vars(z)) for z in outcomes]
 

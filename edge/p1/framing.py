@@ -11,6 +11,7 @@ Encrypted telegrams (Luxembourg Smarty, Austrian customer interfaces) are DLMS g
 
 from __future__ import annotations
 
+import abc
 import re
 
 MAX_TELEGRAM = 16 * 1024
@@ -32,7 +33,11 @@ class Truncated:
 Item = bytes | Truncated
 
 
-class PlainFramer:
+class _Framer(abc.ABC):
+    """Bytes in, whole frames (and what was cut off) out; a frame starts at ``START``, bytes before it are skipped."""
+
+    START: bytes | int
+
     def __init__(self) -> None:
         self._buf = bytearray()
 
@@ -40,65 +45,73 @@ class PlainFramer:
         buf = self._buf
         buf += data
         out: list[Item] = []
-        while True:
-            start = buf.find(b"/")
-            if start < 0:
+        while self._skip_to_start(buf) and self._take(buf, out):
+            pass
+        return out
+
+    def _skip_to_start(self, buf: bytearray) -> bool:
+        """Drop the bytes before the first start mark; ``False`` (and ``buf`` emptied) when there is none."""
+        start = buf.find(self.START)
+        if start < 0:
+            buf.clear()
+            return False
+        if start:
+            del buf[:start]
+        return True
+
+    @abc.abstractmethod
+    def _take(self, buf: bytearray, out: list[Item]) -> bool:
+        """With a start mark at ``buf[0]``: move what can be decided of the frame from ``buf`` to ``out``; ``False``
+        when the rest has to wait for more bytes."""
+
+
+class PlainFramer(_Framer):
+    START = b"/"
+
+    def _take(self, buf: bytearray, out: list[Item]) -> bool:
+        bang = buf.find(b"!", 1)
+        nxt = buf.find(b"/", 1)
+        if nxt > 0 and (bang < 0 or nxt < bang):
+            out.append(Truncated("a new telegram started before the end of the previous one"))
+            del buf[:nxt]
+            return True
+        if bang < 0:
+            if len(buf) > MAX_TELEGRAM:
+                out.append(Truncated(f"no end mark within {MAX_TELEGRAM} bytes"))
                 buf.clear()
-                return out
-            if start:
-                del buf[:start]
-            bang = buf.find(b"!", 1)
-            nxt = buf.find(b"/", 1)
-            if nxt > 0 and (bang < 0 or nxt < bang):
-                out.append(Truncated("a new telegram started before the end of the previous one"))
-                del buf[:nxt]
-                continue
-            if bang < 0:
-                if len(buf) > MAX_TELEGRAM:
-                    out.append(Truncated(f"no end mark within {MAX_TELEGRAM} bytes"))
-                    buf.clear()
-                return out
-            m = _END.match(buf, bang)
-            if m is None:
-                if _END_PREFIX.match(buf, bang):
-                    return out  # the CRC and CR LF are still on their way
-                out.append(Truncated("malformed end of telegram"))
-                del buf[: bang + 1]
-                continue
-            out.append(bytes(buf[: m.end()]))
-            del buf[: m.end()]
+            return False
+        m = _END.match(buf, bang)
+        if m is None:
+            if _END_PREFIX.match(buf, bang):
+                return False  # the CRC and CR LF are still on their way
+            out.append(Truncated("malformed end of telegram"))
+            del buf[: bang + 1]
+            return True
+        out.append(bytes(buf[: m.end()]))
+        del buf[: m.end()]
+        return True
 
 
-class CipherFramer:
-    def __init__(self) -> None:
-        self._buf = bytearray()
+class CipherFramer(_Framer):
+    START = GLO_CIPHER_TAG
 
-    def feed(self, data: bytes) -> list[Item]:
-        buf = self._buf
-        buf += data
-        out: list[Item] = []
-        while True:
-            start = buf.find(GLO_CIPHER_TAG)
-            if start < 0:
-                buf.clear()
-                return out
-            if start:
-                del buf[:start]
-            if len(buf) < 2:
-                return out
-            title_len = buf[1]
-            header = 2 + title_len + 3
-            if len(buf) < header:
-                return out
-            if title_len != 8 or buf[2 + title_len] != LONG_LENGTH_2:
-                del buf[:1]  # not a frame start: resynchronise on the next tag byte
-                continue
-            size = header + int.from_bytes(buf[header - 2 : header], "big")
-            if size > MAX_TELEGRAM:
-                out.append(Truncated(f"frame length {size} is beyond {MAX_TELEGRAM} bytes"))
-                del buf[:1]
-                continue
-            if len(buf) < size:
-                return out
-            out.append(bytes(buf[:size]))
-            del buf[:size]
+    def _take(self, buf: bytearray, out: list[Item]) -> bool:
+        if len(buf) < 2:
+            return False
+        title_len = buf[1]
+        header = 2 + title_len + 3
+        if len(buf) < header:
+            return False
+        if title_len != 8 or buf[2 + title_len] != LONG_LENGTH_2:
+            del buf[:1]  # not a frame start: resynchronise on the next tag byte
+            return True
+        size = header + int.from_bytes(buf[header - 2 : header], "big")
+        if size > MAX_TELEGRAM:
+            out.append(Truncated(f"frame length {size} is beyond {MAX_TELEGRAM} bytes"))
+            del buf[:1]
+            return True
+        if len(buf) < size:
+            return False
+        out.append(bytes(buf[:size]))
+        del buf[:size]
+        return True

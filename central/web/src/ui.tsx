@@ -48,6 +48,24 @@ export function useAction() {
   return { busy, error, done, run, setError };
 }
 
+export type Action = ReturnType<typeof useAction>;
+
+/** A button that runs `run` as `action` (its busy flag, error and message): disabled while it runs, or when told. */
+export function ActionButton(props: {
+  action: Action;
+  run: () => Promise<string | null | void>;
+  className?: string;
+  disabled?: boolean;
+  children: ReactNode;
+}) {
+  const { action, run } = props;
+  return (
+    <button type="button" className={props.className} disabled={action.busy || props.disabled} onClick={() => action.run(run)}>
+      {props.children}
+    </button>
+  );
+}
+
 export function Alert({ error, done }: { error?: string | null; done?: string | null }) {
   return (
     <>
@@ -89,6 +107,29 @@ export function Field(props: {
         min={props.min}
         onChange={(e) => props.onChange(e.target.value)}
       />
+    </div>
+  );
+}
+
+/** A labelled drop-down (id `f-<name>`, like `Field`); `options` are [value, label] pairs. */
+export function SelectField<V extends string>(props: {
+  label: string;
+  name: string;
+  value: V;
+  onChange: (v: V) => void;
+  options: readonly (readonly [V, string])[];
+}) {
+  const id = `f-${props.name}`;
+  return (
+    <div className="field">
+      <label htmlFor={id}>{props.label}</label>
+      <select id={id} value={props.value} onChange={(e) => props.onChange(e.target.value as V)}>
+        {props.options.map(([value, label]) => (
+          <option key={value} value={value}>
+            {label}
+          </option>
+        ))}
+      </select>
     </div>
   );
 }

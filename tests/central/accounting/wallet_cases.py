@@ -19,18 +19,11 @@ from central.wallets.service import WalletService
 from central.wallets.store import WalletStore
 from protocol.keys import DeviceKey
 from protocol.wallet_link import WalletLink
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.central.clock import Clock
 
 
 async def check_wallet_linking(store: WalletStore, alice: uuid.UUID, mallory: uuid.UUID) -> None:
-    clock = Clock()
+    clock = Clock(datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC))
     svc = WalletService(store, clock=clock)
     wallet, other = DeviceKey.generate(), DeviceKey.generate()
 

@@ -20,12 +20,10 @@ from central.wiring import broker as broker_wiring
 from central.wiring import identity as identity_wiring
 from central.wiring import ingest as ingest_wiring
 from central.wiring import readings as readings_wiring
-from edge.keystore import read_seed
-from protocol.signed import format_pairing_code, pairing_code
 from tests.central.app_env import login, make_config, running_app
 from tests.central.broker.mqtt_client import wait_for
-from tests.central.device import CENTRAL_KEY
-from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess, init_gateway
+from tests.central.edge_gateway import edge_toml, init_and_pair, register, wait_verified
+from tests.edge.daemon.daemon_proc import DaemonProcess, SimProcess
 from tests.locked_broker import LockedBroker
 from tests.services import free_port
 
@@ -49,50 +47,6 @@ async def central(config: CentralConfig) -> AsyncIterator[TestClient[Any, Any]]:
         yield client
 
 
-def _edge_toml(tmp_path: Path, locked: LockedBroker, sim_port: int) -> Path:
-    assert locked.pki is not None
-    path = tmp_path / "edge.toml"
-    path.write_text(f"""
-[device]
-state_dir = "{tmp_path / "edge-state"}"
-[central]
-public_key = "{CENTRAL_KEY.device_id}"
-[poll]
-clock_check = "none"
-[mqtt]
-host = "127.0.0.1"
-port = {locked.tls_port}
-credential = "device-key"
-batch_size = 50
-inflight_batches = 4
-ack_timeout_s = 5
-backlog_start_jitter_s = 0
-reconnect_min_s = 0.1
-reconnect_max_s = 1
-[mqtt.tls]
-ca_file = "{locked.pki.ca}"
-[outbox]
-min_free_mb = 0
-retry_after_s = 0.5
-dead_letter_after = 50
-[status]
-enabled = false
-[[bus]]
-name = "sim"
-kind = "modbus-tcp"
-host = "127.0.0.1"
-port = {sim_port}
-timeout_ms = 500
-[[meter]]
-serial = "{SERIAL}"
-bus = "sim"
-model = "eastron-sdm630"
-unit_id = 1
-poll_interval_s = 1
-""")
-    return path
-
-
 async def _count(central: TestClient[Any, Any], device_id: str) -> int:
     return int(await central.app[POOL].fetchval("SELECT count(*) FROM readings WHERE device_id = $1", device_id))
 
@@ -102,12 +56,13 @@ async def test_readings_flow_through_the_locked_broker_until_the_gateway_is_revo
     central: TestClient[Any, Any], config: CentralConfig, locked: LockedBroker, tmp_path: Path
 ) -> None:
     sim_port = free_port()
-    edge_cfg = _edge_toml(tmp_path, locked, sim_port)
+    assert locked.pki is not None
+    edge_cfg = edge_toml(tmp_path, serial=SERIAL, mqtt_host="127.0.0.1", mqtt_port=locked.tls_port, sim_port=sim_port,
+                         mqtt='credential = "device-key"\n', tls_ca=locked.pki.ca)
     installer = await login(central, config, "installer@example.test", Role.INSTALLER)
     owner = await login(central, config, "owner@example.test", Role.PROSUMER)
     admin = await login(central, config, "admin@example.test", Role.ADMIN)
-    device_id = init_gateway(edge_cfg)
-    code = format_pairing_code(pairing_code(read_seed(tmp_path / "edge-state" / "device.key")))
+    device_id, code = init_and_pair(edge_cfg)
 
     sim = SimProcess(sim_port, 1)
     edge = DaemonProcess(edge_cfg, tmp_path / "edge.log")
@@ -115,19 +70,11 @@ async def test_readings_flow_through_the_locked_broker_until_the_gateway_is_revo
     try:
         assert await asyncio.to_thread(wait_for, lambda: f"as {device_id}" not in locked.log and (
             "not authorised" in locked.log), 15), locked.log[-2000:]
-        resp = await central.post("/api/v1/devices", headers=installer, json={
-            "device_id": device_id, "pairing_code": code, "site_label": "locked", "meters": [
-                {"serial": SERIAL, "model": "eastron-sdm630", "protocol": "modbus-tcp", "meter_key": METER_KEY,
-                 "source": "solar"}]})
-        assert resp.status == 201, await resp.text()
-        status = ""
-        for _ in range(60):  # the gateway logs in at its next attempt, says it is online and answers the challenge
-            # No installer's request: central challenges it by itself (issue 12: its first session used to drop with
-            # the answer in it, and it waited a cool-down); the wait is a limit, not a speed check.
-            await asyncio.sleep(0.5)
-            status = (await (await central.get(f"/api/v1/devices/{device_id}", headers=installer)).json())["status"]
-            if status == "verified":
-                break
+        await register(central, installer, device_id, code, site_label="locked", serial=SERIAL, meter_key=METER_KEY)
+        # The gateway logs in at its next attempt, says it is online and answers the challenge. No installer's request:
+        # central challenges it by itself (issue 12: its first session used to drop with the answer in it, and it
+        # waited a cool-down); the wait is a limit, not a speed check.
+        status = await wait_verified(central, installer, device_id, tries=60, challenge_every=None)
         assert status == "verified", (tmp_path / "edge.log").read_text()[-3000:] + locked.log[-2000:]
         resp = await central.post("/api/v1/meters/claim", headers=owner,
                                   json={"serial": SERIAL, "meter_key": METER_KEY})

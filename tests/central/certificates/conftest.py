@@ -18,7 +18,8 @@ from central.certificates.validation import CertificateValidator
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from tests.central.certificates.pg_world import HOUR, T0_MS, Site, World, link_wallet
 from tests.central.certificates.pg_world import T0 as PG_T0
-from tests.central.certificates.support import CONFIG, T0, CertLedgerEnv, Clock, People, ServiceEnv, cert_ops
+from tests.central.certificates.support import CONFIG, T0, CertLedgerEnv, People, ServiceEnv, cert_ops
+from tests.central.clock import Clock
 from tests.central.pg import add_user, open_pool
 
 

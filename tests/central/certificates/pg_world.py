@@ -19,7 +19,8 @@ from central.certificates.service import CertificateService
 from central.certificates.validation import CertificateValidator
 from central.wallets.pg_store import PgWalletStore
 from central.wallets.service import WalletService
-from tests.central.certificates.support import CertLedgerEnv, Clock
+from tests.central.certificates.support import CertLedgerEnv
+from tests.central.clock import Clock
 from tests.central.gateway import Gateway, exact, ingest, ingest_service
 from tests.central.pg import add_device, add_meter
 

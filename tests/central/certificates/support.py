@@ -27,6 +27,7 @@ from central.ledger.embedded import EmbeddedLedger
 from central.ledger.keys import FileKey, PlatformKey
 from central.ledger.platform import Platform
 from central.ledger.port import Ledger
+from tests.central.clock import Clock
 
 URI_BASE = "https://gtx.example/api/v1/certificates"
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
@@ -83,14 +84,6 @@ def make_meta(energy_wh: int = 1234, **overrides: object) -> CertificateMetadata
 # --- service-level harness (in-memory stores, real embedded ledger) ---
 
 WINDOW = timedelta(minutes=15)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 
 from central.cli import main
 from tests.central.device import write_signing_key
+from tests.services import terminate
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -125,12 +125,7 @@ def test_serve_with_two_workers_sharing_the_port(pg_dsn: str, tmp_path: Path, br
             assert f"{count}20.0" in text, [ln for ln in text.splitlines() if "/healthz" in ln]
             assert "gtx_http_workers 2.0" in text
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        terminate(proc, timeout=20, kill_timeout=None)
         log.close()
     assert proc.returncode == 0
     text = (tmp_path / "serve.log").read_text()

@@ -4,7 +4,6 @@ service runs on PostgreSQL in test_accounts.py and test_admin.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -26,19 +25,9 @@ from central.identity.errors import (
 from central.identity.mail import Mail
 from central.identity.memory import MemoryAccountStore
 from central.identity.users import MAILS_PER_HOUR, AccountService
+from tests.central.clock import Clock
 
 PASSWORD = "correct horse battery"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class Outbox:

@@ -4,7 +4,6 @@ not take leaves the registration standing and is repaired later. The real plugin
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -17,19 +16,9 @@ from central.identity.memory import MemoryDeviceStore
 from protocol.broker import broker_password
 from protocol.keys import DeviceKey
 from protocol.signed import format_pairing_code, pairing_code
+from tests.central.clock import Clock
 
 CENTRAL = DeviceKey.generate()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class Publisher:

@@ -3,7 +3,6 @@ limits with their wait, the audit trail, release. The same service runs on Postg
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -19,20 +18,10 @@ from central.identity.errors import (
 )
 from central.identity.hashing import hash_secret_sync
 from central.identity.memory import MemoryMeterStore, MeterRow
+from tests.central.clock import Clock
 
 KEY = "key-of-S-1"
 _KEY_HASH = hash_secret_sync(KEY, 4)  # cheap: the check uses the hash's own cost
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture

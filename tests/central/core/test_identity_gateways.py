@@ -4,7 +4,6 @@ MQTT in test_devices.py and test_signed.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -32,19 +31,9 @@ from protocol import topics
 from protocol.challenge import sign_challenge
 from protocol.keys import DeviceKey
 from protocol.signed import pairing_code, unseal_challenge
+from tests.central.clock import Clock
 
 CENTRAL = DeviceKey.generate()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 class Broker:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from protocol.batch import encode_batch
 from tests.central.device import DeviceClient, central_ack, write_signing_key
 from tests.central.gateway import Gateway
 from tests.central.ingest.ingest_db import Seed
-from tests.services import free_port
+from tests.services import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -35,12 +34,7 @@ def start_serve(cfg: Path, log: IO[bytes]) -> subprocess.Popen[bytes]:
 
 
 def stop_serve(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    terminate(proc, timeout=30, kill_timeout=None)
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -49,15 +49,6 @@ async def upstream(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedLedger, JsonRp
     finally:
         await server.close()
         await ledger.close()
-
-
-@pytest.fixture
-def proxies() -> Iterator[Proxies]:
-    p = Proxies()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 async def test_reads_move_to_a_healthy_provider() -> None:

@@ -142,6 +142,24 @@ async def test_node_shapes(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
     refused = json.loads(await client.raw("getTransaction", str(sent.value), {"encoding": "json"}))
     assert refused["error"]["code"] == -32015
 
+    # The block holding it, in each level of detail, its time, and the fees paid in the recent blocks that hold it.
+    v0 = {"maxSupportedTransactionVersion": 0}
+    full = json.loads(await client.raw("getBlock", parsed.value.slot, v0))["result"]
+    in_block = [t["transaction"]["signatures"][0] for t in full["transactions"]]
+    assert str(sent.value) in in_block
+    assert next(t for t in full["transactions"] if t["transaction"]["signatures"][0] == str(sent.value)) == {
+        k: v for k, v in body.items() if k not in ("slot", "blockTime")}
+    accounts = json.loads(await client.raw("getBlock", parsed.value.slot, {**v0, "transactionDetails": "accounts"}))
+    assert [t["transaction"]["signatures"][0] for t in accounts["result"]["transactions"]] == in_block
+    mine = accounts["result"]["transactions"][in_block.index(str(sent.value))]
+    assert {a["pubkey"] for a in mine["transaction"]["accountKeys"]} >= {str(src), str(dst)}
+    signatures = json.loads(await client.raw("getBlock", parsed.value.slot, {**v0, "transactionDetails": "signatures"}))
+    assert signatures["result"]["signatures"] == in_block
+    assert json.loads(await client.raw("getBlockTime", parsed.value.slot))["result"] == full["blockTime"]
+    fees = json.loads(await client.raw("getRecentPrioritizationFees", [str(src), str(dst)]))["result"]
+    assert {"slot": parsed.value.slot, "prioritizationFee": 0} in fees
+    assert json.loads(await client.raw("getRecentPrioritizationFees", [str(Keypair().pubkey())]))["result"] == []
+
 
 async def test_errors_in_node_form(rpc: tuple[Rpc, EmbeddedLedger]) -> None:
     client, ledger = rpc

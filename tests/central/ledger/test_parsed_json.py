@@ -104,3 +104,18 @@ def test_no_instruction_bytes_make_the_parser_raise(program: Pubkey, data: bytes
 def test_no_account_bytes_make_the_parser_raise(owner: Pubkey, data: bytes, decimals: int | None) -> None:
     got = parsed_account(Account(1, data, owner), decimals)
     assert got is None or got["space"] == len(data)
+
+
+def test_amount_instructions_name_their_accounts_and_authority_like_a_node() -> None:
+    amount = struct.pack("<Q", 7)
+    got = parsed_instruction(TOKEN_PROGRAM_ID, ["s", "d", "auth"], bytes([3]) + amount)
+    assert got["parsed"] == {"type": "transfer", "info": {"source": "s", "destination": "d", "amount": "7",
+                                                           "authority": "auth"}}
+    got = parsed_instruction(TOKEN_PROGRAM_ID, ["s", "dl", "o"], bytes([4]) + amount)
+    assert got["parsed"] == {"type": "approve", "info": {"source": "s", "delegate": "dl", "amount": "7", "owner": "o"}}
+    got = parsed_instruction(TOKEN_2022_PROGRAM_ID, ["a", "m", "ms", "s1", "s2"], bytes([15]) + amount + bytes([2]))
+    assert got["parsed"] == {"type": "burnChecked", "info": {
+        "account": "a", "mint": "m",
+        "tokenAmount": {"amount": "7", "decimals": 2, "uiAmount": 0.07, "uiAmountString": "0.07"},
+        "multisigAuthority": "ms", "signers": ["s1", "s2"]}}
+    assert "data" in parsed_instruction(TOKEN_PROGRAM_ID, ["s"], bytes([3]) + amount)  # too few accounts: raw

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -13,16 +15,30 @@ from aiohttp.test_utils import TestClient
 from solders.keypair import Keypair
 
 from central.app import POOL
+from central.config import CentralConfig
 from central.http.middleware import TOKENS
 from central.http.roles import Role
 from central.ledger.builder import associated_token_address, create_ata_idempotent, mint_to_checked, send_and_confirm
 from central.ledger.port import Ledger
 from central.ledger.setup import LedgerSetup
 from central.market.client import sign_transaction_request
+from central.wiring import Subsystem
+from tests.central.app_env import ledger_of, running_app, setup_of
 from tests.central.market.market_fixtures import make_user
 
 #: The app under test, its ledger setup (mints, keys) and its ledger.
 Env = tuple[TestClient[Any, Any], LedgerSetup, Ledger]
+#: The market tests' ledger (its own keys, no JSON-RPC server, 20 ms slots) and market (2-second epochs, fast jobs).
+FAST_LEDGER: dict[str, Any] = {"create_keys": True, "serve_rpc": False, "slot_ms": 20}
+FAST_MARKET: dict[str, Any] = {"epoch_length_s": 2, "fee_bps": 100, "clear_interval_s": 0.1, "settle_interval_s": 0.1,
+                               "reconcile_interval_s": 0.5}
+
+
+@asynccontextmanager
+async def serving(config: CentralConfig, subsystems: Sequence[Subsystem]) -> AsyncIterator[Env]:
+    """The app with ``subsystems`` on a test server, as an ``Env``."""
+    async with running_app(config, subsystems) as client:
+        yield client, setup_of(client.app), ledger_of(client.app).ledger
 
 
 def auth(client: TestClient[Any, Any], user: UUID, role: Role = Role.PROSUMER) -> dict[str, str]:

@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -32,15 +32,6 @@ from tests.central.market.market_fixtures import Market, make_market
 async def market(pool: asyncpg.Pool) -> AsyncIterator[Market]:
     async for m in make_market(pool, slot_ms=10):
         yield m
-
-
-@pytest.fixture
-def proxies() -> Iterator[Proxies]:
-    p = Proxies()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 @pytest.mark.slow

@@ -100,6 +100,8 @@ async def test_market_over_http_and_websocket(env: Env) -> None:
     assert again.order_set_hash.hex() == cleared["order_set_hash"]
     assert [(t.qty, t.price, t.value) for t in again.trades()] == [(4000, 200, 800)]
     assert (await client.get("/api/v1/market/epochs/not-a-time")).status == 404
+    for path in ("2000-01-01T00:00:00Z/orders", "2000-01-01T00:00:00Z/zones", "not-a-time/orders"):
+        assert (await client.get(f"/api/v1/market/epochs/{path}")).status == 404  # no such cleared epoch
 
     r = await client.get("/api/v1/admin/market/reconciliation", headers=ha)
     assert r.status == 200

@@ -14,11 +14,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from central.app import POOL, create_app
+from central.app import POOL
 from central.http.context import SERVICES
 from central.http.roles import Role
 from central.market.epochs import Epoch
@@ -26,8 +25,8 @@ from central.market.standing import DayUsage, StandingSpec, size, usual_wh
 from central.wiring import ledger as ledger_wiring
 from central.wiring import market as market_wiring
 from central.wiring import readings as readings_wiring
-from tests.central.app_env import ledger_of, make_config, setup_of
-from tests.central.market.http_env import Env, auth, deposit, funded_user
+from tests.central.app_env import make_config
+from tests.central.market.http_env import Env, auth, deposit, funded_user, serving
 from tests.central.market.market_fixtures import Clock
 from tests.central.pg import add_device, add_meter
 
@@ -105,13 +104,8 @@ async def week_env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
                 "settle_interval_s": 3600,
                 "reconcile_interval_s": 0, "standing_interval_s": 3600},
     )
-    app = create_app(config, subsystems=(ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client, setup_of(client.app), ledger_of(client.app).ledger
-    finally:
-        await client.close()
+    async with serving(config, (ledger_wiring.SUBSYSTEM, readings_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)) as env:
+        yield env
 
 
 def consumption(household: int, t: datetime) -> int:

@@ -10,17 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from solders.keypair import Keypair
 
-from central.app import POOL, create_app
+from central.app import POOL
 from central.market.clearing import OrderBook
 from central.market.zonal import clear_zonal, zonal_order_set_hash
 from central.market.zones import ZoneParams
 from central.wiring import ledger as ledger_wiring
 from central.wiring import market as market_wiring
-from tests.central.app_env import ledger_of, make_config, setup_of
-from tests.central.market.http_env import Env, auth, deposit, funded_user
+from tests.central.app_env import make_config
+from tests.central.market.http_env import FAST_LEDGER, FAST_MARKET, Env, auth, deposit, funded_user, serving
 from tests.central.market.market_fixtures import give_meter
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -32,9 +31,8 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
     config = make_config(
         pg_dsn, tmp_path,
         database={"pool_max": 8},
-        ledger={"create_keys": True, "serve_rpc": False, "slot_ms": 20},
-        market={"epoch_length_s": 2, "fee_bps": 100, "clear_interval_s": 0.1, "settle_interval_s": 0.1,
-                "reconcile_interval_s": 0.5},
+        ledger=FAST_LEDGER,
+        market=FAST_MARKET,
         zones={
             "grid_operator": OPERATOR,
             "zone": [
@@ -45,13 +43,8 @@ async def env(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Env]:
             ],
         },
     )
-    app = create_app(config, subsystems=(ledger_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    try:
-        yield client, setup_of(client.app), ledger_of(client.app).ledger
-    finally:
-        await client.close()
+    async with serving(config, (ledger_wiring.SUBSYSTEM, market_wiring.SUBSYSTEM)) as env:
+        yield env
 
 
 async def test_zones_meter_zone_and_epoch_results(env: Env) -> None:

@@ -38,7 +38,7 @@ from protocol.record import Reading
 from tests.central.accounting.acct_mint_env import T0, link_wallet, seed_site, signed_readings
 from tests.central.device import DeviceClient, central_ack, write_signing_key
 from tests.central.pg import add_user
-from tests.services import free_port
+from tests.services import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
@@ -74,13 +74,7 @@ class Node:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        terminate(self.proc, timeout=30, kill_timeout=None)
         self.log.close()
 
 
@@ -297,13 +291,7 @@ async def test_three_nodes_survive_their_leaders_kill(pg_dsn: str, tmp_path: Pat
         await pool.close()
         for node in started:
             node.stop()
-        if host.poll() is None:
-            os.kill(host.pid, signal.SIGTERM)
-            try:
-                host.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(host.pid, signal.SIGKILL)
-                host.wait()
+        terminate(host, timeout=20, kill_timeout=None)
         host_log.close()
     for node in started:
         assert "Traceback" not in node.text(), (node.name, node.tail())

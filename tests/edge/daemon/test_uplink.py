@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,26 +66,56 @@ def batches(link: FakeLink, key: DeviceKey) -> list[list[int]]:
     return [[r.seq for r in decode_batch(p)] for p in link.on(topics.readings(key.device_id))]
 
 
+async def connected(cfg: EdgeConfig, outbox: Outbox, key: DeviceKey, **mq: object) -> tuple[Uplink, FakeLink, Clock]:
+    """An uplink (``make``) on a fresh clock, told its link is up."""
+    clock = Clock()
+    up, link = make(cfg, outbox, key, clock, **mq)
+    up.on_connected()
+    await up.drain()
+    return up, link, clock
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Outbox]:
+    """An outbox whose database was lost: it must learn where its chain stands from central (sync)."""
+    ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
+    yield ob
+    ob.close()
+
+
+async def asking_to_sync(cfg: EdgeConfig, fresh: Outbox, key: DeviceKey) -> tuple[Uplink, FakeLink, Clock, SyncRequest]:
+    """Two readings wait unsigned in ``fresh``; the connected uplink has sent its sync request (returned)."""
+    fill(fresh, key, 2)
+    up, link, clock = await connected(cfg, fresh, key)
+    await up.pump()
+    (req_raw,) = link.on(topics.sync(key.device_id))
+    return up, link, clock, SyncRequest.from_json(req_raw)
+
+
+async def deliver(up: Uplink, topic: str, payload: bytes) -> None:
+    up.on_message(topic, payload)
+    await up.drain()
+
+
 async def ack_all(up: Uplink, seqs: list[int]) -> None:
     await send_ack(up, Ack(seqs[0], seqs[-1], len(seqs), 0))
 
 
 async def send_ack(up: Uplink, ack: Ack) -> None:
-    up.on_message(topics.ack(up.device_id), seal_ack(CENTRAL, up.device_id, ack))
-    await up.drain()
+    await deliver(up, topics.ack(up.device_id), seal_ack(CENTRAL, up.device_id, ack))
 
 
 async def send_sync(up: Uplink, reply: SyncReply) -> None:
-    up.on_message(topics.sync_reply(up.device_id), seal_sync_reply(CENTRAL, up.device_id, reply))
-    await up.drain()
+    await deliver(up, topics.sync_reply(up.device_id), seal_sync_reply(CENTRAL, up.device_id, reply))
+
+
+async def send_challenge(up: Uplink, ch: PairedChallenge) -> None:
+    await deliver(up, topics.challenge(up.device_id), seal_challenge(CENTRAL, up.device_id, ch))
 
 
 async def test_connect_publishes_retained_online_status_and_backlog_is_rate_limited(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
     fill(outbox, key, 500)
-    up, link = make(cfg, outbox, key, clock, backlog_rate=100, batch_size=50, inflight_batches=4)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key, backlog_rate=100, batch_size=50, inflight_batches=4)
     (status,) = [(p, r) for t, p, _, r in link.published if t == topics.status(key.device_id)]
     assert b'"online":true' in status[0]
     assert status[1] is True
@@ -109,10 +140,7 @@ async def test_connect_publishes_retained_online_status_and_backlog_is_rate_limi
 
 
 async def test_every_batch_verifies_and_acked_records_are_deleted(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, _ = await connected(cfg, outbox, key)
     for _ in range(7):
         fill(outbox, key, 3)
         await up.pump()
@@ -124,10 +152,7 @@ async def test_every_batch_verifies_and_acked_records_are_deleted(cfg, outbox, k
 
 
 async def test_missing_ack_resends_and_reconnect_resends_inflight(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock, ack_timeout_s=5.0)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key, ack_timeout_s=5.0)
     fill(outbox, key, 3)
     await up.pump()
     assert batches(link, key) == [[1, 2, 3]]
@@ -148,10 +173,7 @@ async def test_missing_ack_resends_and_reconnect_resends_inflight(cfg, outbox, k
 
 
 async def test_rejections_go_to_dead_letters_or_retry(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key)
     fill(outbox, key, 3)
     await up.pump()
     await send_ack(up, Ack(1, 3, 1, 0, ((2, Reason.BAD_SIGNATURE), (3, Reason.DEVICE_NOT_VERIFIED))))
@@ -163,31 +185,21 @@ async def test_rejections_go_to_dead_letters_or_retry(cfg, outbox, key) -> None:
 
 
 async def test_unknown_or_partial_ack_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, _ = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, _, _ = await connected(cfg, outbox, key)
     fill(outbox, key, 4)
     await send_ack(up, Ack(1, 4, 2, 0))  # not a batch we sent, counts don't cover it
-    up.on_message(topics.ack(key.device_id), b'{"garbage":')
-    await up.drain()
+    await deliver(up, topics.ack(key.device_id), b'{"garbage":')
     assert outbox.stats().depth == 4
 
 
 async def test_answers_challenge_and_becomes_verified_after_accepted_readings(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key)
     nonce = bytes(range(32))
     code = pairing_code(key.seed)
-    expired = PairedChallenge.issue(code, nonce, key.public_key, clock.wall_ms() - 1)
-    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, expired))
-    await up.drain()
+    await send_challenge(up, PairedChallenge.issue(code, nonce, key.public_key, clock.wall_ms() - 1))  # expired
     assert link.on(topics.challenge_reply(key.device_id)) == []
     ch = PairedChallenge.issue(format_pairing_code(code).lower(), nonce, key.public_key, clock.wall_ms() + 60_000)
-    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
-    await up.drain()
+    await send_challenge(up, ch)
     (raw,) = link.on(topics.challenge_reply(key.device_id))
     reply = ChallengeReply.from_json(raw)
     verify_challenge(key.public_key, nonce, ch.expires_ms, reply.signature)
@@ -199,48 +211,31 @@ async def test_answers_challenge_and_becomes_verified_after_accepted_readings(cf
     assert outbox.get_meta("accepted_after_challenge_ms") is not None
 
 
-async def test_lost_database_resyncs_with_central_without_operator(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
-    try:
-        fill(ob, key, 2)  # waits unsigned
-        up, link = make(cfg, ob, key, clock)
-        up.on_connected()
-        await up.drain()
-        await up.pump()
-        (req_raw,) = link.on(topics.sync(key.device_id))
-        req = SyncRequest.from_json(req_raw)
-        await send_sync(up, SyncReply(bytes(32), 7, bytes(32)))  # wrong nonce
-        assert ob.needs_sync
-        head = bytes([9]) * 32
-        await send_sync(up, SyncReply(req.nonce, 7, head))
-        assert not ob.needs_sync
-        clock.t += 1
-        await up.pump()
-        recs = [r for p in link.on(topics.readings(key.device_id)) for r in decode_batch(p)]
-        assert [r.seq for r in recs] == [8, 9]
-        assert recs[0].prev_hash == head
-    finally:
-        ob.close()
+async def test_lost_database_resyncs_with_central_without_operator(cfg, fresh, key) -> None:  # type: ignore[no-untyped-def]
+    up, link, clock, req = await asking_to_sync(cfg, fresh, key)
+    await send_sync(up, SyncReply(bytes(32), 7, bytes(32)))  # wrong nonce
+    assert fresh.needs_sync
+    head = bytes([9]) * 32
+    await send_sync(up, SyncReply(req.nonce, 7, head))
+    assert not fresh.needs_sync
+    clock.t += 1
+    await up.pump()
+    recs = [r for p in link.on(topics.readings(key.device_id)) for r in decode_batch(p)]
+    assert [r.seq for r in recs] == [8, 9]
+    assert recs[0].prev_hash == head
 
 
 @pytest.mark.parametrize("payload", [b"", b"{}", b"\xff", b'{"v":2,"nonce":"00"}'])
 async def test_malformed_messages_are_ignored(cfg, outbox, key, payload: bytes) -> None:  # type: ignore[no-untyped-def]
-    up, link = make(cfg, outbox, key, Clock())
-    up.on_connected()
-    await up.drain()
+    up, link, _ = await connected(cfg, outbox, key)
     for kind in (topics.ack, topics.challenge, topics.sync_reply):
-        up.on_message(kind(key.device_id), payload)
-        await up.drain()
+        await deliver(up, kind(key.device_id), payload)
     assert link.on(topics.challenge_reply(key.device_id)) == []
 
 
 async def test_forged_ack_with_huge_range_and_matching_counts_deletes_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     """Issue 10, D3: counts in an ack are never trusted; only the batch in flight is acked."""
-    clock = Clock()
-    up, _ = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, _, _ = await connected(cfg, outbox, key)
     fill(outbox, key, 4)
     await send_ack(up, Ack(1, 4, 4, 0))  # counts cover it, but it was never sent
     assert outbox.stats().depth == 4
@@ -257,10 +252,7 @@ def tampered(envelope: bytes) -> bytes:
 
 async def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
     """Issue 10, D2: an ack for the very batch in flight deletes nothing unless central signed it for this device."""
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, _ = await connected(cfg, outbox, key)
     fill(outbox, key, 3)
     await up.pump()
     assert batches(link, key) == [[1, 2, 3]]
@@ -274,8 +266,7 @@ async def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, out
         tampered(seal_ack(CENTRAL, key.device_id, ack)),
     ]
     for payload in forgeries:
-        up.on_message(topics.ack(key.device_id), payload)
-        await up.drain()
+        await deliver(up, topics.ack(key.device_id), payload)
     assert outbox.stats().depth == 3
     assert up._board.ignored.forged == {"ack": len(forgeries), "challenge": 0, "sync": 0}
     await send_ack(up, ack)  # the genuine one
@@ -286,10 +277,7 @@ async def test_acks_not_sealed_by_the_pinned_central_key_delete_nothing(cfg, out
 
 
 async def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_pairing_code(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key)
     code = pairing_code(key.seed)
     exp = clock.wall_ms() + 60_000
 
@@ -298,16 +286,12 @@ async def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_p
         return seal_challenge(sealer, key.device_id, ch)
 
     wrong = "ZZZZZZZZ" if code != "ZZZZZZZZ" else "00000000"
-    up.on_message(topics.challenge(key.device_id), challenge(code, DeviceKey.generate()))  # forged, right code
-    await up.drain()
-    up.on_message(topics.challenge(key.device_id), challenge(wrong))  # central's, but a relayed registration
-    await up.drain()
+    await deliver(up, topics.challenge(key.device_id), challenge(code, DeviceKey.generate()))  # forged, right code
+    await deliver(up, topics.challenge(key.device_id), challenge(wrong))  # central's, but a relayed registration
     assert link.on(topics.challenge_reply(key.device_id)) == []
     assert up._board.challenge_answered_ms is None
-    up.on_message(topics.challenge(key.device_id), challenge(code))
-    await up.drain()
-    up.on_message(topics.challenge(key.device_id), challenge(code))  # replayed
-    await up.drain()
+    await deliver(up, topics.challenge(key.device_id), challenge(code))
+    await deliver(up, topics.challenge(key.device_id), challenge(code))  # replayed
     assert len(link.on(topics.challenge_reply(key.device_id))) == 1
     ig = up._board.ignored
     assert (ig.forged["challenge"], ig.unpaired, ig.replayed["challenge"]) == (1, 1, 1)
@@ -316,47 +300,29 @@ async def test_challenge_signed_only_when_sealed_by_central_with_this_gateways_p
 
 
 async def test_answered_challenge_nonces_are_bounded(cfg, outbox, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    up, link = make(cfg, outbox, key, clock)
-    up.on_connected()
-    await up.drain()
+    up, link, clock = await connected(cfg, outbox, key)
     code = pairing_code(key.seed)
     for i in range(300):
-        ch = PairedChallenge.issue(code, i.to_bytes(32, "big"), key.public_key, clock.wall_ms() + 60_000)
-        up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
-        await up.drain()
+        await send_challenge(up, PairedChallenge.issue(code, i.to_bytes(32, "big"), key.public_key,
+                                                       clock.wall_ms() + 60_000))
     assert len(link.on(topics.challenge_reply(key.device_id))) == 300
     assert len(up._answered) == 256
     clock.t += 61  # all expired: forgotten at the next answer
-    ch = PairedChallenge.issue(code, bytes([1]) * 32, key.public_key, clock.wall_ms() + 60_000)
-    up.on_message(topics.challenge(key.device_id), seal_challenge(CENTRAL, key.device_id, ch))
-    await up.drain()
+    await send_challenge(up, PairedChallenge.issue(code, bytes([1]) * 32, key.public_key, clock.wall_ms() + 60_000))
     assert len(up._answered) == 1
 
 
-async def test_forged_sync_reply_with_the_outstanding_nonce_is_not_applied(tmp_path: Path, cfg, key) -> None:  # type: ignore[no-untyped-def]
-    clock = Clock()
-    ob = Outbox.open(tmp_path / "fresh.sqlite", new_device=False)
-    try:
-        fill(ob, key, 2)
-        up, link = make(cfg, ob, key, clock)
-        up.on_connected()
-        await up.drain()
-        await up.pump()
-        (req_raw,) = link.on(topics.sync(key.device_id))
-        reply = SyncReply(SyncRequest.from_json(req_raw).nonce, 7, bytes([9]) * 32)
-        up.on_message(topics.sync_reply(key.device_id), reply.to_json())  # unsigned
-        await up.drain()
-        up.on_message(topics.sync_reply(key.device_id), seal_sync_reply(DeviceKey.generate(), key.device_id, reply))
-        await up.drain()
-        assert ob.needs_sync
-        assert up._board.ignored.forged["sync"] == 2
-        await send_sync(up, reply)
-        assert not ob.needs_sync
-        await send_sync(up, reply)  # replayed
-        assert up._board.ignored.replayed["sync"] == 1
-    finally:
-        ob.close()
+async def test_forged_sync_reply_with_the_outstanding_nonce_is_not_applied(cfg, fresh, key) -> None:  # type: ignore[no-untyped-def]
+    up, _, _, req = await asking_to_sync(cfg, fresh, key)
+    reply = SyncReply(req.nonce, 7, bytes([9]) * 32)
+    await deliver(up, topics.sync_reply(key.device_id), reply.to_json())  # unsigned
+    await deliver(up, topics.sync_reply(key.device_id), seal_sync_reply(DeviceKey.generate(), key.device_id, reply))
+    assert fresh.needs_sync
+    assert up._board.ignored.forged["sync"] == 2
+    await send_sync(up, reply)
+    assert not fresh.needs_sync
+    await send_sync(up, reply)  # replayed
+    assert up._board.ignored.replayed["sync"] == 1
 
 
 async def test_acks_and_sends_touch_sqlite_only_on_the_outbox_thread(cfg, outbox, key, monkeypatch) -> None:  # type: ignore[no-untyped-def]

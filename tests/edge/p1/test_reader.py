@@ -56,10 +56,15 @@ async def test_each_variant_over_pty_and_tcp(
     assert (sample.meter_time_ms is None) == (variant == "dsmr2.2")  # DSMR 2.2 telegrams carry no timestamp
 
 
-async def _reader(maps: dict[str, MeterMap], bus: BusConfig, cfg: MeterConfig) -> P1MeterReader:
+@contextlib.asynccontextmanager
+async def _reader(maps: dict[str, MeterMap], bus: BusConfig, cfg: MeterConfig) -> AsyncIterator[P1MeterReader]:
+    """A started reader of ``cfg`` on ``bus``, closed on exit."""
     reader = P1MeterReader(cfg, maps[cfg.model], bus, clock=lambda: int(asyncio.get_running_loop().time() * 1000))
     reader.start()
-    return reader
+    try:
+        yield reader
+    finally:
+        await reader.close()
 
 
 @pytest.mark.parametrize("transport", ["pty", "tcp"])
@@ -67,25 +72,21 @@ async def test_crc_failure_is_dropped_counted_and_never_read(
     maps: dict[str, MeterMap], clock: ManualClock, transport: str
 ) -> None:
     meter = sim_meter("dsmr5", clock)
-    async with p1_link(transport, meter) as (sim, bus):
-        reader = await _reader(maps, bus, p1_meter("dsmr5"))
-        try:
-            first = await reader.read()
-            sim.paused = True
-            await asyncio.sleep(PERIOD * 3)
-            clock.advance(600)  # the registers move on: a telegram that got through would show it
-            sim.inject("crc")
-            sim.paused = False
-            await wait_for(lambda: reader.counters.crc_errors == 1)
-            sim.paused = True
-            again = await reader.read()
-            assert (again.import_wh, again.export_wh) == (first.import_wh, first.export_wh)  # the bad one is dropped
-            assert again.extra["p1_crc_errors"] == 1
-            sim.paused = False
-            await wait_for(lambda: reader.counters.telegrams > 5)
-            assert (await reader.read()).import_wh == meter.state.import_wh
-        finally:
-            await reader.close()
+    async with p1_link(transport, meter) as (sim, bus), _reader(maps, bus, p1_meter("dsmr5")) as reader:
+        first = await reader.read()
+        sim.paused = True
+        await asyncio.sleep(PERIOD * 3)
+        clock.advance(600)  # the registers move on: a telegram that got through would show it
+        sim.inject("crc")
+        sim.paused = False
+        await wait_for(lambda: reader.counters.crc_errors == 1)
+        sim.paused = True
+        again = await reader.read()
+        assert (again.import_wh, again.export_wh) == (first.import_wh, first.export_wh)  # the bad one is dropped
+        assert again.extra["p1_crc_errors"] == 1
+        sim.paused = False
+        await wait_for(lambda: reader.counters.telegrams > 5)
+        assert (await reader.read()).import_wh == meter.state.import_wh
 
 
 @pytest.mark.parametrize("transport", ["pty", "tcp"])
@@ -101,14 +102,11 @@ async def test_only_bad_telegrams_make_the_meter_down_with_the_reason(
         for _ in range(200):  # and only bad ones after it (a truncated telegram shows when the next one starts)
             sim.inject("crc")
         sim.paused = False
-        reader = await _reader(maps, bus, p1_meter("dsmr4", stale_after_s=2))
-        try:
+        async with _reader(maps, bus, p1_meter("dsmr4", stale_after_s=2)) as reader:
             await wait_for(lambda: reader.counters.crc_errors >= 4 and reader.counters.truncated >= 1)
             with pytest.raises(MeterError, match=r"no complete P1 telegram yet .*CRC mismatch"):
                 await reader.read()
             assert reader.latest is None
-        finally:
-            await reader.close()
 
 
 @pytest.mark.parametrize("transport", ["pty", "tcp"])
@@ -116,23 +114,22 @@ async def test_stream_that_stops_makes_the_meter_down(
     maps: dict[str, MeterMap], clock: ManualClock, transport: str
 ) -> None:
     meter = sim_meter("belgium", clock)
-    async with p1_link(transport, meter) as (sim, bus):
-        reader = await _reader(maps, bus, p1_meter("belgium", stale_after_s=2))
-        try:
+    async with (
+        p1_link(transport, meter) as (sim, bus),
+        _reader(maps, bus, p1_meter("belgium", stale_after_s=2)) as reader,
+    ):
+        await reader.read()
+        sim.paused = True
+        if transport == "tcp":
+            sim.disconnect_clients()
+        await asyncio.sleep(2.3)
+        with pytest.raises(MeterError, match=r"no complete P1 telegram for 2 s") as err:
             await reader.read()
-            sim.paused = True
-            if transport == "tcp":
-                sim.disconnect_clients()
-            await asyncio.sleep(2.3)
-            with pytest.raises(MeterError, match=r"no complete P1 telegram for 2 s") as err:
-                await reader.read()
-            if transport == "tcp":
-                assert "127.0.0.1" in str(err.value)  # the reason: the connection ended
-            sim.paused = False
-            await wait_for(lambda: reader.counters.telegrams > 20)
-            assert (await reader.read()).import_wh == meter.state.import_wh  # it comes back by itself
-        finally:
-            await reader.close()
+        if transport == "tcp":
+            assert "127.0.0.1" in str(err.value)  # the reason: the connection ended
+        sim.paused = False
+        await wait_for(lambda: reader.counters.telegrams > 20)
+        assert (await reader.read()).import_wh == meter.state.import_wh  # it comes back by itself
 
 
 @pytest.mark.parametrize("transport", ["pty", "tcp"])
@@ -141,17 +138,16 @@ async def test_encrypted_smarty_wrong_key_gives_one_clear_line_and_no_reading(
 ) -> None:
     meter = sim_meter("luxembourg-smarty", clock, key=KEY)
     wrong = bytes(reversed(KEY))
-    async with p1_link(transport, meter) as (_sim, bus):
-        reader = await _reader(maps, bus, p1_meter("luxembourg-smarty", key=wrong, stale_after_s=2))
-        try:
-            with caplog.at_level(logging.WARNING, logger="edge.meters.p1_reader"), pytest.raises(
-                MeterError, match=r"P1-0001: no complete P1 telegram yet .*cannot decrypt"
-            ):
-                await reader.read()
-            assert reader.counters.decrypt_errors >= 3
-            assert reader.latest is None
-        finally:
-            await reader.close()
+    async with (
+        p1_link(transport, meter) as (_sim, bus),
+        _reader(maps, bus, p1_meter("luxembourg-smarty", key=wrong, stale_after_s=2)) as reader,
+    ):
+        with caplog.at_level(logging.WARNING, logger="edge.meters.p1_reader"), pytest.raises(
+            MeterError, match=r"P1-0001: no complete P1 telegram yet .*cannot decrypt"
+        ):
+            await reader.read()
+        assert reader.counters.decrypt_errors >= 3
+        assert reader.latest is None
     lines = [r for r in caplog.records if "decrypt" in r.getMessage()]
     assert lines
     assert getattr(lines[0], "meter", None) == "P1-0001"

@@ -5,7 +5,7 @@ import { api, call } from "../api/client";
 import { claimToFragment } from "../claim";
 import { useI18n } from "../i18n";
 import { Link } from "../router";
-import { Alert, Card, Field, Form, download, fmtTime, fmtWh, useAction, useLoad } from "../ui";
+import { ActionButton, Alert, Card, Field, Form, SelectField, download, fmtTime, fmtWh, useAction, useLoad } from "../ui";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
 
 const Chart = lazy(() => import("../Chart"));
@@ -44,16 +44,7 @@ function Redeem({ onDone }: { onDone: () => void }) {
           })
         }
       >
-        <div className="field">
-          <label htmlFor="f-match-meter">{t("meters.serial")}</label>
-          <select id="f-match-meter" value={serial} onChange={(e) => setMeter(e.target.value)}>
-            {meters.data?.map((m) => (
-              <option key={m.id} value={m.serial}>
-                {m.serial}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField label={t("meters.serial")} name="match-meter" value={serial} onChange={setMeter} options={meters.data?.map((m) => [m.serial, m.serial] as const) ?? []} />
         <div className="field">
           <label htmlFor="f-match-hour">{t("match.hour")}</label>
           <input id="f-match-hour" type="datetime-local" step={3600} value={`${hour}:00`} required onChange={(e) => setHour(e.target.value.slice(0, 13))} />
@@ -114,34 +105,28 @@ export default function Matching() {
             </div>
           ) : null}
           <div className="row">
-            <button
-              type="button"
+            <ActionButton
+              action={act}
               className="secondary"
-              disabled={act.busy}
-              onClick={() =>
-                act.run(async () => {
-                  const csv = await call(() => api.GET("/api/v1/market/matching/statement.csv", { params: { query: { month } }, parseAs: "text" }));
-                  download(`matching-${month}.csv`, String(csv));
-                })
-              }
+              run={async () => {
+                const csv = await call(() => api.GET("/api/v1/market/matching/statement.csv", { params: { query: { month } }, parseAs: "text" }));
+                download(`matching-${month}.csv`, String(csv));
+              }}
             >
               {t("match.csv")}
-            </button>
-            <button
-              type="button"
+            </ActionButton>
+            <ActionButton
+              action={act}
               className="secondary"
-              disabled={act.busy}
-              onClick={() =>
-                act.run(async () => {
-                  const c = await call(() => api.GET("/api/v1/market/matching/claim", { params: { query: { month } } }));
-                  download(`matching-claim-${month}.json`, JSON.stringify(c, null, 2), "application/json");
-                  setShare(`/app/claim#${claimToFragment(c)}`);
-                  return t("match.claimDone");
-                })
-              }
+              run={async () => {
+                const c = await call(() => api.GET("/api/v1/market/matching/claim", { params: { query: { month } } }));
+                download(`matching-claim-${month}.json`, JSON.stringify(c, null, 2), "application/json");
+                setShare(`/app/claim#${claimToFragment(c)}`);
+                return t("match.claimDone");
+              }}
             >
               {t("match.claim")}
-            </button>
+            </ActionButton>
           </div>
           <Alert error={act.error} done={act.done} />
           {share ? (

@@ -4,7 +4,7 @@ import { useAuth } from "../auth";
 import { b58encode } from "../base58";
 import { useI18n } from "../i18n";
 import { navigate } from "../router";
-import { Alert, Card, Field, Form, fmtTime, short, useAction, useLoad } from "../ui";
+import { ActionButton, Alert, Card, Field, Form, fmtTime, short, useAction, useLoad } from "../ui";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
 
 function LinkWallet() {
@@ -23,25 +23,22 @@ function LinkWallet() {
       <p>{wallet.data ? t("wallet.linked", { address: wallet.data.address }) : t("wallet.none")}</p>
       <WalletConnect />
       {signer.connected && signer.publicKey ? (
-        <button
-          type="button"
-          disabled={act.busy}
-          onClick={() =>
-            act.run(async () => {
-              const address = signer.publicKey!.toBase58();
-              const ch = await call(() => api.POST("/api/v1/wallet/link-challenge", { body: { wallet: address } }));
-              if (!signer.signMessage) throw new Error("wallet cannot sign messages");
-              const sig = await signer.signMessage(new TextEncoder().encode(ch.message));
-              await call(() =>
-                api.POST("/api/v1/wallet/link", { body: { message: ch.message, signature: b58encode(sig) }, params: { header: idem() } }),
-              );
-              wallet.reload();
-              return t("wallet.linkDone");
-            })
-          }
+        <ActionButton
+          action={act}
+          run={async () => {
+            const address = signer.publicKey!.toBase58();
+            const ch = await call(() => api.POST("/api/v1/wallet/link-challenge", { body: { wallet: address } }));
+            if (!signer.signMessage) throw new Error("wallet cannot sign messages");
+            const sig = await signer.signMessage(new TextEncoder().encode(ch.message));
+            await call(() =>
+              api.POST("/api/v1/wallet/link", { body: { message: ch.message, signature: b58encode(sig) }, params: { header: idem() } }),
+            );
+            wallet.reload();
+            return t("wallet.linkDone");
+          }}
         >
           {t("wallet.link")}
-        </button>
+        </ActionButton>
       ) : null}
       <Alert error={act.error} done={act.done} />
     </Card>
@@ -68,20 +65,17 @@ function Sessions() {
               {t("settings.session.times", { created: fmtTime(s.created_at), used: fmtTime(s.last_used_at) })}
             </span>{" "}
             {s.current ? null : (
-              <button
-                type="button"
+              <ActionButton
+                action={act}
                 className="linkish"
-                disabled={act.busy}
-                onClick={() =>
-                  act.run(async () => {
-                    await call(() => api.DELETE("/api/v1/me/sessions/{session_id}", { params: { path: { session_id: s.id } } }));
-                    list.reload();
-                    return t("settings.session.ended");
-                  })
-                }
+                run={async () => {
+                  await call(() => api.DELETE("/api/v1/me/sessions/{session_id}", { params: { path: { session_id: s.id } } }));
+                  list.reload();
+                  return t("settings.session.ended");
+                }}
               >
                 {t("settings.session.end")}
-              </button>
+              </ActionButton>
             )}
           </li>
         ))}
@@ -90,19 +84,16 @@ function Sessions() {
         <button type="button" className="secondary" onClick={away}>
           {t("settings.logoutHere")}
         </button>
-        <button
-          type="button"
+        <ActionButton
+          action={act}
           className="secondary"
-          disabled={act.busy}
-          onClick={() =>
-            act.run(async () => {
-              await call(() => api.DELETE("/api/v1/me/sessions"));
-              await away();
-            })
-          }
+          run={async () => {
+            await call(() => api.DELETE("/api/v1/me/sessions"));
+            await away();
+          }}
         >
           {t("settings.logoutEverywhere")}
-        </button>
+        </ActionButton>
       </div>
     </Card>
   );

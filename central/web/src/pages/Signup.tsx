@@ -2,7 +2,7 @@ import { useState } from "react";
 import { api, call } from "../api/client";
 import { useI18n } from "../i18n";
 import { Link } from "../router";
-import { Alert, Card, Field, Form, useAction } from "../ui";
+import { Alert, Card, Field, Form, SelectField, useAction } from "../ui";
 
 export default function Signup() {
   const { t } = useI18n();
@@ -25,13 +25,16 @@ export default function Signup() {
         >
           <Field label={t("auth.email")} name="email" type="email" value={email} onChange={setEmail} autoComplete="email" />
           <Field label={t("auth.password")} name="password" type="password" value={password} onChange={setPassword} autoComplete="new-password" />
-          <div className="field">
-            <label htmlFor="f-role">{t("auth.role")}</label>
-            <select id="f-role" value={role} onChange={(e) => setRole(e.target.value as "consumer" | "prosumer")}>
-              <option value="prosumer">{t("auth.role.prosumer")}</option>
-              <option value="consumer">{t("auth.role.consumer")}</option>
-            </select>
-          </div>
+          <SelectField
+            label={t("auth.role")}
+            name="role"
+            value={role}
+            onChange={setRole}
+            options={[
+              ["prosumer", t("auth.role.prosumer")],
+              ["consumer", t("auth.role.consumer")],
+            ]}
+          />
           <Alert error={act.error} done={act.done} />
           <button type="submit" disabled={act.busy}>
             {t("auth.signup.submit")}

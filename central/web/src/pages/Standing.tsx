@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { api, call, type Schemas } from "../api/client";
 import { useI18n } from "../i18n";
-import { Alert, Card, Field, Form, fmtTime, fmtWh, useAction, useLoad } from "../ui";
+import { Alert, Card, Field, Form, SelectField, fmtTime, fmtWh, useAction, useLoad } from "../ui";
 
 const optional = (v: string) => (v.trim() === "" ? null : Number(v));
 
@@ -100,13 +100,16 @@ export default function Standing() {
               })
             }
           >
-            <div className="field">
-              <label htmlFor="f-standing-side">{t("trade.side")}</label>
-              <select id="f-standing-side" value={side} onChange={(e) => setSide(e.target.value as "buy" | "sell")}>
-                <option value="sell">{t("standing.side.sell")}</option>
-                <option value="buy">{t("standing.side.buy")}</option>
-              </select>
-            </div>
+            <SelectField
+              label={t("trade.side")}
+              name="standing-side"
+              value={side}
+              onChange={setSide}
+              options={[
+                ["sell", t("standing.side.sell")],
+                ["buy", t("standing.side.buy")],
+              ]}
+            />
             <Field label={side === "sell" ? t("standing.floor") : t("standing.ceiling")} name="standing-price" type="number" min={1} value={price} onChange={setPrice} />
             <Field label={t("standing.maxQty")} name="standing-max" type="number" min={1} value={maxQty} onChange={setMaxQty} required={false} />
             <Field label={t("standing.dailyEnergy")} name="standing-daily" type="number" min={1} value={dailyEnergy} onChange={setDailyEnergy} required={false} />

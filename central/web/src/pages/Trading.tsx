@@ -1,7 +1,7 @@
 import { Suspense, lazy, useEffect, useMemo, useState } from "react";
 import { api, call, idem } from "../api/client";
 import { useI18n } from "../i18n";
-import { Alert, Card, Field, Form, fmtTime, fmtWh, short, useAction, useLoad } from "../ui";
+import { ActionButton, Alert, Card, Field, Form, SelectField, fmtTime, fmtWh, short, useAction, useLoad } from "../ui";
 import { orderSetHash } from "../verify";
 import { WalletConnect, Wallets, useSigner } from "../wallet";
 import { EpochZonesCard, ZonesCard } from "./Zones";
@@ -39,44 +39,42 @@ function Escrow({ onChange }: { onChange: () => void }) {
   return (
     <Card title={`${t("trade.deposit")} / ${t("trade.withdraw")}`}>
       <WalletConnect />
-      <div className="field">
-        <label htmlFor="f-asset">{t("trade.asset")}</label>
-        <select id="f-asset" value={asset} onChange={(e) => setAsset(e.target.value as "energy" | "quote")}>
-          <option value="quote">{t("dash.quote")}</option>
-          <option value="energy">{t("dash.energy")}</option>
-        </select>
-      </div>
+      <SelectField
+        label={t("trade.asset")}
+        name="asset"
+        value={asset}
+        onChange={setAsset}
+        options={[
+          ["quote", t("dash.quote")],
+          ["energy", t("dash.energy")],
+        ]}
+      />
       <Field label={t("trade.amount")} name="amount" type="number" min={1} value={amount} onChange={setAmount} />
       <div className="row">
-        <button
-          type="button"
-          disabled={act.busy || !signer.connected}
-          onClick={() =>
-            act.run(async () => {
-              const req = await call(() => api.POST("/api/v1/market/deposits", { body: { asset, amount: Number(amount) } }));
-              const signed = await signer.signB64(req.transaction);
-              await call(() => api.POST("/api/v1/market/deposits/{transfer_id}/submit", { params: { path: { transfer_id: req.id } }, body: { transaction: signed } }));
-              onChange();
-              return t("trade.depositDone");
-            })
-          }
+        <ActionButton
+          action={act}
+          disabled={!signer.connected}
+          run={async () => {
+            const req = await call(() => api.POST("/api/v1/market/deposits", { body: { asset, amount: Number(amount) } }));
+            const signed = await signer.signB64(req.transaction);
+            await call(() => api.POST("/api/v1/market/deposits/{transfer_id}/submit", { params: { path: { transfer_id: req.id } }, body: { transaction: signed } }));
+            onChange();
+            return t("trade.depositDone");
+          }}
         >
           {t("trade.deposit")}
-        </button>
-        <button
-          type="button"
+        </ActionButton>
+        <ActionButton
+          action={act}
           className="secondary"
-          disabled={act.busy}
-          onClick={() =>
-            act.run(async () => {
-              await call(() => api.POST("/api/v1/market/withdrawals", { body: { asset, amount: Number(amount) }, params: { header: idem() } }));
-              onChange();
-              return t("trade.withdrawDone");
-            })
-          }
+          run={async () => {
+            await call(() => api.POST("/api/v1/market/withdrawals", { body: { asset, amount: Number(amount) }, params: { header: idem() } }));
+            onChange();
+            return t("trade.withdrawDone");
+          }}
         >
           {t("trade.withdraw")}
-        </button>
+        </ActionButton>
       </div>
       <Alert error={act.error} done={act.done} />
     </Card>
@@ -163,13 +161,16 @@ export default function Trading() {
               })
             }
           >
-            <div className="field">
-              <label htmlFor="f-side">{t("trade.side")}</label>
-              <select id="f-side" value={side} onChange={(e) => setSide(e.target.value as "buy" | "sell")}>
-                <option value="buy">{t("trade.buy")}</option>
-                <option value="sell">{t("trade.sell")}</option>
-              </select>
-            </div>
+            <SelectField
+              label={t("trade.side")}
+              name="side"
+              value={side}
+              onChange={setSide}
+              options={[
+                ["buy", t("trade.buy")],
+                ["sell", t("trade.sell")],
+              ]}
+            />
             <Field label={t("trade.qty")} name="qty" type="number" min={1} value={qty} onChange={setQty} />
             <Field label={t("trade.price")} name="price" type="number" min={1} value={price} onChange={setPrice} />
             <Alert error={place.error} />
