@@ -1,10 +1,11 @@
 """Rate limits per route class: token buckets in each worker's memory.
 
-Classes (:func:`route_class`): ``auth`` — the ``/api/v1/auth/...`` writes (login, register, refresh, password reset),
-keyed by client address and strict; ``write`` — every other state-changing API call, keyed by user (by address when
-anonymous); ``read`` — API reads, keyed the same way and generous. ``/healthz``, ``/readyz`` and ``/metrics`` are
-outside ``/api/`` and never limited. Beyond its bucket a caller gets ``429 rate_limited`` with ``Retry-After`` (whole
-seconds until a token is back), through the one error shape.
+Classes (:func:`route_class`): ``auth`` — the ``/api/v1/auth/...`` writes that take a secret (login, register,
+password reset), keyed by client address and strict (token refreshes and log-outs are writes: ``TOKEN_ROUTES``);
+``write`` — every other state-changing API call, keyed by user (by address when anonymous); ``read`` — API reads,
+keyed the same way and generous. ``/healthz``, ``/readyz`` and ``/metrics`` are outside ``/api/`` and never limited.
+Beyond its bucket a caller gets ``429 rate_limited`` with ``Retry-After`` (whole seconds until a token is back),
+through the one error shape.
 
 Why in process: these buckets shed load and blunt floods cheaply (no database round trip per request). The limits
 that are security boundaries — failed logins per account and address, meter-claim attempts, registrations per
@@ -32,11 +33,20 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 AUTH_PREFIX = "/api/v1/auth/"
 
 
+#: Auth routes that present a session's own token instead of a secret a caller could guess: renewing an access
+#: token (every page load of the web app does, from its HttpOnly cookie) and ending a session. They count as writes:
+#: in the strict per-address bucket, the households behind one carrier-grade NAT address would lock each other out.
+TOKEN_ROUTES = frozenset({
+    ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/session/refresh"),
+    ("POST", "/api/v1/auth/logout"), ("DELETE", "/api/v1/auth/session"),
+})
+
+
 def route_class(route: Route) -> RouteClass:
     """The class a declared route's requests are counted in."""
     if route.method in _READ_METHODS:
         return "read"
-    if route.path.startswith(AUTH_PREFIX):
+    if route.path.startswith(AUTH_PREFIX) and (route.method, route.path) not in TOKEN_ROUTES:
         return "auth"
     return "write"
 
@@ -119,7 +129,7 @@ async def rate_limit_middleware(request: web.Request, handler: Next) -> web.Stre
     if route is None or not route.path.startswith("/api/"):
         return await handler(request)
     cls = route_class(route)
-    if cls == "auth":
+    if route.path.startswith(AUTH_PREFIX):
         request[BODY_LIMIT] = request.app[AUTH_BODY_LIMIT]
     limiter = request.app.get(RATE_LIMITER)
     if limiter is not None and limiter.enabled:

@@ -14,7 +14,7 @@ import pytest
 from central.app import SUBSYSTEMS
 from central.config import RateClass
 from central.errors import ConfigError
-from central.http.ratelimit import TokenBuckets, route_class
+from central.http.ratelimit import TOKEN_ROUTES, TokenBuckets, route_class
 from central.http.roles import Role
 from central.http.routes import Route
 from central.wiring import identity
@@ -128,6 +128,10 @@ def test_route_classes() -> None:
     by_key = {(r.method, r.path): route_class(r) for r in routes}
     assert by_key[("POST", "/api/v1/auth/login")] == "auth"
     assert by_key[("POST", "/api/v1/auth/register")] == "auth"
+    assert by_key[("POST", "/api/v1/auth/password-reset/request")] == "auth"
+    # a token refresh or a log-out guesses nothing; many households share one carrier-grade NAT address
+    for key in TOKEN_ROUTES:
+        assert by_key[key] == "write", key
     assert by_key[("GET", "/api/v1/me")] == "read"
     assert by_key[("POST", "/api/v1/market/orders")] == "write"
 

@@ -26,10 +26,11 @@ from demo_support.report import Gaps  # noqa: E402
 from protocol.base58 import b58encode  # noqa: E402
 
 WEB_DIST = ROOT / "central" / "web" / "dist"
-#: Every user of these tests (a dozen browsers and the API calls beside them) comes from 127.0.0.1, so they share one
-#: auth bucket (per address: 1 a second, 20 at once by default). Setting up the cast alone spends the burst, and every
-#: full page load asks for a session refresh: the page tour logging in as each role was refused (429) once the pages
-#: got faster. The limit itself is tested in tests/central; here it allows a busy office behind one address.
+#: Every user of these tests (a dozen browsers and the API calls beside them) comes from 127.0.0.1, so their logins
+#: and sign-ups share one auth bucket (per address: 1 a second, 20 at once by default): setting up the cast alone
+#: spends the burst, and the page tour logging in as each role was refused (429). (Session refreshes, one per full
+#: page load, are not in that bucket: ``central.http.ratelimit.TOKEN_ROUTES``.) The limit itself is tested in
+#: tests/central; here it allows a dozen people logging in from one address within a minute.
 AUTH_RATE = """[http.rate_limit]
 auth = { per_s = 20.0, burst = 200 }
 """
