@@ -208,17 +208,28 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds so far of ``pids`` (from /proc; processes that exited count 0)."""
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds so far of each of ``pids`` that still runs (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of ``pids`` (processes that exited count 0)."""
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds ``pids`` spent since ``before`` (a process started since counts from 0; the pool may have
+    opened or closed database connections in between)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_by_pid(pids).items())
 
 
 def server_pids(server_pid: int, db: str) -> tuple[list[int], list[int]]:
@@ -407,14 +418,15 @@ def main() -> int:
             """The load run's figures and the server's CPU per request (HTTP workers + PostgreSQL backends, us),
             which the machine's other load does not change."""
             workers, backends = server_pids(server.pid, db)
-            w0, b0 = cpu_seconds(workers), cpu_seconds(backends)
+            w0, b0 = cpu_by_pid(workers), cpu_by_pid(backends)
             if use_wrk:
                 res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
             else:
                 res = asyncio.run(run_python(base + path, headers, args.duration, args.connections))
             n = max(res["requests"], 1.0)
-            res["cpu_http_us"] = 1e6 * (cpu_seconds(workers) - w0) / n
-            res["cpu_db_us"] = 1e6 * (cpu_seconds(backends) - b0) / n
+            workers, backends = server_pids(server.pid, db)
+            res["cpu_http_us"] = 1e6 * cpu_since(w0, workers) / n
+            res["cpu_db_us"] = 1e6 * cpu_since(b0, backends) / n
             return res, res["cpu_http_us"] + res["cpu_db_us"]
 
         for name, path, headers in cases:
