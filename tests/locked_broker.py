@@ -58,6 +58,7 @@ class LockedBroker:
     host: str = "127.0.0.1"
     tls_port: int = field(default_factory=free_port)
     port: int = field(default_factory=free_port)  # the plain listener
+    started: bool = field(default=False, repr=False)
     pki: Pki | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -82,15 +83,24 @@ class LockedBroker:
             state.touch(mode=0o600)
             state.write_text(json.dumps(initial_config(self.central_username, self.central_password)))
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(local_config(SHIPPED.read_text(), workdir=self.workdir, tls_port=self.tls_port,
-                                     plain_port=self.port, pki=self.pki))
-        self.proc = mosquitto(conf)
-        try:
-            wait_port(self.host, self.port)
-            wait_port(self.host, self.tls_port)
-        except TimeoutError:
-            self.stop()
-            raise
+        for attempt in range(3):
+            conf.write_text(local_config(SHIPPED.read_text(), workdir=self.workdir, tls_port=self.tls_port,
+                                         plain_port=self.port, pki=self.pki))
+            self.proc = mosquitto(conf)
+            try:
+                wait_port(self.host, self.port, proc=self.proc)
+                wait_port(self.host, self.tls_port, proc=self.proc)
+            except TimeoutError:
+                self.stop()
+                # a free port found here can be taken by another test process before Mosquitto binds it: it exits
+                # ("Address already in use"); try again on fresh ports (first start only: clients of a restarted
+                # broker keep its ports)
+                if attempt == 2 or self.started:
+                    raise TimeoutError(f"Mosquitto did not start; its log ends: {self.log[-2000:]}") from None
+                self.port, self.tls_port = free_port(), free_port()
+            else:
+                self.started = True
+                return
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -22,11 +22,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+def wait_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something answers on ``host:port``; TimeoutError after ``timeout`` s, or at once when ``proc`` (the
+    process that should answer) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
             return
+        if proc is not None and proc.poll() is not None:
+            raise TimeoutError(f"nothing answers on {host}:{port}: the process exited ({proc.returncode})")
         time.sleep(0.05)
     raise TimeoutError(f"nothing answers on {host}:{port}")
 
@@ -70,7 +74,7 @@ class Broker:
             "log_dest none\n"
         )
         self.proc = mosquitto(conf)
-        wait_port(self.host, self.port)
+        wait_port(self.host, self.port, proc=self.proc)
 
     def stop(self) -> None:
         if self.proc is not None:
