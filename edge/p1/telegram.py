@@ -1,9 +1,10 @@
 """One P1 telegram to exact values: CRC16 check, suite-0 decryption (AES-128-GCM with ``cryptography``), parsing of
 the mapped registers, and conversion to exact numbers in base units (Wh, W, V, ...), never through a float.
 
-The parser is ours and small (docs/decisions/0015-dsmr-parser-for-p1.md): a telegram is a header line ``/XXX5...``,
-then lines ``A-B:C.D.E(value*unit)(...)`` and the end mark ``!CRC``. ``dsmr_parser`` is its test oracle
-(tests/edge/p1/test_oracle.py): for every variant, the values here are the values it reads.
+The parser is ours and small (docs/decisions/0015-dsmr-parser-for-p1.md): a telegram is a header line (``/``, the
+maker's three-letter id, ``5``, the model), then lines ``A-B:C.D.E(value*unit)(...)`` and the end mark ``!CRC``.
+``dsmr_parser`` is its test oracle (tests/edge/p1/test_oracle.py): for every variant, the values here are the values
+it reads.
 """
 
 from __future__ import annotations
