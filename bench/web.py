@@ -79,7 +79,7 @@ def script_bytes(page: Page, url: str) -> int:
     return sum(gz(x) for x in seen)
 
 
-def timed(page: Page, url: str, rate: float, mark: str | None) -> float:
+def timed(page: Page, url: str, rate: float, mark: str | None, *, waterfall: bool = False) -> float:
     """ms from navigation start to ``mark`` (or first contentful paint) with the CPU throttled ``rate`` x."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("Emulation.setCPUThrottlingRate", {"rate": rate})
@@ -92,7 +92,7 @@ def timed(page: Page, url: str, rate: float, mark: str | None) -> float:
                 "performance.getEntriesByType('paint').filter(e => e.name === 'first-contentful-paint')"
                 ".map(e => e.startTime)")
             if got:
-                if mark and "--waterfall" in sys.argv:  # what the page fetched before it was usable, in order
+                if waterfall:  # what the page fetched before it was usable, in order
                     entries: Any = page.evaluate(
                         "performance.getEntriesByType('resource').map(e => [e.name, e.startTime, e.responseEnd])")
                     print(f"    {rate:g}x: usable at {got[0]:.0f} ms; fetched before that:")
@@ -143,10 +143,11 @@ def main() -> int:
             throttled, plain, login_fcp = [], [], []
             for _ in range(args.runs):
                 p = ctx.new_page()
-                throttled.append(timed(p, f"{base}/app/dashboard", 4, "gtx:dashboard-usable"))
+                throttled.append(timed(p, f"{base}/app/dashboard", 4, "gtx:dashboard-usable",
+                                       waterfall=args.waterfall))
                 p.close()
                 p = ctx.new_page()
-                plain.append(timed(p, f"{base}/app/dashboard", 1, "gtx:dashboard-usable"))
+                plain.append(timed(p, f"{base}/app/dashboard", 1, "gtx:dashboard-usable", waterfall=args.waterfall))
                 p.close()
                 p = b.new_context(br).new_page()
                 login_fcp.append(timed(p, f"{base}/app/login", 4, None))
