@@ -147,9 +147,8 @@ class PgArchive:
             ]
 
     async def _archive_partition(self, p: Partition, work_dir: Path | None) -> Manifest:
-        """Export, check and drop one partition; the caller holds ``locks.READING_PARTITIONS``."""
-        if not _PARTITION.match(p.name):
-            raise ArchiveError(f"{p.name!r} is not a readings partition")
+        """Export, check and drop one partition of :meth:`partitions` (its name matched ``_PARTITION`` there, so it is
+        safe in the statements below); the caller holds ``locks.READING_PARTITIONS``."""
         key = object_key(p.from_ms, p.to_ms)
         with tempfile.TemporaryDirectory(prefix="gtx-archive-", dir=work_dir) as tmp:
             path, index = Path(tmp) / "readings.parquet", Path(tmp) / "index.parquet"
