@@ -222,8 +222,9 @@ ORDER BY r.timestamp_ms, r.seq, r.device_id
 #: ``lo``: the first window the owner may see (whole windows after the last release), aligned down; the reading
 #: before it is the base of the first delta (hot table; ``archived`` asks whether the archive may hold it or the
 #: range). Sums as :func:`window_energy` computes them, without ordering every reading: within a window the deltas
-#: telescope, so a window's sum is its last reading's registers minus the previous window's last (or the base; the
-#: very first reading has no predecessor and counts 0). One pass, one group per window, no sort of the readings.
+#: telescope, so a window's sum is its last reading's registers minus the previous window's last (or the base: the
+#: reading before the first window, else the very first reading itself, which has no predecessor and counts 0). One
+#: pass, one group per window, no sort of the readings.
 #: Where that shortcut would not be exact the row says so and the caller takes :func:`window_energy`: a reading
 #: flagged METER_REPLACED (its own delta counts 0), or readings of two gateways in one window (ties in time
 #: between them are broken by device id there).
@@ -247,21 +248,26 @@ c AS (
     FROM b WHERE b.start_ms < $3 AND ($5::uuid IS NULL OR b.owner_id = $5) AND NOT b.archived
 ),
 base AS (
-    SELECT ARRAY[r.import_wh, r.export_wh] AS registers
-    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
-    ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1
+    SELECT registers FROM (
+        (SELECT 0 AS pick, ARRAY[r.import_wh, r.export_wh] AS registers
+         FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
+         ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1)
+        UNION ALL
+        (SELECT 1, ARRAY[r.import_wh, r.export_wh]
+         FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
+         ORDER BY r.timestamp_ms, r.seq LIMIT 1)
+    ) candidates ORDER BY pick LIMIT 1
 ),
 wins AS (
     SELECT r.timestamp_ms - ((r.timestamp_ms % 900000) + 900000) % 900000 AS window_ms,
            count(*)::bigint AS readings,
-           min(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS first,
            max(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS last,
            bool_or(r.flags & 2 <> 0) OR min(r.device_key) <> max(r.device_key) AS inexact
     FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
     GROUP BY 1
 )
 SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived, (SELECT registers FROM base) AS base,
-       w.window_ms, w.readings, w.first, w.last, w.inexact
+       w.window_ms, w.readings, w.last, w.inexact
 FROM b LEFT JOIN wins w ON true
 ORDER BY w.window_ms
 """
@@ -325,12 +331,11 @@ async def owned_energy(
     if any(r["inexact"] for r in rows):
         return found, None  # a replaced meter or two gateways in a window: the caller sums reading by reading
     windows = []
-    previous = head["base"]  # [import, export] of the reading before the first window, or None
+    previous = head["base"]  # [import, export] the first delta is taken from (None only without readings)
     for r in rows:
         if r["window_ms"] is None:
             continue
-        first, last = r["first"], r["last"]  # [timestamp, seq, import, export]
-        since = previous if previous is not None else first[2:]
-        windows.append(WindowEnergy(r["window_ms"], last[2] - since[0], last[3] - since[1], r["readings"]))
+        last = r["last"]  # [timestamp, seq, import, export]
+        windows.append(WindowEnergy(r["window_ms"], last[2] - previous[0], last[3] - previous[1], r["readings"]))
         previous = last[2:]
     return found, MeterEnergy(meter_id, WINDOW_MS, windows)
