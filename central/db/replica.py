@@ -6,8 +6,10 @@ seen at once: read-your-writes) and runs its heavy query on :meth:`ReadPools.bul
 replay lag is at most ``replica_max_lag_s`` and the primary otherwise (a standby that lags, stopped replaying or cannot
 be reached is skipped; the lag is sampled at most once a second).
 
-The lag is 0 while the standby has replayed everything it received (an idle primary sends nothing, so the age of the
-last replayed transaction means nothing then), else the age of the last replayed transaction.
+The lag is 0 while the standby streams from the primary and has replayed everything it received (an idle primary
+sends nothing, so the age of the last replayed transaction means nothing then), else the age of the last replayed
+transaction. A standby whose WAL receiver is not running (the primary unreachable, the WAL it needs already removed)
+has "replayed everything it received" too, and would look in sync forever: it is judged by that age instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import asyncpg
 log = logging.getLogger(__name__)
 
 LAG_SQL = (
-    "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0.0 "
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stat_wal_receiver)"
+    " AND pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0.0 "
     "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 1e9)::float8 END"
 )
 

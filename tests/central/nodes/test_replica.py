@@ -68,6 +68,7 @@ async def test_bulk_reads_on_the_standby_ownership_on_the_primary(pg_dsn: str, t
 
                     # the standby stops replaying; the primary gets 3 more readings and a newly claimed meter
                     await replica.execute("SELECT pg_wal_replay_pause()")
+                    await until(lambda: _paused(replica), "the standby pausing")  # a pause is only requested at first
                     await feed(pool, site, T0 + 6 * 5 * 60_000, 3, {"R-1": 10})
                     owner2 = await add_user(pool)
                     meter2 = await add_meter(pool, site.gateway.device_id, "R-2", owner2)
@@ -78,21 +79,39 @@ async def test_bulk_reads_on_the_standby_ownership_on_the_primary(pg_dsn: str, t
                     assert await replica.fetchval("SELECT count(*) FROM meters WHERE id = $1", meter2) == 0
 
                     reads.max_lag_s = 0.0  # the standby now lags too much: the primary answers
-                    await until(lambda: _primary_answers(client, meter, owner), "the primary answering")
+                    await until(lambda: _answers(client, meter, owner, 9), "the primary answering")
                     assert await reads.bulk() is reads.primary
 
                     await replica.execute("SELECT pg_wal_replay_resume()")
                     reads.max_lag_s = 3600.0
                     await until(lambda: _replayed(replica, meter2), "the standby replaying again")
                     assert await count(client, meter, owner) == 9
+
+                    # the standby loses its primary (its WAL receiver stops): having replayed all it received, it must
+                    # not look in sync while the primary moves on; the age of its last replayed transaction counts
+                    await replica.execute("ALTER SYSTEM SET primary_conninfo = ''")
+                    await replica.execute("SELECT pg_reload_conf()")
+                    await until(lambda: _receiver_stopped(replica), "the WAL receiver stopping")
+                    await feed(pool, site, T0 + 9 * 5 * 60_000, 3, {"R-1": 10})
+                    reads.max_lag_s = 0.0
+                    await until(lambda: _answers(client, meter, owner, 12), "the primary answering again")
+                    assert await reads.bulk() is reads.primary
             finally:
                 await replica.close()
     finally:
         await pool.close()
 
 
-async def _primary_answers(client: TestClient[Any, Any], meter: Any, owner: Any) -> bool:
-    return await count(client, meter, owner) == 9
+async def _answers(client: TestClient[Any, Any], meter: Any, owner: Any, readings: int) -> bool:
+    return await count(client, meter, owner) == readings
+
+
+async def _paused(replica: asyncpg.Connection) -> bool:
+    return bool(await replica.fetchval("SELECT pg_get_wal_replay_pause_state() = 'paused'"))
+
+
+async def _receiver_stopped(replica: asyncpg.Connection) -> bool:
+    return not await replica.fetchval("SELECT count(*) FROM pg_stat_wal_receiver")
 
 
 async def _replayed(replica: asyncpg.Connection, meter: Any) -> bool:
