@@ -141,12 +141,15 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             pool = await stack.enter_async_context(_pool(config))
             app[POOL] = pool
-            replica = await stack.enter_async_context(_replica(config)) if config.database.replica_dsn else None
+            bulk = await stack.enter_async_context(_bulk(config, replica=False))
+            replica = (await stack.enter_async_context(_bulk(config, replica=True))
+                       if config.database.replica_dsn else None)
             runtime = ledger_runtime
             if runtime is None and open_ledger:
                 runtime = await stack.enter_async_context(running_ledger(config.ledger))
             services = bootstrap(config, Adapters(
                 pool=pool, mqtt=client, ledger=runtime, mailer=mail, signer=signer, tokens=tokens, replica=replica,
+                bulk=bulk,
             ))
             if customise is not None:
                 services = customise(services)
@@ -199,9 +202,10 @@ async def _pool(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
 
 
 @contextlib.asynccontextmanager
-async def _replica(config: CentralConfig) -> AsyncIterator[asyncpg.Pool]:
-    """The read replica's pool (never migrated: a standby is read-only and replays the primary's migrations)."""
-    pool = await create_pool(config.database, replica=True)
+async def _bulk(config: CentralConfig, *, replica: bool) -> AsyncIterator[asyncpg.Pool]:
+    """A bulk-read pool (central/db/pool.py): the read replica's (never migrated: a standby is read-only and replays
+    the primary's migrations) or the primary's (opened after the main pool has migrated)."""
+    pool = await create_pool(config.database, replica=replica, bulk=True)
     try:
         yield pool
     finally:

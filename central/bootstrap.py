@@ -102,6 +102,8 @@ class Adapters:
     clock: Callable[[], datetime] = utc_clock
     #: The read replica's pool (``[database] replica_dsn``), None without one.
     replica: asyncpg.Pool | None = None
+    #: The primary's bulk-read pool (central/db/pool.py); None: bulk reads share ``pool``.
+    bulk: asyncpg.Pool | None = None
 
 
 def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
@@ -156,7 +158,8 @@ def bootstrap(config: CentralConfig, adapters: Adapters) -> Services:
         ingest=build_ingest(pool, config.ingest) if adapters.mqtt is not None else Unavailable(
             "mqtt_disabled", "MQTT is disabled in this configuration (mqtt.enabled = false)"
         ),
-        readings=Readings(hub, ReadPools(pool, adapters.replica, max_lag_s=config.database.replica_max_lag_s)),
+        readings=Readings(hub, ReadPools(adapters.bulk or pool, adapters.replica,
+                                                max_lag_s=config.database.replica_max_lag_s)),
         archive=build_archive(pool, config),
         ledger=runtime if runtime is not None else Unavailable(NO_LEDGER, "no ledger in this process"),
         wallets=build_wallets(pool, chain),

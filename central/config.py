@@ -118,6 +118,9 @@ class DatabaseConfig:
     #: The standby is used while its replay lag is at most this (seconds), else reads fall back to the primary.
     replica_max_lag_s: Annotated[float, Range(0.0, 3600.0)] = 5.0
     replica_pool_max: Annotated[int, Range(1, 1000)] = 10
+    #: Connections to the primary kept apart for those bulk reads when the standby is not used (or there is none):
+    #: generic plans and no session reset on release (central/db/pool.py, "bulk pools").
+    bulk_pool_max: Annotated[int, Range(1, 1000)] = 4
 
     def server_settings(self) -> dict[str, str]:
         """Session settings every connection of this node sends (application name, keepalive)."""

@@ -87,8 +87,9 @@ async def _bulk_and_owner(call: Call[Any, Any]) -> tuple[UUID, Any, UUID | None,
     see as far as known here: the caller and 0 when the bulk pool is the primary (ownership, clipping and page in
     one statement), else None and the primary's answer after checking ownership there (the replica may not have
     seen a claim or release made a moment ago)."""
-    bulk = await call.services.readings.reads.bulk()
-    if bulk is call.services.pool:
+    reads = call.services.readings.reads
+    bulk = await reads.bulk()
+    if bulk is reads.primary:
         return call.path_uuid("meter_id"), bulk, call.user.user_id, 0
     meter_id, visible_from_ms = await _own_meter(call)
     return meter_id, bulk, None, visible_from_ms
