@@ -37,7 +37,7 @@ from central.http.auth import Principal
 from central.http.errors import ApiError, ErrorMap, bad_request, error_response, map_error, not_found, unauthorized
 from central.http.idempotency import HEADER, IDEMPOTENCY, REPLAYED_HEADER, Stored, fingerprint, parse_key, storable
 from central.http.roles import Access
-from central.http.schema import ValidationError, dump, load, load_query
+from central.http.schema import ValidationError, load, load_query, to_json
 
 if TYPE_CHECKING:
     from central.services import Services
@@ -301,7 +301,7 @@ async def _run(request: web.Request, route: Route, principal: Principal | None, 
     if result is None:
         return web.Response(status=204 if route.status in (200, 204) else route.status)
     return web.Response(
-        body=json.dumps(dump(result), separators=(",", ":")).encode(),
+        body=to_json(result),
         status=route.status,
         content_type="application/json",
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 import types
 import typing
@@ -23,6 +24,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
+
+import orjson
 
 from central.errors import CentralError
 
@@ -247,11 +250,22 @@ def _check_range(value: int, path: str, fmeta: Mapping[str, Any]) -> None:
         raise ValidationError(path, f"must be <= {hi}")
 
 
+_KNOWN: dict[type[Any], dict[str, dataclasses.Field[Any]]] = {}
+
+
+def _known_fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    """A dataclass's fields by name (cached: ``dataclasses.fields`` rebuilds its tuple on every call)."""
+    known = _KNOWN.get(cls)
+    if known is None:
+        known = _KNOWN[cls] = {f.name: f for f in dataclasses.fields(cls)}
+    return known
+
+
 def _load_dataclass(cls: type[Any], value: Any, path: str) -> Any:
     if not isinstance(value, dict):
         raise ValidationError(path, "must be an object")
     hints = type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = _known_fields(cls)
     unknown = sorted(set(value) - set(known))
     if unknown:
         raise ValidationError(f"{path}.{unknown[0]}", "is not a known field")
@@ -265,19 +279,29 @@ def _load_dataclass(cls: type[Any], value: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
+_QUERY_PARAMS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _query_params(cls: type[Any]) -> dict[str, Any]:
+    """Each query parameter's scalar type (``T`` of ``T | None``), by name (cached per class)."""
+    params = _QUERY_PARAMS.get(cls)
+    if params is None:
+        hints = type_hints(cls)
+        params = _QUERY_PARAMS[cls] = {name: _is_optional(hints[name])[1] for name in _known_fields(cls)}
+    return params
+
+
 def load_query(cls: type[T], query: Mapping[str, str]) -> T:
     """Build dataclass ``cls`` from URL query strings (scalars, optional scalars and enums only)."""
-    hints = type_hints(cls)
     data: dict[str, Any] = {}
-    known = {f.name for f in dataclasses.fields(typing.cast(Any, cls))}
+    params = _query_params(typing.cast(type[Any], cls))
     for key in query:
-        if key not in known:
+        if key not in params:
             raise ValidationError(f"query.{key}", "is not a known parameter")
-    for name in known:
+    for name, tp in params.items():
         if name not in query:
             continue
         raw = query[name]
-        _, tp = _is_optional(hints[name])
         if tp is int:
             # Strict: ASCII digits with an optional minus, nothing ``int()`` would also forgive (" 1", "1_0", "+1",
             # other scripts' digits), so the document's ``type: integer`` and the server agree.
@@ -349,6 +373,19 @@ def dump(value: Any) -> Any:  # noqa: PLR0911 - one return per supported type
     if isinstance(value, dict):
         return {str(k): dump(v) for k, v in value.items()}
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def to_json(value: Any) -> bytes:
+    """A response body: ``json.dumps(dump(value))`` (compact), encoded by orjson, which serialises dataclasses,
+    UUIDs, datetimes (ISO 8601, as ``datetime.isoformat``) and enums itself, ~10x faster than :func:`dump` and the
+    json module (issue 12: the readings page spent ~20 % of its request there, measured with cProfile). What orjson
+    refuses (an integer beyond 64 bits, a dict with keys that are not strings, a type :func:`dump` does not know
+    either) takes the :func:`dump` path, which decides. orjson writes non-ASCII characters as UTF-8, not as
+    ``\\u`` escapes: the same JSON text."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(dump(value), separators=(",", ":")).encode()
 
 
 # --------------------------------------------------------------------------------------------------------------

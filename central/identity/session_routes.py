@@ -10,7 +10,6 @@ names another host is refused as well.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -19,7 +18,7 @@ from aiohttp import web
 
 from central.http import ANY_USER, PUBLIC, Call, RouteTable
 from central.http.errors import ApiError, unauthorized
-from central.http.schema import dump
+from central.http.schema import to_json
 from central.identity.auth_routes import LoginIn, UserOut, user_out
 from central.identity.http_errors import ERRORS
 from central.identity.model import Session, SessionInfo
@@ -55,7 +54,7 @@ def _check_csrf(request: web.Request) -> None:
 
 def _session_response(session: Session, ttl: int) -> web.Response:
     out = AccessOut(session.access_token, "Bearer", ttl, session.access_expires_at, user_out(session.user))
-    resp = web.Response(body=json.dumps(dump(out), separators=(",", ":")).encode(), content_type="application/json")
+    resp = web.Response(body=to_json(out), content_type="application/json")
     resp.headers["Cache-Control"] = "no-store"
     max_age = max(0, int((session.refresh_expires_at - datetime.now(UTC)).total_seconds()))
     resp.set_cookie(COOKIE, session.refresh_token, max_age=max_age, path=COOKIE_PATH, secure=True, httponly=True,
