@@ -18,12 +18,13 @@ from central.app import SUBSYSTEMS, TOKENS, create_app
 from central.bootstrap import Adapters, bootstrap
 from central.errors import Unavailable
 from central.http.auth import TokenCodec
+from central.http.context import SERVICES
 from central.http.roles import Role
 from central.http.routes import RouteTable
 from central.identity.mailer import build_mailer
 from central.services import Services
-from central.wiring import Subsystem, certificates, market, minting, wallets
-from tests.central.app_env import make_config
+from central.wiring import Subsystem, certificates, market, minting, readings, wallets
+from tests.central.app_env import make_config, running_app
 
 CENTRAL = Path(central.__file__).parent
 
@@ -113,3 +114,17 @@ async def test_without_a_ledger_the_chain_backed_routes_answer_503_in_one_place(
             assert (await r.json())["error"]["code"] == code, path
     finally:
         await client.close()
+
+
+async def test_bulk_reads_have_a_pool_of_their_own_with_generic_plans(pg_dsn: str, tmp_path: Path) -> None:
+    """central/db/pool.py: the readings API's statements run on the primary's bulk pool (generic plans), everything
+    else on the main pool (plans chosen per call, the session reset on every release)."""
+    async with running_app(make_config(pg_dsn, tmp_path), (readings.SUBSYSTEM,)) as client:
+        services = client.app[SERVICES]
+        reads = services.readings.reads
+        assert reads.replica is None
+        assert reads.primary is not services.pool
+        assert await reads.bulk() is reads.primary
+        assert await reads.primary.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        assert await services.pool.fetchval("SHOW plan_cache_mode") == "auto"
+        assert reads.primary.get_max_size() == make_config(pg_dsn, tmp_path).database.bulk_pool_max
