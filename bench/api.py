@@ -239,6 +239,13 @@ def server_pids(server_pid: int, db: str) -> tuple[list[int], list[int]]:
     return [server_pid, *_children(server_pid)], [int(r) for r in rows]
 
 
+def _xacts(db: str) -> int:
+    """Transactions committed and rolled back in the bench database so far (one per statement outside a
+    transaction block)."""
+    return int(subprocess.run([*PG, f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'",
+                               "-At", "-d", db], capture_output=True, text=True, check=True).stdout)
+
+
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -419,6 +426,7 @@ def main() -> int:
             which the machine's other load does not change."""
             workers, backends = server_pids(server.pid, db)
             w0, b0 = cpu_by_pid(workers), cpu_by_pid(backends)
+            x0 = _xacts(db)
             if use_wrk:
                 res = run_wrk(base + path, headers, args.duration, args.connections, args.threads)
             else:
@@ -427,6 +435,8 @@ def main() -> int:
             workers, backends = server_pids(server.pid, db)
             res["cpu_http_us"] = 1e6 * cpu_since(w0, workers) / n
             res["cpu_db_us"] = 1e6 * cpu_since(b0, backends) / n
+            time.sleep(1.2)  # PostgreSQL flushes its statistics at most once a second
+            res["xacts"] = (_xacts(db) - x0) / n
             return res, res["cpu_http_us"] + res["cpu_db_us"]
 
         for name, path, headers in cases:
@@ -443,7 +453,7 @@ def main() -> int:
             print(f"  {name:62s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms  p99 {res['p99']:6.2f} ms"
                   f"  non-2xx {int(res['non2xx'])}  {'OK' if ok else 'below target'}{_vs(res['rps'], trivial)}"
                   f"  server CPU {cpu:.0f} us/request (HTTP {res['cpu_http_us']:.0f}, PostgreSQL "
-                  f"{res['cpu_db_us']:.0f}){vs_me}")
+                  f"{res['cpu_db_us']:.0f}; {res['xacts']:.2f} transactions){vs_me}")
         if tokens:
             print(f"  target >= {TARGET_ORDERS} orders/s at p99 < {TARGET_P99_MS:.0f} ms")
             load = os.getloadavg()[0]
