@@ -288,6 +288,7 @@ wins AS (
            max(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS last,
            bool_or(r.flags & 2 <> 0) OR min(r.device_key) <> max(r.device_key) AS inexact
     FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
+        AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000  -- lo's lower bound: partitions pruned
     GROUP BY 1
 )
 SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived, (SELECT registers FROM base) AS base,
