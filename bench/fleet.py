@@ -264,9 +264,10 @@ async def _lags(
             "SELECT extract(epoch FROM c.updated_at) - extract(epoch FROM w.finalised_at) AS lag FROM chain_intent c "
             "JOIN energy_windows w ON c.key = w.meter_id::text || ':' || w.window_start_ms::text "
             "WHERE c.kind = 'energy-mint' AND c.state = 'confirmed'")
-        size = await conn.fetchval(  # every partition of the hot readings table (table + indexes + TOAST)
+        size = await conn.fetchval(  # every partition of the hot readings table (table + indexes + TOAST), and the
+            # per-window sums of dense windows (migration 0108)
             "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint "
-            "FROM pg_partition_tree('reading_rows'::regclass)")
+            "+ pg_total_relation_size('reading_windows') FROM pg_partition_tree('reading_rows'::regclass)")
         return close, [float(m["lag"]) for m in mints], len(windows), len(mints), int(size)
     finally:
         await conn.close()
@@ -356,7 +357,7 @@ def run(args: argparse.Namespace) -> None:
             print("  central RSS over time (all processes): "
                   + ", ".join(f"{s:.0f} s {r / 2**20:.0f} MiB" for s, r in marks) + f"; peak {peak:.0f} MiB")
         per_reading = size / max(stored, 1)
-        print(f"  bytes per stored reading (reading_rows partitions + indexes + TOAST, as written): "
+        print(f"  bytes per stored reading (reading_rows partitions + indexes + TOAST, per-window sums, as written): "
               f"{per_reading:,.0f} B")
         cpu_per_reading = (cpu + pg_cpu) / max(acked, 1)
         print(f"  CPU per reading, whole pipeline (central incl. accounting and minting, broker, PostgreSQL): "

@@ -190,6 +190,9 @@ class PgArchive:
                     )
                     await conn.execute(f'DROP TABLE "{p.name}"')
                     await conn.execute("DELETE FROM reading_partitions_packed WHERE from_ms = $1", p.from_ms)
+                    # the per-window sums of those readings (migration 0108): archived ranges are summed from files
+                    await conn.execute("DELETE FROM reading_windows WHERE window_ms >= $1 AND window_ms < $2",
+                                       p.from_ms, p.to_ms)
             except asyncpg.PostgresError as exc:
                 raise ArchiveError(f"archiving {p.name} failed: {type(exc).__name__}: {exc}") from exc
         return manifest

@@ -1,13 +1,13 @@
-"""PostgreSQL adapter of :class:`central.ingest.port.IngestStore` (tables in migrations 0002_readings.sql and
-0090_compact_readings.sql).
+"""PostgreSQL adapter of :class:`central.ingest.port.IngestStore` (tables in migrations 0002_readings.sql,
+0090_compact_readings.sql and 0108_reading_windows.sql).
 
 A group of batches (of distinct devices) = one transaction in four round trips: ``BEGIN`` + per-device advisory
 locks in one global order (so worker processes sharing the readings subscription judge one device's batches one at a
 time, without deadlocks), one query loading every context (device, bound meters, stored neighbours, chain head,
-gaps), one statement writing everything (readings via ``unnest``, chain heads, gaps, and a NOTIFY per device for
-live subscribers, delivered on commit), ``COMMIT``. Round trips and commits dominate the cost per batch here, so they
-are kept to that minimum and shared by the group; the locks are their own statements so that the load's snapshot is
-taken after they are granted.
+gaps), one statement writing everything (readings via ``unnest``, chain heads, gaps, the per-window sums of dense
+windows, and a NOTIFY per device for live subscribers, delivered on commit), ``COMMIT``. Round trips and commits
+dominate the cost per batch here, so they are kept to that minimum and shared by the group; the locks are their own
+statements so that the load's snapshot is taken after they are granted.
 """
 
 from __future__ import annotations
@@ -107,6 +107,39 @@ WITH ins AS (
 ), gap_ins AS (
     INSERT INTO reading_gaps (device_id, first_seq, last_seq) SELECT * FROM added
     ON CONFLICT (device_id, first_seq) DO UPDATE SET last_seq = EXCLUDED.last_seq
+), new_w AS (
+    SELECT n.meter_key, n.ts - ((n.ts % 900000) + 900000) % 900000 AS window_ms, count(*)::int AS readings,
+           max(ARRAY[n.ts, n.seq, n.imp, n.exp]) AS last, min(n.device_key) AS device_key,
+           bool_or(n.flags & 2 <> 0) OR min(n.device_key) <> max(n.device_key) AS inexact
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::int[], $6::int[], $8::smallint[])
+        AS n(seq, ts, imp, exp, device_key, meter_key, flags)
+    GROUP BY 1, 2
+), win AS (
+    -- Per-window sums (migration 0108): a window with a row gets the new readings added; one without gets a row
+    -- once it holds two readings, from those already stored in it (this statement's snapshot: without the new
+    -- ones) plus the new ones.
+    INSERT INTO reading_windows AS s (meter_key, window_ms, readings, last, device_key, inexact)
+    SELECT w.meter_key, w.window_ms, w.readings + coalesce(e.readings, 0), greatest(w.last, e.last), w.device_key,
+           w.inexact OR coalesce(e.inexact, false)
+    FROM new_w w
+    LEFT JOIN reading_windows k ON k.meter_key = w.meter_key AND k.window_ms = w.window_ms
+    LEFT JOIN LATERAL (
+        SELECT count(*)::int AS readings, max(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS last,
+               bool_or(r.flags & 2 <> 0) OR min(r.device_key) <> max(r.device_key)
+                   OR min(r.device_key) <> w.device_key AS inexact
+        FROM reading_rows r
+        WHERE k.meter_key IS NULL AND r.meter_key = w.meter_key AND r.timestamp_ms >= w.window_ms
+          AND r.timestamp_ms < w.window_ms + 900000
+    ) e ON true
+    WHERE k.meter_key IS NOT NULL OR w.readings + coalesce(e.readings, 0) >= 2
+    ORDER BY w.meter_key, w.window_ms  -- one lock order for every writer
+    -- A conflict with a row this snapshot did not see: another gateway's transaction made it at once (the same
+    -- gateway's batches are serialised by its advisory lock); the older readings may then count twice, and the
+    -- gateways differ, so the window is marked inexact.
+    ON CONFLICT (meter_key, window_ms) DO UPDATE SET
+        readings = s.readings + EXCLUDED.readings,
+        last = greatest(s.last, EXCLUDED.last),
+        inexact = s.inexact OR EXCLUDED.inexact OR s.device_key <> EXCLUDED.device_key
 )
 SELECT count(pg_notify($19, n)) FROM unnest($20::text[]) AS n
 """

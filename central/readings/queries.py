@@ -235,8 +235,10 @@ ORDER BY r.timestamp_ms, r.seq, r.device_id
 #: before it is the base of the first delta (hot table; ``archived`` asks whether the archive may hold it or the
 #: range). Sums as :func:`window_energy` computes them, without ordering every reading: within a window the deltas
 #: telescope, so a window's sum is its last reading's registers minus the previous window's last (or the base: the
-#: reading before the first window, else the very first reading itself, which has no predecessor and counts 0). One
-#: pass, one group per window, no sort of the readings.
+#: reading before the first window, else the very first reading itself, which has no predecessor and counts 0). A
+#: window of two readings or more has its count and last reading kept as the readings arrive (``reading_windows``,
+#: migration 0108: one row, not every reading, is read); the windows between those are summed from their readings,
+#: one pass, one group per window.
 #: Where that shortcut would not be exact the row says so and the caller takes :func:`window_energy`: a reading
 #: flagged METER_REPLACED (its own delta counts 0), or readings of two gateways in one window (ties in time
 #: between them are broken by device id there).
@@ -262,12 +264,15 @@ c AS (
 -- the index is (meter_key, timestamp_ms): each candidate is found by one probe for its timestamp, then the seq
 -- order among the rows at that timestamp (never a sort of every reading before or in the range)
 edge AS (
+    -- (the bounds on $2 and $4 restate what lo implies, so that partitions outside them are pruned when the
+    -- statement starts, not opened on every call)
     SELECT c.meter_key,
            (SELECT r.timestamp_ms FROM reading_rows r
-            WHERE r.meter_key = c.meter_key AND r.timestamp_ms < c.lo
+            WHERE r.meter_key = c.meter_key AND r.timestamp_ms < c.lo AND r.timestamp_ms < $4
             ORDER BY r.timestamp_ms DESC LIMIT 1) AS before_ms,
            (SELECT r.timestamp_ms FROM reading_rows r
             WHERE r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
+              AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000
             ORDER BY r.timestamp_ms LIMIT 1) AS first_ms
     FROM c
 ),
@@ -275,20 +280,44 @@ base AS (
     SELECT registers FROM (
         (SELECT 0 AS pick, ARRAY[r.import_wh, r.export_wh] AS registers
          FROM edge JOIN reading_rows r ON r.meter_key = edge.meter_key AND r.timestamp_ms = edge.before_ms
+             AND r.timestamp_ms < $4
          ORDER BY r.seq DESC LIMIT 1)
         UNION ALL
         (SELECT 1, ARRAY[r.import_wh, r.export_wh]
          FROM edge JOIN reading_rows r ON r.meter_key = edge.meter_key AND r.timestamp_ms = edge.first_ms
+             AND r.timestamp_ms < $4 AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000
          ORDER BY r.seq LIMIT 1)
     ) candidates ORDER BY pick LIMIT 1
 ),
+summ AS (
+    -- windows of two readings or more, summed as the readings arrived (migration 0108)
+    SELECT s.window_ms, s.readings::bigint AS readings, s.last, s.inexact
+    FROM c JOIN reading_windows s ON s.meter_key = c.meter_key AND s.window_ms >= c.lo AND s.window_ms < $4
+),
+gaps AS (
+    -- the runs of windows between them, from lo to the end: only their readings are read
+    SELECT g_from, g_to FROM (
+        SELECT coalesce(lag(summ.window_ms) OVER (ORDER BY summ.window_ms) + 900000, c.lo) AS g_from,
+               summ.window_ms AS g_to
+        FROM c, summ
+        UNION ALL
+        SELECT coalesce((SELECT max(window_ms) FROM summ) + 900000, c.lo), $4 FROM c
+    ) g WHERE g_from < g_to
+),
 wins AS (
+    SELECT * FROM summ
+    UNION ALL
     SELECT r.timestamp_ms - ((r.timestamp_ms % 900000) + 900000) % 900000 AS window_ms,
            count(*)::bigint AS readings,
            max(ARRAY[r.timestamp_ms, r.seq, r.import_wh, r.export_wh]) AS last,
            bool_or(r.flags & 2 <> 0) OR min(r.device_key) <> max(r.device_key) AS inexact
-    FROM c JOIN reading_rows r ON r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
-        AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000  -- lo's lower bound: partitions pruned
+    FROM c JOIN gaps ON true
+    JOIN LATERAL (  -- one index range scan per gap
+        SELECT r.timestamp_ms, r.seq, r.import_wh, r.export_wh, r.flags, r.device_key FROM reading_rows r
+        WHERE r.meter_key = c.meter_key AND r.timestamp_ms >= gaps.g_from AND r.timestamp_ms < gaps.g_to
+          AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000 AND r.timestamp_ms < $4
+        OFFSET 0  -- kept a subquery: planned as a scan per gap, not flattened into a join over every reading
+    ) r ON true
     GROUP BY 1
 )
 SELECT b.owner_id, b.visible_from_ms, b.start_ms, b.archived, (SELECT registers FROM base) AS base,

@@ -80,8 +80,11 @@ async def _scenario(pool: asyncpg.Pool, pg_dsn: str, tmp_path: Path, capsys: pyt
         span = await pool.fetchval("SELECT span_ms FROM reading_partitioning")
         last = T0_MS + HOUR_MS
         store = DirectoryArchiveStore(Path(config.archive.directory))
+        sums = "SELECT count(*) FROM reading_windows WHERE window_ms >= $1 AND window_ms <= $2"
+        assert await pool.fetchval(sums, T0_MS - 900_000, last) >= 4  # ingest kept the dense windows' sums
         manifests = await PgArchive(pool, store).archive_before(last - last % span + span)
         assert sum(m.readings for m in manifests) == 61
+        assert await pool.fetchval(sums, T0_MS - 900_000, last) == 0  # and they leave with the partition
         assert await pool.fetchval(
             "SELECT count(*) FROM reading_rows WHERE timestamp_ms BETWEEN $1 AND $2", T0_MS, last) == 0
         assert await pool.fetchval("SELECT count(*) FROM reading_archives") == len(manifests)
