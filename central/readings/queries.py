@@ -114,7 +114,7 @@ _LAST_BEFORE = """
 SELECT d.device_id, d.public_key, m.id AS meter_id, m.serial, r.seq, r.timestamp_ms, r.import_wh, r.export_wh,
        r.power_w, r.flags, r.prev_hash, r.signature, r.device_key, r.meter_key
 FROM meters m JOIN reading_rows r ON r.meter_key = m.meter_key JOIN devices d ON d.device_key = r.device_key
-WHERE m.id = $1 AND r.timestamp_ms < $2
+WHERE m.id = $1 AND r.timestamp_ms < $2 AND r.timestamp_ms >= $3
 ORDER BY r.timestamp_ms DESC, r.seq DESC LIMIT 1
 """
 
@@ -161,9 +161,10 @@ async def window_energy(
 ) -> MeterEnergy:
     """Import/export Wh per 15-minute window (aligned to UTC) for windows starting in [from_ms, to_ms).
 
-    Raw register deltas: the first reading in the range is diffed against the meter's last reading before it (in the
-    archive, looked for up to ``lookback_ms`` back). Exact, interpolated accounting per settlement window is the
-    accounting subsystem's job.
+    Raw register deltas: the first reading in the range is diffed against the meter's last reading before it, looked
+    for up to ``lookback_ms`` back (hot table, then archive; a meter silent for longer has no base: its first reading
+    counts 0, rather than a week of energy landing in one window). Exact, interpolated accounting per settlement
+    window is the accounting subsystem's job.
     """
     start = from_ms - from_ms % WINDOW_MS
     end = to_ms + (-to_ms) % WINDOW_MS
@@ -172,7 +173,7 @@ async def window_energy(
     if (end - start) // WINDOW_MS > MAX_WINDOWS:
         raise QueryError(f"at most {MAX_WINDOWS} windows per request")
     rows = await meter_rows(conn, meter_id, start, end, archive=archive)
-    before = await conn.fetchrow(_LAST_BEFORE, meter_id, start)
+    before = await conn.fetchrow(_LAST_BEFORE, meter_id, start, start - lookback_ms)
     previous = archived(before) if before is not None else None
     if previous is None and archive is not None:  # archived ranges are older than every hot one
         old = await archive.meter_readings(conn, meter_id, start - lookback_ms, start)
@@ -232,13 +233,13 @@ ORDER BY r.timestamp_ms, r.seq, r.device_id
 """
 
 #: ``lo``: the first window the owner may see (whole windows after the last release), aligned down; the reading
-#: before it is the base of the first delta (hot table; ``archived`` asks whether the archive may hold it or the
-#: range). Sums as :func:`window_energy` computes them, without ordering every reading: within a window the deltas
-#: telescope, so a window's sum is its last reading's registers minus the previous window's last (or the base: the
-#: reading before the first window, else the very first reading itself, which has no predecessor and counts 0). A
-#: window of two readings or more has its count and last reading kept as the readings arrive (``reading_windows``,
-#: migration 0108: one row, not every reading, is read); the windows between those are summed from their readings,
-#: one pass, one group per window.
+#: before it, up to ``$6`` (LOOKBACK_MS) back, is the base of the first delta (hot table; ``archived`` asks whether
+#: the archive may hold it or the range). Sums as :func:`window_energy` computes them, without ordering every
+#: reading: within a window the deltas telescope, so a window's sum is its last reading's registers minus the
+#: previous window's last (or the base: the reading before the first window, else the very first reading itself,
+#: which has no predecessor and counts 0). A window of two readings or more has its count and last reading kept as
+#: the readings arrive (``reading_windows``, migration 0108: one row, not every reading, is read); the windows
+#: between those are summed from their readings, one pass, one group per window.
 #: Where that shortcut would not be exact the row says so and the caller takes :func:`window_energy`: a reading
 #: flagged METER_REPLACED (its own delta counts 0), or readings of two gateways in one window (ties in time
 #: between them are broken by device id there).
@@ -269,6 +270,8 @@ edge AS (
     SELECT c.meter_key,
            (SELECT r.timestamp_ms FROM reading_rows r
             WHERE r.meter_key = c.meter_key AND r.timestamp_ms < c.lo AND r.timestamp_ms < $4
+              AND r.timestamp_ms >= c.lo - $6::bigint
+              AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000 - $6::bigint
             ORDER BY r.timestamp_ms DESC LIMIT 1) AS before_ms,
            (SELECT r.timestamp_ms FROM reading_rows r
             WHERE r.meter_key = c.meter_key AND r.timestamp_ms >= c.lo AND r.timestamp_ms < $4
@@ -280,7 +283,7 @@ base AS (
     SELECT registers FROM (
         (SELECT 0 AS pick, ARRAY[r.import_wh, r.export_wh] AS registers
          FROM edge JOIN reading_rows r ON r.meter_key = edge.meter_key AND r.timestamp_ms = edge.before_ms
-             AND r.timestamp_ms < $4
+             AND r.timestamp_ms < $4 AND r.timestamp_ms >= $2 - (($2 % 900000) + 900000) % 900000 - $6::bigint
          ORDER BY r.seq DESC LIMIT 1)
         UNION ALL
         (SELECT 1, ARRAY[r.import_wh, r.export_wh]

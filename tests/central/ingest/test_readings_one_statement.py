@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from central.readings.queries import (
+    LOOKBACK_MS,
     WINDOW_MS,
     decode_cursor,
     list_readings,
@@ -166,3 +167,26 @@ async def test_window_sums_match_reading_by_reading_on_irregular_readings(pool: 
         else:
             assert energy == expected, (case, rows)
     assert 0 < left_to_slow < 40  # both paths were taken
+
+
+async def test_a_base_older_than_the_lookback_is_not_used(pool: asyncpg.Pool) -> None:
+    """The reading before the range is looked for up to LOOKBACK_MS back, in the hot table as in the archive: after a
+    longer silence the first reading counts 0 (not a week of energy in one window), on both paths."""
+    owner = await add_user(pool)
+    site = await seed_site(pool, [owner], ["ONE-4"])
+    meter = site.meters["ONE-4"]
+    keys = await pool.fetchrow(
+        "SELECT m.meter_key, d.device_key FROM meters m JOIN devices d ON d.device_id = $2 WHERE m.id = $1",
+        meter, site.gateway.device_id)
+    silent = T0 - LOOKBACK_MS - WINDOW_MS
+    await pool.execute("SELECT reading_partition_for(t) FROM unnest($1::bigint[]) AS t", [silent, T0])
+    rows = [(seq, ts, 1_000 * seq, 500 * seq, keys["device_key"], keys["meter_key"], 0, 0, bytes(32), bytes(64))
+            for seq, ts in ((1, silent), (2, T0 + 60_000), (3, T0 + 120_000))]
+    await pool.copy_records_to_table("reading_rows", records=rows, columns=[
+        "seq", "timestamp_ms", "import_wh", "export_wh", "device_key", "meter_key", "power_w", "flags",
+        "prev_hash", "signature"])
+    found, energy = await owned_energy(pool, meter, owner, from_ms=T0, to_ms=T0 + WINDOW_MS)
+    assert found.owner == owner
+    assert energy == await window_energy(pool, meter, from_ms=T0, to_ms=T0 + WINDOW_MS)
+    assert energy is not None
+    assert [(w.import_wh, w.export_wh, w.readings) for w in energy.windows] == [(1_000, 500, 2)]
