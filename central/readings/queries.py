@@ -207,14 +207,14 @@ k AS MATERIALIZED (
                AS archived
     FROM m
 )
-SELECT k.owner_id, k.visible_from_ms, k.id AS meter_id, k.serial, k.archived,
+SELECT k.owner_id, k.visible_from_ms, k.serial, k.archived,
        r.device_id, r.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags, r.prev_hash,
-       r.signature, r.device_key, r.meter_key
+       r.signature
 FROM k LEFT JOIN LATERAL (
     -- Candidates in index order: the rows at the cursor's timestamp, and those after it up to the timestamp of the
     -- page's last row (ties in time included), then sorted in full order; not every row of the range.
     SELECT d.device_id, d.public_key, r.seq, r.timestamp_ms, r.import_wh, r.export_wh, r.power_w, r.flags,
-           r.prev_hash, r.signature, r.device_key, r.meter_key
+           r.prev_hash, r.signature
     FROM reading_rows r JOIN devices d ON d.device_key = r.device_key
     WHERE r.meter_key = k.meter_key AND ($8::uuid IS NULL OR k.owner_id = $8) AND NOT k.archived
       AND r.timestamp_ms >= k.lo AND r.timestamp_ms >= $2 AND r.timestamp_ms >= $4 AND r.timestamp_ms < $3
