@@ -8,20 +8,11 @@ from __future__ import annotations
 import random
 
 import asyncpg
-import pytest
 
 from central.readings.queries import WINDOW_MS, owned_energy, window_energy
 from tests.central.accounting.acct_mint_env import T0, seed_site
 from tests.central.gateway import exact, ingest, ingest_service
 from tests.central.pg import add_user
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> asyncpg.Pool:
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
-    assert p is not None
-    yield p
-    await p.close()
 
 
 async def _rows(pool: asyncpg.Pool) -> set[tuple[object, ...]]:

@@ -7,7 +7,6 @@ import random
 import uuid
 
 import asyncpg
-import pytest
 
 from central.readings.queries import (
     LOOKBACK_MS,
@@ -22,14 +21,6 @@ from tests.central.accounting.acct_mint_env import STEP_MS, T0, feed, seed_site
 from tests.central.pg import add_user
 
 N = 40  # readings, every 5 minutes: 200 minutes, 14 windows
-
-
-@pytest.fixture
-async def pool(pg_dsn: str) -> asyncpg.Pool:
-    p = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
-    assert p is not None
-    yield p
-    await p.close()
 
 
 def _first_window(visible_ms: int) -> int:
@@ -119,9 +110,7 @@ async def test_window_sums_match_reading_by_reading_on_irregular_readings(pool: 
     owner = await add_user(pool)
     site = await seed_site(pool, [owner], ["ONE-3"])
     meter = site.meters["ONE-3"]
-    keys = await pool.fetchrow(
-        "SELECT m.meter_key, d.device_key FROM meters m JOIN devices d ON d.device_id = $2 WHERE m.id = $1",
-        meter, site.gateway.device_id)
+    keys = await _keys(pool, meter, site.gateway.device_id)
     other = await pool.fetchval("INSERT INTO devices (device_id, public_key, site_label) VALUES ($1, $2, 'second') "
                                 "RETURNING device_key", "B" * 44, bytes(32))
     await pool.execute("SELECT reading_partition_for(t) FROM unnest($1::bigint[]) AS t",
@@ -175,9 +164,7 @@ async def test_a_base_older_than_the_lookback_is_not_used(pool: asyncpg.Pool) ->
     owner = await add_user(pool)
     site = await seed_site(pool, [owner], ["ONE-4"])
     meter = site.meters["ONE-4"]
-    keys = await pool.fetchrow(
-        "SELECT m.meter_key, d.device_key FROM meters m JOIN devices d ON d.device_id = $2 WHERE m.id = $1",
-        meter, site.gateway.device_id)
+    keys = await _keys(pool, meter, site.gateway.device_id)
     silent = T0 - LOOKBACK_MS - WINDOW_MS
     await pool.execute("SELECT reading_partition_for(t) FROM unnest($1::bigint[]) AS t", [silent, T0])
     rows = [(seq, ts, 1_000 * seq, 500 * seq, keys["device_key"], keys["meter_key"], 0, 0, bytes(32), bytes(64))
@@ -190,3 +177,12 @@ async def test_a_base_older_than_the_lookback_is_not_used(pool: asyncpg.Pool) ->
     assert energy == await window_energy(pool, meter, from_ms=T0, to_ms=T0 + WINDOW_MS)
     assert energy is not None
     assert [(w.import_wh, w.export_wh, w.readings) for w in energy.windows] == [(1_000, 500, 2)]
+
+
+async def _keys(pool: asyncpg.Pool, meter: uuid.UUID, device_id: str) -> asyncpg.Record:
+    """The meter's and the gateway's compact keys, for rows written straight into reading_rows."""
+    row = await pool.fetchrow(
+        "SELECT m.meter_key, d.device_key FROM meters m JOIN devices d ON d.device_id = $2 WHERE m.id = $1",
+        meter, device_id)
+    assert row is not None
+    return row
