@@ -52,7 +52,10 @@ class Poller:
         """One read; on success the reading is committed (signed, or pending resync). Returns its seq."""
         now_ms = int(self._wall() * 1000)
         try:
-            sample = await asyncio.wait_for(reader.read(), timeout=timeout_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the read completes as
+            # the task is cancelled, swallowing the cancellation (the meter task then never stopped)
+            async with asyncio.timeout(timeout_s):
+                sample = await reader.read()
         except MeterError as e:
             state.record_error(str(e), now_ms)
             if state.consecutive_failures in (1, 10) or state.consecutive_failures % 60 == 0:

@@ -457,4 +457,5 @@ class Uplink:
                 log.exception("unexpected error in the uplink")
                 delay = 5.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self._wake.wait()

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import threading
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -97,6 +98,26 @@ async def test_run_meter_polls_on_aligned_ticks_and_survives_clock_step_back(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_read_that_completes_as_the_task_is_cancelled_still_cancels_it(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """Python 3.11's asyncio.wait_for returned the result when the read and the cancellation came together, so the
+    meter task went on polling and a shutdown waited for it forever (a CI run hung in the test above)."""
+    answer: asyncio.Future[MeterSample] = asyncio.get_running_loop().create_future()
+
+    class Held(FakeMeterReader):
+        async def read(self) -> MeterSample:
+            return await answer
+
+    p, _, _ = _poller(outbox, signer)
+    task = asyncio.create_task(p.poll(Held("H"), MeterStatus("H", "modbus-tcp", "a", "m", 60), 5.0))
+    await asyncio.sleep(0.01)  # the poll now waits for the read
+    answer.set_result(MeterSample(1_700_000_000_000, 10, 0, None))
+    task.cancel()  # in the same step: the read is done when the cancellation arrives
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_unsignable_value_is_an_error_not_a_crash(outbox: Outbox, signer: ProtocolSigner) -> None:
