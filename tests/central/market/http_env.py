@@ -84,6 +84,18 @@ async def deposit(client: TestClient[Any, Any], h: dict[str, str], wallet: Keypa
     assert (await r.json())["status"] == "confirmed"
 
 
+async def ws_subscribe(ws: aiohttp.ClientWebSocketResponse, *channels: str) -> None:
+    """Subscribe and wait until the server confirmed every channel: events published before that are not sent."""
+    for ch in channels:
+        await ws.send_json({"type": "subscribe", "channel": ch})
+    pending = set(channels)
+    async with asyncio.timeout(20):
+        while pending:
+            msg = await ws.receive_json()
+            if msg.get("type") == "subscribed":
+                pending.discard(msg["channel"])
+
+
 async def ws_next(ws: aiohttp.ClientWebSocketResponse, channel: str, pred: Any = lambda _d: True) -> dict[str, Any]:
     async with asyncio.timeout(20):
         while True:

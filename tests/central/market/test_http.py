@@ -20,7 +20,7 @@ from central.wiring import ledger as ledger_wiring
 from central.wiring import market as market_wiring
 from central.wiring import readings as readings_wiring
 from tests.central.app_env import ledger_of, make_config, setup_of
-from tests.central.market.http_env import Env, auth, deposit, funded_user, ws_next
+from tests.central.market.http_env import Env, auth, deposit, funded_user, ws_next, ws_subscribe
 from tests.central.market.market_fixtures import make_user
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -43,8 +43,7 @@ async def test_market_over_http_and_websocket(env: Env) -> None:
 
     ws = await client.ws_connect("/api/v1/live")
     await ws.send_json({"type": "auth", "token": hb["Authorization"].split()[1]})
-    for ch in ("market.epochs", "market.mine", "market.trades", "market.book"):
-        await ws.send_json({"type": "subscribe", "channel": ch})
+    await ws_subscribe(ws, "market.epochs", "market.mine", "market.trades", "market.book")
 
     # Validation and status codes.
     bad = await client.post("/api/v1/market/orders", json={"side": "sell", "qty": 0, "price": 5}, headers=hs)
@@ -153,13 +152,7 @@ async def test_feed_crosses_worker_processes_through_postgres(pg_dsn: str, tmp_p
         await deposit(a, h, wallet, "quote", 100_000)
         ws = await b.ws_connect("/api/v1/live")
         await ws.send_json({"type": "auth", "token": b.app[TOKENS].issue(uid, Role.CONSUMER)[0]})
-        for ch in ("market.mine", "market.book"):
-            await ws.send_json({"type": "subscribe", "channel": ch})
-        async with asyncio.timeout(10):
-            while (await ws.receive_json()).get("type") != "subscribed":
-                pass
-            while (await ws.receive_json()).get("type") != "subscribed":
-                pass
+        await ws_subscribe(ws, "market.mine", "market.book")
         r = await a.post("/api/v1/market/orders", json={"side": "buy", "qty": 2000, "price": 150}, headers=h)
         assert r.status == 201, await r.text()
         order = await ws_next(ws, "market.mine", lambda d: d["kind"] == "order")
