@@ -23,7 +23,8 @@ def jobs(services: Services) -> Sequence[Job]:
 
     return [
         Job("reading-archive", settings.interval_s, upkeep,
-            lock=SessionLock(services.config.database.dsn, locks.READING_ARCHIVE)),
+            lock=SessionLock(services.config.database.dsn, locks.READING_ARCHIVE,
+                             services.config.database.server_settings())),
     ]
 
 
