@@ -31,24 +31,37 @@ TIMESTAMP = "0-0:1.0.0"
 _DSMR_TZ = ZoneInfo("Europe/Amsterdam")
 _LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})((?:\([^()\r\n]*\))+)$")
 _NUMBER = re.compile(r"^\d{1,15}(?:\.\d{1,9})?$")
+_CRC_LINE = re.compile(rb"([0-9A-Fa-f]{1,4})?\r?\n?")
 _STAMP = re.compile(r"^(\d{12})([SW])?$")
 TAG_BYTES = 12
 SC_AUTHENTICATED, SC_ENCRYPTED = 0x10, 0x20
 
 
-def check_crc(frame: bytes) -> None:
-    """Raise CrcError unless the telegram's CRC16 (over ``/`` .. ``!``) matches the 4 hex digits after ``!``."""
+def crc_digits(frame: bytes) -> bytes | None:
+    """The CRC after the telegram's ``!`` (1 to 4 hex digits: some meters leave out leading zeros), or None when
+    the telegram carries none (DSMR 2.2 / 3, Iskra IE without one)."""
     bang = frame.rfind(b"!")
-    digits = frame[bang + 1 : bang + 5]
-    if bang < 0 or len(digits) != 4:
+    if bang < 0:
+        return None
+    m = _CRC_LINE.fullmatch(frame, bang + 1)
+    return m.group(1) if m is not None and m.group(1) else None
+
+
+def check_crc(frame: bytes) -> None:
+    """Raise CrcError unless the telegram's CRC16 (over ``/`` .. ``!``) matches the hex digits after ``!``."""
+    bang = frame.rfind(b"!")
+    if bang < 0 or _CRC_LINE.fullmatch(frame, bang + 1) is None:
+        raise CrcError("telegram CRC is not 1 to 4 hexadecimal digits" if bang >= 0 else "telegram has no end mark")
+    digits = crc_digits(frame)
+    if digits is None:
         raise CrcError("telegram has no CRC")
-    try:
-        expected = int(digits, 16)
-    except ValueError:
-        raise CrcError("telegram CRC is not hexadecimal") from None
+    expected = int(digits, 16)
     actual = crc16(frame[: bang + 1])
     if actual != expected:
-        raise CrcError(f"CRC mismatch: telegram says {expected:04X}, content gives {actual:04X}")
+        hint = ""
+        if b"\n" in frame and b"\r\n" not in frame:
+            hint = " (its lines end in LF alone: something on the way rewrote the meter's CR LF, which the CRC covers)"
+        raise CrcError(f"CRC mismatch: telegram says {expected:04X}, content gives {actual:04X}{hint}")
 
 
 def decrypt(frame: bytes, key: bytes, auth_key: bytes) -> bytes:

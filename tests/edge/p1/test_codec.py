@@ -135,3 +135,31 @@ def test_p1_map_errors_name_the_line(tmp_path: Path) -> None:
         load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure.replace('"kWh"', '"MWh"', 1)))
     with pytest.raises(ConfigError, match="either 'header' or 'system_title'"):
         load_map(_map(tmp_path, '[p1]\nvariant = "dsmr5"\n' + ok_measure.replace('header = "/X"', "")))
+
+
+def _with_crc(body: bytes, digits: str) -> bytes:
+    """``body`` (up to and including '!') with its CRC written as ``digits`` formats it, then CR LF."""
+    return body + format(crc16(body), digits).encode() + b"\r\n"
+
+
+def test_crc_without_leading_zeros_lowercase_and_lf_alone_end_the_telegram() -> None:
+    """A Warmtelink writes its CRC without leading zeros (``!B9F``): the framer used to take it for a CRC still on
+    its way (``$`` also matches before the final LF) and held the telegram until the next one cut it off."""
+    body = next(b for n in range(10_000) if crc16(b := f"/NWA-WARMTELINK\r\n\r\n0-0:96.1.1({n})\r\n!".encode())
+                < 0x1000)  # a CRC with a leading zero digit
+    crc = crc16(body)
+    short = body + f"{crc:X}".encode() + b"\r\n"
+    assert len(short) < len(body) + 6
+    assert PlainFramer().feed(short) == [short]
+    check_crc(short)
+    for frame in (_with_crc(body, "04x"), _with_crc(body, "04X")[:-2] + b"\n"):
+        assert PlainFramer().feed(b"junk" + frame) == [frame]
+        check_crc(frame)
+    framer = PlainFramer()  # the end in two chunks, cut right after the short CRC
+    assert framer.feed(short[:-2]) == []
+    assert framer.feed(short[-2:]) == [short]
+    with pytest.raises(CrcError, match="not 1 to 4 hexadecimal digits"):
+        check_crc(body + b"12G4\r\n")
+    lf_only = _with_crc(body, "04X").replace(b"\r\n", b"\n")
+    with pytest.raises(CrcError, match="lines end in LF alone"):
+        check_crc(lf_only)
