@@ -29,8 +29,11 @@ UNIT_FACTORS: Mapping[str, int] = {"kWh": 1000, "Wh": 1, "kW": 1000, "W": 1, "V"
 TIMESTAMP = "0-0:1.0.0"
 #: DSMR timestamps are local time (CET/CEST) with S (summer) or W (winter), as dsmr_parser reads them
 _DSMR_TZ = ZoneInfo("Europe/Amsterdam")
-_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})((?:\([^()\r\n]*\))+)$")
-_NUMBER = re.compile(r"^\d{1,15}(?:\.\d{1,9})?$")
+#: ``A-B:C.D.E`` (EasyMeter's D0 output adds the billing period, ``*255``), then the value groups
+_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})(?:\*\d{1,3})?((?:\([^()\r\n]*\))+)$")
+#: a decimal, signed as dsmr_parser reads it (a net power line); a negative energy sum is refused by build_sample
+_NUMBER = re.compile(r"^-?\d{1,15}(?:\.\d{1,9})?$")
+_LINE_END = re.compile(r"\r?\n")
 _CRC_LINE = re.compile(rb"([0-9A-Fa-f]{1,4})?\r?\n?")
 _STAMP = re.compile(r"^(\d{12})([SW])?$")
 TAG_BYTES = 12
@@ -117,8 +120,9 @@ class P1Values:
 
 
 def parse_lines(text: str) -> tuple[str, dict[str, list[str]]]:
-    """The header line and each register's value groups (the text between parentheses), first occurrence kept."""
-    lines = text.split("\r\n")
+    """The header line and each register's value groups (the text between parentheses), first occurrence kept.
+    Lines end in CR LF, or LF alone when something on the way rewrote them (no CRC then, or it would not match)."""
+    lines = _LINE_END.split(text)
     header = lines[0]
     if not header.startswith("/"):
         raise TelegramError("telegram does not start with an identification line")

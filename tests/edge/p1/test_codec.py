@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from edge.meters.p1_reader import name_stream, registers
 from edge.p1.crc import crc16
 from edge.p1.errors import CrcError, DecryptError, TelegramError
 from edge.p1.framing import CipherFramer, PlainFramer, Truncated
-from edge.p1.telegram import TelegramDecoder, check_crc, decrypt
+from edge.p1.telegram import P1Register, TelegramDecoder, check_crc, decrypt
 from edge.p1.variants import SMARTY_AUTHENTICATION_KEY, VARIANTS
 from edge.simulator.p1 import Registers, encrypt, telegram
 from tests.edge.p1.p1_helpers import KEY, VARIANT_MAPS
@@ -163,3 +165,24 @@ def test_crc_without_leading_zeros_lowercase_and_lf_alone_end_the_telegram() -> 
     lf_only = _with_crc(body, "04X").replace(b"\r\n", b"\n")
     with pytest.raises(CrcError, match="lines end in LF alone"):
         check_crc(lf_only)
+
+
+def test_lines_ended_by_lf_alone_obis_with_billing_period_and_signed_values_are_read() -> None:
+    """An LF-only DSMR 2.2 telegram used to be one long 'line' (no register found); EasyMeter's ``1-0:1.8.0*255(...)``
+    lines were skipped; a signed value was 'not a number' (dsmr_parser reads all three)."""
+    regs = (P1Register("energy_import", ("1-0:1.8.1", "1-0:1.8.2"), (), "kWh"),
+            P1Register("energy_export", ("1-0:2.8.1", "1-0:2.8.2"), (), "kWh"),
+            P1Register("power_active", ("1-0:1.7.0",), ("1-0:2.7.0",), "kW"))
+    body = (b"/ISk5\\2MT382-1004\n\n1-0:1.8.1(00001.001*kWh)\n1-0:1.8.2(00001.001*kWh)\n1-0:2.8.1(00000.500*kWh)\n"
+            b"1-0:2.8.2*255(00000.250*kWh)\n1-0:1.7.0(-0001.01*kW)\n1-0:2.7.0(0000.00*kW)\n!\n")
+    values = TelegramDecoder(VARIANTS["dsmr2.2"], regs).decode(body).values
+    assert values == {"energy_import": 2002, "energy_export": 750, "power_active": -1010}
+    assert values == TelegramDecoder(VARIANTS["dsmr2.2"], regs).decode(body.replace(b"\n", b"\r\n")).values
+
+
+@given(st.from_regex(r"-?[0-9]{1,15}(\.[0-9]{1,9})?", fullmatch=True), st.sampled_from(["kWh", "Wh", "kW", "W"]))
+def test_every_decimal_is_read_exactly(number: str, unit: str) -> None:
+    body = f"/X\r\n\r\n1-0:1.7.0({number}*{unit})\r\n!".encode()
+    values = TelegramDecoder(VARIANTS["dsmr5"], (P1Register("p", ("1-0:1.7.0",), (), unit),)).decode(
+        body + f"{crc16(body):04X}\r\n".encode()).values
+    assert values["p"] == Fraction(Decimal(number)) * (1000 if unit.startswith("k") else 1)
