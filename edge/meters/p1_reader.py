@@ -24,7 +24,7 @@ from edge.meters.convert import build_sample
 from edge.meters.maps import MeterMap, MeterProtocol, Probe
 from edge.p1.errors import CrcError, DecryptError, P1Error, TruncatedError
 from edge.p1.framing import CipherFramer, PlainFramer, Truncated
-from edge.p1.telegram import P1Register, P1Values, TelegramDecoder, check_crc, decrypt
+from edge.p1.telegram import P1Register, P1Values, TelegramDecoder, check_crc, decrypt, needs_crc_check
 from edge.p1.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class P1MeterReader:
     def _accept(self, frame: bytes) -> None:
         try:
             plain = decrypt(frame, self._cfg.key, self._auth_key) if self.variant.encrypted else frame
-            if self.variant.crc:
+            if needs_crc_check(self.variant, plain):
                 check_crc(plain)
         except DecryptError as exc:
             self._problem("decrypt_errors", f"cannot decrypt the telegram: {exc}; check key_file")

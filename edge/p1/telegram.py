@@ -101,6 +101,12 @@ def decrypt(frame: bytes, key: bytes, auth_key: bytes) -> bytes:
     return plain
 
 
+def needs_crc_check(variant: Variant, telegram: bytes) -> bool:
+    """Whether to check the telegram's CRC: always for a variant that has one, and for the others (DSMR 2.2 / 3,
+    Iskra IE) whenever the telegram carries one anyway (a damaged telegram must not pass for want of a rule)."""
+    return variant.crc or crc_digits(telegram) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class P1Register:
     """A measurement read from a telegram: the sum of ``plus`` registers less the sum of ``minus`` registers,
@@ -160,7 +166,7 @@ class TelegramDecoder:
         self.registers = tuple(registers)
 
     def decode(self, telegram: bytes) -> P1Values:
-        if self.variant.crc:
+        if needs_crc_check(self.variant, telegram):
             check_crc(telegram)
         try:
             text = telegram.decode("ascii")

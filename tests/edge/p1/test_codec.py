@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.errors import ConfigError
+from edge.meters.config import BusConfig, BusKind, MeterConfig
 from edge.meters.maps import MeterMap, load_map
-from edge.meters.p1_reader import name_stream, registers
+from edge.meters.p1_reader import P1MeterReader, name_stream, registers
 from edge.p1.crc import crc16
 from edge.p1.errors import CrcError, DecryptError, TelegramError
 from edge.p1.framing import CipherFramer, PlainFramer, Truncated
@@ -186,3 +187,25 @@ def test_every_decimal_is_read_exactly(number: str, unit: str) -> None:
     values = TelegramDecoder(VARIANTS["dsmr5"], (P1Register("p", ("1-0:1.7.0",), (), unit),)).decode(
         body + f"{crc16(body):04X}\r\n".encode()).values
     assert values["p"] == Fraction(Decimal(number)) * (1000 if unit.startswith("k") else 1)
+
+
+def test_a_crc_is_checked_even_where_the_variant_does_not_require_one(maps: dict[str, MeterMap]) -> None:
+    """Iskra IE telegrams carry a CRC although the variant (like dsmr_parser's) does not require one: a damaged
+    telegram used to pass unchecked, and became the reading."""
+    body = b"/ISk5\\2MT382-1004\r\n\r\n1-0:1.8.1(00001.001*kWh)\r\n1-0:1.8.2(00001.001*kWh)\r\n" \
+           b"1-0:2.8.1(00001.001*kWh)\r\n1-0:2.8.2(00001.001*kWh)\r\n1-0:1.7.0(0001.01*kW)\r\n1-0:2.7.0(0000.00*kW)\r\n!"
+    good = body + f"{crc16(body):04X}\r\n".encode()
+    bad = good.replace(b"1.8.1(00001", b"1.8.1(00009")
+    regs = registers(maps["dsmr22-generic"])
+    for variant in ("iskra-ie", "dsmr2.2"):
+        decoder = TelegramDecoder(VARIANTS[variant], regs)
+        assert decoder.decode(good).values["energy_import"] == 2002
+        assert decoder.decode(body + b"\r\n").values["energy_import"] == 2002  # no CRC at all: nothing to check
+        with pytest.raises(CrcError, match="CRC mismatch"):
+            decoder.decode(bad)
+    reader = P1MeterReader(MeterConfig(serial="IE-1", bus="p1", model="dsmr22-generic"), maps["dsmr22-generic"],
+                           BusConfig(name="p1", kind=BusKind.P1_TCP, host="127.0.0.1", port=1), clock=lambda: 0)
+    reader.feed(bad)
+    assert (reader.counters.crc_errors, reader.counters.telegrams, reader.latest) == (1, 0, None)
+    reader.feed(good)
+    assert (reader.counters.crc_errors, reader.counters.telegrams, reader.latest) == (1, 1, good)
