@@ -34,6 +34,7 @@ _LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})(?:\*\d{1,3})?(
 #: a decimal, signed as dsmr_parser reads it (a net power line); a negative energy sum is refused by build_sample
 _NUMBER = re.compile(r"^-?\d{1,15}(?:\.\d{1,9})?$")
 _LINE_END = re.compile(r"\r?\n")
+_ENERGY = re.compile(r"^1-0:[12]\.8\.\d{1,3}$")  # active energy registers, A+ and A-, total and per tariff
 _CRC_LINE = re.compile(rb"([0-9A-Fa-f]{1,4})?\r?\n?")
 _STAMP = re.compile(r"^(\d{12})([SW])?$")
 TAG_BYTES = 12
@@ -180,7 +181,8 @@ class TelegramDecoder:
     def _value(groups: Mapping[str, list[str]], code: str, unit: str) -> Fraction:
         raw = groups.get(code)
         if raw is None:
-            raise TelegramError(f"telegram has no register {code}")
+            carried = ", ".join(c for c in groups if _ENERGY.match(c)) or "no electricity energy register"
+            raise TelegramError(f"telegram has no register {code} (it carries {carried})")
         if len(raw) != 1:
             raise TelegramError(f"register {code} has {len(raw)} values, expected 1")
         number, _, got = raw[0].partition("*")

@@ -66,7 +66,8 @@ def test_crc_mismatch_and_missing_register_are_errors() -> None:
     meter_map = load_map(Path("firmware-config/meters/iskraemeco-am550-nl.toml"))
     decoder = TelegramDecoder(VARIANTS["dsmr5"], registers(meter_map))
     body = plain[: plain.rfind(b"!") + 1].replace(b"1-0:2.8.2(", b"1-0:9.9.9(")
-    with pytest.raises(TelegramError, match=r"no register 1-0:2\.8\.2"):
+    with pytest.raises(TelegramError, match=r"no register 1-0:2\.8\.2 \(it carries 1-0:1\.8\.1, 1-0:1\.8\.2, "
+                                            r"1-0:2\.8\.1\)"):
         decoder.decode(body + f"{crc16(body):04X}\r\n".encode())
     body = plain[: plain.rfind(b"!") + 1].replace(b"*kWh)\r\n1-0:1.8.2", b"*MWh)\r\n1-0:1.8.2", 1)
     with pytest.raises(TelegramError, match="in 'MWh'"):
