@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
+#: a D0 (IEC 62056-21) data line with the billing period after the code, as EasyMeter Q3D writes them
+_D0_LINE = re.compile(r"^\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}\*\d{1,3}\(", re.MULTILINE)
 
 
 def registers(meter_map: MeterMap) -> list[P1Register]:
@@ -244,7 +247,7 @@ SCAN_SETTINGS = tuple(sorted(
 
 
 def detect_variant(telegram: bytes) -> str:
-    """The plain variant a telegram looks like (by its version lines and CRC)."""
+    """The plain variant a telegram looks like (by its version lines, its registers and its CRC)."""
     text = telegram.decode("ascii", "replace")
     try:
         check_crc(telegram)
@@ -252,7 +255,7 @@ def detect_variant(telegram: bytes) -> str:
     except CrcError:
         crc = False
     if not crc:
-        return "dsmr2.2"
+        return "q3d" if _D0_LINE.search(text) else "dsmr2.2"
     if "0-0:96.1.4(" in text:
         return "belgium"
     if "0-0:42.0.0(" in text:
