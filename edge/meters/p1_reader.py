@@ -258,6 +258,8 @@ def detect_variant(telegram: bytes) -> str:
         return "q3d" if _D0_LINE.search(text) else "dsmr2.2"
     if "0-0:96.1.4(" in text:
         return "belgium"
+    if "1-0:1.8.3(" in text:  # E.ON Hungary: four tariffs (its 0-0:42.0.0 would pass for Luxembourg's)
+        return "hungary"
     if "0-0:42.0.0(" in text:
         return "luxembourg"
     return "dsmr5" if "1-3:0.2.8(5" in text else "dsmr4"
