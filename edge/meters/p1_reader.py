@@ -279,8 +279,18 @@ def name_stream(data: bytes, maps: Mapping[str, MeterMap]) -> ScanHit | None:
         telegram = plain[-1]
         header = telegram.split(b"\r\n", 1)[0].decode("ascii", "replace")
         variant = detect_variant(telegram)
-        found = [m for m in p1_maps if m.p1_variant == variant and all(_matches(p, header, None) for p in m.probes)]
+        named = [m for m in p1_maps if m.p1_variant == variant and all(_matches(p, header, None) for p in m.probes)]
+        found, refused = [], []
+        for m in named:  # a map is named only if it reads the telegram (registers present, units right)
+            try:
+                TelegramDecoder(VARIANTS[variant], registers(m)).decode(telegram)
+            except P1Error as exc:
+                refused.append(f"map {m.id} does not read it: {exc}")
+            else:
+                found.append(m)
         detail = f"P1 {variant} telegram, header {header}"
+        if not found and refused:
+            detail += "; " + "; ".join(refused)
     else:
         frames = [i for i in CipherFramer().feed(data) if isinstance(i, bytes)]
         if not frames:
