@@ -29,8 +29,9 @@ UNIT_FACTORS: Mapping[str, int] = {"kWh": 1000, "Wh": 1, "kW": 1000, "W": 1, "V"
 TIMESTAMP = "0-0:1.0.0"
 #: DSMR timestamps are local time (CET/CEST) with S (summer) or W (winter), as dsmr_parser reads them
 _DSMR_TZ = ZoneInfo("Europe/Amsterdam")
-#: ``A-B:C.D.E`` (EasyMeter's D0 output adds the billing period, ``*255``), then the value groups
-_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})(?:\*\d{1,3})?((?:\([^()\r\n]*\))+)$")
+#: ``A-B:C.D.E``, then the value groups; the code may carry its sixth group, the billing period, as EasyMeter's D0
+#: output (``*255``) or the DSMR 4.0 companion standard's example telegram (``.255``) write it
+_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})(?:[*.]\d{1,3})?((?:\([^()\r\n]*\))+)$")
 #: a decimal, signed as dsmr_parser reads it (a net power line); a negative energy sum is refused by build_sample
 _NUMBER = re.compile(r"^-?\d{1,15}(?:\.\d{1,9})?$")
 _LINE_END = re.compile(r"\r?\n")

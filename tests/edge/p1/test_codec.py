@@ -189,6 +189,8 @@ def test_lines_ended_by_lf_alone_obis_with_billing_period_and_signed_values_are_
             b"1-0:2.8.2*255(00000.250*kWh)\n1-0:1.7.0(-0001.01*kW)\n1-0:2.7.0(0000.00*kW)\n!\n")
     values = TelegramDecoder(VARIANTS["dsmr2.2"], regs).decode(body).values
     assert values == {"energy_import": 2002, "energy_export": 750, "power_active": -1010}
+    spec_form = body.replace(b"1-0:1.8.2(", b"1-0:1.8.2.255(")  # as the DSMR 4.0 standard's example writes it
+    assert TelegramDecoder(VARIANTS["dsmr2.2"], regs).decode(spec_form).values == values
     assert values == TelegramDecoder(VARIANTS["dsmr2.2"], regs).decode(body.replace(b"\n", b"\r\n")).values
 
 
