@@ -25,7 +25,15 @@ from edge.meters.convert import build_sample
 from edge.meters.maps import MeterMap, MeterProtocol, Probe
 from edge.p1.errors import CrcError, DecryptError, P1Error, TruncatedError
 from edge.p1.framing import CipherFramer, PlainFramer, Truncated
-from edge.p1.telegram import P1Register, P1Values, TelegramDecoder, check_crc, decrypt, needs_crc_check
+from edge.p1.telegram import (
+    P1Register,
+    P1Values,
+    TelegramDecoder,
+    check_crc,
+    crc_digits,
+    decrypt,
+    needs_crc_check,
+)
 from edge.p1.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
@@ -247,14 +255,10 @@ SCAN_SETTINGS = tuple(sorted(
 
 
 def detect_variant(telegram: bytes) -> str:
-    """The plain variant a telegram looks like (by its version lines, its registers and its CRC)."""
+    """The plain variant a telegram looks like (by its version lines, its registers and whether it has a CRC: a
+    damaged one is still told by its content, and then refused by the map's decoder for its CRC)."""
     text = telegram.decode("ascii", "replace")
-    try:
-        check_crc(telegram)
-        crc = True
-    except CrcError:
-        crc = False
-    if not crc:
+    if crc_digits(telegram) is None:
         return "q3d" if _D0_LINE.search(text) else "dsmr2.2"
     if "0-0:96.1.4(" in text:
         return "belgium"

@@ -120,6 +120,14 @@ def test_name_stream_names_variant_and_model(maps: dict[str, MeterMap]) -> None:
     assert hit is not None
     assert hit.map_ids == ("dsmr4-generic",)
     assert name_stream(b"\x00\x01 nothing here", maps) is None
+    # a telegram damaged on the line is told by its content (it used to pass for a DSMR 2.2 one, without a CRC, and
+    # be named dsmr22-generic) and no map is named, with the reason
+    good = telegram("dsmr5", Registers(1, 2, 3), when_s=time.time(), header="/ISk5\\2M550E-1011")
+    hit = name_stream(good.replace(b"1-0:1.8.1(0", b"1-0:1.8.1(9"), maps)
+    assert hit is not None
+    assert hit.map_ids == ()
+    assert "P1 dsmr5 telegram" in hit.detail
+    assert "CRC mismatch" in hit.detail
     # a map is named only if it reads the telegram: a DSMR 5 heat meter (no electricity register) gets none
     body = b"/NWA-WARMTELINK\r\n\r\n1-3:0.2.8(50)\r\n0-1:24.2.1(260215200523W)(240.860*GJ)\r\n!"
     hit = name_stream(body + f"{crc16(body):04X}\r\n".encode(), maps)
