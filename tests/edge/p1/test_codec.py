@@ -230,3 +230,19 @@ def test_a_crc_is_checked_even_where_the_variant_does_not_require_one(maps: dict
     assert (reader.counters.crc_errors, reader.counters.telegrams, reader.latest) == (1, 0, None)
     reader.feed(good)
     assert (reader.counters.crc_errors, reader.counters.telegrams, reader.latest) == (1, 1, good)
+
+
+def test_smarty_frame_header_is_the_real_meters() -> None:
+    """The first 18 bytes of a real Smarty frame (Sagemcom T210-D, Luxembourg; openHAB's SmartyDecrypterTest
+    capture, whose payload decrypts and verifies with our decrypt and the published authentication key): tag
+    0xDB, title length 8, system title 'SAG' + 5 bytes, 0x82 and a two-byte length of what follows (0x02BA), then
+    security control 0x30 and the frame counter. The framer cuts exactly 2 + 8 + 3 + 0x02BA bytes, and the
+    simulator builds its frames the same way."""
+    real_header = bytes.fromhex("DB08534147677001BD548202BA300005A8E3")
+    frame = real_header + bytes(0x02BA - 5)
+    assert CipherFramer().feed(b"\x00\x7e" + frame + frame[:30]) == [frame]
+    assert len(frame) == 711
+    with pytest.raises(DecryptError, match="does not verify"):
+        decrypt(frame, KEY, SMARTY_AUTHENTICATION_KEY)
+    ours = encrypt(b"/Lux5\\253663629_D\r\n\r\n!0000\r\n", KEY, 0x0005A8E3, system_title=real_header[2:10])
+    assert ours[:18] == real_header[:11] + ours[11:13] + real_header[13:18]
