@@ -186,7 +186,9 @@ class TelegramDecoder:
             raise TelegramError(f"telegram has no register {code} (it carries {carried})")
         if len(raw) != 1:
             raise TelegramError(f"register {code} has {len(raw)} values, expected 1")
-        number, _, got = raw[0].partition("*")
+        number, star, got = raw[0].partition("*")
+        if not star:  # e.g. '(000123.456kWh)' (openHAB's Fluvius capture) or a unitless register ('(4.556)')
+            raise TelegramError(f"register {code} has no '*unit' ({raw[0]!r}), the meter map expects {unit!r}")
         if got != unit:
             raise TelegramError(f"register {code} is in {got!r}, the meter map expects {unit!r}")
         if not _NUMBER.match(number):

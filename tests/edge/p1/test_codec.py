@@ -72,6 +72,9 @@ def test_crc_mismatch_and_missing_register_are_errors() -> None:
     body = plain[: plain.rfind(b"!") + 1].replace(b"*kWh)\r\n1-0:1.8.2", b"*MWh)\r\n1-0:1.8.2", 1)
     with pytest.raises(TelegramError, match="in 'MWh'"):
         decoder.decode(body + f"{crc16(body):04X}\r\n".encode())
+    body = plain[: plain.rfind(b"!") + 1].replace(b"*kWh)\r\n1-0:1.8.2", b"kWh)\r\n1-0:1.8.2", 1)
+    with pytest.raises(TelegramError, match=r"register 1-0:1\.8\.1 has no '\*unit' \('\d+\.\d+kWh'\)"):
+        decoder.decode(body + f"{crc16(body):04X}\r\n".encode())
 
 
 def test_framer_drops_truncated_telegrams_and_keeps_whole_ones() -> None:
