@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,13 +25,23 @@ from edge.meters.convert import build_sample
 from edge.meters.maps import MeterMap, MeterProtocol, Probe
 from edge.p1.errors import CrcError, DecryptError, P1Error, TruncatedError
 from edge.p1.framing import CipherFramer, PlainFramer, Truncated
-from edge.p1.telegram import P1Register, P1Values, TelegramDecoder, check_crc, decrypt
+from edge.p1.telegram import (
+    P1Register,
+    P1Values,
+    TelegramDecoder,
+    check_crc,
+    crc_digits,
+    decrypt,
+    needs_crc_check,
+)
 from edge.p1.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], int]
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
+#: a D0 (IEC 62056-21) data line with the billing period after the code, as EasyMeter Q3D writes them
+_D0_LINE = re.compile(r"^\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3}\*\d{1,3}\(", re.MULTILINE)
 
 
 def registers(meter_map: MeterMap) -> list[P1Register]:
@@ -99,7 +110,7 @@ class P1MeterReader:
     def _accept(self, frame: bytes) -> None:
         try:
             plain = decrypt(frame, self._cfg.key, self._auth_key) if self.variant.encrypted else frame
-            if self.variant.crc:
+            if needs_crc_check(self.variant, plain):
                 check_crc(plain)
         except DecryptError as exc:
             self._problem("decrypt_errors", f"cannot decrypt the telegram: {exc}; check key_file")
@@ -244,17 +255,15 @@ SCAN_SETTINGS = tuple(sorted(
 
 
 def detect_variant(telegram: bytes) -> str:
-    """The plain variant a telegram looks like (by its version lines and CRC)."""
+    """The plain variant a telegram looks like (by its version lines, its registers and whether it has a CRC: a
+    damaged one is still told by its content, and then refused by the map's decoder for its CRC)."""
     text = telegram.decode("ascii", "replace")
-    try:
-        check_crc(telegram)
-        crc = True
-    except CrcError:
-        crc = False
-    if not crc:
-        return "dsmr2.2"
+    if crc_digits(telegram) is None:
+        return "q3d" if _D0_LINE.search(text) else "dsmr2.2"
     if "0-0:96.1.4(" in text:
         return "belgium"
+    if "1-0:1.8.3(" in text:  # E.ON Hungary: four tariffs (its 0-0:42.0.0 would pass for Luxembourg's)
+        return "hungary"
     if "0-0:42.0.0(" in text:
         return "luxembourg"
     return "dsmr5" if "1-3:0.2.8(5" in text else "dsmr4"
@@ -274,8 +283,18 @@ def name_stream(data: bytes, maps: Mapping[str, MeterMap]) -> ScanHit | None:
         telegram = plain[-1]
         header = telegram.split(b"\r\n", 1)[0].decode("ascii", "replace")
         variant = detect_variant(telegram)
-        found = [m for m in p1_maps if m.p1_variant == variant and all(_matches(p, header, None) for p in m.probes)]
+        named = [m for m in p1_maps if m.p1_variant == variant and all(_matches(p, header, None) for p in m.probes)]
+        found, refused = [], []
+        for m in named:  # a map is named only if it reads the telegram (registers present, units right)
+            try:
+                TelegramDecoder(VARIANTS[variant], registers(m)).decode(telegram)
+            except P1Error as exc:
+                refused.append(f"map {m.id} does not read it: {exc}")
+            else:
+                found.append(m)
         detail = f"P1 {variant} telegram, header {header}"
+        if not found and refused:
+            detail += "; " + "; ".join(refused)
     else:
         frames = [i for i in CipherFramer().feed(data) if isinstance(i, bytes)]
         if not frames:

@@ -1,6 +1,7 @@
 """Cutting a P1 byte stream into telegrams (pure, no I/O).
 
-Plain telegrams run from ``/`` to ``!`` followed by the CRC (4 hex digits; none in DSMR 2.2/3) and CR LF. A ``/``
+Plain telegrams run from ``/`` to ``!`` followed by the CRC (4 hex digits; none in DSMR 2.2/3; some meters, e.g. the
+Warmtelink, leave out leading zeros) and CR LF (LF alone when something on the way rewrote line endings). A ``/``
 before the ``!`` means the telegram in progress was cut off (the meter or the line restarted): it is dropped and
 reported as truncated; so is anything longer than :data:`MAX_TELEGRAM`. Bytes before the first ``/`` (the tail of
 a telegram already under way when the port was opened) are skipped silently.
@@ -15,8 +16,10 @@ import abc
 import re
 
 MAX_TELEGRAM = 16 * 1024
-_END = re.compile(rb"!([0-9A-Fa-f]{4})?\r\n")
-_END_PREFIX = re.compile(rb"![0-9A-Fa-f]{0,4}\r?$")
+_END = re.compile(rb"!([0-9A-Fa-f]{1,4})?\r?\n")
+#: what may still be on its way after the ``!`` (``\Z``: ``$`` would also match before a final LF, and a telegram
+#: whose CRC was not 4 digits then waited for its end until the next telegram cut it off)
+_END_PREFIX = re.compile(rb"![0-9A-Fa-f]{0,4}\r?\Z")
 GLO_CIPHER_TAG = 0xDB
 LONG_LENGTH_2 = 0x82
 

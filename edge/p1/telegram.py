@@ -29,26 +29,44 @@ UNIT_FACTORS: Mapping[str, int] = {"kWh": 1000, "Wh": 1, "kW": 1000, "W": 1, "V"
 TIMESTAMP = "0-0:1.0.0"
 #: DSMR timestamps are local time (CET/CEST) with S (summer) or W (winter), as dsmr_parser reads them
 _DSMR_TZ = ZoneInfo("Europe/Amsterdam")
-_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})((?:\([^()\r\n]*\))+)$")
-_NUMBER = re.compile(r"^\d{1,15}(?:\.\d{1,9})?$")
+#: ``A-B:C.D.E``, then the value groups; the code may carry its sixth group, the billing period, as EasyMeter's D0
+#: output (``*255``) or the DSMR 4.0 companion standard's example telegram (``.255``) write it
+_LINE = re.compile(r"^(\d{1,3}-\d{1,3}:\d{1,3}\.\d{1,3}\.\d{1,3})(?:[*.]\d{1,3})?((?:\([^()\r\n]*\))+)$")
+#: a decimal, signed as dsmr_parser reads it (a net power line); a negative energy sum is refused by build_sample
+_NUMBER = re.compile(r"^-?\d{1,15}(?:\.\d{1,9})?$")
+_LINE_END = re.compile(r"\r?\n")
+_ENERGY = re.compile(r"^1-0:[12]\.8\.\d{1,3}$")  # active energy registers, A+ and A-, total and per tariff
+_CRC_LINE = re.compile(rb"([0-9A-Fa-f]{1,4})?\r?\n?")
 _STAMP = re.compile(r"^(\d{12})([SW])?$")
 TAG_BYTES = 12
 SC_AUTHENTICATED, SC_ENCRYPTED = 0x10, 0x20
 
 
-def check_crc(frame: bytes) -> None:
-    """Raise CrcError unless the telegram's CRC16 (over ``/`` .. ``!``) matches the 4 hex digits after ``!``."""
+def crc_digits(frame: bytes) -> bytes | None:
+    """The CRC after the telegram's ``!`` (1 to 4 hex digits: some meters leave out leading zeros), or None when
+    the telegram carries none (DSMR 2.2 / 3, Iskra IE without one)."""
     bang = frame.rfind(b"!")
-    digits = frame[bang + 1 : bang + 5]
-    if bang < 0 or len(digits) != 4:
+    if bang < 0:
+        return None
+    m = _CRC_LINE.fullmatch(frame, bang + 1)
+    return m.group(1) if m is not None and m.group(1) else None
+
+
+def check_crc(frame: bytes) -> None:
+    """Raise CrcError unless the telegram's CRC16 (over ``/`` .. ``!``) matches the hex digits after ``!``."""
+    bang = frame.rfind(b"!")
+    if bang < 0 or _CRC_LINE.fullmatch(frame, bang + 1) is None:
+        raise CrcError("telegram CRC is not 1 to 4 hexadecimal digits" if bang >= 0 else "telegram has no end mark")
+    digits = crc_digits(frame)
+    if digits is None:
         raise CrcError("telegram has no CRC")
-    try:
-        expected = int(digits, 16)
-    except ValueError:
-        raise CrcError("telegram CRC is not hexadecimal") from None
+    expected = int(digits, 16)
     actual = crc16(frame[: bang + 1])
     if actual != expected:
-        raise CrcError(f"CRC mismatch: telegram says {expected:04X}, content gives {actual:04X}")
+        hint = ""
+        if b"\n" in frame and b"\r\n" not in frame:
+            hint = " (its lines end in LF alone: something on the way rewrote the meter's CR LF, which the CRC covers)"
+        raise CrcError(f"CRC mismatch: telegram says {expected:04X}, content gives {actual:04X}{hint}")
 
 
 def decrypt(frame: bytes, key: bytes, auth_key: bytes) -> bytes:
@@ -85,6 +103,12 @@ def decrypt(frame: bytes, key: bytes, auth_key: bytes) -> bytes:
     return plain
 
 
+def needs_crc_check(variant: Variant, telegram: bytes) -> bool:
+    """Whether to check the telegram's CRC: always for a variant that has one, and for the others (DSMR 2.2 / 3,
+    Iskra IE) whenever the telegram carries one anyway (a damaged telegram must not pass for want of a rule)."""
+    return variant.crc or crc_digits(telegram) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class P1Register:
     """A measurement read from a telegram: the sum of ``plus`` registers less the sum of ``minus`` registers,
@@ -104,8 +128,9 @@ class P1Values:
 
 
 def parse_lines(text: str) -> tuple[str, dict[str, list[str]]]:
-    """The header line and each register's value groups (the text between parentheses), first occurrence kept."""
-    lines = text.split("\r\n")
+    """The header line and each register's value groups (the text between parentheses), first occurrence kept.
+    Lines end in CR LF, or LF alone when something on the way rewrote them (no CRC then, or it would not match)."""
+    lines = _LINE_END.split(text)
     header = lines[0]
     if not header.startswith("/"):
         raise TelegramError("telegram does not start with an identification line")
@@ -143,7 +168,7 @@ class TelegramDecoder:
         self.registers = tuple(registers)
 
     def decode(self, telegram: bytes) -> P1Values:
-        if self.variant.crc:
+        if needs_crc_check(self.variant, telegram):
             check_crc(telegram)
         try:
             text = telegram.decode("ascii")
@@ -157,10 +182,13 @@ class TelegramDecoder:
     def _value(groups: Mapping[str, list[str]], code: str, unit: str) -> Fraction:
         raw = groups.get(code)
         if raw is None:
-            raise TelegramError(f"telegram has no register {code}")
+            carried = ", ".join(c for c in groups if _ENERGY.match(c)) or "no electricity energy register"
+            raise TelegramError(f"telegram has no register {code} (it carries {carried})")
         if len(raw) != 1:
             raise TelegramError(f"register {code} has {len(raw)} values, expected 1")
-        number, _, got = raw[0].partition("*")
+        number, star, got = raw[0].partition("*")
+        if not star:  # e.g. '(000123.456kWh)' (openHAB's Fluvius capture) or a unitless register ('(4.556)')
+            raise TelegramError(f"register {code} has no '*unit' ({raw[0]!r}), the meter map expects {unit!r}")
         if got != unit:
             raise TelegramError(f"register {code} is in {got!r}, the meter map expects {unit!r}")
         if not _NUMBER.match(number):

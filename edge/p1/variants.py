@@ -66,6 +66,8 @@ VARIANTS: Mapping[str, Variant] = {
                 _r("1.8.0 1.8.1 1.8.2 1.8.3 1.8.4 2.8.0 2.8.1 2.8.2 2.8.3 2.8.4 3.8.0 4.8.0 1.7.0 2.7.0 "
                    "32.7.0 52.7.0 72.7.0 31.7.0 51.7.0 71.7.0"), True, False),
         Variant("iskra-ie", "Iskra IE.x (no CRC)", _r(f"{_TARIFFS} {_PHASES}"), False, False),
+        Variant("q3d", "EasyMeter Q3D (Germany, D0 optical interface, OBIS codes with *255, no CRC)",
+                _r("1.8.0 2.8.0 1.7.0 21.7.0 41.7.0 61.7.0"), False, False, 9600, 7, "E"),
     )
 }
 

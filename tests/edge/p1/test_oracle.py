@@ -26,7 +26,7 @@ from tests.edge.p1.p1_helpers import KEY, VARIANT_MAPS
 ORACLE: dict[str, dict[str, Any]] = {
     "dsmr2.2": specs.V2_2, "dsmr4": specs.V4, "dsmr5": specs.V5, "belgium": specs.BELGIUM_FLUVIUS,
     "luxembourg": specs.LUXEMBOURG_SMARTY, "luxembourg-smarty": specs.MSN, "austria-sagemcom": specs.SAGEMCOM_T210_D_R,
-    "sweden": specs.SWEDEN, "hungary": specs.EON_HUNGARY, "iskra-ie": specs.ISKRA_IE,
+    "sweden": specs.SWEDEN, "hungary": specs.EON_HUNGARY, "iskra-ie": specs.ISKRA_IE, "q3d": specs.Q3D,
 }
 
 
