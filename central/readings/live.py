@@ -371,7 +371,8 @@ def _json_object(text: str) -> dict[str, Any] | None:
 class ReadingsChannel:
     """``readings``: every reading stored for a meter the caller owns (optionally one meter: ``{"meter_id": ...}``).
 
-    Ownership is checked when each reading is delivered, so claims and releases take effect immediately.
+    Ownership is checked when each reading is delivered, so claims and releases take effect immediately; a reading
+    taken before the meter's last release (a backlog arriving late) stays its previous owner's, as over HTTP.
     """
 
     name = "readings"
@@ -412,7 +413,10 @@ class ReadingsChannel:
             "FROM devices d JOIN reading_rows r ON r.device_key = d.device_key "
             "JOIN meters m ON m.meter_key = r.meter_key "
             "WHERE d.device_id = $1 AND r.seq BETWEEN $2 AND $3 AND m.id = ANY($4::uuid[]) "
-            "AND m.owner_id = ANY($5::uuid[]) ORDER BY r.seq",
+            "AND m.owner_id = ANY($5::uuid[]) "
+            # a reading from before the meter's last release is its previous owner's history (as over HTTP)
+            "AND (m.released_at IS NULL OR r.timestamp_ms >= (extract(epoch FROM m.released_at) * 1000)::bigint) "
+            "ORDER BY r.seq",
             note["device"], note["first"], note["last"], note["meters"], owners,
         )
         for row in rows:
