@@ -48,7 +48,13 @@ CLOSE_UNAUTHENTICATED = 4401
 #: The user's role changed: reconnect with a token carrying the new role.
 CLOSE_ROLE_CHANGED = 4403
 CLOSE_TOO_SLOW = 4408
+#: The user already has ``max_sockets_per_user`` sockets open on this process.
+CLOSE_TOO_MANY = 4429
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Sockets one user may hold open on one central process (browser tabs, devices). Every socket's subscriptions cost
+#: queries on each event (``market.mine`` three per trade batch), so an unbounded number let one account make every
+#: event cost the server whatever it liked.
+MAX_SOCKETS_PER_USER = 32
 
 
 class Caller(Protocol):
@@ -124,11 +130,13 @@ class Channel(Protocol):
 
 
 class LiveHub:
-    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000) -> None:
+    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000,
+                 max_sockets_per_user: int = MAX_SOCKETS_PER_USER) -> None:
         self._pool: asyncpg.Pool | None = None
         self._authenticate = authenticate
         self._auth_timeout_s = auth_timeout_s
         self._queue_size = queue_size
+        self._max_sockets_per_user = max_sockets_per_user
         self._channels: dict[str, Channel] = {}
         self._listeners: dict[str, Callable[[str], Awaitable[None]]] = {}
         self._sessions: set[Session] = set()
@@ -248,6 +256,12 @@ class LiveHub:
         await ws.prepare(request)
         session = await self._authenticate_socket(ws)
         if session is None:
+            return ws
+        user = session.caller.user_id
+        if sum(1 for s in self._sessions if s.caller.user_id == user) >= self._max_sockets_per_user:
+            await ws.send_str(json.dumps({"type": "error", "code": "too_many_sockets",
+                                          "message": "too many live sockets open; close one"}))
+            await ws.close(code=CLOSE_TOO_MANY, message=b"too many sockets")
             return ws
         self._sessions.add(session)
         sender = asyncio.create_task(self._sender(ws, session))
