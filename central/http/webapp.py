@@ -62,8 +62,12 @@ async def page(_call: Call[None, None]) -> web.Response:
 async def asset(call: Call[None, None]) -> web.Response:
     name = call.path("name")
     base = (DIST / "assets").resolve()
-    path = (base / name).resolve()
-    if path.parent != base or not path.is_file():
+    try:
+        path = (base / name).resolve()
+        found = path.parent == base and path.is_file()
+    except (OSError, ValueError):  # a name the file system refuses (too long, a NUL): no such file either
+        found = False
+    if not found:
         raise not_found()
     ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {**_HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}

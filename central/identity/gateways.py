@@ -172,14 +172,20 @@ class DeviceService:
         if self._broker is None:
             return False
         code = await self._store.pairing_code(device_id)
-        if code is None or await self._store.status(device_id) in (None, "revoked"):
+        if code is None:
             return False
         password = await asyncio.to_thread(broker_password, code, device_id)
-        try:
-            await self._broker.grant(device_id, password, replace=replace)
-        except BrokerError as exc:
-            log.warning("broker access not granted", extra={"device_id": device_id, "error": str(exc)})
-            return False
+        # The device's row stays locked from the status check to the grant, as ``set_status`` holds it from the
+        # revocation at the broker to the recorded status: a revocation in between would otherwise be undone.
+        async with self._store.changing_status(device_id) as tx:
+            current = await tx.current()
+            if current is None or current[0] == "revoked":
+                return False
+            try:
+                await self._broker.grant(device_id, password, replace=replace)
+            except BrokerError as exc:
+                log.warning("broker access not granted", extra={"device_id": device_id, "error": str(exc)})
+                return False
         return True
 
     async def sync_broker_access(self, page: int = 500) -> tuple[int, int, int]:

@@ -8,9 +8,10 @@ token used after its owner — or vice versa — ends that session for both).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -61,6 +62,8 @@ class AccountService:
         self._tokens = tokens
         self._mailer = mailer
         self._clock = clock
+        #: Reset and verification requests still being looked up and mailed (see ``_in_background``).
+        self._pending: set[asyncio.Task[None]] = set()
 
     # --- registration and verification -----------------------------------------------------------------------
     def _check_password(self, password: str) -> None:
@@ -163,9 +166,34 @@ class AccountService:
             return await tx.mark_verified(user_id)
 
     async def resend_verification(self, email: str) -> None:
-        found = await self._store.credentials(normalise_email(email))
+        """Mail a new verification token to ``email`` if it has an unverified account, in the background (see
+        ``_in_background``)."""
+        self._in_background(self._resend_verification(normalise_email(email)), "verify")
+
+    async def _resend_verification(self, email: str) -> None:
+        found = await self._store.credentials(email)
         if found is not None and not found.user.email_verified:
             await self._send_token(found.user.id, found.user.email, "verify")
+
+    def _in_background(self, work: Coroutine[None, None, None], purpose: str) -> None:
+        """Run a request's account lookup and e-mail after its answer: the answer to an anonymous caller must not
+        take longer when the address has an account (an SMTP exchange, up to ``mailer.smtp_timeout_s``, told them
+        so). ``settled`` waits for these (shutdown, tests)."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("e-mail request failed", extra={"purpose": purpose})
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def settled(self) -> None:
+        """Wait until every reset and verification request made so far has been looked up and mailed."""
+        while self._pending:
+            await asyncio.gather(*self._pending)
 
     # --- login, refresh, logout --------------------------------------------------------------------------------
     async def _check_login_limits(self, email: str, address: str, *, own: int = 0) -> None:
@@ -294,7 +322,11 @@ class AccountService:
         await tx.burn_tokens(user_id, "reset")
 
     async def request_reset(self, email: str) -> None:
-        found = await self._store.credentials(normalise_email(email))
+        """Mail a reset token to ``email`` if it has an account, in the background (see ``_in_background``)."""
+        self._in_background(self._request_reset(normalise_email(email)), "reset")
+
+    async def _request_reset(self, email: str) -> None:
+        found = await self._store.credentials(email)
         if found is not None:
             await self._send_token(found.user.id, found.user.email, "reset")
 

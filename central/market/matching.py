@@ -90,12 +90,25 @@ def statement(user_id: UUID, month: str, hours: Sequence[HourRow]) -> Statement:
     return Statement(user_id, month, total, matched, share_bp(matched, total), list(hours))
 
 
+#: What a spreadsheet takes for the start of a formula when a cell begins with it.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    """``value`` as a CSV cell that a spreadsheet shows as text: one starting like a formula gets a leading ``'``.
+    Meter serials are chosen by whoever registers the meter (any printable ASCII): ``=HYPERLINK(...)`` would run as a
+    formula in the household's spreadsheet."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def to_csv(s: Statement) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["meter", "hour", "import_wh", "matched_wh", "share_bp", "signatures"])
     for h in s.hours:
-        w.writerow([h.meter, h.hour.isoformat(), h.import_wh, h.matched_wh, h.share_bp, " ".join(h.signatures)])
+        w.writerow(
+            [csv_text(h.meter), h.hour.isoformat(), h.import_wh, h.matched_wh, h.share_bp, " ".join(h.signatures)]
+        )
     w.writerow(["total", s.month, s.import_wh, s.matched_wh, s.share_bp, ""])
     return out.getvalue()
 

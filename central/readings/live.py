@@ -48,7 +48,13 @@ CLOSE_UNAUTHENTICATED = 4401
 #: The user's role changed: reconnect with a token carrying the new role.
 CLOSE_ROLE_CHANGED = 4403
 CLOSE_TOO_SLOW = 4408
+#: The user already has ``max_sockets_per_user`` sockets open on this process.
+CLOSE_TOO_MANY = 4429
 MAX_MESSAGE_BYTES = 64 * 1024
+#: Sockets one user may hold open on one central process (browser tabs, devices). Every socket's subscriptions cost
+#: queries on each event (``market.mine`` three per trade batch), so an unbounded number let one account make every
+#: event cost the server whatever it liked.
+MAX_SOCKETS_PER_USER = 32
 
 
 class Caller(Protocol):
@@ -124,11 +130,13 @@ class Channel(Protocol):
 
 
 class LiveHub:
-    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000) -> None:
+    def __init__(self, authenticate: Authenticate, *, auth_timeout_s: float = 10.0, queue_size: int = 1000,
+                 max_sockets_per_user: int = MAX_SOCKETS_PER_USER) -> None:
         self._pool: asyncpg.Pool | None = None
         self._authenticate = authenticate
         self._auth_timeout_s = auth_timeout_s
         self._queue_size = queue_size
+        self._max_sockets_per_user = max_sockets_per_user
         self._channels: dict[str, Channel] = {}
         self._listeners: dict[str, Callable[[str], Awaitable[None]]] = {}
         self._sessions: set[Session] = set()
@@ -248,6 +256,12 @@ class LiveHub:
         await ws.prepare(request)
         session = await self._authenticate_socket(ws)
         if session is None:
+            return ws
+        user = session.caller.user_id
+        if sum(1 for s in self._sessions if s.caller.user_id == user) >= self._max_sockets_per_user:
+            await ws.send_str(json.dumps({"type": "error", "code": "too_many_sockets",
+                                          "message": "too many live sockets open; close one"}))
+            await ws.close(code=CLOSE_TOO_MANY, message=b"too many sockets")
             return ws
         self._sessions.add(session)
         sender = asyncio.create_task(self._sender(ws, session))
@@ -371,7 +385,8 @@ def _json_object(text: str) -> dict[str, Any] | None:
 class ReadingsChannel:
     """``readings``: every reading stored for a meter the caller owns (optionally one meter: ``{"meter_id": ...}``).
 
-    Ownership is checked when each reading is delivered, so claims and releases take effect immediately.
+    Ownership is checked when each reading is delivered, so claims and releases take effect immediately; a reading
+    taken before the meter's last release (a backlog arriving late) stays its previous owner's, as over HTTP.
     """
 
     name = "readings"
@@ -412,7 +427,10 @@ class ReadingsChannel:
             "FROM devices d JOIN reading_rows r ON r.device_key = d.device_key "
             "JOIN meters m ON m.meter_key = r.meter_key "
             "WHERE d.device_id = $1 AND r.seq BETWEEN $2 AND $3 AND m.id = ANY($4::uuid[]) "
-            "AND m.owner_id = ANY($5::uuid[]) ORDER BY r.seq",
+            "AND m.owner_id = ANY($5::uuid[]) "
+            # a reading from before the meter's last release is its previous owner's history (as over HTTP)
+            "AND (m.released_at IS NULL OR r.timestamp_ms >= (extract(epoch FROM m.released_at) * 1000)::bigint) "
+            "ORDER BY r.seq",
             note["device"], note["first"], note["last"], note["meters"], owners,
         )
         for row in rows:

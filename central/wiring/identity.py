@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from central import locks
 from central.db.leadership import XactLock
@@ -72,9 +73,19 @@ def subscribe(services: Services, mqtt: Mqtt) -> None:
     mqtt.subscribe(topics.shared(topics.TopicKind.STATUS), on_status, qos=1)
 
 
+@contextlib.asynccontextmanager
+async def lifetime(services: Services) -> AsyncIterator[None]:
+    """Reset and verification e-mails requested before shutdown are still sent (they run after their answer)."""
+    try:
+        yield
+    finally:
+        await services.identity.accounts.settled()
+
+
 SUBSYSTEM = Subsystem(
     "identity",
     routes=(auth_routes.routes, session_routes.routes, device_routes.routes, meter_routes.routes),
     jobs=jobs,
     subscribe=subscribe,
+    lifetime=lifetime,
 )

@@ -175,6 +175,15 @@ async def test_auth_routes_take_small_bodies(pg_dsn: str, tmp_path: Path) -> Non
         assert (await central.post("/api/v1/auth/login", json=small)).status == 401
 
 
+async def test_web_asset_names_the_file_system_refuses_are_not_found(pg_dsn: str, tmp_path: Path) -> None:
+    """``GET /assets/<a name longer than the file system allows>`` was a 500 (the lookup's OSError escaped)."""
+    async with running_app(make_config(pg_dsn, tmp_path), ()) as central:
+        for name in ("a" * 5000, "x" * 300 + ".js", "no-such-asset.js"):
+            resp = await central.get(f"/assets/{name}")
+            assert resp.status == 404, (name[:20], await resp.text())
+            assert (await resp.json())["error"]["code"] == "not_found"
+
+
 def _privileged_writes() -> list[Route]:
     """Every state-changing route an admin or a REC authority may call and meter owners may not (derived from the
     route table's access declarations: a new admin route joins this list by itself)."""

@@ -43,6 +43,11 @@ class Api:
     async def token(self, role: str) -> str:
         return (await self.user(role))[1]
 
+    async def mailed(self) -> None:
+        """Wait until the reset and verification requests made so far have been mailed (they are sent after the
+        request is answered)."""
+        await self.app[SERVICES].identity.accounts.settled()
+
 
 class TestDevice:
     """A gateway stand-in built on the protocol library: connects to the broker, answers challenges on

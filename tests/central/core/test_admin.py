@@ -58,6 +58,7 @@ async def test_resend_verification(api_factory) -> None:
     assert r.status == 202
     r = await api.client.post("/api/v1/auth/resend-verification", json={"email": "nobody@example.org"})
     assert r.status == 202
+    await api.mailed()
     mails = read_dev_mail(api.app[CONFIG].mailer.dev_dir, to="late@example.org", kind="verify")
     assert len(mails) == 2
     r = await api.client.post("/api/v1/auth/verify-email", json={"token": mails[0].token})

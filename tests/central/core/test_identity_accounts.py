@@ -4,6 +4,7 @@ service runs on PostgreSQL in test_accounts.py and test_admin.py."""
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
@@ -41,16 +42,30 @@ class Outbox:
         return [m.token for m in self.sent if m.kind == kind]
 
 
+class SlowOutbox(Outbox):
+    """A mail server that takes as long as the test says: ``entered`` is set when a message is being sent, the send
+    completes when ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def send(self, mail: Mail) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().send(mail)
+
+
 class Tokens:
     def issue(self, user_id: UUID, role: Role, *, session: UUID | None = None) -> tuple[str, int]:
         return f"access:{user_id}:{role.value}:{session}", 0
 
 
 class World:
-    def __init__(self, **identity: int) -> None:
+    def __init__(self, mail: Outbox | None = None, **identity: int) -> None:
         self.clock = Clock()
         self.store = MemoryAccountStore(self.clock)
-        self.mail = Outbox()
+        self.mail = mail or Outbox()
         auth = AuthConfig(jwt_secret="x" * 32, password_bcrypt_cost=4)
         self.service = AccountService(self.store, auth, IdentityConfig(**identity),  # type: ignore[arg-type]
                                       Tokens(), self.mail, self.clock)
@@ -114,6 +129,7 @@ async def test_reset_ends_sessions_and_burns_other_reset_links(world: World) -> 
     await svc.request_reset("ADA@example.org")
     await svc.request_reset("ada@example.org")
     await svc.request_reset("nobody@example.org")  # answers the same, sends nothing
+    await svc.settled()
     first, second = world.mail.tokens("reset")
     await svc.reset_password(second, "a new long password")
     with pytest.raises(InvalidTokenError):
@@ -131,9 +147,11 @@ async def test_mails_per_hour(world: World) -> None:
     await svc.create_user("ada@example.org", PASSWORD, Role.CONSUMER)
     for _ in range(MAILS_PER_HOUR + 3):
         await svc.request_reset("ada@example.org")
+        await svc.settled()
     assert len(world.mail.tokens("reset")) == MAILS_PER_HOUR
     world.clock.advance(hours=1, seconds=1)
     await svc.request_reset("ada@example.org")
+    await svc.settled()
     assert len(world.mail.tokens("reset")) == MAILS_PER_HOUR + 1
 
 
@@ -196,3 +214,23 @@ async def test_the_last_admin_keeps_the_role(world: World) -> None:
     await svc.set_role(other.id, Role.ADMIN)
     assert (await svc.set_role(root.id, Role.CONSUMER)).role is Role.CONSUMER
     assert world.store.notices[-1] == ("role", root.id, None, Role.CONSUMER)
+
+
+async def test_reset_and_verification_requests_answer_before_the_mail_server_does() -> None:
+    """An anonymous reset (or resend-verification) request for an address with an account waited for the SMTP
+    exchange, one for an unknown address did not: the answer's delay told who has an account. The request now
+    returns before the lookup and the mail, whatever the address."""
+    outbox = SlowOutbox()
+    world = World(outbox)
+    svc = world.service
+    await svc.create_user("ada@example.org", PASSWORD, Role.CONSUMER)
+    for request, kind in ((svc.request_reset, "reset"), (svc.resend_verification, "verify")):
+        outbox.entered.clear()
+        outbox.release.clear()
+        answered = asyncio.create_task(request("ada@example.org"))
+        await outbox.entered.wait()  # the mail server is busy with ada's message ...
+        assert answered.done(), f"the {kind} request waited for the mail server"  # ... and she has her answer
+        await answered
+        outbox.release.set()
+        await svc.settled()
+        assert len(outbox.tokens(kind)) == 1

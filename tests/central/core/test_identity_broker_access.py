@@ -4,6 +4,7 @@ not take leaves the registration standing and is repaired later. The real plugin
 
 from __future__ import annotations
 
+import asyncio
 from uuid import uuid4
 
 import pytest
@@ -119,3 +120,34 @@ async def test_sync_restores_what_the_broker_lost(world: World) -> None:
     world.access.clients[keys[2].device_id] = "left behind"
     assert await world.service.sync_broker_access(page=2) == (2, 1, 0)
     assert world.access.clients == {k.device_id: _gateway_password(k) for k in keys[:2]}
+
+
+class SlowGrants(InMemoryBrokerAccess):
+    """A broker that takes a grant only when the test lets it (``entered`` set when one is being made)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def grant(self, device_id: str, password: str, *, replace: bool = True) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().grant(device_id, password, replace=replace)
+
+
+async def test_a_repair_racing_a_revocation_does_not_give_the_revoked_gateway_its_access_back(world: World) -> None:
+    """An installer's repair (``POST /devices/{id}/challenge``) read the status, then granted: a revocation in between
+    removed the broker client and the repair, still sure the device was not revoked, made it again."""
+    key = DeviceKey.generate()
+    await world.register(key)
+    slow = SlowGrants()
+    world.service = DeviceService(world.store, IdentityConfig(), Publisher(), CENTRAL, world.clock, broker=slow)
+    # ``slow`` has no client for it (as if the grant at registration had failed): the installer repairs it ...
+    repair = asyncio.create_task(world.service.grant_broker_access(key.device_id, replace=False))
+    await slow.entered.wait()
+    revoke = asyncio.create_task(world.service.set_status(key.device_id, "revoke", world.admin, "stolen"))
+    await asyncio.sleep(0)  # ... while an admin revokes the gateway
+    slow.release.set()
+    await asyncio.gather(repair, revoke)
+    assert await world.store.status(key.device_id) == "revoked"
+    assert key.device_id not in slow.clients

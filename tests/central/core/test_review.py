@@ -323,6 +323,7 @@ async def test_a_new_password_voids_every_outstanding_reset_token(api_factory) -
     for _ in range(2):
         r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
         assert r.status == 202
+    await api.mailed()
     first, second = (m.token for m in read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")[:2])
     r = await api.client.post("/api/v1/auth/password-reset/confirm",
                               json={"token": first, "new_password": "brand new password 1"})
@@ -332,6 +333,7 @@ async def test_a_new_password_voids_every_outstanding_reset_token(api_factory) -
     assert (r.status, (await r.json())["error"]["code"]) == (400, "invalid_token")
     # A password change does the same.
     r = await api.client.post("/api/v1/auth/password-reset/request", json={"email": email})
+    await api.mailed()
     third = next(m.token for m in read_dev_mail(api.app[CONFIG].mailer.dev_dir, to=email, kind="reset")
                  if m.token not in (first, second))
     r = await api.client.post("/api/v1/auth/password", headers=_bearer(token),

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from central.ingest.metrics import IngestMetrics
 from central.ingest.postgres import PgIngestStore
 from central.ingest.service import IngestService
-from central.readings.live import CLOSE_UNAUTHENTICATED, LiveHub, ReadingsChannel
+from central.readings.live import CLOSE_TOO_MANY, CLOSE_UNAUTHENTICATED, LiveHub, ReadingsChannel
 from protocol.batch import encode_batch
 from tests.central.gateway import T0_MS, Gateway
 from tests.central.ingest.ingest_db import Seed
@@ -133,3 +133,61 @@ async def test_each_owner_sees_only_their_meters(live: tuple[TestClient[Any, Any
     finally:
         await wa.close()
         await wb.close()
+
+
+async def test_new_owner_is_not_sent_readings_from_before_the_release(
+    live: tuple[TestClient[Any, Any], dict[str, Caller]], seed: Seed
+) -> None:
+    """A reading taken while the previous owner held the meter but stored after the next owner claimed it (a gateway
+    sending its backlog late) is the previous owner's history: the HTTP API hides it from the next owner
+    (test_readings_privacy.py), and so must the live feed."""
+    client, users = live
+    first, second = await seed.user(), await seed.user()
+    users["second"] = Caller(second)
+    gw = Gateway()
+    await seed.device(gw, "verified", "M-1", owner=first)
+    released_ms = T0_MS + 60_000
+    await seed.pool.execute(
+        "UPDATE meters SET owner_id = $1, released_at = to_timestamp($2 / 1000.0), claimed_at = to_timestamp($2 /"
+        " 1000.0) WHERE serial = 'M-1'", second, released_ms,
+    )  # fmt: skip
+    service = IngestService(PgIngestStore(seed.pool), metrics=IngestMetrics.for_registry(CollectorRegistry()),
+                            clock_ms=lambda: released_ms + 60_000)
+    ws = await login(client, "second")
+    try:
+        await ws.send_json({"type": "subscribe", "channel": "readings"})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        before, after = gw.read("M-1", timestamp_ms=T0_MS), gw.read("M-1", timestamp_ms=released_ms + 1000)
+        assert (await service.handle_readings(gw.device_id, encode_batch([before, after]))).accepted == 2
+        got = await ws.receive_json(timeout=5)
+        assert got["data"]["timestamp_ms"] == released_ms + 1000
+        with pytest.raises(asyncio.TimeoutError):
+            await ws.receive_json(timeout=0.3)
+    finally:
+        await ws.close()
+
+
+async def test_one_user_cannot_open_sockets_without_end(pool: asyncpg.Pool) -> None:
+    """Every socket's subscriptions cost queries on each event; one account could open as many as it liked."""
+    alice, bob = Caller(uuid.uuid4()), Caller(uuid.uuid4())
+    hub = LiveHub({"alice": alice, "bob": bob}.__getitem__, max_sockets_per_user=2)
+    await hub.start(pool)
+    app = web.Application()
+    app.router.add_get("/live", hub.handle)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        first, second = await login(client, "alice"), await login(client, "alice")
+        async with client.ws_connect("/live") as third:
+            await third.send_json({"type": "auth", "token": "alice"})
+            assert (await third.receive_json(timeout=5))["code"] == "too_many_sockets"
+            assert (await third.receive(timeout=5)).type == aiohttp.WSMsgType.CLOSE
+            assert third.close_code == CLOSE_TOO_MANY
+        other = await login(client, "bob")  # the limit is per user
+        await first.close()
+        again = await login(client, "alice")  # a closed socket frees its place
+        for ws in (second, other, again):
+            await ws.close()
+    finally:
+        await hub.stop()
+        await client.close()

