@@ -444,6 +444,44 @@ def test_admin_sees_reconciliation_with_no_mismatch(web: WebStack, chromium: Bro
     ctx.close()
 
 
+def test_two_tabs_opened_at_once_keep_the_session(web: WebStack, chromium: Browser) -> None:
+    """A household's browser restoring two tabs: each page refreshes the session at load with the one cookie, which
+    the server rotates on every refresh and whose reuse ends the login (a stolen token). The tabs take turns (Web
+    Locks), so the second sends the cookie the first one's answer set. The refreshes are held in the browser until
+    both have arrived or two seconds have passed: taking turns, only one is ever waiting."""
+    ctx = b.new_context(chromium, viewport=b.DESKTOP)
+    login = ctx.new_page()
+    b.login(login, web.base_url, web.cast.admin.email, web.cast.admin.password)
+    login.close()
+    held: list[Any] = []
+    together: list[int] = []
+    ctx.route("**/api/v1/auth/session/refresh", lambda route: held.append(route))
+    tabs = [ctx.new_page() for _ in range(2)]
+    for tab in tabs:
+        tab.goto(f"{web.base_url}/app/admin", wait_until="commit")
+    deadline = time.monotonic() + 30
+    while sum(together) < 2 and time.monotonic() < deadline:
+        tabs[0].wait_for_timeout(50)
+        if not held:
+            continue
+        first = time.monotonic()
+        while len(held) < 2 and time.monotonic() - first < 2:
+            tabs[0].wait_for_timeout(50)
+        together.append(len(held))
+        for route in held:
+            route.continue_()
+        held.clear()
+    assert together == [1, 1], f"refreshes waiting at once: {together}"
+    ctx.unroute("**/api/v1/auth/session/refresh")
+    for tab in tabs:
+        expect(tab).to_have_url(re.compile("/app/admin"))
+        expect(tab.get_by_test_id("recon")).to_be_visible()
+    tabs[1].reload()  # the login survived both refreshes
+    expect(tabs[1]).to_have_url(re.compile("/app/admin"))
+    expect(tabs[1].get_by_test_id("recon")).to_be_visible()
+    ctx.close()
+
+
 # ------------------------------------------------------------------------------------ market depth (issue 16)
 
 

@@ -52,12 +52,23 @@ export function openSession(): Promise<boolean> {
   return opening;
 }
 
+/** Run a session refresh while no other tab of this site runs one (Web Locks). Every tab sends the one session
+ * cookie, and the server rotates it on each refresh and ends the whole login when a rotated one comes back (a stolen
+ * token's reuse): two tabs opened at once would otherwise log the household out. In turn, the second tab's request
+ * carries the cookie the first one's answer set. */
+function oneTabAtATime<T>(run: () => Promise<T>): Promise<T> {
+  const locks = (navigator as { locks?: LockManager }).locks;
+  return locks ? locks.request("gtx-session-refresh", run) : run();
+}
+
 /** Ask for a new access token with the session cookie; false when there is no session. */
 export function refreshSession(): Promise<boolean> {
   if (!refreshing) {
     refreshing = (async () => {
       try {
-        const res = await fetch("/api/v1/auth/session/refresh", { method: "POST", headers: CSRF, credentials: "same-origin" });
+        const res = await oneTabAtATime(() =>
+          fetch("/api/v1/auth/session/refresh", { method: "POST", headers: CSRF, credentials: "same-origin" }),
+        );
         if (!res.ok) return false;
         const body = (await res.json()) as Schemas["AccessOut"];
         accessToken = body.access_token;
