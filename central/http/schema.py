@@ -188,7 +188,9 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise ValidationError(path, "must be an ISO 8601 date-time string") from None
+            raise ValidationError(
+                path, "must be a real date and time (month 01-12, a day the month has, hour 00-23)"
+            ) from None
         if dt.tzinfo is None:
             raise ValidationError(path, "must carry a UTC offset")
         # Within 1970..9000 UTC: every later conversion (to UTC, to Unix ms, plus an expiry of months) then works.
@@ -210,9 +212,10 @@ _EMAIL_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f
 EMAIL_RE = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
 #: The one UUID spelling accepted (``UUID()`` alone would also take braces, ``urn:uuid:`` and no hyphens).
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-#: RFC 3339 date-time with an offset (``fromisoformat`` alone would also take week dates and basic format).
+#: RFC 3339 date-time with an offset (``fromisoformat`` alone would also take week dates and basic format); the year's
+#: range is checked after parsing, with its own message.
 DATE_TIME_RE = re.compile(
-    r"(?:19[7-9][0-9]|[2-8][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
     r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 _QUERY_INT = re.compile(r"-?[0-9]{1,19}")

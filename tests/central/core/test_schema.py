@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,3 +140,26 @@ def test_json_schema_of_request_types() -> None:
     assert s["RegisterDeviceIn"]["properties"]["meters"]["items"] == {"$ref": "#/components/schemas/MeterIn"}
     assert s["MeterIn"]["properties"]["meter_key"]["writeOnly"] is True
     assert s["MeterIn"]["properties"]["source"]["anyOf"][1] == {"type": "null"}
+
+
+@dataclass(frozen=True)
+class _When:
+    at: datetime
+
+
+def test_a_date_time_error_says_what_is_wrong_with_it() -> None:
+    """A year outside the range is named as such (9999 was called "not RFC 3339"), an impossible date as impossible,
+    and another shape as not RFC 3339."""
+    cases = {
+        "9999-01-01T00:00:00Z": "between 1970 and 9000",
+        "1969-12-31T23:59:59Z": "between 1970 and 9000",
+        "0000-01-01T00:00:00Z": "real date and time",
+        "2026-13-01T00:00:00Z": "real date and time",
+        "2026-02-30T00:00:00+07:00": "real date and time",
+        "2026-W01-1T00:00:00Z": "RFC 3339",
+        "2026-01-01T00:00:00": "RFC 3339",
+    }
+    for text, says in cases.items():
+        with pytest.raises(ValidationError, match=says):
+            load(_When, {"at": text})
+    assert load(_When, {"at": "8999-12-31T23:59:59+00:00"}).at.year == 8999
