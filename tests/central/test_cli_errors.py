@@ -1,0 +1,50 @@
+"""What a newcomer sees when the environment is not ready: one line saying what to do, exit 1 or 2, no traceback."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from central.cli import main
+
+SECRET = "--set=auth.jwt_secret=" + "x" * 40
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["users", "create", "--email", "a@example.org", "--role", "admin",
+                                                   "--password-file", "PW"]])
+def test_postgresql_not_running_is_one_line(command: list[str], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    password = tmp_path / "pw"
+    password.write_text("a-long-enough-password-1\n")
+    password.chmod(0o600)
+    command = [str(password) if part == "PW" else part for part in command]
+    dsn = f"postgresql://gridtokenx@127.0.0.1:{_closed_port()}/gridtokenx"
+    rc = main([SECRET, f"--set=database.dsn={dsn}", "--set=mqtt.enabled=false", *command])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("gridtokenx-central: cannot connect to PostgreSQL: ConnectionRefusedError")
+    assert "is PostgreSQL running" in err
+
+
+def test_missing_config_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["-c", str(tmp_path / "central.toml"), "migrate"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err == f"gridtokenx-central: {tmp_path / 'central.toml'}: cannot be read: No such file or directory\n"
+
+
+def test_unknown_key_names_line_and_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "central.toml"
+    path.write_text("[http]\nprot = 8080\n")
+    assert main(["-c", str(path), "migrate"]) == 2
+    assert capsys.readouterr().err == f"gridtokenx-central: {path}:2: http.prot: unknown key (did you mean 'port'?)\n"
