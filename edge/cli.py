@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
 import signal
 import sys
@@ -148,6 +149,9 @@ def _dispatch(args: argparse.Namespace, cfg: EdgeConfig) -> int:
         return _status(cfg, args.json)
     from edge.meter_setup import read_command, scan_command  # noqa: PLC0415
 
+    # These commands print each meter's or unit's outcome themselves; pymodbus would also log every unit that does
+    # not answer (with a hex dump of the frames) on stderr, hundreds of lines for a scan of 1-247.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if args.command == "read":
         return read_command(cfg, args.meter)
     return scan_command(cfg, args.port, args.kind, args.ids, args.listen)

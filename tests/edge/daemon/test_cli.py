@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,24 @@ def test_read_and_scan_against_a_real_modbus_server(tmp_path: Path, capsys: pyte
         assert "unit   3" not in out
     finally:
         sim.stop()
+
+
+def test_scan_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """A unit that does not answer is the scan's own business: no pymodbus log lines (with frame dumps) on stderr."""
+    port = free_port()
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "s") + meters_toml(port, ["SC-1"]))
+    sim = SimProcess(port, 1)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge", "--config", str(cfg), "scan", "--port", "sim", "--ids", "1-2"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    finally:
+        sim.stop()
+    assert done.returncode == 0, done.stderr
+    assert "unit   1:" in done.stdout
+    assert done.stderr == ""
 
 
 def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None:
