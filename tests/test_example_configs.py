@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import textwrap
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from central.config import from_mapping, load_config
+from central.config import CentralConfig, from_mapping, load_config
 from edge.config import parse_config
 from edge.errors import ConfigError
 from edge.meter_setup import plan
+from edge.meters.maps import parse_map
+from gtxconfig.document import Document
 from protocol.keys import DeviceKey
 
 ROOT = Path(__file__).parents[1]
@@ -68,3 +74,91 @@ def test_central_examples_in_docs_validate(name: str) -> None:
         raw = tomllib.loads(block)
         raw.setdefault("auth", {"jwt_secret": "x" * 40})
         from_mapping(raw, source=name)
+
+
+# ---- every ```toml block of the documents a reader follows ----------------------------------------------------------
+
+#: Documents whose ```toml blocks a reader copies: central or edge configuration, a DLMS keys file or a meter map.
+DOCUMENTS = sorted({*ROOT.glob("docs/*.md"), *FIRMWARE.glob("**/README*.md"), ROOT / "README.md"})
+DOC_BLOCKS = [
+    (f"{path.relative_to(ROOT)}:{path.read_text().count(chr(10), 0, m.start()) + 2}", textwrap.dedent(m[1]))
+    for path in DOCUMENTS
+    for m in re.finditer(r"^ *```toml\n(.*?)^ *```", path.read_text(), re.S | re.M)
+]
+CENTRAL_TABLES = {f.name for f in dataclasses.fields(CentralConfig)}
+#: A base map per protocol for map fragments (blocks that show only the keys a section is about).
+BASE_MAPS = {"modbus": "eastron-sdm630", "dlms": "landis-gyr-e450", "p1": "iskraemeco-am550-nl"}
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, Mapping) and isinstance(
+            out.get(key), Mapping) else value
+    return out
+
+
+def _keys_file_text() -> str:
+    """The DLMS keys file the documents show (so a meter's keys_file in an example gets exactly that)."""
+    return next(block for _, block in DOC_BLOCKS if set(tomllib.loads(block)) == {"ek", "ak"})
+
+
+def _edge_fragment(block: str, tmp_path: Path) -> None:
+    """An edge.toml fragment, on top of a minimal valid configuration; every file it names exists (mode 0600)."""
+    block = block.replace("/etc/gridtokenx/", f"{tmp_path}/etc/")
+    data = tomllib.loads(block)
+    central = DeviceKey.generate()
+    base = {
+        "poll": '[poll]\nclock_check = "none"\n',
+        "mqtt": '[mqtt]\nhost = "127.0.0.1"\n',
+        "central": f'[central]\npublic_key = "{central.device_id}"\n',
+        "status": '[status]\npassword = "a-long-status-password"\n',
+        "device": f'[device]\nstate_dir = "{tmp_path / "state"}"\n',
+    }
+    text = "".join(t for name, t in base.items() if name not in data) + block
+    for table in [data.get("device", {}).get("pkcs11", {}), *data.get("meter", []), *data.get("bus", [])]:
+        for key, value in table.items():
+            if key.endswith("_file"):
+                path = Path(value) if Path(value).is_absolute() else tmp_path / value
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(_keys_file_text() if key == "keys_file" else "1234" if key == "pin_file"
+                                else "000102030405060708090a0b0c0d0e0f\n")
+                path.chmod(0o600)
+    source = tmp_path / "edge.toml"
+    source.write_text(text)
+    source.chmod(0o600)
+    config = parse_config(text, source)
+    if config.meters:
+        assert plan(config).meters
+
+
+def _meter_map(block: str, where: str) -> None:
+    data = tomllib.loads(block)
+    protocol = data.get("meter", {}).get("protocol")
+    if protocol is None or not data.get("measurements"):  # a fragment: on top of a shipped map of its protocol
+        families = [p for p in BASE_MAPS if p in block] or ["dlms"]
+        base = tomllib.loads((FIRMWARE / "meters" / f"{BASE_MAPS[protocol or families[0]]}.toml").read_text())
+        data = _deep_merge(base, data)
+    parse_map(Document.from_mapping(where, data, ConfigError), default_id="doc-example")
+
+
+def test_documents_have_toml_examples() -> None:
+    assert len(DOC_BLOCKS) >= 10
+    assert any(where.startswith("docs/edge.md") for where, _ in DOC_BLOCKS)
+
+
+@pytest.mark.parametrize(("where", "block"), DOC_BLOCKS, ids=[w for w, _ in DOC_BLOCKS])
+def test_document_toml_examples_validate(where: str, block: str, tmp_path: Path) -> None:
+    """Each example is what its document says: central or edge configuration, a keys file or a meter map; and the
+    loader that reads that file in production accepts it (unknown keys, wrong types and bad values fail here)."""
+    data = tomllib.loads(block)
+    if set(data) == {"ek", "ak"}:
+        assert all(re.fullmatch(r"[0-9a-f]{32}", data[k]) for k in ("ek", "ak"))
+    elif isinstance(data.get("meter"), list) or isinstance(data.get("bus"), list) or "device" in data:
+        _edge_fragment(block, tmp_path)
+    elif isinstance(data.get("meter"), dict):
+        _meter_map(block, where)
+    else:
+        assert set(data) <= CENTRAL_TABLES, f"{where}: neither central nor edge configuration: {sorted(data)}"
+        data.setdefault("auth", {"jwt_secret": "x" * 40})
+        from_mapping(data, source=where)
