@@ -6,6 +6,7 @@ import dataclasses
 import re
 import textwrap
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,56 @@ def test_document_toml_examples_validate(where: str, block: str, tmp_path: Path)
         assert set(data) <= CENTRAL_TABLES, f"{where}: neither central nor edge configuration: {sorted(data)}"
         data.setdefault("auth", {"jwt_secret": "x" * 40})
         from_mapping(data, source=where)
+
+
+# ---- every setting central accepts is in the annotated example, and every key the example shows is one -------------
+
+
+def _table_class(path: tuple[str, ...]) -> type[Any]:
+    """The dataclass behind a table of central.toml (``("http", "rate_limit")``, ``("zones", "zone", "tou")``)."""
+    cls: type[Any] = CentralConfig
+    for name in path:
+        hint = typing.get_type_hints(cls)[name]
+        inner = [a for a in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(a)]
+        assert inner, f"{'.'.join(path)}: not a table"
+        cls = inner[0]
+    return cls
+
+
+def _settings(cls: type[Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        inner = [a for a in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(a)]
+        out.extend(_settings(inner[0], (*prefix, f.name)) if inner else [(*prefix, f.name)])
+    return out
+
+
+def _example_keys() -> list[tuple[int, tuple[str, ...], str]]:
+    """(line, table, key) of every assignment in central.example.toml, commented-out ones included."""
+    out: list[tuple[int, tuple[str, ...], str]] = []
+    table: tuple[str, ...] = ()
+    for lineno, line in enumerate((FIRMWARE / "central.example.toml").read_text().splitlines(), 1):
+        code = line.removeprefix("#").strip()
+        if header := re.match(r"\[\[?([a-z_.]+)\]\]?(?:\s|$)", code):
+            table = tuple(header[1].split("."))
+        elif key := re.match(r"([a-z_0-9]+)\s*=", code):
+            out.append((lineno, table, key[1]))
+            # inline tables: auth = { per_s = 1.0, burst = 20 }
+            out.extend((lineno, (*table, key[1]), k) for k in re.findall(r"[{,]\s*([a-z_]+)\s*=", code))
+    return out
+
+
+def test_central_example_annotates_every_setting() -> None:
+    shown = {(*table, key) for _, table, key in _example_keys()}
+    missing = [".".join(s) for s in _settings(CentralConfig) if s not in shown]
+    assert not missing, f"settings central accepts that firmware-config/central.example.toml does not show: {missing}"
+
+
+def test_central_example_shows_only_real_settings() -> None:
+    """Commented-out keys too: a reader uncomments them."""
+    for lineno, table, key in _example_keys():
+        names = {f.name for f in dataclasses.fields(_table_class(table))}
+        assert key in names, f"central.example.toml:{lineno}: {'.'.join((*table, key))} is not a setting"
