@@ -231,3 +231,16 @@ def test_edge_example_shows_every_setting() -> None:
     accepted = {f.name for cls in tables for f in dataclasses.fields(cls)} | BUS_KEYS | METER_KEYS
     accepted |= {"public_key", "public_key_file", "password_file", "credential", "username"}
     assert not accepted - shown, f"edge.example.toml does not show: {sorted(accepted - shown)}"
+
+
+def test_central_example_writes_only_where_the_unit_lets_it(tmp_path: Path) -> None:
+    """systemd/gridtokenx-central.service has ProtectSystem=strict: central may write only its StateDirectory."""
+    unit = (ROOT / "systemd" / "gridtokenx-central.service").read_text()
+    assert "ProtectSystem=strict" in unit
+    state = Path("/var/lib") / re.findall(r"^StateDirectory=(\S+)$", unit, re.M)[0]
+    secret = tmp_path / "jwt.secret"
+    secret.write_text("x" * 48)
+    config = load_config(FIRMWARE / "central.example.toml", [f'auth.jwt_secret_file="{secret}"'])
+    for setting, path in (("ledger.data_dir", config.ledger.data_dir), ("ledger.keys_dir", config.ledger.keys_dir),
+                          ("archive.directory", Path(config.archive.directory))):
+        assert path.is_relative_to(state), f"{setting} = {path} is outside the unit's StateDirectory {state}"
