@@ -48,3 +48,20 @@ def test_unknown_key_names_line_and_suggestion(tmp_path: Path, capsys: pytest.Ca
     path.write_text("[http]\nprot = 8080\n")
     assert main(["-c", str(path), "migrate"]) == 2
     assert capsys.readouterr().err == f"gridtokenx-central: {path}:2: http.prot: unknown key (did you mean 'port'?)\n"
+
+
+def test_broker_not_running_is_one_line(pg_dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    port = _closed_port()
+    rc = main([SECRET, f"--set=database.dsn={pg_dsn}", "--set=broker.dynsec=true", f"--set=mqtt.port={port}",
+               "--set=broker.command_timeout_s=1", "broker", "sync"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err == (f"gridtokenx-central: not connected to the MQTT broker at 127.0.0.1:{port} within 1 s "
+                   "(is it running? mqtt.host, mqtt.port, mqtt.username/password_file)\n")
+
+
+def test_missing_signing_key_says_how_to_create_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([SECRET, f"--set=mqtt.signing_key_file={tmp_path / 'central.key'}", "signing-key", "show"]) == 1
+    assert capsys.readouterr().err == (
+        f"gridtokenx-central: mqtt.signing_key_file {tmp_path / 'central.key'} does not exist (create it with: "
+        "gridtokenx-central -c <config> signing-key init)\n")
