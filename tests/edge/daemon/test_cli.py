@@ -41,6 +41,19 @@ def test_config_errors_exit_2_with_file_and_reason(tmp_path: Path, capsys: pytes
     assert main(["--config", str(tmp_path / "missing.toml"), "status"]) == 2
 
 
+def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`init` run as the wrong user (or with a wrong state_dir) says so in one line, without a traceback."""
+    (tmp_path / "a-file").write_text("")
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "a-file" / "state"))
+    cfg.chmod(0o600)
+    assert main(["--config", str(cfg), "init"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"gridtokenx-edge: {tmp_path / 'a-file' / 'state'}: Not a directory (run commands as the "
+                          "service user")
+    assert err.count("\n") == 1
+
+
 def test_status_reports_unreachable_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "edge.toml"
     cfg.write_text(config_text(tmp_path / "s", status_port=free_port()))
