@@ -244,3 +244,16 @@ def test_central_example_writes_only_where_the_unit_lets_it(tmp_path: Path) -> N
     for setting, path in (("ledger.data_dir", config.ledger.data_dir), ("ledger.keys_dir", config.ledger.keys_dir),
                           ("archive.directory", Path(config.archive.directory))):
         assert path.is_relative_to(state), f"{setting} = {path} is outside the unit's StateDirectory {state}"
+
+
+def test_edge_md_table_names_every_key_of_its_tables() -> None:
+    """docs/edge.md's configuration table lists, per table, every key the loader accepts there."""
+    rows = dict(re.findall(r"^\| `\[([a-z_.0-9]+)\]` \| (.*) \|$", (ROOT / "docs" / "edge.md").read_text(), re.M))
+    tables = {"device": edge_config._DeviceTable, "device.pkcs11": edge_config.Pkcs11KeyConfig,
+              "poll": edge_config._PollTable, "mqtt": edge_config.MqttConfig, "mqtt.tls": edge_config.TlsConfig,
+              "outbox": edge_config.OutboxConfig, "status": edge_config.StatusConfig,
+              "logging": edge_config._LoggingTable}
+    for name, cls in tables.items():
+        named = set(re.findall(r"`([a-z_0-9]+)", rows[name]))
+        fields = {f.name for f in dataclasses.fields(cls)} - {"tls", "pkcs11"}  # sub-tables have rows of their own
+        assert fields <= named, f"docs/edge.md [{name}] does not name {sorted(fields - named)}"
