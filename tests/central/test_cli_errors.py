@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,13 @@ def test_missing_signing_key_says_how_to_create_it(tmp_path: Path, capsys: pytes
     assert capsys.readouterr().err == (
         f"gridtokenx-central: mqtt.signing_key_file {tmp_path / 'central.key'} does not exist (create it with: "
         "gridtokenx-central -c <config> signing-key init)\n")
+
+
+def test_output_cut_short_by_its_reader_is_not_an_error() -> None:
+    """`gridtokenx-central openapi | head`: the closed pipe ends the command quietly."""
+    done = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m central.cli openapi | head -c 10", shell=True,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.stdout == '{\n "compon'
+    assert done.stderr == ""
