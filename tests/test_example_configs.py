@@ -257,3 +257,25 @@ def test_edge_md_table_names_every_key_of_its_tables() -> None:
         named = set(re.findall(r"`([a-z_0-9]+)", rows[name]))
         fields = {f.name for f in dataclasses.fields(cls)} - {"tls", "pkcs11"}  # sub-tables have rows of their own
         assert fields <= named, f"docs/edge.md [{name}] does not name {sorted(fields - named)}"
+
+
+#: Backticked names that start like a central table but are files, not settings.
+NOT_SETTINGS = {"database.dump", "ledger.log"}
+
+
+def test_settings_named_in_documents_exist() -> None:
+    """`section.key` in a document (`http.idempotency_ttl_s`, `archive.after_days = 90`) is a setting central has."""
+    wrong = []
+    for path in [ROOT / "README.md", *ROOT.glob("docs/*.md"), *FIRMWARE.glob("*.toml"), *ROOT.glob("systemd/*")]:
+        for m in re.finditer(r"`([a-z_]+(?:\.[a-z_0-9]+)+)(?: ?=[^`]*)?`", path.read_text()):
+            parts = tuple(m[1].split("."))
+            if parts[0] not in CENTRAL_TABLES or m[1] in NOT_SETTINGS or path.name == "edge.md":
+                continue
+            try:
+                cls = _table_class(parts[:-1])
+            except (AssertionError, KeyError):
+                wrong.append(f"{path.relative_to(ROOT)}: {m[1]}")
+                continue
+            if parts[-1] not in {f.name for f in dataclasses.fields(cls)}:
+                wrong.append(f"{path.relative_to(ROOT)}: {m[1]}")
+    assert not wrong, f"not settings of central: {wrong}"
