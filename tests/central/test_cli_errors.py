@@ -43,7 +43,8 @@ def test_missing_config_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     rc = main(["-c", str(tmp_path / "central.toml"), "migrate"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err == f"gridtokenx-central: {tmp_path / 'central.toml'}: cannot be read: No such file or directory\n"
+    assert err == (f"gridtokenx-central: {tmp_path / 'central.toml'}: no such file (start from the annotated "
+                   "firmware-config/central.example.toml)\n")
 
 
 def test_unknown_key_names_line_and_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

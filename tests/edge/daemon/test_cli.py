@@ -39,6 +39,8 @@ def test_config_errors_exit_2_with_file_and_reason(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert f"{cfg}:11: mqtt.batch_size: must be between 1 and 1000, got -1" in err
     assert main(["--config", str(tmp_path / "missing.toml"), "status"]) == 2
+    assert capsys.readouterr().err == (f"gridtokenx-edge: {tmp_path / 'missing.toml'}: no such file (start from the "
+                                       "annotated firmware-config/edge.example.toml: docs/edge.md, Install)\n")
 
 
 def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
