@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from central.config import CentralConfig
+from central.db.pool import connect
 from central.errors import CentralError
 
 FORMAT = 1
@@ -185,7 +186,7 @@ def backup(config: CentralConfig, out: Path) -> dict[str, Any]:
 
 
 async def _applied_migrations(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         return [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations ORDER BY name")]
     finally:

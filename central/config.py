@@ -401,6 +401,8 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> Centr
     if path is None:
         doc = Document.from_mapping("<defaults>", {}, ConfigError)
     else:
+        if not Path(path).exists():
+            raise ConfigError(f"{path}: no such file (start from the annotated firmware-config/central.example.toml)")
         doc = Document.load(path, ConfigError)
         auth = doc.data.get("auth")
         if isinstance(auth, Mapping) and auth.get("jwt_secret"):

@@ -253,7 +253,8 @@ class PahoMqtt(_Base):
     async def wait_connected(self, wait_s: float) -> None:
         ok = await asyncio.to_thread(self._connected.wait, wait_s)
         if not ok:
-            raise MqttError(f"not connected to the MQTT broker within {wait_s:g} s")
+            raise MqttError(f"not connected to the MQTT broker at {self._config.host}:{self._config.port} within "
+                            f"{wait_s:g} s (is it running? mqtt.host, mqtt.port, mqtt.username/password_file)")
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1, concurrency: int = 1) -> None:
         self._add(topic_filter, handler, qos, concurrency)

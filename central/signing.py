@@ -21,6 +21,9 @@ def load_signing_key(file: str) -> DeviceKey:
     if not file:
         raise ConfigError("mqtt.signing_key_file must be set (create one with: gridtokenx-central signing-key init)")
     path = Path(file)
+    if not path.exists():
+        raise ConfigError(f"mqtt.signing_key_file {path} does not exist (create it with: "
+                          "gridtokenx-central -c <config> signing-key init)")
     try:
         check_secret_file(path, "mqtt.signing_key_file")
         text = path.read_text(encoding="ascii").strip()

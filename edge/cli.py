@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import base64
 import json
+import logging
 import os
 import signal
 import sys
@@ -116,7 +117,8 @@ def _status(cfg: EdgeConfig, raw: bool) -> int:
     try:
         s = _fetch_status(cfg)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        print(f"daemon not reachable on port {cfg.status.port}: {e}", file=sys.stderr)
+        print(f"daemon not reachable on port {cfg.status.port}: {e} (is it running? systemctl status gridtokenx-edge)",
+              file=sys.stderr)
         return EXIT_FAIL
     if raw:
         print(json.dumps(s, indent=2))
@@ -148,6 +150,9 @@ def _dispatch(args: argparse.Namespace, cfg: EdgeConfig) -> int:
         return _status(cfg, args.json)
     from edge.meter_setup import read_command, scan_command  # noqa: PLC0415
 
+    # These commands print each meter's or unit's outcome themselves; pymodbus would also log every unit that does
+    # not answer (with a hex dump of the frames) on stderr, hundreds of lines for a scan of 1-247.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     if args.command == "read":
         return read_command(cfg, args.meter)
     return scan_command(cfg, args.port, args.kind, args.ids, args.listen)
@@ -160,5 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as e:
         print(f"gridtokenx-edge: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # The state directory or a file in it cannot be created or opened: most often a command run as another user
+        # than the service's (the state directory is the service user's, mode 0700).
+        print(f"gridtokenx-edge: {e.filename}: {e.strerror} (run commands as the service user, e.g. sudo -u "
+              "gridtokenx-edge gridtokenx-edge …; check [device] state_dir)", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_FAIL

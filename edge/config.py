@@ -352,6 +352,9 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
 def load_config(path: Path) -> EdgeConfig:
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (start from the annotated firmware-config/edge.example.toml: "
+                          "docs/edge.md, Install)") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
     cfg = parse_config(text, path)

@@ -145,7 +145,7 @@ def write_demo_config(
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m edge.demo", description="write a demo edge.toml")
     ap.add_argument("directory", type=Path)
     ap.add_argument("--mqtt-host", default="127.0.0.1")
@@ -157,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--status-password", default=None)
     ap.add_argument("--central-public-key", required=True, help="central's public key (base58), pinned by the edge")
     ap.add_argument("--p1-port", type=int, default=None, help="also a DSMR P1 meter (simulator's --p1-port)")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     path = write_demo_config(
         a.directory, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, sim_port=a.sim_port, meters=a.meters,
         interval_s=a.interval, status_port=a.status_port, status_password=a.status_password,

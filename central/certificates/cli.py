@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-import asyncpg
 from solders.pubkey import Pubkey
 
 from central.certificates.rotation import rotate_issuer
+from central.db.pool import connect
 from central.ledger.config import LedgerConfig
 from central.ledger.keystore import open_key_store
 from central.ledger.rotation import Rotation
@@ -17,7 +17,7 @@ from central.ledger.setup import load_setup, open_ledger
 
 
 async def rotate_issuer_with(dsn: str, config: LedgerConfig) -> Rotation:
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         rows = await conn.fetch("SELECT mint, status FROM certificates ORDER BY issued_at, id")
     finally:

@@ -15,6 +15,8 @@ two ways, measured with ``bench/api.py`` (a 10-row readings page: PostgreSQL 754
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from central.config import DatabaseConfig
@@ -42,9 +44,31 @@ async def create_pool(config: DatabaseConfig, *, replica: bool = False, bulk: bo
             reset=_keep_session if bulk else None,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {_safe(exc)}") from None
+        raise connect_error(exc) from None
     assert pool is not None
     return pool
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    """One connection to ``dsn`` (commands, migrations, leadership), translating a failure to connect into
+    :class:`DatabaseError` with what to do (one line for the command line, never a traceback)."""
+    try:
+        return await asyncpg.connect(dsn, **kwargs)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise connect_error(exc) from None
+
+
+def connect_error(exc: BaseException) -> DatabaseError:
+    """The one message for a failed connection: the cause (without the DSN's password) and what to check."""
+    if isinstance(exc, OSError):
+        hint = "is PostgreSQL running, and do database.dsn's host and port point at it?"
+    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
+        hint = "create the database (createdb) or fix database.dsn"
+    elif isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+        hint = "check database.dsn's user and password (a ~/.pgpass-style file)"
+    else:
+        hint = "check database.dsn"
+    return DatabaseError(f"cannot connect to PostgreSQL: {type(exc).__name__}: {_safe(exc)} ({hint})")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -26,7 +26,7 @@ from solders.system_program import CreateAccountWithSeedParams, create_account_w
 from central.ledger.builder import associated_token_address, create_ata_idempotent, initialize_mint2, send_and_confirm
 from central.ledger.config import LedgerConfig
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
-from central.ledger.errors import LedgerError, LedgerStoreError
+from central.ledger.errors import KeyFileError, KeyMissingError, LedgerError, LedgerStoreError
 from central.ledger.failover import FailoverLedger
 from central.ledger.keys import PlatformKey
 from central.ledger.keystore import FileKeyStore, KeyStore, open_key_store
@@ -180,7 +180,14 @@ async def init_ledger(config: LedgerConfig, ledger: Ledger | None = None, keys: 
     store = open_key_store(config) if keys is None else keys
     active = open_ledger(config) if ledger is None else ledger
     try:
-        setup = _setup(config, _keys(store, create=config.create_keys))
+        try:
+            platform_keys = _keys(store, create=config.create_keys)
+        except (KeyFileError, KeyMissingError) as e:
+            if config.create_keys:
+                raise
+            raise type(e)(f"{e}; to create the platform keys (once): gridtokenx-central -c <config> "
+                          "--set ledger.create_keys=true ledger init") from None
+        setup = _setup(config, platform_keys)
         embedded = config.backend == "embedded"  # possibly reached through its JSON-RPC endpoint
         balance = await active.get_balance(setup.fee_payer.pubkey)
         if balance < config.min_fee_payer_lamports:

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -186,7 +186,7 @@ class _Table:
             raise doc.error(path, "must be a table")
         self.t: Mapping[str, Any] = table
 
-    def only(self, allowed: set[str]) -> None:
+    def only(self, allowed: Set[str]) -> None:
         reject_unknown(self.doc, self.path, self.t, allowed)
 
     def fail(self, key: str | None, reason: str) -> Exception:
@@ -223,6 +223,12 @@ class _Table:
 
 
 _P1_KEYS = ("key_file", "auth_key_file", "stale_after_s", "max_clock_skew_s")
+#: The keys a ``[[bus]]`` / ``[[meter]]`` table may have (firmware-config/edge.example.toml shows each of them).
+BUS_KEYS = frozenset({"name", "kind", "device", "baudrate", "parity", "stopbits", "bytesize", "host", "port",
+                      "timeout_ms", "inter_request_delay_ms", "retries", "backoff_ms"})
+METER_KEYS = frozenset({"serial", "bus", "model", "unit_id", "poll_interval_s", "client_address", "server_address",
+                        "physical_address", "auth", "password", "security", "keys_file", "system_title",
+                        "meter_system_title", *_P1_KEYS})
 KEY_BYTES = 16
 
 
@@ -285,8 +291,7 @@ def parse_buses(doc: Document) -> tuple[BusConfig, ...]:
     seen: dict[str, int] = {}
     for i, raw in enumerate(_tables(doc, "bus")):
         t = _Table(doc, ("bus", i), raw)
-        t.only({"name", "kind", "device", "baudrate", "parity", "stopbits", "bytesize", "host", "port", "timeout_ms",
-                "inter_request_delay_ms", "retries", "backoff_ms"})
+        t.only(BUS_KEYS)
         name = t.text("name")
         if not _BUS_NAME.match(name):
             raise t.fail("name", "use letters, digits, '.', '_' or '-' (max 64)")
@@ -422,9 +427,7 @@ def _parse_meters(  # noqa: PLR0912, PLR0915 - one flat validation pass
     addresses: dict[tuple[str, int, int], str] = {}
     for i, raw in enumerate(_tables(doc, "meter")):
         t = _Table(doc, ("meter", i), raw)
-        t.only({"serial", "bus", "model", "unit_id", "poll_interval_s", "client_address", "server_address",
-                "physical_address", "auth", "password", "security", "keys_file", "system_title",
-                "meter_system_title", *_P1_KEYS})
+        t.only(METER_KEYS)
         serial = t.text("serial")
         if not _SERIAL.match(serial):
             raise t.fail("serial", f"printable ASCII without spaces, {MIN_SERIAL}..{MAX_SERIAL} characters")

@@ -45,6 +45,7 @@ line and reason.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -546,6 +547,15 @@ def load_maps(directory: str | Path) -> dict[str, MeterMap]:
     return maps
 
 
+#: Where an installed package (a wheel: ``pip install 'gridtokenx[edge]'``, the Docker image) keeps the shipped maps,
+#: under its prefix: ``[tool.setuptools.data-files]`` in pyproject.toml installs ``firmware-config/meters`` there.
+INSTALLED_MAPS = Path("share") / "gridtokenx" / "meters"
+
+
 def default_maps_dir() -> Path:
-    """``firmware-config/meters`` of a source checkout (the daemon's config may point elsewhere)."""
-    return Path(__file__).resolve().parents[2] / "firmware-config" / "meters"
+    """The shipped maps: ``firmware-config/meters`` of a source checkout (editable install), else the copy an
+    installed package holds under ``<prefix>/share/gridtokenx/meters`` (the daemon's config may point elsewhere)."""
+    checkout = Path(__file__).resolve().parents[2] / "firmware-config" / "meters"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / INSTALLED_MAPS

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 
 from central import locks
+from central.db.pool import connect
 from central.errors import CentralError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -90,7 +91,7 @@ async def apply_migrations(conn: asyncpg.Connection, directory: Path = MIGRATION
 
 async def migrate_dsn(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Open one connection to ``dsn``, apply pending migrations, close it."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         return await apply_migrations(conn, directory)
     finally:

@@ -54,7 +54,8 @@ def test_missing_secret_and_bad_file(tmp_path: Path) -> None:
     bad.write_text("[http\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match=r"missing\.toml: no such file \(start from the annotated "
+                                          r"firmware-config/central\.example\.toml\)"):
         load_config(tmp_path / "missing.toml")
     cfg = load_config(None, [f'auth.jwt_secret_file="{tmp_path / "nope"}"'])
     with pytest.raises(ConfigError, match="cannot be read"):

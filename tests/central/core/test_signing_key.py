@@ -62,7 +62,8 @@ def test_an_invalid_key_file_is_a_clear_error_without_its_content(tmp_path: Path
     with pytest.raises(ConfigError, match=r"mqtt\.signing_key_file") as info:
         load_signing_key(str(key_file))
     assert "zzzz" not in str(info.value)
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match=r"does not exist \(create it with: gridtokenx-central -c <config> "
+                                          r"signing-key init\)"):
         load_signing_key(str(tmp_path / "missing"))
 
 
@@ -73,5 +74,5 @@ def test_serve_refuses_to_start_with_mqtt_but_no_signing_key(tmp_path: Path) -> 
         run(config, None, [])
     missing = from_mapping({"auth": {"jwt_secret": "s" * 48}, "database": {"dsn": "postgresql://nobody@127.0.0.1:1/x"},
                             "mqtt": {"signing_key_file": str(tmp_path / "nope")}})
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match="does not exist"):
         run(missing, None, [])

@@ -58,7 +58,8 @@ async def test_init_creates_everything_once_and_survives_restart(tmp_path: Path,
 
 async def test_init_without_keys_in_production_mode_fails_clearly(tmp_path: Path) -> None:
     cfg = dev_config(tmp_path, create_keys=False)
-    with pytest.raises(KeyFileError, match="mint_authority key file"):
+    with pytest.raises(KeyFileError, match="mint_authority key file .* does not exist; to create the platform keys "
+                                           r"\(once\): gridtokenx-central -c <config> --set ledger.create_keys=true"):
         await init_ledger(cfg)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,21 @@ def test_config_errors_exit_2_with_file_and_reason(tmp_path: Path, capsys: pytes
     err = capsys.readouterr().err
     assert f"{cfg}:11: mqtt.batch_size: must be between 1 and 1000, got -1" in err
     assert main(["--config", str(tmp_path / "missing.toml"), "status"]) == 2
+    assert capsys.readouterr().err == (f"gridtokenx-edge: {tmp_path / 'missing.toml'}: no such file (start from the "
+                                       "annotated firmware-config/edge.example.toml: docs/edge.md, Install)\n")
+
+
+def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`init` run as the wrong user (or with a wrong state_dir) says so in one line, without a traceback."""
+    (tmp_path / "a-file").write_text("")
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "a-file" / "state"))
+    cfg.chmod(0o600)
+    assert main(["--config", str(cfg), "init"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"gridtokenx-edge: {tmp_path / 'a-file' / 'state'}: Not a directory (run commands as the "
+                          "service user")
+    assert err.count("\n") == 1
 
 
 def test_status_reports_unreachable_daemon(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -65,6 +82,24 @@ def test_read_and_scan_against_a_real_modbus_server(tmp_path: Path, capsys: pyte
         assert "unit   3" not in out
     finally:
         sim.stop()
+
+
+def test_scan_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """A unit that does not answer is the scan's own business: no pymodbus log lines (with frame dumps) on stderr."""
+    port = free_port()
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(config_text(tmp_path / "s") + meters_toml(port, ["SC-1"]))
+    sim = SimProcess(port, 1)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "edge", "--config", str(cfg), "scan", "--port", "sim", "--ids", "1-2"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    finally:
+        sim.stop()
+    assert done.returncode == 0, done.stderr
+    assert "unit   1:" in done.stdout
+    assert done.stderr == ""
 
 
 def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None:
