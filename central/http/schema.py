@@ -184,6 +184,8 @@ def _load(tp: Any, value: Any, path: str, fmeta: Mapping[str, Any]) -> Any:  # n
         return UUID(value)
     if tp is datetime:
         if not isinstance(value, str) or not DATE_TIME_RE.fullmatch(value):
+            if isinstance(value, str) and _ANY_YEAR_DATE_TIME_RE.fullmatch(value):
+                raise ValidationError(path, f"must lie between {EARLIEST_YEAR} and {LATEST_YEAR} (UTC)")
             raise ValidationError(path, "must be an RFC 3339 date-time string with a UTC offset")
         try:
             dt = datetime.fromisoformat(value)
@@ -212,12 +214,13 @@ _EMAIL_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f
 EMAIL_RE = re.compile(rf"{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}")
 #: The one UUID spelling accepted (``UUID()`` alone would also take braces, ``urn:uuid:`` and no hyphens).
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-#: RFC 3339 date-time with an offset (``fromisoformat`` alone would also take week dates and basic format); the year's
-#: range is checked after parsing, with its own message.
-DATE_TIME_RE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
+#: RFC 3339 date-time with an offset (``fromisoformat`` alone would also take week dates and basic format), in the
+#: years accepted (the pattern the API document publishes).
+_DATE_TIME = (r"-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+              r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})")
+DATE_TIME_RE = re.compile(r"(?:19[7-9][0-9]|[2-8][0-9]{3})" + _DATE_TIME)
+#: The same in any year: told apart so that the error names the year.
+_ANY_YEAR_DATE_TIME_RE = re.compile(r"[0-9]{4}" + _DATE_TIME)
 _QUERY_INT = re.compile(r"-?[0-9]{1,19}")
 #: Text without NUL characters (PostgreSQL cannot store them): the JSON Schema spelling of :func:`_check_text`.
 NO_NUL_PATTERN = "^[^\\u0000]*$"

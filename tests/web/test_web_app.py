@@ -455,7 +455,7 @@ def test_two_tabs_opened_at_once_keep_the_session(web: WebStack, chromium: Brows
     login.close()
     held: list[Any] = []
     together: list[int] = []
-    ctx.route("**/api/v1/auth/session/refresh", lambda route: held.append(route))
+    ctx.route("**/api/v1/auth/session/refresh", lambda route: held.append(route))  # noqa: PLW0108 - Playwright cannot wrap a bound builtin
     tabs = [ctx.new_page() for _ in range(2)]
     for tab in tabs:
         tab.goto(f"{web.base_url}/app/admin", wait_until="commit")
