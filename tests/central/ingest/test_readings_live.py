@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,21 @@ class Caller:
     role: str = "prosumer"
 
 
+@contextlib.asynccontextmanager
+async def serving(pool: asyncpg.Pool, hub: LiveHub) -> AsyncIterator[TestClient[Any, Any]]:
+    """The hub on a test server at /live, started and stopped with it."""
+    await hub.start(pool)
+    app = web.Application()
+    app.router.add_get("/live", hub.handle)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await hub.stop()
+        await client.close()
+
+
 @pytest.fixture
 async def live(pool: asyncpg.Pool) -> AsyncIterator[tuple[TestClient[Any, Any], dict[str, Caller]]]:
     users: dict[str, Caller] = {}
@@ -39,16 +55,8 @@ async def live(pool: asyncpg.Pool) -> AsyncIterator[tuple[TestClient[Any, Any], 
 
     hub = LiveHub(authenticate, auth_timeout_s=0.5)
     ReadingsChannel.register(hub)
-    await hub.start(pool)
-    app = web.Application()
-    app.router.add_get("/live", hub.handle)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with serving(pool, hub) as client:
         yield client, users
-    finally:
-        await hub.stop()
-        await client.close()
 
 
 async def login(client: TestClient[Any, Any], token: str) -> aiohttp.ClientWebSocketResponse:
@@ -171,12 +179,7 @@ async def test_one_user_cannot_open_sockets_without_end(pool: asyncpg.Pool) -> N
     """Every socket's subscriptions cost queries on each event; one account could open as many as it liked."""
     alice, bob = Caller(uuid.uuid4()), Caller(uuid.uuid4())
     hub = LiveHub({"alice": alice, "bob": bob}.__getitem__, max_sockets_per_user=2)
-    await hub.start(pool)
-    app = web.Application()
-    app.router.add_get("/live", hub.handle)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with serving(pool, hub) as client:
         first, second = await login(client, "alice"), await login(client, "alice")
         async with client.ws_connect("/live") as third:
             await third.send_json({"type": "auth", "token": "alice"})
@@ -188,6 +191,3 @@ async def test_one_user_cannot_open_sockets_without_end(pool: asyncpg.Pool) -> N
         again = await login(client, "alice")  # a closed socket frees its place
         for ws in (second, other, again):
             await ws.close()
-    finally:
-        await hub.stop()
-        await client.close()
