@@ -27,5 +27,9 @@ class ConflictError(MarketError):
     """The request conflicts with the current state (e.g. cancelling a filled order, no linked wallet)."""
 
 
+class TooManyWaitingError(MarketError):
+    """Too many deposits built for this user wait for the wallet's signature (each is a stored row)."""
+
+
 class InvalidTransactionError(MarketError):
     """A submitted transaction is malformed, not the one built, or not signed by the wallet."""

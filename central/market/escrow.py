@@ -33,7 +33,7 @@ from central.ledger.errors import LedgerError, TransactionFailedError
 from central.ledger.platform import Platform
 from central.ledger.tokens import TOKEN_ACCOUNT_SIZE
 from central.market.book import MarketBook
-from central.market.errors import ConflictError, InvalidOrderError, InvalidTransactionError
+from central.market.errors import ConflictError, InvalidOrderError, InvalidTransactionError, TooManyWaitingError
 from central.market.escrow_seeds import Asset
 from central.market.instructions import MarketInstructions
 from central.market.model import DepositRequest, DepositToSign, TransferRecord, TransferView
@@ -43,6 +43,9 @@ __all__ = ["MAX_AMOUNT", "DepositRequest", "Escrow", "InvalidTransactionError", 
 
 log = logging.getLogger(__name__)
 MAX_AMOUNT = 2**63 - 1
+#: Deposits one user may have waiting for the wallet's signature at once (each is a stored row until it expires,
+#: a minute or two after it was built).
+MAX_WAITING_DEPOSITS = 10
 
 
 def _asset(name: str) -> Asset:
@@ -107,6 +110,11 @@ class Escrow:
     async def request_deposit(self, user_id: UUID, asset_name: str, amount: int) -> DepositRequest:
         asset, amount = _asset(asset_name), _amount(amount)
         wallet_address, account = await self.store.wallet_and_account(user_id)
+        if await self.store.waiting_deposits(account) >= MAX_WAITING_DEPOSITS:
+            raise TooManyWaitingError(
+                f"{MAX_WAITING_DEPOSITS} deposits are waiting for your wallet's signature: sign one, or wait a minute "
+                "or two until they expire"
+            )
         wallet = Pubkey.from_string(wallet_address)
         await self.ensure_open(account, asset)
         tid = uuid4()

@@ -307,6 +307,10 @@ class InMemoryMarketStore:
     async def record_transfer(self, rec: TransferRecord) -> None:
         self._insert(rec)
 
+    async def waiting_deposits(self, account: int) -> int:
+        return sum(1 for t in self.transfers.values()
+                   if t.rec.account == account and t.rec.kind == "deposit" and t.status == "built")
+
     async def start_withdrawal(
         self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
     ) -> TransferRecord:

@@ -105,6 +105,10 @@ class EscrowStore(Protocol):
 
     async def record_transfer(self, rec: TransferRecord) -> None: ...
 
+    async def waiting_deposits(self, account: int) -> int:
+        """Deposits of ``account`` built and still waiting for the wallet's signature (not yet expired)."""
+        ...
+
     async def start_withdrawal(
         self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
     ) -> TransferRecord:

@@ -352,6 +352,12 @@ class PgMarketStore:
     async def record_transfer(self, rec: TransferRecord) -> None:
         await _record(self.pool, rec)
 
+    async def waiting_deposits(self, account: int) -> int:
+        return int(await self.pool.fetchval(
+            "SELECT count(*) FROM escrow_transfers WHERE account = $1 AND kind = 'deposit' AND status = 'built'",
+            account,
+        ))
+
     async def start_withdrawal(
         self, user_id: UUID, asset: Asset, amount: int, build: Callable[[int, str], Awaitable[TransferRecord]]
     ) -> TransferRecord:

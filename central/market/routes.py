@@ -26,6 +26,7 @@ from central.market.errors import (
     InvalidTransactionError,
     MarketError,
     NotFoundError,
+    TooManyWaitingError,
 )
 from central.market.escrow import MAX_AMOUNT, DepositRequest, Escrow, TransferView
 from central.market.reconcile import Mismatch, reconcile
@@ -40,6 +41,7 @@ ERRORS: ErrorMap = {
     NotFoundError: ErrorRule(404, "not_found"),
     EpochClosedError: ErrorRule(409, "epoch_closed"),
     ConflictError: ErrorRule(409, "conflict"),
+    TooManyWaitingError: ErrorRule(409, "too_many_waiting_deposits"),
     InsufficientEscrowError: ErrorRule(422, "insufficient_escrow"),
     MarketError: ErrorRule(400, "invalid_request"),
 }

@@ -19,6 +19,7 @@ const byCode: Record<string, MessageKey> = {
   invalid_meter_key: "err.not_found",
   insufficient_balance: "err.insufficient",
   insufficient_escrow: "err.insufficient",
+  too_many_waiting_deposits: "err.too_many_waiting_deposits",
   invalid_input: "err.invalid_input",
   bad_request: "err.invalid_input",
   unavailable: "err.unavailable",

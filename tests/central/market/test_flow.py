@@ -14,7 +14,8 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from central.market.client import describe, sign_transaction_request
-from central.market.errors import InsufficientEscrowError, InvalidTransactionError, NotFoundError
+from central.market.errors import InsufficientEscrowError, InvalidTransactionError, NotFoundError, TooManyWaitingError
+from central.market.escrow import MAX_WAITING_DEPOSITS
 from central.market.escrow_seeds import Asset
 from central.market.reconcile import ESCROW_MISMATCHES, reconcile
 from central.market.settler import Settler
@@ -147,3 +148,22 @@ async def test_unsubmitted_deposit_expires(market: Market) -> None:
     with pytest.raises(Exception, match="already expired"):
         await m.escrow.submit_deposit(uid, req.id, sign_transaction_request(req.transaction, wallet))
     assert await m.wallet_balance(wallet, Asset.ENERGY) == 100
+
+
+async def test_deposits_waiting_for_the_wallet_are_bounded_per_user(market: Market) -> None:
+    """Each deposit asked for is a stored row until it expires: one user may have MAX_WAITING_DEPOSITS waiting; the
+    next is refused with what to do, another user is not affected, and signing or expiry frees places."""
+    m = market
+    uid, wallet = await m.trader(quote=1000)
+    waiting = [await m.escrow.request_deposit(uid, "quote", 1) for _ in range(MAX_WAITING_DEPOSITS)]
+    with pytest.raises(TooManyWaitingError, match="sign one, or wait"):
+        await m.escrow.request_deposit(uid, "quote", 1)
+    other, _ = await m.trader(quote=10)
+    await m.escrow.request_deposit(other, "quote", 1)
+    signed = sign_transaction_request(waiting[0].transaction, wallet)
+    assert (await m.escrow.submit_deposit(uid, waiting[0].id, signed)).status == "confirmed"
+    await m.escrow.request_deposit(uid, "quote", 1)  # the signed one freed its place
+    m.ledger.advance_slots(200)
+    assert await m.escrow.resolve_open() == MAX_WAITING_DEPOSITS + 1  # every unsigned one expired
+    assert len([await m.escrow.request_deposit(uid, "quote", 1) for _ in range(MAX_WAITING_DEPOSITS)]) == 10
+    await invariant(m)

@@ -369,6 +369,7 @@ async def test_escrow_deposit_lifecycle(harness: Harness) -> None:
     assert not await store.escrow_opened(acc, Asset.ENERGY)
     dep = record(acc, "deposit", 700, wallet, signed=False)
     await store.record_transfer(dep)
+    assert await store.waiting_deposits(acc) == 1
     assert [t.id for t in await store.open_transfers(None)] == [dep.id]
     assert await store.transfer_state(dep.id) == TransferState(dep.id, "built", None, 1000)
     other = await store.account_of(await harness.trader())
@@ -383,6 +384,7 @@ async def test_escrow_deposit_lifecycle(harness: Harness) -> None:
         await store.submit_deposit(acc, dep.id, refuse)
     assert (await store.transfer_state(dep.id)).status == "built"
     await store.submit_deposit(acc, dep.id, lambda _row: "sig-1")
+    assert await store.waiting_deposits(acc) == 0  # signed: no longer waiting for the wallet
     assert await store.transfer_state(dep.id) == TransferState(dep.id, "submitted", "sig-1", 1000)
     await store.finish_transfer(dep.id, "confirmed", None)
     await store.finish_transfer(dep.id, "failed", "late")  # decided already: nothing changes

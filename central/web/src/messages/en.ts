@@ -187,6 +187,8 @@ export const en = {
   "err.forbidden": "You are not allowed to do this with your role.",
   "err.not_found": "We could not find that. Check the value and try again.",
   "err.conflict": "That conflicts with the current state. Refresh and try again.",
+  "err.too_many_waiting_deposits":
+    "Several deposits are already waiting for your wallet's signature. Sign one in your wallet, or wait a minute or two until they expire, then try again.",
   "err.insufficient": "Your escrow does not hold enough for this. Deposit first.",
   "err.invalid_input": "Some of the values are not valid. Check the form and try again.",
   "err.unavailable": "This service is not available right now. Try again in a minute.",
