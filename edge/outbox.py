@@ -101,6 +101,19 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _CorruptError(sqlite3.DatabaseError):
+    """The file opened but SQLite's own check of its pages failed."""
+
+
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
+    """The file itself is damaged (not: cannot be written, is locked, the disk is full, an I/O error)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(e, _CorruptError) or (code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB))
+
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -149,11 +162,20 @@ class Outbox:
         except sqlite3.DatabaseError as e:
             if not existed:
                 raise OutboxError(f"cannot create outbox {path}: {e}") from None
+            if conn is not None:
+                conn.close()
+            if not _is_corrupt(e):
+                # Unwritable (files left owned by root by a command run with sudo, a read-only file system), disk
+                # full, locked, I/O error: the file may be perfectly good and holds signed readings. Never move it
+                # aside for that; stop with one line telling the technician what to fix.
+                raise OutboxError(
+                    f"cannot open outbox {path}: {e} (the file was left as it is; make {path.parent} and the files "
+                    f"in it writable by the service user, e.g. chown -R gridtokenx-edge: {path.parent}; check the "
+                    "disk is mounted read-write and not full; then start again)"
+                ) from None
             # A corrupt file must not stop the device for good: keep it aside for forensics, start over, resync.
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             log.error("outbox database unusable, moved aside", extra={"path": str(path), "aside": str(aside)})  # noqa: TRY400
-            if conn is not None:
-                conn.close()
             path.rename(aside)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
@@ -166,6 +188,15 @@ class Outbox:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            Outbox._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection) -> None:
         # Takes effect only for a new file (before the first table); lets compact() hand freed pages back to the
         # file system after a large backlog was drained, without a full VACUUM (SD-card friendly).
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -174,9 +205,7 @@ class Outbox:
         conn.execute("PRAGMA foreign_keys=ON")
         quick = conn.execute("PRAGMA quick_check").fetchone()
         if quick is None or quick[0] != "ok":
-            conn.close()
-            raise sqlite3.DatabaseError(f"quick_check failed: {quick}")
-        return conn
+            raise _CorruptError(f"quick_check failed: {quick}")
 
     def _init_schema(self, *, needs_sync: bool) -> None:
         with self._tx() as c:
