@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from edge.errors import EdgeError
+from edge.errors import ClockBehindError, EdgeError
 from edge.meters.base import MeterSample
 from protocol.batch import MAX_RECORDS
 from protocol.record import ReadingFields
@@ -293,11 +293,21 @@ class Outbox:
         self._set("last_hash", rec.hash.hex())
         return seq
 
+    def _advance_time(self, serial: str, ts: int) -> None:
+        """A meter's readings never go back in time (central rejects those for good): raise ClockBehindError for one
+        older than the meter's last stored reading, else remember its time (in the caller's transaction)."""
+        key = f"last_ts:{serial}"
+        last = self._get(key)
+        if last is not None and ts < int(last):
+            raise ClockBehindError(serial, int(last), ts)
+        self._set(key, str(ts))
+
     @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
         """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
         try:
             with self._tx():
+                self._advance_time(serial, sample.timestamp_ms)
                 if self.needs_sync:
                     self._conn.execute(
                         "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
@@ -320,10 +330,13 @@ class Outbox:
             return []
         try:
             with self._tx():
-                return [
-                    self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
-                    for serial, s, flags in items
-                ]
+                seqs = []
+                for serial, s, flags in items:
+                    self._advance_time(serial, s.timestamp_ms)
+                    seqs.append(
+                        self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
+                    )
+                return seqs
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store readings: {e}") from None
 

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from edge.errors import MeterError
+from edge.errors import ClockBehindError, MeterError
 from edge.meters.base import MeterReader, MeterSample
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import MeterStatus, StatusBoard
@@ -76,12 +76,23 @@ class Poller:
             state.record_error(f"invalid reading rejected: {e}", now_ms)
             log.warning("meter returned a value that cannot be signed", extra={"meter": state.serial, "error": str(e)})
             return None
+        except ClockBehindError as e:
+            last = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.last_ms / 1000))
+            message = (f"gateway clock is behind meter {state.serial}'s last reading ({last} UTC): no readings from "
+                       "it until the clock passes that time (central rejects readings that go back in time); check "
+                       "the gateway's time sync (NTP) and its RTC")
+            state.record_error(f"clock {(e.last_ms - e.given_ms) // 1000} s behind this meter's last reading", now_ms)
+            if self._board.alarm(f"clock_behind:{state.serial}", message):
+                log.warning("ALARM %s", message, extra={"alarm": "clock_behind", "meter": state.serial})
+            return None
         except OutboxError as e:
             state.record_error(f"reading not stored: {e}", now_ms)
             self._board.alarm("outbox_write", f"cannot store readings: {e}")
             log.error("reading could not be stored", extra={"meter": state.serial, "error": str(e)})  # noqa: TRY400
             return None
         self._board.alarm("outbox_write", None)
+        if self._board.alarm(f"clock_behind:{state.serial}", None):
+            log.info("alarm cleared", extra={"alarm": "clock_behind", "meter": state.serial})
         if state.consecutive_failures:
             log.info("meter answers again", extra={"meter": state.serial})
         state.record_ok(sample, now_ms)

@@ -199,7 +199,7 @@ def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
         assert ob.compact(min_free_pages=10, pages=100_000) > 0
         assert ob.size_bytes() < before / 2
         assert ob.compact(min_free_pages=10) == 0
-        assert ob.append("M", sample(1), 0, SIGNER) == 6001  # the chain head survives compaction
+        assert ob.append("M", sample(6000), 0, SIGNER) == 6001  # the chain head survives compaction
     finally:
         ob.close()
 
