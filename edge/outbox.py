@@ -97,6 +97,11 @@ class AckOutcome:
     deferred: int
 
 
+#: The largest step back of the gateway clock during which a meter's readings pause (time-zone/DST mistakes are at most
+#: 26 h apart; RTC corrections are smaller).
+MAX_STEP_BACK_MS = 26 * 3_600_000
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -295,10 +300,12 @@ class Outbox:
 
     def _advance_time(self, serial: str, ts: int) -> None:
         """A meter's readings never go back in time (central rejects those for good): raise ClockBehindError for one
-        older than the meter's last stored reading, else remember its time (in the caller's transaction)."""
+        older than the meter's last stored reading, else remember its time (in the caller's transaction). A step back
+        of more than MAX_STEP_BACK_MS means the last time was itself nonsense (a clock set years ahead, which central
+        refused as from the future): it is forgotten, so such a clock cannot stop the meter's readings for years."""
         key = f"last_ts:{serial}"
         last = self._get(key)
-        if last is not None and ts < int(last):
+        if last is not None and int(last) - MAX_STEP_BACK_MS <= ts < int(last):
             raise ClockBehindError(serial, int(last), ts)
         self._set(key, str(ts))
 

@@ -178,3 +178,9 @@ async def test_a_clock_stepped_back_signs_no_reading_central_would_reject(
     assert times == sorted(times)
     other = FakeMeterReader("N", clock_ms=1_600_000_000_000)  # another meter's own history is its own
     assert await p.poll(other, MeterStatus("N", "modbus-tcp", "a", "m", 60), 1.0) == 3
+    # a clock once set years ahead (central refused those readings as from the future) and then corrected does not
+    # stop the meter for years: a step back of more than a day forgets the last time
+    meter.clock_ms += 10 * 365 * 86_400_000
+    assert await p.poll(meter, state, 1.0) == 4
+    meter.clock_ms -= 10 * 365 * 86_400_000
+    assert await p.poll(meter, state, 1.0) == 5
