@@ -184,3 +184,27 @@ async def test_a_clock_stepped_back_signs_no_reading_central_would_reject(
     assert await p.poll(meter, state, 1.0) == 4
     meter.clock_ms -= 10 * 365 * 86_400_000
     assert await p.poll(meter, state, 1.0) == 5
+
+
+async def test_a_gateway_clock_never_set_signs_nothing_until_ntp_sets_it(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """A gateway that boots without RTC or network starts in 1970. Central rejects such readings for good (before the
+    gateway's registration), so they used to be signed and sent, each one a dead letter. Now a tick with a clock before
+    2020 gives no reading (the cumulative registers carry the energy to the first reading after NTP set the clock),
+    and the page says why."""
+    now = [3600.0]  # 1970-01-01 01:00 UTC
+    board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
+    p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: False,
+               wall=lambda: now[0])
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    meter = FakeMeterReader("M", clock_ms=3_600_000)
+    assert await p.poll(meter, state, 1.0) is None
+    assert meter.reads == 0  # not even read: nothing about it could be signed
+    assert outbox.stats().depth == 0
+    assert "1970-01-01 01:00:00" in board.alarms["clock_unset"]
+    assert "not set" in (state.last_error or "")
+    now[0] = 1_700_000_000.0  # NTP stepped the clock forward
+    meter.clock_ms = 1_700_000_000_000
+    assert await p.poll(meter, state, 1.0) == 1
+    assert "clock_unset" not in board.alarms
