@@ -14,3 +14,12 @@ class ConfigError(EdgeError, gtxconfig.errors.ConfigError):
 
 class MeterError(EdgeError):
     """A meter did not answer or answered nonsense. Never turned into a made-up reading."""
+
+
+class ClockBehindError(EdgeError):
+    """A reading older than the same meter's last stored one: the gateway clock went back. Central would reject it
+    for good (``bad_timestamp``), so it is not signed."""
+
+    def __init__(self, serial: str, last_ms: int, given_ms: int) -> None:
+        self.serial, self.last_ms, self.given_ms = serial, last_ms, given_ms
+        super().__init__(f"reading of {serial} at {given_ms} ms is older than its last stored one ({last_ms} ms)")

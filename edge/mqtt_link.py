@@ -31,9 +31,12 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config import MqttConfig
 from edge.status import LinkState
+from protocol.signed import MAX_ENVELOPE
 from protocol.status import OFFLINE_STATUS
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,10 @@ def _now_ms() -> int:
 DEFAULT_RECEIVE_MAXIMUM = 20
 #: The protocol's value when a CONNACK carries no Receive Maximum.
 UNLIMITED_RECEIVE_MAXIMUM = 65535
+#: MQTT 5 Maximum Packet Size sent in CONNECT: central's largest envelope plus the PUBLISH header (topic, properties).
+#: The broker drops larger messages instead of sending them, so a stranger on an open broker cannot make the gateway
+#: read a message of up to 256 MB into memory only to throw it away.
+MAX_INBOUND_PACKET = MAX_ENVELOPE + 4096
 
 
 class MqttLink:
@@ -226,7 +233,9 @@ class MqttLink:
             st = self._state
             st.state, st.since_ms = "connecting", _now_ms()
             try:
-                client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True)
+                props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                props.MaximumPacketSize = MAX_INBOUND_PACKET
+                client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=True, properties=props)
             except (OSError, ssl.SSLError, ValueError) as e:
                 st.state, st.last_error = "disconnected", f"cannot connect to {cfg.host}:{cfg.port}: {e}"
                 log.warning("cannot connect to broker", extra={"error": str(e), "retry_in_s": round(delay, 2)})

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from edge.errors import EdgeError
+from edge.errors import ClockBehindError, EdgeError
 from edge.meters.base import MeterSample
 from protocol.batch import MAX_RECORDS
 from protocol.record import ReadingFields
@@ -97,8 +97,26 @@ class AckOutcome:
     deferred: int
 
 
+#: The largest step back of the gateway clock during which a meter's readings pause (time-zone/DST mistakes are at most
+#: 26 h apart; RTC corrections are smaller).
+MAX_STEP_BACK_MS = 26 * 3_600_000
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class _CorruptError(sqlite3.DatabaseError):
+    """The file opened but SQLite's own check of its pages failed."""
+
+
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_corrupt(e: sqlite3.DatabaseError) -> bool:
+    """The file itself is damaged (not: cannot be written, is locked, the disk is full, an I/O error)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(e, _CorruptError) or (code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB))
 
 
 P = ParamSpec("P")
@@ -149,11 +167,20 @@ class Outbox:
         except sqlite3.DatabaseError as e:
             if not existed:
                 raise OutboxError(f"cannot create outbox {path}: {e}") from None
+            if conn is not None:
+                conn.close()
+            if not _is_corrupt(e):
+                # Unwritable (files left owned by root by a command run with sudo, a read-only file system), disk
+                # full, locked, I/O error: the file may be perfectly good and holds signed readings. Never move it
+                # aside for that; stop with one line telling the technician what to fix.
+                raise OutboxError(
+                    f"cannot open outbox {path}: {e} (the file was left as it is; make {path.parent} and the files "
+                    f"in it writable by the service user, e.g. chown -R gridtokenx-edge: {path.parent}; check the "
+                    "disk is mounted read-write and not full; then start again)"
+                ) from None
             # A corrupt file must not stop the device for good: keep it aside for forensics, start over, resync.
             aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
             log.error("outbox database unusable, moved aside", extra={"path": str(path), "aside": str(aside)})  # noqa: TRY400
-            if conn is not None:
-                conn.close()
             path.rename(aside)
             for suffix in ("-wal", "-shm"):
                 with contextlib.suppress(FileNotFoundError):
@@ -166,6 +193,15 @@ class Outbox:
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            Outbox._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection) -> None:
         # Takes effect only for a new file (before the first table); lets compact() hand freed pages back to the
         # file system after a large backlog was drained, without a full VACUUM (SD-card friendly).
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -174,9 +210,7 @@ class Outbox:
         conn.execute("PRAGMA foreign_keys=ON")
         quick = conn.execute("PRAGMA quick_check").fetchone()
         if quick is None or quick[0] != "ok":
-            conn.close()
-            raise sqlite3.DatabaseError(f"quick_check failed: {quick}")
-        return conn
+            raise _CorruptError(f"quick_check failed: {quick}")
 
     def _init_schema(self, *, needs_sync: bool) -> None:
         with self._tx() as c:
@@ -264,11 +298,23 @@ class Outbox:
         self._set("last_hash", rec.hash.hex())
         return seq
 
+    def _advance_time(self, serial: str, ts: int) -> None:
+        """A meter's readings never go back in time (central rejects those for good): raise ClockBehindError for one
+        older than the meter's last stored reading, else remember its time (in the caller's transaction). A step back
+        of more than MAX_STEP_BACK_MS means the last time was itself nonsense (a clock set years ahead, which central
+        refused as from the future): it is forgotten, so such a clock cannot stop the meter's readings for years."""
+        key = f"last_ts:{serial}"
+        last = self._get(key)
+        if last is not None and int(last) - MAX_STEP_BACK_MS <= ts < int(last):
+            raise ClockBehindError(serial, int(last), ts)
+        self._set(key, str(ts))
+
     @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
         """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
         try:
             with self._tx():
+                self._advance_time(serial, sample.timestamp_ms)
                 if self.needs_sync:
                     self._conn.execute(
                         "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
@@ -291,10 +337,13 @@ class Outbox:
             return []
         try:
             with self._tx():
-                return [
-                    self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
-                    for serial, s, flags in items
-                ]
+                seqs = []
+                for serial, s, flags in items:
+                    self._advance_time(serial, s.timestamp_ms)
+                    seqs.append(
+                        self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
+                    )
+                return seqs
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store readings: {e}") from None
 

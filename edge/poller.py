@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from edge.errors import MeterError
+from edge.errors import ClockBehindError, MeterError
 from edge.meters.base import MeterReader, MeterSample
 from edge.outbox import Outbox, OutboxError, RecordSigner
 from edge.status import MeterStatus, StatusBoard
@@ -19,6 +19,10 @@ from protocol.errors import ProtocolError
 from protocol.record import Flags
 
 log = logging.getLogger(__name__)
+
+
+#: 2020-01-01 UTC: a gateway clock before it was never set (central rejects readings from before registration).
+CLOCK_FLOOR_MS = 1_577_836_800_000
 
 
 def next_tick(now_s: float, interval_s: int, after: float | None = None) -> float:
@@ -47,10 +51,13 @@ class Poller:
         self._clock_synced = clock_synced
         self._wall = wall
         self.stored = 0
+        self._clock_unset_logged = False
 
     async def poll(self, reader: MeterReader, state: MeterStatus, timeout_s: float) -> int | None:
         """One read; on success the reading is committed (signed, or pending resync). Returns its seq."""
         now_ms = int(self._wall() * 1000)
+        if self._clock_unset(state, now_ms):
+            return None
         try:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when the read completes as
             # the task is cancelled, swallowing the cancellation (the meter task then never stopped)
@@ -69,19 +76,12 @@ class Poller:
         synced = self._clock_synced()
         self._board.clock_synced = synced
         flags = 0 if synced else int(Flags.CLOCK_UNSYNCED)
-        try:
-            # on the outbox thread: the commit's fsync never blocks the event loop (issue 10, D3)
-            seq = await self._outbox.call(self._outbox.append, state.serial, sample, flags, self._signer)
-        except ProtocolError as e:  # e.g. a negative register: not a reading we can sign; nothing was stored
-            state.record_error(f"invalid reading rejected: {e}", now_ms)
-            log.warning("meter returned a value that cannot be signed", extra={"meter": state.serial, "error": str(e)})
-            return None
-        except OutboxError as e:
-            state.record_error(f"reading not stored: {e}", now_ms)
-            self._board.alarm("outbox_write", f"cannot store readings: {e}")
-            log.error("reading could not be stored", extra={"meter": state.serial, "error": str(e)})  # noqa: TRY400
+        stored, seq = await self._store(state, sample, flags, now_ms)
+        if not stored:
             return None
         self._board.alarm("outbox_write", None)
+        if self._board.alarm(f"clock_behind:{state.serial}", None):
+            log.info("alarm cleared", extra={"alarm": "clock_behind", "meter": state.serial})
         if state.consecutive_failures:
             log.info("meter answers again", extra={"meter": state.serial})
         state.record_ok(sample, now_ms)
@@ -89,6 +89,55 @@ class Poller:
         self.stored += 1
         self._on_record()
         return seq
+
+    async def _store(
+        self, state: MeterStatus, sample: MeterSample, flags: int, now_ms: int
+    ) -> tuple[bool, int | None]:
+        """Commit the reading: (True, its seq, or None while it waits unsigned for resync), or (False, None) when it
+        was not stored (the reason recorded)."""
+        try:
+            # on the outbox thread: the commit's fsync never blocks the event loop (issue 10, D3)
+            seq = await self._outbox.call(self._outbox.append, state.serial, sample, flags, self._signer)
+        except ProtocolError as e:  # e.g. a negative register: not a reading we can sign; nothing was stored
+            state.record_error(f"invalid reading rejected: {e}", now_ms)
+            log.warning("meter returned a value that cannot be signed", extra={"meter": state.serial, "error": str(e)})
+            return False, None
+        except ClockBehindError as e:
+            self._clock_behind(e, state, now_ms)
+            return False, None
+        except OutboxError as e:
+            state.record_error(f"reading not stored: {e}", now_ms)
+            self._board.alarm("outbox_write", f"cannot store readings: {e}")
+            log.error("reading could not be stored", extra={"meter": state.serial, "error": str(e)})  # noqa: TRY400
+            return False, None
+        return True, seq
+
+    def _clock_unset(self, state: MeterStatus, now_ms: int) -> bool:
+        """A gateway clock never set (no RTC, no network yet): central rejects such a reading for good, so none is
+        taken; the registers are cumulative, the first reading after NTP set the clock carries the energy."""
+        if now_ms >= CLOCK_FLOOR_MS:
+            if self._board.alarm("clock_unset", None):
+                self._clock_unset_logged = False
+                log.info("alarm cleared", extra={"alarm": "clock_unset"})
+            return False
+        shown = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now_ms / 1000))
+        state.record_error("gateway clock not set: no reading", now_ms)
+        message = (f"gateway clock is not set ({shown} UTC): no readings are taken until it is; check the "
+                   "gateway's network and time sync (NTP)")
+        if self._board.alarm("clock_unset", message) and not self._clock_unset_logged:
+            self._clock_unset_logged = True
+            log.warning("ALARM %s", message, extra={"alarm": "clock_unset"})
+        return True
+
+    def _clock_behind(self, e: ClockBehindError, state: MeterStatus, now_ms: int) -> None:
+        """The clock went back behind the meter's last reading: no reading (central would reject it for good)."""
+        last = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.last_ms / 1000))
+        message = (f"gateway clock is behind meter {state.serial}'s last reading ({last} UTC): no readings from "
+                   "it until the clock passes that time (central rejects readings that go back in time); check "
+                   "the gateway's time sync (NTP) and its RTC")
+        state.record_error(f"clock {(e.last_ms - e.given_ms) // 1000} s behind this meter's last reading", now_ms)
+        if self._board.alarm(f"clock_behind:{state.serial}", message):
+            log.warning("ALARM %s", message, extra={"alarm": "clock_behind", "meter": state.serial})
 
     def _check_meter_clock(self, sample: MeterSample, state: MeterStatus) -> None:
         """Meters that send their own clock (P1): an alarm while it and the gateway's differ by more than the bound."""

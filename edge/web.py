@@ -243,6 +243,9 @@ def render_page(s: dict[str, Any], refresh_s: int) -> str:
 MAX_HEAD = 16 * 1024  # request line + headers
 HEAD_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 16
+#: Connections one address may hold at once: a host that keeps connections open (slowloris) cannot take all of them
+#: and lock the technician out.
+MAX_PER_ADDRESS = 4
 PAGE_PATHS = ("/", "/api/status")
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -268,6 +271,12 @@ def _text(status: int, text: str, headers: Mapping[str, str] | None = None) -> R
     return Response(status, text.encode(), TEXT, headers or {})
 
 
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """The client's address (X-Forwarded-For is not honoured)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+
 class StatusServer:
     """The status page's HTTP server. ``await start()`` binds (port 0: any free port, see :attr:`port`)."""
 
@@ -277,6 +286,7 @@ class StatusServer:
         self.backoff = backoff or Backoff()
         self._server: asyncio.Server | None = None
         self._open = 0
+        self._by_addr: dict[str, int] = {}
         self.port: int | None = None
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
@@ -328,23 +338,29 @@ class StatusServer:
         return None
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        addr = _peer(writer)
         self._open += 1
+        held = self._by_addr[addr] = self._by_addr.get(addr, 0) + 1
         try:
-            if self._open > MAX_CONNECTIONS:
+            if self._open > MAX_CONNECTIONS or held > MAX_PER_ADDRESS:
                 response, method = _text(503, "busy\n"), "GET"
             else:
-                response, method = await self._respond(reader, writer)
+                response, method = await self._respond(reader, addr)
             writer.write(response.encode(head_only=method == "HEAD"))
             await asyncio.wait_for(writer.drain(), HEAD_TIMEOUT_S)
         except (OSError, TimeoutError, asyncio.IncompleteReadError):
             pass
         finally:
             self._open -= 1
+            if self._by_addr[addr] <= 1:
+                del self._by_addr[addr]
+            else:
+                self._by_addr[addr] -= 1
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _respond(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> tuple[Response, str]:
+    async def _respond(self, reader: asyncio.StreamReader, addr: str) -> tuple[Response, str]:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT_S)
         except asyncio.LimitOverrunError:
@@ -364,8 +380,6 @@ class StatusServer:
             if not sep or not name or name != name.strip():
                 return _text(400, "bad request\n"), "GET"
             headers.setdefault(name.lower(), value.strip())
-        peer = writer.get_extra_info("peername")
-        addr = str(peer[0]) if isinstance(peer, tuple) and peer else "?"  # X-Forwarded-For is not honoured
         try:
             return await self.handle(method, target.split("?", 1)[0], headers, addr), method
         except Exception:

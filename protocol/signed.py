@@ -38,7 +38,8 @@ PAIRING_CODE_LENGTH = 8
 PAIRING_MAC_SIZE = 32
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_ALIASES = {"O": "0", "I": "1", "L": "1"}
-_MAX_ENVELOPE = 256 * 1024
+#: The largest envelope a device accepts (an ack for 1000 records that all failed is ~40 KB).
+MAX_ENVELOPE = 256 * 1024
 
 
 class Kind(StrEnum):
@@ -77,7 +78,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Self:
-        if len(data) > _MAX_ENVELOPE:
+        if len(data) > MAX_ENVELOPE:
             raise MalformedError("envelope too large")
         obj = load_object(data, frozenset({"kind", "device", "body", "sig"}))
         kind, device, body = obj["kind"], obj["device"], obj["body"]

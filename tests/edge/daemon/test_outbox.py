@@ -110,6 +110,49 @@ def test_corrupt_database_is_moved_aside_and_resynced(tmp_path: Path) -> None:
     ob.close()
 
 
+def test_an_unwritable_database_is_refused_not_moved_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A healthy outbox the service user cannot write (files left owned by root after a command run with sudo, a
+    read-only state dir) is not corrupt: the daemon refuses to start with one line saying what to fix, and the file
+    with its signed readings and chain head stays where it is (it used to be moved aside and the chain restarted)."""
+    path = tmp_path / "o.sqlite"
+    ob = Outbox.open(path, new_device=True)
+    assert ob.append("M", sample(0), 0, SIGNER) == 1
+    ob.close()
+    before = path.read_bytes()
+    real_connect = sqlite3.connect
+
+    def read_only(database: object, *args: object, **kwargs: object) -> sqlite3.Connection:
+        # SQLite's own read-only handle: the genuine SQLITE_READONLY a chmod 444 / root-owned file gives
+        kwargs.pop("isolation_level", None)
+        return real_connect(f"file:{database}?mode=ro", *args, uri=True, isolation_level=None, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr("edge.outbox.sqlite3.connect", read_only)
+    with pytest.raises(OutboxError, match=r"cannot open outbox .*o\.sqlite.*readonly.*chown"):
+        Outbox.open(path, new_device=False)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir() if "corrupt" in p.name) == []
+    assert path.read_bytes() == before
+    ob = Outbox.open(path, new_device=False)
+    assert not ob.needs_sync
+    assert ob.stats().last_seq == 1
+    ob.close()
+
+
+def test_a_truncated_database_is_moved_aside_and_resynced(tmp_path: Path) -> None:
+    """Power loss mid-write on a bad SD card can leave the file cut short: that one is corrupt (kept aside, resync)."""
+    path = tmp_path / "o.sqlite"
+    ob = Outbox.open(path, new_device=True)
+    for i in range(200):
+        ob.append("M", sample(i), 0, SIGNER)
+    ob.close()
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    ob = Outbox.open(path, new_device=False)
+    assert ob.needs_sync
+    assert any(p.name.startswith("o.sqlite.corrupt-") for p in tmp_path.iterdir())
+    ob.close()
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(st.one_of(st.just(("append",)), st.just(("reopen",)), st.tuples(st.just("ack"), st.integers(0, 5))),
                     max_size=25))
@@ -156,7 +199,7 @@ def test_compact_returns_space_after_a_drained_backlog(tmp_path: Path) -> None:
         assert ob.compact(min_free_pages=10, pages=100_000) > 0
         assert ob.size_bytes() < before / 2
         assert ob.compact(min_free_pages=10) == 0
-        assert ob.append("M", sample(1), 0, SIGNER) == 6001  # the chain head survives compaction
+        assert ob.append("M", sample(6000), 0, SIGNER) == 6001  # the chain head survives compaction
     finally:
         ob.close()
 

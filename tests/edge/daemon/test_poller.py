@@ -145,3 +145,66 @@ async def test_the_commit_runs_on_the_outbox_thread_not_the_event_loop(outbox: O
     assert threads
     assert threading.current_thread().name not in threads
     assert all(name.startswith("outbox") for name in threads)
+
+
+async def test_a_clock_stepped_back_signs_no_reading_central_would_reject(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """The gateway clock jumps back an hour (DST misconfiguration, an RTC correction). Central rejects, for good
+    (``bad_timestamp``), a reading older than the same meter's previous one; such readings used to be signed and sent
+    for that whole hour, each one a dead letter. Now the tick gives no reading (the registers are cumulative: the
+    next reading carries the energy), an alarm says why, and readings resume once the clock passes the last one —
+    also after a restart in between (the last time is kept in the outbox)."""
+    p, board, _ = _poller(outbox, signer)
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    meter = FakeMeterReader("M", clock_ms=1_700_000_000_000)
+    assert await p.poll(meter, state, 1.0) == 1
+    meter.clock_ms -= 3_600_000  # the clock stepped back an hour
+    assert await p.poll(meter, state, 1.0) is None
+    assert outbox.stats().depth == 1
+    assert "behind" in (state.last_error or "")
+    assert "clock_behind:M" in board.alarms
+    assert "outbox_write" not in board.alarms
+    reopened = Outbox.open(outbox.path, new_device=False)
+    try:
+        assert await Poller(outbox=reopened, signer=signer, board=board, on_record=lambda: None,
+                            clock_synced=lambda: True).poll(meter, state, 1.0) is None  # after a restart too
+    finally:
+        reopened.close()
+    meter.clock_ms += 3_600_000  # caught up: readings resume, in time order
+    assert await p.poll(meter, state, 1.0) == 2
+    assert "clock_behind:M" not in board.alarms
+    times = [decode_reading(raw).timestamp_ms for _, raw in outbox.fetch(0, None, 10)]
+    assert times == sorted(times)
+    other = FakeMeterReader("N", clock_ms=1_600_000_000_000)  # another meter's own history is its own
+    assert await p.poll(other, MeterStatus("N", "modbus-tcp", "a", "m", 60), 1.0) == 3
+    # a clock once set years ahead (central refused those readings as from the future) and then corrected does not
+    # stop the meter for years: a step back of more than a day forgets the last time
+    meter.clock_ms += 10 * 365 * 86_400_000
+    assert await p.poll(meter, state, 1.0) == 4
+    meter.clock_ms -= 10 * 365 * 86_400_000
+    assert await p.poll(meter, state, 1.0) == 5
+
+
+async def test_a_gateway_clock_never_set_signs_nothing_until_ntp_sets_it(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """A gateway that boots without RTC or network starts in 1970. Central rejects such readings for good (before the
+    gateway's registration), so they used to be signed and sent, each one a dead letter. Now a tick with a clock before
+    2020 gives no reading (the cumulative registers carry the energy to the first reading after NTP set the clock),
+    and the page says why."""
+    now = [3600.0]  # 1970-01-01 01:00 UTC
+    board = StatusBoard(device_id="d", version="t", started_ms=0, link=LinkState("x"))
+    p = Poller(outbox=outbox, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: False,
+               wall=lambda: now[0])
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    meter = FakeMeterReader("M", clock_ms=3_600_000)
+    assert await p.poll(meter, state, 1.0) is None
+    assert meter.reads == 0  # not even read: nothing about it could be signed
+    assert outbox.stats().depth == 0
+    assert "1970-01-01 01:00:00" in board.alarms["clock_unset"]
+    assert "not set" in (state.last_error or "")
+    now[0] = 1_700_000_000.0  # NTP stepped the clock forward
+    meter.clock_ms = 1_700_000_000_000
+    assert await p.poll(meter, state, 1.0) == 1
+    assert "clock_unset" not in board.alarms

@@ -58,7 +58,8 @@ def make(cfg: EdgeConfig, outbox: Outbox, key: DeviceKey, clock: Clock, **mq: ob
 
 def fill(outbox: Outbox, key: DeviceKey, n: int) -> None:
     s = ProtocolSigner(key)
-    for i in range(n):
+    start = outbox.chain_head()[0]  # a meter's readings go forward in time, also over several fills
+    for i in range(start, start + n):
         outbox.append("M1", MeterSample(1_700_000_000_000 + i, i, 0, None), 0, s)
 
 

@@ -229,3 +229,27 @@ def test_any_request_head_gets_a_status_and_never_an_internal_error(head: bytes)
     assert answer[:9] == b"HTTP/1.1 ", answer[:80]
     assert int(answer[9:12]) in {200, 400, 401, 404, 405, 431}, answer[:80]
     assert after.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_one_address_holding_connections_open_does_not_lock_the_technician_out() -> None:
+    """Slowloris on the LAN: one host opens every connection the page allows and sends its request head byte by byte
+    (each connection may take the 10 s head timeout, and is opened again). The page answered 503 "busy" to everyone
+    else for as long as that went on; now one address holds at most a few connections and the technician's phone
+    still gets the page."""
+    good = {"Authorization": "Basic " + base64.b64encode(f"t:{PW}".encode()).decode()}
+    async with serving() as (server, client, where):
+        host, _, port = where.partition(":")
+        held = [await asyncio.open_connection(host, int(port), local_addr=("127.0.0.2", 0)) for _ in range(16)]
+        try:
+            for _, writer in held:
+                writer.write(b"GET / HT")  # ... and never the rest
+            await asyncio.gather(*(w.drain() for _, w in held))
+            for _ in range(200):  # the server has taken up the connections it keeps
+                if server._open >= 4:
+                    break
+                await asyncio.sleep(0.01)
+            r = await client.get("/", headers=good)
+            assert r.status == 200
+        finally:
+            for _, writer in held:
+                writer.close()
