@@ -52,7 +52,7 @@ def _memcmp(spec: object) -> Callable[[bytes], bool]:
         raise invalid("Invalid params: memcmp must be {offset, bytes[, encoding]}")
     offset = u64(spec.get("offset"), "memcmp.offset")
     raw = spec.get("bytes")
-    encoding = spec.get("encoding", "base58")
+    encoding = spec.get("encoding") or "base58"  # null = the default, as for any optional field
     if not isinstance(raw, str) or encoding not in ("base58", "base64"):
         raise invalid("Invalid params: memcmp.bytes must be a base58 or base64 string")
     try:
