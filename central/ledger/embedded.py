@@ -73,6 +73,8 @@ from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAMS, parse_token_a
 
 _SLOT = struct.Struct("<Q32sq")
 FAUCET_LAMPORTS = 500_000_000 * 10**9
+#: The refusal of a transaction whose signature the ledger already holds (the Solana TransactionError name).
+ALREADY_PROCESSED = "AlreadyProcessed"
 SLOT_HASHES_KEPT = MAX_PROCESSING_AGE + 1
 _GENESIS_SLOT = 1
 
@@ -366,7 +368,7 @@ class EmbeddedLedger:
         if sig in self._txs:
             if skip_preflight:
                 return sig  # a real node drops the duplicate silently
-            raise TransactionRejectedError("AlreadyProcessed")
+            raise TransactionRejectedError(ALREADY_PROCESSED)
         raw = bytes(tx)
         if len(raw) > MAX_TRANSACTION_SIZE:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")

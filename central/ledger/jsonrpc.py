@@ -32,7 +32,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.ledger.embedded import FAUCET_LAMPORTS, EmbeddedLedger
+from central.ledger.embedded import ALREADY_PROCESSED, FAUCET_LAMPORTS, EmbeddedLedger
 from central.ledger.errors import (
     AirdropUnavailableError,
     BlockhashNotFoundError,
@@ -154,6 +154,10 @@ async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
                        {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                         "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
     except TransactionRejectedError as e:
+        if str(e) == ALREADY_PROCESSED:  # a node's preflight answer to a duplicate (-32003 means a bad signature)
+            raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
+                           {"err": ALREADY_PROCESSED, "logs": [], "accounts": None, "unitsConsumed": 0,
+                            "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
         raise RpcError(-32003, f"Transaction rejected: {e}") from None
     return str(sig)
 

@@ -1,5 +1,5 @@
 """The embedded ledger's JSON-RPC through the ecosystem's own clients, as outside testers use it: solana-py's
-``AsyncClient`` with its default arguments."""
+``AsyncClient`` with its default arguments, and the answers a node gives that clients act on (a duplicate send)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 from solana.rpc.async_api import AsyncClient
-from solana.rpc.models import DataSliceOpts, MemcmpOpts
+from solana.rpc.core import RPCException
+from solana.rpc.models import DataSliceOpts, MemcmpOpts, TxOpts
 from solders.keypair import Keypair
+from solders.rpc.errors import SendTransactionPreflightFailureMessage
 
+from central.ledger.builder import build_transaction, memo
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.tokens import TOKEN_PROGRAM_ID
@@ -49,3 +52,18 @@ async def test_solana_py_default_arguments_are_accepted(node: tuple[AsyncClient,
     assert [h.signature for h in (await client.get_signatures_for_address(mint, before=history[0].signature)).value
             ] == [history[1].signature]
 
+
+async def test_a_duplicate_sent_with_preflight_is_already_processed(node: tuple[AsyncClient, EmbeddedLedger]) -> None:
+    # A node answers a duplicate's preflight with -32002 and err "AlreadyProcessed" (clients and wallets read it as
+    # "landed"); the endpoint answered -32003, which clients read as a bad signature.
+    client, ledger = node
+    payer = await funded(ledger)
+    tx = build_transaction(payer, [memo("once")], ledger.latest_blockhash().blockhash)
+    sig = (await client.send_transaction(tx)).value
+    assert (await client.send_transaction(tx, opts=TxOpts(skip_preflight=True))).value == sig
+    with pytest.raises(RPCException) as refused:
+        await client.send_transaction(tx)
+    err = refused.value.args[0]
+    assert isinstance(err, SendTransactionPreflightFailureMessage), err
+    assert "already been processed" in err.message
+    assert "AlreadyProcessed" in repr(err.data.err)
