@@ -3,6 +3,8 @@ real node, so ``solana``-style clients, wallets and the rpc adapter can read and
 
 ``jsonrpc_app(ledger, limits)`` returns an aiohttp ``Application`` (POST ``/``, single and batch requests);
 ``serve(ledger, host, port, limits=...)`` runs it and returns a ``JsonRpcServer`` handle with ``url`` and ``close()``.
+``GET /`` with a websocket upgrade is the PubSub endpoint (``central.ledger.rpc_pubsub``), also served on ``ws_port``
+when one is given and free (``ledger.rpc_ws_port``, 8900: where web3.js looks by default, ``rpc_port + 1``).
 
 The endpoint is a development tool and shares central's event loop, so it is bounded (``RpcLimits``):
 - ``requestAirdrop`` only in development mode (``RpcLimits.airdrop``, config ``ledger.rpc_airdrop``), capped per
@@ -57,6 +59,7 @@ from central.ledger.rpc_params import (
     pubkey,
     u64,
 )
+from central.ledger.rpc_pubsub import pubsub
 from central.ledger.rpc_tokens import METHODS as TOKEN_METHODS
 from central.ledger.transaction_json import b58decode
 
@@ -385,9 +388,16 @@ def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return web.json_response(_error(-32600, "Invalid request: POST a JSON-RPC request, or open a websocket "
+                                                    "for subscriptions"), status=405)
+        return await pubsub(ledger, request, limits.max_body_bytes)
+
     app = web.Application(client_max_size=limits.max_body_bytes)
     app.router.add_post("/", handle)
     app.router.add_get("/health", health)
+    app.router.add_get("/", websocket)
     return app
 
 
@@ -406,9 +416,9 @@ class JsonRpcServer:
 
 
 async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 8899, *,
-                limits: RpcLimits | None = None) -> JsonRpcServer:
+                limits: RpcLimits | None = None, ws_port: int = 0) -> JsonRpcServer:
     """Serve the ledger's JSON-RPC on ``host:port`` (port 0 picks a free one) within ``limits`` (default: no
-    airdrops)."""
+    airdrops). Its PubSub websocket is on the same port and, best effort, on ``ws_port`` too (0: not)."""
     runner = web.AppRunner(jsonrpc_app(ledger, limits), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -420,5 +430,11 @@ async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 889
                           "(set ledger.rpc_port, 0 = any free port)") from None
     server = site._server
     assert server is not None
-    bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return JsonRpcServer(runner, host, int(bound))
+    bound = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    if ws_port:  # where web3.js looks by default: the next port (8899 -> 8900)
+        try:
+            await web.TCPSite(runner, host, ws_port).start()
+        except OSError as e:
+            log.warning("json-rpc websocket not served on %s:%d (%s); it is on ws://%s:%d", host, ws_port,
+                        e.strerror, host, bound)
+    return JsonRpcServer(runner, host, bound)
