@@ -51,6 +51,8 @@ from central.ledger.rpc_params import (
     U64_MAX,
     Handler,
     RpcError,
+    account_encoding,
+    account_json,
     check_config,
     config,
     context,
@@ -246,14 +248,38 @@ def _decode_tx(params: list[Any], cfg: dict[str, Any]) -> VersionedTransaction:
 async def simulate_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
     cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
-    err, logs, units = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
+    wanted = _simulation_accounts(cfg, tx)
+    err, logs, units, post = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
+    accounts: list[object] | None = None
+    if wanted is not None:  # as a node: the accounts after the simulation, all null when it failed
+        addresses, acc_cfg = wanted
+        accounts = [None if err is not None else
+                    account_json(ledger, post[a] if a in post else ledger.account(a), acc_cfg) for a in addresses]
     replacement = None
     if cfg.get("replaceRecentBlockhash"):
         latest = ledger.latest_blockhash()
         replacement = {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}
     return {"context": context(ledger),
-            "value": {"err": err, "logs": logs, "accounts": None, "unitsConsumed": units, "returnData": None,
+            "value": {"err": err, "logs": logs, "accounts": accounts, "unitsConsumed": units, "returnData": None,
                       "innerInstructions": None, "replacementBlockhash": replacement}}
+
+
+def _simulation_accounts(cfg: dict[str, Any], tx: VersionedTransaction) -> tuple[list[Pubkey], dict[str, Any]] | None:
+    """simulateTransaction's ``accounts: {addresses, encoding}``: the addresses and their encoding, as a node
+    validates them (no base58; at most as many as the transaction's account keys)."""
+    wanted = cfg.get("accounts")
+    if wanted is None:
+        return None
+    if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
+        raise invalid("Invalid params: accounts must be {addresses: [...], encoding}")
+    acc_cfg = {"encoding": wanted.get("encoding") or "base64"}
+    if acc_cfg["encoding"] in ("base58", "binary"):
+        raise invalid("base58 encoding not supported")
+    account_encoding(acc_cfg)
+    most = len(tx.message.account_keys)
+    if len(wanted["addresses"]) > most:
+        raise invalid(f"Too many accounts provided; max {most}")
+    return [pubkey(a) for a in wanted["addresses"]], acc_cfg
 
 
 async def get_fee_for_message(ledger: EmbeddedLedger, params: list[Any]) -> object:

@@ -12,6 +12,7 @@ from solana.rpc.core import RPCException
 from solana.rpc.models import DataSliceOpts, MemcmpOpts, TxOpts
 from solders.keypair import Keypair
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
+from solders.system_program import TransferParams, transfer
 
 from central.ledger.builder import build_transaction, memo
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
@@ -67,3 +68,31 @@ async def test_a_duplicate_sent_with_preflight_is_already_processed(node: tuple[
     assert isinstance(err, SendTransactionPreflightFailureMessage), err
     assert "already been processed" in err.message
     assert "AlreadyProcessed" in repr(err.data.err)
+
+
+async def test_simulation_returns_the_accounts_asked_for(node: tuple[AsyncClient, EmbeddedLedger]) -> None:
+    # simulateTransaction's accounts option (what a wallet's balance-change preview reads): the accounts as they
+    # would be after the transaction, null for each when it fails. The endpoint answered accounts: null.
+    client, ledger = node
+    payer, to = await funded(ledger), Keypair().pubkey()
+    blockhash = ledger.latest_blockhash().blockhash
+    tx = build_transaction(payer, [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to,
+                                                           lamports=3_000_000))], blockhash)
+    before = ledger.account(payer.pubkey())
+    assert before is not None
+    sim = (await client.simulate_transaction(tx, accounts_addresses=[to, payer.pubkey()])).value
+    assert sim.err is None
+    assert sim.accounts is not None
+    after_to, after_payer = sim.accounts
+    assert after_to is not None
+    assert after_payer is not None
+    assert after_to.lamports == 3_000_000
+    assert after_payer.lamports < before.lamports - 3_000_000
+    assert ledger.account(to) is None  # nothing landed
+    too_much = build_transaction(payer, [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to,
+                                                                 lamports=before.lamports * 2))], blockhash)
+    failed = (await client.simulate_transaction(too_much, accounts_addresses=[to])).value
+    assert failed.err is not None
+    assert failed.accounts == [None]
+    with pytest.raises(RPCException):
+        await client.simulate_transaction(tx, accounts_addresses=[to], accounts_encoding="base58")
