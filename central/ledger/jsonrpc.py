@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from solders.account import Account
 from solders.hash import Hash, ParseHashError
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
@@ -249,14 +250,23 @@ async def simulate_transaction(ledger: EmbeddedLedger, params: list[Any]) -> obj
     cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
     wanted = _simulation_accounts(cfg, tx)
-    err, logs, units, post = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
+    sig_verify, replace = bool(cfg.get("sigVerify", False)), bool(cfg.get("replaceRecentBlockhash", False))
+    if sig_verify and replace:
+        raise invalid("sigVerify may not be used with replaceRecentBlockhash")
+    err: object
+    post: dict[Pubkey, Account | None]
+    logs: list[str]
+    if not replace and not ledger.blockhash_valid(tx.message.recent_blockhash):  # as a node's bank: no simulation
+        err, logs, units, post = "BlockhashNotFound", [], 0, {}
+    else:
+        err, logs, units, post = ledger.simulate(tx, sig_verify=sig_verify)
     accounts: list[object] | None = None
     if wanted is not None:  # as a node: the accounts after the simulation, all null when it failed
         addresses, acc_cfg = wanted
         accounts = [None if err is not None else
                     account_json(ledger, post[a] if a in post else ledger.account(a), acc_cfg) for a in addresses]
     replacement = None
-    if cfg.get("replaceRecentBlockhash"):
+    if replace:
         latest = ledger.latest_blockhash()
         replacement = {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}
     return {"context": context(ledger),

@@ -10,9 +10,11 @@ import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.core import RPCException
 from solana.rpc.models import DataSliceOpts, MemcmpOpts, TxOpts
+from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.system_program import TransferParams, transfer
+from solders.transaction_status import TransactionErrorFieldless
 
 from central.ledger.builder import build_transaction, memo
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
@@ -96,3 +98,20 @@ async def test_simulation_returns_the_accounts_asked_for(node: tuple[AsyncClient
     assert failed.accounts == [None]
     with pytest.raises(RPCException):
         await client.simulate_transaction(tx, accounts_addresses=[to], accounts_encoding="base58")
+
+
+async def test_simulation_checks_the_blockhash_unless_replaced(node: tuple[AsyncClient, EmbeddedLedger]) -> None:
+    # As a node: an unknown or expired blockhash is err BlockhashNotFound (the endpoint simulated it as fine, and the
+    # send then failed); replaceRecentBlockhash simulates with the latest one; it may not be used with sigVerify.
+    client, ledger = node
+    payer = await funded(ledger)
+    stale = build_transaction(payer, [memo("stale")], Hash.new_unique())
+    assert (await client.simulate_transaction(stale)).value.err == TransactionErrorFieldless.BlockhashNotFound
+    replaced = (await client.simulate_transaction(stale, replace_recent_blockhash=True)).value
+    assert replaced.err is None
+    assert replaced.replacement_blockhash is not None
+    with pytest.raises(RPCException) as refused:
+        await client.simulate_transaction(stale, sig_verify=True, replace_recent_blockhash=True)
+    assert "sigVerify may not be used with replaceRecentBlockhash" in str(refused.value)
+    fresh = build_transaction(payer, [memo("fresh")], ledger.latest_blockhash().blockhash)
+    assert (await client.simulate_transaction(fresh, sig_verify=True)).value.err is None
