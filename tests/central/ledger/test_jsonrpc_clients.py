@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.core import RPCException
-from solana.rpc.models import DataSliceOpts, MemcmpOpts, TxOpts
+from solana.rpc.models import DataSliceOpts, MemcmpOpts, TokenAccountOpts, TxOpts
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.transaction_status import TransactionErrorFieldless
 
 from central.ledger.builder import build_transaction, memo
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
-from central.ledger.tokens import TOKEN_PROGRAM_ID
+from central.ledger.tokens import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from .helpers import funded, mint_to_owner, new_mint
 
@@ -115,3 +116,15 @@ async def test_simulation_checks_the_blockhash_unless_replaced(node: tuple[Async
     assert "sigVerify may not be used with replaceRecentBlockhash" in str(refused.value)
     fresh = build_transaction(payer, [memo("fresh")], ledger.latest_blockhash().blockhash)
     assert (await client.simulate_transaction(fresh, sig_verify=True)).value.err is None
+
+
+async def test_token_accounts_of_a_program_that_is_not_a_token_program(node: tuple[AsyncClient, EmbeddedLedger]
+                                                                        ) -> None:
+    # A node refuses it (-32602 "unrecognized Token program id"); the endpoint answered an empty list.
+    client, _ledger = node
+    for ask in (client.get_token_accounts_by_owner, client.get_token_accounts_by_delegate):
+        with pytest.raises(RPCException) as refused:
+            await ask(Keypair().pubkey(), TokenAccountOpts(program_id=SYSTEM_PROGRAM_ID))
+        assert "unrecognized Token program id" in str(refused.value)
+    assert (await client.get_token_accounts_by_owner(Keypair().pubkey(), TokenAccountOpts(
+        program_id=TOKEN_2022_PROGRAM_ID))).value == []
