@@ -9,6 +9,7 @@ fsync_interval_ms = 50           # embedded: group-commit interval (0 = fsync ev
 serve_rpc = true                 # embedded: serve Solana JSON-RPC (a development tool; keep it on loopback)
 rpc_host = "127.0.0.1"
 rpc_port = 8899                  # 0 = any free port
+rpc_ws_port = 8900               # PubSub websocket here too (web3.js looks at rpc_port + 1); 0 = only on rpc_port
 rpc_airdrop = false              # development only: serve requestAirdrop, within the caps below
 rpc_airdrop_max_lamports = 100000000000           # per call (100 SOL)
 rpc_airdrop_lamports_per_address = 1000000000000  # per address per hour
@@ -74,6 +75,9 @@ class LedgerConfig:
     rpc_host: str = "127.0.0.1"
     #: 0 = any free port
     rpc_port: Annotated[int, Range(0, 65535)] = 8899
+    #: The PubSub websocket is served on ``rpc_port`` and, best effort, here too (where web3.js looks by default:
+    #: ``rpc_port + 1``); 0 = only on ``rpc_port``. Not served here when ``rpc_port`` is 0 (any free port).
+    rpc_ws_port: Annotated[int, Range(0, 65535)] = 8900
     rpc_airdrop: bool = False
     rpc_airdrop_max_lamports: Annotated[int, _U64] = 100 * 10**9
     rpc_airdrop_lamports_per_address: Annotated[int, _U64] = 1_000 * 10**9

@@ -73,6 +73,8 @@ from central.ledger.tokens import MEMO_PROGRAM_ID, TOKEN_PROGRAMS, parse_token_a
 
 _SLOT = struct.Struct("<Q32sq")
 FAUCET_LAMPORTS = 500_000_000 * 10**9
+#: The refusal of a transaction whose signature the ledger already holds (the Solana TransactionError name).
+ALREADY_PROCESSED = "AlreadyProcessed"
 SLOT_HASHES_KEPT = MAX_PROCESSING_AGE + 1
 _GENESIS_SLOT = 1
 
@@ -366,7 +368,7 @@ class EmbeddedLedger:
         if sig in self._txs:
             if skip_preflight:
                 return sig  # a real node drops the duplicate silently
-            raise TransactionRejectedError("AlreadyProcessed")
+            raise TransactionRejectedError(ALREADY_PROCESSED)
         raw = bytes(tx)
         if len(raw) > MAX_TRANSACTION_SIZE:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")
@@ -520,11 +522,13 @@ class EmbeddedLedger:
         slot = self._hashes.get(blockhash)
         return slot is not None and self._slot <= slot + MAX_PROCESSING_AGE
 
-    def simulate(self, tx: VersionedTransaction, *, sig_verify: bool) -> tuple[object, list[str], int]:
-        """Run without landing: (error or None, logs, compute units). The blockhash is not checked (a wallet
+    def simulate(self, tx: VersionedTransaction, *,
+                 sig_verify: bool) -> tuple[object, list[str], int, dict[Pubkey, Account | None]]:
+        """Run without landing: (error or None, logs, compute units, the accounts it would write as they would be
+        after it: None for one it would close; empty when it fails). The blockhash is not checked (a wallet
         simulates before it has one); signatures only when ``sig_verify``."""
         if sig_verify and not all(tx.verify_with_results()):
-            return "SignatureFailure", [], 0
+            return "SignatureFailure", [], 0, {}
         if not sig_verify:
             self._svm.with_sigverify(False)
         try:
@@ -534,9 +538,10 @@ class EmbeddedLedger:
                 self._svm.with_sigverify(True)
         if isinstance(sim, FailedTransactionMetadata):
             meta = sim.meta()
-            return json.loads(sim.to_json())["err"], list(meta.logs()), meta.compute_units_consumed()
+            return json.loads(sim.to_json())["err"], list(meta.logs()), meta.compute_units_consumed(), {}
         meta = sim.meta()
-        return None, list(meta.logs()), meta.compute_units_consumed()
+        post = {k: (a if a.lamports > 0 else None) for k, a in sim.post_accounts()}
+        return None, list(meta.logs()), meta.compute_units_consumed(), post
 
     # ----------------------------------------------------------------------------------------------- the port
 

@@ -3,6 +3,8 @@ real node, so ``solana``-style clients, wallets and the rpc adapter can read and
 
 ``jsonrpc_app(ledger, limits)`` returns an aiohttp ``Application`` (POST ``/``, single and batch requests);
 ``serve(ledger, host, port, limits=...)`` runs it and returns a ``JsonRpcServer`` handle with ``url`` and ``close()``.
+``GET /`` with a websocket upgrade is the PubSub endpoint (``central.ledger.rpc_pubsub``), also served on ``ws_port``
+when one is given and free (``ledger.rpc_ws_port``, 8900: where web3.js looks by default, ``rpc_port + 1``).
 
 The endpoint is a development tool and shares central's event loop, so it is bounded (``RpcLimits``):
 - ``requestAirdrop`` only in development mode (``RpcLimits.airdrop``, config ``ledger.rpc_airdrop``), capped per
@@ -26,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from solders.account import Account
 from solders.hash import Hash, ParseHashError
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from central.ledger.embedded import FAUCET_LAMPORTS, EmbeddedLedger
+from central.ledger.embedded import ALREADY_PROCESSED, FAUCET_LAMPORTS, EmbeddedLedger
 from central.ledger.errors import (
     AirdropUnavailableError,
     BlockhashNotFoundError,
@@ -49,6 +52,8 @@ from central.ledger.rpc_params import (
     U64_MAX,
     Handler,
     RpcError,
+    account_encoding,
+    account_json,
     check_config,
     config,
     context,
@@ -57,6 +62,7 @@ from central.ledger.rpc_params import (
     pubkey,
     u64,
 )
+from central.ledger.rpc_pubsub import pubsub
 from central.ledger.rpc_tokens import METHODS as TOKEN_METHODS
 from central.ledger.transaction_json import b58decode
 
@@ -154,6 +160,10 @@ async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
                        {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
                         "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
     except TransactionRejectedError as e:
+        if str(e) == ALREADY_PROCESSED:  # a node's preflight answer to a duplicate (-32003 means a bad signature)
+            raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
+                           {"err": ALREADY_PROCESSED, "logs": [], "accounts": None, "unitsConsumed": 0,
+                            "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
         raise RpcError(-32003, f"Transaction rejected: {e}") from None
     return str(sig)
 
@@ -239,14 +249,47 @@ def _decode_tx(params: list[Any], cfg: dict[str, Any]) -> VersionedTransaction:
 async def simulate_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
     cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
-    err, logs, units = ledger.simulate(tx, sig_verify=bool(cfg.get("sigVerify", False)))
+    wanted = _simulation_accounts(cfg, tx)
+    sig_verify, replace = bool(cfg.get("sigVerify", False)), bool(cfg.get("replaceRecentBlockhash", False))
+    if sig_verify and replace:
+        raise invalid("sigVerify may not be used with replaceRecentBlockhash")
+    err: object
+    post: dict[Pubkey, Account | None]
+    logs: list[str]
+    if not replace and not ledger.blockhash_valid(tx.message.recent_blockhash):  # as a node's bank: no simulation
+        err, logs, units, post = "BlockhashNotFound", [], 0, {}
+    else:
+        err, logs, units, post = ledger.simulate(tx, sig_verify=sig_verify)
+    accounts: list[object] | None = None
+    if wanted is not None:  # as a node: the accounts after the simulation, all null when it failed
+        addresses, acc_cfg = wanted
+        accounts = [None if err is not None else
+                    account_json(ledger, post[a] if a in post else ledger.account(a), acc_cfg) for a in addresses]
     replacement = None
-    if cfg.get("replaceRecentBlockhash"):
+    if replace:
         latest = ledger.latest_blockhash()
         replacement = {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}
     return {"context": context(ledger),
-            "value": {"err": err, "logs": logs, "accounts": None, "unitsConsumed": units, "returnData": None,
+            "value": {"err": err, "logs": logs, "accounts": accounts, "unitsConsumed": units, "returnData": None,
                       "innerInstructions": None, "replacementBlockhash": replacement}}
+
+
+def _simulation_accounts(cfg: dict[str, Any], tx: VersionedTransaction) -> tuple[list[Pubkey], dict[str, Any]] | None:
+    """simulateTransaction's ``accounts: {addresses, encoding}``: the addresses and their encoding, as a node
+    validates them (no base58; at most as many as the transaction's account keys)."""
+    wanted = cfg.get("accounts")
+    if wanted is None:
+        return None
+    if not isinstance(wanted, dict) or not isinstance(wanted.get("addresses"), list):
+        raise invalid("Invalid params: accounts must be {addresses: [...], encoding}")
+    acc_cfg = {"encoding": wanted.get("encoding") or "base64"}
+    if acc_cfg["encoding"] in ("base58", "binary"):
+        raise invalid("base58 encoding not supported")
+    account_encoding(acc_cfg)
+    most = len(tx.message.account_keys)
+    if len(wanted["addresses"]) > most:
+        raise invalid(f"Too many accounts provided; max {most}")
+    return [pubkey(a) for a in wanted["addresses"]], acc_cfg
 
 
 async def get_fee_for_message(ledger: EmbeddedLedger, params: list[Any]) -> object:
@@ -381,9 +424,16 @@ def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            return web.json_response(_error(-32600, "Invalid request: POST a JSON-RPC request, or open a websocket "
+                                                    "for subscriptions"), status=405)
+        return await pubsub(ledger, request, limits.max_body_bytes)
+
     app = web.Application(client_max_size=limits.max_body_bytes)
     app.router.add_post("/", handle)
     app.router.add_get("/health", health)
+    app.router.add_get("/", websocket)
     return app
 
 
@@ -402,9 +452,9 @@ class JsonRpcServer:
 
 
 async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 8899, *,
-                limits: RpcLimits | None = None) -> JsonRpcServer:
+                limits: RpcLimits | None = None, ws_port: int = 0) -> JsonRpcServer:
     """Serve the ledger's JSON-RPC on ``host:port`` (port 0 picks a free one) within ``limits`` (default: no
-    airdrops)."""
+    airdrops). Its PubSub websocket is on the same port and, best effort, on ``ws_port`` too (0: not)."""
     runner = web.AppRunner(jsonrpc_app(ledger, limits), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -416,5 +466,11 @@ async def serve(ledger: EmbeddedLedger, host: str = "127.0.0.1", port: int = 889
                           "(set ledger.rpc_port, 0 = any free port)") from None
     server = site._server
     assert server is not None
-    bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return JsonRpcServer(runner, host, int(bound))
+    bound = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    if ws_port:  # where web3.js looks by default: the next port (8899 -> 8900)
+        try:
+            await web.TCPSite(runner, host, ws_port).start()
+        except OSError as e:
+            log.warning("json-rpc websocket not served on %s:%d (%s); it is on ws://%s:%d", host, ws_port,
+                        e.strerror, host, bound)
+    return JsonRpcServer(runner, host, bound)

@@ -69,10 +69,12 @@ def signature(value: object) -> Signature:
 
 
 def config(params: list[Any], i: int) -> dict[str, Any]:
+    """The configuration object at ``params[i]``; a field given as ``null`` is absent (a node's optional fields:
+    solana-py sends ``"encoding": null`` and ``"limit": null`` for the arguments left at their defaults)."""
     cfg = param(params, i, {})
     if not isinstance(cfg, dict):
         raise invalid("Invalid params: configuration must be an object")
-    return cfg
+    return {k: v for k, v in cfg.items() if v is not None}
 
 
 def check_config(ledger: EmbeddedLedger, params: list[Any]) -> None:

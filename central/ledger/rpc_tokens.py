@@ -26,6 +26,7 @@ from central.ledger.rpc_params import (
     u64,
 )
 from central.ledger.token_json import parsed_token, token_account_kind
+from central.ledger.tokens import TOKEN_PROGRAMS
 from central.ledger.transaction_json import b58decode, ui_amount
 
 MAX_FILTERS = 4
@@ -52,7 +53,7 @@ def _memcmp(spec: object) -> Callable[[bytes], bool]:
         raise invalid("Invalid params: memcmp must be {offset, bytes[, encoding]}")
     offset = u64(spec.get("offset"), "memcmp.offset")
     raw = spec.get("bytes")
-    encoding = spec.get("encoding", "base58")
+    encoding = spec.get("encoding") or "base58"  # null = the default, as for any optional field
     if not isinstance(raw, str) or encoding not in ("base58", "base64"):
         raise invalid("Invalid params: memcmp.bytes must be a base58 or base64 string")
     try:
@@ -110,6 +111,8 @@ def _selector(params: list[Any]) -> tuple[Pubkey | None, Pubkey | None]:
         raise invalid("Invalid params: expected {\"mint\": ...} or {\"programId\": ...}")
     mint = pubkey(selector["mint"]) if "mint" in selector else None
     program = pubkey(selector["programId"]) if "programId" in selector else None
+    if program is not None and program not in TOKEN_PROGRAMS:
+        raise invalid("Invalid param: unrecognized Token program id")  # as a node (an empty list hid the mistake)
     return mint, program
 
 

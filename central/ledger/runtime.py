@@ -70,7 +70,8 @@ async def running_ledger(cfg: LedgerConfig) -> AsyncIterator[LedgerRuntime]:
             ledger = RpcLedger(f"http://{cfg.rpc_host}:{cfg.rpc_port}")
         if owner and cfg.serve_rpc:
             assert isinstance(ledger, EmbeddedLedger)
-            server = await serve(ledger, cfg.rpc_host, cfg.rpc_port, limits=rpc_limits(cfg))
+            server = await serve(ledger, cfg.rpc_host, cfg.rpc_port, limits=rpc_limits(cfg),
+                                 ws_port=cfg.rpc_ws_port if cfg.rpc_port else 0)
         rpc_url = server.url if server else f"http://{cfg.rpc_host}:{cfg.rpc_port}"
     else:
         ledger = open_rpc(cfg)

@@ -33,14 +33,14 @@ def ata(owner: str, mint: str) -> str:
     return str(get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint)))
 
 
-async def run_node(url: str, questions: dict[str, Any], work: Path) -> dict[str, Any]:
+async def run_node(url: str, questions: dict[str, Any], work: Path, script: Path = SCRIPT) -> dict[str, Any]:
     if not (COMPAT / "node_modules" / "@solana" / "web3.js").is_dir():
         raise AssertionError("tests/compat/node_modules is missing: run `make setup` (npm ci in tests/compat)")
     node = shutil.which("node")
     assert node is not None, "Node 20 is required (make setup checks it)"
     qpath = work / "questions.json"
     qpath.write_text(json.dumps(questions))
-    proc = await asyncio.create_subprocess_exec(node, str(SCRIPT), url, str(qpath), cwd=COMPAT,
+    proc = await asyncio.create_subprocess_exec(node, str(script), url, str(qpath), cwd=COMPAT,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                                                 env={**os.environ, "NODE_NO_WARNINGS": "1"})
     try:
@@ -49,7 +49,7 @@ async def run_node(url: str, questions: dict[str, Any], work: Path) -> dict[str,
         proc.kill()
         await proc.wait()
         raise
-    assert proc.returncode == 0, f"web3_check.mjs failed ({proc.returncode}):\n{err.decode()[-4000:]}"
+    assert proc.returncode == 0, f"{script.name} failed ({proc.returncode}):\n{err.decode()[-4000:]}"
     answers: dict[str, Any] = json.loads(out)
     return answers
 

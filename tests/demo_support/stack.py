@@ -165,6 +165,7 @@ keys_dir = "{st / 'keys'}"
 create_keys = true
 {_hsm_settings(st) if s.hsm else ""}rpc_host = "127.0.0.1"
 rpc_port = {rpc_port}
+rpc_ws_port = 0
 slot_ms = 100
 
 [minting]

@@ -19,7 +19,8 @@ from central.ledger.setup import REC_ISSUER_ROLE
 
 
 async def main(data_dir: str, keys_dir: str, port: int) -> None:
-    cfg = LedgerConfig(data_dir=Path(data_dir), keys_dir=Path(keys_dir), rpc_port=port, slot_ms=50,
+    cfg = LedgerConfig(data_dir=Path(data_dir), keys_dir=Path(keys_dir), rpc_port=port, rpc_ws_port=0,
+                       slot_ms=50,
                        create_keys=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
