@@ -37,6 +37,7 @@ from solders.transaction import VersionedTransaction
 
 from central.ledger.builder import Signer, check_size, compile_message, pubkey_of, required_signers
 from central.ledger.errors import (
+    AlreadyProcessedError,
     LedgerError,
     LedgerUnavailableError,
     TransactionFailedError,
@@ -186,11 +187,14 @@ def decide(status: SignatureStatus | None, height: int, last_valid_block_height:
 async def send(ledger: Ledger, tx: VersionedTransaction) -> Outcome:
     """Send with preflight. ``OPEN`` when sent (or when the send's fate is unknown: ``error`` says why); ``FAILED``
     when preflight refused it, ``EXPIRED`` when the ledger refused it outright (e.g. blockhash too old) — in both
-    cases it was never executed and cannot land."""
+    cases it was never executed and cannot land. A duplicate of one already executed is ``OPEN`` with ``refused``
+    (not "expired": it did land, maybe failed; its status says which)."""
     try:
         await ledger.send_transaction(tx, skip_preflight=False)
     except TransactionFailedError as e:
         return Outcome(Verdict.FAILED, str(e.err), refused=True)
+    except AlreadyProcessedError as e:  # sent before (a retry): it was executed; its signature status decides
+        return Outcome(Verdict.OPEN, str(e), refused=True)
     except TransactionRejectedError as e:
         return Outcome(Verdict.EXPIRED, str(e), refused=True)
     except LedgerError as e:

@@ -45,6 +45,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 
 from central.ledger.errors import (
     AirdropUnavailableError,
+    AlreadyProcessedError,
     BlockhashNotFoundError,
     LedgerStoreError,
     TransactionFailedError,
@@ -368,7 +369,7 @@ class EmbeddedLedger:
         if sig in self._txs:
             if skip_preflight:
                 return sig  # a real node drops the duplicate silently
-            raise TransactionRejectedError(ALREADY_PROCESSED)
+            raise AlreadyProcessedError(ALREADY_PROCESSED)
         raw = bytes(tx)
         if len(raw) > MAX_TRANSACTION_SIZE:
             raise TransactionRejectedError(f"transaction too large: {len(raw)} bytes > {MAX_TRANSACTION_SIZE}")

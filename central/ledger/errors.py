@@ -22,6 +22,11 @@ class TransactionRejectedError(LedgerError):
     duplicate, malformed). Nothing was applied and no fee was charged."""
 
 
+class AlreadyProcessedError(TransactionRejectedError):
+    """The ledger already holds a transaction with this signature (sent before, by us or a retry): this send added
+    nothing, but the transaction itself was executed, and its signature status says how."""
+
+
 class BlockhashNotFoundError(TransactionRejectedError):
     """The transaction's recent blockhash is unknown or expired."""
 

@@ -20,6 +20,7 @@ from solders.transaction import VersionedTransaction
 
 from central.ledger.errors import (
     AirdropUnavailableError,
+    AlreadyProcessedError,
     BlockhashNotFoundError,
     LedgerUnavailableError,
     TransactionFailedError,
@@ -109,7 +110,7 @@ class RpcLedger:
             if tx_err == "BlockhashNotFound" or "Blockhash not found" in message:
                 raise BlockhashNotFoundError("BlockhashNotFound") from None
             if tx_err == "AlreadyProcessed":  # a duplicate: refused outright, as by the embedded ledger
-                raise TransactionRejectedError("transaction rejected: AlreadyProcessed") from None
+                raise AlreadyProcessedError("transaction rejected: AlreadyProcessed") from None
             if err.get("code") == -32002 and tx_err is not None:
                 logs = tuple(data.get("logs") or ()) if isinstance(data, dict) else ()
                 raise TransactionFailedError(f"transaction simulation failed: {tx_err}", err=tx_err,

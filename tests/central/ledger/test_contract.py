@@ -23,6 +23,7 @@ from central.ledger.builder import (
     wait_for_statuses,
 )
 from central.ledger.errors import (
+    AlreadyProcessedError,
     BlockhashNotFoundError,
     TransactionFailedError,
     TransactionRejectedError,
@@ -144,8 +145,14 @@ async def test_duplicate_send_applies_once(chain: LedgerEnv) -> None:
     dst_bal = await ledger.get_token_account_balance(dst)
     assert dst_bal is not None
     assert dst_bal.amount == 300
-    with pytest.raises(TransactionRejectedError):
+    with pytest.raises(AlreadyProcessedError):
         await ledger.send_transaction(tx, skip_preflight=False)
+    # The transaction flow does not take the duplicate's refusal for "never executed" (it landed): still open, and
+    # its status says confirmed.
+    sent = await cosign.send(ledger, tx)
+    assert (sent.verdict, sent.refused) == (cosign.Verdict.OPEN, True)
+    outcome = await cosign.await_outcome(ledger, sig1, latest.last_valid_block_height, levels=cosign.LANDED)
+    assert outcome.verdict is cosign.Verdict.CONFIRMED
 
 
 async def test_expired_and_unknown_blockhash_rejected(chain: LedgerEnv) -> None:
