@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from edge.errors import ClockBehindError, EdgeError, RegisterJumpError
+from edge.errors import ClockBehindError, EdgeError
 from edge.meters.base import MeterSample
 from protocol.batch import MAX_RECORDS
 from protocol.record import ReadingFields
@@ -100,21 +100,6 @@ class AckOutcome:
 #: The largest step back of the gateway clock during which a meter's readings pause (time-zone/DST mistakes are at most
 #: 26 h apart; RTC corrections are smaller).
 MAX_STEP_BACK_MS = 26 * 3_600_000
-
-
-#: The most power any meter on the platform measures (a register's rise is bounded by it over the time between two
-#: readings): 2 MW, far above a household's or a small business's connection, far below what a garbled register
-#: (swapped words: ×65,536) reads as.
-MAX_POWER_W = 2_000_000
-#: Added to that bound: registers' resolution (a float32 register of a large total steps by several Wh).
-JUMP_SLACK_WH = 1_000
-#: Consecutive readings that agree with each other but not with the meter's last one, after which they are taken as
-#: its registers (a real step: a meter swapped under the same serial), so a meter is never stopped for good.
-JUMP_CONFIRMATIONS = 3
-
-
-def _allowed_wh(since_ms: int) -> int:
-    return MAX_POWER_W * max(since_ms, 0) // 3_600_000 + JUMP_SLACK_WH
 
 
 def _now_ms() -> int:
@@ -324,50 +309,24 @@ class Outbox:
             raise ClockBehindError(serial, int(last), ts)
         self._set(key, str(ts))
 
-    def _check_rise(self, serial: str, sample: MeterSample) -> RegisterJumpError | None:
-        """The RegisterJumpError of a reading whose registers rose more since the meter's last one than MAX_POWER_W
-        allows (the refused run is counted: commit it), else None and its registers remembered (in the caller's
-        transaction). JUMP_CONFIRMATIONS refused readings in a row that are plausible after one another become the
-        meter's registers (the last of them is stored)."""
-        key, new = f"last_reg:{serial}", (sample.timestamp_ms, sample.import_wh, sample.export_wh)
-        last = self._get(key)
-        if last is not None:
-            jump = _jump(serial, tuple(int(v) for v in last.split(",")), new)
-            if jump is not None:
-                run_key = f"jump_run:{serial}"
-                run = self._get(run_key)
-                count, *prev = (int(v) for v in run.split(",")) if run else (0,)
-                count = count + 1 if prev and _jump(serial, tuple(prev), new) is None else 1
-                if count < JUMP_CONFIRMATIONS:
-                    self._set(run_key, ",".join(str(v) for v in (count, *new)))
-                    return jump
-        self._conn.execute("DELETE FROM meta WHERE key = ?", (f"jump_run:{serial}",))
-        self._set(key, ",".join(str(v) for v in new))
-        return None
-
     @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
-        """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync. Raises
-        ClockBehindError or RegisterJumpError (nothing stored) for a reading central would reject for good or that
-        no meter can produce."""
+        """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
         try:
             with self._tx():
-                jump = self._check_rise(serial, sample)
-                if jump is None:
-                    self._advance_time(serial, sample.timestamp_ms)
-                    if self.needs_sync:
-                        self._conn.execute(
-                            "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
-                            " VALUES (?, ?, ?, ?, ?, ?)",
-                            (serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags),
-                        )
-                        return None
-                    return self._sign_into(
-                        signer, serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags
+                self._advance_time(serial, sample.timestamp_ms)
+                if self.needs_sync:
+                    self._conn.execute(
+                        "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags),
                     )
+                    return None
+                return self._sign_into(
+                    signer, serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags
+                )
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store reading of {serial}: {e}") from None
-        raise jump  # committed: only the count of this meter's refused readings in a row
 
     @_locked
     def append_many(self, items: Sequence[tuple[str, MeterSample, int]], signer: RecordSigner) -> list[int]:
@@ -380,9 +339,6 @@ class Outbox:
             with self._tx():
                 seqs = []
                 for serial, s, flags in items:
-                    jump = self._check_rise(serial, s)
-                    if jump is not None:
-                        raise jump  # the whole batch is rolled back
                     self._advance_time(serial, s.timestamp_ms)
                     seqs.append(
                         self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
@@ -540,12 +496,3 @@ class Outbox:
             with contextlib.suppress(FileNotFoundError):
                 total += Path(f"{self.path}{suffix}").stat().st_size
         return total
-
-
-def _jump(serial: str, last: tuple[int, ...], new: tuple[int, int, int]) -> RegisterJumpError | None:
-    """The error for ``new`` (timestamp, import, export) rising more than possible since ``last``, or None."""
-    allowed = _allowed_wh(new[0] - last[0])
-    for name, before, after in (("import", last[1], new[1]), ("export", last[2], new[2])):
-        if after - before > allowed:
-            return RegisterJumpError(serial, name, after - before, allowed)
-    return None

@@ -186,43 +186,6 @@ async def test_a_clock_stepped_back_signs_no_reading_central_would_reject(
     assert await p.poll(meter, state, 1.0) == 5
 
 
-async def test_a_garbled_register_is_not_signed_and_does_not_stop_the_meter(
-    outbox: Outbox, signer: ProtocolSigner
-) -> None:
-    """One garbled read (swapped Modbus words, a wrong map) used to be signed: central accepts any rise, so the window
-    minted it, and every correct reading after it was lower and refused for good (``register_decrease``). Now a rise
-    beyond what 2 MW can deliver in the time since the last reading is not signed, an alarm says why, and the next
-    correct reading is signed; a real step (a meter swapped under the same serial) is taken after three readings that
-    agree with each other, also across a restart."""
-    p, board, _ = _poller(outbox, signer)
-    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
-    meter = FakeMeterReader("M", clock_ms=1_700_000_000_000)  # reads 1 s apart
-    assert await p.poll(meter, state, 1.0) == 1
-    good = meter.import_wh
-    meter.import_wh = 10**15  # one garbled read
-    assert await p.poll(meter, state, 1.0) is None
-    assert "register_jump:M" in board.alarms
-    assert "implausible" in (state.last_error or "")
-    meter.import_wh = good  # the next read is right again
-    assert await p.poll(meter, state, 1.0) == 2
-    assert "register_jump:M" not in board.alarms
-    assert [decode_reading(raw).import_wh for _, raw in outbox.fetch(0, None, 10)] == [good, good + 10]
-    # within the bound: 2 MW for one second is 555 Wh, plus 1 kWh of register resolution
-    meter.import_step = 1_555
-    assert await p.poll(meter, state, 1.0) == 3
-    meter.import_step = 10
-    # a real step: refused twice, taken the third time (the count is kept across a restart)
-    meter.import_wh += 50_000_000
-    assert await p.poll(meter, state, 1.0) is None
-    reopened = Outbox.open(outbox.path, new_device=False)
-    try:
-        again = Poller(outbox=reopened, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: True)
-        assert await again.poll(meter, state, 1.0) is None
-        assert await again.poll(meter, state, 1.0) == 4
-    finally:
-        reopened.close()
-
-
 async def test_a_gateway_clock_never_set_signs_nothing_until_ntp_sets_it(
     outbox: Outbox, signer: ProtocolSigner
 ) -> None:
