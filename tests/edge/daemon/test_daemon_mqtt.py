@@ -7,7 +7,6 @@ import base64
 import json
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,7 @@ from protocol.record import decode_reading
 from protocol.status import OFFLINE_STATUS, DeviceStatus
 from tests.edge.daemon.central_peer import CentralPeer
 from tests.edge.daemon.daemon_config import PASSWORD, config_text, meters_toml, sim_meters
+from tests.edge.daemon.in_process import until
 from tests.services import free_port
 
 
@@ -36,14 +36,6 @@ def _get(port: int, path: str, password: str | None = PASSWORD) -> tuple[int, by
         return e.code, body
 
 
-async def _until(pred: Any, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while loop.time() < end:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status(  # type: ignore[no-untyped-def]
@@ -65,11 +57,11 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             await asyncio.wait_for(daemon.ready.wait(), 10)
             assert daemon.board is not None
             device_id = daemon.board.device_id
-            await _until(lambda: len(central.records) >= 6, 15, "six readings at central")
+            await until(lambda: len(central.records) >= 6, 15, "six readings at central")
             assert daemon.board.pairing_code is not None
             central.challenge(device_id, daemon.board.pairing_code)
-            await _until(lambda: central.challenge_replies, 5, "challenge reply")
-            await _until(lambda: daemon.board is not None and daemon.board.verified, 5, "verified after acks")
+            await until(lambda: central.challenge_replies, 5, "challenge reply")
+            await until(lambda: daemon.board is not None and daemon.board.verified, 5, "verified after acks")
             assert daemon.web_port is not None
             status, body = await asyncio.to_thread(_get, daemon.web_port, "/api/status")
             assert status == 200
@@ -77,7 +69,7 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             unauth, _ = await asyncio.to_thread(_get, daemon.web_port, "/api/status", "wrong-password")
             assert unauth == 401
             # The retained status (protocol/status.py) carries the gateway's health for central's fleet view.
-            await _until(lambda: "meters_down" in DeviceStatus.from_json(central.status.get(device_id, b"")).alarms,
+            await until(lambda: "meters_down" in DeviceStatus.from_json(central.status.get(device_id, b"")).alarms,
                          10, "a status naming the meters_down alarm")
             health = DeviceStatus.from_json(central.status[device_id])
             assert health.online is True
@@ -93,7 +85,7 @@ async def test_daemon_reads_signs_publishes_answers_challenge_and_shows_status( 
             stop.set()
             await asyncio.wait_for(task, 15)
             # the retained offline status travels through the broker to the peer's own network thread: wait for it
-            await _until(lambda: central.status.get(device_id) == OFFLINE_STATUS, 5, "offline status")
+            await until(lambda: central.status.get(device_id) == OFFLINE_STATUS, 5, "offline status")
     assert central.challenge_replies == [(device_id, True)]
     assert central.errors == []
     assert central.conflicts == []

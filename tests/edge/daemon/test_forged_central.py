@@ -11,7 +11,6 @@ import logging
 import secrets
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from protocol.signed import format_pairing_code, pairing_code, seal_sync_reply
 from protocol.sync import SyncReply
 from tests.edge.daemon.central_peer import TEST_CENTRAL_KEY, CentralPeer
 from tests.edge.daemon.daemon_config import PASSWORD, config_text
-from tests.edge.daemon.in_process import fake_meters
+from tests.edge.daemon.in_process import fake_meters, running, until
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -39,14 +38,6 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
-async def _until(pred: Callable[[], object], within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while loop.time() < end:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _nothing_deleted(daemon: Daemon) -> bool:
@@ -82,14 +73,14 @@ async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # 
             ignored = board.ignored
 
             # 1. forged acks (signed with another key, and unsigned v1 ones) for batches really in flight
-            await _until(lambda: ignored.forged["ack"] >= 2, 20, "forged acks for two batches")
+            await until(lambda: ignored.forged["ack"] >= 2, 20, "forged acks for two batches")
             first_batch = Ack.from_json(json.loads(impostor.sent_on(topics.ack(dev))[0])["body"])
             impostor.publish_raw(topics.ack(dev), first_batch.to_json())  # protocol v1: unsigned
             # 2. a forged challenge carrying the right pairing code, and a forged sync reply
             impostor.challenge(dev, code)
             forged_sync = SyncReply(secrets.token_bytes(32), 9, b"\1" * 32)
             impostor.publish_raw(topics.sync_reply(dev), seal_sync_reply(impostor_key, dev, forged_sync))
-            await _until(
+            await until(
                 lambda: ignored.forged["ack"] >= 3 and ignored.forged["challenge"] == 1 and ignored.forged["sync"] == 1,
                 10,
                 "forged challenge, sync reply and unsigned ack counted",
@@ -100,36 +91,36 @@ async def test_forged_and_replayed_central_messages_are_ignored_and_counted(  # 
 
             # 3. genuine acks delete; a replay of one deletes nothing more
             central.ack = True
-            await _until(lambda: board.link.acked_records > 0, 20, "a genuine ack")
+            await until(lambda: board.link.acked_records > 0, 20, "a genuine ack")
             meter.fail_with = "meter unplugged"  # no new readings: let everything drain
             assert daemon.outbox is not None
             # Drained, and the last ack's bookkeeping done (the outbox commits the delete before the counters move).
-            await _until(
+            await until(
                 lambda: daemon.outbox.stats().depth == 0 and board.link.inflight_batches == 0,  # type: ignore[union-attr]
                 30,
                 "outbox drained by genuine acks",
             )
             acked, replayed = board.link.acked_records, ignored.replayed["ack"]
             central.publish_raw(topics.ack(dev), central.sent_on(topics.ack(dev))[0])
-            await _until(lambda: ignored.replayed["ack"] == replayed + 1, 10, "replayed ack counted")
+            await until(lambda: ignored.replayed["ack"] == replayed + 1, 10, "replayed ack counted")
             assert board.link.acked_records == acked
 
             # 4. a genuine challenge for a wrong pairing code (a relayed registration) is not signed
             wrong = "ZZZZ-ZZZZ" if code != "ZZZZ-ZZZZ" else "0000-0000"
             central.challenge(dev, wrong)
-            await _until(lambda: ignored.unpaired == 1, 10, "unpaired challenge counted")
+            await until(lambda: ignored.unpaired == 1, 10, "unpaired challenge counted")
             # 5. the right code is signed once; the replay of that challenge is not answered again
             central.challenge(dev, code.lower().replace("-", ""))
-            await _until(lambda: central.challenge_replies, 10, "challenge reply")
+            await until(lambda: central.challenge_replies, 10, "challenge reply")
             central.publish_raw(topics.challenge(dev), central.sent_on(topics.challenge(dev))[-1])
-            await _until(lambda: ignored.replayed["challenge"] == 1, 10, "replayed challenge counted")
+            await until(lambda: ignored.replayed["challenge"] == 1, 10, "replayed challenge counted")
             # 6. a genuine sync reply for a request that is not outstanding is not applied
             last_seq = daemon.outbox.stats().last_seq
             central.publish_raw(
                 topics.sync_reply(dev),
                 seal_sync_reply(TEST_CENTRAL_KEY, dev, SyncReply(secrets.token_bytes(32), last_seq + 100, b"\2" * 32)),
             )
-            await _until(lambda: ignored.replayed["sync"] == 1, 10, "replayed sync reply counted")
+            await until(lambda: ignored.replayed["sync"] == 1, 10, "replayed sync reply counted")
             assert daemon.outbox.stats().last_seq == last_seq
 
             assert daemon.web_port is not None
@@ -169,7 +160,7 @@ async def test_forged_sync_reply_for_the_outstanding_request_signs_nothing(tmp_p
         daemon = Daemon(load_config(src), fake_meters(FakeMeterReader("RS-1")), flush_on_stop_s=2)
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.run(stop))
-        await _until(lambda: len(central.records) >= 3, 20, "three readings at central")
+        await until(lambda: len(central.records) >= 3, 20, "three readings at central")
         stop.set()
         await asyncio.wait_for(task, 15)
         for suffix in ("", "-wal", "-shm"):  # the outbox is lost, the key is not
@@ -180,16 +171,8 @@ async def test_forged_sync_reply_for_the_outstanding_request_signs_nothing(tmp_p
             daemon = Daemon(
                 load_config(src), fake_meters(FakeMeterReader("RS-1", clock_ms=before * 1000)), flush_on_stop_s=2
             )
-            stop = asyncio.Event()
-            task = asyncio.create_task(daemon.run(stop))
-            try:
-                await asyncio.wait_for(daemon.ready.wait(), 10)
-                board = daemon.board
-                assert board is not None
-                await _until(lambda: board.ignored.forged["sync"] >= 1, 20, "forged sync reply counted")
-                await _until(lambda: len(central.records) >= before + 3, 30, "records after central's resync")
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 15)
+            async with running(daemon) as board:
+                await until(lambda: board.ignored.forged["sync"] >= 1, 20, "forged sync reply counted")
+                await until(lambda: len(central.records) >= before + 3, 30, "records after central's resync")
     assert central.conflicts == []
     assert central.check_chain() >= before + 3  # seq 1..N: nothing was signed after the forged head

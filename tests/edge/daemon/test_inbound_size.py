@@ -18,17 +18,7 @@ from edge.daemon import Daemon
 from edge.meters.fake import FakeMeterReader
 from protocol import topics
 from tests.edge.daemon.daemon_config import config_text
-from tests.edge.daemon.in_process import fake_meters
-
-
-async def _until(pred: object, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
-    while loop.time() < end:
-        if pred():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.edge.daemon.in_process import fake_meters, running, until
 
 
 async def test_a_huge_inbound_message_never_reaches_the_gateway(tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
@@ -37,31 +27,26 @@ async def test_a_huge_inbound_message_never_reaches_the_gateway(tmp_path: Path, 
     daemon = Daemon(load_config(src), fake_meters(FakeMeterReader("BIG-1")), flush_on_stop_s=0)
     attacker = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                            client_id=f"attacker-{secrets.token_hex(4)}", protocol=MQTTProtocolVersion.MQTTv5)
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await asyncio.wait_for(daemon.ready.wait(), 10)
-        board = daemon.board
-        assert board is not None
-        await _until(lambda: board.link.state == "connected", 10, "the gateway connected")
-        await asyncio.to_thread(attacker.connect, broker.host, broker.port, 10)
-        attacker.loop_start()
+    async with running(daemon) as board:
+        try:
+            await until(lambda: board.link.state == "connected", 10, "the gateway connected")
+            await asyncio.to_thread(attacker.connect, broker.host, broker.port, 10)
+            attacker.loop_start()
 
-        async def publish(topic: str, payload: bytes) -> None:
-            await asyncio.to_thread(attacker.publish(topic, payload, qos=1).wait_for_publish, 10)
+            async def publish(topic: str, payload: bytes) -> None:
+                await asyncio.to_thread(attacker.publish(topic, payload, qos=1).wait_for_publish, 10)
 
-        ack_topic, challenge_topic = topics.ack(board.device_id), topics.challenge(board.device_id)
-        while board.ignored.forged["ack"] == 0:  # until the gateway's subscription is in place
-            await publish(ack_topic, b"{}")
-            await asyncio.sleep(0.05)
-        acks = board.ignored.forged["ack"]
-        # in order: the huge ack, then a small forged challenge; once that is counted, the ack was handled or dropped
-        await publish(ack_topic, b"x" * (2 * 1024 * 1024))
-        await publish(challenge_topic, b"{}")
-        await _until(lambda: board.ignored.forged["challenge"] >= 1, 10, "the marker counted")
-        assert board.ignored.forged["ack"] == acks  # the huge one never arrived
-    finally:
-        attacker.loop_stop()
-        attacker.disconnect()
-        stop.set()
-        await asyncio.wait_for(task, 15)
+            ack_topic, challenge_topic = topics.ack(board.device_id), topics.challenge(board.device_id)
+            while board.ignored.forged["ack"] == 0:  # until the gateway's subscription is in place
+                await publish(ack_topic, b"{}")
+                await asyncio.sleep(0.05)
+            acks = board.ignored.forged["ack"]
+            # in order: the huge ack, then a small forged challenge; once that is counted, the ack was handled
+            # or dropped
+            await publish(ack_topic, b"x" * (2 * 1024 * 1024))
+            await publish(challenge_topic, b"{}")
+            await until(lambda: board.ignored.forged["challenge"] >= 1, 10, "the marker counted")
+            assert board.ignored.forged["ack"] == acks  # the huge one never arrived
+        finally:
+            attacker.loop_stop()
+            attacker.disconnect()
