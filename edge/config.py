@@ -121,6 +121,9 @@ class EdgeConfig:
     status: StatusConfig
     maps_dir: Path | None = None
     clock_check: str = "adjtimex"
+    #: the most power any meter of this gateway measures: a register that rose faster since its last reading is a
+    #: garbled read and is not signed (edge.outbox, alarm ``register_jump:<serial>``)
+    max_power_w: int = 2_000_000
     log_level: str = "info"
     #: settings whose secret is written in the config file itself (the file must then be 0600, see edge.secretfile)
     inline_secrets: tuple[str, ...] = ()
@@ -149,6 +152,9 @@ class _DeviceTable:
 class _PollTable:
     maps_dir: Path | None = None
     clock_check: Literal["adjtimex", "none"] = "adjtimex"
+    #: 2 MW: far above a household's or a small business's connection, far below what a garbled register reads as
+    #: (swapped words: x65,536). Raise it for a larger connection, or for simulated meters whose time runs faster.
+    max_power_w: Annotated[int, Range(1_000, 10**12)] = 2_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +345,7 @@ def parse_config(text: str, source: Path) -> EdgeConfig:
         status=status,
         maps_dir=poll.maps_dir,
         clock_check=poll.clock_check,
+        max_power_w=poll.max_power_w,
         log_level=level,
         inline_secrets=tuple(r.inline_secrets),
         buses=buses,

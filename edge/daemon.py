@@ -232,7 +232,7 @@ class Daemon:
         cfg = self.cfg
         loaded = self._device_key()
         key = loaded.key
-        outbox = self.outbox = Outbox.open(cfg.outbox.path, new_device=loaded.created)
+        outbox = self.outbox = Outbox.open(cfg.outbox.path, new_device=loaded.created, max_power_w=cfg.max_power_w)
         clock_check = make_clock_check(cfg.clock_check)
         board = self.board = StatusBoard(
             device_id=key.device_id,

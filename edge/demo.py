@@ -3,21 +3,24 @@
 Used by the project's ``make demo``::
 
     from edge.demo import write_demo_config
-    cfg = write_demo_config(Path(".demo/edge"), mqtt_port=1883, sim_port=5020, meters=4,
+    cfg = write_demo_config(Path(".demo/edge"), mqtt_port=1883, sim_port=5020, meters=4, speed=60,
                             central_public_key="<central's public key, base58>")
     # python -m edge.simulator --port 5020 --count 4 --speed 60      (prints {"ready": true, ...})
     # gridtokenx-edge --config .demo/edge/edge.toml run               (JSON logs on stdout)
 
 or from a shell: ``python -m edge.demo .demo/edge --central-public-key KEY --mqtt-port 1883 --sim-port 5020
---meters 4`` prints the path.
+--meters 4 --speed 60`` prints the path.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import secrets
 import sys
 from pathlib import Path
+
+from edge.outbox import MAX_POWER_W
 
 DEMO_SERIAL_PREFIX = "DEMO-SDM630-"
 DEMO_DLMS_SERIAL = "DEMO-E450-01"
@@ -42,6 +45,7 @@ def demo_config_text(
     dlms_ciphered_port: int | None = None,
     dlms_keys_file: Path | None = None,
     p1_port: int | None = None,
+    speed: float = 1.0,
 ) -> str:
     lines = [
         "# Demo configuration written by edge.demo: simulated meters, local broker, no TLS.",
@@ -49,6 +53,11 @@ def demo_config_text(
         f'state_dir = "{state_dir}"',
         "[poll]",
         'clock_check = "none"',
+        *(
+            [f"# the simulator's time runs {speed:g}x faster: its meters' registers rise that much faster too",
+             f"max_power_w = {math.ceil(MAX_POWER_W * speed)}"]
+            if speed > 1 else []
+        ),
         "[mqtt]",
         f'host = "{mqtt_host}"',
         f"port = {mqtt_port}",
@@ -116,9 +125,11 @@ def write_demo_config(
     central_public_key: str,
     dlms_ciphered_port: int | None = None,
     p1_port: int | None = None,
+    speed: float = 1.0,
 ) -> Path:
     """Write ``directory/edge.toml`` (state in ``directory/state``), mode 0600; returns its path. With
-    ``dlms_ciphered_port`` a ciphered DLMS meter is added, its keys in ``directory/dlms.keys.toml`` (0600)."""
+    ``dlms_ciphered_port`` a ciphered DLMS meter is added, its keys in ``directory/dlms.keys.toml`` (0600). ``speed``
+    is the simulator's (``--speed``): the gateway's register-rise bound is raised by it."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "edge.toml"
     keys: Path | None = None
@@ -139,6 +150,7 @@ def write_demo_config(
         dlms_ciphered_port=dlms_ciphered_port,
         dlms_keys_file=keys,
         p1_port=p1_port,
+        speed=speed,
     )
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")
@@ -157,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--status-password", default=None)
     ap.add_argument("--central-public-key", required=True, help="central's public key (base58), pinned by the edge")
     ap.add_argument("--p1-port", type=int, default=None, help="also a DSMR P1 meter (simulator's --p1-port)")
+    ap.add_argument("--speed", type=float, default=1.0, help="the simulator's --speed (raises the register-rise bound)")
     return ap
 
 
@@ -165,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_demo_config(
         a.directory, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, sim_port=a.sim_port, meters=a.meters,
         interval_s=a.interval, status_port=a.status_port, status_password=a.status_password,
-        central_public_key=a.central_public_key, p1_port=a.p1_port,
+        central_public_key=a.central_public_key, p1_port=a.p1_port, speed=a.speed,
     )
     print(path)
     return 0

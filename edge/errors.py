@@ -16,6 +16,21 @@ class MeterError(EdgeError):
     """A meter did not answer or answered nonsense. Never turned into a made-up reading."""
 
 
+class RegisterJumpError(EdgeError):
+    """A register rose faster than the gateway's meters can (a garbled read: swapped Modbus words, a bad map), or
+    fell. Signed, a rise would be accepted and minted, and every correct reading after it refused as lower; a fall
+    would be refused by central for good, and so would every reading after it. So it is not signed."""
+
+    def __init__(self, serial: str, register: str, rise_wh: int, allowed_wh: int) -> None:
+        self.serial, self.register, self.rise_wh, self.allowed_wh = serial, register, rise_wh, allowed_wh
+        if rise_wh < 0:
+            super().__init__(f"{register} register of {serial} fell {-rise_wh:,} Wh since its last reading; a "
+                             "meter's registers never fall")
+        else:
+            super().__init__(f"{register} register of {serial} rose {rise_wh:,} Wh since its last reading; at most "
+                             f"{allowed_wh:,} Wh is possible in that time")
+
+
 class ClockBehindError(EdgeError):
     """A reading older than the same meter's last stored one: the gateway clock went back. Central would reject it
     for good (``bad_timestamp``), so it is not signed."""

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
-from edge.errors import ClockBehindError, EdgeError
+from edge.errors import ClockBehindError, EdgeError, RegisterJumpError
 from edge.meters.base import MeterSample
 from protocol.batch import MAX_RECORDS
-from protocol.record import ReadingFields
+from protocol.record import Flags, ReadingFields
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,21 @@ class AckOutcome:
 MAX_STEP_BACK_MS = 26 * 3_600_000
 
 
+#: The most power a meter measures unless the gateway's config says otherwise (``[poll] max_power_w``): a register's
+#: rise is bounded by it over the time between two readings. 2 MW: far above a household's or a small business's
+#: connection, far below what a garbled register (swapped words: ×65,536) reads as.
+MAX_POWER_W = 2_000_000
+#: Added to that bound: registers' resolution (a float32 register of a large total steps by several Wh).
+JUMP_SLACK_WH = 1_000
+#: Consecutive readings that agree with each other but not with the meter's last one, after which they are taken as
+#: its registers (a real step: a meter swapped under the same serial), so a meter is never stopped for good.
+JUMP_CONFIRMATIONS = 3
+
+
+def _allowed_wh(max_power_w: int, since_ms: int) -> int:
+    return max_power_w * max(since_ms, 0) // 3_600_000 + JUMP_SLACK_WH
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -138,9 +153,10 @@ class Outbox:
     """The outbox. Every method is synchronous and serialised by a lock; on the event loop, run the ones that write
     (and so wait for an fsync) through :meth:`call`, which runs them on the outbox's own single thread."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, max_power_w: int = MAX_POWER_W) -> None:
         self._conn = conn
         self.path = path
+        self.max_power_w = max_power_w
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
 
@@ -155,14 +171,15 @@ class Outbox:
     # ---- opening -------------------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, new_device: bool) -> Outbox:
-        """Open (creating if needed). A new database for an existing key starts in the needs-sync state."""
+    def open(cls, path: Path, *, new_device: bool, max_power_w: int = MAX_POWER_W) -> Outbox:
+        """Open (creating if needed). A new database for an existing key starts in the needs-sync state. A reading
+        whose registers rose faster than ``max_power_w`` since the meter's last one is refused (RegisterJumpError)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         existed = path.exists() and path.stat().st_size > 0
         conn: sqlite3.Connection | None = None
         try:
             conn = cls._connect(path)
-            ob = cls(conn, path)
+            ob = cls(conn, path, max_power_w=max_power_w)
             ob._init_schema(needs_sync=not existed and not new_device)
         except sqlite3.DatabaseError as e:
             if not existed:
@@ -186,7 +203,7 @@ class Outbox:
                 with contextlib.suppress(FileNotFoundError):
                     Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
             conn = cls._connect(path)
-            ob = cls(conn, path)
+            ob = cls(conn, path, max_power_w=max_power_w)
             ob._init_schema(needs_sync=True)
         return ob
 
@@ -309,24 +326,55 @@ class Outbox:
             raise ClockBehindError(serial, int(last), ts)
         self._set(key, str(ts))
 
+    def _check_step(self, serial: str, sample: MeterSample) -> RegisterJumpError | int:
+        """The RegisterJumpError of a reading whose registers fell, or rose more than ``max_power_w`` allows, since
+        the meter's last one (the refused run is counted: commit it). Else the flags to add (0, or METER_REPLACED for
+        a step taken) and its registers remembered (in the caller's transaction). JUMP_CONFIRMATIONS refused readings
+        in a row that are plausible after one another are a real step (a meter swapped under the same serial, its
+        registers restarted): the last of them is signed with METER_REPLACED, so central accepts it and counts no
+        energy for the step."""
+        key, new = f"last_reg:{serial}", (sample.timestamp_ms, sample.import_wh, sample.export_wh)
+        last = self._get(key)
+        added = 0
+        if last is not None:
+            jump = _jump(self.max_power_w, serial, tuple(int(v) for v in last.split(",")), new)
+            if jump is not None:
+                run_key = f"jump_run:{serial}"
+                run = self._get(run_key)
+                count, *prev = (int(v) for v in run.split(",")) if run else (0,)
+                count = count + 1 if prev and _jump(self.max_power_w, serial, tuple(prev), new) is None else 1
+                if count < JUMP_CONFIRMATIONS:
+                    self._set(run_key, ",".join(str(v) for v in (count, *new)))
+                    return jump
+                added = int(Flags.METER_REPLACED)
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (f"jump_run:{serial}",))
+        self._set(key, ",".join(str(v) for v in new))
+        return added
+
     @_locked
     def append(self, serial: str, sample: MeterSample, flags: int, signer: RecordSigner) -> int | None:
-        """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync."""
+        """Commit one reading. Returns its seq, or ``None`` if it waits unsigned for chain resync. Raises
+        ClockBehindError or RegisterJumpError (nothing stored) for a reading central would reject for good or that
+        no meter can produce."""
         try:
             with self._tx():
-                self._advance_time(serial, sample.timestamp_ms)
-                if self.needs_sync:
-                    self._conn.execute(
-                        "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags),
+                jump = self._check_step(serial, sample)
+                if not isinstance(jump, RegisterJumpError):
+                    flags |= jump
+                    self._advance_time(serial, sample.timestamp_ms)
+                    if self.needs_sync:
+                        self._conn.execute(
+                            "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
+                            " VALUES (?, ?, ?, ?, ?, ?)",
+                            (serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags),
+                        )
+                        return None
+                    return self._sign_into(
+                        signer, serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags
                     )
-                    return None
-                return self._sign_into(
-                    signer, serial, sample.timestamp_ms, sample.import_wh, sample.export_wh, sample.power_w, flags
-                )
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store reading of {serial}: {e}") from None
+        raise jump  # committed: only the count of this meter's refused readings in a row
 
     @_locked
     def append_many(self, items: Sequence[tuple[str, MeterSample, int]], signer: RecordSigner) -> list[int]:
@@ -339,10 +387,13 @@ class Outbox:
             with self._tx():
                 seqs = []
                 for serial, s, flags in items:
+                    jump = self._check_step(serial, s)
+                    if isinstance(jump, RegisterJumpError):
+                        raise jump  # the whole batch is rolled back
                     self._advance_time(serial, s.timestamp_ms)
-                    seqs.append(
-                        self._sign_into(signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags)
-                    )
+                    seqs.append(self._sign_into(
+                        signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags | jump
+                    ))
                 return seqs
         except sqlite3.Error as e:
             raise OutboxError(f"cannot store readings: {e}") from None
@@ -496,3 +547,15 @@ class Outbox:
             with contextlib.suppress(FileNotFoundError):
                 total += Path(f"{self.path}{suffix}").stat().st_size
         return total
+
+
+def _jump(
+    max_power_w: int, serial: str, last: tuple[int, ...], new: tuple[int, int, int]
+) -> RegisterJumpError | None:
+    """The error for ``new`` (timestamp, import, export) falling below ``last`` or rising more than ``max_power_w``
+    allows since it, or None."""
+    allowed = _allowed_wh(max_power_w, new[0] - last[0])
+    for name, before, after in (("import", last[1], new[1]), ("export", last[2], new[2])):
+        if not 0 <= after - before <= allowed:
+            return RegisterJumpError(serial, name, after - before, allowed)
+    return None

@@ -11,9 +11,9 @@ import math
 import time
 from collections.abc import Callable
 
-from edge.errors import ClockBehindError, MeterError
+from edge.errors import ClockBehindError, MeterError, RegisterJumpError
 from edge.meters.base import MeterReader, MeterSample
-from edge.outbox import Outbox, OutboxError, RecordSigner
+from edge.outbox import JUMP_CONFIRMATIONS, Outbox, OutboxError, RecordSigner
 from edge.status import MeterStatus, StatusBoard
 from protocol.errors import ProtocolError
 from protocol.record import Flags
@@ -80,8 +80,9 @@ class Poller:
         if not stored:
             return None
         self._board.alarm("outbox_write", None)
-        if self._board.alarm(f"clock_behind:{state.serial}", None):
-            log.info("alarm cleared", extra={"alarm": "clock_behind", "meter": state.serial})
+        for alarm in ("clock_behind", "register_jump"):
+            if self._board.alarm(f"{alarm}:{state.serial}", None):
+                log.info("alarm cleared", extra={"alarm": alarm, "meter": state.serial})
         if state.consecutive_failures:
             log.info("meter answers again", extra={"meter": state.serial})
         state.record_ok(sample, now_ms)
@@ -104,6 +105,14 @@ class Poller:
             return False, None
         except ClockBehindError as e:
             self._clock_behind(e, state, now_ms)
+            return False, None
+        except RegisterJumpError as e:
+            state.record_error(f"implausible reading not signed: {e}", now_ms)
+            message = (f"meter {state.serial}: {e} — a garbled read (swapped register words, a wrong meter map?); "
+                       f"not signed. {JUMP_CONFIRMATIONS} such readings in a row that agree with each other are taken "
+                       "as a new meter's registers (flagged METER_REPLACED: no energy is counted for the step)")
+            if self._board.alarm(f"register_jump:{state.serial}", message):
+                log.warning("ALARM %s", message, extra={"alarm": "register_jump", "meter": state.serial})
             return False, None
         except OutboxError as e:
             state.record_error(f"reading not stored: {e}", now_ms)

@@ -221,7 +221,8 @@ def prepare(s: Settings, procs: Processes, dsn: str) -> Stack:
     dlms_port = free_port() if s.dlms_ciphered else None
     edge_toml = write_demo_config(s.state / "edge", mqtt_port=mqtt_port, sim_port=sim_port, meters=s.meters,
                                   interval_s=s.poll_s, status_port=status_port, status_password=password,
-                                  central_public_key=central_key, p1_port=p1_port, dlms_ciphered_port=dlms_port)
+                                  central_public_key=central_key, p1_port=p1_port, dlms_ciphered_port=dlms_port,
+                                  speed=s.speed)
     # readings central turns away before the gateway is verified are retried after 2 s (not 5 min): nothing is lost
     text = edge_toml.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\nretry_after_s = 2\n", 1)
     # the gateway talks TLS to the broker's 8883-style listener, verifying its certificate against the demo's CA, and

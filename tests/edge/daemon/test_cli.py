@@ -112,6 +112,14 @@ def test_demo_config_is_valid_and_names_simulated_meters(tmp_path: Path) -> None
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     p = plan(cfg)
     assert [m.serial for m in p.meters] == [f"{DEMO_SERIAL_PREFIX}{i:02d}" for i in (1, 2, 3)]
+    assert cfg.max_power_w == 2_000_000  # real time: the default bound
+
+
+def test_demo_config_for_a_faster_simulator_raises_the_register_rise_bound(tmp_path: Path) -> None:
+    """The demo's simulator runs 3,600x faster than real time, so its 5 kW meters rise like 18 MW ones; with the
+    default bound nearly every reading would be refused as a garbled register (register_jump)."""
+    path = write_demo_config(tmp_path / "demo", meters=1, central_public_key=TEST_CENTRAL_KEY.device_id, speed=3600)
+    assert load_config(path).max_power_w == 2_000_000 * 3600
 
 
 def test_dlms_and_modbus_meters_are_described_for_the_status_page(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def test_example_config_in_repo_is_valid(tmp_path: Path) -> None:
         (('password = "technician-pw-1"', ""), "status.password: the status page needs a password"),
         (('host = "127.0.0.1"', "host = 3"), "mqtt.host: must be a string"),
         (('clock_check = "none"', 'clock_check = "ntp"'), "poll.clock_check"),
+        (('clock_check = "none"', 'clock_check = "none"\nmax_power_w = 10'), "poll.max_power_w: must be between"),
         (("[mqtt]", "[mqtt]\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\""), "mqtt.tls.ca_file: file"),
         (("reconnect_max_s = 1", "reconnect_max_s = 0.06"), "reconnect_max_s: must be >= reconnect_min_s"),
         (("[mqtt]", "[mqtt]\nusername = \"\"\npassword = \"x\""), "mqtt.password: a password needs a username"),

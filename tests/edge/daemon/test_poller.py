@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from edge.meters.base import MeterSample
 from edge.meters.fake import FakeMeterReader
-from edge.outbox import Outbox
+from edge.outbox import MAX_POWER_W, Outbox
 from edge.poller import Poller, next_tick
 from edge.signing import ProtocolSigner
 from edge.status import LinkState, MeterStatus, StatusBoard
@@ -184,6 +185,88 @@ async def test_a_clock_stepped_back_signs_no_reading_central_would_reject(
     assert await p.poll(meter, state, 1.0) == 4
     meter.clock_ms -= 10 * 365 * 86_400_000
     assert await p.poll(meter, state, 1.0) == 5
+
+
+async def test_a_garbled_register_is_not_signed_and_does_not_stop_the_meter(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """One garbled read (swapped Modbus words, a wrong map) used to be signed: central accepts any rise, so the window
+    minted it, and every correct reading after it was lower and refused for good (``register_decrease``). Now a rise
+    beyond what 2 MW can deliver in the time since the last reading is not signed, an alarm says why, and the next
+    correct reading is signed; a real step (a meter swapped under the same serial) is taken after three readings that
+    agree with each other, also across a restart."""
+    p, board, _ = _poller(outbox, signer)
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    meter = FakeMeterReader("M", clock_ms=1_700_000_000_000)  # reads 1 s apart
+    assert await p.poll(meter, state, 1.0) == 1
+    good = meter.import_wh
+    meter.import_wh = 10**15  # one garbled read
+    assert await p.poll(meter, state, 1.0) is None
+    assert "register_jump:M" in board.alarms
+    assert "implausible" in (state.last_error or "")
+    meter.import_wh = good  # the next read is right again
+    assert await p.poll(meter, state, 1.0) == 2
+    assert "register_jump:M" not in board.alarms
+    assert [decode_reading(raw).import_wh for _, raw in outbox.fetch(0, None, 10)] == [good, good + 10]
+    # within the bound: 2 MW for one second is 555 Wh, plus 1 kWh of register resolution
+    meter.import_step = 1_555
+    assert await p.poll(meter, state, 1.0) == 3
+    meter.import_step = 10
+    # a real step: refused twice, taken the third time (the count is kept across a restart)
+    meter.import_wh += 50_000_000
+    assert await p.poll(meter, state, 1.0) is None
+    reopened = Outbox.open(outbox.path, new_device=False)
+    try:
+        again = Poller(outbox=reopened, signer=signer, board=board, on_record=lambda: None, clock_synced=lambda: True)
+        assert await again.poll(meter, state, 1.0) is None
+        assert await again.poll(meter, state, 1.0) == 4
+    finally:
+        reopened.close()
+    # ... signed as a new meter's registers, so central counts no energy for the step
+    flags = [decode_reading(raw).flags for _, raw in outbox.fetch(0, None, 10)]
+    assert flags == [0, 0, 0, int(Flags.METER_REPLACED)]
+
+
+async def test_a_register_that_fell_is_not_signed_until_a_new_meter_is_confirmed(
+    outbox: Outbox, signer: ProtocolSigner
+) -> None:
+    """A register that fell used to be signed: central refused it for good (``register_decrease``), and every
+    reading after it too, so a meter swapped under the same serial (its registers restarted at 0) never counted
+    again. Now a fall is not signed (alarm), and three agreeing readings are signed as a new meter's
+    (METER_REPLACED), which central accepts and accounts from."""
+    p, board, _ = _poller(outbox, signer)
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    meter = FakeMeterReader("M", clock_ms=1_700_000_000_000)
+    meter.import_wh = 5_000_000
+    assert await p.poll(meter, state, 1.0) == 1
+    meter.import_wh = 0  # a new meter behind the same serial
+    assert await p.poll(meter, state, 1.0) is None
+    assert "fell" in board.alarms["register_jump:M"]
+    assert await p.poll(meter, state, 1.0) is None
+    assert await p.poll(meter, state, 1.0) == 2
+    assert "register_jump:M" not in board.alarms
+    assert await p.poll(meter, state, 1.0) == 3
+    records = [decode_reading(raw) for _, raw in outbox.fetch(0, None, 10)]
+    assert [(r.import_wh, r.flags) for r in records] == [
+        (5_000_010, 0), (30, int(Flags.METER_REPLACED)), (40, 0)
+    ]
+
+
+async def test_the_register_rise_bound_is_the_gateways_setting(tmp_path: Path, signer: ProtocolSigner) -> None:
+    """``[poll] max_power_w``: a gateway on a larger connection (or with a simulator running faster than real time)
+    signs a rise the 2 MW default refuses."""
+    meter = FakeMeterReader("M", clock_ms=1_700_000_000_000)  # reads 1 s apart
+    state = MeterStatus("M", "modbus-tcp", "a", "m", 60)
+    for max_power_w, second in ((MAX_POWER_W, None), (20_000_000, 2)):
+        outbox = Outbox.open(tmp_path / f"{max_power_w}.sqlite", new_device=True, max_power_w=max_power_w)
+        try:
+            p, _, _ = _poller(outbox, signer)
+            meter.import_step = 10
+            assert await p.poll(meter, state, 1.0) == 1
+            meter.import_step = 5_000  # 5 kWh in one second: 18 MW
+            assert await p.poll(meter, state, 1.0) == second
+        finally:
+            outbox.close()
 
 
 async def test_a_gateway_clock_never_set_signs_nothing_until_ntp_sets_it(
