@@ -76,8 +76,9 @@ def meter_source(cfg: EdgeConfig) -> MeterSource:
 
 
 def _counters(cfg: EdgeConfig, meters: Sequence[MeterConfig]) -> FrameCounterStore | None:
-    """The invocation-counter store in the state directory, when a meter needs one."""
-    return FrameCounterStore.in_state_dir(cfg.state_dir) if any(m.secured for m in meters) else None
+    """The invocation-counter store in the state directory, when a meter has keys (our counters; a pushing
+    meter's last one)."""
+    return FrameCounterStore.in_state_dir(cfg.state_dir) if any(m.keys is not None for m in meters) else None
 
 
 def read_command(cfg: EdgeConfig, serial: str) -> int:

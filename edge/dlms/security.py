@@ -10,6 +10,7 @@ authenticated). Tags are the first 12 bytes of the GCM tag.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -66,6 +67,12 @@ class Keys:
     def __post_init__(self) -> None:
         if len(self.ek) != KEY_LEN or len(self.ak) != KEY_LEN:
             raise ValueError("EK and AK are 16 bytes each (AES-128)")
+
+    @property
+    def key_id(self) -> str:
+        """A digest naming this key pair (16 hex digits; the keys cannot be learned from it), for state kept per
+        key: a meter's counters restart with new keys."""
+        return hashlib.sha256(b"gridtokenx dlms keys\0" + self.ek + self.ak).hexdigest()[:16]
 
 
 def nonce(system_title: bytes, counter: int) -> bytes:

@@ -3,11 +3,14 @@ kept, and the poller takes it at its tick (one signed reading per meter per tick
 
 A meter is named by the system title it sends. A notification that fails its key check is dropped and remembered
 as the meter's error (one line: meter, what failed); a notification whose invocation counter is not above the last
-one is a replay and dropped. No push within the bus's ``timeout_ms`` makes the meter DOWN with that reason.
+one is a replay and dropped. The counter of the notification a reading was taken from is stored (fsynced) in the
+gateway's frame-counter store before the reading is returned, so a notification recorded earlier and sent again after
+a restart is still a replay. No push within the bus's ``timeout_ms`` makes the meter DOWN with that reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from edge.meters.base import MeterSample
 from edge.meters.config import BusConfig, BusKind, MeterConfig
 from edge.meters.convert import build_sample, physical
 from edge.meters.dlms_reader import UNIT_CODES, Clock, KeyCheckError
+from edge.meters.frame_counters import FrameCounterError, FrameCounterStore
 from edge.meters.maps import MeterMap
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ class _Latest:
     values: Mapping[Obis, PushedValue] | None = None
     received: float = 0.0  # monotonic
     counter: int = -1
+    saved: int = -1  # the counter durably stored (a notification at or below it is a replay, also after a restart)
     error: str | None = None
     error_at: float = 0.0
     received_count: int = 0
@@ -42,12 +47,12 @@ class _Latest:
 class DlmsPushBus:
     """One listening port; meters are told apart by their system title."""
 
-    def __init__(self, cfg: BusConfig) -> None:
+    def __init__(self, cfg: BusConfig, counters: FrameCounterStore | None = None) -> None:
         if cfg.kind is not BusKind.DLMS_PUSH:
             raise ValueError(f"bus {cfg.name} is not a dlms-push bus")
         assert cfg.host is not None
         assert cfg.port is not None
-        self.cfg = cfg
+        self.cfg, self._counters = cfg, counters
         self._meters: dict[bytes, MeterConfig] = {}
         self._latest: dict[str, _Latest] = {}
         self.unknown = 0
@@ -60,7 +65,20 @@ class DlmsPushBus:
     def add(self, meter: MeterConfig) -> None:
         assert meter.meter_system_title is not None
         self._meters[meter.meter_system_title] = meter
-        self._latest[meter.serial] = _Latest()
+        latest = self._latest[meter.serial] = _Latest()
+        if self._counters is not None and meter.keys is not None:
+            latest.counter = latest.saved = self._counters.peer_counter(meter.serial, meter.keys.key_id)
+
+    async def taken(self, meter: MeterConfig, latest: _Latest) -> None:
+        """Store the counter of the notification a reading is taken from (on a worker thread: it fsyncs)."""
+        counter = latest.counter
+        if self._counters is None or meter.keys is None or counter <= latest.saved:
+            return
+        try:
+            await asyncio.to_thread(self._counters.save_peer_counter, meter.serial, meter.keys.key_id, counter)
+        except FrameCounterError as e:
+            raise MeterError(f"meter {meter.serial}: {e}") from None
+        latest.saved = max(latest.saved, counter)
 
     def on_apdu(self, apdu: bytes) -> None:
         title = sender_title(apdu)
@@ -137,7 +155,9 @@ class DlmsPushMeterReader:
                     or not isinstance(v.value, int | float):
                 raise MeterError(f"meter {self.serial}: {m.dlms.obis_text} pushed as {v.tag.name}, not a number")
             values[name] = physical(v.value, m, exponent=pushed.scaler or 0)
-        return build_sample(self._clock(), values)
+        sample = build_sample(self._clock(), values)
+        await self._bus.taken(self._cfg, latest)
+        return sample
 
     async def close(self) -> None:
         """The bus is owned by the factory and closed there."""

@@ -88,7 +88,7 @@ def build_readers(
         elif bus_cfg.kind is BusKind.DLMS_PUSH:
             pbus = result._push_buses.get(bus_cfg.name)
             if pbus is None:
-                pbus = result._push_buses[bus_cfg.name] = DlmsPushBus(bus_cfg)
+                pbus = result._push_buses[bus_cfg.name] = DlmsPushBus(bus_cfg, counters)
             result.readers[meter.serial] = DlmsPushMeterReader(meter, meter_map, pbus, clock=clock)
         else:
             dbus = result._dlms_buses.get(bus_cfg.name)

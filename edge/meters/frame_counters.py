@@ -7,6 +7,11 @@ a counter is never reused (some are skipped, which meters accept). The DLMS bus 
 :meth:`FrameCounterStore.ensure` on a worker thread before each session, so the commit and its fsync never block the
 event loop. ``resync`` moves a meter's counter up to what
 the meter expects (read from its frame-counter object) when it rejected ours; a counter never moves down.
+
+The same file keeps the last invocation counter of each pushing meter whose notification was taken
+(:meth:`FrameCounterStore.peer_counter`), with a digest naming the keys it was seen under: a notification recorded
+before a restart and sent again afterwards is still a replay. New keys (which restart the meter's counter) start it
+over.
 """
 
 from __future__ import annotations
@@ -42,6 +47,10 @@ class FrameCounterStore:
             self._conn.execute("PRAGMA cache_size=-64")  # one row per meter: 64 KiB of page cache is plenty
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS frame_counter (meter TEXT PRIMARY KEY, reserved INTEGER NOT NULL)"
+            )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS peer_counter"
+                " (meter TEXT PRIMARY KEY, key_id TEXT NOT NULL, last INTEGER NOT NULL)"
             )
         except sqlite3.Error as e:
             raise FrameCounterError(f"cannot open frame-counter store {path}: {e}") from None
@@ -116,6 +125,30 @@ class FrameCounterStore:
         """The next counter that would be used (for tests and the status page; no reservation)."""
         with self._lock:
             return self._next.get(meter, self._reserved(meter))
+
+    def peer_counter(self, meter: str, key_id: str) -> int:
+        """The last invocation counter of ``meter``'s pushes taken under the keys named ``key_id``; -1 when none."""
+        with self._lock:
+            try:
+                row = self._conn.execute(
+                    "SELECT last FROM peer_counter WHERE meter = ? AND key_id = ?", (meter, key_id)
+                ).fetchone()
+            except sqlite3.Error as e:
+                raise FrameCounterError(f"cannot read the push counter of meter {meter}: {e}") from None
+            return int(row[0]) if row else -1
+
+    def save_peer_counter(self, meter: str, key_id: str, counter: int) -> None:
+        """Durably remember that ``meter``'s push ``counter`` was taken (never lowered under the same keys)."""
+        with self._lock:
+            try:
+                self._conn.execute(
+                    "INSERT INTO peer_counter (meter, key_id, last) VALUES (?, ?, ?) ON CONFLICT (meter) DO UPDATE"
+                    " SET key_id = excluded.key_id, last = excluded.last"
+                    " WHERE peer_counter.key_id <> excluded.key_id OR peer_counter.last < excluded.last",
+                    (meter, key_id, counter),
+                )
+            except sqlite3.Error as e:
+                raise FrameCounterError(f"cannot store the push counter of meter {meter}: {e}") from None
 
     def for_meter(self, meter: str) -> MeterCounters:
         return MeterCounters(self, meter)

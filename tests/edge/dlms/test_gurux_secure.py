@@ -256,6 +256,46 @@ async def test_pushed_notification_with_a_wrong_key(clock: ManualClock, maps: di
         assert "\n" not in str(err.value)
 
 
+async def test_a_push_recorded_before_a_restart_is_still_a_replay_after_it(
+    clock: ManualClock, maps: dict[str, MeterMap], tmp_path: Path
+) -> None:
+    """The last pushed counter used to live only in memory: a notification recorded off the LAN and sent again after
+    the gateway restarted was taken as the meter's reading. Now the counter of the notification a reading came from
+    is stored beside our own frame counters (per key pair: new keys restart a meter's counter)."""
+    model = make_model(clock, "none", 0x30)
+    path = tmp_path / "counters.sqlite"
+    store = FrameCounterStore(path)
+    now = lambda: int(clock.now * 1000)  # noqa: E731
+    try:
+        port = free_port()
+        async with (
+            open_readers([push_bus(port)], [push_meter()], maps, clock=now, counters=store) as readers,
+            DlmsPushSender(model, host="127.0.0.1", port=port) as sender,
+        ):
+            recorded = await sender.push()
+            await wait_for(lambda: _received(readers) == 1)
+            first = await readers["MA309-1"].read()
+        store.close()
+        store = FrameCounterStore(path)  # the gateway restarted
+        port = free_port()
+        async with (
+            open_readers([push_bus(port)], [push_meter()], maps, clock=now, counters=store) as readers,
+            DlmsPushSender(model, host="127.0.0.1", port=port) as sender,
+        ):
+            await sender.send(recorded)
+            await wait_for(lambda: _dropped(readers) == 1)
+            with pytest.raises(MeterError, match="replayed"):
+                await readers["MA309-1"].read()
+            clock.advance(30)
+            await sender.push()  # the meter's next notification is taken
+            await wait_for(lambda: _received(readers) == 1)
+            assert (await readers["MA309-1"].read()).import_wh >= first.import_wh
+        assert store.peer_counter("MA309-1", Keys(EK, AK).key_id) > 0
+        assert store.peer_counter("MA309-1", Keys(bytes(16), AK).key_id) == -1  # new keys start over
+    finally:
+        store.close()
+
+
 def _latest(readers: dict[str, object]) -> object:
     bus = readers["MA309-1"]._bus  # type: ignore[attr-defined]
     return bus.latest("MA309-1")
