@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import sqlite_utils
@@ -131,6 +132,17 @@ def drain_and_stop(daemon: DaemonProcess, central: CentralPeer, sim: SimProcess,
     """Stop the meters so no new readings come, wait until every committed reading reached central and was acked,
     stop the daemon gracefully (it must exit 0); returns ``outbox_state`` after the stop."""
     sim.stop()
-    wait_until(lambda: outbox_state(db)[1] == 0 and len(central.seqs()) >= outbox_state(db)[0], 20, "outbox drained")
+    # A P1 meter goes on giving its newest telegram until that is stale (``stale_after_s = 3`` here): readings may be
+    # committed for a few seconds after the simulator stopped. Wait until none was for longer than that.
+    quiet_s, last, since = 4.0, outbox_state(db)[0], time.monotonic()
+
+    def drained() -> bool:
+        nonlocal last, since
+        seq, depth = outbox_state(db)
+        if seq != last:
+            last, since = seq, time.monotonic()
+        return time.monotonic() - since > quiet_s and depth == 0 and len(central.seqs()) >= seq
+
+    wait_until(drained, 30, f"outbox drained and no reading committed for {quiet_s:g} s")
     assert daemon.terminate() == 0
     return outbox_state(db)
