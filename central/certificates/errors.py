@@ -35,3 +35,7 @@ class NotOwnerError(CertificateError):
 
 class ChainError(CertificateError):
     """A transaction was refused by the ledger or the chain state is not what it must be."""
+
+
+class TooManyWaitingError(CertificateError):
+    """The user already has the most transfer/retirement requests waiting for their wallet's signature."""

@@ -261,6 +261,12 @@ class PgCertificateStore:
             r and r.consumption_start, r and r.consumption_end,
         )  # fmt: skip
 
+    async def waiting_requests(self, user_id: UUID, now: datetime) -> int:
+        return int(await self.pool.fetchval(
+            "SELECT count(*) FROM certificate_requests WHERE user_id = $1 AND signature IS NULL AND expires_at > $2",
+            user_id, now,
+        ))
+
     async def get_request(self, request_id: UUID) -> TxRequest:
         row = await self.pool.fetchrow("SELECT * FROM certificate_requests WHERE id = $1", request_id)
         if row is None:

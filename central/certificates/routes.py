@@ -19,6 +19,7 @@ from central.certificates.errors import (
     InsufficientGenerationError,
     InvalidCertificateError,
     NotOwnerError,
+    TooManyWaitingError,
 )
 from central.certificates.instructions import Retirement
 from central.certificates.models import CertificateRecord, Status
@@ -39,6 +40,7 @@ ERRORS: ErrorMap = {
     InsufficientGenerationError: ErrorRule(409, "insufficient_generation"),
     CertificateStateError: ErrorRule(409, "certificate_state"),
     ChainError: ErrorRule(409, "chain_refused"),
+    TooManyWaitingError: ErrorRule(409, "too_many_waiting_requests"),
     CertificateError: ErrorRule(500, "internal", "certificate operation failed"),
 }
 routes = RouteTable(tag="certificates", error_map=ERRORS)

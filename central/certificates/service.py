@@ -32,6 +32,7 @@ from central.certificates.errors import (
     InsufficientGenerationError,
     InvalidCertificateError,
     NotOwnerError,
+    TooManyWaitingError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
 from central.certificates.operations import CertificateLedger
@@ -44,6 +45,11 @@ def add_months(t: datetime, months: int) -> datetime:
     index = t.month - 1 + months
     year, month = t.year + index // 12, index % 12 + 1
     return t.replace(year=year, month=month, day=min(t.day, calendar.monthrange(year, month)[1]))
+
+
+#: Transfers and retirements one user may have waiting for the wallet's signature at once (each is a stored row and a
+#: built transaction until it expires, ``request_ttl_s``): a script cannot fill the table; a person never has more.
+MAX_WAITING_REQUESTS = 10
 
 
 def utc_now() -> datetime:
@@ -250,6 +256,11 @@ class CertificateService:
         return wallet
 
     async def _prepare(self, request: TxRequest, ixs: list[Instruction]) -> PreparedTransaction:
+        if await self.store.waiting_requests(request.user_id, request.created_at) >= MAX_WAITING_REQUESTS:
+            raise TooManyWaitingError(
+                f"{MAX_WAITING_REQUESTS} certificate transfers or retirements are waiting for your wallet's "
+                f"signature: sign one, or wait until they expire ({self.config.request_ttl_s} s after each was made)"
+            )
         message, last_valid = await self.chain.user_message(ixs)
         saved = replace(request, message=bytes(message), last_valid_block_height=last_valid)
         await self.store.save_request(saved)

@@ -75,6 +75,10 @@ class CertificateStore(Protocol):
 
     async def save_request(self, request: TxRequest) -> None: ...
 
+    async def waiting_requests(self, user_id: UUID, now: datetime) -> int:
+        """The user's requests neither submitted nor expired at ``now`` (waiting for the wallet's signature)."""
+        ...
+
     async def get_request(self, request_id: UUID) -> TxRequest: ...
 
     async def complete_request(self, request: TxRequest, signature: str, at: datetime) -> bool:
@@ -178,6 +182,11 @@ class MemoryCertificateStore:
 
     async def save_request(self, request: TxRequest) -> None:
         self.requests[request.id] = request
+
+    async def waiting_requests(self, user_id: UUID, now: datetime) -> int:
+        return sum(
+            1 for r in self.requests.values() if r.user_id == user_id and r.signature is None and r.expires_at > now
+        )
 
     async def get_request(self, request_id: UUID) -> TxRequest:
         try:

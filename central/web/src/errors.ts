@@ -20,6 +20,7 @@ const byCode: Record<string, MessageKey> = {
   insufficient_balance: "err.insufficient",
   insufficient_escrow: "err.insufficient",
   too_many_waiting_deposits: "err.too_many_waiting_deposits",
+  too_many_waiting_requests: "err.too_many_waiting_requests",
   invalid_input: "err.invalid_input",
   bad_request: "err.invalid_input",
   unavailable: "err.unavailable",

@@ -11,9 +11,15 @@ import pytest
 from solders.pubkey import Pubkey
 
 from central.accounting.merkle import merkle_root
-from central.certificates.errors import AlreadyCertifiedError, CertificateStateError, InsufficientGenerationError
+from central.certificates.errors import (
+    AlreadyCertifiedError,
+    CertificateStateError,
+    InsufficientGenerationError,
+    TooManyWaitingError,
+)
 from central.certificates.instructions import Retirement
 from central.certificates.models import Status
+from central.certificates.service import MAX_WAITING_REQUESTS
 from tests.central.certificates.pg_world import HOUR, T0, T0_MS, World
 from tests.central.certificates.support import sign_and_submit
 
@@ -163,3 +169,24 @@ async def test_expiry_sweep_on_postgres(world: World) -> None:
     report = await world.validator.by_id(record.id)
     assert report.status == "expired"
     assert report.frozen_accounts == 1
+
+
+async def test_waiting_requests_are_counted_on_postgres(world: World) -> None:
+    """The cap on requests waiting for the wallet (MAX_WAITING_REQUESTS) counts the stored rows: unsigned and not
+    expired ones of this user."""
+    record = await world.service.issue(
+        actor_id=world.authority, meter_id=world.site.meter_id, period_start=T0, period_end=T0 + HOUR,  # type: ignore[arg-type]
+    )
+    waiting = [
+        await world.service.request_transfer(
+            record.id, user_id=world.prosumer, to_user_id=world.consumer, amount_wh=1,  # type: ignore[arg-type]
+        )
+        for _ in range(MAX_WAITING_REQUESTS)
+    ]
+    with pytest.raises(TooManyWaitingError):
+        await world.service.request_transfer(
+            record.id, user_id=world.prosumer, to_user_id=world.consumer, amount_wh=1,  # type: ignore[arg-type]
+        )
+    await sign_and_submit(world.service, waiting[0], world.prosumer_wallet, world.prosumer)  # type: ignore[arg-type]
+    assert await world.store.waiting_requests(world.prosumer, world.clock.now) == MAX_WAITING_REQUESTS - 1  # type: ignore[arg-type]
+    assert await world.store.waiting_requests(world.prosumer, waiting[-1].request.expires_at) == 0  # type: ignore[arg-type]

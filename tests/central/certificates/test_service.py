@@ -22,8 +22,10 @@ from central.certificates.errors import (
     InsufficientGenerationError,
     InvalidCertificateError,
     NotOwnerError,
+    TooManyWaitingError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, Status
+from central.certificates.service import MAX_WAITING_REQUESTS
 from central.ledger.errors import LedgerError
 from tests.central.certificates.support import (
     T0,
@@ -151,6 +153,27 @@ async def test_partial_transfer_then_partial_retire(svc_env: ServiceEnv) -> None
         await svc_env.service.request_retirement(cid, user_id=p.consumer, amount_wh=251, retirement=RETIREMENT)
     with pytest.raises(CertificateNotFoundError):
         await svc_env.service.get(cid, user_id=p.authority, is_admin=False)
+
+
+async def test_a_user_may_have_ten_requests_waiting_for_the_wallet(svc_env: ServiceEnv) -> None:
+    """Each transfer or retirement asked for is a stored row and a built transaction until it expires; nothing
+    capped them, so a script could fill the table. Now the eleventh waiting one is refused with a clear reason; a
+    signed one or an expired one makes room."""
+    p = svc_env.people
+    cid = (await issue_hour(svc_env)).id
+    waiting = [
+        await svc_env.service.request_transfer(cid, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=1)
+        for _ in range(MAX_WAITING_REQUESTS)
+    ]
+    with pytest.raises(TooManyWaitingError, match="waiting for your wallet's signature"):
+        await svc_env.service.request_retirement(cid, user_id=p.prosumer, amount_wh=1, retirement=RETIREMENT)
+    await sign_and_submit(svc_env.service, waiting[0], p.prosumer_wallet, p.prosumer)  # signed: room for one
+    await svc_env.service.request_retirement(cid, user_id=p.prosumer, amount_wh=1, retirement=RETIREMENT)
+    with pytest.raises(TooManyWaitingError):
+        await svc_env.service.request_transfer(cid, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=1)
+    svc_env.clock.now += timedelta(minutes=5)  # every waiting one expired
+    await svc_env.service.request_transfer(cid, user_id=p.prosumer, to_user_id=p.consumer, amount_wh=1)
+    assert len(waiting) == MAX_WAITING_REQUESTS
 
 
 async def test_submission_must_be_signed_by_the_holder(svc_env: ServiceEnv) -> None:

@@ -189,6 +189,8 @@ export const en = {
   "err.conflict": "That conflicts with the current state. Refresh and try again.",
   "err.too_many_waiting_deposits":
     "Several deposits are already waiting for your wallet's signature. Sign one in your wallet, or wait a minute or two until they expire, then try again.",
+  "err.too_many_waiting_requests":
+    "Several certificate transfers or retirements are already waiting for your wallet's signature. Sign one in your wallet, or wait a few minutes until they expire, then try again.",
   "err.insufficient": "Your escrow does not hold enough for this. Deposit first.",
   "err.invalid_input": "Some of the values are not valid. Check the form and try again.",
   "err.unavailable": "This service is not available right now. Try again in a minute.",
