@@ -5,15 +5,18 @@ mint follows from the certificate id and the issuer's public key alone and issua
 keep the certificate in their Token-2022 associated token account.
 
 Holder control: the mint carries the default-account-state extension set to *frozen*, so a token account anybody
-creates for it starts frozen and can receive nothing until the issuer (freeze authority) thaws it. The platform thaws
-a recipient's account only inside a transfer it co-signs; hence every account that can hold the certificate is one
-the platform knows, and revocation can freeze them all (the Ledger port has no getProgramAccounts to find them).
+creates for it starts frozen and can receive nothing until the issuer (freeze authority) thaws it. Accounts are
+*frozen at rest*: the platform thaws a holder's account only inside a transfer or retirement it co-signs, and the same
+transaction freezes it again. So a certificate moves or is retired only through the platform, whose records (holdings,
+retirements) therefore always match the chain; and every account that ever held the certificate is one the platform
+knows (revocation and expiry freeze them all; the Ledger port has no getProgramAccounts to find them). An account
+left thawed by an earlier version is frozen by its next transfer or retirement.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -123,6 +126,7 @@ def issue_plan(
         builder.mint_to_checked(
             mint, holder, issuer, amount=meta.energy_wh, decimals=DECIMALS, token_program=TOKEN_2022_PROGRAM_ID
         ),
+        freeze_account(holder, mint, issuer),  # frozen at rest
         drop_mint_authority(mint, issuer),
         memo(issuer, {"op": "issue", "certificate": str(meta.certificate_id), "root": meta.readings_root.hex()}),
     ]
@@ -146,34 +150,42 @@ def transfer_instructions(
     to_wallet: Pubkey,
     fee_payer: Pubkey,
     amount_wh: int,
-    thaw_with: Pubkey | None = None,
+    issuer: Pubkey | None = None,
+    thaw: Collection[Pubkey] = (),
     reference: str | None = None,
 ) -> list[Instruction]:
     """Owner-signed transfer of ``amount_wh`` to ``to_wallet``'s account (created if needed; the fee payer funds
-    it). ``thaw_with``: the issuer, when the recipient's account is new (it starts frozen) and must be thawed.
+    it). With ``issuer`` (the platform's transfers): the accounts of the wallets in ``thaw`` (those frozen now; a new
+    account starts frozen) are thawed first, and both accounts are frozen again after the transfer (frozen at rest).
+    Without it, the bare transfer anybody can build (which the chain refuses for a frozen account).
     ``reference`` (the request id) goes into the memo: it ties the transaction to its off-chain record and keeps
     two equal requests from being one and the same transaction."""
     if amount_wh <= 0:
         raise InvalidCertificateError("transfer amount must be positive")
-    dest = holder_account(to_wallet, mint)
+    source, dest = holder_account(owner_wallet, mint), holder_account(to_wallet, mint)
     ixs = [builder.create_ata_idempotent(fee_payer, to_wallet, mint, TOKEN_2022_PROGRAM_ID)]
-    if thaw_with is not None:
-        ixs.append(thaw_account(dest, mint, thaw_with))
-    ixs += [
+    ixs += _thaw(mint, issuer, thaw, ((owner_wallet, source), (to_wallet, dest)))
+    ixs.append(
         builder.transfer_checked(
-            holder_account(owner_wallet, mint),
-            mint,
-            dest,
-            owner_wallet,
-            amount=amount_wh,
-            decimals=DECIMALS,
-            token_program=TOKEN_2022_PROGRAM_ID,
-        ),
-        memo(
-            owner_wallet, _with_ref({"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}, reference)
-        ),
-    ]
+            source, mint, dest, owner_wallet, amount=amount_wh, decimals=DECIMALS, token_program=TOKEN_2022_PROGRAM_ID
+        )
+    )
+    if issuer is not None:
+        ixs += [freeze_account(source, mint, issuer), freeze_account(dest, mint, issuer)]
+    body: dict[str, str | int] = {"op": "transfer", "certificate": str(certificate_id), "wh": amount_wh}
+    ixs.append(memo(owner_wallet, _with_ref(body, reference)))
     return ixs
+
+
+def _thaw(
+    mint: Pubkey, issuer: Pubkey | None, thaw: Collection[Pubkey], accounts: Sequence[tuple[Pubkey, Pubkey]]
+) -> list[Instruction]:
+    """Thaw the (wallet, account) ``accounts`` whose wallet is in ``thaw`` (the issuer signs)."""
+    if issuer is None:
+        if thaw:
+            raise InvalidCertificateError("only the issuer thaws a certificate account")
+        return []
+    return [thaw_account(account, mint, issuer) for wallet, account in accounts if wallet in thaw]
 
 
 def _with_ref(body: dict[str, str | int], reference: str | None) -> dict[str, str | int]:
@@ -206,14 +218,20 @@ def retire_instructions(
     owner_wallet: Pubkey,
     amount_wh: int,
     retirement: Retirement,
+    issuer: Pubkey | None = None,
+    thaw: Collection[Pubkey] = (),
     reference: str | None = None,
 ) -> list[Instruction]:
     """Owner-signed burn of ``amount_wh`` with a memo naming beneficiary, purpose and consumption period (and the
-    request ``reference``, as for transfers)."""
+    request ``reference``, as for transfers). ``issuer`` and ``thaw`` as for transfers: the platform's retirements
+    thaw the account if it is frozen and freeze it again after the burn."""
     if amount_wh <= 0:
         raise InvalidCertificateError("retirement amount must be positive")
+    account = holder_account(owner_wallet, mint)
     return [
-        burn_checked(holder_account(owner_wallet, mint), mint, owner_wallet, amount=amount_wh, decimals=DECIMALS),
+        *_thaw(mint, issuer, thaw, ((owner_wallet, account),)),
+        burn_checked(account, mint, owner_wallet, amount=amount_wh, decimals=DECIMALS),
+        *([freeze_account(account, mint, issuer)] if issuer is not None else []),
         memo(
             owner_wallet,
             _with_ref(

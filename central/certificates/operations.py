@@ -150,10 +150,17 @@ class CertificateLedger:
     async def balance(self, mint: Pubkey, wallet: Pubkey) -> int:
         return sum(h.account.amount for h in await self.holdings(mint, [wallet]))
 
-    async def needs_thaw(self, mint: Pubkey, wallet: Pubkey) -> bool:
-        """True when ``wallet`` has no account yet (it will start frozen) or a still-frozen empty one."""
-        found = await self.holdings(mint, [wallet])
-        return not found or (found[0].account.frozen and found[0].account.amount == 0)
+    async def accounts_to_thaw(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> set[Pubkey]:
+        """Those of ``wallets`` whose certificate account is frozen now, or missing (it will start frozen): the
+        accounts a platform transfer or retirement thaws first (accounts are frozen at rest). Raises ChainError when
+        the mint says it is revoked: the issuer thaws nothing of a revoked certificate, even if this database lost
+        the revocation (a restored backup)."""
+        info = await self.read_mint(mint)
+        metadata = info.metadata if info is not None else None
+        if metadata is not None and dict(metadata.additional).get(KEY_STATUS) == STATUS_REVOKED:
+            raise ChainError(f"certificate mint {mint} is revoked on chain")
+        thawed = {h.wallet for h in await self.holdings(mint, wallets) if not h.account.frozen}
+        return {w for w in wallets if w not in thawed}
 
     async def freeze_holders(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> int:
         """Freeze every not-yet-frozen account of ``wallets``; returns how many were frozen now."""

@@ -291,17 +291,18 @@ class CertificateService:
             raise CertificateStateError("the recipient has no linked wallet")
         if to_wallet == wallet:
             raise InvalidCertificateError("cannot transfer to yourself")
-        mint = Pubkey.from_string(record.mint)
+        mint, owner = Pubkey.from_string(record.mint), Pubkey.from_string(wallet)
         recipient = Pubkey.from_string(to_wallet)
         request_id = uuid4()
         ixs = instructions.transfer_instructions(
             mint,
             certificate_id=record.id,
-            owner_wallet=Pubkey.from_string(wallet),
+            owner_wallet=owner,
             to_wallet=recipient,
             fee_payer=self.chain.fee_payer,
             amount_wh=amount_wh,
-            thaw_with=self.chain.issuer if await self.chain.needs_thaw(mint, recipient) else None,
+            issuer=self.chain.issuer,
+            thaw=await self.chain.accounts_to_thaw(mint, [owner, recipient]),
             reference=str(request_id),
         )
         now = self._now()
@@ -319,12 +320,15 @@ class CertificateService:
         self._check_usable(record)
         wallet = await self._holder(record, user_id, amount_wh)
         request_id = uuid4()
+        mint, owner = Pubkey.from_string(record.mint), Pubkey.from_string(wallet)
         ixs = instructions.retire_instructions(
-            Pubkey.from_string(record.mint),
+            mint,
             certificate_id=record.id,
-            owner_wallet=Pubkey.from_string(wallet),
+            owner_wallet=owner,
             amount_wh=amount_wh,
             retirement=retirement,
+            issuer=self.chain.issuer,
+            thaw=await self.chain.accounts_to_thaw(mint, [owner]),
             reference=str(request_id),
         )
         now = self._now()
@@ -360,7 +364,8 @@ class CertificateService:
     # --- revocation and expiry ---
 
     async def _wallets(self, record: CertificateRecord) -> list[Pubkey]:
-        """Every wallet whose account the platform ever thawed (all others are frozen since creation)."""
+        """Every wallet that ever held the certificate (its account is the only kind the platform thaws, inside its
+        own transfers and retirements; all others are frozen since creation)."""
         wallets = [record.owner_wallet, *(h.wallet for h in await self.store.holdings(record.id))]
         return [Pubkey.from_string(w) for w in dict.fromkeys(wallets)]
 

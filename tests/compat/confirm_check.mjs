@@ -1,6 +1,6 @@
 // What a dApp or wallet does through @solana/web3.js 1.x against the embedded ledger's JSON-RPC and PubSub
 // websocket: sendAndConfirmTransaction and confirmTransaction (which wait on signatureSubscribe), onAccountChange,
-// and a holder's own transfer of a certificate slice (spl-token createTransferCheckedInstruction, Token-2022).
+// and a holder's own transfer of a certificate slice (spl-token createTransferCheckedInstruction, Token-2022), which the chain refuses: certificate accounts are frozen at rest.
 // tests/compat/test_web3_confirm.py runs it. Usage: node confirm_check.mjs <rpc url> <questions.json>
 import { readFileSync } from "node:fs";
 import {

@@ -55,7 +55,9 @@ def transfer(
         to_wallet=to.pubkey(),
         fee_payer=owner.pubkey() if self_paid else env.fee_payer.pubkey(),
         amount_wh=wh,
-        thaw_with=env.issuer.pubkey() if thaw else None,
+        # the platform's transfer: both accounts are frozen at rest (a new one starts frozen), thawed for it
+        issuer=env.issuer.pubkey() if thaw else None,
+        thaw=[owner.pubkey(), to.pubkey()] if thaw else (),
     )
 
 
@@ -134,7 +136,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: CertLedgerEnv) ->
 
     ixs = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_250,
-        retirement=RETIREMENT,
+        retirement=RETIREMENT, issuer=chain_env.issuer.pubkey(), thaw=[consumer.pubkey()],
     )  # fmt: skip
     sig = await user_submit(chain_env, ixs, consumer)
     assert await balance(chain_env, consumer.pubkey(), mint) == 1_750
@@ -150,7 +152,7 @@ async def test_partial_transfer_then_partial_retire(chain_env: CertLedgerEnv) ->
 
     too_much = instructions.retire_instructions(
         mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=1_751,
-        retirement=RETIREMENT,
+        retirement=RETIREMENT, issuer=chain_env.issuer.pubkey(), thaw=[consumer.pubkey()],
     )  # fmt: skip
     with pytest.raises(ChainError):
         await user_submit(chain_env, too_much, consumer)
@@ -168,6 +170,36 @@ async def test_new_accounts_start_frozen_so_only_platform_thawed_accounts_can_ho
             chain_env, prosumer, transfer(chain_env, mint, meta, prosumer, outsider, 10, thaw=False, self_paid=True)
         )
     assert await balance(chain_env, prosumer.pubkey(), mint) == 100
+
+
+async def test_accounts_are_frozen_at_rest_so_a_certificate_moves_only_through_the_platform(
+    chain_env: CertLedgerEnv,
+) -> None:
+    """A recipient's account used to stay thawed after the platform's transfer: from then on its holder could move or
+    burn the certificate with a transaction of their own, and the platform's holdings and retirement register no
+    longer matched the chain. Now every account is frozen again in the same transaction that thawed it."""
+    prosumer, consumer = Keypair(), Keypair()
+    meta = make_meta(energy_wh=1_000)
+    mint = await chain_env.ops.issue(meta, prosumer.pubkey())
+    wallets = [prosumer.pubkey(), consumer.pubkey()]
+    assert await chain_env.ops.accounts_to_thaw(mint, wallets) == set(wallets)  # issued frozen; a new one too
+    await user_submit(chain_env, transfer(chain_env, mint, meta, prosumer, consumer, 400), prosumer)
+    assert all(h.account.frozen for h in await chain_env.ops.holdings(mint, wallets))
+    for owner, other in ((consumer, prosumer), (prosumer, consumer)):
+        with pytest.raises(LedgerError):  # the holder's own transfer, paid and sent by themself
+            await self_paid(
+                chain_env, owner, transfer(chain_env, mint, meta, owner, other, 1, thaw=False, self_paid=True)
+            )
+        burn = instructions.retire_instructions(
+            mint, certificate_id=meta.certificate_id, owner_wallet=owner.pubkey(), amount_wh=1, retirement=RETIREMENT
+        )
+        with pytest.raises(LedgerError):  # nor a retirement outside the register
+            await self_paid(chain_env, owner, burn)
+    assert [await balance(chain_env, w, mint) for w in wallets] == [600, 400]
+    # through the platform it still works, and leaves the accounts frozen
+    await user_submit(chain_env, transfer(chain_env, mint, meta, consumer, prosumer, 100), consumer)
+    assert [await balance(chain_env, w, mint) for w in wallets] == [700, 300]
+    assert all(h.account.frozen for h in await chain_env.ops.holdings(mint, wallets))
 
 
 async def test_user_transaction_must_be_the_one_built_and_signed_by_the_owner(chain_env: CertLedgerEnv) -> None:
@@ -192,7 +224,7 @@ async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: 
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
     await user_submit(chain_env, transfer(chain_env, mint, meta, prosumer, consumer, 500), prosumer)
     wallets = [prosumer.pubkey(), consumer.pubkey()]
-    assert await chain_env.ops.freeze_holders(mint, wallets) == 2
+    assert await chain_env.ops.freeze_holders(mint, wallets) == 0  # frozen at rest already
     await chain_env.ops.mark_revoked(mint, "meter tampering found in audit")
     await chain_env.ops.mark_revoked(mint, "meter tampering found in audit")  # idempotent
     assert await chain_env.ops.freeze_holders(mint, wallets) == 0
@@ -208,8 +240,10 @@ async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: 
     assert account.lamports >= await chain_env.ledger.get_minimum_balance_for_rent_exemption(len(account.data))
 
     for owner in (prosumer, consumer):
-        with pytest.raises(ChainError):
-            await user_submit(chain_env, transfer(chain_env, mint, meta, owner, third, 1), owner)
+        with pytest.raises(ChainError):  # the platform thaws nothing of a revoked certificate
+            await chain_env.ops.accounts_to_thaw(mint, [owner.pubkey(), third.pubkey()])
+        with pytest.raises(ChainError):  # and without a thaw the chain refuses
+            await user_submit(chain_env, transfer(chain_env, mint, meta, owner, third, 1, thaw=False), owner)
         with pytest.raises(LedgerError):
             await self_paid(
                 chain_env, owner, transfer(chain_env, mint, meta, owner, third, 1, thaw=False, self_paid=True)

@@ -31,12 +31,14 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
         mint = await ops.issue(meta, prosumer.pubkey())
         transfer = instructions.transfer_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=prosumer.pubkey(), to_wallet=consumer.pubkey(),
-            fee_payer=fee_payer.pubkey(), amount_wh=300, thaw_with=issuer.pubkey(),
+            fee_payer=fee_payer.pubkey(), amount_wh=300, issuer=issuer.pubkey(),
+            thaw=await ops.accounts_to_thaw(mint, [prosumer.pubkey(), consumer.pubkey()]),
         )  # fmt: skip
         await user_submit(env, transfer, prosumer)
         retire = instructions.retire_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=100,
-            retirement=instructions.Retirement("B", "P", T0, T0 + timedelta(days=1)),
+            retirement=instructions.Retirement("B", "P", T0, T0 + timedelta(days=1)), issuer=issuer.pubkey(),
+            thaw=await ops.accounts_to_thaw(mint, [consumer.pubkey()]),
         )  # fmt: skip
         await user_submit(env, retire, consumer)
         info = await ops.read_mint(mint)
@@ -44,7 +46,7 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
         assert info.metadata is not None
         assert info.supply == 800
         assert CertificateMetadata.from_fields(info.metadata.additional) == meta
-        assert await ops.freeze_holders(mint, [prosumer.pubkey(), consumer.pubkey()]) == 2
+        assert await ops.freeze_holders(mint, [prosumer.pubkey(), consumer.pubkey()]) == 0  # frozen at rest
         await ops.mark_revoked(mint, "test")
         again = instructions.retire_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=100,

@@ -267,16 +267,21 @@ async def test_validate_detects_database_chain_mismatch(svc_env: ServiceEnv) -> 
     assert not report.db_agrees  # ...but the database disagrees
     assert any("energy_wh" in m for m in report.mismatches)
     svc_env.store.records[cid] = record
-    # 2. The holder retires on chain behind the service's back (paying their own fee).
+    # 2. The holder cannot retire on chain behind the service's back (paying their own fee): the account is frozen
+    #    at rest. The database claiming a retirement the chain does not show is reported.
     ixs = instructions.retire_instructions(
         Pubkey.from_string(record.mint), certificate_id=cid, owner_wallet=p.prosumer_wallet.pubkey(),
         amount_wh=7, retirement=RETIREMENT,
     )  # fmt: skip
-    await self_paid(svc_env.chain, p.prosumer_wallet, ixs)
+    with pytest.raises(LedgerError):
+        await self_paid(svc_env.chain, p.prosumer_wallet, ixs)
+    assert (await svc_env.validator.by_id(cid)).db_agrees
+    svc_env.store.records[cid] = replace(record, retired_wh=7)
     report = await svc_env.validator.by_id(cid)
-    assert report.retired_wh == 7
+    assert report.retired_wh == 0
     assert not report.db_agrees
     assert any("retired" in m for m in report.mismatches)
+    svc_env.store.records[cid] = record
     # 3. A mint that is not ours is not authentic; an unknown id is not found.
     foreign = await svc_env.validator.by_mint(str(svc_env.chain.fee_payer.pubkey()))
     assert not foreign.valid
