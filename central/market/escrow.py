@@ -98,7 +98,9 @@ class Escrow:
         await self.store.mark_opened(account, asset)
 
     async def balances(self, user_id: UUID) -> dict[str, dict[str, int | str]]:
-        return await self.store.escrow_balances(await self.store.account_of(user_id))
+        """Per asset: the escrow address, available and locked (the account is made on the first look)."""
+        found = await self.store.user_escrow_balances(user_id)  # one statement once the account exists
+        return found or await self.store.escrow_balances(await self.store.account_of(user_id))
 
     async def _message(self, instructions: list[Instruction]) -> tuple[MessageV0, int]:
         """The v0 message of a transfer (fee payer: the platform) and the block height it is valid until."""

@@ -293,6 +293,10 @@ class InMemoryMarketStore:
     async def mark_opened(self, account: int, asset: Asset) -> None:
         self.opened.add((account, asset))
 
+    async def user_escrow_balances(self, user_id: UUID) -> dict[str, dict[str, int | str]]:
+        account = self.accounts.get(user_id)
+        return {} if account is None else await self.escrow_balances(account)
+
     async def escrow_balances(self, account: int) -> dict[str, dict[str, int | str]]:
         out: dict[str, dict[str, int | str]] = {}
         for a in Asset:

@@ -103,6 +103,10 @@ class EscrowStore(Protocol):
         """Per asset: its escrow ``address``, ``available`` and ``locked``."""
         ...
 
+    async def user_escrow_balances(self, user_id: UUID) -> dict[str, dict[str, int | str]]:
+        """``escrow_balances`` of the user's account in one step; empty before the user's first market action."""
+        ...
+
     async def record_transfer(self, rec: TransferRecord) -> None: ...
 
     async def waiting_deposits(self, account: int) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -136,6 +136,10 @@ async def account_in(conn: asyncpg.Connection, user_id: UUID, addresses: EscrowA
 _TRANSFER_COLS = "id, asset, kind, amount, wallet, status, signature, error, created_at"
 
 
+def _balances(rows: Sequence[asyncpg.Record]) -> dict[str, dict[str, int | str]]:
+    return {r["asset"]: {"address": r["address"], "available": r["available"], "locked": r["locked"]} for r in rows}
+
+
 async def _wallet(conn: asyncpg.Connection, user_id: UUID) -> str:
     w = await conn.fetchval("SELECT address FROM wallets WHERE user_id = $1", user_id)
     if w is None:
@@ -189,8 +193,12 @@ class PgMarketStore:
     # ---------------------------------------------------------------------------------------------- accounts
 
     async def account_of(self, user_id: UUID) -> int:
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await account_in(conn, user_id, self.addresses)
+        async with self.pool.acquire() as conn:
+            acc = await existing_account(conn, user_id)  # the common case in one statement, no transaction
+            if acc is not None:
+                return acc
+            async with conn.transaction():
+                return await account_in(conn, user_id, self.addresses)
 
     async def existing_account(self, user_id: UUID) -> int | None:
         async with self.pool.acquire() as conn:
@@ -347,7 +355,15 @@ class PgMarketStore:
         rows = await self.pool.fetch(
             "SELECT asset, address, available, locked FROM escrow_balances WHERE account = $1", account
         )
-        return {r["asset"]: {"address": r["address"], "available": r["available"], "locked": r["locked"]} for r in rows}
+        return _balances(rows)
+
+    async def user_escrow_balances(self, user_id: UUID) -> dict[str, dict[str, int | str]]:
+        rows = await self.pool.fetch(
+            "SELECT b.asset, b.address, b.available, b.locked FROM market_accounts a"
+            " JOIN escrow_balances b ON b.account = a.account WHERE a.user_id = $1",
+            user_id,
+        )
+        return _balances(rows)
 
     async def record_transfer(self, rec: TransferRecord) -> None:
         await _record(self.pool, rec)

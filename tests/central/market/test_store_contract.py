@@ -357,6 +357,17 @@ def record(account: int, kind: str, amount: int, wallet: str, *, signed: bool) -
     )
 
 
+async def test_a_users_escrow_balances_in_one_step(harness: Harness) -> None:
+    """``user_escrow_balances`` (the balances page's one statement) is ``escrow_balances`` of the user's account, and
+    empty before the user's first market action (the service then makes the account)."""
+    store = harness.escrow
+    assert await store.user_escrow_balances(uuid.uuid4()) == {}
+    uid = await harness.trader(energy=20, quote=500)
+    mine = await store.user_escrow_balances(uid)
+    assert mine == await store.escrow_balances(await store.account_of(uid))
+    assert set(mine) == {"energy", "quote"}
+
+
 async def test_escrow_deposit_lifecycle(harness: Harness) -> None:
     store = harness.escrow
     with pytest.raises(ConflictError, match="wallet"):
