@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Self
 
@@ -9,6 +10,20 @@ from protocol._json import dump, get_int, load_object
 from protocol.errors import MalformedError, Reason
 
 _U64_MAX = 2**64 - 1
+#: What a rejection reason looks like on the wire. A reason of this shape that this version does not know (a newer
+#: central's) is kept as its text: the ack still tells which records were stored, and the device keeps the rejected
+#: ones aside instead of resending the whole batch forever.
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
+
+
+def _reason(text: object) -> Reason | str:
+    if isinstance(text, str):
+        try:
+            return Reason(text)
+        except ValueError:
+            if _REASON.match(text):
+                return text
+    raise MalformedError(f"rejection reason must be 1..40 of a-z 0-9 _ starting with a letter, got {text!r}"[:160])
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +38,8 @@ class Ack:
     last: int
     accepted: int
     duplicate: int
-    rejected: tuple[tuple[int, Reason], ...] = ()
+    #: (seq, reason): a ``Reason``, or the text of one this version does not know (see ``_REASON``)
+    rejected: tuple[tuple[int, Reason | str], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.first <= self.last:
@@ -48,17 +64,14 @@ class Ack:
         raw = obj["rejected"]
         if not isinstance(raw, list):
             raise MalformedError("rejected must be a list")
-        rejected: list[tuple[int, Reason]] = []
+        rejected: list[tuple[int, Reason | str]] = []
         for item in raw:
             if not (isinstance(item, list) and len(item) == 2):
                 raise MalformedError("each rejected entry is [seq, reason]")
             seq, reason = item
             if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= _U64_MAX:
                 raise MalformedError("rejected seq must be an integer")
-            try:
-                rejected.append((seq, Reason(reason)))
-            except ValueError as exc:
-                raise MalformedError(f"unknown rejection reason {reason!r}") from exc
+            rejected.append((seq, _reason(reason)))
         return cls(
             first=get_int(obj, "first", 0, _U64_MAX),
             last=get_int(obj, "last", 0, _U64_MAX),

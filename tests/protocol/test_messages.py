@@ -28,7 +28,10 @@ KEY = DeviceKey.from_seed(bytes(32))
         (Challenge, b'{"v":1,"nonce":"' + b"00" * 32 + b'","expires_ms":"1"}'),
         (Challenge, b'{"v":1,"nonce":"' + b"00" * 32 + b'","expires_ms":1,"x":0}'),
         (ChallengeReply, b'{"v":1,"nonce":"' + b"00" * 32 + b'","signature":"00"}'),
-        (Ack, b'{"v":1,"first":1,"last":1,"accepted":1,"duplicate":0,"rejected":[[1,"nope"]]}'),
+        (Ack, b'{"v":1,"first":1,"last":1,"accepted":1,"duplicate":0,"rejected":[[1,"Nope!"]]}'),
+        (Ack, b'{"v":1,"first":1,"last":1,"accepted":1,"duplicate":0,"rejected":[[1,""]]}'),
+        (Ack, b'{"v":1,"first":1,"last":1,"accepted":1,"duplicate":0,"rejected":[[1,7]]}'),
+        (Ack, b'{"v":1,"first":1,"last":1,"accepted":1,"duplicate":0,"rejected":[[1,"' + b"x" * 41 + b'"]]}'),
         (Ack, b'{"v":1,"first":2,"last":1,"accepted":1,"duplicate":0,"rejected":[]}'),
         (Ack, b'{"v":1,"first":1,"last":1,"accepted":true,"duplicate":0,"rejected":[]}'),
         (SyncRequest, b'{"v":1}'),
@@ -91,3 +94,12 @@ def test_wallet_link_rejects_trailing_newline_and_bad_text() -> None:
         WalletLink.parse(link.message() + "\n")
     with pytest.raises(MalformedError):
         WalletLink.parse(link.message().replace("expires: 2026-01-01", "expires: 2026-13-01"))
+
+
+def test_a_rejection_reason_this_version_does_not_know_is_kept() -> None:
+    """A newer central may reject for a reason this gateway does not know. The ack used to be refused whole as
+    malformed, so the batch was never acknowledged and was sent again forever; now the reason is kept as its text
+    (and the device dead-letters those records, as for any permanent reason)."""
+    ack = Ack.from_json(b'{"v":1,"first":1,"last":2,"accepted":1,"duplicate":0,"rejected":[[2,"implausible_rise"]]}')
+    assert ack.rejected == ((2, "implausible_rise"),)
+    assert Ack.from_json(ack.to_json()) == ack
