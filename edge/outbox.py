@@ -315,29 +315,27 @@ class Outbox:
         self._set("last_hash", rec.hash.hex())
         return seq
 
-    def _advance_time(self, serial: str, ts: int) -> None:
-        """A meter's readings never go back in time (central rejects those for good): raise ClockBehindError for one
-        older than the meter's last stored reading, else remember its time (in the caller's transaction). A step back
-        of more than MAX_STEP_BACK_MS means the last time was itself nonsense (a clock set years ahead, which central
-        refused as from the future): it is forgotten, so such a clock cannot stop the meter's readings for years."""
-        key = f"last_ts:{serial}"
-        last = self._get(key)
-        if last is not None and int(last) - MAX_STEP_BACK_MS <= ts < int(last):
-            raise ClockBehindError(serial, int(last), ts)
-        self._set(key, str(ts))
-
     def _check_step(self, serial: str, sample: MeterSample) -> RegisterJumpError | int:
-        """The RegisterJumpError of a reading whose registers fell, or rose more than ``max_power_w`` allows, since
-        the meter's last one (the refused run is counted: commit it). Else the flags to add (0, or METER_REPLACED for
-        a step taken) and its registers remembered (in the caller's transaction). JUMP_CONFIRMATIONS refused readings
-        in a row that are plausible after one another are a real step (a meter swapped under the same serial, its
-        registers restarted): the last of them is signed with METER_REPLACED, so central accepts it and counts no
-        energy for the step."""
-        key, new = f"last_reg:{serial}", (sample.timestamp_ms, sample.import_wh, sample.export_wh)
-        last = self._get(key)
+        """Check a reading against the meter's last stored one (time and registers, one meta row per meter) and
+        remember it (in the caller's transaction).
+
+        - Raise ClockBehindError for one older than the last (the gateway clock went back: central rejects those for
+          good). A step back of more than MAX_STEP_BACK_MS means the last time was itself nonsense (a clock set years
+          ahead, which central refused as from the future): it is forgotten, so such a clock cannot stop the meter's
+          readings for years.
+        - Return the RegisterJumpError of one whose registers fell, or rose more than ``max_power_w`` allows (the
+          refused run is counted: commit it). JUMP_CONFIRMATIONS refused readings in a row that are plausible after
+          one another are a real step (a meter swapped under the same serial, its registers restarted): the last of
+          them is taken, with METER_REPLACED, so central accepts it and counts no energy for the step.
+        - Else return the flags to add (0, or METER_REPLACED for a step taken)."""
+        key, new = f"last:{serial}", (sample.timestamp_ms, sample.import_wh, sample.export_wh)
+        text = self._get(key)
         added = 0
-        if last is not None:
-            jump = _jump(self.max_power_w, serial, tuple(int(v) for v in last.split(",")), new)
+        if text is not None:
+            last = tuple(int(v) for v in text.split(","))
+            if last[0] - MAX_STEP_BACK_MS <= new[0] < last[0]:
+                raise ClockBehindError(serial, last[0], new[0])
+            jump = _jump(self.max_power_w, serial, last, new)
             if jump is not None:
                 run_key = f"jump_run:{serial}"
                 run = self._get(run_key)
@@ -347,7 +345,7 @@ class Outbox:
                     self._set(run_key, ",".join(str(v) for v in (count, *new)))
                     return jump
                 added = int(Flags.METER_REPLACED)
-        self._conn.execute("DELETE FROM meta WHERE key = ?", (f"jump_run:{serial}",))
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (f"jump_run:{serial}",))
         self._set(key, ",".join(str(v) for v in new))
         return added
 
@@ -361,7 +359,6 @@ class Outbox:
                 jump = self._check_step(serial, sample)
                 if not isinstance(jump, RegisterJumpError):
                     flags |= jump
-                    self._advance_time(serial, sample.timestamp_ms)
                     if self.needs_sync:
                         self._conn.execute(
                             "INSERT INTO pending(meter_serial, timestamp_ms, import_wh, export_wh, power_w, flags)"
@@ -390,7 +387,6 @@ class Outbox:
                     jump = self._check_step(serial, s)
                     if isinstance(jump, RegisterJumpError):
                         raise jump  # the whole batch is rolled back
-                    self._advance_time(serial, s.timestamp_ms)
                     seqs.append(self._sign_into(
                         signer, serial, s.timestamp_ms, s.import_wh, s.export_wh, s.power_w, flags | jump
                     ))
