@@ -3,10 +3,11 @@ revoked, and submission of wallet-signed transactions the platform co-signs (``c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+from solders.account import Account
 from solders.instruction import Instruction
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
@@ -29,6 +30,20 @@ class Holding:
     wallet: Pubkey
     address: Pubkey
     account: TokenAccountInfo
+
+
+def _holder_account(mint: Pubkey, wallet: Pubkey, account: Account | None) -> TokenAccountInfo | None:
+    """``account`` decoded when it is ``wallet``'s Token-2022 account of ``mint``, else None."""
+    if account is None or account.owner != TOKEN_2022_PROGRAM_ID:
+        return None
+    info = decode_token_account(bytes(account.data))
+    return info if info.mint == mint and info.owner == wallet else None
+
+
+def to_thaw(accounts: Mapping[Pubkey, TokenAccountInfo | None]) -> set[Pubkey]:
+    """The wallets whose account a platform transfer or retirement thaws first (accounts are frozen at rest): frozen
+    now, or missing (a new account starts frozen)."""
+    return {wallet for wallet, account in accounts.items() if account is None or account.frozen}
 
 
 class CertificateLedger:
@@ -140,27 +155,26 @@ class CertificateLedger:
         accounts = await self.ledger.get_multiple_accounts(addresses)
         out = []
         for wallet, address, account in zip(unique, addresses, accounts, strict=True):
-            if account is None or account.owner != TOKEN_2022_PROGRAM_ID:
-                continue
-            info = decode_token_account(bytes(account.data))
-            if info.mint == mint and info.owner == wallet:
+            info = _holder_account(mint, wallet, account)
+            if info is not None:
                 out.append(Holding(wallet, address, info))
         return out
 
     async def balance(self, mint: Pubkey, wallet: Pubkey) -> int:
         return sum(h.account.amount for h in await self.holdings(mint, [wallet]))
 
-    async def accounts_to_thaw(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> set[Pubkey]:
-        """Those of ``wallets`` whose certificate account is frozen now, or missing (it will start frozen): the
-        accounts a platform transfer or retirement thaws first (accounts are frozen at rest). Raises ChainError when
-        the mint says it is revoked: the issuer thaws nothing of a revoked certificate, even if this database lost
-        the revocation (a restored backup)."""
-        info = await self.read_mint(mint)
-        metadata = info.metadata if info is not None else None
-        if metadata is not None and dict(metadata.additional).get(KEY_STATUS) == STATUS_REVOKED:
-            raise ChainError(f"certificate mint {mint} is revoked on chain")
-        thawed = {h.wallet for h in await self.holdings(mint, wallets) if not h.account.frozen}
-        return {w for w in wallets if w not in thawed}
+    async def holder_accounts(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> dict[Pubkey, TokenAccountInfo | None]:
+        """Each wallet's certificate account (None: it has none yet), read together with the mint in one call.
+        Raises ChainError when the mint says it is revoked: the issuer thaws nothing of a revoked certificate, even
+        if this database lost the revocation (a restored backup)."""
+        unique = list(dict.fromkeys(wallets))
+        found = await self.ledger.get_multiple_accounts([mint, *(instructions.holder_account(w, mint) for w in unique)])
+        mint_account = found[0]
+        if mint_account is not None and mint_account.owner == TOKEN_2022_PROGRAM_ID:
+            metadata = decode_mint(bytes(mint_account.data)).metadata
+            if metadata is not None and dict(metadata.additional).get(KEY_STATUS) == STATUS_REVOKED:
+                raise ChainError(f"certificate mint {mint} is revoked on chain")
+        return {w: _holder_account(mint, w, a) for w, a in zip(unique, found[1:], strict=True)}
 
     async def freeze_holders(self, mint: Pubkey, wallets: Sequence[Pubkey]) -> int:
         """Freeze every not-yet-frozen account of ``wallets``; returns how many were frozen now."""

@@ -35,7 +35,7 @@ from central.certificates.errors import (
     TooManyWaitingError,
 )
 from central.certificates.models import CertificateRecord, MeterInfo, RequestKind, Status, TxRequest, WindowExport
-from central.certificates.operations import CertificateLedger
+from central.certificates.operations import CertificateLedger, to_thaw
 from central.certificates.store import CertificateStore, Directory, GenerationSource
 from central.ledger import cosign
 
@@ -244,23 +244,34 @@ class CertificateService:
         if record.status is not Status.ACTIVE:
             raise CertificateStateError(f"certificate {record.id} is not issued yet")
 
-    async def _holder(self, record: CertificateRecord, user_id: UUID, amount_wh: int) -> str:
+    async def _room(self, user_id: UUID) -> None:
+        """Refuse a new request while the user has MAX_WAITING_REQUESTS waiting for the wallet (before any work)."""
+        if await self.store.waiting_requests(user_id, self._now()) >= MAX_WAITING_REQUESTS:
+            raise TooManyWaitingError(
+                f"{MAX_WAITING_REQUESTS} certificate transfers or retirements are waiting for your wallet's "
+                f"signature: sign one, or wait until they expire ({self.config.request_ttl_s} s after each was made)"
+            )
+
+    async def _holder(self, user_id: UUID, amount_wh: int) -> str:
+        """The wallet of the user who moves ``amount_wh`` (checked against the chain by ``_accounts``)."""
         if amount_wh <= 0:
             raise InvalidCertificateError("amount must be a positive number of Wh")
         wallet = await self.directory.wallet_of(user_id)
         if wallet is None:
             raise NotOwnerError("you have no linked wallet")
-        held = await self.chain.balance(Pubkey.from_string(record.mint), Pubkey.from_string(wallet))
-        if held < amount_wh:
-            raise NotOwnerError(f"your wallet holds {held} Wh of this certificate, not {amount_wh}")
         return wallet
 
+    async def _accounts(self, record: CertificateRecord, owner: Pubkey, amount_wh: int, *others: Pubkey) -> set[Pubkey]:
+        """One read of the chain: the owner holds ``amount_wh``; returns the accounts (of the owner and ``others``)
+        the transaction thaws first."""
+        accounts = await self.chain.holder_accounts(Pubkey.from_string(record.mint), [owner, *others])
+        account = accounts[owner]
+        held = account.amount if account is not None else 0
+        if held < amount_wh:
+            raise NotOwnerError(f"your wallet holds {held} Wh of this certificate, not {amount_wh}")
+        return to_thaw(accounts)
+
     async def _prepare(self, request: TxRequest, ixs: list[Instruction]) -> PreparedTransaction:
-        if await self.store.waiting_requests(request.user_id, request.created_at) >= MAX_WAITING_REQUESTS:
-            raise TooManyWaitingError(
-                f"{MAX_WAITING_REQUESTS} certificate transfers or retirements are waiting for your wallet's "
-                f"signature: sign one, or wait until they expire ({self.config.request_ttl_s} s after each was made)"
-            )
         message, last_valid = await self.chain.user_message(ixs)
         saved = replace(request, message=bytes(message), last_valid_block_height=last_valid)
         await self.store.save_request(saved)
@@ -278,7 +289,8 @@ class CertificateService:
         """Build the transfer of ``amount_wh`` to another user, named by id or by their linked wallet."""
         record = await self.store.get(certificate_id)
         self._check_usable(record)
-        wallet = await self._holder(record, user_id, amount_wh)
+        await self._room(user_id)
+        wallet = await self._holder(user_id, amount_wh)
         if (to_user_id is None) == (to_wallet is None):
             raise InvalidCertificateError("name the recipient by user id or by wallet, not both")
         if to_wallet is not None:
@@ -302,7 +314,7 @@ class CertificateService:
             fee_payer=self.chain.fee_payer,
             amount_wh=amount_wh,
             issuer=self.chain.issuer,
-            thaw=await self.chain.accounts_to_thaw(mint, [owner, recipient]),
+            thaw=await self._accounts(record, owner, amount_wh, recipient),
             reference=str(request_id),
         )
         now = self._now()
@@ -318,7 +330,8 @@ class CertificateService:
     ) -> PreparedTransaction:
         record = await self.store.get(certificate_id)
         self._check_usable(record)
-        wallet = await self._holder(record, user_id, amount_wh)
+        await self._room(user_id)
+        wallet = await self._holder(user_id, amount_wh)
         request_id = uuid4()
         mint, owner = Pubkey.from_string(record.mint), Pubkey.from_string(wallet)
         ixs = instructions.retire_instructions(
@@ -328,7 +341,7 @@ class CertificateService:
             amount_wh=amount_wh,
             retirement=retirement,
             issuer=self.chain.issuer,
-            thaw=await self.chain.accounts_to_thaw(mint, [owner]),
+            thaw=await self._accounts(record, owner, amount_wh),
             reference=str(request_id),
         )
         now = self._now()

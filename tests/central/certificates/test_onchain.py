@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 from central.certificates import instructions
 from central.certificates.errors import ChainError, InvalidCertificateError
 from central.certificates.metadata import KEY_REVOCATION_REASON, KEY_STATUS, STATUS_REVOKED, CertificateMetadata
+from central.certificates.operations import to_thaw
 from central.certificates.token2022 import TOKEN_2022_PROGRAM_ID, thaw_account
 from central.ledger import builder
 from central.ledger.errors import LedgerError
@@ -182,7 +183,7 @@ async def test_accounts_are_frozen_at_rest_so_a_certificate_moves_only_through_t
     meta = make_meta(energy_wh=1_000)
     mint = await chain_env.ops.issue(meta, prosumer.pubkey())
     wallets = [prosumer.pubkey(), consumer.pubkey()]
-    assert await chain_env.ops.accounts_to_thaw(mint, wallets) == set(wallets)  # issued frozen; a new one too
+    assert to_thaw(await chain_env.ops.holder_accounts(mint, wallets)) == set(wallets)  # issued frozen; a new one too
     await user_submit(chain_env, transfer(chain_env, mint, meta, prosumer, consumer, 400), prosumer)
     assert all(h.account.frozen for h in await chain_env.ops.holdings(mint, wallets))
     for owner, other in ((consumer, prosumer), (prosumer, consumer)):
@@ -241,7 +242,7 @@ async def test_revoke_freezes_holders_and_blocks_transfer_and_retire(chain_env: 
 
     for owner in (prosumer, consumer):
         with pytest.raises(ChainError):  # the platform thaws nothing of a revoked certificate
-            await chain_env.ops.accounts_to_thaw(mint, [owner.pubkey(), third.pubkey()])
+            await chain_env.ops.holder_accounts(mint, [owner.pubkey(), third.pubkey()])
         with pytest.raises(ChainError):  # and without a thaw the chain refuses
             await user_submit(chain_env, transfer(chain_env, mint, meta, owner, third, 1, thaw=False), owner)
         with pytest.raises(LedgerError):

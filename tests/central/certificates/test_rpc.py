@@ -12,6 +12,7 @@ from solders.keypair import Keypair
 from central.certificates import instructions
 from central.certificates.errors import ChainError
 from central.certificates.metadata import CertificateMetadata
+from central.certificates.operations import to_thaw
 from central.ledger.embedded import EmbeddedConfig, EmbeddedLedger
 from central.ledger.jsonrpc import RpcLimits, serve
 from central.ledger.rpc import RpcLedger
@@ -32,13 +33,13 @@ async def test_lifecycle_over_json_rpc(tmp_path: Path) -> None:
         transfer = instructions.transfer_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=prosumer.pubkey(), to_wallet=consumer.pubkey(),
             fee_payer=fee_payer.pubkey(), amount_wh=300, issuer=issuer.pubkey(),
-            thaw=await ops.accounts_to_thaw(mint, [prosumer.pubkey(), consumer.pubkey()]),
+            thaw=to_thaw(await ops.holder_accounts(mint, [prosumer.pubkey(), consumer.pubkey()])),
         )  # fmt: skip
         await user_submit(env, transfer, prosumer)
         retire = instructions.retire_instructions(
             mint, certificate_id=meta.certificate_id, owner_wallet=consumer.pubkey(), amount_wh=100,
             retirement=instructions.Retirement("B", "P", T0, T0 + timedelta(days=1)), issuer=issuer.pubkey(),
-            thaw=await ops.accounts_to_thaw(mint, [consumer.pubkey()]),
+            thaw=to_thaw(await ops.holder_accounts(mint, [consumer.pubkey()])),
         )  # fmt: skip
         await user_submit(env, retire, consumer)
         info = await ops.read_mint(mint)
