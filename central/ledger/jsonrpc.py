@@ -38,6 +38,7 @@ from solders.transaction import VersionedTransaction
 from central.ledger.embedded import ALREADY_PROCESSED, FAUCET_LAMPORTS, EmbeddedLedger
 from central.ledger.errors import (
     AirdropUnavailableError,
+    AlreadyProcessedError,
     BlockhashNotFoundError,
     LedgerError,
     TransactionFailedError,
@@ -145,6 +146,13 @@ async def get_latest_blockhash(ledger: EmbeddedLedger, _params: list[Any]) -> ob
             "value": {"blockhash": str(latest.blockhash), "lastValidBlockHeight": latest.last_valid_block_height}}
 
 
+def _preflight_failed(message: str, err: object, logs: list[str] | None = None) -> RpcError:
+    """A node's answer to a send its preflight refused: -32002 with the simulation's result."""
+    return RpcError(-32002, f"Transaction simulation failed: {message}",
+                    {"err": err, "logs": logs or [], "accounts": None, "unitsConsumed": 0, "returnData": None,
+                     "innerInstructions": None, "replacementBlockhash": None})
+
+
 async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
     cfg = config(params, 1)
     tx = _decode_tx(params, cfg)
@@ -152,18 +160,12 @@ async def send_transaction(ledger: EmbeddedLedger, params: list[Any]) -> object:
     try:
         sig = ledger.send(tx, skip_preflight=skip)
     except TransactionFailedError as e:
-        raise RpcError(-32002, f"Transaction simulation failed: {e.err}",
-                       {"err": e.err, "logs": list(e.logs), "accounts": None, "unitsConsumed": 0,
-                        "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
+        raise _preflight_failed(str(e.err), e.err, list(e.logs)) from None
     except BlockhashNotFoundError:
-        raise RpcError(-32002, "Transaction simulation failed: Blockhash not found",
-                       {"err": "BlockhashNotFound", "logs": [], "accounts": None, "unitsConsumed": 0,
-                        "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
+        raise _preflight_failed("Blockhash not found", "BlockhashNotFound") from None
+    except AlreadyProcessedError:  # a node's preflight answer to a duplicate (-32003 means a bad signature)
+        raise _preflight_failed("This transaction has already been processed", ALREADY_PROCESSED) from None
     except TransactionRejectedError as e:
-        if str(e) == ALREADY_PROCESSED:  # a node's preflight answer to a duplicate (-32003 means a bad signature)
-            raise RpcError(-32002, "Transaction simulation failed: This transaction has already been processed",
-                           {"err": ALREADY_PROCESSED, "logs": [], "accounts": None, "unitsConsumed": 0,
-                            "returnData": None, "innerInstructions": None, "replacementBlockhash": None}) from None
         raise RpcError(-32003, f"Transaction rejected: {e}") from None
     return str(sig)
 
