@@ -58,7 +58,10 @@ from central.ledger.rpc_params import (
     check_config,
     config,
     context,
+    envelope,
+    error_answer,
     invalid,
+    load_json,
     param,
     pubkey,
     u64,
@@ -356,37 +359,23 @@ async def _dispatch(ledger: EmbeddedLedger, handler: Handler | None, params: obj
     return await handler(ledger, params)
 
 
-def _error(code: int, message: str, rid: object = None) -> dict[str, object]:
-    return {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": rid}
-
-
 async def _call(ledger: EmbeddedLedger, methods: dict[str, Handler], req: object) -> dict[str, object]:
-    if (not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str)
-            or not (req.get("id") is None or isinstance(req.get("id"), str)
-                    or (isinstance(req.get("id"), int) and not isinstance(req.get("id"), bool)))):
-        return _error(-32600, "Invalid request")
-    rid = req.get("id")
-    method = req["method"]
-    params = req.get("params", [])
+    parts = envelope(req)
+    if parts is None:
+        return error_answer(-32600, "Invalid request")
+    rid, method, params = parts
     try:
         result = await _dispatch(ledger, methods.get(method), params)
         json.dumps(result)  # an unencodable result is this endpoint's bug: answered as an internal error below
     except RpcError as e:
-        err: dict[str, object] = {"code": e.code, "message": e.message}
-        if e.data is not None:
-            err["data"] = e.data
-        return {"jsonrpc": "2.0", "error": err, "id": rid}
+        return error_answer(e.code, e.message, rid, e.data)
     except LedgerError as e:
         log.warning("json-rpc %s failed: %s", method[:64], e)
-        return _error(-32603, f"Internal error: {e}", rid)
+        return error_answer(-32603, f"Internal error: {e}", rid)
     except Exception:  # no input may crash the endpoint: logged, answered in JSON-RPC form
         log.exception("json-rpc %s failed unexpectedly", method[:64])
-        return _error(-32603, "Internal error", rid)
+        return error_answer(-32603, "Internal error", rid)
     return {"jsonrpc": "2.0", "result": result, "id": rid}
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
 
 
 def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.Application:
@@ -397,18 +386,20 @@ def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response(_error(-32600, f"Invalid request: body larger than {limits.max_body_bytes} "
-                                                    "bytes"), status=413)
+            return web.json_response(
+                error_answer(-32600, f"Invalid request: body larger than {limits.max_body_bytes} bytes"), status=413
+            )
         try:
-            body = json.loads(raw, parse_constant=_reject_constant)
+            body = load_json(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
-            return web.json_response(_error(-32700, "Parse error"))
+            return web.json_response(error_answer(-32700, "Parse error"))
         if isinstance(body, list):
             if not body:
-                return web.json_response(_error(-32600, "Invalid request"))
+                return web.json_response(error_answer(-32600, "Invalid request"))
             if len(body) > limits.max_batch:
-                return web.json_response(_error(-32600, f"Invalid request: a batch holds at most {limits.max_batch} "
-                                                        "requests"))
+                return web.json_response(
+                    error_answer(-32600, f"Invalid request: a batch holds at most {limits.max_batch} requests")
+                )
             out = []
             for r in body:
                 out.append(await _call(ledger, methods, r))
@@ -421,15 +412,17 @@ def jsonrpc_app(ledger: EmbeddedLedger, limits: RpcLimits | None = None) -> web.
             return await answer(request)
         except Exception:  # never an HTTP 500 from this endpoint
             log.exception("json-rpc request failed unexpectedly")
-            return web.json_response(_error(-32603, "Internal error"))
+            return web.json_response(error_answer(-32603, "Internal error"))
 
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         if not web.WebSocketResponse().can_prepare(request).ok:
-            return web.json_response(_error(-32600, "Invalid request: POST a JSON-RPC request, or open a websocket "
-                                                    "for subscriptions"), status=405)
+            return web.json_response(
+                error_answer(-32600, "Invalid request: POST a JSON-RPC request, or open a websocket for subscriptions"),
+                status=405,
+            )
         return await pubsub(ledger, request, limits.max_body_bytes)
 
     app = web.Application(client_max_size=limits.max_body_bytes)

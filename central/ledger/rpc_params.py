@@ -6,6 +6,7 @@ refused, ``jsonParsed`` with the base64 fallback a node uses, ``dataSlice``)."""
 from __future__ import annotations
 
 import base64
+import json
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,35 @@ class RpcError(Exception):
         self.code = code
         self.message = message
         self.data = data
+
+
+def error_answer(code: int, message: str, rid: object = None, data: object = None) -> dict[str, object]:
+    """A JSON-RPC 2.0 error answer (HTTP endpoint and PubSub websocket alike)."""
+    err: dict[str, object] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "error": err, "id": rid}
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(raw: bytes | str) -> object:
+    """A request body as JSON (NaN and Infinity are not JSON); ValueError, UnicodeDecodeError or RecursionError
+    (absurdly nested) when it is not: answer ``error_answer(-32700, "Parse error")``."""
+    return json.loads(raw, parse_constant=_reject_constant)
+
+
+def envelope(req: object) -> tuple[object, str, object] | None:
+    """(id, method, params) of a well-formed JSON-RPC 2.0 request (a string, integer or null id), else None: answer
+    ``error_answer(-32600, "Invalid request")``."""
+    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str):
+        return None
+    rid = req.get("id")
+    if not (rid is None or isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool))):
+        return None
+    return rid, req["method"], req.get("params", [])
 
 
 def invalid(msg: str) -> RpcError:

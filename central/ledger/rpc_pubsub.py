@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,10 @@ from central.ledger.rpc_params import (
     account_json,
     check_config,
     config,
+    envelope,
+    error_answer,
     invalid,
+    load_json,
     param,
     pubkey,
     signature,
@@ -128,21 +130,20 @@ UNSUBSCRIBE = {"signatureUnsubscribe": "signature", "accountUnsubscribe": "accou
 
 def _answer(conn: _Connection, text: str) -> dict[str, object]:
     try:
-        req = json.loads(text)
+        req = load_json(text)
     except (ValueError, RecursionError):
-        return {"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": None}
-    rid = req.get("id") if isinstance(req, dict) else None
-    if (not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(req.get("method"), str)
-            or not (rid is None or isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool)))):
-        return {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid request"}, "id": None}
-    params = req.get("params", [])
+        return error_answer(-32700, "Parse error")
+    parts = envelope(req)
+    if parts is None:
+        return error_answer(-32600, "Invalid request")
+    rid, method, params = parts
     try:
-        result = conn.call(req["method"], params)
+        result = conn.call(method, params)
     except RpcError as e:
-        return {"jsonrpc": "2.0", "error": {"code": e.code, "message": e.message}, "id": rid}
+        return error_answer(e.code, e.message, rid)
     except Exception:  # no message may end the connection: logged, answered in JSON-RPC form
-        log.exception("pubsub %s failed unexpectedly", str(req["method"])[:64])
-        return {"jsonrpc": "2.0", "error": {"code": -32603, "message": "Internal error"}, "id": rid}
+        log.exception("pubsub %s failed unexpectedly", method[:64])
+        return error_answer(-32603, "Internal error", rid)
     return {"jsonrpc": "2.0", "result": result, "id": rid}
 
 
