@@ -213,7 +213,8 @@ def commit_rate(work: Path, n: int = 2000) -> None:
         t0 = time.perf_counter()
         for j in range(n // 10):
             ob.append_many(
-                [(f"BENCH-{k:02d}", MeterSample(1_700_000_000_000 + n + j, j, j, 1), 0) for k in range(10)], signer
+                [(f"BENCH-{k:02d}", MeterSample(1_700_000_000_000 + n + j, n + j, n + j, 1), 0) for k in range(10)],
+                signer,
             )
         batched = n / (time.perf_counter() - t0)
     finally:
